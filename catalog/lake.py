@@ -1,0 +1,241 @@
+"""The data lake: one Delta Lake table per entity, and the commit protocol across tables.
+
+Every write goes through :meth:`Lake.transaction`: it takes the lake's writer lock, appends
+the data tables (rows carry the new ``ingest_id``) and commits by appending one row to
+``ingests`` last. Views show only rows of live ingests (committed and not superseded), so a
+crash between the writes leaves nothing visible; ``Lake.doctor`` removes such orphans.
+The lake's version is the Delta version of ``ingests``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import fcntl
+import json
+import os
+import re
+import secrets
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from deltalake import DeltaTable, write_deltalake
+
+from .errors import GccatError, LakeLockedError
+from .schemas import INGESTS, TABLES
+
+MARKER = ".gccat-lake.json"
+LOCK = ".gccat-writer.lock"
+LAKE_FORMAT = 1
+_SIMPLE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+def gccat_version() -> str:
+    try:
+        return version("gc-catalog")
+    except PackageNotFoundError:  # running from a source tree
+        return "0+unknown"
+
+
+def check_name(value: str, what: str) -> str:
+    """Refuse a name that could become an unsafe path (``../x``, ``a/b``, empty, too long)."""
+    if not isinstance(value, str) or not _SIMPLE_NAME.match(value) or ".." in value:
+        raise GccatError(f"{what} '{value}' is not a simple name (letters, digits, _ . -; "
+                         "at most 64 characters, not starting with a dot)")
+    return value
+
+
+def default_lake_path() -> Path:
+    """``$GCCAT_LAKE`` if set, else ``./data_lake``."""
+    return Path(os.environ.get("GCCAT_LAKE", "data_lake"))
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+@dataclass
+class Transaction:
+    """One atomic write to the lake: data tables first, then the ``ingests`` row."""
+
+    lake: Lake
+    ingest_id: str
+    kind: str
+    started_at: dt.datetime
+    written: dict[str, int] = field(default_factory=dict)
+    committed: bool = False
+
+    def append(self, table: str, data: pa.Table) -> None:
+        """Append rows (their ``ingest_id`` must be this transaction's) to a data table."""
+        if data.num_rows == 0:
+            return
+        self.written[table] = self.lake._append(table, data)
+
+    def commit(self, *, name=None, field_id=None, source_path=None, sha256=None, n_rows=0,
+               n_photometry=0, command="", supersedes=(), options=None, warnings=()) -> int:
+        """Append the ``ingests`` row: the single commit point. Returns the lake version."""
+        opts = dict(options or {})
+        opts["table_versions"] = self.written
+        row = pa.table({
+            "ingest_id": [self.ingest_id], "kind": [self.kind], "name": [name],
+            "field_id": [field_id], "source_path": [None if source_path is None else str(source_path)],
+            "sha256": [sha256], "n_rows": [n_rows], "n_photometry": [n_photometry],
+            "started_at": [self.started_at], "committed_at": [_now()], "command": [command],
+            "gccat_version": [gccat_version()], "supersedes": [list(supersedes)],
+            "options": [json.dumps(opts, default=str)], "warnings": [list(warnings)],
+        }, schema=INGESTS)
+        version_ = self.lake._append("ingests", row)
+        self.committed = True
+        return version_
+
+
+class Lake:
+    """A gccat data lake at ``root`` (a directory holding one Delta table per entity).
+
+    Parameters
+    ----------
+    root : path
+        The lake directory. It must have been created by :meth:`Lake.create` (``gccat init``).
+    """
+
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root).resolve()
+        marker = self.root / MARKER
+        if not marker.is_file():
+            raise GccatError(f"{root} is not a gccat lake (no {MARKER}); create one with "
+                             "'gccat init --lake PATH'")
+        self.meta = json.loads(marker.read_text())
+
+    # -- creation and layout -------------------------------------------------------------
+    @classmethod
+    def create(cls, root: str | os.PathLike) -> Lake:
+        """Create an empty lake (idempotent: an existing lake is opened and gains new tables)."""
+        root = Path(root)
+        if root.exists() and not root.is_dir():
+            raise GccatError(f"{root} exists and is not a directory")
+        if root.is_dir() and not (root / MARKER).exists():
+            stray = [p.name for p in root.iterdir() if p.name not in {"README.md", ".gitignore"}]
+            if stray:
+                raise GccatError(f"{root} is a non-empty directory that is not a gccat lake "
+                                 f"(holds {stray[0]!r}); choose an empty or new directory")
+        root.mkdir(parents=True, exist_ok=True)
+        for name, (schema, parts) in TABLES.items():
+            path = root / name
+            if not DeltaTable.is_deltatable(str(path)):
+                DeltaTable.create(str(path), schema, partition_by=parts or None, name=name,
+                                  description=f"gccat {name} table")
+        marker = root / MARKER
+        if not marker.exists():
+            marker.write_text(json.dumps({"format": LAKE_FORMAT, "created_by": gccat_version(),
+                                          "created_at": _now().isoformat()}, indent=1))
+        return cls(root)
+
+    def table_path(self, table: str) -> Path:
+        if table not in TABLES:
+            raise GccatError(f"unknown table '{table}'; tables are {', '.join(TABLES)}")
+        return self.root / table
+
+    def delta(self, table: str, version: int | None = None) -> DeltaTable:
+        try:
+            return DeltaTable(str(self.table_path(table)), version=version)
+        except GccatError:
+            raise
+        except Exception as exc:  # deltalake raises its own types for missing versions
+            raise GccatError(f"cannot open table '{table}'"
+                             + (f" at version {version}" if version is not None else "")
+                             + f": {str(exc).splitlines()[0]}") from exc
+
+    def version(self) -> int:
+        """The lake's version: the Delta version of ``ingests`` (one per commit)."""
+        return self.delta("ingests").version()
+
+    def files(self, table: str, version: int | None = None) -> list[str]:
+        """Absolute paths of the Parquet files of a table's current (or given) version."""
+        return [u.removeprefix("file://") for u in self.delta(table, version).file_uris()]
+
+    def check_version(self, as_of: int | None) -> int:
+        """The lake version to read: ``as_of`` if it exists, else the latest."""
+        latest = self.version()
+        if as_of is None:
+            return latest
+        if not 0 <= as_of <= latest:
+            raise GccatError(f"lake version {as_of} does not exist (versions are 0 to {latest})")
+        return as_of
+
+    # -- reading -------------------------------------------------------------------------
+    def read(self, table: str, version: int | None = None) -> pa.Table:
+        """All rows of a table's files (live or not) as Arrow."""
+        return self.delta(table, version).to_pyarrow_table()
+
+    def ingests(self, as_of: int | None = None) -> pa.Table:
+        """Live ingests at a lake version: committed and not superseded."""
+        t = self.read("ingests", self.check_version(as_of))
+        gone = set(pc.list_flatten(t["supersedes"]).to_pylist())
+        if gone:
+            t = t.filter(pc.invert(pc.is_in(t["ingest_id"], pa.array(sorted(gone)))))
+        return t
+
+    # -- writing -------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def lock(self, timeout_s: float = 600.0) -> Iterator[None]:
+        """The writer lock: one writing process at a time; others wait up to ``timeout_s``."""
+        fh = open(self.root / LOCK, "a+")  # noqa: SIM115 - held for the block
+        try:
+            deadline = time.monotonic() + timeout_s
+            while True:
+                try:
+                    fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise LakeLockedError(f"{self.root}: another gccat process is writing; "
+                                              f"gave up after {timeout_s:.0f} s") from None
+                    time.sleep(0.05)
+            yield
+        finally:
+            fh.close()
+
+    @contextlib.contextmanager
+    def transaction(self, kind: str, lock_timeout_s: float = 600.0) -> Iterator[Transaction]:
+        """Open an atomic write. Data appended but not committed stays invisible."""
+        with self.lock(lock_timeout_s):
+            ingest_id = _now().strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(4)
+            yield Transaction(self, ingest_id, kind, _now())
+
+    def _append(self, table: str, data: pa.Table) -> int:
+        schema, parts = TABLES[table]
+        data = data.select(schema.names).cast(schema)
+        write_deltalake(str(self.table_path(table)), data, mode="append",
+                        partition_by=parts or None)
+        return self.delta(table).version()
+
+    def doctor(self, clean: bool = False) -> dict[str, int]:
+        """Count (and with ``clean``, delete) rows whose ingest never committed.
+
+        Returns the number of orphan rows per table.
+        """
+        committed = set(self.read("ingests")["ingest_id"].to_pylist())
+        found: dict[str, int] = {}
+        with self.lock():
+            for table in TABLES:
+                if table == "ingests":
+                    continue
+                ids = self.read(table)["ingest_id"]
+                orphan = sorted(set(pc.unique(ids).to_pylist()) - committed)
+                if not orphan:
+                    continue
+                found[table] = int(pc.sum(pc.is_in(ids, pa.array(orphan))).as_py())
+                if clean:
+                    lst = ", ".join("'" + o.replace("'", "") + "'" for o in orphan)
+                    self.delta(table).delete(f"ingest_id IN ({lst})")
+        return found
+
+
+def open_lake(root: str | os.PathLike | None = None) -> Lake:
+    """Open the lake at ``root`` (default: ``$GCCAT_LAKE`` or ``./data_lake``)."""
+    return Lake(default_lake_path() if root is None else root)

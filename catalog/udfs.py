@@ -1,0 +1,82 @@
+"""Python UDFs for DuckDB, all registered in :func:`register_udfs`.
+
+Each UDF is a pure, typed numpy function from :mod:`catalog.photometry` or
+:mod:`catalog.spatial`; this module only adapts Arrow vectors to numpy and back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from . import photometry, spatial
+
+try:
+    from duckdb.sqltypes import BIGINT, DOUBLE, INTEGER, VARCHAR
+except ImportError:  # duckdb < 1.4
+    from duckdb.typing import BIGINT, DOUBLE, INTEGER, VARCHAR
+
+
+def _np(arr: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    if pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type):
+        return np.asarray(arr.to_pylist(), dtype=object)
+    if pa.types.is_integer(arr.type) and arr.null_count == 0:
+        return arr.to_numpy()
+    return arr.cast(pa.float64()).to_numpy(zero_copy_only=False)
+
+
+def _vectorised(fn: Callable[..., np.ndarray], n_args: int, out_type: pa.DataType):
+    def call(*cols):
+        out = fn(*(_np(c) for c in cols))
+        return pa.array(out, type=out_type, from_pandas=True)  # NaN -> NULL
+
+    # DuckDB reads the arity from the signature, so give each arity its own function.
+    udf = {1: lambda a: call(a), 2: lambda a, b: call(a, b), 3: lambda a, b, c: call(a, b, c),
+           4: lambda a, b, c, d: call(a, b, c, d)}[n_args]
+    udf.__name__ = fn.__name__
+    udf.__doc__ = fn.__doc__
+    return udf
+
+
+def to_njy(value: np.ndarray, unit: np.ndarray) -> np.ndarray:
+    """Flux density in nJy of ``value`` given in ``unit`` (nJy, uJy, mJy, Jy or AB mag)."""
+    out = np.full(len(value), np.nan)
+    for u in set(unit.tolist()) - {None}:
+        kind, factor = photometry.parse_unit(u)
+        sel = unit == u
+        out[sel] = photometry.abmag_to_flux(value[sel]) if kind == "mag" else value[sel] * factor
+    return out
+
+
+def healpix_at_order(healpix29: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """NESTED HEALPix index at ``order`` (<= 29) from an order-29 index."""
+    return np.right_shift(healpix29.astype(np.int64), 2 * (29 - order.astype(np.int64)))
+
+
+#: name -> (numpy function, argument types, return type)
+UDFS: dict[str, tuple[Callable, list, object]] = {
+    "flux_to_abmag": (photometry.flux_to_abmag, [DOUBLE], DOUBLE),
+    "abmag_to_flux": (photometry.abmag_to_flux, [DOUBLE], DOUBLE),
+    "flux_err_to_mag_err": (photometry.flux_err_to_mag_err, [DOUBLE, DOUBLE], DOUBLE),
+    "mag_err_to_flux_err": (photometry.mag_err_to_flux_err, [DOUBLE, DOUBLE], DOUBLE),
+    "to_njy": (to_njy, [DOUBLE, VARCHAR], DOUBLE),
+    "ang_sep_arcsec": (spatial.separation_arcsec, [DOUBLE, DOUBLE, DOUBLE, DOUBLE], DOUBLE),
+    "healpix29": (spatial.healpix29, [DOUBLE, DOUBLE], BIGINT),
+    "healpix_at_order": (healpix_at_order, [BIGINT, INTEGER], BIGINT),
+}
+
+_ARROW_OUT = {DOUBLE: pa.float64(), BIGINT: pa.int64()}
+
+UDF_DOCS = {name: (fn.__doc__ or "").strip().splitlines()[0] for name, (fn, _, _) in UDFS.items()}
+
+
+def register_udfs(con: duckdb.DuckDBPyConnection) -> None:
+    """Register every gccat UDF on ``con`` (vectorised Arrow UDFs, no side effects)."""
+    for name, (fn, args, ret) in UDFS.items():
+        con.create_function(name, _vectorised(fn, len(args), _ARROW_OUT[ret]), args, ret, type="arrow",
+                            null_handling="special", side_effects=False)

@@ -1,0 +1,147 @@
+"""``connect``: a DuckDB connection with the lake's views and gccat's UDFs.
+
+Each lake table appears as ``raw_<table>`` (every row of its committed Parquet files); the
+views in ``sql/`` build on those, showing only rows of live ingests. A view file starts with
+``-- description`` lines; ``{placeholders}`` in it are filled from the lake (e.g. the bands).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from importlib import resources
+
+import duckdb
+import pyarrow as pa
+
+from .errors import GccatError
+from .lake import Lake, open_lake
+from .schemas import TABLES
+from .udfs import register_udfs
+
+_DUCK_TYPES = {
+    pa.string(): "VARCHAR", pa.float64(): "DOUBLE", pa.int64(): "BIGINT", pa.int32(): "INTEGER",
+    pa.bool_(): "BOOLEAN", pa.timestamp("us", tz="UTC"): "TIMESTAMPTZ",
+    pa.list_(pa.string()): "VARCHAR[]", pa.list_(pa.float64()): "DOUBLE[]",
+}
+_READ_ONLY_STATEMENTS = {"SELECT", "EXPLAIN"}
+
+
+def _quote(s: str) -> str:
+    return "'" + s.replace("'", "''") + "'"
+
+
+def view_files() -> dict[str, str]:
+    """The view definitions shipped in ``sql/``: view name -> SQL text."""
+    out = {}
+    for entry in resources.files("catalog.sql").iterdir():
+        if entry.name.endswith(".sql"):
+            out[entry.name[:-4]] = entry.read_text()
+    return dict(sorted(out.items()))
+
+
+def view_description(sql: str) -> str:
+    """The leading ``--`` comment of a view file, joined into one line."""
+    lines = []
+    for line in sql.splitlines():
+        if not line.startswith("--"):
+            break
+        lines.append(line[2:].strip())
+    return " ".join(lines)
+
+
+def _raw_view_sql(name: str, files: list[str]) -> str:
+    schema, parts = TABLES[name]
+    if not files:
+        cols = ", ".join(f"CAST(NULL AS {_DUCK_TYPES[f.type]}) AS \"{f.name}\"" for f in schema)
+        return f"CREATE OR REPLACE VIEW raw_{name} AS SELECT {cols} WHERE false"
+    cols = ", ".join(f'"{f.name}"' for f in schema)
+    hive = ", hive_partitioning=true, hive_types={" + ", ".join(
+        f"'{p}': VARCHAR" for p in parts) + "}" if parts else ", hive_partitioning=false"
+    flist = "[" + ", ".join(_quote(f) for f in files) + "]"
+    return f"CREATE OR REPLACE VIEW raw_{name} AS SELECT {cols} FROM read_parquet({flist}{hive})"
+
+
+def _band_columns(con: duckdb.DuckDBPyConnection) -> str:
+    bands = [r[0] for r in con.execute(
+        "SELECT p.band FROM (SELECT DISTINCT band FROM raw_photometry "
+        " WHERE ingest_id IN (SELECT ingest_id FROM live_ingests)) p "
+        "LEFT JOIN raw_bands b USING (band) GROUP BY p.band ORDER BY min(b.pivot_um), p.band"
+    ).fetchall()]
+    cols = []
+    for b in bands:
+        if not re.fullmatch(r"\w+", b):
+            continue
+        sel = f"band = {_quote(b)}"
+        cols += [f"max(flux_njy) FILTER (WHERE {sel}) AS flux_{b}",
+                 f"max(flux_err_njy) FILTER (WHERE {sel}) AS fluxerr_{b}",
+                 f"flux_to_abmag(max(flux_njy) FILTER (WHERE {sel})) AS mag_{b}",
+                 f"flux_err_to_mag_err(max(flux_njy) FILTER (WHERE {sel}), "
+                 f"max(flux_err_njy) FILTER (WHERE {sel})) AS magerr_{b}"]
+    return ",\n       ".join(cols) if cols else "NULL::DOUBLE AS no_photometry"
+
+
+def connect(lake: Lake | str | os.PathLike | None = None, as_of: int | None = None,
+            read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection over the lake's committed files, with views and UDFs.
+
+    Parameters
+    ----------
+    lake : Lake or path, optional
+        The lake (default: ``$GCCAT_LAKE`` or ``./data_lake``).
+    as_of : int, optional
+        Lake version to read (default: the latest); see ``gccat tables``.
+    read_only : bool
+        Lock the connection so it can read only the lake's files and write nothing
+        (used by ``gccat sql``; statements still need :func:`check_read_only_sql`).
+    """
+    lake = lake if isinstance(lake, Lake) else open_lake(lake)
+    version = lake.check_version(as_of)
+    con = duckdb.connect(":memory:")
+    register_udfs(con)
+    for name in TABLES:
+        files = lake.files(name, version if name == "ingests" else None)
+        con.execute(_raw_view_sql(name, files))
+    con.execute(f"CREATE TABLE lake_info AS SELECT {version} AS lake_version, "
+                f"{_quote(str(lake.root))} AS lake_root, {lake.version()} AS latest_version")
+    pending = view_files()
+    fills: dict[str, str] = {}
+    while pending:
+        progress = False
+        errors = {}
+        for name, sql in list(pending.items()):
+            if "{band_columns}" in sql and "band_columns" not in fills:
+                try:
+                    fills["band_columns"] = _band_columns(con)
+                except duckdb.CatalogException as exc:
+                    errors[name] = exc
+                    continue
+            try:
+                con.execute(sql.format(**fills) if "{" in sql else sql)
+            except duckdb.CatalogException as exc:  # depends on a view not yet made
+                errors[name] = exc
+                continue
+            del pending[name]
+            progress = True
+        if not progress:
+            name, exc = next(iter(errors.items()))
+            raise RuntimeError(f"view {name} cannot be created: {exc}")
+    if read_only:
+        con.execute("SET allowed_directories = [" + _quote(str(lake.root) + os.sep) + "]")
+        con.execute("SET enable_external_access = false")
+        con.execute("SET lock_configuration = true")
+    return con
+
+
+def check_read_only_sql(con: duckdb.DuckDBPyConnection, query: str) -> None:
+    """Refuse anything but SELECT/EXPLAIN statements (no COPY, ATTACH, CREATE, SET, ...)."""
+    try:
+        statements = con.extract_statements(query)
+    except duckdb.Error as exc:
+        raise GccatError(f"SQL does not parse: {str(exc).splitlines()[0]}") from None
+    if not statements:
+        raise GccatError("no SQL statement given")
+    for st in statements:
+        kind = st.type.name
+        if kind not in _READ_ONLY_STATEMENTS:
+            raise GccatError(f"gccat sql is read-only: {kind} statements are not allowed")

@@ -1,0 +1,1 @@
+"""Readers, column mapping and ingestion of catalogs into the gccat lake."""

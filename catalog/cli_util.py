@@ -1,0 +1,98 @@
+"""Shared pieces of the typer commands: the --lake option, error handling, table printing."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import pyarrow as pa
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from .errors import GccatError
+
+# Off a terminal (pipes, CI logs) tables get room instead of rich's 80-column default.
+console = Console(width=None if sys.stdout.isatty() else 200)
+err_console = Console(stderr=True)
+
+LakeOpt = Annotated[Path, typer.Option("--lake", envvar="GCCAT_LAKE",
+                                       help="Lake root directory (or $GCCAT_LAKE).")]
+AsOfOpt = Annotated[int | None, typer.Option("--as-of", help="Read the lake as of this version.")]
+DEFAULT_LAKE = Path("data_lake")
+
+
+def handle_errors(fn):
+    """Turn a GccatError into one line on stderr and exit code 2 (no traceback)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except GccatError as exc:
+            err_console.print(f"gccat: error: {exc}", markup=False, highlight=False,
+                              soft_wrap=True)
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            err_console.print("gccat: interrupted; the lake keeps its last committed version")
+            raise typer.Exit(130) from None
+
+    return wrapper
+
+
+def command(app: typer.Typer, name: str | None = None, **kwargs):
+    """``app.command`` plus :func:`handle_errors`."""
+
+    def deco(fn):
+        return app.command(name, **kwargs)(handle_errors(fn))
+
+    return deco
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    return str(v)
+
+
+def print_table(t: pa.Table, title: str | None = None, max_rows: int = 40) -> None:
+    """Print an Arrow table as a rich table (first ``max_rows`` rows)."""
+    table = Table(title=title, show_lines=False, header_style="bold")
+    for name in t.column_names:
+        table.add_column(name, overflow="ellipsis", no_wrap=True, max_width=40)
+    for row in t.slice(0, max_rows).to_pylist():
+        table.add_row(*(_fmt(row[c]) for c in t.column_names))
+    console.print(table)
+    if t.num_rows > max_rows:
+        console.print(f"... {t.num_rows - max_rows} more rows ({t.num_rows} in all; "
+                      "use --output to save them)")
+    elif not sys.stdout.isatty():
+        console.print(f"({t.num_rows} rows)")
+
+
+class StageProgress:
+    """A rich progress bar driven by ``progress(stage, fraction)`` callbacks."""
+
+    def __init__(self, label: str):
+        self.progress = Progress(TextColumn("{task.description}"), BarColumn(),
+                                 TextColumn("{task.percentage:>3.0f}%"), TimeElapsedColumn(),
+                                 console=err_console, transient=True)
+        self.label = label
+        self.task = None
+
+    def __enter__(self):
+        self.progress.__enter__()
+        self.task = self.progress.add_task(self.label, total=1.0)
+        return self
+
+    def __call__(self, stage: str, fraction: float) -> None:
+        self.progress.update(self.task, completed=fraction,
+                             description=f"{self.label}: {stage}")
+
+    def __exit__(self, *exc):
+        return self.progress.__exit__(*exc)

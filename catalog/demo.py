@@ -1,0 +1,72 @@
+"""``gccat demo``: a lake built from the bundled published tables, and a tour of it."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import pyarrow as pa
+
+from .lake import Lake
+from .views import connect
+
+#: The bundled tables: (file, field, catalog name, ingest options, source).
+DEMO_CATALOGS = [
+    ("smacs0723_faisst2022_star_clusters.csv", "smacs0723", "faisst2022_star_clusters",
+     {"mw_corrected": True}, "Faisst et al. 2022, ApJL 941, L11, Table 1"),
+    ("abell2744_glass_sedz_galaxies.csv", "abell2744_glass", "glass_sedz_galaxies",
+     {}, "Dressler et al. 2023 (GLASS-JWST XVII), Table 1"),
+]
+FIELDS_FILE = "cluster_fields.csv"
+
+SAMPLE_QUERY = """\
+SELECT source_id, round(mag_F150W, 2) AS mag_F150W,
+       round(F150W_minus_F200W, 2) AS F150W_minus_F200W,
+       round(F277W_minus_F444W, 2) AS F277W_minus_F444W
+FROM (SELECT w.source_id, w.mag_F150W,
+             w.mag_F150W - w.mag_F200W AS F150W_minus_F200W,
+             w.mag_F277W - w.mag_F444W AS F277W_minus_F444W
+      FROM photometry_wide w WHERE w.field_id = 'smacs0723')
+WHERE mag_F150W IS NOT NULL
+ORDER BY mag_F150W LIMIT 8"""
+
+CROSS_FIELD_QUERY = """\
+SELECT field_id, count(*) AS n_sources, round(median(mag_F444W), 2) AS median_mag_F444W,
+       round(min(mag_F444W), 2) AS brightest_F444W
+FROM photometry_wide GROUP BY field_id ORDER BY field_id"""
+
+
+def bundled(name: str) -> Path:
+    """Path of a bundled data file."""
+    return Path(str(resources.files("catalog.data") / name))
+
+
+@dataclass
+class DemoResult:
+    lake: Lake
+    summary: pa.Table
+    cross_field: pa.Table
+    sample: pa.Table
+    reports: list
+
+
+def build_demo(root: str | os.PathLike, progress=None) -> DemoResult:
+    """Create (or update) a demo lake at ``root`` from the bundled tables and query it."""
+    from ingest.catalog import ingest_catalog, ingest_fields
+
+    lake = Lake.create(root)
+    reports = [ingest_fields(lake, bundled(FIELDS_FILE), command="gccat demo")]
+    for fname, field_id, name, opts, _ in DEMO_CATALOGS:
+        reports.append(ingest_catalog(lake, bundled(fname), field_id=field_id, name=name,
+                                      command="gccat demo", progress=progress, **opts))
+    con = connect(lake)
+    try:
+        summary = con.sql("SELECT field_id, name, z_cluster, n_detections, n_bands, "
+                          "median_mag_ab FROM field_summary").fetch_arrow_table()
+        cross = con.sql(CROSS_FIELD_QUERY).fetch_arrow_table()
+        sample = con.sql(SAMPLE_QUERY).fetch_arrow_table()
+    finally:
+        con.close()
+    return DemoResult(lake, summary, cross, sample, reports)

@@ -1,0 +1,73 @@
+"""``gccat ingest ...``: thin typer wrappers over :mod:`ingest.catalog`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from catalog.cli_util import DEFAULT_LAKE, LakeOpt, StageProgress, command, console, err_console
+from catalog.lake import open_lake
+
+from .catalog import IngestReport, ingest_bands, ingest_catalog, ingest_fields
+
+app = typer.Typer(help="Load catalogs, fields and bands into the lake.", no_args_is_help=True)
+
+
+def _report(r: IngestReport, what: str) -> None:
+    for w in r.warnings:
+        err_console.print(f"gccat: warning: {w}", markup=False, highlight=False)
+    if r.skipped:
+        console.print(f"{what}: already ingested as {r.ingest_id} (same file); nothing to do. "
+                      f"Lake version {r.lake_version}.")
+        return
+    extra = f", {r.n_photometry} photometry rows in {len(r.bands)} bands" if r.n_photometry else ""
+    sup = f", superseding {', '.join(r.superseded)}" if r.superseded else ""
+    console.print(f"{what}: {r.n_rows} rows{extra} committed as ingest {r.ingest_id}{sup}; "
+                  f"lake version {r.lake_version}.")
+
+
+@command(app, "catalog")
+def catalog_cmd(
+    file: Annotated[Path, typer.Argument(help="CSV, ECSV, FITS, VOTable or Parquet catalog.")],
+    field: Annotated[str, typer.Option("--field", help="Field id (e.g. smacs0723).")],
+    name: Annotated[str, typer.Option("--name", help="Catalog name, unique in the field.")],
+    mapping: Annotated[Path | None, typer.Option(
+        "--mapping", help="TOML column mapping (default: inferred from column names).")] = None,
+    replace: Annotated[bool, typer.Option(
+        "--replace", help="Supersede an earlier ingest of this name, in one commit.")] = False,
+    z: Annotated[float | None, typer.Option(
+        "--z", help="Redshift for sources without one in the catalog.")] = None,
+    flux_unit: Annotated[str, typer.Option(
+        "--flux-unit", help="Unit of flux columns that declare none: nJy, uJy, mJy, Jy.")] = "nJy",
+    mw_corrected: Annotated[bool, typer.Option(
+        "--mw-corrected", help="Fluxes are already corrected for Milky Way extinction.")] = False,
+    lake: LakeOpt = DEFAULT_LAKE,
+):
+    """Ingest a catalog of sources and their multi-band photometry (fluxes stored in nJy)."""
+    lk = open_lake(lake)
+    with StageProgress(f"ingest {file.name}") as progress:
+        r = ingest_catalog(lk, file, field_id=field, name=name, mapping_file=mapping,
+                           replace=replace, z=z, flux_unit=flux_unit, mw_corrected=mw_corrected,
+                           progress=progress)
+    _report(r, f"{field}/{name}")
+
+
+@command(app, "fields")
+def fields_cmd(
+    file: Annotated[Path, typer.Argument(help="Table of fields (cluster_fields.csv layout).")],
+    lake: LakeOpt = DEFAULT_LAKE,
+):
+    """Ingest cluster fields: centres, redshifts, Milky Way E(B-V), scales and bands."""
+    _report(ingest_fields(open_lake(lake), file), f"fields from {file.name}")
+
+
+@command(app, "bands")
+def bands_cmd(
+    names: Annotated[list[str] | None, typer.Argument(
+        help="Filters to register (default: all JWST/HST filters gccat knows).")] = None,
+    lake: LakeOpt = DEFAULT_LAKE,
+):
+    """Register filters with pivot wavelengths from their astro-sedpy curves."""
+    _report(ingest_bands(open_lake(lake), names), "bands")

@@ -10,6 +10,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from .lake import Lake
+from .query import run_sql
 from .views import connect
 
 #: The bundled tables: (file, field, catalog name, ingest options, source).
@@ -63,10 +64,10 @@ def build_demo(root: str | os.PathLike, progress=None) -> DemoResult:
                                       command="gccat demo", progress=progress, **opts))
     con = connect(lake)
     try:
-        summary = con.sql("SELECT field_id, name, z_cluster, n_detections, n_bands, "
-                          "median_mag_ab FROM field_summary").fetch_arrow_table()
-        cross = con.sql(CROSS_FIELD_QUERY).fetch_arrow_table()
-        sample = con.sql(SAMPLE_QUERY).fetch_arrow_table()
+        summary = run_sql(con, "SELECT field_id, name, z_cluster, n_detections, n_bands, "
+                          "median_mag_ab FROM field_summary")
+        cross = run_sql(con, CROSS_FIELD_QUERY)
+        sample = run_sql(con, SAMPLE_QUERY)
     finally:
         con.close()
     return DemoResult(lake, summary, cross, sample, reports)

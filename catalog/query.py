@@ -15,12 +15,18 @@ from .views import check_read_only_sql
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
+def to_arrow(relation: duckdb.DuckDBPyRelation) -> pa.Table:
+    """A DuckDB relation's rows as an Arrow table (``to_arrow_table`` on newer DuckDB)."""
+    fetch = getattr(relation, "to_arrow_table", None) or relation.fetch_arrow_table
+    return fetch()
+
+
 def run_sql(con: duckdb.DuckDBPyConnection, query: str, read_only: bool = True) -> pa.Table:
     """Run a query and return its result as Arrow; SQL errors become :class:`GccatError`."""
     if read_only:
         check_read_only_sql(con, query)
     try:
-        return con.sql(query).fetch_arrow_table()
+        return to_arrow(con.sql(query))
     except duckdb.Error as exc:
         raise GccatError(f"SQL error: {str(exc).strip().splitlines()[0]}") from None
 

@@ -21,6 +21,7 @@ from catalog import bands as bandreg
 from catalog.errors import GccatError
 from catalog.lake import Lake, check_name
 from catalog.photometry import abmag_to_flux, mag_err_to_flux_err
+from catalog.query import to_arrow
 from catalog.schemas import DETECTIONS, FIELDS, PHOTOMETRY, QUALITY_ZERO_ERROR
 from catalog.spatial import healpix29
 
@@ -224,7 +225,7 @@ def _extras(raw: RawTable, m: ColumnMapping) -> pa.Array | None:
     sel = ", ".join(f'"{c}"' for c in cols)
     con = duckdb.connect()
     con.register("extra", raw.table.select(cols))
-    out = con.sql(f"SELECT to_json(struct_pack({sel})) AS j FROM extra").fetch_arrow_table()
+    out = to_arrow(con.sql(f"SELECT to_json(struct_pack({sel})) AS j FROM extra"))
     return out["j"].combine_chunks().cast(pa.string())
 
 

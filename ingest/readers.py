@@ -148,6 +148,8 @@ def astropy_to_arrow(t) -> pa.Table:
         mask = np.asarray(getattr(col, "mask", np.zeros(len(col), bool)), dtype=bool)
         if data.ndim > 1:
             continue  # vector columns are not catalog columns gccat maps
+        if data.dtype.byteorder not in "=|":  # FITS is big-endian; Arrow wants native
+            data = data.astype(data.dtype.newbyteorder("="))
         if data.dtype.kind == "S":
             data = np.char.decode(data, "utf-8", errors="replace")
         if data.dtype.kind in "US":

@@ -42,6 +42,15 @@ def _save(table, output: Path, query: str, lake: Lake, version: int, overwrite: 
     err_console.print(f"wrote {table.num_rows} rows to {output}")
 
 
+def _reader(lake: Path, as_of: int | None):
+    """The lake, a read-only connection to it, and the version it reads."""
+    from .views import connect
+
+    lk = open_lake(lake)
+    version = lk.check_version(as_of)
+    return lk, connect(lk, as_of=version, read_only=True), version
+
+
 @command(app, "init")
 def init_cmd(lake: LakeOpt = DEFAULT_LAKE):
     """Create an empty lake (Delta tables for every entity)."""
@@ -61,12 +70,9 @@ def sql_cmd(
 ):
     """Run a read-only SQL query (it can read only the lake and write nothing)."""
     from .query import run_sql
-    from .views import connect
 
-    lk = open_lake(lake)
-    con = connect(lk, as_of=as_of, read_only=True)
+    lk, con, version = _reader(lake, as_of)
     t = run_sql(con, query)
-    version = con.execute("SELECT lake_version FROM lake_info").fetchone()[0]
     if output:
         _save(t, output, query, lk, version, overwrite)
     else:
@@ -87,15 +93,15 @@ def tables_cmd(lake: LakeOpt = DEFAULT_LAKE, as_of: AsOfOpt = None):
         files = lk.files(name)
         size = sum(Path(f).stat().st_size for f in files)
         view = "live_ingests" if name == "ingests" else name
-        live = con.execute(f"SELECT count(*) FROM {view}").fetchone()[0]
-        total = con.execute(f"SELECT count(*) FROM raw_{name}").fetchone()[0]
+        live = con.execute(f"SELECT count(*) FROM {view}").fetchall()[0][0]
+        total = con.execute(f"SELECT count(*) FROM raw_{name}").fetchall()[0][0]
         rows.append({"table": name, "live_rows": live, "stored_rows": total,
                      "delta_version": dt.version(), "files": len(files),
                      "size_mb": round(size / 1e6, 3)})
     import pyarrow as pa
 
-    version = con.execute("SELECT lake_version FROM lake_info").fetchone()[0]
-    print_table(pa.Table.from_pylist(rows), title=f"lake {lk.root} at version {version}")
+    print_table(pa.Table.from_pylist(rows), title=f"lake {lk.root} at version "
+                f"{lk.check_version(as_of)}")
 
 
 @command(app, "views")
@@ -144,15 +150,13 @@ def cone_cmd(
 ):
     """Sources within RADIUS_ARCSEC of (RA, DEC), nearest first, with separations."""
     from .query import cone
-    from .views import check_read_only_sql, connect
+    from .views import check_read_only_sql
 
     ra_deg, dec_deg = _angle(ra, "h", "RA"), _angle(dec, "deg", "Dec")
-    lk = open_lake(lake)
-    con = connect(lk, as_of=as_of, read_only=True)
+    lk, con, version = _reader(lake, as_of)
     if source.strip().lower().startswith(("select", "with")):
         check_read_only_sql(con, source)
     t = cone(con, ra_deg, dec_deg, radius_arcsec, source)
-    version = con.execute("SELECT lake_version FROM lake_info").fetchone()[0]
     if output:
         _save(t, output, f"cone {ra} {dec} {radius_arcsec} from {source}", lk, version, overwrite)
     else:
@@ -189,13 +193,10 @@ def xmatch_cmd(
 ):
     """Crossmatch two catalogs: all pairs within --radius with separations (or --best)."""
     from .query import xmatch_tables
-    from .views import connect
 
-    lk = open_lake(lake)
-    con = connect(lk, as_of=as_of, read_only=True)
+    lk, con, version = _reader(lake, as_of)
     t = xmatch_tables(_xmatch_side(con, left, "left"), _xmatch_side(con, right, "right"),
                       radius_arcsec, best=best)
-    version = con.execute("SELECT lake_version FROM lake_info").fetchone()[0]
     if output:
         _save(t, output, f"xmatch {left} {right} --radius {radius_arcsec}", lk, version,
               overwrite)
@@ -217,15 +218,12 @@ def export_cmd(
     """Export a table or query with units, UCDs and descriptions, plus a manifest."""
     from .export import export_table
     from .query import relation_sql, run_sql
-    from .views import connect
 
     if (table is None) == (query is None):
         raise GccatError("give exactly one of --table or --query")
-    lk = open_lake(lake)
-    con = connect(lk, as_of=as_of, read_only=True)
+    lk, con, version = _reader(lake, as_of)
     sql = relation_sql(table) if table else query
     t = run_sql(con, sql)
-    version = con.execute("SELECT lake_version FROM lake_info").fetchone()[0]
     m = export_table(t, out, fmt.lower(), query=sql, lake_root=str(lk.root),
                      lake_version=version, overwrite=overwrite)
     console.print(f"exported {m['rows']} rows as {fmt} to {out} (lake version {version}; "

@@ -128,7 +128,7 @@ def _write_hats(table: pa.Table, out: Path, name: str) -> None:
                      for n in table.column_names})
     df = flat.to_pandas(types_mapper=None)
     cat = lsdb.from_dataframe(df, ra_column="ra", dec_column="dec", catalog_name=name)
-    cat.to_hats(out, catalog_name=name, overwrite=True)
+    cat.write_catalog(out, catalog_name=name, overwrite=True)
 
 
 def sha256_path(path: Path) -> str:

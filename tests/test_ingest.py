@@ -41,9 +41,9 @@ def test_smacs_clusters_all_arrive_with_negative_fluxes_and_zero_errors(lake):
     n_zero = sum(int((np.asarray(src[f"fluxerr_{b}"]) == 0).sum()) for b in BANDS6)
     con = connect(lake)
     assert n_neg > 0 and n_zero > 0
-    assert con.execute("SELECT count(*) FROM photometry WHERE flux_njy < 0").fetchone()[0] == n_neg
-    assert con.execute("SELECT count(*) FROM photometry WHERE quality & 1 = 1").fetchone()[0] == n_zero
-    assert con.execute("SELECT bool_and(mw_corrected) FROM photometry").fetchone()[0] is True
+    assert con.execute("SELECT count(*) FROM photometry WHERE flux_njy < 0").fetchall()[0][0] == n_neg
+    assert con.execute("SELECT count(*) FROM photometry WHERE quality & 1 = 1").fetchall()[0][0] == n_zero
+    assert con.execute("SELECT bool_and(mw_corrected) FROM photometry").fetchall()[0][0] is True
     assert any("errors of exactly 0" in w for w in r.warnings)
 
 
@@ -63,7 +63,7 @@ def test_sexagesimal_and_microjansky_are_converted(lake):
     first = src[0]
     assert fl[(str(first["id"]), "F444W")][0] == pytest.approx(first["flux_F444W_uJy"] * 1000)
     extra = con.execute("SELECT extra FROM detections WHERE source_id = ?",
-                        [str(first["id"])]).fetchone()[0]
+                        [str(first["id"])]).fetchall()[0][0]
     assert '"log_mass":' in extra
 
 
@@ -120,7 +120,7 @@ def test_toml_mapping_names_columns_units_and_upper_limits(lake, tmp_path):
                        "ORDER BY source_id").fetchall()
     assert rows == [("1", 1.38, "F115WN", 500.0, False, True, 0.3),
                     ("2", 0.348, "F115WN", 300.0, True, True, 0.3)]
-    inst = con.execute("SELECT instrument FROM bands WHERE band = 'F115WN'").fetchone()[0]
+    inst = con.execute("SELECT instrument FROM bands WHERE band = 'F115WN'").fetchall()[0][0]
     assert inst == "NIRISS"
 
 
@@ -143,12 +143,12 @@ def test_replace_supersedes_in_one_commit_and_old_versions_stay_readable(lake, t
     r = ingest_catalog(lake, edited, field_id="smacs0723", name="sc", replace=True)
     assert lake.version() == v1 + 1 and len(r.superseded) == 1
     count = "SELECT count(*) FROM detections"
-    assert connect(lake).execute(count).fetchone()[0] == 168
-    assert connect(lake, as_of=v1).execute(count).fetchone()[0] == 178
+    assert connect(lake).execute(count).fetchall()[0][0] == 168
+    assert connect(lake, as_of=v1).execute(count).fetchall()[0][0] == 178
     hist = connect(lake).execute("SELECT status, superseded_by FROM ingest_history "
                                  "WHERE kind = 'catalog' ORDER BY committed_at").fetchall()
     assert hist == [("superseded", r.ingest_id), ("live", None)]
-    ids = connect(lake).execute("SELECT count(DISTINCT detection_id) FROM detections").fetchone()
+    ids = connect(lake).execute("SELECT count(DISTINCT detection_id) FROM detections").fetchall()[0]
     assert ids[0] == 168
 
 
@@ -160,7 +160,7 @@ def test_detection_ids_are_stable_across_lakes(tmp_path):
         lk = Lake.create(tmp_path / f"l{k}")
         ingest_catalog(lk, SMACS, field_id="smacs0723", name="faisst2022")
         ids.append(connect(lk).execute("SELECT list(detection_id ORDER BY detection_id) "
-                                       "FROM detections").fetchone()[0])
+                                       "FROM detections").fetchall()[0][0])
     assert ids[0] == ids[1] and ids[0][0] == "smacs0723/faisst2022/SC_000"
 
 
@@ -170,10 +170,10 @@ def test_fields_and_their_bands(lake):
     r = ingest_fields(lake, FIELDS)
     con = connect(lake)
     f = con.execute("SELECT z_cluster, ebv_mw, aliases, bands, pixel_scale_arcsec FROM fields "
-                    "WHERE field_id = 'smacs0723'").fetchone()
+                    "WHERE field_id = 'smacs0723'").fetchall()[0]
     assert f[0] == 0.39 and f[1] == 0.2 and "SMACS0723" in f[2] and f[4] == [0.02, 0.04]
     assert "F115WN" in r.bands and "F435W" in r.bands
-    pivot = con.execute("SELECT pivot_um FROM bands WHERE band = 'F150W'").fetchone()[0]
+    pivot = con.execute("SELECT pivot_um FROM bands WHERE band = 'F150W'").fetchall()[0][0]
     assert pivot == pytest.approx(1.50, abs=0.01)
     assert ingest_fields(lake, FIELDS).skipped
 
@@ -181,5 +181,5 @@ def test_fields_and_their_bands(lake):
 def test_unknown_field_is_registered_at_the_sources_centre(lake, tmp_path):
     r = ingest_catalog(lake, SMACS, field_id="newfield", name="x")
     assert any("not in the lake" in w for w in r.warnings)
-    ra, dec = connect(lake).execute("SELECT ra_center, dec_center FROM fields").fetchone()
+    ra, dec = connect(lake).execute("SELECT ra_center, dec_center FROM fields").fetchall()[0]
     assert ra == pytest.approx(110.83, abs=0.05) and dec == pytest.approx(-73.45, abs=0.05)

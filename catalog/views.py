@@ -62,12 +62,10 @@ def _raw_view_sql(name: str, files: list[str]) -> str:
     return f"CREATE OR REPLACE VIEW raw_{name} AS SELECT {cols} FROM read_parquet({flist}{hive})"
 
 
-def _band_columns(con: duckdb.DuckDBPyConnection) -> str:
-    bands = [r[0] for r in con.execute(
-        "SELECT p.band FROM (SELECT DISTINCT band FROM raw_photometry "
-        " WHERE ingest_id IN (SELECT ingest_id FROM live_ingests)) p "
-        "LEFT JOIN raw_bands b USING (band) GROUP BY p.band ORDER BY min(b.pivot_um), p.band"
-    ).fetchall()]
+def _band_columns(con: duckdb.DuckDBPyConnection, measured: list[str]) -> str:
+    """photometry_wide's per-band columns, blue to red (bands from the ingests' options)."""
+    pivots = dict(con.execute("SELECT band, pivot_um FROM bands").fetchall())
+    bands = sorted(measured, key=lambda b: (pivots.get(b) or float("inf"), b))
     cols = []
     for b in bands:
         if not re.fullmatch(r"\w+", b):
@@ -112,7 +110,7 @@ def connect(lake: Lake | str | os.PathLike | None = None, as_of: int | None = No
         for name, sql in list(pending.items()):
             if "{band_columns}" in sql and "band_columns" not in fills:
                 try:
-                    fills["band_columns"] = _band_columns(con)
+                    fills["band_columns"] = _band_columns(con, lake.photometry_bands(version))
                 except duckdb.CatalogException as exc:
                     errors[name] = exc
                     continue

@@ -319,7 +319,8 @@ def ingest_catalog(lake: Lake, path: str | os.PathLike, *, field_id: str, name: 
     used_bands = sorted(m.bands)
     step("photometry", 0.4)
     phot = _photometry(raw, m, det_ids, field_id, "", warnings)
-    options = {"mapping": m.as_dict(), "z": z, "flux_unit": flux_unit, "format": raw.format}
+    options = {"mapping": m.as_dict(), "z": z, "flux_unit": flux_unit, "format": raw.format,
+               "bands_measured": used_bands}
     with lake.transaction("catalog", lock_timeout_s) as tx:
         live = lake.ingests()
         same = live.filter(pc.and_(pc.equal(live["field_id"], field_id),
@@ -356,14 +357,8 @@ def ingest_catalog(lake: Lake, path: str | os.PathLike, *, field_id: str, name: 
 def _register_field_and_bands(lake: Lake, tx, field_id: str, used_bands: list[str],
                               ra: np.ndarray, dec: np.ndarray, warnings: list[str]) -> None:
     """Add the field (if new, centred on its sources) and new bands to this transaction."""
-    from catalog.views import connect
-
-    con = connect(lake)
-    try:
-        known_fields = {r[0] for r in con.execute("SELECT field_id FROM fields").fetchall()}
-        known_bands = {r[0] for r in con.execute("SELECT band FROM bands").fetchall()}
-    finally:
-        con.close()
+    known_fields = set(lake.live("fields")["field_id"].to_pylist())
+    known_bands = set(lake.live("bands")["band"].to_pylist())
     if field_id not in known_fields:
         warnings.append(f"field '{field_id}' was not in the lake: registered with its centre at "
                         "the sources' mean position (load field facts with 'gccat ingest fields')")

@@ -89,10 +89,32 @@ def _as_float(raw: RawTable, column: str, what: str) -> np.ndarray:
     return out
 
 
+def _sexagesimal(raw: RawTable, col: str, vals: list, unit) -> np.ndarray:
+    """Degrees from sexagesimal strings (vectorised; a bad value is reported by row)."""
+    from astropy import units as u
+    from astropy.coordinates import Angle
+
+    present = np.array([v is not None for v in vals])
+    deg = np.full(len(vals), np.nan)
+    try:
+        deg[present] = Angle([v for v in vals if v is not None], unit=unit).deg
+        return deg
+    except (ValueError, u.UnitsError):
+        pass
+    for i, v in enumerate(vals):  # find the first bad one for the message
+        if v is None:
+            continue
+        try:
+            Angle(v, unit=unit)
+        except (ValueError, u.UnitsError):
+            raise GccatError(f"cannot parse sexagesimal coordinate {v!r}", file=raw.path,
+                             column=col, row=i + 1) from None
+    raise GccatError("cannot parse the sexagesimal coordinates", file=raw.path, column=col)
+
+
 def _coordinates(raw: RawTable, m: ColumnMapping) -> tuple[np.ndarray, np.ndarray]:
     """RA and Dec in degrees from degree or sexagesimal columns, validated."""
     from astropy import units as u
-    from astropy.coordinates import Angle
 
     out = []
     for col, unit in ((m.ra, u.hourangle), (m.dec, u.deg)):
@@ -104,15 +126,7 @@ def _coordinates(raw: RawTable, m: ColumnMapping) -> tuple[np.ndarray, np.ndarra
             if not has_sep:  # numbers stored as text
                 deg = _as_float(raw, col, "coordinate")
             else:
-                deg = np.full(len(vals), np.nan)
-                for i, v in enumerate(vals):
-                    if v is None:
-                        continue
-                    try:
-                        deg[i] = Angle(v, unit=unit).deg
-                    except (ValueError, u.UnitsError):
-                        raise GccatError(f"cannot parse sexagesimal coordinate {v!r}",
-                                         file=raw.path, column=col, row=i + 1) from None
+                deg = _sexagesimal(raw, col, vals, unit)
         else:
             deg = _as_float(raw, col, "coordinate")
             declared = raw.units.get(col, "")

@@ -130,7 +130,8 @@ def _known_band(path, column: str, token: str) -> str:
 
 
 def infer_mapping(path, names: list[str], units: dict[str, str], *, flux_unit: str = "nJy",
-                  mw_corrected: bool = False) -> ColumnMapping:
+                  mw_corrected: bool = False, ra: str | None = None, dec: str | None = None,
+                  infer_bands: bool = True) -> ColumnMapping:
     """Infer the column mapping of a catalog from its column names and declared units.
 
     Parameters
@@ -145,9 +146,13 @@ def infer_mapping(path, names: list[str], units: dict[str, str], *, flux_unit: s
         Unit assumed for flux columns that declare none (default nJy).
     mw_corrected : bool
         Whether the fluxes are already corrected for Milky Way extinction.
+    ra, dec : str, optional
+        Coordinate columns, when known (from a mapping file).
+    infer_bands : bool
+        Find flux/magnitude columns by name (off when a mapping file lists the bands).
     """
-    ra = _find(names, RA_NAMES)
-    dec = _find(names, DEC_NAMES)
+    ra = ra or _find(names, RA_NAMES)
+    dec = dec or _find(names, DEC_NAMES)
     for role, found, cands in (("ra", ra, RA_NAMES), ("dec", dec, DEC_NAMES)):
         if found is None:
             close = difflib.get_close_matches(role, [n.lower() for n in names], n=1, cutoff=0.5)
@@ -160,7 +165,7 @@ def infer_mapping(path, names: list[str], units: dict[str, str], *, flux_unit: s
                             mw_corrected=mw_corrected)
     roles: dict[str, dict[str, tuple[str, str | None]]] = {}
     taken = {ra, dec, mapping.id, mapping.z, mapping.class_, mapping.flags}
-    for name in names:
+    for name in names if infer_bands else []:
         if name in taken:
             continue
         low = name.lower()
@@ -187,8 +192,6 @@ def infer_mapping(path, names: list[str], units: dict[str, str], *, flux_unit: s
             col = next(iter(r.values()))[0]
             raise GccatError(f"band {band} has an error or limit column but no flux or "
                              "magnitude column", file=path, column=col)
-        if err is not None and err in units and col not in units:
-            pass  # the error's own unit is checked when read
         mapping.bands[band] = BandColumns(band, col, kind, factor, unit, err,
                                           r.get("upper_limit", (None, None))[0])
     return mapping
@@ -196,39 +199,28 @@ def infer_mapping(path, names: list[str], units: dict[str, str], *, flux_unit: s
 
 def load_mapping(path, mapping_file, names: list[str], units: dict[str, str], *,
                  flux_unit: str = "nJy", mw_corrected: bool = False) -> ColumnMapping:
-    """Read a TOML mapping file; columns it does not name are inferred as without one."""
+    """Read a TOML mapping file; what it does not name is inferred as without one."""
     mapping_file = Path(mapping_file)
     try:
         spec = tomllib.loads(mapping_file.read_text())
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise GccatError(f"cannot read the mapping: {exc}", file=mapping_file) from None
-    cols = spec.get("columns", {})
-    opts = spec.get("options", {})
+    cols, opts, band_spec = spec.get("columns", {}), spec.get("options", {}), spec.get("bands", {})
     present = set(names)
     for role, col in cols.items():
         if col not in present:
             raise GccatError(f"mapping names column '{col}' for {role}, which the file lacks",
                              file=path, column=col)
-    try:
-        base = infer_mapping(path, names, units, flux_unit=opts.get("flux_unit", flux_unit),
-                             mw_corrected=opts.get("mw_corrected", mw_corrected))
-    except GccatError:
-        if not ({"ra", "dec"} <= set(cols)) and not spec.get("bands"):
-            raise
-        base = ColumnMapping(ra=cols.get("ra", ""), dec=cols.get("dec", ""),
-                             mw_corrected=opts.get("mw_corrected", mw_corrected))
-        if spec.get("bands"):
-            base.bands = {}
-    for role in ("ra", "dec", "id", "z", "flags"):
+    flux_unit = opts.get("flux_unit", flux_unit)
+    m = infer_mapping(path, names, units, flux_unit=flux_unit,
+                      mw_corrected=opts.get("mw_corrected", mw_corrected),
+                      ra=cols.get("ra"), dec=cols.get("dec"), infer_bands=not band_spec)
+    for role in ("id", "z", "flags"):
         if role in cols:
-            setattr(base, role, cols[role])
+            setattr(m, role, cols[role])
     if "class" in cols:
-        base.class_ = cols["class"]
-    if not base.ra or not base.dec:
-        raise GccatError("the mapping must name the ra and dec columns", file=mapping_file)
-    if spec.get("bands"):
-        base.bands = {}
-    for token, b in spec.get("bands", {}).items():
+        m.class_ = cols["class"]
+    for token, b in band_spec.items():
         band = _known_band(mapping_file, token, token)
         value = b.get("flux") or b.get("mag")
         if not value or value not in present:
@@ -240,8 +232,8 @@ def load_mapping(path, mapping_file, names: list[str], units: dict[str, str], *,
                                  file=path, column=b[key])
         default = "ABmag" if "mag" in b and "flux" not in b else flux_unit
         kind, factor, unit = _unit_of(mapping_file, value, b.get("unit"), units, default)
-        base.bands[band] = BandColumns(band, value, kind, factor, unit, b.get("error"),
-                                       b.get("upper_limit"))
-    base.method = opts.get("method", base.method)
-    base.aperture_arcsec = opts.get("aperture_arcsec", base.aperture_arcsec)
-    return base
+        m.bands[band] = BandColumns(band, value, kind, factor, unit, b.get("error"),
+                                    b.get("upper_limit"))
+    m.method = opts.get("method", m.method)
+    m.aperture_arcsec = opts.get("aperture_arcsec", m.aperture_arcsec)
+    return m

@@ -42,6 +42,11 @@ def case_dec_out_of_range(tmp_path):
     return _csv(tmp_path, GOOD + "c,110.8,-90.5,1,1\n"), ["'dec'", "row 3"]
 
 
+def case_bad_sexagesimal(tmp_path):
+    return _csv(tmp_path, "a,07:23:20.3,-73:27:18,1,1\nb,07:23:99x,-73:27:18,1,1\n"), \
+        ["'ra'", "row 2", "sexagesimal"]
+
+
 def case_non_numeric_flux(tmp_path):
     return _csv(tmp_path, GOOD + "c,110.8,-73.4,bright,1\n"), ["flux_F150W", "row 3", "bright"]
 

@@ -27,15 +27,12 @@ def _save(table, output: Path, query: str, lake: Lake, version: int, overwrite: 
     fmt = _OUTPUT_FORMATS.get(output.suffix.lower())
     if fmt is None:
         raise GccatError(f"{output}: unknown output type (use {', '.join(_OUTPUT_FORMATS)})")
-    if fmt == "csv":
-        import pyarrow.csv as pacsv
-
+    if fmt == "csv":  # plain CSV keeps no units: no manifest either
         from .export import arrow_to_astropy
 
         if output.exists() and not overwrite:
             raise GccatError(f"{output} exists; pass --overwrite to replace it")
         arrow_to_astropy(table, flat=True).write(output, format="ascii.csv", overwrite=True)
-        del pacsv
     else:
         export_table(table, output, fmt, query=query, lake_root=str(lake.root),
                      lake_version=version, overwrite=overwrite)

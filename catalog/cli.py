@@ -86,14 +86,14 @@ def tables_cmd(lake: LakeOpt = DEFAULT_LAKE, as_of: AsOfOpt = None):
     con = connect(lk, as_of=as_of)
     rows = []
     for name in TABLES:
-        dt = lk.delta(name)
         files = lk.files(name)
         size = sum(Path(f).stat().st_size for f in files)
         view = "live_ingests" if name == "ingests" else name
         live = con.execute(f"SELECT count(*) FROM {view}").fetchall()[0][0]
         total = con.execute(f"SELECT count(*) FROM raw_{name}").fetchall()[0][0]
         rows.append({"table": name, "live_rows": live, "stored_rows": total,
-                     "delta_version": dt.version(), "files": len(files),
+                     "delta_version": lk.delta(name).version() if lk.exists(name) else None,
+                     "files": len(files),
                      "size_mb": round(size / 1e6, 3)})
     import pyarrow as pa
 
@@ -225,6 +225,109 @@ def export_cmd(
                      lake_version=version, overwrite=overwrite)
     console.print(f"exported {m['rows']} rows as {fmt} to {out} (lake version {version}; "
                   f"sha256 {m['sha256'][:12]}...)")
+
+
+def _pair(value: str | None, what: str) -> tuple[float, float] | None:
+    if value is None:
+        return None
+    try:
+        a, b = (float(v) for v in value.split(","))
+    except ValueError:
+        raise GccatError(f"{what} must be two numbers separated by a comma, not {value!r}") from None
+    return a, b
+
+
+@command(app, "correlate")
+def correlate_cmd(
+    field: Annotated[str, typer.Option("--field", help="Field id.")],
+    model: Annotated[str, typer.Option("--model", help="Lens model name (with a kappa map).")],
+    where: Annotated[str | None, typer.Option(
+        "--where", help="SQL condition on photometry_wide selecting the GCs.")] = None,
+    alpha: Annotated[float, typer.Option("--alpha", help="Kernel exponent.")] = 1.6,
+    softening: Annotated[float, typer.Option("--softening", help="Kernel S_L, arcsec.")] = 0.9,
+    box: Annotated[float, typer.Option("--box", help="Box side, arcsec.")] = 3.0,
+    mask: Annotated[Path | None, typer.Option("--mask", help="FITS mask (non-zero = masked).")] = None,
+    mask_table: Annotated[Path | None, typer.Option(
+        "--mask-table", help="Catalog of bright sources to mask (ra, dec[, radius_arcsec]).")] = None,
+    mask_radius: Annotated[float, typer.Option(
+        "--mask-radius", help="Radius for --mask-table rows without one, arcsec.")] = 2.0,
+    centre: Annotated[str | None, typer.Option(
+        "--centre", help="RA,DEC (deg) of the profiles' centre (default: field centre).")] = None,
+    inpaint_iter: Annotated[int, typer.Option("--inpaint-iter", help="Inpainting iterations.")] = 5,
+    background: Annotated[str | None, typer.Option(
+        "--background-annulus", help="R_IN,R_OUT (arcsec) of the background annulus.")] = None,
+    mass_radius: Annotated[float, typer.Option(
+        "--mass-radius", help="Radius of the GC mass budget, arcsec.")] = 60.0,
+    z_source: Annotated[float | None, typer.Option(
+        "--z-source", help="Scale kappa to this source redshift.")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed (inpainting, bootstrap).")] = 0,
+    plots: Annotated[Path, typer.Option("--plots", help="Directory for the PNG plots.")] = Path(
+        "gccat_plots"),
+    lake: LakeOpt = DEFAULT_LAKE,
+):
+    """Correlate the smoothed GC density with kappa: beta, boxes, profiles, mass budget."""
+    from .cli_util import StageProgress
+    from .gckappa import run_correlation
+
+    regions = None
+    if mask_table is not None:
+        import pyarrow as pa
+
+        from ingest.catalog import _coordinates, read_and_map
+
+        raw, m = read_and_map(mask_table)
+        ra, dec = _coordinates(raw, m)
+        names = {c.lower(): c for c in raw.table.column_names}
+        rad = (raw.table[names["radius_arcsec"]].to_numpy() if "radius_arcsec" in names
+               else [mask_radius] * len(ra))
+        regions = pa.table({"ra": ra, "dec": dec, "radius_arcsec": rad})
+    lk = open_lake(lake)
+    with StageProgress(f"correlate {field}/{model}") as progress:
+        res = run_correlation(lk, field, model, where=where, alpha=alpha, softening_arcsec=softening,
+                              box_arcsec=box, mask_path=mask, mask_regions=regions,
+                              centre=_pair(centre, "--centre"), inpaint_iterations=inpaint_iter,
+                              seed=seed, background_annulus_arcsec=_pair(background,
+                                                                         "--background-annulus"),
+                              mass_radius_arcsec=mass_radius, z_source=z_source, plot_dir=plots,
+                              progress=progress, command=" ".join(__import__("sys").argv))
+    r = res.run
+    console.print(f"run {r['run_id']}: {r['n_gc']} GCs (+{r['n_gc_inpainted']} inpainted), "
+                  f"beta = {r['beta']:.4g}, Pearson(log) = {r['pearson_log']:.3f}, "
+                  f"Spearman(log) = {r['spearman_log']:.3f}")
+    console.print(f"<kappa> = ({r['A']:.3f} +- {r['A_err']:.3f}) n_GC^({r['B']:.3f} +- "
+                  f"{r['B_err']:.3f}) over {r['n_boxes']} boxes of {box}\"")
+    if r["m_halo_msun"]:
+        console.print(f"M_halo(<{mass_radius}\") = {r['m_halo_msun']:.3e} Msun -> mean GC mass "
+                      f"{r['mean_gc_mass_msun']:.3e} Msun")
+    for p in r["plots"]:
+        console.print(f"plot: {p}")
+
+
+simulate_app = typer.Typer(help="Synthetic data for validation and demos.", no_args_is_help=True)
+app.add_typer(simulate_app, name="simulate")
+
+
+@command(simulate_app, "lens-field")
+def simulate_lens_field_cmd(
+    out: Annotated[Path, typer.Option("--out", help="Output directory.")] = Path("simfield"),
+    name: Annotated[str, typer.Option("--name", help="File name prefix.")] = "simcluster",
+    n_gc: Annotated[int | None, typer.Option(
+        "--n-gc", help="Scale to this many expected GCs (changes the true A; see truth file).")] = None,
+    a: Annotated[float, typer.Option("--A", help="Amplitude of <kappa> = A n_GC^B.")] = 0.4,
+    b: Annotated[float, typer.Option("--B", help="Exponent of <kappa> = A n_GC^B.")] = 0.7,
+    background: Annotated[float, typer.Option(
+        "--background", help="Uniform background GCs per arcsec^2.")] = 0.0,
+    size: Annotated[int, typer.Option("--size", help="Map side, pixels.")] = 600,
+    pixel_scale: Annotated[float, typer.Option("--pixel-scale", help="arcsec/pixel.")] = 0.1,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
+):
+    """Write a synthetic cluster: HFF kappa map, GC catalog, mask and the truth."""
+    from .simulate import simulate_field_files
+
+    s = simulate_field_files(out, name, shape=(size, size), pixel_scale_arcsec=pixel_scale, A=a,
+                             B=b, n_gc=n_gc, background_per_arcsec2=background, seed=seed)
+    console.print(f"wrote {s.kappa_path}, {s.mask_path}, {s.catalog_path} ({s.n_gc} visible GCs, "
+                  f"{s.truth['n_gc_hidden_by_mask']} hidden by the mask), truth in {s.truth_path}")
 
 
 @command(app, "doctor")

@@ -156,8 +156,14 @@ class Lake:
         """The lake's version: the Delta version of ``ingests`` (one per commit)."""
         return self.delta("ingests").version()
 
+    def exists(self, table: str) -> bool:
+        """Whether the table has been created (lakes made by older gccat lack newer tables)."""
+        return DeltaTable.is_deltatable(str(self.table_path(table)))
+
     def files(self, table: str, version: int | None = None) -> list[str]:
         """Absolute paths of the Parquet files of a table's current (or given) version."""
+        if not self.exists(table):
+            return []  # created by its first append
         return [u.removeprefix("file://") for u in self.delta(table, version).file_uris()]
 
     def check_version(self, as_of: int | None) -> int:
@@ -170,9 +176,16 @@ class Lake:
         return as_of
 
     # -- reading -------------------------------------------------------------------------
-    def read(self, table: str, version: int | None = None) -> pa.Table:
-        """All rows of a table's files (live or not) as Arrow."""
-        return self.delta(table, version).to_pyarrow_table()
+    def read(self, table: str, version: int | None = None, filters=None,
+             columns: list[str] | None = None) -> pa.Table:
+        """All rows of a table's files (live or not) as Arrow, optionally filtered.
+
+        ``filters`` is a ``pyarrow.compute.Expression`` pushed into the Parquet scan.
+        """
+        if not self.exists(table):
+            return TABLES[table][0].empty_table()
+        ds = self.delta(table, version).to_pyarrow_dataset()
+        return ds.to_table(filter=filters, columns=columns)
 
     def ingests(self, as_of: int | None = None) -> pa.Table:
         """Live ingests at a lake version: committed and not superseded."""
@@ -240,7 +253,7 @@ class Lake:
         found: dict[str, int] = {}
         with self.lock():
             for table in TABLES:
-                if table == "ingests":
+                if table == "ingests" or not self.exists(table):
                     continue
                 ids = self.read(table)["ingest_id"]
                 orphan = sorted(set(pc.unique(ids).to_pylist()) - committed)

@@ -107,6 +107,127 @@ PHOTOMETRY = pa.schema([
     INGEST_ID,
 ])
 
+MODEL_ID = col("model_id", pa.string(), "", "meta.id", "Lens model: field_id/model", nullable=False)
+RUN_ID = col("run_id", pa.string(), "", "meta.id", "Correlation run (its ingest_id)", nullable=False)
+RA_DEC = [col("ra", pa.float64(), "deg", "pos.eq.ra", "Right ascension of the pixel centre (ICRS)"),
+          col("dec", pa.float64(), "deg", "pos.eq.dec", "Declination of the pixel centre (ICRS)")]
+IX_IY = [col("ix", pa.int32(), "pix", "pos.cartesian.x;instr.pixel", "Pixel column (0-based)"),
+         col("iy", pa.int32(), "pix", "pos.cartesian.y;instr.pixel", "Pixel row (0-based)")]
+
+LENS_MODELS = pa.schema([
+    MODEL_ID, FIELD_ID,
+    col("model", pa.string(), "", "meta.id", "Model name given at ingest", nullable=False),
+    col("team", pa.string(), "", "meta.curation", "Modelling team (CATS, Sharon, GLAFIC, ...)"),
+    col("version", pa.string(), "", "meta.version", "Model version"),
+    col("quantity", pa.string(), "", "meta.code",
+        "kappa, gamma, gamma1, gamma2, magnif, x-arcsec-deflect, y-arcsec-deflect or psi",
+        nullable=False),
+    col("derived", pa.bool_(), "", "meta.code", "True when computed by gccat from other maps",
+        nullable=False),
+    col("derived_from", pa.list_(pa.string()), "", "meta.code", "Quantities it was derived from"),
+    col("dls_ds", pa.float64(), "", "arith.ratio",
+        "D_ls/D_s the map is normalised to (HFF maps: 1)", nullable=False),
+    col("z_source_norm", pa.float64(), "", "src.redshift",
+        "Source redshift of the normalisation, when given as --z-source"),
+    col("wcs_header", pa.string(), "", "meta.code", "FITS WCS header of the map"),
+    col("pixel_scale_arcsec", pa.float64(), "arcsec", "instr.pixel", "Map pixel scale"),
+    col("nx", pa.int32(), "pix", "meta.number", "Map width"),
+    col("ny", pa.int32(), "pix", "meta.number", "Map height"),
+    col("ra_center", pa.float64(), "deg", "pos.eq.ra", "RA of the map centre (ICRS)"),
+    col("dec_center", pa.float64(), "deg", "pos.eq.dec", "Dec of the map centre (ICRS)"),
+    col("source_path", pa.string(), "", "meta.file", "Input FITS file"),
+    col("sha256", pa.string(), "", "meta.checksum", "SHA-256 of the input file"),
+    INGEST_ID,
+])
+
+LENS_MAP_PIXELS = pa.schema([
+    MODEL_ID, FIELD_ID,
+    col("quantity", pa.string(), "", "meta.code", "Map quantity (see lens_models)", nullable=False),
+    *IX_IY, *RA_DEC,
+    col("healpix29", pa.int64(), "", "pos.healpix", "NESTED HEALPix index at order 29"),
+    col("value", pa.float64(), "", "phys", "Map value (kappa, gamma: dimensionless; deflection: "
+        "arcsec; magnif: dimensionless)"),
+    INGEST_ID,
+])
+
+CORRELATION_RUNS = pa.schema([
+    RUN_ID, FIELD_ID, MODEL_ID,
+    col("created_at", _TS, "", "time.creation", "When the run was made (UTC)"),
+    col("where_sql", pa.string(), "", "meta.query", "Selection of GCs on photometry_wide"),
+    col("alpha", pa.float64(), "", "arith.exponent", "Kernel exponent of W(d) = 1/(S_L + d)^alpha"),
+    col("softening_arcsec", pa.float64(), "arcsec", "phys.angSize", "Kernel softening S_L"),
+    col("box_arcsec", pa.float64(), "arcsec", "phys.angSize", "Box side for box statistics"),
+    col("z_source", pa.float64(), "", "src.redshift", "Source redshift kappa is scaled to (NULL: as stored)"),
+    col("mask_path", pa.string(), "", "meta.file", "FITS mask or mask table used"),
+    col("centre_ra", pa.float64(), "deg", "pos.eq.ra", "Centre of the radial profiles"),
+    col("centre_dec", pa.float64(), "deg", "pos.eq.dec", "Centre of the radial profiles"),
+    col("n_gc", pa.int64(), "", "meta.number", "GCs on the unmasked map"),
+    col("n_gc_inpainted", pa.int64(), "", "meta.number", "GCs added in masked regions"),
+    col("inpaint_iterations", pa.int32(), "", "meta.number", "Monte Carlo inpainting iterations"),
+    col("seed", pa.int64(), "", "meta.code", "Random seed"),
+    col("masked_fraction", pa.float64(), "", "arith.ratio", "Fraction of the map masked"),
+    col("beta", pa.float64(), "", "arith.factor", "sum(kappa rho)/sum(rho^2)"),
+    col("pearson_log", pa.float64(), "", "stat.correlation", "Pearson r of log kappa vs log rho"),
+    col("spearman_log", pa.float64(), "", "stat.correlation", "Spearman rho of log kappa vs log rho"),
+    col("A", pa.float64(), "", "stat.fit.param", "Amplitude of <kappa> = A n_GC^B"),
+    col("B", pa.float64(), "", "stat.fit.param", "Exponent of <kappa> = A n_GC^B"),
+    col("A_err", pa.float64(), "", "stat.error", "Bootstrap error of A"),
+    col("B_err", pa.float64(), "", "stat.error", "Bootstrap error of B"),
+    col("n_boxes", pa.int64(), "", "meta.number", "Boxes in the power-law fit"),
+    col("fit_method", pa.string(), "", "meta.code",
+        "poisson: likelihood of the box counts (unbiased); lsq: least squares in log (the papers')"),
+    col("A_lsq", pa.float64(), "", "stat.fit.param", "A from least squares in log-log (papers' method)"),
+    col("B_lsq", pa.float64(), "", "stat.fit.param", "B from least squares in log-log (papers' method)"),
+    col("B_lsq_err", pa.float64(), "", "stat.error", "Bootstrap error of B_lsq"),
+    col("background_per_arcsec2", pa.float64(), "arcsec-2", "phys.density",
+        "Background GC density subtracted from the profiles"),
+    col("background_err", pa.float64(), "arcsec-2", "stat.error", "Poisson error of the background"),
+    col("mass_radius_arcsec", pa.float64(), "arcsec", "phys.angSize", "Radius of the mass budget"),
+    col("m_halo_msun", pa.float64(), "solMass", "phys.mass", "Halo mass within the radius from kappa"),
+    col("m_gc_msun", pa.float64(), "solMass", "phys.mass", "Total GC mass (fraction x M_halo)"),
+    col("mean_gc_mass_msun", pa.float64(), "solMass", "phys.mass", "M_GC / number of GCs within the radius"),
+    col("plots", pa.list_(pa.string()), "", "meta.file", "PNG plots written"),
+    col("options", pa.string(), "", "meta.code", "All run options (JSON)"),
+    INGEST_ID,
+])
+
+DENSITY_MAPS = pa.schema([
+    RUN_ID, FIELD_ID, *IX_IY, *RA_DEC,
+    col("rho_gc", pa.float64(), "", "phys.density", "Smoothed GC density sum W(d) on the kappa grid"),
+    col("kappa", pa.float64(), "", "phys.mass;phys.density", "Convergence on the grid"),
+    col("residual", pa.float64(), "", "stat.fit.residual", "kappa - beta rho_gc"),
+    col("masked", pa.bool_(), "", "meta.code", "Pixel is masked (inpainted)"),
+    INGEST_ID,
+])
+
+BOX_STATS = pa.schema([
+    RUN_ID, FIELD_ID,
+    col("ix0", pa.int32(), "pix", "instr.pixel", "First pixel column of the box"),
+    col("iy0", pa.int32(), "pix", "instr.pixel", "First pixel row of the box"),
+    *RA_DEC,
+    col("n_gc", pa.int64(), "", "meta.number", "GCs in the box"),
+    col("area_arcsec2", pa.float64(), "arcsec2", "phys.area", "Unmasked area of the box"),
+    col("n_per_arcsec2", pa.float64(), "arcsec-2", "phys.density", "GC surface density"),
+    col("kappa_mean", pa.float64(), "", "phys.mass;stat.mean", "Mean kappa over the box"),
+    col("masked_fraction", pa.float64(), "", "arith.ratio", "Masked fraction of the box"),
+    INGEST_ID,
+])
+
+RADIAL_PROFILES = pa.schema([
+    RUN_ID, FIELD_ID,
+    col("r_in_arcsec", pa.float64(), "arcsec", "pos.distance", "Inner radius of the annulus"),
+    col("r_out_arcsec", pa.float64(), "arcsec", "pos.distance", "Outer radius of the annulus"),
+    col("r_mid_arcsec", pa.float64(), "arcsec", "pos.distance", "Mid radius of the annulus"),
+    col("n_gc", pa.int64(), "", "meta.number", "GCs in the annulus"),
+    col("area_arcsec2", pa.float64(), "arcsec2", "phys.area", "Unmasked area"),
+    col("sigma_gc", pa.float64(), "arcsec-2", "phys.density", "GC surface density"),
+    col("sigma_gc_err", pa.float64(), "arcsec-2", "stat.error", "Poisson error of sigma_gc"),
+    col("sigma_gc_bgsub", pa.float64(), "arcsec-2", "phys.density", "Background-subtracted density"),
+    col("kappa_mean", pa.float64(), "", "phys.mass;stat.mean", "Mean kappa in the annulus"),
+    col("rho_mean", pa.float64(), "", "phys.density;stat.mean", "Mean rho_gc in the annulus"),
+    INGEST_ID,
+])
+
 #: The lake's tables: name -> (schema, partition columns).
 TABLES: dict[str, tuple[pa.Schema, list[str]]] = {
     "ingests": (INGESTS, []),
@@ -114,6 +235,12 @@ TABLES: dict[str, tuple[pa.Schema, list[str]]] = {
     "bands": (BANDS, []),
     "detections": (DETECTIONS, ["field_id"]),
     "photometry": (PHOTOMETRY, ["field_id"]),
+    "lens_models": (LENS_MODELS, []),
+    "lens_map_pixels": (LENS_MAP_PIXELS, ["field_id"]),
+    "correlation_runs": (CORRELATION_RUNS, []),
+    "density_maps": (DENSITY_MAPS, ["field_id"]),
+    "box_stats": (BOX_STATS, []),
+    "radial_profiles": (RADIAL_PROFILES, []),
 }
 
 QUALITY_ZERO_ERROR = 1
@@ -141,6 +268,10 @@ _DERIVED: list[tuple[re.Pattern, ColumnMeta]] = [
     (re.compile(r"^(separation_arcsec|sep_arcsec|distance_arcsec)$"),
      ColumnMeta("arcsec", "pos.angDistance", "Great-circle separation")),
     (re.compile(r"^(n_\w+)$"), ColumnMeta("", "meta.number", "Count")),
+    (re.compile(r"^kappa$"), ColumnMeta("", "phys.mass;phys.density", "Convergence at the source redshift")),
+    (re.compile(r"^gamma$"), ColumnMeta("", "phys", "Shear modulus at the source redshift")),
+    (re.compile(r"^mu$"), ColumnMeta("", "phys", "Magnification 1/((1-kappa)^2 - gamma^2), signed")),
+    (re.compile(r"^lambda_t$"), ColumnMeta("", "phys", "Tangential eigenvalue 1 - kappa - gamma")),
 ]
 
 

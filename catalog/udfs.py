@@ -12,7 +12,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from . import photometry, spatial
+from . import lensing, photometry, spatial
 
 try:
     from duckdb.sqltypes import BIGINT, DOUBLE, INTEGER, VARCHAR
@@ -58,6 +58,10 @@ def healpix_at_order(healpix29: np.ndarray, order: np.ndarray) -> np.ndarray:
     return np.right_shift(healpix29.astype(np.int64), 2 * (29 - order.astype(np.int64)))
 
 
+def _no_lens_maps(model_id, quantity, ra_deg, dec_deg) -> np.ndarray:
+    return np.full(len(ra_deg), np.nan)
+
+
 #: name -> (numpy function, argument types, return type)
 UDFS: dict[str, tuple[Callable, list, object]] = {
     "flux_to_abmag": (photometry.flux_to_abmag, [DOUBLE], DOUBLE),
@@ -68,15 +72,27 @@ UDFS: dict[str, tuple[Callable, list, object]] = {
     "ang_sep_arcsec": (spatial.separation_arcsec, [DOUBLE, DOUBLE, DOUBLE, DOUBLE], DOUBLE),
     "healpix29": (spatial.healpix29, [DOUBLE, DOUBLE], BIGINT),
     "healpix_at_order": (healpix_at_order, [BIGINT, INTEGER], BIGINT),
+    "dls_ds": (lensing.dls_ds, [DOUBLE, DOUBLE], DOUBLE),
+    "magnification": (lensing.magnification, [DOUBLE, DOUBLE], DOUBLE),
+    "tangential_eigenvalue": (lensing.tangential_eigenvalue, [DOUBLE, DOUBLE], DOUBLE),
 }
 
 _ARROW_OUT = {DOUBLE: pa.float64(), BIGINT: pa.int64()}
 
 UDF_DOCS = {name: (fn.__doc__ or "").strip().splitlines()[0] for name, (fn, _, _) in UDFS.items()}
+UDF_DOCS["lens_value"] = ("Lens-map value (model_id, quantity, ra, dec): bilinear in pixel space "
+                          "via the WCS; NULL off the map")
 
 
-def register_udfs(con: duckdb.DuckDBPyConnection) -> None:
-    """Register every gccat UDF on ``con`` (vectorised Arrow UDFs, no side effects)."""
-    for name, (fn, args, ret) in UDFS.items():
+def register_udfs(con: duckdb.DuckDBPyConnection, lens_store=None) -> None:
+    """Register every gccat UDF on ``con`` (vectorised Arrow UDFs, no side effects).
+
+    ``lens_store`` (a :class:`catalog.lensmodels.LensMapStore`) backs ``lens_value``; without
+    it the UDF returns NULL.
+    """
+    udfs = dict(UDFS)
+    sample = lens_store.sample if lens_store is not None else _no_lens_maps
+    udfs["lens_value"] = (sample, [VARCHAR, VARCHAR, DOUBLE, DOUBLE], DOUBLE)
+    for name, (fn, args, ret) in udfs.items():
         con.create_function(name, _vectorised(fn, len(args), _ARROW_OUT[ret]), args, ret, type="arrow",
                             null_handling="special", side_effects=False)

@@ -16,6 +16,7 @@ import pyarrow as pa
 
 from .errors import GccatError
 from .lake import Lake, open_lake
+from .lensmodels import LensMapStore
 from .schemas import TABLES
 from .udfs import register_udfs
 
@@ -96,7 +97,7 @@ def connect(lake: Lake | str | os.PathLike | None = None, as_of: int | None = No
     lake = lake if isinstance(lake, Lake) else open_lake(lake)
     version = lake.check_version(as_of)
     con = duckdb.connect(":memory:")
-    register_udfs(con)
+    register_udfs(con, LensMapStore(lake, version))
     for name in TABLES:
         files = lake.files(name, version if name == "ingests" else None)
         con.execute(_raw_view_sql(name, files))

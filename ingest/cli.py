@@ -71,3 +71,35 @@ def bands_cmd(
 ):
     """Register filters with pivot wavelengths from their astro-sedpy curves."""
     _report(ingest_bands(open_lake(lake), names), "bands")
+
+
+@command(app, "lens-map")
+def lens_map_cmd(
+    files: Annotated[list[Path], typer.Argument(help="HFF FITS maps of one model (kappa, gamma, "
+                                                     "gamma1/2, magnif, x/y-arcsec-deflect, psi).")],
+    field: Annotated[str, typer.Option("--field", help="Field id.")],
+    model: Annotated[str, typer.Option("--model", help="Model name (e.g. cats_v4).")],
+    team: Annotated[str | None, typer.Option("--team", help="Modelling team.")] = None,
+    version: Annotated[str | None, typer.Option("--version", help="Model version.")] = None,
+    dls_ds: Annotated[float, typer.Option(
+        "--dls-ds", help="D_ls/D_s the maps are normalised to (HFF: 1).")] = 1.0,
+    z_source: Annotated[float | None, typer.Option(
+        "--z-source", help="Or: source redshift the maps are normalised to.")] = None,
+    quantity: Annotated[str | None, typer.Option(
+        "--quantity", help="Quantity of a single file whose name does not say it.")] = None,
+    replace: Annotated[bool, typer.Option("--replace", help="Supersede this model.")] = False,
+    lake: LakeOpt = DEFAULT_LAKE,
+):
+    """Ingest lens-model maps; kappa and gamma are derived from deflection maps if needed."""
+    from .lens import ingest_lens_maps
+
+    lk = open_lake(lake)
+    with StageProgress(f"lens model {model}") as progress:
+        r = ingest_lens_maps(lk, files, field_id=field, model=model, team=team, version=version,
+                             dls_ds_norm=dls_ds, z_source=z_source, quantity=quantity,
+                             replace=replace, progress=progress)
+    if r.skipped:
+        _report(r, f"{field}/{model}")
+    else:
+        console.print(f"{field}/{model}: maps {', '.join(r.bands)} ({r.n_rows} pixels) committed "
+                      f"as ingest {r.ingest_id}; lake version {r.lake_version}.")

@@ -1,0 +1,154 @@
+"""``gccat ingest lens-map``: HFF-format lens-model maps into ``lens_models``/``lens_map_pixels``."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from catalog.errors import GccatError
+from catalog.lake import Lake, check_name
+from catalog.lensing import LensMap, dls_ds, kappa_gamma_from_deflection, read_hff_map
+from catalog.schemas import LENS_MAP_PIXELS, LENS_MODELS
+from catalog.spatial import healpix29
+
+from .catalog import IngestReport, Progress, _command, _register_field_and_bands, constant, sha256_file
+
+
+def derive_maps(maps: dict[str, LensMap]) -> dict[str, tuple[LensMap, list[str]]]:
+    """Maps gccat computes from the given ones: kappa/gamma from deflections, gamma from gamma1/2.
+
+    Returns quantity -> (map, quantities it came from); given quantities are never replaced.
+    """
+    out: dict[str, tuple[LensMap, list[str]]] = {}
+    if {"x-arcsec-deflect", "y-arcsec-deflect"} <= maps.keys():
+        src = ["x-arcsec-deflect", "y-arcsec-deflect"]
+        kappa, g1, g2, g = kappa_gamma_from_deflection(maps[src[0]], maps[src[1]])
+        for m in (kappa, g1, g2, g):
+            if m.quantity not in maps:
+                out[m.quantity] = (m, src)
+    if {"gamma1", "gamma2"} <= maps.keys() and "gamma" not in maps:
+        g1, g2 = maps["gamma1"], maps["gamma2"]
+        if g1.shape != g2.shape:
+            raise GccatError("gamma1 and gamma2 maps differ in shape", file=g2.path)
+        out["gamma"] = (LensMap("gamma", np.hypot(g1.data, g2.data), g1.wcs, g1.header, g1.path),
+                        ["gamma1", "gamma2"])
+    return out
+
+
+def _pixels(model_id: str, field_id: str, m: LensMap) -> pa.Table:
+    ny, nx = m.shape
+    iy, ix = np.divmod(np.arange(nx * ny, dtype=np.int64), nx)
+    ra, dec = m.wcs.pixel_to_world_values(ix, iy)
+    ra = np.mod(ra, 360.0)
+    n = nx * ny
+    return pa.table({
+        "model_id": constant(model_id, n), "field_id": constant(field_id, n),
+        "quantity": constant(m.quantity, n), "ix": ix.astype(np.int32), "iy": iy.astype(np.int32),
+        "ra": ra, "dec": dec, "healpix29": healpix29(ra, dec),
+        "value": pa.array(np.asarray(m.data, float).ravel(), from_pandas=True),
+        "ingest_id": pa.nulls(n, pa.string()),
+    })
+
+
+def ingest_lens_maps(lake: Lake, paths: list[str | os.PathLike], *, field_id: str, model: str,
+                     team: str | None = None, version: str | None = None, dls_ds_norm: float = 1.0,
+                     z_source: float | None = None, quantity: str | None = None,
+                     replace: bool = False, progress: Progress | None = None,
+                     command: str | None = None) -> IngestReport:
+    """Ingest the maps of one lens model (HFF FITS), deriving kappa and gamma where needed.
+
+    Parameters
+    ----------
+    paths : list of path
+        HFF FITS maps; the quantity comes from the file name (``..._kappa.fits``,
+        ``..._x-arcsec-deflect.fits``, ...) unless ``quantity`` is given (one file only).
+    field_id, model : str
+        Field and model name (model ids are ``field_id/model``).
+    dls_ds_norm : float
+        D_ls/D_s the maps are normalised to (HFF convention: 1).
+    z_source : float, optional
+        Alternatively, the source redshift the maps are normalised to (needs the field's
+        z_cluster in the lake).
+    replace : bool
+        Supersede an earlier ingest of this model.
+    """
+    step = progress or (lambda stage, frac: None)
+    check_name(field_id, "field id")
+    check_name(model, "model name")
+    if not paths:
+        raise GccatError("no lens map files given")
+    if quantity and len(paths) > 1:
+        raise GccatError("--quantity names the quantity of a single file")
+    maps: dict[str, LensMap] = {}
+    shas = []
+    for p in paths:
+        step(f"reading {Path(p).name}", 0.1)
+        m = read_hff_map(p, quantity)
+        if m.quantity in maps:
+            raise GccatError(f"two maps of {m.quantity} given", file=p)
+        maps[m.quantity] = m
+        shas.append(sha256_file(Path(p)))
+    if not (dls_ds_norm > 0):
+        raise GccatError(f"--dls-ds must be positive, not {dls_ds_norm}")
+    step("deriving", 0.3)
+    derived = derive_maps(maps)
+    model_id = f"{field_id}/{model}"
+    sha = "+".join(sorted(shas))
+    with lake.transaction("lens_map") as tx:
+        fields = lake.live("fields")
+        if z_source is not None:
+            zc = fields.filter(pc.equal(fields["field_id"], field_id))["z_cluster"].to_pylist()
+            if not zc or zc[0] is None:
+                raise GccatError(f"--z-source needs the cluster redshift of field '{field_id}'; "
+                                 "load it with 'gccat ingest fields'")
+            dls_ds_norm = float(dls_ds(zc[0], z_source))
+        live = lake.ingests()
+        same = live.filter(pc.and_(pc.equal(live["kind"], "lens_map"),
+                                   pc.and_(pc.equal(live["field_id"], field_id),
+                                           pc.equal(live["name"], model))))
+        if same.num_rows and same["sha256"][0].as_py() == sha:
+            return IngestReport(same["ingest_id"][0].as_py(), lake.version(), skipped=True,
+                                n_rows=same["n_rows"][0].as_py())
+        if same.num_rows and not replace:
+            raise GccatError(f"lens model '{model}' is already in field '{field_id}'; pass "
+                             "--replace to supersede it")
+        first = next(iter(maps.values()))
+        c_ra, c_dec = first.wcs.pixel_to_world_values((first.shape[1] - 1) / 2,
+                                                      (first.shape[0] - 1) / 2)
+        _register_field_and_bands(lake, tx, field_id, [], np.array([float(c_ra) % 360]),
+                                  np.array([float(c_dec)]), [])
+        rows, n_pix = [], 0
+        all_maps = [(m, False, []) for m in maps.values()] + [
+            (m, True, src) for m, src in derived.values()]
+        for k, (m, is_derived, src) in enumerate(all_maps):
+            step(f"writing {m.quantity}", 0.4 + 0.5 * k / len(all_maps))
+            px = _pixels(model_id, field_id, m)
+            px = px.set_column(px.schema.get_field_index("ingest_id"), "ingest_id",
+                               constant(tx.ingest_id, px.num_rows))
+            tx.append("lens_map_pixels", px.cast(LENS_MAP_PIXELS))
+            n_pix += px.num_rows
+            cra, cdec = m.wcs.pixel_to_world_values((m.shape[1] - 1) / 2, (m.shape[0] - 1) / 2)
+            rows.append({
+                "model_id": model_id, "field_id": field_id, "model": model, "team": team,
+                "version": version, "quantity": m.quantity, "derived": is_derived,
+                "derived_from": src, "dls_ds": dls_ds_norm, "z_source_norm": z_source,
+                "wcs_header": m.wcs.to_header().tostring(),
+                "pixel_scale_arcsec": m.pixel_scale_arcsec, "nx": m.shape[1], "ny": m.shape[0],
+                "ra_center": float(cra) % 360, "dec_center": float(cdec),
+                "source_path": str(Path(m.path).resolve()) if m.path else None,
+                "sha256": None if is_derived else sha256_file(Path(m.path)),
+                "ingest_id": tx.ingest_id})
+        tx.append("lens_models", pa.Table.from_pylist(rows, schema=LENS_MODELS))
+        ver = tx.commit(name=model, field_id=field_id, source_path=Path(paths[0]).resolve(),
+                        sha256=sha, n_rows=n_pix, command=command or _command(),
+                        supersedes=same["ingest_id"].to_pylist(),
+                        options={"quantities": sorted(maps), "derived": sorted(derived),
+                                 "dls_ds": dls_ds_norm, "z_source": z_source, "team": team,
+                                 "version": version, "files": [str(p) for p in paths]})
+    step("done", 1.0)
+    return IngestReport(tx.ingest_id, ver, n_pix, bands=sorted(maps) + sorted(derived),
+                        superseded=same["ingest_id"].to_pylist())

@@ -1,0 +1,21 @@
+-- Lens quantities at every detection for every lens model of its field, rescaled to the
+-- source redshift: kappa, gamma, mu, tangential eigenvalue, flags off_map and near_critical.
+CREATE OR REPLACE VIEW lens_at_detections AS
+WITH m AS (
+    SELECT model_id, field_id, any_value(dls_ds) AS dls_ds_norm
+    FROM lens_models WHERE quantity = 'kappa' GROUP BY model_id, field_id
+)
+SELECT d.detection_id, d.field_id, d.catalog, d.source_id, m.model_id, d.ra, d.dec, d.z,
+       f.z_cluster,
+       lens_value(m.model_id, 'kappa', d.ra, d.dec) AS kappa_map,
+       lens_value(m.model_id, 'gamma', d.ra, d.dec) AS gamma_map,
+       dls_ds(f.z_cluster, d.z) / m.dls_ds_norm AS dls_ds_scale,
+       kappa_map * dls_ds_scale AS kappa,
+       gamma_map * dls_ds_scale AS gamma,
+       magnification(kappa, gamma) AS mu,
+       1 - kappa - gamma AS lambda_t,
+       kappa_map IS NULL AS off_map,
+       coalesce(abs((1 - kappa) ^ 2 - gamma ^ 2) < 0.05, false) AS near_critical
+FROM detections d
+JOIN m USING (field_id)
+LEFT JOIN fields f USING (field_id);

@@ -1,0 +1,10 @@
+-- Photometry corrected for lensing magnification per lens model: flux / |mu| (nJy), intrinsic
+-- AB magnitude; NULL where the source is off the map or near a critical curve.
+CREATE OR REPLACE VIEW photometry_demagnified AS
+SELECT p.detection_id, p.field_id, l.model_id, p.band, p.method, l.mu,
+       p.flux_njy, p.flux_err_njy,
+       CASE WHEN NOT l.near_critical THEN p.flux_njy / abs(l.mu) END AS flux_intrinsic_njy,
+       CASE WHEN NOT l.near_critical THEN p.flux_err_njy / abs(l.mu) END AS flux_err_intrinsic_njy,
+       flux_to_abmag(flux_intrinsic_njy) AS mag_intrinsic
+FROM photometry_best p
+JOIN lens_at_detections l USING (detection_id);

@@ -1,0 +1,138 @@
+"""Lens maps in the lake, lens quantities at sources, and correlation runs end to end."""
+
+import json
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from astropy.io import fits
+
+from catalog.demo import bundled
+from catalog.gckappa import run_correlation
+from catalog.lake import Lake
+from catalog.lensing import dls_ds, magnification
+from catalog.simulate import simulate_field_files
+from catalog.views import connect
+from ingest.catalog import ingest_catalog, ingest_fields
+from ingest.lens import ingest_lens_maps
+
+from .conftest import FIELDS, snapshot
+
+AS1063 = [bundled(f"as1063_lenstool_patch_bin4_{a}-arcsec-deflect.fits") for a in "xy"]
+
+
+@pytest.fixture(scope="module")
+def lens_lake(tmp_path_factory):
+    lake = Lake.create(tmp_path_factory.mktemp("lens") / "lake")
+    ingest_fields(lake, FIELDS)
+    ingest_lens_maps(lake, AS1063, field_id="as1063", model="lenstool", team="Lenstool")
+    return lake
+
+
+def _kappa_map(lake):
+    con = connect(lake)
+    rows = con.execute("SELECT ix, iy, ra, dec, value FROM lens_map_pixels "
+                       "WHERE quantity = 'kappa' ORDER BY iy, ix").fetchall()
+    return np.array(rows, dtype=float)
+
+
+def test_kappa_derived_from_real_deflections_is_positive_near_0_4(lens_lake):
+    con = connect(lens_lake)
+    q = dict(con.execute("SELECT quantity, derived FROM lens_models").fetchall())
+    assert q == {"x-arcsec-deflect": False, "y-arcsec-deflect": False, "kappa": True,
+                 "gamma1": True, "gamma2": True, "gamma": True}
+    k = _kappa_map(lens_lake)[:, 4]
+    assert (k > 0).mean() > 0.99
+    assert 0.35 < np.median(k) < 0.45
+
+
+def test_sources_at_pixel_centres_get_the_map_values_and_rescale_with_redshift(lens_lake, tmp_path):
+    pix = _kappa_map(lens_lake)
+    rng = np.random.default_rng(3)
+    pick = pix[rng.choice(len(pix), 40, replace=False)]
+    csv = tmp_path / "arcs.csv"
+    lines = ["id,ra,dec,z"] + [f"s{i},{r[2]:.12f},{r[3]:.12f},{1.378 if i % 2 else 0.348}"
+                               for i, r in enumerate(pick)]
+    csv.write_text("\n".join(lines) + "\n")
+    lake = Lake(lens_lake.root)
+    ingest_catalog(lake, csv, field_id="as1063", name="arcs")
+    con = connect(lake)
+    got = con.execute("SELECT source_id, kappa_map, kappa, gamma, mu, z, off_map FROM "
+                      "lens_at_detections WHERE detection_id LIKE 'as1063/arcs/%' "
+                      "ORDER BY source_id").fetchall()
+    by_id = {g[0]: g[1:] for g in got}
+    scale = float(dls_ds(0.348, 1.378))
+    assert 0.5 < scale < 1
+    for i, r in enumerate(pick):
+        kappa_map, kappa, gamma, mu, z, off = by_id[f"s{i}"]
+        assert kappa_map == pytest.approx(r[4], abs=1e-9)
+        assert not off
+        if z == pytest.approx(0.348):  # a cluster member is not lensed
+            assert kappa == 0 and mu == pytest.approx(1.0)
+        else:
+            assert kappa == pytest.approx(scale * r[4], rel=1e-9)
+            assert mu == pytest.approx(float(magnification(kappa, gamma)))
+    demag = con.execute("SELECT count(*) FROM photometry_demagnified").fetchall()[0][0]
+    assert demag == 0  # no photometry in this catalog: the view joins cleanly
+
+
+def test_a_bad_lens_map_is_refused_and_the_lake_is_unchanged(lens_lake, tmp_path, cli):
+    before = snapshot(lens_lake)
+    bad = tmp_path / "broken_kappa.fits"
+    bad.write_bytes(AS1063[0].read_bytes()[:5000])
+    res = cli("ingest", "lens-map", bad, "--field", "as1063", "--model", "broken",
+              "--lake", lens_lake.root)
+    assert res.exit_code == 2 and str(bad) in res.stderr
+    res = cli("correlate", "--field", "as1063", "--model", "nosuch", "--lake", lens_lake.root)
+    assert res.exit_code == 2 and "no kappa map" in res.stderr
+    assert snapshot(lens_lake) == before
+
+
+def test_correlate_recovers_the_simulated_relation_and_writes_everything(tmp_path, cli):
+    sim = simulate_field_files(tmp_path / "sim", "sim", shape=(400, 400), pixel_scale_arcsec=0.15,
+                               A=0.5, B=0.8, seed=7)
+    lake = Lake.create(tmp_path / "lake")
+    ingest_lens_maps(lake, [sim.kappa_path], field_id="sim", model="truth")
+    ingest_catalog(lake, sim.catalog_path, field_id="sim", name="gcs")
+    res = cli("correlate", "--field", "sim", "--model", "truth", "--mask", sim.mask_path,
+              "--plots", tmp_path / "plots", "--seed", "1", "--lake", lake.root)
+    assert res.exit_code == 0, res.output
+    con = connect(lake)
+    run = con.execute("SELECT A, A_err, B, B_err, n_gc, n_gc_inpainted, beta, pearson_log, "
+                      "plots, run_id FROM correlation_runs").fetchall()[0]
+    a, a_err, b, b_err, n_gc, n_added, beta, pearson, plots, run_id = run
+    assert n_gc == sim.n_gc
+    assert abs(a - 0.5) < 3 * a_err and abs(b - 0.8) < 3 * b_err
+    hidden = sim.truth["n_gc_hidden_by_mask"]
+    assert abs(n_added - hidden) < 3 * np.sqrt(hidden) + 3
+    assert beta > 0 and pearson > 0.8
+    assert len(plots) == 4 and all(__import__("pathlib").Path(p).stat().st_size > 10_000
+                                   for p in plots)
+    counts = con.execute("SELECT (SELECT count(*) FROM density_maps), (SELECT count(*) FROM "
+                         "box_stats), (SELECT count(*) FROM radial_profiles)").fetchall()[0]
+    assert counts[0] == 400 * 400 and counts[1] > 100 and counts[2] == 12
+    prof_n = con.execute("SELECT sum(n_gc) FROM radial_profiles").fetchall()[0][0]
+    assert prof_n <= n_gc
+
+
+def test_null_relation_gives_no_positive_slope(tmp_path):
+    """GCs placed uniformly, whatever kappa is: the fitted exponent must not look real."""
+    sim = simulate_field_files(tmp_path / "sim", "sim", shape=(300, 300), pixel_scale_arcsec=0.2,
+                               seed=5)
+    lake = Lake.create(tmp_path / "lake")
+    ingest_lens_maps(lake, [sim.kappa_path], field_id="sim", model="truth")
+    rng = np.random.default_rng(11)
+    hdr = fits.getheader(sim.kappa_path)
+    from astropy.wcs import WCS
+
+    x, y = rng.uniform(-0.5, 299.5, (2, 3000))
+    ra, dec = WCS(hdr).pixel_to_world_values(x, y)
+    path = tmp_path / "uniform.parquet"
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"id": np.arange(3000), "ra": ra, "dec": dec}), path)
+    ingest_catalog(lake, path, field_id="sim", name="uniform")
+    r = run_correlation(lake, "sim", "truth", fit_method="lsq", inpaint_iterations=0, n_boot=300)
+    assert abs(r.run["B"]) < 3 * r.run["B_err"] + 0.05
+    assert abs(r.run["pearson_log"]) < 0.5
+    assert json.loads(r.run["options"])["fit"]["method"] == "lsq"

@@ -364,6 +364,16 @@ def demo_cmd(
     console.print("\nBrightest SMACS0723 star clusters with AB colours:\n" + SAMPLE_QUERY,
                   highlight=False)
     print_table(res.sample)
+    console.print("\nLens models (kappa and gamma derived from the Lenstool deflections of AS1063):")
+    print_table(res.lens)
+    if res.correlation is not None:
+        r, t = res.correlation.run, res.truth
+        console.print(f"\nGC-kappa correlation on the simulated cluster (truth A = {t['A']}, "
+                      f"B = {t['B']}; {t['n_gc_hidden_by_mask']} GCs hidden by masks):")
+        console.print(f"  <kappa> = ({r['A']:.3f} +- {r['A_err']:.3f}) n_GC^({r['B']:.3f} +- "
+                      f"{r['B_err']:.3f}); least squares as in the papers: B = {r['B_lsq']:.3f}")
+        console.print(f"  beta = {r['beta']:.4g}, Pearson(log) = {r['pearson_log']:.3f}, "
+                      f"{r['n_gc_inpainted']} GCs inpainted; plots: {', '.join(r['plots'])}")
     console.print(f"\nTry: gccat sql --lake {lake} \"SELECT * FROM colors LIMIT 5\"")
 
 

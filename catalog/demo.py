@@ -44,6 +44,15 @@ def bundled(name: str) -> Path:
     return Path(str(resources.files("catalog.data") / name))
 
 
+LENS_FILES = ["as1063_lenstool_patch_bin4_x-arcsec-deflect.fits",
+              "as1063_lenstool_patch_bin4_y-arcsec-deflect.fits"]
+LENS_QUERY = """\
+SELECT model_id, quantity, derived, round(median(value), 3) AS median,
+       round(quantile_cont(value, 0.05), 3) AS p05, round(quantile_cont(value, 0.95), 3) AS p95
+FROM lens_map_pixels JOIN lens_models USING (model_id, quantity)
+GROUP BY ALL ORDER BY model_id, quantity"""
+
+
 @dataclass
 class DemoResult:
     lake: Lake
@@ -51,23 +60,48 @@ class DemoResult:
     cross_field: pa.Table
     sample: pa.Table
     reports: list
+    lens: pa.Table | None = None
+    correlation: object | None = None
+    truth: dict | None = None
 
 
 def build_demo(root: str | os.PathLike, progress=None) -> DemoResult:
     """Create (or update) a demo lake at ``root`` from the bundled tables and query it."""
     from ingest.catalog import ingest_catalog, ingest_fields
+    from ingest.lens import ingest_lens_maps
+
+    from .gckappa import run_correlation
+    from .simulate import simulate_field_files
 
     lake = Lake.create(root)
     reports = [ingest_fields(lake, bundled(FIELDS_FILE), command="gccat demo")]
     for fname, field_id, name, opts, _ in DEMO_CATALOGS:
         reports.append(ingest_catalog(lake, bundled(fname), field_id=field_id, name=name,
                                       command="gccat demo", progress=progress, **opts))
+    reports.append(ingest_lens_maps(lake, [bundled(f) for f in LENS_FILES], field_id="as1063",
+                                    model="lenstool_frapy", team="Lenstool", command="gccat demo",
+                                    progress=progress))
+    # A simulated cluster whose GCs trace kappa by a known law, for the correlation tour.
+    sim = simulate_field_files(Path(lake.root) / "_demo_inputs", "simcluster", seed=1)
+    reports.append(ingest_lens_maps(lake, [sim.kappa_path], field_id="simcluster", model="truth",
+                                    command="gccat demo", progress=progress))
+    reports.append(ingest_catalog(lake, sim.catalog_path, field_id="simcluster", name="sim_gcs",
+                                  command="gccat demo", progress=progress))
+    live = lake.ingests()
+    runs = [o for k, o in zip(live["kind"].to_pylist(), live["field_id"].to_pylist(), strict=True)
+            if k == "correlation" and o == "simcluster"]
+    corr = None
+    if not runs:  # the demo is idempotent: correlate once
+        corr = run_correlation(lake, "simcluster", "truth", mask_path=sim.mask_path,
+                               plot_dir=Path(lake.root) / "_demo_inputs" / "plots",
+                               progress=progress, command="gccat demo")
     con = connect(lake)
     try:
+        lens = run_sql(con, LENS_QUERY)
         summary = run_sql(con, "SELECT field_id, name, z_cluster, n_detections, n_bands, "
                           "median_mag_ab FROM field_summary")
         cross = run_sql(con, CROSS_FIELD_QUERY)
         sample = run_sql(con, SAMPLE_QUERY)
     finally:
         con.close()
-    return DemoResult(lake, summary, cross, sample, reports)
+    return DemoResult(lake, summary, cross, sample, reports, lens, corr, sim.truth)

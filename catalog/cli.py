@@ -106,6 +106,7 @@ def views_cmd(lake: LakeOpt = DEFAULT_LAKE):
     """List the SQL views and UDFs with their descriptions."""
     import pyarrow as pa
 
+    from .schemas import TABLES
     from .udfs import UDF_DOCS
     from .views import view_description, view_files
 
@@ -113,7 +114,7 @@ def views_cmd(lake: LakeOpt = DEFAULT_LAKE):
     rows = [{"view": n, "description": view_description(s)} for n, s in view_files().items()]
     rows += [{"view": f"raw_{n}", "description": f"every stored row of the {n} Delta table "
               "(including superseded and uncommitted ingests)"}
-             for n in ("ingests", "fields", "bands", "detections", "photometry")]
+             for n in TABLES]
     print_table(pa.Table.from_pylist(rows), title="views", max_rows=1000)
     print_table(pa.Table.from_pylist([{"udf": k, "description": v} for k, v in UDF_DOCS.items()]),
                 title="UDFs", max_rows=1000)
@@ -261,6 +262,8 @@ def correlate_cmd(
     z_source: Annotated[float | None, typer.Option(
         "--z-source", help="Scale kappa to this source redshift.")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Random seed (inpainting, bootstrap).")] = 0,
+    fit: Annotated[str, typer.Option(
+        "--fit", help="Box fit reported as A, B: poisson (box-count likelihood) or lsq.")] = "poisson",
     plots: Annotated[Path, typer.Option("--plots", help="Directory for the PNG plots.")] = Path(
         "gccat_plots"),
     lake: LakeOpt = DEFAULT_LAKE,
@@ -289,6 +292,7 @@ def correlate_cmd(
                               seed=seed, background_annulus_arcsec=_pair(background,
                                                                          "--background-annulus"),
                               mass_radius_arcsec=mass_radius, z_source=z_source, plot_dir=plots,
+                              fit_method=fit,
                               progress=progress, command=" ".join(__import__("sys").argv))
     r = res.run
     console.print(f"run {r['run_id']}: {r['n_gc']} GCs (+{r['n_gc_inpainted']} inpainted), "

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import healpy as hp
+import numba
 import numpy as np
 import numpy.typing as npt
 
@@ -72,9 +73,11 @@ def crossmatch(ra1, dec1, hpx1, ra2, dec2, hpx2, radius_arcsec: float
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """All pairs of two catalogs closer than ``radius_arcsec``.
 
-    Both sides are bucketed by their HEALPix pixel at a coarse order (pixels wider than the
-    radius, derived from ``healpix29`` by a bit shift); each left source is compared with the
-    right sources in its pixel and the eight neighbours, then kept by exact distance.
+    Both sides are bucketed by their HEALPix pixel at a coarse order (derived from
+    ``healpix29`` by a bit shift); each left source is compared with the right sources in its
+    pixel and the eight neighbours, then kept by exact distance. The pixels are chosen at least
+    twice the radius across: polar-cap pixels are elongated, and a pixel just wider than the
+    radius plus its neighbours would not always cover the whole circle.
 
     Returns
     -------
@@ -83,47 +86,82 @@ def crossmatch(ra1, dec1, hpx1, ra2, dec2, hpx2, radius_arcsec: float
     """
     hpx1 = np.asarray(hpx1, np.int64)
     hpx2 = np.asarray(hpx2, np.int64)
-    order = order_for_radius(radius_arcsec, max_order=HEALPIX_ORDER - 1)
+    order = order_for_radius(2.0 * radius_arcsec, max_order=HEALPIX_ORDER - 1)
     shift = 2 * (HEALPIX_ORDER - order)
-    p1 = hpx1 >> shift
-    p2 = hpx2 >> shift
-    order2 = np.argsort(p2, kind="stable")
-    p2s = p2[order2]
-    # Only pixels that hold left sources need their neighbours.
-    upix, inv = np.unique(p1, return_inverse=True)
-    neigh = hp.get_all_neighbours(2**order, upix, nest=True).T  # (n_upix, 8), -1 where none
-    cand_pix = np.concatenate([upix[:, None], neigh], axis=1)  # (n_upix, 9)
-    lo = np.searchsorted(p2s, cand_pix, side="left")
-    hi = np.searchsorted(p2s, cand_pix, side="right")
-    hi = np.where(cand_pix < 0, lo, hi)
-    # Neighbour lists can repeat a pixel near the poles/corners: drop repeats.
-    dup = np.zeros_like(cand_pix, dtype=bool)
-    for k in range(1, 9):
-        dup[:, k] = (cand_pix[:, k:k + 1] == cand_pix[:, :k]).any(axis=1)
-    hi = np.where(dup, lo, hi)
-    counts_per_upix = (hi - lo).sum(axis=1)
-    n_cand = counts_per_upix[inv]
-    total = int(n_cand.sum())
-    if total == 0:
+    order2 = np.argsort(hpx2 >> shift, kind="stable")
+    # Right side as runs of equal pixels: start offset and length of each run.
+    p2_pix, p2_start, p2_count = np.unique(hpx2[order2] >> shift, return_index=True,
+                                           return_counts=True)
+    if len(p2_pix) == 0 or len(hpx1) == 0:
         e = np.array([], dtype=np.int64)
         return e, e, np.array([], dtype=float)
-    left = np.repeat(np.arange(len(p1), dtype=np.int64), n_cand)
-    # For every left row, enumerate its candidates segment by segment.
-    seg_lo = lo[inv]  # (n1, 9)
-    seg_len = (hi - lo)[inv]
-    flat_len = seg_len.ravel()
-    flat_lo = seg_lo.ravel()
-    keep = flat_len > 0
-    flat_len, flat_lo = flat_len[keep], flat_lo[keep]
-    starts = np.repeat(flat_lo - np.r_[0, np.cumsum(flat_len)[:-1]], flat_len)
-    right_sorted_pos = starts + np.arange(total, dtype=np.int64)
-    right = order2[right_sorted_pos]
+    # Left sources in pixel order, so that neighbours in the loop read the same memory.
+    order1 = np.argsort(hpx1, kind="stable")
+    p1 = hpx1[order1] >> shift
+    neigh = hp.get_all_neighbours(2**order, p1, nest=True)  # (8, n1), -1 where none
+    cand = np.ascontiguousarray(np.concatenate([p1[None, :], neigh], axis=0))  # (9, n1)
+    # Chord test on unit vectors in compiled loops (a margin keeps it inclusive); exact after.
+    v1a = np.ascontiguousarray(np.stack(_unit_vectors(ra1, dec1))[:, order1])
+    v2s = np.ascontiguousarray(np.stack(_unit_vectors(ra2, dec2))[:, order2])
+    limit = (2 * np.sin(np.deg2rad(radius_arcsec / 3600) / 2)) ** 2 * (1 + 1e-9) + 1e-24
+    runs = (p2_pix, p2_start.astype(np.int64), p2_count.astype(np.int64))
+    counts = _pairs(v1a, v2s, cand, *runs, limit, np.zeros(0, np.int64), np.zeros(1, np.int64))
+    offsets = np.r_[0, np.cumsum(counts)]
+    if offsets[-1] == 0:
+        e = np.array([], dtype=np.int64)
+        return e, e, np.array([], dtype=float)
+    left = np.repeat(order1, counts)
+    right_sorted = _pairs(v1a, v2s, cand, *runs, limit, np.empty(offsets[-1], np.int64), offsets)
+    right = order2[right_sorted]
     sep = separation_arcsec(np.asarray(ra1)[left], np.asarray(dec1)[left],
                             np.asarray(ra2)[right], np.asarray(dec2)[right])
     ok = sep <= radius_arcsec
     left, right, sep = left[ok], right[ok], sep[ok]
     o = np.lexsort((sep, left))
     return left[o], right[o], sep[o]
+
+
+@numba.njit(parallel=True, cache=True)
+def _pairs(v1, v2s, cand, run_pix, run_start, run_len, limit, out, offsets):  # pragma: no cover
+    """Right-side matches of every left source among the runs of its 9 candidate pixels.
+
+    With an empty ``out`` it returns the number of matches per left source; otherwise it fills
+    ``out`` (indices into the sorted right side) from ``offsets`` and returns it.
+    """
+    n = v1.shape[1]
+    counting = out.shape[0] == 0
+    counts = np.zeros(n, np.int64)
+    for i in numba.prange(n):
+        c = 0
+        for k in range(cand.shape[0]):
+            pix = cand[k, i]
+            if pix < 0:
+                continue
+            seen = False  # near the poles a neighbour can repeat
+            for q in range(k):
+                if cand[q, i] == pix:
+                    seen = True
+            if seen:
+                continue
+            r = np.searchsorted(run_pix, pix)
+            if r >= run_pix.shape[0] or run_pix[r] != pix:
+                continue
+            for j in range(run_start[r], run_start[r] + run_len[r]):
+                d = ((v1[0, i] - v2s[0, j]) ** 2 + (v1[1, i] - v2s[1, j]) ** 2
+                     + (v1[2, i] - v2s[2, j]) ** 2)
+                if d <= limit:
+                    if not counting:
+                        out[offsets[i] + c] = j
+                    c += 1
+        counts[i] = c
+    return counts if counting else out
+
+
+def _unit_vectors(ra_deg, dec_deg) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    ra = np.asarray(ra_deg, float) * _DEG
+    dec = np.asarray(dec_deg, float) * _DEG
+    cd = np.cos(dec)
+    return cd * np.cos(ra), cd * np.sin(ra), np.sin(dec)
 
 
 def best_matches(idx1: np.ndarray, idx2: np.ndarray, sep: np.ndarray) -> np.ndarray:

@@ -229,11 +229,16 @@ class Lake:
             fh.close()
 
     @contextlib.contextmanager
-    def transaction(self, kind: str, lock_timeout_s: float = 600.0) -> Iterator[Transaction]:
-        """Open an atomic write. Data appended but not committed stays invisible."""
+    def transaction(self, kind: str, lock_timeout_s: float = 600.0,
+                    ingest_id: str | None = None) -> Iterator[Transaction]:
+        """Open an atomic write. Data appended but not committed stays invisible.
+
+        ``ingest_id`` (from :func:`new_ingest_id`) lets a caller build its rows before it
+        waits for the lock.
+        """
+        started = _now()
         with self.lock(lock_timeout_s):
-            ingest_id = _now().strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(4)
-            yield Transaction(self, ingest_id, kind, _now())
+            yield Transaction(self, ingest_id or new_ingest_id(), kind, started)
 
     def _append(self, table: str, data: pa.Table) -> int:
         schema, parts = TABLES[table]
@@ -264,6 +269,11 @@ class Lake:
                     lst = ", ".join("'" + o.replace("'", "") + "'" for o in orphan)
                     self.delta(table).delete(f"ingest_id IN ({lst})")
         return found
+
+
+def new_ingest_id() -> str:
+    """A new, time-ordered ingest id (UTC time to the second plus 8 random hex digits)."""
+    return _now().strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(4)
 
 
 def open_lake(root: str | os.PathLike | None = None) -> Lake:

@@ -72,11 +72,11 @@ def _band_columns(con: duckdb.DuckDBPyConnection, measured: list[str]) -> str:
         if not re.fullmatch(r"\w+", b):
             continue
         sel = f"band = {_quote(b)}"
-        cols += [f"max(flux_njy) FILTER (WHERE {sel}) AS flux_{b}",
-                 f"max(flux_err_njy) FILTER (WHERE {sel}) AS fluxerr_{b}",
-                 f"flux_to_abmag(max(flux_njy) FILTER (WHERE {sel})) AS mag_{b}",
-                 f"flux_err_to_mag_err(max(flux_njy) FILTER (WHERE {sel}), "
-                 f"max(flux_err_njy) FILTER (WHERE {sel})) AS magerr_{b}"]
+        flux = f"arg_max(flux_njy, preference) FILTER (WHERE {sel})"
+        err = f"arg_max(flux_err_njy, preference) FILTER (WHERE {sel})"
+        cols += [f"{flux} AS flux_{b}", f"{err} AS fluxerr_{b}",
+                 f"flux_to_abmag({flux}) AS mag_{b}",
+                 f"flux_err_to_mag_err({flux}, {err}) AS magerr_{b}"]
     return ",\n       ".join(cols) if cols else "NULL::DOUBLE AS no_photometry"
 
 

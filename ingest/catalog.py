@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 
 from catalog import bands as bandreg
 from catalog.errors import GccatError
-from catalog.lake import Lake, check_name
+from catalog.lake import Lake, check_name, new_ingest_id
 from catalog.photometry import abmag_to_flux, mag_err_to_flux_err
 from catalog.query import to_arrow
 from catalog.schemas import DETECTIONS, FIELDS, PHOTOMETRY, QUALITY_ZERO_ERROR
@@ -59,9 +59,10 @@ def _command() -> str:
 
 
 def constant(value: str, n: int) -> pa.Array:
-    """A string column holding ``value`` n times (built without n Python objects)."""
-    idx = pa.array(np.zeros(n, np.int32))
-    return pa.DictionaryArray.from_arrays(idx, pa.array([value], pa.string())).cast(pa.string())
+    """A string column holding ``value`` n times, built from its buffers (no n Python objects)."""
+    raw = value.encode()
+    offsets = np.arange(n + 1, dtype=np.int32) * len(raw)
+    return pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(raw * n))
 
 
 def _first_bad(mask: np.ndarray) -> int:
@@ -311,6 +312,7 @@ def ingest_catalog(lake: Lake, path: str | os.PathLike, *, field_id: str, name: 
         raise GccatError("negative redshift", file=path, column=m.z, row=_first_bad(bad))
     sha = sha256_file(path)
     step("building", 0.3)
+    ingest_id = new_ingest_id()
     prefix = f"{field_id}/{name}/"
     det_ids = pc.binary_join_element_wise(pa.scalar(prefix), source_ids, "")
     hpx = healpix29(ra, dec)
@@ -328,14 +330,14 @@ def ingest_catalog(lake: Lake, path: str | os.PathLike, *, field_id: str, name: 
         "flags": (pa.array(flags, from_pandas=True).cast(pa.int64()) if flags is not None
                   else pa.nulls(n, pa.int64())),
         "extra": extras if extras is not None else pa.nulls(n, pa.string()),
-        "ingest_id": pa.nulls(n, pa.string()),
-    })
+        "ingest_id": constant(ingest_id, n),
+    }).cast(DETECTIONS).sort_by("healpix29")
     used_bands = sorted(m.bands)
     step("photometry", 0.4)
-    phot = _photometry(raw, m, det_ids, field_id, "", warnings)
+    phot = _photometry(raw, m, det_ids, field_id, ingest_id, warnings)
     options = {"mapping": m.as_dict(), "z": z, "flux_unit": flux_unit, "format": raw.format,
                "bands_measured": used_bands}
-    with lake.transaction("catalog", lock_timeout_s) as tx:
+    with lake.transaction("catalog", lock_timeout_s, ingest_id=ingest_id) as tx:
         live = lake.ingests()
         same = live.filter(pc.and_(pc.equal(live["field_id"], field_id),
                                    pc.equal(live["name"], name)))
@@ -347,11 +349,6 @@ def ingest_catalog(lake: Lake, path: str | os.PathLike, *, field_id: str, name: 
             raise GccatError(f"catalog '{name}' is already in field '{field_id}' (ingest "
                              f"{same['ingest_id'][0].as_py()}) from another file; pass --replace "
                              "to supersede it", file=path)
-        detections = detections.set_column(detections.schema.get_field_index("ingest_id"),
-                                           "ingest_id", constant(tx.ingest_id, n))
-        detections = detections.cast(DETECTIONS).sort_by("healpix29")
-        phot = phot.set_column(phot.schema.get_field_index("ingest_id"), "ingest_id",
-                               constant(tx.ingest_id, phot.num_rows))
         _register_field_and_bands(lake, tx, field_id, used_bands, ra, dec, warnings)
         step("writing detections", 0.5)
         tx.append("detections", detections)

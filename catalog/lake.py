@@ -245,8 +245,9 @@ class Lake:
         data = data.select(schema.names).cast(schema)
         props = WriterProperties(max_row_group_size=_ROW_GROUP_ROWS.get(table, 1 << 20),
                                  compression="ZSTD")
+        # "merge" lets a newer gccat add columns to a lake made by an older one.
         write_deltalake(str(self.table_path(table)), data, mode="append",
-                        partition_by=parts or None, writer_properties=props)
+                        partition_by=parts or None, writer_properties=props, schema_mode="merge")
         return self.delta(table).version()
 
     def doctor(self, clean: bool = False) -> dict[str, int]:

@@ -57,8 +57,9 @@ def _raw_view_sql(name: str, files: list[str]) -> str:
         cols = ", ".join(f"CAST(NULL AS {_DUCK_TYPES[f.type]}) AS \"{f.name}\"" for f in schema)
         return f"CREATE OR REPLACE VIEW raw_{name} AS SELECT {cols} WHERE false"
     cols = ", ".join(f'"{f.name}"' for f in schema)
-    hive = ", hive_partitioning=true, hive_types={" + ", ".join(
-        f"'{p}': VARCHAR" for p in parts) + "}" if parts else ", hive_partitioning=false"
+    # union_by_name: files written before a column was added read it as NULL.
+    hive = ", union_by_name=true, hive_partitioning=true, hive_types={" + ", ".join(
+        f"'{p}': VARCHAR" for p in parts) + "}" if parts else ", union_by_name=true, hive_partitioning=false"
     flist = "[" + ", ".join(_quote(f) for f in files) + "]"
     return f"CREATE OR REPLACE VIEW raw_{name} AS SELECT {cols} FROM read_parquet({flist}{hive})"
 

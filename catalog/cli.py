@@ -334,6 +334,134 @@ def simulate_lens_field_cmd(
                   f"{s.truth['n_gc_hidden_by_mask']} hidden by the mask), truth in {s.truth_path}")
 
 
+@command(simulate_app, "mosaic")
+def simulate_mosaic_cmd(
+    out: Annotated[Path, typer.Option("--out", help="Output directory.")] = Path("simmosaic"),
+    name: Annotated[str, typer.Option("--name", help="File name prefix.")] = "mosaic",
+    size: Annotated[int, typer.Option("--size", help="Image side, pixels.")] = 1024,
+    n_points: Annotated[int, typer.Option("--n-points", help="Point sources.")] = 800,
+    bands: Annotated[str, typer.Option("--bands", help="Comma-separated bands.")] = "F090W,F115W,F150W,F200W",
+    seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
+):
+    """Write synthetic multi-band images (BCG, ICL, point sources, noise), a PSF and the truth."""
+    from .simulate import simulate_mosaic_files
+
+    r = simulate_mosaic_files(out, name, bands=tuple(b.strip() for b in bands.split(",")),
+                              shape=(size, size), n_points=n_points, seed=seed)
+    console.print(f"wrote {len(r['images'])} images, {r['psf']} and {r['truth']} "
+                  f"({r['n_points']} point sources)")
+
+
+def _floats(value: str, what: str) -> list[float]:
+    try:
+        return [float(v) for v in value.split(",")]
+    except ValueError:
+        raise GccatError(f"{what} must be numbers separated by commas, not {value!r}") from None
+
+
+@command(app, "detect")
+def detect_cmd(
+    images: Annotated[list[Path], typer.Argument(help="FITS images of the bands (one grid).")],
+    field: Annotated[str, typer.Option("--field", help="Field id.")],
+    name: Annotated[str, typer.Option("--name", help="Catalog name of the detections.")],
+    mask: Annotated[Path | None, typer.Option("--mask", help="User mask (non-zero = masked).")] = None,
+    exclusion: Annotated[float, typer.Option("--exclusion", help="Exclusion radius, px.")] = 3.0,
+    threshold: Annotated[float, typer.Option("--threshold", help="Threshold, x noise.")] = 2.5,
+    keep: Annotated[float, typer.Option("--keep", help="Keep peaks above this x threshold.")] = 2.0,
+    highpass: Annotated[str, typer.Option(
+        "--highpass", help="FWHM pairs (px) of the two DoG filters: a,b,c,d.")] = "0.5,5,1,3",
+    z: Annotated[float | None, typer.Option("--z", help="Redshift of the sources.")] = None,
+    lake: LakeOpt = DEFAULT_LAKE,
+):
+    """Detect point sources (GCs) in the sum of high-pass filtered bands."""
+    from .cli_util import StageProgress
+    from .pointsources import run_detection
+
+    fw = _floats(highpass, "--highpass")
+    if len(fw) % 2:
+        raise GccatError("--highpass needs pairs of FWHMs")
+    params = {"exclusion_radius_pix": exclusion, "threshold_nsigma": threshold,
+              "keep_factor": keep, "fwhm_pairs": tuple(zip(fw[::2], fw[1::2], strict=True))}
+    with StageProgress(f"detect {name}") as progress:
+        run = run_detection(open_lake(lake), images, field_id=field, name=name, mask_path=mask,
+                            z=z, params=params, command=" ".join(__import__("sys").argv),
+                            progress=progress)
+    console.print(f"{field}/{name}: {run['n_detections']} point sources above "
+                  f"{keep} x {threshold} sigma (noise {run['noise']:.4g} nJy/pix); masked "
+                  f"{run['mask_area_arcsec2']:.1f} arcsec2 of "
+                  f"{run['mask_area_arcsec2'] + run['unmasked_area_arcsec2']:.1f}; run {run['run_id']}")
+
+
+@command(app, "photometry")
+def photometry_cmd(
+    image: Annotated[Path, typer.Argument(help="FITS image (with ERR/WHT or --error/--weight).")],
+    field: Annotated[str, typer.Option("--field", help="Field id.")],
+    catalog: Annotated[str, typer.Option("--catalog", help="Catalog whose positions to measure.")],
+    band: Annotated[str | None, typer.Option("--band", help="Band (default: FILTER keyword).")] = None,
+    apertures: Annotated[str, typer.Option(
+        "--apertures", help="Aperture diameters, arcsec.")] = "0.12,0.16,0.20",
+    psf: Annotated[Path | None, typer.Option("--psf", help="PSF for aperture corrections.")] = None,
+    error: Annotated[Path | None, typer.Option("--error", help="Error map (1 sigma).")] = None,
+    weight: Annotated[Path | None, typer.Option("--weight", help="Weight map (1/variance).")] = None,
+    zeropoint: Annotated[float | None, typer.Option(
+        "--zeropoint", help="AB magnitude of one image unit (if BUNIT is not usable).")] = None,
+    lake: LakeOpt = DEFAULT_LAKE,
+):
+    """Forced aperture photometry at a catalog's positions, appended to photometry (nJy)."""
+    from .cli_util import StageProgress
+    from .pointsources import run_photometry
+
+    with StageProgress(f"photometry {image.name}") as progress:
+        r = run_photometry(open_lake(lake), image, band=band, field_id=field, catalog=catalog,
+                           apertures_arcsec=_floats(apertures, "--apertures"), psf_path=psf,
+                           error_path=error, weight_path=weight, zeropoint_ab=zeropoint,
+                           command=" ".join(__import__("sys").argv), progress=progress)
+    if r["skipped"]:
+        console.print(f"already measured (ingest {r['ingest_id']}); nothing to do")
+    else:
+        console.print(f"{r['n_sources']} sources x apertures: {r['n_rows']} photometry rows "
+                      f"({r['n_upper_limits']} 3-sigma upper limits); ingest {r['ingest_id']}")
+
+
+@command(app, "inject")
+def inject_cmd(
+    image: Annotated[Path, typer.Argument(help="FITS image to inject into.")],
+    psf: Annotated[Path, typer.Option("--psf", help="PSF FITS to inject.")],
+    field: Annotated[str, typer.Option("--field", help="Field id.")],
+    catalog: Annotated[str, typer.Option("--catalog", help="Catalog of the targets.")],
+    band: Annotated[str | None, typer.Option("--band", help="Band (default: FILTER keyword).")] = None,
+    n: Annotated[int, typer.Option("--n", help="Fluxes per target.")] = 20,
+    locations: Annotated[int, typer.Option("--locations", help="Locations per target.")] = 20,
+    flux_range: Annotated[str, typer.Option(
+        "--flux-range", help="LO,HI factors of the measured flux.")] = "0.1,10",
+    apertures: Annotated[str, typer.Option(
+        "--apertures", help="Aperture diameters, arcsec.")] = "0.12,0.16,0.20",
+    mode: Annotated[str, typer.Option("--mode", help="targets (Sparkler) or random (Firefly).")] = "targets",
+    n_random: Annotated[int, typer.Option("--n-random", help="Random positions (random mode).")] = 100,
+    max_targets: Annotated[int | None, typer.Option("--max-targets", help="Only the first N.")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
+    zeropoint: Annotated[float | None, typer.Option("--zeropoint", help="AB mag of 1 unit.")] = None,
+    lake: LakeOpt = DEFAULT_LAKE,
+):
+    """Injection-recovery of PSF point sources near each target, measured the same way."""
+    from .cli_util import StageProgress
+    from .pointsources import run_injection
+
+    lo_hi = _floats(flux_range, "--flux-range")
+    if len(lo_hi) != 2:
+        raise GccatError("--flux-range needs two numbers")
+    with StageProgress(f"inject {image.name}") as progress:
+        r = run_injection(open_lake(lake), image, band=band, psf_path=psf, field_id=field,
+                          catalog=catalog, n_flux=n, n_locations=locations, flux_range=tuple(lo_hi),
+                          apertures_arcsec=_floats(apertures, "--apertures"), mode=mode,
+                          n_random=n_random, seed=seed, zeropoint_ab=zeropoint,
+                          max_targets=max_targets, command=" ".join(__import__("sys").argv),
+                          progress=progress)
+    console.print(f"run {r['run_id']}: {r['n_injections']} injections, {r['n_corrections']} "
+                  "corrections; see the views injection_completeness and "
+                  "photometry_injection_corrected")
+
+
 @command(app, "doctor")
 def doctor_cmd(
     clean: Annotated[bool, typer.Option("--clean", help="Delete the orphan rows found.")] = False,

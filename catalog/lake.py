@@ -195,10 +195,13 @@ class Lake:
             t = t.filter(pc.invert(pc.is_in(t["ingest_id"], pa.array(sorted(gone)))))
         return t
 
-    def live(self, table: str, as_of: int | None = None) -> pa.Table:
-        """Rows of a (small) table written by ingests live at ``as_of``, read without DuckDB."""
+    def live(self, table: str, as_of: int | None = None, filters=None) -> pa.Table:
+        """Rows of a table written by ingests live at ``as_of``, read without DuckDB.
+
+        ``filters`` (a ``pyarrow.compute.Expression``) is pushed into the Parquet scan.
+        """
         ids = self.ingests(as_of)["ingest_id"]
-        t = self.read(table)
+        t = self.read(table, filters=filters)
         return t.filter(pc.is_in(t["ingest_id"], ids))
 
     def photometry_bands(self, as_of: int | None = None) -> list[str]:

@@ -85,6 +85,7 @@ DETECTIONS = pa.schema([
     col("class", pa.string(), "", "src.class", "Source class from the catalog"),
     col("flags", pa.int64(), "", "meta.code", "Source flags from the catalog"),
     col("extra", pa.string(), "", "meta.note", "Unmapped catalog columns (JSON object)"),
+    col("snr", pa.float64(), "", "stat.snr", "Detection S/N (peak over noise of the filtered sum)"),
     INGEST_ID,
 ])
 
@@ -228,6 +229,155 @@ RADIAL_PROFILES = pa.schema([
     INGEST_ID,
 ])
 
+DETECTION_RUNS = pa.schema([
+    RUN_ID, FIELD_ID,
+    col("catalog", pa.string(), "", "meta.dataset", "Catalog name of the detections", nullable=False),
+    col("images", pa.list_(pa.string()), "", "meta.file", "Images summed for detection"),
+    col("bands", pa.list_(pa.string()), "", "instr.filter", "Their bands"),
+    col("image_sha256", pa.list_(pa.string()), "", "meta.checksum", "SHA-256 of each image"),
+    col("pixel_scale_arcsec", pa.float64(), "arcsec", "instr.pixel", "Pixel scale"),
+    col("noise", pa.float64(), "", "stat.stdev", "Robust noise of the filtered sum (image units)"),
+    col("threshold", pa.float64(), "", "stat.value", "Detection threshold (filtered units)"),
+    col("n_detections", pa.int64(), "", "meta.number", "Sources kept"),
+    col("mask_area_pix", pa.int64(), "pix", "phys.area", "Masked area, pixels"),
+    col("mask_area_arcsec2", pa.float64(), "arcsec2", "phys.area", "Masked area"),
+    col("unmasked_area_arcsec2", pa.float64(), "arcsec2", "phys.area", "Area searched"),
+    col("params", pa.string(), "", "meta.code", "All detection parameters (JSON)"),
+    INGEST_ID,
+])
+
+INJECTION_RUNS = pa.schema([
+    RUN_ID, FIELD_ID,
+    col("catalog", pa.string(), "", "meta.dataset", "Catalog of the targets"),
+    col("band", pa.string(), "", "instr.filter", "Band of the image", nullable=False),
+    col("mode", pa.string(), "", "meta.code", "targets (Sparkler) or random (Firefly)"),
+    col("image", pa.string(), "", "meta.file", "Image injected into"),
+    col("image_sha256", pa.string(), "", "meta.checksum", "SHA-256 of the image"),
+    col("psf", pa.string(), "", "meta.file", "PSF injected"),
+    col("n_flux", pa.int32(), "", "meta.number", "Fluxes per target"),
+    col("n_locations", pa.int32(), "", "meta.number", "Locations per target"),
+    col("flux_range_lo", pa.float64(), "", "arith.factor", "Lowest flux / measured flux"),
+    col("flux_range_hi", pa.float64(), "", "arith.factor", "Highest flux / measured flux"),
+    col("apertures_arcsec", pa.list_(pa.float64()), "arcsec", "instr.aperture", "Aperture diameters"),
+    col("seed", pa.int64(), "", "meta.code", "Random seed"),
+    col("params", pa.string(), "", "meta.code", "All parameters (JSON)"),
+    INGEST_ID,
+])
+
+INJECTION_SOURCES = pa.schema([
+    RUN_ID, FIELD_ID,
+    col("band", pa.string(), "", "instr.filter", "Band", nullable=False),
+    col("detection_id", pa.string(), "", "meta.id", "Target near which it was injected"),
+    col("injection", pa.int64(), "", "meta.id", "Injection number within the run"),
+    col("x", pa.float64(), "pix", "pos.cartesian.x", "Injected x (0-based pixel)"),
+    col("y", pa.float64(), "pix", "pos.cartesian.y", "Injected y (0-based pixel)"),
+    *RA_DEC,
+    col("aperture_arcsec", pa.float64(), "arcsec", "instr.aperture", "Aperture diameter"),
+    col("flux_in_njy", pa.float64(), "nJy", "phot.flux.density", "Injected flux"),
+    col("flux_out_njy", pa.float64(), "nJy", "phot.flux.density", "Measured flux"),
+    col("flux_err_njy", pa.float64(), "nJy", "stat.error;phot.flux.density", "Measured error"),
+    col("recovered", pa.bool_(), "", "meta.code", "Measured above 3 sigma"),
+    INGEST_ID,
+])
+
+INJECTION_CORRECTIONS = pa.schema([
+    RUN_ID, FIELD_ID,
+    col("detection_id", pa.string(), "", "meta.id", "Target the correction is for"),
+    col("band", pa.string(), "", "instr.filter", "Band", nullable=False),
+    col("aperture_arcsec", pa.float64(), "arcsec", "instr.aperture", "Aperture diameter"),
+    col("c2", pa.float64(), "nJy-1", "stat.fit.param", "Quadratic coefficient of intrinsic(measured)"),
+    col("c1", pa.float64(), "", "stat.fit.param", "Linear coefficient"),
+    col("c0", pa.float64(), "nJy", "stat.fit.param", "Constant"),
+    col("flux_error_biweight_njy", pa.float64(), "nJy", "stat.error",
+        "Biweight scale of flux_out - flux_in (random mode)"),
+    INGEST_ID,
+])
+
+OBJECT_ID = col("object_id", pa.string(), "", "meta.id",
+                "Fitted object: a detection_id, or stack:<run_id> for a stack", nullable=False)
+
+SSP_GRIDS = pa.schema([
+    col("grid_id", pa.string(), "", "meta.id", "Hash of the grid spec", nullable=False),
+    col("z", pa.float64(), "", "src.redshift", "Redshift of the grid"),
+    col("bands", pa.list_(pa.string()), "", "instr.filter", "astro-sedpy filters, flux order"),
+    col("spec", pa.string(), "", "meta.code", "Everything needed to rebuild the grid (JSON)"),
+    col("shape", pa.list_(pa.int64()), "", "meta.number", "n_age, n_Z, n_Av, n_band"),
+    col("age_gyr", pa.list_(pa.float64()), "Gyr", "time.age", "Age axis"),
+    col("log_z_zsun", pa.list_(pa.float64()), "", "phys.abund.Z", "log10(Z/Zsun) axis"),
+    col("av", pa.list_(pa.float64()), "mag", "phys.absorption", "Calzetti A_V axis"),
+    col("flux_njy", pa.list_(pa.float32()), "nJy", "phot.flux.density",
+        "Band fluxes per Msun formed, C order over (age, Z, A_V, band)"),
+    col("living_fraction", pa.list_(pa.float64()), "", "arith.ratio",
+        "Living stellar mass / mass formed, C order over (age, Z)"),
+    col("created_at", _TS, "", "time.creation", "When the grid was built (UTC)"),
+    INGEST_ID,
+])
+
+FIT_RUNS = pa.schema([
+    RUN_ID,
+    col("kind", pa.string(), "", "meta.code", "ssp, stack or sfh", nullable=False),
+    col("where_sql", pa.string(), "", "meta.query", "Selection on photometry_wide"),
+    col("grid_ids", pa.list_(pa.string()), "", "meta.id", "SSP grids used"),
+    col("error_floor", pa.float64(), "", "arith.ratio", "Fractional error floor added in quadrature"),
+    col("n_objects", pa.int64(), "", "meta.number", "Objects fitted"),
+    col("n_samples", pa.int64(), "", "meta.number", "Posterior draws per object"),
+    col("scheduler", pa.string(), "", "meta.code", "in-process, or the Dask scheduler used"),
+    col("seconds", pa.float64(), "s", "time.duration", "Wall time of the fits"),
+    col("gccat_version", pa.string(), "", "meta.version", "Code version"),
+    col("config", pa.string(), "", "meta.code", "Full configuration (JSON)"),
+    col("created_at", _TS, "", "time.creation", "When the run was made (UTC)"),
+    INGEST_ID,
+])
+
+FIT_POSTERIORS = pa.schema([
+    RUN_ID, OBJECT_ID,
+    col("field_id", pa.string(), "", "meta.id;obs.field", "Field of the object"),
+    col("parameter", pa.string(), "", "meta.id",
+        "age_gyr, log_z, av, log_mass_living, log_mass_formed, t50_gyr, z50, t_peak_gyr, ...",
+        nullable=False),
+    col("p16", pa.float64(), "", "stat.percentile", "16th percentile"),
+    col("p50", pa.float64(), "", "stat.median", "Median"),
+    col("p84", pa.float64(), "", "stat.percentile", "84th percentile"),
+    col("map_value", pa.float64(), "", "stat.max", "Value at the maximum posterior"),
+    col("z", pa.float64(), "", "src.redshift", "Redshift the object was fitted at"),
+    col("chi2_min", pa.float64(), "", "stat.fit.chi2", "Minimum chi2"),
+    col("n_bands", pa.int64(), "", "meta.number", "Bands used"),
+    col("reduced_chi2", pa.float64(), "", "stat.fit.chi2", "chi2_min / degrees of freedom"),
+    INGEST_ID,
+])
+
+FIT_SAMPLES = pa.schema([
+    RUN_ID, OBJECT_ID,
+    col("draw", pa.int32(), "", "meta.number", "Draw number"),
+    col("age_gyr", pa.float64(), "Gyr", "time.age", "Age"),
+    col("log_z", pa.float64(), "", "phys.abund.Z", "log10(Z/Zsun)"),
+    col("av", pa.float64(), "mag", "phys.absorption", "Calzetti A_V"),
+    col("log_mass_living", pa.float64(), "dex(solMass)", "phys.mass", "log10 living stellar mass"),
+    col("log_mass_formed", pa.float64(), "dex(solMass)", "phys.mass", "log10 mass formed"),
+    INGEST_ID,
+])
+
+FIT_CHI2_MAPS = pa.schema([
+    RUN_ID, OBJECT_ID,
+    col("age_gyr", pa.float64(), "Gyr", "time.age", "Age"),
+    col("log_z", pa.float64(), "", "phys.abund.Z", "log10(Z/Zsun)"),
+    col("chi2", pa.float64(), "", "stat.fit.chi2", "chi2 minimised over mass and A_V"),
+    INGEST_ID,
+])
+
+SFH_EPOCHS = pa.schema([
+    RUN_ID, OBJECT_ID,
+    col("epoch", pa.int32(), "", "meta.number", "Epoch index (0 = earliest)"),
+    col("z_start", pa.float64(), "", "src.redshift", "Redshift at the epoch start"),
+    col("z_end", pa.float64(), "", "src.redshift", "Redshift at the epoch end"),
+    col("t_start_gyr", pa.float64(), "Gyr", "time.start", "Cosmic time at the epoch start"),
+    col("t_end_gyr", pa.float64(), "Gyr", "time.end", "Cosmic time at the epoch end"),
+    col("mass_msun", pa.float64(), "solMass", "phys.mass", "Mass formed in the epoch (best fit)"),
+    col("mass_p16", pa.float64(), "solMass", "phys.mass;stat.percentile", "16th percentile"),
+    col("mass_p84", pa.float64(), "solMass", "phys.mass;stat.percentile", "84th percentile"),
+    INGEST_ID,
+])
+
 #: The lake's tables: name -> (schema, partition columns).
 TABLES: dict[str, tuple[pa.Schema, list[str]]] = {
     "ingests": (INGESTS, []),
@@ -241,6 +391,16 @@ TABLES: dict[str, tuple[pa.Schema, list[str]]] = {
     "density_maps": (DENSITY_MAPS, ["field_id"]),
     "box_stats": (BOX_STATS, []),
     "radial_profiles": (RADIAL_PROFILES, []),
+    "detection_runs": (DETECTION_RUNS, []),
+    "injection_runs": (INJECTION_RUNS, []),
+    "injection_sources": (INJECTION_SOURCES, ["field_id"]),
+    "injection_corrections": (INJECTION_CORRECTIONS, []),
+    "ssp_grids": (SSP_GRIDS, []),
+    "fit_runs": (FIT_RUNS, []),
+    "fit_posteriors": (FIT_POSTERIORS, []),
+    "fit_samples": (FIT_SAMPLES, []),
+    "fit_chi2_maps": (FIT_CHI2_MAPS, []),
+    "sfh_epochs": (SFH_EPOCHS, []),
 }
 
 QUALITY_ZERO_ERROR = 1

@@ -24,6 +24,7 @@ _DUCK_TYPES = {
     pa.string(): "VARCHAR", pa.float64(): "DOUBLE", pa.int64(): "BIGINT", pa.int32(): "INTEGER",
     pa.bool_(): "BOOLEAN", pa.timestamp("us", tz="UTC"): "TIMESTAMPTZ",
     pa.list_(pa.string()): "VARCHAR[]", pa.list_(pa.float64()): "DOUBLE[]",
+    pa.list_(pa.int64()): "BIGINT[]", pa.list_(pa.float32()): "FLOAT[]",
 }
 _READ_ONLY_STATEMENTS = {"SELECT", "EXPLAIN"}
 

@@ -330,6 +330,7 @@ def ingest_catalog(lake: Lake, path: str | os.PathLike, *, field_id: str, name: 
         "flags": (pa.array(flags, from_pandas=True).cast(pa.int64()) if flags is not None
                   else pa.nulls(n, pa.int64())),
         "extra": extras if extras is not None else pa.nulls(n, pa.string()),
+        "snr": pa.nulls(n, pa.float64()),
         "ingest_id": constant(ingest_id, n),
     }).cast(DETECTIONS).sort_by("healpix29")
     used_bands = sorted(m.bands)

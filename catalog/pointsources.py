@@ -1,0 +1,354 @@
+"""From images to the lake: detection runs, forced aperture photometry, injection-recovery.
+
+Each function reads FITS images (:mod:`ingest.images`), calls the array code of
+:mod:`catalog.imaging` and writes its rows in one lake transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from . import imaging
+from .errors import GccatError
+from .lake import Lake, check_name, new_ingest_id
+from .schemas import (
+    DETECTION_RUNS,
+    DETECTIONS,
+    INJECTION_CORRECTIONS,
+    INJECTION_RUNS,
+    INJECTION_SOURCES,
+    PHOTOMETRY,
+)
+from .spatial import healpix29
+
+DEFAULT_APERTURES_ARCSEC = (0.12, 0.16, 0.20)
+ANNULUS_WIDTH_ARCSEC = 0.08
+
+
+def _read_psf(path) -> np.ndarray:
+    from astropy.io import fits
+
+    try:
+        with fits.open(path) as h:
+            psf = next(np.array(x.data, float) for x in h if x.data is not None and x.data.ndim == 2)
+    except (OSError, StopIteration, ValueError) as exc:
+        raise GccatError(f"cannot read a 2-D PSF image: {exc or 'none found'}", file=path) from None
+    return psf
+
+
+def _user_mask(path, shape) -> np.ndarray | None:
+    if path is None:
+        return None
+    from astropy.io import fits
+
+    try:
+        m = np.asarray(fits.getdata(path)) != 0
+    except (OSError, ValueError, TypeError) as exc:
+        raise GccatError(f"cannot read the mask: {exc}", file=path) from None
+    if m.shape != shape:
+        raise GccatError(f"mask shape {m.shape} differs from the image {shape}", file=path)
+    return m
+
+
+def _catalog_positions(lake: Lake, field_id: str, catalog: str, image) -> tuple[pa.Table, np.ndarray,
+                                                                                   np.ndarray]:
+    det = lake.live("detections", filters=(pc.field("field_id") == field_id)
+                    & (pc.field("catalog") == catalog))
+    if det.num_rows == 0:
+        raise GccatError(f"no detections of catalog '{catalog}' in field '{field_id}'")
+    x, y = image.wcs.world_to_pixel_values(det["ra"].to_numpy(), det["dec"].to_numpy())
+    ny, nx = image.data.shape
+    on = (x >= 0) & (y >= 0) & (x <= nx - 1) & (y <= ny - 1)
+    return det.filter(pa.array(on)), np.asarray(x)[on], np.asarray(y)[on]
+
+
+def run_detection(lake: Lake, image_paths: Sequence[str | os.PathLike], *, field_id: str,
+                  name: str, bands: Sequence[str] | None = None, mask_path=None, z: float | None = None,
+                  params: dict | None = None, command: str = "", progress=None) -> dict:
+    """Detect point sources in the sum of high-pass filtered bands and store them as a catalog.
+
+    Parameters
+    ----------
+    image_paths : list of path
+        FITS images on one pixel grid (one per band).
+    field_id, name : str
+        Field and catalog name of the detections (``detection_id`` = field/name/NNNNNN).
+    mask_path : path, optional
+        User mask (non-zero = masked) on the same grid.
+    params : dict, optional
+        Keyword arguments of :func:`catalog.imaging.detect_point_sources`.
+
+    Returns
+    -------
+    dict
+        The ``detection_runs`` row.
+    """
+    from ingest.images import read_image
+
+    step = progress or (lambda stage, frac: None)
+    check_name(field_id, "field id")
+    check_name(name, "catalog name")
+    images = []
+    for i, p in enumerate(image_paths):
+        step(f"reading {Path(p).name}", 0.1 * i / len(image_paths))
+        images.append(read_image(p, band=bands[i] if bands else None))
+    shape = images[0].data.shape
+    if any(im.data.shape != shape for im in images):
+        raise GccatError("the images are not on one pixel grid (shapes differ)")
+    user_mask = _user_mask(mask_path, shape)
+    step("filtering and detecting", 0.2)
+    params = dict(params or {})
+    det = imaging.detect_point_sources(
+        [np.where(np.isfinite(im.data), im.data, np.nan) * im.njy_per_unit for im in images],
+        [im.weight if im.weight is not None else np.isfinite(im.data).astype(float)
+         for im in images], user_mask, **params)
+    ref = images[0]
+    ra, dec = ref.wcs.pixel_to_world_values(det.x, det.y)
+    ra = np.mod(np.asarray(ra, float), 360)
+    dec = np.asarray(dec, float)
+    n = len(ra)
+    ingest_id = new_ingest_id()
+    ids = [f"{i:06d}" for i in range(n)]
+    detections = pa.table({
+        "detection_id": [f"{field_id}/{name}/{s}" for s in ids], "field_id": [field_id] * n,
+        "catalog": [name] * n, "source_id": ids, "ra": ra, "dec": dec,
+        "healpix29": healpix29(ra, dec) if n else np.zeros(0, np.int64),
+        "z": pa.array(np.full(n, np.nan if z is None else z), from_pandas=True),
+        "class": ["point"] * n, "flags": pa.nulls(n, pa.int64()),
+        "extra": [json.dumps({"x": float(x), "y": float(y), "peak_njy": float(pk)})
+                  for x, y, pk in zip(det.x, det.y, det.peak, strict=True)],
+        "snr": np.asarray(det.snr, float), "ingest_id": [ingest_id] * n,
+    }).cast(DETECTIONS).sort_by("healpix29")
+    area_pix = ref.pixel_scale_arcsec ** 2
+    run = {
+        "run_id": ingest_id, "field_id": field_id, "catalog": name,
+        "images": [str(im.path.resolve()) for im in images], "bands": [im.band for im in images],
+        "image_sha256": [im.sha256 for im in images], "pixel_scale_arcsec": ref.pixel_scale_arcsec,
+        "noise": float(det.noise), "threshold": float(det.threshold), "n_detections": n,
+        "mask_area_pix": int(det.mask_area_pix), "mask_area_arcsec2": det.mask_area_pix * area_pix,
+        "unmasked_area_arcsec2": (det.mask.size - det.mask_area_pix) * area_pix,
+        "params": json.dumps({**params, "mask": str(mask_path) if mask_path else None,
+                              "units": "nJy per pixel"}, default=str),
+        "ingest_id": ingest_id,
+    }
+    step("writing", 0.8)
+    from ingest.catalog import _register_field_and_bands
+
+    with lake.transaction("detection", ingest_id=ingest_id) as tx:
+        live = lake.ingests()
+        same = live.filter(pc.and_(pc.equal(live["field_id"], field_id), pc.equal(live["name"], name)))
+        if same.num_rows:
+            raise GccatError(f"catalog '{name}' already exists in field '{field_id}' (ingest "
+                             f"{same['ingest_id'][0].as_py()}); choose another --name")
+        _register_field_and_bands(lake, tx, field_id, sorted({im.band for im in images}),
+                                  ra if n else np.array([float(ref.wcs.wcs.crval[0])]),
+                                  dec if n else np.array([float(ref.wcs.wcs.crval[1])]), [])
+        tx.append("detections", detections)
+        tx.append("detection_runs", pa.Table.from_pylist([run], schema=DETECTION_RUNS))
+        tx.commit(name=name, field_id=field_id, source_path=images[0].path.resolve(),
+                  sha256="+".join(im.sha256 for im in images), n_rows=n, command=command,
+                  options={"run": "detect", "params": run["params"]})
+    step("done", 1.0)
+    return run
+
+
+def _aperture_setup(image, apertures_arcsec):
+    diam = np.asarray(apertures_arcsec, float)
+    if (diam <= 0).any():
+        raise GccatError("aperture diameters must be positive")
+    radii = diam / 2 / image.pixel_scale_arcsec
+    annulus = ANNULUS_WIDTH_ARCSEC / image.pixel_scale_arcsec
+    return diam, radii, annulus
+
+
+def run_photometry(lake: Lake, image_path, *, band: str | None, field_id: str, catalog: str,
+                   apertures_arcsec: Sequence[float] = DEFAULT_APERTURES_ARCSEC, psf_path=None,
+                   error_path=None, weight_path=None, zeropoint_ab: float | None = None,
+                   command: str = "", progress=None) -> dict:
+    """Forced aperture photometry of a catalog's sources on one image, appended to photometry.
+
+    Fluxes in nJy (method ``aperture``, ``aperture_arcsec`` = diameter); local median
+    background in an annulus 0.08" wide from the aperture edge; aperture correction from the
+    PSF growth curve when ``psf_path`` is given; sources below 3 sigma are stored as 3-sigma
+    upper limits (``is_upper_limit``, flux = the limit, error = 1 sigma).
+    """
+    from ingest.images import read_image
+
+    step = progress or (lambda stage, frac: None)
+    check_name(field_id, "field id")
+    check_name(catalog, "catalog name")
+    step("reading", 0.05)
+    image = read_image(image_path, band=band, error_path=error_path, weight_path=weight_path,
+                       zeropoint_ab=zeropoint_ab)
+    psf = _read_psf(psf_path) if psf_path else None
+    det, x, y = _catalog_positions(lake, field_id, catalog, image)
+    diam, radii, annulus = _aperture_setup(image, apertures_arcsec)
+    step("measuring", 0.3)
+    ph = imaging.aperture_photometry(image.data, x, y, radii, error=image.error,
+                                     weight=image.weight, annulus_width_pix=annulus, psf=psf)
+    f = image.njy_per_unit
+    n, k = len(x), len(radii)
+    upper = np.asarray(ph["is_upper_limit"], bool)
+    flux = np.where(upper, ph["flux_limit"], ph["flux"]) * f
+    ingest_id = new_ingest_id()
+    rows = pa.table({
+        "detection_id": np.repeat(det["detection_id"].to_numpy(zero_copy_only=False), k),
+        "field_id": [field_id] * (n * k), "band": [image.band] * (n * k),
+        "flux_njy": pa.array(flux.ravel(), from_pandas=True),
+        "flux_err_njy": pa.array((ph["flux_err"] * f).ravel(), from_pandas=True),
+        "is_upper_limit": upper.ravel(), "method": ["aperture"] * (n * k),
+        "aperture_arcsec": np.tile(diam, n), "mw_corrected": np.zeros(n * k, bool),
+        "quality": np.zeros(n * k, np.int32), "ingest_id": [ingest_id] * (n * k),
+    }).cast(PHOTOMETRY)
+    name = f"{catalog}/{image.band}/aperture"
+    from ingest.catalog import _register_field_and_bands
+
+    step("writing", 0.8)
+    with lake.transaction("photometry", ingest_id=ingest_id) as tx:
+        live = lake.ingests()
+        same = live.filter(pc.and_(pc.equal(live["field_id"], field_id), pc.equal(live["name"], name)))
+        if same.num_rows and same["sha256"][0].as_py() == image.sha256:
+            return {"ingest_id": same["ingest_id"][0].as_py(), "skipped": True, "n_rows": 0}
+        _register_field_and_bands(lake, tx, field_id, [image.band], det["ra"].to_numpy(),
+                                  det["dec"].to_numpy(), [])
+        tx.append("photometry", rows)
+        tx.commit(name=name, field_id=field_id, source_path=image.path.resolve(),
+                  sha256=image.sha256, n_rows=n, n_photometry=rows.num_rows, command=command,
+                  supersedes=same["ingest_id"].to_pylist(),
+                  options={"run": "photometry", "bands_measured": [image.band],
+                           "apertures_arcsec": diam.tolist(), "psf": str(psf_path) if psf_path else None,
+                           "njy_per_unit": f, "annulus_width_arcsec": ANNULUS_WIDTH_ARCSEC})
+    step("done", 1.0)
+    return {"ingest_id": ingest_id, "skipped": False, "n_rows": rows.num_rows, "n_sources": n,
+            "n_upper_limits": int(upper.sum())}
+
+
+def run_injection(lake: Lake, image_path, *, band: str | None, psf_path, field_id: str,
+                  catalog: str, n_flux: int = 20, n_locations: int = 20,
+                  flux_range: tuple[float, float] = (0.1, 10.0),
+                  apertures_arcsec: Sequence[float] = DEFAULT_APERTURES_ARCSEC,
+                  mode: str = "targets", n_random: int = 100, stamp_arcsec: float = 10.0,
+                  seed: int = 0, zeropoint_ab: float | None = None, max_targets: int | None = None,
+                  command: str = "", progress=None) -> dict:
+    """Injection-recovery on an image, recorded in injection_runs/_sources/_corrections.
+
+    ``mode='targets'`` (Sparkler): near each catalog source, PSF point sources at ``n_flux``
+    fluxes spanning ``flux_range`` x its measured flux (the smallest aperture's photometry of
+    this band in the lake, or its flux limit), at ``n_locations`` places, measured by the same
+    photometry; a second-order polynomial intrinsic(measured) per source and aperture goes to
+    ``injection_corrections``. ``mode='random'`` (Firefly): ``n_random`` copies of the PSF at
+    each source's flux at random places in a ``stamp_arcsec`` stamp around it; the flux error is
+    the biweight scale of flux_out - flux_in.
+    """
+    from ingest.images import read_image
+
+    step = progress or (lambda stage, frac: None)
+    check_name(field_id, "field id")
+    check_name(catalog, "catalog name")
+    if mode not in ("targets", "random"):
+        raise GccatError(f"--mode must be targets or random, not {mode!r}")
+    if not (0 < flux_range[0] < flux_range[1]):
+        raise GccatError(f"--flux-range must be two increasing positive factors, not {flux_range}")
+    image = read_image(image_path, band=band, zeropoint_ab=zeropoint_ab)
+    psf = _read_psf(psf_path)
+    det, x, y = _catalog_positions(lake, field_id, catalog, image)
+    if max_targets is not None:
+        det, x, y = det.slice(0, max_targets), x[:max_targets], y[:max_targets]
+    diam, radii, annulus = _aperture_setup(image, apertures_arcsec)
+    f = image.njy_per_unit
+    phot = lake.live("photometry", filters=(pc.field("field_id") == field_id)
+                     & (pc.field("band") == image.band) & (pc.field("method") == "aperture"))
+    ref = {}
+    for r in phot.filter(pc.equal(pc.field("aperture_arcsec"), float(diam.min()))).to_pylist():
+        ref[r["detection_id"]] = r["flux_njy"]
+    measured = np.array([ref.get(d, np.nan) for d in det["detection_id"].to_pylist()]) / f
+    if np.isnan(measured).all():  # no photometry yet: measure it now, the same way
+        m = imaging.aperture_photometry(image.data, x, y, radii[:1], error=image.error,
+                                        weight=image.weight, annulus_width_pix=annulus, psf=psf)
+        measured = np.where(m["is_upper_limit"][:, 0], m["flux_limit"][:, 0], m["flux"][:, 0])
+    rng = np.random.default_rng(seed)
+    step(f"injecting ({mode})", 0.2)
+    ids = det["detection_id"].to_numpy(zero_copy_only=False)
+    corrections = []
+    if mode == "targets":
+        res = imaging.injection_recovery(image.data, psf, x, y, measured, radii, error=image.error,
+                                         weight=image.weight, n_flux=n_flux, n_locations=n_locations,
+                                         flux_range=flux_range, rng=rng, annulus_width_pix=annulus)
+        target = np.asarray(res["target"])
+        for t in np.unique(target):
+            sel = target == t
+            for j, d in enumerate(diam):
+                out = res["flux_out"][sel, j]
+                ok = np.isfinite(out)
+                if ok.sum() < 3:
+                    continue
+                c2, c1, c0 = imaging.fit_flux_correction(out[ok] * f, res["flux_in"][sel][ok] * f)
+                corrections.append({"detection_id": ids[t], "band": image.band,
+                                    "aperture_arcsec": float(d), "c2": c2, "c1": c1, "c0": c0,
+                                    "flux_error_biweight_njy": None})
+    else:
+        cols = {k: [] for k in ("target", "x", "y", "flux_in", "flux_out", "flux_err", "recovered")}
+        stamp = stamp_arcsec / image.pixel_scale_arcsec
+        for t in range(len(x)):
+            flux_t = measured[t] if measured[t] > 0 else np.nanmedian(measured[measured > 0])
+            r = imaging.injection_random(image.data, psf, (x[t], y[t]), stamp, flux_t, n_random, radii,
+                                         rng=rng, error=image.error, weight=image.weight,
+                                         annulus_width_pix=annulus)
+            m = len(r["flux_in"])
+            cols["target"].append(np.full(m, t))
+            for k in ("x", "y", "flux_in", "flux_out", "flux_err"):
+                cols[k].append(np.asarray(r[k]))
+            cols["recovered"].append(np.asarray(r["flux_out"]) > 3 * np.asarray(r["flux_err"]))
+            for j, d in enumerate(diam):
+                corrections.append({"detection_id": ids[t], "band": image.band,
+                                    "aperture_arcsec": float(d), "c2": None, "c1": None, "c0": None,
+                                    "flux_error_biweight_njy":
+                                        float(np.atleast_1d(r["flux_error_biweight"])[j]) * f})
+        res = {k: np.concatenate(v) for k, v in cols.items()}
+    ingest_id = new_ingest_id()
+    n_inj, k = len(res["flux_in"]), len(diam)
+    ra, dec = image.wcs.pixel_to_world_values(res["x"], res["y"])
+    flux_out = np.asarray(res["flux_out"]).reshape(n_inj, k)
+    flux_err = np.asarray(res["flux_err"]).reshape(n_inj, k)
+    recovered = np.asarray(res["recovered"]).reshape(n_inj, -1)
+    recovered = np.broadcast_to(recovered, (n_inj, k)) if recovered.shape[1] == 1 else recovered
+    sources = pa.table({
+        "run_id": [ingest_id] * (n_inj * k), "field_id": [field_id] * (n_inj * k),
+        "band": [image.band] * (n_inj * k),
+        "detection_id": np.repeat(ids[np.asarray(res["target"], int)], k),
+        "injection": np.repeat(np.arange(n_inj), k), "x": np.repeat(res["x"], k),
+        "y": np.repeat(res["y"], k), "ra": np.repeat(np.mod(ra, 360), k), "dec": np.repeat(dec, k),
+        "aperture_arcsec": np.tile(diam, n_inj), "flux_in_njy": np.repeat(res["flux_in"], k) * f,
+        "flux_out_njy": pa.array(flux_out.ravel() * f, from_pandas=True),
+        "flux_err_njy": pa.array(flux_err.ravel() * f, from_pandas=True),
+        "recovered": recovered.ravel(), "ingest_id": [ingest_id] * (n_inj * k),
+    }).cast(INJECTION_SOURCES)
+    run = {"run_id": ingest_id, "field_id": field_id, "catalog": catalog, "band": image.band,
+           "mode": mode, "image": str(image.path.resolve()), "image_sha256": image.sha256,
+           "psf": str(Path(psf_path).resolve()), "n_flux": n_flux if mode == "targets" else 1,
+           "n_locations": n_locations if mode == "targets" else n_random,
+           "flux_range_lo": flux_range[0], "flux_range_hi": flux_range[1],
+           "apertures_arcsec": diam.tolist(), "seed": seed,
+           "params": json.dumps({"stamp_arcsec": stamp_arcsec, "njy_per_unit": f,
+                                 "annulus_width_arcsec": ANNULUS_WIDTH_ARCSEC,
+                                 "n_targets": len(x)}), "ingest_id": ingest_id}
+    corr = pa.Table.from_pylist([{**c, "run_id": ingest_id, "field_id": field_id,
+                                  "ingest_id": ingest_id} for c in corrections],
+                                schema=INJECTION_CORRECTIONS)
+    step("writing", 0.9)
+    with lake.transaction("injection", ingest_id=ingest_id) as tx:
+        tx.append("injection_sources", sources)
+        tx.append("injection_corrections", corr)
+        tx.append("injection_runs", pa.Table.from_pylist([run], schema=INJECTION_RUNS))
+        tx.commit(name=f"{catalog}/{image.band}/inject-{mode}", field_id=field_id,
+                  source_path=image.path.resolve(), sha256=image.sha256, n_rows=sources.num_rows,
+                  command=command, options={"run": "inject", "mode": mode, "seed": seed})
+    step("done", 1.0)
+    return {**run, "n_injections": n_inj, "n_corrections": corr.num_rows}

@@ -462,6 +462,153 @@ def inject_cmd(
                   "photometry_injection_corrected")
 
 
+grid_app = typer.Typer(help="SSP photometric grids (BC03 through the filter curves).",
+                       no_args_is_help=True)
+fit_app = typer.Typer(help="Stellar-population fits written to the lake.", no_args_is_help=True)
+plot_app = typer.Typer(help="PNG plots of fits.", no_args_is_help=True)
+app.add_typer(grid_app, name="grid")
+app.add_typer(fit_app, name="fit")
+app.add_typer(plot_app, name="plot")
+
+AvMaxOpt = Annotated[float, typer.Option("--av-max", help="Largest Calzetti A_V of the grid, mag.")]
+NAvOpt = Annotated[int, typer.Option("--n-av", help="A_V steps of the grid.")]
+WhereOpt = Annotated[str | None, typer.Option("--where", help="SQL condition on photometry_wide.")]
+ZOpt = Annotated[float | None, typer.Option("--z", help="Redshift for all (default: detection's, "
+                                                         "else the field's).")]
+FloorOpt = Annotated[float, typer.Option("--error-floor", help="Fractional error floor.")]
+
+
+@command(grid_app, "build")
+def grid_build_cmd(
+    z: Annotated[float, typer.Option("--z", help="Redshift.")],
+    bands: Annotated[str, typer.Option("--bands", help="Comma-separated bands (e.g. F150W,F200W).")],
+    av_max: AvMaxOpt = 1.0, n_av: NAvOpt = 11,
+    lake: LakeOpt = DEFAULT_LAKE,
+):
+    """Build (or find) the SSP grid at Z through BANDS and cache it in the lake."""
+    from .fitting import build_grid_command
+
+    r = build_grid_command(open_lake(lake), z, [b.strip() for b in bands.split(",")],
+                           command=" ".join(__import__("sys").argv), av_max=av_max, n_av=n_av)
+    console.print(f"grid {r['grid_id']}: {r['n_models']} models, shape {r['shape']} "
+                  f"({'built' if r['built'] else 'already cached'})")
+
+
+@command(grid_app, "list")
+def grid_list_cmd(lake: LakeOpt = DEFAULT_LAKE):
+    """List the cached grids."""
+    lk, con, _ = _reader(lake, None)
+    from .query import run_sql
+
+    print_table(run_sql(con, "SELECT grid_id, z, bands, shape, created_at FROM ssp_grids "
+                             "ORDER BY created_at"))
+
+
+@command(fit_app, "ssp")
+def fit_ssp_cmd(
+    where: WhereOpt = None, z: ZOpt = None, error_floor: FloorOpt = 0.05,
+    samples: Annotated[int, typer.Option("--samples", help="Posterior draws per object.")] = 100,
+    av_max: AvMaxOpt = 1.0, n_av: NAvOpt = 11,
+    chunk: Annotated[int, typer.Option("--chunk", help="Objects per chunk (memory bound).")] = 4096,
+    scheduler: Annotated[str | None, typer.Option(
+        "--scheduler", help="Dask: 'local' or a scheduler address (default: in process).")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed of the draws.")] = 0,
+    lake: LakeOpt = DEFAULT_LAKE,
+):
+    """Fit simple stellar populations (BC03) to the selected sources."""
+    from .cli_util import StageProgress
+    from .fitting import run_fit_ssp
+
+    with StageProgress("fit ssp") as progress:
+        r = run_fit_ssp(open_lake(lake), where, z=z, error_floor=error_floor, n_samples=samples,
+                        seed=seed, chunk=chunk, scheduler=scheduler, progress=progress,
+                        command=" ".join(__import__("sys").argv), av_max=av_max, n_av=n_av)
+    console.print(f"run {r['run_id']}: {r['n_objects']} objects in {r['seconds']:.2f} s "
+                  f"({r['n_objects'] / max(r['seconds'], 1e-9):.0f} per s), bands "
+                  f"{', '.join(r['bands'])}; results in the view fit_results")
+
+
+@command(fit_app, "stack")
+def fit_stack_cmd(
+    where: WhereOpt = None, z: ZOpt = None, error_floor: FloorOpt = 0.05,
+    stack: Annotated[str, typer.Option("--stack", help="median (bootstrap errors) or ivw.")] = "median",
+    n_boot: Annotated[int, typer.Option("--n-boot", help="Bootstrap resamples.")] = 1000,
+    av_max: AvMaxOpt = 1.0, n_av: NAvOpt = 11,
+    lake: LakeOpt = DEFAULT_LAKE,
+):
+    """Stack the selection's photometry and fit it as one source (chi2 map kept)."""
+    from .fitting import run_fit_stack
+
+    r = run_fit_stack(open_lake(lake), where, z=z, error_floor=error_floor, stack=stack,
+                      n_boot=n_boot, command=" ".join(__import__("sys").argv), av_max=av_max,
+                      n_av=n_av)
+    p = r["result"].percentiles
+    console.print(f"{r['object_id']} ({r['n_members']} sources): age "
+                  f"{p['age_gyr'][0, 1]:.3g} (+{p['age_gyr'][0, 2] - p['age_gyr'][0, 1]:.2g} "
+                  f"-{p['age_gyr'][0, 1] - p['age_gyr'][0, 0]:.2g}) Gyr, log Z "
+                  f"{p['log_z'][0, 1]:.2f}, A_V {p['av'][0, 1]:.2f}, log M_living "
+                  f"{p['log_mass_living'][0, 1]:.2f}; 'gccat plot chi2map {r['run_id']}'")
+
+
+@command(fit_app, "sfh")
+def fit_sfh_cmd(
+    where: WhereOpt = None, z: ZOpt = None, error_floor: FloorOpt = 0.05,
+    epochs: Annotated[str, typer.Option(
+        "--epochs", help="Epoch start redshifts, decreasing.")] = "12,11,10,9,8,7,6,5,4",
+    n_perturb: Annotated[int, typer.Option("--n-perturb", help="Perturbed refits.")] = 21,
+    lake: LakeOpt = DEFAULT_LAKE,
+):
+    """Non-parametric SFHs (SEDz*): mass per epoch by NNLS, errors from perturbed refits."""
+    from .fitting import run_fit_sfh
+
+    r = run_fit_sfh(open_lake(lake), where, z=z, epochs_z=tuple(_floats(epochs, "--epochs")),
+                    n_perturb=n_perturb, error_floor=error_floor,
+                    command=" ".join(__import__("sys").argv))
+    console.print(f"run {r['run_id']}: {r['n_objects']} SFHs; see the view sfh_epochs")
+
+
+@command(plot_app, "sed")
+def plot_sed_cmd(
+    object_id: Annotated[str, typer.Argument(help="detection_id (or stack:<run_id>).")],
+    run: Annotated[str | None, typer.Option("--run", help="Fit run (default: latest).")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="PNG path.")] = None,
+    lake: LakeOpt = DEFAULT_LAKE,
+):
+    """Photometry, MAP model and posterior band of an SSP fit."""
+    from .plots import plot_sed
+
+    path = plot_sed(open_lake(lake), object_id, run, out or Path(
+        object_id.replace("/", "_").replace(":", "_") + "_sed.png"))
+    console.print(f"wrote {path}")
+
+
+@command(plot_app, "chi2map")
+def plot_chi2map_cmd(
+    run: Annotated[str, typer.Argument(help="Stack fit run id.")],
+    out: Annotated[Path | None, typer.Option("--out", help="PNG path.")] = None,
+    lake: LakeOpt = DEFAULT_LAKE,
+):
+    """chi2 over age x metallicity of a stack."""
+    from .plots import plot_chi2map
+
+    console.print(f"wrote {plot_chi2map(open_lake(lake), run, out or Path(f'chi2map_{run}.png'))}")
+
+
+@command(plot_app, "sfh")
+def plot_sfh_cmd(
+    object_id: Annotated[str, typer.Argument(help="detection_id.")],
+    run: Annotated[str | None, typer.Option("--run", help="SFH run (default: latest).")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="PNG path.")] = None,
+    lake: LakeOpt = DEFAULT_LAKE,
+):
+    """Mass formed per epoch of a non-parametric SFH fit."""
+    from .plots import plot_sfh
+
+    path = plot_sfh(open_lake(lake), object_id, run, out or Path(
+        object_id.replace("/", "_") + "_sfh.png"))
+    console.print(f"wrote {path}")
+
+
 @command(app, "doctor")
 def doctor_cmd(
     clean: Annotated[bool, typer.Option("--clean", help="Delete the orphan rows found.")] = False,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -91,3 +92,113 @@ def _save(fig, path: Path, plt) -> str:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return str(path)
+
+
+def plot_sed(lake, object_id: str, run_id: str | None, out: Path) -> str:
+    """Photometry, MAP model and 16-84% posterior band of an SSP fit (PNG)."""
+    from .fitting import _grid_from_row, select
+    from .views import connect
+
+    plt = _plt()
+    con = connect(lake)
+    run_sql = ("SELECT run_id FROM fit_posteriors WHERE object_id = ? AND parameter = 'age_gyr' "
+               "ORDER BY run_id DESC LIMIT 1")
+    run_id = run_id or (con.execute(run_sql, [object_id]).fetchall() or [[None]])[0][0]
+    if run_id is None:
+        from .errors import GccatError
+
+        raise GccatError(f"no SSP fit of {object_id}; run 'gccat fit ssp' first")
+    cfg = json.loads(con.execute("SELECT config FROM fit_runs WHERE run_id = ?", [run_id]
+                                 ).fetchall()[0][0])
+    post = dict(con.execute("SELECT parameter, map_value FROM fit_posteriors WHERE run_id = ? AND "
+                            "object_id = ?", [run_id, object_id]).fetchall())
+    zfit = con.execute("SELECT any_value(z) FROM fit_posteriors WHERE run_id = ? AND object_id = ?",
+                       [run_id, object_id]).fetchall()[0][0]
+    draws = con.execute("SELECT age_gyr, log_z, av, log_mass_formed FROM fit_samples WHERE "
+                        "run_id = ? AND object_id = ?", [run_id, object_id]).fetchall()
+    grid_ids = con.execute("SELECT grid_ids FROM fit_runs WHERE run_id = ?", [run_id]).fetchall()[0][0]
+    grids = [_grid_from_row(r) for r in lake.live("ssp_grids").to_pylist() if r["grid_id"] in grid_ids]
+    grid = min(grids, key=lambda g: abs(g.z - zfit))
+    if object_id.startswith("stack:"):
+        bands, flux, err = cfg["bands"], np.array(cfg["stacked_flux_njy"]), np.array(cfg["stacked_err_njy"])
+    else:
+        sel = select(lake, f"detection_id = '{object_id}'", cfg.get("z"))
+        bands, flux, err = sel.bands, sel.flux[0], sel.err[0]
+    piv = dict(con.execute("SELECT band, pivot_um FROM bands").fetchall())
+    band_of = dict(con.execute("SELECT sedpy_name, band FROM bands").fetchall())
+    gb = [band_of.get(b, b) for b in grid.bands]
+    wave = np.array([piv[b] for b in gb])
+
+    def model(age, logz, av, logm):
+        i = np.abs(grid.age_gyr - age).argmin()
+        j = np.abs(grid.log_z_zsun - logz).argmin()
+        k = np.abs(grid.av - av).argmin()
+        return grid.flux_njy[i, j, k] * 10 ** logm
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.6))
+    o = np.argsort(wave)
+    if draws:
+        fl = np.array([model(*d) for d in draws])
+        lo, hi = np.percentile(fl, [16, 84], axis=0)
+        ax.fill_between(wave[o], lo[o], hi[o], color="C1", alpha=0.3, label="posterior 16-84%")
+    m = model(post["age_gyr"], post["log_z"], post["av"], post["log_mass_formed"])
+    ax.plot(wave[o], m[o], "s-", color="C1", label=f"MAP: {post['age_gyr']:.2g} Gyr, "
+            f"log Z = {post['log_z']:.2f}, A_V = {post['av']:.2f}")
+    bw = np.array([piv[b] for b in bands])
+    ax.errorbar(bw, flux, yerr=err, fmt="o", color="k", label="photometry")
+    ax.set(xscale="log", xlabel="observed wavelength [um]", ylabel="flux [nJy]",
+           title=f"{object_id} (z = {zfit:.3g})")
+    ax.legend(fontsize=8)
+    return _save(fig, Path(out), plt)
+
+
+def plot_chi2map(lake, run_id: str, out: Path) -> str:
+    """chi2 over age x metallicity of a stack fit, with the minimum marked (PNG)."""
+    from .views import connect
+
+    plt = _plt()
+    rows = connect(lake).execute("SELECT age_gyr, log_z, chi2 FROM fit_chi2_maps WHERE run_id = ?",
+                                 [run_id]).fetchall()
+    if not rows:
+        from .errors import GccatError
+
+        raise GccatError(f"no chi2 map for run {run_id} (chi2 maps are kept for stacks)")
+    a = np.array(rows)
+    ages, zs = np.unique(a[:, 0]), np.unique(a[:, 1])
+    grid = np.full((len(zs), len(ages)), np.nan)
+    grid[np.searchsorted(zs, a[:, 1]), np.searchsorted(ages, a[:, 0])] = a[:, 2]
+    d = grid - np.nanmin(grid)
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    im = ax.pcolormesh(ages, zs, np.log10(d + 1), shading="nearest", cmap="viridis_r")
+    ax.contour(ages, zs, d, levels=[2.3, 6.17], colors=["w", "w"], linestyles=["-", "--"])
+    i = np.nanargmin(grid)
+    ax.plot(ages[i % len(ages)], zs[i // len(ages)], "r*", ms=12)
+    ax.set(xscale="log", xlabel="age [Gyr]", ylabel="log Z/Zsun", title=f"stack {run_id}: chi2")
+    fig.colorbar(im, ax=ax, label=r"log$_{10}(\Delta\chi^2 + 1)$; contours 1, 2 sigma")
+    return _save(fig, Path(out), plt)
+
+
+def plot_sfh(lake, object_id: str, run_id: str | None, out: Path) -> str:
+    """Mass formed per epoch with 16-84% error bars of a non-parametric SFH fit (PNG)."""
+    from .views import connect
+
+    plt = _plt()
+    con = connect(lake)
+    q = ("SELECT run_id, t_start_gyr, t_end_gyr, mass_msun, mass_p16, mass_p84 FROM sfh_epochs "
+         "WHERE object_id = ?" + (" AND run_id = ?" if run_id else "") + " ORDER BY run_id, epoch")
+    rows = con.execute(q, [object_id] + ([run_id] if run_id else [])).fetchall()
+    if not rows:
+        from .errors import GccatError
+
+        raise GccatError(f"no SFH fit of {object_id}; run 'gccat fit sfh' first")
+    last = rows[-1][0]
+    r = np.array([x[1:] for x in rows if x[0] == last], float)
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    mid, width = (r[:, 0] + r[:, 1]) / 2, r[:, 1] - r[:, 0]
+    ax.bar(mid, r[:, 2], width=width * 0.9, color="C0", alpha=0.6)
+    # The best fit may fall outside the percentiles of the perturbed refits: clip at 0.
+    yerr = np.clip([r[:, 2] - r[:, 3], r[:, 4] - r[:, 2]], 0, None)
+    ax.errorbar(mid, r[:, 2], yerr=yerr, fmt="none", color="k")
+    ax.set(xlabel="cosmic time [Gyr]", ylabel=r"mass formed [M$_\odot$]", yscale="symlog",
+           title=f"{object_id}: SFH ({last})")
+    return _save(fig, Path(out), plt)

@@ -58,6 +58,24 @@ def healpix_at_order(healpix29: np.ndarray, order: np.ndarray) -> np.ndarray:
     return np.right_shift(healpix29.astype(np.int64), 2 * (29 - order.astype(np.int64)))
 
 
+def _ssp_fit_udf(bands, fluxes, errors, z):
+    from .fitting import SSP_FIT_FIELDS, ssp_fit_rows
+
+    out = ssp_fit_rows(bands.to_pylist(), fluxes.to_pylist(), errors.to_pylist(), _np(z))
+    arrays = [pa.array(out[k], pa.float64(), from_pandas=True) for k in SSP_FIT_FIELDS]
+    return pa.StructArray.from_arrays(arrays, names=list(SSP_FIT_FIELDS))
+
+
+def _register_ssp_fit(con: duckdb.DuckDBPyConnection) -> None:
+    from .fitting import SSP_FIT_FIELDS
+
+    ret = duckdb.struct_type({k: DOUBLE for k in SSP_FIT_FIELDS})
+    con.create_function("ssp_fit", _ssp_fit_udf,
+                        [duckdb.list_type(VARCHAR), duckdb.list_type(DOUBLE),
+                         duckdb.list_type(DOUBLE), DOUBLE], ret, type="arrow",
+                        null_handling="special", side_effects=False)
+
+
 def _no_lens_maps(model_id, quantity, ra_deg, dec_deg) -> np.ndarray:
     return np.full(len(ra_deg), np.nan)
 
@@ -80,6 +98,8 @@ UDFS: dict[str, tuple[Callable, list, object]] = {
 _ARROW_OUT = {DOUBLE: pa.float64(), BIGINT: pa.int64()}
 
 UDF_DOCS = {name: (fn.__doc__ or "").strip().splitlines()[0] for name, (fn, _, _) in UDFS.items()}
+UDF_DOCS["ssp_fit"] = ("SSP fit in a query: ssp_fit(bands[], fluxes_njy[], errors_njy[], z) -> "
+                       "struct of age/log Z/A_V/mass percentiles (small selections; batch: gccat fit)")
 UDF_DOCS["lens_value"] = ("Lens-map value (model_id, quantity, ra, dec): bilinear in pixel space "
                           "via the WCS; NULL off the map")
 
@@ -93,6 +113,7 @@ def register_udfs(con: duckdb.DuckDBPyConnection, lens_store=None) -> None:
     udfs = dict(UDFS)
     sample = lens_store.sample if lens_store is not None else _no_lens_maps
     udfs["lens_value"] = (sample, [VARCHAR, VARCHAR, DOUBLE, DOUBLE], DOUBLE)
+    _register_ssp_fit(con)
     for name, (fn, args, ret) in udfs.items():
         con.create_function(name, _vectorised(fn, len(args), _ARROW_OUT[ret]), args, ret, type="arrow",
                             null_handling="special", side_effects=False)

@@ -1,0 +1,451 @@
+"""Stellar-population fits of lake photometry, written back to the lake.
+
+Selection from ``photometry_wide`` (SQL), photometry from ``photometry_best`` in nJy,
+Milky Way extinction removed per field (G23) unless the photometry says it already is,
+SSP grids built once per (redshift, bands, spec) and cached in ``ssp_grids``, fits by
+:mod:`catalog.sps` in chunks (in process or on Dask), results in ``fit_runs``,
+``fit_posteriors``, ``fit_samples``, ``fit_chi2_maps`` and ``sfh_epochs``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from . import sps
+from .errors import GccatError
+from .lake import Lake, gccat_version, new_ingest_id
+from .schemas import FIT_CHI2_MAPS, FIT_POSTERIORS, FIT_RUNS, FIT_SAMPLES, SFH_EPOCHS, SSP_GRIDS
+
+GRID_DEFAULTS = {"av_max": 1.0, "n_av": 11, "metallicities": None, "igm": True, "nebular": False}
+
+
+@dataclass
+class Selection:
+    """Photometry of the selected objects as (n_obj, n_band) arrays in nJy, blue to red."""
+
+    object_id: np.ndarray
+    field_id: np.ndarray
+    z: np.ndarray
+    bands: list[str]          # gccat band names
+    sedpy: list[str]          # their astro-sedpy curves
+    flux: np.ndarray
+    err: np.ndarray
+    upper: np.ndarray
+
+
+def grid_id(z: float, sedpy_names: list[str], **spec) -> str:
+    """Stable id of a grid: hash of its redshift, bands and spec."""
+    key = json.dumps({"z": round(float(z), 4), "bands": list(sedpy_names),
+                      **{k: spec.get(k, v) for k, v in GRID_DEFAULTS.items()}}, sort_keys=True)
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def _grid_from_row(row: dict) -> sps.SSPGrid:
+    shape = tuple(row["shape"])
+    return sps.SSPGrid(
+        z=row["z"], bands=list(row["bands"]), age_gyr=np.array(row["age_gyr"]),
+        log_z_zsun=np.array(row["log_z_zsun"]), av=np.array(row["av"]),
+        flux_njy=np.array(row["flux_njy"], dtype=np.float64).reshape(shape),
+        living_fraction=np.array(row["living_fraction"]).reshape(shape[:2]),
+        spec=json.loads(row["spec"]))
+
+
+def load_or_build_grid(lake: Lake, z: float, sedpy_names: list[str], *, tx=None,
+                       **spec) -> tuple[sps.SSPGrid, str, bool]:
+    """The cached grid for (z, bands, spec), or a new one (appended with ``tx`` if given).
+
+    Returns the grid, its id and whether it was built now.
+    """
+    gid = grid_id(z, sedpy_names, **spec)
+    cached = lake.live("ssp_grids", filters=pc.field("grid_id") == gid)
+    if cached.num_rows:
+        return _grid_from_row(cached.slice(0, 1).to_pylist()[0]), gid, False
+    s = {k: spec.get(k, v) for k, v in GRID_DEFAULTS.items()}
+    grid = sps.build_grid(float(z), list(sedpy_names), metallicities=s["metallicities"],
+                          av_max=s["av_max"], n_av=s["n_av"], igm=s["igm"], nebular=s["nebular"])
+    if tx is not None:
+        tx.append("ssp_grids", grid_table(grid, gid, tx.ingest_id))
+    return grid, gid, True
+
+
+def grid_table(grid: sps.SSPGrid, gid: str, ingest_id: str) -> pa.Table:
+    return pa.Table.from_pylist([{
+        "grid_id": gid, "z": grid.z, "bands": grid.bands,
+        "spec": json.dumps(grid.spec, default=str), "shape": list(grid.flux_njy.shape),
+        "age_gyr": grid.age_gyr.tolist(), "log_z_zsun": grid.log_z_zsun.tolist(),
+        "av": grid.av.tolist(), "flux_njy": grid.flux_njy.astype(np.float32).ravel().tolist(),
+        "living_fraction": grid.living_fraction.ravel().tolist(),
+        "created_at": dt.datetime.now(dt.UTC), "ingest_id": ingest_id}], schema=SSP_GRIDS)
+
+
+def build_grid_command(lake: Lake, z: float, bands: list[str], command: str = "", **spec) -> dict:
+    """``gccat grid build``: build (or find) the grid of gccat ``bands`` at ``z``."""
+    from . import bands as bandreg
+
+    sed = []
+    for b in bands:
+        info = bandreg.lookup(b)
+        if info is None:
+            raise GccatError(f"unknown band '{b}'")
+        sed.append(info.sedpy_name)
+    with lake.transaction("grid") as tx:
+        grid, gid, built = load_or_build_grid(lake, z, sed, tx=tx, **spec)
+        if built:
+            tx.commit(name=gid, n_rows=int(np.prod(grid.flux_njy.shape[:3])), command=command,
+                      options={"run": "grid", "z": z, "bands": bands, **spec})
+    return {"grid_id": gid, "built": built, "n_models": int(np.prod(grid.flux_njy.shape[:3])),
+            "shape": grid.flux_njy.shape}
+
+
+def select(lake: Lake, where: str | None, z: float | None = None, con=None) -> Selection:
+    """Objects of ``photometry_wide`` matching ``where`` with their photometry (nJy).
+
+    Redshift: ``z`` if given, else the detection's, else the field's cluster redshift.
+    Fluxes not yet corrected for Milky Way extinction are corrected with the field's E(B-V)
+    (G23, R_V = 3.1) through each filter curve.
+    """
+    from .query import run_sql
+    from .views import connect
+
+    con = con or connect(lake, read_only=True)
+    cond = f"WHERE {where}" if where else ""
+    t = run_sql(con, f"""
+        WITH sel AS (SELECT detection_id, field_id, z FROM photometry_wide {cond})
+        SELECT sel.detection_id, sel.field_id, coalesce(sel.z, f.z_cluster) AS z, f.ebv_mw,
+               pb.band, b.sedpy_name, b.pivot_um, pb.flux_njy, pb.flux_err_njy,
+               pb.is_upper_limit, pb.mw_corrected
+        FROM sel JOIN photometry_best pb USING (detection_id)
+        JOIN bands b USING (band) LEFT JOIN fields f ON f.field_id = sel.field_id""",
+                read_only=False)
+    if t.num_rows == 0:
+        raise GccatError("no photometry matches the selection" + (f": {where}" if where else ""))
+    d = {c: t[c].to_numpy(zero_copy_only=False) for c in t.column_names}
+    bands = sorted(set(d["band"]), key=lambda b: d["pivot_um"][d["band"] == b][0])
+    sed = [d["sedpy_name"][d["band"] == b][0] for b in bands]
+    ids, row = np.unique(d["detection_id"], return_inverse=True)
+    col = np.searchsorted(np.array(bands, dtype=object), d["band"],
+                          sorter=np.argsort(np.array(bands, dtype=object)))
+    col = np.argsort(np.array(bands, dtype=object))[col]
+    n, k = len(ids), len(bands)
+    flux, err = np.full((n, k), np.nan), np.full((n, k), np.nan)
+    upper = np.zeros((n, k), bool)
+    factor = np.ones(len(row))
+    ebv = np.asarray(d["ebv_mw"], dtype=float)
+    todo = ~d["mw_corrected"].astype(bool) & np.isfinite(ebv) & (ebv > 0)
+    for e in np.unique(ebv[todo]):
+        a = sps.mw_extinction_mag(sed, float(e))
+        sel = todo & (ebv == e)
+        factor[sel] = 10 ** (0.4 * a[col[sel]])
+    flux[row, col] = d["flux_njy"].astype(float) * factor
+    err[row, col] = np.asarray(d["flux_err_njy"], dtype=float) * factor
+    upper[row, col] = d["is_upper_limit"].astype(bool)
+    zz = np.full(n, np.nan)
+    zz[row] = np.asarray(d["z"], dtype=float)
+    fid = np.empty(n, dtype=object)
+    fid[row] = d["field_id"]
+    if z is not None:
+        zz[:] = z
+    if np.isnan(zz).any():
+        bad = ids[np.isnan(zz)][0]
+        raise GccatError(f"no redshift for {bad} (nor for its field); give --z")
+    return Selection(ids, fid, zz, bands, sed, flux, err, upper)
+
+
+def _fit_chunk(grid, flux, err, upper, error_floor, n_samples, seed, keep_chi2):
+    rng = np.random.default_rng(seed)
+    return sps.fit_ssp(grid, flux, err, upper_limit=upper, error_floor=error_floor,
+                       n_samples=n_samples, rng=rng, keep_chi2_grid=keep_chi2)
+
+
+def _concat(results: list[sps.FitResult]) -> sps.FitResult:
+    def cat(get):
+        parts = [get(r) for r in results]
+        return None if parts[0] is None else np.concatenate(parts)
+
+    keys = sps.FIT_KEYS
+    return sps.FitResult(
+        percentiles={k: cat(lambda r, k=k: r.percentiles[k]) for k in keys},
+        map_params={k: cat(lambda r, k=k: r.map_params[k]) for k in keys},
+        chi2_min=cat(lambda r: r.chi2_min), n_bands=cat(lambda r: r.n_bands),
+        reduced_chi2=cat(lambda r: r.reduced_chi2),
+        samples=None if results[0].samples is None else {
+            k: cat(lambda r, k=k: r.samples[k]) for k in keys},
+        chi2_grid=cat(lambda r: r.chi2_grid))
+
+
+def fit_in_chunks(grid, flux, err, upper, *, error_floor=0.05, n_samples=0, seed=0, chunk=4096,
+                  scheduler: str | None = None, keep_chi2=False, progress=None) -> sps.FitResult:
+    """Fit objects in chunks of ``chunk`` (bounded memory), in process or on Dask.
+
+    Chunk ``i`` draws its samples from ``default_rng((seed, i))``, so both paths give the same
+    numbers. ``scheduler``: None (in process), ``"local"`` (a local Dask cluster) or a Dask
+    scheduler address.
+    """
+    n = len(flux)
+    starts = list(range(0, n, chunk)) or [0]
+    args = [(flux[s:s + chunk], err[s:s + chunk], upper[s:s + chunk], (seed, i))
+            for i, s in enumerate(starts)]
+    if scheduler is None:
+        out = []
+        for i, (f, e, u, sd) in enumerate(args):
+            out.append(_fit_chunk(grid, f, e, u, error_floor, n_samples, sd, keep_chi2))
+            if progress:
+                progress(f"fitting {min((i + 1) * chunk, n)}/{n}", 0.1 + 0.8 * (i + 1) / len(args))
+        return _concat(out)
+    from dask.distributed import Client, LocalCluster
+
+    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                           dashboard_address=None) if scheduler == "local" else None
+    try:
+        with Client(cluster if cluster is not None else scheduler) as client:
+            g = client.scatter(grid, broadcast=True)
+            futures = [client.submit(_fit_chunk, g, f, e, u, error_floor, n_samples, sd, keep_chi2,
+                                     pure=False) for f, e, u, sd in args]
+            return _concat(client.gather(futures))
+    finally:
+        if cluster is not None:
+            cluster.close()
+
+
+def _posterior_rows(run_id, ids, fields, zs, res: sps.FitResult, ingest_id) -> pa.Table:
+    n = len(ids)
+    parts = []
+    for key in sps.FIT_KEYS:
+        p = res.percentiles[key]
+        parts.append(pa.table({
+            "run_id": [run_id] * n, "object_id": list(ids), "field_id": list(fields),
+            "parameter": [key] * n, "p16": p[:, 0], "p50": p[:, 1], "p84": p[:, 2],
+            "map_value": res.map_params[key], "z": zs, "chi2_min": res.chi2_min,
+            "n_bands": res.n_bands.astype(np.int64),
+            "reduced_chi2": pa.array(res.reduced_chi2, from_pandas=True),
+            "ingest_id": [ingest_id] * n}))
+    return pa.concat_tables(parts).cast(FIT_POSTERIORS)
+
+
+def _sample_rows(run_id, ids, res: sps.FitResult, ingest_id) -> pa.Table | None:
+    if not res.samples:
+        return None
+    n, m = res.samples["age_gyr"].shape
+    cols = {k: res.samples[k].ravel() for k in sps.FIT_KEYS}
+    return pa.table({"run_id": [run_id] * (n * m), "object_id": np.repeat(ids, m).tolist(),
+                     "draw": np.tile(np.arange(m, dtype=np.int32), n), **cols,
+                     "ingest_id": [ingest_id] * (n * m)}).cast(FIT_SAMPLES)
+
+
+def _run_row(run_id, kind, where, grid_ids, error_floor, n_obj, n_samples, scheduler, seconds,
+             config) -> pa.Table:
+    return pa.Table.from_pylist([{
+        "run_id": run_id, "kind": kind, "where_sql": where, "grid_ids": grid_ids,
+        "error_floor": error_floor, "n_objects": n_obj, "n_samples": n_samples,
+        "scheduler": scheduler or "in-process", "seconds": seconds, "gccat_version": gccat_version(),
+        "config": json.dumps(config, default=str), "created_at": dt.datetime.now(dt.UTC),
+        "ingest_id": run_id}], schema=FIT_RUNS)
+
+
+def run_fit_ssp(lake: Lake, where: str | None = None, *, z: float | None = None,
+                error_floor: float = 0.05, n_samples: int = 100, seed: int = 0,
+                chunk: int = 4096, scheduler: str | None = None, progress=None,
+                command: str = "", **grid_spec) -> dict:
+    """SSP fits of the selected objects (see :func:`select`) written to the lake.
+
+    Objects are grouped by redshift (to 0.001); each group is fitted against its grid.
+    Returns the ``fit_runs`` row as a dict (plus ``result``: the FitResult per group).
+    """
+    step = progress or (lambda stage, frac: None)
+    step("selecting", 0.02)
+    sel = select(lake, where, z)
+    run_id = new_ingest_id()
+    t0 = time.perf_counter()
+    zkey = np.round(sel.z, 3)
+    results = {}
+    with lake.transaction("fit", ingest_id=run_id) as tx:
+        grid_ids, tables, samples = [], [], []
+        for zg in np.unique(zkey):
+            idx = np.flatnonzero(zkey == zg)
+            step(f"grid z={zg}", 0.05)
+            grid, gid, _ = load_or_build_grid(lake, float(zg), sel.sedpy, tx=tx, **grid_spec)
+            grid_ids.append(gid)
+            res = fit_in_chunks(grid, sel.flux[idx], sel.err[idx], sel.upper[idx],
+                                error_floor=error_floor, n_samples=n_samples, seed=seed,
+                                chunk=chunk, scheduler=scheduler, progress=step)
+            results[float(zg)] = res
+            tables.append(_posterior_rows(run_id, sel.object_id[idx], sel.field_id[idx],
+                                          sel.z[idx], res, run_id))
+            s = _sample_rows(run_id, sel.object_id[idx], res, run_id)
+            if s is not None:
+                samples.append(s)
+        seconds = time.perf_counter() - t0
+        step("writing", 0.92)
+        tx.append("fit_posteriors", pa.concat_tables(tables))
+        if samples:
+            tx.append("fit_samples", pa.concat_tables(samples))
+        config = {"where": where, "z": z, "error_floor": error_floor, "n_samples": n_samples,
+                  "seed": seed, "chunk": chunk, "bands": sel.bands, **grid_spec,
+                  "upper_limits": "Sawicki 2012 erf term", "prior": "flat in grid index"}
+        tx.append("fit_runs", _run_row(run_id, "ssp", where, grid_ids, error_floor,
+                                       len(sel.object_id), n_samples, scheduler, seconds, config))
+        tx.commit(name="fit ssp", n_rows=len(sel.object_id), command=command,
+                  options={"run": "fit ssp", **config})
+    step("done", 1.0)
+    return {"run_id": run_id, "n_objects": len(sel.object_id), "seconds": seconds,
+            "grid_ids": grid_ids, "bands": sel.bands, "result": results}
+
+
+def run_fit_stack(lake: Lake, where: str | None = None, *, z: float | None = None,
+                  error_floor: float = 0.05, n_boot: int = 1000, n_samples: int = 200,
+                  stack: str = "median", seed: int = 0, progress=None, command: str = "",
+                  **grid_spec) -> dict:
+    """Stack the selection's photometry (median with bootstrap errors, or inverse-variance
+    weighted) and fit it as one source ``stack:<run_id>``; its chi2 over age x Z is kept."""
+    step = progress or (lambda stage, frac: None)
+    if stack not in ("median", "ivw"):
+        raise GccatError(f"--stack must be median or ivw, not {stack!r}")
+    sel = select(lake, where, z)
+    zs = np.unique(np.round(sel.z, 3))
+    if len(zs) > 1 and z is None:
+        raise GccatError(f"the selection spans redshifts {zs.min()}-{zs.max()}: give --z to stack")
+    st = sps.stack_photometry(sel.flux, sel.err, n_boot=n_boot, rng=np.random.default_rng(seed))
+    flux = st["median"] if stack == "median" else st["ivw_mean"]
+    err = st["median_err"] if stack == "median" else st["ivw_err"]
+    run_id = new_ingest_id()
+    oid = f"stack:{run_id}"
+    t0 = time.perf_counter()
+    with lake.transaction("fit", ingest_id=run_id) as tx:
+        grid, gid, _ = load_or_build_grid(lake, float(zs[0]), sel.sedpy, tx=tx, **grid_spec)
+        res = fit_in_chunks(grid, flux[None, :], err[None, :], np.zeros((1, len(flux)), bool),
+                            error_floor=error_floor, n_samples=n_samples, seed=seed, keep_chi2=True)
+        field = sel.field_id[0] if len(set(sel.field_id)) == 1 else None
+        tx.append("fit_posteriors", _posterior_rows(run_id, [oid], [field], [zs[0]], res, run_id))
+        s = _sample_rows(run_id, np.array([oid]), res, run_id)
+        if s is not None:
+            tx.append("fit_samples", s)
+        a, zz = np.meshgrid(grid.age_gyr, grid.log_z_zsun, indexing="ij")
+        chi2 = res.chi2_grid[0]
+        tx.append("fit_chi2_maps", pa.table({
+            "run_id": [run_id] * chi2.size, "object_id": [oid] * chi2.size, "age_gyr": a.ravel(),
+            "log_z": zz.ravel(), "chi2": chi2.ravel(), "ingest_id": [run_id] * chi2.size},
+            schema=FIT_CHI2_MAPS))
+        config = {"where": where, "z": float(zs[0]), "stack": stack, "n_boot": n_boot,
+                  "n_members": len(sel.object_id), "bands": sel.bands,
+                  "stacked_flux_njy": flux.tolist(), "stacked_err_njy": err.tolist(),
+                  "n_per_band": st["n"].tolist(), **grid_spec}
+        tx.append("fit_runs", _run_row(run_id, "stack", where, [gid], error_floor, 1, n_samples,
+                                       None, time.perf_counter() - t0, config))
+        tx.commit(name="fit stack", n_rows=1, command=command, options={"run": "fit stack", **config})
+    step("done", 1.0)
+    return {"run_id": run_id, "object_id": oid, "n_members": len(sel.object_id), "flux": flux,
+            "err": err, "bands": sel.bands, "result": res, "grid": grid}
+
+
+def run_fit_sfh(lake: Lake, where: str | None = None, *, z: float | None = None,
+                epochs_z=(12, 11, 10, 9, 8, 7, 6, 5, 4), n_perturb: int = 21,
+                error_floor: float = 0.05, seed: int = 0, progress=None, command: str = "") -> dict:
+    """SEDz*-style non-parametric SFHs: masses per epoch by NNLS, errors from perturbed refits."""
+    step = progress or (lambda stage, frac: None)
+    sel = select(lake, where, z)
+    run_id = new_ingest_id()
+    rng = np.random.default_rng(seed)
+    t0 = time.perf_counter()
+    templates: dict[float, dict] = {}
+    epochs, post = [], []
+    for i, oid in enumerate(sel.object_id):
+        zo = round(float(sel.z[i]), 3)
+        if zo not in templates:
+            templates[zo] = sps.sfh_templates(zo, sel.sedpy, epochs_z)
+        tpl = templates[zo]
+        r = sps.fit_sfh(tpl, sel.flux[i:i + 1], sel.err[i:i + 1], n_perturb=n_perturb, rng=rng,
+                        error_floor=error_floor)
+        n_ep = len(tpl["epochs"]) if "epochs" in tpl else int(np.max(tpl["epoch"])) + 1
+        for e in range(n_ep):
+            first = np.flatnonzero(tpl["epoch"] == e)[0]
+            epochs.append({"run_id": run_id, "object_id": oid, "epoch": e,
+                           "z_start": float(tpl["z_start"][first]), "z_end": float(tpl["z_end"][first]),
+                           "t_start_gyr": float(tpl["t_start_gyr"][first]),
+                           "t_end_gyr": float(tpl["t_end_gyr"][first]),
+                           "mass_msun": float(np.ravel(r["mass_epoch"])[e]),
+                           "mass_p16": float(np.ravel(r["mass_epoch_p16"])[e]),
+                           "mass_p84": float(np.ravel(r["mass_epoch_p84"])[e]),
+                           "ingest_id": run_id})
+        for key, lo, hi in (("t50_gyr", "t50_gyr_p16", "t50_gyr_p84"), ("z50", None, None),
+                            ("t_peak_gyr", None, None),
+                            ("mass_total", "mass_total_p16", "mass_total_p84")):
+            val = float(np.ravel(r[key])[0])
+            post.append({"run_id": run_id, "object_id": oid, "field_id": sel.field_id[i],
+                         "parameter": key, "p16": float(np.ravel(r[lo])[0]) if lo else None,
+                         "p50": val, "p84": float(np.ravel(r[hi])[0]) if hi else None,
+                         "map_value": val, "z": float(sel.z[i]),
+                         "chi2_min": float(np.ravel(r["chi2"])[0]),
+                         "n_bands": int(np.ravel(r["n_bands"])[0]), "reduced_chi2": None,
+                         "ingest_id": run_id})
+        step(f"fitting {i + 1}/{len(sel.object_id)}", 0.1 + 0.8 * (i + 1) / len(sel.object_id))
+    with lake.transaction("fit", ingest_id=run_id) as tx:
+        tx.append("sfh_epochs", pa.Table.from_pylist(epochs, schema=SFH_EPOCHS))
+        tx.append("fit_posteriors", pa.Table.from_pylist(post, schema=FIT_POSTERIORS))
+        config = {"where": where, "z": z, "epochs_z": list(epochs_z), "n_perturb": n_perturb,
+                  "error_floor": error_floor, "seed": seed, "bands": sel.bands,
+                  "templates": "10 Myr burst + constant SF per epoch (SEDz*)"}
+        tx.append("fit_runs", _run_row(run_id, "sfh", where, [], error_floor, len(sel.object_id),
+                                       n_perturb, None, time.perf_counter() - t0, config))
+        tx.commit(name="fit sfh", n_rows=len(sel.object_id), command=command,
+                  options={"run": "fit sfh", **config})
+    step("done", 1.0)
+    return {"run_id": run_id, "n_objects": len(sel.object_id)}
+
+
+SSP_FIT_FIELDS = ("age_gyr_p16", "age_gyr_p50", "age_gyr_p84", "log_z_p50", "av_p50",
+                  "log_mass_living_p16", "log_mass_living_p50", "log_mass_living_p84",
+                  "log_mass_formed_p50", "chi2_min", "n_bands")
+
+
+@functools.lru_cache(maxsize=32)
+def _cached_grid(z: float, sedpy_names: tuple[str, ...]) -> sps.SSPGrid:
+    return sps.build_grid(z, list(sedpy_names))
+
+
+def ssp_fit_rows(bands: list, fluxes: list, errors: list, z: np.ndarray,
+                 error_floor: float = 0.05) -> dict[str, np.ndarray]:
+    """SSP fits of rows given as lists of bands, fluxes and errors (nJy) at redshift ``z``.
+
+    The in-query path (UDF ``ssp_fit``) for small ad-hoc selections; rows sharing bands and
+    redshift share one grid (cached in memory). Returns :data:`SSP_FIT_FIELDS` arrays.
+    """
+    from . import bands as bandreg
+
+    n = len(z)
+    out = {k: np.full(n, np.nan) for k in SSP_FIT_FIELDS}
+    groups: dict[tuple, list[int]] = {}
+    for i in range(n):
+        if bands[i] is None or not np.isfinite(z[i]) or z[i] < 0:
+            continue
+        groups.setdefault((round(float(z[i]), 3), tuple(bands[i])), []).append(i)
+    for (zg, bs), rows in groups.items():
+        sed = []
+        for b in bs:
+            info = bandreg.lookup(str(b))
+            if info is None:
+                raise GccatError(f"ssp_fit: unknown band '{b}'")
+            sed.append(info.sedpy_name)
+        grid = _cached_grid(zg, tuple(sed))
+        f = np.array([np.asarray(fluxes[i], float) for i in rows])
+        e = np.array([np.asarray(errors[i], float) for i in rows])
+        res = sps.fit_ssp(grid, f, e, error_floor=error_floor)
+        p = res.percentiles
+        vals = {"age_gyr_p16": p["age_gyr"][:, 0], "age_gyr_p50": p["age_gyr"][:, 1],
+                "age_gyr_p84": p["age_gyr"][:, 2], "log_z_p50": p["log_z"][:, 1],
+                "av_p50": p["av"][:, 1], "log_mass_living_p16": p["log_mass_living"][:, 0],
+                "log_mass_living_p50": p["log_mass_living"][:, 1],
+                "log_mass_living_p84": p["log_mass_living"][:, 2],
+                "log_mass_formed_p50": p["log_mass_formed"][:, 1], "chi2_min": res.chi2_min,
+                "n_bands": res.n_bands}
+        for k, v in vals.items():
+            out[k][rows] = v
+    return out

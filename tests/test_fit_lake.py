@@ -1,0 +1,140 @@
+"""Stellar-population fits of lake photometry: runs, posteriors, draws, stacks, SFHs, Dask."""
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from catalog import sps
+from catalog.fitting import fit_in_chunks, load_or_build_grid, run_fit_sfh, run_fit_ssp, run_fit_stack, select
+from catalog.lake import Lake
+from catalog.views import connect
+from ingest.catalog import ingest_catalog, ingest_fields
+
+from .conftest import FIELDS, SMACS, snapshot
+
+BANDS = ["F090W", "F150W", "F200W", "F277W", "F356W", "F444W"]
+
+
+@pytest.fixture(scope="module")
+def fit_lake(tmp_path_factory):
+    lake = Lake.create(tmp_path_factory.mktemp("fit") / "lake")
+    ingest_fields(lake, FIELDS)
+    ingest_catalog(lake, SMACS, field_id="smacs0723", name="faisst2022", mw_corrected=True)
+    return lake
+
+
+def test_ssp_fits_of_the_smacs_clusters_land_in_queryable_tables(fit_lake, tmp_path, cli):
+    r = run_fit_ssp(fit_lake, "field_id = 'smacs0723'", n_samples=20)
+    assert r["n_objects"] == 178 and r["bands"] == BANDS
+    con = connect(fit_lake)
+    n = con.execute("SELECT count(*), count(DISTINCT object_id) FROM fit_posteriors WHERE run_id = ?",
+                    [r["run_id"]]).fetchall()[0]
+    assert n == (178 * 5, 178)
+    res = con.execute("SELECT count(*), min(age_gyr_p16 <= age_gyr AND age_gyr <= age_gyr_p84), "
+                      "min(n_bands), max(log_mass_living <= log_mass_formed + 1e-9) FROM fit_results"
+                      ).fetchall()[0]
+    assert res == (178, True, 6, True)
+    assert con.execute("SELECT count(*) FROM fit_samples").fetchall()[0][0] == 178 * 20
+    out = tmp_path / "samples.parquet"
+    ok = cli("export", "--table", "fit_samples", "--out", out, "--lake", fit_lake.root)
+    assert ok.exit_code == 0, ok.output
+    from astropy.table import Table
+
+    t = Table.read(out, format="parquet.votable")
+    assert str(t["age_gyr"].unit) == "Gyr" and str(t["av"].unit) == "mag"
+    grids = con.execute("SELECT count(*) FROM ssp_grids").fetchall()[0][0]
+    assert grids == 1
+    r2 = run_fit_ssp(fit_lake, "field_id = 'smacs0723' AND source_id < 'SC_010'", n_samples=0)
+    assert r2["grid_ids"] == r["grid_ids"]  # the cached grid is reused
+    assert connect(fit_lake).execute("SELECT count(*) FROM ssp_grids").fetchall()[0][0] == 1
+
+
+def test_recovery_of_synthetic_clusters_through_the_lake(tmp_path):
+    """Simulate SSPs from the grid, ingest them as a catalog, fit, check the truth is covered."""
+    lake = Lake.create(tmp_path / "lake")
+    ingest_fields(lake, FIELDS)
+    grid, _, _ = load_or_build_grid(lake, 0.39, [f"jwst_{b.lower()}" for b in BANDS])
+    rng = np.random.default_rng(4)
+    n = 300
+    ia, iz, iv = (rng.integers(0, s, n) for s in grid.shape)
+    logm = rng.uniform(6, 7, n)
+    true = grid.flux_njy[ia, iz, iv] * 10 ** logm[:, None]
+    err = true / 20
+    obs = true + rng.normal(0, err)
+    cols = {"id": np.arange(n), "ra": 110.8 + rng.uniform(0, 0.01, n),
+            "dec": -73.45 + rng.uniform(0, 0.01, n)}
+    for j, b in enumerate(BANDS):
+        cols[f"flux_{b}"], cols[f"fluxerr_{b}"] = obs[:, j], err[:, j]
+    pq.write_table(pa.table(cols), tmp_path / "sim.parquet")
+    ingest_catalog(lake, tmp_path / "sim.parquet", field_id="smacs0723", name="sim",
+                   mw_corrected=True)
+    r = run_fit_ssp(lake, "catalog = 'sim'", error_floor=0.0, n_samples=0)
+    con = connect(lake)
+    rows = con.execute("SELECT CAST(source_id AS INT), log_mass_formed, p16, p84 FROM fit_results "
+                       "JOIN fit_posteriors USING (run_id, object_id) WHERE run_id = ? AND "
+                       "parameter = 'log_mass_formed' ORDER BY 1", [r["run_id"]]).fetchall()
+    a = np.array(rows, float)
+    inside = (a[:, 2] <= logm[a[:, 0].astype(int)]) & (logm[a[:, 0].astype(int)] <= a[:, 3])
+    bias = np.median(a[:, 1] - logm[a[:, 0].astype(int)])
+    print(f"mass coverage {inside.mean():.2f}, bias {bias:+.3f} dex")
+    assert 0.58 < inside.mean() < 0.78 and abs(bias) < 0.05
+
+
+def test_milky_way_extinction_is_removed_only_when_not_already_corrected(tmp_path):
+    lake = Lake.create(tmp_path / "lake")
+    ingest_fields(lake, FIELDS)  # smacs0723 has E(B-V) = 0.2
+    ingest_catalog(lake, SMACS, field_id="smacs0723", name="raw")
+    sel = select(lake, "catalog = 'raw'")
+    ingest_catalog(lake, SMACS, field_id="smacs0723", name="corr", mw_corrected=True)
+    ref = select(lake, "catalog = 'corr'")
+    a = sps.mw_extinction_mag([f"jwst_{b.lower()}" for b in BANDS], 0.2)
+    ratio = np.nanmedian(sel.flux / ref.flux, axis=0)
+    np.testing.assert_allclose(ratio, 10 ** (0.4 * a), rtol=1e-9)
+    assert a[0] > a[-1] > 0
+
+
+def test_dask_local_cluster_gives_the_in_process_results(fit_lake):
+    sel = select(fit_lake, "field_id = 'smacs0723'")
+    grid, _, _ = load_or_build_grid(fit_lake, 0.39, sel.sedpy)
+    kw = dict(error_floor=0.05, n_samples=5, seed=3, chunk=64)
+    a = fit_in_chunks(grid, sel.flux, sel.err, sel.upper, **kw)
+    b = fit_in_chunks(grid, sel.flux, sel.err, sel.upper, scheduler="local", **kw)
+    for k in sps.FIT_KEYS:
+        np.testing.assert_allclose(a.percentiles[k], b.percentiles[k], rtol=1e-6)
+        np.testing.assert_allclose(a.samples[k], b.samples[k], rtol=1e-6)
+
+
+def test_stack_keeps_a_chi2_map_and_sfh_fills_epochs(fit_lake):
+    s = run_fit_stack(fit_lake, "field_id = 'smacs0723'", n_boot=200, n_samples=10)
+    con = connect(fit_lake)
+    n_map = con.execute("SELECT count(*) FROM fit_chi2_maps WHERE object_id = ?",
+                        [s["object_id"]]).fetchall()[0][0]
+    grid = s["grid"]
+    assert n_map == len(grid.age_gyr) * len(grid.log_z_zsun)
+    members = con.execute("SELECT config FROM fit_runs WHERE run_id = ?", [s["run_id"]]).fetchall()
+    assert '"n_members": 178' in members[0][0]
+    f = run_fit_sfh(fit_lake, "source_id IN ('SC_000', 'SC_002')", epochs_z=(6, 4, 2, 1),
+                    n_perturb=5)
+    rows = connect(fit_lake).execute("SELECT object_id, count(*), min(mass_msun) FROM sfh_epochs "
+                                     "WHERE run_id = ? GROUP BY 1", [f["run_id"]]).fetchall()
+    assert len(rows) == 2 and all(r[1] == 4 and r[2] >= 0 for r in rows)
+
+
+def test_ssp_fit_udf_matches_the_batch_fit(fit_lake):
+    con = connect(fit_lake, read_only=True)
+    got = con.execute(
+        "SELECT ssp_fit(list(band ORDER BY pivot_um), list(flux_njy ORDER BY pivot_um), "
+        "list(flux_err_njy ORDER BY pivot_um), 0.39).log_mass_living_p50 FROM photometry "
+        "JOIN bands USING (band) WHERE detection_id = 'smacs0723/faisst2022/SC_000'").fetchall()
+    batch = run_fit_ssp(fit_lake, "source_id = 'SC_000'", n_samples=0)["result"][0.39]
+    assert got[0][0] == pytest.approx(batch.percentiles["log_mass_living"][0, 1], abs=1e-6)
+
+
+def test_bad_selections_are_clear_errors(fit_lake, cli):
+    before = snapshot(fit_lake)
+    res = cli("fit", "ssp", "--where", "source_id = 'nope'", "--lake", fit_lake.root)
+    assert res.exit_code == 2 and "no photometry matches" in res.stderr
+    res = cli("fit", "ssp", "--where", "nonsense ((", "--lake", fit_lake.root)
+    assert res.exit_code == 2 and "SQL" in res.stderr
+    assert snapshot(fit_lake) == before

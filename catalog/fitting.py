@@ -25,6 +25,7 @@ from .errors import GccatError
 from .lake import Lake, gccat_version, new_ingest_id
 from .schemas import FIT_CHI2_MAPS, FIT_POSTERIORS, FIT_RUNS, FIT_SAMPLES, SFH_EPOCHS, SSP_GRIDS
 
+BLOCK = 65_536  # objects fitted and written at a time
 GRID_DEFAULTS = {"av_max": 1.0, "n_av": 11, "metallicities": None, "igm": True, "nebular": False}
 
 
@@ -192,7 +193,8 @@ def fit_in_chunks(grid, flux, err, upper, *, error_floor=0.05, n_samples=0, seed
     """
     n = len(flux)
     starts = list(range(0, n, chunk)) or [0]
-    args = [(flux[s:s + chunk], err[s:s + chunk], upper[s:s + chunk], (seed, i))
+    base = tuple(seed) if isinstance(seed, tuple) else (seed,)
+    args = [(flux[s:s + chunk], err[s:s + chunk], upper[s:s + chunk], (*base, i))
             for i, s in enumerate(starts)]
     if scheduler is None:
         out = []
@@ -257,8 +259,9 @@ def run_fit_ssp(lake: Lake, where: str | None = None, *, z: float | None = None,
                 command: str = "", **grid_spec) -> dict:
     """SSP fits of the selected objects (see :func:`select`) written to the lake.
 
-    Objects are grouped by redshift (to 0.001); each group is fitted against its grid.
-    Returns the ``fit_runs`` row as a dict (plus ``result``: the FitResult per group).
+    Objects are grouped by redshift (to 0.001); each group is fitted against its grid, in
+    blocks of :data:`BLOCK` objects written as they come. Returns the run id, counts and
+    ``result``: the FitResult of the last block per redshift.
     """
     step = progress or (lambda stage, frac: None)
     step("selecting", 0.02)
@@ -268,26 +271,29 @@ def run_fit_ssp(lake: Lake, where: str | None = None, *, z: float | None = None,
     zkey = np.round(sel.z, 3)
     results = {}
     with lake.transaction("fit", ingest_id=run_id) as tx:
-        grid_ids, tables, samples = [], [], []
+        grid_ids = []
         for zg in np.unique(zkey):
-            idx = np.flatnonzero(zkey == zg)
+            idx_all = np.flatnonzero(zkey == zg)
             step(f"grid z={zg}", 0.05)
             grid, gid, _ = load_or_build_grid(lake, float(zg), sel.sedpy, tx=tx, **grid_spec)
             grid_ids.append(gid)
-            res = fit_in_chunks(grid, sel.flux[idx], sel.err[idx], sel.upper[idx],
-                                error_floor=error_floor, n_samples=n_samples, seed=seed,
-                                chunk=chunk, scheduler=scheduler, progress=step)
-            results[float(zg)] = res
-            tables.append(_posterior_rows(run_id, sel.object_id[idx], sel.field_id[idx],
-                                          sel.z[idx], res, run_id))
-            s = _sample_rows(run_id, sel.object_id[idx], res, run_id)
-            if s is not None:
-                samples.append(s)
+            # Blocks written as they are fitted keep memory bounded; nothing is visible
+            # before the commit.
+            for b0 in range(0, len(idx_all), BLOCK):
+                idx = idx_all[b0:b0 + BLOCK]
+                res = fit_in_chunks(grid, sel.flux[idx], sel.err[idx], sel.upper[idx],
+                                    error_floor=error_floor, n_samples=n_samples,
+                                    seed=(seed, b0), chunk=chunk, scheduler=scheduler,
+                                    progress=step)
+                results[float(zg)] = res
+                tx.append("fit_posteriors", _posterior_rows(run_id, sel.object_id[idx],
+                                                            sel.field_id[idx], sel.z[idx], res,
+                                                            run_id))
+                s = _sample_rows(run_id, sel.object_id[idx], res, run_id)
+                if s is not None:
+                    tx.append("fit_samples", s)
         seconds = time.perf_counter() - t0
         step("writing", 0.92)
-        tx.append("fit_posteriors", pa.concat_tables(tables))
-        if samples:
-            tx.append("fit_samples", pa.concat_tables(samples))
         config = {"where": where, "z": z, "error_floor": error_floor, "n_samples": n_samples,
                   "seed": seed, "chunk": chunk, "bands": sel.bands, **grid_spec,
                   "upper_limits": "Sawicki 2012 erf term", "prior": "flat in grid index"}

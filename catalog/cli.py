@@ -643,6 +643,17 @@ def demo_cmd(
     console.print("\nBrightest SMACS0723 star clusters with AB colours:\n" + SAMPLE_QUERY,
                   highlight=False)
     print_table(res.sample)
+    console.print("\nSSP fits of the SMACS0723 clusters (BC03, z = 0.39; view fit_results):")
+    print_table(res.fits)
+    if res.stack is not None:
+        p = res.stack["result"].percentiles
+        console.print(f"  median stack of {res.stack['n_members']}: age {p['age_gyr'][0, 1]:.2g} "
+                      f"Gyr (16-84%: {p['age_gyr'][0, 0]:.2g}-{p['age_gyr'][0, 2]:.2g}), log Z "
+                      f"{p['log_z'][0, 1]:.2f}, A_V {p['av'][0, 1]:.2f}")
+    if res.images:
+        i = res.images
+        console.print(f"\nSynthetic 2-band mosaic: {i['n_detected']} point sources detected of "
+                      f"{i['n_true']} injected; {i['n_photometry']} aperture photometry rows")
     console.print("\nLens models (kappa and gamma derived from the Lenstool deflections of AS1063):")
     print_table(res.lens)
     if res.correlation is not None:

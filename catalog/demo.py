@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from importlib import resources
@@ -46,6 +47,12 @@ def bundled(name: str) -> Path:
 
 LENS_FILES = ["as1063_lenstool_patch_bin4_x-arcsec-deflect.fits",
               "as1063_lenstool_patch_bin4_y-arcsec-deflect.fits"]
+FIT_QUERY = """\
+SELECT count(*) AS n_clusters, round(median(age_gyr), 2) AS median_age_gyr,
+       round(median(log_z), 2) AS median_log_z, round(median(av), 2) AS median_av,
+       round(median(log_mass_living), 2) AS median_log_mass,
+       round(median(reduced_chi2), 2) AS median_reduced_chi2
+FROM fit_results WHERE field_id = 'smacs0723' AND object_id NOT LIKE 'stack:%'"""
 LENS_QUERY = """\
 SELECT model_id, quantity, derived, round(median(value), 3) AS median,
        round(quantile_cont(value, 0.05), 3) AS p05, round(quantile_cont(value, 0.95), 3) AS p95
@@ -63,6 +70,9 @@ class DemoResult:
     lens: pa.Table | None = None
     correlation: object | None = None
     truth: dict | None = None
+    fits: pa.Table | None = None
+    stack: dict | None = None
+    images: dict | None = None
 
 
 def build_demo(root: str | os.PathLike, progress=None) -> DemoResult:
@@ -70,8 +80,10 @@ def build_demo(root: str | os.PathLike, progress=None) -> DemoResult:
     from ingest.catalog import ingest_catalog, ingest_fields
     from ingest.lens import ingest_lens_maps
 
+    from .fitting import run_fit_ssp, run_fit_stack
     from .gckappa import run_correlation
-    from .simulate import simulate_field_files
+    from .pointsources import run_detection, run_photometry
+    from .simulate import simulate_field_files, simulate_mosaic_files
 
     lake = Lake.create(root)
     reports = [ingest_fields(lake, bundled(FIELDS_FILE), command="gccat demo")]
@@ -95,8 +107,28 @@ def build_demo(root: str | os.PathLike, progress=None) -> DemoResult:
         corr = run_correlation(lake, "simcluster", "truth", mask_path=sim.mask_path,
                                plot_dir=Path(lake.root) / "_demo_inputs" / "plots",
                                progress=progress, command="gccat demo")
+    # Stellar populations of the SMACS0723 clusters, one by one and stacked (once).
+    kinds = {json.loads(o or "{}").get("run") for o in lake.ingests()["options"].to_pylist()}
+    stack = None
+    if "fit ssp" not in kinds:
+        run_fit_ssp(lake, "field_id = 'smacs0723'", n_samples=50, progress=progress,
+                    command="gccat demo")
+        stack = run_fit_stack(lake, "field_id = 'smacs0723'", progress=progress,
+                              command="gccat demo")
+    # From images to the lake: a synthetic two-band mosaic, detection and forced photometry.
+    images = None
+    if "detect" not in kinds:
+        mos = simulate_mosaic_files(Path(lake.root) / "_demo_inputs", "mosaic",
+                                    bands=("F150W", "F200W"), shape=(512, 512), n_points=250)
+        det = run_detection(lake, list(mos["images"].values()), field_id="simmosaic",
+                            name="gc_detections", command="gccat demo")
+        phot = run_photometry(lake, mos["images"]["F150W"], band=None, field_id="simmosaic",
+                              catalog="gc_detections", psf_path=mos["psf"], command="gccat demo")
+        images = {"n_true": mos["n_points"], "n_detected": det["n_detections"],
+                  "n_photometry": phot["n_rows"]}
     con = connect(lake)
     try:
+        fits = run_sql(con, FIT_QUERY)
         lens = run_sql(con, LENS_QUERY)
         summary = run_sql(con, "SELECT field_id, name, z_cluster, n_detections, n_bands, "
                           "median_mag_ab FROM field_summary")
@@ -104,4 +136,5 @@ def build_demo(root: str | os.PathLike, progress=None) -> DemoResult:
         sample = run_sql(con, SAMPLE_QUERY)
     finally:
         con.close()
-    return DemoResult(lake, summary, cross, sample, reports, lens, corr, sim.truth)
+    return DemoResult(lake, summary, cross, sample, reports, lens, corr, sim.truth, fits, stack,
+                      images)

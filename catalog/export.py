@@ -6,7 +6,6 @@ Every export writes a manifest beside it (query, lake version, rows, sha256).
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import io
 import json
 import os
@@ -20,7 +19,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .errors import GccatError
-from .lake import gccat_version
+from .lake import gccat_version, sha256_file
 from .schemas import column_meta, with_metadata
 
 FORMATS = ("parquet", "fits", "ecsv", "votable", "hats")
@@ -131,16 +130,6 @@ def _write_hats(table: pa.Table, out: Path, name: str) -> None:
     cat.write_catalog(out, catalog_name=name, overwrite=True)
 
 
-def sha256_path(path: Path) -> str:
-    h = hashlib.sha256()
-    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    for p in files:
-        with open(p, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 22), b""):
-                h.update(block)
-    return h.hexdigest()
-
-
 def export_table(table: pa.Table, out: str | os.PathLike, fmt: str, *, query: str,
                  lake_root: str, lake_version: int, overwrite: bool = False) -> dict:
     """Write ``table`` in ``fmt`` to ``out`` and a manifest beside it; return the manifest.
@@ -183,7 +172,7 @@ def export_table(table: pa.Table, out: str | os.PathLike, fmt: str, *, query: st
         _write_hats(table, out, out.name)
     manifest = {
         "format": fmt, "path": str(out.resolve()), "query": query, "lake_root": lake_root,
-        "lake_version": lake_version, "rows": table.num_rows, "sha256": sha256_path(out),
+        "lake_version": lake_version, "rows": table.num_rows, "sha256": sha256_file(out),
         "created_at": dt.datetime.now(dt.UTC).isoformat(), "gccat_version": gccat_version(),
         "columns": [{"name": n, **vars(column_meta(n))} for n in table.column_names],
     }

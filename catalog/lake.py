@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import fcntl
+import hashlib
 import json
 import os
 import re
@@ -273,6 +274,17 @@ class Lake:
                     lst = ", ".join("'" + o.replace("'", "") + "'" for o in orphan)
                     self.delta(table).delete(f"ingest_id IN ({lst})")
         return found
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """SHA-256 of a file (or, for a directory, of its files in name order), read in 4 MiB blocks."""
+    path = Path(path)
+    h = hashlib.sha256()
+    for p in sorted(q for q in path.rglob("*") if q.is_file()) if path.is_dir() else [path]:
+        with open(p, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 22), b""):
+                h.update(block)
+    return h.hexdigest()
 
 
 def new_ingest_id() -> str:

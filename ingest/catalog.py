@@ -6,7 +6,6 @@ one :meth:`catalog.lake.Lake.transaction`.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sys
 from collections.abc import Callable
@@ -19,7 +18,7 @@ import pyarrow.compute as pc
 
 from catalog import bands as bandreg
 from catalog.errors import GccatError
-from catalog.lake import Lake, check_name, new_ingest_id
+from catalog.lake import Lake, check_name, new_ingest_id, sha256_file
 from catalog.photometry import abmag_to_flux, mag_err_to_flux_err
 from catalog.query import to_arrow
 from catalog.schemas import DETECTIONS, FIELDS, PHOTOMETRY, QUALITY_ZERO_ERROR
@@ -44,14 +43,6 @@ class IngestReport:
     skipped: bool = False
     superseded: list[str] = field(default_factory=list)
     mapping: dict | None = None
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _command() -> str:

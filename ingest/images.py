@@ -76,7 +76,7 @@ def read_image(path: str | os.PathLike, *, band: str | None = None,
     from astropy.wcs import WCS
     from astropy.wcs.utils import proj_plane_pixel_scales
 
-    from .catalog import sha256_file
+    from catalog.lake import sha256_file
 
     path = Path(path)
     if not path.is_file():

@@ -10,12 +10,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from catalog.errors import GccatError
-from catalog.lake import Lake, check_name
+from catalog.lake import Lake, check_name, sha256_file
 from catalog.lensing import LensMap, dls_ds, kappa_gamma_from_deflection, read_hff_map
 from catalog.schemas import LENS_MAP_PIXELS, LENS_MODELS
 from catalog.spatial import healpix29
 
-from .catalog import IngestReport, Progress, _command, _register_field_and_bands, constant, sha256_file
+from .catalog import IngestReport, Progress, _command, _register_field_and_bands, constant
 
 
 def derive_maps(maps: dict[str, LensMap]) -> dict[str, tuple[LensMap, list[str]]]:

@@ -247,12 +247,47 @@ class Lake:
     def _append(self, table: str, data: pa.Table) -> int:
         schema, parts = TABLES[table]
         data = data.select(schema.names).cast(schema)
-        props = WriterProperties(max_row_group_size=_ROW_GROUP_ROWS.get(table, 1 << 20),
-                                 compression="ZSTD")
+        rows_per_group = _ROW_GROUP_ROWS.get(table, 1 << 20)
+        if parts and self.exists(table) and self._append_one_partition(table, data, parts[0],
+                                                                       rows_per_group):
+            return self.delta(table).version()
+        props = WriterProperties(max_row_group_size=rows_per_group, compression="ZSTD")
         # "merge" lets a newer gccat add columns to a lake made by an older one.
         write_deltalake(str(self.table_path(table)), data, mode="append",
                         partition_by=parts or None, writer_properties=props, schema_mode="merge")
         return self.delta(table).version()
+
+    def _append_one_partition(self, table: str, data: pa.Table, part: str,
+                              rows_per_group: int) -> bool:
+        """Append rows that all share one partition value, writing the Parquet file directly.
+
+        deltalake's partitioned writer splits and re-encodes the rows; an ingest holds one
+        field, so one pyarrow file plus a Delta add action in one commit is the same result at
+        a fraction of the time. Returns False (nothing done) when the fast path does not apply.
+        """
+        import uuid
+
+        import pyarrow.parquet as pq
+        from deltalake.transaction import AddAction
+
+        values = pc.unique(data[part])
+        if len(values) != 1 or values[0].as_py() is None:
+            return False
+        dt_ = self.delta(table)
+        current = pa.schema(dt_.schema().to_arrow())
+        body = data.drop_columns([part])
+        if [f.name for f in current if f.name != part] != body.column_names:
+            return False  # a schema change: let write_deltalake merge it
+        value = values[0].as_py()
+        rel = f"{part}={value}/part-{uuid.uuid4().hex}.snappy.parquet"
+        path = self.table_path(table) / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(body, path, row_group_size=rows_per_group)
+        st = path.stat()
+        add = AddAction(rel, st.st_size, {part: value}, int(st.st_mtime * 1000), True,
+                        json.dumps({"numRecords": body.num_rows}))
+        dt_.create_write_transaction([add], "append", current, partition_by=[part])
+        return True
 
     def doctor(self, clean: bool = False) -> dict[str, int]:
         """Count (and with ``clean``, delete) rows whose ingest never committed.

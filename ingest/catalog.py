@@ -169,6 +169,10 @@ def _photometry(raw: RawTable, m: ColumnMapping, det_ids: pa.Array, field_id: st
                 ingest_id: str, warnings: list[str]) -> pa.Table:
     """The long photometry table (one row per source and band with a value), in nJy."""
     parts = []
+    n_rows = raw.table.num_rows
+    # Constant columns built once at full length; each band takes a zero-copy slice.
+    field_col, method_col = constant(field_id, n_rows), constant(m.method, n_rows)
+    ingest_col = constant(ingest_id, n_rows)
     for b in m.bands.values():
         value = _as_float(raw, b.value, f"{b.band} {b.kind}")
         err = (_as_float(raw, b.error, f"{b.band} error") if b.error
@@ -204,18 +208,18 @@ def _photometry(raw: RawTable, m: ColumnMapping, det_ids: pa.Array, field_id: st
         idx = np.flatnonzero(keep)
         k = len(idx)
         parts.append(pa.table({
-            "detection_id": det_ids.take(pa.array(idx)),
-            "field_id": constant(field_id, k),
+            "detection_id": det_ids if k == len(flux) else det_ids.take(pa.array(idx)),
+            "field_id": field_col.slice(0, k),
             "band": constant(b.band, k),
             "flux_njy": flux[idx],
             "flux_err_njy": pa.array(flux_err[idx], from_pandas=True),
             "is_upper_limit": uplim[idx],
-            "method": constant(m.method, k),
-            "aperture_arcsec": pa.array(np.full(k, np.nan if m.aperture_arcsec is None
-                                                else m.aperture_arcsec), from_pandas=True),
+            "method": method_col.slice(0, k),
+            "aperture_arcsec": (pa.nulls(k, pa.float64()) if m.aperture_arcsec is None
+                                else pa.array(np.full(k, float(m.aperture_arcsec)))),
             "mw_corrected": np.full(k, m.mw_corrected),
             "quality": np.where(zero[idx], QUALITY_ZERO_ERROR, 0).astype(np.int32),
-            "ingest_id": constant(ingest_id, k),
+            "ingest_id": ingest_col.slice(0, k),
         }, schema=PHOTOMETRY))
     if not parts:
         return PHOTOMETRY.empty_table()

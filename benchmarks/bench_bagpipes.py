@@ -69,15 +69,6 @@ def load_sources(n: int, ids: str | None):
     return [str(i) for i in tab["id"][sel]], flux, err
 
 
-def log_age_prior(grid) -> np.ndarray:
-    """ln prior flat in log age (bagpipes' "log_10"), flat in log Z and A_V as gccat's default."""
-    def widths(x):  # node cells clipped to the axis range, as sps.default_log_prior
-        return np.diff(np.r_[x[0], (x[1:] + x[:-1]) / 2, x[-1]])
-    w_index = widths(np.arange(grid.age_gyr.size, dtype=float))
-    w_log = widths(np.log10(grid.age_gyr))
-    return sps.default_log_prior(grid) + np.log(w_log / w_index / w_log.sum())[:, None, None]
-
-
 def run_gccat(flux, err, repeat: int, batch: int):
     t0 = time.perf_counter()
     grid = sps.build_grid(Z_CLUSTER, SEDPY, av_max=1.0, n_av=11)
@@ -87,7 +78,7 @@ def run_gccat(flux, err, repeat: int, batch: int):
         t0 = time.perf_counter()
         res = sps.fit_ssp(grid, flux, err, error_floor=FLOOR, n_samples=500, rng=0)
         times.append(time.perf_counter() - t0)
-    res_log = sps.fit_ssp(grid, flux, err, error_floor=FLOOR, log_prior=log_age_prior(grid))
+    res_log = sps.fit_ssp(grid, flux, err, error_floor=FLOOR, log_prior=sps.log_age_prior(grid))
     reps = -(-batch // len(flux))
     t0 = time.perf_counter()
     sps.fit_ssp(grid, np.tile(flux, (reps, 1)), np.tile(err, (reps, 1)), error_floor=FLOOR, n_samples=500)
@@ -96,7 +87,7 @@ def run_gccat(flux, err, repeat: int, batch: int):
 
 
 def run_bagpipes(ids, flux, err, grid, n_live: int, sampler: str, dust_emission: bool):
-    """Per-object percentiles (dict of (n, 3)), chi2_min, seconds per object, sampler used."""
+    """Per-object percentiles (dict of (n, 3)), chi2_min, s/object, sampler used, SSP ages (yr)."""
     work = tempfile.mkdtemp(prefix="bench_bagpipes_")
     old_cwd = os.getcwd()
     os.chdir(work)  # bagpipes takes its pipes/ directory from the cwd at import time
@@ -107,11 +98,12 @@ def run_bagpipes(ids, flux, err, grid, n_live: int, sampler: str, dust_emission:
         if not dust_emission:
             sys.modules["bagpipes.models.dust_emission_model"].dust_emission.spectrum = (
                 lambda self, *_: np.zeros_like(self.wavelengths))
+        from sedpy import observate
+
         filt_list = []
-        for name in SEDPY:  # sedpy curves (Angstrom, photon response) as two-column files
-            curve = sps._filter(name)
+        for name, curve in zip(SEDPY, observate.load_filters(SEDPY), strict=True):
             path = os.path.join(work, f"{name}.txt")
-            np.savetxt(path, np.c_[curve.wavelength, curve.transmission])
+            np.savetxt(path, np.c_[curve.wavelength, curve.transmission])  # Angstrom, photon response
             filt_list.append(path)
         sig = np.sqrt(err**2 + (FLOOR * flux) ** 2)
         phot = {sid: np.c_[flux[i], sig[i]] / 1e3 for i, sid in enumerate(ids)}  # nJy -> microJy

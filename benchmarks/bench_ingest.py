@@ -50,7 +50,8 @@ def child_baseline(src: Path, out: Path) -> dict:
         "source_id": sid, "ra": ra, "dec": dec, "healpix29": healpix29(ra, dec),
         "z": pa.nulls(n, pa.float64()), "class": pa.nulls(n, pa.string()),
         "flags": pa.nulls(n, pa.int64()), "extra": pa.nulls(n, pa.string()),
-        "snr": pa.nulls(n, pa.float64()), "ingest_id": constant(ing, n)}, schema=DETECTIONS).sort_by("healpix29")
+        "snr": pa.nulls(n, pa.float64()), "ingest_id": constant(ing, n)},
+        schema=DETECTIONS).sort_by("healpix29")
     k = n * len(BANDS)
     phot = pa.table({
         "detection_id": pa.chunked_array([det_id.combine_chunks()] * len(BANDS)),

@@ -513,6 +513,8 @@ def fit_ssp_cmd(
     scheduler: Annotated[str | None, typer.Option(
         "--scheduler", help="Dask: 'local' or a scheduler address (default: in process).")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Random seed of the draws.")] = 0,
+    prior: Annotated[str, typer.Option(
+        "--prior", help="Age prior: index (flat in BC03 age index) or log-age.")] = "index",
     lake: LakeOpt = DEFAULT_LAKE,
 ):
     """Fit simple stellar populations (BC03) to the selected sources."""
@@ -521,7 +523,7 @@ def fit_ssp_cmd(
 
     with StageProgress("fit ssp") as progress:
         r = run_fit_ssp(open_lake(lake), where, z=z, error_floor=error_floor, n_samples=samples,
-                        seed=seed, chunk=chunk, scheduler=scheduler, progress=progress,
+                        seed=seed, chunk=chunk, scheduler=scheduler, prior=prior, progress=progress,
                         command=" ".join(__import__("sys").argv), av_max=av_max, n_av=n_av)
     console.print(f"run {r['run_id']}: {r['n_objects']} objects in {r['seconds']:.2f} s "
                   f"({r['n_objects'] / max(r['seconds'], 1e-9):.0f} per s), bands "

@@ -161,10 +161,13 @@ def select(lake: Lake, where: str | None, z: float | None = None, con=None) -> S
     return Selection(ids, fid, zz, bands, sed, flux, err, upper)
 
 
-def _fit_chunk(grid, flux, err, upper, error_floor, n_samples, seed, keep_chi2):
+def _fit_chunk(grid, flux, err, upper, error_floor, n_samples, seed, keep_chi2, prior="index"):
     rng = np.random.default_rng(seed)
+    if prior not in sps.PRIORS:
+        raise GccatError(f"--prior must be one of {', '.join(sps.PRIORS)}, not {prior!r}")
     return sps.fit_ssp(grid, flux, err, upper_limit=upper, error_floor=error_floor,
-                       n_samples=n_samples, rng=rng, keep_chi2_grid=keep_chi2)
+                       n_samples=n_samples, rng=rng, keep_chi2_grid=keep_chi2,
+                       log_prior=sps.PRIORS[prior](grid))
 
 
 def _concat(results: list[sps.FitResult]) -> sps.FitResult:
@@ -184,7 +187,8 @@ def _concat(results: list[sps.FitResult]) -> sps.FitResult:
 
 
 def fit_in_chunks(grid, flux, err, upper, *, error_floor=0.05, n_samples=0, seed=0, chunk=4096,
-                  scheduler: str | None = None, keep_chi2=False, progress=None) -> sps.FitResult:
+                  scheduler: str | None = None, keep_chi2=False, prior: str = "index",
+                  progress=None) -> sps.FitResult:
     """Fit objects in chunks of ``chunk`` (bounded memory), in process or on Dask.
 
     Chunk ``i`` draws its samples from ``default_rng((seed, i))``, so both paths give the same
@@ -199,7 +203,7 @@ def fit_in_chunks(grid, flux, err, upper, *, error_floor=0.05, n_samples=0, seed
     if scheduler is None:
         out = []
         for i, (f, e, u, sd) in enumerate(args):
-            out.append(_fit_chunk(grid, f, e, u, error_floor, n_samples, sd, keep_chi2))
+            out.append(_fit_chunk(grid, f, e, u, error_floor, n_samples, sd, keep_chi2, prior))
             if progress:
                 progress(f"fitting {min((i + 1) * chunk, n)}/{n}", 0.1 + 0.8 * (i + 1) / len(args))
         return _concat(out)
@@ -211,7 +215,7 @@ def fit_in_chunks(grid, flux, err, upper, *, error_floor=0.05, n_samples=0, seed
         with Client(cluster if cluster is not None else scheduler) as client:
             g = client.scatter(grid, broadcast=True)
             futures = [client.submit(_fit_chunk, g, f, e, u, error_floor, n_samples, sd, keep_chi2,
-                                     pure=False) for f, e, u, sd in args]
+                                     prior, pure=False) for f, e, u, sd in args]
             return _concat(client.gather(futures))
     finally:
         if cluster is not None:
@@ -255,8 +259,8 @@ def _run_row(run_id, kind, where, grid_ids, error_floor, n_obj, n_samples, sched
 
 def run_fit_ssp(lake: Lake, where: str | None = None, *, z: float | None = None,
                 error_floor: float = 0.05, n_samples: int = 100, seed: int = 0,
-                chunk: int = 4096, scheduler: str | None = None, progress=None,
-                command: str = "", **grid_spec) -> dict:
+                chunk: int = 4096, scheduler: str | None = None, prior: str = "index",
+                progress=None, command: str = "", **grid_spec) -> dict:
     """SSP fits of the selected objects (see :func:`select`) written to the lake.
 
     Objects are grouped by redshift (to 0.001); each group is fitted against its grid, in
@@ -264,6 +268,8 @@ def run_fit_ssp(lake: Lake, where: str | None = None, *, z: float | None = None,
     ``result``: the FitResult of the last block per redshift.
     """
     step = progress or (lambda stage, frac: None)
+    if prior not in sps.PRIORS:
+        raise GccatError(f"--prior must be one of {', '.join(sps.PRIORS)}, not {prior!r}")
     step("selecting", 0.02)
     sel = select(lake, where, z)
     run_id = new_ingest_id()
@@ -284,7 +290,7 @@ def run_fit_ssp(lake: Lake, where: str | None = None, *, z: float | None = None,
                 res = fit_in_chunks(grid, sel.flux[idx], sel.err[idx], sel.upper[idx],
                                     error_floor=error_floor, n_samples=n_samples,
                                     seed=(seed, b0), chunk=chunk, scheduler=scheduler,
-                                    progress=step)
+                                    prior=prior, progress=step)
                 results[float(zg)] = res
                 tx.append("fit_posteriors", _posterior_rows(run_id, sel.object_id[idx],
                                                             sel.field_id[idx], sel.z[idx], res,
@@ -296,7 +302,9 @@ def run_fit_ssp(lake: Lake, where: str | None = None, *, z: float | None = None,
         step("writing", 0.92)
         config = {"where": where, "z": z, "error_floor": error_floor, "n_samples": n_samples,
                   "seed": seed, "chunk": chunk, "bands": sel.bands, **grid_spec,
-                  "upper_limits": "Sawicki 2012 erf term", "prior": "flat in grid index"}
+                  "upper_limits": "Sawicki 2012 erf term",
+                  "prior": {"index": "flat in age index, log Z, A_V",
+                            "log-age": "flat in log age, log Z, A_V"}.get(prior, prior)}
         tx.append("fit_runs", _run_row(run_id, "ssp", where, grid_ids, error_floor,
                                        len(sel.object_id), n_samples, scheduler, seconds, config))
         tx.commit(name="fit ssp", n_rows=len(sel.object_id), command=command,

@@ -121,6 +121,17 @@ def test_stack_keeps_a_chi2_map_and_sfh_fills_epochs(fit_lake):
     assert len(rows) == 2 and all(r[1] == 4 and r[2] >= 0 for r in rows)
 
 
+def test_log_age_prior_moves_weight_to_the_sparse_ages(fit_lake):
+    grid, _, _ = load_or_build_grid(fit_lake, 0.39, [f"jwst_{b.lower()}" for b in BANDS])
+    w_index = np.exp(sps.default_log_prior(grid)).sum(axis=(1, 2))
+    w_log = np.exp(sps.log_age_prior(grid)).sum(axis=(1, 2))
+    w_index, w_log = w_index / w_index.sum(), w_log / w_log.sum()
+    mid = (grid.age_gyr > 0.1) & (grid.age_gyr < 1)
+    assert w_log[mid].sum() > 1.5 * w_index[mid].sum()  # 0.1-1 Gyr is sparse in BC03 ages
+    dex = np.log10(1 / 0.1)
+    assert w_log[mid].sum() == pytest.approx(dex / np.ptp(np.log10(grid.age_gyr)), rel=0.15)
+
+
 def test_ssp_fit_udf_matches_the_batch_fit(fit_lake):
     con = connect(fit_lake, read_only=True)
     got = con.execute(
@@ -135,6 +146,8 @@ def test_bad_selections_are_clear_errors(fit_lake, cli):
     before = snapshot(fit_lake)
     res = cli("fit", "ssp", "--where", "source_id = 'nope'", "--lake", fit_lake.root)
     assert res.exit_code == 2 and "no photometry matches" in res.stderr
+    res = cli("fit", "ssp", "--prior", "bogus", "--lake", fit_lake.root)
+    assert res.exit_code == 2 and "--prior" in res.stderr
     res = cli("fit", "ssp", "--where", "nonsense ((", "--lake", fit_lake.root)
     assert res.exit_code == 2 and "SQL" in res.stderr
     assert snapshot(fit_lake) == before

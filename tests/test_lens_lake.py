@@ -136,3 +136,23 @@ def test_null_relation_gives_no_positive_slope(tmp_path):
     assert abs(r.run["B"]) < 3 * r.run["B_err"] + 0.05
     assert abs(r.run["pearson_log"]) < 0.5
     assert json.loads(r.run["options"])["fit"]["method"] == "lsq"
+
+
+def test_bright_source_regions_from_a_table_are_masked(tmp_path, cli):
+    sim = simulate_field_files(tmp_path / "sim", "sim", shape=(200, 200), pixel_scale_arcsec=0.2,
+                               n_mask_disks=0, seed=9)
+    lake = Lake.create(tmp_path / "lake")
+    ingest_lens_maps(lake, [sim.kappa_path], field_id="sim", model="truth")
+    ingest_catalog(lake, sim.catalog_path, field_id="sim", name="gcs")
+    hdr = fits.getheader(sim.kappa_path)
+    from astropy.wcs import WCS
+
+    ra, dec = WCS(hdr).pixel_to_world_values([50.0, 150.0], [50.0, 120.0])
+    regions = tmp_path / "bright.csv"
+    regions.write_text(f"id,ra,dec,radius_arcsec\nb1,{ra[0]},{dec[0]},4\nb2,{ra[1]},{dec[1]},2\n")
+    res = cli("correlate", "--field", "sim", "--model", "truth", "--mask-table", regions,
+              "--plots", tmp_path / "plots", "--lake", lake.root)
+    assert res.exit_code == 0, res.output
+    frac = connect(lake).execute("SELECT masked_fraction FROM correlation_runs").fetchall()[0][0]
+    expected = np.pi * ((4 / 0.2) ** 2 + (2 / 0.2) ** 2) / 200**2
+    assert frac == pytest.approx(expected, rel=0.1)

@@ -11,7 +11,7 @@ from ingest.cli import app as ingest_app
 
 from .cli_util import DEFAULT_LAKE, AsOfOpt, LakeOpt, command, console, err_console, print_table
 from .errors import GccatError
-from .lake import Lake, open_lake
+from .lake import Lake, command_line, open_lake
 
 app = typer.Typer(help="gccat: a catalog lake of globular clusters in JWST/HST lensing fields.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -293,7 +293,7 @@ def correlate_cmd(
                                                                          "--background-annulus"),
                               mass_radius_arcsec=mass_radius, z_source=z_source, plot_dir=plots,
                               fit_method=fit,
-                              progress=progress, command=" ".join(__import__("sys").argv))
+                              progress=progress, command=command_line())
     r = res.run
     console.print(f"run {r['run_id']}: {r['n_gc']} GCs (+{r['n_gc_inpainted']} inpainted), "
                   f"beta = {r['beta']:.4g}, Pearson(log) = {r['pearson_log']:.3f}, "
@@ -384,7 +384,7 @@ def detect_cmd(
               "keep_factor": keep, "fwhm_pairs": tuple(zip(fw[::2], fw[1::2], strict=True))}
     with StageProgress(f"detect {name}") as progress:
         run = run_detection(open_lake(lake), images, field_id=field, name=name, mask_path=mask,
-                            z=z, params=params, command=" ".join(__import__("sys").argv),
+                            z=z, params=params, command=command_line(),
                             progress=progress)
     console.print(f"{field}/{name}: {run['n_detections']} point sources above "
                   f"{keep} x {threshold} sigma (noise {run['noise']:.4g} nJy/pix); masked "
@@ -415,7 +415,7 @@ def photometry_cmd(
         r = run_photometry(open_lake(lake), image, band=band, field_id=field, catalog=catalog,
                            apertures_arcsec=_floats(apertures, "--apertures"), psf_path=psf,
                            error_path=error, weight_path=weight, zeropoint_ab=zeropoint,
-                           command=" ".join(__import__("sys").argv), progress=progress)
+                           command=command_line(), progress=progress)
     if r["skipped"]:
         console.print(f"already measured (ingest {r['ingest_id']}); nothing to do")
     else:
@@ -455,7 +455,7 @@ def inject_cmd(
                           catalog=catalog, n_flux=n, n_locations=locations, flux_range=tuple(lo_hi),
                           apertures_arcsec=_floats(apertures, "--apertures"), mode=mode,
                           n_random=n_random, seed=seed, zeropoint_ab=zeropoint,
-                          max_targets=max_targets, command=" ".join(__import__("sys").argv),
+                          max_targets=max_targets, command=command_line(),
                           progress=progress)
     console.print(f"run {r['run_id']}: {r['n_injections']} injections, {r['n_corrections']} "
                   "corrections; see the views injection_completeness and "
@@ -501,7 +501,7 @@ def grid_build_cmd(
     from .fitting import build_grid_command
 
     r = build_grid_command(open_lake(lake), z, [b.strip() for b in bands.split(",")],
-                           command=" ".join(__import__("sys").argv),
+                           command=command_line(),
                            **_grid_spec(av_max, n_av, nebular, metallicities))
     console.print(f"grid {r['grid_id']}: {r['n_models']} models, shape {r['shape']} "
                   f"({'built' if r['built'] else 'already cached'})")
@@ -538,7 +538,7 @@ def fit_ssp_cmd(
     with StageProgress("fit ssp") as progress:
         r = run_fit_ssp(open_lake(lake), where, z=z, error_floor=error_floor, n_samples=samples,
                         seed=seed, chunk=chunk, scheduler=scheduler, prior=prior, progress=progress,
-                        command=" ".join(__import__("sys").argv),
+                        command=command_line(),
                         **_grid_spec(av_max, n_av, nebular, metallicities))
     console.print(f"run {r['run_id']}: {r['n_objects']} objects in {r['seconds']:.2f} s "
                   f"({r['n_objects'] / max(r['seconds'], 1e-9):.0f} per s), bands "
@@ -558,7 +558,7 @@ def fit_stack_cmd(
     from .fitting import run_fit_stack
 
     r = run_fit_stack(open_lake(lake), where, z=z, error_floor=error_floor, stack=stack,
-                      n_boot=n_boot, command=" ".join(__import__("sys").argv),
+                      n_boot=n_boot, command=command_line(),
                       **_grid_spec(av_max, n_av, nebular, metallicities))
     p = r["result"].percentiles
     console.print(f"{r['object_id']} ({r['n_members']} sources): age "
@@ -581,7 +581,7 @@ def fit_sfh_cmd(
 
     r = run_fit_sfh(open_lake(lake), where, z=z, epochs_z=tuple(_floats(epochs, "--epochs")),
                     n_perturb=n_perturb, error_floor=error_floor,
-                    command=" ".join(__import__("sys").argv))
+                    command=command_line())
     console.print(f"run {r['run_id']}: {r['n_objects']} SFHs; see the view sfh_epochs")
 
 

@@ -17,6 +17,7 @@ import json
 import os
 import re
 import secrets
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -320,6 +321,11 @@ def sha256_file(path: str | os.PathLike) -> str:
             for block in iter(lambda: fh.read(1 << 22), b""):
                 h.update(block)
     return h.hexdigest()
+
+
+def command_line() -> str:
+    """The command as typed (program name without its path), recorded with every write."""
+    return " ".join([os.path.basename(sys.argv[0]), *sys.argv[1:]])
 
 
 def new_ingest_id() -> str:

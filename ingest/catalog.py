@@ -7,7 +7,6 @@ one :meth:`catalog.lake.Lake.transaction`.
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +17,7 @@ import pyarrow.compute as pc
 
 from catalog import bands as bandreg
 from catalog.errors import GccatError
-from catalog.lake import Lake, check_name, new_ingest_id, sha256_file
+from catalog.lake import Lake, check_name, command_line, new_ingest_id, sha256_file
 from catalog.photometry import abmag_to_flux, mag_err_to_flux_err
 from catalog.query import to_arrow
 from catalog.schemas import DETECTIONS, FIELDS, PHOTOMETRY, QUALITY_ZERO_ERROR
@@ -43,10 +42,6 @@ class IngestReport:
     skipped: bool = False
     superseded: list[str] = field(default_factory=list)
     mapping: dict | None = None
-
-
-def _command() -> str:
-    return " ".join(os.path.basename(a) if i == 0 else a for i, a in enumerate(sys.argv))
 
 
 def constant(value: str, n: int) -> pa.Array:
@@ -353,7 +348,7 @@ def ingest_catalog(lake: Lake, path: str | os.PathLike, *, field_id: str, name: 
         step("committing", 0.95)
         version = tx.commit(name=name, field_id=field_id, source_path=path.resolve(), sha256=sha,
                             n_rows=n, n_photometry=phot.num_rows,
-                            command=command or _command(),
+                            command=command or command_line(),
                             supersedes=same["ingest_id"].to_pylist(), options=options,
                             warnings=warnings)
     step("done", 1.0)
@@ -470,7 +465,7 @@ def ingest_fields(lake: Lake, path: str | os.PathLike, *, command: str | None = 
         if bands_new:
             tx.append("bands", bandreg.band_rows(bands_new, tx.ingest_id))
         version = tx.commit(name=path.stem, source_path=path.resolve(), sha256=sha,
-                            n_rows=len(rows), command=command or _command(),
+                            n_rows=len(rows), command=command or command_line(),
                             options={"bands": bands_new})
     return IngestReport(tx.ingest_id, version, len(rows), bands=bands_new)
 
@@ -489,7 +484,7 @@ def ingest_bands(lake: Lake, names: list[str] | None = None, *,
     names = [bandreg.lookup(n).band for n in names]
     with lake.transaction("bands") as tx:
         tx.append("bands", bandreg.band_rows(names, tx.ingest_id))
-        version = tx.commit(name="bands", n_rows=len(names), command=command or _command(),
+        version = tx.commit(name="bands", n_rows=len(names), command=command or command_line(),
                             options={"bands": names})
     return IngestReport(tx.ingest_id, version, len(names), bands=names)
 

@@ -10,12 +10,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from catalog.errors import GccatError
-from catalog.lake import Lake, check_name, sha256_file
+from catalog.lake import Lake, check_name, command_line, sha256_file
 from catalog.lensing import LensMap, dls_ds, kappa_gamma_from_deflection, read_hff_map
 from catalog.schemas import LENS_MAP_PIXELS, LENS_MODELS
 from catalog.spatial import healpix29
 
-from .catalog import IngestReport, Progress, _command, _register_field_and_bands, constant
+from .catalog import IngestReport, Progress, _register_field_and_bands, constant
 
 
 def derive_maps(maps: dict[str, LensMap]) -> dict[str, tuple[LensMap, list[str]]]:
@@ -144,7 +144,7 @@ def ingest_lens_maps(lake: Lake, paths: list[str | os.PathLike], *, field_id: st
                 "ingest_id": tx.ingest_id})
         tx.append("lens_models", pa.Table.from_pylist(rows, schema=LENS_MODELS))
         ver = tx.commit(name=model, field_id=field_id, source_path=Path(paths[0]).resolve(),
-                        sha256=sha, n_rows=n_pix, command=command or _command(),
+                        sha256=sha, n_rows=n_pix, command=command or command_line(),
                         supersedes=same["ingest_id"].to_pylist(),
                         options={"quantities": sorted(maps), "derived": sorted(derived),
                                  "dls_ds": dls_ds_norm, "z_source": z_source, "team": team,

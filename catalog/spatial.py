@@ -105,28 +105,34 @@ def crossmatch(ra1, dec1, hpx1, ra2, dec2, hpx2, radius_arcsec: float
     v2s = np.ascontiguousarray(np.stack(_unit_vectors(ra2, dec2))[:, order2])
     limit = (2 * np.sin(np.deg2rad(radius_arcsec / 3600) / 2)) ** 2 * (1 + 1e-9) + 1e-24
     runs = (p2_pix, p2_start.astype(np.int64), p2_count.astype(np.int64))
-    counts = _pairs(v1a, v2s, cand, *runs, limit, np.zeros(0, np.int64), np.zeros(1, np.int64))
-    offsets = np.r_[0, np.cumsum(counts)]
-    if offsets[-1] == 0:
+    empty_i, empty_f = np.zeros(0, np.int64), np.zeros(0)
+    counts = _pairs(v1a, v2s, cand, *runs, limit, empty_i, empty_f, empty_i)
+    # Output slots in the caller's left order, so the pairs come out sorted by left index.
+    counts_left = np.empty_like(counts)
+    counts_left[order1] = counts
+    start_left = np.r_[0, np.cumsum(counts_left)]
+    total = int(start_left[-1])
+    if total == 0:
         e = np.array([], dtype=np.int64)
         return e, e, np.array([], dtype=float)
-    left = np.repeat(order1, counts)
-    right_sorted = _pairs(v1a, v2s, cand, *runs, limit, np.empty(offsets[-1], np.int64), offsets)
+    right_sorted, chord2 = np.empty(total, np.int64), np.empty(total)
+    _pairs(v1a, v2s, cand, *runs, limit, right_sorted, chord2, start_left[:-1][order1])
+    left = np.repeat(np.arange(len(hpx1), dtype=np.int64), counts_left)
     right = order2[right_sorted]
     sep = separation_arcsec(np.asarray(ra1)[left], np.asarray(dec1)[left],
                             np.asarray(ra2)[right], np.asarray(dec2)[right])
     ok = sep <= radius_arcsec
-    left, right, sep = left[ok], right[ok], sep[ok]
-    o = np.lexsort((sep, left))
-    return left[o], right[o], sep[o]
+    return left[ok], right[ok], sep[ok]
 
 
 @numba.njit(parallel=True, cache=True)
-def _pairs(v1, v2s, cand, run_pix, run_start, run_len, limit, out, offsets):  # pragma: no cover
+def _pairs(v1, v2s, cand, run_pix, run_start, run_len, limit, out, out_chord2,
+           dest):  # pragma: no cover - compiled
     """Right-side matches of every left source among the runs of its 9 candidate pixels.
 
-    With an empty ``out`` it returns the number of matches per left source; otherwise it fills
-    ``out`` (indices into the sorted right side) from ``offsets`` and returns it.
+    With an empty ``out`` it returns the number of matches per left source. Otherwise it
+    writes each source's matches (indices into the sorted right side, and squared chords)
+    from ``dest[i]`` on, nearest first, and returns ``out``.
     """
     n = v1.shape[1]
     counting = out.shape[0] == 0
@@ -151,7 +157,14 @@ def _pairs(v1, v2s, cand, run_pix, run_start, run_len, limit, out, offsets):  # 
                      + (v1[2, i] - v2s[2, j]) ** 2)
                 if d <= limit:
                     if not counting:
-                        out[offsets[i] + c] = j
+                        # Insertion by distance: a source has only a few matches.
+                        p = dest[i] + c
+                        while p > dest[i] and out_chord2[p - 1] > d:
+                            out[p] = out[p - 1]
+                            out_chord2[p] = out_chord2[p - 1]
+                            p -= 1
+                        out[p] = j
+                        out_chord2[p] = d
                     c += 1
         counts[i] = c
     return counts if counting else out

@@ -163,18 +163,14 @@ def cone_cmd(
 
 def _xmatch_side(con, spec: str, side: str):
     """A crossmatch side: a catalog file, or a table/view name or SELECT over the lake."""
-    import pyarrow as pa
 
     from .query import relation_sql, run_sql
 
     p = Path(spec)
     if p.suffix and p.exists():
-        from ingest.catalog import _coordinates, _source_ids, read_and_map
+        from ingest.catalog import read_positions
 
-        raw, m = read_and_map(p)
-        ra, dec = _coordinates(raw, m)
-        ids = _source_ids(raw, m, [])
-        return pa.table({"source_id": ids, "ra": ra, "dec": dec})
+        return read_positions(p)
     return run_sql(con, relation_sql(spec))
 
 
@@ -274,16 +270,15 @@ def correlate_cmd(
 
     regions = None
     if mask_table is not None:
+        import numpy as np
         import pyarrow as pa
 
-        from ingest.catalog import _coordinates, read_and_map
+        from ingest.catalog import read_positions
 
-        raw, m = read_and_map(mask_table)
-        ra, dec = _coordinates(raw, m)
-        names = {c.lower(): c for c in raw.table.column_names}
-        rad = (raw.table[names["radius_arcsec"]].to_numpy() if "radius_arcsec" in names
-               else [mask_radius] * len(ra))
-        regions = pa.table({"ra": ra, "dec": dec, "radius_arcsec": rad})
+        regions = read_positions(mask_table, extra=["radius_arcsec"])
+        if "radius_arcsec" not in regions.column_names:
+            regions = regions.append_column("radius_arcsec",
+                                            pa.array(np.full(regions.num_rows, mask_radius)))
     lk = open_lake(lake)
     with StageProgress(f"correlate {field}/{model}") as progress:
         res = run_correlation(lk, field, model, where=where, alpha=alpha, softening_arcsec=softening,

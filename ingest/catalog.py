@@ -7,7 +7,7 @@ one :meth:`catalog.lake.Lake.transaction`.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -246,6 +246,19 @@ def read_and_map(path, *, mapping_file=None, flux_unit: str = "nJy",
         m = infer_mapping(raw.path, names, raw.units, flux_unit=flux_unit,
                           mw_corrected=mw_corrected)
     return raw, m
+
+
+def read_positions(path: str | os.PathLike, extra: Sequence[str] = ()) -> pa.Table:
+    """``source_id``, ``ra``, ``dec`` (deg) of a catalog file, validated like an ingest, plus
+    the columns named in ``extra`` that the file has (case-insensitive)."""
+    raw, m = read_and_map(path)
+    ra, dec = _coordinates(raw, m)
+    cols = {"source_id": _source_ids(raw, m, []), "ra": ra, "dec": dec}
+    names = {c.lower(): c for c in raw.table.column_names}
+    for e in extra:
+        if e.lower() in names:
+            cols[e] = _as_float(raw, names[e.lower()], e)
+    return pa.table(cols)
 
 
 def ingest_catalog(lake: Lake, path: str | os.PathLike, *, field_id: str, name: str,

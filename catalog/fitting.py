@@ -129,30 +129,32 @@ def select(lake: Lake, where: str | None, z: float | None = None, con=None) -> S
                 read_only=False)
     if t.num_rows == 0:
         raise GccatError("no photometry matches the selection" + (f": {where}" if where else ""))
-    d = {c: t[c].to_numpy(zero_copy_only=False) for c in t.column_names}
-    bands = sorted(set(d["band"]), key=lambda b: d["pivot_um"][d["band"] == b][0])
-    sed = [d["sedpy_name"][d["band"] == b][0] for b in bands]
-    ids, row = np.unique(d["detection_id"], return_inverse=True)
-    col = np.searchsorted(np.array(bands, dtype=object), d["band"],
-                          sorter=np.argsort(np.array(bands, dtype=object)))
-    col = np.argsort(np.array(bands, dtype=object))[col]
-    n, k = len(ids), len(bands)
+    # Arrow compute throughout: 10^6 objects x 9 bands must not become Python strings.
+    per_band = t.group_by("band").aggregate([("pivot_um", "min"), ("sedpy_name", "min")])
+    per_band = per_band.sort_by("pivot_um_min")
+    bands = per_band["band"].to_pylist()
+    sed = per_band["sedpy_name_min"].to_pylist()
+    ids_arrow = pc.unique(t["detection_id"])
+    row = pc.index_in(t["detection_id"], value_set=ids_arrow).to_numpy()
+    col = pc.index_in(t["band"], value_set=pa.array(bands)).to_numpy()
+    n, k = len(ids_arrow), len(bands)
     flux, err = np.full((n, k), np.nan), np.full((n, k), np.nan)
     upper = np.zeros((n, k), bool)
     factor = np.ones(len(row))
-    ebv = np.asarray(d["ebv_mw"], dtype=float)
-    todo = ~d["mw_corrected"].astype(bool) & np.isfinite(ebv) & (ebv > 0)
+    ebv = t["ebv_mw"].to_numpy(zero_copy_only=False).astype(float)
+    todo = ~t["mw_corrected"].to_numpy(zero_copy_only=False) & np.isfinite(ebv) & (ebv > 0)
     for e in np.unique(ebv[todo]):
         a = sps.mw_extinction_mag(sed, float(e))
         sel = todo & (ebv == e)
         factor[sel] = 10 ** (0.4 * a[col[sel]])
-    flux[row, col] = d["flux_njy"].astype(float) * factor
-    err[row, col] = np.asarray(d["flux_err_njy"], dtype=float) * factor
-    upper[row, col] = d["is_upper_limit"].astype(bool)
-    zz = np.full(n, np.nan)
-    zz[row] = np.asarray(d["z"], dtype=float)
-    fid = np.empty(n, dtype=object)
-    fid[row] = d["field_id"]
+    flux[row, col] = t["flux_njy"].to_numpy(zero_copy_only=False).astype(float) * factor
+    err[row, col] = t["flux_err_njy"].to_numpy(zero_copy_only=False).astype(float) * factor
+    upper[row, col] = t["is_upper_limit"].to_numpy(zero_copy_only=False)
+    _, first = np.unique(row, return_index=True)  # first photometry row of objects 0..n-1
+    first_rows = pa.array(first)
+    zz = t["z"].take(first_rows).to_numpy(zero_copy_only=False).astype(float)
+    fid = np.asarray(t["field_id"].take(first_rows).to_pylist(), dtype=object)
+    ids = np.asarray(ids_arrow.to_pylist(), dtype=object)
     if z is not None:
         zz[:] = z
     if np.isnan(zz).any():

@@ -20,6 +20,9 @@ import numpy.typing as npt
 from scipy import fft as sfft
 from scipy import stats
 
+from .checks import as_grid as _grid
+from .checks import as_mask as _mask
+from .checks import as_rng as _rng
 from .errors import GccatError
 
 #: Power-law index of the GC smoothing kernel (Diego et al. 2026).
@@ -68,32 +71,6 @@ def _positions(px, py) -> tuple[np.ndarray, np.ndarray]:
     if not (np.isfinite(x).all() and np.isfinite(y).all()):
         raise GccatError("GC positions px, py must be finite")
     return x, y
-
-
-def _grid(name: str, values, shape: tuple[int, int] | None = None) -> np.ndarray:
-    a = np.asarray(values, dtype=float)
-    if a.ndim != 2:
-        raise GccatError(f"{name} must be a 2-D array (ny, nx), got {a.ndim} dimension(s)")
-    if shape is not None and a.shape != shape:
-        raise GccatError(f"{name} has shape {a.shape}, expected {shape}")
-    return a
-
-
-def _mask(mask, shape: tuple[int, int]) -> np.ndarray:
-    if mask is None:
-        return np.zeros(shape, dtype=bool)
-    m = np.asarray(mask)
-    if m.shape != shape:
-        raise GccatError(f"mask has shape {m.shape}, expected {shape}")
-    if m.dtype != bool:
-        raise GccatError(f"mask must be boolean (True = masked), got dtype {m.dtype}")
-    return m
-
-
-def _rng(rng) -> np.random.Generator:
-    if not isinstance(rng, np.random.Generator):
-        raise GccatError("rng must be a numpy.random.Generator (e.g. numpy.random.default_rng(seed))")
-    return rng
 
 
 def _centre(centre_px) -> tuple[float, float]:

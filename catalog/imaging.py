@@ -35,6 +35,9 @@ from photutils.aperture import aperture_photometry as _photutils_aperture_photom
 from scipy import ndimage as ndi
 from scipy.special import ndtr
 
+from .checks import as_grid as _image
+from .checks import as_mask as _bool_mask
+from .checks import as_rng as _rng
 from .errors import GccatError, GccatWarning
 
 #: FWHM / sigma of a Gaussian, 2 sqrt(2 ln 2).
@@ -56,32 +59,6 @@ DEFAULT_ANNULUS_WIDTH_PIX = ANNULUS_WIDTH_ARCSEC / DEFAULT_PIXEL_SCALE_ARCSEC
 
 
 # --------------------------------------------------------------------------- validation helpers
-
-
-def _image(name: str, values, shape: tuple[int, int] | None = None, dtype=np.float64) -> np.ndarray:
-    a = np.asarray(values, dtype=dtype)
-    if a.ndim != 2:
-        raise GccatError(f"{name} must be a 2-D array (ny, nx), got {a.ndim} dimension(s)")
-    if shape is not None and a.shape != shape:
-        raise GccatError(f"{name} has shape {a.shape}, expected {shape}")
-    return a
-
-
-def _bool_mask(mask, shape: tuple[int, int], name: str = "mask") -> np.ndarray:
-    if mask is None:
-        return np.zeros(shape, dtype=bool)
-    m = np.asarray(mask)
-    if m.shape != shape:
-        raise GccatError(f"{name} has shape {m.shape}, expected {shape}")
-    if m.dtype != bool:
-        raise GccatError(f"{name} must be boolean (True = masked), got dtype {m.dtype}")
-    return m
-
-
-def _rng(rng) -> np.random.Generator:
-    if not isinstance(rng, np.random.Generator):
-        raise GccatError("rng must be a numpy.random.Generator (e.g. numpy.random.default_rng(seed))")
-    return rng
 
 
 def _radii(radii_pix) -> np.ndarray:

@@ -197,6 +197,15 @@ class Lake:
             t = t.filter(pc.invert(pc.is_in(t["ingest_id"], pa.array(sorted(gone)))))
         return t
 
+    def live_named(self, field_id: str, name: str, kind: str | None = None) -> pa.Table:
+        """Live ingests of ``name`` in ``field_id`` (of ``kind`` if given): the rows a new write
+        of that name is a repeat of (same sha256) or would supersede (``--replace``)."""
+        live = self.ingests()
+        cond = pc.and_(pc.equal(live["field_id"], field_id), pc.equal(live["name"], name))
+        if kind is not None:
+            cond = pc.and_(cond, pc.equal(live["kind"], kind))
+        return live.filter(cond)
+
     def live(self, table: str, as_of: int | None = None, filters=None) -> pa.Table:
         """Rows of a table written by ingests live at ``as_of``, read without DuckDB.
 

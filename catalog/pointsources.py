@@ -20,13 +20,11 @@ from .errors import GccatError
 from .lake import Lake, check_name, new_ingest_id
 from .schemas import (
     DETECTION_RUNS,
-    DETECTIONS,
     INJECTION_CORRECTIONS,
     INJECTION_RUNS,
     INJECTION_SOURCES,
     PHOTOMETRY,
 )
-from .spatial import healpix29
 
 DEFAULT_APERTURES_ARCSEC = (0.12, 0.16, 0.20)
 ANNULUS_WIDTH_ARCSEC = 0.08
@@ -115,17 +113,14 @@ def run_detection(lake: Lake, image_paths: Sequence[str | os.PathLike], *, field
     dec = np.asarray(dec, float)
     n = len(ra)
     ingest_id = new_ingest_id()
-    ids = [f"{i:06d}" for i in range(n)]
-    detections = pa.table({
-        "detection_id": [f"{field_id}/{name}/{s}" for s in ids], "field_id": [field_id] * n,
-        "catalog": [name] * n, "source_id": ids, "ra": ra, "dec": dec,
-        "healpix29": healpix29(ra, dec) if n else np.zeros(0, np.int64),
-        "z": pa.array(np.full(n, np.nan if z is None else z), from_pandas=True),
-        "class": ["point"] * n, "flags": pa.nulls(n, pa.int64()),
-        "extra": [json.dumps({"x": float(x), "y": float(y), "peak_njy": float(pk)})
-                  for x, y, pk in zip(det.x, det.y, det.peak, strict=True)],
-        "snr": np.asarray(det.snr, float), "ingest_id": [ingest_id] * n,
-    }).cast(DETECTIONS).sort_by("healpix29")
+    from ingest.catalog import detections_table, register_field_and_bands
+
+    detections = detections_table(
+        field_id, name, [f"{i:06d}" for i in range(n)], ra, dec, ingest_id,
+        z=None if z is None else np.full(n, z), class_=["point"] * n,
+        extra=[json.dumps({"x": float(x), "y": float(y), "peak_njy": float(pk)})
+               for x, y, pk in zip(det.x, det.y, det.peak, strict=True)],
+        snr=np.asarray(det.snr, float))
     area_pix = ref.pixel_scale_arcsec ** 2
     run = {
         "run_id": ingest_id, "field_id": field_id, "catalog": name,
@@ -139,15 +134,12 @@ def run_detection(lake: Lake, image_paths: Sequence[str | os.PathLike], *, field
         "ingest_id": ingest_id,
     }
     step("writing", 0.8)
-    from ingest.catalog import _register_field_and_bands
-
     with lake.transaction("detection", ingest_id=ingest_id) as tx:
-        live = lake.ingests()
-        same = live.filter(pc.and_(pc.equal(live["field_id"], field_id), pc.equal(live["name"], name)))
+        same = lake.live_named(field_id, name)
         if same.num_rows:
             raise GccatError(f"catalog '{name}' already exists in field '{field_id}' (ingest "
                              f"{same['ingest_id'][0].as_py()}); choose another --name")
-        _register_field_and_bands(lake, tx, field_id, sorted({im.band for im in images}),
+        register_field_and_bands(lake, tx, field_id, sorted({im.band for im in images}),
                                   ra if n else np.array([float(ref.wcs.wcs.crval[0])]),
                                   dec if n else np.array([float(ref.wcs.wcs.crval[1])]), [])
         tx.append("detections", detections)
@@ -208,15 +200,14 @@ def run_photometry(lake: Lake, image_path, *, band: str | None, field_id: str, c
         "quality": np.zeros(n * k, np.int32), "ingest_id": [ingest_id] * (n * k),
     }).cast(PHOTOMETRY)
     name = f"{catalog}/{image.band}/aperture"
-    from ingest.catalog import _register_field_and_bands
+    from ingest.catalog import register_field_and_bands
 
     step("writing", 0.8)
     with lake.transaction("photometry", ingest_id=ingest_id) as tx:
-        live = lake.ingests()
-        same = live.filter(pc.and_(pc.equal(live["field_id"], field_id), pc.equal(live["name"], name)))
+        same = lake.live_named(field_id, name)
         if same.num_rows and same["sha256"][0].as_py() == image.sha256:
             return {"ingest_id": same["ingest_id"][0].as_py(), "skipped": True, "n_rows": 0}
-        _register_field_and_bands(lake, tx, field_id, [image.band], det["ra"].to_numpy(),
+        register_field_and_bands(lake, tx, field_id, [image.band], det["ra"].to_numpy(),
                                   det["dec"].to_numpy(), [])
         tx.append("photometry", rows)
         tx.commit(name=name, field_id=field_id, source_path=image.path.resolve(),

@@ -248,6 +248,32 @@ def read_and_map(path, *, mapping_file=None, flux_unit: str = "nJy",
     return raw, m
 
 
+def detections_table(field_id: str, catalog: str, source_ids, ra: np.ndarray, dec: np.ndarray,
+                     ingest_id: str, *, z=None, class_=None, flags=None, extra=None,
+                     snr=None) -> pa.Table:
+    """Rows of ``detections`` (ids ``field_id/catalog/source_id``, healpix29), sorted by
+    healpix29 so that cone searches skip most row groups. Missing optional columns are NULL."""
+    source_ids = pa.array(source_ids, pa.string()) if not isinstance(source_ids, pa.Array) \
+        else source_ids
+    n = len(source_ids)
+
+    def opt(value, type_):
+        if value is None:
+            return pa.nulls(n, type_)
+        return value if isinstance(value, pa.Array) else pa.array(value, type_, from_pandas=True)
+
+    return pa.table({
+        "detection_id": pc.binary_join_element_wise(pa.scalar(f"{field_id}/{catalog}/"),
+                                                    source_ids, ""),
+        "field_id": constant(field_id, n), "catalog": constant(catalog, n),
+        "source_id": source_ids, "ra": ra, "dec": dec,
+        "healpix29": healpix29(ra, dec) if n else np.zeros(0, np.int64),
+        "z": opt(z, pa.float64()), "class": opt(class_, pa.string()),
+        "flags": opt(flags, pa.int64()), "extra": opt(extra, pa.string()),
+        "snr": opt(snr, pa.float64()), "ingest_id": constant(ingest_id, n),
+    }).cast(DETECTIONS).sort_by("healpix29")
+
+
 def read_positions(path: str | os.PathLike, extra: Sequence[str] = ()) -> pa.Table:
     """``source_id``, ``ra``, ``dec`` (deg) of a catalog file, validated like an ingest, plus
     the columns named in ``extra`` that the file has (case-insensitive)."""
@@ -316,35 +342,20 @@ def ingest_catalog(lake: Lake, path: str | os.PathLike, *, field_id: str, name: 
     sha = sha256_file(path)
     step("building", 0.3)
     ingest_id = new_ingest_id()
-    prefix = f"{field_id}/{name}/"
-    det_ids = pc.binary_join_element_wise(pa.scalar(prefix), source_ids, "")
-    hpx = healpix29(ra, dec)
     flags = _as_float(raw, m.flags, "flags") if m.flags else None
-    extras = _extras(raw, m)
-    detections = pa.table({
-        "detection_id": det_ids,
-        "field_id": constant(field_id, n),
-        "catalog": constant(name, n),
-        "source_id": source_ids,
-        "ra": ra, "dec": dec, "healpix29": hpx,
-        "z": pa.array(zcol, from_pandas=True),
-        "class": (raw.table[m.class_].cast(pa.string()) if m.class_
-                  else pa.nulls(n, pa.string())),
-        "flags": (pa.array(flags, from_pandas=True).cast(pa.int64()) if flags is not None
-                  else pa.nulls(n, pa.int64())),
-        "extra": extras if extras is not None else pa.nulls(n, pa.string()),
-        "snr": pa.nulls(n, pa.float64()),
-        "ingest_id": constant(ingest_id, n),
-    }).cast(DETECTIONS).sort_by("healpix29")
+    detections = detections_table(
+        field_id, name, source_ids, ra, dec, ingest_id, z=zcol,
+        class_=raw.table[m.class_].cast(pa.string()) if m.class_ else None,
+        flags=(pa.array(flags, from_pandas=True).cast(pa.int64()) if flags is not None else None),
+        extra=_extras(raw, m))
+    det_ids = pc.binary_join_element_wise(pa.scalar(f"{field_id}/{name}/"), source_ids, "")
     used_bands = sorted(m.bands)
     step("photometry", 0.4)
     phot = _photometry(raw, m, det_ids, field_id, ingest_id, warnings)
     options = {"mapping": m.as_dict(), "z": z, "flux_unit": flux_unit, "format": raw.format,
                "bands_measured": used_bands}
     with lake.transaction("catalog", lock_timeout_s, ingest_id=ingest_id) as tx:
-        live = lake.ingests()
-        same = live.filter(pc.and_(pc.equal(live["field_id"], field_id),
-                                   pc.equal(live["name"], name)))
+        same = lake.live_named(field_id, name)
         if same.num_rows and same["sha256"][0].as_py() == sha:
             return IngestReport(same["ingest_id"][0].as_py(), lake.version(), skipped=True,
                                 n_rows=same["n_rows"][0].as_py(), bands=used_bands,
@@ -353,7 +364,7 @@ def ingest_catalog(lake: Lake, path: str | os.PathLike, *, field_id: str, name: 
             raise GccatError(f"catalog '{name}' is already in field '{field_id}' (ingest "
                              f"{same['ingest_id'][0].as_py()}) from another file; pass --replace "
                              "to supersede it", file=path)
-        _register_field_and_bands(lake, tx, field_id, used_bands, ra, dec, warnings)
+        register_field_and_bands(lake, tx, field_id, used_bands, ra, dec, warnings)
         step("writing detections", 0.5)
         tx.append("detections", detections)
         step("writing photometry", 0.7)
@@ -369,7 +380,7 @@ def ingest_catalog(lake: Lake, path: str | os.PathLike, *, field_id: str, name: 
                         superseded=same["ingest_id"].to_pylist(), mapping=m.as_dict())
 
 
-def _register_field_and_bands(lake: Lake, tx, field_id: str, used_bands: list[str],
+def register_field_and_bands(lake: Lake, tx, field_id: str, used_bands: list[str],
                               ra: np.ndarray, dec: np.ndarray, warnings: list[str]) -> None:
     """Add the field (if new, centred on its sources) and new bands to this transaction."""
     known_fields = set(lake.live("fields")["field_id"].to_pylist())

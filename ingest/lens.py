@@ -15,7 +15,7 @@ from catalog.lensing import LensMap, dls_ds, kappa_gamma_from_deflection, read_h
 from catalog.schemas import LENS_MAP_PIXELS, LENS_MODELS
 from catalog.spatial import healpix29
 
-from .catalog import IngestReport, Progress, _register_field_and_bands, constant
+from .catalog import IngestReport, Progress, constant, register_field_and_bands
 
 
 def derive_maps(maps: dict[str, LensMap]) -> dict[str, tuple[LensMap, list[str]]]:
@@ -106,10 +106,7 @@ def ingest_lens_maps(lake: Lake, paths: list[str | os.PathLike], *, field_id: st
                 raise GccatError(f"--z-source needs the cluster redshift of field '{field_id}'; "
                                  "load it with 'gccat ingest fields'")
             dls_ds_norm = float(dls_ds(zc[0], z_source))
-        live = lake.ingests()
-        same = live.filter(pc.and_(pc.equal(live["kind"], "lens_map"),
-                                   pc.and_(pc.equal(live["field_id"], field_id),
-                                           pc.equal(live["name"], model))))
+        same = lake.live_named(field_id, model, kind="lens_map")
         if same.num_rows and same["sha256"][0].as_py() == sha:
             return IngestReport(same["ingest_id"][0].as_py(), lake.version(), skipped=True,
                                 n_rows=same["n_rows"][0].as_py())
@@ -119,7 +116,7 @@ def ingest_lens_maps(lake: Lake, paths: list[str | os.PathLike], *, field_id: st
         first = next(iter(maps.values()))
         c_ra, c_dec = first.wcs.pixel_to_world_values((first.shape[1] - 1) / 2,
                                                       (first.shape[0] - 1) / 2)
-        _register_field_and_bands(lake, tx, field_id, [], np.array([float(c_ra) % 360]),
+        register_field_and_bands(lake, tx, field_id, [], np.array([float(c_ra) % 360]),
                                   np.array([float(c_dec)]), [])
         rows, n_pix = [], 0
         all_maps = [(m, False, []) for m in maps.values()] + [

@@ -1,4 +1,8 @@
-"""Argument checks shared by the array modules (correlate, imaging): user errors, not asserts."""
+"""Argument checks shared by the library: user errors (one line, exit 2), not asserts.
+
+Arrays (correlate, imaging) and scalar options alike; every public function that takes a
+number from a user checks it here, so the CLI and the Python API refuse the same values.
+"""
 
 from __future__ import annotations
 
@@ -34,3 +38,56 @@ def as_rng(rng) -> np.random.Generator:
     if not isinstance(rng, np.random.Generator):
         raise GccatError("rng must be a numpy.random.Generator (e.g. numpy.random.default_rng(seed))")
     return rng
+
+
+def check_number(value, option: str, *, lo: float | None = None, hi: float | None = None,
+                 lo_open: bool = False, hi_open: bool = False, allow_none: bool = False,
+                 integer: bool = False) -> float | int | None:
+    """``value`` as a finite number inside ``[lo, hi]`` (``(lo`` / ``hi)`` with ``*_open``).
+
+    Parameters
+    ----------
+    value : number or None
+        What the user gave (an option or a keyword argument of the Python API).
+    option : str
+        How the user named it (e.g. ``"--z"``), for the message.
+    lo, hi : float, optional
+        Allowed range; None leaves that side open to infinity.
+    lo_open, hi_open : bool
+        Exclude the bound itself.
+    allow_none : bool
+        Accept None (an optional value left out) and return it.
+    integer : bool
+        Require a whole number and return an ``int``.
+
+    Raises
+    ------
+    GccatError
+        One line naming the option, the value and the allowed range. NaN and infinities are
+        never accepted: they cannot be a physical value.
+    """
+    if value is None:
+        if allow_none:
+            return None
+        raise GccatError(f"{option} is required")
+    kind = "a whole number" if integer else "a finite number"
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        raise GccatError(f"{option} must be {kind}, not {value!r}") from None
+    if integer and (isinstance(value, bool) or not np.isfinite(x) or x != int(x)):
+        raise GccatError(f"{option} must be {kind}, not {value!r}")
+    rng = _range_text(lo, hi, lo_open, hi_open)
+    if not np.isfinite(x):
+        raise GccatError(f"{option} must be {kind} in {rng}, not {value!r}")
+    if lo is not None and (x < lo or (lo_open and x == lo)):
+        raise GccatError(f"{option} must be in {rng}, not {value!r}")
+    if hi is not None and (x > hi or (hi_open and x == hi)):
+        raise GccatError(f"{option} must be in {rng}, not {value!r}")
+    return int(x) if integer else x
+
+
+def _range_text(lo, hi, lo_open, hi_open) -> str:
+    left = "(-inf" if lo is None else ("(" if lo_open else "[") + f"{lo:g}"
+    right = "inf)" if hi is None else f"{hi:g}" + (")" if hi_open else "]")
+    return f"{left}, {right}"

@@ -45,7 +45,7 @@ def _reader(lake: Path, as_of: int | None):
 
     lk = open_lake(lake)
     version = lk.check_version(as_of)
-    return lk, connect(lk, as_of=version, read_only=True), version
+    return lk, connect(lk, as_of=version), version
 
 
 @command(app, "init")
@@ -148,12 +148,9 @@ def cone_cmd(
 ):
     """Sources within RADIUS_ARCSEC of (RA, DEC), nearest first, with separations."""
     from .query import cone
-    from .views import check_read_only_sql
 
     ra_deg, dec_deg = _angle(ra, "h", "RA"), _angle(dec, "deg", "Dec")
     lk, con, version = _reader(lake, as_of)
-    if source.strip().lower().startswith(("select", "with")):
-        check_read_only_sql(con, source)
     t = cone(con, ra_deg, dec_deg, radius_arcsec, source)
     if output:
         _save(t, output, f"cone {ra} {dec} {radius_arcsec} from {source}", lk, version, overwrite)

@@ -115,18 +115,18 @@ def select(lake: Lake, where: str | None, z: float | None = None, con=None) -> S
     (G23, R_V = 3.1) through each filter curve.
     """
     from .query import run_sql
+    from .sandbox import condition_sql
     from .views import connect
 
-    con = con or connect(lake, read_only=True)
-    cond = f"WHERE {where}" if where else ""
+    con = con or connect(lake)
+    cond = f"WHERE {condition_sql(where)}" if where else ""
     t = run_sql(con, f"""
         WITH sel AS (SELECT detection_id, field_id, z FROM photometry_wide {cond})
         SELECT sel.detection_id, sel.field_id, coalesce(sel.z, f.z_cluster) AS z, f.ebv_mw,
                pb.band, b.sedpy_name, b.pivot_um, pb.flux_njy, pb.flux_err_njy,
                pb.is_upper_limit, pb.mw_corrected
         FROM sel JOIN photometry_best pb USING (detection_id)
-        JOIN bands b USING (band) LEFT JOIN fields f ON f.field_id = sel.field_id""",
-                read_only=False)
+        JOIN bands b USING (band) LEFT JOIN fields f ON f.field_id = sel.field_id""")
     if t.num_rows == 0:
         raise GccatError("no photometry matches the selection" + (f": {where}" if where else ""))
     # Arrow compute throughout: 10^6 objects x 9 bands must not become Python strings.

@@ -126,6 +126,7 @@ def run_correlation(lake: Lake, field_id: str, model: str, *, where: str | None 
         stored too, as A_lsq, B_lsq).
     """
     from .query import run_sql
+    from .sandbox import condition_sql
     from .views import connect
 
     step = progress or (lambda stage, frac: None)
@@ -154,9 +155,9 @@ def run_correlation(lake: Lake, field_id: str, model: str, *, where: str | None 
         kappa *= float(dls_ds(z_cluster, z_source)) / norm["dls_ds"][0].as_py()
     scale = kmap.pixel_scale_arcsec
     step("selecting GCs", 0.1)
-    con = connect(lake, read_only=True)
-    cond = f" AND ({where})" if where else ""
-    gcs = run_sql(con, f"SELECT ra, dec FROM photometry_wide WHERE field_id = '{field_id}'{cond}")
+    con = connect(lake)
+    cond = f" AND {condition_sql(where)}" if where else ""
+    gcs = run_sql(con, f"SELECT ra, dec FROM photometry_wide WHERE field_id = ?{cond}", [field_id])
     if gcs.num_rows == 0:
         raise GccatError(f"no detections in field '{field_id}' match the selection")
     px, py = kmap.wcs.world_to_pixel_values(gcs["ra"].to_numpy(), gcs["dec"].to_numpy())

@@ -10,7 +10,7 @@ import pyarrow as pa
 
 from .errors import GccatError
 from .spatial import best_matches, cone_ranges, crossmatch, healpix29
-from .views import check_read_only_sql
+from .sandbox import check_read_only_sql
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -21,14 +21,21 @@ def to_arrow(relation: duckdb.DuckDBPyRelation) -> pa.Table:
     return fetch()
 
 
-def run_sql(con: duckdb.DuckDBPyConnection, query: str, read_only: bool = True) -> pa.Table:
-    """Run a query and return its result as Arrow; SQL errors become :class:`GccatError`."""
-    if read_only:
-        check_read_only_sql(con, query)
+def run_sql(con: duckdb.DuckDBPyConnection, query: str, params: list | None = None) -> pa.Table:
+    """Run one read-only SELECT and return its rows as Arrow.
+
+    Every query built from user input (``gccat sql``, ``--where``, ``--from``, ``--query``)
+    runs here: anything but exactly one SELECT is refused (see
+    :func:`catalog.sandbox.check_read_only_sql`), values go in as bound ``params``, and SQL
+    errors become one-line :class:`GccatError` messages.
+    """
+    sql = check_read_only_sql(con, query)
     try:
-        return to_arrow(con.sql(query))
+        return to_arrow(con.sql(sql, params=params) if params else con.sql(sql))
     except duckdb.Error as exc:
-        raise GccatError(f"SQL error: {str(exc).strip().splitlines()[0]}") from None
+        text = str(exc).strip()
+        raise GccatError(f"SQL error: {text.splitlines()[0] if text else type(exc).__name__}") \
+            from None
 
 
 def relation_sql(source: str) -> str:
@@ -57,11 +64,12 @@ def cone(con: duckdb.DuckDBPyConnection, ra: float, dec: float, radius_arcsec: f
         raise GccatError(f"cone radius must be positive, not {radius_arcsec}")
     ra, dec, radius_arcsec = float(ra), float(dec), float(radius_arcsec)
     ranges = cone_ranges(ra, dec, radius_arcsec)
-    cond = " OR ".join(f"healpix29 BETWEEN {lo} AND {hi}" for lo, hi in ranges)
-    sql = (f"SELECT * FROM (SELECT *, ang_sep_arcsec(ra, dec, {ra!r}, {dec!r}) "
+    cond = " OR ".join("healpix29 BETWEEN ? AND ?" for _ in ranges)
+    sql = (f"SELECT * FROM (SELECT *, ang_sep_arcsec(ra, dec, ?::DOUBLE, ?::DOUBLE) "
            f"AS separation_arcsec FROM ({relation_sql(source)}) WHERE {cond}) "
-           f"WHERE separation_arcsec <= {radius_arcsec!r} ORDER BY separation_arcsec")
-    return run_sql(con, sql, read_only=False)
+           f"WHERE separation_arcsec <= ?::DOUBLE ORDER BY separation_arcsec")
+    params = [ra, dec] + [int(v) for r in ranges for v in r] + [radius_arcsec]
+    return run_sql(con, sql, params)
 
 
 def _positions(t: pa.Table, side: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

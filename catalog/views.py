@@ -14,9 +14,9 @@ from importlib import resources
 import duckdb
 import pyarrow as pa
 
-from .errors import GccatError
 from .lake import Lake, open_lake
 from .lensmodels import LensMapStore
+from .sandbox import lock_down
 from .schemas import TABLES
 from .udfs import register_udfs
 
@@ -26,7 +26,6 @@ _DUCK_TYPES = {
     pa.list_(pa.string()): "VARCHAR[]", pa.list_(pa.float64()): "DOUBLE[]",
     pa.list_(pa.int64()): "BIGINT[]", pa.list_(pa.float32()): "FLOAT[]",
 }
-_READ_ONLY_STATEMENTS = {"SELECT", "EXPLAIN"}
 
 
 def _quote(s: str) -> str:
@@ -82,9 +81,14 @@ def _band_columns(con: duckdb.DuckDBPyConnection, measured: list[str]) -> str:
     return ",\n       ".join(cols) if cols else "NULL::DOUBLE AS no_photometry"
 
 
-def connect(lake: Lake | str | os.PathLike | None = None, as_of: int | None = None,
-            read_only: bool = False) -> duckdb.DuckDBPyConnection:
+def connect(lake: Lake | str | os.PathLike | None = None,
+            as_of: int | None = None) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection over the lake's committed files, with views and UDFs.
+
+    The connection is locked down (:func:`catalog.sandbox.lock_down`): it can read only the
+    committed Parquet files of the lake version it shows, and it can write nothing, anywhere.
+    Run user SQL on it through :func:`catalog.query.run_sql`, which also checks that the
+    statement is one SELECT.
 
     Parameters
     ----------
@@ -92,19 +96,19 @@ def connect(lake: Lake | str | os.PathLike | None = None, as_of: int | None = No
         The lake (default: ``$GCCAT_LAKE`` or ``./data_lake``).
     as_of : int, optional
         Lake version to read (default: the latest); see ``gccat tables``.
-    read_only : bool
-        Lock the connection so it can read only the lake's files and write nothing
-        (used by ``gccat sql``; statements still need :func:`check_read_only_sql`).
     """
     lake = lake if isinstance(lake, Lake) else open_lake(lake)
     version = lake.check_version(as_of)
     con = duckdb.connect(":memory:")
     register_udfs(con, LensMapStore(lake, version))
+    readable: list[str] = []
     for name in TABLES:
         files = lake.files(name, version if name == "ingests" else None)
+        readable += files
         con.execute(_raw_view_sql(name, files))
-    con.execute(f"CREATE TABLE lake_info AS SELECT {version} AS lake_version, "
-                f"{_quote(str(lake.root))} AS lake_root, {lake.version()} AS latest_version")
+    con.execute("CREATE TABLE lake_info AS SELECT ?::BIGINT AS lake_version, "
+                "?::VARCHAR AS lake_root, ?::BIGINT AS latest_version",
+                [version, str(lake.root), lake.version()])
     pending = view_files()
     fills: dict[str, str] = {}
     while pending:
@@ -127,22 +131,5 @@ def connect(lake: Lake | str | os.PathLike | None = None, as_of: int | None = No
         if not progress:
             name, exc = next(iter(errors.items()))
             raise RuntimeError(f"view {name} cannot be created: {exc}")
-    if read_only:
-        con.execute("SET allowed_directories = [" + _quote(str(lake.root) + os.sep) + "]")
-        con.execute("SET enable_external_access = false")
-        con.execute("SET lock_configuration = true")
+    lock_down(con, readable)
     return con
-
-
-def check_read_only_sql(con: duckdb.DuckDBPyConnection, query: str) -> None:
-    """Refuse anything but SELECT/EXPLAIN statements (no COPY, ATTACH, CREATE, SET, ...)."""
-    try:
-        statements = con.extract_statements(query)
-    except duckdb.Error as exc:
-        raise GccatError(f"SQL does not parse: {str(exc).splitlines()[0]}") from None
-    if not statements:
-        raise GccatError("no SQL statement given")
-    for st in statements:
-        kind = st.type.name
-        if kind not in _READ_ONLY_STATEMENTS:
-            raise GccatError(f"gccat sql is read-only: {kind} statements are not allowed")

@@ -222,15 +222,20 @@ def _photometry(raw: RawTable, m: ColumnMapping, det_ids: pa.Array, field_id: st
 
 
 def _extras(raw: RawTable, m: ColumnMapping) -> pa.Array | None:
+    """The unmapped columns of each row as one JSON object (``detections.extra``).
+
+    The column names travel as Arrow struct field names, never as SQL text: a header can
+    hold any characters (quotes, ``:=``, SQL) and still only ever becomes a JSON key.
+    """
     cols = [c for c in raw.table.column_names if c not in m.used_columns()]
     if not cols:
         return None
-    import duckdb
+    from catalog.sandbox import sandboxed_connection
 
-    sel = ", ".join(f'"{c}"' for c in cols)
-    con = duckdb.connect()
-    con.register("extra", raw.table.select(cols))
-    out = to_arrow(con.sql(f"SELECT to_json(struct_pack({sel})) AS j FROM extra"))
+    packed = pa.StructArray.from_arrays([raw.table[c].combine_chunks() for c in cols], names=cols)
+    con = sandboxed_connection()  # reads only the registered Arrow table
+    con.register("extra", pa.table({"s": packed}))
+    out = to_arrow(con.sql("SELECT to_json(s) AS j FROM extra"))
     return out["j"].combine_chunks().cast(pa.string())
 
 

@@ -133,7 +133,7 @@ def test_log_age_prior_moves_weight_to_the_sparse_ages(fit_lake):
 
 
 def test_ssp_fit_udf_matches_the_batch_fit(fit_lake):
-    con = connect(fit_lake, read_only=True)
+    con = connect(fit_lake)
     got = con.execute(
         "SELECT ssp_fit(list(band ORDER BY pivot_um), list(flux_njy ORDER BY pivot_um), "
         "list(flux_err_njy ORDER BY pivot_um), 0.39).log_mass_living_p50 FROM photometry "

@@ -9,8 +9,8 @@ import numpy as np
 import pyarrow as pa
 
 from .errors import GccatError
-from .spatial import best_matches, cone_ranges, crossmatch, healpix29
 from .sandbox import check_read_only_sql
+from .spatial import best_matches, cone_ranges, crossmatch, healpix29
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 

@@ -77,3 +77,18 @@ class LensMapStore:
             sel = keys == key
             out[sel] = sample_map(lens_map, ra_deg[sel], dec_deg[sel])
         return out
+
+    def mu_pixel_change(self, model_id: np.ndarray, ra_deg: np.ndarray, dec_deg: np.ndarray,
+                        dls_ds_scale: np.ndarray) -> np.ndarray:
+        """:func:`catalog.lensing.mu_pixel_change` of each model's kappa and gamma maps."""
+        from .lensing import mu_pixel_change
+
+        out = np.full(len(ra_deg), np.nan)
+        ids = model_id.astype(str)
+        for mid in np.unique(ids):
+            kappa, gamma = self.load(mid, "kappa"), self.load(mid, "gamma")
+            if kappa is None or gamma is None:
+                continue
+            sel = ids == mid
+            out[sel] = mu_pixel_change(kappa, gamma, ra_deg[sel], dec_deg[sel], dls_ds_scale[sel])
+        return out

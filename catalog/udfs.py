@@ -76,8 +76,8 @@ def _register_ssp_fit(con: duckdb.DuckDBPyConnection) -> None:
                         null_handling="special", side_effects=False)
 
 
-def _no_lens_maps(model_id, quantity, ra_deg, dec_deg) -> np.ndarray:
-    return np.full(len(ra_deg), np.nan)
+def _no_lens_maps(model_id, *args) -> np.ndarray:
+    return np.full(len(model_id), np.nan)
 
 
 #: name -> (numpy function, argument types, return type)
@@ -102,6 +102,9 @@ UDF_DOCS["ssp_fit"] = ("SSP fit in a query: ssp_fit(bands[], fluxes_njy[], error
                        "struct of age/log Z/A_V/mass percentiles (small selections; batch: gccat fit)")
 UDF_DOCS["lens_value"] = ("Lens-map value (model_id, quantity, ra, dec): bilinear in pixel space "
                           "via the WCS; NULL off the map")
+UDF_DOCS["lens_mu_pixel_change"] = ("Largest fractional change of mu one map pixel away (model_id, "
+                                    "ra, dec, dls_ds_scale); inf where a critical curve is closer "
+                                    "than a pixel; NULL off the map")
 
 
 def register_udfs(con: duckdb.DuckDBPyConnection, lens_store=None) -> None:
@@ -112,7 +115,9 @@ def register_udfs(con: duckdb.DuckDBPyConnection, lens_store=None) -> None:
     """
     udfs = dict(UDFS)
     sample = lens_store.sample if lens_store is not None else _no_lens_maps
+    change = lens_store.mu_pixel_change if lens_store is not None else _no_lens_maps
     udfs["lens_value"] = (sample, [VARCHAR, VARCHAR, DOUBLE, DOUBLE], DOUBLE)
+    udfs["lens_mu_pixel_change"] = (change, [VARCHAR, DOUBLE, DOUBLE, DOUBLE], DOUBLE)
     _register_ssp_fit(con)
     for name, (fn, args, ret) in udfs.items():
         con.create_function(name, _vectorised(fn, len(args), _ARROW_OUT[ret]), args, ret, type="arrow",

@@ -14,7 +14,9 @@ from importlib import resources
 import duckdb
 import pyarrow as pa
 
+from .checks import check_number
 from .lake import Lake, open_lake
+from .lensing import MU_PIXEL_CHANGE_MAX
 from .lensmodels import LensMapStore
 from .sandbox import lock_down
 from .schemas import TABLES
@@ -81,8 +83,8 @@ def _band_columns(con: duckdb.DuckDBPyConnection, measured: list[str]) -> str:
     return ",\n       ".join(cols) if cols else "NULL::DOUBLE AS no_photometry"
 
 
-def connect(lake: Lake | str | os.PathLike | None = None,
-            as_of: int | None = None) -> duckdb.DuckDBPyConnection:
+def connect(lake: Lake | str | os.PathLike | None = None, as_of: int | None = None, *,
+            mu_pixel_change_max: float = MU_PIXEL_CHANGE_MAX) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection over the lake's committed files, with views and UDFs.
 
     The connection is locked down (:func:`catalog.sandbox.lock_down`): it can read only the
@@ -96,7 +98,12 @@ def connect(lake: Lake | str | os.PathLike | None = None,
         The lake (default: ``$GCCAT_LAKE`` or ``./data_lake``).
     as_of : int, optional
         Lake version to read (default: the latest); see ``gccat tables``.
+    mu_pixel_change_max : float
+        Criterion of ``lens_at_detections.mu_undefined``: a source's magnification is taken as
+        not defined by the map where it changes by more than this fraction within one map
+        pixel (see :func:`catalog.lensing.mu_pixel_change`). Default 1.0.
     """
+    mu_max = check_number(mu_pixel_change_max, "mu_pixel_change_max", lo=0, lo_open=True)
     lake = lake if isinstance(lake, Lake) else open_lake(lake)
     version = lake.check_version(as_of)
     con = duckdb.connect(":memory:")
@@ -110,7 +117,7 @@ def connect(lake: Lake | str | os.PathLike | None = None,
                 "?::VARCHAR AS lake_root, ?::BIGINT AS latest_version",
                 [version, str(lake.root), lake.version()])
     pending = view_files()
-    fills: dict[str, str] = {}
+    fills: dict[str, str] = {"mu_pixel_change_max": repr(mu_max)}
     while pending:
         progress = False
         errors = {}

@@ -1,6 +1,7 @@
 -- SSP fit results joined to detections, one row per object and run: median and 16/84
 -- percentiles of age (Gyr), log Z, A_V, log living and formed mass, chi2; lensing-corrected
--- (intrinsic) living mass per lens model where the detection has one.
+-- (intrinsic) living mass per lens model where the detection has one (NULL where that model
+-- leaves mu undefined: mu_undefined is carried along).
 CREATE OR REPLACE VIEW fit_results AS
 WITH w AS (
     SELECT run_id, object_id, any_value(field_id) AS field_id, any_value(z) AS z,
@@ -22,7 +23,9 @@ WITH w AS (
     FROM fit_posteriors GROUP BY run_id, object_id
 )
 SELECT w.*, d.ra, d.dec, d.catalog, d.source_id, l.model_id AS lens_model, l.mu,
-       w.log_mass_living - log10(abs(l.mu)) AS log_mass_living_intrinsic
+       l.mu_undefined,
+       CASE WHEN NOT l.mu_undefined THEN w.log_mass_living - log10(abs(l.mu)) END
+           AS log_mass_living_intrinsic
 FROM w
 LEFT JOIN detections d ON d.detection_id = w.object_id
-LEFT JOIN lens_at_detections l ON l.detection_id = w.object_id AND NOT l.near_critical;
+LEFT JOIN lens_at_detections l ON l.detection_id = w.object_id;

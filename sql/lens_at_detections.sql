@@ -1,5 +1,7 @@
 -- Lens quantities at every detection for every lens model of its field, rescaled to the
--- source redshift: kappa, gamma, mu, tangential eigenvalue, flags off_map and near_critical.
+-- source redshift: kappa, gamma, mu, tangential eigenvalue; off_map; mu_pixel_change (largest
+-- fractional change of mu one map pixel away, inf where a critical curve is closer than a
+-- pixel) and mu_undefined (mu_pixel_change above the connection's criterion, default 1).
 CREATE OR REPLACE VIEW lens_at_detections AS
 WITH m AS (
     SELECT model_id, field_id, any_value(dls_ds) AS dls_ds_norm
@@ -15,7 +17,8 @@ SELECT d.detection_id, d.field_id, d.catalog, d.source_id, m.model_id, d.ra, d.d
        magnification(kappa, gamma) AS mu,
        1 - kappa - gamma AS lambda_t,
        kappa_map IS NULL AS off_map,
-       coalesce(abs((1 - kappa) ^ 2 - gamma ^ 2) < 0.05, false) AS near_critical
+       lens_mu_pixel_change(m.model_id, d.ra, d.dec, dls_ds_scale) AS mu_pixel_change,
+       coalesce(mu_pixel_change > {mu_pixel_change_max}, false) AS mu_undefined
 FROM detections d
 JOIN m USING (field_id)
 LEFT JOIN fields f USING (field_id);

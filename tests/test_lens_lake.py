@@ -156,3 +156,62 @@ def test_bright_source_regions_from_a_table_are_masked(tmp_path, cli):
     frac = connect(lake).execute("SELECT masked_fraction FROM correlation_runs").fetchall()[0][0]
     expected = np.pi * ((4 / 0.2) ** 2 + (2 / 0.2) ** 2) / 200**2
     assert frac == pytest.approx(expected, rel=0.1)
+
+
+def test_high_magnification_is_kept_and_only_an_undefined_mu_is_flagged(tmp_path):
+    """|mu| of 15-100 (the Sparkler's images) keeps its demagnified flux and intrinsic mass;
+    only a source so close to the critical curve that mu changes sign within one map pixel
+    is flagged mu_undefined (regression: |mu| > 20 used to be blanked)."""
+    lake = Lake.create(tmp_path / "lake")
+    ingest_fields(lake, FIELDS)
+    # Maps normalised to the sources' redshift: the view's mu is the map's mu.
+    ingest_lens_maps(lake, AS1063, field_id="as1063", model="lenstool", z_source=1.0)
+    con = connect(lake)
+    px = {q: np.array(con.execute("SELECT ix, iy, ra, dec, value FROM lens_map_pixels WHERE "
+                                  "quantity = ? ORDER BY iy, ix", [q]).fetchall(), dtype=float)
+          for q in ("kappa", "gamma")}
+    ny, nx = int(px["kappa"][:, 1].max()) + 1, int(px["kappa"][:, 0].max()) + 1
+    det = ((1 - px["kappa"][:, 4]) ** 2 - px["gamma"][:, 4] ** 2).reshape(ny, nx)
+    mu = 1 / det
+    sign = np.sign(det)
+    flip = np.zeros_like(det, bool)  # det A changes sign towards a neighbour
+    flip[:, :-1] |= sign[:, :-1] != sign[:, 1:]
+    flip[:, 1:] |= sign[:, 1:] != sign[:, :-1]
+    flip[:-1] |= sign[:-1] != sign[1:]
+    flip[1:] |= sign[1:] != sign[:-1]
+    change = np.zeros_like(det)  # largest |mu_neighbour / mu - 1| one pixel away
+    for axis in (0, 1):
+        for step in (1, -1):
+            ratio = det / np.roll(det, step, axis=axis)
+            change = np.maximum(change, np.abs(ratio - 1))
+    interior = np.zeros_like(flip)
+    interior[2:-2, 2:-2] = True
+    high = np.flatnonzero((np.abs(mu) > 15) & (np.abs(mu) < 100) & ~flip & (change < 1) & interior)
+    crit = np.flatnonzero(flip & interior)
+    assert len(high) >= 10 and len(crit) >= 5
+    picks = list(high[:: len(high) // 10][:10]) + list(crit[:: len(crit) // 5][:5])
+    rows = ["id,ra,dec,z,flux_F150W,fluxerr_F150W"]
+    for i, k in enumerate(picks):
+        rows.append(f"s{i:02d},{px['kappa'][k, 2]:.12f},{px['kappa'][k, 3]:.12f},1.0,100.0,5.0")
+    csv = tmp_path / "arcs.csv"
+    csv.write_text("\n".join(rows) + "\n")
+    ingest_catalog(lake, csv, field_id="as1063", name="arcs")
+    got = connect(lake).execute(
+        "SELECT l.source_id, l.mu, l.mu_undefined, l.mu_pixel_change, p.flux_intrinsic_njy "
+        "FROM photometry_demagnified p JOIN lens_at_detections l USING (detection_id, model_id) "
+        "ORDER BY l.source_id").fetchall()
+    assert len(got) == len(picks)
+    expected_change = change
+    for i, (_, m, undefined, change, intrinsic) in enumerate(got):
+        assert m == pytest.approx(mu.ravel()[picks[i]], rel=1e-6)
+        if i < 10:
+            assert 15 < abs(m) < 100 and not undefined
+            assert change == pytest.approx(expected_change.ravel()[picks[i]], rel=1e-6)
+            assert intrinsic == pytest.approx(100.0 / abs(m), rel=1e-9)
+        else:
+            assert undefined and change == np.inf and intrinsic is None
+    # The criterion is configurable: a stricter one flags the strongly magnified ones too.
+    strict = connect(lake, mu_pixel_change_max=1e-3)
+    flagged = strict.execute("SELECT count(*) FILTER (WHERE mu_undefined) FROM "
+                             "lens_at_detections").fetchall()[0][0]
+    assert flagged > 5

@@ -148,11 +148,17 @@ def run_correlation(lake: Lake, field_id: str, model: str, *, where: str | None 
     frow = next((f for f in fields if f["field_id"] == field_id), {})
     z_cluster = frow.get("z_cluster")
     kappa = np.array(kmap.data, float)
+    norm = store.models().filter(pa.compute.equal(store.models()["model_id"], model_id))
+    dls_ds_norm = norm["dls_ds"][0].as_py()  # D_ls/D_s the map is normalised to (HFF: 1)
+    # The projected mass is a property of the lens: Sigma_cr(norm) * kappa_map, whatever
+    # redshift the correlation rescales kappa to.
+    surface_mass_per_arcsec2 = None
+    if z_cluster:
+        surface_mass_per_arcsec2 = kappa * (sigma_crit_msun_per_arcsec2(z_cluster) / dls_ds_norm)
     if z_source is not None:
         if z_cluster is None:
             raise GccatError(f"--z-source needs the cluster redshift of field '{field_id}'")
-        norm = store.models().filter(pa.compute.equal(store.models()["model_id"], model_id))
-        kappa *= float(dls_ds(z_cluster, z_source)) / norm["dls_ds"][0].as_py()
+        kappa *= float(dls_ds(z_cluster, z_source)) / dls_ds_norm
     scale = kmap.pixel_scale_arcsec
     step("selecting GCs", 0.1)
     con = connect(lake)
@@ -216,8 +222,9 @@ def run_correlation(lake: Lake, field_id: str, model: str, *, where: str | None 
     budget = {"M_halo": None, "M_GC": None, "mean_gc_mass": None}
     if z_cluster:
         n_in = int((np.hypot(px_all - cx, py_all - cy) * scale <= mass_radius_arcsec).sum())
-        b = cr.gc_mass_budget(kappa, mask, (cx, cy), mass_radius_arcsec, scale,
-                              sigma_crit_msun_per_arcsec2(z_cluster), max(n_in, 1))
+        # gc_mass_budget multiplies its kappa by Sigma_cr: hand it the surface mass with 1.
+        b = cr.gc_mass_budget(surface_mass_per_arcsec2, mask, (cx, cy), mass_radius_arcsec, scale,
+                              1.0, max(n_in, 1))
         budget = {"M_halo": b["m_halo_msun"], "M_GC": b["m_gc_msun"],
                   "mean_gc_mass": b["mean_gc_mass_msun"]}
     residual = np.where(valid, kappa - corr["beta"] * rho, np.nan)

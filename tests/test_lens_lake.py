@@ -215,3 +215,25 @@ def test_high_magnification_is_kept_and_only_an_undefined_mu_is_flagged(tmp_path
     flagged = strict.execute("SELECT count(*) FILTER (WHERE mu_undefined) FROM "
                              "lens_at_detections").fetchall()[0][0]
     assert flagged > 5
+
+
+def test_the_halo_mass_does_not_depend_on_the_source_redshift(tmp_path):
+    """Regression: with z_source = 3 the mass inside the radius dropped by D_ls/D_s = 0.785."""
+    sim = simulate_field_files(tmp_path / "sim", "sim", shape=(200, 200), pixel_scale_arcsec=0.3,
+                               seed=3)
+    lake = Lake.create(tmp_path / "lake")
+    from astropy.wcs import WCS
+
+    ra0, dec0 = WCS(fits.getheader(sim.kappa_path)).pixel_to_world_values(99.5, 99.5)
+    fields = tmp_path / "fields.csv"
+    fields.write_text(f"field_id,ra_center_deg,dec_center_deg,z_cluster\nsim,{ra0},{dec0},0.348\n")
+    ingest_fields(lake, fields)
+    ingest_lens_maps(lake, [sim.kappa_path], field_id="sim", model="truth")
+    ingest_catalog(lake, sim.catalog_path, field_id="sim", name="gcs")
+    runs = [run_correlation(lake, "sim", "truth", z_source=z, mass_radius_arcsec=20,
+                            inpaint_iterations=0, n_boot=50).run for z in (None, 3.0, 1.0)]
+    m = [r["m_halo_msun"] for r in runs]
+    assert m[0] > 0
+    assert m[1] == pytest.approx(m[0], rel=1e-12) and m[2] == pytest.approx(m[0], rel=1e-12)
+    # ... while kappa itself (and so beta) does scale with the source redshift.
+    assert runs[1]["beta"] == pytest.approx(runs[0]["beta"] * float(dls_ds(0.348, 3.0)), rel=1e-6)

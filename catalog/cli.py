@@ -544,20 +544,18 @@ def fit_stack_cmd(
     n_boot: Annotated[int, typer.Option("--n-boot", help="Bootstrap resamples.")] = 1000,
     av_max: AvMaxOpt = 1.0, n_av: NAvOpt = 11, nebular: NebularOpt = False,
     metallicities: MetalsOpt = None,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed of the bootstrap and draws "
+                                                     "(recorded in fit_runs).")] = 0,
     lake: LakeOpt = DEFAULT_LAKE,
 ):
     """Stack the selection's photometry and fit it as one source (chi2 map kept)."""
-    from .fitting import run_fit_stack
+    from .fitting import describe_stack, run_fit_stack
 
     r = run_fit_stack(open_lake(lake), where, z=z, error_floor=error_floor, stack=stack,
-                      n_boot=n_boot, command=command_line(),
+                      n_boot=n_boot, seed=seed, command=command_line(),
                       **_grid_spec(av_max, n_av, nebular, metallicities))
-    p = r["result"].percentiles
-    console.print(f"{r['object_id']} ({r['n_members']} sources): age "
-                  f"{p['age_gyr'][0, 1]:.3g} (+{p['age_gyr'][0, 2] - p['age_gyr'][0, 1]:.2g} "
-                  f"-{p['age_gyr'][0, 1] - p['age_gyr'][0, 0]:.2g}) Gyr, log Z "
-                  f"{p['log_z'][0, 1]:.2f}, A_V {p['av'][0, 1]:.2f}, log M_living "
-                  f"{p['log_mass_living'][0, 1]:.2f}; 'gccat plot chi2map {r['run_id']}'")
+    console.print(f"{r['object_id']} ({r['n_members']} sources): {describe_stack(r['result'])}; "
+                  f"'gccat plot chi2map {r['run_id']}'")
 
 
 @command(fit_app, "sfh")
@@ -656,10 +654,10 @@ def demo_cmd(
     console.print("\nSSP fits of the SMACS0723 clusters (BC03, z = 0.39; view fit_results):")
     print_table(res.fits)
     if res.stack is not None:
-        p = res.stack["result"].percentiles
-        console.print(f"  median stack of {res.stack['n_members']}: age {p['age_gyr'][0, 1]:.2g} "
-                      f"Gyr (16-84%: {p['age_gyr'][0, 0]:.2g}-{p['age_gyr'][0, 2]:.2g}), log Z "
-                      f"{p['log_z'][0, 1]:.2f}, A_V {p['av'][0, 1]:.2f}")
+        from .fitting import describe_stack
+
+        console.print(f"  median stack of {res.stack['n_members']}: "
+                      f"{describe_stack(res.stack['result'])}")
     if res.images:
         i = res.images
         console.print(f"\nSynthetic 2-band mosaic: {i['n_detected']} point sources detected of "

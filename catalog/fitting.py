@@ -181,6 +181,7 @@ def _concat(results: list[sps.FitResult]) -> sps.FitResult:
     return sps.FitResult(
         percentiles={k: cat(lambda r, k=k: r.percentiles[k]) for k in keys},
         map_params={k: cat(lambda r, k=k: r.map_params[k]) for k in keys},
+        best_fit_params={k: cat(lambda r, k=k: r.best_fit_params[k]) for k in keys},
         chi2_min=cat(lambda r: r.chi2_min), n_bands=cat(lambda r: r.n_bands),
         reduced_chi2=cat(lambda r: r.reduced_chi2),
         samples=None if results[0].samples is None else {
@@ -232,7 +233,8 @@ def _posterior_rows(run_id, ids, fields, zs, res: sps.FitResult, ingest_id) -> p
         parts.append(pa.table({
             "run_id": [run_id] * n, "object_id": list(ids), "field_id": list(fields),
             "parameter": [key] * n, "p16": p[:, 0], "p50": p[:, 1], "p84": p[:, 2],
-            "map_value": res.map_params[key], "z": zs, "chi2_min": res.chi2_min,
+            "map_value": res.map_params[key], "best_fit_value": res.best_fit_params[key],
+            "z": zs, "chi2_min": res.chi2_min,
             "n_bands": res.n_bands.astype(np.int64),
             "reduced_chi2": pa.array(res.reduced_chi2, from_pandas=True),
             "ingest_id": [ingest_id] * n}))
@@ -350,7 +352,7 @@ def run_fit_stack(lake: Lake, where: str | None = None, *, z: float | None = Non
             "run_id": [run_id] * chi2.size, "object_id": [oid] * chi2.size, "age_gyr": a.ravel(),
             "log_z": zz.ravel(), "chi2": chi2.ravel(), "ingest_id": [run_id] * chi2.size},
             schema=FIT_CHI2_MAPS))
-        config = {"where": where, "z": float(zs[0]), "stack": stack, "n_boot": n_boot,
+        config = {"where": where, "z": float(zs[0]), "stack": stack, "n_boot": n_boot, "seed": seed,
                   "n_members": len(sel.object_id), "bands": sel.bands,
                   "stacked_flux_njy": flux.tolist(), "stacked_err_njy": err.tolist(),
                   "n_per_band": st["n"].tolist(), **grid_spec}
@@ -360,6 +362,17 @@ def run_fit_stack(lake: Lake, where: str | None = None, *, z: float | None = Non
     step("done", 1.0)
     return {"run_id": run_id, "object_id": oid, "n_members": len(sel.object_id), "flux": flux,
             "err": err, "bands": sel.bands, "result": res, "grid": grid}
+
+
+def describe_stack(res: sps.FitResult) -> str:
+    """One line for a stack fit: best fit, posterior mode and median, each named as such."""
+    b, m, p = res.best_fit_params, res.map_params, res.percentiles
+    return (f"best fit (min chi2 {res.chi2_min[0]:.3g}) {b['age_gyr'][0]:.3g} Gyr, log Z "
+            f"{b['log_z'][0]:.2f}, A_V {b['av'][0]:.2f}, log M_living {b['log_mass_living'][0]:.2f}; "
+            f"posterior mode {m['age_gyr'][0]:.3g} Gyr, log Z {m['log_z'][0]:.2f}; median "
+            f"{p['age_gyr'][0, 1]:.3g} (16-84%: {p['age_gyr'][0, 0]:.2g}-{p['age_gyr'][0, 2]:.2g}) Gyr, "
+            f"log Z {p['log_z'][0, 1]:.2f}, A_V {p['av'][0, 1]:.2f}, log M_living "
+            f"{p['log_mass_living'][0, 1]:.2f}")
 
 
 def run_fit_sfh(lake: Lake, where: str | None = None, *, z: float | None = None,
@@ -398,7 +411,7 @@ def run_fit_sfh(lake: Lake, where: str | None = None, *, z: float | None = None,
             post.append({"run_id": run_id, "object_id": oid, "field_id": sel.field_id[i],
                          "parameter": key, "p16": float(np.ravel(r[lo])[0]) if lo else None,
                          "p50": val, "p84": float(np.ravel(r[hi])[0]) if hi else None,
-                         "map_value": val, "z": float(sel.z[i]),
+                         "map_value": None, "best_fit_value": val, "z": float(sel.z[i]),
                          "chi2_min": float(np.ravel(r["chi2"])[0]),
                          "n_bands": int(np.ravel(r["n_bands"])[0]), "reduced_chi2": None,
                          "ingest_id": run_id})

@@ -95,7 +95,11 @@ def _save(fig, path: Path, plt) -> str:
 
 
 def plot_sed(lake, object_id: str, run_id: str | None, out: Path) -> str:
-    """Photometry, MAP model and 16-84% posterior band of an SSP fit (PNG)."""
+    """Photometry, best-fit model, posterior mode and 16-84% posterior band of an SSP fit (PNG).
+
+    The best fit is the minimum-chi2 grid model (the papers' "best-fit SSP"); the posterior
+    mode is the grid model of largest likelihood x prior density; each is labelled as such.
+    """
     from .fitting import _grid_from_row, select
     from .views import connect
 
@@ -110,8 +114,10 @@ def plot_sed(lake, object_id: str, run_id: str | None, out: Path) -> str:
         raise GccatError(f"no SSP fit of {object_id}; run 'gccat fit ssp' first")
     cfg = json.loads(con.execute("SELECT config FROM fit_runs WHERE run_id = ?", [run_id]
                                  ).fetchall()[0][0])
-    post = dict(con.execute("SELECT parameter, map_value FROM fit_posteriors WHERE run_id = ? AND "
-                            "object_id = ?", [run_id, object_id]).fetchall())
+    vals = con.execute("SELECT parameter, best_fit_value, map_value FROM fit_posteriors WHERE "
+                       "run_id = ? AND object_id = ?", [run_id, object_id]).fetchall()
+    best = {k: b for k, b, _ in vals}
+    mode = {k: m for k, _, m in vals}
     zfit = con.execute("SELECT any_value(z) FROM fit_posteriors WHERE run_id = ? AND object_id = ?",
                        [run_id, object_id]).fetchall()[0][0]
     draws = con.execute("SELECT age_gyr, log_z, av, log_mass_formed FROM fit_samples WHERE "
@@ -122,7 +128,9 @@ def plot_sed(lake, object_id: str, run_id: str | None, out: Path) -> str:
     if object_id.startswith("stack:"):
         bands, flux, err = cfg["bands"], np.array(cfg["stacked_flux_njy"]), np.array(cfg["stacked_err_njy"])
     else:
-        sel = select(lake, f"detection_id = '{object_id}'", cfg.get("z"))
+        import duckdb
+
+        sel = select(lake, f"detection_id = {duckdb.ConstantExpression(object_id)}", cfg.get("z"))
         bands, flux, err = sel.bands, sel.flux[0], sel.err[0]
     piv = dict(con.execute("SELECT band, pivot_um FROM bands").fetchall())
     band_of = dict(con.execute("SELECT sedpy_name, band FROM bands").fetchall())
@@ -141,9 +149,13 @@ def plot_sed(lake, object_id: str, run_id: str | None, out: Path) -> str:
         fl = np.array([model(*d) for d in draws])
         lo, hi = np.percentile(fl, [16, 84], axis=0)
         ax.fill_between(wave[o], lo[o], hi[o], color="C1", alpha=0.3, label="posterior 16-84%")
-    m = model(post["age_gyr"], post["log_z"], post["av"], post["log_mass_formed"])
-    ax.plot(wave[o], m[o], "s-", color="C1", label=f"MAP: {post['age_gyr']:.2g} Gyr, "
-            f"log Z = {post['log_z']:.2f}, A_V = {post['av']:.2f}")
+    for vals_, style, what in ((best, "s-", "best fit (min chi2)"), (mode, "d--", "posterior mode")):
+        if vals_.get("age_gyr") is None or vals_.get("log_mass_formed") is None:
+            continue
+        m = model(vals_["age_gyr"], vals_["log_z"], vals_["av"], vals_["log_mass_formed"])
+        ax.plot(wave[o], m[o], style, color="C1" if what.startswith("best") else "C2",
+                label=f"{what}: {vals_['age_gyr']:.2g} Gyr, log Z = {vals_['log_z']:.2f}, "
+                f"A_V = {vals_['av']:.2f}")
     bw = np.array([piv[b] for b in bands])
     ax.errorbar(bw, flux, yerr=err, fmt="o", color="k", label="photometry")
     ax.set(xscale="log", xlabel="observed wavelength [um]", ylabel="flux [nJy]",
@@ -172,7 +184,9 @@ def plot_chi2map(lake, run_id: str, out: Path) -> str:
     im = ax.pcolormesh(ages, zs, np.log10(d + 1), shading="nearest", cmap="viridis_r")
     ax.contour(ages, zs, d, levels=[2.3, 6.17], colors=["w", "w"], linestyles=["-", "--"])
     i = np.nanargmin(grid)
-    ax.plot(ages[i % len(ages)], zs[i // len(ages)], "r*", ms=12)
+    ax.plot(ages[i % len(ages)], zs[i // len(ages)], "r*", ms=12, ls="none",
+            label="best fit (min chi2)")
+    ax.legend(fontsize=8, loc="lower left")
     ax.set(xscale="log", xlabel="age [Gyr]", ylabel="log Z/Zsun", title=f"stack {run_id}: chi2")
     fig.colorbar(im, ax=ax, label=r"log$_{10}(\Delta\chi^2 + 1)$; contours 1, 2 sigma")
     return _save(fig, Path(out), plt)

@@ -597,7 +597,12 @@ class FitResult:
         ``FIT_KEYS`` -> (n_obj, 3) 16/50/84th percentiles; age in Gyr, log Z in log10(Z/Zsun),
         A_V in mag, masses in log10(Msun).
     map_params : dict
-        Same keys -> (n_obj,) at the maximum-posterior grid model (mass at its best scale).
+        Same keys -> (n_obj,) at the posterior mode: the grid model where likelihood times prior
+        *density* (per unit age index, log Z and A_V) is largest, mass at its best scale. With
+        the default prior (flat in those coordinates) it is the best fit.
+    best_fit_params : dict
+        Same keys -> (n_obj,) at the best fit: the grid model of minimum chi2 (``chi2_min``),
+        mass at its best scale; what the source papers call the best-fit SSP.
     chi2_min, n_bands, reduced_chi2 : numpy.ndarray
         (n_obj,) minimum chi2 over the grid, bands used (detections + upper limits), and
         chi2_min / (n_bands - n_free) with n_free = 1 (mass) + the grid axes with more than one
@@ -613,6 +618,7 @@ class FitResult:
 
     percentiles: dict[str, np.ndarray]
     map_params: dict[str, np.ndarray]
+    best_fit_params: dict[str, np.ndarray]
     chi2_min: np.ndarray
     n_bands: np.ndarray
     reduced_chi2: np.ndarray
@@ -832,6 +838,9 @@ def fit_ssp(grid: SSPGrid, flux_njy, flux_err_njy, *, upper_limit=None, error_fl
         raise ValueError(f"log_prior has {lp.size} values for {n_mod} models")
     lp = lp - special.logsumexp(lp[np.isfinite(lp)])
     lp32 = lp.astype(np.float32)
+    # lp is a prior *mass* per grid node (node density x cell volume; end cells are half):
+    # the posterior mode uses the density, lp minus the log cell volume.
+    to_density32 = (-default_log_prior(grid).ravel()).astype(np.float32)
     live = np.repeat(grid.living_fraction.reshape(-1), grid.av.size)
     log_live = np.log10(np.clip(live, 1e-30, None))
     log_norm = np.log10(norm)
@@ -847,6 +856,7 @@ def fit_ssp(grid: SSPGrid, flux_njy, flux_err_njy, *, upper_limit=None, error_fl
     res = {
         "pct": {k: np.full((n_obj, 3), np.nan) for k in FIT_KEYS},
         "map": {k: np.full(n_obj, np.nan) for k in FIT_KEYS},
+        "best": {k: np.full(n_obj, np.nan) for k in FIT_KEYS},
         "chi2": np.full(n_obj, np.nan), "logev": np.full(n_obj, np.nan),
         "samples": {k: np.full((n_obj, n_samples), np.nan) for k in FIT_KEYS} if n_samples else None,
         "chi2_grid": np.full((n_obj, n_age, n_z), np.nan, np.float32) if keep_chi2_grid else None,
@@ -882,11 +892,13 @@ def fit_ssp(grid: SSPGrid, flux_njy, flux_err_njy, *, upper_limit=None, error_fl
             r = np.flatnonzero(lim_b[:, j])
             u = (fl[sl][r, j][:, None] - s[r] * mn[:, j][None, :]) / ul_sig[sl][r, j][:, None]
             chi2[r] -= (2.0 * special.log_ndtr(u)).astype(np.float32)
-        res["chi2"][sl] = np.maximum(chi2.min(axis=1), 0)
+        ibest = np.argmin(chi2, axis=1)
+        res["chi2"][sl] = np.maximum(chi2[rows, ibest], 0)
         if keep_chi2_grid:
             res["chi2_grid"][sl] = chi2.reshape(c, n_age, n_z, n_av).min(axis=3)
         p = np.multiply(chi2, np.float32(-0.5), out=chi2)
         p += lp32
+        imode = np.argmax(p + to_density32, axis=1)
         imax = np.argmax(p, axis=1)
         lmax = p[rows, imax].astype(np.float64)
         p -= p[rows, imax][:, None]
@@ -894,15 +906,15 @@ def fit_ssp(grid: SSPGrid, flux_njy, flux_err_njy, *, upper_limit=None, error_fl
         tot = p.sum(axis=1, dtype=np.float64)
         p /= tot[:, None].astype(np.float32)
         res["logev"][sl] = lmax + np.log(tot)
-        # MAP
-        res["map"]["age_gyr"][sl] = params[imax, 0]
-        res["map"]["log_z"][sl] = params[imax, 1]
-        res["map"]["av"][sl] = params[imax, 2]
-        with np.errstate(divide="ignore"):
-            lm_map = np.log10(s[rows, imax].astype(np.float64)) - log_norm[imax]
-        lm_map = np.where(has_det & np.isfinite(lm_map), lm_map, np.nan)
-        res["map"]["log_mass_formed"][sl] = lm_map
-        res["map"]["log_mass_living"][sl] = lm_map + log_live[imax]
+        for key, idx in (("map", imode), ("best", ibest)):
+            res[key]["age_gyr"][sl] = params[idx, 0]
+            res[key]["log_z"][sl] = params[idx, 1]
+            res[key]["av"][sl] = params[idx, 2]
+            with np.errstate(divide="ignore"):
+                lm_at = np.log10(s[rows, idx].astype(np.float64)) - log_norm[idx]
+            lm_at = np.where(has_det & np.isfinite(lm_at), lm_at, np.nan)
+            res[key]["log_mass_formed"][sl] = lm_at
+            res[key]["log_mass_living"][sl] = lm_at + log_live[idx]
         # marginals over the grid axes
         p_az = (p.reshape(c * n_age * n_z, n_av) @ ones_av).reshape(c, n_age, n_z)
         p_v = p.reshape(c, n_age * n_z, n_av).sum(axis=1)
@@ -946,7 +958,8 @@ def fit_ssp(grid: SSPGrid, flux_njy, flux_err_njy, *, upper_limit=None, error_fl
     dof = n_used - n_free
     with np.errstate(divide="ignore", invalid="ignore"):
         red = np.where(dof > 0, res["chi2"] / dof, np.nan)
-    return FitResult(percentiles=res["pct"], map_params=res["map"], chi2_min=res["chi2"],
+    return FitResult(percentiles=res["pct"], map_params=res["map"], best_fit_params=res["best"],
+                     chi2_min=res["chi2"],
                      n_bands=n_used, reduced_chi2=red, samples=res["samples"],
                      chi2_grid=res["chi2_grid"], log_evidence=res["logev"])
 

@@ -1,5 +1,6 @@
 -- SSP fit results joined to detections, one row per object and run: median and 16/84
--- percentiles of age (Gyr), log Z, A_V, log living and formed mass, chi2; lensing-corrected
+-- percentiles of age (Gyr), log Z, A_V, log living and formed mass, chi2; the best fit
+-- (minimum-chi2 model, *_best) and the posterior mode (*_mode); lensing-corrected
 -- (intrinsic) living mass per lens model where the detection has one (NULL where that model
 -- leaves mu undefined: mu_undefined is carried along).
 CREATE OR REPLACE VIEW fit_results AS
@@ -19,7 +20,15 @@ WITH w AS (
            max(p50) FILTER (WHERE parameter = 'log_mass_living') AS log_mass_living,
            max(p16) FILTER (WHERE parameter = 'log_mass_living') AS log_mass_living_p16,
            max(p84) FILTER (WHERE parameter = 'log_mass_living') AS log_mass_living_p84,
-           max(p50) FILTER (WHERE parameter = 'log_mass_formed') AS log_mass_formed
+           max(p50) FILTER (WHERE parameter = 'log_mass_formed') AS log_mass_formed,
+           max(best_fit_value) FILTER (WHERE parameter = 'age_gyr') AS age_gyr_best,
+           max(best_fit_value) FILTER (WHERE parameter = 'log_z') AS log_z_best,
+           max(best_fit_value) FILTER (WHERE parameter = 'av') AS av_best,
+           max(best_fit_value) FILTER (WHERE parameter = 'log_mass_living') AS log_mass_living_best,
+           max(map_value) FILTER (WHERE parameter = 'age_gyr') AS age_gyr_mode,
+           max(map_value) FILTER (WHERE parameter = 'log_z') AS log_z_mode,
+           max(map_value) FILTER (WHERE parameter = 'av') AS av_mode,
+           max(map_value) FILTER (WHERE parameter = 'log_mass_living') AS log_mass_living_mode
     FROM fit_posteriors GROUP BY run_id, object_id
 )
 SELECT w.*, d.ra, d.dec, d.catalog, d.source_id, l.model_id AS lens_model, l.mu,

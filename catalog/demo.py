@@ -75,8 +75,24 @@ class DemoResult:
     images: dict | None = None
 
 
+def _part(progress, lo: float, hi: float, what: str):
+    """A progress callback for one step of the demo, mapped onto [lo, hi] of the whole."""
+    if progress is None:
+        return None
+
+    def report(stage: str, fraction: float) -> None:
+        progress(f"{what}: {stage}", lo + (hi - lo) * min(max(fraction, 0.0), 1.0))
+
+    report("starting", 0.0)
+    return report
+
+
 def build_demo(root: str | os.PathLike, progress=None) -> DemoResult:
-    """Create (or update) a demo lake at ``root`` from the bundled tables and query it."""
+    """Create (or update) a demo lake at ``root`` from the bundled tables and query it.
+
+    Running it again on the same lake changes nothing: every step is an idempotent ingest of
+    the same bytes, and the runs (correlation, fits, detection) are made once.
+    """
     from ingest.catalog import ingest_catalog, ingest_fields
     from ingest.lens import ingest_lens_maps
 
@@ -86,19 +102,26 @@ def build_demo(root: str | os.PathLike, progress=None) -> DemoResult:
     from .simulate import simulate_field_files, simulate_mosaic_files
 
     lake = Lake.create(root)
+    _part(progress, 0.0, 0.02, "fields")
     reports = [ingest_fields(lake, bundled(FIELDS_FILE), command="gccat demo")]
-    for fname, field_id, name, opts, _ in DEMO_CATALOGS:
+    for k, (fname, field_id, name, opts, _) in enumerate(DEMO_CATALOGS):
         reports.append(ingest_catalog(lake, bundled(fname), field_id=field_id, name=name,
-                                      command="gccat demo", progress=progress, **opts))
+                                      command="gccat demo", **opts,
+                                      progress=_part(progress, 0.02 + 0.04 * k, 0.06 + 0.04 * k,
+                                                     name)))
     reports.append(ingest_lens_maps(lake, [bundled(f) for f in LENS_FILES], field_id="as1063",
                                     model="lenstool_frapy", team="Lenstool", command="gccat demo",
-                                    progress=progress))
+                                    progress=_part(progress, 0.10, 0.18, "AS1063 lens model")))
     # A simulated cluster whose GCs trace kappa by a known law, for the correlation tour.
-    sim = simulate_field_files(Path(lake.root) / "_demo_inputs", "simcluster", seed=1)
+    _part(progress, 0.18, 0.2, "simulating a lensing cluster")
+    sim = simulate_field_files(Path(lake.root) / "_demo_inputs", "simcluster", seed=1,
+                               overwrite=True)
     reports.append(ingest_lens_maps(lake, [sim.kappa_path], field_id="simcluster", model="truth",
-                                    command="gccat demo", progress=progress))
+                                    command="gccat demo",
+                                    progress=_part(progress, 0.2, 0.25, "simulated kappa")))
     reports.append(ingest_catalog(lake, sim.catalog_path, field_id="simcluster", name="sim_gcs",
-                                  command="gccat demo", progress=progress))
+                                  command="gccat demo",
+                                  progress=_part(progress, 0.25, 0.3, "simulated GCs")))
     live = lake.ingests()
     runs = [o for k, o in zip(live["kind"].to_pylist(), live["field_id"].to_pylist(), strict=True)
             if k == "correlation" and o == "simcluster"]
@@ -106,26 +129,31 @@ def build_demo(root: str | os.PathLike, progress=None) -> DemoResult:
     if not runs:  # the demo is idempotent: correlate once
         corr = run_correlation(lake, "simcluster", "truth", mask_path=sim.mask_path,
                                plot_dir=Path(lake.root) / "_demo_inputs" / "plots",
-                               progress=progress, command="gccat demo")
+                               progress=_part(progress, 0.3, 0.55, "GC-kappa correlation"),
+                               command="gccat demo")
     # Stellar populations of the SMACS0723 clusters, one by one and stacked (once).
     kinds = {json.loads(o or "{}").get("run") for o in lake.ingests()["options"].to_pylist()}
     stack = None
     if "fit ssp" not in kinds:
-        run_fit_ssp(lake, "field_id = 'smacs0723'", n_samples=50, progress=progress,
-                    command="gccat demo")
-        stack = run_fit_stack(lake, "field_id = 'smacs0723'", progress=progress,
-                              command="gccat demo")
+        run_fit_ssp(lake, "field_id = 'smacs0723'", n_samples=50,
+                    progress=_part(progress, 0.55, 0.7, "SSP fits"), command="gccat demo")
+        stack = run_fit_stack(lake, "field_id = 'smacs0723'",
+                              progress=_part(progress, 0.7, 0.8, "stack fit"), command="gccat demo")
     # From images to the lake: a synthetic two-band mosaic, detection and forced photometry.
     images = None
     if "detect" not in kinds:
+        _part(progress, 0.8, 0.82, "simulating a mosaic")
         mos = simulate_mosaic_files(Path(lake.root) / "_demo_inputs", "mosaic",
                                     bands=("F150W", "F200W"), shape=(512, 512), n_points=250)
         det = run_detection(lake, list(mos["images"].values()), field_id="simmosaic",
-                            name="gc_detections", command="gccat demo")
+                            name="gc_detections", command="gccat demo",
+                            progress=_part(progress, 0.82, 0.9, "detection"))
         phot = run_photometry(lake, mos["images"]["F150W"], band=None, field_id="simmosaic",
-                              catalog="gc_detections", psf_path=mos["psf"], command="gccat demo")
+                              catalog="gc_detections", psf_path=mos["psf"], command="gccat demo",
+                              progress=_part(progress, 0.9, 0.97, "photometry"))
         images = {"n_true": mos["n_points"], "n_detected": det["n_detections"],
                   "n_photometry": phot["n_rows"]}
+    _part(progress, 0.97, 1.0, "queries")
     con = connect(lake)
     try:
         fits = run_sql(con, FIT_QUERY)

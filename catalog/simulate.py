@@ -30,7 +30,7 @@ def simulate_field_files(outdir: str | os.PathLike, name: str = "simcluster", *,
                          centre_deg: tuple[float, float] = (342.18321, -44.53088),
                          A: float = 0.4, B: float = 0.7, n_gc: int | None = None,
                          background_per_arcsec2: float = 0.0, n_mask_disks: int = 6,
-                         seed: int = 0) -> SimulatedField:
+                         seed: int = 0, overwrite: bool = False) -> SimulatedField:
     """Write an HFF-format kappa map, a GC catalog and a mask for a synthetic cluster.
 
     GCs are a Poisson process with intensity n_GC(kappa) = (kappa/A)^(1/B) per arcsec^2
@@ -38,6 +38,9 @@ def simulate_field_files(outdir: str | os.PathLike, name: str = "simcluster", *,
     (bright-source disks) are removed, as a detection would. With ``n_gc``, the intensity is
     scaled by f to that many expected GCs, which makes the true amplitude A f^-B: the truth
     file gives it as ``A_effective``.
+
+    The files depend only on the arguments (``seed`` included), so writing them again with
+    ``overwrite`` gives the same bytes.
 
     Returns
     -------
@@ -59,7 +62,7 @@ def simulate_field_files(outdir: str | os.PathLike, name: str = "simcluster", *,
     px, py = px_all[~hidden], py_all[~hidden]
     ra, dec = kmap.wcs.pixel_to_world_values(px, py)
     kappa_path = outdir / f"{name}_kappa.fits"
-    write_hff_map(kmap, kappa_path)
+    write_hff_map(kmap, kappa_path, overwrite=overwrite)
     mask_path = outdir / f"{name}_mask.fits"
     from astropy.io import fits
 

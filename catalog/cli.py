@@ -577,7 +577,8 @@ def fit_sfh_cmd(
 
 @command(plot_app, "sed")
 def plot_sed_cmd(
-    object_id: Annotated[str, typer.Argument(help="detection_id (or stack:<run_id>).")],
+    object_id: Annotated[str, typer.Argument(
+        help="detection_id, a source id fitted in one catalog, or a stack (stack:RUN or RUN).")],
     run: Annotated[str | None, typer.Option("--run", help="Fit run (default: latest).")] = None,
     out: Annotated[Path | None, typer.Option("--out", help="PNG path.")] = None,
     lake: LakeOpt = DEFAULT_LAKE,
@@ -592,7 +593,7 @@ def plot_sed_cmd(
 
 @command(plot_app, "chi2map")
 def plot_chi2map_cmd(
-    run: Annotated[str, typer.Argument(help="Stack fit run id.")],
+    run: Annotated[str, typer.Argument(help="Stack fit run id (RUN or stack:RUN).")],
     out: Annotated[Path | None, typer.Option("--out", help="PNG path.")] = None,
     lake: LakeOpt = DEFAULT_LAKE,
 ):

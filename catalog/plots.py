@@ -94,6 +94,31 @@ def _save(fig, path: Path, plt) -> str:
     return str(path)
 
 
+def resolve_fit_object(con, object_id: str) -> str:
+    """The fitted object an id names: a detection_id or ``stack:<run_id>`` as stored, a stack's
+    run id without its prefix, or a catalog's own source id when exactly one detection has it.
+    """
+    from .errors import GccatError
+
+    def fitted(oid):
+        return con.execute("SELECT count(*) FROM fit_posteriors WHERE object_id = ?",
+                           [oid]).fetchall()[0][0] > 0
+
+    for candidate in (object_id, f"stack:{object_id}"):
+        if fitted(candidate):
+            return candidate
+    ids = [r[0] for r in con.execute(
+        "SELECT DISTINCT d.detection_id FROM detections d JOIN fit_posteriors f "
+        "ON f.object_id = d.detection_id WHERE d.source_id = ? ORDER BY 1", [object_id]).fetchall()]
+    if len(ids) == 1:
+        return ids[0]
+    if len(ids) > 1:
+        raise GccatError(f"source id {object_id!r} is fitted in {len(ids)} catalogs "
+                         f"({', '.join(ids[:3])}{', ...' if len(ids) > 3 else ''}); give the detection_id")
+    raise GccatError(f"no fit of {object_id!r}; run 'gccat fit ssp' or 'gccat fit stack' first "
+                     "(ids: a detection_id, a source id, or a stack's run id)")
+
+
 def plot_sed(lake, object_id: str, run_id: str | None, out: Path) -> str:
     """Photometry, best-fit model, posterior mode and 16-84% posterior band of an SSP fit (PNG).
 
@@ -105,6 +130,7 @@ def plot_sed(lake, object_id: str, run_id: str | None, out: Path) -> str:
 
     plt = _plt()
     con = connect(lake)
+    object_id = resolve_fit_object(con, object_id)
     run_sql = ("SELECT run_id FROM fit_posteriors WHERE object_id = ? AND parameter = 'age_gyr' "
                "ORDER BY run_id DESC LIMIT 1")
     run_id = run_id or (con.execute(run_sql, [object_id]).fetchall() or [[None]])[0][0]
@@ -169,6 +195,7 @@ def plot_chi2map(lake, run_id: str, out: Path) -> str:
     from .views import connect
 
     plt = _plt()
+    run_id = run_id.removeprefix("stack:")
     rows = connect(lake).execute("SELECT age_gyr, log_z, chi2 FROM fit_chi2_maps WHERE run_id = ?",
                                  [run_id]).fetchall()
     if not rows:

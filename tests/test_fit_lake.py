@@ -177,3 +177,20 @@ def test_stack_reports_best_fit_and_mode_and_its_bootstrap_is_seeded(fit_lake, c
     best = con.execute("SELECT age_gyr_best FROM fit_results WHERE run_id = ?",
                        [run_id]).fetchall()[0][0]
     assert best == pytest.approx(age_min)
+
+
+def test_plots_take_the_ids_the_fit_commands_print(fit_lake, tmp_path, cli):
+    """plot sed / chi2map accept a detection_id, a unique source id, stack:RUN or RUN."""
+    run_fit_ssp(fit_lake, "source_id IN ('SC_000', 'SC_001')", n_samples=5)
+    s = run_fit_stack(fit_lake, "field_id = 'smacs0723' AND source_id < 'SC_020'", n_boot=20,
+                      n_samples=5)
+    run_id = s["run_id"]
+    cases = [("sed", "smacs0723/faisst2022/SC_000"), ("sed", "SC_001"), ("sed", f"stack:{run_id}"),
+             ("sed", run_id), ("chi2map", run_id), ("chi2map", f"stack:{run_id}")]
+    for k, (kind, oid) in enumerate(cases):
+        out = tmp_path / f"p{k}.png"
+        res = cli("plot", kind, oid, "--out", out, "--lake", fit_lake.root)
+        assert res.exit_code == 0, (kind, oid, res.output)
+        assert out.stat().st_size > 10_000
+    res = cli("plot", "sed", "SC_999", "--out", tmp_path / "x.png", "--lake", fit_lake.root)
+    assert res.exit_code == 2 and "no fit of 'SC_999'" in res.stderr

@@ -87,6 +87,12 @@ def _part(progress, lo: float, hi: float, what: str):
     return report
 
 
+def demo_inputs_dir(lake: Lake) -> Path:
+    """Where the demo writes its simulated inputs and plots: beside the lake, never inside it
+    (``demo_lake`` -> ``demo_lake_inputs``)."""
+    return lake.root.parent / f"{lake.root.name}_inputs"
+
+
 def build_demo(root: str | os.PathLike, progress=None) -> DemoResult:
     """Create (or update) a demo lake at ``root`` from the bundled tables and query it.
 
@@ -102,6 +108,7 @@ def build_demo(root: str | os.PathLike, progress=None) -> DemoResult:
     from .simulate import simulate_field_files, simulate_mosaic_files
 
     lake = Lake.create(root)
+    inputs = demo_inputs_dir(lake)
     _part(progress, 0.0, 0.02, "fields")
     reports = [ingest_fields(lake, bundled(FIELDS_FILE), command="gccat demo")]
     for k, (fname, field_id, name, opts, _) in enumerate(DEMO_CATALOGS):
@@ -114,7 +121,7 @@ def build_demo(root: str | os.PathLike, progress=None) -> DemoResult:
                                     progress=_part(progress, 0.10, 0.18, "AS1063 lens model")))
     # A simulated cluster whose GCs trace kappa by a known law, for the correlation tour.
     _part(progress, 0.18, 0.2, "simulating a lensing cluster")
-    sim = simulate_field_files(Path(lake.root) / "_demo_inputs", "simcluster", seed=1,
+    sim = simulate_field_files(inputs, "simcluster", seed=1,
                                overwrite=True)
     reports.append(ingest_lens_maps(lake, [sim.kappa_path], field_id="simcluster", model="truth",
                                     command="gccat demo",
@@ -128,7 +135,7 @@ def build_demo(root: str | os.PathLike, progress=None) -> DemoResult:
     corr = None
     if not runs:  # the demo is idempotent: correlate once
         corr = run_correlation(lake, "simcluster", "truth", mask_path=sim.mask_path,
-                               plot_dir=Path(lake.root) / "_demo_inputs" / "plots",
+                               plot_dir=inputs / "plots",
                                progress=_part(progress, 0.3, 0.55, "GC-kappa correlation"),
                                command="gccat demo")
     # Stellar populations of the SMACS0723 clusters, one by one and stacked (once).
@@ -143,7 +150,7 @@ def build_demo(root: str | os.PathLike, progress=None) -> DemoResult:
     images = None
     if "detect" not in kinds:
         _part(progress, 0.8, 0.82, "simulating a mosaic")
-        mos = simulate_mosaic_files(Path(lake.root) / "_demo_inputs", "mosaic",
+        mos = simulate_mosaic_files(inputs, "mosaic",
                                     bands=("F150W", "F200W"), shape=(512, 512), n_points=250)
         det = run_detection(lake, list(mos["images"].values()), field_id="simmosaic",
                             name="gc_detections", command="gccat demo",

@@ -12,3 +12,12 @@ def test_demo_run_twice_is_a_no_op(demo, cli):
     assert demo.lake.version() == version
     assert snapshot(demo.lake) == before
     assert "gccat demo lake" in res.stdout
+
+
+def test_demo_inputs_live_beside_the_lake_not_inside(demo):
+    from catalog.demo import demo_inputs_dir
+
+    inputs = demo_inputs_dir(demo.lake)
+    assert (inputs / "simcluster_kappa.fits").is_file()
+    assert not any(p.name.endswith(".fits") and "simcluster" in p.name
+                   for p in demo.lake.root.rglob("*"))

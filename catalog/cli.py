@@ -3,19 +3,33 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
 from ingest.cli import app as ingest_app
 
-from .cli_util import DEFAULT_LAKE, AsOfOpt, LakeOpt, command, console, err_console, print_table
+from .cli_util import DEFAULT_LAKE, AsOfOpt, LakeOpt, command, console, err_console, new_app, print_table
 from .errors import GccatError
 from .lake import Lake, command_line, open_lake
 
-app = typer.Typer(help="gccat: a catalog lake of globular clusters in JWST/HST lensing fields.",
-                  no_args_is_help=True, pretty_exceptions_enable=False)
+app = new_app("gccat: a catalog lake of globular clusters in JWST/HST lensing fields.", top=True)
 app.add_typer(ingest_app, name="ingest")
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        from .lake import gccat_version
+
+        console.print(f"gccat {gccat_version()}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(version: Annotated[bool, typer.Option(
+        "--version", help="Print gccat's version and exit.", callback=_show_version,
+        is_eager=True)] = False) -> None:
+    """gccat: a catalog lake of globular clusters in JWST/HST lensing fields."""
 
 _OUTPUT_FORMATS = {".parquet": "parquet", ".pq": "parquet", ".fits": "fits", ".fit": "fits",
                    ".ecsv": "ecsv", ".csv": "csv", ".vot": "votable", ".xml": "votable"}
@@ -255,7 +269,7 @@ def correlate_cmd(
     z_source: Annotated[float | None, typer.Option(
         "--z-source", help="Scale kappa to this source redshift.")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Random seed (inpainting, bootstrap).")] = 0,
-    fit: Annotated[str, typer.Option(
+    fit: Annotated[Literal["poisson", "lsq"], typer.Option(
         "--fit", help="Box fit reported as A, B: poisson (box-count likelihood) or lsq.")] = "poisson",
     plots: Annotated[Path, typer.Option("--plots", help="Directory for the PNG plots.")] = Path(
         "gccat_plots"),
@@ -299,7 +313,7 @@ def correlate_cmd(
         console.print(f"plot: {p}")
 
 
-simulate_app = typer.Typer(help="Synthetic data for validation and demos.", no_args_is_help=True)
+simulate_app = new_app("Synthetic data for validation and demos.")
 app.add_typer(simulate_app, name="simulate")
 
 
@@ -428,7 +442,8 @@ def inject_cmd(
         "--flux-range", help="LO,HI factors of the measured flux.")] = "0.1,10",
     apertures: Annotated[str, typer.Option(
         "--apertures", help="Aperture diameters, arcsec.")] = "0.12,0.16,0.20",
-    mode: Annotated[str, typer.Option("--mode", help="targets (Sparkler) or random (Firefly).")] = "targets",
+    mode: Annotated[Literal["targets", "random"], typer.Option(
+        "--mode", help="targets (Sparkler) or random (Firefly).")] = "targets",
     n_random: Annotated[int, typer.Option("--n-random", help="Random positions (random mode).")] = 100,
     max_targets: Annotated[int | None, typer.Option("--max-targets", help="Only the first N.")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
@@ -454,10 +469,9 @@ def inject_cmd(
                   "photometry_injection_corrected")
 
 
-grid_app = typer.Typer(help="SSP photometric grids (BC03 through the filter curves).",
-                       no_args_is_help=True)
-fit_app = typer.Typer(help="Stellar-population fits written to the lake.", no_args_is_help=True)
-plot_app = typer.Typer(help="PNG plots of fits.", no_args_is_help=True)
+grid_app = new_app("SSP photometric grids (BC03 through the filter curves).")
+fit_app = new_app("Stellar-population fits written to the lake.")
+plot_app = new_app("PNG plots of fits.")
 app.add_typer(grid_app, name="grid")
 app.add_typer(fit_app, name="fit")
 app.add_typer(plot_app, name="plot")
@@ -519,7 +533,7 @@ def fit_ssp_cmd(
     scheduler: Annotated[str | None, typer.Option(
         "--scheduler", help="Dask: 'local' or a scheduler address (default: in process).")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Random seed of the draws.")] = 0,
-    prior: Annotated[str, typer.Option(
+    prior: Annotated[Literal["index", "log-age"], typer.Option(
         "--prior", help="Age prior: index (flat in BC03 age index) or log-age.")] = "index",
     lake: LakeOpt = DEFAULT_LAKE,
 ):
@@ -540,7 +554,8 @@ def fit_ssp_cmd(
 @command(fit_app, "stack")
 def fit_stack_cmd(
     where: WhereOpt = None, z: ZOpt = None, error_floor: FloorOpt = 0.05,
-    stack: Annotated[str, typer.Option("--stack", help="median (bootstrap errors) or ivw.")] = "median",
+    stack: Annotated[Literal["median", "ivw"], typer.Option(
+        "--stack", help="median (bootstrap errors) or ivw.")] = "median",
     n_boot: Annotated[int, typer.Option("--n-boot", help="Bootstrap resamples.")] = 1000,
     av_max: AvMaxOpt = 1.0, n_av: NAvOpt = 11, nebular: NebularOpt = False,
     metallicities: MetalsOpt = None,

@@ -12,8 +12,12 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from typer.core import TyperGroup
 
 from .errors import GccatError
+
+# typer >= 0.20 vendors its own click: catch the exceptions of the click that typer runs.
+_click_exc = sys.modules[type(typer.BadParameter("")).__mro__[1].__module__]
 
 # Off a terminal (pipes, CI logs) tables get room instead of rich's 80-column default.
 console = Console(width=None if sys.stdout.isatty() else 200)
@@ -23,6 +27,43 @@ LakeOpt = Annotated[Path, typer.Option("--lake", envvar="GCCAT_LAKE",
                                        help="Lake root directory (or $GCCAT_LAKE).")]
 AsOfOpt = Annotated[int | None, typer.Option("--as-of", help="Read the lake as of this version.")]
 DEFAULT_LAKE = Path("data_lake")
+
+
+class _OneLineUsageError(_click_exc.ClickException):
+    """A usage error (bad option value, missing argument) shown as one line, exit code 2."""
+
+    exit_code = 2
+
+    def show(self, file=None) -> None:
+        err_console.print(f"gccat: error: {self.message}", markup=False, highlight=False,
+                          soft_wrap=True)
+
+
+class OneLineErrorsGroup(TyperGroup):
+    """The top-level command group: click's usage errors become one line (no usage banner)."""
+
+    def make_context(self, *args, **kwargs):
+        try:
+            return super().make_context(*args, **kwargs)
+        except _click_exc.NoArgsIsHelpError:
+            raise
+        except _click_exc.UsageError as exc:
+            raise _OneLineUsageError(exc.format_message()) from None
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except _click_exc.NoArgsIsHelpError:
+            raise
+        except _click_exc.UsageError as exc:
+            raise _OneLineUsageError(exc.format_message()) from None
+
+
+def new_app(help: str, top: bool = False) -> typer.Typer:
+    """A typer app with gccat's conventions: plain help (flags shown as flags, choices listed),
+    help when called without arguments, one-line errors and no pretty tracebacks."""
+    return typer.Typer(help=help, no_args_is_help=True, rich_markup_mode=None,
+                       pretty_exceptions_enable=False, cls=OneLineErrorsGroup if top else None)
 
 
 def handle_errors(fn):

@@ -7,12 +7,12 @@ from typing import Annotated
 
 import typer
 
-from catalog.cli_util import DEFAULT_LAKE, LakeOpt, StageProgress, command, console, err_console
+from catalog.cli_util import DEFAULT_LAKE, LakeOpt, StageProgress, command, console, err_console, new_app
 from catalog.lake import open_lake
 
 from .catalog import IngestReport, ingest_bands, ingest_catalog, ingest_fields
 
-app = typer.Typer(help="Load catalogs, fields and bands into the lake.", no_args_is_help=True)
+app = new_app("Load catalogs, fields and bands into the lake.")
 
 
 def _report(r: IngestReport, what: str) -> None:

@@ -175,7 +175,10 @@ def _celestial_wcs(header: fits.Header, path) -> WCS:
             warnings.simplefilter("ignore", AstropyWarning)
             wcs = WCS(header, naxis=2)
     except (ValueError, KeyError, TypeError, MemoryError) as exc:
-        raise GccatError(f"invalid WCS in the header ({exc})", file=path) from exc
+        # WCSLIB's messages start with a line naming its source file; the reason comes after.
+        reason = next((s.strip() for s in str(exc).splitlines()[1:] if s.strip()), str(exc).strip())
+        types = f"CTYPE1 = {header.get('CTYPE1')!r}, CTYPE2 = {header.get('CTYPE2')!r}"
+        raise GccatError(f"invalid WCS in the header ({types}: {reason})", file=path) from exc
     if not wcs.has_celestial:
         raise GccatError("the image has no celestial WCS (need CTYPE1/2 = RA---xxx/DEC--xxx)", file=path)
     if wcs.wcs.lng != 0 or wcs.wcs.lat != 1:
@@ -225,7 +228,7 @@ def read_hff_map(path: str | os.PathLike, quantity: str | None = None) -> LensMa
         quantity = quantity_from_filename(path_s) or header.get(_QUANTITY_KEY)
     if quantity is None:
         raise GccatError("cannot tell the lens-map quantity from the file name (expected an HFF "
-                         "name such as '..._kappa.fits'); give it explicitly", file=path_s)
+                         "name such as '..._kappa.fits'); give it with --quantity", file=path_s)
     _known_quantity(str(quantity), path_s)
     return LensMap(str(quantity), data, _celestial_wcs(header, path_s), header, path_s)
 

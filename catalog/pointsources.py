@@ -6,6 +6,7 @@ Each function reads FITS images (:mod:`ingest.images`), calls the array code of
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 from collections.abc import Sequence
@@ -120,8 +121,12 @@ def check_detection_params(params: dict | None) -> dict:
             continue
         if key == "fwhm_pairs":
             pairs = params[key]
-            flat = [f for pair in pairs for f in pair] if pairs else []
-            if not pairs or any(len(pair) != 2 for pair in pairs) or len(pairs) > 4:
+            try:
+                flat = [f for pair in pairs for f in pair]
+                ok = 1 <= len(pairs) <= 4 and all(len(pair) == 2 for pair in pairs)
+            except TypeError:
+                ok = False
+            if not ok:
                 raise GccatError(f"{option} takes 1 to 4 pairs of FWHMs (a,b[,c,d...]), got {pairs!r}")
             check_numbers(flat, option, lo=0, lo_open=True, hi=MAX_FWHM_PIX)
             params[key] = tuple((float(a), float(b)) for a, b in pairs)
@@ -131,8 +136,6 @@ def check_detection_params(params: dict | None) -> dict:
             params[key] = check_number(params[key], option, lo=0, lo_open=True, hi=MAX_THRESHOLD)
         else:  # below 1 the scan would keep peaks under the detection threshold
             params[key] = check_number(params[key], option, lo=1, hi=MAX_KEEP)
-    import inspect
-
     allowed = set(inspect.signature(imaging.detect_point_sources).parameters) - {
         "images", "weights", "user_mask"}
     unknown = sorted(set(params) - allowed)

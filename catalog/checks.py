@@ -91,3 +91,24 @@ def _range_text(lo, hi, lo_open, hi_open) -> str:
     left = "(-inf" if lo is None else ("(" if lo_open else "[") + f"{lo:g}"
     right = "inf)" if hi is None else f"{hi:g}" + (")" if hi_open else "]")
     return f"{left}, {right}"
+
+
+#: Highest redshift gccat accepts for a source, a fit or a lens normalisation: beyond z ~ 20
+#: the Universe is younger than the first galaxies (and the BC03 ages of a grid run out).
+Z_MAX = 20.0
+
+
+def check_numbers(values, option: str, *, n_min: int = 1, n_max: int | None = None,
+                  **bounds) -> list[float]:
+    """A list of numbers given to one option (``--apertures 0.1,0.2``), each checked by
+    :func:`check_number` with ``bounds``, and between ``n_min`` and ``n_max`` of them."""
+    if values is None:
+        values = []
+    elif np.ndim(values) == 0:
+        values = [values]
+    # plain Python numbers, so messages show 0.5 rather than np.float64(0.5)
+    values = [v.item() if isinstance(v, np.generic) else v for v in np.asarray(values, dtype=object).ravel()]
+    if len(values) < n_min or (n_max is not None and len(values) > n_max):
+        want = f"{n_min}" if n_max == n_min else f"{n_min} to {n_max}" if n_max else f"at least {n_min}"
+        raise GccatError(f"{option} takes {want} value(s), got {len(values)}")
+    return [check_number(v, option, **bounds) for v in values]

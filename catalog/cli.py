@@ -277,19 +277,10 @@ def correlate_cmd(
 ):
     """Correlate the smoothed GC density with kappa: beta, boxes, profiles, mass budget."""
     from .cli_util import StageProgress
-    from .gckappa import run_correlation
+    from .gckappa import check_mask_radius, mask_regions_from_file, run_correlation
 
-    regions = None
-    if mask_table is not None:
-        import numpy as np
-        import pyarrow as pa
-
-        from ingest.catalog import read_positions
-
-        regions = read_positions(mask_table, extra=["radius_arcsec"])
-        if "radius_arcsec" not in regions.column_names:
-            regions = regions.append_column("radius_arcsec",
-                                            pa.array(np.full(regions.num_rows, mask_radius)))
+    check_mask_radius(mask_radius)
+    regions = None if mask_table is None else mask_regions_from_file(mask_table, mask_radius)
     lk = open_lake(lake)
     with StageProgress(f"correlate {field}/{model}") as progress:
         res = run_correlation(lk, field, model, where=where, alpha=alpha, softening_arcsec=softening,

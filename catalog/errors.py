@@ -39,7 +39,10 @@ class GccatError(Exception):
             where.append(f"column '{self.column}'")
         if self.row is not None:
             where.append(f"row {self.row}")
-        return (": ".join(where) + ": " if where else "") + self.message
+        # One line whatever the message holds (library messages such as WCSLIB's span lines):
+        # the CLI prints exactly one "gccat: error: ..." line.
+        text = "; ".join(part.strip() for part in self.message.splitlines() if part.strip())
+        return (": ".join(where) + ": " if where else "") + text
 
 
 class LakeLockedError(GccatError):

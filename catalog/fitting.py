@@ -9,6 +9,7 @@ SSP grids built once per (redshift, bands, spec) and cached in ``ssp_grids``, fi
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import hashlib
@@ -21,12 +22,157 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import sps
+from .checks import Z_MAX, check_number, check_numbers
 from .errors import GccatError
 from .lake import Lake, gccat_version, new_ingest_id
 from .schemas import FIT_CHI2_MAPS, FIT_POSTERIORS, FIT_RUNS, FIT_SAMPLES, SFH_EPOCHS, SSP_GRIDS
 
 BLOCK = 65_536  # objects fitted and written at a time
 GRID_DEFAULTS = {"av_max": 1.0, "n_av": 11, "metallicities": None, "igm": True, "nebular": False}
+#: Bounds of the fit options. A_V beyond 10 mag hides any star cluster from JWST; 101 A_V steps
+#: are 0.1 mag at the largest A_V; 10^4 draws per object are far more than percentiles need
+#: (fit_samples holds objects x draws rows); a chunk above BLOCK is cut to BLOCK anyway.
+MAX_AV = 10.0
+MAX_N_AV = 101
+MAX_METALLICITIES = 50
+MAX_SAMPLES = 10_000
+MAX_BOOT = 100_000
+MAX_PERTURB = 10_000
+MAX_EPOCHS = 50
+#: Seconds to wait for a Dask scheduler before giving up with a one-line error.
+SCHEDULER_TIMEOUT_S = 10.0
+
+
+def check_redshift(z, option: str = "--z", allow_none: bool = True) -> float | None:
+    """A redshift in (0, :data:`catalog.checks.Z_MAX`] (at z = 0 there is no distance modulus)."""
+    return check_number(z, option, lo=0, lo_open=True, hi=Z_MAX, allow_none=allow_none)
+
+
+def check_grid_spec(spec: dict) -> dict:
+    """The grid options (``--av-max``, ``--n-av``, ``--metallicities``, ``--nebular``, igm)
+    checked and normalised (floats, ints, sorted metallicities), so the grid id is stable."""
+    unknown = sorted(set(spec) - set(GRID_DEFAULTS))
+    if unknown:
+        raise GccatError(f"unknown grid option(s) {', '.join(unknown)} (known: "
+                         f"{', '.join(GRID_DEFAULTS)})")
+    out = dict(spec)
+    if "av_max" in spec:
+        out["av_max"] = check_number(spec["av_max"], "--av-max", lo=0, hi=MAX_AV)
+    if "n_av" in spec:
+        out["n_av"] = check_number(spec["n_av"], "--n-av", lo=1, hi=MAX_N_AV, integer=True)
+    if spec.get("metallicities") is not None:
+        lo, hi = min(sps.BC03_Z_ZSUN), max(sps.BC03_Z_ZSUN)
+        # BC03 has no populations outside 0.005-5 Zsun: gccat interpolates, never extrapolates
+        out["metallicities"] = sorted(set(check_numbers(
+            spec["metallicities"], "--metallicities (Z/Zsun)", n_max=MAX_METALLICITIES, lo=lo,
+            hi=hi)))
+    for key in ("igm", "nebular"):
+        if key in spec and not isinstance(spec[key], (bool, np.bool_)):
+            raise GccatError(f"{key} must be True or False, not {spec[key]!r}")
+    return out
+
+
+def check_fit_options(*, z=None, error_floor=0.05, n_samples=0, seed=0, chunk=None, prior=None,
+                      scheduler=None) -> dict:
+    """The options shared by the fits, checked before anything is read or written."""
+    out = {"z": check_redshift(z),
+           # a floor of more than 100% of the flux would make every band worthless
+           "error_floor": check_number(error_floor, "--error-floor", lo=0, hi=1),
+           "n_samples": check_number(n_samples, "--samples", lo=0, hi=MAX_SAMPLES, integer=True),
+           "seed": check_number(seed, "--seed", lo=0, hi=2**63 - 1, integer=True)}
+    if chunk is not None:
+        out["chunk"] = check_number(chunk, "--chunk", lo=1, hi=BLOCK, integer=True)
+    if prior is not None and prior not in sps.PRIORS:
+        raise GccatError(f"--prior must be one of {', '.join(sps.PRIORS)}, not {prior!r}")
+    if scheduler is not None and (not isinstance(scheduler, str) or not scheduler.strip()):
+        raise GccatError(f"--scheduler must be 'local' or a Dask scheduler address, not {scheduler!r}")
+    return out
+
+
+def _check_selection_redshifts(sel: Selection) -> None:
+    bad = ~((sel.z > 0) & (sel.z <= Z_MAX))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise GccatError(f"{sel.object_id[i]} has redshift {sel.z[i]:g}, outside (0, {Z_MAX:g}]; "
+                         "give --z")
+
+
+@contextlib.contextmanager
+def dask_client(scheduler: str | None, timeout_s: float | None = None):
+    """A Dask client for ``scheduler`` (None: none, ``"local"``: a local cluster), connected
+    before anything is written; an unreachable scheduler is a one-line error after
+    ``timeout_s`` (default :data:`SCHEDULER_TIMEOUT_S`)."""
+    if scheduler is None:
+        yield None
+        return
+    from dask.distributed import Client, LocalCluster
+
+    timeout = SCHEDULER_TIMEOUT_S if timeout_s is None else float(timeout_s)
+    cluster = None
+    try:
+        if scheduler == "local":
+            cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                   dashboard_address=None)
+            client = Client(cluster)
+        else:
+            _probe_scheduler(scheduler, timeout)
+            client = Client(scheduler, timeout=timeout)
+    except GccatError:
+        raise
+    except Exception as exc:  # dask raises OSError, TimeoutError, ValueError, even MemoryError
+        if cluster is not None:
+            cluster.close()
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise GccatError(f"--scheduler {scheduler!r}: cannot use this Dask scheduler ({reason})") from None
+    try:
+        with client:
+            yield client
+    finally:
+        if cluster is not None:
+            cluster.close()
+
+
+def _probe_scheduler(address: str, timeout: float) -> None:
+    """Fail fast on a TCP scheduler address that refuses or does not answer (dask would retry
+    until its timeout and then leave a traceback from its client's finaliser)."""
+    import socket
+
+    from distributed.comm import parse_address
+    from distributed.comm.addressing import parse_host_port
+
+    try:
+        scheme, loc = parse_address(address)
+        if scheme not in ("tcp", "tls", "ws", "wss"):
+            return
+        host, port = parse_host_port(loc)
+    except (ValueError, TypeError) as exc:
+        raise GccatError(f"--scheduler {address!r} is not a Dask scheduler address ({exc}); "
+                         "e.g. tcp://host:8786 or 'local'") from None
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise GccatError(f"--scheduler {address!r}: cannot connect within {timeout:g} s "
+                         f"({exc.strerror or exc})") from None
+
+
+@contextlib.contextmanager
+def _rollback_on_error(lake: Lake, tx):
+    """Delete what an uncommitted fit appended if it fails (an error, Ctrl-C), so a failed fit
+    leaves no orphan rows; the lake's version and its visible rows never change either way."""
+    try:
+        yield
+    except BaseException:
+        if not tx.committed:
+            for table in list(tx.written):
+                # ingest ids are new_ingest_id() values: digits, 'T', '-' and hex only
+                with contextlib.suppress(Exception):  # gccat doctor --clean remains the fallback
+                    lake.delta(table).delete(f"ingest_id = '{tx.ingest_id}'")
+        raise
+
+
+def _append_grid_if_new(lake: Lake, tx, grid: sps.SSPGrid, gid: str) -> None:
+    if not lake.live("ssp_grids", filters=pc.field("grid_id") == gid).num_rows:
+        tx.append("ssp_grids", grid_table(grid, gid, tx.ingest_id))
 
 
 @dataclass
@@ -66,6 +212,8 @@ def load_or_build_grid(lake: Lake, z: float, sedpy_names: list[str], *, tx=None,
 
     Returns the grid, its id and whether it was built now.
     """
+    z = check_redshift(z, allow_none=False)
+    spec = check_grid_spec(spec)
     gid = grid_id(z, sedpy_names, **spec)
     cached = lake.live("ssp_grids", filters=pc.field("grid_id") == gid)
     if cached.num_rows:
@@ -92,11 +240,16 @@ def build_grid_command(lake: Lake, z: float, bands: list[str], command: str = ""
     """``gccat grid build``: build (or find) the grid of gccat ``bands`` at ``z``."""
     from . import bands as bandreg
 
+    z = check_redshift(z, allow_none=False)
+    spec = check_grid_spec(spec)
+    bands = [b for b in bands if b]
+    if not bands or len(set(bands)) != len(bands):
+        raise GccatError(f"--bands must name distinct bands, not {','.join(bands)!r}")
     sed = []
     for b in bands:
         info = bandreg.lookup(b)
         if info is None:
-            raise GccatError(f"unknown band '{b}'")
+            raise GccatError(f"--bands: unknown band '{b}'")
         sed.append(info.sedpy_name)
     with lake.transaction("grid") as tx:
         grid, gid, built = load_or_build_grid(lake, z, sed, tx=tx, **spec)
@@ -155,12 +308,15 @@ def select(lake: Lake, where: str | None, z: float | None = None, con=None) -> S
     zz = t["z"].take(first_rows).to_numpy(zero_copy_only=False).astype(float)
     fid = np.asarray(t["field_id"].take(first_rows).to_pylist(), dtype=object)
     ids = np.asarray(ids_arrow.to_pylist(), dtype=object)
+    z = check_redshift(z)
     if z is not None:
         zz[:] = z
     if np.isnan(zz).any():
         bad = ids[np.isnan(zz)][0]
         raise GccatError(f"no redshift for {bad} (nor for its field); give --z")
-    return Selection(ids, fid, zz, bands, sed, flux, err, upper)
+    sel = Selection(ids, fid, zz, bands, sed, flux, err, upper)
+    _check_selection_redshifts(sel)
+    return sel
 
 
 def _fit_chunk(grid, flux, err, upper, error_floor, n_samples, seed, keep_chi2, prior="index"):
@@ -191,38 +347,39 @@ def _concat(results: list[sps.FitResult]) -> sps.FitResult:
 
 def fit_in_chunks(grid, flux, err, upper, *, error_floor=0.05, n_samples=0, seed=0, chunk=4096,
                   scheduler: str | None = None, keep_chi2=False, prior: str = "index",
-                  progress=None) -> sps.FitResult:
+                  progress=None, client=None) -> sps.FitResult:
     """Fit objects in chunks of ``chunk`` (bounded memory), in process or on Dask.
 
     Chunk ``i`` draws its samples from ``default_rng((seed, i))``, so both paths give the same
     numbers. ``scheduler``: None (in process), ``"local"`` (a local Dask cluster) or a Dask
-    scheduler address.
+    scheduler address; ``client``: an open Dask client (from :func:`dask_client`) instead.
     """
+    chunk = check_number(chunk, "--chunk", lo=1, hi=BLOCK, integer=True)
+    n_samples = check_number(n_samples, "--samples", lo=0, hi=MAX_SAMPLES, integer=True)
+    error_floor = check_number(error_floor, "--error-floor", lo=0, hi=1)
     n = len(flux)
     starts = list(range(0, n, chunk)) or [0]
     base = tuple(seed) if isinstance(seed, tuple) else (seed,)
     args = [(flux[s:s + chunk], err[s:s + chunk], upper[s:s + chunk], (*base, i))
             for i, s in enumerate(starts)]
-    if scheduler is None:
+    if client is None and scheduler is None:
         out = []
         for i, (f, e, u, sd) in enumerate(args):
             out.append(_fit_chunk(grid, f, e, u, error_floor, n_samples, sd, keep_chi2, prior))
             if progress:
                 progress(f"fitting {min((i + 1) * chunk, n)}/{n}", 0.1 + 0.8 * (i + 1) / len(args))
         return _concat(out)
-    from dask.distributed import Client, LocalCluster
-
-    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                           dashboard_address=None) if scheduler == "local" else None
-    try:
-        with Client(cluster if cluster is not None else scheduler) as client:
-            g = client.scatter(grid, broadcast=True)
-            futures = [client.submit(_fit_chunk, g, f, e, u, error_floor, n_samples, sd, keep_chi2,
-                                     prior, pure=False) for f, e, u, sd in args]
-            return _concat(client.gather(futures))
-    finally:
-        if cluster is not None:
-            cluster.close()
+    if client is None:
+        with dask_client(scheduler) as own:
+            return fit_in_chunks(grid, flux, err, upper, error_floor=error_floor, n_samples=n_samples,
+                                 seed=seed, chunk=chunk, keep_chi2=keep_chi2, prior=prior,
+                                 progress=progress, client=own)
+    g = client.scatter(grid, broadcast=True)
+    futures = [client.submit(_fit_chunk, g, f, e, u, error_floor, n_samples, sd, keep_chi2,
+                             prior, pure=False) for f, e, u, sd in args]
+    if progress:
+        progress(f"fitting {n} on Dask", 0.5)
+    return _concat(client.gather(futures))
 
 
 def _posterior_rows(run_id, ids, fields, zs, res: sps.FitResult, ingest_id) -> pa.Table:
@@ -272,30 +429,39 @@ def run_fit_ssp(lake: Lake, where: str | None = None, *, z: float | None = None,
     ``result``: the FitResult of the last block per redshift.
     """
     step = progress or (lambda stage, frac: None)
-    if prior not in sps.PRIORS:
-        raise GccatError(f"--prior must be one of {', '.join(sps.PRIORS)}, not {prior!r}")
+    # Every option is checked before the selection is read, a grid built or a row written.
+    opts = check_fit_options(z=z, error_floor=error_floor, n_samples=n_samples, seed=seed,
+                             chunk=chunk, prior=prior, scheduler=scheduler)
+    z, error_floor, n_samples, seed, chunk = (opts[k] for k in ("z", "error_floor", "n_samples",
+                                                                 "seed", "chunk"))
+    grid_spec = check_grid_spec(grid_spec)
     step("selecting", 0.02)
     sel = select(lake, where, z)
     run_id = new_ingest_id()
     t0 = time.perf_counter()
     zkey = np.round(sel.z, 3)
     results = {}
-    with lake.transaction("fit", ingest_id=run_id) as tx:
+    with dask_client(scheduler) as client, lake.transaction("fit", ingest_id=run_id) as tx, \
+            _rollback_on_error(lake, tx):
         grid_ids = []
         for zg in np.unique(zkey):
             idx_all = np.flatnonzero(zkey == zg)
             step(f"grid z={zg}", 0.05)
-            grid, gid, _ = load_or_build_grid(lake, float(zg), sel.sedpy, tx=tx, **grid_spec)
+            grid, gid, new_grid = load_or_build_grid(lake, float(zg), sel.sedpy, **grid_spec)
             grid_ids.append(gid)
             # Blocks written as they are fitted keep memory bounded; nothing is visible
-            # before the commit.
+            # before the commit. The first write of a group (its new grid) waits until its
+            # first block is fitted, so a fit that fails there has written nothing.
             for b0 in range(0, len(idx_all), BLOCK):
                 idx = idx_all[b0:b0 + BLOCK]
                 res = fit_in_chunks(grid, sel.flux[idx], sel.err[idx], sel.upper[idx],
                                     error_floor=error_floor, n_samples=n_samples,
-                                    seed=(seed, b0), chunk=chunk, scheduler=scheduler,
+                                    seed=(seed, b0), chunk=chunk, client=client,
                                     prior=prior, progress=step)
                 results[float(zg)] = res
+                if new_grid:
+                    _append_grid_if_new(lake, tx, grid, gid)
+                    new_grid = False
                 tx.append("fit_posteriors", _posterior_rows(run_id, sel.object_id[idx],
                                                             sel.field_id[idx], sel.z[idx], res,
                                                             run_id))
@@ -327,6 +493,11 @@ def run_fit_stack(lake: Lake, where: str | None = None, *, z: float | None = Non
     step = progress or (lambda stage, frac: None)
     if stack not in ("median", "ivw"):
         raise GccatError(f"--stack must be median or ivw, not {stack!r}")
+    opts = check_fit_options(z=z, error_floor=error_floor, n_samples=n_samples, seed=seed)
+    z, error_floor, n_samples, seed = (opts[k] for k in ("z", "error_floor", "n_samples", "seed"))
+    # a bootstrap error needs tens of resamples at least
+    n_boot = check_number(n_boot, "--n-boot", lo=10, hi=MAX_BOOT, integer=True)
+    grid_spec = check_grid_spec(grid_spec)
     sel = select(lake, where, z)
     zs = np.unique(np.round(sel.z, 3))
     if len(zs) > 1 and z is None:
@@ -337,10 +508,13 @@ def run_fit_stack(lake: Lake, where: str | None = None, *, z: float | None = Non
     run_id = new_ingest_id()
     oid = f"stack:{run_id}"
     t0 = time.perf_counter()
-    with lake.transaction("fit", ingest_id=run_id) as tx:
-        grid, gid, _ = load_or_build_grid(lake, float(zs[0]), sel.sedpy, tx=tx, **grid_spec)
-        res = fit_in_chunks(grid, flux[None, :], err[None, :], np.zeros((1, len(flux)), bool),
-                            error_floor=error_floor, n_samples=n_samples, seed=seed, keep_chi2=True)
+    # One object: build and fit before the transaction, so a failure writes nothing.
+    grid, gid, new_grid = load_or_build_grid(lake, float(zs[0]), sel.sedpy, **grid_spec)
+    res = fit_in_chunks(grid, flux[None, :], err[None, :], np.zeros((1, len(flux)), bool),
+                        error_floor=error_floor, n_samples=n_samples, seed=seed, keep_chi2=True)
+    with lake.transaction("fit", ingest_id=run_id) as tx, _rollback_on_error(lake, tx):
+        if new_grid:
+            _append_grid_if_new(lake, tx, grid, gid)
         field = sel.field_id[0] if len(set(sel.field_id)) == 1 else None
         tx.append("fit_posteriors", _posterior_rows(run_id, [oid], [field], [zs[0]], res, run_id))
         s = _sample_rows(run_id, np.array([oid]), res, run_id)
@@ -380,7 +554,20 @@ def run_fit_sfh(lake: Lake, where: str | None = None, *, z: float | None = None,
                 error_floor: float = 0.05, seed: int = 0, progress=None, command: str = "") -> dict:
     """SEDz*-style non-parametric SFHs: masses per epoch by NNLS, errors from perturbed refits."""
     step = progress or (lambda stage, frac: None)
+    opts = check_fit_options(z=z, error_floor=error_floor, seed=seed)
+    z, error_floor, seed = opts["z"], opts["error_floor"], opts["seed"]
+    n_perturb = check_number(n_perturb, "--n-perturb", lo=1, hi=MAX_PERTURB, integer=True)
+    epochs_z = tuple(check_numbers(epochs_z, "--epochs", n_max=MAX_EPOCHS, lo=0, lo_open=True,
+                                   hi=Z_MAX))
+    if any(b >= a for a, b in zip(epochs_z, epochs_z[1:], strict=False)):
+        raise GccatError(f"--epochs must be decreasing start redshifts, not "
+                         f"{','.join(f'{e:g}' for e in epochs_z)}")
     sel = select(lake, where, z)
+    late = np.flatnonzero(sel.z >= epochs_z[0])
+    if late.size:
+        i = int(late[0])
+        raise GccatError(f"--epochs: no epoch starts above z = {sel.z[i]:g} of {sel.object_id[i]} "
+                         f"(the first starts at {epochs_z[0]:g})")
     run_id = new_ingest_id()
     rng = np.random.default_rng(seed)
     t0 = time.perf_counter()
@@ -416,7 +603,7 @@ def run_fit_sfh(lake: Lake, where: str | None = None, *, z: float | None = None,
                          "n_bands": int(np.ravel(r["n_bands"])[0]), "reduced_chi2": None,
                          "ingest_id": run_id})
         step(f"fitting {i + 1}/{len(sel.object_id)}", 0.1 + 0.8 * (i + 1) / len(sel.object_id))
-    with lake.transaction("fit", ingest_id=run_id) as tx:
+    with lake.transaction("fit", ingest_id=run_id) as tx, _rollback_on_error(lake, tx):
         tx.append("sfh_epochs", pa.Table.from_pylist(epochs, schema=SFH_EPOCHS))
         tx.append("fit_posteriors", pa.Table.from_pylist(post, schema=FIT_POSTERIORS))
         config = {"where": where, "z": z, "epochs_z": list(epochs_z), "n_perturb": n_perturb,

@@ -16,11 +16,22 @@ import numpy as np
 import pyarrow as pa
 
 from . import correlate as cr
+from .checks import Z_MAX, check_number
 from .errors import GccatError
 from .lake import Lake, check_name
-from .lensing import LensMap, dls_ds, sigma_crit_msun_per_arcsec2
+from .lensing import LensMap, sigma_crit_msun_per_arcsec2, source_dls_ds
 from .lensmodels import LensMapStore
 from .schemas import BOX_STATS, CORRELATION_RUNS, DENSITY_MAPS, RADIAL_PROFILES
+
+#: Kernel exponents beyond 5 make W(d) = 1/(S_L + d)^alpha a point: no smoothing left to
+#: compare with kappa (the papers use 1.6).
+MAX_ALPHA = 5.0
+#: Each inpainting iteration is a few FFTs of the map; 5 to 20 converge (Diego et al.).
+MAX_INPAINT_ITERATIONS = 100
+MAX_BOOT = 100_000
+MAX_ANNULI = 1000
+#: A bright-source mask disk larger than a degree is not a source mask.
+MAX_MASK_RADIUS_ARCSEC = 3600.0
 
 
 @dataclass
@@ -42,21 +53,27 @@ class CorrelationResult:
 
 def read_mask(path: str | os.PathLike, lens_map: LensMap) -> np.ndarray:
     """A FITS mask (non-zero = masked) on the kappa grid, resampled by nearest pixel via WCS."""
-    from astropy.io import fits
-    from astropy.wcs import WCS
+    import warnings
+
+    from astropy.wcs import WCS, FITSFixedWarning
+
+    from ingest.images import read_fits_image
 
     path = Path(path)
+    data, header = read_fits_image(path, "--mask file")
     try:
-        with fits.open(path) as hdul:
-            hdu = next(h for h in hdul if h.data is not None and h.data.ndim == 2)
-            data, header = np.asarray(hdu.data), hdu.header
-    except (OSError, StopIteration, ValueError) as exc:
-        raise GccatError(f"cannot read a 2-D mask image: {exc or 'no image HDU'}", file=path) from None
-    if data.shape == lens_map.shape and not WCS(header).has_celestial:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FITSFixedWarning)
+            wcs = WCS(header).celestial
+    except (ValueError, KeyError, TypeError, MemoryError) as exc:
+        reason = next((s.strip() for s in str(exc).splitlines()[1:] if s.strip()), str(exc).strip())
+        raise GccatError(f"the --mask image has an unusable WCS: {reason}", file=path) from None
+    if data.shape == lens_map.shape and not wcs.has_celestial:
         return data != 0
-    wcs = WCS(header)
     if not wcs.has_celestial:
-        raise GccatError("the mask has another shape than the map and no celestial WCS", file=path)
+        raise GccatError(f"the --mask image ({data.shape[0]}x{data.shape[1]}) has another shape than "
+                         f"the map ({lens_map.shape[0]}x{lens_map.shape[1]}) and no celestial WCS",
+                         file=path)
     ny, nx = lens_map.shape
     iy, ix = np.mgrid[0:ny, 0:nx]
     ra, dec = lens_map.wcs.pixel_to_world_values(ix.ravel(), iy.ravel())
@@ -66,6 +83,96 @@ def read_mask(path: str | os.PathLike, lens_map: LensMap) -> np.ndarray:
     out = np.zeros(ny * nx, bool)
     out[inside] = data[my[inside], mx[inside]] != 0
     return out.reshape(ny, nx)
+
+
+def check_mask_radius(radius_arcsec, option: str = "--mask-radius") -> float:
+    """A bright-source mask radius in (0, :data:`MAX_MASK_RADIUS_ARCSEC`] arcsec."""
+    return check_number(radius_arcsec, option, lo=0, lo_open=True, hi=MAX_MASK_RADIUS_ARCSEC)
+
+
+def mask_regions_from_file(path: str | os.PathLike, default_radius_arcsec: float = 2.0) -> pa.Table:
+    """Bright sources to mask from a catalog file (``ra``, ``dec`` and optionally
+    ``radius_arcsec``); rows without a radius get ``default_radius_arcsec`` (``--mask-radius``)."""
+    from ingest.catalog import read_positions
+
+    default_radius_arcsec = check_mask_radius(default_radius_arcsec)
+    regions = read_positions(path, extra=["radius_arcsec"])
+    if "radius_arcsec" not in regions.column_names:
+        regions = regions.append_column(
+            "radius_arcsec", pa.array(np.full(regions.num_rows, default_radius_arcsec)))
+    else:
+        r = regions["radius_arcsec"].to_numpy(zero_copy_only=False).astype(float)
+        r = np.where(np.isnan(r), default_radius_arcsec, r)
+        regions = regions.set_column(regions.schema.get_field_index("radius_arcsec"),
+                                     "radius_arcsec", pa.array(r))
+    _check_regions(regions, path)
+    return regions
+
+
+def _check_regions(regions: pa.Table, path=None) -> None:
+    for col in ("ra", "dec", "radius_arcsec"):
+        if col not in regions.column_names:
+            raise GccatError(f"the --mask-table has no column '{col}'", file=path)
+    r = regions["radius_arcsec"].to_numpy(zero_copy_only=False).astype(float)
+    bad = np.flatnonzero(~(np.isfinite(r) & (r > 0) & (r <= MAX_MASK_RADIUS_ARCSEC)))
+    if bad.size:
+        raise GccatError(f"radius_arcsec must be in (0, {MAX_MASK_RADIUS_ARCSEC:g}] arcsec, not "
+                         f"{r[bad[0]]!r}", file=path, column="radius_arcsec", row=int(bad[0]) + 1)
+    for col, lo, hi in (("ra", 0.0, 360.0), ("dec", -90.0, 90.0)):
+        v = regions[col].to_numpy(zero_copy_only=False).astype(float)
+        bad = np.flatnonzero(~(np.isfinite(v) & (v >= lo) & (v <= hi)))
+        if bad.size:
+            raise GccatError(f"{col} must be in [{lo:g}, {hi:g}] degrees, not {v[bad[0]]!r}",
+                             file=path, column=col, row=int(bad[0]) + 1)
+
+
+def check_correlation_options(*, alpha, softening_arcsec, box_arcsec, inpaint_iterations, seed,
+                              mass_radius_arcsec, z_source, n_boot, n_annuli, centre,
+                              background_annulus_arcsec, fit_method) -> dict:
+    """The options of :func:`run_correlation` that do not depend on the map, checked; returns
+    them as numbers (the map-dependent upper bounds are checked once the map is read)."""
+    if fit_method not in ("poisson", "lsq"):
+        raise GccatError(f"--fit must be poisson or lsq, not {fit_method!r}")
+    out = {
+        "alpha": check_number(alpha, "--alpha", lo=0, lo_open=True, hi=MAX_ALPHA),
+        # S_L = 0 puts an infinite weight on the pixel of each GC
+        "softening_arcsec": check_number(softening_arcsec, "--softening", lo=0, lo_open=True),
+        "box_arcsec": check_number(box_arcsec, "--box", lo=0, lo_open=True),
+        "inpaint_iterations": check_number(inpaint_iterations, "--inpaint-iter", lo=0,
+                                           hi=MAX_INPAINT_ITERATIONS, integer=True),
+        "seed": check_number(seed, "--seed", lo=0, hi=2**63 - 1, integer=True),
+        "mass_radius_arcsec": check_number(mass_radius_arcsec, "--mass-radius", lo=0, lo_open=True),
+        "z_source": check_number(z_source, "--z-source", lo=0, lo_open=True, hi=Z_MAX,
+                                 allow_none=True),
+        "n_boot": check_number(n_boot, "n_boot", lo=10, hi=MAX_BOOT, integer=True),
+        "n_annuli": check_number(n_annuli, "n_annuli", lo=1, hi=MAX_ANNULI, integer=True),
+        "centre": None, "background_annulus_arcsec": None,
+    }
+    if centre is not None:
+        if len(centre) != 2:
+            raise GccatError(f"--centre must be RA,DEC in degrees, not {centre!r}")
+        out["centre"] = (check_number(centre[0], "--centre RA", lo=0, hi=360),
+                         check_number(centre[1], "--centre Dec", lo=-90, hi=90))
+    if background_annulus_arcsec is not None:
+        if len(background_annulus_arcsec) != 2:
+            raise GccatError("--background-annulus must be R_IN,R_OUT in arcsec")
+        r_in = check_number(background_annulus_arcsec[0], "--background-annulus R_IN", lo=0)
+        r_out = check_number(background_annulus_arcsec[1], "--background-annulus R_OUT", lo=0,
+                             lo_open=True)
+        if not r_in < r_out:
+            raise GccatError(f"--background-annulus needs R_IN < R_OUT, not {r_in:g},{r_out:g}")
+        out["background_annulus_arcsec"] = (r_in, r_out)
+    return out
+
+
+def _check_against_map(opts: dict, kmap: LensMap) -> None:
+    """Box and softening no larger than the map: beyond, there is one box (or none) and the
+    kernel is flat over the whole map."""
+    side = min(kmap.shape) * kmap.pixel_scale_arcsec
+    for key, option in (("box_arcsec", "--box"), ("softening_arcsec", "--softening")):
+        if opts[key] > side:
+            raise GccatError(f"{option} must be in (0, {side:.4g}] arcsec (the smaller side of the "
+                             f"kappa map), not {opts[key]:g}")
 
 
 def mask_from_regions(ra, dec, radius_arcsec, lens_map: LensMap) -> np.ndarray:
@@ -132,10 +239,18 @@ def run_correlation(lake: Lake, field_id: str, model: str, *, where: str | None 
     step = progress or (lambda stage, frac: None)
     check_name(field_id, "field id")
     check_name(model, "model name")
-    if fit_method not in ("poisson", "lsq"):
-        raise GccatError(f"--fit must be poisson or lsq, not {fit_method!r}")
-    if not (alpha > 0 and softening_arcsec >= 0 and box_arcsec > 0 and inpaint_iterations >= 0):
-        raise GccatError("alpha and --box must be positive, --softening and --inpaint-iter >= 0")
+    opts = check_correlation_options(
+        alpha=alpha, softening_arcsec=softening_arcsec, box_arcsec=box_arcsec,
+        inpaint_iterations=inpaint_iterations, seed=seed, mass_radius_arcsec=mass_radius_arcsec,
+        z_source=z_source, n_boot=n_boot, n_annuli=n_annuli, centre=centre,
+        background_annulus_arcsec=background_annulus_arcsec, fit_method=fit_method)
+    alpha, softening_arcsec, box_arcsec = opts["alpha"], opts["softening_arcsec"], opts["box_arcsec"]
+    inpaint_iterations, seed, n_boot = opts["inpaint_iterations"], opts["seed"], opts["n_boot"]
+    mass_radius_arcsec, z_source, n_annuli = (opts["mass_radius_arcsec"], opts["z_source"],
+                                              opts["n_annuli"])
+    centre, background_annulus_arcsec = opts["centre"], opts["background_annulus_arcsec"]
+    if mask_regions is not None:
+        _check_regions(mask_regions)
     model_id = f"{field_id}/{model}"
     store = LensMapStore(lake)
     step("reading kappa", 0.05)
@@ -144,6 +259,7 @@ def run_correlation(lake: Lake, field_id: str, model: str, *, where: str | None 
         known = sorted(set(store.models()["model_id"].to_pylist()))
         raise GccatError(f"no kappa map for lens model '{model_id}' (models: "
                          f"{', '.join(known) or 'none'}); ingest one with 'gccat ingest lens-map'")
+    _check_against_map(opts, kmap)
     fields = lake.live("fields").to_pylist()
     frow = next((f for f in fields if f["field_id"] == field_id), {})
     z_cluster = frow.get("z_cluster")
@@ -156,9 +272,7 @@ def run_correlation(lake: Lake, field_id: str, model: str, *, where: str | None 
     if z_cluster:
         surface_mass_per_arcsec2 = kappa * (sigma_crit_msun_per_arcsec2(z_cluster) / dls_ds_norm)
     if z_source is not None:
-        if z_cluster is None:
-            raise GccatError(f"--z-source needs the cluster redshift of field '{field_id}'")
-        kappa *= float(dls_ds(z_cluster, z_source)) / dls_ds_norm
+        kappa *= source_dls_ds(z_cluster, z_source, field_id) / dls_ds_norm
     scale = kmap.pixel_scale_arcsec
     step("selecting GCs", 0.1)
     con = connect(lake)

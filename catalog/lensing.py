@@ -175,7 +175,10 @@ def _celestial_wcs(header: fits.Header, path) -> WCS:
             warnings.simplefilter("ignore", AstropyWarning)
             wcs = WCS(header, naxis=2)
     except (ValueError, KeyError, TypeError, MemoryError) as exc:
-        raise GccatError(f"invalid WCS in the header ({exc})", file=path) from exc
+        # WCSLIB's messages start with a line naming its source file; the reason comes after.
+        reason = next((s.strip() for s in str(exc).splitlines()[1:] if s.strip()), str(exc).strip())
+        types = f"CTYPE1 = {header.get('CTYPE1')!r}, CTYPE2 = {header.get('CTYPE2')!r}"
+        raise GccatError(f"invalid WCS in the header ({types}: {reason})", file=path) from exc
     if not wcs.has_celestial:
         raise GccatError("the image has no celestial WCS (need CTYPE1/2 = RA---xxx/DEC--xxx)", file=path)
     if wcs.wcs.lng != 0 or wcs.wcs.lat != 1:
@@ -225,7 +228,7 @@ def read_hff_map(path: str | os.PathLike, quantity: str | None = None) -> LensMa
         quantity = quantity_from_filename(path_s) or header.get(_QUANTITY_KEY)
     if quantity is None:
         raise GccatError("cannot tell the lens-map quantity from the file name (expected an HFF "
-                         "name such as '..._kappa.fits'); give it explicitly", file=path_s)
+                         "name such as '..._kappa.fits'); give it with --quantity", file=path_s)
     _known_quantity(str(quantity), path_s)
     return LensMap(str(quantity), data, _celestial_wcs(header, path_s), header, path_s)
 
@@ -469,6 +472,20 @@ def sigma_crit_msun_per_arcsec2(z_lens: float, cosmology=None, *, z_source: floa
     sigma = const.c**2 / (4.0 * np.pi * const.G * d_l * ratio)
     area_per_arcsec2 = (d_l * (1.0 * u.arcsec).to_value(u.rad)) ** 2
     return float((sigma * area_per_arcsec2).to_value(u.Msun))
+
+
+def source_dls_ds(z_cluster: float | None, z_source: float, field_id: str) -> float:
+    """D_ls/D_s of a source at ``z_source`` behind the cluster of ``field_id``; the source must
+    lie behind the cluster (in front of it or at it, D_ls/D_s would be 0: no lensing)."""
+    from .checks import Z_MAX
+
+    if z_cluster is None or not np.isfinite(z_cluster):
+        raise GccatError(f"--z-source needs the cluster redshift of field '{field_id}'; "
+                         "load it with 'gccat ingest fields'")
+    if not z_source > z_cluster:
+        raise GccatError(f"--z-source must be above the cluster redshift of field '{field_id}' "
+                         f"(z = {z_cluster:g}), in ({z_cluster:g}, {Z_MAX:g}], not {z_source:g}")
+    return float(dls_ds(z_cluster, z_source))
 
 
 def sample_map(lens_map: LensMap, ra_deg: npt.ArrayLike, dec_deg: npt.ArrayLike,

@@ -6,6 +6,7 @@ Each function reads FITS images (:mod:`ingest.images`), calls the array code of
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 from collections.abc import Sequence
@@ -16,6 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import imaging
+from .checks import Z_MAX, check_number, check_numbers
 from .errors import GccatError
 from .lake import Lake, check_name, new_ingest_id
 from .schemas import (
@@ -28,30 +30,67 @@ from .schemas import (
 
 DEFAULT_APERTURES_ARCSEC = (0.12, 0.16, 0.20)
 ANNULUS_WIDTH_ARCSEC = 0.08
+#: Largest aperture diameter, arcsec: GCs are point sources (PSF FWHM 0.03-0.2"), and a few
+#: arcsec already hold the whole PSF; each aperture also has to fit on the image.
+MAX_APERTURE_ARCSEC = 5.0
+MAX_APERTURES = 10
+#: Detection settings (pixels, noise units): the exclusion disk and the filter FWHMs are a few
+#: PSF widths, far below these bounds, which keep the filter kernels and disks small.
+MAX_EXCLUSION_PIX = 50.0
+MAX_FWHM_PIX = 50.0
+MAX_THRESHOLD = 1000.0
+MAX_KEEP = 100.0
+#: Injection-recovery sizes: per target at most 1000 fluxes, 1000 locations or 10^4 random
+#: copies, and at most 10^6 injections in a run (each is measured and stored per aperture).
+MAX_INJECT_PER_AXIS = 1000
+MAX_RANDOM = 10_000
+MAX_INJECTIONS = 1_000_000
+MAX_FLUX_FACTOR = 1000.0
+MAX_STAMP_ARCSEC = 60.0
+_DETECT_OPTIONS = {"exclusion_radius_pix": "--exclusion", "threshold_nsigma": "--threshold",
+                   "keep_factor": "--keep", "fwhm_pairs": "--highpass"}
 
 
-def _read_psf(path) -> np.ndarray:
-    from astropy.io import fits
+def check_seed(seed) -> int:
+    """``--seed``: numpy's generators take whole numbers >= 0 only."""
+    return check_number(seed, "--seed", lo=0, hi=2**63 - 1, integer=True)
 
-    try:
-        with fits.open(path) as h:
-            psf = next(np.array(x.data, float) for x in h if x.data is not None and x.data.ndim == 2)
-    except (OSError, StopIteration, ValueError) as exc:
-        raise GccatError(f"cannot read a 2-D PSF image: {exc or 'none found'}", file=path) from None
+
+def check_redshift(z, option: str = "--z") -> float | None:
+    """A source redshift (or None): in (0, :data:`catalog.checks.Z_MAX`]."""
+    return check_number(z, option, lo=0, lo_open=True, hi=Z_MAX, allow_none=True)
+
+
+def _read_psf(path, option: str = "--psf") -> np.ndarray:
+    from ingest.images import read_fits_image
+
+    psf = read_fits_image(path, f"{option} file")[0]
+    if min(psf.shape) < 3:
+        raise GccatError(f"the {option} image is {psf.shape[0]}x{psf.shape[1]} pixels; a PSF needs "
+                         "at least 3x3", file=path)
+    if not np.isfinite(psf).all():
+        raise GccatError(f"the {option} image has {int((~np.isfinite(psf)).sum())} NaN or infinite "
+                         "pixels", file=path)
+    if not psf.sum() > 0 or psf.max() <= 0:
+        raise GccatError(f"the {option} image must have a positive sum (it is normalised to 1), "
+                         f"got {psf.sum():g}", file=path)
     return psf
+
+
+def _check_psf_fits(psf: np.ndarray, image, path, option: str = "--psf") -> None:
+    if psf.shape[0] > image.data.shape[0] or psf.shape[1] > image.data.shape[1]:
+        raise GccatError(f"the {option} image ({psf.shape[0]}x{psf.shape[1]} px) is larger than the "
+                         f"image ({image.data.shape[0]}x{image.data.shape[1]} px)", file=path)
 
 
 def _user_mask(path, shape) -> np.ndarray | None:
     if path is None:
         return None
-    from astropy.io import fits
+    from ingest.images import read_fits_image
 
-    try:
-        m = np.asarray(fits.getdata(path)) != 0
-    except (OSError, ValueError, TypeError) as exc:
-        raise GccatError(f"cannot read the mask: {exc}", file=path) from None
+    m = read_fits_image(path, "--mask file")[0] != 0
     if m.shape != shape:
-        raise GccatError(f"mask shape {m.shape} differs from the image {shape}", file=path)
+        raise GccatError(f"the --mask image has shape {m.shape}, the images {shape}", file=path)
     return m
 
 
@@ -60,11 +99,50 @@ def _catalog_positions(lake: Lake, field_id: str, catalog: str, image) -> tuple[
     det = lake.live("detections", filters=(pc.field("field_id") == field_id)
                     & (pc.field("catalog") == catalog))
     if det.num_rows == 0:
-        raise GccatError(f"no detections of catalog '{catalog}' in field '{field_id}'")
+        names = lake.live("detections", filters=pc.field("field_id") == field_id)["catalog"]
+        known = sorted(set(pc.unique(names).to_pylist()))
+        raise GccatError(f"--catalog '{catalog}' has no detections in field '{field_id}' (catalogs "
+                         f"there: {', '.join(known) or 'none'})")
     x, y = image.wcs.world_to_pixel_values(det["ra"].to_numpy(), det["dec"].to_numpy())
     ny, nx = image.data.shape
     on = (x >= 0) & (y >= 0) & (x <= nx - 1) & (y <= ny - 1)
+    if not on.any():
+        raise GccatError(f"none of the {det.num_rows} sources of --catalog '{catalog}' lies on the "
+                         "image", file=image.path)
     return det.filter(pa.array(on)), np.asarray(x)[on], np.asarray(y)[on]
+
+
+def check_detection_params(params: dict | None) -> dict:
+    """The detection settings of ``gccat detect`` (see :func:`catalog.imaging.detect_point_sources`)
+    checked against physical and computational bounds, with the CLI option names in errors."""
+    params = dict(params or {})
+    for key, option in _DETECT_OPTIONS.items():
+        if key not in params:
+            continue
+        if key == "fwhm_pairs":
+            pairs = params[key]
+            try:
+                flat = [f for pair in pairs for f in pair]
+                ok = 1 <= len(pairs) <= 4 and all(len(pair) == 2 for pair in pairs)
+            except TypeError:
+                ok = False
+            if not ok:
+                raise GccatError(f"{option} takes 1 to 4 pairs of FWHMs (a,b[,c,d...]), got {pairs!r}")
+            check_numbers(flat, option, lo=0, lo_open=True, hi=MAX_FWHM_PIX)
+            params[key] = tuple((float(a), float(b)) for a, b in pairs)
+        elif key == "exclusion_radius_pix":
+            params[key] = check_number(params[key], option, lo=0, lo_open=True, hi=MAX_EXCLUSION_PIX)
+        elif key == "threshold_nsigma":
+            params[key] = check_number(params[key], option, lo=0, lo_open=True, hi=MAX_THRESHOLD)
+        else:  # below 1 the scan would keep peaks under the detection threshold
+            params[key] = check_number(params[key], option, lo=1, hi=MAX_KEEP)
+    allowed = set(inspect.signature(imaging.detect_point_sources).parameters) - {
+        "images", "weights", "user_mask"}
+    unknown = sorted(set(params) - allowed)
+    if unknown:
+        raise GccatError(f"unknown detection setting(s) {', '.join(unknown)} (known: "
+                         f"{', '.join(sorted(allowed))})")
+    return params
 
 
 def run_detection(lake: Lake, image_paths: Sequence[str | os.PathLike], *, field_id: str,
@@ -93,6 +171,12 @@ def run_detection(lake: Lake, image_paths: Sequence[str | os.PathLike], *, field
     step = progress or (lambda stage, frac: None)
     check_name(field_id, "field id")
     check_name(name, "catalog name")
+    z = check_redshift(z)
+    params = check_detection_params(params)
+    if not image_paths:
+        raise GccatError("no images given")
+    if bands is not None and len(bands) != len(image_paths):
+        raise GccatError(f"{len(bands)} bands for {len(image_paths)} images")
     images = []
     for i, p in enumerate(image_paths):
         step(f"reading {Path(p).name}", 0.1 * i / len(image_paths))
@@ -102,7 +186,6 @@ def run_detection(lake: Lake, image_paths: Sequence[str | os.PathLike], *, field
         raise GccatError("the images are not on one pixel grid (shapes differ)")
     user_mask = _user_mask(mask_path, shape)
     step("filtering and detecting", 0.2)
-    params = dict(params or {})
     det = imaging.detect_point_sources(
         [np.where(np.isfinite(im.data), im.data, np.nan) * im.njy_per_unit for im in images],
         [im.weight if im.weight is not None else np.isfinite(im.data).astype(float)
@@ -151,12 +234,23 @@ def run_detection(lake: Lake, image_paths: Sequence[str | os.PathLike], *, field
     return run
 
 
+def check_apertures(apertures_arcsec) -> np.ndarray:
+    """``--apertures``: 1 to :data:`MAX_APERTURES` diameters in (0, :data:`MAX_APERTURE_ARCSEC`]."""
+    return np.asarray(check_numbers(apertures_arcsec, "--apertures", n_max=MAX_APERTURES, lo=0,
+                                    lo_open=True, hi=MAX_APERTURE_ARCSEC), float)
+
+
 def _aperture_setup(image, apertures_arcsec):
-    diam = np.asarray(apertures_arcsec, float)
-    if (diam <= 0).any():
-        raise GccatError("aperture diameters must be positive")
+    diam = check_apertures(apertures_arcsec)
     radii = diam / 2 / image.pixel_scale_arcsec
     annulus = ANNULUS_WIDTH_ARCSEC / image.pixel_scale_arcsec
+    # The aperture and its background annulus must fit on the image.
+    side = min(image.data.shape) * image.pixel_scale_arcsec
+    widest = float(diam.max()) + 2 * ANNULUS_WIDTH_ARCSEC
+    if widest > side:
+        raise GccatError(f"--apertures: a {diam.max():g}\" aperture with its {ANNULUS_WIDTH_ARCSEC}\" "
+                         f"background annulus is wider than the image ({side:.3g}\"); use at most "
+                         f"{max(side - 2 * ANNULUS_WIDTH_ARCSEC, 0):.3g}\"", file=image.path)
     return diam, radii, annulus
 
 
@@ -176,12 +270,15 @@ def run_photometry(lake: Lake, image_path, *, band: str | None, field_id: str, c
     step = progress or (lambda stage, frac: None)
     check_name(field_id, "field id")
     check_name(catalog, "catalog name")
+    check_apertures(apertures_arcsec)
     step("reading", 0.05)
     image = read_image(image_path, band=band, error_path=error_path, weight_path=weight_path,
                        zeropoint_ab=zeropoint_ab)
     psf = _read_psf(psf_path) if psf_path else None
-    det, x, y = _catalog_positions(lake, field_id, catalog, image)
+    if psf is not None:
+        _check_psf_fits(psf, image, psf_path)
     diam, radii, annulus = _aperture_setup(image, apertures_arcsec)
+    det, x, y = _catalog_positions(lake, field_id, catalog, image)
     step("measuring", 0.3)
     ph = imaging.aperture_photometry(image.data, x, y, radii, error=image.error,
                                      weight=image.weight, annulus_width_pix=annulus, psf=psf)
@@ -245,20 +342,38 @@ def run_injection(lake: Lake, image_path, *, band: str | None, psf_path, field_i
     check_name(catalog, "catalog name")
     if mode not in ("targets", "random"):
         raise GccatError(f"--mode must be targets or random, not {mode!r}")
-    if not (0 < flux_range[0] < flux_range[1]):
-        raise GccatError(f"--flux-range must be two increasing positive factors, not {flux_range}")
+    lo, hi = check_numbers(flux_range, "--flux-range", n_min=2, n_max=2, lo=0, lo_open=True,
+                           hi=MAX_FLUX_FACTOR)
+    if not lo < hi:
+        raise GccatError(f"--flux-range must be two increasing factors LO,HI, not {lo:g},{hi:g}")
+    flux_range = (lo, hi)
+    n_flux = check_number(n_flux, "--n", lo=1, hi=MAX_INJECT_PER_AXIS, integer=True)
+    n_locations = check_number(n_locations, "--locations", lo=1, hi=MAX_INJECT_PER_AXIS, integer=True)
+    # two copies at least: the biweight scale of flux_out - flux_in needs a spread
+    n_random = check_number(n_random, "--n-random", lo=2, hi=MAX_RANDOM, integer=True)
+    max_targets = check_number(max_targets, "--max-targets", lo=1, integer=True, allow_none=True)
+    stamp_arcsec = check_number(stamp_arcsec, "stamp_arcsec", lo=0, lo_open=True, hi=MAX_STAMP_ARCSEC)
+    seed = check_seed(seed)
+    check_apertures(apertures_arcsec)
     image = read_image(image_path, band=band, zeropoint_ab=zeropoint_ab)
     psf = _read_psf(psf_path)
+    _check_psf_fits(psf, image, psf_path)
+    diam, radii, annulus = _aperture_setup(image, apertures_arcsec)
     det, x, y = _catalog_positions(lake, field_id, catalog, image)
     if max_targets is not None:
         det, x, y = det.slice(0, max_targets), x[:max_targets], y[:max_targets]
-    diam, radii, annulus = _aperture_setup(image, apertures_arcsec)
+    per_target = n_flux * n_locations if mode == "targets" else n_random
+    if len(x) * per_target > MAX_INJECTIONS:
+        raise GccatError(f"{len(x)} targets x {per_target} injections each is more than "
+                         f"{MAX_INJECTIONS:,} injections in one run; lower --n/--locations/--n-random "
+                         "or use --max-targets")
     f = image.njy_per_unit
     phot = lake.live("photometry", filters=(pc.field("field_id") == field_id)
                      & (pc.field("band") == image.band) & (pc.field("method") == "aperture"))
     ref = {}
     for r in phot.filter(pc.equal(pc.field("aperture_arcsec"), float(diam.min()))).to_pylist():
-        ref[r["detection_id"]] = r["flux_njy"]
+        if r["flux_njy"] is not None:  # a source off the data has no flux: measure it below
+            ref[r["detection_id"]] = r["flux_njy"]
     measured = np.array([ref.get(d, np.nan) for d in det["detection_id"].to_pylist()]) / f
     if np.isnan(measured).all():  # no photometry yet: measure it now, the same way
         m = imaging.aperture_photometry(image.data, x, y, radii[:1], error=image.error,

@@ -9,10 +9,23 @@ from pathlib import Path
 
 import numpy as np
 
+from .checks import check_number
 from .correlate import simulate_gcs, simulate_mask
 from .errors import GccatError
 from .lake import check_name
 from .lensing import simulate_lens_field, write_hff_map
+
+#: Map and image sides (pixels) the simulators accept: below, a cluster, its mask disks or the
+#: 11 px frame of the point sources do not fit; above, one float64 band exceeds 128 MB.
+FIELD_SIZE_RANGE = (32, 4096)
+MOSAIC_SIZE_RANGE = (64, 4096)
+MAX_POINTS = 100_000
+
+
+def _check_shape(shape, option: str, lo: int, hi: int) -> tuple[int, int]:
+    if len(shape) != 2:
+        raise GccatError(f"{option}: a shape is two sides (ny, nx), not {shape!r}")
+    return tuple(check_number(v, option, lo=lo, hi=hi, integer=True) for v in shape)
 
 
 @dataclass
@@ -48,8 +61,13 @@ def simulate_field_files(outdir: str | os.PathLike, name: str = "simcluster", *,
         The paths written and the truth (A, B, counts), also saved as ``<name>_truth.json``.
     """
     check_name(name, "simulation name")
-    if not (A > 0 and B > 0):
-        raise GccatError("A and B must be positive")
+    shape = _check_shape(shape, "--size", *FIELD_SIZE_RANGE)
+    pixel_scale_arcsec = check_number(pixel_scale_arcsec, "--pixel-scale", lo=0, lo_open=True, hi=10)
+    A = check_number(A, "--A", lo=0, lo_open=True, hi=10)
+    B = check_number(B, "--B", lo=0, lo_open=True, hi=10)
+    n_gc = check_number(n_gc, "--n-gc", lo=1, hi=10_000_000, integer=True, allow_none=True)
+    background_per_arcsec2 = check_number(background_per_arcsec2, "--background", lo=0, hi=1000)
+    seed = check_number(seed, "--seed", lo=0, hi=2**63 - 1, integer=True)
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
@@ -104,6 +122,20 @@ def simulate_mosaic_files(outdir: str | os.PathLike, name: str = "mosaic", *,
     from .imaging import make_test_mosaic
 
     check_name(name, "mosaic name")
+    shape = _check_shape(shape, "--size", *MOSAIC_SIZE_RANGE)
+    n_points = check_number(n_points, "--n-points", lo=0, hi=MAX_POINTS, integer=True)
+    seed = check_number(seed, "--seed", lo=0, hi=2**63 - 1, integer=True)
+    pixel_scale_arcsec = check_number(pixel_scale_arcsec, "pixel_scale_arcsec", lo=0, lo_open=True,
+                                      hi=10)
+    psf_fwhm_pix = check_number(psf_fwhm_pix, "psf_fwhm_pix", lo=0, lo_open=True, hi=50)
+    noise_njy = check_number(noise_njy, "noise_njy", lo=0, lo_open=True)
+    if not bands:
+        raise GccatError("--bands: give at least one band")
+    from . import bands as bandreg
+
+    unknown = [b for b in bands if bandreg.lookup(b) is None]
+    if unknown:
+        raise GccatError(f"--bands: unknown band '{unknown[0]}'")
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)

@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from catalog import bands as bandreg
+from catalog.checks import check_number
 from catalog.errors import GccatError
 
 _ARCSEC_PER_RAD = 206264.80624709636
+#: AB magnitudes of one image unit that ``--zeropoint`` accepts: 8.9 is 1 Jy, 31.4 is 1 nJy;
+#: outside [0, 40] the unit would be above 3.6 kJy or below 1e-3 nJy, which no image has.
+ZEROPOINT_RANGE = (0.0, 40.0)
+# Errors astropy raises on damaged files (bad cards, short data, bad compression).
+_FITS_ERRORS = (OSError, ValueError, TypeError, IndexError, KeyError, EOFError, MemoryError)
 
 
 @dataclass
@@ -30,12 +37,19 @@ class Image:
     sha256: str
 
 
+def check_zeropoint(zeropoint_ab: float | None) -> float | None:
+    """``--zeropoint`` (AB mag of one image unit) inside :data:`ZEROPOINT_RANGE`, or None."""
+    lo, hi = ZEROPOINT_RANGE
+    return check_number(zeropoint_ab, "--zeropoint", lo=lo, hi=hi, allow_none=True)
+
+
 def njy_per_unit(header, pixel_scale_arcsec: float, zeropoint_ab: float | None = None) -> float:
     """Factor from image units to nJy: from ``--zeropoint`` (AB), BUNIT or PHOTFNU.
 
     Handles MJy/sr (JWST), nJy/uJy/mJy/Jy per pixel, and count rates with PHOTFNU (HST, Jy
     per count/s); anything else needs an AB zeropoint.
     """
+    zeropoint_ab = check_zeropoint(zeropoint_ab)
     if zeropoint_ab is not None:
         return float(10 ** (-0.4 * (zeropoint_ab - 31.4)))
     bunit = str(header.get("BUNIT", "")).strip().lower().replace(" ", "")
@@ -44,44 +58,112 @@ def njy_per_unit(header, pixel_scale_arcsec: float, zeropoint_ab: float | None =
         return 1e15 * (pixel_scale_arcsec / _ARCSEC_PER_RAD) ** 2
     if bunit.removesuffix("/pixel").removesuffix("/pix") in per_pix:
         return per_pix[bunit.removesuffix("/pixel").removesuffix("/pix")]
-    if "PHOTFNU" in header and float(header["PHOTFNU"]) > 0:
-        return float(header["PHOTFNU"]) * 1e9
+    try:
+        photfnu = float(header.get("PHOTFNU", "nan"))
+    except (TypeError, ValueError):
+        photfnu = np.nan
+    if np.isfinite(photfnu) and photfnu > 0:
+        return photfnu * 1e9
     raise GccatError(f"image unit BUNIT={header.get('BUNIT')!r} is not MJy/sr, a Jansky unit or "
                      "a count rate with PHOTFNU; give --zeropoint (AB mag of 1 image unit)")
 
 
-def _open(path: Path):
+def open_fits(path: str | os.PathLike, what: str = "FITS image"):
+    """Open a FITS file (data read on access, not memory-mapped).
+
+    A missing, damaged or truncated file is a one-line :class:`GccatError` naming it: astropy
+    only *warns* when a file is shorter than its headers say (and pads what is missing), so
+    that warning is raised here as the error it is.
+    """
     from astropy.io import fits
+    from astropy.utils.exceptions import AstropyUserWarning
 
+    path = Path(path)
+    if not path.is_file():
+        raise GccatError(f"no such {what}", file=path)
     try:
-        return fits.open(path, memmap=False)
-    except (OSError, ValueError) as exc:
-        raise GccatError(f"cannot read this FITS image: {exc}", file=path) from None
+        with warnings.catch_warnings():
+            warnings.filterwarnings("error", message=".*truncated", category=AstropyUserWarning)
+            hdul = fits.open(path, memmap=False, lazy_load_hdus=False)
+    except AstropyUserWarning as w:
+        raise GccatError(f"the {what} is truncated ({w})", file=path) from None
+    except _FITS_ERRORS as exc:
+        raise GccatError(f"cannot read this {what}: {exc}", file=path) from None
+    return hdul
 
 
-def _image_hdu(hdul, path: Path, name: str | None = None):
+def _image_hdu(hdul, path: Path, name: str | None = None, what: str = "FITS image"):
     if name and name in hdul:
-        return hdul[name]
-    for h in hdul:
-        if h.data is not None and getattr(h.data, "ndim", 0) == 2 and h.is_image:
+        h = hdul[name]
+        if h.is_image and h.header.get("NAXIS", 0) == 2:
             return h
-    raise GccatError("no 2-D image in the file", file=path)
+        raise GccatError(f"the {name} extension is not a 2-D image (NAXIS = "
+                         f"{h.header.get('NAXIS')})", file=path)
+    for h in hdul:
+        if h.is_image and h.header.get("NAXIS", 0) == 2 and h.data is not None:
+            return h
+    raise GccatError(f"no 2-D image in the {what}", file=path)
+
+
+def read_fits_image(path: str | os.PathLike, what: str = "FITS image"):
+    """Data (float64) and header of the first 2-D image HDU of a file (a mask, a PSF, a weight
+    map), with one-line errors naming ``what`` (e.g. ``"--psf file"``) and the file."""
+    path = Path(path)
+    with open_fits(path, what) as hdul:
+        try:
+            hdu = _image_hdu(hdul, path, what=what)
+            return np.array(hdu.data, dtype=np.float64), hdu.header.copy()
+        except _FITS_ERRORS as exc:  # data shorter than the header says, bad scaling
+            raise GccatError(f"cannot read the data of this {what}: {exc}", file=path) from None
+
+
+def celestial_wcs(header, path):
+    """The 2-D celestial WCS of an image header (RA on pixel axis x, Dec on y), checked usable."""
+    from astropy.wcs import WCS, FITSFixedWarning
+    from astropy.wcs.utils import proj_plane_pixel_scales
+
+    types = f"CTYPE1 = {header.get('CTYPE1')!r}, CTYPE2 = {header.get('CTYPE2')!r}"
+    try:
+        with warnings.catch_warnings():
+            # WCSLIB reports the problem itself, as an exception below
+            warnings.simplefilter("ignore", FITSFixedWarning)
+            wcs = WCS(header).celestial
+            ok = wcs.has_celestial and wcs.naxis == 2
+            if ok:
+                scale = float(np.mean(proj_plane_pixel_scales(wcs)) * 3600)
+                ny, nx = header.get("NAXIS2", 1), header.get("NAXIS1", 1)
+                probe = wcs.pixel_to_world_values((nx - 1) / 2, (ny - 1) / 2)
+    except (ValueError, KeyError, TypeError, MemoryError, AttributeError) as exc:
+        first = next((s.strip() for s in str(exc).splitlines()[1:] if s.strip()), str(exc).strip())
+        raise GccatError(f"unusable WCS ({types}): {first}", file=path) from None
+    if not ok:
+        raise GccatError(f"the image has no celestial WCS ({types}; need RA---xxx and DEC--xxx "
+                         "with a known projection)", file=path)
+    if wcs.wcs.lng != 0 or wcs.wcs.lat != 1:
+        raise GccatError(f"the WCS must have RA on axis 1 and Dec on axis 2 ({types})", file=path)
+    if not (np.isfinite(scale) and scale > 0 and np.isfinite(probe).all()):
+        raise GccatError(f"the WCS has no usable pixel scale ({types})", file=path)
+    return wcs, scale
 
 
 def read_image(path: str | os.PathLike, *, band: str | None = None,
                weight_path: str | os.PathLike | None = None,
                error_path: str | os.PathLike | None = None,
                zeropoint_ab: float | None = None) -> Image:
-    """Read a science image, its error or weight (extensions ERR/WHT or separate files), band."""
-    from astropy.wcs import WCS
-    from astropy.wcs.utils import proj_plane_pixel_scales
+    """Read a science image, its error or weight (extensions ERR/WHT or separate files), band.
 
+    Raises
+    ------
+    GccatError
+        For a missing, damaged or truncated file, an image with no finite pixel (or no pixel
+        of positive weight), error/weight maps of another shape, an unknown or missing WCS
+        projection, an unknown band or a ``--zeropoint`` outside :data:`ZEROPOINT_RANGE`.
+    """
     from catalog.lake import sha256_file
 
+    check_zeropoint(zeropoint_ab)
     path = Path(path)
-    if not path.is_file():
-        raise GccatError("no such file", file=path)
-    with _open(path) as hdul:
+    with open_fits(path) as hdul:
         try:
             sci = _image_hdu(hdul, path, "SCI")
             data = np.array(sci.data, dtype=np.float64)
@@ -91,22 +173,24 @@ def read_image(path: str | os.PathLike, *, band: str | None = None,
                     header[key] = hdul[0].header[key]
             error = np.array(hdul["ERR"].data, float) if "ERR" in hdul else None
             weight = np.array(hdul["WHT"].data, float) if "WHT" in hdul else None
-        except (TypeError, ValueError) as exc:  # truncated data
+        except _FITS_ERRORS as exc:  # truncated data
             raise GccatError(f"cannot read this FITS image (truncated?): {exc}", file=path) from None
     if error_path:
-        with _open(Path(error_path)) as h:
-            error = np.array(_image_hdu(h, Path(error_path)).data, float)
+        error = read_fits_image(error_path, "--error file")[0]
     if weight_path:
-        with _open(Path(weight_path)) as h:
-            weight = np.array(_image_hdu(h, Path(weight_path)).data, float)
-    for name, arr in (("error", error), ("weight", weight)):
+        weight = read_fits_image(weight_path, "--weight file")[0]
+    for name, arr, given in (("error", error, error_path), ("weight", weight, weight_path)):
         if arr is not None and arr.shape != data.shape:
-            raise GccatError(f"the {name} map has shape {arr.shape}, the image {data.shape}",
-                             file=path)
-    wcs = WCS(header).celestial
-    if not wcs.has_celestial:
-        raise GccatError("the image has no celestial WCS", file=path)
-    scale = float(np.mean(proj_plane_pixel_scales(wcs)) * 3600)
+            where = f"the --{name} file" if given else f"the {name.upper()[:3]} extension"
+            raise GccatError(f"{where} has shape {arr.shape}, the image {data.shape}",
+                             file=given or path)
+    has_data = np.isfinite(data)
+    if weight is not None:
+        has_data &= weight > 0
+    if not has_data.any():
+        raise GccatError("the image has no pixel with data (all NaN"
+                         + (" or of zero weight)" if weight is not None else ")"), file=path)
+    wcs, scale = celestial_wcs(header, path)
     name = band or header.get("FILTER")
     if not name or bandreg.lookup(str(name).strip()) is None:
         raise GccatError(f"unknown band {name!r}; give --band (e.g. F150W)", file=path)

@@ -9,13 +9,48 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from catalog.checks import Z_MAX, check_number
 from catalog.errors import GccatError
 from catalog.lake import Lake, check_name, command_line, sha256_file
-from catalog.lensing import LensMap, dls_ds, kappa_gamma_from_deflection, read_hff_map
+from catalog.lensing import LensMap, kappa_gamma_from_deflection, read_hff_map, source_dls_ds
 from catalog.schemas import LENS_MAP_PIXELS, LENS_MODELS
 from catalog.spatial import healpix29
 
 from .catalog import IngestReport, Progress, constant, register_field_and_bands
+from .images import open_fits
+
+#: Quantities that are redshift-independent geometry of the lens (a constant map of them is a
+#: uniform shift or a mass sheet, not a cluster lens model).
+_NOT_CONSTANT = ("kappa", "gamma", "gamma1", "gamma2", "x-arcsec-deflect", "y-arcsec-deflect",
+                 "x-pixels-deflect", "y-pixels-deflect", "psi")
+
+
+def check_map_values(m: LensMap) -> None:
+    """Refuse a map that cannot be a lens model: no finite pixel, infinite pixels, or (for
+    kappa, shear, deflections and potential) one value everywhere.
+
+    NaN pixels (no model there) are kept; they become NULL values in ``lens_map_pixels``.
+    """
+    finite = np.isfinite(m.data)
+    if not finite.any():
+        raise GccatError(f"the {m.quantity} map has no finite pixel (all NaN)", file=m.path)
+    n_inf = int(np.isinf(m.data).sum())
+    if n_inf:
+        raise GccatError(f"the {m.quantity} map has {n_inf} infinite pixels (use NaN where there is "
+                         "no model)", file=m.path)
+    if m.quantity in _NOT_CONSTANT:
+        vals = m.data[finite]
+        if vals.size > 1 and vals.min() == vals.max():
+            raise GccatError(f"the {m.quantity} map is constant ({vals[0]:g} on every finite pixel): "
+                             "not a lens model", file=m.path)
+
+
+def check_lens_options(dls_ds_norm: float, z_source: float | None) -> tuple[float, float | None]:
+    """``--dls-ds`` in (0, 1] (D_ls < D_s for any source behind a lens) and ``--z-source`` in
+    (0, Z_MAX] (checked against the cluster redshift once it is known)."""
+    dls_ds_norm = check_number(dls_ds_norm, "--dls-ds", lo=0, lo_open=True, hi=1)
+    z_source = check_number(z_source, "--z-source", lo=0, lo_open=True, hi=Z_MAX, allow_none=True)
+    return dls_ds_norm, z_source
 
 
 def derive_maps(maps: dict[str, LensMap]) -> dict[str, tuple[LensMap, list[str]]]:
@@ -79,6 +114,7 @@ def ingest_lens_maps(lake: Lake, paths: list[str | os.PathLike], *, field_id: st
     step = progress or (lambda stage, frac: None)
     check_name(field_id, "field id")
     check_name(model, "model name")
+    dls_ds_norm, z_source = check_lens_options(dls_ds_norm, z_source)
     if not paths:
         raise GccatError("no lens map files given")
     if quantity and len(paths) > 1:
@@ -87,25 +123,25 @@ def ingest_lens_maps(lake: Lake, paths: list[str | os.PathLike], *, field_id: st
     shas = []
     for p in paths:
         step(f"reading {Path(p).name}", 0.1)
+        if Path(p).is_file():  # a file shorter than its header says is damaged, padding or not
+            open_fits(p, "lens-map file").close()
         m = read_hff_map(p, quantity)
+        check_map_values(m)
         if m.quantity in maps:
             raise GccatError(f"two maps of {m.quantity} given", file=p)
         maps[m.quantity] = m
         shas.append(sha256_file(Path(p)))
-    if not (dls_ds_norm > 0):
-        raise GccatError(f"--dls-ds must be positive, not {dls_ds_norm}")
     step("deriving", 0.3)
     derived = derive_maps(maps)
+    for m, _ in derived.values():
+        check_map_values(m)
     model_id = f"{field_id}/{model}"
     sha = "+".join(sorted(shas))
     with lake.transaction("lens_map") as tx:
         fields = lake.live("fields")
         if z_source is not None:
             zc = fields.filter(pc.equal(fields["field_id"], field_id))["z_cluster"].to_pylist()
-            if not zc or zc[0] is None:
-                raise GccatError(f"--z-source needs the cluster redshift of field '{field_id}'; "
-                                 "load it with 'gccat ingest fields'")
-            dls_ds_norm = float(dls_ds(zc[0], z_source))
+            dls_ds_norm = source_dls_ds(zc[0] if zc else None, z_source, field_id)
         same = lake.live_named(field_id, model, kind="lens_map")
         if same.num_rows and same["sha256"][0].as_py() == sha:
             return IngestReport(same["ingest_id"][0].as_py(), lake.version(), skipped=True,

@@ -192,20 +192,33 @@ def test_the_wrong_kind_of_thing_at_the_target_is_a_one_line_error(small, tmp_pa
     assert sorted(p.name for p in tmp_path.iterdir()) == [out.name]
 
 
-@pytest.mark.parametrize("fmt", ["parquet", "fits", "ecsv", "votable"])
-def test_a_device_is_never_written_or_replaced(small, cli, fmt):
-    one_line_error(save(cli, small, fmt, "/dev/full"), "exists")
-    one_line_error(save(cli, small, fmt, "/dev/full", "--overwrite"), "not a regular file")
-    assert stat.S_ISCHR(os.stat("/dev/full").st_mode)
-    assert not os.path.lexists("/dev/full.manifest.json")
+@pytest.fixture
+def full_device(tmp_path) -> Path:
+    """A private /dev/full (a regression replaces this node, not the system's)."""
+    node = tmp_path / "full"
+    try:
+        rdev = os.stat("/dev/full").st_rdev
+        os.mknod(node, stat.S_IFCHR | 0o666, os.makedev(os.major(rdev), os.minor(rdev)))
+    except (PermissionError, FileNotFoundError):
+        pytest.skip("needs mknod (root) and /dev/full")
+    return node
 
 
-def test_csv_output_to_a_device_is_refused(small, tmp_path, cli):
-    (tmp_path / "full.csv").symlink_to("/dev/full")  # a .csv name that is the device
-    one_line_error(save(cli, small, "csv", tmp_path / "full.csv", "--overwrite"),
-                   "not a regular file")
-    assert stat.S_ISCHR(os.stat("/dev/full").st_mode)
-    assert (tmp_path / "full.csv").is_symlink()
+@pytest.mark.parametrize("fmt", ["parquet", "fits", "ecsv", "votable", "csv"])
+def test_a_device_is_never_written_or_replaced(small, cli, full_device, fmt):
+    if fmt != "csv":  # the real one, only without --overwrite: it exists
+        one_line_error(save(cli, small, fmt, "/dev/full"), "exists")
+        assert stat.S_ISCHR(os.stat("/dev/full").st_mode)
+    # Through a name with the format's extension (a symlink), and directly.
+    link = full_device.with_name(out_name(fmt))
+    link.symlink_to(full_device)
+    one_line_error(save(cli, small, fmt, link), "exists")
+    targets = [link] if fmt == "csv" else [link, full_device]
+    for target in targets:
+        one_line_error(save(cli, small, fmt, target, "--overwrite"), "not a regular file")
+        assert stat.S_ISCHR(os.stat(full_device).st_mode)
+    assert link.is_symlink()
+    assert sorted(p.name for p in full_device.parent.iterdir()) == sorted(["full", link.name])
 
 
 def _limit_file_size():  # writes beyond 16 kB fail with EFBIG (a full disk, as far as we care)

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import typer
+from rich.text import Text
 
 from ingest.cli import app as ingest_app
 
@@ -36,17 +37,13 @@ _OUTPUT_FORMATS = {".parquet": "parquet", ".pq": "parquet", ".fits": "fits", ".f
 
 
 def _save(table, output: Path, query: str, lake: Lake, version: int, overwrite: bool) -> None:
-    from .export import export_table
+    from .export import export_table, save_csv
 
     fmt = _OUTPUT_FORMATS.get(output.suffix.lower())
     if fmt is None:
         raise GccatError(f"{output}: unknown output type (use {', '.join(_OUTPUT_FORMATS)})")
     if fmt == "csv":  # plain CSV keeps no units: no manifest either
-        from .export import arrow_to_astropy
-
-        if output.exists() and not overwrite:
-            raise GccatError(f"{output} exists; pass --overwrite to replace it")
-        arrow_to_astropy(table, flat=True).write(output, format="ascii.csv", overwrite=True)
+        save_csv(table, output, overwrite=overwrite)
     else:
         export_table(table, output, fmt, query=query, lake_root=str(lake.root),
                      lake_version=version, overwrite=overwrite)
@@ -648,8 +645,8 @@ def demo_cmd(
 
     with StageProgress("demo") as progress:
         res = build_demo(lake, progress=progress)
-    console.print(f"[bold]gccat demo lake[/bold] at {res.lake.root}, version "
-                  f"{res.lake.version()}")
+    console.print(Text.assemble(("gccat demo lake", "bold"),
+                                f" at {res.lake.root}, version {res.lake.version()}"))
     for fname, _, _, _, src in DEMO_CATALOGS:
         console.print(f"  {fname}: {src}")
     print_table(res.summary, title="Fields (view field_summary)")

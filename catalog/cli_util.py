@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 from typer.core import TyperGroup
 
 from .errors import GccatError
@@ -19,9 +20,13 @@ from .errors import GccatError
 # typer >= 0.20 vendors its own click: catch the exceptions of the click that typer runs.
 _click_exc = sys.modules[type(typer.BadParameter("")).__mro__[1].__module__]
 
-# Off a terminal (pipes, CI logs) tables get room instead of rich's 80-column default.
-console = Console(width=None if sys.stdout.isatty() else 200)
-err_console = Console(stderr=True)
+# Everything printed holds data (ids, paths, SQL, messages quoting input), so no console
+# interprets rich markup, emoji codes or highlighting: "[red]x[/red]" prints as itself and "[/b]"
+# cannot raise. Styling is explicit, with rich.text.Text. Off a terminal (pipes, CI logs)
+# tables get room instead of rich's 80-column default.
+_PLAIN = {"markup": False, "emoji": False, "highlight": False}
+console = Console(width=None if sys.stdout.isatty() else 200, **_PLAIN)
+err_console = Console(stderr=True, soft_wrap=True, **_PLAIN)  # messages stay one line
 
 LakeOpt = Annotated[Path, typer.Option("--lake", envvar="GCCAT_LAKE",
                                        help="Lake root directory (or $GCCAT_LAKE).")]
@@ -74,8 +79,7 @@ def handle_errors(fn):
         try:
             return fn(*args, **kwargs)
         except GccatError as exc:
-            err_console.print(f"gccat: error: {exc}", markup=False, highlight=False,
-                              soft_wrap=True)
+            err_console.print(f"gccat: error: {exc}")
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
             err_console.print("gccat: interrupted; the lake keeps its last committed version")
@@ -103,11 +107,13 @@ def _fmt(v) -> str:
 
 def print_table(t: pa.Table, title: str | None = None, max_rows: int = 40) -> None:
     """Print an Arrow table as a rich table (first ``max_rows`` rows)."""
-    table = Table(title=title, show_lines=False, header_style="bold")
+    # Text cells, headers and title are shown literally whatever the console's settings.
+    table = Table(title=None if title is None else Text(title, style="table.title"), show_lines=False,
+                  header_style="bold")
     for name in t.column_names:
-        table.add_column(name, overflow="ellipsis", no_wrap=True, max_width=40)
+        table.add_column(Text(name), overflow="ellipsis", no_wrap=True, max_width=40)
     for row in t.slice(0, max_rows).to_pylist():
-        table.add_row(*(_fmt(row[c]) for c in t.column_names))
+        table.add_row(*(Text(_fmt(row[c])) for c in t.column_names))
     console.print(table)
     if t.num_rows > max_rows:
         console.print(f"... {t.num_rows - max_rows} more rows ({t.num_rows} in all; "
@@ -120,7 +126,7 @@ class StageProgress:
     """A rich progress bar driven by ``progress(stage, fraction)`` callbacks."""
 
     def __init__(self, label: str):
-        self.progress = Progress(TextColumn("{task.description}"), BarColumn(),
+        self.progress = Progress(TextColumn("{task.description}", markup=False), BarColumn(),
                                  TextColumn("{task.percentage:>3.0f}%"), TimeElapsedColumn(),
                                  console=err_console, transient=True)
         self.label = label

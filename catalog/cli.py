@@ -481,6 +481,14 @@ WhereOpt = Annotated[str | None, typer.Option("--where", help="SQL condition on 
 ZOpt = Annotated[float | None, typer.Option("--z", help="Redshift for all (default: detection's, "
                                                          "else the field's).")]
 FloorOpt = Annotated[float, typer.Option("--error-floor", help="Fractional error floor.")]
+MinBandsOpt = Annotated[int | None, typer.Option(
+    "--min-bands", help="Fit only objects with at least this many usable bands (default: the "
+    "fit's free parameters; fit sfh: 3). The others are listed in the view fit_skipped.")]
+
+
+def _warn(warnings) -> None:
+    for w in warnings:
+        err_console.print(f"gccat: warning: {w}")
 
 
 @command(grid_app, "build")
@@ -523,6 +531,7 @@ def fit_ssp_cmd(
     seed: Annotated[int, typer.Option("--seed", help="Random seed of the draws.")] = 0,
     prior: Annotated[Literal["index", "log-age"], typer.Option(
         "--prior", help="Age prior: index (flat in BC03 age index) or log-age.")] = "index",
+    min_bands: MinBandsOpt = None,
     lake: LakeOpt = DEFAULT_LAKE,
 ):
     """Fit simple stellar populations (BC03) to the selected sources."""
@@ -532,11 +541,12 @@ def fit_ssp_cmd(
     with StageProgress("fit ssp") as progress:
         r = run_fit_ssp(open_lake(lake), where, z=z, error_floor=error_floor, n_samples=samples,
                         seed=seed, chunk=chunk, scheduler=scheduler, prior=prior, progress=progress,
-                        command=command_line(),
+                        min_bands=min_bands, command=command_line(),
                         **_grid_spec(av_max, n_av, nebular, metallicities))
-    console.print(f"run {r['run_id']}: {r['n_objects']} objects in {r['seconds']:.2f} s "
-                  f"({r['n_objects'] / max(r['seconds'], 1e-9):.0f} per s), bands "
-                  f"{', '.join(r['bands'])}; results in the view fit_results")
+    _warn(r["warnings"])
+    console.print(f"run {r['run_id']}: {r['n_objects']} of {r['n_selected']} objects fitted in "
+                  f"{r['seconds']:.2f} s ({r['n_objects'] / max(r['seconds'], 1e-9):.0f} per s), "
+                  f"bands {', '.join(r['bands'])}; results in the view fit_results")
 
 
 @command(fit_app, "stack")
@@ -549,13 +559,14 @@ def fit_stack_cmd(
     metallicities: MetalsOpt = None,
     seed: Annotated[int, typer.Option("--seed", help="Random seed of the bootstrap and draws "
                                                      "(recorded in fit_runs).")] = 0,
+    min_bands: MinBandsOpt = None,
     lake: LakeOpt = DEFAULT_LAKE,
 ):
     """Stack the selection's photometry and fit it as one source (chi2 map kept)."""
     from .fitting import describe_stack, run_fit_stack
 
     r = run_fit_stack(open_lake(lake), where, z=z, error_floor=error_floor, stack=stack,
-                      n_boot=n_boot, seed=seed, command=command_line(),
+                      n_boot=n_boot, seed=seed, min_bands=min_bands, command=command_line(),
                       **_grid_spec(av_max, n_av, nebular, metallicities))
     console.print(f"{r['object_id']} ({r['n_members']} sources): {describe_stack(r['result'])}; "
                   f"'gccat plot chi2map {r['run_id']}'")
@@ -567,15 +578,18 @@ def fit_sfh_cmd(
     epochs: Annotated[str, typer.Option(
         "--epochs", help="Epoch start redshifts, decreasing.")] = "12,11,10,9,8,7,6,5,4",
     n_perturb: Annotated[int, typer.Option("--n-perturb", help="Perturbed refits.")] = 21,
+    min_bands: MinBandsOpt = None,
     lake: LakeOpt = DEFAULT_LAKE,
 ):
     """Non-parametric SFHs (SEDz*): mass per epoch by NNLS, errors from perturbed refits."""
     from .fitting import run_fit_sfh
 
     r = run_fit_sfh(open_lake(lake), where, z=z, epochs_z=tuple(_floats(epochs, "--epochs")),
-                    n_perturb=n_perturb, error_floor=error_floor,
+                    n_perturb=n_perturb, error_floor=error_floor, min_bands=min_bands,
                     command=command_line())
-    console.print(f"run {r['run_id']}: {r['n_objects']} SFHs; see the view sfh_epochs")
+    _warn(r["warnings"])
+    console.print(f"run {r['run_id']}: {r['n_objects']} of {r['n_selected']} objects fitted (SFHs); "
+                  "see the view sfh_epochs")
 
 
 @command(plot_app, "sed")

@@ -25,7 +25,7 @@ from . import sps
 from .checks import Z_MAX, check_number, check_numbers
 from .errors import GccatError
 from .lake import Lake, gccat_version, new_ingest_id
-from .schemas import FIT_CHI2_MAPS, FIT_POSTERIORS, FIT_RUNS, FIT_SAMPLES, SFH_EPOCHS, SSP_GRIDS
+from .schemas import FIT_CHI2_MAPS, FIT_POSTERIORS, FIT_RUNS, FIT_SAMPLES, FIT_SKIPPED, SFH_EPOCHS, SSP_GRIDS
 
 BLOCK = 65_536  # objects fitted and written at a time
 GRID_DEFAULTS = {"av_max": 1.0, "n_av": 11, "metallicities": None, "igm": True, "nebular": False}
@@ -87,6 +87,70 @@ def check_fit_options(*, z=None, error_floor=0.05, n_samples=0, seed=0, chunk=No
     if scheduler is not None and (not isinstance(scheduler, str) or not scheduler.strip()):
         raise GccatError(f"--scheduler must be 'local' or a Dask scheduler address, not {scheduler!r}")
     return out
+
+
+#: Default --min-bands of ``fit sfh``: NNLS keeps at most one non-zero epoch per band, and
+#: fewer than three bands constrain no shape of a history. (SSP fits default to their number
+#: of free parameters, :func:`catalog.sps.n_free_parameters`.)
+MIN_BANDS_SFH = 3
+MAX_MIN_BANDS = 1000
+
+
+def check_min_bands(min_bands) -> int | None:
+    """``--min-bands``: None (the fit's default) or a whole number >= 1."""
+    return check_number(min_bands, "--min-bands", lo=1, hi=MAX_MIN_BANDS, integer=True,
+                        allow_none=True)
+
+
+@dataclass
+class BandCut:
+    """Which selected objects have enough usable bands to be fitted, and a record of the rest."""
+
+    keep: np.ndarray            # (n_obj,) bool
+    n_bands: np.ndarray         # (n_obj,) usable bands
+    min_bands: int
+    why: str                    # what min_bands stands for, for messages
+
+    @property
+    def n_skipped(self) -> int:
+        return int((~self.keep).sum())
+
+    def rows(self, sel: Selection, run_id: str) -> pa.Table:
+        """``fit_skipped`` rows of the objects left out."""
+        out = np.flatnonzero(~self.keep)
+        n = len(out)
+        return pa.table({
+            "run_id": [run_id] * n, "object_id": sel.object_id[out].tolist(),
+            "field_id": sel.field_id[out].tolist(), "n_bands": self.n_bands[out].astype(np.int64),
+            "min_bands": np.full(n, self.min_bands, np.int64),
+            "reason": [f"{int(k)} usable bands < {self.min_bands} ({self.why})"
+                       for k in self.n_bands[out]],
+            "ingest_id": [run_id] * n}, schema=FIT_SKIPPED)
+
+    def warning(self) -> str | None:
+        if not self.n_skipped:
+            return None
+        return (f"{self.n_skipped} of {len(self.keep)} selected objects not fitted: fewer than "
+                f"{self.min_bands} usable bands ({self.why}); see the view fit_skipped")
+
+
+def band_cut(sel: Selection, min_bands: int | None, default: int, why_default: str,
+             error_floor: float) -> BandCut:
+    """Objects with at least ``min_bands`` usable bands (detections with a usable error, and
+    upper limits); ``default`` when ``min_bands`` is None.
+
+    Raises
+    ------
+    GccatError
+        If no selected object has enough bands (nothing is written then).
+    """
+    n_bands = sps.usable_bands(sel.flux, sel.err, sel.upper, error_floor)
+    need, why = (default, why_default) if min_bands is None else (int(min_bands), "--min-bands")
+    cut = BandCut(n_bands >= need, n_bands, need, why)
+    if not cut.keep.any():
+        raise GccatError(f"none of the {len(n_bands)} selected objects has {need} usable bands "
+                         f"({why}); the most any has is {int(n_bands.max(initial=0))}")
+    return cut
 
 
 def _check_selection_redshifts(sel: Selection) -> None:
@@ -421,11 +485,15 @@ def _run_row(run_id, kind, where, grid_ids, error_floor, n_obj, n_samples, sched
 def run_fit_ssp(lake: Lake, where: str | None = None, *, z: float | None = None,
                 error_floor: float = 0.05, n_samples: int = 100, seed: int = 0,
                 chunk: int = 4096, scheduler: str | None = None, prior: str = "index",
-                progress=None, command: str = "", **grid_spec) -> dict:
+                min_bands: int | None = None, progress=None, command: str = "",
+                **grid_spec) -> dict:
     """SSP fits of the selected objects (see :func:`select`) written to the lake.
 
     Objects are grouped by redshift (to 0.001); each group is fitted against its grid, in
-    blocks of :data:`BLOCK` objects written as they come. Returns the run id, counts and
+    blocks of :data:`BLOCK` objects written as they come. Objects with fewer usable bands than
+    ``min_bands`` (default: the grid's free parameters, mass plus each grid axis with more
+    than one value) are not fitted; they are recorded in ``fit_skipped`` and counted in the
+    returned ``warnings``. Returns the run id, counts (``n_objects`` fitted, ``n_skipped``) and
     ``result``: the FitResult of the last block per redshift.
     """
     step = progress or (lambda stage, frac: None)
@@ -435,19 +503,28 @@ def run_fit_ssp(lake: Lake, where: str | None = None, *, z: float | None = None,
     z, error_floor, n_samples, seed, chunk = (opts[k] for k in ("z", "error_floor", "n_samples",
                                                                  "seed", "chunk"))
     grid_spec = check_grid_spec(grid_spec)
+    min_bands = check_min_bands(min_bands)
     step("selecting", 0.02)
     sel = select(lake, where, z)
     run_id = new_ingest_id()
     t0 = time.perf_counter()
     zkey = np.round(sel.z, 3)
     results = {}
+    # Grids first (built in memory, written with the first block): their free parameters set
+    # how many bands an object needs, and a selection with nothing to fit writes nothing.
+    grids = {}
+    for zg in np.unique(zkey):
+        step(f"grid z={zg}", 0.05)
+        grids[zg] = load_or_build_grid(lake, float(zg), sel.sedpy, **grid_spec)
+    n_free = sps.n_free_parameters(next(iter(grids.values()))[0])
+    cut = band_cut(sel, min_bands, n_free, f"the fit's {n_free} free parameters", error_floor)
     with dask_client(scheduler) as client, lake.transaction("fit", ingest_id=run_id) as tx, \
             _rollback_on_error(lake, tx):
         grid_ids = []
-        for zg in np.unique(zkey):
-            idx_all = np.flatnonzero(zkey == zg)
-            step(f"grid z={zg}", 0.05)
-            grid, gid, new_grid = load_or_build_grid(lake, float(zg), sel.sedpy, **grid_spec)
+        for zg, (grid, gid, new_grid) in grids.items():
+            idx_all = np.flatnonzero((zkey == zg) & cut.keep)
+            if not len(idx_all):
+                continue
             grid_ids.append(gid)
             # Blocks written as they are fitted keep memory bounded; nothing is visible
             # before the commit. The first write of a group (its new grid) waits until its
@@ -468,28 +545,39 @@ def run_fit_ssp(lake: Lake, where: str | None = None, *, z: float | None = None,
                 s = _sample_rows(run_id, sel.object_id[idx], res, run_id)
                 if s is not None:
                     tx.append("fit_samples", s)
+        if cut.n_skipped:
+            tx.append("fit_skipped", cut.rows(sel, run_id))
         seconds = time.perf_counter() - t0
         step("writing", 0.92)
+        n_fit = int(cut.keep.sum())
         config = {"where": where, "z": z, "error_floor": error_floor, "n_samples": n_samples,
                   "seed": seed, "chunk": chunk, "bands": sel.bands, **grid_spec,
+                  "min_bands": cut.min_bands, "n_selected": len(sel.object_id),
+                  "n_skipped": cut.n_skipped,
                   "upper_limits": "Sawicki 2012 erf term",
                   "prior": {"index": "flat in age index, log Z, A_V",
                             "log-age": "flat in log age, log Z, A_V"}.get(prior, prior)}
+        warnings = [w for w in (cut.warning(),) if w]
         tx.append("fit_runs", _run_row(run_id, "ssp", where, grid_ids, error_floor,
-                                       len(sel.object_id), n_samples, scheduler, seconds, config))
-        tx.commit(name="fit ssp", n_rows=len(sel.object_id), command=command,
-                  options={"run": "fit ssp", **config})
+                                       n_fit, n_samples, scheduler, seconds, config))
+        tx.commit(name="fit ssp", n_rows=n_fit, command=command,
+                  options={"run": "fit ssp", **config}, warnings=warnings)
     step("done", 1.0)
-    return {"run_id": run_id, "n_objects": len(sel.object_id), "seconds": seconds,
+    return {"run_id": run_id, "n_objects": n_fit, "n_selected": len(sel.object_id),
+            "n_skipped": cut.n_skipped, "warnings": warnings, "seconds": seconds,
             "grid_ids": grid_ids, "bands": sel.bands, "result": results}
 
 
 def run_fit_stack(lake: Lake, where: str | None = None, *, z: float | None = None,
                   error_floor: float = 0.05, n_boot: int = 1000, n_samples: int = 200,
-                  stack: str = "median", seed: int = 0, progress=None, command: str = "",
-                  **grid_spec) -> dict:
+                  stack: str = "median", seed: int = 0, min_bands: int | None = None,
+                  progress=None, command: str = "", **grid_spec) -> dict:
     """Stack the selection's photometry (median with bootstrap errors, or inverse-variance
-    weighted) and fit it as one source ``stack:<run_id>``; its chi2 over age x Z is kept."""
+    weighted) and fit it as one source ``stack:<run_id>``; its chi2 over age x Z is kept.
+
+    The stack needs ``min_bands`` usable bands (default: the grid's free parameters), else
+    nothing is fitted or written.
+    """
     step = progress or (lambda stage, frac: None)
     if stack not in ("median", "ivw"):
         raise GccatError(f"--stack must be median or ivw, not {stack!r}")
@@ -498,11 +586,15 @@ def run_fit_stack(lake: Lake, where: str | None = None, *, z: float | None = Non
     # a bootstrap error needs tens of resamples at least
     n_boot = check_number(n_boot, "--n-boot", lo=10, hi=MAX_BOOT, integer=True)
     grid_spec = check_grid_spec(grid_spec)
+    min_bands = check_min_bands(min_bands)
     sel = select(lake, where, z)
     zs = np.unique(np.round(sel.z, 3))
     if len(zs) > 1 and z is None:
         raise GccatError(f"the selection spans redshifts {zs.min()}-{zs.max()}: give --z to stack")
-    st = sps.stack_photometry(sel.flux, sel.err, n_boot=n_boot, rng=np.random.default_rng(seed))
+    # a member's band without a usable measurement (e.g. no error) does not enter the stack
+    usable = sps.usable_mask(sel.flux, sel.err, sel.upper, error_floor) & ~sel.upper
+    st = sps.stack_photometry(np.where(usable, sel.flux, np.nan), np.where(usable, sel.err, np.nan),
+                              n_boot=n_boot, rng=np.random.default_rng(seed))
     flux = st["median"] if stack == "median" else st["ivw_mean"]
     err = st["median_err"] if stack == "median" else st["ivw_err"]
     run_id = new_ingest_id()
@@ -510,6 +602,13 @@ def run_fit_stack(lake: Lake, where: str | None = None, *, z: float | None = Non
     t0 = time.perf_counter()
     # One object: build and fit before the transaction, so a failure writes nothing.
     grid, gid, new_grid = load_or_build_grid(lake, float(zs[0]), sel.sedpy, **grid_spec)
+    n_free = sps.n_free_parameters(grid)
+    need = n_free if min_bands is None else min_bands
+    n_usable = int(sps.usable_bands(flux, err, None, error_floor))
+    if n_usable < need:
+        why = f"the fit's {n_free} free parameters" if min_bands is None else "--min-bands"
+        raise GccatError(f"the stack of {len(sel.object_id)} objects has {n_usable} usable bands, "
+                         f"fewer than {need} ({why}); nothing fitted")
     res = fit_in_chunks(grid, flux[None, :], err[None, :], np.zeros((1, len(flux)), bool),
                         error_floor=error_floor, n_samples=n_samples, seed=seed, keep_chi2=True)
     with lake.transaction("fit", ingest_id=run_id) as tx, _rollback_on_error(lake, tx):
@@ -527,6 +626,7 @@ def run_fit_stack(lake: Lake, where: str | None = None, *, z: float | None = Non
             "log_z": zz.ravel(), "chi2": chi2.ravel(), "ingest_id": [run_id] * chi2.size},
             schema=FIT_CHI2_MAPS))
         config = {"where": where, "z": float(zs[0]), "stack": stack, "n_boot": n_boot, "seed": seed,
+                  "min_bands": need,
                   "n_members": len(sel.object_id), "bands": sel.bands,
                   "stacked_flux_njy": flux.tolist(), "stacked_err_njy": err.tolist(),
                   "n_per_band": st["n"].tolist(), **grid_spec}
@@ -551,19 +651,26 @@ def describe_stack(res: sps.FitResult) -> str:
 
 def run_fit_sfh(lake: Lake, where: str | None = None, *, z: float | None = None,
                 epochs_z=(12, 11, 10, 9, 8, 7, 6, 5, 4), n_perturb: int = 21,
-                error_floor: float = 0.05, seed: int = 0, progress=None, command: str = "") -> dict:
-    """SEDz*-style non-parametric SFHs: masses per epoch by NNLS, errors from perturbed refits."""
+                error_floor: float = 0.05, seed: int = 0, min_bands: int | None = None,
+                progress=None, command: str = "") -> dict:
+    """SEDz*-style non-parametric SFHs: masses per epoch by NNLS, errors from perturbed refits.
+
+    Objects with fewer than ``min_bands`` usable bands (default :data:`MIN_BANDS_SFH`) are not
+    fitted; they are recorded in ``fit_skipped`` and counted in the returned ``warnings``.
+    """
     step = progress or (lambda stage, frac: None)
     opts = check_fit_options(z=z, error_floor=error_floor, seed=seed)
     z, error_floor, seed = opts["z"], opts["error_floor"], opts["seed"]
     n_perturb = check_number(n_perturb, "--n-perturb", lo=1, hi=MAX_PERTURB, integer=True)
+    min_bands = check_min_bands(min_bands)
     epochs_z = tuple(check_numbers(epochs_z, "--epochs", n_max=MAX_EPOCHS, lo=0, lo_open=True,
                                    hi=Z_MAX))
     if any(b >= a for a, b in zip(epochs_z, epochs_z[1:], strict=False)):
         raise GccatError(f"--epochs must be decreasing start redshifts, not "
                          f"{','.join(f'{e:g}' for e in epochs_z)}")
     sel = select(lake, where, z)
-    late = np.flatnonzero(sel.z >= epochs_z[0])
+    cut = band_cut(sel, min_bands, MIN_BANDS_SFH, "the default of fit sfh", error_floor)
+    late = np.flatnonzero(cut.keep & (sel.z >= epochs_z[0]))
     if late.size:
         i = int(late[0])
         raise GccatError(f"--epochs: no epoch starts above z = {sel.z[i]:g} of {sel.object_id[i]} "
@@ -573,7 +680,9 @@ def run_fit_sfh(lake: Lake, where: str | None = None, *, z: float | None = None,
     t0 = time.perf_counter()
     templates: dict[float, dict] = {}
     epochs, post = [], []
-    for i, oid in enumerate(sel.object_id):
+    fitted = np.flatnonzero(cut.keep)
+    for k, i in enumerate(fitted):
+        oid = sel.object_id[i]
         zo = round(float(sel.z[i]), 3)
         if zo not in templates:
             templates[zo] = sps.sfh_templates(zo, sel.sedpy, epochs_z)
@@ -602,19 +711,25 @@ def run_fit_sfh(lake: Lake, where: str | None = None, *, z: float | None = None,
                          "chi2_min": float(np.ravel(r["chi2"])[0]),
                          "n_bands": int(np.ravel(r["n_bands"])[0]), "reduced_chi2": None,
                          "ingest_id": run_id})
-        step(f"fitting {i + 1}/{len(sel.object_id)}", 0.1 + 0.8 * (i + 1) / len(sel.object_id))
+        step(f"fitting {k + 1}/{len(fitted)}", 0.1 + 0.8 * (k + 1) / len(fitted))
+    warnings = [w for w in (cut.warning(),) if w]
     with lake.transaction("fit", ingest_id=run_id) as tx, _rollback_on_error(lake, tx):
         tx.append("sfh_epochs", pa.Table.from_pylist(epochs, schema=SFH_EPOCHS))
         tx.append("fit_posteriors", pa.Table.from_pylist(post, schema=FIT_POSTERIORS))
+        if cut.n_skipped:
+            tx.append("fit_skipped", cut.rows(sel, run_id))
         config = {"where": where, "z": z, "epochs_z": list(epochs_z), "n_perturb": n_perturb,
                   "error_floor": error_floor, "seed": seed, "bands": sel.bands,
+                  "min_bands": cut.min_bands, "n_selected": len(sel.object_id),
+                  "n_skipped": cut.n_skipped,
                   "templates": "10 Myr burst + constant SF per epoch (SEDz*)"}
-        tx.append("fit_runs", _run_row(run_id, "sfh", where, [], error_floor, len(sel.object_id),
+        tx.append("fit_runs", _run_row(run_id, "sfh", where, [], error_floor, len(fitted),
                                        n_perturb, None, time.perf_counter() - t0, config))
-        tx.commit(name="fit sfh", n_rows=len(sel.object_id), command=command,
-                  options={"run": "fit sfh", **config})
+        tx.commit(name="fit sfh", n_rows=len(fitted), command=command,
+                  options={"run": "fit sfh", **config}, warnings=warnings)
     step("done", 1.0)
-    return {"run_id": run_id, "n_objects": len(sel.object_id)}
+    return {"run_id": run_id, "n_objects": len(fitted), "n_selected": len(sel.object_id),
+            "n_skipped": cut.n_skipped, "warnings": warnings}
 
 
 SSP_FIT_FIELDS = ("age_gyr_p16", "age_gyr_p50", "age_gyr_p84", "log_z_p50", "av_p50",
@@ -632,7 +747,9 @@ def ssp_fit_rows(bands: list, fluxes: list, errors: list, z: np.ndarray,
     """SSP fits of rows given as lists of bands, fluxes and errors (nJy) at redshift ``z``.
 
     The in-query path (UDF ``ssp_fit``) for small ad-hoc selections; rows sharing bands and
-    redshift share one grid (cached in memory). Returns :data:`SSP_FIT_FIELDS` arrays.
+    redshift share one grid (cached in memory). Returns :data:`SSP_FIT_FIELDS` arrays; rows
+    with fewer usable bands than the fit's free parameters get NULL results (and their
+    ``n_bands``), as ``gccat fit ssp`` leaves them unfitted.
     """
     from . import bands as bandreg
 
@@ -662,6 +779,7 @@ def ssp_fit_rows(bands: list, fluxes: list, errors: list, z: np.ndarray,
                 "log_mass_living_p84": p["log_mass_living"][:, 2],
                 "log_mass_formed_p50": p["log_mass_formed"][:, 1], "chi2_min": res.chi2_min,
                 "n_bands": res.n_bands}
+        too_few = res.n_bands < sps.n_free_parameters(grid)
         for k, v in vals.items():
-            out[k][rows] = v
+            out[k][rows] = v if k == "n_bands" else np.where(too_few, np.nan, v)
     return out

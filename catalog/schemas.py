@@ -368,6 +368,16 @@ FIT_CHI2_MAPS = pa.schema([
     INGEST_ID,
 ])
 
+FIT_SKIPPED = pa.schema([
+    col("run_id", pa.string(), "", "meta.id", "Fit run (its ingest_id)", nullable=False),
+    OBJECT_ID,
+    col("field_id", pa.string(), "", "meta.id;obs.field", "Field of the object"),
+    col("n_bands", pa.int64(), "", "meta.number", "Usable bands (detections and upper limits)"),
+    col("min_bands", pa.int64(), "", "meta.number", "Bands the run required (--min-bands)"),
+    col("reason", pa.string(), "", "meta.note", "Why the object was not fitted"),
+    INGEST_ID,
+])
+
 SFH_EPOCHS = pa.schema([
     RUN_ID, OBJECT_ID,
     col("epoch", pa.int32(), "", "meta.number", "Epoch index (0 = earliest)"),
@@ -403,6 +413,7 @@ TABLES: dict[str, tuple[pa.Schema, list[str]]] = {
     "fit_posteriors": (FIT_POSTERIORS, []),
     "fit_samples": (FIT_SAMPLES, []),
     "fit_chi2_maps": (FIT_CHI2_MAPS, []),
+    "fit_skipped": (FIT_SKIPPED, []),
     "sfh_epochs": (SFH_EPOCHS, []),
 }
 

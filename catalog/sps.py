@@ -740,18 +740,41 @@ def _single_threaded_blas():
 
 
 def _prepare_photometry(flux, err, upper_limit, error_floor):
-    """Weights of detections and (limit, sigma) of upper limits; NaN/inf/<=0 errors excluded."""
+    """Weights of detections and (limit, sigma) of upper limits.
+
+    A detection needs a finite flux and a finite error: a missing (NaN) error is no measured
+    uncertainty and the band is left out, even though the floor alone would give it a sigma.
+    """
     f = np.asarray(flux, dtype=np.float64)
     e = np.asarray(err, dtype=np.float64)
     ul = np.zeros(f.shape, bool) if upper_limit is None else np.asarray(upper_limit, bool)
     ul = np.broadcast_to(ul, f.shape)
     with np.errstate(invalid="ignore"):
         sig = np.sqrt(e**2 + (error_floor * np.abs(f)) ** 2)
-        det = ~ul & np.isfinite(f) & np.isfinite(sig) & (sig > 0)
+        det = ~ul & np.isfinite(f) & np.isfinite(e) & np.isfinite(sig) & (sig > 0)
         # upper limits: the limit in `flux`, its 1-sigma in `err` or limit/3 when absent
         ul_sig = np.where(np.isfinite(e) & (e > 0), e, f / 3.0)
         lim = ul & np.isfinite(f) & (f > 0) & np.isfinite(ul_sig) & (ul_sig > 0)
     return f, sig, det, lim, ul_sig
+
+
+def n_free_parameters(grid: SSPGrid) -> int:
+    """Free parameters of a fit on ``grid``: the mass plus each grid axis (age, log Z, A_V)
+    with more than one value."""
+    return 1 + sum(int(n > 1) for n in grid.shape)
+
+
+def usable_mask(flux_njy, flux_err_njy, upper_limit=None, error_floor: float = 0.05) -> np.ndarray:
+    """Which measurements enter a fit: detections with a finite flux and a finite, positive
+    error (a published error of 0 counts when the floor makes it positive), and upper limits
+    with a usable limit."""
+    _, _, det, lim, _ = _prepare_photometry(flux_njy, flux_err_njy, upper_limit, error_floor)
+    return det | lim
+
+
+def usable_bands(flux_njy, flux_err_njy, upper_limit=None, error_floor: float = 0.05) -> np.ndarray:
+    """Bands per object that enter a fit (see :func:`usable_mask`); (n_obj,) integers."""
+    return usable_mask(flux_njy, flux_err_njy, upper_limit, error_floor).sum(axis=-1)
 
 
 def fit_ssp(grid: SSPGrid, flux_njy, flux_err_njy, *, upper_limit=None, error_floor: float = 0.05,
@@ -849,7 +872,7 @@ def fit_ssp(grid: SSPGrid, flux_njy, flux_err_njy, *, upper_limit=None, error_fl
     age_coord = np.arange(n_age, dtype=float)
     log_age = np.log10(grid.age_gyr) if np.all(grid.age_gyr > 0) else None
     ones_av = np.ones(n_av, np.float32)
-    n_free = 1 + sum(int(n > 1) for n in (n_age, n_z, n_av))
+    n_free = n_free_parameters(grid)
     rng = np.random.default_rng(rng)
     qs = (0.16, 0.5, 0.84)
 

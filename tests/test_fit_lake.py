@@ -194,3 +194,44 @@ def test_plots_take_the_ids_the_fit_commands_print(fit_lake, tmp_path, cli):
         assert out.stat().st_size > 10_000
     res = cli("plot", "sed", "SC_999", "--out", tmp_path / "x.png", "--lake", fit_lake.root)
     assert res.exit_code == 2 and "no fit of 'SC_999'" in res.stderr
+
+
+def test_objects_with_too_few_bands_are_not_fitted_but_recorded(tmp_path, cli):
+    """Regression: one-band galaxies got chi2 = 0 and a mass; objects without a usable band
+    were 'fitted' with n_bands = 0."""
+    from .conftest import GLASS
+
+    lake = Lake.create(tmp_path / "lake")
+    ingest_fields(lake, FIELDS)
+    ingest_catalog(lake, SMACS, field_id="smacs0723", name="faisst2022", mw_corrected=True)
+    ingest_catalog(lake, GLASS, field_id="abell2744_glass", name="glass")  # F444W only
+    nomag = tmp_path / "noerr.csv"  # magnitudes without errors: no usable band
+    nomag.write_text("id,ra,dec,z,mag_F150W,mag_F200W,mag_F277W,mag_F444W\n"
+                     "n1,110.80,-73.45,0.39,27.1,27.0,27.2,27.5\n")
+    ingest_catalog(lake, nomag, field_id="smacs0723", name="noerr")
+    where = "source_id IN ('SC_000', 'SC_001', 'SC_002', 'n1') OR field_id = 'abell2744_glass'"
+    res = cli("fit", "ssp", "--where", where, "--samples", "0", "--lake", lake.root)
+    assert res.exit_code == 0, res.output
+    assert "3 of 38 objects fitted" in res.stdout
+    assert "gccat: warning: 35 of 38 selected objects not fitted: fewer than 4 usable bands" \
+        in res.stderr
+    con = connect(lake)
+    fitted = con.execute("SELECT count(DISTINCT object_id), min(n_bands) FROM fit_posteriors"
+                         ).fetchall()[0]
+    assert fitted == (3, 6)
+    skipped = dict(con.execute("SELECT object_id, n_bands FROM fit_skipped").fetchall())
+    assert len(skipped) == 35 and skipped["smacs0723/noerr/n1"] == 0
+    assert {v for k, v in skipped.items() if "glass" in k} == {1}
+    # --min-bands lowers the bar for those who want it; recorded in the run
+    res = cli("fit", "ssp", "--where", "field_id = 'abell2744_glass'", "--min-bands", "1",
+              "--samples", "0", "--lake", lake.root)
+    assert res.exit_code == 0 and "34 of 34" in res.stdout
+    # nothing fittable: one line, nothing written
+    before = lake.version()
+    for args in (["ssp"], ["sfh"], ["stack", "--n-boot", "20"]):
+        res = cli("fit", *args, "--where", "source_id = 'n1'", "--lake", lake.root)
+        assert res.exit_code == 2 and "usable bands" in res.stderr, (args, res.output)
+    assert lake.version() == before
+    res = cli("fit", "sfh", "--where", where, "--epochs", "6,4,2,1", "--n-perturb", "3",
+              "--lake", lake.root)
+    assert res.exit_code == 0 and "3 of 38 objects fitted" in res.stdout, res.output

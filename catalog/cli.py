@@ -365,6 +365,9 @@ def detect_cmd(
     highpass: Annotated[str, typer.Option(
         "--highpass", help="FWHM pairs (px) of the two DoG filters: a,b,c,d.")] = "0.5,5,1,3",
     z: Annotated[float | None, typer.Option("--z", help="Redshift of the sources.")] = None,
+    bands: Annotated[str | None, typer.Option(
+        "--bands", help="Band of each image, in order (e.g. F090W,F115W); default: each "
+        "image's FILTER keyword.")] = None,
     lake: LakeOpt = DEFAULT_LAKE,
 ):
     """Detect point sources (GCs) in the sum of high-pass filtered bands."""
@@ -378,6 +381,7 @@ def detect_cmd(
               "keep_factor": keep, "fwhm_pairs": tuple(zip(fw[::2], fw[1::2], strict=True))}
     with StageProgress(f"detect {name}") as progress:
         run = run_detection(open_lake(lake), images, field_id=field, name=name, mask_path=mask,
+                            bands=[b.strip() for b in bands.split(",")] if bands else None,
                             z=z, params=params, command=command_line(),
                             progress=progress)
     console.print(f"{field}/{name}: {run['n_detections']} point sources above "

@@ -283,6 +283,9 @@ def run_correlation(lake: Lake, field_id: str, model: str, *, where: str | None 
     px, py = kmap.wcs.world_to_pixel_values(gcs["ra"].to_numpy(), gcs["dec"].to_numpy())
     ny, nx = kmap.shape
     on_map = (px > -0.5) & (py > -0.5) & (px < nx - 0.5) & (py < ny - 0.5)
+    if not on_map.any():
+        raise GccatError(f"none of the {gcs.num_rows} selected detections of field '{field_id}' "
+                         f"lies on the kappa map of '{model_id}'")
     px, py = px[on_map], py[on_map]
     mask = ~np.isfinite(kappa)
     if mask_path:

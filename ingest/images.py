@@ -193,6 +193,7 @@ def read_image(path: str | os.PathLike, *, band: str | None = None,
     wcs, scale = celestial_wcs(header, path)
     name = band or header.get("FILTER")
     if not name or bandreg.lookup(str(name).strip()) is None:
-        raise GccatError(f"unknown band {name!r}; give --band (e.g. F150W)", file=path)
+        raise GccatError(f"unknown band {name!r} (FILTER keyword); name the image's band with "
+                         "--band (photometry, inject) or --bands (detect), e.g. F150W", file=path)
     return Image(path, data, error, weight, wcs, header, bandreg.lookup(str(name).strip()).band,
                  scale, njy_per_unit(header, scale, zeropoint_ab), sha256_file(path))

@@ -106,3 +106,24 @@ def test_bad_images_are_refused_and_the_lake_is_unchanged(mosaic, tmp_path, cli)
               "--lake", lake.root)
     assert res.exit_code == 2 and "already exists" in res.stderr
     assert snapshot(lake) == before
+
+
+def test_detect_takes_the_bands_of_images_without_filter(mosaic, tmp_path, cli):
+    """Regression: an image without FILTER asked for a --band option detect did not have."""
+    sim, _, _ = mosaic
+    paths = []
+    for b in ("F150W", "F200W"):
+        with fits.open(sim["images"][b]) as hdul:
+            for h in hdul:
+                h.header.pop("FILTER", None)
+            p = tmp_path / f"nofilter_{b}.fits"
+            hdul.writeto(p)
+        paths.append(p)
+    lake = Lake.create(tmp_path / "lake")
+    res = cli("detect", *paths, "--field", "as1063", "--name", "nf", "--lake", lake.root)
+    assert res.exit_code == 2 and "--bands (detect)" in res.stderr
+    res = cli("detect", *paths, "--field", "as1063", "--name", "nf", "--bands", "F150W,F200W",
+              "--lake", lake.root)
+    assert res.exit_code == 0, res.output
+    bands = connect(lake).execute("SELECT bands FROM detection_runs").fetchall()[0][0]
+    assert list(bands) == ["F150W", "F200W"]

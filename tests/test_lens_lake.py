@@ -115,6 +115,21 @@ def test_correlate_recovers_the_simulated_relation_and_writes_everything(tmp_pat
     assert prof_n <= n_gc
 
 
+def test_correlate_says_when_no_gc_lies_on_the_map(tmp_path, cli):
+    """Regression: it said 'rho_gc is zero' when the selection had no GC on the map."""
+    sim = simulate_field_files(tmp_path / "sim", "sim", shape=(100, 100), pixel_scale_arcsec=0.2,
+                               seed=2)
+    lake = Lake.create(tmp_path / "lake")
+    ingest_lens_maps(lake, [sim.kappa_path], field_id="sim", model="truth")
+    far = tmp_path / "far.csv"
+    far.write_text("id,ra,dec\na,10.0,10.0\nb,10.001,10.0\n")
+    ingest_catalog(lake, far, field_id="sim", name="far")
+    res = cli("correlate", "--field", "sim", "--model", "truth", "--plots", tmp_path / "p",
+              "--lake", lake.root)
+    assert res.exit_code == 2
+    assert "none of the 2 selected detections of field 'sim' lies on the kappa map" in res.stderr
+
+
 def test_null_relation_gives_no_positive_slope(tmp_path):
     """GCs placed uniformly, whatever kappa is: the fitted exponent must not look real."""
     sim = simulate_field_files(tmp_path / "sim", "sim", shape=(300, 300), pixel_scale_arcsec=0.2,

@@ -272,13 +272,6 @@ def case_short_row(tmp_path):
     return _csv(tmp_path, GOOD + "c,110.8\n"), ["row 3", "2 fields"]
 
 
-def case_text_after_the_first_block(tmp_path):
-    # pyarrow infers types from the first ~1 MB; the bad value is far beyond it
-    rows = "".join(f"s{i},110.8,-73.4,{i % 97}.5,1.0\n" for i in range(60000))
-    return _csv(tmp_path, rows + "bad,110.8,-73.4,bright,1.0\n"), \
-        ["'flux_F150W'", "row 60001", "bright"]
-
-
 def case_unnamed_column_with_values(tmp_path):
     return _csv(tmp_path, "a,110.8,-73.4,x\n", header="id,ra,dec,\n"), ["column 4", "no name", "row 1"]
 

@@ -225,7 +225,12 @@ def infer_mapping(path, names: list[str], units: dict[str, str], *, flux_unit: s
         if "flux" in r:
             col, suffix = r["flux"]
             kind, factor, unit = _unit_of(path, col, suffix, units, flux_unit)
-            err = r.get("error", (None, None))[0]
+            err, err_suffix = r.get("error", (None, None))
+            if err and (err_suffix or units.get(err)):  # the error is scaled by the flux's factor
+                ekind, efactor, eunit = _unit_of(path, err, err_suffix, units, unit)
+                if (ekind, efactor) != (kind, factor):
+                    raise GccatError(f"the error is in {eunit} but its flux column '{col}' in "
+                                     f"{unit}; give both in one unit", file=path, column=err)
         elif "mag" in r:
             col = r["mag"][0]
             kind, factor, unit = _unit_of(path, col, None, units, "ABmag")

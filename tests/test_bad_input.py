@@ -247,6 +247,12 @@ def case_unit_in_name_and_file_disagree(tmp_path):
     return p, ["'flux_F150W_uJy'", "nJy"]
 
 
+def case_flux_and_error_in_different_units(tmp_path):
+    return _csv(tmp_path, "a,110.8,-73.4,1.5,200\n",
+                header="id,ra,dec,flux_F150W_uJy,fluxerr_F150W_nJy\n"), \
+        ["'fluxerr_F150W_nJy'", "nJy", "uJy"]
+
+
 def case_ra_declared_in_metres(tmp_path):
     t = Table({"id": ["a"], "ra": [110.8], "dec": [-73.4]})
     t["ra"].unit = "m"

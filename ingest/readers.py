@@ -281,6 +281,9 @@ def _check_fits_names(path: Path) -> None:
                 if isinstance(hdu, fits.BinTableHDU | fits.TableHDU):
                     names = [hdu.header.get(f"TTYPE{i}") for i in range(1, hdu.header["TFIELDS"] + 1)]
                     for i, n in enumerate(names):
+                        if n is None or not str(n).strip():
+                            raise GccatError(f"column {i + 1} has no name (TTYPE{i + 1} is blank "
+                                             "or missing)", file=path)
                         if n is not None and n in names[:i]:
                             raise GccatError(f"two columns are named {n!r} (columns "
                                              f"{names.index(n) + 1} and {i + 1}); column names "

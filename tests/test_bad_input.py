@@ -1,6 +1,7 @@
 """Bad input: exit code 2, one line naming file, column and row, and an unchanged lake."""
 
 import shutil
+import warnings
 
 import numpy as np
 import pyarrow as pa
@@ -280,6 +281,18 @@ def case_short_row(tmp_path):
 
 def case_unnamed_column_with_values(tmp_path):
     return _csv(tmp_path, "a,110.8,-73.4,x\n", header="id,ra,dec,\n"), ["column 4", "no name", "row 1"]
+
+
+def case_fits_column_without_a_name(tmp_path):
+    p = tmp_path / "cat.fits"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # astropy advises against the blank name we want
+        cols = [fits.Column(name="id", format="5A", array=np.array(["a"])),
+                fits.Column(name="ra", format="D", array=[110.8]),
+                fits.Column(name="dec", format="D", array=[-73.4]),
+                fits.Column(name=" ", format="D", array=[1.0])]
+        fits.BinTableHDU.from_columns(cols).writeto(p)
+    return p, ["column 4", "no name", "TTYPE4"]
 
 
 def case_control_character_in_a_column_name(tmp_path):

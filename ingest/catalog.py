@@ -189,6 +189,9 @@ def _sexagesimal(raw: RawTable, col: str, s: pa.Array, unit) -> np.ndarray:
     """
     from astropy import units as u
     from astropy.coordinates import Angle
+    from astropy.utils.exceptions import AstropyWarning
+
+    import warnings  # (local: ingest functions call their list of messages "warnings")
 
     n = len(s)
     deg = np.full(n, np.nan)
@@ -210,12 +213,18 @@ def _sexagesimal(raw: RawTable, col: str, s: pa.Array, unit) -> np.ndarray:
     if len(rest):
         vals = s.take(pa.array(rest)).to_pylist()
         try:
-            deg[rest] = Angle(vals, unit=unit).deg
-        except (ValueError, u.UnitsError):
+            with warnings.catch_warnings():
+                # astropy only warns of an hour of 24 (and other edge values): an error here,
+                # and no stray line on the user's terminal
+                warnings.simplefilter("error", AstropyWarning)
+                deg[rest] = Angle(vals, unit=unit).deg
+        except (ValueError, u.UnitsError, AstropyWarning):
             for i, v in zip(rest, vals, strict=True):  # find the first bad one for the message
                 try:
-                    Angle(v, unit=unit)
-                except (ValueError, u.UnitsError):
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("error", AstropyWarning)
+                        Angle(v, unit=unit)
+                except (ValueError, u.UnitsError, AstropyWarning):
                     raise GccatError(f"cannot parse sexagesimal coordinate {v!r}", file=raw.path,
                                      column=col, row=int(i) + 1) from None
             raise GccatError("cannot parse the sexagesimal coordinates", file=raw.path,

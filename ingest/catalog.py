@@ -187,11 +187,11 @@ def _sexagesimal(raw: RawTable, col: str, s: pa.Array, unit) -> np.ndarray:
     The common ``[-]dd:mm:ss.s`` / ``dd mm ss.s`` forms are converted in Arrow (the sign
     applies to the whole angle, so ``-00:30:00`` is -0.5 deg); the rest go through astropy.
     """
+    import warnings  # (local: ingest functions call their list of messages "warnings")
+
     from astropy import units as u
     from astropy.coordinates import Angle
     from astropy.utils.exceptions import AstropyWarning
-
-    import warnings  # (local: ingest functions call their list of messages "warnings")
 
     n = len(s)
     deg = np.full(n, np.nan)

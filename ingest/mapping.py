@@ -18,6 +18,10 @@ A mapping file looks like::
     mw_corrected = true     # fluxes already corrected for Milky Way extinction
     method = "catalog"
     aperture_arcsec = 0.3
+    flux_unit = "uJy"       # for flux columns that declare no unit (as --flux-unit)
+
+Only these tables and keys are accepted, with these types (a misspelt key is an error, not
+ignored), and a column may have one role only.
 """
 
 from __future__ import annotations

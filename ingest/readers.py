@@ -29,7 +29,8 @@ FORMATS = {
     ".parquet": "parquet", ".pq": "parquet",
 }
 NULL_VALUES = ["", "NA", "N/A", "nan", "NaN", "null", "NULL", "--"]
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# control characters, and the separators that str.splitlines() (and terminals) break lines at
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _CSV_COLUMN_ERROR = re.compile(r"In CSV column #(\d+)")
 
 

@@ -300,6 +300,11 @@ def case_control_character_in_a_column_name(tmp_path):
     return _parquet(tmp_path, t), ["column 4", "control characters", "bad\\nname"]
 
 
+def case_line_separator_in_a_column_name(tmp_path):
+    t = pa.table({"id": ["a"], "ra": [110.8], "dec": [-73.4], "two\u2028lines": [1.0]})
+    return _parquet(tmp_path, t), ["column 4", "control characters", "two\\u2028lines"]
+
+
 CASES = [v for k, v in sorted(globals().items()) if k.startswith("case_")]
 
 

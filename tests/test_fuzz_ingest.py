@@ -52,7 +52,7 @@ HOSTILE_NAMES = [
     "{{7*7}}", "$(rm -rf ~)", "`id`", "%s%n", "\\", "[bands]", "a,b", "名前", "é", "Ωmega", "🌌 field",
     "", " ", "x" * 300, "NULL", "nan", "extra", "s", "j", "to_json", "detection_id", "ingest_id",
     "ra", "RA", "Dec", "id", "z", "flags", "class", "flux_F150W", "F999W_flux", "tab\there",
-    "new\nline", ":smile:", "[bold]red[/bold]",
+    "new\nline", "para\u2029graph", ":smile:", "[bold]red[/bold]",
 ]
 # hostile but legal: each must end up as a key of detections.extra
 SAFE_HOSTILE_NAMES = [n for n in HOSTILE_NAMES if n.strip() and n.lower() not in ROLE_NAMES
@@ -94,7 +94,7 @@ def _unsigned(cell, number):
 def _safe_name(name: str, taken: set[str], fmt: str) -> bool:
     """A hostile name that is still a legal extra column name (it must be accepted)."""
     return (name.strip() != "" and name not in taken and name.lower() not in ROLE_NAMES
-            and not re.search(r"(?i)f\d{3}|[\x00-\x1f\x7f-\x9f]", name)
+            and not re.search("(?i)f\\d{3}|[\x00-\x1f\x7f-\x9f\u2028\u2029]", name)
             and not any(name.lower() == t.lower() for t in taken if t.lower() in ROLE_NAMES)
             and (fmt != "fits" or (name.isascii() and len(name) <= 30)))
 
@@ -325,7 +325,7 @@ def catalogs(draw):
         elif (name.lower() in ROLE_NAMES or re.search(r"(?i)f\d{3}", name)
               or any(name.lower() == c.lower() for c in names if c.lower() in ROLE_NAMES)):
             why.append("extra column named like a role")
-        elif re.search(r"[\x00-\x1f\x7f-\x9f]", name):
+        elif re.search("[\x00-\x1f\x7f-\x9f\u2028\u2029]", name):
             why.append("control character in a column name")
         elif name.strip() == "" and any(v is not None for v in col.cells):
             why.append("unnamed column with values")

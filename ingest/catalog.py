@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from catalog import bands as bandreg
+from catalog.checks import check_number
 from catalog.errors import GccatError
 from catalog.lake import Lake, check_name, command_line, new_ingest_id, sha256_file
 from catalog.photometry import abmag_to_flux, mag_err_to_flux_err
@@ -23,7 +24,14 @@ from catalog.query import to_arrow
 from catalog.schemas import DETECTIONS, FIELDS, PHOTOMETRY, QUALITY_ZERO_ERROR
 from catalog.spatial import healpix29
 
-from .mapping import ColumnMapping, infer_mapping, load_mapping
+from .mapping import (
+    TEXT_NAMES,
+    ColumnMapping,
+    check_flux_unit,
+    infer_mapping,
+    load_mapping,
+    parse_mapping_file,
+)
 from .readers import RawTable, read_catalog_file
 
 Progress = Callable[[str, float], None]
@@ -56,75 +64,215 @@ def _first_bad(mask: np.ndarray) -> int:
     return int(np.flatnonzero(mask)[0]) + 1
 
 
-def _as_float(raw: RawTable, column: str, what: str) -> np.ndarray:
-    """A column as float64 (nulls -> NaN); non-numeric text is an error naming the row."""
-    arr = raw.table[column].combine_chunks() if raw.table.num_rows else pa.array([], pa.float64())
-    if pa.types.is_floating(arr.type) or pa.types.is_integer(arr.type):
-        return arr.cast(pa.float64()).to_numpy(zero_copy_only=False)
-    if pa.types.is_boolean(arr.type):
-        raise GccatError(f"{what} is boolean, expected numbers", file=raw.path, column=column)
-    vals = arr.cast(pa.string()).to_pylist()
-    out = np.full(len(vals), np.nan)
-    for i, v in enumerate(vals):
-        if v is None or v.strip() == "":
-            continue
+#: Redshifts gccat accepts (sources and fields alike): beyond z = 20 there are no galaxies.
+Z_RANGE = (0.0, 20.0)
+_NUMBER = r"(?i)^[+-]?(?:(?:\d+\.?\d*|\.\d+)(?:e[+-]?\d+)?|inf|infinity|nan)$"
+# [-]dd:mm:ss.s or dd mm ss.s; U+2212 is the minus sign of typeset tables
+_DMS = ("^(?P<sign>[+\\-\u2212]?)(?P<d>\\d{1,3})(?::|\\s+)(?P<m>\\d{1,2})(?::|\\s+)"
+        "(?P<s>\\d{1,2}(?:\\.\\d*)?)$")
+_NESTED = (pa.types.is_list, pa.types.is_large_list, pa.types.is_fixed_size_list,
+           pa.types.is_struct, pa.types.is_map, pa.types.is_union)
+
+
+def _column(raw: RawTable, column: str) -> pa.Array:
+    return raw.table[column].combine_chunks()
+
+
+def _first_valid_row(arr: pa.Array) -> int | None:
+    valid = np.flatnonzero(arr.is_valid().to_numpy(zero_copy_only=False))
+    return int(valid[0]) + 1 if len(valid) else None
+
+
+def _first_uncastable(arr: pa.Array, type_: pa.DataType) -> int:
+    """0-based index of the first value of ``arr`` that does not cast (bisection: a few
+    vectorised casts instead of one Python call per row)."""
+    lo, hi = 0, len(arr)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
         try:
-            out[i] = float(v)
+            arr.slice(lo, mid - lo).cast(type_)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            hi = mid
+        else:
+            lo = mid
+    return lo
+
+
+def _trimmed(arr: pa.Array) -> pa.Array:
+    """Strings without surrounding blanks; blank cells become null."""
+    s = pc.utf8_trim_whitespace(arr)
+    return pc.if_else(pc.equal(s, ""), pa.scalar(None, pa.string()), s)
+
+
+def _check_mapped_types(raw: RawTable, m: ColumnMapping) -> None:
+    """A mapped column must hold one scalar per row: lists, structs and bytes are refused."""
+    for col in sorted(m.used_columns()):
+        arr = _column(raw, col)
+        t = arr.type
+        if any(f(t) for f in _NESTED):
+            raise GccatError(f"the column holds {t} values (several per row); gccat maps columns "
+                             "of one value per row", file=raw.path, column=col,
+                             row=_first_valid_row(arr))
+        if pa.types.is_binary(t):
+            i = _first_uncastable(arr, pa.string())
+            raise GccatError(f"the column holds bytes that are not UTF-8 text "
+                             f"({arr[i].as_py()[:20]!r})", file=raw.path, column=col, row=i + 1)
+
+
+def _as_float(raw: RawTable, column: str, what: str) -> np.ndarray:
+    """A column as float64 (nulls -> NaN); non-numeric values are an error naming the row."""
+    arr = _column(raw, column)
+    t = arr.type
+    if pa.types.is_floating(t) or pa.types.is_integer(t) or pa.types.is_decimal(t) \
+            or pa.types.is_null(t):
+        # unsafe: int64 beyond 2**53 rounds to the nearest double instead of raising
+        return arr.cast(pa.float64(), safe=False).to_numpy(zero_copy_only=False, writable=True)
+    if pa.types.is_boolean(t):
+        raise GccatError(f"{what} is boolean, expected numbers", file=raw.path, column=column,
+                         row=_first_valid_row(arr))
+    if not pa.types.is_string(t):
+        raise GccatError(f"{what} holds {t} values, expected numbers", file=raw.path,
+                         column=column, row=_first_valid_row(arr))
+    s = _trimmed(arr)
+    try:
+        return s.cast(pa.float64()).to_numpy(zero_copy_only=False, writable=True)
+    except pa.ArrowInvalid:
+        i = _first_uncastable(s, pa.float64())
+        raise GccatError(f"{what} value {arr[i].as_py()!r} is not a number", file=raw.path,
+                         column=column, row=i + 1) from None
+
+
+def _angle_unit(raw: RawTable, col: str, role: str):
+    """The angle unit a file declares for a coordinate column (astropy), None if none.
+
+    A unit that is not an angle (``m``, ``Jy``) or that astropy does not know is refused:
+    taking an RA declared in arcsec as degrees would put every source elsewhere. For RA a
+    time unit (``h``) means hours of right ascension.
+    """
+    from astropy import units as u
+
+    text = (raw.units.get(col) or "").strip()
+    if not text:
+        return None
+    low = text.lower().strip("'\"")
+    if low in ("h:m:s", "hms", "hh:mm:ss"):  # VizieR's units of sexagesimal columns
+        return u.hourangle
+    if low in ("d:m:s", "dms", "dd:mm:ss", "\"d:m:s\""):
+        return u.deg
+    unit = None
+    for cand in (text, low, low.removesuffix("s")):  # DEGREES, hours
+        try:
+            unit = u.Unit(cand, parse_strict="raise")
+            break
         except ValueError:
-            raise GccatError(f"{what} value {v!r} is not a number", file=raw.path, column=column,
-                             row=i + 1) from None
-    return out
+            continue
+    if unit is None:
+        raise GccatError(f"the {role} column declares the unit '{text}', which is not an angle "
+                         "unit gccat knows", file=raw.path, column=col)
+    if unit == u.dimensionless_unscaled:
+        return None
+    if unit.physical_type == "angle":
+        return unit
+    if role == "RA" and unit.is_equivalent(u.hour):
+        hours = unit.to(u.hour)
+        return u.hourangle if hours == 1 else u.hourangle * hours
+    raise GccatError(f"the {role} column declares the unit '{text}', which is not an angle",
+                     file=raw.path, column=col)
 
 
-def _sexagesimal(raw: RawTable, col: str, vals: list, unit) -> np.ndarray:
-    """Degrees from sexagesimal strings (vectorised; a bad value is reported by row)."""
+def _sexagesimal(raw: RawTable, col: str, s: pa.Array, unit) -> np.ndarray:
+    """Degrees from sexagesimal strings (``07:23:20``, ``07h23m20.35s``, ``-73d27m18s``,
+    ``-73 27 18.6``, ``-00:30:00``); a bad value is reported by row.
+
+    The common ``[-]dd:mm:ss.s`` / ``dd mm ss.s`` forms are converted in Arrow (the sign
+    applies to the whole angle, so ``-00:30:00`` is -0.5 deg); the rest go through astropy.
+    """
+    import warnings  # (local: ingest functions call their list of messages "warnings")
+
     from astropy import units as u
     from astropy.coordinates import Angle
+    from astropy.utils.exceptions import AstropyWarning
 
-    present = np.array([v is not None for v in vals])
-    deg = np.full(len(vals), np.nan)
-    try:
-        deg[present] = Angle([v for v in vals if v is not None], unit=unit).deg
-        return deg
-    except (ValueError, u.UnitsError):
-        pass
-    for i, v in enumerate(vals):  # find the first bad one for the message
-        if v is None:
-            continue
+    n = len(s)
+    deg = np.full(n, np.nan)
+    parts = pc.extract_regex(s, _DMS)
+    fast = parts.is_valid().to_numpy(zero_copy_only=False)
+    if fast.any():
+        p = parts.filter(pa.array(fast))
+        d, mi, se = (pc.struct_field(p, k).cast(pa.float64()).to_numpy(zero_copy_only=False)
+                     for k in ("d", "m", "s"))
+        bad = (mi >= 60) | (se >= 60)
+        if bad.any():
+            i = int(np.flatnonzero(fast)[np.flatnonzero(bad)[0]])
+            raise GccatError(f"cannot parse sexagesimal coordinate {s[i].as_py()!r} (minutes and "
+                             "seconds must be below 60)", file=raw.path, column=col, row=i + 1)
+        sign = np.where(pc.is_in(pc.struct_field(p, "sign"), pa.array(["", "+"])).to_numpy(
+            zero_copy_only=False), 1.0, -1.0)
+        deg[fast] = sign * (d + mi / 60.0 + se / 3600.0) * (1.0 * unit).to_value(u.deg)
+    rest = np.flatnonzero(~fast & s.is_valid().to_numpy(zero_copy_only=False))
+    if len(rest):
+        vals = s.take(pa.array(rest)).to_pylist()
         try:
-            Angle(v, unit=unit)
-        except (ValueError, u.UnitsError):
-            raise GccatError(f"cannot parse sexagesimal coordinate {v!r}", file=raw.path,
-                             column=col, row=i + 1) from None
-    raise GccatError("cannot parse the sexagesimal coordinates", file=raw.path, column=col)
+            with warnings.catch_warnings():
+                # astropy only warns of an hour of 24 (and other edge values): an error here,
+                # and no stray line on the user's terminal
+                warnings.simplefilter("error", AstropyWarning)
+                deg[rest] = Angle(vals, unit=unit).deg
+        except (ValueError, u.UnitsError, AstropyWarning):
+            for i, v in zip(rest, vals, strict=True):  # find the first bad one for the message
+                try:
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("error", AstropyWarning)
+                        Angle(v, unit=unit)
+                except (ValueError, u.UnitsError, AstropyWarning):
+                    raise GccatError(f"cannot parse sexagesimal coordinate {v!r}", file=raw.path,
+                                     column=col, row=int(i) + 1) from None
+            raise GccatError("cannot parse the sexagesimal coordinates", file=raw.path,
+                             column=col) from None
+    return deg
+
+
+def _time_as_text(arr: pa.Array) -> pa.Array:
+    """A time-of-day column back to ``HH:MM:SS[.fff]`` text (how a CSV or Parquet writer may
+    have typed a whole-second RA such as 07:23:20)."""
+    return pa.array([None if v is None else v.isoformat() for v in arr.to_pylist()], pa.string())
 
 
 def _coordinates(raw: RawTable, m: ColumnMapping) -> tuple[np.ndarray, np.ndarray]:
-    """RA and Dec in degrees from degree or sexagesimal columns, validated."""
+    """RA and Dec in degrees from degree, other angle-unit or sexagesimal columns, validated."""
     from astropy import units as u
 
     out = []
-    for col, unit in ((m.ra, u.hourangle), (m.dec, u.deg)):
-        arr = raw.table[col].combine_chunks()
-        if pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type):
-            vals = arr.to_pylist()
-            has_sep = any(v is not None and (":" in v or " " in v.strip() or "h" in v)
-                          for v in vals[:100])
-            if not has_sep:  # numbers stored as text
-                deg = _as_float(raw, col, "coordinate")
+    for col, role, default in ((m.ra, "RA", u.hourangle), (m.dec, "Dec", u.deg)):
+        arr = _column(raw, col)
+        declared = _angle_unit(raw, col, role)
+        if pa.types.is_time(arr.type):
+            arr = _time_as_text(arr)
+        if pa.types.is_string(arr.type):
+            s = _trimmed(arr)
+            numeric = pc.match_substring_regex(s, _NUMBER).fill_null(False).to_numpy(
+                zero_copy_only=False)
+            present = s.is_valid().to_numpy(zero_copy_only=False)
+            if numeric[present].all():  # numbers stored as text
+                deg = _as_float(raw, col, role) * (1.0 * (declared or u.deg)).to_value(u.deg)
+            elif numeric.any():
+                first = _first_bad(present)
+                kind = numeric[first - 1]
+                i = _first_bad(present & (numeric != kind))
+                raise GccatError(f"the column mixes decimal numbers and sexagesimal values "
+                                 f"({s[first - 1].as_py()!r} in row {first}, {s[i - 1].as_py()!r})",
+                                 file=raw.path, column=col, row=i)
             else:
-                deg = _sexagesimal(raw, col, vals, unit)
+                deg = _sexagesimal(raw, col, s, declared or default)
         else:
-            deg = _as_float(raw, col, "coordinate")
-            declared = raw.units.get(col, "")
-            if declared in ("h", "hourangle", "hour"):
-                deg = deg * 15.0
-            elif declared == "rad":
-                deg = np.degrees(deg)
-        missing = ~np.isfinite(deg)
+            deg = _as_float(raw, col, role) * (1.0 * (declared or u.deg)).to_value(u.deg)
+        missing = np.isnan(deg)
         if missing.any():
             raise GccatError("missing coordinate", file=raw.path, column=col,
                              row=_first_bad(missing))
+        if np.isinf(deg).any():
+            raise GccatError("infinite coordinate", file=raw.path, column=col,
+                             row=_first_bad(np.isinf(deg)))
         out.append(deg)
     ra, dec = out
     bad = (ra < 0) | (ra >= 360)
@@ -139,16 +287,116 @@ def _coordinates(raw: RawTable, m: ColumnMapping) -> tuple[np.ndarray, np.ndarra
     return ra, dec
 
 
+def _flags(raw: RawTable, column: str) -> pa.Array:
+    """A flags column as int64: whole numbers only (``1.5``, ``1e30``, ``abc`` are refused)."""
+    arr = _column(raw, column)
+    t = arr.type
+    if pa.types.is_boolean(t) or pa.types.is_null(t):
+        return arr.cast(pa.int64())
+    if pa.types.is_integer(t):
+        try:
+            return arr.cast(pa.int64())
+        except pa.ArrowInvalid:  # uint64 beyond int64
+            i = _first_uncastable(arr, pa.int64())
+            raise GccatError(f"flags value {arr[i].as_py()} does not fit in 64 bits",
+                             file=raw.path, column=column, row=i + 1) from None
+    digits = None
+    if pa.types.is_string(t):
+        # values written as digits are converted exactly (a double has only 53 bits)
+        s = _trimmed(arr)
+        digits = pc.match_substring_regex(s, r"^[+-]?\d+$").fill_null(False)
+        whole = pc.if_else(digits, s, pa.scalar(None, pa.string()))
+        try:
+            exact = whole.cast(pa.int64())
+        except pa.ArrowInvalid:
+            i = _first_uncastable(whole, pa.int64())
+            raise GccatError(f"flags value {arr[i].as_py()!r} does not fit in 64 bits",
+                             file=raw.path, column=column, row=i + 1) from None
+        if pc.all(pc.or_(digits, s.is_null())).as_py() is not False:
+            return exact
+    x = _as_float(raw, column, "flags")
+    if digits is not None:
+        x[digits.to_numpy(zero_copy_only=False)] = 0.0  # taken from ``exact``
+    bad = np.isfinite(x) & ((x != np.round(x)) | (np.abs(x) >= 2.0 ** 63))
+    bad |= np.isinf(x)
+    if bad.any():
+        i = _first_bad(bad)
+        raise GccatError(f"flags value {arr[i - 1].as_py()!r} is not a whole number that fits "
+                         "in 64 bits", file=raw.path, column=column, row=i)
+    out = pa.array(x, from_pandas=True).cast(pa.int64())
+    return out if digits is None else pc.if_else(digits, exact, out)
+
+
+_TRUE = {"true", "t", "yes", "y", "1"}
+_FALSE = {"false", "f", "no", "n", "0"}
+
+
+def _upper_limits(raw: RawTable, column: str) -> np.ndarray:
+    """A boolean column (true/false, t/f, yes/no, 1/0; empty = false); anything else is an
+    error naming the row."""
+    arr = _column(raw, column)
+    t = arr.type
+    if pa.types.is_boolean(t) or pa.types.is_null(t):
+        return np.asarray(arr.cast(pa.bool_()).fill_null(False).to_numpy(zero_copy_only=False))
+    if pa.types.is_integer(t) or pa.types.is_floating(t):
+        x = arr.cast(pa.float64()).to_numpy(zero_copy_only=False)
+        bad = ~np.isnan(x) & (x != 0) & (x != 1)
+        values = np.nan_to_num(x) == 1
+    elif pa.types.is_string(t):
+        s = pc.utf8_lower(_trimmed(arr))
+        true = pc.is_in(s, pa.array(sorted(_TRUE))).to_numpy(zero_copy_only=False)
+        false = pc.is_in(s, pa.array(sorted(_FALSE))).to_numpy(zero_copy_only=False)
+        bad = s.is_valid().to_numpy(zero_copy_only=False) & ~true & ~false
+        values = true
+    else:
+        raise GccatError(f"upper-limit flags hold {t} values, expected true/false",
+                         file=raw.path, column=column, row=_first_valid_row(arr))
+    if bad.any():
+        i = _first_bad(bad)
+        raise GccatError(f"upper-limit flag {arr[i - 1].as_py()!r} is not true/false (accepted: "
+                         "true/false, t/f, yes/no, 1/0)", file=raw.path, column=column, row=i)
+    return np.asarray(values, bool)
+
+
+def _redshifts(raw: RawTable, column: str) -> np.ndarray:
+    """A redshift column: NaN or empty is missing; negative, infinite or beyond z = 20 is an
+    error naming the row (a -99 sentinel must be an empty cell)."""
+    z = _as_float(raw, column, "redshift")
+    lo, hi = Z_RANGE
+    bad = ~np.isnan(z) & ((z < lo) | (z > hi) | np.isinf(z))
+    if bad.any():
+        i = _first_bad(bad)
+        hint = " (if it marks a missing value, leave the cell empty)" if z[i - 1] < 0 else ""
+        raise GccatError(f"redshift {z[i - 1]} outside [{lo:g}, {hi:g}]{hint}", file=raw.path,
+                         column=column, row=i)
+    return z
+
+
+def _classes(raw: RawTable, column: str) -> pa.Array:
+    arr = _column(raw, column)
+    try:
+        return _trimmed(arr.cast(pa.string()))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        raise GccatError(f"classes hold {arr.type} values, expected text", file=raw.path,
+                         column=column, row=_first_valid_row(arr)) from None
+
+
 def _source_ids(raw: RawTable, m: ColumnMapping, warnings: list[str]) -> pa.Array:
     n = raw.table.num_rows
     if m.id is None:
         warnings.append("no id column: source ids are the 1-based row numbers")
         return pa.array(np.arange(1, n + 1).astype(str))
-    arr = raw.table[m.id].combine_chunks()
-    if arr.null_count:
+    arr = _column(raw, m.id)
+    if pa.types.is_floating(arr.type):  # a NaN id is a missing id, not the text "nan"
+        arr = pc.if_else(pc.is_nan(arr), pa.scalar(None, arr.type), arr)
+    try:
+        ids = _trimmed(arr.cast(pa.string()))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        raise GccatError(f"source ids hold {arr.type} values, expected text or numbers",
+                         file=raw.path, column=m.id, row=_first_valid_row(arr)) from None
+    if ids.null_count:
         raise GccatError("missing source id", file=raw.path, column=m.id,
-                         row=_first_bad(arr.is_null().to_numpy(zero_copy_only=False)))
-    ids = pc.utf8_trim_whitespace(arr.cast(pa.string()))
+                         row=_first_bad(ids.is_null().to_numpy(zero_copy_only=False)))
     if pc.count_distinct(ids).as_py() != n:
         ids_np = np.asarray(ids.to_numpy(zero_copy_only=False))
         order = np.argsort(ids_np, kind="stable")
@@ -175,6 +423,9 @@ def _photometry(raw: RawTable, m: ColumnMapping, det_ids: pa.Array, field_id: st
         if np.isinf(value).any():
             raise GccatError("infinite value", file=raw.path, column=b.value,
                              row=_first_bad(np.isinf(value)))
+        if np.isinf(err).any():
+            raise GccatError("infinite error", file=raw.path, column=b.error,
+                             row=_first_bad(np.isinf(err)))
         neg = err < 0
         if neg.any():
             i = _first_bad(neg)
@@ -186,15 +437,19 @@ def _photometry(raw: RawTable, m: ColumnMapping, det_ids: pa.Array, field_id: st
                 warnings.append(f"{b.value}: {int(sentinel.sum())} magnitudes >= 90 "
                                 "(non-detection sentinels) treated as missing")
                 value = np.where(sentinel, np.nan, value)
-            flux = abmag_to_flux(value)
-            flux_err = mag_err_to_flux_err(value, err)
+            with np.errstate(over="ignore"):
+                flux = abmag_to_flux(value)
+                flux_err = mag_err_to_flux_err(value, err)
         else:
-            flux = value * b.factor_to_njy
-            flux_err = err * b.factor_to_njy
-        uplim = np.zeros(len(flux), bool)
-        if b.upper_limit:
-            ul = raw.table[b.upper_limit].combine_chunks()
-            uplim = np.asarray(ul.cast(pa.bool_()).fill_null(False).to_numpy(zero_copy_only=False))
+            with np.errstate(over="ignore"):
+                flux = value * b.factor_to_njy
+                flux_err = err * b.factor_to_njy
+        for arr, col in ((flux, b.value), (flux_err, b.error)):  # finite in the file, not in nJy
+            if np.isinf(arr).any():
+                i = _first_bad(np.isinf(arr))
+                raise GccatError(f"{b.band} value overflows when converted to nJy",
+                                 file=raw.path, column=col, row=i)
+        uplim = _upper_limits(raw, b.upper_limit) if b.upper_limit else np.zeros(len(flux), bool)
         keep = np.isfinite(flux)
         zero = keep & (flux_err == 0)
         if zero.any():
@@ -221,35 +476,91 @@ def _photometry(raw: RawTable, m: ColumnMapping, det_ids: pa.Array, field_id: st
     return pa.concat_tables(parts)
 
 
-def _extras(raw: RawTable, m: ColumnMapping) -> pa.Array | None:
+def _extras(raw: RawTable, m: ColumnMapping, warnings: list[str]) -> pa.Array | None:
     """The unmapped columns of each row as one JSON object (``detections.extra``).
 
     The column names travel as Arrow struct field names, never as SQL text: a header can
-    hold any characters (quotes, ``:=``, SQL) and still only ever becomes a JSON key.
+    hold any characters (quotes, ``:=``, SQL) and still only ever becomes a JSON key. NaN and
+    infinities (which JSON cannot hold) become null; bytes that are not text are left out
+    with a warning. Nested columns (FITS vectors, Parquet lists and structs) become JSON
+    arrays and objects.
     """
-    cols = [c for c in raw.table.column_names if c not in m.used_columns()]
+    used = m.used_columns()
+    cols, arrays = [], []
+    for c in raw.table.column_names:
+        if c in used:
+            continue
+        arr = _column(raw, c)
+        if pa.types.is_binary(arr.type):
+            warnings.append(f"column {c!r} holds bytes that are not UTF-8 text: not kept in extra")
+            continue
+        cols.append(c)
+        arrays.append(arr)
     if not cols:
         return None
+    if any(f(a.type) for a in arrays for f in _NESTED):
+        return _extras_python(cols, arrays)
     from catalog.sandbox import sandboxed_connection
 
-    packed = pa.StructArray.from_arrays([raw.table[c].combine_chunks() for c in cols], names=cols)
+    arrays = [pc.if_else(pc.is_finite(a), a, pa.scalar(None, a.type))
+              if pa.types.is_floating(a.type) else a for a in arrays]
+    packed = pa.StructArray.from_arrays(arrays, names=cols)
     con = sandboxed_connection()  # reads only the registered Arrow table
     con.register("extra", pa.table({"s": packed}))
     out = to_arrow(con.sql("SELECT to_json(s) AS j FROM extra"))
     return out["j"].combine_chunks().cast(pa.string())
 
 
+def _json_value(v):
+    """A Python value from Arrow as something ``json.dumps`` writes as valid JSON."""
+    if isinstance(v, float):
+        return v if np.isfinite(v) else None
+    if isinstance(v, dict):
+        return {str(k): _json_value(x) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        if len(v) and all(isinstance(x, tuple) and len(x) == 2 for x in v):  # an Arrow map
+            return {str(k): _json_value(x) for k, x in v}
+        return [_json_value(x) for x in v]
+    if isinstance(v, bytes):
+        return v.decode("utf-8", errors="backslashreplace")
+    if v is None or isinstance(v, bool | int | str):
+        return v
+    if hasattr(v, "isoformat"):
+        return v.isoformat()
+    return str(v)
+
+
+def _extras_python(cols: list[str], arrays: list[pa.Array]) -> pa.Array:
+    """``extra`` built in Python, for tables with nested columns (rare; DuckDB's to_json
+    would write NaN inside lists, which is not JSON)."""
+    import json
+
+    values = [a.to_pylist() for a in arrays]
+    return pa.array([json.dumps({c: _json_value(v[i]) for c, v in zip(cols, values, strict=True)},
+                                ensure_ascii=False, allow_nan=False)
+                     for i in range(len(arrays[0]))], pa.string())
+
+
 def read_and_map(path, *, mapping_file=None, flux_unit: str = "nJy",
                  mw_corrected: bool = False) -> tuple[RawTable, ColumnMapping]:
-    """Read a catalog file and work out its column mapping (no lake needed)."""
-    raw = read_catalog_file(path)
+    """Read a catalog file and work out its column mapping (no lake needed).
+
+    The mapping file is checked first; the columns it names for id and coordinates, and
+    those named like ids and coordinates, are read from a CSV as text.
+    """
+    check_flux_unit(flux_unit)
+    spec = parse_mapping_file(mapping_file) if mapping_file else None
+    text = list(TEXT_NAMES) + [spec["columns"][k] for k in ("id", "ra", "dec", "flags")
+                               if spec and k in spec["columns"]]
+    raw = read_catalog_file(path, text_columns=text)
     names = raw.table.column_names
-    if mapping_file:
+    if spec is not None:
         m = load_mapping(raw.path, mapping_file, names, raw.units, flux_unit=flux_unit,
-                         mw_corrected=mw_corrected)
+                         mw_corrected=mw_corrected, spec=spec)
     else:
         m = infer_mapping(raw.path, names, raw.units, flux_unit=flux_unit,
                           mw_corrected=mw_corrected)
+    _check_mapped_types(raw, m)
     return raw, m
 
 
@@ -329,6 +640,7 @@ def ingest_catalog(lake: Lake, path: str | os.PathLike, *, field_id: str, name: 
     step = progress or (lambda stage, frac: None)
     check_name(field_id, "field id")
     check_name(name, "catalog name")
+    z = check_number(z, "--z", lo=Z_RANGE[0], hi=Z_RANGE[1], allow_none=True)
     path = Path(path)
     step("reading", 0.0)
     raw, m = read_and_map(path, mapping_file=mapping_file, flux_unit=flux_unit,
@@ -338,21 +650,17 @@ def ingest_catalog(lake: Lake, path: str | os.PathLike, *, field_id: str, name: 
     ra, dec = _coordinates(raw, m)
     source_ids = _source_ids(raw, m, warnings)
     n = raw.table.num_rows
-    zcol = _as_float(raw, m.z, "redshift") if m.z else np.full(n, np.nan)
+    zcol = _redshifts(raw, m.z) if m.z else np.full(n, np.nan)
     if z is not None:
-        zcol = np.where(np.isfinite(zcol), zcol, z)
-    if m.z and (zcol[np.isfinite(zcol)] < 0).any():
-        bad = np.isfinite(zcol) & (zcol < 0)
-        raise GccatError("negative redshift", file=path, column=m.z, row=_first_bad(bad))
+        zcol = np.where(np.isnan(zcol), z, zcol)
     sha = sha256_file(path)
     step("building", 0.3)
     ingest_id = new_ingest_id()
-    flags = _as_float(raw, m.flags, "flags") if m.flags else None
     detections = detections_table(
         field_id, name, source_ids, ra, dec, ingest_id, z=zcol,
-        class_=raw.table[m.class_].cast(pa.string()) if m.class_ else None,
-        flags=(pa.array(flags, from_pandas=True).cast(pa.int64()) if flags is not None else None),
-        extra=_extras(raw, m))
+        class_=_classes(raw, m.class_) if m.class_ else None,
+        flags=_flags(raw, m.flags) if m.flags else None,
+        extra=_extras(raw, m, warnings))
     det_ids = pc.binary_join_element_wise(pa.scalar(f"{field_id}/{name}/"), source_ids, "")
     used_bands = sorted(m.bands)
     step("photometry", 0.4)
@@ -419,7 +727,8 @@ def ingest_fields(lake: Lake, path: str | os.PathLike, *, command: str | None = 
     the centre are optional. The bands listed are registered too.
     """
     path = Path(path)
-    raw = read_catalog_file(path)
+    raw = read_catalog_file(path, text_columns=("field_id", "name", "aliases", "bands",
+                                                "pixel_scale_arcsec", "depth_note", "source"))
     t = raw.table
     names = {c.lower(): c for c in t.column_names}
     if "field_id" not in names:
@@ -428,17 +737,31 @@ def ingest_fields(lake: Lake, path: str | os.PathLike, *, command: str | None = 
     out = {f.name: [] for f in FIELDS}
     all_bands: list[str] = []
 
-    def num(r, i, key, lo=None, hi=None):
+    def num(r, i, key, lo=None, hi=None, required=False, lo_open=False):
+        """A number of row ``i``: empty or NaN is missing (an error if ``required``),
+        infinities and values outside [lo, hi] are errors."""
         col = names.get(key)
         v = None if col is None else r[col]
-        if v is None or str(v).strip() == "":
+        if isinstance(v, bool) or not isinstance(v, int | float | str | None):
+            raise GccatError(f"{v!r} is not a number", file=path, column=col, row=i)
+        x = None
+        if v is not None and str(v).strip() != "":
+            try:
+                x = float(v)
+            except ValueError:
+                raise GccatError(f"{v!r} is not a number", file=path, column=col, row=i) from None
+            if np.isnan(x):
+                x = None
+        if x is None:
+            if required:
+                raise GccatError(f"the field centre is required ({key})", file=path,
+                                 column=col or key, row=i)
             return None
-        try:
-            x = float(v)
-        except ValueError:
-            raise GccatError(f"{v!r} is not a number", file=path, column=col, row=i) from None
-        if (lo is not None and x < lo) or (hi is not None and x > hi):
-            raise GccatError(f"{x} outside [{lo}, {hi}]", file=path, column=col, row=i)
+        if not np.isfinite(x) or (lo is not None and (x < lo or (lo_open and x == lo))) \
+                or (hi is not None and x > hi):
+            rng = f"{'(' if lo_open else '['}{lo}, {hi if hi is not None else 'inf'}" \
+                  f"{']' if hi is not None else ')'}"
+            raise GccatError(f"{x} outside {rng}", file=path, column=col, row=i)
         return x
 
     for i, r in enumerate(rows, start=1):
@@ -452,25 +775,28 @@ def ingest_fields(lake: Lake, path: str | os.PathLike, *, command: str | None = 
             if bandreg.lookup(b) is None:
                 _known_band_error(path, names.get("bands"), i, b)
         all_bands += [bandreg.lookup(b).band for b in band_list]
-        ra = num(r, i, "ra_center_deg", 0, 360) if "ra_center_deg" in names else num(
-            r, i, "ra_center", 0, 360)
-        dec = num(r, i, "dec_center_deg", -90, 90) if "dec_center_deg" in names else num(
-            r, i, "dec_center", -90, 90)
+        ra_key = "ra_center_deg" if "ra_center_deg" in names else "ra_center"
+        dec_key = "dec_center_deg" if "dec_center_deg" in names else "dec_center"
+        ra = num(r, i, ra_key, 0, 360, required=True)
+        dec = num(r, i, dec_key, -90, 90, required=True)
         pix = []
         for s in _split(r.get(names.get("pixel_scale_arcsec", ""), None)):
             try:
-                pix.append(float(s))
+                x = float(s)
             except ValueError:
-                raise GccatError(f"{s!r} is not a number", file=path,
-                                 column=names["pixel_scale_arcsec"], row=i) from None
+                x = np.nan
+            if not (np.isfinite(x) and x > 0):
+                raise GccatError(f"pixel scale {s!r} is not a positive number", file=path,
+                                 column=names["pixel_scale_arcsec"], row=i)
+            pix.append(x)
         out["field_id"].append(fid)
         out["name"].append(r.get(names.get("name", ""), None))
         out["aliases"].append(_split(r.get(names.get("aliases", ""), None)))
         out["ra_center"].append(ra)
         out["dec_center"].append(dec)
-        out["z_cluster"].append(num(r, i, "z_cluster", 0, 20))
+        out["z_cluster"].append(num(r, i, "z_cluster", *Z_RANGE))
         out["ebv_mw"].append(num(r, i, "ebv_mw", 0, 10))
-        out["kpc_per_arcsec"].append(num(r, i, "kpc_per_arcsec", 0))
+        out["kpc_per_arcsec"].append(num(r, i, "kpc_per_arcsec", 0, lo_open=True))
         out["pixel_scale_arcsec"].append(pix)
         out["bands"].append([bandreg.lookup(b).band for b in band_list])
         out["depth_note"].append(r.get(names.get("depth_note", ""), None))

@@ -36,7 +36,13 @@ LOCK = ".gccat-writer.lock"
 LAKE_FORMAT = 1
 # Small row groups on detections let DuckDB skip most of a file in a healpix29 cone search.
 _ROW_GROUP_ROWS = {"detections": 32_768}
-_SIMPLE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+# Names become directory and file names: ASCII letters, digits and _ . - only (no control
+# characters, no unicode lookalikes), starting with a letter or digit (so never ".x", "_delta_log"
+# or "-x"). Always used with fullmatch: "$" would also match before a trailing newline.
+_NAME_CHARS = re.compile(r"[A-Za-z0-9_.-]+")
+_NAME_MAX = 64
+# Windows device names, which no file or directory may be called, with any extension.
+_RESERVED_NAME = re.compile(r"(con|prn|aux|nul|com[1-9]|lpt[1-9])(\..*)?", re.IGNORECASE)
 
 
 def gccat_version() -> str:
@@ -46,11 +52,59 @@ def gccat_version() -> str:
         return "0+unknown"
 
 
+def _name_problem(value) -> str | None:
+    """Why ``value`` is not a safe simple name, or None if it is one."""
+    if not isinstance(value, str):
+        return "is not a string"
+    if not value:
+        return "is empty"
+    if not _NAME_CHARS.fullmatch(value):
+        return "holds a character other than an ASCII letter, a digit, _ . or -"
+    if len(value) > _NAME_MAX:
+        return f"is longer than {_NAME_MAX} characters"
+    if not value[0].isalnum():
+        return "must start with a letter or a digit"
+    if ".." in value:
+        return "may not contain '..'"
+    if value.endswith("."):
+        return "may not end with a dot"  # Windows drops it: 'a.' and 'a' would be one path
+    if _RESERVED_NAME.fullmatch(value):
+        return "is a reserved device name on Windows"
+    return None
+
+
 def check_name(value: str, what: str) -> str:
-    """Refuse a name that could become an unsafe path (``../x``, ``a/b``, empty, too long)."""
-    if not isinstance(value, str) or not _SIMPLE_NAME.match(value) or ".." in value:
-        raise GccatError(f"{what} '{value}' is not a simple name (letters, digits, _ . -; "
-                         "at most 64 characters, not starting with a dot)")
+    """Refuse a name that could become an unsafe or unportable path.
+
+    Field ids, catalog and model names become directory and file names, so they must be
+    1-64 ASCII letters, digits and ``_ . -``, start with a letter or digit, contain no
+    ``..``, not end with a dot and not be a Windows device name (``con``, ``nul``, ``aux``,
+    ``prn``, ``com1``-``com9``, ``lpt1``-``lpt9``, in any case, with or without extension).
+
+    Parameters
+    ----------
+    value : str
+        The name to check.
+    what : str
+        What the name is, for the error message (e.g. ``"field id"``).
+
+    Returns
+    -------
+    str
+        ``value``, unchanged.
+
+    Raises
+    ------
+    GccatError
+        If the name is not safe; the message is one line whatever the name holds.
+    """
+    problem = _name_problem(value)
+    if problem is not None:
+        # ascii() escapes newlines, control and non-ASCII characters: the message stays one
+        # line and shows a lookalike for what it is.
+        shown = ascii(value) if len(str(value)) <= 80 else ascii(str(value)[:80]) + "..."
+        raise GccatError(f"{what} {shown} is not a simple name: it {problem} (use 1-{_NAME_MAX} "
+                         "ASCII letters, digits and _ . -, starting with a letter or digit)")
     return value
 
 

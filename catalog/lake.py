@@ -44,6 +44,11 @@ _NAME_MAX = 64
 # Windows device names, which no file or directory may be called, with any extension.
 _RESERVED_NAME = re.compile(r"(con|prn|aux|nul|com[1-9]|lpt[1-9])(\..*)?", re.IGNORECASE)
 
+#: Ingest kinds whose names share one name space: catalog ingests and image detection runs
+#: both write detections with ids ``field/name/source_id``, so each checks (and with
+#: ``--replace`` supersedes) the other; every other kind only ever matches its own.
+DETECTION_KINDS = ("catalog", "detection")
+
 
 def gccat_version() -> str:
     try:
@@ -251,13 +256,35 @@ class Lake:
             t = t.filter(pc.invert(pc.is_in(t["ingest_id"], pa.array(sorted(gone)))))
         return t
 
-    def live_named(self, field_id: str, name: str, kind: str | None = None) -> pa.Table:
-        """Live ingests of ``name`` in ``field_id`` (of ``kind`` if given): the rows a new write
-        of that name is a repeat of (same sha256) or would supersede (``--replace``)."""
+    def live_named(self, field_id: str, name: str, kind: str | None = None, *,
+                   kinds: tuple[str, ...] | list[str] | None = None) -> pa.Table:
+        """Live ingests of ``name`` in ``field_id``: the ingests a new write of that name is a
+        repeat of (same sha256) or would supersede (``--replace``).
+
+        Parameters
+        ----------
+        field_id, name : str
+            Field and name of the new write.
+        kind : str, optional
+            Match only ingests of this kind (a lens model only ever replaces a lens model).
+        kinds : sequence of str, optional
+            Match ingests of any of these kinds: kinds that share a name space, such as
+            :data:`DETECTION_KINDS`. Give ``kind`` or ``kinds``, not both.
+
+        Returns
+        -------
+        pyarrow.Table
+            Rows of ``ingests``. Without ``kind`` and ``kinds``, ingests of every kind match,
+            which is right for reading but never for a write's supersession check.
+        """
+        if kind is not None and kinds is not None:
+            raise ValueError("give kind or kinds, not both")
         live = self.ingests()
         cond = pc.and_(pc.equal(live["field_id"], field_id), pc.equal(live["name"], name))
         if kind is not None:
-            cond = pc.and_(cond, pc.equal(live["kind"], kind))
+            kinds = (kind,)
+        if kinds is not None:
+            cond = pc.and_(cond, pc.is_in(live["kind"], pa.array(list(kinds), pa.string())))
         return live.filter(cond)
 
     def live(self, table: str, as_of: int | None = None, filters=None) -> pa.Table:

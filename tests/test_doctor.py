@@ -22,7 +22,7 @@ from ingest.catalog import ingest_catalog
 
 from .conftest import GLASS, SMACS
 from .crash_children import Child, forkserver
-from .test_crash import big_catalog
+from .test_crash import big_catalog, fingerprint
 
 AS1063 = [str(bundled(f"as1063_lenstool_patch_bin4_{a}-arcsec-deflect.fits")) for a in "xy"]
 
@@ -122,15 +122,6 @@ def _in_any_version(lake: Lake, table: str) -> set[str]:
     return out
 
 
-def _fingerprint(lake: Lake, as_of: int) -> dict:
-    """Rows per (view, ingest) that a query at ``--as-of`` sees."""
-    con = connect(lake, as_of=as_of)
-    views = [t for t in TABLES if t != "ingests"] + ["live_ingests"]
-    sql = " UNION ALL ".join(f"SELECT '{v}' AS v, ingest_id, count(*) AS n FROM {v} GROUP BY ALL"
-                             for v in views)
-    return {(v, i): n for v, i, n in con.execute(sql).fetchall()}
-
-
 def test_doctor_reports_and_removes_the_files_of_killed_writers(tmp_path, ctx, cli):
     lake = Lake.create(tmp_path / "lake")
     ingest_catalog(lake, SMACS, field_id="smacs0723", name="faisst2022")
@@ -183,7 +174,7 @@ def test_doctor_reports_and_removes_the_files_of_killed_writers(tmp_path, ctx, c
             expected |= {((tdir / f).relative_to(lake.root).as_posix(), (tdir / f).stat().st_size)
                          for f in _on_disk(tdir) - _in_any_version(lake, table)}
     versions = range(lake.version() + 1)
-    before = {v: _fingerprint(lake, v) for v in versions}
+    before = {v: fingerprint(lake, v) for v in versions}
     referenced = {t: _in_any_version(lake, t) for t in TABLES}
 
     report = lake.doctor()
@@ -212,7 +203,7 @@ def test_doctor_reports_and_removes_the_files_of_killed_writers(tmp_path, ctx, c
             for v in range(lake.delta(table).version() + 1):
                 DeltaTable(str(lake.table_path(table)), version=v).to_pyarrow_table()
     assert all((det / f).exists() for f in old_only)
-    assert {v: _fingerprint(lake, v) for v in versions} == before
+    assert {v: fingerprint(lake, v) for v in versions} == before
     assert lake.doctor() == {}
     res = cli("doctor", "--lake", lake.root)
     assert "lake is consistent" in res.stdout

@@ -39,10 +39,10 @@ def lens_map(lake, paths, field_id, model, replace=False, progress=None):
                             progress=progress).ingest_id
 
 
-def fit_ssp(lake, where, n_samples=10, progress=None):
+def fit_ssp(lake, where, n_samples=10, progress=None, **grid_spec):
     from catalog.fitting import run_fit_ssp
 
-    return run_fit_ssp(lake, where, n_samples=n_samples, progress=progress)["run_id"]
+    return run_fit_ssp(lake, where, n_samples=n_samples, progress=progress, **grid_spec)["run_id"]
 
 
 OPS = {"catalog": catalog, "lens_map": lens_map, "fit_ssp": fit_ssp}

@@ -94,7 +94,8 @@ def test_killing_writers_at_random_moments_shows_all_or_nothing(tmp_path):
     ingest_fields(lake, FIELDS)
     ingest_catalog(lake, big_catalog(tmp_path / "base.parquet", 40, 11), field_id="as1063",
                    name="base")
-    run_fit_ssp(lake, "catalog = 'base'", n_samples=5)  # builds the cached grid
+    # A coarse grid (3 A_V values) keeps the fits short; this first fit builds and caches it.
+    run_fit_ssp(lake, "catalog = 'base'", n_samples=5, n_av=3)
     new = str(big_catalog(tmp_path / "new.parquet", 3_000, 12))
     reps = [str(big_catalog(tmp_path / f"rep{i}.parquet", 1_500 + 500 * i, 13 + i)) for i in (0, 1)]
     lenses = [small_lens_maps(tmp_path / f"lens{v}", v) for v in "AB"]
@@ -121,7 +122,7 @@ def test_killing_writers_at_random_moments_shows_all_or_nothing(tmp_path):
         if op == "lens_map":
             v = 1 - live_variant[op]
             return ("lens_map", (lenses[v], "as1063", "lens")), {"replace": True}, v
-        return ("fit_ssp", ("catalog = 'base'",)), {"n_samples": 5}, 0
+        return ("fit_ssp", ("catalog = 'base'",)), {"n_samples": 5, "n_av": 3}, 0
 
     def check_after(op, variant, old_v):
         """The checks after a child ended (killed or not); whether it committed."""
@@ -156,7 +157,8 @@ def test_killing_writers_at_random_moments_shows_all_or_nothing(tmp_path):
         return True
 
     # Two runs of each operation to the end: their durations, over which kill times are drawn
-    # (updated with every run that ends before its kill: the machine's load varies).
+    # (updated with every run that ends before its kill: the machine's load varies; the
+    # margin past the median lets some kills land after the commit).
     ctx = forkserver()
     durations: dict[str, list[float]] = {op: [] for op in OPS}
     for k in range(2):
@@ -176,7 +178,7 @@ def test_killing_writers_at_random_moments_shows_all_or_nothing(tmp_path):
         old_v = lake.version()
         child = Child(ctx, name, lake.root, *args, **kwargs)
         child.wait_for("go")
-        time.sleep(rng.uniform(0, 1.2 * statistics.median(durations[op])))
+        time.sleep(rng.uniform(0, 1.5 * statistics.median(durations[op])))
         child.kill()
         kills += 1
         reported = child.finish()

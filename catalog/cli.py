@@ -641,15 +641,41 @@ def plot_sfh_cmd(
 
 @command(app, "doctor")
 def doctor_cmd(
-    clean: Annotated[bool, typer.Option("--clean", help="Delete the orphan rows found.")] = False,
+    clean: Annotated[bool, typer.Option(
+        "--clean", help="Delete the orphan rows and unreferenced files found.")] = False,
     lake: LakeOpt = DEFAULT_LAKE,
 ):
-    """Find rows left by ingests that never committed (a crash); --clean removes them."""
+    """Find what killed writers left: rows of ingests that never committed, and files that no
+    Delta commit references; --clean removes them (committed data and old versions stay)."""
+
+    def _bytes(n: int) -> str:
+        if n < 1000:
+            return f"{n} bytes"
+        return next(f"{n / 1000 ** k:.1f} {u}" for k, u in ((3, "GB"), (2, "MB"), (1, "kB"))
+                    if n >= 1000 ** k)
+
     found = open_lake(lake).doctor(clean=clean)
     if not found:
-        console.print("lake is consistent: no orphan rows")
+        console.print("lake is consistent: no orphan rows, no unreferenced files")
+        return
+    done = " removed" if clean else " (use --clean)"
     for t, n in found.items():
-        console.print(f"{t}: {n} orphan rows" + (" removed" if clean else " (use --clean)"))
+        console.print(f"{t}: {n} orphan rows{done}")
+    by_table: dict[str, list] = {}
+    for f in found.files:
+        by_table.setdefault(f.table, []).append(f)
+    for t, files in by_table.items():
+        data = [f for f in files if f.kind == "data"]
+        logs = [f for f in files if f.kind == "log"]
+        parts = []
+        if data:
+            parts.append(f"{len(data)} unreferenced data files ({_bytes(sum(f.size for f in data))})")
+        if logs:
+            parts.append(f"{len(logs)} temporary commit files ({_bytes(sum(f.size for f in logs))})")
+        console.print(f"{t}: {', '.join(parts)}{done}", highlight=False)
+    if found.files:
+        console.print(f"total: {found.n_files} unreferenced files, {found.n_bytes} bytes "
+                      f"({_bytes(found.n_bytes)}){done}", highlight=False)
 
 
 @command(app, "demo")

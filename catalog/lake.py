@@ -19,6 +19,7 @@ import re
 import secrets
 import sys
 import time
+import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
@@ -36,7 +37,18 @@ LOCK = ".gccat-writer.lock"
 LAKE_FORMAT = 1
 # Small row groups on detections let DuckDB skip most of a file in a healpix29 cone search.
 _ROW_GROUP_ROWS = {"detections": 32_768}
-_SIMPLE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+# Names become directory and file names: ASCII letters, digits and _ . - only (no control
+# characters, no unicode lookalikes), starting with a letter or digit (so never ".x", "_delta_log"
+# or "-x"). Always used with fullmatch: "$" would also match before a trailing newline.
+_NAME_CHARS = re.compile(r"[A-Za-z0-9_.-]+")
+_NAME_MAX = 64
+# Windows device names, which no file or directory may be called, with any extension.
+_RESERVED_NAME = re.compile(r"(con|prn|aux|nul|com[1-9]|lpt[1-9])(\..*)?", re.IGNORECASE)
+
+#: Ingest kinds whose names share one name space: catalog ingests and image detection runs
+#: both write detections with ids ``field/name/source_id``, so each checks (and with
+#: ``--replace`` supersedes) the other; every other kind only ever matches its own.
+DETECTION_KINDS = ("catalog", "detection")
 
 
 def gccat_version() -> str:
@@ -46,11 +58,59 @@ def gccat_version() -> str:
         return "0+unknown"
 
 
+def _name_problem(value) -> str | None:
+    """Why ``value`` is not a safe simple name, or None if it is one."""
+    if not isinstance(value, str):
+        return "is not a string"
+    if not value:
+        return "is empty"
+    if not _NAME_CHARS.fullmatch(value):
+        return "holds a character other than an ASCII letter, a digit, _ . or -"
+    if len(value) > _NAME_MAX:
+        return f"is longer than {_NAME_MAX} characters"
+    if not value[0].isalnum():
+        return "must start with a letter or a digit"
+    if ".." in value:
+        return "may not contain '..'"
+    if value.endswith("."):
+        return "may not end with a dot"  # Windows drops it: 'a.' and 'a' would be one path
+    if _RESERVED_NAME.fullmatch(value):
+        return "is a reserved device name on Windows"
+    return None
+
+
 def check_name(value: str, what: str) -> str:
-    """Refuse a name that could become an unsafe path (``../x``, ``a/b``, empty, too long)."""
-    if not isinstance(value, str) or not _SIMPLE_NAME.match(value) or ".." in value:
-        raise GccatError(f"{what} '{value}' is not a simple name (letters, digits, _ . -; "
-                         "at most 64 characters, not starting with a dot)")
+    """Refuse a name that could become an unsafe or unportable path.
+
+    Field ids, catalog and model names become directory and file names, so they must be
+    1-64 ASCII letters, digits and ``_ . -``, start with a letter or digit, contain no
+    ``..``, not end with a dot and not be a Windows device name (``con``, ``nul``, ``aux``,
+    ``prn``, ``com1``-``com9``, ``lpt1``-``lpt9``, in any case, with or without extension).
+
+    Parameters
+    ----------
+    value : str
+        The name to check.
+    what : str
+        What the name is, for the error message (e.g. ``"field id"``).
+
+    Returns
+    -------
+    str
+        ``value``, unchanged.
+
+    Raises
+    ------
+    GccatError
+        If the name is not safe; the message is one line whatever the name holds.
+    """
+    problem = _name_problem(value)
+    if problem is not None:
+        # ascii() escapes newlines, control and non-ASCII characters: the message stays one
+        # line and shows a lookalike for what it is.
+        shown = ascii(value) if len(str(value)) <= 80 else ascii(str(value)[:80]) + "..."
+        raise GccatError(f"{what} {shown} is not a simple name: it {problem} (use 1-{_NAME_MAX} "
+                         "ASCII letters, digits and _ . -, starting with a letter or digit)")
     return value
 
 
@@ -61,6 +121,26 @@ def default_lake_path() -> Path:
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
+
+
+@contextlib.contextmanager
+def _writer_lock(root: Path, timeout_s: float = 600.0) -> Iterator[None]:
+    """``flock`` on ``root/.gccat-writer.lock``; the kernel releases it if the holder dies."""
+    fh = open(root / LOCK, "a+")  # noqa: SIM115 - held for the block
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise LakeLockedError(f"{root}: another gccat process is writing; "
+                                          f"gave up after {timeout_s:.0f} s") from None
+                time.sleep(0.05)
+        yield
+    finally:
+        fh.close()
 
 
 @dataclass
@@ -128,11 +208,15 @@ class Lake:
                 raise GccatError(f"{root} is a non-empty directory that is not a gccat lake "
                                  f"(holds {stray[0]!r}); choose an empty or new directory")
         root.mkdir(parents=True, exist_ok=True)
-        for name, (schema, parts) in TABLES.items():
-            path = root / name
-            if not DeltaTable.is_deltatable(str(path)):
-                DeltaTable.create(str(path), schema, partition_by=parts or None, name=name,
-                                  description=f"gccat {name} table")
+        # Tables added to an existing lake are a write like any other: under the writer lock,
+        # so that a concurrent 'doctor --clean' never takes their files for a killed writer's.
+        held = _writer_lock(root) if (root / MARKER).exists() else contextlib.nullcontext()
+        with held:
+            for name, (schema, parts) in TABLES.items():
+                path = root / name
+                if not DeltaTable.is_deltatable(str(path)):
+                    DeltaTable.create(str(path), schema, partition_by=parts or None, name=name,
+                                      description=f"gccat {name} table")
         marker = root / MARKER
         if not marker.exists():
             marker.write_text(json.dumps({"format": LAKE_FORMAT, "created_by": gccat_version(),
@@ -197,13 +281,35 @@ class Lake:
             t = t.filter(pc.invert(pc.is_in(t["ingest_id"], pa.array(sorted(gone)))))
         return t
 
-    def live_named(self, field_id: str, name: str, kind: str | None = None) -> pa.Table:
-        """Live ingests of ``name`` in ``field_id`` (of ``kind`` if given): the rows a new write
-        of that name is a repeat of (same sha256) or would supersede (``--replace``)."""
+    def live_named(self, field_id: str, name: str, kind: str | None = None, *,
+                   kinds: tuple[str, ...] | list[str] | None = None) -> pa.Table:
+        """Live ingests of ``name`` in ``field_id``: the ingests a new write of that name is a
+        repeat of (same sha256) or would supersede (``--replace``).
+
+        Parameters
+        ----------
+        field_id, name : str
+            Field and name of the new write.
+        kind : str, optional
+            Match only ingests of this kind (a lens model only ever replaces a lens model).
+        kinds : sequence of str, optional
+            Match ingests of any of these kinds: kinds that share a name space, such as
+            :data:`DETECTION_KINDS`. Give ``kind`` or ``kinds``, not both.
+
+        Returns
+        -------
+        pyarrow.Table
+            Rows of ``ingests``. Without ``kind`` and ``kinds``, ingests of every kind match,
+            which is right for reading but never for a write's supersession check.
+        """
+        if kind is not None and kinds is not None:
+            raise ValueError("give kind or kinds, not both")
         live = self.ingests()
         cond = pc.and_(pc.equal(live["field_id"], field_id), pc.equal(live["name"], name))
         if kind is not None:
-            cond = pc.and_(cond, pc.equal(live["kind"], kind))
+            kinds = (kind,)
+        if kinds is not None:
+            cond = pc.and_(cond, pc.is_in(live["kind"], pa.array(list(kinds), pa.string())))
         return live.filter(cond)
 
     def live(self, table: str, as_of: int | None = None, filters=None) -> pa.Table:
@@ -223,24 +329,9 @@ class Lake:
         return sorted(bands)
 
     # -- writing -------------------------------------------------------------------------
-    @contextlib.contextmanager
-    def lock(self, timeout_s: float = 600.0) -> Iterator[None]:
+    def lock(self, timeout_s: float = 600.0) -> contextlib.AbstractContextManager[None]:
         """The writer lock: one writing process at a time; others wait up to ``timeout_s``."""
-        fh = open(self.root / LOCK, "a+")  # noqa: SIM115 - held for the block
-        try:
-            deadline = time.monotonic() + timeout_s
-            while True:
-                try:
-                    fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() > deadline:
-                        raise LakeLockedError(f"{self.root}: another gccat process is writing; "
-                                              f"gave up after {timeout_s:.0f} s") from None
-                    time.sleep(0.05)
-            yield
-        finally:
-            fh.close()
+        return _writer_lock(self.root, timeout_s)
 
     @contextlib.contextmanager
     def transaction(self, kind: str, lock_timeout_s: float = 600.0,
@@ -299,26 +390,206 @@ class Lake:
         dt_.create_write_transaction([add], "append", current, partition_by=[part])
         return True
 
-    def doctor(self, clean: bool = False) -> dict[str, int]:
-        """Count (and with ``clean``, delete) rows whose ingest never committed.
+    def doctor(self, clean: bool = False) -> DoctorReport:
+        """Find (and with ``clean``, remove) what killed writers left behind.
 
-        Returns the number of orphan rows per table.
+        Two kinds of debris: rows in data tables whose ingest never committed (the writer died
+        between its data commits and its ``ingests`` row), and files under a table that no
+        Delta commit references (it died before its Delta commit): Parquet data files and
+        ``_delta_log`` temporary commit files. Everything runs under the writer lock, and the
+        committed ingests are read once the lock is held: a writer that commits while doctor
+        waits for the lock keeps its rows. Rows of every committed ingest (superseded ones
+        included: ``--as-of`` shows them) and every file that any table version adds or
+        removes are kept.
+
+        Parameters
+        ----------
+        clean : bool
+            Delete the orphan rows (a Delta delete: the files stay for older table versions)
+            and the unreferenced files.
+
+        Returns
+        -------
+        DoctorReport
+            Orphan rows per table (a ``dict``, empty when there are none) and the
+            unreferenced files; it compares equal to ``{}`` only when nothing was found.
         """
-        committed = set(self.read("ingests")["ingest_id"].to_pylist())
         found: dict[str, int] = {}
         with self.lock():
+            committed = set(self.read("ingests", columns=["ingest_id"])["ingest_id"].to_pylist())
             for table in TABLES:
                 if table == "ingests" or not self.exists(table):
                     continue
-                ids = self.read(table)["ingest_id"]
-                orphan = sorted(set(pc.unique(ids).to_pylist()) - committed)
+                ids = self.read(table, columns=["ingest_id"])["ingest_id"]
+                orphan = set(pc.unique(ids).to_pylist()) - committed
                 if not orphan:
                     continue
-                found[table] = int(pc.sum(pc.is_in(ids, pa.array(orphan))).as_py())
-                if clean:
-                    lst = ", ".join("'" + o.replace("'", "") + "'" for o in orphan)
-                    self.delta(table).delete(f"ingest_id IN ({lst})")
-        return found
+                found[table] = len(ids) - int(pc.sum(pc.is_in(ids, pa.array(
+                    sorted(committed), pa.string()))).as_py() or 0)
+                predicate = _orphan_predicate(orphan)
+                if clean and predicate:
+                    self.delta(table).delete(predicate)
+            # After the deletes, whose new files are referenced by their commits.
+            files = [f for table in TABLES for f in self._unreferenced_files(table)]
+            if clean:
+                for f in files:
+                    path = self.root / f.path
+                    path.unlink(missing_ok=True)
+                    if f.kind == "data" and path.parent != self.root / f.table:
+                        with contextlib.suppress(OSError):  # a partition directory it emptied
+                            path.parent.rmdir()  # (only if empty)
+        return DoctorReport(found, files, cleaned=clean)
+
+    def _unreferenced_files(self, table: str) -> list[UnreferencedFile]:
+        """Files under a table's directory that no version of its Delta log references."""
+        tdir = self.table_path(table)
+        if not tdir.is_dir():
+            return []
+        refs, judge_after = _referenced_paths(tdir)
+        out = []
+        for dirpath, dirnames, filenames in os.walk(tdir):
+            here = Path(dirpath)
+            # _delta_log (and _change_data etc.) are Delta's own; only its temp commits are ours.
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith(("_", ".")))
+            for name in sorted(filenames):
+                if not _DATA_FILE.fullmatch(name):
+                    continue
+                path = here / name
+                rel = path.relative_to(tdir).as_posix()
+                st = path.stat()
+                if rel not in refs and (judge_after is None or st.st_mtime > judge_after):
+                    out.append(UnreferencedFile(table, path.relative_to(self.root).as_posix(),
+                                                st.st_size, "data"))
+        log = tdir / "_delta_log"
+        if log.is_dir():
+            for path in sorted(log.iterdir()):
+                if path.is_file() and _LOG_TEMP.fullmatch(path.name):
+                    out.append(UnreferencedFile(table, path.relative_to(self.root).as_posix(),
+                                                path.stat().st_size, "log"))
+        return out
+
+
+# Data files as deltalake and gccat write them; "#n" is object_store's staging name, renamed to
+# the final name only once the file is complete.
+_DATA_FILE = re.compile(r"[^.].*\.parquet(#\d+)?")
+# A commit is written as _commit_<uuid>.json.tmp and renamed to its version file; a killed
+# writer leaves the temp file (or a staged "#n" upload of it, of a checkpoint, ...).
+_LOG_TEMP = re.compile(r"_commit_[0-9A-Za-z-]+\.json\.tmp|.+#\d+")
+# Commits, and checkpoints in JSON (v2 checkpoints may be either JSON or Parquet).
+_LOG_VERSION = re.compile(r"(\d{20})(\.checkpoint\.[0-9A-Za-z-]+)?\.json")
+_LOG_COMPACTED = re.compile(r"(\d{20})\.\d{20}\.compacted\.json")
+_LOG_CHECKPOINT = re.compile(r"(\d{20})\.checkpoint(\.[0-9A-Za-z-]+)*\.parquet")
+# Ingest ids as new_ingest_id makes them (and other plain ids): safe inside a SQL literal.
+_PLAIN_ID = re.compile(r"[A-Za-z0-9_.:+-]{1,128}")
+
+
+@dataclass(frozen=True)
+class UnreferencedFile:
+    """A file under a table that no Delta commit references: left by a killed writer."""
+
+    table: str
+    path: str  # relative to the lake root
+    size: int  # bytes
+    kind: str  # "data" (Parquet) or "log" (temporary commit file in _delta_log)
+
+
+class DoctorReport(dict):
+    """What :meth:`Lake.doctor` found: orphan rows per table (this mapping) and the files
+    that no Delta commit references (``files``).
+
+    Equal to ``{}`` (and false) only when it found nothing at all.
+    """
+
+    def __init__(self, orphan_rows: dict[str, int], files: list[UnreferencedFile],
+                 cleaned: bool = False):
+        super().__init__(orphan_rows)
+        self.files = list(files)
+        self.cleaned = cleaned
+
+    @property
+    def n_files(self) -> int:
+        return len(self.files)
+
+    @property
+    def n_bytes(self) -> int:
+        return sum(f.size for f in self.files)
+
+    def __bool__(self) -> bool:
+        return bool(len(self) or self.files)
+
+    def __eq__(self, other) -> bool:
+        if isinstance(other, DoctorReport):
+            return dict.__eq__(self, other) and self.files == other.files
+        if isinstance(other, dict):
+            return not self.files and dict.__eq__(self, other)
+        return NotImplemented
+
+    __hash__ = None  # a dict, mutable
+
+    def __repr__(self) -> str:
+        return f"DoctorReport(orphan_rows={dict(self)!r}, files={self.files!r})"
+
+
+def _referenced_paths(table_dir: Path) -> tuple[set[str], float | None]:
+    """Paths (relative to the table) that any version of a Delta log adds or removes.
+
+    Reads every commit (``add``, ``remove`` and ``cdc`` actions) and every checkpoint. When
+    the log no longer starts at version 0 (expired commits cleaned up), files older than the
+    earliest kept log file cannot be judged: the second value is that time (else None).
+    """
+    import pyarrow.parquet as pq
+
+    log = table_dir / "_delta_log"
+    refs: set[str] = set()
+    if not log.is_dir():
+        return refs, None
+    versions: list[int] = []
+    earliest = None
+    for f in sorted(log.iterdir()) + sorted((log / "_sidecars").glob("*.parquet")):
+        if m := (_LOG_VERSION.fullmatch(f.name) or _LOG_COMPACTED.fullmatch(f.name)):
+            for line in f.read_text().splitlines():
+                action = json.loads(line) if line.strip() else {}
+                for key in ("add", "remove", "cdc"):
+                    if action.get(key):
+                        refs.add(action[key]["path"])
+        elif (m := _LOG_CHECKPOINT.fullmatch(f.name)) or f.parent.name == "_sidecars":
+            cols = [f"{k}.path" for k in ("add", "remove")
+                    if k in pq.ParquetFile(f).schema_arrow.names]
+            t = pq.read_table(f, columns=cols)
+            for i in range(t.num_columns):
+                refs.update(p for p in t.column(i).to_pylist() if p)
+        else:
+            continue
+        if m:
+            versions.append(int(m.group(1)))
+            mtime = f.stat().st_mtime
+            earliest = mtime if earliest is None else min(earliest, mtime)
+    # Paths in the log are URIs relative to the table (or absolute ones); keep both spellings.
+    rel = set(refs)
+    for p in refs:
+        p = urllib.parse.unquote(p.removeprefix("file://"))
+        if p.startswith("/"):
+            with contextlib.suppress(ValueError):
+                rel.add(Path(p).relative_to(table_dir).as_posix())
+        else:
+            rel.add(p)
+    return rel, (None if 0 in versions else earliest)
+
+
+def _orphan_predicate(orphan: set[str | None]) -> str:
+    """A Delta delete predicate for rows of these ingest ids (never committed), or ``""``.
+
+    Delta's delete takes SQL text only, so only plain ids (all that gccat makes) are written
+    into it and no value can change the predicate; rows of other ids stay (doctor keeps
+    reporting them); a row without an ingest id is matched by IS NULL.
+    """
+    terms = []
+    plain = sorted(o for o in orphan if o is not None and _PLAIN_ID.fullmatch(o))
+    if plain:
+        terms.append("ingest_id IN (" + ", ".join(f"'{o}'" for o in plain) + ")")
+    if None in orphan:
+        terms.append("ingest_id IS NULL")
+    return " OR ".join(terms)
 
 
 def sha256_file(path: str | os.PathLike) -> str:

@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 from . import imaging
 from .checks import Z_MAX, check_number, check_numbers
 from .errors import GccatError
-from .lake import Lake, check_name, new_ingest_id
+from .lake import DETECTION_KINDS, Lake, check_name, new_ingest_id
 from .schemas import (
     DETECTION_RUNS,
     INJECTION_CORRECTIONS,
@@ -147,7 +147,8 @@ def check_detection_params(params: dict | None) -> dict:
 
 def run_detection(lake: Lake, image_paths: Sequence[str | os.PathLike], *, field_id: str,
                   name: str, bands: Sequence[str] | None = None, mask_path=None, z: float | None = None,
-                  params: dict | None = None, command: str = "", progress=None) -> dict:
+                  params: dict | None = None, replace: bool = False, command: str = "",
+                  progress=None) -> dict:
     """Detect point sources in the sum of high-pass filtered bands and store them as a catalog.
 
     Parameters
@@ -160,6 +161,10 @@ def run_detection(lake: Lake, image_paths: Sequence[str | os.PathLike], *, field
         User mask (non-zero = masked) on the same grid.
     params : dict, optional
         Keyword arguments of :func:`catalog.imaging.detect_point_sources`.
+    replace : bool
+        Supersede the live catalog ingest or detection run of ``name`` in the field (they
+        share detection ids ``field/name/...``), in the same commit; without it such a name
+        is refused.
 
     Returns
     -------
@@ -218,10 +223,12 @@ def run_detection(lake: Lake, image_paths: Sequence[str | os.PathLike], *, field
     }
     step("writing", 0.8)
     with lake.transaction("detection", ingest_id=ingest_id) as tx:
-        same = lake.live_named(field_id, name)
-        if same.num_rows:
-            raise GccatError(f"catalog '{name}' already exists in field '{field_id}' (ingest "
-                             f"{same['ingest_id'][0].as_py()}); choose another --name")
+        # Catalog ingests write the same detection ids: one name space, checked together.
+        same = lake.live_named(field_id, name, kinds=DETECTION_KINDS)
+        if same.num_rows and not replace:
+            raise GccatError(f"catalog '{name}' already exists in field '{field_id}' "
+                             f"({same['kind'][0].as_py()} ingest {same['ingest_id'][0].as_py()}); "
+                             "choose another --name")
         register_field_and_bands(lake, tx, field_id, sorted({im.band for im in images}),
                                   ra if n else np.array([float(ref.wcs.wcs.crval[0])]),
                                   dec if n else np.array([float(ref.wcs.wcs.crval[1])]), [])
@@ -229,6 +236,7 @@ def run_detection(lake: Lake, image_paths: Sequence[str | os.PathLike], *, field
         tx.append("detection_runs", pa.Table.from_pylist([run], schema=DETECTION_RUNS))
         tx.commit(name=name, field_id=field_id, source_path=images[0].path.resolve(),
                   sha256="+".join(im.sha256 for im in images), n_rows=n, command=command,
+                  supersedes=same["ingest_id"].to_pylist(),
                   options={"run": "detect", "params": run["params"]})
     step("done", 1.0)
     return run
@@ -301,7 +309,7 @@ def run_photometry(lake: Lake, image_path, *, band: str | None, field_id: str, c
 
     step("writing", 0.8)
     with lake.transaction("photometry", ingest_id=ingest_id) as tx:
-        same = lake.live_named(field_id, name)
+        same = lake.live_named(field_id, name, kind="photometry")
         if same.num_rows and same["sha256"][0].as_py() == image.sha256:
             return {"ingest_id": same["ingest_id"][0].as_py(), "skipped": True, "n_rows": 0}
         register_field_and_bands(lake, tx, field_id, [image.band], det["ra"].to_numpy(),

@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 from catalog import bands as bandreg
 from catalog.checks import check_number
 from catalog.errors import GccatError
-from catalog.lake import Lake, check_name, command_line, new_ingest_id, sha256_file
+from catalog.lake import DETECTION_KINDS, Lake, check_name, command_line, new_ingest_id, sha256_file
 from catalog.photometry import abmag_to_flux, mag_err_to_flux_err
 from catalog.query import to_arrow
 from catalog.schemas import DETECTIONS, FIELDS, PHOTOMETRY, QUALITY_ZERO_ERROR
@@ -668,15 +668,15 @@ def ingest_catalog(lake: Lake, path: str | os.PathLike, *, field_id: str, name: 
     options = {"mapping": m.as_dict(), "z": z, "flux_unit": flux_unit, "format": raw.format,
                "bands_measured": used_bands}
     with lake.transaction("catalog", lock_timeout_s, ingest_id=ingest_id) as tx:
-        same = lake.live_named(field_id, name)
+        same = lake.live_named(field_id, name, kinds=DETECTION_KINDS)
         if same.num_rows and same["sha256"][0].as_py() == sha:
             return IngestReport(same["ingest_id"][0].as_py(), lake.version(), skipped=True,
                                 n_rows=same["n_rows"][0].as_py(), bands=used_bands,
                                 mapping=m.as_dict())
         if same.num_rows and not replace:
-            raise GccatError(f"catalog '{name}' is already in field '{field_id}' (ingest "
-                             f"{same['ingest_id'][0].as_py()}) from another file; pass --replace "
-                             "to supersede it", file=path)
+            raise GccatError(f"catalog '{name}' is already in field '{field_id}' "
+                             f"({same['kind'][0].as_py()} ingest {same['ingest_id'][0].as_py()}) "
+                             "from another file; pass --replace to supersede it", file=path)
         register_field_and_bands(lake, tx, field_id, used_bands, ra, dec, warnings)
         step("writing detections", 0.5)
         tx.append("detections", detections)

@@ -127,3 +127,34 @@ def test_detect_takes_the_bands_of_images_without_filter(mosaic, tmp_path, cli):
     assert res.exit_code == 0, res.output
     bands = connect(lake).execute("SELECT bands FROM detection_runs").fetchall()[0][0]
     assert list(bands) == ["F150W", "F200W"]
+
+
+def test_catalogs_and_detection_runs_share_one_name_space(mosaic, tmp_path):
+    """Both write detection ids field/name/..., so each refuses (or replaces) the other."""
+    from catalog.errors import GccatError
+    from catalog.lake import DETECTION_KINDS
+    from ingest.catalog import ingest_catalog
+
+    sim, _, _ = mosaic
+    lake = Lake.create(tmp_path / "lake")
+    imgs = [sim["images"]["F150W"]]
+    run = run_detection(lake, imgs, field_id="as1063", name="gcs")
+    csv = tmp_path / "gcs.csv"
+    csv.write_text("id,ra,dec,flux_F150W,fluxerr_F150W\na,342.18,-44.53,10,1\n")
+    before = snapshot(lake)
+    with pytest.raises(GccatError, match="detection ingest"):
+        ingest_catalog(lake, csv, field_id="as1063", name="gcs")
+    assert snapshot(lake) == before
+    cat = ingest_catalog(lake, csv, field_id="as1063", name="gcs", replace=True)
+    assert cat.superseded == [run["run_id"]]
+    before = snapshot(lake)
+    with pytest.raises(GccatError, match="catalog ingest"):
+        run_detection(lake, imgs, field_id="as1063", name="gcs")
+    assert snapshot(lake) == before
+    again = run_detection(lake, imgs, field_id="as1063", name="gcs", replace=True)
+    live = lake.live_named("as1063", "gcs", kinds=DETECTION_KINDS)
+    assert live["ingest_id"].to_pylist() == [again["run_id"]]
+    assert lake.live_named("as1063", "gcs", kind="catalog").num_rows == 0
+    con = connect(lake)
+    n = con.execute("SELECT count(*), count(DISTINCT detection_id) FROM detections").fetchall()[0]
+    assert n == (again["n_detections"], again["n_detections"])

@@ -88,6 +88,30 @@ def test_a_bad_lens_map_is_refused_and_the_lake_is_unchanged(lens_lake, tmp_path
     assert snapshot(lens_lake) == before
 
 
+
+def test_replace_only_supersedes_an_ingest_of_the_same_kind(tmp_path):
+    """A catalog named like a lens model (and the other way round) leaves the other live."""
+    lake = Lake.create(tmp_path / "lake")
+    ingest_fields(lake, FIELDS)
+    ingest_lens_maps(lake, AS1063, field_id="as1063", model="m")
+    csv = tmp_path / "m.csv"
+    csv.write_text("id,ra,dec,flux_F150W,fluxerr_F150W\n"
+                   "a,342.1735,-44.5322,10,1\nb,342.1740,-44.5320,12,1\n")
+    r = ingest_catalog(lake, csv, field_id="as1063", name="m", replace=True)
+    assert r.superseded == []
+    con = connect(lake)
+    assert con.execute("SELECT DISTINCT model_id FROM lens_models").fetchall() == [("as1063/m",)]
+    kappa = con.execute("SELECT count(kappa_map) FROM lens_at_detections "
+                        "WHERE detection_id LIKE 'as1063/m/%'").fetchall()[0][0]
+    assert kappa == 2  # both sources sampled on the (still live) model
+    # The other way round: replacing the lens model keeps the catalog.
+    lens = ingest_lens_maps(lake, AS1063[:1], field_id="as1063", model="m", replace=True)
+    live = {(k, n) for k, n in zip(lake.ingests()["kind"].to_pylist(),
+                                   lake.ingests()["name"].to_pylist(), strict=True)}
+    assert {("catalog", "m"), ("lens_map", "m")} <= live
+    assert lens.superseded and r.ingest_id not in lens.superseded
+    assert connect(lake).execute("SELECT count(*) FROM detections").fetchall()[0][0] == 2
+
 def test_correlate_recovers_the_simulated_relation_and_writes_everything(tmp_path, cli):
     sim = simulate_field_files(tmp_path / "sim", "sim", shape=(400, 400), pixel_scale_arcsec=0.15,
                                A=0.5, B=0.8, seed=7)

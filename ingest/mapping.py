@@ -17,7 +17,7 @@ A mapping file looks like::
     [options]
     mw_corrected = true     # fluxes already corrected for Milky Way extinction
     method = "catalog"
-    aperture_arcsec = 0.3
+    aperture_radius_arcsec = 0.15  # arcsec (the older aperture_arcsec = 0.3 is a diameter)
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from catalog import bands as bandreg
+from catalog.checks import check_number
 from catalog.errors import GccatError
 from catalog.photometry import parse_unit
 
@@ -88,7 +89,7 @@ class ColumnMapping:
     bands: dict[str, BandColumns] = field(default_factory=dict)
     mw_corrected: bool = False
     method: str = "catalog"
-    aperture_arcsec: float | None = None
+    aperture_radius_arcsec: float | None = None
 
     def used_columns(self) -> set[str]:
         cols = {self.ra, self.dec, self.id, self.z, self.class_, self.flags}
@@ -235,5 +236,13 @@ def load_mapping(path, mapping_file, names: list[str], units: dict[str, str], *,
         m.bands[band] = BandColumns(band, value, kind, factor, unit, b.get("error"),
                                     b.get("upper_limit"))
     m.method = opts.get("method", m.method)
-    m.aperture_arcsec = opts.get("aperture_arcsec", m.aperture_arcsec)
+    if "aperture_arcsec" in opts and "aperture_radius_arcsec" in opts:
+        raise GccatError("[options] gives both aperture_radius_arcsec and the older aperture_arcsec "
+                         "(a diameter); keep aperture_radius_arcsec", file=mapping_file)
+    if "aperture_arcsec" in opts:  # older spelling: the aperture diameter
+        m.aperture_radius_arcsec = check_number(opts["aperture_arcsec"], "[options] aperture_arcsec",
+                                                lo=0, lo_open=True) / 2
+    elif "aperture_radius_arcsec" in opts:
+        m.aperture_radius_arcsec = check_number(opts["aperture_radius_arcsec"],
+                                                "[options] aperture_radius_arcsec", lo=0, lo_open=True)
     return m

@@ -116,10 +116,11 @@ def test_toml_mapping_names_columns_units_and_upper_limits(lake, tmp_path):
     ingest_catalog(lake, p, field_id="as1063", name="odd", mapping_file=m, z=0.348)
     con = connect(lake)
     rows = con.execute("SELECT source_id, d.z, band, flux_njy, is_upper_limit, mw_corrected, "
-                       "aperture_arcsec FROM photometry JOIN detections d USING (detection_id) "
+                       "aperture_radius_arcsec FROM photometry JOIN detections d USING (detection_id) "
                        "ORDER BY source_id").fetchall()
-    assert rows == [("1", 1.38, "F115WN", 500.0, False, True, 0.3),
-                    ("2", 0.348, "F115WN", 300.0, True, True, 0.3)]
+    # the older option aperture_arcsec is the aperture diameter: stored as radius 0.15"
+    assert rows == [("1", 1.38, "F115WN", 500.0, False, True, 0.15),
+                    ("2", 0.348, "F115WN", 300.0, True, True, 0.15)]
     inst = con.execute("SELECT instrument FROM bands WHERE band = 'F115WN'").fetchall()[0][0]
     assert inst == "NIRISS"
 

@@ -376,8 +376,10 @@ def select(lake: Lake, where: str | None, z: float | None = None, con=None,
                pb.band, b.sedpy_name, b.pivot_um, pb.flux_njy, pb.flux_err_njy,
                pb.is_upper_limit, pb.mw_corrected
         FROM sel JOIN {rows} pb USING (detection_id)
-        JOIN bands b USING (band) LEFT JOIN fields f ON f.field_id = sel.field_id""",
-                list(choice.params) or None)
+        JOIN bands b USING (band) LEFT JOIN fields f ON f.field_id = sel.field_id
+        ORDER BY sel.detection_id, pb.band""", list(choice.params) or None)
+    # ordered: the objects' order (and so a seeded bootstrap or draw) must not depend on how
+    # DuckDB's threads happen to return the rows
     if t.num_rows == 0:
         raise GccatError("no photometry matches the selection" + (f": {where}" if where else "")
                          + ("" if choice.spec == "best" else f" with --photometry {choice.spec}"))

@@ -32,7 +32,7 @@ from .apertures import (
 )
 from .checks import Z_MAX, check_number, check_numbers
 from .errors import GccatError
-from .lake import Lake, check_name, new_ingest_id
+from .lake import Lake, check_name, new_ingest_id, sha256_file
 from .schemas import (
     DETECTION_RUNS,
     INJECTION_CORRECTIONS,
@@ -250,19 +250,27 @@ def check_apertures(aperture_radii_arcsec) -> np.ndarray:
                                     hi=MAX_APERTURE_RADIUS_ARCSEC), float)
 
 
-def _aperture_setup(image, aperture_radii_arcsec):
+def check_annulus_width(annulus_width_arcsec) -> float:
+    """Width of the local-background annulus, arcsec: in [0, MAX_APERTURE_RADIUS_ARCSEC]; 0 means
+    no local background (for background-subtracted images)."""
+    return check_number(annulus_width_arcsec, "annulus_width_arcsec", lo=0,
+                        hi=MAX_APERTURE_RADIUS_ARCSEC)
+
+
+def _aperture_setup(image, aperture_radii_arcsec, annulus_width_arcsec=ANNULUS_WIDTH_ARCSEC):
     """Radii (arcsec), radii (pixels) and the annulus width (pixels) on this image."""
     radii_arcsec = check_apertures(aperture_radii_arcsec)
+    width = check_annulus_width(annulus_width_arcsec)
     radii = radii_arcsec / image.pixel_scale_arcsec
-    annulus = ANNULUS_WIDTH_ARCSEC / image.pixel_scale_arcsec
-    # The aperture and its background annulus (out to r + 0.08") must fit on the image.
+    annulus = width / image.pixel_scale_arcsec
+    # The aperture and its background annulus (r to r + width) must fit on the image.
     side = min(image.data.shape) * image.pixel_scale_arcsec
-    widest = 2 * (float(radii_arcsec.max()) + ANNULUS_WIDTH_ARCSEC)
+    widest = 2 * (float(radii_arcsec.max()) + width)
     if widest > side:
         raise GccatError(f"--apertures: a {radii_arcsec.max():g}\" radius aperture with its "
-                         f"{ANNULUS_WIDTH_ARCSEC}\" background annulus is {widest:.3g}\" wide, wider "
+                         f"{width:g}\" background annulus is {widest:.3g}\" wide, wider "
                          f"than the image ({side:.3g}\"); use radii of at most "
-                         f"{max(side / 2 - ANNULUS_WIDTH_ARCSEC, 0):.3g}\"", file=image.path)
+                         f"{max(side / 2 - width, 0):.3g}\"", file=image.path)
     return radii_arcsec, radii, annulus
 
 
@@ -281,10 +289,18 @@ def aperture_radius(table: pa.Table, name: str = "aperture_radius_arcsec") -> pa
     return pc.coalesce(new, pc.multiply(table[old].cast(pa.float64()), scale))
 
 
+def _settings(options: dict) -> dict:
+    """The measurement settings recorded in a photometry ingest's options (older lakes lack
+    some, so their rows are measured again rather than taken as repeats)."""
+    return {k: options.get(k) for k in ("aperture_radii_arcsec", "annulus_width_arcsec",
+                                         "psf_sha256", "zeropoint_ab")}
+
+
 def run_photometry(lake: Lake, image_path, *, band: str | None, field_id: str, catalog: str,
                    aperture_radii_arcsec: Sequence[float] = APERTURE_RADII_ARCSEC, psf_path=None,
                    error_path=None, weight_path=None, zeropoint_ab: float | None = None,
-                   command: str = "", progress=None) -> dict:
+                   annulus_width_arcsec: float = ANNULUS_WIDTH_ARCSEC, command: str = "",
+                   progress=None) -> dict:
     """Forced aperture photometry of a catalog's sources on one image, appended to photometry.
 
     Parameters
@@ -296,6 +312,9 @@ def run_photometry(lake: Lake, image_path, *, band: str | None, field_id: str, c
         PSF image (centred, any normalisation) for the aperture correction; without it the
         fluxes are the background-subtracted aperture sums, a fraction of the total flux
         (the rows' ingest records ``aperture_corrected``).
+    annulus_width_arcsec : float
+        Width of the local-background annulus from each aperture's edge, arcsec (0.08" in the
+        Sparkler study); 0 subtracts no local background (a background-subtracted image).
 
     Notes
     -----
@@ -310,13 +329,14 @@ def run_photometry(lake: Lake, image_path, *, band: str | None, field_id: str, c
     check_name(field_id, "field id")
     check_name(catalog, "catalog name")
     check_apertures(aperture_radii_arcsec)
+    annulus_width_arcsec = check_annulus_width(annulus_width_arcsec)
     step("reading", 0.05)
     image = read_image(image_path, band=band, error_path=error_path, weight_path=weight_path,
                        zeropoint_ab=zeropoint_ab)
     psf = _read_psf(psf_path) if psf_path else None
     if psf is not None:
         _check_psf_fits(psf, image, psf_path)
-    radii_arcsec, radii, annulus = _aperture_setup(image, aperture_radii_arcsec)
+    radii_arcsec, radii, annulus = _aperture_setup(image, aperture_radii_arcsec, annulus_width_arcsec)
     det, x, y = _catalog_positions(lake, field_id, catalog, image)
     step("measuring", 0.3)
     ph = imaging.aperture_photometry(image.data, x, y, radii, error=image.error,
@@ -336,12 +356,18 @@ def run_photometry(lake: Lake, image_path, *, band: str | None, field_id: str, c
         "quality": np.zeros(n * k, np.int32), "ingest_id": [ingest_id] * (n * k),
     }).cast(PHOTOMETRY)
     name = f"{catalog}/{image.band}/aperture"
+    settings = {"aperture_radii_arcsec": radii_arcsec.tolist(),
+                "annulus_width_arcsec": annulus_width_arcsec,
+                "psf_sha256": sha256_file(psf_path) if psf_path else None, "zeropoint_ab": zeropoint_ab}
     from ingest.catalog import register_field_and_bands
 
     step("writing", 0.8)
     with lake.transaction("photometry", ingest_id=ingest_id) as tx:
         same = lake.live_named(field_id, name)
-        if same.num_rows and same["sha256"][0].as_py() == image.sha256:
+        # A repeat is the same image measured the same way; other apertures, annulus or PSF
+        # (e.g. adding the forgotten --psf) measure again and supersede the earlier rows.
+        if same.num_rows and same["sha256"][0].as_py() == image.sha256 and _settings(
+                json.loads(same["options"][0].as_py() or "{}")) == settings:
             return {"ingest_id": same["ingest_id"][0].as_py(), "skipped": True, "n_rows": 0}
         register_field_and_bands(lake, tx, field_id, [image.band], det["ra"].to_numpy(),
                                   det["dec"].to_numpy(), [])
@@ -350,11 +376,10 @@ def run_photometry(lake: Lake, image_path, *, band: str | None, field_id: str, c
                   sha256=image.sha256, n_rows=n, n_photometry=rows.num_rows, command=command,
                   supersedes=same["ingest_id"].to_pylist(),
                   options={"run": "photometry", "bands_measured": [image.band],
-                           "aperture_radii_arcsec": radii_arcsec.tolist(),
                            "psf": str(psf_path) if psf_path else None,
                            # photometry_ranked prefers aperture-corrected (total) fluxes
                            "aperture_corrected": psf is not None,
-                           "njy_per_unit": f, "annulus_width_arcsec": ANNULUS_WIDTH_ARCSEC})
+                           "njy_per_unit": f, **settings})
     step("done", 1.0)
     return {"ingest_id": ingest_id, "skipped": False, "n_rows": rows.num_rows, "n_sources": n,
             "n_upper_limits": int(upper.sum())}
@@ -367,7 +392,8 @@ def run_injection(lake: Lake, image_path, *, band: str | None, psf_path, field_i
                   mode: str = "targets", n_random: int = INJECT_N_RANDOM,
                   stamp_arcsec: float = INJECT_STAMP_ARCSEC,
                   seed: int = 0, zeropoint_ab: float | None = None, max_targets: int | None = None,
-                  command: str = "", progress=None) -> dict:
+                  annulus_width_arcsec: float = ANNULUS_WIDTH_ARCSEC, command: str = "",
+                  progress=None) -> dict:
     """Injection-recovery on an image, recorded in injection_runs/_sources/_corrections.
 
     ``mode='targets'`` (Sparkler): near each catalog source, PSF point sources at ``n_flux``
@@ -379,7 +405,8 @@ def run_injection(lake: Lake, image_path, *, band: str | None, psf_path, field_i
     photometry of the same image, and ``photometry_injection_corrected`` applies it only there.
     ``mode='random'`` (Firefly): ``n_random`` copies of the PSF at each source's flux at random
     places in a ``stamp_arcsec`` stamp around it; the flux error is the biweight scale of
-    flux_out - flux_in.
+    flux_out - flux_in. ``annulus_width_arcsec`` as for :func:`run_photometry` (use the value
+    the photometry used).
     """
     from ingest.images import read_image
 
@@ -401,10 +428,11 @@ def run_injection(lake: Lake, image_path, *, band: str | None, psf_path, field_i
     stamp_arcsec = check_number(stamp_arcsec, "stamp_arcsec", lo=0, lo_open=True, hi=MAX_STAMP_ARCSEC)
     seed = check_seed(seed)
     check_apertures(aperture_radii_arcsec)
+    annulus_width_arcsec = check_annulus_width(annulus_width_arcsec)
     image = read_image(image_path, band=band, zeropoint_ab=zeropoint_ab)
     psf = _read_psf(psf_path)
     _check_psf_fits(psf, image, psf_path)
-    radii_arcsec, radii, annulus = _aperture_setup(image, aperture_radii_arcsec)
+    radii_arcsec, radii, annulus = _aperture_setup(image, aperture_radii_arcsec, annulus_width_arcsec)
     det, x, y = _catalog_positions(lake, field_id, catalog, image)
     if max_targets is not None:
         det, x, y = det.slice(0, max_targets), x[:max_targets], y[:max_targets]
@@ -495,7 +523,7 @@ def run_injection(lake: Lake, image_path, *, band: str | None, psf_path, field_i
            "flux_range_lo": flux_range[0], "flux_range_hi": flux_range[1],
            "aperture_radii_arcsec": radii_arcsec.tolist(), "seed": seed,
            "params": json.dumps({"stamp_arcsec": stamp_arcsec, "njy_per_unit": f,
-                                 "annulus_width_arcsec": ANNULUS_WIDTH_ARCSEC,
+                                 "annulus_width_arcsec": annulus_width_arcsec,
                                  "n_targets": len(x)}), "ingest_id": ingest_id}
     corr = pa.Table.from_pylist([{**c, "run_id": ingest_id, "field_id": field_id,
                                   "ingest_id": ingest_id} for c in corrections],

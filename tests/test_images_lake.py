@@ -83,6 +83,14 @@ def test_injection_recovery_fills_runs_sources_and_corrections(mosaic):
     fixed = con.execute("SELECT count(*) FROM photometry_injection_corrected WHERE "
                         "correction_run IS NOT NULL").fetchall()[0][0]
     assert fixed > 0
+    # what the fits read: injection-corrected photometry at the final radius for the targets
+    # (an upper limit keeps its limit)
+    picked = con.execute("SELECT aperture_radius_arcsec, injection_corrected, is_upper_limit, "
+                         "count(*) FROM photometry_best WHERE band = 'F150W' AND detection_id IN "
+                         "(SELECT detection_id FROM injection_corrections) GROUP BY ALL ORDER BY ALL"
+                         ).fetchall()
+    assert {(r, c) for r, c, u, _ in picked} == {(0.16, not u) for _, _, u, _ in picked}
+    assert sum(n for *_, u, n in picked if not u) >= 2
     rnd = run_injection(lake, sim["images"]["F150W"], band=None, psf_path=sim["psf"],
                         field_id="as1063", catalog="gcs", mode="random", n_random=30,
                         max_targets=2, stamp_arcsec=3.0)

@@ -125,6 +125,24 @@ def test_toml_mapping_names_columns_units_and_upper_limits(lake, tmp_path):
     assert inst == "NIRISS"
 
 
+def test_toml_aperture_radius_and_its_older_diameter_spelling(lake, tmp_path):
+    p = tmp_path / "ap.csv"
+    p.write_text("id,ra,dec,flux_F150W,fluxerr_F150W\n1,342.18,-44.53,5,1\n")
+    m = tmp_path / "map.toml"
+    m.write_text('[options]\naperture_radius_arcsec = 0.16\n')
+    ingest_catalog(lake, p, field_id="as1063", name="radius", mapping_file=m)
+    got = connect(lake).execute("SELECT aperture_radius_arcsec FROM photometry").fetchall()
+    assert got == [(0.16,)]
+    before = snapshot(lake)
+    for text, match in (('aperture_radius_arcsec = 0.16\naperture_arcsec = 0.32\n', "both"),
+                        ('aperture_radius_arcsec = -1\n', "aperture_radius_arcsec"),
+                        ('aperture_arcsec = "wide"\n', "aperture_arcsec")):
+        m.write_text("[options]\n" + text)
+        with pytest.raises(GccatError, match=match):
+            ingest_catalog(lake, p, field_id="as1063", name="bad", mapping_file=m)
+    assert snapshot(lake) == before
+
+
 def test_same_file_twice_is_a_no_op(lake):
     ingest_catalog(lake, SMACS, field_id="smacs0723", name="faisst2022")
     before = snapshot(lake)

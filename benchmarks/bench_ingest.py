@@ -60,7 +60,7 @@ def child_baseline(src: Path, out: Path) -> dict:
         "flux_njy": pa.chunked_array([t[f"flux_{b}"].combine_chunks() for b in BANDS]),
         "flux_err_njy": pa.chunked_array([t[f"fluxerr_{b}"].combine_chunks() for b in BANDS]),
         "is_upper_limit": np.zeros(k, bool), "method": constant("catalog", k),
-        "aperture_arcsec": pa.nulls(k, pa.float64()), "mw_corrected": np.zeros(k, bool),
+        "aperture_radius_arcsec": pa.nulls(k, pa.float64()), "mw_corrected": np.zeros(k, bool),
         "quality": np.zeros(k, np.int32), "ingest_id": constant(ing, k)}, schema=PHOTOMETRY)
     del t
     out.mkdir()

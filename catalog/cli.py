@@ -10,6 +10,7 @@ from rich.text import Text
 
 from ingest.cli import app as ingest_app
 
+from . import apertures as ap
 from .cli_util import DEFAULT_LAKE, AsOfOpt, LakeOpt, command, console, err_console, new_app, print_table
 from .errors import GccatError
 from .lake import Lake, command_line, open_lake
@@ -397,7 +398,8 @@ def photometry_cmd(
     catalog: Annotated[str, typer.Option("--catalog", help="Catalog whose positions to measure.")],
     band: Annotated[str | None, typer.Option("--band", help="Band (default: FILTER keyword).")] = None,
     apertures: Annotated[str, typer.Option(
-        "--apertures", help="Aperture diameters, arcsec.")] = "0.12,0.16,0.20",
+        "--apertures", help="Aperture radii, arcsec (each with a background annulus from r to "
+                            f"r + {ap.ANNULUS_WIDTH_ARCSEC:g}\").")] = ap.radii_text(),
     psf: Annotated[Path | None, typer.Option("--psf", help="PSF for aperture corrections.")] = None,
     error: Annotated[Path | None, typer.Option("--error", help="Error map (1 sigma).")] = None,
     weight: Annotated[Path | None, typer.Option("--weight", help="Weight map (1/variance).")] = None,
@@ -411,7 +413,7 @@ def photometry_cmd(
 
     with StageProgress(f"photometry {image.name}") as progress:
         r = run_photometry(open_lake(lake), image, band=band, field_id=field, catalog=catalog,
-                           apertures_arcsec=_floats(apertures, "--apertures"), psf_path=psf,
+                           aperture_radii_arcsec=_floats(apertures, "--apertures"), psf_path=psf,
                            error_path=error, weight_path=weight, zeropoint_ab=zeropoint,
                            command=command_line(), progress=progress)
     if r["skipped"]:
@@ -428,15 +430,19 @@ def inject_cmd(
     field: Annotated[str, typer.Option("--field", help="Field id.")],
     catalog: Annotated[str, typer.Option("--catalog", help="Catalog of the targets.")],
     band: Annotated[str | None, typer.Option("--band", help="Band (default: FILTER keyword).")] = None,
-    n: Annotated[int, typer.Option("--n", help="Fluxes per target.")] = 20,
-    locations: Annotated[int, typer.Option("--locations", help="Locations per target.")] = 20,
+    n: Annotated[int, typer.Option("--n", help="Fluxes per target.")] = ap.INJECT_N_FLUX,
+    locations: Annotated[int, typer.Option(
+        "--locations", help="Locations per target.")] = ap.INJECT_N_LOCATIONS,
     flux_range: Annotated[str, typer.Option(
-        "--flux-range", help="LO,HI factors of the measured flux.")] = "0.1,10",
+        "--flux-range", help="LO,HI factors of the measured flux.")] = ",".join(
+            f"{v:g}" for v in ap.INJECT_FLUX_RANGE),
     apertures: Annotated[str, typer.Option(
-        "--apertures", help="Aperture diameters, arcsec.")] = "0.12,0.16,0.20",
+        "--apertures", help="Aperture radii, arcsec (each with a background annulus from r to "
+                            f"r + {ap.ANNULUS_WIDTH_ARCSEC:g}\").")] = ap.radii_text(),
     mode: Annotated[Literal["targets", "random"], typer.Option(
         "--mode", help="targets (Sparkler) or random (Firefly).")] = "targets",
-    n_random: Annotated[int, typer.Option("--n-random", help="Random positions (random mode).")] = 100,
+    n_random: Annotated[int, typer.Option(
+        "--n-random", help="Random positions (random mode).")] = ap.INJECT_N_RANDOM,
     max_targets: Annotated[int | None, typer.Option("--max-targets", help="Only the first N.")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
     zeropoint: Annotated[float | None, typer.Option("--zeropoint", help="AB mag of 1 unit.")] = None,
@@ -452,7 +458,7 @@ def inject_cmd(
     with StageProgress(f"inject {image.name}") as progress:
         r = run_injection(open_lake(lake), image, band=band, psf_path=psf, field_id=field,
                           catalog=catalog, n_flux=n, n_locations=locations, flux_range=tuple(lo_hi),
-                          apertures_arcsec=_floats(apertures, "--apertures"), mode=mode,
+                          aperture_radii_arcsec=_floats(apertures, "--apertures"), mode=mode,
                           n_random=n_random, seed=seed, zeropoint_ab=zeropoint,
                           max_targets=max_targets, command=command_line(),
                           progress=progress)
@@ -493,6 +499,11 @@ MinBandsOpt = Annotated[int | None, typer.Option(
 def _warn(warnings) -> None:
     for w in warnings:
         err_console.print(f"gccat: warning: {w}")
+PhotometryOpt = Annotated[str, typer.Option(
+    "--photometry", help="Which flux per band: best (photometry_best: catalog, else injection- then "
+                         f"aperture-corrected at r = {ap.FINAL_APERTURE_RADIUS_ARCSEC:g}\", ...), "
+                         "catalog, method:NAME, aperture:R or aperture:R:measured (R = radius, "
+                         "arcsec). Recorded in fit_runs.config.")]
 
 
 @command(grid_app, "build")
@@ -536,6 +547,7 @@ def fit_ssp_cmd(
     prior: Annotated[Literal["index", "log-age"], typer.Option(
         "--prior", help="Age prior: index (flat in BC03 age index) or log-age.")] = "index",
     min_bands: MinBandsOpt = None,
+    photometry: PhotometryOpt = "best",
     lake: LakeOpt = DEFAULT_LAKE,
 ):
     """Fit simple stellar populations (BC03) to the selected sources."""
@@ -544,8 +556,9 @@ def fit_ssp_cmd(
 
     with StageProgress("fit ssp") as progress:
         r = run_fit_ssp(open_lake(lake), where, z=z, error_floor=error_floor, n_samples=samples,
-                        seed=seed, chunk=chunk, scheduler=scheduler, prior=prior, progress=progress,
-                        min_bands=min_bands, command=command_line(),
+                        seed=seed, chunk=chunk, scheduler=scheduler, prior=prior,
+                        photometry=photometry, progress=progress, min_bands=min_bands,
+                        command=command_line(),
                         **_grid_spec(av_max, n_av, nebular, metallicities))
     _warn(r["warnings"])
     console.print(f"run {r['run_id']}: {r['n_objects']} of {r['n_selected']} objects fitted in "
@@ -564,13 +577,15 @@ def fit_stack_cmd(
     seed: Annotated[int, typer.Option("--seed", help="Random seed of the bootstrap and draws "
                                                      "(recorded in fit_runs).")] = 0,
     min_bands: MinBandsOpt = None,
+    photometry: PhotometryOpt = "best",
     lake: LakeOpt = DEFAULT_LAKE,
 ):
     """Stack the selection's photometry and fit it as one source (chi2 map kept)."""
     from .fitting import describe_stack, run_fit_stack
 
     r = run_fit_stack(open_lake(lake), where, z=z, error_floor=error_floor, stack=stack,
-                      n_boot=n_boot, seed=seed, min_bands=min_bands, command=command_line(),
+                      n_boot=n_boot, seed=seed, min_bands=min_bands, photometry=photometry,
+                      command=command_line(),
                       **_grid_spec(av_max, n_av, nebular, metallicities))
     console.print(f"{r['object_id']} ({r['n_members']} sources): {describe_stack(r['result'])}; "
                   f"'gccat plot chi2map {r['run_id']}'")
@@ -583,6 +598,7 @@ def fit_sfh_cmd(
         "--epochs", help="Epoch start redshifts, decreasing.")] = "12,11,10,9,8,7,6,5,4",
     n_perturb: Annotated[int, typer.Option("--n-perturb", help="Perturbed refits.")] = 21,
     min_bands: MinBandsOpt = None,
+    photometry: PhotometryOpt = "best",
     lake: LakeOpt = DEFAULT_LAKE,
 ):
     """Non-parametric SFHs (SEDz*): mass per epoch by NNLS, errors from perturbed refits."""
@@ -590,6 +606,7 @@ def fit_sfh_cmd(
 
     r = run_fit_sfh(open_lake(lake), where, z=z, epochs_z=tuple(_floats(epochs, "--epochs")),
                     n_perturb=n_perturb, error_floor=error_floor, min_bands=min_bands,
+                    photometry=photometry,
                     command=command_line())
     _warn(r["warnings"])
     console.print(f"run {r['run_id']}: {r['n_objects']} of {r['n_selected']} objects fitted (SFHs); "

@@ -1,6 +1,7 @@
 """Stellar-population fits of lake photometry, written back to the lake.
 
-Selection from ``photometry_wide`` (SQL), photometry from ``photometry_best`` in nJy,
+Selection from ``photometry_wide`` (SQL), photometry from ``photometry_best`` in nJy (or
+another choice of ``photometry_ranked``, ``--photometry``; see :func:`photometry_choice`),
 Milky Way extinction removed per field (G23) unless the photometry says it already is,
 SSP grids built once per (redshift, bands, spec) and cached in ``ssp_grids``, fits by
 :mod:`catalog.sps` in chunks (in process or on Dask), results in ``fit_runs``,
@@ -22,6 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import sps
+from .apertures import FINAL_APERTURE_RADIUS_ARCSEC, MAX_APERTURE_RADIUS_ARCSEC, RADIUS_MATCH_ARCSEC
 from .checks import Z_MAX, check_number, check_numbers
 from .errors import GccatError
 from .lake import Lake, gccat_version, new_ingest_id
@@ -239,6 +241,83 @@ def _append_grid_if_new(lake: Lake, tx, grid: sps.SSPGrid, gid: str) -> None:
         tx.append("ssp_grids", grid_table(grid, gid, tx.ingest_id))
 
 
+@dataclass(frozen=True)
+class PhotometryChoice:
+    """Which photometry a fit reads (``--photometry``), as a condition on ``photometry_ranked``.
+
+    Attributes
+    ----------
+    spec : str
+        The choice as written, normalised (recorded in ``fit_runs.config``).
+    condition : str
+        SQL condition on ``photometry_ranked`` with ``?`` placeholders ("" for ``best``).
+    params : tuple
+        Values bound to the placeholders.
+    description : str
+        The rule in words (recorded in ``fit_runs.config``).
+    """
+
+    spec: str
+    condition: str
+    params: tuple
+    description: str
+
+
+#: What ``--photometry`` accepts.
+PHOTOMETRY_CHOICES = "best, catalog, method:NAME, aperture:R or aperture:R:measured (R in arcsec)"
+
+
+def photometry_choice(spec: str | None = "best") -> PhotometryChoice:
+    """Parse a ``--photometry`` choice: which row per source and band the fits use.
+
+    Each choice keeps some candidates of ``photometry_ranked`` and takes, per source and band,
+    the one of highest preference among them (the rule of ``photometry_best``):
+
+    * ``best`` (default): ``photometry_best`` -- catalog (published) photometry, else
+      injection-corrected, else aperture-corrected aperture photometry at the final radius
+      (:data:`catalog.apertures.FINAL_APERTURE_RADIUS_ARCSEC`), else the other radii, other
+      methods and uncorrected aperture sums, in that order;
+    * ``catalog``: published catalog photometry only (``method:catalog``);
+    * ``method:NAME``: rows of photometry method NAME (``aperture``, ``psf``, ...) only;
+    * ``aperture:R``: gccat aperture photometry of radius R arcsec, injection-corrected where
+      a correction applies (``photometry_injection_corrected``), else as measured;
+    * ``aperture:R:measured``: the same radius as measured, without injection correction.
+
+    Bands without such a row are left out of an object's fit.
+    """
+    text = "best" if spec is None else str(spec).strip()
+    parts = text.split(":")
+    parts[0] = parts[0].lower()  # keywords in any case; method names as written
+    text = ":".join(parts)
+    if text == "best":
+        return PhotometryChoice("best", "", (), "photometry_best: catalog photometry, else "
+                                f"injection-corrected, else aperture-corrected at radius "
+                                f"{FINAL_APERTURE_RADIUS_ARCSEC:g} arcsec, else other radii "
+                                "(nearest first), other methods, uncorrected aperture sums")
+    if text == "catalog" or (parts[0] == "method" and len(parts) == 2):
+        name = "catalog" if text == "catalog" else parts[1]
+        if not name.replace("_", "").replace("-", "").isalnum():
+            raise GccatError(f"--photometry method:NAME needs a method name, not {spec!r}")
+        return PhotometryChoice(f"method:{name}", "method = ?", (name,),
+                                f"photometry of method {name}, the preferred row per band")
+    if parts[0] == "aperture" and (len(parts) == 2 or (len(parts) == 3 and parts[2].lower() == "measured")):
+        try:
+            r = float(parts[1])
+        except ValueError:
+            raise GccatError(f"--photometry aperture:R needs a radius R in arcsec, not {spec!r}") from None
+        r = check_number(r, "--photometry aperture:R (radius, arcsec)", lo=0, lo_open=True,
+                         hi=MAX_APERTURE_RADIUS_ARCSEC)
+        cond = "method = 'aperture' AND abs(aperture_radius_arcsec - ?) < ?"
+        if len(parts) == 3:
+            return PhotometryChoice(f"aperture:{r:g}:measured", cond + " AND NOT injection_corrected",
+                                    (r, RADIUS_MATCH_ARCSEC),
+                                    f"aperture photometry of radius {r:g} arcsec as measured")
+        return PhotometryChoice(f"aperture:{r:g}", cond, (r, RADIUS_MATCH_ARCSEC),
+                                f"aperture photometry of radius {r:g} arcsec, injection-corrected "
+                                "where a correction applies")
+    raise GccatError(f"--photometry must be one of {PHOTOMETRY_CHOICES}, not {spec!r}")
+
+
 @dataclass
 class Selection:
     """Photometry of the selected objects as (n_obj, n_band) arrays in nJy, blue to red."""
@@ -324,10 +403,23 @@ def build_grid_command(lake: Lake, z: float, bands: list[str], command: str = ""
             "shape": grid.flux_njy.shape}
 
 
-def select(lake: Lake, where: str | None, z: float | None = None, con=None) -> Selection:
+def select(lake: Lake, where: str | None, z: float | None = None, con=None,
+           photometry: str | PhotometryChoice | None = "best") -> Selection:
     """Objects of ``photometry_wide`` matching ``where`` with their photometry (nJy).
 
-    Redshift: ``z`` if given, else the detection's, else the field's cluster redshift.
+    Parameters
+    ----------
+    where : str, optional
+        SQL condition on ``photometry_wide`` (its flux and magnitude columns follow the
+        ``best`` rule whatever ``photometry`` is).
+    z : float, optional
+        Redshift for all; else the detection's, else the field's cluster redshift.
+    photometry : str or PhotometryChoice
+        Which photometry row per source and band (:func:`photometry_choice`; default
+        ``best``, i.e. ``photometry_best``).
+
+    Notes
+    -----
     Fluxes not yet corrected for Milky Way extinction are corrected with the field's E(B-V)
     (G23, R_V = 3.1) through each filter curve.
     """
@@ -335,17 +427,26 @@ def select(lake: Lake, where: str | None, z: float | None = None, con=None) -> S
     from .sandbox import condition_sql
     from .views import connect
 
+    choice = photometry if isinstance(photometry, PhotometryChoice) else photometry_choice(photometry)
     con = con or connect(lake)
     cond = f"WHERE {condition_sql(where)}" if where else ""
+    # the chosen rows: the best candidate per source and band among those the choice keeps
+    rows = "photometry_best" if not choice.condition else f"""(
+        SELECT * FROM photometry_ranked WHERE {choice.condition}
+        QUALIFY row_number() OVER (PARTITION BY detection_id, band ORDER BY preference DESC) = 1)"""
     t = run_sql(con, f"""
         WITH sel AS (SELECT detection_id, field_id, z FROM photometry_wide {cond})
         SELECT sel.detection_id, sel.field_id, coalesce(sel.z, f.z_cluster) AS z, f.ebv_mw,
                pb.band, b.sedpy_name, b.pivot_um, pb.flux_njy, pb.flux_err_njy,
                pb.is_upper_limit, pb.mw_corrected
-        FROM sel JOIN photometry_best pb USING (detection_id)
-        JOIN bands b USING (band) LEFT JOIN fields f ON f.field_id = sel.field_id""")
+        FROM sel JOIN {rows} pb USING (detection_id)
+        JOIN bands b USING (band) LEFT JOIN fields f ON f.field_id = sel.field_id
+        ORDER BY sel.detection_id, pb.band""", list(choice.params) or None)
+    # ordered: the objects' order (and so a seeded bootstrap or draw) must not depend on how
+    # DuckDB's threads happen to return the rows
     if t.num_rows == 0:
-        raise GccatError("no photometry matches the selection" + (f": {where}" if where else ""))
+        raise GccatError("no photometry matches the selection" + (f": {where}" if where else "")
+                         + ("" if choice.spec == "best" else f" with --photometry {choice.spec}"))
     # Arrow compute throughout: 10^6 objects x 9 bands must not become Python strings.
     per_band = t.group_by("band").aggregate([("pivot_um", "min"), ("sedpy_name", "min")])
     per_band = per_band.sort_by("pivot_um_min")
@@ -485,15 +586,16 @@ def _run_row(run_id, kind, where, grid_ids, error_floor, n_obj, n_samples, sched
 def run_fit_ssp(lake: Lake, where: str | None = None, *, z: float | None = None,
                 error_floor: float = 0.05, n_samples: int = 100, seed: int = 0,
                 chunk: int = 4096, scheduler: str | None = None, prior: str = "index",
-                min_bands: int | None = None, progress=None, command: str = "",
-                **grid_spec) -> dict:
+                min_bands: int | None = None, photometry: str = "best", progress=None,
+                command: str = "", **grid_spec) -> dict:
     """SSP fits of the selected objects (see :func:`select`) written to the lake.
 
     Objects are grouped by redshift (to 0.001); each group is fitted against its grid, in
-    blocks of :data:`BLOCK` objects written as they come. Objects with fewer usable bands than
-    ``min_bands`` (default: the grid's free parameters, mass plus each grid axis with more
-    than one value) are not fitted; they are recorded in ``fit_skipped`` and counted in the
-    returned ``warnings``. Returns the run id, counts (``n_objects`` fitted, ``n_skipped``) and
+    blocks of :data:`BLOCK` objects written as they come. ``photometry`` chooses the rows fitted
+    (:func:`photometry_choice`; recorded in ``fit_runs.config``). Objects with fewer usable
+    bands than ``min_bands`` (default: the grid's free parameters, mass plus each grid axis
+    with more than one value) are not fitted; they are recorded in ``fit_skipped`` and counted
+    in the returned ``warnings``. Returns the run id, counts (``n_objects`` fitted, ``n_skipped``) and
     ``result``: the FitResult of the last block per redshift.
     """
     step = progress or (lambda stage, frac: None)
@@ -504,8 +606,9 @@ def run_fit_ssp(lake: Lake, where: str | None = None, *, z: float | None = None,
                                                                  "seed", "chunk"))
     grid_spec = check_grid_spec(grid_spec)
     min_bands = check_min_bands(min_bands)
+    choice = photometry_choice(photometry)
     step("selecting", 0.02)
-    sel = select(lake, where, z)
+    sel = select(lake, where, z, photometry=choice)
     run_id = new_ingest_id()
     t0 = time.perf_counter()
     zkey = np.round(sel.z, 3)
@@ -554,6 +657,7 @@ def run_fit_ssp(lake: Lake, where: str | None = None, *, z: float | None = None,
                   "seed": seed, "chunk": chunk, "bands": sel.bands, **grid_spec,
                   "min_bands": cut.min_bands, "n_selected": len(sel.object_id),
                   "n_skipped": cut.n_skipped,
+                  "photometry": choice.spec, "photometry_rule": choice.description,
                   "upper_limits": "Sawicki 2012 erf term",
                   "prior": {"index": "flat in age index, log Z, A_V",
                             "log-age": "flat in log age, log Z, A_V"}.get(prior, prior)}
@@ -571,12 +675,13 @@ def run_fit_ssp(lake: Lake, where: str | None = None, *, z: float | None = None,
 def run_fit_stack(lake: Lake, where: str | None = None, *, z: float | None = None,
                   error_floor: float = 0.05, n_boot: int = 1000, n_samples: int = 200,
                   stack: str = "median", seed: int = 0, min_bands: int | None = None,
-                  progress=None, command: str = "", **grid_spec) -> dict:
+                  photometry: str = "best", progress=None, command: str = "", **grid_spec) -> dict:
     """Stack the selection's photometry (median with bootstrap errors, or inverse-variance
     weighted) and fit it as one source ``stack:<run_id>``; its chi2 over age x Z is kept.
 
-    The stack needs ``min_bands`` usable bands (default: the grid's free parameters), else
-    nothing is fitted or written.
+    ``photometry`` chooses the rows stacked (:func:`photometry_choice`). The stack needs
+    ``min_bands`` usable bands (default: the grid's free parameters), else nothing is fitted
+    or written.
     """
     step = progress or (lambda stage, frac: None)
     if stack not in ("median", "ivw"):
@@ -587,7 +692,8 @@ def run_fit_stack(lake: Lake, where: str | None = None, *, z: float | None = Non
     n_boot = check_number(n_boot, "--n-boot", lo=10, hi=MAX_BOOT, integer=True)
     grid_spec = check_grid_spec(grid_spec)
     min_bands = check_min_bands(min_bands)
-    sel = select(lake, where, z)
+    choice = photometry_choice(photometry)
+    sel = select(lake, where, z, photometry=choice)
     zs = np.unique(np.round(sel.z, 3))
     if len(zs) > 1 and z is None:
         raise GccatError(f"the selection spans redshifts {zs.min()}-{zs.max()}: give --z to stack")
@@ -629,7 +735,8 @@ def run_fit_stack(lake: Lake, where: str | None = None, *, z: float | None = Non
                   "min_bands": need,
                   "n_members": len(sel.object_id), "bands": sel.bands,
                   "stacked_flux_njy": flux.tolist(), "stacked_err_njy": err.tolist(),
-                  "n_per_band": st["n"].tolist(), **grid_spec}
+                  "n_per_band": st["n"].tolist(), **grid_spec,
+                  "photometry": choice.spec, "photometry_rule": choice.description}
         tx.append("fit_runs", _run_row(run_id, "stack", where, [gid], error_floor, 1, n_samples,
                                        None, time.perf_counter() - t0, config))
         tx.commit(name="fit stack", n_rows=1, command=command, options={"run": "fit stack", **config})
@@ -652,11 +759,12 @@ def describe_stack(res: sps.FitResult) -> str:
 def run_fit_sfh(lake: Lake, where: str | None = None, *, z: float | None = None,
                 epochs_z=(12, 11, 10, 9, 8, 7, 6, 5, 4), n_perturb: int = 21,
                 error_floor: float = 0.05, seed: int = 0, min_bands: int | None = None,
-                progress=None, command: str = "") -> dict:
+                photometry: str = "best", progress=None, command: str = "") -> dict:
     """SEDz*-style non-parametric SFHs: masses per epoch by NNLS, errors from perturbed refits.
 
-    Objects with fewer than ``min_bands`` usable bands (default :data:`MIN_BANDS_SFH`) are not
-    fitted; they are recorded in ``fit_skipped`` and counted in the returned ``warnings``.
+    ``photometry`` chooses the rows fitted (:func:`photometry_choice`). Objects with fewer
+    than ``min_bands`` usable bands (default :data:`MIN_BANDS_SFH`) are not fitted; they are
+    recorded in ``fit_skipped`` and counted in the returned ``warnings``.
     """
     step = progress or (lambda stage, frac: None)
     opts = check_fit_options(z=z, error_floor=error_floor, seed=seed)
@@ -668,7 +776,8 @@ def run_fit_sfh(lake: Lake, where: str | None = None, *, z: float | None = None,
     if any(b >= a for a, b in zip(epochs_z, epochs_z[1:], strict=False)):
         raise GccatError(f"--epochs must be decreasing start redshifts, not "
                          f"{','.join(f'{e:g}' for e in epochs_z)}")
-    sel = select(lake, where, z)
+    choice = photometry_choice(photometry)
+    sel = select(lake, where, z, photometry=choice)
     cut = band_cut(sel, min_bands, MIN_BANDS_SFH, "the default of fit sfh", error_floor)
     late = np.flatnonzero(cut.keep & (sel.z >= epochs_z[0]))
     if late.size:
@@ -722,7 +831,8 @@ def run_fit_sfh(lake: Lake, where: str | None = None, *, z: float | None = None,
                   "error_floor": error_floor, "seed": seed, "bands": sel.bands,
                   "min_bands": cut.min_bands, "n_selected": len(sel.object_id),
                   "n_skipped": cut.n_skipped,
-                  "templates": "10 Myr burst + constant SF per epoch (SEDz*)"}
+                  "templates": "10 Myr burst + constant SF per epoch (SEDz*)",
+                  "photometry": choice.spec, "photometry_rule": choice.description}
         tx.append("fit_runs", _run_row(run_id, "sfh", where, [], error_floor, len(fitted),
                                        n_perturb, None, time.perf_counter() - t0, config))
         tx.commit(name="fit sfh", n_rows=len(fitted), command=command,

@@ -6,9 +6,10 @@ The methods follow the source papers (``/work/shared/data/README.md``):
   Gaussians (FWHM 0.5 px minus 5 px, then 1 px minus 3 px); bright and extended sources, a user
   mask and the image edges masked; the filtered bands summed; iterative brightest-pixel detection
   with a 3-pixel exclusion disk down to a noise threshold, keeping detections at twice it.
-* **Aperture photometry with injection-recovery** (Sparkler): circular apertures (0.12, 0.16,
-  0.20 arcsec diameter in the paper), median local background in an annulus from the aperture
-  edge, 0.08 arcsec wide, aperture correction from the PSF growth curve, 3-sigma upper limits;
+* **Aperture photometry with injection-recovery** (Sparkler): circular apertures of radius
+  0.12, 0.16 and 0.20 arcsec, median local background in an annulus from the aperture edge r to
+  r + 0.08 arcsec, aperture correction from the PSF growth curve, 3-sigma upper limits (the
+  numbers live in :mod:`catalog.apertures`);
   point sources injected near each target at 0.1-10 times its measured flux, at 20 locations,
   measured the same way, and intrinsic versus measured flux fitted by a second-order polynomial.
 * **Full-random injection** (Firefly Sparkle): a model injected at random places in a stamp;
@@ -35,6 +36,14 @@ from photutils.aperture import aperture_photometry as _photutils_aperture_photom
 from scipy import ndimage as ndi
 from scipy.special import ndtr
 
+from .apertures import (
+    DEFAULT_ANNULUS_WIDTH_PIX,
+    FLUX_CORRECTION_DEGREE,
+    INJECT_FLUX_RANGE,
+    INJECT_N_FLUX,
+    INJECT_N_LOCATIONS,
+    UPPER_LIMIT_NSIGMA,
+)
 from .checks import as_grid as _image
 from .checks import as_mask as _bool_mask
 from .checks import as_rng as _rng
@@ -48,14 +57,6 @@ MAD_TO_SIGMA = 1.4826
 MEDIAN_ERROR_FACTOR = math.sqrt(math.pi / 2.0)
 #: High-pass filter of the Abell S1063 GC detection: (FWHM to keep, FWHM to subtract), pixels.
 DETECTION_FWHM_PAIRS = ((0.5, 5.0), (1.0, 3.0))
-#: Aperture diameters of the Sparkler photometry, arcsec (the caller converts to radii in pixels).
-APERTURE_DIAMETERS_ARCSEC = (0.12, 0.16, 0.20)
-#: Width of the local-background annulus of the Sparkler photometry, arcsec.
-ANNULUS_WIDTH_ARCSEC = 0.08
-#: Pixel scale assumed only for defaults given in arcsec (NIRCam mosaics, arcsec per pixel).
-DEFAULT_PIXEL_SCALE_ARCSEC = 0.03
-#: Annulus width used when ``annulus_width_pix`` is None: 0.08" at 0.03"/pix, pixels.
-DEFAULT_ANNULUS_WIDTH_PIX = ANNULUS_WIDTH_ARCSEC / DEFAULT_PIXEL_SCALE_ARCSEC
 
 
 # --------------------------------------------------------------------------- validation helpers
@@ -699,7 +700,7 @@ def _aperture_correction(flux_raw, sigma_pix, area, ee, p_ann, ratio_of) -> np.n
 
 
 def aperture_photometry(image, x, y, radii_pix, *, error=None, weight=None, mask=None,
-                        annulus_width_pix=None, psf=None, upper_limit_nsigma=3.0,
+                        annulus_width_pix=None, psf=None, upper_limit_nsigma=UPPER_LIMIT_NSIGMA,
                         psf_annulus_correction=True) -> dict[str, np.ndarray]:
     """Forced circular-aperture photometry with a local median background (photutils).
 
@@ -729,8 +730,8 @@ def aperture_photometry(image, x, y, radii_pix, *, error=None, weight=None, mask
     x, y : array_like
         Positions, pixels.
     radii_pix : float or array_like
-        Aperture radii, pixels (the paper's diameters 0.12, 0.16, 0.20" -> radii
-        ``0.06 / scale`` ...).
+        Aperture radii, pixels (the paper's radii 0.12, 0.16, 0.20" are ``0.12 / scale``,
+        ... with ``scale`` in arcsec per pixel).
     error : array_like, optional
         1-sigma per-pixel error map, image units.
     weight : array_like, optional
@@ -1015,9 +1016,10 @@ def _draw_near(rng: np.random.Generator, x0: float, y0: float, rmin: float, rmax
 
 
 def injection_recovery(image, psf, x, y, measured_flux, radii_pix, *, error=None, weight=None, mask=None,
-                       n_flux=20, n_locations=20, flux_range=(0.1, 10.0), min_sep_pix=4.0, max_sep_pix=15.0,
+                       n_flux=INJECT_N_FLUX, n_locations=INJECT_N_LOCATIONS, flux_range=INJECT_FLUX_RANGE,
+                       min_sep_pix=4.0, max_sep_pix=15.0,
                        rng, annulus_width_pix=None, aperture_correct=True, psf_annulus_correction=True,
-                       upper_limit_nsigma=3.0) -> dict[str, np.ndarray]:
+                       upper_limit_nsigma=UPPER_LIMIT_NSIGMA) -> dict[str, np.ndarray]:
     """Point-source injection-recovery around each target (the Sparkler procedure).
 
     For target ``i``, ``n_flux`` fluxes log-spaced over ``flux_range * measured_flux[i]`` are
@@ -1188,14 +1190,14 @@ def injection_random(image, psf, stamp_center, stamp_size_pix, flux, n, radii_pi
     xs, ys = np.asarray(got_x[:n]), np.asarray(got_y[:n])
     fin = np.full(n, float(flux))
     res = _measure_injections(img, bad, err, p, xs, ys, fin, radii, width, p if aperture_correct else None,
-                              3.0, psf_annulus_correction)
+                              UPPER_LIMIT_NSIGMA, psf_annulus_correction)
     diff = res["flux_out"] - fin[:, None]
     return {"x": xs, "y": ys, "flux_in": fin, "flux_out": res["flux_out"], "flux_err": res["flux_err"],
             "flux_error_biweight": np.array([biweight_scale(d[np.isfinite(d)]) for d in diff.T]),
             "flux_offset_biweight": np.array([biweight_location(d[np.isfinite(d)]) for d in diff.T])}
 
 
-def fit_flux_correction(flux_measured, flux_intrinsic, deg=2) -> np.ndarray:
+def fit_flux_correction(flux_measured, flux_intrinsic, deg=FLUX_CORRECTION_DEGREE) -> np.ndarray:
     """Polynomial of intrinsic flux as a function of measured flux, from injections.
 
     Parameters

@@ -156,7 +156,8 @@ def plot_sed(lake, object_id: str, run_id: str | None, out: Path) -> str:
     else:
         import duckdb
 
-        sel = select(lake, f"detection_id = {duckdb.ConstantExpression(object_id)}", cfg.get("z"))
+        sel = select(lake, f"detection_id = {duckdb.ConstantExpression(object_id)}", cfg.get("z"),
+                     photometry=cfg.get("photometry", "best"))  # what the fit used
         bands, flux, err = sel.bands, sel.flux[0], sel.err[0]
     piv = dict(con.execute("SELECT band, pivot_um FROM bands").fetchall())
     band_of = dict(con.execute("SELECT sedpy_name, band FROM bands").fetchall())

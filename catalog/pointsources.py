@@ -17,23 +17,31 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import imaging
+from .apertures import (
+    ANNULUS_WIDTH_ARCSEC,
+    APERTURE_RADII_ARCSEC,
+    INJECT_FLUX_RANGE,
+    INJECT_N_FLUX,
+    INJECT_N_LOCATIONS,
+    INJECT_N_RANDOM,
+    INJECT_STAMP_ARCSEC,
+    MAX_APERTURE_RADIUS_ARCSEC,
+    MAX_APERTURES,
+    RADIUS_MATCH_ARCSEC,
+    UPPER_LIMIT_NSIGMA,
+)
 from .checks import Z_MAX, check_number, check_numbers
 from .errors import GccatError
-from .lake import DETECTION_KINDS, Lake, check_name, new_ingest_id
+from .lake import DETECTION_KINDS, Lake, check_name, new_ingest_id, sha256_file
 from .schemas import (
     DETECTION_RUNS,
     INJECTION_CORRECTIONS,
     INJECTION_RUNS,
     INJECTION_SOURCES,
     PHOTOMETRY,
+    RENAMED_COLUMNS,
 )
 
-DEFAULT_APERTURES_ARCSEC = (0.12, 0.16, 0.20)
-ANNULUS_WIDTH_ARCSEC = 0.08
-#: Largest aperture diameter, arcsec: GCs are point sources (PSF FWHM 0.03-0.2"), and a few
-#: arcsec already hold the whole PSF; each aperture also has to fit on the image.
-MAX_APERTURE_ARCSEC = 5.0
-MAX_APERTURES = 10
 #: Detection settings (pixels, noise units): the exclusion disk and the filter FWHMs are a few
 #: PSF widths, far below these bounds, which keep the filter kernels and disks small.
 MAX_EXCLUSION_PIX = 50.0
@@ -242,50 +250,101 @@ def run_detection(lake: Lake, image_paths: Sequence[str | os.PathLike], *, field
     return run
 
 
-def check_apertures(apertures_arcsec) -> np.ndarray:
-    """``--apertures``: 1 to :data:`MAX_APERTURES` diameters in (0, :data:`MAX_APERTURE_ARCSEC`]."""
-    return np.asarray(check_numbers(apertures_arcsec, "--apertures", n_max=MAX_APERTURES, lo=0,
-                                    lo_open=True, hi=MAX_APERTURE_ARCSEC), float)
+def check_apertures(aperture_radii_arcsec) -> np.ndarray:
+    """``--apertures``: 1 to :data:`~catalog.apertures.MAX_APERTURES` aperture **radii** in
+    (0, :data:`~catalog.apertures.MAX_APERTURE_RADIUS_ARCSEC`], arcsec."""
+    return np.asarray(check_numbers(aperture_radii_arcsec, "--apertures (radii, arcsec)",
+                                    n_max=MAX_APERTURES, lo=0, lo_open=True,
+                                    hi=MAX_APERTURE_RADIUS_ARCSEC), float)
 
 
-def _aperture_setup(image, apertures_arcsec):
-    diam = check_apertures(apertures_arcsec)
-    radii = diam / 2 / image.pixel_scale_arcsec
-    annulus = ANNULUS_WIDTH_ARCSEC / image.pixel_scale_arcsec
-    # The aperture and its background annulus must fit on the image.
+def check_annulus_width(annulus_width_arcsec) -> float:
+    """Width of the local-background annulus, arcsec: in [0, MAX_APERTURE_RADIUS_ARCSEC]; 0 means
+    no local background (for background-subtracted images)."""
+    return check_number(annulus_width_arcsec, "annulus_width_arcsec", lo=0,
+                        hi=MAX_APERTURE_RADIUS_ARCSEC)
+
+
+def _aperture_setup(image, aperture_radii_arcsec, annulus_width_arcsec=ANNULUS_WIDTH_ARCSEC):
+    """Radii (arcsec), radii (pixels) and the annulus width (pixels) on this image."""
+    radii_arcsec = check_apertures(aperture_radii_arcsec)
+    width = check_annulus_width(annulus_width_arcsec)
+    radii = radii_arcsec / image.pixel_scale_arcsec
+    annulus = width / image.pixel_scale_arcsec
+    # The aperture and its background annulus (r to r + width) must fit on the image.
     side = min(image.data.shape) * image.pixel_scale_arcsec
-    widest = float(diam.max()) + 2 * ANNULUS_WIDTH_ARCSEC
+    widest = 2 * (float(radii_arcsec.max()) + width)
     if widest > side:
-        raise GccatError(f"--apertures: a {diam.max():g}\" aperture with its {ANNULUS_WIDTH_ARCSEC}\" "
-                         f"background annulus is wider than the image ({side:.3g}\"); use at most "
-                         f"{max(side - 2 * ANNULUS_WIDTH_ARCSEC, 0):.3g}\"", file=image.path)
-    return diam, radii, annulus
+        raise GccatError(f"--apertures: a {radii_arcsec.max():g}\" radius aperture with its "
+                         f"{width:g}\" background annulus is {widest:.3g}\" wide, wider "
+                         f"than the image ({side:.3g}\"); use radii of at most "
+                         f"{max(side / 2 - width, 0):.3g}\"", file=image.path)
+    return radii_arcsec, radii, annulus
+
+
+def aperture_radius(table: pa.Table, name: str = "aperture_radius_arcsec") -> pa.ChunkedArray:
+    """The aperture radius (arcsec) of rows read from the lake without DuckDB.
+
+    Rows written before radii were stored (older gccat) have only the diameter column of
+    :data:`catalog.schemas.RENAMED_COLUMNS`; they are read as radius = diameter / 2, as the
+    views read them.
+    """
+    old, scale = next(v for t in RENAMED_COLUMNS.values() for k, v in t.items() if k == name)
+    new = table[name] if name in table.column_names else pa.chunked_array(
+        [pa.nulls(table.num_rows, pa.float64())])
+    if old not in table.column_names:
+        return new
+    return pc.coalesce(new, pc.multiply(table[old].cast(pa.float64()), scale))
+
+
+def _settings(options: dict) -> dict:
+    """The measurement settings recorded in a photometry ingest's options (older lakes lack
+    some, so their rows are measured again rather than taken as repeats)."""
+    return {k: options.get(k) for k in ("aperture_radii_arcsec", "annulus_width_arcsec",
+                                         "psf_sha256", "zeropoint_ab")}
 
 
 def run_photometry(lake: Lake, image_path, *, band: str | None, field_id: str, catalog: str,
-                   apertures_arcsec: Sequence[float] = DEFAULT_APERTURES_ARCSEC, psf_path=None,
+                   aperture_radii_arcsec: Sequence[float] = APERTURE_RADII_ARCSEC, psf_path=None,
                    error_path=None, weight_path=None, zeropoint_ab: float | None = None,
-                   command: str = "", progress=None) -> dict:
+                   annulus_width_arcsec: float = ANNULUS_WIDTH_ARCSEC, command: str = "",
+                   progress=None) -> dict:
     """Forced aperture photometry of a catalog's sources on one image, appended to photometry.
 
-    Fluxes in nJy (method ``aperture``, ``aperture_arcsec`` = diameter); local median
-    background in an annulus 0.08" wide from the aperture edge; aperture correction from the
-    PSF growth curve when ``psf_path`` is given; sources below 3 sigma are stored as 3-sigma
-    upper limits (``is_upper_limit``, flux = the limit, error = 1 sigma).
+    Parameters
+    ----------
+    aperture_radii_arcsec : sequence of float
+        Aperture **radii**, arcsec (default the Sparkler's 0.12, 0.16, 0.20"), stored as
+        ``aperture_radius_arcsec``.
+    psf_path : path, optional
+        PSF image (centred, any normalisation) for the aperture correction; without it the
+        fluxes are the background-subtracted aperture sums, a fraction of the total flux
+        (the rows' ingest records ``aperture_corrected``).
+    annulus_width_arcsec : float
+        Width of the local-background annulus from each aperture's edge, arcsec (0.08" in the
+        Sparkler study); 0 subtracts no local background (a background-subtracted image).
+
+    Notes
+    -----
+    Fluxes in nJy (method ``aperture``); local median background in the annulus from the
+    aperture edge r to r + 0.08"; aperture correction from the PSF growth curve (and the PSF
+    light in the annulus) when ``psf_path`` is given; sources below 3 sigma are stored as
+    3-sigma upper limits (``is_upper_limit``, flux = the limit, error = 1 sigma).
     """
     from ingest.images import read_image
 
     step = progress or (lambda stage, frac: None)
     check_name(field_id, "field id")
     check_name(catalog, "catalog name")
-    check_apertures(apertures_arcsec)
+    check_apertures(aperture_radii_arcsec)
+    annulus_width_arcsec = check_annulus_width(annulus_width_arcsec)
     step("reading", 0.05)
     image = read_image(image_path, band=band, error_path=error_path, weight_path=weight_path,
                        zeropoint_ab=zeropoint_ab)
     psf = _read_psf(psf_path) if psf_path else None
     if psf is not None:
         _check_psf_fits(psf, image, psf_path)
-    diam, radii, annulus = _aperture_setup(image, apertures_arcsec)
+    radii_arcsec, radii, annulus = _aperture_setup(image, aperture_radii_arcsec, annulus_width_arcsec)
     det, x, y = _catalog_positions(lake, field_id, catalog, image)
     step("measuring", 0.3)
     ph = imaging.aperture_photometry(image.data, x, y, radii, error=image.error,
@@ -301,16 +360,22 @@ def run_photometry(lake: Lake, image_path, *, band: str | None, field_id: str, c
         "flux_njy": pa.array(flux.ravel(), from_pandas=True),
         "flux_err_njy": pa.array((ph["flux_err"] * f).ravel(), from_pandas=True),
         "is_upper_limit": upper.ravel(), "method": ["aperture"] * (n * k),
-        "aperture_arcsec": np.tile(diam, n), "mw_corrected": np.zeros(n * k, bool),
+        "aperture_radius_arcsec": np.tile(radii_arcsec, n), "mw_corrected": np.zeros(n * k, bool),
         "quality": np.zeros(n * k, np.int32), "ingest_id": [ingest_id] * (n * k),
     }).cast(PHOTOMETRY)
     name = f"{catalog}/{image.band}/aperture"
+    settings = {"aperture_radii_arcsec": radii_arcsec.tolist(),
+                "annulus_width_arcsec": annulus_width_arcsec,
+                "psf_sha256": sha256_file(psf_path) if psf_path else None, "zeropoint_ab": zeropoint_ab}
     from ingest.catalog import register_field_and_bands
 
     step("writing", 0.8)
     with lake.transaction("photometry", ingest_id=ingest_id) as tx:
         same = lake.live_named(field_id, name, kind="photometry")
-        if same.num_rows and same["sha256"][0].as_py() == image.sha256:
+        # A repeat is the same image measured the same way; other apertures, annulus or PSF
+        # (e.g. adding the forgotten --psf) measure again and supersede the earlier rows.
+        if same.num_rows and same["sha256"][0].as_py() == image.sha256 and _settings(
+                json.loads(same["options"][0].as_py() or "{}")) == settings:
             return {"ingest_id": same["ingest_id"][0].as_py(), "skipped": True, "n_rows": 0}
         register_field_and_bands(lake, tx, field_id, [image.band], det["ra"].to_numpy(),
                                   det["dec"].to_numpy(), [])
@@ -319,29 +384,37 @@ def run_photometry(lake: Lake, image_path, *, band: str | None, field_id: str, c
                   sha256=image.sha256, n_rows=n, n_photometry=rows.num_rows, command=command,
                   supersedes=same["ingest_id"].to_pylist(),
                   options={"run": "photometry", "bands_measured": [image.band],
-                           "apertures_arcsec": diam.tolist(), "psf": str(psf_path) if psf_path else None,
-                           "njy_per_unit": f, "annulus_width_arcsec": ANNULUS_WIDTH_ARCSEC})
+                           "psf": str(psf_path) if psf_path else None,
+                           # photometry_ranked prefers aperture-corrected (total) fluxes
+                           "aperture_corrected": psf is not None,
+                           "njy_per_unit": f, **settings})
     step("done", 1.0)
     return {"ingest_id": ingest_id, "skipped": False, "n_rows": rows.num_rows, "n_sources": n,
             "n_upper_limits": int(upper.sum())}
 
 
 def run_injection(lake: Lake, image_path, *, band: str | None, psf_path, field_id: str,
-                  catalog: str, n_flux: int = 20, n_locations: int = 20,
-                  flux_range: tuple[float, float] = (0.1, 10.0),
-                  apertures_arcsec: Sequence[float] = DEFAULT_APERTURES_ARCSEC,
-                  mode: str = "targets", n_random: int = 100, stamp_arcsec: float = 10.0,
+                  catalog: str, n_flux: int = INJECT_N_FLUX, n_locations: int = INJECT_N_LOCATIONS,
+                  flux_range: tuple[float, float] = INJECT_FLUX_RANGE,
+                  aperture_radii_arcsec: Sequence[float] = APERTURE_RADII_ARCSEC,
+                  mode: str = "targets", n_random: int = INJECT_N_RANDOM,
+                  stamp_arcsec: float = INJECT_STAMP_ARCSEC,
                   seed: int = 0, zeropoint_ab: float | None = None, max_targets: int | None = None,
-                  command: str = "", progress=None) -> dict:
+                  annulus_width_arcsec: float = ANNULUS_WIDTH_ARCSEC, command: str = "",
+                  progress=None) -> dict:
     """Injection-recovery on an image, recorded in injection_runs/_sources/_corrections.
 
     ``mode='targets'`` (Sparkler): near each catalog source, PSF point sources at ``n_flux``
     fluxes spanning ``flux_range`` x its measured flux (the smallest aperture's photometry of
     this band in the lake, or its flux limit), at ``n_locations`` places, measured by the same
-    photometry; a second-order polynomial intrinsic(measured) per source and aperture goes to
-    ``injection_corrections``. ``mode='random'`` (Firefly): ``n_random`` copies of the PSF at
-    each source's flux at random places in a ``stamp_arcsec`` stamp around it; the flux error is
-    the biweight scale of flux_out - flux_in.
+    photometry (aperture radii ``aperture_radii_arcsec`` in arcsec, annulus r to r + 0.08",
+    aperture-corrected with ``psf_path``); a second-order polynomial intrinsic(measured) per
+    source and aperture goes to ``injection_corrections``. It calibrates aperture-corrected
+    photometry of the same image, and ``photometry_injection_corrected`` applies it only there.
+    ``mode='random'`` (Firefly): ``n_random`` copies of the PSF at each source's flux at random
+    places in a ``stamp_arcsec`` stamp around it; the flux error is the biweight scale of
+    flux_out - flux_in. ``annulus_width_arcsec`` as for :func:`run_photometry` (use the value
+    the photometry used).
     """
     from ingest.images import read_image
 
@@ -362,11 +435,12 @@ def run_injection(lake: Lake, image_path, *, band: str | None, psf_path, field_i
     max_targets = check_number(max_targets, "--max-targets", lo=1, integer=True, allow_none=True)
     stamp_arcsec = check_number(stamp_arcsec, "stamp_arcsec", lo=0, lo_open=True, hi=MAX_STAMP_ARCSEC)
     seed = check_seed(seed)
-    check_apertures(apertures_arcsec)
+    check_apertures(aperture_radii_arcsec)
+    annulus_width_arcsec = check_annulus_width(annulus_width_arcsec)
     image = read_image(image_path, band=band, zeropoint_ab=zeropoint_ab)
     psf = _read_psf(psf_path)
     _check_psf_fits(psf, image, psf_path)
-    diam, radii, annulus = _aperture_setup(image, apertures_arcsec)
+    radii_arcsec, radii, annulus = _aperture_setup(image, aperture_radii_arcsec, annulus_width_arcsec)
     det, x, y = _catalog_positions(lake, field_id, catalog, image)
     if max_targets is not None:
         det, x, y = det.slice(0, max_targets), x[:max_targets], y[:max_targets]
@@ -379,7 +453,9 @@ def run_injection(lake: Lake, image_path, *, band: str | None, psf_path, field_i
     phot = lake.live("photometry", filters=(pc.field("field_id") == field_id)
                      & (pc.field("band") == image.band) & (pc.field("method") == "aperture"))
     ref = {}
-    for r in phot.filter(pc.equal(pc.field("aperture_arcsec"), float(diam.min()))).to_pylist():
+    near = pc.less(pc.abs(pc.subtract(aperture_radius(phot), float(radii_arcsec.min()))),
+                   RADIUS_MATCH_ARCSEC)
+    for r in phot.filter(near.fill_null(False)).select(["detection_id", "flux_njy"]).to_pylist():
         if r["flux_njy"] is not None:  # a source off the data has no flux: measure it below
             ref[r["detection_id"]] = r["flux_njy"]
     measured = np.array([ref.get(d, np.nan) for d in det["detection_id"].to_pylist()]) / f
@@ -398,14 +474,15 @@ def run_injection(lake: Lake, image_path, *, band: str | None, psf_path, field_i
         target = np.asarray(res["target"])
         for t in np.unique(target):
             sel = target == t
-            for j, d in enumerate(diam):
+            for j, radius in enumerate(radii_arcsec):
                 out = res["flux_out"][sel, j]
                 ok = np.isfinite(out)
                 if ok.sum() < 3:
                     continue
                 c2, c1, c0 = imaging.fit_flux_correction(out[ok] * f, res["flux_in"][sel][ok] * f)
                 corrections.append({"detection_id": ids[t], "band": image.band,
-                                    "aperture_arcsec": float(d), "c2": c2, "c1": c1, "c0": c0,
+                                    "aperture_radius_arcsec": float(radius), "c2": c2, "c1": c1,
+                                    "c0": c0,
                                     "flux_error_biweight_njy": None})
     else:
         cols = {k: [] for k in ("target", "x", "y", "flux_in", "flux_out", "flux_err", "recovered")}
@@ -419,15 +496,17 @@ def run_injection(lake: Lake, image_path, *, band: str | None, psf_path, field_i
             cols["target"].append(np.full(m, t))
             for k in ("x", "y", "flux_in", "flux_out", "flux_err"):
                 cols[k].append(np.asarray(r[k]))
-            cols["recovered"].append(np.asarray(r["flux_out"]) > 3 * np.asarray(r["flux_err"]))
-            for j, d in enumerate(diam):
+            cols["recovered"].append(np.asarray(r["flux_out"])
+                                     > UPPER_LIMIT_NSIGMA * np.asarray(r["flux_err"]))
+            for j, radius in enumerate(radii_arcsec):
                 corrections.append({"detection_id": ids[t], "band": image.band,
-                                    "aperture_arcsec": float(d), "c2": None, "c1": None, "c0": None,
+                                    "aperture_radius_arcsec": float(radius), "c2": None, "c1": None,
+                                    "c0": None,
                                     "flux_error_biweight_njy":
                                         float(np.atleast_1d(r["flux_error_biweight"])[j]) * f})
         res = {k: np.concatenate(v) for k, v in cols.items()}
     ingest_id = new_ingest_id()
-    n_inj, k = len(res["flux_in"]), len(diam)
+    n_inj, k = len(res["flux_in"]), len(radii_arcsec)
     ra, dec = image.wcs.pixel_to_world_values(res["x"], res["y"])
     flux_out = np.asarray(res["flux_out"]).reshape(n_inj, k)
     flux_err = np.asarray(res["flux_err"]).reshape(n_inj, k)
@@ -439,7 +518,8 @@ def run_injection(lake: Lake, image_path, *, band: str | None, psf_path, field_i
         "detection_id": np.repeat(ids[np.asarray(res["target"], int)], k),
         "injection": np.repeat(np.arange(n_inj), k), "x": np.repeat(res["x"], k),
         "y": np.repeat(res["y"], k), "ra": np.repeat(np.mod(ra, 360), k), "dec": np.repeat(dec, k),
-        "aperture_arcsec": np.tile(diam, n_inj), "flux_in_njy": np.repeat(res["flux_in"], k) * f,
+        "aperture_radius_arcsec": np.tile(radii_arcsec, n_inj),
+        "flux_in_njy": np.repeat(res["flux_in"], k) * f,
         "flux_out_njy": pa.array(flux_out.ravel() * f, from_pandas=True),
         "flux_err_njy": pa.array(flux_err.ravel() * f, from_pandas=True),
         "recovered": recovered.ravel(), "ingest_id": [ingest_id] * (n_inj * k),
@@ -449,9 +529,9 @@ def run_injection(lake: Lake, image_path, *, band: str | None, psf_path, field_i
            "psf": str(Path(psf_path).resolve()), "n_flux": n_flux if mode == "targets" else 1,
            "n_locations": n_locations if mode == "targets" else n_random,
            "flux_range_lo": flux_range[0], "flux_range_hi": flux_range[1],
-           "apertures_arcsec": diam.tolist(), "seed": seed,
+           "aperture_radii_arcsec": radii_arcsec.tolist(), "seed": seed,
            "params": json.dumps({"stamp_arcsec": stamp_arcsec, "njy_per_unit": f,
-                                 "annulus_width_arcsec": ANNULUS_WIDTH_ARCSEC,
+                                 "annulus_width_arcsec": annulus_width_arcsec,
                                  "n_targets": len(x)}), "ingest_id": ingest_id}
     corr = pa.Table.from_pylist([{**c, "run_id": ingest_id, "field_id": field_id,
                                   "ingest_id": ingest_id} for c in corrections],

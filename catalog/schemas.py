@@ -99,8 +99,8 @@ PHOTOMETRY = pa.schema([
         "True when flux_njy is an upper limit rather than a measurement", nullable=False),
     col("method", pa.string(), "", "meta.code", "Photometry method (catalog, aperture, psf, ...)",
         nullable=False),
-    col("aperture_arcsec", pa.float64(), "arcsec", "phys.angSize;instr.aperture",
-        "Aperture diameter, if any"),
+    col("aperture_radius_arcsec", pa.float64(), "arcsec", "phys.angSize;obs.param",
+        "Radius of the circular aperture, if any (gccat's own: background from r to r + 0.08 arcsec)"),
     col("mw_corrected", pa.bool_(), "", "meta.code",
         "True when the flux is already corrected for Milky Way extinction", nullable=False),
     col("quality", pa.int32(), "", "meta.code.qual",
@@ -258,7 +258,8 @@ INJECTION_RUNS = pa.schema([
     col("n_locations", pa.int32(), "", "meta.number", "Locations per target"),
     col("flux_range_lo", pa.float64(), "", "arith.factor", "Lowest flux / measured flux"),
     col("flux_range_hi", pa.float64(), "", "arith.factor", "Highest flux / measured flux"),
-    col("apertures_arcsec", pa.list_(pa.float64()), "arcsec", "instr.aperture", "Aperture diameters"),
+    col("aperture_radii_arcsec", pa.list_(pa.float64()), "arcsec", "phys.angSize;obs.param",
+        "Radii of the circular apertures measured"),
     col("seed", pa.int64(), "", "meta.code", "Random seed"),
     col("params", pa.string(), "", "meta.code", "All parameters (JSON)"),
     INGEST_ID,
@@ -272,7 +273,8 @@ INJECTION_SOURCES = pa.schema([
     col("x", pa.float64(), "pix", "pos.cartesian.x", "Injected x (0-based pixel)"),
     col("y", pa.float64(), "pix", "pos.cartesian.y", "Injected y (0-based pixel)"),
     *RA_DEC,
-    col("aperture_arcsec", pa.float64(), "arcsec", "instr.aperture", "Aperture diameter"),
+    col("aperture_radius_arcsec", pa.float64(), "arcsec", "phys.angSize;obs.param",
+        "Radius of the aperture measured"),
     col("flux_in_njy", pa.float64(), "nJy", "phot.flux.density", "Injected flux"),
     col("flux_out_njy", pa.float64(), "nJy", "phot.flux.density", "Measured flux"),
     col("flux_err_njy", pa.float64(), "nJy", "stat.error;phot.flux.density", "Measured error"),
@@ -284,7 +286,8 @@ INJECTION_CORRECTIONS = pa.schema([
     RUN_ID, FIELD_ID,
     col("detection_id", pa.string(), "", "meta.id", "Target the correction is for"),
     col("band", pa.string(), "", "instr.filter", "Band", nullable=False),
-    col("aperture_arcsec", pa.float64(), "arcsec", "instr.aperture", "Aperture diameter"),
+    col("aperture_radius_arcsec", pa.float64(), "arcsec", "phys.angSize;obs.param",
+        "Radius of the aperture the correction is for"),
     col("c2", pa.float64(), "nJy-1", "stat.fit.param", "Quadratic coefficient of intrinsic(measured)"),
     col("c1", pa.float64(), "", "stat.fit.param", "Linear coefficient"),
     col("c0", pa.float64(), "nJy", "stat.fit.param", "Constant"),
@@ -419,6 +422,17 @@ TABLES: dict[str, tuple[pa.Schema, list[str]]] = {
 
 QUALITY_ZERO_ERROR = 1
 
+#: Columns renamed since older lakes were written: table -> {column: (old column, factor)}.
+#: Older gccat stored aperture *diameters* (``aperture_arcsec``, ``apertures_arcsec``); the raw
+#: views (:mod:`catalog.views`) and :func:`catalog.pointsources.aperture_radius` read an old
+#: file's value as ``factor x old value`` where the new column is absent (NULL).
+RENAMED_COLUMNS: dict[str, dict[str, tuple[str, float]]] = {
+    "photometry": {"aperture_radius_arcsec": ("aperture_arcsec", 0.5)},
+    "injection_sources": {"aperture_radius_arcsec": ("aperture_arcsec", 0.5)},
+    "injection_corrections": {"aperture_radius_arcsec": ("aperture_arcsec", 0.5)},
+    "injection_runs": {"aperture_radii_arcsec": ("apertures_arcsec", 0.5)},
+}
+
 
 @dataclass(frozen=True)
 class ColumnMeta:
@@ -442,6 +456,12 @@ _DERIVED: list[tuple[re.Pattern, ColumnMeta]] = [
     (re.compile(r"^(separation_arcsec|sep_arcsec|distance_arcsec)$"),
      ColumnMeta("arcsec", "pos.angDistance", "Great-circle separation")),
     (re.compile(r"^(n_\w+)$"), ColumnMeta("", "meta.number", "Count")),
+    (re.compile(r"^aperture_corrected$"), ColumnMeta(
+        "", "meta.code", "True when an aperture flux includes the PSF aperture correction (NULL: not "
+        "gccat aperture photometry)")),
+    (re.compile(r"^injection_corrected$"), ColumnMeta(
+        "", "meta.code", "True when the flux is corrected by an injection-recovery polynomial")),
+    (re.compile(r"^correction_run$"), ColumnMeta("", "meta.id", "Injection run of the correction")),
     (re.compile(r"^kappa$"), ColumnMeta("", "phys.mass;phys.density", "Convergence at the source redshift")),
     (re.compile(r"^gamma$"), ColumnMeta("", "phys", "Shear modulus at the source redshift")),
     (re.compile(r"^mu$"), ColumnMeta("", "phys", "Magnification 1/((1-kappa)^2 - gamma^2), signed")),

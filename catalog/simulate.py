@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .checks import check_number
+from .checks import check_number, check_numbers
 from .correlate import simulate_gcs, simulate_mask
 from .errors import GccatError
 from .lake import check_name
@@ -109,12 +109,16 @@ def simulate_mosaic_files(outdir: str | os.PathLike, name: str = "mosaic", *,
                           shape: tuple[int, int] = (1024, 1024), pixel_scale_arcsec: float = 0.03,
                           centre_deg: tuple[float, float] = (342.18321, -44.53088),
                           n_points: int = 800, psf_fwhm_pix: float = 2.0, noise_njy: float = 1.0,
-                          seed: int = 0) -> dict:
+                          seed: int = 0, psf_kind: str = "moffat", bcg: bool = True,
+                          flux_range_njy: tuple[float, float] = (5.0, 500.0),
+                          min_sep_pix: float = 6.0) -> dict:
     """Write a synthetic multi-band cluster-core mosaic: images (nJy/pixel), weights, PSF, truth.
 
-    The same point sources (GCs, log-uniform fluxes) sit in every band on a Sersic BCG with an
-    ICL gradient; each band has its own noise. Images carry a TAN WCS centred on
-    ``centre_deg`` and ``BUNIT = 'nJy'``; the truth table is ``<name>_truth.csv``.
+    The same point sources (GCs, log-uniform fluxes in ``flux_range_njy``, at least
+    ``min_sep_pix`` apart) sit in every band on a Sersic BCG with an ICL gradient (``bcg``);
+    each band has its own noise. The PSF (``psf_kind`` ``moffat`` or ``gaussian``, FWHM
+    ``psf_fwhm_pix`` pixels) is written as ``<name>_psf.fits``. Images carry a TAN WCS centred
+    on ``centre_deg`` and ``BUNIT = 'nJy'``; the truth table is ``<name>_truth.csv``.
     """
     from astropy.io import fits
     from astropy.wcs import WCS
@@ -129,6 +133,12 @@ def simulate_mosaic_files(outdir: str | os.PathLike, name: str = "mosaic", *,
                                       hi=10)
     psf_fwhm_pix = check_number(psf_fwhm_pix, "psf_fwhm_pix", lo=0, lo_open=True, hi=50)
     noise_njy = check_number(noise_njy, "noise_njy", lo=0, lo_open=True)
+    flux_lo, flux_hi = check_numbers(flux_range_njy, "flux_range_njy", n_min=2, n_max=2, lo=0,
+                                     lo_open=True)
+    if flux_lo > flux_hi:
+        raise GccatError(f"flux_range_njy must be LO <= HI, not {flux_lo:g}, {flux_hi:g}")
+    flux_range_njy = (flux_lo, flux_hi)
+    min_sep_pix = check_number(min_sep_pix, "min_sep_pix", lo=0, hi=min(shape))
     if not bands:
         raise GccatError("--bands: give at least one band")
     from . import bands as bandreg
@@ -148,7 +158,8 @@ def simulate_mosaic_files(outdir: str | os.PathLike, name: str = "mosaic", *,
     for band in bands:
         kw = {} if truth is None else {"x": truth["x"], "y": truth["y"], "flux": truth["flux"]}
         m = make_test_mosaic(shape, psf_fwhm_pix=psf_fwhm_pix, noise_sigma=noise_njy,
-                             n_points=n_points, rng=rng, **kw)
+                             n_points=n_points, rng=rng, psf_kind=psf_kind, bcg=bool(bcg),
+                             flux_range=flux_range_njy, min_sep_pix=min_sep_pix, **kw)
         truth = truth or m["truth"]
         hdr = wcs.to_header()
         hdr["BUNIT"] = "nJy"

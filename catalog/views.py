@@ -14,12 +14,13 @@ from importlib import resources
 import duckdb
 import pyarrow as pa
 
+from .apertures import FINAL_APERTURE_RADIUS_ARCSEC, RADIUS_MATCH_ARCSEC
 from .checks import check_number
 from .lake import Lake, open_lake
 from .lensing import MU_PIXEL_CHANGE_MAX
 from .lensmodels import LensMapStore
 from .sandbox import lock_down
-from .schemas import TABLES
+from .schemas import RENAMED_COLUMNS, TABLES
 from .udfs import register_udfs
 
 _DUCK_TYPES = {
@@ -53,12 +54,42 @@ def view_description(sql: str) -> str:
     return " ".join(lines)
 
 
-def _raw_view_sql(name: str, files: list[str]) -> str:
+def _file_columns(con: duckdb.DuckDBPyConnection, files: list[str]) -> set[str]:
+    """Column names found in any of the Parquet files (their union)."""
+    flist = "[" + ", ".join(_quote(f) for f in files) + "]"
+    rows = con.execute(f"DESCRIBE SELECT * FROM read_parquet({flist}, union_by_name=true, "
+                       "hive_partitioning=false)").fetchall()
+    return {r[0] for r in rows}
+
+
+def _column_sql(name: str, f: pa.Field, present: set[str] | None, parts: list[str]) -> str:
+    """How the raw view reads one schema column from files that may predate it.
+
+    A column renamed since older lakes (:data:`catalog.schemas.RENAMED_COLUMNS`, e.g. aperture
+    diameters that became radii) is read from an old file as factor x its old column; a column
+    in no file at all reads as NULL (union_by_name covers it once any file has it).
+    """
+    q = f'"{f.name}"'
+    if present is None:
+        return q
+    has_new = f.name in present or f.name in parts
+    old = RENAMED_COLUMNS.get(name, {}).get(f.name)
+    if old is not None and old[0] in present:
+        o, factor = f'"{old[0]}"', repr(float(old[1]))
+        scaled = (f"list_transform(CAST({o} AS DOUBLE[]), lambda v: v * {factor})"
+                  if pa.types.is_list(f.type) else f"CAST({o} AS DOUBLE) * {factor}")
+        return f"coalesce({q}, {scaled}) AS {q}" if has_new else f"{scaled} AS {q}"
+    return q if has_new else f"CAST(NULL AS {_DUCK_TYPES[f.type]}) AS {q}"
+
+
+def _raw_view_sql(name: str, files: list[str], present: set[str] | None = None) -> str:
+    """``raw_<name>`` over the files; ``present`` (the files' columns) lets it read renamed and
+    missing columns (see :func:`_column_sql`)."""
     schema, parts = TABLES[name]
     if not files:
         cols = ", ".join(f"CAST(NULL AS {_DUCK_TYPES[f.type]}) AS \"{f.name}\"" for f in schema)
         return f"CREATE OR REPLACE VIEW raw_{name} AS SELECT {cols} WHERE false"
-    cols = ", ".join(f'"{f.name}"' for f in schema)
+    cols = ", ".join(_column_sql(name, f, present, parts) for f in schema)
     # union_by_name: files written before a column was added read it as NULL.
     hive = ", union_by_name=true, hive_partitioning=true, hive_types={" + ", ".join(
         f"'{p}': VARCHAR" for p in parts) + "}" if parts else ", union_by_name=true, hive_partitioning=false"
@@ -112,12 +143,16 @@ def connect(lake: Lake | str | os.PathLike | None = None, as_of: int | None = No
     for name in TABLES:
         files = lake.files(name, version if name == "ingests" else None)
         readable += files
-        con.execute(_raw_view_sql(name, files))
+        # Tables with renamed columns may hold files of older lakes: look at their columns.
+        present = _file_columns(con, files) if files and name in RENAMED_COLUMNS else None
+        con.execute(_raw_view_sql(name, files, present))
     con.execute("CREATE TABLE lake_info AS SELECT ?::BIGINT AS lake_version, "
                 "?::VARCHAR AS lake_root, ?::BIGINT AS latest_version",
                 [version, str(lake.root), lake.version()])
     pending = view_files()
-    fills: dict[str, str] = {"mu_pixel_change_max": repr(mu_max)}
+    fills: dict[str, str] = {"mu_pixel_change_max": repr(mu_max),
+                             "final_aperture_radius_arcsec": repr(float(FINAL_APERTURE_RADIUS_ARCSEC)),
+                             "radius_match_arcsec": repr(float(RADIUS_MATCH_ARCSEC))}
     while pending:
         progress = False
         errors = {}

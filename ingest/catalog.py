@@ -465,8 +465,8 @@ def _photometry(raw: RawTable, m: ColumnMapping, det_ids: pa.Array, field_id: st
             "flux_err_njy": pa.array(flux_err[idx], from_pandas=True),
             "is_upper_limit": uplim[idx],
             "method": method_col.slice(0, k),
-            "aperture_arcsec": (pa.nulls(k, pa.float64()) if m.aperture_arcsec is None
-                                else pa.array(np.full(k, float(m.aperture_arcsec)))),
+            "aperture_radius_arcsec": (pa.nulls(k, pa.float64()) if m.aperture_radius_arcsec is None
+                                       else pa.array(np.full(k, float(m.aperture_radius_arcsec)))),
             "mw_corrected": np.full(k, m.mw_corrected),
             "quality": np.where(zero[idx], QUALITY_ZERO_ERROR, 0).astype(np.int32),
             "ingest_id": ingest_col.slice(0, k),

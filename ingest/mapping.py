@@ -17,7 +17,7 @@ A mapping file looks like::
     [options]
     mw_corrected = true     # fluxes already corrected for Milky Way extinction
     method = "catalog"
-    aperture_arcsec = 0.3
+    aperture_radius_arcsec = 0.15  # arcsec (the older aperture_arcsec = 0.3 is a diameter)
     flux_unit = "uJy"       # for flux columns that declare no unit (as --flux-unit)
 
 Only these tables and keys are accepted, with these types (a misspelt key is an error, not
@@ -33,6 +33,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from catalog import bands as bandreg
+from catalog.checks import check_number
 from catalog.errors import GccatError
 from catalog.photometry import parse_unit
 
@@ -92,7 +93,7 @@ class ColumnMapping:
     bands: dict[str, BandColumns] = field(default_factory=dict)
     mw_corrected: bool = False
     method: str = "catalog"
-    aperture_arcsec: float | None = None
+    aperture_radius_arcsec: float | None = None
 
     def used_columns(self) -> set[str]:
         cols = {self.ra, self.dec, self.id, self.z, self.class_, self.flags}
@@ -250,7 +251,7 @@ def infer_mapping(path, names: list[str], units: dict[str, str], *, flux_unit: s
 
 _COLUMN_ROLES = ("id", "ra", "dec", "z", "class", "flags")
 _BAND_KEYS = ("flux", "mag", "error", "unit", "upper_limit")
-_OPTION_KEYS = ("mw_corrected", "method", "aperture_arcsec", "flux_unit")
+_OPTION_KEYS = ("mw_corrected", "method", "aperture_radius_arcsec", "aperture_arcsec", "flux_unit")
 
 
 def _unknown_keys(mapping_file, where: str, table: dict, allowed) -> None:
@@ -337,13 +338,15 @@ def parse_mapping_file(mapping_file) -> dict:
         if not isinstance(v, str) or not v.strip() or len(v) > 100 or any(ord(c) < 32 for c in v):
             raise GccatError(f"[options] method must be a short name in quotes, not {v!r}",
                              file=mapping_file)
-    if "aperture_arcsec" in opts:
-        v = opts["aperture_arcsec"]
+    for key in ("aperture_radius_arcsec", "aperture_arcsec"):
+        if key not in opts:
+            continue
+        v = opts[key]
         if isinstance(v, bool) or not isinstance(v, int | float):
-            raise GccatError(f"[options] aperture_arcsec must be a number (arcsec), not {v!r}",
+            raise GccatError(f"[options] {key} must be a number (arcsec), not {v!r}",
                              file=mapping_file)
         try:
-            check_number(v, "[options] aperture_arcsec", lo=0, lo_open=True)
+            check_number(v, f"[options] {key}", lo=0, lo_open=True)
         except GccatError as exc:
             raise GccatError(exc.message, file=mapping_file) from None
     if "flux_unit" in opts:
@@ -389,7 +392,15 @@ def load_mapping(path, mapping_file, names: list[str], units: dict[str, str], *,
         m.bands[band] = BandColumns(band, value, kind, factor, unit, b.get("error"),
                                     b.get("upper_limit"))
     m.method = opts.get("method", m.method)
-    m.aperture_arcsec = opts.get("aperture_arcsec", m.aperture_arcsec)
+    if "aperture_arcsec" in opts and "aperture_radius_arcsec" in opts:
+        raise GccatError("[options] gives both aperture_radius_arcsec and the older aperture_arcsec "
+                         "(a diameter); keep aperture_radius_arcsec", file=mapping_file)
+    if "aperture_arcsec" in opts:  # older spelling: the aperture diameter
+        m.aperture_radius_arcsec = check_number(opts["aperture_arcsec"], "[options] aperture_arcsec",
+                                                lo=0, lo_open=True) / 2
+    elif "aperture_radius_arcsec" in opts:
+        m.aperture_radius_arcsec = check_number(opts["aperture_radius_arcsec"],
+                                                "[options] aperture_radius_arcsec", lo=0, lo_open=True)
     _check_distinct(path, m)
     return m
 

@@ -1,17 +1,36 @@
--- Aperture photometry corrected by the injection-recovery polynomial of its source, band and
--- aperture (newest run): flux_corrected_njy = c2 f^2 + c1 f + c0 (nJy); upper limits untouched.
+-- Aperture photometry with its injection-recovery correction: flux_corrected_njy = c2 f^2 +
+-- c1 f + c0 of the measured flux f (nJy), the error propagated through the polynomial. A
+-- correction applies where it calibrates the measurement: the same source, band, aperture
+-- radius and image (sha256), gccat photometry with the PSF aperture correction (injections are
+-- measured that way), not an upper limit; the newest such run. Other rows keep their flux.
 CREATE OR REPLACE VIEW photometry_injection_corrected AS
 WITH c AS (
-    SELECT * FROM injection_corrections WHERE c1 IS NOT NULL
-    QUALIFY row_number() OVER (PARTITION BY detection_id, band, aperture_arcsec
-                               ORDER BY run_id DESC) = 1
+    SELECT c.run_id, c.detection_id, c.band, c.aperture_radius_arcsec, c.c2, c.c1, c.c0,
+           r.image_sha256
+    FROM injection_corrections c
+    JOIN injection_runs r USING (run_id)
+    WHERE c.c1 IS NOT NULL
+), p AS (
+    SELECT p.*, aperture_corrected(i.kind, p.method, i.options) AS aperture_corrected,
+           i.sha256 AS image_sha256
+    FROM photometry p
+    JOIN live_ingests i USING (ingest_id)
+    WHERE p.method = 'aperture'
+), m AS (
+    SELECT p.*, c.run_id AS correction_run, c.c2, c.c1, c.c0
+    FROM p
+    LEFT JOIN c ON c.detection_id = p.detection_id AND c.band = p.band
+        AND c.image_sha256 = p.image_sha256
+        AND abs(c.aperture_radius_arcsec - p.aperture_radius_arcsec) < {radius_match_arcsec}
+        AND p.aperture_corrected AND NOT p.is_upper_limit
+    QUALIFY row_number() OVER (PARTITION BY p.ingest_id, p.detection_id, p.band,
+                                            p.aperture_radius_arcsec
+                               ORDER BY c.run_id DESC NULLS LAST) = 1
 )
-SELECT p.detection_id, p.field_id, p.band, p.aperture_arcsec, p.flux_njy, p.flux_err_njy,
-       p.is_upper_limit, c.run_id AS correction_run,
-       CASE WHEN p.is_upper_limit OR c.c1 IS NULL THEN p.flux_njy
-            ELSE c.c2 * p.flux_njy ^ 2 + c.c1 * p.flux_njy + c.c0 END AS flux_corrected_njy,
-       CASE WHEN p.is_upper_limit OR c.c1 IS NULL THEN p.flux_err_njy
-            ELSE abs(2 * c.c2 * p.flux_njy + c.c1) * p.flux_err_njy END AS flux_err_corrected_njy
-FROM photometry p
-LEFT JOIN c USING (detection_id, band, aperture_arcsec)
-WHERE p.method = 'aperture';
+SELECT detection_id, field_id, band, method, aperture_radius_arcsec, flux_njy, flux_err_njy,
+       is_upper_limit, aperture_corrected, mw_corrected, quality, ingest_id, correction_run,
+       CASE WHEN correction_run IS NULL THEN flux_njy
+            ELSE c2 * flux_njy ^ 2 + c1 * flux_njy + c0 END AS flux_corrected_njy,
+       CASE WHEN correction_run IS NULL THEN flux_err_njy
+            ELSE abs(2 * c2 * flux_njy + c1) * flux_err_njy END AS flux_err_corrected_njy
+FROM m;

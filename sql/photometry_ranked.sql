@@ -1,10 +1,39 @@
--- Photometry of live ingests with a preference rank per row (higher wins): catalog photometry
--- first, then no aperture, then the smallest aperture, then the newest ingest.
+-- Every candidate flux per source and band with its preference (higher wins): the rows of
+-- photometry plus, where photometry_injection_corrected has a correction, the corrected flux
+-- (injection_corrected). The rule, in order: (1) catalog photometry (published fluxes);
+-- (2) injection-corrected aperture photometry at the final radius
+-- (catalog.apertures.FINAL_APERTURE_RADIUS_ARCSEC); (3) aperture-corrected photometry at
+-- that radius; (4) injection-corrected, then (5) aperture-corrected photometry at other
+-- radii, the nearest the final one first (the larger of two as near); (6) other methods;
+-- (7) aperture sums without aperture correction (not total fluxes); then the newest ingest.
 CREATE OR REPLACE VIEW photometry_ranked AS
-SELECT p.*,
-       -- One DOUBLE so that choosing a row is a hash aggregate (arg_max), not a sort:
-       -- 1e15 catalog, 1e14 no aperture, 1e10 x (1000 - aperture/arcsec), then epoch seconds.
-       (p.method = 'catalog')::INT * 1e15 + (p.aperture_arcsec IS NULL)::INT * 1e14
-       + (1000 - coalesce(p.aperture_arcsec, 0)) * 1e10 + epoch(i.committed_at) AS preference
-FROM photometry p
+WITH measured AS (
+    SELECT p.*, aperture_corrected(i.kind, p.method, i.options) AS aperture_corrected,
+           false AS injection_corrected, NULL::VARCHAR AS correction_run
+    FROM photometry p
+    JOIN live_ingests i USING (ingest_id)
+), corrected AS (
+    SELECT c.* EXCLUDE (flux_njy, flux_err_njy, flux_corrected_njy, flux_err_corrected_njy),
+           c.flux_corrected_njy AS flux_njy, c.flux_err_corrected_njy AS flux_err_njy,
+           true AS injection_corrected
+    FROM photometry_injection_corrected c
+    WHERE c.correction_run IS NOT NULL
+), candidates AS (
+    SELECT *, abs(aperture_radius_arcsec - {final_aperture_radius_arcsec}) AS from_final
+    FROM (SELECT * FROM measured UNION ALL BY NAME SELECT * FROM corrected)
+)
+SELECT c.* EXCLUDE (from_final),
+       -- One DOUBLE so that choosing a row is a hash aggregate (arg_max), not a sort: the
+       -- tier x 1e15, the nearness to the final radius in 0.5 mas steps x 1e10 (< 2e14), then
+       -- the commit time in epoch seconds (< 1e10); below 2^53 every second counts.
+       CASE WHEN c.method = 'catalog' THEN 6
+            WHEN c.aperture_corrected AND c.from_final < {radius_match_arcsec}
+                THEN 4 + c.injection_corrected::INT
+            WHEN c.aperture_corrected THEN 2 + c.injection_corrected::INT
+            WHEN c.aperture_corrected IS NULL THEN 1
+            ELSE 0 END * 1e15
+       + coalesce(2 * (9999 - least(round(c.from_final * 1000), 9999))
+                  + (c.aperture_radius_arcsec > {final_aperture_radius_arcsec})::INT, 0) * 1e10
+       + epoch(i.committed_at) AS preference
+FROM candidates c
 JOIN live_ingests i USING (ingest_id);

@@ -232,7 +232,7 @@ def test_the_python_api_refuses_the_same_values(world):
         (lambda: run_correlation(lake, "sim", "truth", box_arcsec=1e9), "--box"),
         (lambda: run_correlation(lake, "sim", "truth", n_boot=1), "n_boot"),
         (lambda: run_photometry(lake, world["image"], band=None, field_id="as1063", catalog="gcs",
-                                apertures_arcsec=[1e6]), "--apertures"),
+                                aperture_radii_arcsec=[1e6]), "--apertures"),
         (lambda: run_photometry(lake, world["image"], band=None, field_id="as1063", catalog="gcs",
                                 zeropoint_ab=float("nan")), "--zeropoint"),
         (lambda: run_injection(lake, world["image"], band=None, psf_path=world["psf"],

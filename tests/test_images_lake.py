@@ -48,8 +48,10 @@ def test_forced_photometry_recovers_fluxes_in_njy(mosaic):
     assert res["n_rows"] == 3 * res["n_sources"]
     truth = Table.read(sim["truth"], format="ascii.csv", comment="#")
     con = connect(lake)
+    # the smallest aperture: the simulated sources sit >= 0.18" apart on a BCG, and at radius
+    # 0.2" (6.7 PSF FWHM here) apertures and annuli hold neighbours
     rows = con.execute("SELECT d.ra, d.dec, p.flux_njy, p.flux_err_njy FROM photometry p JOIN "
-                       "detections d USING (detection_id) WHERE p.aperture_arcsec = 0.2 "
+                       "detections d USING (detection_id) WHERE p.aperture_radius_arcsec = 0.12 "
                        "AND NOT p.is_upper_limit").fetchall()
     ratios = []
     for ra, dec, f, e in rows:
@@ -73,7 +75,7 @@ def test_injection_recovery_fills_runs_sources_and_corrections(mosaic):
     assert r["n_injections"] == 4 * 8 * 6
     con = connect(lake)
     comp = con.execute("SELECT sum(n_injected), min(completeness), max(completeness) FROM "
-                       "injection_completeness WHERE aperture_arcsec = 0.16").fetchall()[0]
+                       "injection_completeness WHERE aperture_radius_arcsec = 0.16").fetchall()[0]
     assert comp[0] == 4 * 8 * 6 and 0 <= comp[1] <= comp[2] <= 1 and comp[2] == 1
     corr = con.execute("SELECT count(*) FROM injection_corrections WHERE c1 IS NOT NULL"
                        ).fetchall()[0][0]
@@ -81,6 +83,14 @@ def test_injection_recovery_fills_runs_sources_and_corrections(mosaic):
     fixed = con.execute("SELECT count(*) FROM photometry_injection_corrected WHERE "
                         "correction_run IS NOT NULL").fetchall()[0][0]
     assert fixed > 0
+    # what the fits read: injection-corrected photometry at the final radius for the targets
+    # (an upper limit keeps its limit)
+    picked = con.execute("SELECT aperture_radius_arcsec, injection_corrected, is_upper_limit, "
+                         "count(*) FROM photometry_best WHERE band = 'F150W' AND detection_id IN "
+                         "(SELECT detection_id FROM injection_corrections) GROUP BY ALL ORDER BY ALL"
+                         ).fetchall()
+    assert {(r, c) for r, c, u, _ in picked} == {(0.16, not u) for _, _, u, _ in picked}
+    assert sum(n for *_, u, n in picked if not u) >= 2
     rnd = run_injection(lake, sim["images"]["F150W"], band=None, psf_path=sim["psf"],
                         field_id="as1063", catalog="gcs", mode="random", n_random=30,
                         max_targets=2, stamp_arcsec=3.0)

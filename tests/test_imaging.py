@@ -20,11 +20,12 @@ import pytest
 from scipy.spatial import cKDTree
 
 from catalog import imaging as im
+from catalog.apertures import ANNULUS_WIDTH_ARCSEC, APERTURE_RADII_ARCSEC
 from catalog.errors import GccatError
 
 PIXEL_SCALE = 0.03  # arcsec per pixel
-RADII = np.array([0.06, 0.08, 0.10]) / PIXEL_SCALE  # the Sparkler apertures, 0.12-0.20" diameter
-ANNULUS = 0.08 / PIXEL_SCALE
+RADII = np.array(APERTURE_RADII_ARCSEC) / PIXEL_SCALE  # the Sparkler apertures: radii 0.12-0.20"
+ANNULUS = ANNULUS_WIDTH_ARCSEC / PIXEL_SCALE
 MATCH_PIX = 1.5
 
 
@@ -300,8 +301,10 @@ def test_photometric_accuracy_above_snr_20(isolated):
     assert (np.abs(bias) < 0.02).all()
     # flux errors describe the scatter (within 15%)
     assert ((scatter > 0.85) & (scatter < 1.15)).all()
-    # the annulus at the aperture edge eats PSF wings: 1/growth_curve alone leaves a deficit
-    assert (bias_growth < -0.02).all()
+    # the annulus at the aperture edge eats PSF wings: 1/growth_curve alone leaves a deficit,
+    # smaller the further out the annulus lies (-3.3, -1.8, -0.8% for this PSF)
+    assert (bias_growth < -0.005).all() and bias_growth[0] < -0.02
+    assert (np.diff(bias_growth) > 0).all()
 
 
 def test_aperture_correction_is_inverse_growth_curve(isolated):

@@ -116,12 +116,31 @@ def test_toml_mapping_names_columns_units_and_upper_limits(lake, tmp_path):
     ingest_catalog(lake, p, field_id="as1063", name="odd", mapping_file=m, z=0.348)
     con = connect(lake)
     rows = con.execute("SELECT source_id, d.z, band, flux_njy, is_upper_limit, mw_corrected, "
-                       "aperture_arcsec FROM photometry JOIN detections d USING (detection_id) "
+                       "aperture_radius_arcsec FROM photometry JOIN detections d USING (detection_id) "
                        "ORDER BY source_id").fetchall()
-    assert rows == [("1", 1.38, "F115WN", 500.0, False, True, 0.3),
-                    ("2", 0.348, "F115WN", 300.0, True, True, 0.3)]
+    # the older option aperture_arcsec is the aperture diameter: stored as radius 0.15"
+    assert rows == [("1", 1.38, "F115WN", 500.0, False, True, 0.15),
+                    ("2", 0.348, "F115WN", 300.0, True, True, 0.15)]
     inst = con.execute("SELECT instrument FROM bands WHERE band = 'F115WN'").fetchall()[0][0]
     assert inst == "NIRISS"
+
+
+def test_toml_aperture_radius_and_its_older_diameter_spelling(lake, tmp_path):
+    p = tmp_path / "ap.csv"
+    p.write_text("id,ra,dec,flux_F150W,fluxerr_F150W\n1,342.18,-44.53,5,1\n")
+    m = tmp_path / "map.toml"
+    m.write_text('[options]\naperture_radius_arcsec = 0.16\n')
+    ingest_catalog(lake, p, field_id="as1063", name="radius", mapping_file=m)
+    got = connect(lake).execute("SELECT aperture_radius_arcsec FROM photometry").fetchall()
+    assert got == [(0.16,)]
+    before = snapshot(lake)
+    for text, match in (('aperture_radius_arcsec = 0.16\naperture_arcsec = 0.32\n', "both"),
+                        ('aperture_radius_arcsec = -1\n', "aperture_radius_arcsec"),
+                        ('aperture_arcsec = "wide"\n', "aperture_arcsec")):
+        m.write_text("[options]\n" + text)
+        with pytest.raises(GccatError, match=match):
+            ingest_catalog(lake, p, field_id="as1063", name="bad", mapping_file=m)
+    assert snapshot(lake) == before
 
 
 def test_same_file_twice_is_a_no_op(lake):

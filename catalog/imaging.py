@@ -945,8 +945,11 @@ def _bad_pixels(img: np.ndarray, error, weight, mask) -> tuple[np.ndarray, np.nd
 def _measure_injections(img: np.ndarray, bad: np.ndarray, err: np.ndarray | None, psf: np.ndarray,
                         xs: np.ndarray, ys: np.ndarray, fluxes: np.ndarray, radii: np.ndarray, width: float,
                         psf_for_correction: np.ndarray | None, upper_limit_nsigma: float,
-                        psf_annulus_correction: bool, batch_size: int = 4096) -> dict[str, np.ndarray]:
+                        psf_annulus_correction: bool, batch_size: int | None = None,
+                        progress=None) -> dict[str, np.ndarray]:
     """Inject one source per copy of the image and measure it with :func:`aperture_photometry`.
+
+    ``progress``, if given, is called with the fraction of injections measured after each batch.
 
     Only the pixels within ``r_max + annulus`` of an injected source enter its measurement, so
     each copy is reduced to a tile of that reach around the source; the tiles (each holding the
@@ -961,6 +964,8 @@ def _measure_injections(img: np.ndarray, bad: np.ndarray, err: np.ndarray | None
     n = xs.size
     flux_out = np.full((n, radii.size), np.nan)
     flux_err = np.full((n, radii.size), np.nan)
+    if batch_size is None:  # about 20 batches, so that progress moves; 4096 at most (memory)
+        batch_size = int(min(4096, max(256, math.ceil(n / 20))))
     for start in range(0, n, batch_size):
         sl = slice(start, min(start + batch_size, n))
         m = sl.stop - sl.start
@@ -993,6 +998,8 @@ def _measure_injections(img: np.ndarray, bad: np.ndarray, err: np.ndarray | None
                                   psf_annulus_correction=psf_annulus_correction)
         flux_out[sl] = res["flux"]
         flux_err[sl] = res["flux_err"]
+        if progress is not None:
+            progress(sl.stop / n)
     return {"flux_out": flux_out, "flux_err": flux_err}
 
 
@@ -1019,7 +1026,7 @@ def injection_recovery(image, psf, x, y, measured_flux, radii_pix, *, error=None
                        n_flux=INJECT_N_FLUX, n_locations=INJECT_N_LOCATIONS, flux_range=INJECT_FLUX_RANGE,
                        min_sep_pix=4.0, max_sep_pix=15.0,
                        rng, annulus_width_pix=None, aperture_correct=True, psf_annulus_correction=True,
-                       upper_limit_nsigma=UPPER_LIMIT_NSIGMA) -> dict[str, np.ndarray]:
+                       upper_limit_nsigma=UPPER_LIMIT_NSIGMA, progress=None) -> dict[str, np.ndarray]:
     """Point-source injection-recovery around each target (the Sparkler procedure).
 
     For target ``i``, ``n_flux`` fluxes log-spaced over ``flux_range * measured_flux[i]`` are
@@ -1059,6 +1066,8 @@ def injection_recovery(image, psf, x, y, measured_flux, radii_pix, *, error=None
         Measure with the PSF aperture correction (as the science photometry should).
     psf_annulus_correction, upper_limit_nsigma
         As for :func:`aperture_photometry`.
+    progress : callable, optional
+        Called with the fraction of injections measured so far (0-1), after each batch.
 
     Returns
     -------
@@ -1113,7 +1122,7 @@ def injection_recovery(image, psf, x, y, measured_flux, radii_pix, *, error=None
            for k, v in cols.items()}
     meas_res = _measure_injections(img, bad, err, p, out["x"], out["y"], out["flux_in"], radii, width,
                                    p if aperture_correct else None, float(upper_limit_nsigma),
-                                   psf_annulus_correction)
+                                   psf_annulus_correction, progress=progress)
     out.update(meas_res)
     with np.errstate(invalid="ignore"):
         out["recovered"] = out["flux_out"] > float(upper_limit_nsigma) * out["flux_err"]

@@ -470,7 +470,8 @@ def run_injection(lake: Lake, image_path, *, band: str | None, psf_path, field_i
     if mode == "targets":
         res = imaging.injection_recovery(image.data, psf, x, y, measured, radii, error=image.error,
                                          weight=image.weight, n_flux=n_flux, n_locations=n_locations,
-                                         flux_range=flux_range, rng=rng, annulus_width_pix=annulus)
+                                         flux_range=flux_range, rng=rng, annulus_width_pix=annulus,
+                                         progress=lambda f: step(f"injecting ({mode})", 0.2 + 0.7 * f))
         target = np.asarray(res["target"])
         for t in np.unique(target):
             sel = target == t
@@ -488,6 +489,7 @@ def run_injection(lake: Lake, image_path, *, band: str | None, psf_path, field_i
         cols = {k: [] for k in ("target", "x", "y", "flux_in", "flux_out", "flux_err", "recovered")}
         stamp = stamp_arcsec / image.pixel_scale_arcsec
         for t in range(len(x)):
+            step(f"injecting ({mode}) {t + 1}/{len(x)}", 0.2 + 0.7 * t / len(x))
             flux_t = measured[t] if measured[t] > 0 else np.nanmedian(measured[measured > 0])
             r = imaging.injection_random(image.data, psf, (x[t], y[t]), stamp, flux_t, n_random, radii,
                                          rng=rng, error=image.error, weight=image.weight,

@@ -168,3 +168,14 @@ def test_catalogs_and_detection_runs_share_one_name_space(mosaic, tmp_path):
     con = connect(lake)
     n = con.execute("SELECT count(*), count(DISTINCT detection_id) FROM detections").fetchall()[0]
     assert n == (again["n_detections"], again["n_detections"])
+
+
+def test_injection_reports_progress_that_moves(mosaic):
+    """Regression: the bar stayed at 20% for the whole injection."""
+    sim, lake, _ = mosaic
+    seen = []
+    run_injection(lake, sim["images"]["F150W"], band=None, psf_path=sim["psf"], field_id="as1063",
+                  catalog="gcs", n_flux=10, n_locations=20, max_targets=30, seed=1,
+                  progress=lambda stage, frac: seen.append(frac))
+    inside = [f for f in seen if 0.2 < f < 0.9]
+    assert len(set(inside)) >= 5 and seen == sorted(seen)

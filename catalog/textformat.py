@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import decimal
 import json
 import math
 from collections.abc import Callable, Iterator
@@ -52,6 +53,8 @@ def cell_formatter(t: pa.DataType) -> Callable[[object], str]:
 
 
 def _json_value(v, float32: bool = False):
+    if isinstance(v, decimal.Decimal):  # SQL literals such as 0.5 are DECIMAL: a JSON number
+        v = float(v)
     if isinstance(v, float):
         if not math.isfinite(v):
             return None

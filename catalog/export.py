@@ -66,6 +66,9 @@ def export_format(out: str | os.PathLike, fmt: str | None = None) -> str:
         catalog is a directory: no file extension), or, without ``fmt``, an extension that
         names no format.
     """
+    if str(out) == "-":
+        raise GccatError("an export needs a file or directory, not '-' (standard output: "
+                         "gccat sql with -o - or --print-format)")
     suffix = Path(out).suffix.lower()
     by_ext = EXTENSIONS.get(suffix)
     if fmt is not None:
@@ -394,7 +397,7 @@ def check_output_path(out: str | os.PathLike, fmt: str, overwrite: bool = False)
     out : path
         The output file (a directory for ``hats``).
     fmt : str
-        One of :data:`FORMATS` or ``'csv'``.
+        One of :data:`FORMATS`.
     overwrite : bool
         Whether an existing export at ``out`` may be replaced.
 

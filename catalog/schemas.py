@@ -599,6 +599,8 @@ def _chain(source: str, seen: set[str]) -> list[dict[str, ColumnMeta]]:
     if source in seen:
         return []
     seen.add(source)
+    if source.startswith("raw_") and source[4:] in TABLES:  # every stored row of a table
+        source = source[4:]
     view = VIEW_COLUMNS.get(source)
     if view is None:
         return [_table_columns(source)] if source in TABLES else []
@@ -669,8 +671,10 @@ def _lookup(name: str, chains) -> ColumnMeta:
     if m:
         base = _lookup(m["name"], chains)
         if base:
-            side = "left" if m["side"] == "1" else "right"
-            return ColumnMeta(base.unit, base.ucd, f"{base.description} ({side} side of the match)")
+            left = m["side"] == "1"
+            ucd = base.ucd if left else base.ucd.replace(";meta.main", "")  # one main position
+            side = "left" if left else "right"
+            return ColumnMeta(base.unit, ucd, f"{base.description} ({side} side of the match)")
     return ColumnMeta()
 
 

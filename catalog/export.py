@@ -655,6 +655,8 @@ def export_table(table: pa.Table, out: str | os.PathLike, fmt: str | None = None
     fmt = export_format(out, fmt)
     if fmt == "hats" and not {"ra", "dec"} <= set(table.column_names):
         raise GccatError("a HATS export needs 'ra' and 'dec' columns")
+    if fmt == "hats" and table.num_rows == 0:  # lsdb cannot partition nothing
+        raise GccatError("a HATS export needs at least one row (this selection has none)")
     target = check_output_path(out, fmt, overwrite)
     meta = columns_meta(table.column_names, source)
     provenance = {"gccat.query": query, "gccat.lake_version": str(lake_version),

@@ -150,6 +150,22 @@ def test_every_table_and_view_exports_valid_votable_fits_and_voparquet(full, tmp
         assert {c["name"]: c["unit"] for c in man["columns"]} == units
 
 
+def test_empty_tables_export_valid_files_and_an_empty_hats_export_is_refused(lake, tmp_path, cli):
+    for fmt, ext in FORMATS.items():
+        out = tmp_path / f"ir.{ext}"
+        res = cli("export", "--table", "injection_runs", "--format", fmt, "--out", out, "--lake",
+                  lake.root)
+        assert res.exit_code == 0, (fmt, res.output)
+    _check_votable(tmp_path / "ir.vot")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        back = Table.read(tmp_path / "ir.parquet", format="parquet.votable")
+    assert len(back) == 0 and back["apertures_arcsec"].unit == u.arcsec
+    res = cli("export", "--table", "detections", "--out", tmp_path / "hats", "--lake", lake.root)
+    assert res.exit_code == 2 and "at least one row" in res.stderr and "Traceback" not in res.output
+    assert not (tmp_path / "hats").exists()
+
+
 def test_log_masses_are_written_in_each_format_s_convention(full, tmp_path):
     con = connect(full)
     sql = "SELECT object_id, log_mass_living FROM fit_samples LIMIT 5"

@@ -11,7 +11,18 @@ from rich.text import Text
 from ingest.cli import app as ingest_app
 
 from . import apertures as ap
-from .cli_util import DEFAULT_LAKE, AsOfOpt, LakeOpt, command, console, err_console, new_app, print_table
+from .cli_util import (
+    DEFAULT_LAKE,
+    AsOfOpt,
+    LakeOpt,
+    PrintFormatOpt,
+    command,
+    console,
+    err_console,
+    new_app,
+    print_rows,
+    print_table,
+)
 from .errors import GccatError
 from .lake import Lake, command_line, open_lake
 
@@ -33,22 +44,29 @@ def _main(version: Annotated[bool, typer.Option(
         is_eager=True)] = False) -> None:
     """gccat: a catalog lake of globular clusters in JWST/HST lensing fields."""
 
-_OUTPUT_FORMATS = {".parquet": "parquet", ".pq": "parquet", ".fits": "fits", ".fit": "fits",
-                   ".ecsv": "ecsv", ".csv": "csv", ".vot": "votable", ".xml": "votable"}
+ExportFormat = Literal["parquet", "fits", "ecsv", "votable", "csv", "hats"]
+_STDOUT = Path("-")
 
 
 def _save(table, output: Path, query: str, lake: Lake, version: int, overwrite: bool) -> None:
-    from .export import export_table, save_csv
+    """Export ``table`` to ``output`` in the format its extension names, with a manifest."""
+    from .export import export_table
 
-    fmt = _OUTPUT_FORMATS.get(output.suffix.lower())
-    if fmt is None:
-        raise GccatError(f"{output}: unknown output type (use {', '.join(_OUTPUT_FORMATS)})")
-    if fmt == "csv":  # plain CSV keeps no units: no manifest either
-        save_csv(table, output, overwrite=overwrite)
-    else:
-        export_table(table, output, fmt, query=query, lake_root=str(lake.root),
-                     lake_version=version, overwrite=overwrite)
+    export_table(table, output, query=query, lake_root=str(lake.root), lake_version=version,
+                 overwrite=overwrite)
     err_console.print(f"wrote {table.num_rows} rows to {output}")
+
+
+def _emit(table, output: Path | None, print_format: str | None, query: str, lake: Lake,
+          version: int, overwrite: bool, max_rows: int = 40) -> None:
+    """Rows of sql, cone and xmatch: to a file (``-o``), or to standard output (none, ``-o -``)."""
+    if output is not None and output != _STDOUT:
+        if print_format is not None:
+            raise GccatError("--print-format is for standard output (no -o, or -o -); the "
+                             f"format of {output} follows its extension")
+        _save(table, output, query, lake, version, overwrite)
+        return
+    print_rows(table, print_format or ("table" if output is None else "csv"), max_rows=max_rows)
 
 
 def _reader(lake: Path, as_of: int | None):
@@ -67,13 +85,17 @@ def init_cmd(lake: LakeOpt = DEFAULT_LAKE):
     console.print(f"lake ready at {lk.root} (version {lk.version()})")
 
 
+_OUTPUT_HELP = ("Save the rows with a manifest: .parquet, .fits, .ecsv, .vot/.xml, .csv, or a "
+                "directory without extension (HATS); '-' prints them (csv unless --print-format).")
+
+
 @command(app, "sql")
 def sql_cmd(
     query: Annotated[str, typer.Argument(help="A SELECT over the lake's views.")],
-    output: Annotated[Path | None, typer.Option(
-        "--output", "-o", help="Save to .parquet, .csv, .fits, .ecsv or .vot.")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help=_OUTPUT_HELP)] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace --output.")] = False,
-    max_rows: Annotated[int, typer.Option("--max-rows", help="Rows to print.")] = 40,
+    print_format: PrintFormatOpt = None,
+    max_rows: Annotated[int, typer.Option("--max-rows", help="Rows to print as a table.")] = 40,
     lake: LakeOpt = DEFAULT_LAKE,
     as_of: AsOfOpt = None,
 ):
@@ -82,10 +104,7 @@ def sql_cmd(
 
     lk, con, version = _reader(lake, as_of)
     t = run_sql(con, query)
-    if output:
-        _save(t, output, query, lk, version, overwrite)
-    else:
-        print_table(t, max_rows=max_rows)
+    _emit(t, output, print_format, query, lk, version, overwrite, max_rows=max_rows)
 
 
 @command(app, "tables")
@@ -153,8 +172,9 @@ def cone_cmd(
     radius_arcsec: Annotated[float, typer.Argument(help="Radius in arcsec.")],
     source: Annotated[str, typer.Option(
         "--from", help="Table, view or SELECT with ra, dec, healpix29.")] = "detections",
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Save the rows.")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help=_OUTPUT_HELP)] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace --output.")] = False,
+    print_format: PrintFormatOpt = None,
     lake: LakeOpt = DEFAULT_LAKE,
     as_of: AsOfOpt = None,
 ):
@@ -164,10 +184,8 @@ def cone_cmd(
     ra_deg, dec_deg = _angle(ra, "h", "RA"), _angle(dec, "deg", "Dec")
     lk, con, version = _reader(lake, as_of)
     t = cone(con, ra_deg, dec_deg, radius_arcsec, source)
-    if output:
-        _save(t, output, f"cone {ra} {dec} {radius_arcsec} from {source}", lk, version, overwrite)
-    else:
-        print_table(t)
+    _emit(t, output, print_format, f"cone {ra} {dec} {radius_arcsec} from {source}", lk, version,
+          overwrite)
 
 
 def _xmatch_side(con, spec: str, side: str):
@@ -189,8 +207,9 @@ def xmatch_cmd(
     right: Annotated[str, typer.Argument(help="Table/view name, SELECT query, or catalog file.")],
     radius_arcsec: Annotated[float, typer.Option("--radius", help="Match radius, arcsec.")] = 0.5,
     best: Annotated[bool, typer.Option("--best", help="Keep only the nearest match.")] = False,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Save the pairs.")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help=_OUTPUT_HELP)] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace --output.")] = False,
+    print_format: PrintFormatOpt = None,
     lake: LakeOpt = DEFAULT_LAKE,
     as_of: AsOfOpt = None,
 ):
@@ -200,35 +219,51 @@ def xmatch_cmd(
     lk, con, version = _reader(lake, as_of)
     t = xmatch_tables(_xmatch_side(con, left, "left"), _xmatch_side(con, right, "right"),
                       radius_arcsec, best=best)
-    if output:
-        _save(t, output, f"xmatch {left} {right} --radius {radius_arcsec}", lk, version,
-              overwrite)
-    else:
-        print_table(t)
+    _emit(t, output, print_format, f"xmatch {left} {right} --radius {radius_arcsec}", lk, version,
+          overwrite)
+
+
+def _relation(con, name: str) -> str:
+    """``name`` if it is a table or view of the connection, else a one-line error."""
+    import re
+
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name.strip()):
+        raise GccatError(f"--table takes a table or view name, not {name!r} (use --query for a "
+                         "SELECT)")
+    name = name.strip()
+    found = con.execute("SELECT count(*) FROM (SELECT view_name AS n FROM duckdb_views() UNION ALL "
+                        "SELECT table_name FROM duckdb_tables()) WHERE n = ?", [name]).fetchall()
+    if not found[0][0] or name == "live_rows":
+        raise GccatError(f"no table or view named {name!r} (see gccat tables and gccat views)")
+    return name
 
 
 @command(app, "export")
 def export_cmd(
     out: Annotated[Path, typer.Option("--out", help="Output file (directory for hats).")],
-    table: Annotated[str | None, typer.Option("--table", help="Table or view to export.")] = None,
+    table: Annotated[str | None, typer.Option(
+        "--table", help="Table (as gccat tables lists) or view to export.")] = None,
     query: Annotated[str | None, typer.Option("--query", help="SELECT to export.")] = None,
-    fmt: Annotated[str, typer.Option(
-        "--format", help="parquet, fits, ecsv, votable or hats.")] = "parquet",
+    fmt: Annotated[ExportFormat | None, typer.Option(
+        "--format", help="Export format (default: from the extension of --out: .parquet, .fits, "
+        ".ecsv, .vot/.xml, .csv; none: hats); an extension naming another format is refused.")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace --out.")] = False,
     lake: LakeOpt = DEFAULT_LAKE,
     as_of: AsOfOpt = None,
 ):
     """Export a table or query with units, UCDs and descriptions, plus a manifest."""
-    from .export import export_table
-    from .query import relation_sql, run_sql
+    from .export import export_format, export_table
+    from .query import run_sql
 
     if (table is None) == (query is None):
         raise GccatError("give exactly one of --table or --query")
+    fmt = export_format(out, fmt)  # before reading anything
     lk, con, version = _reader(lake, as_of)
-    sql = relation_sql(table) if table else query
+    source = _relation(con, table) if table else None
+    sql = f'SELECT * FROM "{source}"' if source else query
     t = run_sql(con, sql)
-    m = export_table(t, out, fmt.lower(), query=sql, lake_root=str(lk.root),
-                     lake_version=version, overwrite=overwrite)
+    m = export_table(t, out, fmt, query=sql, lake_root=str(lk.root), lake_version=version,
+                     overwrite=overwrite, source=source)
     console.print(f"exported {m['rows']} rows as {fmt} to {out} (lake version {version}; "
                   f"sha256 {m['sha256'][:12]}...)")
 

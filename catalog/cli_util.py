@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import pyarrow as pa
 import typer
@@ -97,29 +97,57 @@ def command(app: typer.Typer, name: str | None = None, **kwargs):
     return deco
 
 
-def _fmt(v) -> str:
-    if v is None:
-        return ""
-    if isinstance(v, float):
-        return f"{v:.6g}"
-    return str(v)
+PrintFormat = Literal["table", "csv", "json"]
+PrintFormatOpt = Annotated[PrintFormat | None, typer.Option(
+    "--print-format", help="How rows go to standard output: table (the default), csv or json "
+    "(-o - alone: csv). Numbers at full precision.")]
 
 
-def print_table(t: pa.Table, title: str | None = None, max_rows: int = 40) -> None:
-    """Print an Arrow table as a rich table (first ``max_rows`` rows)."""
+def print_table(t: pa.Table, title: str | None = None, max_rows: int = 40,
+                out: Console | None = None) -> None:
+    """Print an Arrow table as a rich table (first ``max_rows`` rows) at full precision.
+
+    No column is ever narrower than its longest word: on a terminal the table folds long cells
+    at spaces and is as wide as the terminal or the widest unbreakable cells need; off a
+    terminal (a pipe, a file) it takes its natural width, one line per row.
+    """
+    from rich.measure import Measurement
+
+    from .textformat import text_cells
+
+    out = out or console
     # Text cells, headers and title are shown literally whatever the console's settings.
     table = Table(title=None if title is None else Text(title, style="table.title"), show_lines=False,
                   header_style="bold")
     for name in t.column_names:
-        table.add_column(Text(name), overflow="ellipsis", no_wrap=True, max_width=40)
-    for row in t.slice(0, max_rows).to_pylist():
-        table.add_row(*(Text(_fmt(row[c])) for c in t.column_names))
-    console.print(table)
+        table.add_column(Text(name), overflow="fold")
+    for cells in text_cells(t.slice(0, max_rows)):
+        table.add_row(*(Text(c) for c in cells))
+    natural = Measurement.get(out, out.options.update(width=1 << 20), table)
+    width = max(out.width, natural.minimum if out.is_terminal else natural.maximum)
+    wide = Console(file=out.file, width=width, force_terminal=out.is_terminal,
+                   color_system=out.color_system, **_PLAIN)
+    wide.print(table, crop=False)
     if t.num_rows > max_rows:
-        console.print(f"... {t.num_rows - max_rows} more rows ({t.num_rows} in all; "
-                      "use --output to save them)")
-    elif not sys.stdout.isatty():
-        console.print(f"({t.num_rows} rows)")
+        out.print(f"... {t.num_rows - max_rows} more rows ({t.num_rows} in all; "
+                  "use --output to save them)")
+    elif not out.is_terminal:
+        out.print(f"({t.num_rows} rows)")
+
+
+def print_rows(t: pa.Table, fmt: str = "table", title: str | None = None, max_rows: int = 40) -> None:
+    """Rows to standard output: a table (``max_rows`` rows), or every row as CSV or JSON."""
+    from .textformat import write_csv, write_json
+
+    if fmt == "table":
+        print_table(t, title=title, max_rows=max_rows)
+    elif fmt == "csv":
+        write_csv(t, sys.stdout)
+    elif fmt == "json":
+        write_json(t, sys.stdout)
+    else:
+        raise GccatError(f"unknown print format '{fmt}' (choose from table, csv, json)")
+    sys.stdout.flush()
 
 
 class StageProgress:

@@ -1,7 +1,13 @@
-"""Export query results with their units: Parquet (+VOParquet), FITS, ECSV, VOTable, HATS.
+"""Export query results with their units: Parquet (+VOParquet), FITS, ECSV, VOTable, CSV, HATS.
 
-Every export writes a manifest beside it (query, lake version, rows, sha256). Exports are
-written beside their target and renamed into place, and never go inside a gccat lake.
+Every export writes a manifest beside it (query, lake version, rows, sha256, units). Exports
+are written beside their target and renamed into place, and never go inside a gccat lake.
+
+Units and UCDs come from the declarations in :mod:`catalog.schemas`, written in each format's
+own convention (see "Exports" in docs/design.md): VOTable 1.3 with CDS unit strings (a log
+quantity ``dex(solMass)`` is ``[solMass]``), FITS ``TUNITn`` in the FITS standard's spelling
+(``log(solMass)``), astropy's strings in ECSV, Arrow metadata and the manifest. Positions are
+ICRS: a ``COOSYS`` in VOTables (also the one embedded in VOParquet) and ``RADESYS`` in FITS.
 """
 
 from __future__ import annotations
@@ -25,33 +31,120 @@ import pyarrow.parquet as pq
 
 from .errors import GccatError
 from .lake import MARKER, gccat_version, sha256_file
-from .schemas import column_meta, with_metadata
+from .schemas import ColumnMeta, columns_meta, with_metadata
 
-FORMATS = ("parquet", "fits", "ecsv", "votable", "hats")
+FORMATS = ("parquet", "fits", "ecsv", "votable", "csv", "hats")
+#: File extensions and the format they mean (a path without an extension is a HATS directory).
+EXTENSIONS = {".parquet": "parquet", ".pq": "parquet", ".fits": "fits", ".fit": "fits",
+              ".fts": "fits", ".ecsv": "ecsv", ".vot": "votable", ".votable": "votable",
+              ".xml": "votable", ".csv": "csv"}
+VOTABLE_VERSION = "1.3"  # CDS units: the only VOTable unit syntax with a log unit ([solMass])
 _VOT_NS = "{http://www.ivoa.net/xml/VOTable/v1.3}"
+_ICRS_ID = "icrs"
+_ISO = "%Y-%m-%dT%H:%M:%S"  # with %S, Arrow writes the microseconds of a timestamp[us]
 
 
-def arrow_to_astropy(table: pa.Table, flat: bool = False):
+def export_format(out: str | os.PathLike, fmt: str | None = None) -> str:
+    """The format of an export to ``out``: ``fmt`` if given, else from the extension.
+
+    Parameters
+    ----------
+    out : path
+        The target; ``-`` is not a file.
+    fmt : str, optional
+        One of :data:`FORMATS`.
+
+    Returns
+    -------
+    str
+        One of :data:`FORMATS`.
+
+    Raises
+    ------
+    GccatError
+        For an unknown format, an extension that names another format than ``fmt`` (a HATS
+        catalog is a directory: no file extension), or, without ``fmt``, an extension that
+        names no format.
+    """
+    if str(out) == "-":
+        raise GccatError("an export needs a file or directory, not '-' (standard output: "
+                         "gccat sql with -o - or --print-format)")
+    suffix = Path(out).suffix.lower()
+    by_ext = EXTENSIONS.get(suffix)
+    if fmt is not None:
+        fmt = fmt.lower()
+        if fmt not in FORMATS:
+            raise GccatError(f"unknown export format '{fmt}' (choose from {', '.join(FORMATS)})")
+        if by_ext is not None and by_ext != fmt:
+            raise GccatError(f"{out} has the extension of {by_ext}, not {fmt}: change the "
+                             "extension or --format")
+        return fmt
+    if by_ext is not None:
+        return by_ext
+    if not suffix:
+        return "hats"
+    raise GccatError(f"cannot tell the format of {out} from its extension '{suffix}': use "
+                     f"{', '.join(EXTENSIONS)}, no extension for a HATS directory, or --format")
+
+
+def _flat_list(arr: pa.Array) -> pa.Array:
+    """A list column as ``|``-joined strings (for formats without list types)."""
+    from .textformat import cell_formatter
+
+    f = cell_formatter(arr.type)
+    return pa.array([None if v is None else f(v) for v in arr.to_pylist()], pa.string())
+
+
+def _iso(arr: pa.Array) -> pa.Array:
+    """Timestamps as ISO 8601 strings in UTC (FITS DATE and DALI timestamp syntax)."""
+    if arr.type.tz is not None:
+        arr = arr.cast(pa.timestamp(arr.type.unit, tz="UTC"))
+    return pc.strftime(arr, format=_ISO)
+
+
+def _is_list(t: pa.DataType) -> bool:
+    return pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t)
+
+
+def _is_log_unit(unit: str) -> bool:
+    return unit.startswith("dex(") or unit.startswith("[")
+
+
+def _fits_unit(unit: str) -> str:
+    """A unit in the FITS standard's spelling; log10 units as ``log(...)`` (FITS 4.0 Table 6)."""
+    from astropy import units as u
+
+    parsed = u.Unit(unit)
+    if isinstance(parsed, u.DexUnit):
+        return f"log({parsed.physical_unit.to_string('fits')})"
+    return parsed.to_string("fits")
+
+
+def arrow_to_astropy(table: pa.Table, flat: bool = False,
+                     meta: dict[str, ColumnMeta] | None = None):
     """An astropy Table with each column's unit, description and UCD (``meta['ucd']``).
 
-    With ``flat``, list columns become ``|``-joined strings and timestamps ISO strings (for
-    formats without such types: FITS, VOTable).
+    Timestamps become ISO 8601 strings (UTC). With ``flat``, list columns become ``|``-joined
+    strings (for formats without such types: FITS, VOTable). ``meta`` (from
+    :func:`catalog.schemas.columns_meta`) is looked up by column name when not given.
     """
-    from astropy.table import MaskedColumn, Table
+    from astropy.table import Column, MaskedColumn, Table
 
+    meta = meta if meta is not None else columns_meta(table.column_names)
     out = Table()
     for name in table.column_names:
         arr = table[name].combine_chunks()
-        meta = column_meta(name)
-        if pa.types.is_list(arr.type) or pa.types.is_large_list(arr.type):
+        m = meta.get(name, ColumnMeta())
+        if _is_list(arr.type):
             if not flat:
-                data = np.array(arr.to_pylist(), dtype=object)
-                out[name] = data
+                out[name] = Column(np.array(arr.to_pylist(), dtype=object), name=name,
+                                   unit=m.unit or None, description=m.description or None)
+                if m.ucd:
+                    out[name].meta["ucd"] = m.ucd
                 continue
-            arr = pa.array(["|".join(map(str, v)) if v is not None else None
-                            for v in arr.to_pylist()], pa.string())
+            arr = _flat_list(arr)
         if pa.types.is_timestamp(arr.type):
-            arr = pc.strftime(arr, format="%Y-%m-%dT%H:%M:%S")
+            arr = _iso(arr)
         if pa.types.is_map(arr.type) or pa.types.is_struct(arr.type):
             arr = pa.array([json.dumps(v, default=str) for v in arr.to_pylist()])
         mask = arr.is_null().to_numpy(zero_copy_only=False)
@@ -66,59 +159,182 @@ def arrow_to_astropy(table: pa.Table, flat: bool = False):
         else:
             data = np.array(arr.cast(pa.string()).fill_null("").to_pylist(), dtype=str)
         col = MaskedColumn(data, name=name, mask=mask if mask.any() else None,
-                           unit=meta.unit or None, description=meta.description or None)
-        if meta.ucd:
-            col.meta["ucd"] = meta.ucd
+                           unit=m.unit or None, description=m.description or None)
+        if m.ucd:
+            col.meta["ucd"] = m.ucd
         out[name] = col
     return out
 
 
-def _votable_xml(table: pa.Table) -> bytes:
-    """The VOParquet FIELD description of ``table`` (VOTable XML with a PARQUET element)."""
-    from astropy.io.votable.tree import VOTableFile
+def _is_position(ucd: str) -> bool:
+    return ucd.split(";")[0] in ("pos.eq.ra", "pos.eq.dec")
 
-    head = arrow_to_astropy(table.slice(0, 1), flat=True)
-    vot = VOTableFile.from_table(head)
-    for f in vot.resources[0].tables[0].fields:
-        meta = column_meta(f.name)
-        if meta.ucd:
-            f.ucd = meta.ucd
+
+def _annotate_votable(votable, fields, meta: dict[str, ColumnMeta], timestamps: set[str]) -> None:
+    """UCDs, descriptions, ICRS (COOSYS) for positions and xtype for timestamps of FIELDs."""
+    from astropy.io.votable.tree import CooSys
+
+    positions = False
+    for f in fields:
+        m = meta.get(f.name, ColumnMeta())
+        if m.ucd:
+            f.ucd = m.ucd
+        if m.description:
+            f.description = m.description
+        if _is_position(m.ucd):
+            f.ref = _ICRS_ID
+            positions = True
+        if f.name in timestamps:
+            f.xtype = "timestamp"  # DALI: ISO 8601 (here UTC)
+    if positions:
+        votable.resources[0].coordinate_systems.append(CooSys(ID=_ICRS_ID, system="ICRS"))
+
+
+def _timestamps(schema: pa.Schema) -> set[str]:
+    return {f.name for f in schema if pa.types.is_timestamp(f.type)}
+
+
+def _new_votable():
+    from astropy.io.votable.tree import Resource, VOTableFile
+
+    vot = VOTableFile(version=VOTABLE_VERSION)
+    vot.resources.append(Resource())
+    return vot
+
+
+def _votable_file(table: pa.Table, meta: dict[str, ColumnMeta]):
+    """A VOTable 1.3 document of ``table`` (lists flattened, timestamps ISO strings)."""
+    from astropy.io.votable.tree import TableElement
+
+    vot = _new_votable()
+    t = TableElement.from_table(vot, arrow_to_astropy(table, flat=True, meta=meta))
+    vot.resources[0].tables.append(t)
+    _annotate_votable(vot, t.fields, meta, _timestamps(table.schema))
+    return vot
+
+
+_VOT_TYPES = {pa.bool_(): "boolean", pa.int8(): "short", pa.int16(): "short", pa.int32(): "int",
+              pa.int64(): "long", pa.uint8(): "unsignedByte", pa.float16(): "float",
+              pa.float32(): "float", pa.float64(): "double"}
+
+
+def _voparquet_field(votable, name: str, t: pa.DataType, strlen: int, m: ColumnMeta):
+    """The FIELD describing one Parquet column (lists: variable-length arrays)."""
+    from astropy import units as u
+    from astropy.io.votable.tree import Field
+
+    arraysize = None
+    if _is_list(t):
+        t, arraysize = t.value_type, "*"
+    if t in _VOT_TYPES:
+        datatype = _VOT_TYPES[t]
+    else:  # strings (and timestamps, written as ISO strings): as long as the longest value
+        datatype = "unicodeChar"
+        arraysize = arraysize or f"{max(strlen, 1)}*"
+    # A Unit object, not its string: the 1.3 FIELD parses strings as CDS, which has no dex(...)
+    return Field(votable, name=name, datatype=datatype, arraysize=arraysize,
+                 unit=u.Unit(m.unit) if m.unit else None)
+
+
+def _voparquet_xml(table: pa.Table, meta: dict[str, ColumnMeta], strlens: dict[str, int],
+                   timestamps: set[str]) -> bytes:
+    """The VOParquet header of ``table``: VOTable XML whose TABLE holds FIELDs and PARQUET."""
+    from astropy.io.votable.tree import TableElement
+
+    vot = _new_votable()
+    tab = TableElement(vot)
+    vot.resources[0].tables.append(tab)
+    for f in table.schema:
+        tab.fields.append(_voparquet_field(vot, f.name, f.type, strlens.get(f.name, 1),
+                                           meta.get(f.name, ColumnMeta())))
+    _annotate_votable(vot, tab.fields, meta, timestamps)
     buf = io.BytesIO()
     vot.to_xml(buf)
     root = ET.fromstring(buf.getvalue())
     tab = root.find(f"{_VOT_NS}RESOURCE").find(f"{_VOT_NS}TABLE")
-    tab.remove(tab.find(f"{_VOT_NS}DATA"))
+    data = tab.find(f"{_VOT_NS}DATA")
+    if data is not None:  # the Parquet file is the data (VOParquet 1.0)
+        tab.remove(data)
     ET.SubElement(tab, f"{_VOT_NS}PARQUET", type="Parquet-local-XML")
+    ET.register_namespace("", _VOT_NS[1:-1])  # the VOTable namespace as default, no ns0: prefix
     return ET.tostring(root, encoding="unicode", xml_declaration=True).encode()
 
 
-def write_parquet(table: pa.Table, out: Path, extra_meta: dict[str, str] | None = None) -> None:
-    """Parquet with per-column unit/ucd/description metadata and IVOA VOParquet metadata."""
-    table = table.cast(with_metadata(table.schema))
-    meta = dict(table.schema.metadata or {})
-    meta[b"IVOA.VOTable-Parquet.version"] = b"1.0"
-    meta[b"IVOA.VOTable-Parquet.content"] = _votable_xml(table)
+def write_parquet(table: pa.Table, out: Path, extra_meta: dict[str, str] | None = None,
+                  meta: dict[str, ColumnMeta] | None = None) -> None:
+    """Parquet with per-column unit/ucd/description metadata and IVOA VOParquet metadata.
+
+    Numeric lists stay Parquet lists (VOTable variable-length arrays). Timestamps are written
+    as ISO 8601 strings (UTC) and lists of strings as ``|``-joined strings, as in the other
+    formats: VOParquet readers (astropy's ``parquet.votable``) merge the Parquet columns with
+    the VOTable FIELDs, and no VOTable datatype merges with a Parquet timestamp or a list of
+    strings (VOTable has no arrays of strings).
+    """
+    meta = meta if meta is not None else columns_meta(table.column_names)
+    timestamps = _timestamps(table.schema)
+    cols = []
+    for c in table.columns:
+        if pa.types.is_timestamp(c.type):
+            c = _iso(c.combine_chunks())
+        elif _is_list(c.type) and not (pa.types.is_integer(c.type.value_type)
+                                       or pa.types.is_floating(c.type.value_type)):
+            c = _flat_list(c.combine_chunks())  # VOTable has no arrays of strings
+        cols.append(c)
+    table = pa.table(cols, names=table.column_names)
+    table = table.cast(with_metadata(table.schema, meta=meta))
+    strlens = {}
+    file_meta = dict(table.schema.metadata or {})
     for name in table.column_names:  # astropy's Parquet reader sizes its string columns so
-        if pa.types.is_string(table[name].type):
-            longest = pc.max(pc.utf8_length(table[name])).as_py() or 1
-            meta[f"table::len::{name}".encode()] = str(longest).encode()
+        t = table[name].type
+        values = pc.list_flatten(table[name]) if _is_list(t) else table[name]
+        if pa.types.is_string(values.type):
+            longest = pc.max(pc.utf8_length(values)).as_py() or 1
+            strlens[name] = longest
+            file_meta[f"table::len::{name}".encode()] = str(longest).encode()
+    file_meta[b"IVOA.VOTable-Parquet.version"] = b"1.0"
+    file_meta[b"IVOA.VOTable-Parquet.content"] = _voparquet_xml(table, meta, strlens, timestamps)
     for k, v in (extra_meta or {}).items():
-        meta[k.encode()] = v.encode()
-    pq.write_table(table.replace_schema_metadata(meta), out)
+        file_meta[k.encode()] = v.encode()
+    pq.write_table(table.replace_schema_metadata(file_meta), out)
 
 
-def _write_fits(table: pa.Table, out: Path) -> None:
+def _write_fits(table: pa.Table, out: Path, meta: dict[str, ColumnMeta]) -> None:
+    """A binary table with TUNITn (FITS spelling), TUCDn, TCOMMn and RADESYS = 'ICRS'."""
     from astropy.io import fits
 
-    t = arrow_to_astropy(table, flat=True)
+    t = arrow_to_astropy(table, flat=True, meta=meta)
+    for name in t.colnames:  # astropy cannot write log units to FITS: set TUNIT below
+        if _is_log_unit(meta.get(name, ColumnMeta()).unit):
+            t[name].unit = None
     hdu = fits.table_to_hdu(t)
+    positions = False
     for i, name in enumerate(t.colnames, start=1):
-        meta = column_meta(name)
-        if meta.ucd:
-            hdu.header[f"TUCD{i}"] = meta.ucd
-        if meta.description:
-            hdu.header[f"TCOMM{i}"] = meta.description[:68]
+        m = meta.get(name, ColumnMeta())
+        if m.unit and f"TUNIT{i}" not in hdu.header:
+            hdu.header.insert(f"TFORM{i}", (f"TUNIT{i}", _fits_unit(m.unit)), after=True)
+        if m.ucd:
+            hdu.header[f"TUCD{i}"] = m.ucd
+            positions |= _is_position(m.ucd)
+        description = m.description
+        if _is_log_unit(m.unit) and "log10" not in description:
+            description = f"log10: {description}"
+        if description:
+            hdu.header[f"TCOMM{i}"] = description[:68]
+    if positions:
+        hdu.header["RADESYS"] = ("ICRS", "Reference frame of the positions")
     fits.HDUList([fits.PrimaryHDU(), hdu]).writeto(out, overwrite=True)
+
+
+def _write_votable(table: pa.Table, out: Path, meta: dict[str, ColumnMeta]) -> None:
+    _votable_file(table, meta).to_xml(str(out))
+
+
+def _write_ecsv(table: pa.Table, out: Path, meta: dict[str, ColumnMeta], provenance: dict) -> None:
+    t = arrow_to_astropy(table, meta=meta)
+    t.meta.update(provenance)
+    if any(_is_position(m.ucd) for m in meta.values()):
+        t.meta["coordinate_frame"] = "ICRS"
+    t.write(out, format="ascii.ecsv", overwrite=True)
 
 
 def _write_hats(table: pa.Table, out: Path, name: str) -> None:
@@ -141,9 +357,6 @@ def _write_hats(table: pa.Table, out: Path, name: str) -> None:
             raise
         raise cause from exc
 
-
-def _write_csv(table: pa.Table, out: Path) -> None:
-    arrow_to_astropy(table, flat=True).write(out, format="ascii.csv", overwrite=True)
 
 
 # -- output paths: never inside a lake, always replaced atomically ----------------------------
@@ -184,7 +397,7 @@ def check_output_path(out: str | os.PathLike, fmt: str, overwrite: bool = False)
     out : path
         The output file (a directory for ``hats``).
     fmt : str
-        One of :data:`FORMATS` or ``'csv'``.
+        One of :data:`FORMATS`.
     overwrite : bool
         Whether an existing export at ``out`` may be replaced.
 
@@ -393,8 +606,16 @@ def _write_atomic(target: Path, fmt: str, write, manifest_for) -> dict | None:
                 _remove(t)
 
 
-def export_table(table: pa.Table, out: str | os.PathLike, fmt: str, *, query: str,
-                 lake_root: str, lake_version: int, overwrite: bool = False) -> dict:
+def _write_csv(table: pa.Table, out: Path) -> None:
+    from .textformat import write_csv
+
+    with open(out, "w", newline="", encoding="utf-8") as f:
+        write_csv(table, f)
+
+
+def export_table(table: pa.Table, out: str | os.PathLike, fmt: str | None = None, *, query: str,
+                 lake_root: str, lake_version: int, overwrite: bool = False,
+                 source: str | None = None) -> dict:
     """Write ``table`` in ``fmt`` to ``out`` and a manifest beside it; return the manifest.
 
     The export is written to a temporary file (directory, for HATS) beside ``out``, flushed to
@@ -404,46 +625,54 @@ def export_table(table: pa.Table, out: str | os.PathLike, fmt: str, *, query: st
     Parameters
     ----------
     table : pyarrow.Table
-        The rows to export (units come from the schemas by column name).
+        The rows to export.
     out : path
         Output file (a directory for ``hats``); never inside a gccat lake.
-    fmt : {'parquet', 'fits', 'ecsv', 'votable', 'hats'}
+    fmt : {'parquet', 'fits', 'ecsv', 'votable', 'csv', 'hats'}, optional
+        Default: from the extension of ``out`` (see :func:`export_format`).
     query, lake_root, lake_version
         Provenance written to the manifest.
     overwrite : bool
         Replace an existing export at ``out``.
+    source : str, optional
+        The lake table or view ``table`` holds (all of its columns): units, UCDs and
+        descriptions come from its declaration (see :func:`catalog.schemas.columns_meta`);
+        without it, from the schemas by column name.
 
     Returns
     -------
     dict
         The manifest; its ``sha256`` covers the file (for HATS, the catalog's files, without
-        ``gccat_manifest.json``).
+        ``gccat_manifest.json``); ``columns`` lists each column's unit, UCD and description.
 
     Raises
     ------
     GccatError
-        For an unknown format, a target refused by :func:`check_output_path`, or a target that
-        cannot be written (``out`` is then unchanged).
+        For an unknown format or one that the extension contradicts, a target refused by
+        :func:`check_output_path`, or a target that cannot be written (``out`` is then
+        unchanged).
     """
-    if fmt not in FORMATS:
-        raise GccatError(f"unknown export format '{fmt}' (choose from {', '.join(FORMATS)})")
+    fmt = export_format(out, fmt)
     if fmt == "hats" and not {"ra", "dec"} <= set(table.column_names):
         raise GccatError("a HATS export needs 'ra' and 'dec' columns")
+    if fmt == "hats" and table.num_rows == 0:  # lsdb cannot partition nothing
+        raise GccatError("a HATS export needs at least one row (this selection has none)")
     target = check_output_path(out, fmt, overwrite)
+    meta = columns_meta(table.column_names, source)
     provenance = {"gccat.query": query, "gccat.lake_version": str(lake_version),
                   "gccat.lake_root": lake_root}
 
     def write(tmp: Path) -> None:
         if fmt == "parquet":
-            write_parquet(table, tmp, provenance)
+            write_parquet(table, tmp, provenance, meta=meta)
         elif fmt == "fits":
-            _write_fits(table, tmp)
+            _write_fits(table, tmp, meta)
         elif fmt == "ecsv":
-            t = arrow_to_astropy(table)
-            t.meta.update(provenance)
-            t.write(tmp, format="ascii.ecsv", overwrite=True)
+            _write_ecsv(table, tmp, meta, provenance)
         elif fmt == "votable":
-            arrow_to_astropy(table, flat=True).write(tmp, format="votable", overwrite=True)
+            _write_votable(table, tmp, meta)
+        elif fmt == "csv":
+            _write_csv(table, tmp)
         else:
             _write_hats(table, tmp, target.name)
 
@@ -452,14 +681,17 @@ def export_table(table: pa.Table, out: str | os.PathLike, fmt: str, *, query: st
             "format": fmt, "path": str(target), "query": query, "lake_root": lake_root,
             "lake_version": lake_version, "rows": table.num_rows, "sha256": sha256_file(tmp),
             "created_at": dt.datetime.now(dt.UTC).isoformat(), "gccat_version": gccat_version(),
-            "columns": [{"name": n, **vars(column_meta(n))} for n in table.column_names],
+            "units": "astropy unit strings; dex(X) is log10 of a quantity in X",
+            "columns": [{"name": n, **vars(meta[n])} for n in table.column_names],
         }
 
     return _write_atomic(target, fmt, write, manifest_for)
 
 
 def save_csv(table: pa.Table, out: str | os.PathLike, overwrite: bool = False) -> Path:
-    """Write ``table`` as plain CSV (no units, no manifest), atomically, never inside a lake.
+    """Write ``table`` as plain CSV without a manifest, atomically, never inside a lake.
+
+    ``export_table(..., fmt='csv')`` writes the same CSV with a manifest (units, provenance).
 
     Parameters
     ----------

@@ -32,7 +32,7 @@ WITH w AS (
     FROM fit_posteriors GROUP BY run_id, object_id
 )
 SELECT w.*, d.ra, d.dec, d.catalog, d.source_id, l.model_id AS lens_model, l.mu,
-       l.mu_undefined,
+       coalesce(l.mu_undefined, false) AS mu_undefined,  -- no lens model: false, as off a map
        CASE WHEN NOT l.mu_undefined THEN w.log_mass_living - log10(abs(l.mu)) END
            AS log_mass_living_intrinsic
 FROM w

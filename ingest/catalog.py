@@ -6,6 +6,8 @@ one :meth:`catalog.lake.Lake.transaction`.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -650,7 +652,10 @@ def ingest_catalog(lake: Lake, path: str | os.PathLike, *, field_id: str, name: 
     mapping_file : path, optional
         TOML column mapping; without it the mapping is inferred from the column names.
     replace : bool
-        Supersede the live ingest of the same ``name`` in the field, in the same commit.
+        Supersede the live ingest of the same ``name`` in the field, in the same commit. An
+        ingest is identified by its file and the options that change what is stored (the
+        resolved column mapping with its units, ``z``, ``mw_corrected``): the same file with
+        the same options again is a no-op; with other options it needs ``replace``.
     z : float, optional
         Redshift for sources whose catalog gives none.
     flux_unit : str
@@ -698,18 +703,23 @@ def ingest_catalog(lake: Lake, path: str | os.PathLike, *, field_id: str, name: 
     used_bands = sorted(m.bands)
     step("photometry", 0.4)
     phot = _photometry(raw, m, det_ids, field_id, ingest_id, warnings)
+    stored_as = catalog_identity_options(m, z)
     options = {"mapping": m.as_dict(), "z": z, "flux_unit": flux_unit, "mag_system": mag_system,
-               "format": raw.format, "bands_measured": used_bands}
+               "format": raw.format, "bands_measured": used_bands,
+               "identity": ingest_identity(sha, stored_as), "identity_options": stored_as}
     with lake.transaction("catalog", lock_timeout_s, ingest_id=ingest_id) as tx:
         same = lake.live_named(field_id, name, kinds=DETECTION_KINDS)
-        if same.num_rows and same["sha256"][0].as_py() == sha:
+        repeat = repeat_of(same, sha, options)
+        if repeat == "same":
             return IngestReport(same["ingest_id"][0].as_py(), lake.version(), skipped=True,
                                 n_rows=same["n_rows"][0].as_py(), bands=used_bands,
                                 mapping=m.as_dict())
         if same.num_rows and not replace:
+            what = (f"from this file with other options ({repeat})" if repeat != "other file"
+                    else "from another file")
             raise GccatError(f"catalog '{name}' is already in field '{field_id}' "
                              f"({same['kind'][0].as_py()} ingest {same['ingest_id'][0].as_py()}) "
-                             "from another file; pass --replace to supersede it", file=path)
+                             f"{what}; pass --replace to supersede it", file=path)
         register_field_and_bands(lake, tx, field_id, used_bands, ra, dec, warnings)
         step("writing detections", 0.5)
         tx.append("detections", detections)
@@ -724,6 +734,62 @@ def ingest_catalog(lake: Lake, path: str | os.PathLike, *, field_id: str, name: 
     step("done", 1.0)
     return IngestReport(tx.ingest_id, version, n, phot.num_rows, used_bands, warnings,
                         superseded=same["ingest_id"].to_pylist(), mapping=m.as_dict())
+
+
+def catalog_identity_options(m: ColumnMapping, z: float | None) -> dict:
+    """The options of a catalog ingest that change what is stored, canonically: the resolved
+    mapping (columns, each band's factor to nJy or magnitude system and AB offset, errors,
+    limits, mw_corrected, method, aperture) and ``z``. A unit's spelling is left out: uJy and
+    microJy store the same numbers."""
+    mapping = m.as_dict()
+    for b in mapping["bands"].values():
+        b.pop("unit", None)
+    return {"mapping": mapping, "z": z}
+
+
+def ingest_identity(sha256: str, options: dict) -> str:
+    """What identifies an ingest: the sha256 of the input file digest(s) and of the canonical
+    JSON of the options that change what is stored."""
+    canon = json.dumps({"sha256": sha256, "options": options}, sort_keys=True,
+                       separators=(",", ":"), default=str)
+    return hashlib.sha256(canon.encode()).hexdigest()
+
+
+def _flat(d, prefix: str = "") -> dict:
+    if not isinstance(d, dict):
+        return {prefix: d}
+    out = {}
+    for k, v in d.items():
+        out.update(_flat(v, f"{prefix}.{k}" if prefix else str(k)))
+    return out
+
+
+def options_difference(old: dict, new: dict, limit: int = 3) -> str:
+    """The options that differ, as ``key: old -> new`` (at most ``limit`` of them)."""
+    a, b = _flat(old), _flat(new)
+    keys = sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
+    parts = [f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in keys[:limit]]
+    if len(keys) > limit:
+        parts.append(f"and {len(keys) - limit} more")
+    return "; ".join(parts) or "the options recorded differ"
+
+
+def repeat_of(same: pa.Table, sha256: str, options: dict) -> str | None:
+    """How a new ingest relates to the live ingest of its name (``same``, rows of ``ingests``).
+
+    Returns None if there is none, ``"same"`` for the same file(s) and options (a no-op),
+    ``"other file"``, or, for the same file with other options, a description of what differs.
+    An ingest recorded before identities were (no ``identity`` in its options) is compared by
+    its file only.
+    """
+    if not same.num_rows:
+        return None
+    if same["sha256"][0].as_py() != sha256:
+        return "other file"
+    old = json.loads(same["options"][0].as_py() or "{}")
+    if "identity" not in old or old["identity"] == options["identity"]:
+        return "same"
+    return options_difference(old.get("identity_options") or {}, options["identity_options"])
 
 
 def register_field_and_bands(lake: Lake, tx, field_id: str, used_bands: list[str],

@@ -19,7 +19,8 @@ def _report(r: IngestReport, what: str) -> None:
     for w in r.warnings:
         err_console.print(f"gccat: warning: {w}", markup=False, highlight=False)
     if r.skipped:
-        console.print(f"{what}: already ingested as {r.ingest_id} (same file); nothing to do. "
+        console.print(f"{what}: already ingested as {r.ingest_id} (same file and options); "
+                      "nothing to do. "
                       f"Lake version {r.lake_version}.")
         return
     extra = f", {r.n_photometry} photometry rows in {len(r.bands)} bands" if r.n_photometry else ""

@@ -5,6 +5,10 @@ These pure numpy functions serve both ingestion and the SQL UDFs.
 
 from __future__ import annotations
 
+import functools
+import re
+from dataclasses import dataclass
+
 import numpy as np
 import numpy.typing as npt
 
@@ -12,40 +16,256 @@ AB_ZEROPOINT_NJY = 31.4
 #: 2.5 / ln(10): d(mag) = MAG_PER_DEX_E * df / f
 MAG_PER_DEX_E = 2.5 / np.log(10.0)
 
-#: Flux-density units accepted at ingest and their factor to nJy (exact).
-FLUX_UNITS_TO_NJY: dict[str, float] = {
-    "njy": 1.0, "nanojy": 1.0, "ujy": 1e3, "µjy": 1e3, "μjy": 1e3, "microjy": 1e3,
-    "mujy": 1e3, "mjy": 1e6, "millijy": 1e6, "jy": 1e9, "jansky": 1e9,
+#: Magnitude systems gccat knows, by the lower-case spellings it accepts (``--mag-system``, the
+#: ``mag_system`` mapping keys); values are the canonical names.
+MAG_SYSTEMS = {"ab": "AB", "vega": "Vega", "st": "ST"}
+# Unit strings that name a magnitude system (compared lower-case, without blanks, ``_``, ``-``
+# or brackets): astropy reads "mag(AB)" but not "ABmag", and reads "AB" as the flux unit 3631 Jy.
+_MAG_WORDS = {
+    **dict.fromkeys(("abmag", "magab", "ab", "abmagnitude", "magnitudeab"), "AB"),
+    **dict.fromkeys(("vegamag", "magvega", "vega", "vegamagnitude", "magnitudevega"), "Vega"),
+    **dict.fromkeys(("stmag", "magst", "stmagnitude", "magnitudest"), "ST"),
+    **dict.fromkeys(("mag", "mags", "magnitude", "magnitudes"), None),
 }
-#: Unit strings meaning AB magnitudes.
-AB_MAG_UNITS = {"mag", "abmag", "mag(ab)", "ab", "ab mag", "ab_mag", "magab", "mag_ab"}
+# Count units of images (HST: electrons/s with PHOTFNU), which astropy does not all read.
+_COUNT_RATE = re.compile(r"(?i)^(?:electrons?|e-?|counts?|cts?|dn|adu|photons?)\s*"
+                         r"(?:/\s*s(?:ec(?:ond)?)?|\s+s\*\*-1|\s+s-1|\s+per\s+second)$|^cps$")
+_COUNTS = re.compile(r"(?i)^(?:electrons?|e-|counts?|cts?|dn|adu|photons?)$")
+# Jansky spelt out or in another case; the prefix is kept as written (see _jansky_case).
+_JY_WORDS = [(re.compile(r"(?i)\bmicro[-_ ]?jan?(?:sky)?s?\b|\bmicro[-_ ]?jy\b"), "uJy"),
+             (re.compile(r"(?i)\bnano[-_ ]?jan?(?:sky)?s?\b|\bnano[-_ ]?jy\b"), "nJy"),
+             (re.compile(r"(?i)\bmilli[-_ ]?jan?(?:sky)?s?\b|\bmilli[-_ ]?jy\b"), "mJy"),
+             (re.compile(r"(?i)\bmega[-_ ]?jan?(?:sky)?s?\b|\bmega[-_ ]?jy\b"), "MJy"),
+             (re.compile(r"\bmuJy\b"), "uJy"),
+             (re.compile(r"(?i)\bjanskys?\b"), "Jy"),
+             (re.compile(r"(?<=[Jj][Yy])s\b"), "")]  # "Jys"
+_JY_CASE = re.compile(r"(?<![A-Za-z])([A-Za-zµμ]?)(jy|JY|jY)(?![A-Za-z])")
 
 
-def parse_unit(unit: str) -> tuple[str, float]:
-    """Classify a unit string as a flux density or an AB magnitude.
+class UnitError(ValueError):
+    """A unit string that is not a photometric unit gccat can convert exactly.
+
+    The message says what is wrong; callers add the file and the column or header keyword.
+    """
+
+
+@dataclass(frozen=True)
+class FluxUnit:
+    """What a unit string means for photometry, parsed once by :func:`parse_flux_unit`.
+
+    Attributes
+    ----------
+    text : str
+        The unit as written.
+    kind : str
+        ``"flux"`` (a spectral flux density f_nu), ``"surface_brightness"`` (f_nu per solid
+        angle), ``"per_pixel"`` (f_nu per pixel), ``"mag"`` (a magnitude), ``"count_rate"`` or
+        ``"counts"`` (images only: converted with PHOTFNU or a zero point).
+    to_njy : float
+        nJy per unit (``flux``), nJy per steradian per unit (``surface_brightness``), nJy per
+        pixel per unit (``per_pixel``); NaN otherwise. Decimal factors are exact (1e3 for uJy).
+    mag_system : str or None
+        For magnitudes: ``"AB"``, ``"Vega"``, ``"ST"``, ``"mag(<f_nu unit>)"`` (astropy's
+        ``mag(Jy)``), or None for a plain ``mag`` that does not say its system.
+    ab_offset : float or None
+        For magnitudes, m_AB - m (mag): 0 for AB, derived for ``mag(<f_nu unit>)``, None where
+        it depends on the band (Vega, ST) or on an undeclared system.
+    """
+
+    text: str
+    kind: str
+    to_njy: float = float("nan")
+    mag_system: str | None = None
+    ab_offset: float | None = None
+
+    def same_as(self, other: FluxUnit) -> bool:
+        """Whether two units say the same thing; a plain ``mag`` agrees with any magnitude
+        system (it only does not say which)."""
+        if self.kind != other.kind:
+            return False
+        if self.kind == "mag":
+            return None in (self.mag_system, other.mag_system) or (
+                self.mag_system == other.mag_system and self.ab_offset == other.ab_offset)
+        return self.kind in ("count_rate", "counts") or np.isclose(self.to_njy, other.to_njy,
+                                                                    rtol=1e-12, atol=0)
+
+    def njy_per_pixel(self, pixel_area_arcsec2: float) -> float:
+        """nJy per pixel of one image unit; ``pixel_area_arcsec2`` is the pixel's solid angle.
+
+        Raises
+        ------
+        UnitError
+            For magnitudes and counts, which need a zero point or PHOTFNU instead.
+        """
+        if self.kind in ("flux", "per_pixel"):
+            return self.to_njy
+        if self.kind == "surface_brightness":
+            return self.to_njy * pixel_area_arcsec2 / ARCSEC2_PER_SR
+        raise UnitError(f"unit '{self.text}' is not a flux density per pixel or per solid angle")
+
+
+#: Square arcseconds in one steradian, (180 / pi * 3600)**2.
+ARCSEC2_PER_SR = (180.0 / np.pi * 3600.0) ** 2
+
+
+def check_mag_system(value, option: str = "--mag-system") -> str | None:
+    """The canonical name (``AB``, ``Vega``, ``ST``) of a magnitude system given by a user.
+
+    Raises
+    ------
+    UnitError
+        Naming ``option`` and the value, if it is not one of them.
+    """
+    if value is None:
+        return None
+    key = value.strip().lower().replace("mag", "") if isinstance(value, str) else None
+    if key not in MAG_SYSTEMS:
+        raise UnitError(f"{option} must be AB, Vega or ST, not {value!r}")
+    return MAG_SYSTEMS[key]
+
+
+def _exact(factor: float) -> float:
+    """A conversion factor rounded to 15 significant digits: astropy gives 999.9999999999999
+    nJy per uJy, and decimal unit factors are exact by definition."""
+    return float(f"{factor:.15g}")
+
+
+def _jansky_case(text: str) -> str:
+    """``Jy`` spelt in another case (``JY``, ``ujy``, ``NJY/PIX``) in astropy's spelling, or a
+    UnitError where the case was the only thing telling mega from milli (``MJY``, ``mjy``)."""
+    def fix(m: re.Match) -> str:
+        prefix = m[1]
+        if m[2] == "Jy" and prefix not in ("", "U", "N", "K", "G"):
+            return m[0]
+        if prefix in ("m", "M"):
+            raise UnitError(f"unit '{text}' is ambiguous: only the case of its M tells mega- from "
+                            "milli-Jansky, and here Jy itself is in another case (write MJy for "
+                            "1e6 Jy or mJy for 1e-3 Jy)")
+        return {"": "", "u": "u", "U": "u", "µ": "u", "μ": "u", "n": "n", "N": "n", "k": "k",
+                "K": "k", "G": "G"}.get(prefix, prefix) + "Jy"
+    return _JY_CASE.sub(fix, text)
+
+
+@functools.lru_cache(maxsize=512)
+def parse_flux_unit(text: str) -> FluxUnit:
+    """Parse a photometric unit with :mod:`astropy.units` (case-sensitive: MJy is not mJy).
 
     Parameters
     ----------
-    unit : str
-        E.g. ``"nJy"``, ``"uJy"``, ``"microJansky"``, ``"mJy"``, ``"Jy"``, ``"mag(AB)"``, ``"ABmag"``.
+    text : str
+        E.g. ``"nJy"``, ``"uJy"``, ``"µJy"``, ``"mJy"``, ``"MJy"``, ``"Jy"``, ``"10 nJy"``,
+        ``"erg/(s cm2 Hz)"``, ``"1e-23 erg/s/cm2/Hz"``, ``"MJy/sr"``, ``"uJy/arcsec2"``,
+        ``"nJy/pix"``, ``"mag(AB)"``, ``"ABmag"``, ``"AB"``, ``"Vegamag"``, ``"mag"``,
+        ``"electrons/s"``. Spelt-out Janskys (``microJy``, ``microJansky``) are accepted.
+
+    Returns
+    -------
+    FluxUnit
+
+    Raises
+    ------
+    UnitError
+        If astropy cannot read it, if it is ambiguous (``MJY``), or if it is not a flux
+        density, surface brightness, flux per pixel, magnitude or count unit (``erg/s``, a
+        flux per wavelength, ``dex``).
+    """
+    import warnings
+
+    from astropy import units as u
+
+    if not isinstance(text, str) or not text.strip():
+        raise UnitError(f"no unit given ({text!r})")
+    s = text.strip()
+    word = re.sub(r"[\s_\-()\[\]]", "", s).lower()
+    if word in _MAG_WORDS:
+        system = _MAG_WORDS[word]
+        return FluxUnit(text, "mag", mag_system=system, ab_offset=0.0 if system == "AB" else None)
+    if _COUNT_RATE.match(s):
+        return FluxUnit(text, "count_rate")
+    if _COUNTS.match(s):
+        return FluxUnit(text, "counts")
+    for pattern, repl in _JY_WORDS:
+        s = pattern.sub(repl, s)
+    s = _jansky_case(s)
+    unit = None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "multiple slashes" style advice, not errors
+        for fmt in ("generic", "cds"):
+            try:
+                unit = u.Unit(s, format=fmt, parse_strict="raise")
+                break
+            except (ValueError, TypeError):
+                continue
+    if unit is None:
+        raise UnitError(f"unit '{text}' is not a unit astropy can read (units are case-sensitive: "
+                        "e.g. nJy, uJy, mJy, MJy/sr, erg/(s cm2 Hz), ABmag)")
+    if isinstance(unit, u.FunctionUnitBase):
+        phys = unit.physical_unit
+        if unit.function_unit != u.mag:
+            raise UnitError(f"unit '{text}' is a logarithmic unit but not a magnitude")
+        if phys == u.dimensionless_unscaled:
+            return FluxUnit(text, "mag")
+        if phys == u.AB:
+            return FluxUnit(text, "mag", mag_system="AB", ab_offset=0.0)
+        if phys == u.ST:
+            return FluxUnit(text, "mag", mag_system="ST")
+        if phys.is_equivalent(u.nJy):  # mag(Jy): f = 10**(-0.4 m) Jy
+            offset = _exact(AB_ZEROPOINT_NJY - 2.5 * np.log10(_exact(phys.to(u.nJy))))
+            return FluxUnit(text, "mag", mag_system=f"mag({phys})", ab_offset=offset)
+        raise UnitError(f"unit '{text}' is a magnitude of {phys}, not of a flux density per "
+                        "frequency")
+    if unit == u.AB:
+        return FluxUnit(text, "mag", mag_system="AB", ab_offset=0.0)
+    if unit.is_equivalent(u.nJy):
+        return FluxUnit(text, "flux", _exact(unit.to(u.nJy)))
+    if unit.is_equivalent(u.nJy / u.sr):
+        return FluxUnit(text, "surface_brightness", _exact(unit.to(u.nJy / u.sr)))
+    if unit.is_equivalent(u.nJy / u.pix):
+        return FluxUnit(text, "per_pixel", _exact((unit * u.pix).to(u.nJy)))
+    if any(unit.is_equivalent(c / u.s) for c in (u.ct, u.electron, u.DN, u.adu, u.photon)):
+        return FluxUnit(text, "count_rate")
+    if any(unit.is_equivalent(c) for c in (u.ct, u.electron, u.DN, u.adu, u.photon)):
+        return FluxUnit(text, "counts")
+    if unit.is_equivalent(u.erg / u.s / u.cm**2 / u.AA):
+        raise UnitError(f"unit '{text}' is a flux density per wavelength (f_lambda); gccat stores "
+                        "f_nu: give the values in Jy or erg/(s cm2 Hz)")
+    raise UnitError(f"unit '{text}' ({unit.physical_type}) is not a flux density, surface "
+                    "brightness or magnitude")
+
+
+def parse_unit(unit: str) -> tuple[str, float]:
+    """Classify a unit as a flux density or an AB magnitude (see :func:`parse_flux_unit`).
 
     Returns
     -------
     kind, factor : tuple of (str, float)
-        ``("flux", factor_to_nJy)`` or ``("mag", 1.0)``.
+        ``("flux", nJy per unit)`` or ``("mag", 1.0)`` for AB magnitudes.
 
     Raises
     ------
-    ValueError
-        If the unit is neither; the caller names the column.
+    UnitError
+        (a ``ValueError``) for anything else, plain ``mag`` included: it does not say AB.
     """
-    u = unit.strip().lower().replace(" ", "").replace("ansky", "y").replace("anskys", "y")
-    u = u.replace("jys", "jy")
-    if u in FLUX_UNITS_TO_NJY:
-        return "flux", FLUX_UNITS_TO_NJY[u]
-    if u in {x.replace(" ", "") for x in AB_MAG_UNITS}:
+    fu = parse_flux_unit(unit)
+    if fu.kind == "flux":
+        return "flux", fu.to_njy
+    if fu.kind == "mag" and fu.mag_system == "AB":
         return "mag", 1.0
-    raise ValueError(f"unit '{unit}' is not a flux density (nJy, uJy, mJy, Jy) or AB magnitude")
+    if fu.kind == "mag":
+        raise UnitError(f"unit '{unit}' does not say AB magnitudes (write ABmag or mag(AB))")
+    raise UnitError(f"unit '{unit}' is not a flux density (nJy, uJy, mJy, Jy) or AB magnitude")
+
+
+def magnitudes_to_flux(fu: FluxUnit, mag: npt.ArrayLike, mag_err: npt.ArrayLike | None = None):
+    """Flux and flux error (nJy) of magnitudes in the unit ``fu`` whose AB offset is known.
+
+    ``sigma_f = 0.4 ln10 f sigma_m``; a magnitude error is the same in every system.
+    """
+    if fu.kind != "mag" or fu.ab_offset is None:
+        raise UnitError(f"unit '{fu.text}' is not a magnitude of known AB offset")
+    m_ab = np.asarray(mag, dtype=float) + fu.ab_offset
+    flux = abmag_to_flux(m_ab)
+    return flux, (None if mag_err is None else mag_err_to_flux_err(m_ab, mag_err))
 
 
 def flux_to_abmag(flux_njy: npt.ArrayLike) -> np.ndarray:

@@ -44,12 +44,25 @@ def _vectorised(fn: Callable[..., np.ndarray], n_args: int, out_type: pa.DataTyp
 
 
 def to_njy(value: np.ndarray, unit: np.ndarray) -> np.ndarray:
-    """Flux density in nJy of ``value`` given in ``unit`` (nJy, uJy, mJy, Jy or AB mag)."""
+    """Flux density in nJy of ``value`` in ``unit`` (astropy: nJy, mJy, MJy, 10 nJy, ABmag...).
+
+    Units are case-sensitive (``mJy`` is 1e-9 ``MJy``). A plain ``mag`` is refused (AB or
+    Vega?), as are Vega/ST magnitudes (their zero point depends on the band) and surface
+    brightnesses (they need a solid angle): the query fails with the reason.
+    """
     out = np.full(len(value), np.nan)
     for u in set(unit.tolist()) - {None}:
-        kind, factor = photometry.parse_unit(u)
+        fu = photometry.parse_flux_unit(u)  # UnitError: DuckDB reports it as the query's error
         sel = unit == u
-        out[sel] = photometry.abmag_to_flux(value[sel]) if kind == "mag" else value[sel] * factor
+        if fu.kind == "flux":
+            out[sel] = value[sel] * fu.to_njy
+        elif fu.kind == "mag" and fu.ab_offset is not None:
+            out[sel] = photometry.magnitudes_to_flux(fu, value[sel])[0]
+        elif fu.kind == "mag":
+            raise photometry.UnitError(f"to_njy: unit '{u}' does not say AB: write 'ABmag' (Vega and "
+                                       "ST magnitudes need the band's zero point: add m_AB - m first)")
+        else:
+            raise photometry.UnitError(f"to_njy: unit '{u}' is not a flux density or AB magnitude")
     return out
 
 

@@ -6,6 +6,8 @@ one :meth:`catalog.lake.Lake.transaction`.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -28,6 +30,7 @@ from .mapping import (
     TEXT_NAMES,
     ColumnMapping,
     check_flux_unit,
+    check_mag_option,
     infer_mapping,
     load_mapping,
     parse_mapping_file,
@@ -423,6 +426,24 @@ def _photometry(raw: RawTable, m: ColumnMapping, det_ids: pa.Array, field_id: st
         if np.isinf(value).any():
             raise GccatError("infinite value", file=raw.path, column=b.value,
                              row=_first_bad(np.isinf(value)))
+        n_missing = int(np.isnan(value).sum())
+        if n_missing:
+            warnings.append(f"{b.value}: {n_missing} of {len(value)} {b.band} values empty or NaN "
+                            "(not stored)")
+        if b.kind == "mag":
+            # SExtractor-style 99 (and -99) marks a non-detection, in the magnitude and its error;
+            # taken out before the errors are checked, or a 99/-99 row would be refused
+            sentinel = np.abs(value) >= 90
+            if sentinel.any():
+                warnings.append(f"{b.value}: {int(sentinel.sum())} magnitudes >= 90 "
+                                "(non-detection sentinels) treated as missing")
+                value = np.where(sentinel, np.nan, value)
+                err = np.where(sentinel, np.nan, err)
+            err_sentinel = np.abs(err) >= 90
+            if err_sentinel.any():
+                warnings.append(f"{b.error}: {int(err_sentinel.sum())} magnitude errors >= 90 "
+                                "(sentinels) treated as missing: those values have no error")
+                err = np.where(err_sentinel, np.nan, err)
         if np.isinf(err).any():
             raise GccatError("infinite error", file=raw.path, column=b.error,
                              row=_first_bad(np.isinf(err)))
@@ -431,15 +452,20 @@ def _photometry(raw: RawTable, m: ColumnMapping, det_ids: pa.Array, field_id: st
             i = _first_bad(neg)
             raise GccatError(f"negative error {err[i - 1]}", file=raw.path,
                              column=b.error, row=i)
+        if b.error is None:
+            warnings.append(f"{b.band}: no error column for '{b.value}': its values are stored "
+                            "without errors (fits leave such a band out)")
+        else:
+            no_err = int((np.isfinite(value) & np.isnan(err)).sum())
+            if no_err:
+                warnings.append(f"{b.error}: {no_err} {b.band} values have no error (empty or "
+                                "NaN): stored without one")
         if b.kind == "mag":
-            sentinel = np.abs(value) >= 90
-            if sentinel.any():
-                warnings.append(f"{b.value}: {int(sentinel.sum())} magnitudes >= 90 "
-                                "(non-detection sentinels) treated as missing")
-                value = np.where(sentinel, np.nan, value)
+            # m_AB = m + ab_offset (0 for AB); sigma_f = 0.4 ln10 f sigma_m in any system
             with np.errstate(over="ignore"):
-                flux = abmag_to_flux(value)
-                flux_err = mag_err_to_flux_err(value, err)
+                m_ab = value + b.ab_offset
+                flux = abmag_to_flux(m_ab)
+                flux_err = mag_err_to_flux_err(m_ab, err)
         else:
             with np.errstate(over="ignore"):
                 flux = value * b.factor_to_njy
@@ -541,14 +567,17 @@ def _extras_python(cols: list[str], arrays: list[pa.Array]) -> pa.Array:
                      for i in range(len(arrays[0]))], pa.string())
 
 
-def read_and_map(path, *, mapping_file=None, flux_unit: str = "nJy",
-                 mw_corrected: bool = False) -> tuple[RawTable, ColumnMapping]:
+def read_and_map(path, *, mapping_file=None, flux_unit: str = "nJy", mag_system: str | None = None,
+                 mw_corrected: bool = False, bands: bool = True) -> tuple[RawTable, ColumnMapping]:
     """Read a catalog file and work out its column mapping (no lake needed).
 
-    The mapping file is checked first; the columns it names for id and coordinates, and
-    those named like ids and coordinates, are read from a CSV as text.
+    The options and the mapping file are checked first; the columns the mapping names for id
+    and coordinates, and those named like ids and coordinates, are read from a CSV as text.
+    ``bands=False`` maps ids and positions only (a file of positions may hold magnitudes
+    whose system does not matter there).
     """
     check_flux_unit(flux_unit)
+    mag_system = check_mag_option(mag_system)
     spec = parse_mapping_file(mapping_file) if mapping_file else None
     text = list(TEXT_NAMES) + [spec["columns"][k] for k in ("id", "ra", "dec", "flags")
                                if spec and k in spec["columns"]]
@@ -556,10 +585,10 @@ def read_and_map(path, *, mapping_file=None, flux_unit: str = "nJy",
     names = raw.table.column_names
     if spec is not None:
         m = load_mapping(raw.path, mapping_file, names, raw.units, flux_unit=flux_unit,
-                         mw_corrected=mw_corrected, spec=spec)
+                         mag_system=mag_system, mw_corrected=mw_corrected, spec=spec)
     else:
-        m = infer_mapping(raw.path, names, raw.units, flux_unit=flux_unit,
-                          mw_corrected=mw_corrected)
+        m = infer_mapping(raw.path, names, raw.units, flux_unit=flux_unit, mag_system=mag_system,
+                          mw_corrected=mw_corrected, infer_bands=bands)
     _check_mapped_types(raw, m)
     return raw, m
 
@@ -593,7 +622,7 @@ def detections_table(field_id: str, catalog: str, source_ids, ra: np.ndarray, de
 def read_positions(path: str | os.PathLike, extra: Sequence[str] = ()) -> pa.Table:
     """``source_id``, ``ra``, ``dec`` (deg) of a catalog file, validated like an ingest, plus
     the columns named in ``extra`` that the file has (case-insensitive)."""
-    raw, m = read_and_map(path)
+    raw, m = read_and_map(path, bands=False)
     ra, dec = _coordinates(raw, m)
     cols = {"source_id": _source_ids(raw, m, []), "ra": ra, "dec": dec}
     names = {c.lower(): c for c in raw.table.column_names}
@@ -605,9 +634,9 @@ def read_positions(path: str | os.PathLike, extra: Sequence[str] = ()) -> pa.Tab
 
 def ingest_catalog(lake: Lake, path: str | os.PathLike, *, field_id: str, name: str,
                    mapping_file: str | os.PathLike | None = None, replace: bool = False,
-                   z: float | None = None, flux_unit: str = "nJy", mw_corrected: bool = False,
-                   progress: Progress | None = None, command: str | None = None,
-                   lock_timeout_s: float = 600.0) -> IngestReport:
+                   z: float | None = None, flux_unit: str = "nJy", mag_system: str | None = None,
+                   mw_corrected: bool = False, progress: Progress | None = None,
+                   command: str | None = None, lock_timeout_s: float = 600.0) -> IngestReport:
     """Ingest a catalog of sources with multi-band photometry into ``detections``/``photometry``.
 
     Parameters
@@ -623,11 +652,19 @@ def ingest_catalog(lake: Lake, path: str | os.PathLike, *, field_id: str, name: 
     mapping_file : path, optional
         TOML column mapping; without it the mapping is inferred from the column names.
     replace : bool
-        Supersede the live ingest of the same ``name`` in the field, in the same commit.
+        Supersede the live ingest of the same ``name`` in the field, in the same commit. An
+        ingest is identified by its file and the options that change what is stored (the
+        resolved column mapping with its units, ``z``, ``mw_corrected``): the same file with
+        the same options again is a no-op; with other options it needs ``replace``.
     z : float, optional
         Redshift for sources whose catalog gives none.
     flux_unit : str
-        Unit of flux columns that declare none (``nJy``, ``uJy``, ``mJy``, ``Jy``).
+        Unit of flux columns that declare none: any astropy flux density (``nJy``, ``uJy``,
+        ``mJy``, ``Jy``, ``10 nJy``, ``erg/(s cm2 Hz)``).
+    mag_system : str, optional
+        ``AB`` (or ``Vega``, ``ST``) for magnitude columns that do not say their system (unit
+        ``mag`` or none); without it such columns are refused. Vega and ST magnitudes also
+        need each band's ``ab_offset`` in a mapping.
     mw_corrected : bool
         The fluxes are already corrected for Milky Way extinction.
     progress : callable, optional
@@ -644,7 +681,8 @@ def ingest_catalog(lake: Lake, path: str | os.PathLike, *, field_id: str, name: 
     path = Path(path)
     step("reading", 0.0)
     raw, m = read_and_map(path, mapping_file=mapping_file, flux_unit=flux_unit,
-                          mw_corrected=mw_corrected)
+                          mag_system=mag_system, mw_corrected=mw_corrected)
+    mag_system = check_mag_option(mag_system)
     step("validating", 0.15)
     warnings: list[str] = []
     ra, dec = _coordinates(raw, m)
@@ -665,18 +703,23 @@ def ingest_catalog(lake: Lake, path: str | os.PathLike, *, field_id: str, name: 
     used_bands = sorted(m.bands)
     step("photometry", 0.4)
     phot = _photometry(raw, m, det_ids, field_id, ingest_id, warnings)
-    options = {"mapping": m.as_dict(), "z": z, "flux_unit": flux_unit, "format": raw.format,
-               "bands_measured": used_bands}
+    stored_as = catalog_identity_options(m, z)
+    options = {"mapping": m.as_dict(), "z": z, "flux_unit": flux_unit, "mag_system": mag_system,
+               "format": raw.format, "bands_measured": used_bands,
+               "identity": ingest_identity(sha, stored_as), "identity_options": stored_as}
     with lake.transaction("catalog", lock_timeout_s, ingest_id=ingest_id) as tx:
         same = lake.live_named(field_id, name, kinds=DETECTION_KINDS)
-        if same.num_rows and same["sha256"][0].as_py() == sha:
+        repeat = repeat_of(same, sha, options)
+        if repeat == "same":
             return IngestReport(same["ingest_id"][0].as_py(), lake.version(), skipped=True,
                                 n_rows=same["n_rows"][0].as_py(), bands=used_bands,
                                 mapping=m.as_dict())
         if same.num_rows and not replace:
+            what = (f"from this file with other options ({repeat})" if repeat != "other file"
+                    else "from another file")
             raise GccatError(f"catalog '{name}' is already in field '{field_id}' "
                              f"({same['kind'][0].as_py()} ingest {same['ingest_id'][0].as_py()}) "
-                             "from another file; pass --replace to supersede it", file=path)
+                             f"{what}; pass --replace to supersede it", file=path)
         register_field_and_bands(lake, tx, field_id, used_bands, ra, dec, warnings)
         step("writing detections", 0.5)
         tx.append("detections", detections)
@@ -691,6 +734,62 @@ def ingest_catalog(lake: Lake, path: str | os.PathLike, *, field_id: str, name: 
     step("done", 1.0)
     return IngestReport(tx.ingest_id, version, n, phot.num_rows, used_bands, warnings,
                         superseded=same["ingest_id"].to_pylist(), mapping=m.as_dict())
+
+
+def catalog_identity_options(m: ColumnMapping, z: float | None) -> dict:
+    """The options of a catalog ingest that change what is stored, canonically: the resolved
+    mapping (columns, each band's factor to nJy or magnitude system and AB offset, errors,
+    limits, mw_corrected, method, aperture) and ``z``. A unit's spelling is left out: uJy and
+    microJy store the same numbers."""
+    mapping = m.as_dict()
+    for b in mapping["bands"].values():
+        b.pop("unit", None)
+    return {"mapping": mapping, "z": z}
+
+
+def ingest_identity(sha256: str, options: dict) -> str:
+    """What identifies an ingest: the sha256 of the input file digest(s) and of the canonical
+    JSON of the options that change what is stored."""
+    canon = json.dumps({"sha256": sha256, "options": options}, sort_keys=True,
+                       separators=(",", ":"), default=str)
+    return hashlib.sha256(canon.encode()).hexdigest()
+
+
+def _flat(d, prefix: str = "") -> dict:
+    if not isinstance(d, dict):
+        return {prefix: d}
+    out = {}
+    for k, v in d.items():
+        out.update(_flat(v, f"{prefix}.{k}" if prefix else str(k)))
+    return out
+
+
+def options_difference(old: dict, new: dict, limit: int = 3) -> str:
+    """The options that differ, as ``key: old -> new`` (at most ``limit`` of them)."""
+    a, b = _flat(old), _flat(new)
+    keys = sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
+    parts = [f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in keys[:limit]]
+    if len(keys) > limit:
+        parts.append(f"and {len(keys) - limit} more")
+    return "; ".join(parts) or "the options recorded differ"
+
+
+def repeat_of(same: pa.Table, sha256: str, options: dict) -> str | None:
+    """How a new ingest relates to the live ingest of its name (``same``, rows of ``ingests``).
+
+    Returns None if there is none, ``"same"`` for the same file(s) and options (a no-op),
+    ``"other file"``, or, for the same file with other options, a description of what differs.
+    An ingest recorded before identities were (no ``identity`` in its options) is compared by
+    its file only.
+    """
+    if not same.num_rows:
+        return None
+    if same["sha256"][0].as_py() != sha256:
+        return "other file"
+    old = json.loads(same["options"][0].as_py() or "{}")
+    if "identity" not in old or old["identity"] == options["identity"]:
+        return "same"
+    return options_difference(old.get("identity_options") or {}, options["identity_options"])
 
 
 def register_field_and_bands(lake: Lake, tx, field_id: str, used_bands: list[str],

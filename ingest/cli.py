@@ -19,7 +19,8 @@ def _report(r: IngestReport, what: str) -> None:
     for w in r.warnings:
         err_console.print(f"gccat: warning: {w}", markup=False, highlight=False)
     if r.skipped:
-        console.print(f"{what}: already ingested as {r.ingest_id} (same file); nothing to do. "
+        console.print(f"{what}: already ingested as {r.ingest_id} (same file and options); "
+                      "nothing to do. "
                       f"Lake version {r.lake_version}.")
         return
     extra = f", {r.n_photometry} photometry rows in {len(r.bands)} bands" if r.n_photometry else ""
@@ -40,7 +41,12 @@ def catalog_cmd(
     z: Annotated[float | None, typer.Option(
         "--z", help="Redshift for sources without one in the catalog.")] = None,
     flux_unit: Annotated[str, typer.Option(
-        "--flux-unit", help="Unit of flux columns that declare none: nJy, uJy, mJy, Jy.")] = "nJy",
+        "--flux-unit", help="Unit of flux columns that declare none (astropy, case-sensitive): "
+                            "nJy, uJy, mJy, Jy, '10 nJy', 'erg/(s cm2 Hz)'.")] = "nJy",
+    mag_system: Annotated[str | None, typer.Option(
+        "--mag-system", help="System of magnitude columns that do not say theirs (unit 'mag' or "
+                             "none): AB. Vega and ST also need ab_offset per band in a "
+                             "--mapping.")] = None,
     mw_corrected: Annotated[bool, typer.Option(
         "--mw-corrected", help="Fluxes are already corrected for Milky Way extinction.")] = False,
     lake: LakeOpt = DEFAULT_LAKE,
@@ -49,8 +55,8 @@ def catalog_cmd(
     lk = open_lake(lake)
     with StageProgress(f"ingest {file.name}") as progress:
         r = ingest_catalog(lk, file, field_id=field, name=name, mapping_file=mapping,
-                           replace=replace, z=z, flux_unit=flux_unit, mw_corrected=mw_corrected,
-                           progress=progress)
+                           replace=replace, z=z, flux_unit=flux_unit, mag_system=mag_system,
+                           mw_corrected=mw_corrected, progress=progress)
     _report(r, f"{field}/{name}")
 
 

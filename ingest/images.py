@@ -12,8 +12,8 @@ import numpy as np
 from catalog import bands as bandreg
 from catalog.checks import check_number
 from catalog.errors import GccatError
+from catalog.photometry import UnitError, parse_flux_unit
 
-_ARCSEC_PER_RAD = 206264.80624709636
 #: AB magnitudes of one image unit that ``--zeropoint`` accepts: 8.9 is 1 Jy, 31.4 is 1 nJy;
 #: outside [0, 40] the unit would be above 3.6 kJy or below 1e-3 nJy, which no image has.
 ZEROPOINT_RANGE = (0.0, 40.0)
@@ -43,29 +43,66 @@ def check_zeropoint(zeropoint_ab: float | None) -> float | None:
     return check_number(zeropoint_ab, "--zeropoint", lo=lo, hi=hi, allow_none=True)
 
 
-def njy_per_unit(header, pixel_scale_arcsec: float, zeropoint_ab: float | None = None) -> float:
-    """Factor from image units to nJy: from ``--zeropoint`` (AB), BUNIT or PHOTFNU.
+def njy_per_unit(header, pixel_scale_arcsec: float, zeropoint_ab: float | None = None,
+                 path=None) -> float:
+    """Factor from image units to nJy per pixel: from ``--zeropoint`` (AB), BUNIT or PHOTFNU.
 
-    Handles MJy/sr (JWST), nJy/uJy/mJy/Jy per pixel, and count rates with PHOTFNU (HST, Jy
-    per count/s); anything else needs an AB zeropoint.
+    BUNIT is read with astropy units (case-sensitive: ``MJy/sr`` is 1e15 times ``mJy/sr``):
+    a flux density (``nJy``, ``Jy``, ``10 nJy``) or flux per pixel (``nJy/pix``) is per pixel;
+    a surface brightness (``MJy/sr``, JWST; ``uJy/arcsec2``) is multiplied by the pixel's
+    solid angle, ``pixel_scale_arcsec**2``; a count rate (``electrons/s``, HST) or a missing
+    BUNIT is converted with PHOTFNU (Jy per count/s).
+
+    Parameters
+    ----------
+    header : astropy.io.fits.Header
+        The science header (with BUNIT/PHOTFNU of the primary header if it has none).
+    pixel_scale_arcsec : float
+        Pixel side (arcsec).
+    zeropoint_ab : float, optional
+        AB magnitude of one image unit; overrides the header.
+    path : path, optional
+        The image, for messages.
+
+    Raises
+    ------
+    GccatError
+        Naming BUNIT and the file, for a unit astropy cannot read, an ambiguous case
+        (``MJY/SR``), counts that are not a rate, a count rate without PHOTFNU, or anything
+        that is not a flux: give ``--zeropoint`` then.
     """
     zeropoint_ab = check_zeropoint(zeropoint_ab)
     if zeropoint_ab is not None:
         return float(10 ** (-0.4 * (zeropoint_ab - 31.4)))
-    bunit = str(header.get("BUNIT", "")).strip().lower().replace(" ", "")
-    per_pix = {"njy": 1.0, "ujy": 1e3, "microjy": 1e3, "mjy": 1e6, "jy": 1e9}
-    if bunit in ("mjy/sr", "mjy/steradian"):
-        return 1e15 * (pixel_scale_arcsec / _ARCSEC_PER_RAD) ** 2
-    if bunit.removesuffix("/pixel").removesuffix("/pix") in per_pix:
-        return per_pix[bunit.removesuffix("/pixel").removesuffix("/pix")]
+    bunit = header.get("BUNIT")
+    text = "" if bunit is None else str(bunit).strip()
     try:
         photfnu = float(header.get("PHOTFNU", "nan"))
     except (TypeError, ValueError):
         photfnu = np.nan
-    if np.isfinite(photfnu) and photfnu > 0:
-        return photfnu * 1e9
-    raise GccatError(f"image unit BUNIT={header.get('BUNIT')!r} is not MJy/sr, a Jansky unit or "
-                     "a count rate with PHOTFNU; give --zeropoint (AB mag of 1 image unit)")
+    has_photfnu = bool(np.isfinite(photfnu) and photfnu > 0)
+    hint = "give --zeropoint (AB mag of 1 image unit)"
+    if not text:
+        if has_photfnu:  # HST: PHOTFNU converts count rates, the images' unit
+            return photfnu * 1e9
+        raise GccatError(f"the image has no BUNIT and no PHOTFNU: its unit is unknown; {hint}",
+                         file=path)
+    try:
+        fu = parse_flux_unit(text)
+    except UnitError as exc:
+        raise GccatError(f"BUNIT = {bunit!r}: {exc}; {hint}", file=path) from None
+    if fu.kind in ("flux", "per_pixel", "surface_brightness"):
+        return fu.njy_per_pixel(pixel_scale_arcsec ** 2)
+    if fu.kind == "count_rate":
+        if has_photfnu:
+            return photfnu * 1e9
+        raise GccatError(f"BUNIT = {bunit!r} is a count rate and the header has no PHOTFNU; {hint}",
+                         file=path)
+    if fu.kind == "counts":
+        raise GccatError(f"BUNIT = {bunit!r} is counts, not a count rate (PHOTFNU is per count/s); "
+                         f"{hint}", file=path)
+    raise GccatError(f"BUNIT = {bunit!r} is {'a magnitude' if fu.kind == 'mag' else fu.kind}, not "
+                     f"a flux per pixel or per solid angle; {hint}", file=path)
 
 
 def open_fits(path: str | os.PathLike, what: str = "FITS image"):
@@ -196,4 +233,4 @@ def read_image(path: str | os.PathLike, *, band: str | None = None,
         raise GccatError(f"unknown band {name!r} (FILTER keyword); name the image's band with "
                          "--band (photometry, inject) or --bands (detect), e.g. F150W", file=path)
     return Image(path, data, error, weight, wcs, header, bandreg.lookup(str(name).strip()).band,
-                 scale, njy_per_unit(header, scale, zeropoint_ab), sha256_file(path))
+                 scale, njy_per_unit(header, scale, zeropoint_ab, path), sha256_file(path))

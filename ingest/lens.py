@@ -16,7 +16,14 @@ from catalog.lensing import LensMap, kappa_gamma_from_deflection, read_hff_map, 
 from catalog.schemas import LENS_MAP_PIXELS, LENS_MODELS
 from catalog.spatial import healpix29
 
-from .catalog import IngestReport, Progress, constant, register_field_and_bands
+from .catalog import (
+    IngestReport,
+    Progress,
+    constant,
+    ingest_identity,
+    register_field_and_bands,
+    repeat_of,
+)
 from .images import open_fits
 
 #: Quantities that are redshift-independent geometry of the lens (a constant map of them is a
@@ -142,12 +149,24 @@ def ingest_lens_maps(lake: Lake, paths: list[str | os.PathLike], *, field_id: st
         if z_source is not None:
             zc = fields.filter(pc.equal(fields["field_id"], field_id))["z_cluster"].to_pylist()
             dls_ds_norm = source_dls_ds(zc[0] if zc else None, z_source, field_id)
+        # what is stored depends on the files and on these (the normalisation resolved from
+        # --z-source, each file's quantity, in the files' sha256 order, the metadata)
+        stored_as = {"quantities": [q for _, q in sorted(zip(shas, maps, strict=True))],
+                     "dls_ds": dls_ds_norm, "z_source": z_source, "team": team,
+                     "version": version}
+        options = {"quantities": sorted(maps), "derived": sorted(derived),
+                   "dls_ds": dls_ds_norm, "z_source": z_source, "team": team,
+                   "version": version, "files": [str(p) for p in paths],
+                   "identity": ingest_identity(sha, stored_as), "identity_options": stored_as}
         same = lake.live_named(field_id, model, kind="lens_map")
-        if same.num_rows and same["sha256"][0].as_py() == sha:
+        repeat = repeat_of(same, sha, options)
+        if repeat == "same":
             return IngestReport(same["ingest_id"][0].as_py(), lake.version(), skipped=True,
                                 n_rows=same["n_rows"][0].as_py())
         if same.num_rows and not replace:
-            raise GccatError(f"lens model '{model}' is already in field '{field_id}'; pass "
+            what = (f" from these files with other options ({repeat})" if repeat != "other file"
+                    else "")
+            raise GccatError(f"lens model '{model}' is already in field '{field_id}'{what}; pass "
                              "--replace to supersede it")
         first = next(iter(maps.values()))
         c_ra, c_dec = first.wcs.pixel_to_world_values((first.shape[1] - 1) / 2,
@@ -178,10 +197,7 @@ def ingest_lens_maps(lake: Lake, paths: list[str | os.PathLike], *, field_id: st
         tx.append("lens_models", pa.Table.from_pylist(rows, schema=LENS_MODELS))
         ver = tx.commit(name=model, field_id=field_id, source_path=Path(paths[0]).resolve(),
                         sha256=sha, n_rows=n_pix, command=command or command_line(),
-                        supersedes=same["ingest_id"].to_pylist(),
-                        options={"quantities": sorted(maps), "derived": sorted(derived),
-                                 "dls_ds": dls_ds_norm, "z_source": z_source, "team": team,
-                                 "version": version, "files": [str(p) for p in paths]})
+                        supersedes=same["ingest_id"].to_pylist(), options=options)
     step("done", 1.0)
     return IngestReport(tx.ingest_id, ver, n_pix, bands=sorted(maps) + sorted(derived),
                         superseded=same["ingest_id"].to_pylist())

@@ -11,14 +11,22 @@ A mapping file looks like::
     [bands.F150W]
     flux = "f150"           # or: mag = "m150"
     error = "e150"          # 1-sigma, same unit as the value
-    unit = "uJy"            # nJy, uJy, mJy, Jy or ABmag
+    unit = "uJy"            # any astropy flux density (nJy, uJy, mJy, "10 nJy", erg/(s cm2 Hz))
+                            # or magnitude unit (ABmag, mag(AB), Vegamag, mag); case-sensitive
     upper_limit = "lim150"  # optional boolean column
+
+    [bands.F200W]
+    mag = "m200"
+    error = "e200"          # mag
+    mag_system = "Vega"     # for a plain "mag" column: AB, Vega or ST
+    ab_offset = 1.34        # m_AB - m of this band (mag), required for Vega and ST magnitudes
 
     [options]
     mw_corrected = true     # fluxes already corrected for Milky Way extinction
     method = "catalog"
     aperture_radius_arcsec = 0.15  # arcsec (the older aperture_arcsec = 0.3 is a diameter)
     flux_unit = "uJy"       # for flux columns that declare no unit (as --flux-unit)
+    mag_system = "AB"       # for magnitude columns that do not say their system (as --mag-system)
 
 Only these tables and keys are accepted, with these types (a misspelt key is an error, not
 ignored), and a column may have one role only.
@@ -35,7 +43,7 @@ from pathlib import Path
 from catalog import bands as bandreg
 from catalog.checks import check_number
 from catalog.errors import GccatError
-from catalog.photometry import parse_unit
+from catalog.photometry import FluxUnit, UnitError, check_mag_system, parse_flux_unit
 
 RA_NAMES = ["ra", "ra_deg", "radeg", "raj2000", "ra_j2000", "ra_icrs", "alpha_j2000", "alpha",
             "ra_hms", "ra_sex", "rightascension", "x_world", "ra_2000"]
@@ -49,29 +57,66 @@ CLASS_NAMES = ["class", "type", "classification", "obj_class"]
 FLAG_NAMES = ["flags", "flag"]
 
 _BAND = r"(?P<band>f\d{3,4}(?:w2|lp|w|m|n)(?:n|_uvis)?)"
-_UNIT = r"(?:_(?P<unit>njy|ujy|mujy|microjy|mjy|jy))?"
-_PATTERNS: list[tuple[str, re.Pattern]] = [
-    ("flux", re.compile(rf"^(?:flux|f|fnu|flux_aper|flux_psf)_{_BAND}{_UNIT}$")),
-    ("flux", re.compile(rf"^{_BAND}_(?:flux|fnu){_UNIT}$")),
-    ("error", re.compile(
-        rf"^(?:fluxerr|flux_err|ferr|e_flux|eflux|err_flux|dflux|flux_error|fluxerror|e|err|"
-        rf"e_f|df|unc|sigma)_{_BAND}{_UNIT}$")),
-    ("error", re.compile(rf"^{_BAND}_(?:err|error|fluxerr|flux_err|e|unc|sigma){_UNIT}$")),
-    ("mag", re.compile(rf"^(?:mag|m|abmag|mag_ab)_{_BAND}$")),
-    ("mag", re.compile(rf"^{_BAND}_(?:mag|abmag|mag_ab)$")),
-    ("magerr", re.compile(
-        rf"^(?:magerr|mag_err|e_mag|emag|dmag|err_mag|magerror|mag_error)_{_BAND}$")),
-    ("magerr", re.compile(rf"^{_BAND}_(?:magerr|mag_err|emag|mag_error)$")),
-    ("upper_limit", re.compile(rf"^(?:uplim|is_upper_limit|ul|lim|upper_limit)_{_BAND}$")),
-    ("upper_limit", re.compile(rf"^{_BAND}_(?:uplim|is_upper_limit|ul|upper_limit)$")),
-    ("flux", re.compile(rf"^{_BAND}{_UNIT}$")),
-]
+_NAME_UNITS = "njy|ujy|mujy|microjy|nanojy|millijy|mjy|jy"
+# A band column's name, lower-cased: [prefix_]BAND[[_]suffix][_unit], e.g. flux_F150W_uJy,
+# e_F150W_mag, F150W_mag_err, F150Wmag (VizieR), e_F150Wmag, magerr_F150W, F150W.
+_BAND_NAME = re.compile(rf"^(?:(?P<pre>[a-z_]*?)_)?{_BAND}(?:_?(?P<post>[a-z_]*?))??"
+                        rf"(?:_(?P<unit>{_NAME_UNITS}))?$")
+_FLUX_WORDS = ("flux_aper", "flux_psf", "fluxaper", "fluxpsf", "flux", "fnu", "f")
+#: magnitude words of column names and the system each says (None: not said)
+_MAG_WORDS = {"abmag": "AB", "mag_ab": "AB", "magab": "AB", "ab_mag": "AB", "vegamag": "Vega",
+              "mag_vega": "Vega", "stmag": "ST", "mag_st": "ST", "mag": None, "m": None}
+# one side of the band: an error word before and/or after a flux or magnitude word
+_SIDE = re.compile(rf"^(?:(?P<e1>error|err|e|sigma|unc|d)_?)?"
+                   rf"(?P<q>{'|'.join(_FLUX_WORDS + tuple(_MAG_WORDS))})?"
+                   r"(?:_?(?P<e2>error|err|e|sigma|unc))?$")
+_UPLIM_PRE = {"uplim", "is_upper_limit", "ul", "lim", "upper_limit"}
+_UPLIM_POST = {"uplim", "is_upper_limit", "ul", "upper_limit"}
 _LOOKS_LIKE_BAND = re.compile(r"(?:^|_)(f\d{3,4}[a-z0-9_]*)", re.I)
+
+
+def classify_band_column(name: str) -> tuple[str, str, str | None, str | None] | None:
+    """The role a column's name gives it in a band, or None if it names no band role.
+
+    Returns
+    -------
+    role, band_token, unit, mag_system : tuple or None
+        ``role`` is ``flux``, ``error`` (of the flux, or of whatever the band's value is),
+        ``mag``, ``magerr`` or ``upper_limit``; ``unit`` is a unit suffix as written (its case
+        tells MJy from mJy); ``mag_system`` the system a magnitude name says (``abmag``).
+    """
+    low = name.lower()
+    m = _BAND_NAME.match(low)
+    if m is None:
+        return None
+    pre, post, band = m["pre"] or "", m["post"] or "", m["band"]
+    unit = m["unit"]
+    if unit and len(low) == len(name):  # the suffix as written: MJy is not mJy
+        unit = name[m.start("unit"):m.end("unit")]
+    if (pre in _UPLIM_PRE and not post) or (post in _UPLIM_POST and not pre):
+        return None if unit else ("upper_limit", band, None, None)
+    sides = [_SIDE.match(x) for x in (pre, post)]
+    if None in sides or any(x["e1"] == "d" and not x["q"] for x in sides):
+        return None
+    words = [x["q"] for x in sides if x["q"]]
+    if len(words) > 1:
+        return None
+    is_error = any(x["e1"] or x["e2"] for x in sides)
+    word = words[0] if words else None
+    if word in _MAG_WORDS:
+        if unit:
+            return None
+        return ("magerr" if is_error else "mag"), band, None, _MAG_WORDS[word]
+    return ("error" if is_error else "flux"), band, unit, None
 
 
 @dataclass
 class BandColumns:
-    """The columns of one band: a flux or AB magnitude, its error, an upper-limit flag."""
+    """The columns of one band: a flux or a magnitude, its error, an upper-limit flag.
+
+    A flux is ``value x factor_to_njy`` nJy; a magnitude is converted as the AB magnitude
+    ``value + ab_offset`` (``ab_offset`` = m_AB - m: 0 for AB, the band's zero point for Vega).
+    """
 
     band: str
     value: str
@@ -80,6 +125,8 @@ class BandColumns:
     unit: str = "nJy"
     error: str | None = None
     upper_limit: str | None = None
+    mag_system: str | None = None
+    ab_offset: float | None = None
 
 
 @dataclass
@@ -125,35 +172,123 @@ def _find(path, names: list[str], candidates: list[str], role: str) -> str | Non
 
 
 def check_flux_unit(unit, option: str = "--flux-unit", file=None) -> str:
-    """``unit`` if it names a flux density gccat converts exactly (nJy, uJy, mJy, Jy)."""
-    ok = isinstance(unit, str)
-    if ok:
-        try:
-            ok = parse_unit(unit)[0] == "flux"
-        except ValueError:
-            ok = False
+    """``unit`` if astropy reads it as a flux density (nJy, uJy, mJy, Jy, ``10 nJy``,
+    ``erg/(s cm2 Hz)``): the unit of flux columns that declare none."""
+    reason = ""
+    try:
+        ok = isinstance(unit, str) and parse_flux_unit(unit).kind == "flux"
+    except UnitError as exc:
+        ok, reason = False, f": {exc}"
     if not ok:
-        raise GccatError(f"{option} must be a flux density unit (nJy, uJy, mJy or Jy), not "
-                         f"{unit!r}", file=file)
+        raise GccatError(f"{option} must be a flux density unit (e.g. nJy, uJy, mJy, Jy, 10 nJy, "
+                         f"erg/(s cm2 Hz)), not {unit!r}{reason}", file=file)
     return unit
 
 
-def _unit_of(path, column: str, suffix: str | None, declared: dict[str, str], default: str):
-    """(kind, factor, unit) from a name suffix, the file's declared unit, or the default."""
-    unit = suffix or declared.get(column) or default
+def check_mag_option(value, option: str = "--mag-system", file=None) -> str | None:
+    """``--mag-system`` (or a mapping's ``mag_system``) as AB, Vega or ST; None if not given."""
     try:
-        kind, factor = parse_unit(unit)
-    except ValueError as exc:
+        return check_mag_system(value, option)
+    except UnitError as exc:
+        raise GccatError(str(exc), file=file) from None
+
+
+def _parse_unit(path, column: str | None, text: str) -> FluxUnit:
+    try:
+        return parse_flux_unit(text)
+    except UnitError as exc:
         raise GccatError(str(exc), file=path, column=column) from None
-    if suffix and declared.get(column):
+
+
+def _unit_of(path, column: str, given: str | None, declared: dict[str, str], default: str, *,
+             given_by: str = "the name") -> FluxUnit:
+    """The unit of a column: given (by its name's suffix or the mapping), else declared by the
+    file, else ``default``. A given unit that contradicts the file's is an error; a file unit
+    astropy cannot read yields to a given one (the name says what it is)."""
+    file_unit = declared.get(column)
+    fu = _parse_unit(path, column, given or file_unit or default)
+    if given and file_unit:
         try:
-            other = parse_unit(declared[column])
-        except ValueError:
-            other = None  # an unparsable declared unit: the name says what it is
-        if other is not None and other != (kind, factor):
-            raise GccatError(f"the name says {suffix} but the file declares the unit "
-                             f"'{declared[column]}'", file=path, column=column)
-    return kind, factor, unit
+            other = parse_flux_unit(file_unit)
+        except UnitError:
+            other = None
+        if other is not None and not fu.same_as(other):
+            raise GccatError(f"{given_by} says {given} but the file declares the unit "
+                             f"'{file_unit}'", file=path, column=column)
+        if other is not None and fu.kind == "mag" and fu.mag_system is None:
+            fu = other  # a plain "mag" given, the file says which system
+    return fu
+
+
+_KIND_WORDS = {"surface_brightness": "a surface brightness (per solid angle)",
+               "per_pixel": "a flux per pixel", "count_rate": "a count rate", "counts": "counts"}
+
+
+def _magnitude_system(path, band: str, column: str, fu: FluxUnit, name_system: str | None,
+                      band_system: str | None, band_offset: float | None,
+                      mag_system: str | None, mag_option: str) -> tuple[str, float]:
+    """(system, m_AB - m) of a magnitude column, from every place that may say it.
+
+    The column's own declarations, its unit (``mag(AB)``), its name (``abmag_F150W``) and the
+    mapping's band key, must agree where they speak; ``--mag-system`` (or ``[options]
+    mag_system``) is for the columns that say nothing. If nothing says it, the column is
+    refused: a plain ``mag`` may be AB or Vega, which differ by up to 3.6 mag in NIRCam bands.
+    """
+    claims = [(s, by) for s, by in ((fu.mag_system, f"its unit '{fu.text}'"),
+                                    (name_system, "its name"),
+                                    (band_system, f"[bands.{band}] mag_system")) if s]
+    if not claims and mag_system:
+        claims = [(mag_system, mag_option)]
+    systems = sorted({s for s, _ in claims})
+    if len(systems) > 1:
+        said = ", ".join(f"{s} by {by}" for s, by in claims)
+        raise GccatError(f"the magnitude system is said differently ({said})", file=path,
+                         column=column)
+    if not systems:
+        raise GccatError(f"magnitudes whose system is not declared (unit '{fu.text}'): AB or Vega? "
+                         "If they are AB magnitudes, pass --mag-system AB (or give unit = \"ABmag\" "
+                         "for the band in a --mapping); Vega or ST magnitudes need a --mapping with "
+                         "mag_system and ab_offset (m_AB - m) for the band", file=path, column=column)
+    system = systems[0]
+    if fu.ab_offset is not None or system == "AB":
+        if band_offset is not None:
+            raise GccatError(f"[bands.{band}] ab_offset is for Vega and ST magnitudes; these are "
+                             f"{system}", file=path, column=column)
+        return system, 0.0 if system == "AB" else fu.ab_offset
+    if band_offset is None:
+        raise GccatError(f"{system} magnitudes need the band's zero point: give ab_offset = m_AB - "
+                         f"m_{system} (mag) in [bands.{band}] of a --mapping", file=path, column=column)
+    return system, float(band_offset)
+
+
+def _band_columns(path, band: str, col: str, fu: FluxUnit, err: str | None,
+                  err_given: str | None, uplim: str | None, units: dict[str, str], *,
+                  name_system: str | None = None, band_system: str | None = None,
+                  band_offset: float | None = None, mag_system: str | None = None,
+                  mag_option: str = "--mag-system", unit_path=None) -> BandColumns:
+    """The checked columns of one band: a flux (its error in the same unit) or a magnitude of
+    a known system (its error in mag)."""
+    if fu.kind not in ("flux", "mag"):
+        raise GccatError(f"unit '{fu.text}' is {_KIND_WORDS[fu.kind]}, not a source's flux density "
+                         "or magnitude", file=unit_path or path, column=col)
+    if fu.kind == "flux":
+        if band_system or band_offset is not None:
+            raise GccatError(f"[bands.{band}] mag_system and ab_offset are for magnitude columns; "
+                             f"'{col}' is a flux in {fu.text}", file=unit_path or path, column=col)
+        if err and (err_given or units.get(err)):  # the error is scaled by the flux's factor
+            efu = _unit_of(path, err, err_given, units, fu.text)
+            if not efu.same_as(fu):
+                raise GccatError(f"the error is in {efu.text} but its flux column '{col}' in "
+                                 f"{fu.text}; give both in one unit", file=path, column=err)
+        return BandColumns(band, col, "flux", fu.to_njy, fu.text, err, uplim)
+    system, offset = _magnitude_system(unit_path or path, band, col, fu, name_system,
+                                       band_system, band_offset, mag_system, mag_option)
+    if err and units.get(err):
+        efu = _unit_of(path, err, None, units, "mag")
+        if efu.kind != "mag":
+            raise GccatError(f"the error of the magnitudes in '{col}' is in {efu.text}; give it in "
+                             "mag", file=path, column=err)
+    return BandColumns(band, col, "mag", 1.0, fu.text, err, uplim, system, offset)
 
 
 def _known_band(path, column: str, token: str) -> str:
@@ -168,6 +303,7 @@ def _known_band(path, column: str, token: str) -> str:
 
 
 def infer_mapping(path, names: list[str], units: dict[str, str], *, flux_unit: str = "nJy",
+                  mag_system: str | None = None, mag_option: str = "--mag-system",
                   mw_corrected: bool = False, ra: str | None = None, dec: str | None = None,
                   infer_bands: bool = True) -> ColumnMapping:
     """Infer the column mapping of a catalog from its column names and declared units.
@@ -182,6 +318,11 @@ def infer_mapping(path, names: list[str], units: dict[str, str], *, flux_unit: s
         Units declared by the file (FITS TUNIT, ECSV/VOTable units, Parquet metadata).
     flux_unit : str
         Unit assumed for flux columns that declare none (default nJy).
+    mag_system : str, optional
+        System (``AB``, ``Vega``, ``ST``) of magnitude columns that do not say theirs; without
+        it such columns are refused (``mag`` may be AB or Vega).
+    mag_option : str
+        How the user gave ``mag_system`` (for messages).
     mw_corrected : bool
         Whether the fluxes are already corrected for Milky Way extinction.
     ra, dec : str, optional
@@ -205,53 +346,57 @@ def infer_mapping(path, names: list[str], units: dict[str, str], *, flux_unit: s
                             class_=_find(path, names, CLASS_NAMES, "class"),
                             flags=_find(path, names, FLAG_NAMES, "flags"),
                             mw_corrected=mw_corrected)
-    roles: dict[str, dict[str, tuple[str, str | None]]] = {}
+    roles: dict[str, dict[str, tuple[str, str | None, str | None]]] = {}
     taken = {ra, dec, mapping.id, mapping.z, mapping.class_, mapping.flags}
     for name in names if infer_bands else []:
         if name in taken:
             continue
+        hit = classify_band_column(name)
+        if hit is not None:
+            role, token, unit, system = hit
+            band = _known_band(path, name, token)
+            have = roles.setdefault(band, {})
+            if role in have:
+                raise GccatError(f"columns '{have[role][0]}' and '{name}' both look like the "
+                                 f"{band} {role} column; name one in a --mapping file",
+                                 file=path, column=name)
+            have[role] = (name, unit, system)
+            continue
         low = name.lower()
-        for role, pat in _PATTERNS:
-            m = pat.match(low)
-            if m:
-                band = _known_band(path, name, m["band"])
-                have = roles.setdefault(band, {})
-                if role in have:
-                    raise GccatError(f"columns '{have[role][0]}' and '{name}' both look like the "
-                                     f"{band} {role} column; name one in a --mapping file",
-                                     file=path, column=name)
-                have[role] = (name, m.groupdict().get("unit"))
-                break
-        else:
-            lb = _LOOKS_LIKE_BAND.search(low)
-            if lb and re.search(r"flux|mag|err|^f\d", low) and bandreg.lookup(lb[1]) is None:
-                _known_band(path, name, lb[1].split("_")[0])
+        lb = _LOOKS_LIKE_BAND.search(low)
+        if lb and re.search(r"flux|mag|err|^f\d", low) and bandreg.lookup(lb[1]) is None:
+            _known_band(path, name, lb[1].split("_")[0])
+    none = (None, None, None)
     for band, r in roles.items():
+        uplim = r.get("upper_limit", none)[0]
+        name_system = None
         if "flux" in r:
-            col, suffix = r["flux"]
-            kind, factor, unit = _unit_of(path, col, suffix, units, flux_unit)
-            err, err_suffix = r.get("error", (None, None))
-            if err and (err_suffix or units.get(err)):  # the error is scaled by the flux's factor
-                ekind, efactor, eunit = _unit_of(path, err, err_suffix, units, unit)
-                if (ekind, efactor) != (kind, factor):
-                    raise GccatError(f"the error is in {eunit} but its flux column '{col}' in "
-                                     f"{unit}; give both in one unit", file=path, column=err)
+            col, suffix, _ = r["flux"]
+            fu = _unit_of(path, col, suffix, units, flux_unit)
+            err, err_suffix, _ = r.get("error", none)
+            if fu.kind == "mag":  # a band-named column the file declares in magnitudes
+                err = err or r.get("magerr", none)[0]
         elif "mag" in r:
-            col = r["mag"][0]
-            kind, factor, unit = _unit_of(path, col, None, units, "ABmag")
-            err = r.get("magerr", r.get("error", (None, None)))[0]
+            col, _, name_system = r["mag"]
+            fu = _unit_of(path, col, None, units, "mag")
+            err, err_suffix = r.get("magerr", r.get("error", none))[0], None
         else:
             col = next(iter(r.values()))[0]
             raise GccatError(f"band {band} has an error or limit column but no flux or "
                              "magnitude column", file=path, column=col)
-        mapping.bands[band] = BandColumns(band, col, kind, factor, unit, err,
-                                          r.get("upper_limit", (None, None))[0])
+        mapping.bands[band] = _band_columns(path, band, col, fu, err, err_suffix, uplim, units,
+                                            name_system=name_system, mag_system=mag_system,
+                                            mag_option=mag_option)
     return mapping
 
 
 _COLUMN_ROLES = ("id", "ra", "dec", "z", "class", "flags")
-_BAND_KEYS = ("flux", "mag", "error", "unit", "upper_limit")
-_OPTION_KEYS = ("mw_corrected", "method", "aperture_radius_arcsec", "aperture_arcsec", "flux_unit")
+_BAND_KEYS = ("flux", "mag", "error", "unit", "upper_limit", "mag_system", "ab_offset")
+_OPTION_KEYS = ("mw_corrected", "method", "aperture_radius_arcsec", "aperture_arcsec", "flux_unit",
+                "mag_system")
+#: m_AB - m a mapping may give: Vega-AB offsets of the JWST and HST bands are within -0.5 to
+#: 3.7 mag, ST-AB within about +-5; beyond 10 mag it is a typo, not a zero point.
+AB_OFFSET_RANGE = (-10.0, 10.0)
 
 
 def _unknown_keys(mapping_file, where: str, table: dict, allowed) -> None:
@@ -326,8 +471,26 @@ def parse_mapping_file(mapping_file) -> dict:
                 if not isinstance(v, str):
                     raise GccatError(f"{where} unit must be a unit name in quotes, not {v!r}",
                                      file=mapping_file)
+                kind = _parse_unit(mapping_file, None, v).kind
+                if kind not in ("flux", "mag"):
+                    raise GccatError(f"{where} unit '{v}' is {_KIND_WORDS[kind]}, not a source's "
+                                     "flux density or magnitude", file=mapping_file)
+            elif key == "mag_system":
+                b = {**b, key: check_mag_option(v, f"{where} mag_system", file=mapping_file)}
+            elif key == "ab_offset":
+                if isinstance(v, bool) or not isinstance(v, int | float):
+                    raise GccatError(f"{where} ab_offset must be a number (m_AB - m, mag), not "
+                                     f"{v!r}", file=mapping_file)
+                try:
+                    check_number(v, f"{where} ab_offset", lo=AB_OFFSET_RANGE[0],
+                                 hi=AB_OFFSET_RANGE[1])
+                except GccatError as exc:
+                    raise GccatError(exc.message, file=mapping_file) from None
             else:
                 _column_name(mapping_file, f"{where} {key}", v)
+        if "flux" in b and ("mag_system" in b or "ab_offset" in b):
+            raise GccatError(f"{where}: mag_system and ab_offset are for a magnitude column "
+                             "(mag = ...), not a flux", file=mapping_file)
         out_bands[band] = dict(b)
     _unknown_keys(mapping_file, "[options]", opts, _OPTION_KEYS)
     if "mw_corrected" in opts and not isinstance(opts["mw_corrected"], bool):
@@ -351,15 +514,19 @@ def parse_mapping_file(mapping_file) -> dict:
             raise GccatError(exc.message, file=mapping_file) from None
     if "flux_unit" in opts:
         check_flux_unit(opts["flux_unit"], "[options] flux_unit", file=mapping_file)
+    if "mag_system" in opts:
+        opts = {**opts, "mag_system": check_mag_option(opts["mag_system"], "[options] mag_system",
+                                                       file=mapping_file)}
     return {"columns": cols, "bands": out_bands, "options": opts}
 
 
 def load_mapping(path, mapping_file, names: list[str], units: dict[str, str], *,
-                 flux_unit: str = "nJy", mw_corrected: bool = False,
+                 flux_unit: str = "nJy", mag_system: str | None = None, mw_corrected: bool = False,
                  spec: dict | None = None) -> ColumnMapping:
     """Read a TOML mapping file; what it does not name is inferred as without one.
 
     ``spec`` is the file as returned by :func:`parse_mapping_file`, when already read.
+    ``mag_system`` is ``--mag-system``; a mapping's ``[options] mag_system`` must agree with it.
     """
     mapping_file = Path(mapping_file)
     spec = spec if spec is not None else parse_mapping_file(mapping_file)
@@ -370,7 +537,14 @@ def load_mapping(path, mapping_file, names: list[str], units: dict[str, str], *,
             raise GccatError(f"mapping names column '{col}' for {role}, which the file lacks",
                              file=path, column=col)
     flux_unit = opts.get("flux_unit", flux_unit)
-    m = infer_mapping(path, names, units, flux_unit=flux_unit,
+    mag_option = "--mag-system"
+    if "mag_system" in opts:
+        if mag_system is not None and mag_system != opts["mag_system"]:
+            raise GccatError(f"--mag-system {mag_system} contradicts [options] mag_system = "
+                             f"\"{opts['mag_system']}\"", file=mapping_file)
+        mag_system, mag_option = opts["mag_system"], "[options] mag_system"
+    m = infer_mapping(path, names, units, flux_unit=flux_unit, mag_system=mag_system,
+                      mag_option=mag_option,
                       mw_corrected=opts.get("mw_corrected", mw_corrected),
                       ra=cols.get("ra"), dec=cols.get("dec"), infer_bands=not band_spec)
     for role in ("id", "z", "flags"):
@@ -387,10 +561,17 @@ def load_mapping(path, mapping_file, names: list[str], units: dict[str, str], *,
             if b.get(key) and b[key] not in present:
                 raise GccatError(f"band {band}: {key} column '{b[key]}' not in the file",
                                  file=path, column=b[key])
-        default = "ABmag" if "mag" in b else flux_unit
-        kind, factor, unit = _unit_of(mapping_file, value, b.get("unit"), units, default)
-        m.bands[band] = BandColumns(band, value, kind, factor, unit, b.get("error"),
-                                    b.get("upper_limit"))
+        default = "mag" if "mag" in b else flux_unit
+        fu = _unit_of(mapping_file, value, b.get("unit"), units, default, given_by="the mapping")
+        if ("mag" in b) != (fu.kind == "mag") and fu.kind in ("flux", "mag"):
+            said = "mag" if "mag" in b else "flux"
+            raise GccatError(f"[bands.{band}] names '{value}' as {said} but its unit '{fu.text}' is "
+                             f"{'a magnitude' if fu.kind == 'mag' else 'a flux density'}",
+                             file=mapping_file, column=value)
+        m.bands[band] = _band_columns(path, band, value, fu, b.get("error"), None,
+                                      b.get("upper_limit"), units, band_system=b.get("mag_system"),
+                                      band_offset=b.get("ab_offset"), mag_system=mag_system,
+                                      mag_option=mag_option, unit_path=mapping_file)
     m.method = opts.get("method", m.method)
     if "aperture_arcsec" in opts and "aperture_radius_arcsec" in opts:
         raise GccatError("[options] gives both aperture_radius_arcsec and the older aperture_arcsec "

@@ -208,7 +208,7 @@ def test_objects_with_too_few_bands_are_not_fitted_but_recorded(tmp_path, cli):
     nomag = tmp_path / "noerr.csv"  # magnitudes without errors: no usable band
     nomag.write_text("id,ra,dec,z,mag_F150W,mag_F200W,mag_F277W,mag_F444W\n"
                      "n1,110.80,-73.45,0.39,27.1,27.0,27.2,27.5\n")
-    ingest_catalog(lake, nomag, field_id="smacs0723", name="noerr")
+    ingest_catalog(lake, nomag, field_id="smacs0723", name="noerr", mag_system="AB")
     where = "source_id IN ('SC_000', 'SC_001', 'SC_002', 'n1') OR field_id = 'abell2744_glass'"
     res = cli("fit", "ssp", "--where", where, "--samples", "0", "--lake", lake.root)
     assert res.exit_code == 0, res.output

@@ -82,6 +82,7 @@ class Catalog:
     ids: list | None = None  # intended source ids
     bands: dict = field(default_factory=dict)  # band -> (kind, factor, values, errors)
     extra_names: list[str] = field(default_factory=list)
+    mag_system_ab: bool = False  # pass --mag-system AB
 
 
 def _unsigned(cell, number):
@@ -279,7 +280,10 @@ def catalogs(draw):
             mags = draw(st.lists(st.one_of(st.floats(15, 35), st.just(99.0), st.none()),
                                  min_size=n, max_size=n))
             errs = draw(st.lists(st.one_of(st.floats(0, 1), st.none()), min_size=n, max_size=n))
-            cols += [Column(f"mag_{band}", "float", mags), Column(f"magerr_{band}", "float", errs)]
+            # the name says AB (abmag_), or a plain mag_ column is declared AB by --mag-system
+            prefix = draw(st.sampled_from(["abmag", "mag"]))
+            cat.mag_system_ab |= prefix == "mag"
+            cols += [Column(f"{prefix}_{band}", "float", mags), Column(f"magerr_{band}", "float", errs)]
             cat.bands[band] = ("mag", 1.0, mags, errs)
             continue
         suffix = draw(st.sampled_from(["", "", "_nJy", "_uJy", "_mJy", "_Jy"]))
@@ -494,6 +498,8 @@ def test_fuzz_ingest_catalog(tmp_path):
                 "--flux-unit", cat.flux_unit, "--lake", lake.root]
         if cat.z is not None:
             args += ["--z", cat.z]
+        if cat.mag_system_ab:
+            args += ["--mag-system", "AB"]
         before = snapshot(lake)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")

@@ -94,7 +94,8 @@ def test_ab_magnitudes_with_errors_become_fluxes(lake, tmp_path):
     p = tmp_path / "mags.csv"
     p.write_text("# a magnitude catalog\nid,ra,dec,mag_F150W,magerr_F150W,F200W_mag,F200W_err\n"
                  "a,110.8,-73.45,25.0,0.1,26.0,0.2\nb,110.81,-73.45,31.4,0.05,99.0,1.0\n")
-    r = ingest_catalog(lake, p, field_id="smacs0723", name="mags")
+    # plain "mag" columns do not say AB or Vega: the system is declared
+    r = ingest_catalog(lake, p, field_id="smacs0723", name="mags", mag_system="AB")
     fl = lake_fluxes(lake, "mags")
     f25 = 10 ** (-0.4 * (25.0 - 31.4))
     assert fl[("a", "F150W")][0] == pytest.approx(f25)

@@ -36,7 +36,7 @@ from importlib import resources
 
 import numpy as np
 
-from catalog import sps
+from catalog import sed as sps
 
 Z_CLUSTER = 0.39
 BANDS = ["F090W", "F150W", "F200W", "F277W", "F356W", "F444W"]

@@ -1,4 +1,4 @@
-"""Benchmark ``catalog.query.cone`` on a large detections-only lake.
+"""Benchmark ``catalog.queries.search.cone`` on a large detections-only lake.
 
 Measured
 --------
@@ -28,15 +28,15 @@ import pyarrow.parquet as pq
 from _common import FIELDS, peak_rss_mb, positions, scratch, timed
 
 from catalog.lake import Lake
-from catalog.query import cone
-from catalog.views import connect
+from catalog.queries.connection import connect
+from catalog.queries.search import cone
 from ingest.catalog import ingest_catalog
 
 RADIUS = 5.0
 
 
 def haversine_arcsec(ra, dec, ra0, dec0):
-    """Great-circle distance in arcsec (haversine; independent of catalog.spatial)."""
+    """Great-circle distance in arcsec (haversine; independent of catalog.sky)."""
     r, d, r0, d0 = map(np.radians, (ra, dec, ra0, dec0))
     h = np.sin((d - d0) / 2) ** 2 + np.cos(d) * np.cos(d0) * np.sin((r - r0) / 2) ** 2
     return np.degrees(2 * np.arcsin(np.sqrt(h))) * 3600.0

@@ -17,7 +17,7 @@ import time
 
 import numpy as np
 
-from catalog import correlate as cr
+from catalog import gckappa as cr
 from catalog.lensing import simulate_lens_field
 
 

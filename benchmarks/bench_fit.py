@@ -23,9 +23,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from catalog import sps
-from catalog.fitting import fit_in_chunks, run_fit_ssp
+from catalog import sed as sps
 from catalog.lake import Lake
+from catalog.runs.fits import fit_in_chunks, run_fit_ssp
 from ingest.catalog import ingest_catalog
 
 BANDS = ["F090W", "F115W", "F150W", "F200W", "F277W", "F356W", "F410M", "F444W", "F480M"]

@@ -19,7 +19,7 @@ import time
 
 import numpy as np
 
-from catalog import imaging
+from catalog import images as imaging
 
 
 def rss_gb() -> float:

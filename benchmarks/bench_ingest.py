@@ -36,8 +36,8 @@ from _common import BANDS, FIELDS, catalog, line, peak_rss_mb, scratch, timed
 
 def child_baseline(src: Path, out: Path) -> dict:
     """Build the long-layout tables from ``src`` (untimed), then time writing them."""
-    from catalog.schemas import DETECTIONS, PHOTOMETRY
-    from catalog.spatial import healpix29
+    from catalog.lake.schemas import DETECTIONS, PHOTOMETRY
+    from catalog.sky import healpix29
     from ingest.catalog import constant
 
     t = pq.read_table(src)

@@ -3,7 +3,7 @@
 Measured
 --------
 On a lake of N detections x 8 NIRCam bands (default N = 10^6, 8 N photometry rows) split
-across 4 fields (one ingest each): ``catalog.views.connect()``, ``SELECT count(*) FROM
+across 4 fields (one ingest each): ``catalog.queries.connection.connect()``, ``SELECT count(*) FROM
 photometry_wide``, fetching all of ``photometry_wide`` to Arrow, and a cross-field
 aggregate (per field: count and median ``mag_F150W``). Each is the best of ``--repeat``.
 
@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 from _common import BANDS, FIELDS, best_of, catalog, line, peak_rss_mb, scratch, timed
 
 from catalog.lake import Lake
-from catalog.views import connect
+from catalog.queries.connection import connect
 from ingest.catalog import ingest_catalog
 
 FIELD_IDS = ["abell2744", "macs0416", "smacs0723", "as1063"]

@@ -1,4 +1,4 @@
-"""Benchmark the crossmatch (``xmatch_tables`` and ``catalog.spatial.crossmatch``).
+"""Benchmark the crossmatch (``xmatch_tables`` and ``catalog.sky.crossmatch``).
 
 Measured
 --------
@@ -32,8 +32,8 @@ import pyarrow as pa
 from _common import FIELDS, best_of, line, peak_rss_mb, positions, timed
 from astropy.coordinates import SkyCoord, search_around_sky
 
-from catalog.query import xmatch_tables
-from catalog.spatial import crossmatch, healpix29
+from catalog.queries.search import xmatch_tables
+from catalog.sky import crossmatch, healpix29
 
 
 def make_sides(n: int, centre, area_deg2: float, rng):

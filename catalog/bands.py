@@ -12,8 +12,6 @@ import os
 import re
 from dataclasses import dataclass
 
-import pyarrow as pa
-
 
 @dataclass(frozen=True)
 class Band:
@@ -61,21 +59,3 @@ _NIRCAM = {"f070w", "f090w", "f115w", "f140m", "f150w", "f150w2", "f162m", "f164
 def lookup(name: str) -> Band | None:
     """The :class:`Band` called ``name`` (case-insensitive), or None."""
     return known_bands().get(name.upper())
-
-
-def band_rows(names: list[str], ingest_id: str) -> pa.Table:
-    """Rows of the ``bands`` table for ``names``, with wavelengths from the sedpy curves (um)."""
-    from sedpy import observate
-
-    from .schemas import BANDS
-
-    bands = [known_bands()[n.upper()] for n in names]
-    filters = observate.load_filters([b.sedpy_name for b in bands])
-    return pa.table({
-        "band": [b.band for b in bands],
-        "instrument": [b.instrument for b in bands],
-        "sedpy_name": [b.sedpy_name for b in bands],
-        "pivot_um": [float(f.wave_pivot) / 1e4 for f in filters],
-        "wave_effective_um": [float(f.wave_effective) / 1e4 for f in filters],
-        "ingest_id": [ingest_id] * len(bands),
-    }, schema=BANDS)

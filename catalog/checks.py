@@ -6,9 +6,11 @@ number from a user checks it here, so the CLI and the Python API refuse the same
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
-from .errors import GccatError
+from catalog.errors import GccatError
 
 
 def as_grid(name: str, values, shape: tuple[int, int] | None = None, dtype=np.float64) -> np.ndarray:
@@ -112,3 +114,68 @@ def check_numbers(values, option: str, *, n_min: int = 1, n_max: int | None = No
         want = f"{n_min}" if n_max == n_min else f"{n_min} to {n_max}" if n_max else f"at least {n_min}"
         raise GccatError(f"{option} takes {want} value(s), got {len(values)}")
     return [check_number(v, option, **bounds) for v in values]
+
+
+# Names become directory and file names: ASCII letters, digits and _ . - only (no control
+# characters, no unicode lookalikes), starting with a letter or digit (so never ".x", "_delta_log"
+# or "-x"). Always used with fullmatch: "$" would also match before a trailing newline.
+_NAME_CHARS = re.compile(r"[A-Za-z0-9_.-]+")
+_NAME_MAX = 64
+# Windows device names, which no file or directory may be called, with any extension.
+_RESERVED_NAME = re.compile(r"(con|prn|aux|nul|com[1-9]|lpt[1-9])(\..*)?", re.IGNORECASE)
+
+
+def _name_problem(value) -> str | None:
+    """Why ``value`` is not a safe simple name, or None if it is one."""
+    if not isinstance(value, str):
+        return "is not a string"
+    if not value:
+        return "is empty"
+    if not _NAME_CHARS.fullmatch(value):
+        return "holds a character other than an ASCII letter, a digit, _ . or -"
+    if len(value) > _NAME_MAX:
+        return f"is longer than {_NAME_MAX} characters"
+    if not value[0].isalnum():
+        return "must start with a letter or a digit"
+    if ".." in value:
+        return "may not contain '..'"
+    if value.endswith("."):
+        return "may not end with a dot"  # Windows drops it: 'a.' and 'a' would be one path
+    if _RESERVED_NAME.fullmatch(value):
+        return "is a reserved device name on Windows"
+    return None
+
+
+def check_name(value: str, what: str) -> str:
+    """Refuse a name that could become an unsafe or unportable path.
+
+    Field ids, catalog and model names become directory and file names, so they must be
+    1-64 ASCII letters, digits and ``_ . -``, start with a letter or digit, contain no
+    ``..``, not end with a dot and not be a Windows device name (``con``, ``nul``, ``aux``,
+    ``prn``, ``com1``-``com9``, ``lpt1``-``lpt9``, in any case, with or without extension).
+
+    Parameters
+    ----------
+    value : str
+        The name to check.
+    what : str
+        What the name is, for the error message (e.g. ``"field id"``).
+
+    Returns
+    -------
+    str
+        ``value``, unchanged.
+
+    Raises
+    ------
+    GccatError
+        If the name is not safe; the message is one line whatever the name holds.
+    """
+    problem = _name_problem(value)
+    if problem is not None:
+        # ascii() escapes newlines, control and non-ASCII characters: the message stays one
+        # line and shows a lookalike for what it is.
+        shown = ascii(value) if len(str(value)) <= 80 else ascii(str(value)[:80]) + "..."
+        raise GccatError(f"{what} {shown} is not a simple name: it {problem} (use 1-{_NAME_MAX} "
+                         "ASCII letters, digits and _ . -, starting with a letter or digit)")
+    return value

@@ -18,15 +18,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from catalog import bands as bandreg
-from catalog.checks import check_number
+from catalog.checks import check_name, check_number
 from catalog.errors import GccatError
-from catalog.lake import DETECTION_KINDS, Lake, check_name, command_line, new_ingest_id, sha256_file
-from catalog.photometry import abmag_to_flux, mag_err_to_flux_err
-from catalog.query import to_arrow
-from catalog.schemas import DETECTIONS, FIELDS, PHOTOMETRY, QUALITY_ZERO_ERROR
-from catalog.spatial import healpix29
-
-from .mapping import (
+from catalog.files import sha256_file
+from catalog.lake import DETECTION_KINDS, Lake, command_line, new_ingest_id
+from catalog.lake.schemas import BANDS, DETECTIONS, FIELDS, PHOTOMETRY, QUALITY_ZERO_ERROR
+from catalog.queries.search import to_arrow
+from catalog.sky import healpix29
+from catalog.units import abmag_to_flux, mag_err_to_flux_err
+from ingest.mapping import (
     TEXT_NAMES,
     ColumnMapping,
     check_flux_unit,
@@ -35,7 +35,7 @@ from .mapping import (
     load_mapping,
     parse_mapping_file,
 )
-from .readers import RawTable, read_catalog_file
+from ingest.readers import RawTable, read_catalog_file
 
 Progress = Callable[[str, float], None]
 
@@ -526,7 +526,7 @@ def _extras(raw: RawTable, m: ColumnMapping, warnings: list[str]) -> pa.Array | 
         return None
     if any(f(a.type) for a in arrays for f in _NESTED):
         return _extras_python(cols, arrays)
-    from catalog.sandbox import sandboxed_connection
+    from catalog.queries.sandbox import sandboxed_connection
 
     arrays = [pc.if_else(pc.is_finite(a), a, pa.scalar(None, a.type))
               if pa.types.is_floating(a.type) else a for a in arrays]
@@ -810,7 +810,7 @@ def register_field_and_bands(lake: Lake, tx, field_id: str, used_bands: list[str
         tx.append("fields", pa.table(row, schema=FIELDS))
     new = [b for b in used_bands if b not in known_bands]
     if new:
-        tx.append("bands", bandreg.band_rows(new, tx.ingest_id))
+        tx.append("bands", band_rows(new, tx.ingest_id))
 
 
 def _split(v) -> list[str]:
@@ -917,7 +917,7 @@ def ingest_fields(lake: Lake, path: str | os.PathLike, *, command: str | None = 
         tx.append("fields", pa.table(out, schema=FIELDS))
         bands_new = sorted(set(all_bands))
         if bands_new:
-            tx.append("bands", bandreg.band_rows(bands_new, tx.ingest_id))
+            tx.append("bands", band_rows(bands_new, tx.ingest_id))
         version = tx.commit(name=path.stem, source_path=path.resolve(), sha256=sha,
                             n_rows=len(rows), command=command or command_line(),
                             options={"bands": bands_new})
@@ -937,8 +937,42 @@ def ingest_bands(lake: Lake, names: list[str] | None = None, *,
         raise GccatError(f"unknown band '{bad[0]}'", column="band")
     names = [bandreg.lookup(n).band for n in names]
     with lake.transaction("bands") as tx:
-        tx.append("bands", bandreg.band_rows(names, tx.ingest_id))
+        tx.append("bands", band_rows(names, tx.ingest_id))
         version = tx.commit(name="bands", n_rows=len(names), command=command or command_line(),
                             options={"bands": names})
     return IngestReport(tx.ingest_id, version, len(names), bands=names)
 
+
+def mask_regions_from_file(path: str | os.PathLike, default_radius_arcsec: float = 2.0) -> pa.Table:
+    """Bright sources to mask from a catalog file (``ra``, ``dec`` and optionally
+    ``radius_arcsec``); rows without a radius get ``default_radius_arcsec`` (``--mask-radius``)."""
+    from catalog.runs.correlation import check_mask_radius, check_mask_regions
+
+    default_radius_arcsec = check_mask_radius(default_radius_arcsec)
+    regions = read_positions(path, extra=["radius_arcsec"])
+    if "radius_arcsec" not in regions.column_names:
+        regions = regions.append_column(
+            "radius_arcsec", pa.array(np.full(regions.num_rows, default_radius_arcsec)))
+    else:
+        r = regions["radius_arcsec"].to_numpy(zero_copy_only=False).astype(float)
+        r = np.where(np.isnan(r), default_radius_arcsec, r)
+        regions = regions.set_column(regions.schema.get_field_index("radius_arcsec"),
+                                     "radius_arcsec", pa.array(r))
+    check_mask_regions(regions, path)
+    return regions
+
+
+def band_rows(names: list[str], ingest_id: str) -> pa.Table:
+    """Rows of the ``bands`` table for ``names``, with wavelengths from the sedpy curves (um)."""
+    from sedpy import observate
+
+    bands = [bandreg.known_bands()[n.upper()] for n in names]
+    filters = observate.load_filters([b.sedpy_name for b in bands])
+    return pa.table({
+        "band": [b.band for b in bands],
+        "instrument": [b.instrument for b in bands],
+        "sedpy_name": [b.sedpy_name for b in bands],
+        "pivot_um": [float(f.wave_pivot) / 1e4 for f in filters],
+        "wave_effective_um": [float(f.wave_effective) / 1e4 for f in filters],
+        "ingest_id": [ingest_id] * len(bands),
+    }, schema=BANDS)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,13 +11,12 @@ import numpy as np
 from catalog import bands as bandreg
 from catalog.checks import check_number
 from catalog.errors import GccatError
-from catalog.photometry import UnitError, parse_flux_unit
+from catalog.images.fitsio import _FITS_ERRORS, _image_hdu, celestial_wcs, open_fits, read_fits_image
+from catalog.units import UnitError, parse_flux_unit
 
 #: AB magnitudes of one image unit that ``--zeropoint`` accepts: 8.9 is 1 Jy, 31.4 is 1 nJy;
 #: outside [0, 40] the unit would be above 3.6 kJy or below 1e-3 nJy, which no image has.
 ZEROPOINT_RANGE = (0.0, 40.0)
-# Errors astropy raises on damaged files (bad cards, short data, bad compression).
-_FITS_ERRORS = (OSError, ValueError, TypeError, IndexError, KeyError, EOFError, MemoryError)
 
 
 @dataclass
@@ -105,84 +103,6 @@ def njy_per_unit(header, pixel_scale_arcsec: float, zeropoint_ab: float | None =
                      f"a flux per pixel or per solid angle; {hint}", file=path)
 
 
-def open_fits(path: str | os.PathLike, what: str = "FITS image"):
-    """Open a FITS file (data read on access, not memory-mapped).
-
-    A missing, damaged or truncated file is a one-line :class:`GccatError` naming it: astropy
-    only *warns* when a file is shorter than its headers say (and pads what is missing), so
-    that warning is raised here as the error it is.
-    """
-    from astropy.io import fits
-    from astropy.utils.exceptions import AstropyUserWarning
-
-    path = Path(path)
-    if not path.is_file():
-        raise GccatError(f"no such {what}", file=path)
-    try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("error", message=".*truncated", category=AstropyUserWarning)
-            hdul = fits.open(path, memmap=False, lazy_load_hdus=False)
-    except AstropyUserWarning as w:
-        raise GccatError(f"the {what} is truncated ({w})", file=path) from None
-    except _FITS_ERRORS as exc:
-        raise GccatError(f"cannot read this {what}: {exc}", file=path) from None
-    return hdul
-
-
-def _image_hdu(hdul, path: Path, name: str | None = None, what: str = "FITS image"):
-    if name and name in hdul:
-        h = hdul[name]
-        if h.is_image and h.header.get("NAXIS", 0) == 2:
-            return h
-        raise GccatError(f"the {name} extension is not a 2-D image (NAXIS = "
-                         f"{h.header.get('NAXIS')})", file=path)
-    for h in hdul:
-        if h.is_image and h.header.get("NAXIS", 0) == 2 and h.data is not None:
-            return h
-    raise GccatError(f"no 2-D image in the {what}", file=path)
-
-
-def read_fits_image(path: str | os.PathLike, what: str = "FITS image"):
-    """Data (float64) and header of the first 2-D image HDU of a file (a mask, a PSF, a weight
-    map), with one-line errors naming ``what`` (e.g. ``"--psf file"``) and the file."""
-    path = Path(path)
-    with open_fits(path, what) as hdul:
-        try:
-            hdu = _image_hdu(hdul, path, what=what)
-            return np.array(hdu.data, dtype=np.float64), hdu.header.copy()
-        except _FITS_ERRORS as exc:  # data shorter than the header says, bad scaling
-            raise GccatError(f"cannot read the data of this {what}: {exc}", file=path) from None
-
-
-def celestial_wcs(header, path):
-    """The 2-D celestial WCS of an image header (RA on pixel axis x, Dec on y), checked usable."""
-    from astropy.wcs import WCS, FITSFixedWarning
-    from astropy.wcs.utils import proj_plane_pixel_scales
-
-    types = f"CTYPE1 = {header.get('CTYPE1')!r}, CTYPE2 = {header.get('CTYPE2')!r}"
-    try:
-        with warnings.catch_warnings():
-            # WCSLIB reports the problem itself, as an exception below
-            warnings.simplefilter("ignore", FITSFixedWarning)
-            wcs = WCS(header).celestial
-            ok = wcs.has_celestial and wcs.naxis == 2
-            if ok:
-                scale = float(np.mean(proj_plane_pixel_scales(wcs)) * 3600)
-                ny, nx = header.get("NAXIS2", 1), header.get("NAXIS1", 1)
-                probe = wcs.pixel_to_world_values((nx - 1) / 2, (ny - 1) / 2)
-    except (ValueError, KeyError, TypeError, MemoryError, AttributeError) as exc:
-        first = next((s.strip() for s in str(exc).splitlines()[1:] if s.strip()), str(exc).strip())
-        raise GccatError(f"unusable WCS ({types}): {first}", file=path) from None
-    if not ok:
-        raise GccatError(f"the image has no celestial WCS ({types}; need RA---xxx and DEC--xxx "
-                         "with a known projection)", file=path)
-    if wcs.wcs.lng != 0 or wcs.wcs.lat != 1:
-        raise GccatError(f"the WCS must have RA on axis 1 and Dec on axis 2 ({types})", file=path)
-    if not (np.isfinite(scale) and scale > 0 and np.isfinite(probe).all()):
-        raise GccatError(f"the WCS has no usable pixel scale ({types})", file=path)
-    return wcs, scale
-
-
 def read_image(path: str | os.PathLike, *, band: str | None = None,
                weight_path: str | os.PathLike | None = None,
                error_path: str | os.PathLike | None = None,
@@ -196,7 +116,7 @@ def read_image(path: str | os.PathLike, *, band: str | None = None,
         of positive weight), error/weight maps of another shape, an unknown or missing WCS
         projection, an unknown band or a ``--zeropoint`` outside :data:`ZEROPOINT_RANGE`.
     """
-    from catalog.lake import sha256_file
+    from catalog.files import sha256_file
 
     check_zeropoint(zeropoint_ab)
     path = Path(path)

@@ -9,14 +9,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from catalog.checks import Z_MAX, check_number
+from catalog.checks import Z_MAX, check_name, check_number
 from catalog.errors import GccatError
-from catalog.lake import Lake, check_name, command_line, sha256_file
+from catalog.files import sha256_file
+from catalog.lake import Lake, command_line
+from catalog.lake.schemas import LENS_MAP_PIXELS, LENS_MODELS
 from catalog.lensing import LensMap, kappa_gamma_from_deflection, read_hff_map, source_dls_ds
-from catalog.schemas import LENS_MAP_PIXELS, LENS_MODELS
-from catalog.spatial import healpix29
-
-from .catalog import (
+from catalog.sky import healpix29
+from ingest.catalog import (
     IngestReport,
     Progress,
     constant,
@@ -24,7 +24,7 @@ from .catalog import (
     register_field_and_bands,
     repeat_of,
 )
-from .images import open_fits
+from ingest.images import open_fits
 
 #: Quantities that are redshift-independent geometry of the lens (a constant map of them is a
 #: uniform shift or a mass sheet, not a cluster lens model).

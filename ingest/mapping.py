@@ -43,7 +43,7 @@ from pathlib import Path
 from catalog import bands as bandreg
 from catalog.checks import check_number
 from catalog.errors import GccatError
-from catalog.photometry import FluxUnit, UnitError, check_mag_system, parse_flux_unit
+from catalog.units import FluxUnit, UnitError, check_mag_system, parse_flux_unit
 
 RA_NAMES = ["ra", "ra_deg", "radeg", "raj2000", "ra_j2000", "ra_icrs", "alpha_j2000", "alpha",
             "ra_hms", "ra_sex", "rightascension", "x_world", "ra_2000"]

@@ -28,7 +28,8 @@ WITH c AS (
                                ORDER BY c.run_id DESC NULLS LAST) = 1
 )
 SELECT detection_id, field_id, band, method, aperture_radius_arcsec, flux_njy, flux_err_njy,
-       is_upper_limit, aperture_corrected, mw_corrected, quality, ingest_id, correction_run,
+       is_upper_limit, coalesce(aperture_corrected, false) AS aperture_corrected, mw_corrected,
+       quality, ingest_id, correction_run,
        CASE WHEN correction_run IS NULL THEN flux_njy
             ELSE c2 * flux_njy ^ 2 + c1 * flux_njy + c0 END AS flux_corrected_njy,
        CASE WHEN correction_run IS NULL THEN flux_err_njy

@@ -2,7 +2,7 @@
 -- photometry plus, where photometry_injection_corrected has a correction, the corrected flux
 -- (injection_corrected). The rule, in order: (1) catalog photometry (published fluxes);
 -- (2) injection-corrected aperture photometry at the final radius
--- (catalog.apertures.FINAL_APERTURE_RADIUS_ARCSEC); (3) aperture-corrected photometry at
+-- (catalog.constants.FINAL_APERTURE_RADIUS_ARCSEC); (3) aperture-corrected photometry at
 -- that radius; (4) injection-corrected, then (5) aperture-corrected photometry at other
 -- radii, the nearest the final one first (the larger of two as near); (6) other methods;
 -- (7) aperture sums without aperture correction (not total fluxes); then the newest ingest.
@@ -22,7 +22,10 @@ WITH measured AS (
     SELECT *, abs(aperture_radius_arcsec - {final_aperture_radius_arcsec}) AS from_final
     FROM (SELECT * FROM measured UNION ALL BY NAME SELECT * FROM corrected)
 )
-SELECT c.* EXCLUDE (from_final),
+-- aperture_corrected leaves as true/false (NULL, "not gccat aperture photometry", only ranks):
+-- readers such as astropy's VOParquet one cannot take a boolean column with NULLs.
+SELECT c.* EXCLUDE (from_final, aperture_corrected),
+       coalesce(c.aperture_corrected, false) AS aperture_corrected,
        -- One DOUBLE so that choosing a row is a hash aggregate (arg_max), not a sort: the
        -- tier x 1e15, the nearness to the final radius in 0.5 mas steps x 1e10 (< 2e14), then
        -- the commit time in epoch seconds (< 1e10); below 2^53 every second counts.

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from catalog.cli import app
-from catalog.demo import build_demo, bundled
+from catalog.cli.app import app
 from catalog.lake import Lake
+from ingest.demo import build_demo, bundled
 
 SMACS = bundled("smacs0723_faisst2022_star_clusters.csv")
 GLASS = bundled("abell2744_glass_sedz_galaxies.csv")

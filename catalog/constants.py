@@ -1,0 +1,59 @@
+"""The aperture-photometry settings of the Sparkler study, in one place.
+
+The CLI defaults, the library defaults (:mod:`catalog.images`, :mod:`ingest.pointsources`),
+the photometry preference rule of the views (``sql/photometry_ranked.sql``) and the fits read
+these constants; nothing else spells them out.
+
+Apertures are given by their **radius** everywhere in gccat (options, arguments, lake columns),
+as in the Sparkler study (Mowla et al. 2022): circular apertures of radius 0.12, 0.16 and
+0.20 arcsec, a median local background in an annulus from the aperture edge ``r`` to
+``r + 0.08"``, aperture corrections from the PSF growth curve. Lakes written by gccat before
+this convention stored the aperture *diameter* as ``aperture_arcsec``; the views read those rows
+as radius = diameter / 2 (see :data:`catalog.lake.schemas.RENAMED_COLUMNS`).
+"""
+
+from __future__ import annotations
+
+#: Aperture radii of the Sparkler photometry, arcsec.
+APERTURE_RADII_ARCSEC = (0.12, 0.16, 0.20)
+#: Width of the local-background annulus, arcsec: from the aperture edge r to r + 0.08".
+ANNULUS_WIDTH_ARCSEC = 0.08
+#: The aperture whose photometry gccat prefers (photometry_best, the fits' default), arcsec.
+#: The Sparkler study measures in three apertures without naming a final one here; 0.16" is
+#: the one whose total flux depends least on the two corrections (docs/design.md, "Apertures").
+FINAL_APERTURE_RADIUS_ARCSEC = 0.16
+#: Significance below which a measured flux is stored as an upper limit of this many sigma.
+UPPER_LIMIT_NSIGMA = 3.0
+#: Pixel scale assumed only where a default in arcsec has to become pixels without an image
+#: (NIRCam long-wavelength mosaics, arcsec per pixel).
+DEFAULT_PIXEL_SCALE_ARCSEC = 0.03
+#: Annulus width in pixels when an array function is given none: 0.08" at 0.03"/pix.
+DEFAULT_ANNULUS_WIDTH_PIX = ANNULUS_WIDTH_ARCSEC / DEFAULT_PIXEL_SCALE_ARCSEC
+#: Largest aperture radius accepted, arcsec: GCs are point sources (PSF FWHM 0.03-0.2"), and a
+#: few arcsec already hold the whole PSF; each aperture and its annulus must also fit on the image.
+MAX_APERTURE_RADIUS_ARCSEC = 5.0
+#: Most apertures in one photometry or injection run.
+MAX_APERTURES = 10
+#: Radii closer than this are the same aperture when photometry rows, injection corrections and
+#: ``--photometry aperture:R`` are matched, arcsec (0.1 mas; radii are stored as given).
+RADIUS_MATCH_ARCSEC = 1e-4
+
+# Injection-recovery (Sparkler: 20 fluxes at 0.1-10x the measured flux at 20 locations, a
+# second-order polynomial; Firefly Sparkle: 100 random places in a 10" stamp).
+#: Injected fluxes per target.
+INJECT_N_FLUX = 20
+#: Injection locations per target.
+INJECT_N_LOCATIONS = 20
+#: Injected fluxes span these multiples of the target's measured flux.
+INJECT_FLUX_RANGE = (0.1, 10.0)
+#: Degree of the polynomial intrinsic(measured) flux fitted to the injections.
+FLUX_CORRECTION_DEGREE = 2
+#: Random injection places per target (full-random mode).
+INJECT_N_RANDOM = 100
+#: Side of the stamp of the full-random injection, arcsec.
+INJECT_STAMP_ARCSEC = 10.0
+
+
+def radii_text(radii=APERTURE_RADII_ARCSEC) -> str:
+    """Radii as the CLI writes them: ``"0.12,0.16,0.2"``."""
+    return ",".join(f"{float(r):g}" for r in radii)

@@ -1,0 +1,553 @@
+"""The data lake: one Delta Lake table per entity, and the commit protocol across tables.
+
+Every write goes through :meth:`Lake.transaction`: it takes the lake's writer lock, appends
+the data tables (rows carry the new ``ingest_id``) and commits by appending one row to
+``ingests`` last. Views show only rows of live ingests (committed and not superseded), so a
+crash between the writes leaves nothing visible; ``Lake.doctor`` removes such orphans.
+The lake's version is the Delta version of ``ingests``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import fcntl
+import json
+import os
+import re
+import secrets
+import sys
+import time
+import urllib.parse
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from deltalake import DeltaTable, WriterProperties, write_deltalake
+
+from catalog.errors import GccatError, LakeLockedError
+from catalog.lake.schemas import INGESTS, TABLES
+
+MARKER = ".gccat-lake.json"
+LOCK = ".gccat-writer.lock"
+LAKE_FORMAT = 1
+# Small row groups on detections let DuckDB skip most of a file in a healpix29 cone search.
+_ROW_GROUP_ROWS = {"detections": 32_768}
+#: Ingest kinds whose names share one name space: catalog ingests and image detection runs
+#: both write detections with ids ``field/name/source_id``, so each checks (and with
+#: ``--replace`` supersedes) the other; every other kind only ever matches its own.
+DETECTION_KINDS = ("catalog", "detection")
+
+
+def gccat_version() -> str:
+    try:
+        return version("gc-catalog")
+    except PackageNotFoundError:  # running from a source tree
+        return "0+unknown"
+
+
+def default_lake_path() -> Path:
+    """``$GCCAT_LAKE`` if set, else ``./data_lake``."""
+    return Path(os.environ.get("GCCAT_LAKE", "data_lake"))
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+@contextlib.contextmanager
+def _writer_lock(root: Path, timeout_s: float = 600.0) -> Iterator[None]:
+    """``flock`` on ``root/.gccat-writer.lock``; the kernel releases it if the holder dies."""
+    fh = open(root / LOCK, "a+")  # noqa: SIM115 - held for the block
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise LakeLockedError(f"{root}: another gccat process is writing; "
+                                          f"gave up after {timeout_s:.0f} s") from None
+                time.sleep(0.05)
+        yield
+    finally:
+        fh.close()
+
+
+@dataclass
+class Transaction:
+    """One atomic write to the lake: data tables first, then the ``ingests`` row."""
+
+    lake: Lake
+    ingest_id: str
+    kind: str
+    started_at: dt.datetime
+    written: dict[str, int] = field(default_factory=dict)
+    committed: bool = False
+
+    def append(self, table: str, data: pa.Table) -> None:
+        """Append rows (their ``ingest_id`` must be this transaction's) to a data table."""
+        if data.num_rows == 0:
+            return
+        self.written[table] = self.lake._append(table, data)
+
+    def commit(self, *, name=None, field_id=None, source_path=None, sha256=None, n_rows=0,
+               n_photometry=0, command="", supersedes=(), options=None, warnings=()) -> int:
+        """Append the ``ingests`` row: the single commit point. Returns the lake version."""
+        opts = dict(options or {})
+        opts["table_versions"] = self.written
+        row = pa.table({
+            "ingest_id": [self.ingest_id], "kind": [self.kind], "name": [name],
+            "field_id": [field_id], "source_path": [None if source_path is None else str(source_path)],
+            "sha256": [sha256], "n_rows": [n_rows], "n_photometry": [n_photometry],
+            "started_at": [self.started_at], "committed_at": [_now()], "command": [command],
+            "gccat_version": [gccat_version()], "supersedes": [list(supersedes)],
+            "options": [json.dumps(opts, default=str)], "warnings": [list(warnings)],
+        }, schema=INGESTS)
+        version_ = self.lake._append("ingests", row)
+        self.committed = True
+        return version_
+
+
+class Lake:
+    """A gccat data lake at ``root`` (a directory holding one Delta table per entity).
+
+    Parameters
+    ----------
+    root : path
+        The lake directory. It must have been created by :meth:`Lake.create` (``gccat init``).
+    """
+
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root).resolve()
+        marker = self.root / MARKER
+        if not marker.is_file():
+            raise GccatError(f"{root} is not a gccat lake (no {MARKER}); create one with "
+                             "'gccat init --lake PATH'")
+        self.meta = json.loads(marker.read_text())
+
+    # -- creation and layout -------------------------------------------------------------
+    @classmethod
+    def create(cls, root: str | os.PathLike) -> Lake:
+        """Create an empty lake (idempotent: an existing lake is opened and gains new tables)."""
+        root = Path(root)
+        if root.exists() and not root.is_dir():
+            raise GccatError(f"{root} exists and is not a directory")
+        if root.is_dir() and not (root / MARKER).exists():
+            stray = [p.name for p in root.iterdir() if p.name not in {"README.md", ".gitignore"}]
+            if stray:
+                raise GccatError(f"{root} is a non-empty directory that is not a gccat lake "
+                                 f"(holds {stray[0]!r}); choose an empty or new directory")
+        root.mkdir(parents=True, exist_ok=True)
+        # Tables added to an existing lake are a write like any other: under the writer lock,
+        # so that a concurrent 'doctor --clean' never takes their files for a killed writer's.
+        held = _writer_lock(root) if (root / MARKER).exists() else contextlib.nullcontext()
+        with held:
+            for name, (schema, parts) in TABLES.items():
+                path = root / name
+                if not DeltaTable.is_deltatable(str(path)):
+                    DeltaTable.create(str(path), schema, partition_by=parts or None, name=name,
+                                      description=f"gccat {name} table")
+        marker = root / MARKER
+        if not marker.exists():
+            marker.write_text(json.dumps({"format": LAKE_FORMAT, "created_by": gccat_version(),
+                                          "created_at": _now().isoformat()}, indent=1))
+        return cls(root)
+
+    def table_path(self, table: str) -> Path:
+        if table not in TABLES:
+            raise GccatError(f"unknown table '{table}'; tables are {', '.join(TABLES)}")
+        return self.root / table
+
+    def delta(self, table: str, version: int | None = None) -> DeltaTable:
+        try:
+            return DeltaTable(str(self.table_path(table)), version=version)
+        except GccatError:
+            raise
+        except Exception as exc:  # deltalake raises its own types for missing versions
+            raise GccatError(f"cannot open table '{table}'"
+                             + (f" at version {version}" if version is not None else "")
+                             + f": {str(exc).splitlines()[0]}") from exc
+
+    def version(self) -> int:
+        """The lake's version: the Delta version of ``ingests`` (one per commit)."""
+        return self.delta("ingests").version()
+
+    def exists(self, table: str) -> bool:
+        """Whether the table has been created (lakes made by older gccat lack newer tables)."""
+        return DeltaTable.is_deltatable(str(self.table_path(table)))
+
+    def files(self, table: str, version: int | None = None) -> list[str]:
+        """Absolute paths of the Parquet files of a table's current (or given) version."""
+        if not self.exists(table):
+            return []  # created by its first append
+        return [u.removeprefix("file://") for u in self.delta(table, version).file_uris()]
+
+    def check_version(self, as_of: int | None) -> int:
+        """The lake version to read: ``as_of`` if it exists, else the latest."""
+        latest = self.version()
+        if as_of is None:
+            return latest
+        if not 0 <= as_of <= latest:
+            raise GccatError(f"lake version {as_of} does not exist (versions are 0 to {latest})")
+        return as_of
+
+    # -- reading -------------------------------------------------------------------------
+    def read(self, table: str, version: int | None = None, filters=None,
+             columns: list[str] | None = None) -> pa.Table:
+        """All rows of a table's files (live or not) as Arrow, optionally filtered.
+
+        ``filters`` is a ``pyarrow.compute.Expression`` pushed into the Parquet scan.
+        """
+        if not self.exists(table):
+            return TABLES[table][0].empty_table()
+        ds = self.delta(table, version).to_pyarrow_dataset()
+        return ds.to_table(filter=filters, columns=columns)
+
+    def ingests(self, as_of: int | None = None) -> pa.Table:
+        """Live ingests at a lake version: committed and not superseded."""
+        t = self.read("ingests", self.check_version(as_of))
+        gone = set(pc.list_flatten(t["supersedes"]).to_pylist())
+        if gone:
+            t = t.filter(pc.invert(pc.is_in(t["ingest_id"], pa.array(sorted(gone)))))
+        return t
+
+    def live_named(self, field_id: str, name: str, kind: str | None = None, *,
+                   kinds: tuple[str, ...] | list[str] | None = None) -> pa.Table:
+        """Live ingests of ``name`` in ``field_id``: the ingests a new write of that name is a
+        repeat of (same sha256) or would supersede (``--replace``).
+
+        Parameters
+        ----------
+        field_id, name : str
+            Field and name of the new write.
+        kind : str, optional
+            Match only ingests of this kind (a lens model only ever replaces a lens model).
+        kinds : sequence of str, optional
+            Match ingests of any of these kinds: kinds that share a name space, such as
+            :data:`DETECTION_KINDS`. Give ``kind`` or ``kinds``, not both.
+
+        Returns
+        -------
+        pyarrow.Table
+            Rows of ``ingests``. Without ``kind`` and ``kinds``, ingests of every kind match,
+            which is right for reading but never for a write's supersession check.
+        """
+        if kind is not None and kinds is not None:
+            raise ValueError("give kind or kinds, not both")
+        live = self.ingests()
+        cond = pc.and_(pc.equal(live["field_id"], field_id), pc.equal(live["name"], name))
+        if kind is not None:
+            kinds = (kind,)
+        if kinds is not None:
+            cond = pc.and_(cond, pc.is_in(live["kind"], pa.array(list(kinds), pa.string())))
+        return live.filter(cond)
+
+    def live(self, table: str, as_of: int | None = None, filters=None) -> pa.Table:
+        """Rows of a table written by ingests live at ``as_of``, read without DuckDB.
+
+        ``filters`` (a ``pyarrow.compute.Expression``) is pushed into the Parquet scan.
+        """
+        ids = self.ingests(as_of)["ingest_id"]
+        t = self.read(table, filters=filters)
+        return t.filter(pc.is_in(t["ingest_id"], ids))
+
+    def photometry_bands(self, as_of: int | None = None) -> list[str]:
+        """Bands with photometry in live ingests (each such ingest lists them in its options)."""
+        bands: set[str] = set()
+        for opts in self.ingests(as_of)["options"].to_pylist():
+            bands.update(json.loads(opts or "{}").get("bands_measured", []))
+        return sorted(bands)
+
+    # -- writing -------------------------------------------------------------------------
+    def lock(self, timeout_s: float = 600.0) -> contextlib.AbstractContextManager[None]:
+        """The writer lock: one writing process at a time; others wait up to ``timeout_s``."""
+        return _writer_lock(self.root, timeout_s)
+
+    @contextlib.contextmanager
+    def transaction(self, kind: str, lock_timeout_s: float = 600.0,
+                    ingest_id: str | None = None) -> Iterator[Transaction]:
+        """Open an atomic write. Data appended but not committed stays invisible.
+
+        ``ingest_id`` (from :func:`new_ingest_id`) lets a caller build its rows before it
+        waits for the lock.
+        """
+        started = _now()
+        with self.lock(lock_timeout_s):
+            yield Transaction(self, ingest_id or new_ingest_id(), kind, started)
+
+    def _append(self, table: str, data: pa.Table) -> int:
+        schema, parts = TABLES[table]
+        data = data.select(schema.names).cast(schema)
+        rows_per_group = _ROW_GROUP_ROWS.get(table, 1 << 20)
+        if parts and self.exists(table) and self._append_one_partition(table, data, parts[0],
+                                                                       rows_per_group):
+            return self.delta(table).version()
+        props = WriterProperties(max_row_group_size=rows_per_group, compression="ZSTD")
+        # "merge" lets a newer gccat add columns to a lake made by an older one.
+        write_deltalake(str(self.table_path(table)), data, mode="append",
+                        partition_by=parts or None, writer_properties=props, schema_mode="merge")
+        return self.delta(table).version()
+
+    def _append_one_partition(self, table: str, data: pa.Table, part: str,
+                              rows_per_group: int) -> bool:
+        """Append rows that all share one partition value, writing the Parquet file directly.
+
+        deltalake's partitioned writer splits and re-encodes the rows; an ingest holds one
+        field, so one pyarrow file plus a Delta add action in one commit is the same result at
+        a fraction of the time. Returns False (nothing done) when the fast path does not apply.
+        """
+        import uuid
+
+        import pyarrow.parquet as pq
+        from deltalake.transaction import AddAction
+
+        values = pc.unique(data[part])
+        if len(values) != 1 or values[0].as_py() is None:
+            return False
+        dt_ = self.delta(table)
+        current = pa.schema(dt_.schema().to_arrow())
+        body = data.drop_columns([part])
+        if [f.name for f in current if f.name != part] != body.column_names:
+            return False  # a schema change: let write_deltalake merge it
+        value = values[0].as_py()
+        rel = f"{part}={value}/part-{uuid.uuid4().hex}.snappy.parquet"
+        path = self.table_path(table) / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(body, path, row_group_size=rows_per_group)
+        st = path.stat()
+        add = AddAction(rel, st.st_size, {part: value}, int(st.st_mtime * 1000), True,
+                        json.dumps({"numRecords": body.num_rows}))
+        dt_.create_write_transaction([add], "append", current, partition_by=[part])
+        return True
+
+    def doctor(self, clean: bool = False) -> DoctorReport:
+        """Find (and with ``clean``, remove) what killed writers left behind.
+
+        Two kinds of debris: rows in data tables whose ingest never committed (the writer died
+        between its data commits and its ``ingests`` row), and files under a table that no
+        Delta commit references (it died before its Delta commit): Parquet data files and
+        ``_delta_log`` temporary commit files. Everything runs under the writer lock, and the
+        committed ingests are read once the lock is held: a writer that commits while doctor
+        waits for the lock keeps its rows. Rows of every committed ingest (superseded ones
+        included: ``--as-of`` shows them) and every file that any table version adds or
+        removes are kept.
+
+        Parameters
+        ----------
+        clean : bool
+            Delete the orphan rows (a Delta delete: the files stay for older table versions)
+            and the unreferenced files.
+
+        Returns
+        -------
+        DoctorReport
+            Orphan rows per table (a ``dict``, empty when there are none) and the
+            unreferenced files; it compares equal to ``{}`` only when nothing was found.
+        """
+        found: dict[str, int] = {}
+        with self.lock():
+            committed = set(self.read("ingests", columns=["ingest_id"])["ingest_id"].to_pylist())
+            for table in TABLES:
+                if table == "ingests" or not self.exists(table):
+                    continue
+                ids = self.read(table, columns=["ingest_id"])["ingest_id"]
+                orphan = set(pc.unique(ids).to_pylist()) - committed
+                if not orphan:
+                    continue
+                found[table] = len(ids) - int(pc.sum(pc.is_in(ids, pa.array(
+                    sorted(committed), pa.string()))).as_py() or 0)
+                predicate = _orphan_predicate(orphan)
+                if clean and predicate:
+                    self.delta(table).delete(predicate)
+            # After the deletes, whose new files are referenced by their commits.
+            files = [f for table in TABLES for f in self._unreferenced_files(table)]
+            if clean:
+                for f in files:
+                    path = self.root / f.path
+                    path.unlink(missing_ok=True)
+                    if f.kind == "data" and path.parent != self.root / f.table:
+                        with contextlib.suppress(OSError):  # a partition directory it emptied
+                            path.parent.rmdir()  # (only if empty)
+        return DoctorReport(found, files, cleaned=clean)
+
+    def _unreferenced_files(self, table: str) -> list[UnreferencedFile]:
+        """Files under a table's directory that no version of its Delta log references."""
+        tdir = self.table_path(table)
+        if not tdir.is_dir():
+            return []
+        refs, judge_after = _referenced_paths(tdir)
+        out = []
+        for dirpath, dirnames, filenames in os.walk(tdir):
+            here = Path(dirpath)
+            # _delta_log (and _change_data etc.) are Delta's own; only its temp commits are ours.
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith(("_", ".")))
+            for name in sorted(filenames):
+                if not _DATA_FILE.fullmatch(name):
+                    continue
+                path = here / name
+                rel = path.relative_to(tdir).as_posix()
+                st = path.stat()
+                if rel not in refs and (judge_after is None or st.st_mtime > judge_after):
+                    out.append(UnreferencedFile(table, path.relative_to(self.root).as_posix(),
+                                                st.st_size, "data"))
+        log = tdir / "_delta_log"
+        if log.is_dir():
+            for path in sorted(log.iterdir()):
+                if path.is_file() and _LOG_TEMP.fullmatch(path.name):
+                    out.append(UnreferencedFile(table, path.relative_to(self.root).as_posix(),
+                                                path.stat().st_size, "log"))
+        return out
+
+
+# Data files as deltalake and gccat write them; "#n" is object_store's staging name, renamed to
+# the final name only once the file is complete.
+_DATA_FILE = re.compile(r"[^.].*\.parquet(#\d+)?")
+# A commit is written as _commit_<uuid>.json.tmp and renamed to its version file; a killed
+# writer leaves the temp file (or a staged "#n" upload of it, of a checkpoint, ...).
+_LOG_TEMP = re.compile(r"_commit_[0-9A-Za-z-]+\.json\.tmp|.+#\d+")
+# Commits, and checkpoints in JSON (v2 checkpoints may be either JSON or Parquet).
+_LOG_VERSION = re.compile(r"(\d{20})(\.checkpoint\.[0-9A-Za-z-]+)?\.json")
+_LOG_COMPACTED = re.compile(r"(\d{20})\.\d{20}\.compacted\.json")
+_LOG_CHECKPOINT = re.compile(r"(\d{20})\.checkpoint(\.[0-9A-Za-z-]+)*\.parquet")
+# Ingest ids as new_ingest_id makes them (and other plain ids): safe inside a SQL literal.
+_PLAIN_ID = re.compile(r"[A-Za-z0-9_.:+-]{1,128}")
+
+
+@dataclass(frozen=True)
+class UnreferencedFile:
+    """A file under a table that no Delta commit references: left by a killed writer."""
+
+    table: str
+    path: str  # relative to the lake root
+    size: int  # bytes
+    kind: str  # "data" (Parquet) or "log" (temporary commit file in _delta_log)
+
+
+class DoctorReport(dict):
+    """What :meth:`Lake.doctor` found: orphan rows per table (this mapping) and the files
+    that no Delta commit references (``files``).
+
+    Equal to ``{}`` (and false) only when it found nothing at all.
+    """
+
+    def __init__(self, orphan_rows: dict[str, int], files: list[UnreferencedFile],
+                 cleaned: bool = False):
+        super().__init__(orphan_rows)
+        self.files = list(files)
+        self.cleaned = cleaned
+
+    @property
+    def n_files(self) -> int:
+        return len(self.files)
+
+    @property
+    def n_bytes(self) -> int:
+        return sum(f.size for f in self.files)
+
+    def __bool__(self) -> bool:
+        return bool(len(self) or self.files)
+
+    def __eq__(self, other) -> bool:
+        if isinstance(other, DoctorReport):
+            return dict.__eq__(self, other) and self.files == other.files
+        if isinstance(other, dict):
+            return not self.files and dict.__eq__(self, other)
+        return NotImplemented
+
+    __hash__ = None  # a dict, mutable
+
+    def __repr__(self) -> str:
+        return f"DoctorReport(orphan_rows={dict(self)!r}, files={self.files!r})"
+
+
+def _referenced_paths(table_dir: Path) -> tuple[set[str], float | None]:
+    """Paths (relative to the table) that any version of a Delta log adds or removes.
+
+    Reads every commit (``add``, ``remove`` and ``cdc`` actions) and every checkpoint. When
+    the log no longer starts at version 0 (expired commits cleaned up), files older than the
+    earliest kept log file cannot be judged: the second value is that time (else None).
+    """
+    import pyarrow.parquet as pq
+
+    log = table_dir / "_delta_log"
+    refs: set[str] = set()
+    if not log.is_dir():
+        return refs, None
+    versions: list[int] = []
+    earliest = None
+    for f in sorted(log.iterdir()) + sorted((log / "_sidecars").glob("*.parquet")):
+        if m := (_LOG_VERSION.fullmatch(f.name) or _LOG_COMPACTED.fullmatch(f.name)):
+            for line in f.read_text().splitlines():
+                action = json.loads(line) if line.strip() else {}
+                for key in ("add", "remove", "cdc"):
+                    if action.get(key):
+                        refs.add(action[key]["path"])
+        elif (m := _LOG_CHECKPOINT.fullmatch(f.name)) or f.parent.name == "_sidecars":
+            cols = [f"{k}.path" for k in ("add", "remove")
+                    if k in pq.ParquetFile(f).schema_arrow.names]
+            t = pq.read_table(f, columns=cols)
+            for i in range(t.num_columns):
+                refs.update(p for p in t.column(i).to_pylist() if p)
+        else:
+            continue
+        if m:
+            versions.append(int(m.group(1)))
+            mtime = f.stat().st_mtime
+            earliest = mtime if earliest is None else min(earliest, mtime)
+    # Paths in the log are URIs relative to the table (or absolute ones); keep both spellings.
+    rel = set(refs)
+    for p in refs:
+        p = urllib.parse.unquote(p.removeprefix("file://"))
+        if p.startswith("/"):
+            with contextlib.suppress(ValueError):
+                rel.add(Path(p).relative_to(table_dir).as_posix())
+        else:
+            rel.add(p)
+    return rel, (None if 0 in versions else earliest)
+
+
+def _orphan_predicate(orphan: set[str | None]) -> str:
+    """A Delta delete predicate for rows of these ingest ids (never committed), or ``""``.
+
+    Delta's delete takes SQL text only, so only plain ids (all that gccat makes) are written
+    into it and no value can change the predicate; rows of other ids stay (doctor keeps
+    reporting them); a row without an ingest id is matched by IS NULL.
+    """
+    terms = []
+    plain = sorted(o for o in orphan if o is not None and _PLAIN_ID.fullmatch(o))
+    if plain:
+        terms.append("ingest_id IN (" + ", ".join(f"'{o}'" for o in plain) + ")")
+    if None in orphan:
+        terms.append("ingest_id IS NULL")
+    return " OR ".join(terms)
+
+
+def command_line() -> str:
+    """The command as typed (program name without its path), recorded with every write."""
+    return " ".join([os.path.basename(sys.argv[0]), *sys.argv[1:]])
+
+
+def new_ingest_id() -> str:
+    """A new, time-ordered ingest id (UTC time to the second plus 8 random hex digits)."""
+    return _now().strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(4)
+
+
+def init_lake(root: str | os.PathLike) -> Lake:
+    """Create an empty lake at ``root`` (``gccat init``); an existing lake is opened as it is."""
+    return Lake.create(root)
+
+
+def doctor(lake: Lake | str | os.PathLike, clean: bool = False):
+    """Orphan rows and unreferenced files of killed writers (``gccat doctor [--clean]``);
+    see :meth:`Lake.doctor`."""
+    return (lake if isinstance(lake, Lake) else Lake(lake)).doctor(clean=clean)
+
+
+def open_lake(root: str | os.PathLike | None = None) -> Lake:
+    """Open the lake at ``root`` (default: ``$GCCAT_LAKE`` or ``./data_lake``)."""
+    return Lake(default_lake_path() if root is None else root)

@@ -1,0 +1,162 @@
+"""PNG plots of fits read from the lake: SED with best fit and posterior, chi2 maps, SFHs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from catalog.figures import pyplot, save
+
+
+def resolve_fit_object(con, object_id: str) -> str:
+    """The fitted object an id names: a detection_id or ``stack:<run_id>`` as stored, a stack's
+    run id without its prefix, or a catalog's own source id when exactly one detection has it.
+    """
+    from catalog.errors import GccatError
+
+    def fitted(oid):
+        return con.execute("SELECT count(*) FROM fit_posteriors WHERE object_id = ?",
+                           [oid]).fetchall()[0][0] > 0
+
+    for candidate in (object_id, f"stack:{object_id}"):
+        if fitted(candidate):
+            return candidate
+    ids = [r[0] for r in con.execute(
+        "SELECT DISTINCT d.detection_id FROM detections d JOIN fit_posteriors f "
+        "ON f.object_id = d.detection_id WHERE d.source_id = ? ORDER BY 1", [object_id]).fetchall()]
+    if len(ids) == 1:
+        return ids[0]
+    if len(ids) > 1:
+        raise GccatError(f"source id {object_id!r} is fitted in {len(ids)} catalogs "
+                         f"({', '.join(ids[:3])}{', ...' if len(ids) > 3 else ''}); give the detection_id")
+    raise GccatError(f"no fit of {object_id!r}; run 'gccat fit ssp' or 'gccat fit stack' first "
+                     "(ids: a detection_id, a source id, or a stack's run id)")
+
+
+def plot_sed(lake, object_id: str, run_id: str | None, out: Path) -> str:
+    """Photometry, best-fit model, posterior mode and 16-84% posterior band of an SSP fit (PNG).
+
+    The best fit is the minimum-chi2 grid model (the papers' "best-fit SSP"); the posterior
+    mode is the grid model of largest likelihood x prior density; each is labelled as such.
+    """
+    from catalog.queries.connection import connect
+    from catalog.runs.fits import _grid_from_row, select
+
+    plt = pyplot()
+    con = connect(lake)
+    object_id = resolve_fit_object(con, object_id)
+    run_sql = ("SELECT run_id FROM fit_posteriors WHERE object_id = ? AND parameter = 'age_gyr' "
+               "ORDER BY run_id DESC LIMIT 1")
+    run_id = run_id or (con.execute(run_sql, [object_id]).fetchall() or [[None]])[0][0]
+    if run_id is None:
+        from catalog.errors import GccatError
+
+        raise GccatError(f"no SSP fit of {object_id}; run 'gccat fit ssp' first")
+    cfg = json.loads(con.execute("SELECT config FROM fit_runs WHERE run_id = ?", [run_id]
+                                 ).fetchall()[0][0])
+    vals = con.execute("SELECT parameter, best_fit_value, map_value FROM fit_posteriors WHERE "
+                       "run_id = ? AND object_id = ?", [run_id, object_id]).fetchall()
+    best = {k: b for k, b, _ in vals}
+    mode = {k: m for k, _, m in vals}
+    zfit = con.execute("SELECT any_value(z) FROM fit_posteriors WHERE run_id = ? AND object_id = ?",
+                       [run_id, object_id]).fetchall()[0][0]
+    draws = con.execute("SELECT age_gyr, log_z, av, log_mass_formed FROM fit_samples WHERE "
+                        "run_id = ? AND object_id = ?", [run_id, object_id]).fetchall()
+    grid_ids = con.execute("SELECT grid_ids FROM fit_runs WHERE run_id = ?", [run_id]).fetchall()[0][0]
+    grids = [_grid_from_row(r) for r in lake.live("ssp_grids").to_pylist() if r["grid_id"] in grid_ids]
+    grid = min(grids, key=lambda g: abs(g.z - zfit))
+    if object_id.startswith("stack:"):
+        bands, flux, err = cfg["bands"], np.array(cfg["stacked_flux_njy"]), np.array(cfg["stacked_err_njy"])
+    else:
+        import duckdb
+
+        sel = select(lake, f"detection_id = {duckdb.ConstantExpression(object_id)}", cfg.get("z"),
+                     photometry=cfg.get("photometry", "best"))  # what the fit used
+        bands, flux, err = sel.bands, sel.flux[0], sel.err[0]
+    piv = dict(con.execute("SELECT band, pivot_um FROM bands").fetchall())
+    band_of = dict(con.execute("SELECT sedpy_name, band FROM bands").fetchall())
+    gb = [band_of.get(b, b) for b in grid.bands]
+    wave = np.array([piv[b] for b in gb])
+
+    def model(age, logz, av, logm):
+        i = np.abs(grid.age_gyr - age).argmin()
+        j = np.abs(grid.log_z_zsun - logz).argmin()
+        k = np.abs(grid.av - av).argmin()
+        return grid.flux_njy[i, j, k] * 10 ** logm
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.6))
+    o = np.argsort(wave)
+    if draws:
+        fl = np.array([model(*d) for d in draws])
+        lo, hi = np.percentile(fl, [16, 84], axis=0)
+        ax.fill_between(wave[o], lo[o], hi[o], color="C1", alpha=0.3, label="posterior 16-84%")
+    for vals_, style, what in ((best, "s-", "best fit (min chi2)"), (mode, "d--", "posterior mode")):
+        if vals_.get("age_gyr") is None or vals_.get("log_mass_formed") is None:
+            continue
+        m = model(vals_["age_gyr"], vals_["log_z"], vals_["av"], vals_["log_mass_formed"])
+        ax.plot(wave[o], m[o], style, color="C1" if what.startswith("best") else "C2",
+                label=f"{what}: {vals_['age_gyr']:.2g} Gyr, log Z = {vals_['log_z']:.2f}, "
+                f"A_V = {vals_['av']:.2f}")
+    bw = np.array([piv[b] for b in bands])
+    ax.errorbar(bw, flux, yerr=err, fmt="o", color="k", label="photometry")
+    ax.set(xscale="log", xlabel="observed wavelength [um]", ylabel="flux [nJy]",
+           title=f"{object_id} (z = {zfit:.3g})")
+    ax.legend(fontsize=8)
+    return save(fig, Path(out), plt)
+
+
+def plot_chi2map(lake, run_id: str, out: Path) -> str:
+    """chi2 over age x metallicity of a stack fit, with the minimum marked (PNG)."""
+    from catalog.queries.connection import connect
+
+    plt = pyplot()
+    run_id = run_id.removeprefix("stack:")
+    rows = connect(lake).execute("SELECT age_gyr, log_z, chi2 FROM fit_chi2_maps WHERE run_id = ?",
+                                 [run_id]).fetchall()
+    if not rows:
+        from catalog.errors import GccatError
+
+        raise GccatError(f"no chi2 map for run {run_id} (chi2 maps are kept for stacks)")
+    a = np.array(rows)
+    ages, zs = np.unique(a[:, 0]), np.unique(a[:, 1])
+    grid = np.full((len(zs), len(ages)), np.nan)
+    grid[np.searchsorted(zs, a[:, 1]), np.searchsorted(ages, a[:, 0])] = a[:, 2]
+    d = grid - np.nanmin(grid)
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    im = ax.pcolormesh(ages, zs, np.log10(d + 1), shading="nearest", cmap="viridis_r")
+    ax.contour(ages, zs, d, levels=[2.3, 6.17], colors=["w", "w"], linestyles=["-", "--"])
+    i = np.nanargmin(grid)
+    ax.plot(ages[i % len(ages)], zs[i // len(ages)], "r*", ms=12, ls="none",
+            label="best fit (min chi2)")
+    ax.legend(fontsize=8, loc="lower left")
+    ax.set(xscale="log", xlabel="age [Gyr]", ylabel="log Z/Zsun", title=f"stack {run_id}: chi2")
+    fig.colorbar(im, ax=ax, label=r"log$_{10}(\Delta\chi^2 + 1)$; contours 1, 2 sigma")
+    return save(fig, Path(out), plt)
+
+
+def plot_sfh(lake, object_id: str, run_id: str | None, out: Path) -> str:
+    """Mass formed per epoch with 16-84% error bars of a non-parametric SFH fit (PNG)."""
+    from catalog.queries.connection import connect
+
+    plt = pyplot()
+    con = connect(lake)
+    q = ("SELECT run_id, t_start_gyr, t_end_gyr, mass_msun, mass_p16, mass_p84 FROM sfh_epochs "
+         "WHERE object_id = ?" + (" AND run_id = ?" if run_id else "") + " ORDER BY run_id, epoch")
+    rows = con.execute(q, [object_id] + ([run_id] if run_id else [])).fetchall()
+    if not rows:
+        from catalog.errors import GccatError
+
+        raise GccatError(f"no SFH fit of {object_id}; run 'gccat fit sfh' first")
+    last = rows[-1][0]
+    r = np.array([x[1:] for x in rows if x[0] == last], float)
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    mid, width = (r[:, 0] + r[:, 1]) / 2, r[:, 1] - r[:, 0]
+    ax.bar(mid, r[:, 2], width=width * 0.9, color="C0", alpha=0.6)
+    # The best fit may fall outside the percentiles of the perturbed refits: clip at 0.
+    yerr = np.clip([r[:, 2] - r[:, 3], r[:, 4] - r[:, 2]], 0, None)
+    ax.errorbar(mid, r[:, 2], yerr=yerr, fmt="none", color="k")
+    ax.set(xlabel="cosmic time [Gyr]", ylabel=r"mass formed [M$_\odot$]", yscale="symlog",
+           title=f"{object_id}: SFH ({last})")
+    return save(fig, Path(out), plt)

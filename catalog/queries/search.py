@@ -1,0 +1,105 @@
+"""Queries over the lake: SQL, cone search and crossmatch, returning Arrow tables."""
+
+from __future__ import annotations
+
+import re
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from catalog.errors import GccatError
+from catalog.queries.sandbox import check_read_only_sql
+from catalog.sky import best_matches, cone_ranges, crossmatch, healpix29
+
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def to_arrow(relation: duckdb.DuckDBPyRelation) -> pa.Table:
+    """A DuckDB relation's rows as an Arrow table (``to_arrow_table`` on newer DuckDB)."""
+    fetch = getattr(relation, "to_arrow_table", None) or relation.fetch_arrow_table
+    return fetch()
+
+
+def run_sql(con: duckdb.DuckDBPyConnection, query: str, params: list | None = None) -> pa.Table:
+    """Run one read-only SELECT and return its rows as Arrow.
+
+    Every query built from user input (``gccat sql``, ``--where``, ``--from``, ``--query``)
+    runs here: anything but exactly one SELECT is refused (see
+    :func:`catalog.queries.sandbox.check_read_only_sql`), values go in as bound ``params``, and SQL
+    errors become one-line :class:`GccatError` messages.
+    """
+    sql = check_read_only_sql(con, query)
+    try:
+        return to_arrow(con.sql(sql, params=params) if params else con.sql(sql))
+    except duckdb.Error as exc:
+        text = str(exc).strip()
+        raise GccatError(f"SQL error: {text.splitlines()[0] if text else type(exc).__name__}") \
+            from None
+
+
+def relation_sql(source: str) -> str:
+    """SQL for a table/view name or a SELECT query (for --table/--query style arguments)."""
+    s = source.strip().rstrip(";")
+    return f"SELECT * FROM {s}" if _IDENT.match(s) else s
+
+
+def cone(con: duckdb.DuckDBPyConnection, ra: float, dec: float, radius_arcsec: float,
+         source: str = "detections") -> pa.Table:
+    """Rows of ``source`` (a table/view with ra, dec, healpix29) within a cone, nearest first.
+
+    Parameters
+    ----------
+    ra, dec : float
+        Cone centre, ICRS degrees.
+    radius_arcsec : float
+        Cone radius in arcsec.
+
+    The cone becomes a few ``healpix29 BETWEEN lo AND hi`` ranges that DuckDB pushes into the
+    Parquet scan; the exact great-circle distance then keeps the rows inside the radius.
+    """
+    if not (0 <= ra < 360 and -90 <= dec <= 90):
+        raise GccatError(f"cone centre ({ra}, {dec}) is not a valid ICRS position in degrees")
+    if not radius_arcsec > 0:
+        raise GccatError(f"cone radius must be positive, not {radius_arcsec}")
+    ra, dec, radius_arcsec = float(ra), float(dec), float(radius_arcsec)
+    ranges = cone_ranges(ra, dec, radius_arcsec)
+    cond = " OR ".join("healpix29 BETWEEN ? AND ?" for _ in ranges)
+    sql = (f"SELECT * FROM (SELECT *, ang_sep_arcsec(ra, dec, ?::DOUBLE, ?::DOUBLE) "
+           f"AS separation_arcsec FROM ({relation_sql(source)}) WHERE {cond}) "
+           f"WHERE separation_arcsec <= ?::DOUBLE ORDER BY separation_arcsec")
+    params = [ra, dec] + [int(v) for r in ranges for v in r] + [radius_arcsec]
+    return run_sql(con, sql, params)
+
+
+def _positions(t: pa.Table, side: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    for c in ("ra", "dec"):
+        if c not in t.column_names:
+            raise GccatError(f"the {side} side of the crossmatch has no '{c}' column")
+    ra = t["ra"].to_numpy().astype(float)
+    dec = t["dec"].to_numpy().astype(float)
+    hpx = (t["healpix29"].to_numpy() if "healpix29" in t.column_names else healpix29(ra, dec))
+    return ra, dec, hpx
+
+
+def xmatch_tables(left: pa.Table, right: pa.Table, radius_arcsec: float,
+                  best: bool = False) -> pa.Table:
+    """All pairs of rows of two tables (with ra, dec in degrees) within ``radius_arcsec``.
+
+    Returns the left columns suffixed ``_1``, the right ones ``_2`` and ``separation_arcsec``;
+    with ``best``, only the nearest right row for each left row.
+    """
+    if not radius_arcsec > 0:
+        raise GccatError(f"crossmatch radius must be positive, not {radius_arcsec}")
+    ra1, dec1, h1 = _positions(left, "left")
+    ra2, dec2, h2 = _positions(right, "right")
+    i1, i2, sep = crossmatch(ra1, dec1, h1, ra2, dec2, h2, radius_arcsec)
+    if best:
+        keep = best_matches(i1, i2, sep)
+        i1, i2, sep = i1[keep], i2[keep], sep[keep]
+    cols, names = [], []
+    for t, idx, suffix in ((left, i1, "_1"), (right, i2, "_2")):
+        taken = t.take(pa.array(idx))
+        cols += taken.columns
+        names += [n + suffix for n in t.column_names]
+    return pa.table(cols + [pa.array(sep)], names=names + ["separation_arcsec"])

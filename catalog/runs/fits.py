@@ -1,0 +1,849 @@
+"""Stellar-population fits of lake photometry, written back to the lake.
+
+Selection from ``photometry_wide`` (SQL), photometry from ``photometry_best`` in nJy (or
+another choice of ``photometry_ranked``, ``--photometry``; see :func:`photometry_choice`),
+Milky Way extinction removed per field (G23) unless the photometry says it already is,
+SSP grids built once per (redshift, bands, spec) and cached in ``ssp_grids``, fits by
+:mod:`catalog.sed` in chunks (in process or on Dask), results in ``fit_runs``,
+``fit_posteriors``, ``fit_samples``, ``fit_chi2_maps`` and ``sfh_epochs``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from catalog import sed as sps
+from catalog.checks import Z_MAX, check_number, check_numbers
+from catalog.constants import FINAL_APERTURE_RADIUS_ARCSEC, MAX_APERTURE_RADIUS_ARCSEC, RADIUS_MATCH_ARCSEC
+from catalog.errors import GccatError
+from catalog.lake import Lake, gccat_version, new_ingest_id
+from catalog.lake.schemas import (
+    FIT_CHI2_MAPS,
+    FIT_POSTERIORS,
+    FIT_RUNS,
+    FIT_SAMPLES,
+    FIT_SKIPPED,
+    SFH_EPOCHS,
+    SSP_GRIDS,
+)
+
+BLOCK = 65_536  # objects fitted and written at a time
+GRID_DEFAULTS = {"av_max": 1.0, "n_av": 11, "metallicities": None, "igm": True, "nebular": False}
+#: Bounds of the fit options. A_V beyond 10 mag hides any star cluster from JWST; 101 A_V steps
+#: are 0.1 mag at the largest A_V; 10^4 draws per object are far more than percentiles need
+#: (fit_samples holds objects x draws rows); a chunk above BLOCK is cut to BLOCK anyway.
+MAX_AV = 10.0
+MAX_N_AV = 101
+MAX_METALLICITIES = 50
+MAX_SAMPLES = 10_000
+MAX_BOOT = 100_000
+MAX_PERTURB = 10_000
+MAX_EPOCHS = 50
+#: Seconds to wait for a Dask scheduler before giving up with a one-line error.
+SCHEDULER_TIMEOUT_S = 10.0
+
+
+def check_redshift(z, option: str = "--z", allow_none: bool = True) -> float | None:
+    """A redshift in (0, :data:`catalog.checks.Z_MAX`] (at z = 0 there is no distance modulus)."""
+    return check_number(z, option, lo=0, lo_open=True, hi=Z_MAX, allow_none=allow_none)
+
+
+def check_grid_spec(spec: dict) -> dict:
+    """The grid options (``--av-max``, ``--n-av``, ``--metallicities``, ``--nebular``, igm)
+    checked and normalised (floats, ints, sorted metallicities), so the grid id is stable."""
+    unknown = sorted(set(spec) - set(GRID_DEFAULTS))
+    if unknown:
+        raise GccatError(f"unknown grid option(s) {', '.join(unknown)} (known: "
+                         f"{', '.join(GRID_DEFAULTS)})")
+    out = dict(spec)
+    if "av_max" in spec:
+        out["av_max"] = check_number(spec["av_max"], "--av-max", lo=0, hi=MAX_AV)
+    if "n_av" in spec:
+        out["n_av"] = check_number(spec["n_av"], "--n-av", lo=1, hi=MAX_N_AV, integer=True)
+    if spec.get("metallicities") is not None:
+        lo, hi = min(sps.BC03_Z_ZSUN), max(sps.BC03_Z_ZSUN)
+        # BC03 has no populations outside 0.005-5 Zsun: gccat interpolates, never extrapolates
+        out["metallicities"] = sorted(set(check_numbers(
+            spec["metallicities"], "--metallicities (Z/Zsun)", n_max=MAX_METALLICITIES, lo=lo,
+            hi=hi)))
+    for key in ("igm", "nebular"):
+        if key in spec and not isinstance(spec[key], (bool, np.bool_)):
+            raise GccatError(f"{key} must be True or False, not {spec[key]!r}")
+    return out
+
+
+def check_fit_options(*, z=None, error_floor=0.05, n_samples=0, seed=0, chunk=None, prior=None,
+                      scheduler=None) -> dict:
+    """The options shared by the fits, checked before anything is read or written."""
+    out = {"z": check_redshift(z),
+           # a floor of more than 100% of the flux would make every band worthless
+           "error_floor": check_number(error_floor, "--error-floor", lo=0, hi=1),
+           "n_samples": check_number(n_samples, "--samples", lo=0, hi=MAX_SAMPLES, integer=True),
+           "seed": check_number(seed, "--seed", lo=0, hi=2**63 - 1, integer=True)}
+    if chunk is not None:
+        out["chunk"] = check_number(chunk, "--chunk", lo=1, hi=BLOCK, integer=True)
+    if prior is not None and prior not in sps.PRIORS:
+        raise GccatError(f"--prior must be one of {', '.join(sps.PRIORS)}, not {prior!r}")
+    if scheduler is not None and (not isinstance(scheduler, str) or not scheduler.strip()):
+        raise GccatError(f"--scheduler must be 'local' or a Dask scheduler address, not {scheduler!r}")
+    return out
+
+
+#: Default --min-bands of ``fit sfh``: NNLS keeps at most one non-zero epoch per band, and
+#: fewer than three bands constrain no shape of a history. (SSP fits default to their number
+#: of free parameters, :func:`catalog.sed.n_free_parameters`.)
+MIN_BANDS_SFH = 3
+MAX_MIN_BANDS = 1000
+
+
+def check_min_bands(min_bands) -> int | None:
+    """``--min-bands``: None (the fit's default) or a whole number >= 1."""
+    return check_number(min_bands, "--min-bands", lo=1, hi=MAX_MIN_BANDS, integer=True,
+                        allow_none=True)
+
+
+@dataclass
+class BandCut:
+    """Which selected objects have enough usable bands to be fitted, and a record of the rest."""
+
+    keep: np.ndarray            # (n_obj,) bool
+    n_bands: np.ndarray         # (n_obj,) usable bands
+    min_bands: int
+    why: str                    # what min_bands stands for, for messages
+
+    @property
+    def n_skipped(self) -> int:
+        return int((~self.keep).sum())
+
+    def rows(self, sel: Selection, run_id: str) -> pa.Table:
+        """``fit_skipped`` rows of the objects left out."""
+        out = np.flatnonzero(~self.keep)
+        n = len(out)
+        return pa.table({
+            "run_id": [run_id] * n, "object_id": sel.object_id[out].tolist(),
+            "field_id": sel.field_id[out].tolist(), "n_bands": self.n_bands[out].astype(np.int64),
+            "min_bands": np.full(n, self.min_bands, np.int64),
+            "reason": [f"{int(k)} usable bands < {self.min_bands} ({self.why})"
+                       for k in self.n_bands[out]],
+            "ingest_id": [run_id] * n}, schema=FIT_SKIPPED)
+
+    def warning(self) -> str | None:
+        if not self.n_skipped:
+            return None
+        return (f"{self.n_skipped} of {len(self.keep)} selected objects not fitted: fewer than "
+                f"{self.min_bands} usable bands ({self.why}); see the view fit_skipped")
+
+
+def band_cut(sel: Selection, min_bands: int | None, default: int, why_default: str,
+             error_floor: float) -> BandCut:
+    """Objects with at least ``min_bands`` usable bands (detections with a usable error, and
+    upper limits); ``default`` when ``min_bands`` is None.
+
+    Raises
+    ------
+    GccatError
+        If no selected object has enough bands (nothing is written then).
+    """
+    n_bands = sps.usable_bands(sel.flux, sel.err, sel.upper, error_floor)
+    need, why = (default, why_default) if min_bands is None else (int(min_bands), "--min-bands")
+    cut = BandCut(n_bands >= need, n_bands, need, why)
+    if not cut.keep.any():
+        raise GccatError(f"none of the {len(n_bands)} selected objects has {need} usable bands "
+                         f"({why}); the most any has is {int(n_bands.max(initial=0))}")
+    return cut
+
+
+def _check_selection_redshifts(sel: Selection) -> None:
+    bad = ~((sel.z > 0) & (sel.z <= Z_MAX))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise GccatError(f"{sel.object_id[i]} has redshift {sel.z[i]:g}, outside (0, {Z_MAX:g}]; "
+                         "give --z")
+
+
+@contextlib.contextmanager
+def dask_client(scheduler: str | None, timeout_s: float | None = None):
+    """A Dask client for ``scheduler`` (None: none, ``"local"``: a local cluster), connected
+    before anything is written; an unreachable scheduler is a one-line error after
+    ``timeout_s`` (default :data:`SCHEDULER_TIMEOUT_S`)."""
+    if scheduler is None:
+        yield None
+        return
+    from dask.distributed import Client, LocalCluster
+
+    timeout = SCHEDULER_TIMEOUT_S if timeout_s is None else float(timeout_s)
+    cluster = None
+    try:
+        if scheduler == "local":
+            cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                   dashboard_address=None)
+            client = Client(cluster)
+        else:
+            _probe_scheduler(scheduler, timeout)
+            client = Client(scheduler, timeout=timeout)
+    except GccatError:
+        raise
+    except Exception as exc:  # dask raises OSError, TimeoutError, ValueError, even MemoryError
+        if cluster is not None:
+            cluster.close()
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise GccatError(f"--scheduler {scheduler!r}: cannot use this Dask scheduler ({reason})") from None
+    try:
+        with client:
+            yield client
+    finally:
+        if cluster is not None:
+            cluster.close()
+
+
+def _probe_scheduler(address: str, timeout: float) -> None:
+    """Fail fast on a TCP scheduler address that refuses or does not answer (dask would retry
+    until its timeout and then leave a traceback from its client's finaliser)."""
+    import socket
+
+    from distributed.comm import parse_address
+    from distributed.comm.addressing import parse_host_port
+
+    try:
+        scheme, loc = parse_address(address)
+        if scheme not in ("tcp", "tls", "ws", "wss"):
+            return
+        host, port = parse_host_port(loc)
+    except (ValueError, TypeError) as exc:
+        raise GccatError(f"--scheduler {address!r} is not a Dask scheduler address ({exc}); "
+                         "e.g. tcp://host:8786 or 'local'") from None
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise GccatError(f"--scheduler {address!r}: cannot connect within {timeout:g} s "
+                         f"({exc.strerror or exc})") from None
+
+
+@contextlib.contextmanager
+def _rollback_on_error(lake: Lake, tx):
+    """Delete what an uncommitted fit appended if it fails (an error, Ctrl-C), so a failed fit
+    leaves no orphan rows; the lake's version and its visible rows never change either way."""
+    try:
+        yield
+    except BaseException:
+        if not tx.committed:
+            for table in list(tx.written):
+                # ingest ids are new_ingest_id() values: digits, 'T', '-' and hex only
+                with contextlib.suppress(Exception):  # gccat doctor --clean remains the fallback
+                    lake.delta(table).delete(f"ingest_id = '{tx.ingest_id}'")
+        raise
+
+
+def _append_grid_if_new(lake: Lake, tx, grid: sps.SSPGrid, gid: str) -> None:
+    if not lake.live("ssp_grids", filters=pc.field("grid_id") == gid).num_rows:
+        tx.append("ssp_grids", grid_table(grid, gid, tx.ingest_id))
+
+
+@dataclass(frozen=True)
+class PhotometryChoice:
+    """Which photometry a fit reads (``--photometry``), as a condition on ``photometry_ranked``.
+
+    Attributes
+    ----------
+    spec : str
+        The choice as written, normalised (recorded in ``fit_runs.config``).
+    condition : str
+        SQL condition on ``photometry_ranked`` with ``?`` placeholders ("" for ``best``).
+    params : tuple
+        Values bound to the placeholders.
+    description : str
+        The rule in words (recorded in ``fit_runs.config``).
+    """
+
+    spec: str
+    condition: str
+    params: tuple
+    description: str
+
+
+#: What ``--photometry`` accepts.
+PHOTOMETRY_CHOICES = "best, catalog, method:NAME, aperture:R or aperture:R:measured (R in arcsec)"
+
+
+def photometry_choice(spec: str | None = "best") -> PhotometryChoice:
+    """Parse a ``--photometry`` choice: which row per source and band the fits use.
+
+    Each choice keeps some candidates of ``photometry_ranked`` and takes, per source and band,
+    the one of highest preference among them (the rule of ``photometry_best``):
+
+    * ``best`` (default): ``photometry_best`` -- catalog (published) photometry, else
+      injection-corrected, else aperture-corrected aperture photometry at the final radius
+      (:data:`catalog.constants.FINAL_APERTURE_RADIUS_ARCSEC`), else the other radii, other
+      methods and uncorrected aperture sums, in that order;
+    * ``catalog``: published catalog photometry only (``method:catalog``);
+    * ``method:NAME``: rows of photometry method NAME (``aperture``, ``psf``, ...) only;
+    * ``aperture:R``: gccat aperture photometry of radius R arcsec, injection-corrected where
+      a correction applies (``photometry_injection_corrected``), else as measured;
+    * ``aperture:R:measured``: the same radius as measured, without injection correction.
+
+    Bands without such a row are left out of an object's fit.
+    """
+    text = "best" if spec is None else str(spec).strip()
+    parts = text.split(":")
+    parts[0] = parts[0].lower()  # keywords in any case; method names as written
+    text = ":".join(parts)
+    if text == "best":
+        return PhotometryChoice("best", "", (), "photometry_best: catalog photometry, else "
+                                f"injection-corrected, else aperture-corrected at radius "
+                                f"{FINAL_APERTURE_RADIUS_ARCSEC:g} arcsec, else other radii "
+                                "(nearest first), other methods, uncorrected aperture sums")
+    if text == "catalog" or (parts[0] == "method" and len(parts) == 2):
+        name = "catalog" if text == "catalog" else parts[1]
+        if not name.replace("_", "").replace("-", "").isalnum():
+            raise GccatError(f"--photometry method:NAME needs a method name, not {spec!r}")
+        return PhotometryChoice(f"method:{name}", "method = ?", (name,),
+                                f"photometry of method {name}, the preferred row per band")
+    if parts[0] == "aperture" and (len(parts) == 2 or (len(parts) == 3 and parts[2].lower() == "measured")):
+        try:
+            r = float(parts[1])
+        except ValueError:
+            raise GccatError(f"--photometry aperture:R needs a radius R in arcsec, not {spec!r}") from None
+        r = check_number(r, "--photometry aperture:R (radius, arcsec)", lo=0, lo_open=True,
+                         hi=MAX_APERTURE_RADIUS_ARCSEC)
+        cond = "method = 'aperture' AND abs(aperture_radius_arcsec - ?) < ?"
+        if len(parts) == 3:
+            return PhotometryChoice(f"aperture:{r:g}:measured", cond + " AND NOT injection_corrected",
+                                    (r, RADIUS_MATCH_ARCSEC),
+                                    f"aperture photometry of radius {r:g} arcsec as measured")
+        return PhotometryChoice(f"aperture:{r:g}", cond, (r, RADIUS_MATCH_ARCSEC),
+                                f"aperture photometry of radius {r:g} arcsec, injection-corrected "
+                                "where a correction applies")
+    raise GccatError(f"--photometry must be one of {PHOTOMETRY_CHOICES}, not {spec!r}")
+
+
+@dataclass
+class Selection:
+    """Photometry of the selected objects as (n_obj, n_band) arrays in nJy, blue to red."""
+
+    object_id: np.ndarray
+    field_id: np.ndarray
+    z: np.ndarray
+    bands: list[str]          # gccat band names
+    sedpy: list[str]          # their astro-sedpy curves
+    flux: np.ndarray
+    err: np.ndarray
+    upper: np.ndarray
+
+
+def grid_id(z: float, sedpy_names: list[str], **spec) -> str:
+    """Stable id of a grid: hash of its redshift, bands and spec."""
+    key = json.dumps({"z": round(float(z), 4), "bands": list(sedpy_names),
+                      **{k: spec.get(k, v) for k, v in GRID_DEFAULTS.items()}}, sort_keys=True)
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def _grid_from_row(row: dict) -> sps.SSPGrid:
+    shape = tuple(row["shape"])
+    return sps.SSPGrid(
+        z=row["z"], bands=list(row["bands"]), age_gyr=np.array(row["age_gyr"]),
+        log_z_zsun=np.array(row["log_z_zsun"]), av=np.array(row["av"]),
+        flux_njy=np.array(row["flux_njy"], dtype=np.float64).reshape(shape),
+        living_fraction=np.array(row["living_fraction"]).reshape(shape[:2]),
+        spec=json.loads(row["spec"]))
+
+
+def load_or_build_grid(lake: Lake, z: float, sedpy_names: list[str], *, tx=None,
+                       **spec) -> tuple[sps.SSPGrid, str, bool]:
+    """The cached grid for (z, bands, spec), or a new one (appended with ``tx`` if given).
+
+    Returns the grid, its id and whether it was built now.
+    """
+    z = check_redshift(z, allow_none=False)
+    spec = check_grid_spec(spec)
+    gid = grid_id(z, sedpy_names, **spec)
+    cached = lake.live("ssp_grids", filters=pc.field("grid_id") == gid)
+    if cached.num_rows:
+        return _grid_from_row(cached.slice(0, 1).to_pylist()[0]), gid, False
+    s = {k: spec.get(k, v) for k, v in GRID_DEFAULTS.items()}
+    grid = sps.build_grid(float(z), list(sedpy_names), metallicities=s["metallicities"],
+                          av_max=s["av_max"], n_av=s["n_av"], igm=s["igm"], nebular=s["nebular"])
+    if tx is not None:
+        tx.append("ssp_grids", grid_table(grid, gid, tx.ingest_id))
+    return grid, gid, True
+
+
+def grid_table(grid: sps.SSPGrid, gid: str, ingest_id: str) -> pa.Table:
+    return pa.Table.from_pylist([{
+        "grid_id": gid, "z": grid.z, "bands": grid.bands,
+        "spec": json.dumps(grid.spec, default=str), "shape": list(grid.flux_njy.shape),
+        "age_gyr": grid.age_gyr.tolist(), "log_z_zsun": grid.log_z_zsun.tolist(),
+        "av": grid.av.tolist(), "flux_njy": grid.flux_njy.astype(np.float32).ravel().tolist(),
+        "living_fraction": grid.living_fraction.ravel().tolist(),
+        "created_at": dt.datetime.now(dt.UTC), "ingest_id": ingest_id}], schema=SSP_GRIDS)
+
+
+def build_grid_command(lake: Lake, z: float, bands: list[str], command: str = "", **spec) -> dict:
+    """``gccat grid build``: build (or find) the grid of gccat ``bands`` at ``z``."""
+    from catalog import bands as bandreg
+
+    z = check_redshift(z, allow_none=False)
+    spec = check_grid_spec(spec)
+    bands = [b for b in bands if b]
+    if not bands or len(set(bands)) != len(bands):
+        raise GccatError(f"--bands must name distinct bands, not {','.join(bands)!r}")
+    sed = []
+    for b in bands:
+        info = bandreg.lookup(b)
+        if info is None:
+            raise GccatError(f"--bands: unknown band '{b}'")
+        sed.append(info.sedpy_name)
+    with lake.transaction("grid") as tx:
+        grid, gid, built = load_or_build_grid(lake, z, sed, tx=tx, **spec)
+        if built:
+            tx.commit(name=gid, n_rows=int(np.prod(grid.flux_njy.shape[:3])), command=command,
+                      options={"run": "grid", "z": z, "bands": bands, **spec})
+    return {"grid_id": gid, "built": built, "n_models": int(np.prod(grid.flux_njy.shape[:3])),
+            "shape": grid.flux_njy.shape}
+
+
+def select(lake: Lake, where: str | None, z: float | None = None, con=None,
+           photometry: str | PhotometryChoice | None = "best") -> Selection:
+    """Objects of ``photometry_wide`` matching ``where`` with their photometry (nJy).
+
+    Parameters
+    ----------
+    where : str, optional
+        SQL condition on ``photometry_wide`` (its flux and magnitude columns follow the
+        ``best`` rule whatever ``photometry`` is).
+    z : float, optional
+        Redshift for all; else the detection's, else the field's cluster redshift.
+    photometry : str or PhotometryChoice
+        Which photometry row per source and band (:func:`photometry_choice`; default
+        ``best``, i.e. ``photometry_best``).
+
+    Notes
+    -----
+    Fluxes not yet corrected for Milky Way extinction are corrected with the field's E(B-V)
+    (G23, R_V = 3.1) through each filter curve.
+    """
+    from catalog.queries.connection import connect
+    from catalog.queries.sandbox import condition_sql
+    from catalog.queries.search import run_sql
+
+    choice = photometry if isinstance(photometry, PhotometryChoice) else photometry_choice(photometry)
+    con = con or connect(lake)
+    cond = f"WHERE {condition_sql(where)}" if where else ""
+    # the chosen rows: the best candidate per source and band among those the choice keeps
+    rows = "photometry_best" if not choice.condition else f"""(
+        SELECT * FROM photometry_ranked WHERE {choice.condition}
+        QUALIFY row_number() OVER (PARTITION BY detection_id, band ORDER BY preference DESC) = 1)"""
+    t = run_sql(con, f"""
+        WITH sel AS (SELECT detection_id, field_id, z FROM photometry_wide {cond})
+        SELECT sel.detection_id, sel.field_id, coalesce(sel.z, f.z_cluster) AS z, f.ebv_mw,
+               pb.band, b.sedpy_name, b.pivot_um, pb.flux_njy, pb.flux_err_njy,
+               pb.is_upper_limit, pb.mw_corrected
+        FROM sel JOIN {rows} pb USING (detection_id)
+        JOIN bands b USING (band) LEFT JOIN fields f ON f.field_id = sel.field_id
+        ORDER BY sel.detection_id, pb.band""", list(choice.params) or None)
+    # ordered: the objects' order (and so a seeded bootstrap or draw) must not depend on how
+    # DuckDB's threads happen to return the rows
+    if t.num_rows == 0:
+        raise GccatError("no photometry matches the selection" + (f": {where}" if where else "")
+                         + ("" if choice.spec == "best" else f" with --photometry {choice.spec}"))
+    # Arrow compute throughout: 10^6 objects x 9 bands must not become Python strings.
+    per_band = t.group_by("band").aggregate([("pivot_um", "min"), ("sedpy_name", "min")])
+    per_band = per_band.sort_by("pivot_um_min")
+    bands = per_band["band"].to_pylist()
+    sed = per_band["sedpy_name_min"].to_pylist()
+    ids_arrow = pc.unique(t["detection_id"])
+    row = pc.index_in(t["detection_id"], value_set=ids_arrow).to_numpy()
+    col = pc.index_in(t["band"], value_set=pa.array(bands)).to_numpy()
+    n, k = len(ids_arrow), len(bands)
+    flux, err = np.full((n, k), np.nan), np.full((n, k), np.nan)
+    upper = np.zeros((n, k), bool)
+    factor = np.ones(len(row))
+    ebv = t["ebv_mw"].to_numpy(zero_copy_only=False).astype(float)
+    todo = ~t["mw_corrected"].to_numpy(zero_copy_only=False) & np.isfinite(ebv) & (ebv > 0)
+    for e in np.unique(ebv[todo]):
+        a = sps.mw_extinction_mag(sed, float(e))
+        sel = todo & (ebv == e)
+        factor[sel] = 10 ** (0.4 * a[col[sel]])
+    flux[row, col] = t["flux_njy"].to_numpy(zero_copy_only=False).astype(float) * factor
+    err[row, col] = t["flux_err_njy"].to_numpy(zero_copy_only=False).astype(float) * factor
+    upper[row, col] = t["is_upper_limit"].to_numpy(zero_copy_only=False)
+    _, first = np.unique(row, return_index=True)  # first photometry row of objects 0..n-1
+    first_rows = pa.array(first)
+    zz = t["z"].take(first_rows).to_numpy(zero_copy_only=False).astype(float)
+    fid = np.asarray(t["field_id"].take(first_rows).to_pylist(), dtype=object)
+    ids = np.asarray(ids_arrow.to_pylist(), dtype=object)
+    z = check_redshift(z)
+    if z is not None:
+        zz[:] = z
+    if np.isnan(zz).any():
+        bad = ids[np.isnan(zz)][0]
+        raise GccatError(f"no redshift for {bad} (nor for its field); give --z")
+    sel = Selection(ids, fid, zz, bands, sed, flux, err, upper)
+    _check_selection_redshifts(sel)
+    return sel
+
+
+def _fit_chunk(grid, flux, err, upper, error_floor, n_samples, seed, keep_chi2, prior="index"):
+    rng = np.random.default_rng(seed)
+    if prior not in sps.PRIORS:
+        raise GccatError(f"--prior must be one of {', '.join(sps.PRIORS)}, not {prior!r}")
+    return sps.fit_ssp(grid, flux, err, upper_limit=upper, error_floor=error_floor,
+                       n_samples=n_samples, rng=rng, keep_chi2_grid=keep_chi2,
+                       log_prior=sps.PRIORS[prior](grid))
+
+
+def _concat(results: list[sps.FitResult]) -> sps.FitResult:
+    def cat(get):
+        parts = [get(r) for r in results]
+        return None if parts[0] is None else np.concatenate(parts)
+
+    keys = sps.FIT_KEYS
+    return sps.FitResult(
+        percentiles={k: cat(lambda r, k=k: r.percentiles[k]) for k in keys},
+        map_params={k: cat(lambda r, k=k: r.map_params[k]) for k in keys},
+        best_fit_params={k: cat(lambda r, k=k: r.best_fit_params[k]) for k in keys},
+        chi2_min=cat(lambda r: r.chi2_min), n_bands=cat(lambda r: r.n_bands),
+        reduced_chi2=cat(lambda r: r.reduced_chi2),
+        samples=None if results[0].samples is None else {
+            k: cat(lambda r, k=k: r.samples[k]) for k in keys},
+        chi2_grid=cat(lambda r: r.chi2_grid))
+
+
+def fit_in_chunks(grid, flux, err, upper, *, error_floor=0.05, n_samples=0, seed=0, chunk=4096,
+                  scheduler: str | None = None, keep_chi2=False, prior: str = "index",
+                  progress=None, client=None) -> sps.FitResult:
+    """Fit objects in chunks of ``chunk`` (bounded memory), in process or on Dask.
+
+    Chunk ``i`` draws its samples from ``default_rng((seed, i))``, so both paths give the same
+    numbers. ``scheduler``: None (in process), ``"local"`` (a local Dask cluster) or a Dask
+    scheduler address; ``client``: an open Dask client (from :func:`dask_client`) instead.
+    """
+    chunk = check_number(chunk, "--chunk", lo=1, hi=BLOCK, integer=True)
+    n_samples = check_number(n_samples, "--samples", lo=0, hi=MAX_SAMPLES, integer=True)
+    error_floor = check_number(error_floor, "--error-floor", lo=0, hi=1)
+    n = len(flux)
+    starts = list(range(0, n, chunk)) or [0]
+    base = tuple(seed) if isinstance(seed, tuple) else (seed,)
+    args = [(flux[s:s + chunk], err[s:s + chunk], upper[s:s + chunk], (*base, i))
+            for i, s in enumerate(starts)]
+    if client is None and scheduler is None:
+        out = []
+        for i, (f, e, u, sd) in enumerate(args):
+            out.append(_fit_chunk(grid, f, e, u, error_floor, n_samples, sd, keep_chi2, prior))
+            if progress:
+                progress(f"fitting {min((i + 1) * chunk, n)}/{n}", 0.1 + 0.8 * (i + 1) / len(args))
+        return _concat(out)
+    if client is None:
+        with dask_client(scheduler) as own:
+            return fit_in_chunks(grid, flux, err, upper, error_floor=error_floor, n_samples=n_samples,
+                                 seed=seed, chunk=chunk, keep_chi2=keep_chi2, prior=prior,
+                                 progress=progress, client=own)
+    g = client.scatter(grid, broadcast=True)
+    futures = [client.submit(_fit_chunk, g, f, e, u, error_floor, n_samples, sd, keep_chi2,
+                             prior, pure=False) for f, e, u, sd in args]
+    if progress:
+        progress(f"fitting {n} on Dask", 0.5)
+    return _concat(client.gather(futures))
+
+
+def _posterior_rows(run_id, ids, fields, zs, res: sps.FitResult, ingest_id) -> pa.Table:
+    n = len(ids)
+    parts = []
+    for key in sps.FIT_KEYS:
+        p = res.percentiles[key]
+        parts.append(pa.table({
+            "run_id": [run_id] * n, "object_id": list(ids), "field_id": list(fields),
+            "parameter": [key] * n, "p16": p[:, 0], "p50": p[:, 1], "p84": p[:, 2],
+            "map_value": res.map_params[key], "best_fit_value": res.best_fit_params[key],
+            "z": zs, "chi2_min": res.chi2_min,
+            "n_bands": res.n_bands.astype(np.int64),
+            "reduced_chi2": pa.array(res.reduced_chi2, from_pandas=True),
+            "ingest_id": [ingest_id] * n}))
+    return pa.concat_tables(parts).cast(FIT_POSTERIORS)
+
+
+def _sample_rows(run_id, ids, res: sps.FitResult, ingest_id) -> pa.Table | None:
+    if not res.samples:
+        return None
+    n, m = res.samples["age_gyr"].shape
+    cols = {k: res.samples[k].ravel() for k in sps.FIT_KEYS}
+    return pa.table({"run_id": [run_id] * (n * m), "object_id": np.repeat(ids, m).tolist(),
+                     "draw": np.tile(np.arange(m, dtype=np.int32), n), **cols,
+                     "ingest_id": [ingest_id] * (n * m)}).cast(FIT_SAMPLES)
+
+
+def _run_row(run_id, kind, where, grid_ids, error_floor, n_obj, n_samples, scheduler, seconds,
+             config) -> pa.Table:
+    return pa.Table.from_pylist([{
+        "run_id": run_id, "kind": kind, "where_sql": where, "grid_ids": grid_ids,
+        "error_floor": error_floor, "n_objects": n_obj, "n_samples": n_samples,
+        "scheduler": scheduler or "in-process", "seconds": seconds, "gccat_version": gccat_version(),
+        "config": json.dumps(config, default=str), "created_at": dt.datetime.now(dt.UTC),
+        "ingest_id": run_id}], schema=FIT_RUNS)
+
+
+def run_fit_ssp(lake: Lake, where: str | None = None, *, z: float | None = None,
+                error_floor: float = 0.05, n_samples: int = 100, seed: int = 0,
+                chunk: int = 4096, scheduler: str | None = None, prior: str = "index",
+                min_bands: int | None = None, photometry: str = "best", progress=None,
+                command: str = "", **grid_spec) -> dict:
+    """SSP fits of the selected objects (see :func:`select`) written to the lake.
+
+    Objects are grouped by redshift (to 0.001); each group is fitted against its grid, in
+    blocks of :data:`BLOCK` objects written as they come. ``photometry`` chooses the rows fitted
+    (:func:`photometry_choice`; recorded in ``fit_runs.config``). Objects with fewer usable
+    bands than ``min_bands`` (default: the grid's free parameters, mass plus each grid axis
+    with more than one value) are not fitted; they are recorded in ``fit_skipped`` and counted
+    in the returned ``warnings``. Returns the run id, counts (``n_objects`` fitted, ``n_skipped``) and
+    ``result``: the FitResult of the last block per redshift.
+    """
+    step = progress or (lambda stage, frac: None)
+    # Every option is checked before the selection is read, a grid built or a row written.
+    opts = check_fit_options(z=z, error_floor=error_floor, n_samples=n_samples, seed=seed,
+                             chunk=chunk, prior=prior, scheduler=scheduler)
+    z, error_floor, n_samples, seed, chunk = (opts[k] for k in ("z", "error_floor", "n_samples",
+                                                                 "seed", "chunk"))
+    grid_spec = check_grid_spec(grid_spec)
+    min_bands = check_min_bands(min_bands)
+    choice = photometry_choice(photometry)
+    step("selecting", 0.02)
+    sel = select(lake, where, z, photometry=choice)
+    run_id = new_ingest_id()
+    t0 = time.perf_counter()
+    zkey = np.round(sel.z, 3)
+    results = {}
+    # Grids first (built in memory, written with the first block): their free parameters set
+    # how many bands an object needs, and a selection with nothing to fit writes nothing.
+    grids = {}
+    for zg in np.unique(zkey):
+        step(f"grid z={zg}", 0.05)
+        grids[zg] = load_or_build_grid(lake, float(zg), sel.sedpy, **grid_spec)
+    n_free = sps.n_free_parameters(next(iter(grids.values()))[0])
+    cut = band_cut(sel, min_bands, n_free, f"the fit's {n_free} free parameters", error_floor)
+    with dask_client(scheduler) as client, lake.transaction("fit", ingest_id=run_id) as tx, \
+            _rollback_on_error(lake, tx):
+        grid_ids = []
+        for zg, (grid, gid, new_grid) in grids.items():
+            idx_all = np.flatnonzero((zkey == zg) & cut.keep)
+            if not len(idx_all):
+                continue
+            grid_ids.append(gid)
+            # Blocks written as they are fitted keep memory bounded; nothing is visible
+            # before the commit. The first write of a group (its new grid) waits until its
+            # first block is fitted, so a fit that fails there has written nothing.
+            for b0 in range(0, len(idx_all), BLOCK):
+                idx = idx_all[b0:b0 + BLOCK]
+                res = fit_in_chunks(grid, sel.flux[idx], sel.err[idx], sel.upper[idx],
+                                    error_floor=error_floor, n_samples=n_samples,
+                                    seed=(seed, b0), chunk=chunk, client=client,
+                                    prior=prior, progress=step)
+                results[float(zg)] = res
+                if new_grid:
+                    _append_grid_if_new(lake, tx, grid, gid)
+                    new_grid = False
+                tx.append("fit_posteriors", _posterior_rows(run_id, sel.object_id[idx],
+                                                            sel.field_id[idx], sel.z[idx], res,
+                                                            run_id))
+                s = _sample_rows(run_id, sel.object_id[idx], res, run_id)
+                if s is not None:
+                    tx.append("fit_samples", s)
+        if cut.n_skipped:
+            tx.append("fit_skipped", cut.rows(sel, run_id))
+        seconds = time.perf_counter() - t0
+        step("writing", 0.92)
+        n_fit = int(cut.keep.sum())
+        config = {"where": where, "z": z, "error_floor": error_floor, "n_samples": n_samples,
+                  "seed": seed, "chunk": chunk, "bands": sel.bands, **grid_spec,
+                  "min_bands": cut.min_bands, "n_selected": len(sel.object_id),
+                  "n_skipped": cut.n_skipped,
+                  "photometry": choice.spec, "photometry_rule": choice.description,
+                  "upper_limits": "Sawicki 2012 erf term",
+                  "prior": {"index": "flat in age index, log Z, A_V",
+                            "log-age": "flat in log age, log Z, A_V"}.get(prior, prior)}
+        warnings = [w for w in (cut.warning(),) if w]
+        tx.append("fit_runs", _run_row(run_id, "ssp", where, grid_ids, error_floor,
+                                       n_fit, n_samples, scheduler, seconds, config))
+        tx.commit(name="fit ssp", n_rows=n_fit, command=command,
+                  options={"run": "fit ssp", **config}, warnings=warnings)
+    step("done", 1.0)
+    return {"run_id": run_id, "n_objects": n_fit, "n_selected": len(sel.object_id),
+            "n_skipped": cut.n_skipped, "warnings": warnings, "seconds": seconds,
+            "grid_ids": grid_ids, "bands": sel.bands, "result": results}
+
+
+def run_fit_stack(lake: Lake, where: str | None = None, *, z: float | None = None,
+                  error_floor: float = 0.05, n_boot: int = 1000, n_samples: int = 200,
+                  stack: str = "median", seed: int = 0, min_bands: int | None = None,
+                  photometry: str = "best", progress=None, command: str = "", **grid_spec) -> dict:
+    """Stack the selection's photometry (median with bootstrap errors, or inverse-variance
+    weighted) and fit it as one source ``stack:<run_id>``; its chi2 over age x Z is kept.
+
+    ``photometry`` chooses the rows stacked (:func:`photometry_choice`). The stack needs
+    ``min_bands`` usable bands (default: the grid's free parameters), else nothing is fitted
+    or written.
+    """
+    step = progress or (lambda stage, frac: None)
+    if stack not in ("median", "ivw"):
+        raise GccatError(f"--stack must be median or ivw, not {stack!r}")
+    opts = check_fit_options(z=z, error_floor=error_floor, n_samples=n_samples, seed=seed)
+    z, error_floor, n_samples, seed = (opts[k] for k in ("z", "error_floor", "n_samples", "seed"))
+    # a bootstrap error needs tens of resamples at least
+    n_boot = check_number(n_boot, "--n-boot", lo=10, hi=MAX_BOOT, integer=True)
+    grid_spec = check_grid_spec(grid_spec)
+    min_bands = check_min_bands(min_bands)
+    choice = photometry_choice(photometry)
+    sel = select(lake, where, z, photometry=choice)
+    zs = np.unique(np.round(sel.z, 3))
+    if len(zs) > 1 and z is None:
+        raise GccatError(f"the selection spans redshifts {zs.min()}-{zs.max()}: give --z to stack")
+    # a member's band without a usable measurement (e.g. no error) does not enter the stack
+    usable = sps.usable_mask(sel.flux, sel.err, sel.upper, error_floor) & ~sel.upper
+    st = sps.stack_photometry(np.where(usable, sel.flux, np.nan), np.where(usable, sel.err, np.nan),
+                              n_boot=n_boot, rng=np.random.default_rng(seed))
+    flux = st["median"] if stack == "median" else st["ivw_mean"]
+    err = st["median_err"] if stack == "median" else st["ivw_err"]
+    run_id = new_ingest_id()
+    oid = f"stack:{run_id}"
+    t0 = time.perf_counter()
+    # One object: build and fit before the transaction, so a failure writes nothing.
+    grid, gid, new_grid = load_or_build_grid(lake, float(zs[0]), sel.sedpy, **grid_spec)
+    n_free = sps.n_free_parameters(grid)
+    need = n_free if min_bands is None else min_bands
+    n_usable = int(sps.usable_bands(flux, err, None, error_floor))
+    if n_usable < need:
+        why = f"the fit's {n_free} free parameters" if min_bands is None else "--min-bands"
+        raise GccatError(f"the stack of {len(sel.object_id)} objects has {n_usable} usable bands, "
+                         f"fewer than {need} ({why}); nothing fitted")
+    res = fit_in_chunks(grid, flux[None, :], err[None, :], np.zeros((1, len(flux)), bool),
+                        error_floor=error_floor, n_samples=n_samples, seed=seed, keep_chi2=True)
+    with lake.transaction("fit", ingest_id=run_id) as tx, _rollback_on_error(lake, tx):
+        if new_grid:
+            _append_grid_if_new(lake, tx, grid, gid)
+        field = sel.field_id[0] if len(set(sel.field_id)) == 1 else None
+        tx.append("fit_posteriors", _posterior_rows(run_id, [oid], [field], [zs[0]], res, run_id))
+        s = _sample_rows(run_id, np.array([oid]), res, run_id)
+        if s is not None:
+            tx.append("fit_samples", s)
+        a, zz = np.meshgrid(grid.age_gyr, grid.log_z_zsun, indexing="ij")
+        chi2 = res.chi2_grid[0]
+        tx.append("fit_chi2_maps", pa.table({
+            "run_id": [run_id] * chi2.size, "object_id": [oid] * chi2.size, "age_gyr": a.ravel(),
+            "log_z": zz.ravel(), "chi2": chi2.ravel(), "ingest_id": [run_id] * chi2.size},
+            schema=FIT_CHI2_MAPS))
+        config = {"where": where, "z": float(zs[0]), "stack": stack, "n_boot": n_boot, "seed": seed,
+                  "min_bands": need,
+                  "n_members": len(sel.object_id), "bands": sel.bands,
+                  "stacked_flux_njy": flux.tolist(), "stacked_err_njy": err.tolist(),
+                  "n_per_band": st["n"].tolist(), **grid_spec,
+                  "photometry": choice.spec, "photometry_rule": choice.description}
+        tx.append("fit_runs", _run_row(run_id, "stack", where, [gid], error_floor, 1, n_samples,
+                                       None, time.perf_counter() - t0, config))
+        tx.commit(name="fit stack", n_rows=1, command=command, options={"run": "fit stack", **config})
+    step("done", 1.0)
+    return {"run_id": run_id, "object_id": oid, "n_members": len(sel.object_id), "flux": flux,
+            "err": err, "bands": sel.bands, "result": res, "grid": grid}
+
+
+def describe_stack(res: sps.FitResult) -> str:
+    """One line for a stack fit: best fit, posterior mode and median, each named as such."""
+    b, m, p = res.best_fit_params, res.map_params, res.percentiles
+    return (f"best fit (min chi2 {res.chi2_min[0]:.3g}) {b['age_gyr'][0]:.3g} Gyr, log Z "
+            f"{b['log_z'][0]:.2f}, A_V {b['av'][0]:.2f}, log M_living {b['log_mass_living'][0]:.2f}; "
+            f"posterior mode {m['age_gyr'][0]:.3g} Gyr, log Z {m['log_z'][0]:.2f}; median "
+            f"{p['age_gyr'][0, 1]:.3g} (16-84%: {p['age_gyr'][0, 0]:.2g}-{p['age_gyr'][0, 2]:.2g}) Gyr, "
+            f"log Z {p['log_z'][0, 1]:.2f}, A_V {p['av'][0, 1]:.2f}, log M_living "
+            f"{p['log_mass_living'][0, 1]:.2f}")
+
+
+def run_fit_sfh(lake: Lake, where: str | None = None, *, z: float | None = None,
+                epochs_z=(12, 11, 10, 9, 8, 7, 6, 5, 4), n_perturb: int = 21,
+                error_floor: float = 0.05, seed: int = 0, min_bands: int | None = None,
+                photometry: str = "best", progress=None, command: str = "") -> dict:
+    """SEDz*-style non-parametric SFHs: masses per epoch by NNLS, errors from perturbed refits.
+
+    ``photometry`` chooses the rows fitted (:func:`photometry_choice`). Objects with fewer
+    than ``min_bands`` usable bands (default :data:`MIN_BANDS_SFH`) are not fitted; they are
+    recorded in ``fit_skipped`` and counted in the returned ``warnings``.
+    """
+    step = progress or (lambda stage, frac: None)
+    opts = check_fit_options(z=z, error_floor=error_floor, seed=seed)
+    z, error_floor, seed = opts["z"], opts["error_floor"], opts["seed"]
+    n_perturb = check_number(n_perturb, "--n-perturb", lo=1, hi=MAX_PERTURB, integer=True)
+    min_bands = check_min_bands(min_bands)
+    epochs_z = tuple(check_numbers(epochs_z, "--epochs", n_max=MAX_EPOCHS, lo=0, lo_open=True,
+                                   hi=Z_MAX))
+    if any(b >= a for a, b in zip(epochs_z, epochs_z[1:], strict=False)):
+        raise GccatError(f"--epochs must be decreasing start redshifts, not "
+                         f"{','.join(f'{e:g}' for e in epochs_z)}")
+    choice = photometry_choice(photometry)
+    sel = select(lake, where, z, photometry=choice)
+    cut = band_cut(sel, min_bands, MIN_BANDS_SFH, "the default of fit sfh", error_floor)
+    late = np.flatnonzero(cut.keep & (sel.z >= epochs_z[0]))
+    if late.size:
+        i = int(late[0])
+        raise GccatError(f"--epochs: no epoch starts above z = {sel.z[i]:g} of {sel.object_id[i]} "
+                         f"(the first starts at {epochs_z[0]:g})")
+    run_id = new_ingest_id()
+    rng = np.random.default_rng(seed)
+    t0 = time.perf_counter()
+    templates: dict[float, dict] = {}
+    epochs, post = [], []
+    fitted = np.flatnonzero(cut.keep)
+    for k, i in enumerate(fitted):
+        oid = sel.object_id[i]
+        zo = round(float(sel.z[i]), 3)
+        if zo not in templates:
+            templates[zo] = sps.sfh_templates(zo, sel.sedpy, epochs_z)
+        tpl = templates[zo]
+        r = sps.fit_sfh(tpl, sel.flux[i:i + 1], sel.err[i:i + 1], n_perturb=n_perturb, rng=rng,
+                        error_floor=error_floor)
+        n_ep = len(tpl["epochs"]) if "epochs" in tpl else int(np.max(tpl["epoch"])) + 1
+        for e in range(n_ep):
+            first = np.flatnonzero(tpl["epoch"] == e)[0]
+            epochs.append({"run_id": run_id, "object_id": oid, "epoch": e,
+                           "z_start": float(tpl["z_start"][first]), "z_end": float(tpl["z_end"][first]),
+                           "t_start_gyr": float(tpl["t_start_gyr"][first]),
+                           "t_end_gyr": float(tpl["t_end_gyr"][first]),
+                           "mass_msun": float(np.ravel(r["mass_epoch"])[e]),
+                           "mass_p16": float(np.ravel(r["mass_epoch_p16"])[e]),
+                           "mass_p84": float(np.ravel(r["mass_epoch_p84"])[e]),
+                           "ingest_id": run_id})
+        for key, lo, hi in (("t50_gyr", "t50_gyr_p16", "t50_gyr_p84"), ("z50", None, None),
+                            ("t_peak_gyr", None, None),
+                            ("mass_total", "mass_total_p16", "mass_total_p84")):
+            val = float(np.ravel(r[key])[0])
+            post.append({"run_id": run_id, "object_id": oid, "field_id": sel.field_id[i],
+                         "parameter": key, "p16": float(np.ravel(r[lo])[0]) if lo else None,
+                         "p50": val, "p84": float(np.ravel(r[hi])[0]) if hi else None,
+                         "map_value": None, "best_fit_value": val, "z": float(sel.z[i]),
+                         "chi2_min": float(np.ravel(r["chi2"])[0]),
+                         "n_bands": int(np.ravel(r["n_bands"])[0]), "reduced_chi2": None,
+                         "ingest_id": run_id})
+        step(f"fitting {k + 1}/{len(fitted)}", 0.1 + 0.8 * (k + 1) / len(fitted))
+    warnings = [w for w in (cut.warning(),) if w]
+    with lake.transaction("fit", ingest_id=run_id) as tx, _rollback_on_error(lake, tx):
+        tx.append("sfh_epochs", pa.Table.from_pylist(epochs, schema=SFH_EPOCHS))
+        tx.append("fit_posteriors", pa.Table.from_pylist(post, schema=FIT_POSTERIORS))
+        if cut.n_skipped:
+            tx.append("fit_skipped", cut.rows(sel, run_id))
+        config = {"where": where, "z": z, "epochs_z": list(epochs_z), "n_perturb": n_perturb,
+                  "error_floor": error_floor, "seed": seed, "bands": sel.bands,
+                  "min_bands": cut.min_bands, "n_selected": len(sel.object_id),
+                  "n_skipped": cut.n_skipped,
+                  "templates": "10 Myr burst + constant SF per epoch (SEDz*)",
+                  "photometry": choice.spec, "photometry_rule": choice.description}
+        tx.append("fit_runs", _run_row(run_id, "sfh", where, [], error_floor, len(fitted),
+                                       n_perturb, None, time.perf_counter() - t0, config))
+        tx.commit(name="fit sfh", n_rows=len(fitted), command=command,
+                  options={"run": "fit sfh", **config}, warnings=warnings)
+    step("done", 1.0)
+    return {"run_id": run_id, "n_objects": len(fitted), "n_selected": len(sel.object_id),
+            "n_skipped": cut.n_skipped, "warnings": warnings}

@@ -1,0 +1,551 @@
+"""From images to the lake: detection runs, forced aperture photometry, injection-recovery.
+
+Each function reads FITS images (:mod:`ingest.images`), calls the array code of
+:mod:`catalog.images` and writes its rows in one lake transaction.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from catalog import images as imaging
+from catalog.checks import Z_MAX, check_name, check_number, check_numbers
+from catalog.constants import (
+    ANNULUS_WIDTH_ARCSEC,
+    APERTURE_RADII_ARCSEC,
+    INJECT_FLUX_RANGE,
+    INJECT_N_FLUX,
+    INJECT_N_LOCATIONS,
+    INJECT_N_RANDOM,
+    INJECT_STAMP_ARCSEC,
+    MAX_APERTURE_RADIUS_ARCSEC,
+    MAX_APERTURES,
+    RADIUS_MATCH_ARCSEC,
+    UPPER_LIMIT_NSIGMA,
+)
+from catalog.errors import GccatError
+from catalog.files import sha256_file
+from catalog.lake import DETECTION_KINDS, Lake, new_ingest_id
+from catalog.lake.schemas import (
+    DETECTION_RUNS,
+    INJECTION_CORRECTIONS,
+    INJECTION_RUNS,
+    INJECTION_SOURCES,
+    PHOTOMETRY,
+    RENAMED_COLUMNS,
+)
+
+#: Detection settings (pixels, noise units): the exclusion disk and the filter FWHMs are a few
+#: PSF widths, far below these bounds, which keep the filter kernels and disks small.
+MAX_EXCLUSION_PIX = 50.0
+MAX_FWHM_PIX = 50.0
+MAX_THRESHOLD = 1000.0
+MAX_KEEP = 100.0
+#: Injection-recovery sizes: per target at most 1000 fluxes, 1000 locations or 10^4 random
+#: copies, and at most 10^6 injections in a run (each is measured and stored per aperture).
+MAX_INJECT_PER_AXIS = 1000
+MAX_RANDOM = 10_000
+MAX_INJECTIONS = 1_000_000
+MAX_FLUX_FACTOR = 1000.0
+MAX_STAMP_ARCSEC = 60.0
+_DETECT_OPTIONS = {"exclusion_radius_pix": "--exclusion", "threshold_nsigma": "--threshold",
+                   "keep_factor": "--keep", "fwhm_pairs": "--highpass"}
+
+
+def check_seed(seed) -> int:
+    """``--seed``: numpy's generators take whole numbers >= 0 only."""
+    return check_number(seed, "--seed", lo=0, hi=2**63 - 1, integer=True)
+
+
+def check_redshift(z, option: str = "--z") -> float | None:
+    """A source redshift (or None): in (0, :data:`catalog.checks.Z_MAX`]."""
+    return check_number(z, option, lo=0, lo_open=True, hi=Z_MAX, allow_none=True)
+
+
+def _read_psf(path, option: str = "--psf") -> np.ndarray:
+    from catalog.images.fitsio import read_fits_image
+
+    psf = read_fits_image(path, f"{option} file")[0]
+    if min(psf.shape) < 3:
+        raise GccatError(f"the {option} image is {psf.shape[0]}x{psf.shape[1]} pixels; a PSF needs "
+                         "at least 3x3", file=path)
+    if not np.isfinite(psf).all():
+        raise GccatError(f"the {option} image has {int((~np.isfinite(psf)).sum())} NaN or infinite "
+                         "pixels", file=path)
+    if not psf.sum() > 0 or psf.max() <= 0:
+        raise GccatError(f"the {option} image must have a positive sum (it is normalised to 1), "
+                         f"got {psf.sum():g}", file=path)
+    return psf
+
+
+def _check_psf_fits(psf: np.ndarray, image, path, option: str = "--psf") -> None:
+    if psf.shape[0] > image.data.shape[0] or psf.shape[1] > image.data.shape[1]:
+        raise GccatError(f"the {option} image ({psf.shape[0]}x{psf.shape[1]} px) is larger than the "
+                         f"image ({image.data.shape[0]}x{image.data.shape[1]} px)", file=path)
+
+
+def _user_mask(path, shape) -> np.ndarray | None:
+    if path is None:
+        return None
+    from catalog.images.fitsio import read_fits_image
+
+    m = read_fits_image(path, "--mask file")[0] != 0
+    if m.shape != shape:
+        raise GccatError(f"the --mask image has shape {m.shape}, the images {shape}", file=path)
+    return m
+
+
+def _catalog_positions(lake: Lake, field_id: str, catalog: str, image) -> tuple[pa.Table, np.ndarray,
+                                                                                   np.ndarray]:
+    det = lake.live("detections", filters=(pc.field("field_id") == field_id)
+                    & (pc.field("catalog") == catalog))
+    if det.num_rows == 0:
+        names = lake.live("detections", filters=pc.field("field_id") == field_id)["catalog"]
+        known = sorted(set(pc.unique(names).to_pylist()))
+        raise GccatError(f"--catalog '{catalog}' has no detections in field '{field_id}' (catalogs "
+                         f"there: {', '.join(known) or 'none'})")
+    x, y = image.wcs.world_to_pixel_values(det["ra"].to_numpy(), det["dec"].to_numpy())
+    ny, nx = image.data.shape
+    on = (x >= 0) & (y >= 0) & (x <= nx - 1) & (y <= ny - 1)
+    if not on.any():
+        raise GccatError(f"none of the {det.num_rows} sources of --catalog '{catalog}' lies on the "
+                         "image", file=image.path)
+    return det.filter(pa.array(on)), np.asarray(x)[on], np.asarray(y)[on]
+
+
+def check_detection_params(params: dict | None) -> dict:
+    """The detection settings of ``gccat detect`` (see :func:`catalog.images.detect_point_sources`)
+    checked against physical and computational bounds, with the CLI option names in errors."""
+    params = dict(params or {})
+    for key, option in _DETECT_OPTIONS.items():
+        if key not in params:
+            continue
+        if key == "fwhm_pairs":
+            pairs = params[key]
+            try:
+                flat = [f for pair in pairs for f in pair]
+                ok = 1 <= len(pairs) <= 4 and all(len(pair) == 2 for pair in pairs)
+            except TypeError:
+                ok = False
+            if not ok:
+                raise GccatError(f"{option} takes 1 to 4 pairs of FWHMs (a,b[,c,d...]), got {pairs!r}")
+            check_numbers(flat, option, lo=0, lo_open=True, hi=MAX_FWHM_PIX)
+            params[key] = tuple((float(a), float(b)) for a, b in pairs)
+        elif key == "exclusion_radius_pix":
+            params[key] = check_number(params[key], option, lo=0, lo_open=True, hi=MAX_EXCLUSION_PIX)
+        elif key == "threshold_nsigma":
+            params[key] = check_number(params[key], option, lo=0, lo_open=True, hi=MAX_THRESHOLD)
+        else:  # below 1 the scan would keep peaks under the detection threshold
+            params[key] = check_number(params[key], option, lo=1, hi=MAX_KEEP)
+    allowed = set(inspect.signature(imaging.detect_point_sources).parameters) - {
+        "images", "weights", "user_mask"}
+    unknown = sorted(set(params) - allowed)
+    if unknown:
+        raise GccatError(f"unknown detection setting(s) {', '.join(unknown)} (known: "
+                         f"{', '.join(sorted(allowed))})")
+    return params
+
+
+def run_detection(lake: Lake, image_paths: Sequence[str | os.PathLike], *, field_id: str,
+                  name: str, bands: Sequence[str] | None = None, mask_path=None, z: float | None = None,
+                  params: dict | None = None, replace: bool = False, command: str = "",
+                  progress=None) -> dict:
+    """Detect point sources in the sum of high-pass filtered bands and store them as a catalog.
+
+    Parameters
+    ----------
+    image_paths : list of path
+        FITS images on one pixel grid (one per band).
+    field_id, name : str
+        Field and catalog name of the detections (``detection_id`` = field/name/NNNNNN).
+    mask_path : path, optional
+        User mask (non-zero = masked) on the same grid.
+    params : dict, optional
+        Keyword arguments of :func:`catalog.images.detect_point_sources`.
+    replace : bool
+        Supersede the live catalog ingest or detection run of ``name`` in the field (they
+        share detection ids ``field/name/...``), in the same commit; without it such a name
+        is refused.
+
+    Returns
+    -------
+    dict
+        The ``detection_runs`` row.
+    """
+    from ingest.images import read_image
+
+    step = progress or (lambda stage, frac: None)
+    check_name(field_id, "field id")
+    check_name(name, "catalog name")
+    z = check_redshift(z)
+    params = check_detection_params(params)
+    if not image_paths:
+        raise GccatError("no images given")
+    if bands is not None and len(bands) != len(image_paths):
+        raise GccatError(f"{len(bands)} bands for {len(image_paths)} images")
+    images = []
+    for i, p in enumerate(image_paths):
+        step(f"reading {Path(p).name}", 0.1 * i / len(image_paths))
+        images.append(read_image(p, band=bands[i] if bands else None))
+    shape = images[0].data.shape
+    if any(im.data.shape != shape for im in images):
+        raise GccatError("the images are not on one pixel grid (shapes differ)")
+    user_mask = _user_mask(mask_path, shape)
+    step("filtering and detecting", 0.2)
+    det = imaging.detect_point_sources(
+        [np.where(np.isfinite(im.data), im.data, np.nan) * im.njy_per_unit for im in images],
+        [im.weight if im.weight is not None else np.isfinite(im.data).astype(float)
+         for im in images], user_mask, **params)
+    ref = images[0]
+    ra, dec = ref.wcs.pixel_to_world_values(det.x, det.y)
+    ra = np.mod(np.asarray(ra, float), 360)
+    dec = np.asarray(dec, float)
+    n = len(ra)
+    ingest_id = new_ingest_id()
+    from ingest.catalog import detections_table, register_field_and_bands
+
+    detections = detections_table(
+        field_id, name, [f"{i:06d}" for i in range(n)], ra, dec, ingest_id,
+        z=None if z is None else np.full(n, z), class_=["point"] * n,
+        extra=[json.dumps({"x": float(x), "y": float(y), "peak_njy": float(pk)})
+               for x, y, pk in zip(det.x, det.y, det.peak, strict=True)],
+        snr=np.asarray(det.snr, float))
+    area_pix = ref.pixel_scale_arcsec ** 2
+    run = {
+        "run_id": ingest_id, "field_id": field_id, "catalog": name,
+        "images": [str(im.path.resolve()) for im in images], "bands": [im.band for im in images],
+        "image_sha256": [im.sha256 for im in images], "pixel_scale_arcsec": ref.pixel_scale_arcsec,
+        "noise": float(det.noise), "threshold": float(det.threshold), "n_detections": n,
+        "mask_area_pix": int(det.mask_area_pix), "mask_area_arcsec2": det.mask_area_pix * area_pix,
+        "unmasked_area_arcsec2": (det.mask.size - det.mask_area_pix) * area_pix,
+        "params": json.dumps({**params, "mask": str(mask_path) if mask_path else None,
+                              "units": "nJy per pixel"}, default=str),
+        "ingest_id": ingest_id,
+    }
+    step("writing", 0.8)
+    with lake.transaction("detection", ingest_id=ingest_id) as tx:
+        # Catalog ingests write the same detection ids: one name space, checked together.
+        same = lake.live_named(field_id, name, kinds=DETECTION_KINDS)
+        if same.num_rows and not replace:
+            raise GccatError(f"catalog '{name}' already exists in field '{field_id}' "
+                             f"({same['kind'][0].as_py()} ingest {same['ingest_id'][0].as_py()}); "
+                             "choose another --name")
+        register_field_and_bands(lake, tx, field_id, sorted({im.band for im in images}),
+                                  ra if n else np.array([float(ref.wcs.wcs.crval[0])]),
+                                  dec if n else np.array([float(ref.wcs.wcs.crval[1])]), [])
+        tx.append("detections", detections)
+        tx.append("detection_runs", pa.Table.from_pylist([run], schema=DETECTION_RUNS))
+        tx.commit(name=name, field_id=field_id, source_path=images[0].path.resolve(),
+                  sha256="+".join(im.sha256 for im in images), n_rows=n, command=command,
+                  supersedes=same["ingest_id"].to_pylist(),
+                  options={"run": "detect", "params": run["params"]})
+    step("done", 1.0)
+    return run
+
+
+def check_apertures(aperture_radii_arcsec) -> np.ndarray:
+    """``--apertures``: 1 to :data:`~catalog.constants.MAX_APERTURES` aperture **radii** in
+    (0, :data:`~catalog.constants.MAX_APERTURE_RADIUS_ARCSEC`], arcsec."""
+    return np.asarray(check_numbers(aperture_radii_arcsec, "--apertures (radii, arcsec)",
+                                    n_max=MAX_APERTURES, lo=0, lo_open=True,
+                                    hi=MAX_APERTURE_RADIUS_ARCSEC), float)
+
+
+def check_annulus_width(annulus_width_arcsec) -> float:
+    """Width of the local-background annulus, arcsec: in [0, MAX_APERTURE_RADIUS_ARCSEC]; 0 means
+    no local background (for background-subtracted images)."""
+    return check_number(annulus_width_arcsec, "annulus_width_arcsec", lo=0,
+                        hi=MAX_APERTURE_RADIUS_ARCSEC)
+
+
+def _aperture_setup(image, aperture_radii_arcsec, annulus_width_arcsec=ANNULUS_WIDTH_ARCSEC):
+    """Radii (arcsec), radii (pixels) and the annulus width (pixels) on this image."""
+    radii_arcsec = check_apertures(aperture_radii_arcsec)
+    width = check_annulus_width(annulus_width_arcsec)
+    radii = radii_arcsec / image.pixel_scale_arcsec
+    annulus = width / image.pixel_scale_arcsec
+    # The aperture and its background annulus (r to r + width) must fit on the image.
+    side = min(image.data.shape) * image.pixel_scale_arcsec
+    widest = 2 * (float(radii_arcsec.max()) + width)
+    if widest > side:
+        raise GccatError(f"--apertures: a {radii_arcsec.max():g}\" radius aperture with its "
+                         f"{width:g}\" background annulus is {widest:.3g}\" wide, wider "
+                         f"than the image ({side:.3g}\"); use radii of at most "
+                         f"{max(side / 2 - width, 0):.3g}\"", file=image.path)
+    return radii_arcsec, radii, annulus
+
+
+def aperture_radius(table: pa.Table, name: str = "aperture_radius_arcsec") -> pa.ChunkedArray:
+    """The aperture radius (arcsec) of rows read from the lake without DuckDB.
+
+    Rows written before radii were stored (older gccat) have only the diameter column of
+    :data:`catalog.lake.schemas.RENAMED_COLUMNS`; they are read as radius = diameter / 2, as the
+    views read them.
+    """
+    old, scale = next(v for t in RENAMED_COLUMNS.values() for k, v in t.items() if k == name)
+    new = table[name] if name in table.column_names else pa.chunked_array(
+        [pa.nulls(table.num_rows, pa.float64())])
+    if old not in table.column_names:
+        return new
+    return pc.coalesce(new, pc.multiply(table[old].cast(pa.float64()), scale))
+
+
+def _settings(options: dict) -> dict:
+    """The measurement settings recorded in a photometry ingest's options (older lakes lack
+    some, so their rows are measured again rather than taken as repeats)."""
+    return {k: options.get(k) for k in ("aperture_radii_arcsec", "annulus_width_arcsec",
+                                         "psf_sha256", "zeropoint_ab")}
+
+
+def run_photometry(lake: Lake, image_path, *, band: str | None, field_id: str, catalog: str,
+                   aperture_radii_arcsec: Sequence[float] = APERTURE_RADII_ARCSEC, psf_path=None,
+                   error_path=None, weight_path=None, zeropoint_ab: float | None = None,
+                   annulus_width_arcsec: float = ANNULUS_WIDTH_ARCSEC, command: str = "",
+                   progress=None) -> dict:
+    """Forced aperture photometry of a catalog's sources on one image, appended to photometry.
+
+    Parameters
+    ----------
+    aperture_radii_arcsec : sequence of float
+        Aperture **radii**, arcsec (default the Sparkler's 0.12, 0.16, 0.20"), stored as
+        ``aperture_radius_arcsec``.
+    psf_path : path, optional
+        PSF image (centred, any normalisation) for the aperture correction; without it the
+        fluxes are the background-subtracted aperture sums, a fraction of the total flux
+        (the rows' ingest records ``aperture_corrected``).
+    annulus_width_arcsec : float
+        Width of the local-background annulus from each aperture's edge, arcsec (0.08" in the
+        Sparkler study); 0 subtracts no local background (a background-subtracted image).
+
+    Notes
+    -----
+    Fluxes in nJy (method ``aperture``); local median background in the annulus from the
+    aperture edge r to r + 0.08"; aperture correction from the PSF growth curve (and the PSF
+    light in the annulus) when ``psf_path`` is given; sources below 3 sigma are stored as
+    3-sigma upper limits (``is_upper_limit``, flux = the limit, error = 1 sigma).
+    """
+    from ingest.images import read_image
+
+    step = progress or (lambda stage, frac: None)
+    check_name(field_id, "field id")
+    check_name(catalog, "catalog name")
+    check_apertures(aperture_radii_arcsec)
+    annulus_width_arcsec = check_annulus_width(annulus_width_arcsec)
+    step("reading", 0.05)
+    image = read_image(image_path, band=band, error_path=error_path, weight_path=weight_path,
+                       zeropoint_ab=zeropoint_ab)
+    psf = _read_psf(psf_path) if psf_path else None
+    if psf is not None:
+        _check_psf_fits(psf, image, psf_path)
+    radii_arcsec, radii, annulus = _aperture_setup(image, aperture_radii_arcsec, annulus_width_arcsec)
+    det, x, y = _catalog_positions(lake, field_id, catalog, image)
+    step("measuring", 0.3)
+    ph = imaging.aperture_photometry(image.data, x, y, radii, error=image.error,
+                                     weight=image.weight, annulus_width_pix=annulus, psf=psf)
+    f = image.njy_per_unit
+    n, k = len(x), len(radii)
+    upper = np.asarray(ph["is_upper_limit"], bool)
+    flux = np.where(upper, ph["flux_limit"], ph["flux"]) * f
+    ingest_id = new_ingest_id()
+    rows = pa.table({
+        "detection_id": np.repeat(det["detection_id"].to_numpy(zero_copy_only=False), k),
+        "field_id": [field_id] * (n * k), "band": [image.band] * (n * k),
+        "flux_njy": pa.array(flux.ravel(), from_pandas=True),
+        "flux_err_njy": pa.array((ph["flux_err"] * f).ravel(), from_pandas=True),
+        "is_upper_limit": upper.ravel(), "method": ["aperture"] * (n * k),
+        "aperture_radius_arcsec": np.tile(radii_arcsec, n), "mw_corrected": np.zeros(n * k, bool),
+        "quality": np.zeros(n * k, np.int32), "ingest_id": [ingest_id] * (n * k),
+    }).cast(PHOTOMETRY)
+    name = f"{catalog}/{image.band}/aperture"
+    settings = {"aperture_radii_arcsec": radii_arcsec.tolist(),
+                "annulus_width_arcsec": annulus_width_arcsec,
+                "psf_sha256": sha256_file(psf_path) if psf_path else None, "zeropoint_ab": zeropoint_ab}
+    from ingest.catalog import register_field_and_bands
+
+    step("writing", 0.8)
+    with lake.transaction("photometry", ingest_id=ingest_id) as tx:
+        same = lake.live_named(field_id, name, kind="photometry")
+        # A repeat is the same image measured the same way; other apertures, annulus or PSF
+        # (e.g. adding the forgotten --psf) measure again and supersede the earlier rows.
+        if same.num_rows and same["sha256"][0].as_py() == image.sha256 and _settings(
+                json.loads(same["options"][0].as_py() or "{}")) == settings:
+            return {"ingest_id": same["ingest_id"][0].as_py(), "skipped": True, "n_rows": 0}
+        register_field_and_bands(lake, tx, field_id, [image.band], det["ra"].to_numpy(),
+                                  det["dec"].to_numpy(), [])
+        tx.append("photometry", rows)
+        tx.commit(name=name, field_id=field_id, source_path=image.path.resolve(),
+                  sha256=image.sha256, n_rows=n, n_photometry=rows.num_rows, command=command,
+                  supersedes=same["ingest_id"].to_pylist(),
+                  options={"run": "photometry", "bands_measured": [image.band],
+                           "psf": str(psf_path) if psf_path else None,
+                           # photometry_ranked prefers aperture-corrected (total) fluxes
+                           "aperture_corrected": psf is not None,
+                           "njy_per_unit": f, **settings})
+    step("done", 1.0)
+    return {"ingest_id": ingest_id, "skipped": False, "n_rows": rows.num_rows, "n_sources": n,
+            "n_upper_limits": int(upper.sum())}
+
+
+def run_injection(lake: Lake, image_path, *, band: str | None, psf_path, field_id: str,
+                  catalog: str, n_flux: int = INJECT_N_FLUX, n_locations: int = INJECT_N_LOCATIONS,
+                  flux_range: tuple[float, float] = INJECT_FLUX_RANGE,
+                  aperture_radii_arcsec: Sequence[float] = APERTURE_RADII_ARCSEC,
+                  mode: str = "targets", n_random: int = INJECT_N_RANDOM,
+                  stamp_arcsec: float = INJECT_STAMP_ARCSEC,
+                  seed: int = 0, zeropoint_ab: float | None = None, max_targets: int | None = None,
+                  annulus_width_arcsec: float = ANNULUS_WIDTH_ARCSEC, command: str = "",
+                  progress=None) -> dict:
+    """Injection-recovery on an image, recorded in injection_runs/_sources/_corrections.
+
+    ``mode='targets'`` (Sparkler): near each catalog source, PSF point sources at ``n_flux``
+    fluxes spanning ``flux_range`` x its measured flux (the smallest aperture's photometry of
+    this band in the lake, or its flux limit), at ``n_locations`` places, measured by the same
+    photometry (aperture radii ``aperture_radii_arcsec`` in arcsec, annulus r to r + 0.08",
+    aperture-corrected with ``psf_path``); a second-order polynomial intrinsic(measured) per
+    source and aperture goes to ``injection_corrections``. It calibrates aperture-corrected
+    photometry of the same image, and ``photometry_injection_corrected`` applies it only there.
+    ``mode='random'`` (Firefly): ``n_random`` copies of the PSF at each source's flux at random
+    places in a ``stamp_arcsec`` stamp around it; the flux error is the biweight scale of
+    flux_out - flux_in. ``annulus_width_arcsec`` as for :func:`run_photometry` (use the value
+    the photometry used).
+    """
+    from ingest.images import read_image
+
+    step = progress or (lambda stage, frac: None)
+    check_name(field_id, "field id")
+    check_name(catalog, "catalog name")
+    if mode not in ("targets", "random"):
+        raise GccatError(f"--mode must be targets or random, not {mode!r}")
+    lo, hi = check_numbers(flux_range, "--flux-range", n_min=2, n_max=2, lo=0, lo_open=True,
+                           hi=MAX_FLUX_FACTOR)
+    if not lo < hi:
+        raise GccatError(f"--flux-range must be two increasing factors LO,HI, not {lo:g},{hi:g}")
+    flux_range = (lo, hi)
+    n_flux = check_number(n_flux, "--n", lo=1, hi=MAX_INJECT_PER_AXIS, integer=True)
+    n_locations = check_number(n_locations, "--locations", lo=1, hi=MAX_INJECT_PER_AXIS, integer=True)
+    # two copies at least: the biweight scale of flux_out - flux_in needs a spread
+    n_random = check_number(n_random, "--n-random", lo=2, hi=MAX_RANDOM, integer=True)
+    max_targets = check_number(max_targets, "--max-targets", lo=1, integer=True, allow_none=True)
+    stamp_arcsec = check_number(stamp_arcsec, "stamp_arcsec", lo=0, lo_open=True, hi=MAX_STAMP_ARCSEC)
+    seed = check_seed(seed)
+    check_apertures(aperture_radii_arcsec)
+    annulus_width_arcsec = check_annulus_width(annulus_width_arcsec)
+    image = read_image(image_path, band=band, zeropoint_ab=zeropoint_ab)
+    psf = _read_psf(psf_path)
+    _check_psf_fits(psf, image, psf_path)
+    radii_arcsec, radii, annulus = _aperture_setup(image, aperture_radii_arcsec, annulus_width_arcsec)
+    det, x, y = _catalog_positions(lake, field_id, catalog, image)
+    if max_targets is not None:
+        det, x, y = det.slice(0, max_targets), x[:max_targets], y[:max_targets]
+    per_target = n_flux * n_locations if mode == "targets" else n_random
+    if len(x) * per_target > MAX_INJECTIONS:
+        raise GccatError(f"{len(x)} targets x {per_target} injections each is more than "
+                         f"{MAX_INJECTIONS:,} injections in one run; lower --n/--locations/--n-random "
+                         "or use --max-targets")
+    f = image.njy_per_unit
+    phot = lake.live("photometry", filters=(pc.field("field_id") == field_id)
+                     & (pc.field("band") == image.band) & (pc.field("method") == "aperture"))
+    ref = {}
+    near = pc.less(pc.abs(pc.subtract(aperture_radius(phot), float(radii_arcsec.min()))),
+                   RADIUS_MATCH_ARCSEC)
+    for r in phot.filter(near.fill_null(False)).select(["detection_id", "flux_njy"]).to_pylist():
+        if r["flux_njy"] is not None:  # a source off the data has no flux: measure it below
+            ref[r["detection_id"]] = r["flux_njy"]
+    measured = np.array([ref.get(d, np.nan) for d in det["detection_id"].to_pylist()]) / f
+    if np.isnan(measured).all():  # no photometry yet: measure it now, the same way
+        m = imaging.aperture_photometry(image.data, x, y, radii[:1], error=image.error,
+                                        weight=image.weight, annulus_width_pix=annulus, psf=psf)
+        measured = np.where(m["is_upper_limit"][:, 0], m["flux_limit"][:, 0], m["flux"][:, 0])
+    rng = np.random.default_rng(seed)
+    step(f"injecting ({mode})", 0.2)
+    ids = det["detection_id"].to_numpy(zero_copy_only=False)
+    corrections = []
+    if mode == "targets":
+        res = imaging.injection_recovery(image.data, psf, x, y, measured, radii, error=image.error,
+                                         weight=image.weight, n_flux=n_flux, n_locations=n_locations,
+                                         flux_range=flux_range, rng=rng, annulus_width_pix=annulus,
+                                         progress=lambda f: step(f"injecting ({mode})", 0.2 + 0.7 * f))
+        target = np.asarray(res["target"])
+        for t in np.unique(target):
+            sel = target == t
+            for j, radius in enumerate(radii_arcsec):
+                out = res["flux_out"][sel, j]
+                ok = np.isfinite(out)
+                if ok.sum() < 3:
+                    continue
+                c2, c1, c0 = imaging.fit_flux_correction(out[ok] * f, res["flux_in"][sel][ok] * f)
+                corrections.append({"detection_id": ids[t], "band": image.band,
+                                    "aperture_radius_arcsec": float(radius), "c2": c2, "c1": c1,
+                                    "c0": c0,
+                                    "flux_error_biweight_njy": None})
+    else:
+        cols = {k: [] for k in ("target", "x", "y", "flux_in", "flux_out", "flux_err", "recovered")}
+        stamp = stamp_arcsec / image.pixel_scale_arcsec
+        for t in range(len(x)):
+            step(f"injecting ({mode}) {t + 1}/{len(x)}", 0.2 + 0.7 * t / len(x))
+            flux_t = measured[t] if measured[t] > 0 else np.nanmedian(measured[measured > 0])
+            r = imaging.injection_random(image.data, psf, (x[t], y[t]), stamp, flux_t, n_random, radii,
+                                         rng=rng, error=image.error, weight=image.weight,
+                                         annulus_width_pix=annulus)
+            m = len(r["flux_in"])
+            cols["target"].append(np.full(m, t))
+            for k in ("x", "y", "flux_in", "flux_out", "flux_err"):
+                cols[k].append(np.asarray(r[k]))
+            cols["recovered"].append(np.asarray(r["flux_out"])
+                                     > UPPER_LIMIT_NSIGMA * np.asarray(r["flux_err"]))
+            for j, radius in enumerate(radii_arcsec):
+                corrections.append({"detection_id": ids[t], "band": image.band,
+                                    "aperture_radius_arcsec": float(radius), "c2": None, "c1": None,
+                                    "c0": None,
+                                    "flux_error_biweight_njy":
+                                        float(np.atleast_1d(r["flux_error_biweight"])[j]) * f})
+        res = {k: np.concatenate(v) for k, v in cols.items()}
+    ingest_id = new_ingest_id()
+    n_inj, k = len(res["flux_in"]), len(radii_arcsec)
+    ra, dec = image.wcs.pixel_to_world_values(res["x"], res["y"])
+    flux_out = np.asarray(res["flux_out"]).reshape(n_inj, k)
+    flux_err = np.asarray(res["flux_err"]).reshape(n_inj, k)
+    recovered = np.asarray(res["recovered"]).reshape(n_inj, -1)
+    recovered = np.broadcast_to(recovered, (n_inj, k)) if recovered.shape[1] == 1 else recovered
+    sources = pa.table({
+        "run_id": [ingest_id] * (n_inj * k), "field_id": [field_id] * (n_inj * k),
+        "band": [image.band] * (n_inj * k),
+        "detection_id": np.repeat(ids[np.asarray(res["target"], int)], k),
+        "injection": np.repeat(np.arange(n_inj), k), "x": np.repeat(res["x"], k),
+        "y": np.repeat(res["y"], k), "ra": np.repeat(np.mod(ra, 360), k), "dec": np.repeat(dec, k),
+        "aperture_radius_arcsec": np.tile(radii_arcsec, n_inj),
+        "flux_in_njy": np.repeat(res["flux_in"], k) * f,
+        "flux_out_njy": pa.array(flux_out.ravel() * f, from_pandas=True),
+        "flux_err_njy": pa.array(flux_err.ravel() * f, from_pandas=True),
+        "recovered": recovered.ravel(), "ingest_id": [ingest_id] * (n_inj * k),
+    }).cast(INJECTION_SOURCES)
+    run = {"run_id": ingest_id, "field_id": field_id, "catalog": catalog, "band": image.band,
+           "mode": mode, "image": str(image.path.resolve()), "image_sha256": image.sha256,
+           "psf": str(Path(psf_path).resolve()), "n_flux": n_flux if mode == "targets" else 1,
+           "n_locations": n_locations if mode == "targets" else n_random,
+           "flux_range_lo": flux_range[0], "flux_range_hi": flux_range[1],
+           "aperture_radii_arcsec": radii_arcsec.tolist(), "seed": seed,
+           "params": json.dumps({"stamp_arcsec": stamp_arcsec, "njy_per_unit": f,
+                                 "annulus_width_arcsec": annulus_width_arcsec,
+                                 "n_targets": len(x)}), "ingest_id": ingest_id}
+    corr = pa.Table.from_pylist([{**c, "run_id": ingest_id, "field_id": field_id,
+                                  "ingest_id": ingest_id} for c in corrections],
+                                schema=INJECTION_CORRECTIONS)
+    step("writing", 0.9)
+    with lake.transaction("injection", ingest_id=ingest_id) as tx:
+        tx.append("injection_sources", sources)
+        tx.append("injection_corrections", corr)
+        tx.append("injection_runs", pa.Table.from_pylist([run], schema=INJECTION_RUNS))
+        tx.commit(name=f"{catalog}/{image.band}/inject-{mode}", field_id=field_id,
+                  source_path=image.path.resolve(), sha256=image.sha256, n_rows=sources.num_rows,
+                  command=command, options={"run": "inject", "mode": mode, "seed": seed})
+    step("done", 1.0)
+    return {**run, "n_injections": n_inj, "n_corrections": corr.num_rows}

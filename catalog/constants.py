@@ -57,3 +57,20 @@ INJECT_STAMP_ARCSEC = 10.0
 def radii_text(radii=APERTURE_RADII_ARCSEC) -> str:
     """Radii as the CLI writes them: ``"0.12,0.16,0.2"``."""
     return ",".join(f"{float(r):g}" for r in radii)
+
+
+# -- stellar populations -------------------------------------------------------------------------
+
+#: The fields of the struct the ``ssp_fit`` SQL function returns (percentiles of age in Gyr,
+#: log Z/Zsun, A_V in mag, log10 masses in Msun; chi2 and the bands used).
+SSP_FIT_FIELDS = ("age_gyr_p16", "age_gyr_p50", "age_gyr_p84", "log_z_p50", "av_p50",
+                  "log_mass_living_p16", "log_mass_living_p50", "log_mass_living_p84",
+                  "log_mass_formed_p50", "chi2_min", "n_bands")
+
+
+# -- lensing -----------------------------------------------------------------------------------
+
+#: Largest fractional change of mu across one map pixel for which the map is taken to define
+#: a source's magnification (see :func:`catalog.lensing.mu_pixel_change`); above it, or where the
+#: sign of mu flips within one pixel (a critical curve closer than a pixel), mu is "undefined".
+MU_PIXEL_CHANGE_MAX = 1.0

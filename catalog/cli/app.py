@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 from rich.text import Text
@@ -16,14 +16,18 @@ from catalog.cli.util import (
     LakeOpt,
     PrintFormatOpt,
     command,
+    command_line,
     console,
     err_console,
     new_app,
+    open_lake,
     print_rows,
     print_table,
 )
 from catalog.errors import GccatError
-from catalog.lake import Lake, command_line, open_lake
+
+if TYPE_CHECKING:
+    from catalog.lake import Lake
 
 app = new_app("gccat: a catalog lake of globular clusters in JWST/HST lensing fields.", top=True)
 app.add_typer(ingest_app, name="ingest")
@@ -68,19 +72,27 @@ def _emit(table, output: Path | None, print_format: str | None, query: str, lake
     print_rows(table, print_format or ("table" if output is None else "csv"), max_rows=max_rows)
 
 
-def _reader(lake: Path, as_of: int | None):
-    """The lake, a read-only connection to it, and the version it reads."""
-    from catalog.queries.connection import connect
+def _reader(lake: Path, as_of: int | None, *sql: str | None):
+    """The lake, a read-only connection to it, and the version it reads.
+
+    With ``sql`` (the query texts or relation names the command will run), the connection
+    creates only the views those name and what they depend on.
+    """
+    from catalog.queries.connection import connect, relations_in
 
     lk = open_lake(lake)
-    version = lk.check_version(as_of)
-    return lk, connect(lk, as_of=version), version
+    latest = lk.version()
+    version = lk.check_version(as_of, latest=latest)
+    wanted = set().union(*(relations_in(q) for q in sql if q)) if sql else None
+    return lk, connect(lk, as_of=version, relations=wanted), version
 
 
 @command(app, "init")
 def init_cmd(lake: LakeOpt = DEFAULT_LAKE):
     """Create an empty lake (Delta tables for every entity)."""
-    lk = Lake.create(lake)
+    from catalog.lake import init_lake
+
+    lk = init_lake(lake)
     console.print(f"lake ready at {lk.root} (version {lk.version()})")
 
 
@@ -101,7 +113,7 @@ def sql_cmd(
     """Run a read-only SQL query (it can read only the lake and write nothing)."""
     from catalog.queries.search import run_sql
 
-    lk, con, version = _reader(lake, as_of)
+    lk, con, version = _reader(lake, as_of, query)
     t = run_sql(con, query)
     _emit(t, output, print_format, query, lk, version, overwrite, max_rows=max_rows)
 
@@ -181,7 +193,7 @@ def cone_cmd(
     from catalog.queries.search import cone
 
     ra_deg, dec_deg = _angle(ra, "h", "RA"), _angle(dec, "deg", "Dec")
-    lk, con, version = _reader(lake, as_of)
+    lk, con, version = _reader(lake, as_of, source)
     t = cone(con, ra_deg, dec_deg, radius_arcsec, source)
     _emit(t, output, print_format, f"cone {ra} {dec} {radius_arcsec} from {source}", lk, version,
           overwrite)
@@ -215,7 +227,7 @@ def xmatch_cmd(
     """Crossmatch two catalogs: all pairs within --radius with separations (or --best)."""
     from catalog.queries.search import xmatch_tables
 
-    lk, con, version = _reader(lake, as_of)
+    lk, con, version = _reader(lake, as_of, left, right)
     t = xmatch_tables(_xmatch_side(con, left, "left"), _xmatch_side(con, right, "right"),
                       radius_arcsec, best=best)
     _emit(t, output, print_format, f"xmatch {left} {right} --radius {radius_arcsec}", lk, version,
@@ -257,7 +269,7 @@ def export_cmd(
     if (table is None) == (query is None):
         raise GccatError("give exactly one of --table or --query")
     fmt = export_format(out, fmt)  # before reading anything
-    lk, con, version = _reader(lake, as_of)
+    lk, con, version = _reader(lake, as_of, table, query)
     source = _relation(con, table) if table else None
     sql = f'SELECT * FROM "{source}"' if source else query
     t = run_sql(con, sql)

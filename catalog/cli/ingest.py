@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from catalog.cli.util import DEFAULT_LAKE, LakeOpt, StageProgress, command, console, err_console, new_app
-from catalog.lake import open_lake
-from ingest.catalog import IngestReport, ingest_bands, ingest_catalog, ingest_fields
+from catalog.cli.util import (
+    DEFAULT_LAKE,
+    LakeOpt,
+    StageProgress,
+    command,
+    console,
+    err_console,
+    new_app,
+    open_lake,
+)
+
+if TYPE_CHECKING:  # the ingest code (astropy, healpy) is imported by the commands that run it
+    from ingest.catalog import IngestReport
 
 app = new_app("Load catalogs, fields and bands into the lake.")
 
@@ -53,6 +63,8 @@ def catalog_cmd(
     """Ingest a catalog of sources and their multi-band photometry (fluxes stored in nJy)."""
     lk = open_lake(lake)
     with StageProgress(f"ingest {file.name}") as progress:
+        from ingest.catalog import ingest_catalog
+
         r = ingest_catalog(lk, file, field_id=field, name=name, mapping_file=mapping,
                            replace=replace, z=z, flux_unit=flux_unit, mag_system=mag_system,
                            mw_corrected=mw_corrected, progress=progress)
@@ -65,6 +77,8 @@ def fields_cmd(
     lake: LakeOpt = DEFAULT_LAKE,
 ):
     """Ingest cluster fields: centres, redshifts, Milky Way E(B-V), scales and bands."""
+    from ingest.catalog import ingest_fields
+
     _report(ingest_fields(open_lake(lake), file), f"fields from {file.name}")
 
 
@@ -75,6 +89,8 @@ def bands_cmd(
     lake: LakeOpt = DEFAULT_LAKE,
 ):
     """Register filters with pivot wavelengths from their astro-sedpy curves."""
+    from ingest.catalog import ingest_bands
+
     _report(ingest_bands(open_lake(lake), names), "bands")
 
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 import functools
 import sys
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
-import pyarrow as pa
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -16,6 +15,11 @@ from rich.text import Text
 from typer.core import TyperGroup
 
 from catalog.errors import GccatError
+
+if TYPE_CHECKING:  # pyarrow and deltalake load with the commands that read or write a lake
+    import pyarrow as pa
+
+    from catalog.lake import Lake
 
 # typer >= 0.20 vendors its own click: catch the exceptions of the click that typer runs.
 _click_exc = sys.modules[type(typer.BadParameter("")).__mro__[1].__module__]
@@ -171,3 +175,18 @@ class StageProgress:
 
     def __exit__(self, *exc):
         return self.progress.__exit__(*exc)
+
+
+def open_lake(root: str | Path | None = None) -> Lake:
+    """:func:`catalog.lake.open_lake`, imported when a command first needs the lake (so that
+    ``gccat --help`` and usage errors do not load pyarrow and deltalake)."""
+    from catalog.lake import open_lake as _open
+
+    return _open(root)
+
+
+def command_line() -> str:
+    """:func:`catalog.lake.command_line` (the command as typed, recorded with every write)."""
+    from catalog.lake import command_line as _command_line
+
+    return _command_line()

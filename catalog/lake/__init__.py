@@ -187,9 +187,10 @@ class Lake:
             return []  # created by its first append
         return [u.removeprefix("file://") for u in self.delta(table, version).file_uris()]
 
-    def check_version(self, as_of: int | None) -> int:
-        """The lake version to read: ``as_of`` if it exists, else the latest."""
-        latest = self.version()
+    def check_version(self, as_of: int | None, latest: int | None = None) -> int:
+        """The lake version to read: ``as_of`` if it exists, else the latest (``latest``, when
+        the caller has just read it, saves reading the ``ingests`` log again)."""
+        latest = self.version() if latest is None else latest
         if as_of is None:
             return latest
         if not 0 <= as_of <= latest:

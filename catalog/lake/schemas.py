@@ -446,6 +446,60 @@ TABLES: dict[str, tuple[pa.Schema, list[str]]] = {
     "sfh_epochs": (SFH_EPOCHS, []),
 }
 
+#: What each table holds (the description of its live view, ``gccat views``). Tables whose view
+#: only shows the rows of live ingests get it generated (``catalog.queries.connection``); the
+#: others have their own file in ``sql/`` (``ingests``, ``fields``, ``bands``).
+TABLE_DESCRIPTIONS = {
+    'box_stats': (
+        'Box statistics of a correlation run: GCs per arcsec^2 and mean kappa per box.'),
+    'correlation_runs': (
+        'GC-kappa correlation runs: parameters, beta, correlations, <kappa> = A n_GC^B fit, mass '
+        'budget.'),
+    'density_maps': (
+        'Smoothed GC density rho_gc, kappa and residual kappa - beta rho_gc per pixel of a '
+        'correlation run.'),
+    'detection_runs': (
+        'Point-source detection runs: images, bands, noise, threshold, masked and searched areas.'),
+    'detections': (
+        'Sources of live ingests: stable detection_id, ICRS position (deg), healpix29, redshift.'),
+    'fit_chi2_maps': (
+        'chi2 over age x metallicity (minimised over mass and A_V) of stacks, for chi2 maps.'),
+    'fit_posteriors': (
+        'Posterior summaries per object and parameter: 16/50/84 percentiles, MAP, chi2, bands.'),
+    'fit_runs': (
+        'Fit runs: kind (ssp, stack, sfh), selection, grids, error floor, scheduler, time, '
+        'config.'),
+    'fit_samples': (
+        'Posterior draws per object (age, log Z, A_V, log living and formed masses).'),
+    'fit_skipped': (
+        'Objects a fit run selected but did not fit, with their usable bands and the reason (e.g. '
+        "fewer usable bands than the fit's free parameters, --min-bands)."),
+    'injection_corrections': (
+        'Per source, band and aperture radius: intrinsic = c2 f^2 + c1 f + c0 of the measured '
+        'flux f (nJy), fitted to injections; or the biweight flux error of random injections.'),
+    'injection_runs': (
+        'Injection-recovery runs: image (and checksum), PSF, mode, fluxes, locations, aperture '
+        'radii, seed.'),
+    'injection_sources': (
+        'Injected sources: position, aperture radius (arcsec), flux in and out (nJy), error, '
+        'recovered.'),
+    'lens_map_pixels': (
+        'Lens-map pixels: model, quantity, ix, iy, ICRS position and value (derived maps '
+        'included).'),
+    'lens_models': (
+        'Lens-model maps: one row per model and quantity, with normalisation (D_ls/D_s), WCS and '
+        'shape.'),
+    'photometry': (
+        'Photometry of live ingests, one row per source, band and method (fluxes in nJy).'),
+    'radial_profiles': (
+        'Radial profiles of a correlation run: GC surface density (Poisson errors, background '
+        'subtracted), mean kappa and rho_gc per annulus.'),
+    'sfh_epochs': (
+        'Non-parametric SFHs: mass formed per epoch with 16/84 percentiles from perturbed refits.'),
+    'ssp_grids': (
+        'Cached SSP photometric grids: redshift, bands, spec, axes and fluxes per Msun formed.'),
+}
+
 QUALITY_ZERO_ERROR = 1
 
 #: Columns renamed since older lakes were written: table -> {column: (old column, factor)}.

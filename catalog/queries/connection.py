@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterable
 from importlib import resources
 
 import duckdb
 import pyarrow as pa
 
 from catalog.checks import check_number
-from catalog.constants import FINAL_APERTURE_RADIUS_ARCSEC, RADIUS_MATCH_ARCSEC
+from catalog.constants import FINAL_APERTURE_RADIUS_ARCSEC, MU_PIXEL_CHANGE_MAX, RADIUS_MATCH_ARCSEC
 from catalog.lake import Lake, open_lake
-from catalog.lake.schemas import RENAMED_COLUMNS, TABLES
-from catalog.lensing import MU_PIXEL_CHANGE_MAX
+from catalog.lake.schemas import RENAMED_COLUMNS, TABLE_DESCRIPTIONS, TABLES
 from catalog.queries.lensmaps import LensMapStore
 from catalog.queries.sandbox import lock_down
 from catalog.queries.udfs import register_udfs
@@ -36,12 +36,72 @@ def _quote(s: str) -> str:
 
 
 def view_files() -> dict[str, str]:
-    """The view definitions shipped in ``sql/``: view name -> SQL text."""
+    """Every view and macro definition: name -> SQL text.
+
+    The files of ``sql/`` (one view or macro each, ``-- description`` lines first), plus one
+    generated view per lake table that has no file of its own: ``<table>`` = the rows of
+    ``raw_<table>`` written by live ingests, described by
+    :data:`catalog.lake.schemas.TABLE_DESCRIPTIONS`.
+    """
     out = {}
     for entry in resources.files("catalog.sql").iterdir():
         if entry.name.endswith(".sql"):
             out[entry.name[:-4]] = entry.read_text()
+    for table in TABLES:
+        if table not in out:
+            out[table] = (f"-- {TABLE_DESCRIPTIONS[table]}\n"
+                          f"CREATE OR REPLACE VIEW {table} AS FROM live_rows('raw_{table}');\n")
     return dict(sorted(out.items()))
+
+
+def _names_in(sql: str, known: Iterable[str]) -> set[str]:
+    """The known relation names (views, macros, raw tables) a SQL text mentions as words."""
+    words = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", sql))
+    return words & set(known)
+
+
+def view_dependencies() -> dict[str, set[str]]:
+    """For each view or macro, the views, macros and ``raw_<table>`` relations it reads.
+
+    Read from the SQL text itself (a name mentioned as a word is a dependency), so a view file
+    declares what it depends on by using it; ``photometry_wide``'s band columns come from the
+    ``bands`` view as well.
+    """
+    defs = view_files()
+    known = set(defs) | {f"raw_{t}" for t in TABLES}
+    deps = {name: _names_in(sql.split("\n", 1)[1] if sql.startswith("--") else sql, known) - {name}
+            for name, sql in defs.items()}
+    for name, sql in defs.items():
+        if "{band_columns}" in sql:
+            deps[name].add("bands")
+    return deps
+
+
+def _creation_order(wanted: Iterable[str], deps: dict[str, set[str]]) -> list[str]:
+    """``wanted`` and everything it depends on, dependencies first (a cycle is a bug)."""
+    order: list[str] = []
+    state: dict[str, int] = {}
+
+    def visit(name: str, path: tuple[str, ...]) -> None:
+        if state.get(name) == 2:
+            return
+        if state.get(name) == 1:
+            raise RuntimeError(f"views depend on each other in a cycle: {' -> '.join(path + (name,))}")
+        state[name] = 1
+        for d in sorted(deps.get(name, ())):
+            visit(d, path + (name,))
+        state[name] = 2
+        order.append(name)
+
+    for name in sorted(wanted):
+        visit(name, ())
+    return order
+
+
+def relations_in(sql: str) -> set[str]:
+    """The views, macros and raw tables that a user's SQL text names (for a connection that
+    creates only those, see :func:`connect`)."""
+    return _names_in(sql, set(view_files()) | {f"raw_{t}" for t in TABLES})
 
 
 def view_description(sql: str) -> str:
@@ -115,7 +175,8 @@ def _band_columns(con: duckdb.DuckDBPyConnection, measured: list[str]) -> str:
 
 
 def connect(lake: Lake | str | os.PathLike | None = None, as_of: int | None = None, *,
-            mu_pixel_change_max: float = MU_PIXEL_CHANGE_MAX) -> duckdb.DuckDBPyConnection:
+            mu_pixel_change_max: float | None = None,
+            relations: Iterable[str] | None = None) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection over the lake's committed files, with views and UDFs.
 
     The connection is locked down (:func:`catalog.queries.sandbox.lock_down`): it can read only the
@@ -129,49 +190,50 @@ def connect(lake: Lake | str | os.PathLike | None = None, as_of: int | None = No
         The lake (default: ``$GCCAT_LAKE`` or ``./data_lake``).
     as_of : int, optional
         Lake version to read (default: the latest); see ``gccat tables``.
-    mu_pixel_change_max : float
+    mu_pixel_change_max : float, optional
         Criterion of ``lens_at_detections.mu_undefined``: a source's magnification is taken as
         not defined by the map where it changes by more than this fraction within one map
-        pixel (see :func:`catalog.lensing.mu_pixel_change`). Default 1.0.
+        pixel (see :func:`catalog.lensing.mu_pixel_change`). Default
+        :data:`catalog.lensing.MU_PIXEL_CHANGE_MAX` (1.0).
+    relations : iterable of str, optional
+        Create only these views (and raw tables) and what they depend on, e.g.
+        ``relations_in(query)``: a one-line ``gccat sql`` then reads the Delta logs of the
+        tables it needs only. Default: every view.
     """
+    if mu_pixel_change_max is None:
+        mu_pixel_change_max = MU_PIXEL_CHANGE_MAX
     mu_max = check_number(mu_pixel_change_max, "mu_pixel_change_max", lo=0, lo_open=True)
     lake = lake if isinstance(lake, Lake) else open_lake(lake)
-    version = lake.check_version(as_of)
+    latest = lake.version()
+    version = lake.check_version(as_of, latest=latest)
+    defs = view_files()
+    deps = view_dependencies()
+    wanted = set(defs) if relations is None else set(relations) & (set(defs) | {f"raw_{t}" for t in TABLES})
+    order = _creation_order(wanted | {"live_ingests"}, deps)
     con = duckdb.connect(":memory:")
     register_udfs(con, LensMapStore(lake, version))
     readable: list[str] = []
-    for name in TABLES:
-        files = lake.files(name, version if name == "ingests" else None)
+    for name in order:
+        if not name.startswith("raw_"):
+            continue
+        table = name[4:]
+        files = lake.files(table, version if table == "ingests" else None)
         readable += files
         # Tables with renamed columns may hold files of older lakes: look at their columns.
-        present = _file_columns(con, files) if files and name in RENAMED_COLUMNS else None
-        con.execute(_raw_view_sql(name, files, present))
+        present = _file_columns(con, files) if files and table in RENAMED_COLUMNS else None
+        con.execute(_raw_view_sql(table, files, present))
     con.execute("CREATE TABLE lake_info AS SELECT ?::BIGINT AS lake_version, "
                 "?::VARCHAR AS lake_root, ?::BIGINT AS latest_version",
-                [version, str(lake.root), lake.version()])
-    pending = view_files()
+                [version, str(lake.root), latest])
     fills: dict[str, str] = {"mu_pixel_change_max": repr(mu_max),
                              "final_aperture_radius_arcsec": repr(float(FINAL_APERTURE_RADIUS_ARCSEC)),
                              "radius_match_arcsec": repr(float(RADIUS_MATCH_ARCSEC))}
-    while pending:
-        progress = False
-        errors = {}
-        for name, sql in list(pending.items()):
-            if "{band_columns}" in sql and "band_columns" not in fills:
-                try:
-                    fills["band_columns"] = _band_columns(con, lake.photometry_bands(version))
-                except duckdb.CatalogException as exc:
-                    errors[name] = exc
-                    continue
-            try:
-                con.execute(sql.format(**fills) if "{" in sql else sql)
-            except duckdb.CatalogException as exc:  # depends on a view not yet made
-                errors[name] = exc
-                continue
-            del pending[name]
-            progress = True
-        if not progress:
-            name, exc = next(iter(errors.items()))
-            raise RuntimeError(f"view {name} cannot be created: {exc}")
+    for name in order:
+        if name.startswith("raw_"):
+            continue
+        sql = defs[name]
+        if "{band_columns}" in sql and "band_columns" not in fills:
+            fills["band_columns"] = _band_columns(con, lake.photometry_bands(version))
+        con.execute(sql.format(**fills) if "{" in sql else sql)
     lock_down(con, readable)
     return con

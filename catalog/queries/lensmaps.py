@@ -6,12 +6,16 @@ made for each connection, so a query samples the maps of the lake version it rea
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from catalog.lake import Lake
-from catalog.lensing import LensMap
+
+if TYPE_CHECKING:  # astropy comes with lensing: imported when a map is first read
+    from catalog.lensing import LensMap
 
 
 class LensMapStore:
@@ -60,6 +64,8 @@ class LensMapStore:
         data = np.full((meta["ny"], meta["nx"]), np.nan)
         data[px["iy"].to_numpy(), px["ix"].to_numpy()] = px["value"].to_numpy(zero_copy_only=False)
         header = fits.Header.fromstring(meta["wcs_header"])
+        from catalog.lensing import LensMap
+
         return LensMap(quantity, data, WCS(header), header, meta["source_path"])
 
     def sample(self, model_id: np.ndarray, quantity: np.ndarray, ra_deg: np.ndarray,

@@ -10,7 +10,6 @@ import pyarrow as pa
 
 from catalog.errors import GccatError
 from catalog.queries.sandbox import check_read_only_sql
-from catalog.sky import best_matches, cone_ranges, crossmatch, healpix29
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -63,6 +62,8 @@ def cone(con: duckdb.DuckDBPyConnection, ra: float, dec: float, radius_arcsec: f
     if not radius_arcsec > 0:
         raise GccatError(f"cone radius must be positive, not {radius_arcsec}")
     ra, dec, radius_arcsec = float(ra), float(dec), float(radius_arcsec)
+    from catalog.sky import cone_ranges  # healpy: imported by the searches that use it
+
     ranges = cone_ranges(ra, dec, radius_arcsec)
     cond = " OR ".join("healpix29 BETWEEN ? AND ?" for _ in ranges)
     sql = (f"SELECT * FROM (SELECT *, ang_sep_arcsec(ra, dec, ?::DOUBLE, ?::DOUBLE) "
@@ -78,6 +79,8 @@ def _positions(t: pa.Table, side: str) -> tuple[np.ndarray, np.ndarray, np.ndarr
             raise GccatError(f"the {side} side of the crossmatch has no '{c}' column")
     ra = t["ra"].to_numpy().astype(float)
     dec = t["dec"].to_numpy().astype(float)
+    from catalog.sky import healpix29
+
     hpx = (t["healpix29"].to_numpy() if "healpix29" in t.column_names else healpix29(ra, dec))
     return ra, dec, hpx
 
@@ -93,6 +96,8 @@ def xmatch_tables(left: pa.Table, right: pa.Table, radius_arcsec: float,
         raise GccatError(f"crossmatch radius must be positive, not {radius_arcsec}")
     ra1, dec1, h1 = _positions(left, "left")
     ra2, dec2, h2 = _positions(right, "right")
+    from catalog.sky import best_matches, crossmatch
+
     i1, i2, sep = crossmatch(ra1, dec1, h1, ra2, dec2, h2, radius_arcsec)
     if best:
         keep = best_matches(i1, i2, sep)

@@ -122,3 +122,30 @@ def test_as_of_reads_an_earlier_version(demo):
     q = "SELECT count(*) FROM detections WHERE field_id IN ('smacs0723', 'abell2744_glass')"
     n = [connect(demo.lake, as_of=k).execute(q).fetchall()[0][0] for k in range(v + 1)]
     assert n[0] == 0 and n[-1] == 212 and n == sorted(n)
+
+
+def test_views_come_from_the_registry_and_declare_what_they_read(demo):
+    """Every table has a view (its own sql/ file or one generated from TABLE_DESCRIPTIONS), the
+    dependencies are read from the SQL and ordered without a cycle, and a connection for one
+    query creates only what that query needs."""
+    from catalog.lake.schemas import TABLE_DESCRIPTIONS, TABLES
+    from catalog.queries.connection import (_creation_order, relations_in, view_dependencies,
+                                            view_files)
+
+    defs = view_files()
+    assert set(TABLES) <= set(defs)
+    for table in TABLES:
+        assert table in TABLE_DESCRIPTIONS or "-- " in defs[table].splitlines()[0]
+    deps = view_dependencies()
+    assert {"live_rows", "raw_detections"} <= deps["detections"]
+    assert "bands" in deps["photometry_wide"]
+    order = _creation_order(defs, deps)
+    for name in defs:
+        assert all(order.index(d) < order.index(name) for d in deps[name])
+    with pytest.raises(RuntimeError, match="cycle"):
+        _creation_order({"a"}, {"a": {"b"}, "b": {"a"}})
+    con = connect(demo.lake, relations=relations_in("SELECT count(*) FROM detections"))
+    made = {r[0] for r in con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal")
+            .fetchall()}
+    assert "detections" in made and "photometry_wide" not in made and "lens_at_detections" not in made
+    assert con.execute("SELECT count(*) FROM detections").fetchall()[0][0] > 0

@@ -129,8 +129,7 @@ def test_views_come_from_the_registry_and_declare_what_they_read(demo):
     dependencies are read from the SQL and ordered without a cycle, and a connection for one
     query creates only what that query needs."""
     from catalog.lake.schemas import TABLE_DESCRIPTIONS, TABLES
-    from catalog.queries.connection import (_creation_order, relations_in, view_dependencies,
-                                            view_files)
+    from catalog.queries.connection import _creation_order, relations_in, view_dependencies, view_files
 
     defs = view_files()
     assert set(TABLES) <= set(defs)

@@ -1,6 +1,8 @@
-"""The aperture-photometry settings of the Sparkler study, in one place.
+"""gccat's constants and defaults, each in one place.
 
-The CLI defaults, the library defaults (:mod:`catalog.images`, :mod:`ingest.pointsources`),
+Physical conventions (zero point, cosmology, angles), the aperture-photometry settings of the
+Sparkler study, the GC-kappa kernel of the SMACS0723 study, and the lensing criteria. The CLI
+defaults, the library defaults (:mod:`catalog.images`, :mod:`ingest.pointsources`),
 the photometry preference rule of the views (``sql/photometry_ranked.sql``) and the fits read
 these constants; nothing else spells them out.
 
@@ -13,6 +15,19 @@ as radius = diameter / 2 (see :data:`catalog.lake.schemas.RENAMED_COLUMNS`).
 """
 
 from __future__ import annotations
+
+import math
+
+# -- conventions ---------------------------------------------------------------------------------
+
+#: AB magnitude of 1 nJy: m_AB = 31.4 - 2.5 log10(f / nJy).
+AB_ZEROPOINT_NJY = 31.4
+#: Arcseconds per radian.
+ARCSEC_PER_RAD = 180.0 / math.pi * 3600.0
+#: The cosmology of the source papers and of bagpipes: flat LambdaCDM, H0 in km/s/Mpc.
+COSMOLOGY = {"name": "FlatLambdaCDM", "H0": 70.0, "Om0": 0.3}
+
+# -- apertures -----------------------------------------------------------------------------------
 
 #: Aperture radii of the Sparkler photometry, arcsec.
 APERTURE_RADII_ARCSEC = (0.12, 0.16, 0.20)
@@ -74,3 +89,13 @@ SSP_FIT_FIELDS = ("age_gyr_p16", "age_gyr_p50", "age_gyr_p84", "log_z_p50", "av_
 #: a source's magnification (see :func:`catalog.lensing.mu_pixel_change`); above it, or where the
 #: sign of mu flips within one pixel (a critical curve closer than a pixel), mu is "undefined".
 MU_PIXEL_CHANGE_MAX = 1.0
+
+
+# -- GC-kappa correlation (SMACS0723 intracluster study) -----------------------------------------
+
+#: Exponent of the GC density kernel w(d) = 1 / (d^2 + S_L^2)^(alpha/2).
+GC_KERNEL_ALPHA = 1.6
+#: Softening length S_L of the GC density kernel, arcsec.
+GC_KERNEL_SOFTENING_ARCSEC = 0.9
+#: Side of the boxes in which GC counts and mean kappa are compared, arcsec.
+BOX_ARCSEC = 3.0

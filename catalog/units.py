@@ -12,7 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-AB_ZEROPOINT_NJY = 31.4
+from catalog.constants import AB_ZEROPOINT_NJY, ARCSEC_PER_RAD
+
 #: 2.5 / ln(10): d(mag) = MAG_PER_DEX_E * df / f
 MAG_PER_DEX_E = 2.5 / np.log(10.0)
 
@@ -105,7 +106,7 @@ class FluxUnit:
 
 
 #: Square arcseconds in one steradian, (180 / pi * 3600)**2.
-ARCSEC2_PER_SR = (180.0 / np.pi * 3600.0) ** 2
+ARCSEC2_PER_SR = ARCSEC_PER_RAD**2
 
 
 def check_mag_system(value, option: str = "--mag-system") -> str | None:

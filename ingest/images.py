@@ -10,6 +10,7 @@ import numpy as np
 
 from catalog import bands as bandreg
 from catalog.checks import check_number
+from catalog.constants import AB_ZEROPOINT_NJY
 from catalog.errors import GccatError
 from catalog.images.fitsio import _FITS_ERRORS, _image_hdu, celestial_wcs, open_fits, read_fits_image
 from catalog.units import UnitError, parse_flux_unit
@@ -71,7 +72,7 @@ def njy_per_unit(header, pixel_scale_arcsec: float, zeropoint_ab: float | None =
     """
     zeropoint_ab = check_zeropoint(zeropoint_ab)
     if zeropoint_ab is not None:
-        return float(10 ** (-0.4 * (zeropoint_ab - 31.4)))
+        return float(10 ** (-0.4 * (zeropoint_ab - AB_ZEROPOINT_NJY)))
     bunit = header.get("BUNIT")
     text = "" if bunit is None else str(bunit).strip()
     try:

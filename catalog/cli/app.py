@@ -295,9 +295,10 @@ def correlate_cmd(
     model: Annotated[str, typer.Option("--model", help="Lens model name (with a kappa map).")],
     where: Annotated[str | None, typer.Option(
         "--where", help="SQL condition on photometry_wide selecting the GCs.")] = None,
-    alpha: Annotated[float, typer.Option("--alpha", help="Kernel exponent.")] = 1.6,
-    softening: Annotated[float, typer.Option("--softening", help="Kernel S_L, arcsec.")] = 0.9,
-    box: Annotated[float, typer.Option("--box", help="Box side, arcsec.")] = 3.0,
+    alpha: Annotated[float, typer.Option("--alpha", help="Kernel exponent.")] = ap.GC_KERNEL_ALPHA,
+    softening: Annotated[float, typer.Option(
+        "--softening", help="Kernel S_L, arcsec.")] = ap.GC_KERNEL_SOFTENING_ARCSEC,
+    box: Annotated[float, typer.Option("--box", help="Box side, arcsec.")] = ap.BOX_ARCSEC,
     mask: Annotated[Path | None, typer.Option("--mask", help="FITS mask (non-zero = masked).")] = None,
     mask_table: Annotated[Path | None, typer.Option(
         "--mask-table", help="Catalog of bright sources to mask (ra, dec[, radius_arcsec]).")] = None,

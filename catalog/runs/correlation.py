@@ -17,6 +17,7 @@ import pyarrow as pa
 
 from catalog import gckappa as cr
 from catalog.checks import Z_MAX, check_name, check_number
+from catalog.constants import BOX_ARCSEC, GC_KERNEL_ALPHA, GC_KERNEL_SOFTENING_ARCSEC
 from catalog.errors import GccatError
 from catalog.lake import Lake
 from catalog.lake.schemas import BOX_STATS, CORRELATION_RUNS, DENSITY_MAPS, RADIAL_PROFILES
@@ -174,7 +175,8 @@ def mask_from_regions(ra, dec, radius_arcsec, lens_map: LensMap) -> np.ndarray:
 
 
 def run_correlation(lake: Lake, field_id: str, model: str, *, where: str | None = None,
-                    alpha: float = 1.6, softening_arcsec: float = 0.9, box_arcsec: float = 3.0,
+                    alpha: float = GC_KERNEL_ALPHA, softening_arcsec: float = GC_KERNEL_SOFTENING_ARCSEC,
+                    box_arcsec: float = BOX_ARCSEC,
                     mask_path: str | os.PathLike | None = None,
                     mask_regions: pa.Table | None = None, centre: tuple[float, float] | None = None,
                     inpaint_iterations: int = 5, seed: int = 0,

@@ -21,7 +21,7 @@ from catalog import bands as bandreg
 from catalog.checks import check_name, check_number
 from catalog.errors import GccatError
 from catalog.files import sha256_file
-from catalog.lake import DETECTION_KINDS, Lake, command_line, new_ingest_id
+from catalog.lake import DETECTION_KINDS, IngestKind, Lake, command_line, new_ingest_id
 from catalog.lake.schemas import BANDS, DETECTIONS, FIELDS, PHOTOMETRY, QUALITY_ZERO_ERROR
 from catalog.queries.search import to_arrow
 from catalog.sky import healpix29
@@ -707,7 +707,7 @@ def ingest_catalog(lake: Lake, path: str | os.PathLike, *, field_id: str, name: 
     options = {"mapping": m.as_dict(), "z": z, "flux_unit": flux_unit, "mag_system": mag_system,
                "format": raw.format, "bands_measured": used_bands,
                "identity": ingest_identity(sha, stored_as), "identity_options": stored_as}
-    with lake.transaction("catalog", lock_timeout_s, ingest_id=ingest_id) as tx:
+    with lake.transaction(IngestKind.CATALOG, lock_timeout_s, ingest_id=ingest_id) as tx:
         same = lake.live_named(field_id, name, kinds=DETECTION_KINDS)
         repeat = repeat_of(same, sha, options)
         if repeat == "same":
@@ -905,9 +905,10 @@ def ingest_fields(lake: Lake, path: str | os.PathLike, *, command: str | None = 
         raise GccatError(f"duplicate field id {out['field_id'][dup]!r}", file=path,
                          column=names["field_id"], row=dup + 1)
     sha = sha256_file(path)
-    with lake.transaction("fields") as tx:
+    with lake.transaction(IngestKind.FIELDS) as tx:
         live = lake.ingests()
-        same = live.filter(pc.and_(pc.equal(live["kind"], "fields"), pc.equal(live["sha256"], sha)))
+        same = live.filter(pc.and_(pc.equal(live["kind"], str(IngestKind.FIELDS)),
+                                   pc.equal(live["sha256"], sha)))
         if same.num_rows:
             return IngestReport(same["ingest_id"][0].as_py(), lake.version(), skipped=True,
                                 n_rows=len(rows))
@@ -936,7 +937,7 @@ def ingest_bands(lake: Lake, names: list[str] | None = None, *,
     if bad:
         raise GccatError(f"unknown band '{bad[0]}'", column="band")
     names = [bandreg.lookup(n).band for n in names]
-    with lake.transaction("bands") as tx:
+    with lake.transaction(IngestKind.BANDS) as tx:
         tx.append("bands", band_rows(names, tx.ingest_id))
         version = tx.commit(name="bands", n_rows=len(names), command=command or command_line(),
                             options={"bands": names})

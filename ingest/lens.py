@@ -12,7 +12,7 @@ import pyarrow.compute as pc
 from catalog.checks import Z_MAX, check_name, check_number
 from catalog.errors import GccatError
 from catalog.files import sha256_file
-from catalog.lake import Lake, command_line
+from catalog.lake import IngestKind, Lake, command_line
 from catalog.lake.schemas import LENS_MAP_PIXELS, LENS_MODELS
 from catalog.lensing import LensMap, kappa_gamma_from_deflection, read_hff_map, source_dls_ds
 from catalog.sky import healpix29
@@ -144,7 +144,7 @@ def ingest_lens_maps(lake: Lake, paths: list[str | os.PathLike], *, field_id: st
         check_map_values(m)
     model_id = f"{field_id}/{model}"
     sha = "+".join(sorted(shas))
-    with lake.transaction("lens_map") as tx:
+    with lake.transaction(IngestKind.LENS_MAP) as tx:
         fields = lake.live("fields")
         if z_source is not None:
             zc = fields.filter(pc.equal(fields["field_id"], field_id))["z_cluster"].to_pylist()
@@ -158,7 +158,7 @@ def ingest_lens_maps(lake: Lake, paths: list[str | os.PathLike], *, field_id: st
                    "dls_ds": dls_ds_norm, "z_source": z_source, "team": team,
                    "version": version, "files": [str(p) for p in paths],
                    "identity": ingest_identity(sha, stored_as), "identity_options": stored_as}
-        same = lake.live_named(field_id, model, kind="lens_map")
+        same = lake.live_named(field_id, model, kind=IngestKind.LENS_MAP)
         repeat = repeat_of(same, sha, options)
         if repeat == "same":
             return IngestReport(same["ingest_id"][0].as_py(), lake.version(), skipped=True,

@@ -33,7 +33,7 @@ from catalog.constants import (
 )
 from catalog.errors import GccatError
 from catalog.files import sha256_file
-from catalog.lake import DETECTION_KINDS, Lake, new_ingest_id
+from catalog.lake import DETECTION_KINDS, IngestKind, Lake, new_ingest_id
 from catalog.lake.schemas import (
     DETECTION_RUNS,
     INJECTION_CORRECTIONS,
@@ -231,7 +231,7 @@ def run_detection(lake: Lake, image_paths: Sequence[str | os.PathLike], *, field
         "ingest_id": ingest_id,
     }
     step("writing", 0.8)
-    with lake.transaction("detection", ingest_id=ingest_id) as tx:
+    with lake.transaction(IngestKind.DETECTION, ingest_id=ingest_id) as tx:
         # Catalog ingests write the same detection ids: one name space, checked together.
         same = lake.live_named(field_id, name, kinds=DETECTION_KINDS)
         if same.num_rows and not replace:
@@ -371,8 +371,8 @@ def run_photometry(lake: Lake, image_path, *, band: str | None, field_id: str, c
     from ingest.catalog import register_field_and_bands
 
     step("writing", 0.8)
-    with lake.transaction("photometry", ingest_id=ingest_id) as tx:
-        same = lake.live_named(field_id, name, kind="photometry")
+    with lake.transaction(IngestKind.PHOTOMETRY, ingest_id=ingest_id) as tx:
+        same = lake.live_named(field_id, name, kind=IngestKind.PHOTOMETRY)
         # A repeat is the same image measured the same way; other apertures, annulus or PSF
         # (e.g. adding the forgotten --psf) measure again and supersede the earlier rows.
         if same.num_rows and same["sha256"][0].as_py() == image.sha256 and _settings(
@@ -540,7 +540,7 @@ def run_injection(lake: Lake, image_path, *, band: str | None, psf_path, field_i
                                   "ingest_id": ingest_id} for c in corrections],
                                 schema=INJECTION_CORRECTIONS)
     step("writing", 0.9)
-    with lake.transaction("injection", ingest_id=ingest_id) as tx:
+    with lake.transaction(IngestKind.INJECTION, ingest_id=ingest_id) as tx:
         tx.append("injection_sources", sources)
         tx.append("injection_corrections", corr)
         tx.append("injection_runs", pa.Table.from_pylist([run], schema=INJECTION_RUNS))

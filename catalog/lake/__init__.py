@@ -29,7 +29,7 @@ import pyarrow.compute as pc
 from deltalake import DeltaTable, WriterProperties, write_deltalake
 
 from catalog.errors import GccatError, LakeLockedError
-from catalog.lake.schemas import INGESTS, TABLES
+from catalog.lake.schemas import INGESTS, TABLES, IngestKind
 
 MARKER = ".gccat-lake.json"
 LOCK = ".gccat-writer.lock"
@@ -39,7 +39,7 @@ _ROW_GROUP_ROWS = {"detections": 32_768}
 #: Ingest kinds whose names share one name space: catalog ingests and image detection runs
 #: both write detections with ids ``field/name/source_id``, so each checks (and with
 #: ``--replace`` supersedes) the other; every other kind only ever matches its own.
-DETECTION_KINDS = ("catalog", "detection")
+DETECTION_KINDS = (IngestKind.CATALOG, IngestKind.DETECTION)
 
 
 def gccat_version() -> str:
@@ -84,7 +84,7 @@ class Transaction:
 
     lake: Lake
     ingest_id: str
-    kind: str
+    kind: IngestKind
     started_at: dt.datetime
     written: dict[str, int] = field(default_factory=dict)
     committed: bool = False
@@ -101,7 +101,7 @@ class Transaction:
         opts = dict(options or {})
         opts["table_versions"] = self.written
         row = pa.table({
-            "ingest_id": [self.ingest_id], "kind": [self.kind], "name": [name],
+            "ingest_id": [self.ingest_id], "kind": [str(self.kind)], "name": [name],
             "field_id": [field_id], "source_path": [None if source_path is None else str(source_path)],
             "sha256": [sha256], "n_rows": [n_rows], "n_photometry": [n_photometry],
             "started_at": [self.started_at], "committed_at": [_now()], "command": [command],
@@ -217,7 +217,7 @@ class Lake:
             t = t.filter(pc.invert(pc.is_in(t["ingest_id"], pa.array(sorted(gone)))))
         return t
 
-    def live_named(self, field_id: str, name: str, kind: str | None = None, *,
+    def live_named(self, field_id: str, name: str, kind: IngestKind | str | None = None, *,
                    kinds: tuple[str, ...] | list[str] | None = None) -> pa.Table:
         """Live ingests of ``name`` in ``field_id``: the ingests a new write of that name is a
         repeat of (same sha256) or would supersede (``--replace``).
@@ -226,7 +226,7 @@ class Lake:
         ----------
         field_id, name : str
             Field and name of the new write.
-        kind : str, optional
+        kind : IngestKind or str, optional
             Match only ingests of this kind (a lens model only ever replaces a lens model).
         kinds : sequence of str, optional
             Match ingests of any of these kinds: kinds that share a name space, such as
@@ -270,13 +270,14 @@ class Lake:
         return _writer_lock(self.root, timeout_s)
 
     @contextlib.contextmanager
-    def transaction(self, kind: str, lock_timeout_s: float = 600.0,
+    def transaction(self, kind: IngestKind | str, lock_timeout_s: float = 600.0,
                     ingest_id: str | None = None) -> Iterator[Transaction]:
         """Open an atomic write. Data appended but not committed stays invisible.
 
         ``ingest_id`` (from :func:`new_ingest_id`) lets a caller build its rows before it
         waits for the lock.
         """
+        kind = IngestKind(kind)  # an unknown kind is a programming error: ValueError
         started = _now()
         with self.lock(lock_timeout_s):
             yield Transaction(self, ingest_id or new_ingest_id(), kind, started)

@@ -6,6 +6,7 @@ so a column's unit is never written down anywhere else.
 
 from __future__ import annotations
 
+import enum
 import re
 from dataclasses import dataclass
 from dataclasses import field as _field
@@ -54,12 +55,41 @@ BANDS = pa.schema([
     INGEST_ID,
 ])
 
+class IngestKind(enum.StrEnum):
+    """What one ``ingests`` row committed: the kind of the transaction that wrote it.
+
+    Stored as its string value in ``ingests.kind``; the members compare equal to those strings.
+    """
+
+    #: ``gccat ingest fields``: the cluster fields table.
+    FIELDS = "fields"
+    #: ``gccat ingest bands``: filter curves and pivot wavelengths.
+    BANDS = "bands"
+    #: ``gccat ingest catalog``: a published or user catalog (detections and photometry).
+    CATALOG = "catalog"
+    #: ``gccat detect``: point sources found on images (detections).
+    DETECTION = "detection"
+    #: ``gccat photometry``: forced aperture photometry on images.
+    PHOTOMETRY = "photometry"
+    #: ``gccat inject``: injection-recovery corrections.
+    INJECTION = "injection"
+    #: ``gccat ingest lens-map``: maps of one lens model.
+    LENS_MAP = "lens_map"
+    #: A model grid built for the fits (``fit ssp|stack|sfh`` build and store it).
+    GRID = "grid"
+    #: ``gccat fit ssp|stack|sfh``: one fit run.
+    FIT = "fit"
+    #: ``gccat correlate``: one GC-kappa correlation run.
+    CORRELATION = "correlation"
+
+
 INGESTS = pa.schema([
     INGEST_ID,
-    col("kind", pa.string(), ucd="meta.code", description="What was ingested: fields, bands, catalog",
-        nullable=False),
+    col("kind", pa.string(), ucd="meta.code",
+        description="What was committed: " + ", ".join(k.value for k in IngestKind), nullable=False),
     col("name", pa.string(), ucd="meta.id", description="Catalog name (unique per field)"),
-    col("field_id", pa.string(), ucd="meta.id;obs.field", description="Field of a catalog ingest"),
+    col("field_id", pa.string(), ucd="meta.id;obs.field",
+        description="Field the ingest wrote to (null for fields, bands, grids and fits, which span fields)"),
     col("source_path", pa.string(), ucd="meta.ref;meta.file", description="Absolute path of the input file"),
     col("sha256", pa.string(), ucd="meta.checksum", description="SHA-256 of the input file"),
     col("n_rows", pa.int64(), ucd="meta.number", description="Rows written to the main table"),

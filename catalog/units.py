@@ -170,10 +170,6 @@ def parse_flux_unit(text: str) -> FluxUnit:
         density, surface brightness, flux per pixel, magnitude or count unit (``erg/s``, a
         flux per wavelength, ``dex``).
     """
-    import warnings
-
-    from astropy import units as u
-
     if not isinstance(text, str) or not text.strip():
         raise UnitError(f"no unit given ({text!r})")
     s = text.strip()
@@ -185,36 +181,55 @@ def parse_flux_unit(text: str) -> FluxUnit:
         return FluxUnit(text, "count_rate")
     if _COUNTS.match(s):
         return FluxUnit(text, "counts")
+    return _classify(text, _astropy_unit(text, s))
+
+
+def _astropy_unit(text: str, s: str):
+    """``s`` (``text`` with Jansky spellings normalised) read by astropy, generic or CDS."""
+    import warnings
+
+    from astropy import units as u
+
     for pattern, repl in _JY_WORDS:
         s = pattern.sub(repl, s)
     s = _jansky_case(s)
-    unit = None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "multiple slashes" style advice, not errors
         for fmt in ("generic", "cds"):
             try:
-                unit = u.Unit(s, format=fmt, parse_strict="raise")
-                break
+                return u.Unit(s, format=fmt, parse_strict="raise")
             except (ValueError, TypeError):
                 continue
-    if unit is None:
-        raise UnitError(f"unit '{text}' is not a unit astropy can read (units are case-sensitive: "
-                        "e.g. nJy, uJy, mJy, MJy/sr, erg/(s cm2 Hz), ABmag)")
+    raise UnitError(f"unit '{text}' is not a unit astropy can read (units are case-sensitive: "
+                    "e.g. nJy, uJy, mJy, MJy/sr, erg/(s cm2 Hz), ABmag)")
+
+
+def _magnitude(text: str, unit) -> FluxUnit:
+    """A logarithmic astropy unit as a magnitude: AB, ST, mag(Jy)-like, or of no system."""
+    from astropy import units as u
+
+    phys = unit.physical_unit
+    if unit.function_unit != u.mag:
+        raise UnitError(f"unit '{text}' is a logarithmic unit but not a magnitude")
+    if phys == u.dimensionless_unscaled:
+        return FluxUnit(text, "mag")
+    if phys == u.AB:
+        return FluxUnit(text, "mag", mag_system="AB", ab_offset=0.0)
+    if phys == u.ST:
+        return FluxUnit(text, "mag", mag_system="ST")
+    if phys.is_equivalent(u.nJy):  # mag(Jy): f = 10**(-0.4 m) Jy
+        offset = _exact(AB_ZEROPOINT_NJY - 2.5 * np.log10(_exact(phys.to(u.nJy))))
+        return FluxUnit(text, "mag", mag_system=f"mag({phys})", ab_offset=offset)
+    raise UnitError(f"unit '{text}' is a magnitude of {phys}, not of a flux density per "
+                    "frequency")
+
+
+def _classify(text: str, unit) -> FluxUnit:
+    """What an astropy unit measures: flux density, surface brightness, per pixel, counts."""
+    from astropy import units as u
+
     if isinstance(unit, u.FunctionUnitBase):
-        phys = unit.physical_unit
-        if unit.function_unit != u.mag:
-            raise UnitError(f"unit '{text}' is a logarithmic unit but not a magnitude")
-        if phys == u.dimensionless_unscaled:
-            return FluxUnit(text, "mag")
-        if phys == u.AB:
-            return FluxUnit(text, "mag", mag_system="AB", ab_offset=0.0)
-        if phys == u.ST:
-            return FluxUnit(text, "mag", mag_system="ST")
-        if phys.is_equivalent(u.nJy):  # mag(Jy): f = 10**(-0.4 m) Jy
-            offset = _exact(AB_ZEROPOINT_NJY - 2.5 * np.log10(_exact(phys.to(u.nJy))))
-            return FluxUnit(text, "mag", mag_system=f"mag({phys})", ab_offset=offset)
-        raise UnitError(f"unit '{text}' is a magnitude of {phys}, not of a flux density per "
-                        "frequency")
+        return _magnitude(text, unit)
     if unit == u.AB:
         return FluxUnit(text, "mag", mag_system="AB", ab_offset=0.0)
     if unit.is_equivalent(u.nJy):
@@ -223,9 +238,10 @@ def parse_flux_unit(text: str) -> FluxUnit:
         return FluxUnit(text, "surface_brightness", _exact(unit.to(u.nJy / u.sr)))
     if unit.is_equivalent(u.nJy / u.pix):
         return FluxUnit(text, "per_pixel", _exact((unit * u.pix).to(u.nJy)))
-    if any(unit.is_equivalent(c / u.s) for c in (u.ct, u.electron, u.DN, u.adu, u.photon)):
+    counts = (u.ct, u.electron, u.DN, u.adu, u.photon)
+    if any(unit.is_equivalent(c / u.s) for c in counts):
         return FluxUnit(text, "count_rate")
-    if any(unit.is_equivalent(c) for c in (u.ct, u.electron, u.DN, u.adu, u.photon)):
+    if any(unit.is_equivalent(c) for c in counts):
         return FluxUnit(text, "counts")
     if unit.is_equivalent(u.erg / u.s / u.cm**2 / u.AA):
         raise UnitError(f"unit '{text}' is a flux density per wavelength (f_lambda); gccat stores "

@@ -411,6 +411,68 @@ def _source_ids(raw: RawTable, m: ColumnMapping, warnings: list[str]) -> pa.Arra
     return ids
 
 
+def _band_values(raw: RawTable, b, warnings: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """A band's values and errors as in the file (magnitude sentinels of 99 made NaN), checked:
+    infinite values and negative errors are refused; what is not stored gets a warning."""
+    value = _as_float(raw, b.value, f"{b.band} {b.kind}")
+    err = (_as_float(raw, b.error, f"{b.band} error") if b.error
+           else np.full(len(value), np.nan))
+    if np.isinf(value).any():
+        raise GccatError("infinite value", file=raw.path, column=b.value,
+                         row=_first_bad(np.isinf(value)))
+    n_missing = int(np.isnan(value).sum())
+    if n_missing:
+        warnings.append(f"{b.value}: {n_missing} of {len(value)} {b.band} values empty or NaN "
+                        "(not stored)")
+    if b.kind == "mag":
+        # SExtractor-style 99 (and -99) marks a non-detection, in the magnitude and its error;
+        # taken out before the errors are checked, or a 99/-99 row would be refused
+        sentinel = np.abs(value) >= 90
+        if sentinel.any():
+            warnings.append(f"{b.value}: {int(sentinel.sum())} magnitudes >= 90 "
+                            "(non-detection sentinels) treated as missing")
+            value = np.where(sentinel, np.nan, value)
+            err = np.where(sentinel, np.nan, err)
+        err_sentinel = np.abs(err) >= 90
+        if err_sentinel.any():
+            warnings.append(f"{b.error}: {int(err_sentinel.sum())} magnitude errors >= 90 "
+                            "(sentinels) treated as missing: those values have no error")
+            err = np.where(err_sentinel, np.nan, err)
+    if np.isinf(err).any():
+        raise GccatError("infinite error", file=raw.path, column=b.error,
+                         row=_first_bad(np.isinf(err)))
+    neg = err < 0
+    if neg.any():
+        i = _first_bad(neg)
+        raise GccatError(f"negative error {err[i - 1]}", file=raw.path, column=b.error, row=i)
+    if b.error is None:
+        warnings.append(f"{b.band}: no error column for '{b.value}': its values are stored "
+                        "without errors (fits leave such a band out)")
+    else:
+        no_err = int((np.isfinite(value) & np.isnan(err)).sum())
+        if no_err:
+            warnings.append(f"{b.error}: {no_err} {b.band} values have no error (empty or "
+                            "NaN): stored without one")
+    return value, err
+
+
+def _band_njy(raw: RawTable, b, value: np.ndarray, err: np.ndarray
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """A band's values and errors in nJy; a value finite in the file but not in nJy is refused."""
+    with np.errstate(over="ignore"):
+        if b.kind == "mag":
+            # m_AB = m + ab_offset (0 for AB); sigma_f = 0.4 ln10 f sigma_m in any system
+            m_ab = value + b.ab_offset
+            flux, flux_err = abmag_to_flux(m_ab), mag_err_to_flux_err(m_ab, err)
+        else:
+            flux, flux_err = value * b.factor_to_njy, err * b.factor_to_njy
+    for arr, col in ((flux, b.value), (flux_err, b.error)):
+        if np.isinf(arr).any():
+            raise GccatError(f"{b.band} value overflows when converted to nJy",
+                             file=raw.path, column=col, row=_first_bad(np.isinf(arr)))
+    return flux, flux_err
+
+
 def _photometry(raw: RawTable, m: ColumnMapping, det_ids: pa.Array, field_id: str,
                 ingest_id: str, warnings: list[str]) -> pa.Table:
     """The long photometry table (one row per source and band with a value), in nJy."""
@@ -420,61 +482,8 @@ def _photometry(raw: RawTable, m: ColumnMapping, det_ids: pa.Array, field_id: st
     field_col, method_col = constant(field_id, n_rows), constant(m.method, n_rows)
     ingest_col = constant(ingest_id, n_rows)
     for b in m.bands.values():
-        value = _as_float(raw, b.value, f"{b.band} {b.kind}")
-        err = (_as_float(raw, b.error, f"{b.band} error") if b.error
-               else np.full(len(value), np.nan))
-        if np.isinf(value).any():
-            raise GccatError("infinite value", file=raw.path, column=b.value,
-                             row=_first_bad(np.isinf(value)))
-        n_missing = int(np.isnan(value).sum())
-        if n_missing:
-            warnings.append(f"{b.value}: {n_missing} of {len(value)} {b.band} values empty or NaN "
-                            "(not stored)")
-        if b.kind == "mag":
-            # SExtractor-style 99 (and -99) marks a non-detection, in the magnitude and its error;
-            # taken out before the errors are checked, or a 99/-99 row would be refused
-            sentinel = np.abs(value) >= 90
-            if sentinel.any():
-                warnings.append(f"{b.value}: {int(sentinel.sum())} magnitudes >= 90 "
-                                "(non-detection sentinels) treated as missing")
-                value = np.where(sentinel, np.nan, value)
-                err = np.where(sentinel, np.nan, err)
-            err_sentinel = np.abs(err) >= 90
-            if err_sentinel.any():
-                warnings.append(f"{b.error}: {int(err_sentinel.sum())} magnitude errors >= 90 "
-                                "(sentinels) treated as missing: those values have no error")
-                err = np.where(err_sentinel, np.nan, err)
-        if np.isinf(err).any():
-            raise GccatError("infinite error", file=raw.path, column=b.error,
-                             row=_first_bad(np.isinf(err)))
-        neg = err < 0
-        if neg.any():
-            i = _first_bad(neg)
-            raise GccatError(f"negative error {err[i - 1]}", file=raw.path,
-                             column=b.error, row=i)
-        if b.error is None:
-            warnings.append(f"{b.band}: no error column for '{b.value}': its values are stored "
-                            "without errors (fits leave such a band out)")
-        else:
-            no_err = int((np.isfinite(value) & np.isnan(err)).sum())
-            if no_err:
-                warnings.append(f"{b.error}: {no_err} {b.band} values have no error (empty or "
-                                "NaN): stored without one")
-        if b.kind == "mag":
-            # m_AB = m + ab_offset (0 for AB); sigma_f = 0.4 ln10 f sigma_m in any system
-            with np.errstate(over="ignore"):
-                m_ab = value + b.ab_offset
-                flux = abmag_to_flux(m_ab)
-                flux_err = mag_err_to_flux_err(m_ab, err)
-        else:
-            with np.errstate(over="ignore"):
-                flux = value * b.factor_to_njy
-                flux_err = err * b.factor_to_njy
-        for arr, col in ((flux, b.value), (flux_err, b.error)):  # finite in the file, not in nJy
-            if np.isinf(arr).any():
-                i = _first_bad(np.isinf(arr))
-                raise GccatError(f"{b.band} value overflows when converted to nJy",
-                                 file=raw.path, column=col, row=i)
+        value, err = _band_values(raw, b, warnings)
+        flux, flux_err = _band_njy(raw, b, value, err)
         uplim = _upper_limits(raw, b.upper_limit) if b.upper_limit else np.zeros(len(flux), bool)
         keep = np.isfinite(flux)
         zero = keep & (flux_err == 0)
@@ -817,6 +826,79 @@ def _split(v) -> list[str]:
     return [] if v is None or str(v).strip() == "" else [s.strip() for s in str(v).split("|")]
 
 
+def _field_number(path: Path, names: dict, r: dict, i: int, key: str, lo=None, hi=None,
+                  required: bool = False, lo_open: bool = False) -> float | None:
+    """A number of row ``i`` of a fields table: empty or NaN is missing (an error if
+    ``required``), infinities and values outside [lo, hi] are errors."""
+    col = names.get(key)
+    v = None if col is None else r[col]
+    if isinstance(v, bool) or not isinstance(v, int | float | str | None):
+        raise GccatError(f"{v!r} is not a number", file=path, column=col, row=i)
+    x = None
+    if v is not None and str(v).strip() != "":
+        try:
+            x = float(v)
+        except ValueError:
+            raise GccatError(f"{v!r} is not a number", file=path, column=col, row=i) from None
+        if np.isnan(x):
+            x = None
+    if x is None:
+        if required:
+            raise GccatError(f"the field centre is required ({key})", file=path,
+                             column=col or key, row=i)
+        return None
+    if not np.isfinite(x) or (lo is not None and (x < lo or (lo_open and x == lo))) \
+            or (hi is not None and x > hi):
+        rng = f"{'(' if lo_open else '['}{lo}, {hi if hi is not None else 'inf'}" \
+              f"{']' if hi is not None else ')'}"
+        raise GccatError(f"{x} outside {rng}", file=path, column=col, row=i)
+    return x
+
+
+def _pixel_scales(path: Path, column: str | None, text, i: int) -> list[float]:
+    """The ``|``-separated pixel scales of row ``i``, arcsec; each must be positive."""
+    pix = []
+    for s in _split(text):
+        try:
+            x = float(s)
+        except ValueError:
+            x = np.nan
+        if not (np.isfinite(x) and x > 0):
+            raise GccatError(f"pixel scale {s!r} is not a positive number", file=path,
+                             column=column, row=i)
+        pix.append(x)
+    return pix
+
+
+def _field_row(path: Path, names: dict, r: dict, i: int) -> dict:
+    """Row ``i`` of a fields table checked and converted to the ``fields`` columns."""
+    def text(key):
+        return r.get(names.get(key, ""), None)
+
+    fid = str(r[names["field_id"]] or "").strip()
+    try:
+        check_name(fid, "field id")
+    except GccatError as exc:
+        raise GccatError(exc.message, file=path, column=names["field_id"], row=i) from None
+    band_list = _split(text("bands"))
+    for b in band_list:
+        if bandreg.lookup(b) is None:
+            _known_band_error(path, names.get("bands"), i, b)
+    ra_key = "ra_center_deg" if "ra_center_deg" in names else "ra_center"
+    dec_key = "dec_center_deg" if "dec_center_deg" in names else "dec_center"
+    row = {"field_id": fid, "name": text("name"), "aliases": _split(text("aliases")),
+           "ra_center": _field_number(path, names, r, i, ra_key, 0, 360, required=True),
+           "dec_center": _field_number(path, names, r, i, dec_key, -90, 90, required=True)}
+    row["pixel_scale_arcsec"] = _pixel_scales(path, names.get("pixel_scale_arcsec"),
+                                              text("pixel_scale_arcsec"), i)
+    row["z_cluster"] = _field_number(path, names, r, i, "z_cluster", *Z_RANGE)
+    row["ebv_mw"] = _field_number(path, names, r, i, "ebv_mw", 0, 10)
+    row["kpc_per_arcsec"] = _field_number(path, names, r, i, "kpc_per_arcsec", 0, lo_open=True)
+    row["bands"] = [bandreg.lookup(b).band for b in band_list]
+    row["depth_note"], row["source"] = text("depth_note"), text("source")
+    return row
+
+
 def ingest_fields(lake: Lake, path: str | os.PathLike, *, command: str | None = None
                   ) -> IngestReport:
     """Ingest a table of cluster fields (``cluster_fields.csv`` layout; ``|`` separates lists).
@@ -833,73 +915,10 @@ def ingest_fields(lake: Lake, path: str | os.PathLike, *, command: str | None = 
     if "field_id" not in names:
         raise GccatError("no field_id column", file=path, column="field_id")
     rows = t.to_pylist()
-    out = {f.name: [] for f in FIELDS}
-    all_bands: list[str] = []
-
-    def num(r, i, key, lo=None, hi=None, required=False, lo_open=False):
-        """A number of row ``i``: empty or NaN is missing (an error if ``required``),
-        infinities and values outside [lo, hi] are errors."""
-        col = names.get(key)
-        v = None if col is None else r[col]
-        if isinstance(v, bool) or not isinstance(v, int | float | str | None):
-            raise GccatError(f"{v!r} is not a number", file=path, column=col, row=i)
-        x = None
-        if v is not None and str(v).strip() != "":
-            try:
-                x = float(v)
-            except ValueError:
-                raise GccatError(f"{v!r} is not a number", file=path, column=col, row=i) from None
-            if np.isnan(x):
-                x = None
-        if x is None:
-            if required:
-                raise GccatError(f"the field centre is required ({key})", file=path,
-                                 column=col or key, row=i)
-            return None
-        if not np.isfinite(x) or (lo is not None and (x < lo or (lo_open and x == lo))) \
-                or (hi is not None and x > hi):
-            rng = f"{'(' if lo_open else '['}{lo}, {hi if hi is not None else 'inf'}" \
-                  f"{']' if hi is not None else ')'}"
-            raise GccatError(f"{x} outside {rng}", file=path, column=col, row=i)
-        return x
-
+    out = {f.name: [] for f in FIELDS if f.name != "ingest_id"}
     for i, r in enumerate(rows, start=1):
-        fid = str(r[names["field_id"]] or "").strip()
-        try:
-            check_name(fid, "field id")
-        except GccatError as exc:
-            raise GccatError(exc.message, file=path, column=names["field_id"], row=i) from None
-        band_list = _split(r.get(names.get("bands", ""), None))
-        for b in band_list:
-            if bandreg.lookup(b) is None:
-                _known_band_error(path, names.get("bands"), i, b)
-        all_bands += [bandreg.lookup(b).band for b in band_list]
-        ra_key = "ra_center_deg" if "ra_center_deg" in names else "ra_center"
-        dec_key = "dec_center_deg" if "dec_center_deg" in names else "dec_center"
-        ra = num(r, i, ra_key, 0, 360, required=True)
-        dec = num(r, i, dec_key, -90, 90, required=True)
-        pix = []
-        for s in _split(r.get(names.get("pixel_scale_arcsec", ""), None)):
-            try:
-                x = float(s)
-            except ValueError:
-                x = np.nan
-            if not (np.isfinite(x) and x > 0):
-                raise GccatError(f"pixel scale {s!r} is not a positive number", file=path,
-                                 column=names["pixel_scale_arcsec"], row=i)
-            pix.append(x)
-        out["field_id"].append(fid)
-        out["name"].append(r.get(names.get("name", ""), None))
-        out["aliases"].append(_split(r.get(names.get("aliases", ""), None)))
-        out["ra_center"].append(ra)
-        out["dec_center"].append(dec)
-        out["z_cluster"].append(num(r, i, "z_cluster", *Z_RANGE))
-        out["ebv_mw"].append(num(r, i, "ebv_mw", 0, 10))
-        out["kpc_per_arcsec"].append(num(r, i, "kpc_per_arcsec", 0, lo_open=True))
-        out["pixel_scale_arcsec"].append(pix)
-        out["bands"].append([bandreg.lookup(b).band for b in band_list])
-        out["depth_note"].append(r.get(names.get("depth_note", ""), None))
-        out["source"].append(r.get(names.get("source", ""), None))
+        for k, v in _field_row(path, names, r, i).items():
+            out[k].append(v)
     if len(set(out["field_id"])) != len(out["field_id"]):
         dup = next(i for i, f in enumerate(out["field_id"]) if out["field_id"].index(f) != i)
         raise GccatError(f"duplicate field id {out['field_id'][dup]!r}", file=path,
@@ -916,7 +935,7 @@ def ingest_fields(lake: Lake, path: str | os.PathLike, *, command: str | None = 
         for k in ("name", "depth_note", "source"):
             out[k] = [None if v is None else str(v) for v in out[k]]
         tx.append("fields", pa.table(out, schema=FIELDS))
-        bands_new = sorted(set(all_bands))
+        bands_new = sorted({b for bands in out["bands"] for b in bands})
         if bands_new:
             tx.append("bands", band_rows(bands_new, tx.ingest_id))
         version = tx.commit(name=path.stem, source_path=path.resolve(), sha256=sha,

@@ -415,6 +415,88 @@ def _column_name(mapping_file, where: str, value) -> str:
     return value
 
 
+def _read_toml(mapping_file: Path) -> dict:
+    """The mapping file's TOML tables; one-line errors for unreadable, non-UTF-8 or bad TOML."""
+    try:
+        data = mapping_file.read_bytes()
+    except OSError as exc:
+        raise GccatError(f"cannot read the mapping: {exc.strerror or exc}", file=mapping_file) from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        raise GccatError(f"the mapping is not UTF-8 text (byte 0x{data[exc.start]:02x} on line "
+                         f"{line})", file=mapping_file) from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise GccatError(f"cannot read the mapping: {exc}", file=mapping_file) from None
+
+
+def _number_option(mapping_file: Path, where: str, v, what: str, **bounds) -> None:
+    """A TOML number within ``bounds`` (those of :func:`catalog.checks.check_number`)."""
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        raise GccatError(f"{where} must be a number ({what}), not {v!r}", file=mapping_file)
+    try:
+        check_number(v, where, **bounds)
+    except GccatError as exc:
+        raise GccatError(exc.message, file=mapping_file) from None
+
+
+def _band_value(mapping_file: Path, where: str, key: str, v):
+    """One key of a ``[bands.X]`` table, checked; returns the value to keep."""
+    if key == "unit":
+        if not isinstance(v, str):
+            raise GccatError(f"{where} unit must be a unit name in quotes, not {v!r}",
+                             file=mapping_file)
+        kind = _parse_unit(mapping_file, None, v).kind
+        if kind not in ("flux", "mag"):
+            raise GccatError(f"{where} unit '{v}' is {_KIND_WORDS[kind]}, not a source's "
+                             "flux density or magnitude", file=mapping_file)
+        return v
+    if key == "mag_system":
+        return check_mag_option(v, f"{where} mag_system", file=mapping_file)
+    if key == "ab_offset":
+        _number_option(mapping_file, f"{where} ab_offset", v, "m_AB - m, mag",
+                       lo=AB_OFFSET_RANGE[0], hi=AB_OFFSET_RANGE[1])
+        return v
+    return _column_name(mapping_file, f"{where} {key}", v)
+
+
+def _band_table(mapping_file: Path, where: str, b) -> dict:
+    """A ``[bands.X]`` table checked: its keys, exactly one of flux or mag, and their values."""
+    _unknown_keys(mapping_file, where, b, _BAND_KEYS)
+    if ("flux" in b) == ("mag" in b):
+        raise GccatError(f"{where} needs exactly one of 'flux' or 'mag'", file=mapping_file)
+    checked = {key: _band_value(mapping_file, where, key, v) for key, v in b.items()}
+    if "flux" in b and ("mag_system" in b or "ab_offset" in b):
+        raise GccatError(f"{where}: mag_system and ab_offset are for a magnitude column "
+                         "(mag = ...), not a flux", file=mapping_file)
+    return checked
+
+
+def _options_table(mapping_file: Path, opts: dict) -> dict:
+    """The ``[options]`` table checked; ``mag_system`` normalised to its canonical name."""
+    _unknown_keys(mapping_file, "[options]", opts, _OPTION_KEYS)
+    if "mw_corrected" in opts and not isinstance(opts["mw_corrected"], bool):
+        raise GccatError(f"[options] mw_corrected must be true or false, not "
+                         f"{opts['mw_corrected']!r}", file=mapping_file)
+    if "method" in opts:
+        v = opts["method"]
+        if not isinstance(v, str) or not v.strip() or len(v) > 100 or any(ord(c) < 32 for c in v):
+            raise GccatError(f"[options] method must be a short name in quotes, not {v!r}",
+                             file=mapping_file)
+    for key in ("aperture_radius_arcsec", "aperture_arcsec"):
+        if key in opts:
+            _number_option(mapping_file, f"[options] {key}", opts[key], "arcsec", lo=0, lo_open=True)
+    if "flux_unit" in opts:
+        check_flux_unit(opts["flux_unit"], "[options] flux_unit", file=mapping_file)
+    if "mag_system" in opts:
+        opts = {**opts, "mag_system": check_mag_option(opts["mag_system"], "[options] mag_system",
+                                                       file=mapping_file)}
+    return opts
+
+
 def parse_mapping_file(mapping_file) -> dict:
     """Read and check a TOML mapping file: the tables, keys and value types it may hold.
 
@@ -430,23 +512,8 @@ def parse_mapping_file(mapping_file) -> dict:
         One line naming the mapping file and the key, for unreadable or non-UTF-8 files, TOML
         syntax errors, unknown tables or keys, and values of the wrong type.
     """
-    from catalog.checks import check_number
-
     mapping_file = Path(mapping_file)
-    try:
-        data = mapping_file.read_bytes()
-    except OSError as exc:
-        raise GccatError(f"cannot read the mapping: {exc.strerror or exc}", file=mapping_file) from None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data[:exc.start].count(b"\n") + 1
-        raise GccatError(f"the mapping is not UTF-8 text (byte 0x{data[exc.start]:02x} on line "
-                         f"{line})", file=mapping_file) from None
-    try:
-        spec = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise GccatError(f"cannot read the mapping: {exc}", file=mapping_file) from None
+    spec = _read_toml(mapping_file)
     _unknown_keys(mapping_file, "the mapping", spec, ("columns", "bands", "options"))
     for key in spec:
         if not isinstance(spec[key], dict):
@@ -463,61 +530,8 @@ def parse_mapping_file(mapping_file) -> dict:
         band = _known_band(mapping_file, token, token)
         if band in out_bands:
             raise GccatError(f"{where}: band {band} is given twice", file=mapping_file)
-        _unknown_keys(mapping_file, where, b, _BAND_KEYS)
-        if ("flux" in b) == ("mag" in b):
-            raise GccatError(f"{where} needs exactly one of 'flux' or 'mag'", file=mapping_file)
-        for key, v in b.items():
-            if key == "unit":
-                if not isinstance(v, str):
-                    raise GccatError(f"{where} unit must be a unit name in quotes, not {v!r}",
-                                     file=mapping_file)
-                kind = _parse_unit(mapping_file, None, v).kind
-                if kind not in ("flux", "mag"):
-                    raise GccatError(f"{where} unit '{v}' is {_KIND_WORDS[kind]}, not a source's "
-                                     "flux density or magnitude", file=mapping_file)
-            elif key == "mag_system":
-                b = {**b, key: check_mag_option(v, f"{where} mag_system", file=mapping_file)}
-            elif key == "ab_offset":
-                if isinstance(v, bool) or not isinstance(v, int | float):
-                    raise GccatError(f"{where} ab_offset must be a number (m_AB - m, mag), not "
-                                     f"{v!r}", file=mapping_file)
-                try:
-                    check_number(v, f"{where} ab_offset", lo=AB_OFFSET_RANGE[0],
-                                 hi=AB_OFFSET_RANGE[1])
-                except GccatError as exc:
-                    raise GccatError(exc.message, file=mapping_file) from None
-            else:
-                _column_name(mapping_file, f"{where} {key}", v)
-        if "flux" in b and ("mag_system" in b or "ab_offset" in b):
-            raise GccatError(f"{where}: mag_system and ab_offset are for a magnitude column "
-                             "(mag = ...), not a flux", file=mapping_file)
-        out_bands[band] = dict(b)
-    _unknown_keys(mapping_file, "[options]", opts, _OPTION_KEYS)
-    if "mw_corrected" in opts and not isinstance(opts["mw_corrected"], bool):
-        raise GccatError(f"[options] mw_corrected must be true or false, not "
-                         f"{opts['mw_corrected']!r}", file=mapping_file)
-    if "method" in opts:
-        v = opts["method"]
-        if not isinstance(v, str) or not v.strip() or len(v) > 100 or any(ord(c) < 32 for c in v):
-            raise GccatError(f"[options] method must be a short name in quotes, not {v!r}",
-                             file=mapping_file)
-    for key in ("aperture_radius_arcsec", "aperture_arcsec"):
-        if key not in opts:
-            continue
-        v = opts[key]
-        if isinstance(v, bool) or not isinstance(v, int | float):
-            raise GccatError(f"[options] {key} must be a number (arcsec), not {v!r}",
-                             file=mapping_file)
-        try:
-            check_number(v, f"[options] {key}", lo=0, lo_open=True)
-        except GccatError as exc:
-            raise GccatError(exc.message, file=mapping_file) from None
-    if "flux_unit" in opts:
-        check_flux_unit(opts["flux_unit"], "[options] flux_unit", file=mapping_file)
-    if "mag_system" in opts:
-        opts = {**opts, "mag_system": check_mag_option(opts["mag_system"], "[options] mag_system",
-                                                       file=mapping_file)}
-    return {"columns": cols, "bands": out_bands, "options": opts}
+        out_bands[band] = _band_table(mapping_file, where, b)
+    return {"columns": cols, "bands": out_bands, "options": _options_table(mapping_file, opts)}
 
 
 def load_mapping(path, mapping_file, names: list[str], units: dict[str, str], *,
@@ -553,37 +567,52 @@ def load_mapping(path, mapping_file, names: list[str], units: dict[str, str], *,
     if "class" in cols:
         m.class_ = cols["class"]
     for band, b in band_spec.items():
-        value = b.get("flux") or b.get("mag")
-        if value not in present:
-            raise GccatError(f"band {band}: {'flux' if 'flux' in b else 'mag'} column '{value}' "
-                             "not in the file", file=path, column=value)
-        for key in ("error", "upper_limit"):
-            if b.get(key) and b[key] not in present:
-                raise GccatError(f"band {band}: {key} column '{b[key]}' not in the file",
-                                 file=path, column=b[key])
-        default = "mag" if "mag" in b else flux_unit
-        fu = _unit_of(mapping_file, value, b.get("unit"), units, default, given_by="the mapping")
-        if ("mag" in b) != (fu.kind == "mag") and fu.kind in ("flux", "mag"):
-            said = "mag" if "mag" in b else "flux"
-            raise GccatError(f"[bands.{band}] names '{value}' as {said} but its unit '{fu.text}' is "
-                             f"{'a magnitude' if fu.kind == 'mag' else 'a flux density'}",
-                             file=mapping_file, column=value)
-        m.bands[band] = _band_columns(path, band, value, fu, b.get("error"), None,
-                                      b.get("upper_limit"), units, band_system=b.get("mag_system"),
-                                      band_offset=b.get("ab_offset"), mag_system=mag_system,
-                                      mag_option=mag_option, unit_path=mapping_file)
+        m.bands[band] = _mapped_band(path, mapping_file, band, b, present, units, flux_unit,
+                                     mag_system, mag_option)
     m.method = opts.get("method", m.method)
+    if (radius := _aperture_radius(mapping_file, opts)) is not None:
+        m.aperture_radius_arcsec = radius
+    _check_distinct(path, m)
+    return m
+
+
+def _mapped_band(path, mapping_file: Path, band: str, b: dict, present: set, units: dict,
+                 flux_unit: str, mag_system: str | None, mag_option: str):
+    """The columns of one ``[bands.X]`` table, checked against the file's columns and units."""
+    value = b.get("flux") or b.get("mag")
+    if value not in present:
+        raise GccatError(f"band {band}: {'flux' if 'flux' in b else 'mag'} column '{value}' "
+                         "not in the file", file=path, column=value)
+    for key in ("error", "upper_limit"):
+        if b.get(key) and b[key] not in present:
+            raise GccatError(f"band {band}: {key} column '{b[key]}' not in the file",
+                             file=path, column=b[key])
+    default = "mag" if "mag" in b else flux_unit
+    fu = _unit_of(mapping_file, value, b.get("unit"), units, default, given_by="the mapping")
+    if ("mag" in b) != (fu.kind == "mag") and fu.kind in ("flux", "mag"):
+        said = "mag" if "mag" in b else "flux"
+        raise GccatError(f"[bands.{band}] names '{value}' as {said} but its unit '{fu.text}' is "
+                         f"{'a magnitude' if fu.kind == 'mag' else 'a flux density'}",
+                         file=mapping_file, column=value)
+    return _band_columns(path, band, value, fu, b.get("error"), None,
+                         b.get("upper_limit"), units, band_system=b.get("mag_system"),
+                         band_offset=b.get("ab_offset"), mag_system=mag_system,
+                         mag_option=mag_option, unit_path=mapping_file)
+
+
+def _aperture_radius(mapping_file: Path, opts: dict) -> float | None:
+    """The aperture radius an ``[options]`` table gives, arcsec (``aperture_arcsec`` is the older
+    spelling, a diameter), or None."""
     if "aperture_arcsec" in opts and "aperture_radius_arcsec" in opts:
         raise GccatError("[options] gives both aperture_radius_arcsec and the older aperture_arcsec "
                          "(a diameter); keep aperture_radius_arcsec", file=mapping_file)
-    if "aperture_arcsec" in opts:  # older spelling: the aperture diameter
-        m.aperture_radius_arcsec = check_number(opts["aperture_arcsec"], "[options] aperture_arcsec",
-                                                lo=0, lo_open=True) / 2
-    elif "aperture_radius_arcsec" in opts:
-        m.aperture_radius_arcsec = check_number(opts["aperture_radius_arcsec"],
-                                                "[options] aperture_radius_arcsec", lo=0, lo_open=True)
-    _check_distinct(path, m)
-    return m
+    if "aperture_arcsec" in opts:
+        return check_number(opts["aperture_arcsec"], "[options] aperture_arcsec",
+                            lo=0, lo_open=True) / 2
+    if "aperture_radius_arcsec" in opts:
+        return check_number(opts["aperture_radius_arcsec"], "[options] aperture_radius_arcsec",
+                            lo=0, lo_open=True)
+    return None
 
 
 def _check_distinct(path, m: ColumnMapping) -> None:

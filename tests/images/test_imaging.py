@@ -1,8 +1,8 @@
 """Detection, aperture photometry and injection-recovery on synthetic images with a known truth.
 
-Mosaics come from ``imaging.make_test_mosaic`` (Moffat PSF, FWHM 2 px, Gaussian noise of 1 per
-pixel, 0.03"/pix assumed for areas). Measured figures (completeness, false detections, biases)
-are printed (``pytest -s``) so that drifts are visible.
+Mosaics come from ``catalog.simulations.mosaic.make_test_mosaic`` (Moffat PSF, FWHM 2 px,
+Gaussian noise of 1 per pixel, 0.03"/pix assumed for areas). Measured figures (completeness,
+false detections, biases) are printed (``pytest -s``) so that drifts are visible.
 
 S/N of a point source of flux F in a band of per-pixel noise sigma:
 
@@ -22,6 +22,9 @@ from scipy.spatial import cKDTree
 from catalog import images as im
 from catalog.constants import ANNULUS_WIDTH_ARCSEC, APERTURE_RADII_ARCSEC
 from catalog.errors import GccatError
+from catalog.images.background import _dilate
+from catalog.images.detection import _brightest_pixel_scan
+from catalog.simulations.mosaic import make_test_mosaic
 
 PIXEL_SCALE = 0.03  # arcsec per pixel
 RADII = np.array(APERTURE_RADII_ARCSEC) / PIXEL_SCALE  # the Sparkler apertures: radii 0.12-0.20"
@@ -49,7 +52,7 @@ def match(truth_x, truth_y, det_x, det_y) -> np.ndarray:
 
 
 def away_from_mask(mask, x, y, radius=3.0) -> np.ndarray:
-    grown = im._dilate(mask, radius)
+    grown = _dilate(mask, radius)
     return ~grown[np.rint(y).astype(int), np.rint(x).astype(int)]
 
 
@@ -59,7 +62,7 @@ def away_from_mask(mask, x, y, radius=3.0) -> np.ndarray:
 @pytest.fixture(scope="module")
 def cluster():
     """1024x1024 px (0.26 arcmin^2) around a BCG with ICL, 1500 point sources of flux 5-500."""
-    return im.make_test_mosaic((1024, 1024), n_points=1500, rng=np.random.default_rng(2))
+    return make_test_mosaic((1024, 1024), n_points=1500, rng=np.random.default_rng(2))
 
 
 @pytest.fixture(scope="module")
@@ -70,8 +73,8 @@ def cluster_detections(cluster):
 @pytest.fixture(scope="module")
 def isolated():
     """No BCG, sources at least 15 px apart so that apertures and annuli see only sky."""
-    return im.make_test_mosaic((1024, 1024), n_points=1500, bcg=False, min_sep_pix=15.0,
-                               rng=np.random.default_rng(1))
+    return make_test_mosaic((1024, 1024), n_points=1500, bcg=False, min_sep_pix=15.0,
+                            rng=np.random.default_rng(1))
 
 
 # ------------------------------------------------------------------------------ filters and masks
@@ -128,7 +131,7 @@ def test_dilate_is_a_disk():
     m[20, 20] = True
     yy, xx = np.mgrid[0:41, 0:41]
     for r in (1.0, 3.0, 5.5, 10.0):
-        np.testing.assert_array_equal(im._dilate(m, r), (xx - 20) ** 2 + (yy - 20) ** 2 <= r * r)
+        np.testing.assert_array_equal(_dilate(m, r), (xx - 20) ** 2 + (yy - 20) ** 2 <= r * r)
 
 
 # -------------------------------------------------------------------------------------- detection
@@ -154,7 +157,7 @@ def test_sorted_scan_equals_iterative_brightest_pixel():
     f = im.inject_point_sources(f, im.make_psf(3.0), rng.uniform(5, 105, 25), rng.uniform(5, 85, 25), 40.0)
     f[10:20, 30:50] = np.nan  # masked
     level = 2.0 * np.nanstd(f)
-    ix, iy, truncated = im._brightest_pixel_scan(f, level, 3.0, 10**6)
+    ix, iy, truncated = _brightest_pixel_scan(f, level, 3.0, 10**6)
     expected = iterative_detection(f, level, 3.0)
     assert not truncated and len(expected) > 30
     assert list(zip(ix.tolist(), iy.tolist(), strict=True)) == expected
@@ -206,8 +209,8 @@ def test_false_detections_on_pure_noise():
 
 def test_summing_bands_detects_fainter_sources(cluster, cluster_detections):
     t = cluster["truth"]
-    second = im.make_test_mosaic((1024, 1024), x=t["x"], y=t["y"], flux=t["flux"],
-                                 rng=np.random.default_rng(9))
+    second = make_test_mosaic((1024, 1024), x=t["x"], y=t["y"], flux=t["flux"],
+                              rng=np.random.default_rng(9))
     d2 = im.detect_point_sources([cluster["image"], second["image"]], [cluster["weight"], second["weight"]])
     faint = (snr_peak(t["flux"], cluster["psf"]) > 6) & (snr_peak(t["flux"], cluster["psf"]) < 9)
     faint &= away_from_mask(d2.mask, t["x"], t["y"])
@@ -375,7 +378,7 @@ def test_injection_recovery_corrects_bcg_halo_bias():
     dist = rng.uniform(35, 55, n)  # r_eff = 40 px: the halo is steep and curved here
     tx, ty = 511.5 / 2 + dist * np.cos(ang), 511.5 / 2 + dist * np.sin(ang)
     tf = rng.uniform(100, 300, n)
-    m = im.make_test_mosaic((512, 512), x=tx, y=ty, flux=tf, rng=rng)
+    m = make_test_mosaic((512, 512), x=tx, y=ty, flux=tf, rng=rng)
     img, psf, w = m["image"], m["psf"], m["weight"]  # BCG halo not subtracted
     targets = im.aperture_photometry(img, tx, ty, RADII, weight=w, psf=psf)
     inj = im.injection_recovery(img, psf, tx, ty, targets["flux"][:, 0], RADII, weight=w, rng=rng,
@@ -426,7 +429,7 @@ def test_injection_recovery_avoids_masks_and_handles_undetected_targets():
 
 def test_full_random_biweight_error_matches_aperture_error():
     rng = np.random.default_rng(7)
-    m = im.make_test_mosaic((300, 300), x=[], y=[], flux=[], bcg=False, rng=rng)
+    m = make_test_mosaic((300, 300), x=[], y=[], flux=[], bcg=False, rng=rng)
     res = im.injection_random(m["image"], m["psf"], (150.0, 150.0), 200, 50.0, 300, RADII, rng=rng,
                               weight=m["weight"])
     assert res["flux_out"].shape == (300, 3) and res["flux_error_biweight"].shape == (3,)
@@ -449,7 +452,7 @@ def test_flux_correction_polynomial_round_trip():
 
 
 def test_make_test_mosaic_truth_is_consistent():
-    m = im.make_test_mosaic((256, 256), n_points=50, rng=np.random.default_rng(0), noise_sigma=0.5)
+    m = make_test_mosaic((256, 256), n_points=50, rng=np.random.default_rng(0), noise_sigma=0.5)
     t = m["truth"]
     assert (m["weight"][:8] == 0).all() and (m["image"][:8] == 0).all() and np.isinf(m["error"][:8]).all()
     assert m["weight"][128, 128] == pytest.approx(4.0) and m["error"][128, 128] == 0.5

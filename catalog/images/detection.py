@@ -177,7 +177,7 @@ def detect_point_sources(images: list[np.ndarray], weights: list[np.ndarray] | N
     disk of ``exclusion_radius_pix`` down to ``threshold = threshold_nsigma * noise`` (noise = robust
     noise of the summed image), keeping those with ``peak >= keep_factor * threshold``.
 
-    Performance with the defaults (FWHM 2 px Moffat PSF, tests/images/test_imaging.py): 90%
+    Performance with the defaults (FWHM 2 px Moffat PSF, tests/images/test_detection.py): 90%
     completeness at a peak-pixel S/N of about 10, i.e. a PSF-fit S/N of about 17; the
     band-pass filter (core FWHM ~1.1 px) is narrower than such a PSF, so its peak S/N is 42%
     of the matched-filter S/N (81% for a 1 px FWHM PSF).

@@ -20,6 +20,7 @@ import time
 import numpy as np
 
 from catalog import images as imaging
+from catalog.simulations.mosaic import make_test_mosaic
 
 
 def rss_gb() -> float:
@@ -35,11 +36,10 @@ def main() -> None:
     shape = (args.size, args.size)
     n_pts = int(6000 * (args.size / 4096) ** 2)
     t0 = time.perf_counter()
-    first = imaging.make_test_mosaic(shape, n_points=n_pts, rng=rng, bcg_r_eff_pix=300,
-                                     dtype=np.float32)
-    bands = [first] + [imaging.make_test_mosaic(shape, rng=rng, x=first["truth"]["x"],
-                                                y=first["truth"]["y"], flux=first["truth"]["flux"],
-                                                bcg_r_eff_pix=300, dtype=np.float32)
+    first = make_test_mosaic(shape, n_points=n_pts, rng=rng, bcg_r_eff_pix=300, dtype=np.float32)
+    bands = [first] + [make_test_mosaic(shape, rng=rng, x=first["truth"]["x"],
+                                        y=first["truth"]["y"], flux=first["truth"]["flux"],
+                                        bcg_r_eff_pix=300, dtype=np.float32)
                        for _ in range(3)]
     print(f"built 4 bands of {shape[0]}x{shape[1]} with {n_pts} point sources in "
           f"{time.perf_counter() - t0:.1f} s")

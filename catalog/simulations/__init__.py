@@ -122,7 +122,7 @@ def simulate_mosaic_files(outdir: str | os.PathLike, name: str = "mosaic", *,
     from astropy.io import fits
     from astropy.wcs import WCS
 
-    from catalog.images import make_test_mosaic
+    from catalog.simulations.mosaic import make_test_mosaic
 
     check_name(name, "mosaic name")
     shape = _check_shape(shape, "--size", *MOSAIC_SIZE_RANGE)

@@ -7,6 +7,10 @@ ways: (A) no local background and no aperture correction, (B) the Sparkler's loc
 aperture correction. The truth is the analytic Gaussian: the encircled energy at radius r is
 EE(r) = 1 - exp(-r^2 / 2 s^2), with s^2 = sigma^2 + 2/12 px^2 (integrating the PSF over pixels
 and the exact pixel overlap of the aperture each add 1/12 px^2 per axis).
+
+The array function itself (``catalog.images.apertures.aperture_photometry``) is tested on the
+synthetic mosaics of ``tests/images/conftest.py``: accuracy and errors above S/N 20, the aperture
+correction, upper limits, edges, masks and error maps.
 """
 
 from __future__ import annotations
@@ -18,12 +22,16 @@ import pytest
 from astropy.io import fits
 from astropy.table import Table
 from photutils.aperture import CircularAperture, aperture_photometry
+from scipy.spatial import cKDTree
 
+from catalog import images as im
 from catalog.constants import ANNULUS_WIDTH_ARCSEC, APERTURE_RADII_ARCSEC
+from catalog.errors import GccatError
 from catalog.lake import Lake
 from catalog.simulations import simulate_mosaic_files
 from ingest.catalog import ingest_catalog
 from ingest.pointsources import aperture_radius, run_photometry
+from tests.images.synthetic import ANNULUS, RADII, snr_optimal
 
 SCALE = 0.03  # arcsec per pixel
 FWHM_PIX = 0.145 / SCALE  # NIRCam F444W, the band the Sparkler images are matched to
@@ -138,3 +146,91 @@ def test_the_aperture_correction_recovers_the_total_flux(measured, radius):
         # at 0.12" (0.83 FWHM) the annulus sits on the bright PSF wings, and the flux depends
         # on the sub-pixel position by ~0.5%: above S/N ~ 100 that exceeds the noise
         assert 0.8 < np.std(bright_pulls) < 1.25
+
+
+# --------------------------------------------------------------- the array function, in pixels
+
+
+
+def test_photometric_accuracy_above_snr_20(isolated):
+    t, psf = isolated["truth"], isolated["psf"]
+    res = im.aperture_photometry(isolated["image"], t["x"], t["y"], RADII, weight=isolated["weight"], psf=psf,
+                                 annulus_width_pix=ANNULUS)
+    assert res["flux"].shape == (t["x"].size, RADII.size)
+    bright = snr_optimal(t["flux"], psf) >= 20
+    ratio = res["flux"][bright] / t["flux"][bright, None] - 1
+    bias = np.median(ratio, axis=0)
+    pulls = (res["flux"] - t["flux"][:, None]) / res["flux_err"]
+    scatter = 1.4826 * np.median(np.abs(pulls - np.median(pulls, axis=0)), axis=0)
+    growth_only = im.aperture_photometry(isolated["image"], t["x"], t["y"], RADII, weight=isolated["weight"],
+                                         psf=psf, annulus_width_pix=ANNULUS, psf_annulus_correction=False)
+    bias_growth = np.median(growth_only["flux"][bright] / t["flux"][bright, None] - 1, axis=0)
+    print(f"\nphotometric bias above optimal S/N 20 ({bright.sum()} sources), radii {np.round(RADII, 2)} px: "
+          f"{np.round(100 * bias, 2)} %; 1/growth_curve only: {np.round(100 * bias_growth, 2)} %; "
+          f"pull scatter {np.round(scatter, 2)}")
+    assert bright.sum() > 400
+    assert (np.abs(bias) < 0.02).all()
+    # flux errors describe the scatter (within 15%)
+    assert ((scatter > 0.85) & (scatter < 1.15)).all()
+    # the annulus at the aperture edge eats PSF wings: 1/growth_curve alone leaves a deficit,
+    # smaller the further out the annulus lies (-3.3, -1.8, -0.8% for this PSF)
+    assert (bias_growth < -0.005).all() and bias_growth[0] < -0.02
+    assert (np.diff(bias_growth) > 0).all()
+
+
+def test_aperture_correction_is_inverse_growth_curve(isolated):
+    t, psf = isolated["truth"], isolated["psf"]
+    kw = {"weight": isolated["weight"], "psf": psf}
+    inv = 1.0 / im.growth_curve(psf, RADII)
+    no_annulus = im.aperture_photometry(isolated["image"] - 0.0, t["x"][:50], t["y"][:50], RADII,
+                                        annulus_width_pix=0, **kw)
+    np.testing.assert_allclose(no_annulus["aperture_correction"], np.broadcast_to(inv, (50, 3)), rtol=1e-12)
+    assert (no_annulus["background"] == 0).all()
+    growth_only = im.aperture_photometry(isolated["image"], t["x"][:50], t["y"][:50], RADII,
+                                         psf_annulus_correction=False, **kw)
+    np.testing.assert_allclose(growth_only["aperture_correction"], np.broadcast_to(inv, (50, 3)), rtol=1e-12)
+    # with the annulus term: larger, and the flux is the growth-only flux times the ratio
+    full = im.aperture_photometry(isolated["image"], t["x"][:50], t["y"][:50], RADII, **kw)
+    assert (full["aperture_correction"] > inv).all()
+    np.testing.assert_allclose(full["flux"] / full["aperture_correction"],
+                               growth_only["flux"] / growth_only["aperture_correction"], rtol=1e-9)
+    no_psf = im.aperture_photometry(isolated["image"], t["x"][:5], t["y"][:5], RADII,
+                                    weight=isolated["weight"])
+    assert (no_psf["aperture_correction"] == 1).all()
+
+
+def test_upper_limits_below_three_sigma(isolated):
+    rng = np.random.default_rng(5)
+    t, psf = isolated["truth"], isolated["psf"]
+    tree = cKDTree(np.c_[t["x"], t["y"]])
+    bx, by = rng.uniform(30, 994, 3000), rng.uniform(30, 994, 3000)
+    blank = tree.query(np.c_[bx, by])[0] > 12
+    res = im.aperture_photometry(isolated["image"], bx[blank], by[blank], RADII, weight=isolated["weight"],
+                                 psf=psf)
+    frac = res["is_upper_limit"].mean(axis=0)
+    np.testing.assert_allclose(res["flux_limit"], 3.0 * res["flux_err"])
+    assert (frac > 0.98).all()  # 99.9% for Gaussian noise
+    src = im.aperture_photometry(isolated["image"], t["x"], t["y"], RADII, weight=isolated["weight"], psf=psf)
+    true_snr = t["flux"][:, None] / src["flux_err"]
+    assert src["is_upper_limit"][true_snr > 6].mean() < 0.01
+    assert src["is_upper_limit"][true_snr < 1.5].mean() > 0.85
+    print(f"\nupper limits at blank positions: {np.round(frac, 3)}")
+
+
+def test_photometry_edges_masks_and_error_maps():
+    rng = np.random.default_rng(6)
+    img = rng.normal(size=(100, 100))
+    mask = np.zeros(img.shape, dtype=bool)
+    mask[50, 50] = True
+    res = im.aperture_photometry(img, [50.0, -50.0, np.nan, 1.0], [50.0, 50.0, 3.0, 1.0], [3.0], mask=mask,
+                                 annulus_width_pix=3.0)
+    assert np.isfinite(res["flux"][0]).all() and np.isnan(res["flux"][1:3]).all()
+    assert res["mask_fraction"][0, 0] == pytest.approx(1 / (np.pi * 9), rel=1e-6)
+    assert 0.3 < res["mask_fraction"][3, 0] < 0.7  # a corner source is partly off the image
+    # error map, weight map and local scatter agree on uniform noise
+    e_map = im.aperture_photometry(img, [30.0], [30.0], [3.0], error=np.ones_like(img))["flux_err"]
+    e_w = im.aperture_photometry(img, [30.0], [30.0], [3.0], weight=np.ones_like(img))["flux_err"]
+    e_local = im.aperture_photometry(img, [30.0], [30.0], [3.0])["flux_err"]
+    assert e_map == pytest.approx(e_w) and e_local == pytest.approx(e_map, rel=0.35)
+    with pytest.raises(GccatError, match="radii"):
+        im.aperture_photometry(img, [1.0], [1.0], [0.0])

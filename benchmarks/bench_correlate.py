@@ -18,7 +18,7 @@ import time
 import numpy as np
 
 from catalog import gckappa as cr
-from catalog.lensing import simulate_lens_field
+from catalog.simulations.lensfield import simulate_lens_field
 
 
 def timed(fn, *args, **kw):

@@ -13,6 +13,7 @@ from catalog.errors import GccatError
 
 
 def as_shape(shape) -> tuple[int, int]:
+    """``(ny, nx)`` as two positive ints."""
     try:
         ny, nx = (int(s) for s in shape)
     except (TypeError, ValueError):
@@ -23,6 +24,7 @@ def as_shape(shape) -> tuple[int, int]:
 
 
 def as_positive(name: str, value) -> float:
+    """``value`` as a positive finite float (``name`` for the message)."""
     try:
         v = float(value)
     except (TypeError, ValueError):
@@ -33,11 +35,13 @@ def as_positive(name: str, value) -> float:
 
 
 def kernel_params(pixel_scale_arcsec, alpha, softening_arcsec) -> tuple[float, float, float]:
+    """Pixel scale (arcsec), kernel index and softening (arcsec), each positive."""
     return (as_positive("pixel_scale_arcsec", pixel_scale_arcsec), as_positive("alpha", alpha),
             as_positive("softening_arcsec", softening_arcsec))
 
 
 def as_positions(px, py) -> tuple[np.ndarray, np.ndarray]:
+    """GC pixel positions as two flat float arrays of one length, finite."""
     x = np.asarray(px, dtype=float).ravel()
     y = np.asarray(py, dtype=float).ravel()
     if x.shape != y.shape:
@@ -48,6 +52,7 @@ def as_positions(px, py) -> tuple[np.ndarray, np.ndarray]:
 
 
 def as_centre(centre_px) -> tuple[float, float]:
+    """A centre ``(x, y)`` in pixels, finite."""
     try:
         cx, cy = (float(c) for c in centre_px)
     except (TypeError, ValueError):

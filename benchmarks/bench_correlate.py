@@ -18,7 +18,8 @@ import time
 import numpy as np
 
 from catalog import gckappa as cr
-from catalog.lensing import simulate_lens_field
+from catalog.simulations.gcs import simulate_gcs, simulate_mask
+from catalog.simulations.lensfield import simulate_lens_field
 
 
 def timed(fn, *args, **kw):
@@ -37,8 +38,8 @@ def main() -> None:
     scale = 0.03
     kmap = simulate_lens_field((args.size, args.size), scale, seed=0)
     kappa = kmap.data
-    px, py = cr.simulate_gcs(kappa, scale, rng, n_total=args.n)
-    mask = cr.simulate_mask(kappa.shape, rng, n_disks=20, radius_pix=(30, 120))
+    px, py = simulate_gcs(kappa, scale, rng, n_total=args.n)
+    mask = simulate_mask(kappa.shape, rng, n_disks=20, radius_pix=(30, 120))
     print(f"grid {args.size}x{args.size} at {scale}\"/pix, {len(px)} GCs")
     rho, t_fft = timed(cr.density_fft, px, py, kappa.shape, scale)
     iy, ix = np.divmod(np.arange(kappa.size), args.size)

@@ -3,6 +3,14 @@
 Orchestrates :mod:`catalog.gckappa` (pure numpy on the kappa grid) with the lake: GCs from
 ``photometry_wide``, the kappa map from ``lens_map_pixels``, masks from FITS files or tables,
 and the results into ``correlation_runs``, ``density_maps``, ``box_stats``, ``radial_profiles``.
+
+:func:`run_correlation` runs these steps, one function each: check the options
+(``_checked_options``), load the kappa map and rescale it (``_load_lens``), select the GCs on
+the map (``_select_gcs``), build the mask (``_build_mask``), the GC density and its
+inpainting (``_gc_density``), the pixel correlation, boxes and fits (``_statistics``), the
+centre, background, profiles and mass budget (``_profile_centre``, ``_background``,
+``_radial_profile``, ``_mass_budget``), then the rows (``_run_row``, ``_density_map_table``,
+``_box_table``, ``_profile_table``) written in one lake transaction.
 """
 
 from __future__ import annotations
@@ -174,6 +182,289 @@ def mask_from_regions(ra, dec, radius_arcsec, lens_map: LensMap) -> np.ndarray:
     return mask
 
 
+@dataclass
+class _Lens:
+    """The kappa map of a run and what the field table says about its cluster."""
+
+    kmap: LensMap
+    #: kappa rescaled to the source redshift (NaN where the map has none).
+    kappa: np.ndarray
+    #: Sigma_cr(map normalisation) * kappa_map, Msun/arcsec^2; None without a cluster redshift.
+    surface_mass_per_arcsec2: np.ndarray | None
+    #: The field's row of the ``fields`` table ({} if the field is not there).
+    field: dict
+
+
+@dataclass
+class _Density:
+    """The GC density of a run, before and after inpainting the masked pixels."""
+
+    rho: np.ndarray
+    #: Density of a uniform unit surface density over the map (the edge imprint).
+    window: np.ndarray
+    #: Visible GCs followed by the inpainted ones.
+    px_all: np.ndarray
+    py_all: np.ndarray
+    n_added: int
+
+
+@dataclass
+class _Statistics:
+    """The pixel correlation, the boxes and the two fits of <kappa> = A n_GC^B."""
+
+    corr: dict
+    box_pix: int
+    boxes: dict
+    lsq: dict
+    fit: dict
+
+
+def _checked_options(field_id: str, model: str, mask_regions: pa.Table | None, **options) -> dict:
+    """The names, the options of :func:`check_correlation_options` and the mask regions, checked."""
+    check_name(field_id, "field id")
+    check_name(model, "model name")
+    opts = check_correlation_options(**options)
+    if mask_regions is not None:
+        check_mask_regions(mask_regions)
+    return opts
+
+
+def _load_lens(lake: Lake, field_id: str, model_id: str, opts: dict) -> _Lens:
+    """The kappa map of ``model_id`` from the lake, checked against the options, with kappa
+    rescaled to ``opts["z_source"]`` and the surface mass of the lens."""
+    store = LensMapStore(lake)
+    kmap = store.load(model_id, "kappa")
+    if kmap is None:
+        known = sorted(set(store.models()["model_id"].to_pylist()))
+        raise GccatError(f"no kappa map for lens model '{model_id}' (models: "
+                         f"{', '.join(known) or 'none'}); ingest one with 'gccat ingest lens-map'")
+    _check_against_map(opts, kmap)
+    fields = lake.live("fields").to_pylist()
+    frow = next((f for f in fields if f["field_id"] == field_id), {})
+    z_cluster = frow.get("z_cluster")
+    kappa = np.array(kmap.data, float)
+    norm = store.models().filter(pa.compute.equal(store.models()["model_id"], model_id))
+    dls_ds_norm = norm["dls_ds"][0].as_py()  # D_ls/D_s the map is normalised to (HFF: 1)
+    # The projected mass is a property of the lens: Sigma_cr(norm) * kappa_map, whatever
+    # redshift the correlation rescales kappa to.
+    surface_mass_per_arcsec2 = None
+    if z_cluster:
+        surface_mass_per_arcsec2 = kappa * (sigma_crit_msun_per_arcsec2(z_cluster) / dls_ds_norm)
+    if opts["z_source"] is not None:
+        kappa *= source_dls_ds(z_cluster, opts["z_source"], field_id) / dls_ds_norm
+    return _Lens(kmap, kappa, surface_mass_per_arcsec2, frow)
+
+
+def _select_gcs(lake: Lake, kmap: LensMap, field_id: str, model_id: str, where: str | None
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel positions of the detections of ``field_id`` matching ``where`` that lie on the map."""
+    from catalog.queries.connection import connect
+    from catalog.queries.sandbox import condition_sql
+    from catalog.queries.search import run_sql
+
+    con = connect(lake)
+    cond = f" AND {condition_sql(where)}" if where else ""
+    gcs = run_sql(con, f"SELECT ra, dec FROM photometry_wide WHERE field_id = ?{cond}", [field_id])
+    if gcs.num_rows == 0:
+        raise GccatError(f"no detections in field '{field_id}' match the selection")
+    px, py = kmap.wcs.world_to_pixel_values(gcs["ra"].to_numpy(), gcs["dec"].to_numpy())
+    ny, nx = kmap.shape
+    on_map = (px > -0.5) & (py > -0.5) & (px < nx - 0.5) & (py < ny - 0.5)
+    if not on_map.any():
+        raise GccatError(f"none of the {gcs.num_rows} selected detections of field '{field_id}' "
+                         f"lies on the kappa map of '{model_id}'")
+    return px[on_map], py[on_map]
+
+
+def _build_mask(kmap: LensMap, kappa: np.ndarray, mask_path, mask_regions: pa.Table | None
+                ) -> np.ndarray:
+    """Masked pixels: where kappa is not finite, the FITS mask and the bright-source disks."""
+    mask = ~np.isfinite(kappa)
+    if mask_path:
+        mask |= read_mask(mask_path, kmap)
+    if mask_regions is not None and mask_regions.num_rows:
+        mask |= mask_from_regions(mask_regions["ra"].to_numpy(), mask_regions["dec"].to_numpy(),
+                                  mask_regions["radius_arcsec"].to_numpy(), kmap)
+    return mask
+
+
+def _unmasked(px: np.ndarray, py: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The GCs whose nearest pixel is not masked."""
+    ix, iy = np.rint(px).astype(int), np.rint(py).astype(int)
+    visible = ~mask[iy, ix]
+    return px[visible], py[visible]
+
+
+def _uniform_window(kmap: LensMap, alpha: float, softening_arcsec: float) -> np.ndarray:
+    """The density of one point at every pixel centre: how rho_gc falls towards the map edges."""
+    ny, nx = kmap.shape
+    wy, wx = np.divmod(np.arange(nx * ny), nx)
+    return cr.density_fft(wx.astype(float), wy.astype(float), kmap.shape, kmap.pixel_scale_arcsec,
+                          alpha, softening_arcsec)
+
+
+def _gc_density(px: np.ndarray, py: np.ndarray, kmap: LensMap, mask: np.ndarray, opts: dict,
+                rng: np.random.Generator, step) -> _Density:
+    """rho_gc of the visible GCs by FFT, then Monte Carlo inpainting of the masked pixels."""
+    scale = kmap.pixel_scale_arcsec
+    alpha, softening_arcsec = opts["alpha"], opts["softening_arcsec"]
+    step("density (FFT)", 0.25)
+    rho = cr.density_fft(px, py, kmap.shape, scale, alpha, softening_arcsec)
+    # The density of a uniform field falls towards the map edges; dividing by it keeps the
+    # inpainting and the correlation coefficients free of that edge imprint.
+    window = _uniform_window(kmap, alpha, softening_arcsec)
+    n_added = 0
+    px_all, py_all = px, py
+    if opts["inpaint_iterations"] and mask.any():
+        step("inpainting", 0.4)
+        px_all, py_all, rho, n_added = cr.inpaint(px, py, mask, rho, rng,
+                                                  n_iter=opts["inpaint_iterations"], alpha=alpha,
+                                                  softening_arcsec=softening_arcsec,
+                                                  pixel_scale_arcsec=scale, window=window)
+    return _Density(rho, window, px_all, py_all, n_added)
+
+
+def _statistics(px: np.ndarray, py: np.ndarray, kappa: np.ndarray, mask: np.ndarray,
+                density: _Density, scale: float, opts: dict, fit_method: str,
+                rng: np.random.Generator) -> _Statistics:
+    """Pixel correlation of kappa and rho_gc, the box statistics and the power-law fits (the
+    least-squares fit is always made; ``fit_method`` picks the one reported as A, B)."""
+    corr = cr.pixel_correlation(kappa, density.rho, ~mask, window=density.window)
+    box_pix = max(int(round(opts["box_arcsec"] / scale)), 1)
+    boxes = cr.box_stats(px, py, kappa, mask, box_pix, scale)
+    n_boot = opts["n_boot"]
+    lsq = cr.fit_power_law(boxes["n_per_arcsec2"], boxes["kappa_mean"], rng, n_boot=n_boot)
+    fit = lsq if fit_method == "lsq" else cr.fit_power_law(
+        boxes["n_per_arcsec2"], boxes["kappa_mean"], rng, n_boot=n_boot, method="poisson",
+        area_arcsec2=boxes["area_arcsec2"])
+    return _Statistics(corr, box_pix, boxes, lsq, fit)
+
+
+def _profile_centre(kmap: LensMap, field: dict, centre) -> tuple[tuple, tuple[float, float]]:
+    """The centre of the profiles and the mass budget, (RA, Dec) in deg and pixel (x, y): the
+    one given, else the field centre, else the map centre."""
+    ny, nx = kmap.shape
+    if centre is None:
+        if field.get("ra_center") is not None:
+            centre = (field["ra_center"], field["dec_center"])
+        else:
+            centre = tuple(float(v) for v in kmap.wcs.pixel_to_world_values((nx - 1) / 2, (ny - 1) / 2))
+    cx, cy = (float(v) for v in kmap.wcs.world_to_pixel_values(centre[0], centre[1]))
+    return centre, (cx, cy)
+
+
+def _background(px, py, mask, centre_px, opts: dict, scale: float) -> tuple[float, float]:
+    """Background GC density and its error (arcsec^-2) from the annulus, or 0 without one."""
+    if not opts["background_annulus_arcsec"]:
+        return 0.0, 0.0
+    return cr.background_from_annulus(px, py, mask, centre_px, *opts["background_annulus_arcsec"],
+                                      scale)
+
+
+def _radial_profile(px, py, kappa, rho, mask, centre_px, opts: dict, scale: float,
+                    background: float) -> dict:
+    """Profiles in ``n_annuli`` equal annuli out to the farthest map corner."""
+    cx, cy = centre_px
+    ny, nx = mask.shape
+    r_max = max(np.hypot(np.array([0, nx - 1]) - cx, np.array([0, ny - 1])[:, None] - cy).max(), 1)
+    edges = np.linspace(0, r_max * scale, opts["n_annuli"] + 1)
+    return cr.radial_profile(px, py, kappa, rho, mask, (cx, cy), edges, scale, background)
+
+
+def _mass_budget(lens: _Lens, density: _Density, mask, centre_px, opts: dict, scale: float) -> dict:
+    """Halo mass, GC mass and mean GC mass within ``mass_radius_arcsec`` (None without a
+    cluster redshift); the GCs counted include the inpainted ones."""
+    if lens.surface_mass_per_arcsec2 is None:
+        return {"M_halo": None, "M_GC": None, "mean_gc_mass": None}
+    cx, cy = centre_px
+    radius = opts["mass_radius_arcsec"]
+    n_in = int((np.hypot(density.px_all - cx, density.py_all - cy) * scale <= radius).sum())
+    # gc_mass_budget multiplies its kappa by Sigma_cr: hand it the surface mass with 1.
+    b = cr.gc_mass_budget(lens.surface_mass_per_arcsec2, mask, (cx, cy), radius, scale, 1.0,
+                          max(n_in, 1))
+    return {"M_halo": b["m_halo_msun"], "M_GC": b["m_gc_msun"], "mean_gc_mass": b["mean_gc_mass_msun"]}
+
+
+def _run_options(where, mask_path, mask_regions, centre, opts: dict, stats: _Statistics,
+                 budget: dict) -> dict:
+    """The ``options`` of the run row and of the ingest log."""
+    return {"where": where, "alpha": opts["alpha"], "softening_arcsec": opts["softening_arcsec"],
+            "box_arcsec": opts["box_arcsec"], "mask_path": str(mask_path) if mask_path else None,
+            "n_mask_regions": 0 if mask_regions is None else mask_regions.num_rows,
+            "centre": centre, "inpaint_iterations": opts["inpaint_iterations"], "seed": opts["seed"],
+            "background_annulus_arcsec": opts["background_annulus_arcsec"],
+            "n_annuli": opts["n_annuli"], "mass_radius_arcsec": opts["mass_radius_arcsec"],
+            "z_source": opts["z_source"], "n_boot": opts["n_boot"], "fit": stats.fit,
+            "fit_lsq": stats.lsq, "budget": budget}
+
+
+def _run_row(tx, field_id: str, model_id: str, where, mask_path, fit_method: str, opts: dict,
+             centre, n_gc: int, density: _Density, mask: np.ndarray, stats: _Statistics,
+             background: tuple[float, float], budget: dict, plots: list[str], options: dict) -> dict:
+    """The ``correlation_runs`` row."""
+    corr, fit, lsq = stats.corr, stats.fit, stats.lsq
+    return {
+        "run_id": tx.ingest_id, "field_id": field_id, "model_id": model_id,
+        "created_at": tx.started_at, "where_sql": where, "alpha": opts["alpha"],
+        "softening_arcsec": opts["softening_arcsec"], "box_arcsec": opts["box_arcsec"],
+        "z_source": opts["z_source"],
+        "mask_path": str(mask_path) if mask_path else None, "centre_ra": float(centre[0]),
+        "centre_dec": float(centre[1]), "n_gc": int(n_gc), "n_gc_inpainted": int(density.n_added),
+        "inpaint_iterations": opts["inpaint_iterations"], "seed": opts["seed"],
+        "masked_fraction": float(mask.mean()), "beta": corr["beta"],
+        "pearson_log": corr["pearson_log"], "spearman_log": corr["spearman_log"],
+        "A": fit["A"], "B": fit["B"], "A_err": fit["A_err"], "B_err": fit["B_err"],
+        "n_boxes": int(fit["n_boxes"]), "fit_method": fit_method, "A_lsq": lsq["A"],
+        "B_lsq": lsq["B"], "B_lsq_err": lsq["B_err"],
+        "background_per_arcsec2": background[0], "background_err": background[1],
+        "mass_radius_arcsec": opts["mass_radius_arcsec"], "m_halo_msun": budget["M_halo"],
+        "m_gc_msun": budget["M_GC"], "mean_gc_mass_msun": budget["mean_gc_mass"],
+        "plots": plots, "options": json.dumps(options, default=float), "ingest_id": tx.ingest_id,
+    }
+
+
+def _density_map_table(run_id: str, field_id: str, kmap: LensMap, rho, kappa, residual, mask
+                       ) -> pa.Table:
+    """The ``density_maps`` rows: one per map pixel."""
+    ny, nx = kmap.shape
+    iyy, ixx = np.divmod(np.arange(nx * ny), nx)
+    ra, dec = kmap.wcs.pixel_to_world_values(ixx, iyy)
+    return pa.table({
+        "run_id": [run_id] * (nx * ny), "field_id": [field_id] * (nx * ny),
+        "ix": ixx.astype(np.int32), "iy": iyy.astype(np.int32), "ra": np.mod(ra, 360), "dec": dec,
+        "rho_gc": rho.ravel(), "kappa": kappa.ravel(),
+        "residual": pa.array(residual.ravel(), from_pandas=True), "masked": mask.ravel(),
+        "ingest_id": [run_id] * (nx * ny)}, schema=DENSITY_MAPS)
+
+
+def _box_table(run_id: str, field_id: str, kmap: LensMap, boxes: dict, box_pix: int) -> pa.Table:
+    """The ``box_stats`` rows: one per kept box, at the sky position of its centre."""
+    bx = boxes["ix0"] + box_pix / 2 - 0.5
+    by = boxes["iy0"] + box_pix / 2 - 0.5
+    bra, bdec = kmap.wcs.pixel_to_world_values(bx, by) if len(bx) else ([], [])
+    nb = len(bx)
+    return pa.table({
+        "run_id": [run_id] * nb, "field_id": [field_id] * nb,
+        "ix0": np.asarray(boxes["ix0"], np.int32), "iy0": np.asarray(boxes["iy0"], np.int32),
+        "ra": np.mod(np.asarray(bra, float), 360), "dec": np.asarray(bdec, float),
+        **{k: boxes[k] for k in ("n_gc", "area_arcsec2", "n_per_arcsec2", "kappa_mean",
+                                 "masked_fraction")},
+        "ingest_id": [run_id] * nb}, schema=BOX_STATS)
+
+
+def _profile_table(run_id: str, field_id: str, profile: dict) -> pa.Table:
+    """The ``radial_profiles`` rows: one per annulus."""
+    npr = len(profile["r_in"])
+    return pa.table({
+        "run_id": [run_id] * npr, "field_id": [field_id] * npr,
+        "r_in_arcsec": profile["r_in"], "r_out_arcsec": profile["r_out"],
+        "r_mid_arcsec": profile["r_mid"], "n_gc": profile["n_gc"],
+        "area_arcsec2": profile["area_arcsec2"], "sigma_gc": profile["sigma_gc"],
+        "sigma_gc_err": profile["sigma_gc_err"], "sigma_gc_bgsub": profile["sigma_gc_bgsub"],
+        "kappa_mean": profile["kappa_mean"], "rho_mean": profile["rho_mean"],
+        "ingest_id": [run_id] * npr}, schema=RADIAL_PROFILES)
+
+
 def run_correlation(lake: Lake, field_id: str, model: str, *, where: str | None = None,
                     alpha: float = GC_KERNEL_ALPHA, softening_arcsec: float = GC_KERNEL_SOFTENING_ARCSEC,
                     box_arcsec: float = BOX_ARCSEC,
@@ -216,182 +507,51 @@ def run_correlation(lake: Lake, field_id: str, model: str, *, where: str | None 
         unbiased at few GCs per box) or least squares in log-log as in the papers (always
         stored too, as A_lsq, B_lsq).
     """
-    from catalog.queries.connection import connect
-    from catalog.queries.sandbox import condition_sql
-    from catalog.queries.search import run_sql
-
     step = progress or (lambda stage, frac: None)
-    check_name(field_id, "field id")
-    check_name(model, "model name")
-    opts = check_correlation_options(
+    opts = _checked_options(
+        field_id, model, mask_regions,
         alpha=alpha, softening_arcsec=softening_arcsec, box_arcsec=box_arcsec,
         inpaint_iterations=inpaint_iterations, seed=seed, mass_radius_arcsec=mass_radius_arcsec,
         z_source=z_source, n_boot=n_boot, n_annuli=n_annuli, centre=centre,
         background_annulus_arcsec=background_annulus_arcsec, fit_method=fit_method)
-    alpha, softening_arcsec, box_arcsec = opts["alpha"], opts["softening_arcsec"], opts["box_arcsec"]
-    inpaint_iterations, seed, n_boot = opts["inpaint_iterations"], opts["seed"], opts["n_boot"]
-    mass_radius_arcsec, z_source, n_annuli = (opts["mass_radius_arcsec"], opts["z_source"],
-                                              opts["n_annuli"])
-    centre, background_annulus_arcsec = opts["centre"], opts["background_annulus_arcsec"]
-    if mask_regions is not None:
-        check_mask_regions(mask_regions)
     model_id = f"{field_id}/{model}"
-    store = LensMapStore(lake)
     step("reading kappa", 0.05)
-    kmap = store.load(model_id, "kappa")
-    if kmap is None:
-        known = sorted(set(store.models()["model_id"].to_pylist()))
-        raise GccatError(f"no kappa map for lens model '{model_id}' (models: "
-                         f"{', '.join(known) or 'none'}); ingest one with 'gccat ingest lens-map'")
-    _check_against_map(opts, kmap)
-    fields = lake.live("fields").to_pylist()
-    frow = next((f for f in fields if f["field_id"] == field_id), {})
-    z_cluster = frow.get("z_cluster")
-    kappa = np.array(kmap.data, float)
-    norm = store.models().filter(pa.compute.equal(store.models()["model_id"], model_id))
-    dls_ds_norm = norm["dls_ds"][0].as_py()  # D_ls/D_s the map is normalised to (HFF: 1)
-    # The projected mass is a property of the lens: Sigma_cr(norm) * kappa_map, whatever
-    # redshift the correlation rescales kappa to.
-    surface_mass_per_arcsec2 = None
-    if z_cluster:
-        surface_mass_per_arcsec2 = kappa * (sigma_crit_msun_per_arcsec2(z_cluster) / dls_ds_norm)
-    if z_source is not None:
-        kappa *= source_dls_ds(z_cluster, z_source, field_id) / dls_ds_norm
-    scale = kmap.pixel_scale_arcsec
+    lens = _load_lens(lake, field_id, model_id, opts)
+    kmap, scale = lens.kmap, lens.kmap.pixel_scale_arcsec
     step("selecting GCs", 0.1)
-    con = connect(lake)
-    cond = f" AND {condition_sql(where)}" if where else ""
-    gcs = run_sql(con, f"SELECT ra, dec FROM photometry_wide WHERE field_id = ?{cond}", [field_id])
-    if gcs.num_rows == 0:
-        raise GccatError(f"no detections in field '{field_id}' match the selection")
-    px, py = kmap.wcs.world_to_pixel_values(gcs["ra"].to_numpy(), gcs["dec"].to_numpy())
-    ny, nx = kmap.shape
-    on_map = (px > -0.5) & (py > -0.5) & (px < nx - 0.5) & (py < ny - 0.5)
-    if not on_map.any():
-        raise GccatError(f"none of the {gcs.num_rows} selected detections of field '{field_id}' "
-                         f"lies on the kappa map of '{model_id}'")
-    px, py = px[on_map], py[on_map]
-    mask = ~np.isfinite(kappa)
-    if mask_path:
-        mask |= read_mask(mask_path, kmap)
-    if mask_regions is not None and mask_regions.num_rows:
-        mask |= mask_from_regions(mask_regions["ra"].to_numpy(), mask_regions["dec"].to_numpy(),
-                                  mask_regions["radius_arcsec"].to_numpy(), kmap)
-    kappa = np.where(np.isfinite(kappa), kappa, 0.0)
-    ix, iy = np.rint(px).astype(int), np.rint(py).astype(int)
-    visible = ~mask[iy, ix]
-    px, py = px[visible], py[visible]
-    rng = np.random.default_rng(seed)
-    step("density (FFT)", 0.25)
-    rho = cr.density_fft(px, py, kmap.shape, scale, alpha, softening_arcsec)
-    # The density of a uniform field falls towards the map edges; dividing by it keeps the
-    # inpainting and the correlation coefficients free of that edge imprint.
-    wy, wx = np.divmod(np.arange(nx * ny), nx)
-    window = cr.density_fft(wx.astype(float), wy.astype(float), kmap.shape, scale, alpha,
-                            softening_arcsec)
-    del wx, wy
-    n_added = 0
-    px_all, py_all = px, py
-    if inpaint_iterations and mask.any():
-        step("inpainting", 0.4)
-        px_all, py_all, rho, n_added = cr.inpaint(px, py, mask, rho, rng, n_iter=inpaint_iterations,
-                                                  alpha=alpha, softening_arcsec=softening_arcsec,
-                                                  pixel_scale_arcsec=scale, window=window)
+    px, py = _select_gcs(lake, kmap, field_id, model_id, where)
+    mask = _build_mask(kmap, lens.kappa, mask_path, mask_regions)
+    kappa = np.where(np.isfinite(lens.kappa), lens.kappa, 0.0)
+    px, py = _unmasked(px, py, mask)
+    rng = np.random.default_rng(opts["seed"])
+    density = _gc_density(px, py, kmap, mask, opts, rng, step)
     step("correlations", 0.5)
-    valid = ~mask
-    corr = cr.pixel_correlation(kappa, rho, valid, window=window)
-    box_pix = max(int(round(box_arcsec / scale)), 1)
-    boxes = cr.box_stats(px, py, kappa, mask, box_pix, scale)
-    lsq = cr.fit_power_law(boxes["n_per_arcsec2"], boxes["kappa_mean"], rng, n_boot=n_boot)
-    fit = lsq if fit_method == "lsq" else cr.fit_power_law(
-        boxes["n_per_arcsec2"], boxes["kappa_mean"], rng, n_boot=n_boot, method="poisson",
-        area_arcsec2=boxes["area_arcsec2"])
-    if centre is None:
-        if frow.get("ra_center") is not None:
-            centre = (frow["ra_center"], frow["dec_center"])
-        else:
-            centre = tuple(float(v) for v in kmap.wcs.pixel_to_world_values((nx - 1) / 2, (ny - 1) / 2))
-    cx, cy = (float(v) for v in kmap.wcs.world_to_pixel_values(centre[0], centre[1]))
-    bg, bg_err = 0.0, 0.0
-    if background_annulus_arcsec:
-        bg, bg_err = cr.background_from_annulus(px, py, mask, (cx, cy), *background_annulus_arcsec,
-                                                scale)
-    r_max = max(np.hypot(np.array([0, nx - 1]) - cx, np.array([0, ny - 1])[:, None] - cy).max(), 1)
-    edges = np.linspace(0, r_max * scale, n_annuli + 1)
+    stats = _statistics(px, py, kappa, mask, density, scale, opts, fit_method, rng)
+    centre, centre_px = _profile_centre(kmap, lens.field, opts["centre"])
+    background = _background(px, py, mask, centre_px, opts, scale)
     step("profiles", 0.6)
-    profile = cr.radial_profile(px, py, kappa, rho, mask, (cx, cy), edges, scale, bg)
-    budget = {"M_halo": None, "M_GC": None, "mean_gc_mass": None}
-    if z_cluster:
-        n_in = int((np.hypot(px_all - cx, py_all - cy) * scale <= mass_radius_arcsec).sum())
-        # gc_mass_budget multiplies its kappa by Sigma_cr: hand it the surface mass with 1.
-        b = cr.gc_mass_budget(surface_mass_per_arcsec2, mask, (cx, cy), mass_radius_arcsec, scale,
-                              1.0, max(n_in, 1))
-        budget = {"M_halo": b["m_halo_msun"], "M_GC": b["m_gc_msun"],
-                  "mean_gc_mass": b["mean_gc_mass_msun"]}
-    residual = np.where(valid, kappa - corr["beta"] * rho, np.nan)
-    options = {"where": where, "alpha": alpha, "softening_arcsec": softening_arcsec,
-               "box_arcsec": box_arcsec, "mask_path": str(mask_path) if mask_path else None,
-               "n_mask_regions": 0 if mask_regions is None else mask_regions.num_rows,
-               "centre": centre, "inpaint_iterations": inpaint_iterations, "seed": seed,
-               "background_annulus_arcsec": background_annulus_arcsec, "n_annuli": n_annuli,
-               "mass_radius_arcsec": mass_radius_arcsec, "z_source": z_source, "n_boot": n_boot,
-               "fit": fit, "fit_lsq": lsq, "budget": budget}
+    profile = _radial_profile(px, py, kappa, density.rho, mask, centre_px, opts, scale, background[0])
+    budget = _mass_budget(lens, density, mask, centre_px, opts, scale)
+    residual = np.where(~mask, kappa - stats.corr["beta"] * density.rho, np.nan)
+    options = _run_options(where, mask_path, mask_regions, centre, opts, stats, budget)
     step("writing", 0.7)
+    result = CorrelationResult({"model_id": model_id}, kappa, density.rho, mask, residual,
+                               stats.boxes, profile, px, py, kmap)
     with lake.transaction("correlation") as tx:
         run_id = tx.ingest_id
         plots = []
-        result = CorrelationResult({"model_id": model_id}, kappa, rho, mask, residual, boxes,
-                                   profile, px, py, kmap)
         if plot_dir is not None:
             from catalog.gckappa.plots import plot_correlation
 
-            plots = plot_correlation(result, Path(plot_dir) / run_id.replace(":", ""), corr, fit)
-        run = {
-            "run_id": run_id, "field_id": field_id, "model_id": model_id,
-            "created_at": tx.started_at, "where_sql": where, "alpha": alpha,
-            "softening_arcsec": softening_arcsec, "box_arcsec": box_arcsec, "z_source": z_source,
-            "mask_path": str(mask_path) if mask_path else None, "centre_ra": float(centre[0]),
-            "centre_dec": float(centre[1]), "n_gc": int(len(px)), "n_gc_inpainted": int(n_added),
-            "inpaint_iterations": inpaint_iterations, "seed": seed,
-            "masked_fraction": float(mask.mean()), "beta": corr["beta"],
-            "pearson_log": corr["pearson_log"], "spearman_log": corr["spearman_log"],
-            "A": fit["A"], "B": fit["B"], "A_err": fit["A_err"], "B_err": fit["B_err"],
-            "n_boxes": int(fit["n_boxes"]), "fit_method": fit_method, "A_lsq": lsq["A"],
-            "B_lsq": lsq["B"], "B_lsq_err": lsq["B_err"],
-            "background_per_arcsec2": bg, "background_err": bg_err,
-            "mass_radius_arcsec": mass_radius_arcsec, "m_halo_msun": budget["M_halo"],
-            "m_gc_msun": budget["M_GC"], "mean_gc_mass_msun": budget["mean_gc_mass"],
-            "plots": plots, "options": json.dumps(options, default=float), "ingest_id": run_id,
-        }
+            plots = plot_correlation(result, Path(plot_dir) / run_id.replace(":", ""), stats.corr,
+                                     stats.fit)
+        run = _run_row(tx, field_id, model_id, where, mask_path, fit_method, opts, centre, len(px),
+                       density, mask, stats, background, budget, plots, options)
         result.run, result.plots = run, plots
-        iyy, ixx = np.divmod(np.arange(nx * ny), nx)
-        ra, dec = kmap.wcs.pixel_to_world_values(ixx, iyy)
-        tx.append("density_maps", pa.table({
-            "run_id": [run_id] * (nx * ny), "field_id": [field_id] * (nx * ny),
-            "ix": ixx.astype(np.int32), "iy": iyy.astype(np.int32), "ra": np.mod(ra, 360), "dec": dec,
-            "rho_gc": rho.ravel(), "kappa": kappa.ravel(),
-            "residual": pa.array(residual.ravel(), from_pandas=True), "masked": mask.ravel(),
-            "ingest_id": [run_id] * (nx * ny)}, schema=DENSITY_MAPS))
-        bx = boxes["ix0"] + box_pix / 2 - 0.5
-        by = boxes["iy0"] + box_pix / 2 - 0.5
-        bra, bdec = kmap.wcs.pixel_to_world_values(bx, by) if len(bx) else ([], [])
-        nb = len(bx)
-        tx.append("box_stats", pa.table({
-            "run_id": [run_id] * nb, "field_id": [field_id] * nb,
-            "ix0": np.asarray(boxes["ix0"], np.int32), "iy0": np.asarray(boxes["iy0"], np.int32),
-            "ra": np.mod(np.asarray(bra, float), 360), "dec": np.asarray(bdec, float),
-            **{k: boxes[k] for k in ("n_gc", "area_arcsec2", "n_per_arcsec2", "kappa_mean",
-                                     "masked_fraction")},
-            "ingest_id": [run_id] * nb}, schema=BOX_STATS))
-        npr = len(profile["r_in"])
-        tx.append("radial_profiles", pa.table({
-            "run_id": [run_id] * npr, "field_id": [field_id] * npr,
-            "r_in_arcsec": profile["r_in"], "r_out_arcsec": profile["r_out"],
-            "r_mid_arcsec": profile["r_mid"], "n_gc": profile["n_gc"],
-            "area_arcsec2": profile["area_arcsec2"], "sigma_gc": profile["sigma_gc"],
-            "sigma_gc_err": profile["sigma_gc_err"], "sigma_gc_bgsub": profile["sigma_gc_bgsub"],
-            "kappa_mean": profile["kappa_mean"], "rho_mean": profile["rho_mean"],
-            "ingest_id": [run_id] * npr}, schema=RADIAL_PROFILES))
+        tx.append("density_maps", _density_map_table(run_id, field_id, kmap, density.rho, kappa,
+                                                     residual, mask))
+        tx.append("box_stats", _box_table(run_id, field_id, kmap, stats.boxes, stats.box_pix))
+        tx.append("radial_profiles", _profile_table(run_id, field_id, profile))
         tx.append("correlation_runs", pa.Table.from_pylist([run], schema=CORRELATION_RUNS))
         tx.commit(name=model, field_id=field_id, n_rows=len(px), command=command,
                   options={"run": "correlate", **options})

@@ -11,8 +11,9 @@ import numpy as np
 
 from catalog.checks import check_name, check_number, check_numbers
 from catalog.errors import GccatError
-from catalog.gckappa import simulate_gcs, simulate_mask
-from catalog.lensing import simulate_lens_field, write_hff_map
+from catalog.lensing import write_hff_map
+from catalog.simulations.gcs import simulate_gcs, simulate_mask
+from catalog.simulations.lensfield import simulate_lens_field
 
 #: Map and image sides (pixels) the simulators accept: below, a cluster, its mask disks or the
 #: 11 px frame of the point sources do not fit; above, one float64 band exceeds 128 MB.

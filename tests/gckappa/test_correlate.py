@@ -11,6 +11,7 @@ import pytest
 
 from catalog import gckappa as cr
 from catalog.errors import GccatError
+from catalog.simulations.gcs import simulate_gcs, simulate_mask
 
 SCALE = 0.2  # arcsec per pixel of the mock kappa maps
 N_SEEDS = 10
@@ -184,7 +185,7 @@ def test_box_stats_counts_area_and_partial_boxes():
 
 def _fit_mock(kappa, a_true, b_true, seed, method, n_boot=500):
     rng = np.random.default_rng(seed)
-    px, py = cr.simulate_gcs(kappa, SCALE, rng, A=a_true, B=b_true)
+    px, py = simulate_gcs(kappa, SCALE, rng, A=a_true, B=b_true)
     boxes = cr.box_stats(px, py, kappa, None, 15, SCALE)  # 15 px = 3"
     fit = cr.fit_power_law(boxes["n_per_arcsec2"], boxes["kappa_mean"], rng, n_boot=n_boot,
                            method=method, area_arcsec2=boxes["area_arcsec2"])
@@ -250,7 +251,7 @@ def test_null_gcs_independent_of_kappa():
     b, b_err, r_win, r_raw = [], [], [], []
     for seed in range(20):
         rng = np.random.default_rng(100 + seed)
-        px, py = cr.simulate_gcs(np.ones(shape), SCALE, rng, A=1.0, B=1.0, n_total=5000)
+        px, py = simulate_gcs(np.ones(shape), SCALE, rng, A=1.0, B=1.0, n_total=5000)
         boxes = cr.box_stats(px, py, kappa, None, 15, SCALE)
         fit = cr.fit_power_law(boxes["n_per_arcsec2"], boxes["kappa_mean"], rng, n_boot=200)
         b.append(fit["B"])
@@ -271,7 +272,7 @@ def test_null_gcs_independent_of_kappa():
     assert r_raw.mean() > 0.5
     # The test has power: GCs that do trace kappa correlate strongly.
     rng = np.random.default_rng(7)
-    px, py = cr.simulate_gcs(kappa, SCALE, rng, A=0.4, B=0.7)
+    px, py = simulate_gcs(kappa, SCALE, rng, A=0.4, B=0.7)
     signal = cr.pixel_correlation(kappa, cr.density_fft(px, py, shape, SCALE), window=win)
     assert signal["pearson_log"] > 0.9 and signal["spearman_log"] > 0.9
 
@@ -290,8 +291,8 @@ def test_inpaint_restores_hidden_counts_for_uniform_gcs():
     hidden, added = [], []
     for seed in range(20):
         rng = np.random.default_rng(200 + seed)
-        px, py = cr.simulate_gcs(np.ones(shape), SCALE, rng, A=1.0, B=1.0, n_total=3000)
-        mask = cr.simulate_mask(shape, rng, n_disks=4, radius_pix=(6, 16))
+        px, py = simulate_gcs(np.ones(shape), SCALE, rng, A=1.0, B=1.0, n_total=3000)
+        mask = simulate_mask(shape, rng, n_disks=4, radius_pix=(6, 16))
         ox, oy, n_hidden = _hide(px, py, mask)
         rho = cr.density_fft(ox, oy, shape, SCALE)
         ax, ay, rho_all, n_added = cr.inpaint(ox, oy, mask, rho, rng, n_iter=5, pixel_scale_arcsec=SCALE,
@@ -323,8 +324,8 @@ def test_inpaint_first_iteration_underfills_and_clustered_gcs():
     first, last, hidden, z = [], [], [], []
     for seed in range(20):
         rng = np.random.default_rng(300 + seed)
-        px, py = cr.simulate_gcs(kappa, SCALE, rng, A=a_for_count(kappa, 3000, 0.7), B=0.7)
-        mask = cr.simulate_mask(shape, rng, n_disks=4, radius_pix=(6, 16))
+        px, py = simulate_gcs(kappa, SCALE, rng, A=a_for_count(kappa, 3000, 0.7), B=0.7)
+        mask = simulate_mask(shape, rng, n_disks=4, radius_pix=(6, 16))
         ox, oy, n_hidden = _hide(px, py, mask)
         rho = cr.density_fft(ox, oy, shape, SCALE)
         first.append(cr.inpaint(ox, oy, mask, rho, rng, pixel_scale_arcsec=SCALE)[3])
@@ -358,12 +359,12 @@ def test_radial_profile_background_only():
     centre = (99.5, 101.0)
     edges = np.array([0.0, 4.0, 8.0, 12.0, 16.0, 19.0])
     bg = 2.0  # GCs per arcsec^2
-    mask = cr.simulate_mask(shape, np.random.default_rng(0), n_disks=3, radius_pix=(5, 15))
+    mask = simulate_mask(shape, np.random.default_rng(0), n_disks=3, radius_pix=(5, 15))
     kappa = np.full(shape, 0.3)
     sub, err, bgs, bg_errs = [], [], [], []
     for seed in range(30):
         rng = np.random.default_rng(400 + seed)
-        px, py = cr.simulate_gcs(np.zeros(shape), SCALE, rng, background_per_arcsec2=bg, mask=mask)
+        px, py = simulate_gcs(np.zeros(shape), SCALE, rng, background_per_arcsec2=bg, mask=mask)
         b, b_err = cr.background_from_annulus(px, py, mask, centre, 16.0, 19.0, SCALE)
         prof = cr.radial_profile(px, py, kappa, None, mask, centre, edges, SCALE,
                                  background_per_arcsec2=bg)
@@ -439,14 +440,14 @@ def test_gc_mass_budget_paper_numbers():
 def test_simulate_gcs_counts_rescaling_and_mask():
     kappa = cored_isothermal(128)
     rng = np.random.default_rng(9)
-    px, py = cr.simulate_gcs(kappa, SCALE, rng, n_total=20_000)
+    px, py = simulate_gcs(kappa, SCALE, rng, n_total=20_000)
     assert abs(px.size - 20_000) < 4 * np.sqrt(20_000)
     assert px.min() >= -0.5 and px.max() < 127.5 and py.min() >= -0.5 and py.max() < 127.5
     expected = np.sum((kappa / 0.4) ** (1 / 0.7)) * SCALE**2
-    px, py = cr.simulate_gcs(kappa, SCALE, rng)
+    px, py = simulate_gcs(kappa, SCALE, rng)
     assert abs(px.size - expected) < 4 * np.sqrt(expected)
-    mask = cr.simulate_mask(kappa.shape, rng, n_disks=6, radius_pix=(5, 20))
-    mx, my = cr.simulate_gcs(kappa, SCALE, rng, mask=mask, background_per_arcsec2=1.0)
+    mask = simulate_mask(kappa.shape, rng, n_disks=6, radius_pix=(5, 20))
+    mx, my = simulate_gcs(kappa, SCALE, rng, mask=mask, background_per_arcsec2=1.0)
     assert not cr.count_grid(mx, my, kappa.shape)[mask].any()
     # GCs follow kappa: the 10 % highest-kappa pixels hold far more per pixel than the lower half.
     counts = cr.count_grid(px, py, kappa.shape)
@@ -455,12 +456,12 @@ def test_simulate_gcs_counts_rescaling_and_mask():
 
 
 def test_simulate_mask_is_reproducible_disks():
-    m1 = cr.simulate_mask((100, 150), np.random.default_rng(11), n_disks=3, radius_pix=(10, 10))
-    m2 = cr.simulate_mask((100, 150), np.random.default_rng(11), n_disks=3, radius_pix=(10, 10))
+    m1 = simulate_mask((100, 150), np.random.default_rng(11), n_disks=3, radius_pix=(10, 10))
+    m2 = simulate_mask((100, 150), np.random.default_rng(11), n_disks=3, radius_pix=(10, 10))
     assert m1.dtype == bool and m1.shape == (100, 150)
     np.testing.assert_array_equal(m1, m2)
     assert 0 < m1.sum() <= 3 * np.pi * 10.5**2
-    assert not cr.simulate_mask((50, 50), np.random.default_rng(1), n_disks=0).any()
+    assert not simulate_mask((50, 50), np.random.default_rng(1), n_disks=0).any()
 
 
 # ------------------------------------------------------------------------------- bad input
@@ -491,9 +492,9 @@ def test_simulate_mask_is_reproducible_disks():
     lambda: cr.background_from_annulus([], [], np.zeros((5, 5), bool), (2, 2), 100.0, 200.0, SCALE),
     lambda: cr.gc_mass_budget(np.ones((5, 5)), None, (2, 2), 1.0, SCALE, 1e10, 0),
     lambda: cr.gc_mass_budget(np.ones((5, 5)), None, (2, 2), 1.0, SCALE, -1e10, 10),
-    lambda: cr.simulate_gcs(np.ones((5, 5)), SCALE, np.random.default_rng(), B=0.0),
-    lambda: cr.simulate_gcs(np.zeros((5, 5)), SCALE, np.random.default_rng(), n_total=10),
-    lambda: cr.simulate_mask((5, 5), np.random.default_rng(), radius_pix=(5, 2)),
+    lambda: simulate_gcs(np.ones((5, 5)), SCALE, np.random.default_rng(), B=0.0),
+    lambda: simulate_gcs(np.zeros((5, 5)), SCALE, np.random.default_rng(), n_total=10),
+    lambda: simulate_mask((5, 5), np.random.default_rng(), radius_pix=(5, 2)),
 ])
 def test_bad_arguments_raise_gccat_error(call):
     with pytest.raises(GccatError):

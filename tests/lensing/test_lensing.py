@@ -13,6 +13,7 @@ from astropy.io import fits
 from catalog import lensing
 from catalog.errors import GccatError
 from catalog.lensing import LensMap
+from catalog.simulations.lensfield import simulate_lens_field
 from ingest.demo import bundled
 
 # The real Lenstool patch of AS1063 as shipped with gccat (binned 4x4 to 0.08"/pix).
@@ -31,7 +32,7 @@ def as1063():
 
 
 def _sim(quantity, **kw):
-    return lensing.simulate_lens_field(quantity=quantity, **kw)
+    return simulate_lens_field(quantity=quantity, **kw)
 
 
 def _on_grid(quantity: str, data: np.ndarray, like: LensMap) -> LensMap:
@@ -77,7 +78,7 @@ def test_read_real_lenstool_patch():
 def test_read_explicit_quantity_and_extension(tmp_path):
     # An HFF-like file with an empty primary and the map in an image extension, under a name
     # that says nothing about the quantity.
-    sim = lensing.simulate_lens_field(shape=(20, 30))
+    sim = simulate_lens_field(shape=(20, 30))
     path = tmp_path / "model.fits"
     fits.HDUList([fits.PrimaryHDU(), fits.BinTableHDU.from_columns([fits.Column("a", "E", array=[1.0])]),
                   fits.ImageHDU(sim.data.astype(np.float32), header=sim.wcs.to_header())]).writeto(path)
@@ -91,7 +92,7 @@ def test_read_explicit_quantity_and_extension(tmp_path):
 
 
 def _bad_files(tmp_path: Path) -> dict[str, Path]:
-    sim = lensing.simulate_lens_field(shape=(40, 50))
+    sim = simulate_lens_field(shape=(40, 50))
     good = tmp_path / "good_kappa.fits"
     fits.PrimaryHDU(sim.data, header=sim.wcs.to_header()).writeto(good)
     raw = good.read_bytes()
@@ -138,7 +139,7 @@ def test_read_bad_files_raise_gccat_error(tmp_path, case, message):
 
 
 def test_read_unknown_quantity_name(tmp_path):
-    sim = lensing.simulate_lens_field(shape=(10, 10))
+    sim = simulate_lens_field(shape=(10, 10))
     path = tmp_path / "map.fits"
     fits.PrimaryHDU(sim.data, header=sim.wcs.to_header()).writeto(path)
     with pytest.raises(GccatError, match="cannot tell the lens-map quantity"):
@@ -197,7 +198,7 @@ def test_finite_differences_recover_point_mass():
     # alpha = theta_E^2 theta / |theta|^2: kappa = 0, gamma = theta_E^2 / r^2, written here
     # independently of the module's halo formulas.
     theta_e, h = 5.0, 0.05
-    base = lensing.simulate_lens_field(shape=(400, 400), pixel_scale_arcsec=h, halos=[])
+    base = simulate_lens_field(shape=(400, 400), pixel_scale_arcsec=h, halos=[])
     x = (np.arange(400) - 199.5) * h  # the mass sits between pixels
     xx, yy = np.meshgrid(x, x)
     r2 = xx**2 + yy**2
@@ -272,7 +273,7 @@ def test_sample_map_exact_at_pixel_centres_real_patch(as1063):
 
 
 def test_sample_map_bilinear_between_pixels_and_nan_off_map():
-    base = lensing.simulate_lens_field(shape=(30, 40), pixel_scale_arcsec=0.1)
+    base = simulate_lens_field(shape=(30, 40), pixel_scale_arcsec=0.1)
     iy, ix = np.mgrid[0:30, 0:40]
     plane = _on_grid("kappa", 0.3 + 0.01 * ix - 0.02 * iy + 0.001 * ix * iy, base)
     rng = np.random.default_rng(6)
@@ -301,7 +302,7 @@ def test_sample_map_bilinear_between_pixels_and_nan_off_map():
 
 
 def test_sample_map_cubic_keeps_nan_pixels_local():
-    base = lensing.simulate_lens_field(shape=(40, 40), pixel_scale_arcsec=0.1, halos=NIS)
+    base = simulate_lens_field(shape=(40, 40), pixel_scale_arcsec=0.1, halos=NIS)
     holed = _on_grid("kappa", base.data.copy(), base)
     holed.data[20, 20] = np.nan
     # The cubic stencil of x is floor(x) - 1 .. floor(x) + 2: it reaches pixel 20 from 18.5 to 21.9.
@@ -372,7 +373,7 @@ def test_sigma_crit_at_abell_s1063():
 # --- simulation and round trip --------------------------------------------------------------------
 
 def test_simulated_field_looks_like_an_hff_kappa_map():
-    m = lensing.simulate_lens_field()
+    m = simulate_lens_field()
     assert m.quantity == "kappa" and m.shape == (512, 512)
     assert m.header["CTYPE1"] == "RA---TAN" and m.header["CTYPE2"] == "DEC--TAN"
     assert m.header["CDELT1"] < 0 < m.header["CDELT2"]
@@ -383,8 +384,8 @@ def test_simulated_field_looks_like_an_hff_kappa_map():
     centre = m.data[128:384, 128:384]
     assert 0.1 < np.median(centre) < 0.5
     assert np.all(m.data > 0)
-    np.testing.assert_array_equal(lensing.simulate_lens_field(seed=0).data, m.data)
-    assert not np.array_equal(lensing.simulate_lens_field(seed=1).data, m.data)
+    np.testing.assert_array_equal(simulate_lens_field(seed=0).data, m.data)
+    assert not np.array_equal(simulate_lens_field(seed=1).data, m.data)
     # East is left: the main halo's deflection points West (+x) on the West side.
     ax = _sim("x-arcsec-deflect", halos=NIS, shape=(21, 21), pixel_scale_arcsec=1.0)
     assert ax.data[10, 15] > 0 > ax.data[10, 5]
@@ -413,7 +414,7 @@ def test_simulated_halo_parameters():
 
 
 def test_write_read_round_trip(tmp_path):
-    sim = lensing.simulate_lens_field(shape=(64, 80), pixel_scale_arcsec=0.3, seed=3)
+    sim = simulate_lens_field(shape=(64, 80), pixel_scale_arcsec=0.3, seed=3)
     path = tmp_path / "hlsp_frontier_model_synthetic_gccat_v1_kappa.fits"
     lensing.write_hff_map(sim, path)
     back = lensing.read_hff_map(path)

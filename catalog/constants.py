@@ -93,7 +93,7 @@ MU_PIXEL_CHANGE_MAX = 1.0
 
 # -- GC-kappa correlation (SMACS0723 intracluster study) -----------------------------------------
 
-#: Exponent of the GC density kernel w(d) = 1 / (d^2 + S_L^2)^(alpha/2).
+#: Exponent of the GC density kernel W(d) = 1 / (S_L + d)^alpha (d and S_L in arcsec).
 GC_KERNEL_ALPHA = 1.6
 #: Softening length S_L of the GC density kernel, arcsec.
 GC_KERNEL_SOFTENING_ARCSEC = 0.9

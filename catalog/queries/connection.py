@@ -194,7 +194,7 @@ def connect(lake: Lake | str | os.PathLike | None = None, as_of: int | None = No
         Criterion of ``lens_at_detections.mu_undefined``: a source's magnification is taken as
         not defined by the map where it changes by more than this fraction within one map
         pixel (see :func:`catalog.lensing.mu_pixel_change`). Default
-        :data:`catalog.lensing.MU_PIXEL_CHANGE_MAX` (1.0).
+        :data:`catalog.constants.MU_PIXEL_CHANGE_MAX` (1.0).
     relations : iterable of str, optional
         Create only these views (and raw tables) and what they depend on, e.g.
         ``relations_in(query)``: a one-line ``gccat sql`` then reads the Delta logs of the

@@ -98,7 +98,8 @@ def test_milky_way_extinction_is_removed_only_when_not_already_corrected(tmp_pat
     ingest_catalog(lake, SMACS, field_id="smacs0723", name="corr", mw_corrected=True)
     ref = select(lake, "catalog = 'corr'")
     a = sps.mw_extinction_mag([f"jwst_{b.lower()}" for b in BANDS], 0.2)
-    ratio = np.nanmedian(sel.flux / ref.flux, axis=0)
+    with np.errstate(invalid="ignore"):  # 0/0 where a published flux is 0
+        ratio = np.nanmedian(sel.flux / ref.flux, axis=0)
     np.testing.assert_allclose(ratio, 10 ** (0.4 * a), rtol=1e-9)
     assert a[0] > a[-1] > 0
 

@@ -204,7 +204,7 @@ def test_readme_starts_with_the_install_and_test_commands():
     assert cmds[1] in ci
 
 
-@pytest.mark.slow  # about a minute: the tour builds a lake, fits 178 clusters, correlates
+@pytest.mark.slow  # 35 s idle, 1-3 min on a busy machine: the tour fits 178 clusters, correlates
 def test_readme_console_blocks(tmp_path):
     assert blocks(TEXT, "console"), "the README has no console blocks"
     failures = run_console_blocks(TEXT, bundled_dir(tmp_path))

@@ -29,7 +29,17 @@ from catalog.errors import GccatError
 if TYPE_CHECKING:
     from catalog.lake import Lake
 
-app = new_app("gccat: a catalog lake of globular clusters in JWST/HST lensing fields.", top=True)
+app = new_app("""gccat: a catalog lake of globular clusters in JWST/HST lensing fields.
+
+Commands that read or write a lake take --lake PATH (default ./data_lake, or $GCCAT_LAKE);
+'gccat COMMAND --help' shows each command's options and examples.
+
+\b
+Examples:
+  gccat demo
+  gccat init --lake lake
+  gccat sql "SELECT * FROM field_summary" --lake lake
+""", top=True)
 app.add_typer(ingest_app, name="ingest")
 
 
@@ -89,7 +99,13 @@ def _reader(lake: Path, as_of: int | None, *sql: str | None):
 
 @command(app, "init")
 def init_cmd(lake: LakeOpt = DEFAULT_LAKE):
-    """Create an empty lake (Delta tables for every entity)."""
+    """Create an empty lake (Delta tables for every entity).
+
+    \b
+    Examples:
+      gccat init --lake lake
+      gccat init --lake ~/gc_lake
+    """
     from catalog.lake import init_lake
 
     lk = init_lake(lake)
@@ -110,7 +126,14 @@ def sql_cmd(
     lake: LakeOpt = DEFAULT_LAKE,
     as_of: AsOfOpt = None,
 ):
-    """Run a read-only SQL query (it can read only the lake and write nothing)."""
+    """Run a read-only SQL query (it can read only the lake and write nothing).
+
+    \b
+    Examples:
+      gccat sql "SELECT field_id, count(*) AS n FROM detections GROUP BY 1"
+      gccat sql "SELECT * FROM colors WHERE field_id = 'smacs0723'" -o colors.parquet
+      gccat sql "SELECT * FROM fit_results" --print-format csv --as-of 4 --lake lake
+    """
     from catalog.queries.search import run_sql
 
     lk, con, version = _reader(lake, as_of, query)
@@ -120,7 +143,13 @@ def sql_cmd(
 
 @command(app, "tables")
 def tables_cmd(lake: LakeOpt = DEFAULT_LAKE, as_of: AsOfOpt = None):
-    """List the lake's tables: live rows, Delta version, files and size on disk."""
+    """List the lake's tables: live rows, Delta version, files and size on disk.
+
+    \b
+    Examples:
+      gccat tables --lake lake
+      gccat tables --as-of 2 --lake lake
+    """
     from catalog.lake.schemas import TABLES
     from catalog.queries.connection import connect
 
@@ -145,7 +174,12 @@ def tables_cmd(lake: LakeOpt = DEFAULT_LAKE, as_of: AsOfOpt = None):
 
 @command(app, "views")
 def views_cmd(lake: LakeOpt = DEFAULT_LAKE):
-    """List the SQL views and UDFs with their descriptions."""
+    """List the SQL views and UDFs with their descriptions.
+
+    \b
+    Examples:
+      gccat views --lake lake
+    """
     import pyarrow as pa
 
     from catalog.lake.schemas import TABLES
@@ -189,7 +223,13 @@ def cone_cmd(
     lake: LakeOpt = DEFAULT_LAKE,
     as_of: AsOfOpt = None,
 ):
-    """Sources within RADIUS_ARCSEC of (RA, DEC), nearest first, with separations."""
+    """Sources within RADIUS_ARCSEC of (RA, DEC), nearest first, with separations.
+
+    \b
+    Examples:
+      gccat cone 110.8 -73.45 5 --lake lake
+      gccat cone 07:23:12.0 -73:27:00 5 --from photometry_wide -o near.csv --lake lake
+    """
     from catalog.queries.search import cone
 
     ra_deg, dec_deg = _angle(ra, "h", "RA"), _angle(dec, "deg", "Dec")
@@ -224,7 +264,14 @@ def xmatch_cmd(
     lake: LakeOpt = DEFAULT_LAKE,
     as_of: AsOfOpt = None,
 ):
-    """Crossmatch two catalogs: all pairs within --radius with separations (or --best)."""
+    """Crossmatch two catalogs: all pairs within --radius with separations (or --best).
+
+    \b
+    Examples:
+      gccat xmatch detections my_gcs.csv --radius 0.3 --best --lake lake
+      gccat xmatch "SELECT * FROM detections WHERE catalog = 'faisst2022'" \\
+          "SELECT * FROM detections WHERE catalog = 'gcdet'" --radius 0.2 -o pairs.ecsv
+    """
     from catalog.queries.search import xmatch_tables
 
     lk, con, version = _reader(lake, as_of, left, right)
@@ -262,7 +309,14 @@ def export_cmd(
     lake: LakeOpt = DEFAULT_LAKE,
     as_of: AsOfOpt = None,
 ):
-    """Export a table or query with units, UCDs and descriptions, plus a manifest."""
+    """Export a table or query with units, UCDs and descriptions, plus a manifest.
+
+    \b
+    Examples:
+      gccat export --table photometry_wide --out wide.parquet --lake lake
+      gccat export --query "SELECT * FROM fit_results" --format votable --out fits.vot
+      gccat export --table detections --format hats --out detections_hats
+    """
     from catalog.queries.export import export_format, export_table
     from catalog.queries.search import run_sql
 
@@ -320,7 +374,14 @@ def correlate_cmd(
         "gccat_plots"),
     lake: LakeOpt = DEFAULT_LAKE,
 ):
-    """Correlate the smoothed GC density with kappa: beta, boxes, profiles, mass budget."""
+    """Correlate the smoothed GC density with kappa: beta, boxes, profiles, mass budget.
+
+    \b
+    Examples:
+      gccat correlate --field simcluster --model truth --mask simf/simcluster_mask.fits
+      gccat correlate --field as1063 --model lenstool_frapy --where "mag_F150W < 29" --box 2 --fit lsq \\
+          --z-source 1.5
+    """
     from catalog.cli.util import StageProgress
     from catalog.runs.correlation import check_mask_radius, run_correlation
     from ingest.catalog import mask_regions_from_file
@@ -350,7 +411,13 @@ def correlate_cmd(
         console.print(f"plot: {p}")
 
 
-simulate_app = new_app("Synthetic data for validation and demos.")
+simulate_app = new_app("""Synthetic data for validation and demos.
+
+\b
+Examples:
+  gccat simulate lens-field --out simf --size 200
+  gccat simulate mosaic --out mz --size 800 --n-points 400
+""")
 app.add_typer(simulate_app, name="simulate")
 
 
@@ -368,7 +435,13 @@ def simulate_lens_field_cmd(
     pixel_scale: Annotated[float, typer.Option("--pixel-scale", help="arcsec/pixel.")] = 0.1,
     seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
 ):
-    """Write a synthetic cluster: HFF kappa map, GC catalog, mask and the truth."""
+    """Write a synthetic cluster: HFF kappa map, GC catalog, mask and the truth.
+
+    \b
+    Examples:
+      gccat simulate lens-field --out simf --size 200
+      gccat simulate lens-field --A 0.3 --B 0.8 --background 0.5 --seed 1
+    """
     from catalog.simulations import simulate_field_files
 
     s = simulate_field_files(out, name, shape=(size, size), pixel_scale_arcsec=pixel_scale, A=a,
@@ -386,7 +459,13 @@ def simulate_mosaic_cmd(
     bands: Annotated[str, typer.Option("--bands", help="Comma-separated bands.")] = "F090W,F115W,F150W,F200W",
     seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
 ):
-    """Write synthetic multi-band images (BCG, ICL, point sources, noise), a PSF and the truth."""
+    """Write synthetic multi-band images (BCG, ICL, point sources, noise), a PSF and the truth.
+
+    \b
+    Examples:
+      gccat simulate mosaic --out mz --size 800 --n-points 400
+      gccat simulate mosaic --bands F115W,F150W,F200W --seed 2
+    """
     from catalog.simulations import simulate_mosaic_files
 
     r = simulate_mosaic_files(out, name, bands=tuple(b.strip() for b in bands.split(",")),
@@ -419,7 +498,15 @@ def detect_cmd(
         "image's FILTER keyword.")] = None,
     lake: LakeOpt = DEFAULT_LAKE,
 ):
-    """Detect point sources (GCs) in the sum of high-pass filtered bands."""
+    """Detect point sources (GCs) in the sum of high-pass filtered bands.
+
+    \b
+    Examples:
+      gccat detect mz/mosaic_f090w.fits mz/mosaic_f115w.fits mz/mosaic_f150w.fits mz/mosaic_f200w.fits \\
+          --field as1063 --name gcdet
+      gccat detect f150w.fits f200w.fits --bands F150W,F200W --field as1063 --name gc2 --mask stars.fits \\
+          --threshold 3
+    """
     from catalog.cli.util import StageProgress
     from ingest.pointsources import run_detection
 
@@ -455,7 +542,14 @@ def photometry_cmd(
         "--zeropoint", help="AB magnitude of one image unit (if BUNIT is not usable).")] = None,
     lake: LakeOpt = DEFAULT_LAKE,
 ):
-    """Forced aperture photometry at a catalog's positions, appended to photometry (nJy)."""
+    """Forced aperture photometry at a catalog's positions, appended to photometry (nJy).
+
+    \b
+    Examples:
+      gccat photometry mz/mosaic_f150w.fits --field as1063 --catalog gcdet --psf mz/mosaic_psf.fits
+      gccat photometry f444w.fits --band F444W --field as1063 --catalog gcdet --apertures 0.16 --weight \\
+          f444w_wht.fits
+    """
     from catalog.cli.util import StageProgress
     from ingest.pointsources import run_photometry
 
@@ -496,7 +590,14 @@ def inject_cmd(
     zeropoint: Annotated[float | None, typer.Option("--zeropoint", help="AB mag of 1 unit.")] = None,
     lake: LakeOpt = DEFAULT_LAKE,
 ):
-    """Injection-recovery of PSF point sources near each target, measured the same way."""
+    """Injection-recovery of PSF point sources near each target, measured the same way.
+
+    \b
+    Examples:
+      gccat inject mz/mosaic_f150w.fits --psf mz/mosaic_psf.fits --field as1063 --catalog gcdet
+      gccat inject mz/mosaic_f150w.fits --psf mz/mosaic_psf.fits --field as1063 --catalog gcdet --mode \\
+          random --n-random 200
+    """
     from catalog.cli.util import StageProgress
     from ingest.pointsources import run_injection
 
@@ -515,9 +616,28 @@ def inject_cmd(
                   "photometry_injection_corrected")
 
 
-grid_app = new_app("SSP photometric grids (BC03 through the filter curves).")
-fit_app = new_app("Stellar-population fits written to the lake.")
-plot_app = new_app("PNG plots of fits.")
+grid_app = new_app("""SSP photometric grids (BC03 through the filter curves).
+
+\b
+Examples:
+  gccat grid build --z 0.39 --bands F090W,F150W,F200W,F277W,F356W,F444W
+  gccat grid list
+""")
+fit_app = new_app("""Stellar-population fits written to the lake.
+
+\b
+Examples:
+  gccat fit ssp --where "field_id = 'smacs0723'"
+  gccat fit stack --where "field_id = 'smacs0723'"
+  gccat fit sfh --where "field_id = 'smacs0723'"
+""")
+plot_app = new_app("""PNG plots of fits.
+
+\b
+Examples:
+  gccat plot sed smacs0723/faisst2022/SC_000
+  gccat plot chi2map 20261202T042837-82fdb3f4
+""")
 app.add_typer(grid_app, name="grid")
 app.add_typer(fit_app, name="fit")
 app.add_typer(plot_app, name="plot")
@@ -562,7 +682,13 @@ def grid_build_cmd(
     metallicities: MetalsOpt = None,
     lake: LakeOpt = DEFAULT_LAKE,
 ):
-    """Build (or find) the SSP grid at Z through BANDS and cache it in the lake."""
+    """Build (or find) the SSP grid at Z through BANDS and cache it in the lake.
+
+    \b
+    Examples:
+      gccat grid build --z 0.39 --bands F090W,F150W,F200W,F277W,F356W,F444W
+      gccat grid build --z 0.348 --bands F115W,F150W,F200W --nebular --av-max 2
+    """
     from catalog.runs.fits import build_grid_command
 
     r = build_grid_command(open_lake(lake), z, [b.strip() for b in bands.split(",")],
@@ -574,7 +700,12 @@ def grid_build_cmd(
 
 @command(grid_app, "list")
 def grid_list_cmd(lake: LakeOpt = DEFAULT_LAKE):
-    """List the cached grids."""
+    """List the cached grids.
+
+    \b
+    Examples:
+      gccat grid list --lake lake
+    """
     lk, con, _ = _reader(lake, None)
     from catalog.queries.search import run_sql
 
@@ -598,7 +729,13 @@ def fit_ssp_cmd(
     photometry: PhotometryOpt = "best",
     lake: LakeOpt = DEFAULT_LAKE,
 ):
-    """Fit simple stellar populations (BC03) to the selected sources."""
+    """Fit simple stellar populations (BC03) to the selected sources.
+
+    \b
+    Examples:
+      gccat fit ssp --where "field_id = 'smacs0723'"
+      gccat fit ssp --where "mag_F150W < 28" --photometry aperture:0.16 --scheduler local
+    """
     from catalog.cli.util import StageProgress
     from catalog.runs.fits import run_fit_ssp
 
@@ -628,7 +765,13 @@ def fit_stack_cmd(
     photometry: PhotometryOpt = "best",
     lake: LakeOpt = DEFAULT_LAKE,
 ):
-    """Stack the selection's photometry and fit it as one source (chi2 map kept)."""
+    """Stack the selection's photometry and fit it as one source (chi2 map kept).
+
+    \b
+    Examples:
+      gccat fit stack --where "field_id = 'smacs0723'"
+      gccat fit stack --where "field_id = 'smacs0723'" --stack ivw --n-boot 200
+    """
     from catalog.runs.fits import describe_stack, run_fit_stack
 
     r = run_fit_stack(open_lake(lake), where, z=z, error_floor=error_floor, stack=stack,
@@ -649,7 +792,13 @@ def fit_sfh_cmd(
     photometry: PhotometryOpt = "best",
     lake: LakeOpt = DEFAULT_LAKE,
 ):
-    """Non-parametric SFHs (SEDz*): mass per epoch by NNLS, errors from perturbed refits."""
+    """Non-parametric SFHs (SEDz*): mass per epoch by NNLS, errors from perturbed refits.
+
+    \b
+    Examples:
+      gccat fit sfh --where "field_id = 'smacs0723'"
+      gccat fit sfh --where "source_id = 'SC_000'" --epochs 12,10,8,6,4 --n-perturb 51
+    """
     from catalog.runs.fits import run_fit_sfh
 
     r = run_fit_sfh(open_lake(lake), where, z=z, epochs_z=tuple(_floats(epochs, "--epochs")),
@@ -669,7 +818,13 @@ def plot_sed_cmd(
     out: Annotated[Path | None, typer.Option("--out", help="PNG path.")] = None,
     lake: LakeOpt = DEFAULT_LAKE,
 ):
-    """Photometry, MAP model and posterior band of an SSP fit."""
+    """Photometry, MAP model and posterior band of an SSP fit.
+
+    \b
+    Examples:
+      gccat plot sed smacs0723/faisst2022/SC_000
+      gccat plot sed stack:20261202T042837-82fdb3f4 --out stack_sed.png
+    """
     from catalog.plots import plot_sed
 
     path = plot_sed(open_lake(lake), object_id, run, out or Path(
@@ -683,7 +838,13 @@ def plot_chi2map_cmd(
     out: Annotated[Path | None, typer.Option("--out", help="PNG path.")] = None,
     lake: LakeOpt = DEFAULT_LAKE,
 ):
-    """chi2 over age x metallicity of a stack."""
+    """chi2 over age x metallicity of a stack.
+
+    \b
+    Examples:
+      gccat plot chi2map 20261202T042837-82fdb3f4
+      gccat plot chi2map stack:20261202T042837-82fdb3f4 --out chi2.png
+    """
     from catalog.plots import plot_chi2map
 
     console.print(f"wrote {plot_chi2map(open_lake(lake), run, out or Path(f'chi2map_{run}.png'))}")
@@ -696,7 +857,12 @@ def plot_sfh_cmd(
     out: Annotated[Path | None, typer.Option("--out", help="PNG path.")] = None,
     lake: LakeOpt = DEFAULT_LAKE,
 ):
-    """Mass formed per epoch of a non-parametric SFH fit."""
+    """Mass formed per epoch of a non-parametric SFH fit.
+
+    \b
+    Examples:
+      gccat plot sfh smacs0723/faisst2022/SC_000 --out sc000_sfh.png
+    """
     from catalog.plots import plot_sfh
 
     path = plot_sfh(open_lake(lake), object_id, run, out or Path(
@@ -711,7 +877,13 @@ def doctor_cmd(
     lake: LakeOpt = DEFAULT_LAKE,
 ):
     """Find what killed writers left: rows of ingests that never committed, and files that no
-    Delta commit references; --clean removes them (committed data and old versions stay)."""
+    Delta commit references; --clean removes them (committed data and old versions stay).
+
+    \b
+    Examples:
+      gccat doctor --lake lake
+      gccat doctor --clean --lake lake
+    """
 
     def _bytes(n: int) -> str:
         if n < 1000:
@@ -748,7 +920,13 @@ def demo_cmd(
     lake: Annotated[Path, typer.Option("--lake", help="Where to build the demo lake.")] = Path(
         "demo_lake"),
 ):
-    """Build a demo lake from the bundled published tables and show what it holds."""
+    """Build a demo lake from the bundled published tables and show what it holds.
+
+    \b
+    Examples:
+      gccat demo
+      gccat demo --lake /tmp/demo_lake
+    """
     from catalog.cli.util import StageProgress
     from ingest.demo import CROSS_FIELD_QUERY, DEMO_CATALOGS, SAMPLE_QUERY, build_demo
 

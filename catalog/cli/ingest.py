@@ -21,7 +21,15 @@ from catalog.cli.util import (
 if TYPE_CHECKING:  # the ingest code (astropy, healpy) is imported by the commands that run it
     from ingest.catalog import IngestReport
 
-app = new_app("Load catalogs, fields and bands into the lake.")
+app = new_app("""Load catalogs, fields, bands and lens maps into the lake.
+
+\b
+Examples:
+  gccat ingest fields cluster_fields.csv
+  gccat ingest catalog smacs0723_faisst2022_star_clusters.csv --field smacs0723 --name faisst2022 \\
+      --mw-corrected
+  gccat ingest lens-map simf/simcluster_kappa.fits --field simcluster --model truth
+""")
 
 
 def _report(r: IngestReport, what: str) -> None:
@@ -60,7 +68,15 @@ def catalog_cmd(
         "--mw-corrected", help="Fluxes are already corrected for Milky Way extinction.")] = False,
     lake: LakeOpt = DEFAULT_LAKE,
 ):
-    """Ingest a catalog of sources and their multi-band photometry (fluxes stored in nJy)."""
+    """Ingest a catalog of sources and their multi-band photometry (fluxes stored in nJy).
+
+    \b
+    Examples:
+      gccat ingest catalog smacs0723_faisst2022_star_clusters.csv --field smacs0723 --name faisst2022 \\
+          --mw-corrected
+      gccat ingest catalog abell2744_glass_sedz_galaxies.csv --field abell2744_glass --name glass
+      gccat ingest catalog mine.fits --field as1063 --name mine --mapping mine.toml --replace
+    """
     lk = open_lake(lake)
     with StageProgress(f"ingest {file.name}") as progress:
         from ingest.catalog import ingest_catalog
@@ -76,7 +92,12 @@ def fields_cmd(
     file: Annotated[Path, typer.Argument(help="Table of fields (cluster_fields.csv layout).")],
     lake: LakeOpt = DEFAULT_LAKE,
 ):
-    """Ingest cluster fields: centres, redshifts, Milky Way E(B-V), scales and bands."""
+    """Ingest cluster fields: centres, redshifts, Milky Way E(B-V), scales and bands.
+
+    \b
+    Examples:
+      gccat ingest fields cluster_fields.csv --lake lake
+    """
     from ingest.catalog import ingest_fields
 
     _report(ingest_fields(open_lake(lake), file), f"fields from {file.name}")
@@ -88,7 +109,13 @@ def bands_cmd(
         help="Filters to register (default: all JWST/HST filters gccat knows).")] = None,
     lake: LakeOpt = DEFAULT_LAKE,
 ):
-    """Register filters with pivot wavelengths from their astro-sedpy curves."""
+    """Register filters with pivot wavelengths from their astro-sedpy curves.
+
+    \b
+    Examples:
+      gccat ingest bands
+      gccat ingest bands F150W F200W F444W
+    """
     from ingest.catalog import ingest_bands
 
     _report(ingest_bands(open_lake(lake), names), "bands")
@@ -111,7 +138,14 @@ def lens_map_cmd(
     replace: Annotated[bool, typer.Option("--replace", help="Supersede this model.")] = False,
     lake: LakeOpt = DEFAULT_LAKE,
 ):
-    """Ingest lens-model maps; kappa and gamma are derived from deflection maps if needed."""
+    """Ingest lens-model maps; kappa and gamma are derived from deflection maps if needed.
+
+    \b
+    Examples:
+      gccat ingest lens-map as1063_lenstool_patch_bin4_x-arcsec-deflect.fits \\
+          as1063_lenstool_patch_bin4_y-arcsec-deflect.fits --field as1063 --model lenstool_frapy
+      gccat ingest lens-map simf/simcluster_kappa.fits --field simcluster --model truth
+    """
     from ingest.lens import ingest_lens_maps
 
     lk = open_lake(lake)

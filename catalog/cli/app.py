@@ -649,11 +649,12 @@ MetalsOpt = Annotated[str | None, typer.Option(
     "--metallicities", help="Z/Zsun values (interpolated in log Z); default the 7 BC03 ones.")]
 
 
-def _grid_spec(av_max: float, n_av: int, nebular: bool, metallicities: str | None) -> dict:
-    spec = {"av_max": av_max, "n_av": n_av, "nebular": nebular}
-    if metallicities:
-        spec["metallicities"] = _floats(metallicities, "--metallicities")
-    return spec
+def _grid_spec(av_max: float, n_av: int, nebular: bool, metallicities: str | None):
+    """The grid options of a command as a :class:`catalog.sed.GridSpec` (checked by the run)."""
+    from catalog.sed import GridSpec
+
+    return GridSpec(av_max=av_max, n_av=n_av, nebular=nebular,
+                    metallicities=_floats(metallicities, "--metallicities") if metallicities else None)
 NAvOpt = Annotated[int, typer.Option("--n-av", help="A_V steps of the grid.")]
 WhereOpt = Annotated[str | None, typer.Option("--where", help="SQL condition on photometry_wide.")]
 ZOpt = Annotated[float | None, typer.Option("--z", help="Redshift for all (default: detection's, "
@@ -693,7 +694,7 @@ def grid_build_cmd(
 
     r = build_grid_command(open_lake(lake), z, [b.strip() for b in bands.split(",")],
                            command=command_line(),
-                           **_grid_spec(av_max, n_av, nebular, metallicities))
+                           grid_spec=_grid_spec(av_max, n_av, nebular, metallicities))
     console.print(f"grid {r['grid_id']}: {r['n_models']} models, shape {r['shape']} "
                   f"({'built' if r['built'] else 'already cached'})")
 
@@ -744,7 +745,7 @@ def fit_ssp_cmd(
                         seed=seed, chunk=chunk, scheduler=scheduler, prior=prior,
                         photometry=photometry, progress=progress, min_bands=min_bands,
                         command=command_line(),
-                        **_grid_spec(av_max, n_av, nebular, metallicities))
+                        grid_spec=_grid_spec(av_max, n_av, nebular, metallicities))
     _warn(r["warnings"])
     console.print(f"run {r['run_id']}: {r['n_objects']} of {r['n_selected']} objects fitted in "
                   f"{r['seconds']:.2f} s ({r['n_objects'] / max(r['seconds'], 1e-9):.0f} per s), "
@@ -777,7 +778,7 @@ def fit_stack_cmd(
     r = run_fit_stack(open_lake(lake), where, z=z, error_floor=error_floor, stack=stack,
                       n_boot=n_boot, seed=seed, min_bands=min_bands, photometry=photometry,
                       command=command_line(),
-                      **_grid_spec(av_max, n_av, nebular, metallicities))
+                      grid_spec=_grid_spec(av_max, n_av, nebular, metallicities))
     console.print(f"{r['object_id']} ({r['n_members']} sources): {describe_stack(r['result'])}; "
                   f"'gccat plot chi2map {r['run_id']}'")
 

@@ -35,15 +35,12 @@ from catalog.lake.schemas import (
     SFH_EPOCHS,
     SSP_GRIDS,
 )
+from catalog.sed import GridSpec
 
 BLOCK = 65_536  # objects fitted and written at a time
-GRID_DEFAULTS = {"av_max": 1.0, "n_av": 11, "metallicities": None, "igm": True, "nebular": False}
-#: Bounds of the fit options. A_V beyond 10 mag hides any star cluster from JWST; 101 A_V steps
-#: are 0.1 mag at the largest A_V; 10^4 draws per object are far more than percentiles need
-#: (fit_samples holds objects x draws rows); a chunk above BLOCK is cut to BLOCK anyway.
-MAX_AV = 10.0
-MAX_N_AV = 101
-MAX_METALLICITIES = 50
+#: Bounds of the fit options (those of the grid options are :class:`catalog.sed.GridSpec`'s):
+#: 10^4 draws per object are far more than percentiles need (fit_samples holds objects x draws
+#: rows); a chunk above BLOCK is cut to BLOCK anyway.
 MAX_SAMPLES = 10_000
 MAX_BOOT = 100_000
 MAX_PERTURB = 10_000
@@ -55,30 +52,6 @@ SCHEDULER_TIMEOUT_S = 10.0
 def check_redshift(z, option: str = "--z", allow_none: bool = True) -> float | None:
     """A redshift in (0, :data:`catalog.checks.Z_MAX`] (at z = 0 there is no distance modulus)."""
     return check_number(z, option, lo=0, lo_open=True, hi=Z_MAX, allow_none=allow_none)
-
-
-def check_grid_spec(spec: dict) -> dict:
-    """The grid options (``--av-max``, ``--n-av``, ``--metallicities``, ``--nebular``, igm)
-    checked and normalised (floats, ints, sorted metallicities), so the grid id is stable."""
-    unknown = sorted(set(spec) - set(GRID_DEFAULTS))
-    if unknown:
-        raise GccatError(f"unknown grid option(s) {', '.join(unknown)} (known: "
-                         f"{', '.join(GRID_DEFAULTS)})")
-    out = dict(spec)
-    if "av_max" in spec:
-        out["av_max"] = check_number(spec["av_max"], "--av-max", lo=0, hi=MAX_AV)
-    if "n_av" in spec:
-        out["n_av"] = check_number(spec["n_av"], "--n-av", lo=1, hi=MAX_N_AV, integer=True)
-    if spec.get("metallicities") is not None:
-        lo, hi = min(sps.BC03_Z_ZSUN), max(sps.BC03_Z_ZSUN)
-        # BC03 has no populations outside 0.005-5 Zsun: gccat interpolates, never extrapolates
-        out["metallicities"] = sorted(set(check_numbers(
-            spec["metallicities"], "--metallicities (Z/Zsun)", n_max=MAX_METALLICITIES, lo=lo,
-            hi=hi)))
-    for key in ("igm", "nebular"):
-        if key in spec and not isinstance(spec[key], (bool, np.bool_)):
-            raise GccatError(f"{key} must be True or False, not {spec[key]!r}")
-    return out
 
 
 def check_fit_options(*, z=None, error_floor=0.05, n_samples=0, seed=0, chunk=None, prior=None,
@@ -339,10 +312,10 @@ class Selection:
     upper: np.ndarray
 
 
-def grid_id(z: float, sedpy_names: list[str], **spec) -> str:
-    """Stable id of a grid: hash of its redshift, bands and spec."""
-    key = json.dumps({"z": round(float(z), 4), "bands": list(sedpy_names),
-                      **{k: spec.get(k, v) for k, v in GRID_DEFAULTS.items()}}, sort_keys=True)
+def grid_id(z: float, sedpy_names: list[str], spec: GridSpec) -> str:
+    """Stable id of a grid: hash of its redshift, bands and (checked) spec."""
+    key = json.dumps({"z": round(float(z), 4), "bands": list(sedpy_names), **spec.to_dict()},
+                     sort_keys=True)
     return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
@@ -356,21 +329,19 @@ def _grid_from_row(row: dict) -> sps.SSPGrid:
         spec=json.loads(row["spec"]))
 
 
-def load_or_build_grid(lake: Lake, z: float, sedpy_names: list[str], *, tx=None,
-                       **spec) -> tuple[sps.SSPGrid, str, bool]:
+def load_or_build_grid(lake: Lake, z: float, sedpy_names: list[str], spec: GridSpec | None = None, *,
+                       tx=None) -> tuple[sps.SSPGrid, str, bool]:
     """The cached grid for (z, bands, spec), or a new one (appended with ``tx`` if given).
 
-    Returns the grid, its id and whether it was built now.
+    ``spec`` defaults to ``GridSpec()``. Returns the grid, its id and whether it was built now.
     """
     z = check_redshift(z, allow_none=False)
-    spec = check_grid_spec(spec)
-    gid = grid_id(z, sedpy_names, **spec)
+    spec = (spec or GridSpec()).checked()
+    gid = grid_id(z, sedpy_names, spec)
     cached = lake.live("ssp_grids", filters=pc.field("grid_id") == gid)
     if cached.num_rows:
         return _grid_from_row(cached.slice(0, 1).to_pylist()[0]), gid, False
-    s = {k: spec.get(k, v) for k, v in GRID_DEFAULTS.items()}
-    grid = sps.build_grid(float(z), list(sedpy_names), metallicities=s["metallicities"],
-                          av_max=s["av_max"], n_av=s["n_av"], igm=s["igm"], nebular=s["nebular"])
+    grid = sps.build_grid(float(z), list(sedpy_names), spec)
     if tx is not None:
         tx.append("ssp_grids", grid_table(grid, gid, tx.ingest_id))
     return grid, gid, True
@@ -386,12 +357,17 @@ def grid_table(grid: sps.SSPGrid, gid: str, ingest_id: str) -> pa.Table:
         "created_at": dt.datetime.now(dt.UTC), "ingest_id": ingest_id}], schema=SSP_GRIDS)
 
 
-def build_grid_command(lake: Lake, z: float, bands: list[str], command: str = "", **spec) -> dict:
-    """``gccat grid build``: build (or find) the grid of gccat ``bands`` at ``z``."""
+def build_grid_command(lake: Lake, z: float, bands: list[str], command: str = "",
+                       grid_spec: GridSpec | None = None, **grid_options) -> dict:
+    """``gccat grid build``: build (or find) the grid of gccat ``bands`` at ``z``.
+
+    The grid options are ``grid_spec`` (default ``GridSpec()``) with any keyword
+    ``grid_options`` (:class:`catalog.sed.GridSpec` fields, e.g. ``n_av=3``) over it.
+    """
     from catalog import bands as bandreg
 
     z = check_redshift(z, allow_none=False)
-    spec = check_grid_spec(spec)
+    spec = GridSpec.from_options(grid_spec, **grid_options)
     bands = [b for b in bands if b]
     if not bands or len(set(bands)) != len(bands):
         raise GccatError(f"--bands must name distinct bands, not {','.join(bands)!r}")
@@ -402,10 +378,10 @@ def build_grid_command(lake: Lake, z: float, bands: list[str], command: str = ""
             raise GccatError(f"--bands: unknown band '{b}'")
         sed.append(info.sedpy_name)
     with lake.transaction("grid") as tx:
-        grid, gid, built = load_or_build_grid(lake, z, sed, tx=tx, **spec)
+        grid, gid, built = load_or_build_grid(lake, z, sed, spec, tx=tx)
         if built:
             tx.commit(name=gid, n_rows=int(np.prod(grid.flux_njy.shape[:3])), command=command,
-                      options={"run": "grid", "z": z, "bands": bands, **spec})
+                      options={"run": "grid", "z": z, "bands": bands, **spec.to_dict()})
     return {"grid_id": gid, "built": built, "n_models": int(np.prod(grid.flux_njy.shape[:3])),
             "shape": grid.flux_njy.shape}
 
@@ -594,7 +570,7 @@ def run_fit_ssp(lake: Lake, where: str | None = None, *, z: float | None = None,
                 error_floor: float = 0.05, n_samples: int = 100, seed: int = 0,
                 chunk: int = 4096, scheduler: str | None = None, prior: str = "index",
                 min_bands: int | None = None, photometry: str = "best", progress=None,
-                command: str = "", **grid_spec) -> dict:
+                command: str = "", grid_spec: GridSpec | None = None, **grid_options) -> dict:
     """SSP fits of the selected objects (see :func:`select`) written to the lake.
 
     Objects are grouped by redshift (to 0.001); each group is fitted against its grid, in
@@ -602,7 +578,9 @@ def run_fit_ssp(lake: Lake, where: str | None = None, *, z: float | None = None,
     (:func:`photometry_choice`; recorded in ``fit_runs.config``). Objects with fewer usable
     bands than ``min_bands`` (default: the grid's free parameters, mass plus each grid axis
     with more than one value) are not fitted; they are recorded in ``fit_skipped`` and counted
-    in the returned ``warnings``. Returns the run id, counts (``n_objects`` fitted, ``n_skipped``) and
+    in the returned ``warnings``. The grid options are ``grid_spec`` (default ``GridSpec()``)
+    with any keyword ``grid_options`` (:class:`catalog.sed.GridSpec` fields, e.g. ``n_av=3``)
+    over it. Returns the run id, counts (``n_objects`` fitted, ``n_skipped``) and
     ``result``: the FitResult of the last block per redshift.
     """
     step = progress or (lambda stage, frac: None)
@@ -611,7 +589,7 @@ def run_fit_ssp(lake: Lake, where: str | None = None, *, z: float | None = None,
                              chunk=chunk, prior=prior, scheduler=scheduler)
     z, error_floor, n_samples, seed, chunk = (opts[k] for k in ("z", "error_floor", "n_samples",
                                                                  "seed", "chunk"))
-    grid_spec = check_grid_spec(grid_spec)
+    spec = GridSpec.from_options(grid_spec, **grid_options)
     min_bands = check_min_bands(min_bands)
     choice = photometry_choice(photometry)
     step("selecting", 0.02)
@@ -625,7 +603,7 @@ def run_fit_ssp(lake: Lake, where: str | None = None, *, z: float | None = None,
     grids = {}
     for zg in np.unique(zkey):
         step(f"grid z={zg}", 0.05)
-        grids[zg] = load_or_build_grid(lake, float(zg), sel.sedpy, **grid_spec)
+        grids[zg] = load_or_build_grid(lake, float(zg), sel.sedpy, spec)
     n_free = sps.n_free_parameters(next(iter(grids.values()))[0])
     cut = band_cut(sel, min_bands, n_free, f"the fit's {n_free} free parameters", error_floor)
     with dask_client(scheduler) as client, lake.transaction("fit", ingest_id=run_id) as tx, \
@@ -661,7 +639,7 @@ def run_fit_ssp(lake: Lake, where: str | None = None, *, z: float | None = None,
         step("writing", 0.92)
         n_fit = int(cut.keep.sum())
         config = {"where": where, "z": z, "error_floor": error_floor, "n_samples": n_samples,
-                  "seed": seed, "chunk": chunk, "bands": sel.bands, **grid_spec,
+                  "seed": seed, "chunk": chunk, "bands": sel.bands, **spec.to_dict(),
                   "min_bands": cut.min_bands, "n_selected": len(sel.object_id),
                   "n_skipped": cut.n_skipped,
                   "photometry": choice.spec, "photometry_rule": choice.description,
@@ -682,13 +660,15 @@ def run_fit_ssp(lake: Lake, where: str | None = None, *, z: float | None = None,
 def run_fit_stack(lake: Lake, where: str | None = None, *, z: float | None = None,
                   error_floor: float = 0.05, n_boot: int = 1000, n_samples: int = 200,
                   stack: str = "median", seed: int = 0, min_bands: int | None = None,
-                  photometry: str = "best", progress=None, command: str = "", **grid_spec) -> dict:
+                  photometry: str = "best", progress=None, command: str = "",
+                  grid_spec: GridSpec | None = None, **grid_options) -> dict:
     """Stack the selection's photometry (median with bootstrap errors, or inverse-variance
     weighted) and fit it as one source ``stack:<run_id>``; its chi2 over age x Z is kept.
 
     ``photometry`` chooses the rows stacked (:func:`photometry_choice`). The stack needs
     ``min_bands`` usable bands (default: the grid's free parameters), else nothing is fitted
-    or written.
+    or written. The grid options are ``grid_spec`` with ``grid_options`` over it, as in
+    :func:`run_fit_ssp`.
     """
     step = progress or (lambda stage, frac: None)
     if stack not in ("median", "ivw"):
@@ -697,7 +677,7 @@ def run_fit_stack(lake: Lake, where: str | None = None, *, z: float | None = Non
     z, error_floor, n_samples, seed = (opts[k] for k in ("z", "error_floor", "n_samples", "seed"))
     # a bootstrap error needs tens of resamples at least
     n_boot = check_number(n_boot, "--n-boot", lo=10, hi=MAX_BOOT, integer=True)
-    grid_spec = check_grid_spec(grid_spec)
+    spec = GridSpec.from_options(grid_spec, **grid_options)
     min_bands = check_min_bands(min_bands)
     choice = photometry_choice(photometry)
     sel = select(lake, where, z, photometry=choice)
@@ -714,7 +694,7 @@ def run_fit_stack(lake: Lake, where: str | None = None, *, z: float | None = Non
     oid = f"stack:{run_id}"
     t0 = time.perf_counter()
     # One object: build and fit before the transaction, so a failure writes nothing.
-    grid, gid, new_grid = load_or_build_grid(lake, float(zs[0]), sel.sedpy, **grid_spec)
+    grid, gid, new_grid = load_or_build_grid(lake, float(zs[0]), sel.sedpy, spec)
     n_free = sps.n_free_parameters(grid)
     need = n_free if min_bands is None else min_bands
     n_usable = int(sps.usable_bands(flux, err, None, error_floor))
@@ -742,7 +722,7 @@ def run_fit_stack(lake: Lake, where: str | None = None, *, z: float | None = Non
                   "min_bands": need,
                   "n_members": len(sel.object_id), "bands": sel.bands,
                   "stacked_flux_njy": flux.tolist(), "stacked_err_njy": err.tolist(),
-                  "n_per_band": st["n"].tolist(), **grid_spec,
+                  "n_per_band": st["n"].tolist(), **spec.to_dict(),
                   "photometry": choice.spec, "photometry_rule": choice.description}
         tx.append("fit_runs", _run_row(run_id, "stack", where, [gid], error_floor, 1, n_samples,
                                        None, time.perf_counter() - t0, config))

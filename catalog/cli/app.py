@@ -21,6 +21,7 @@ from catalog.cli.util import (
     err_console,
     new_app,
     open_lake,
+    plural,
     print_rows,
     print_table,
 )
@@ -67,7 +68,7 @@ def _save(table, output: Path, query: str, lake: Lake, version: int, overwrite: 
 
     export_table(table, output, query=query, lake_root=str(lake.root), lake_version=version,
                  overwrite=overwrite)
-    err_console.print(f"wrote {table.num_rows} rows to {output}")
+    err_console.print(f"wrote {plural(table.num_rows, 'row')} to {output}")
 
 
 def _emit(table, output: Path | None, print_format: str | None, query: str, lake: Lake,

@@ -16,6 +16,7 @@ from catalog.cli.util import (
     err_console,
     new_app,
     open_lake,
+    plural,
 )
 
 if TYPE_CHECKING:  # the ingest code (astropy, healpy) is imported by the commands that run it
@@ -40,9 +41,10 @@ def _report(r: IngestReport, what: str) -> None:
                       "nothing to do. "
                       f"Lake version {r.lake_version}.")
         return
-    extra = f", {r.n_photometry} photometry rows in {len(r.bands)} bands" if r.n_photometry else ""
+    extra = (f", {plural(r.n_photometry, 'photometry row')} in {plural(len(r.bands), 'band')}"
+             if r.n_photometry else "")
     sup = f", superseding {', '.join(r.superseded)}" if r.superseded else ""
-    console.print(f"{what}: {r.n_rows} rows{extra} committed as ingest {r.ingest_id}{sup}; "
+    console.print(f"{what}: {plural(r.n_rows, 'row')}{extra} committed as ingest {r.ingest_id}{sup}; "
                   f"lake version {r.lake_version}.")
 
 

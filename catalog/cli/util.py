@@ -27,9 +27,10 @@ _click_exc = sys.modules[type(typer.BadParameter("")).__mro__[1].__module__]
 # Everything printed holds data (ids, paths, SQL, messages quoting input), so no console
 # interprets rich markup, emoji codes or highlighting: "[red]x[/red]" prints as itself and "[/b]"
 # cannot raise. Styling is explicit, with rich.text.Text. Off a terminal (pipes, CI logs)
-# tables get room instead of rich's 80-column default.
+# tables get room instead of rich's 80-column default, and messages are never wrapped (a
+# result line cut mid-phrase in a log reads as two lines).
 _PLAIN = {"markup": False, "emoji": False, "highlight": False}
-console = Console(width=None if sys.stdout.isatty() else 200, **_PLAIN)
+console = Console(width=None if sys.stdout.isatty() else 200, soft_wrap=True, **_PLAIN)
 err_console = Console(stderr=True, soft_wrap=True, **_PLAIN)  # messages stay one line
 
 LakeOpt = Annotated[Path, typer.Option("--lake", envvar="GCCAT_LAKE",
@@ -107,6 +108,11 @@ PrintFormatOpt = Annotated[PrintFormat | None, typer.Option(
     "(-o - alone: csv). Numbers at full precision.")]
 
 
+def plural(n: int, noun: str) -> str:
+    """``"1 row"``, ``"2 rows"``: a count and its noun."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def print_table(t: pa.Table, title: str | None = None, max_rows: int = 40,
                 out: Console | None = None) -> None:
     """Print an Arrow table as a rich table (first ``max_rows`` rows) at full precision.
@@ -136,7 +142,7 @@ def print_table(t: pa.Table, title: str | None = None, max_rows: int = 40,
         out.print(f"... {t.num_rows - max_rows} more rows ({t.num_rows} in all; "
                   "use --output to save them)")
     elif not out.is_terminal:
-        out.print(f"({t.num_rows} rows)")
+        out.print(f"({plural(t.num_rows, 'row')})")
 
 
 def print_rows(t: pa.Table, fmt: str = "table", title: str | None = None, max_rows: int = 40) -> None:

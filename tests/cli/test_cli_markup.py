@@ -55,4 +55,14 @@ def test_a_written_path_with_markup_prints_literally(marked, cli, tmp_path):
     out = tmp_path / "[red]o[b].csv"
     res = cli("sql", "SELECT 1 AS x", "-o", out, "--lake", lake.root)
     assert res.exit_code == 0, res.output
-    assert f"wrote 1 rows to {out}" in res.stderr
+    assert f"wrote 1 row to {out}" in res.stderr
+
+
+def test_long_result_lines_are_not_wrapped_off_a_terminal(capsys):
+    """Off a terminal the console was 200 columns wide and cut the ``fit stack`` result line
+    mid-phrase ("log" / "Z -1.04"); a message is one line however long."""
+    from catalog.cli.util import console
+
+    line = "stack:x (178 sources): best fit " + "log Z -0.70, A_V 0.00, " * 20
+    console.print(line)
+    assert capsys.readouterr().out == line + "\n"

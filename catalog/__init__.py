@@ -41,7 +41,9 @@ _API = {
     "run_sql": ("catalog.queries.search", "run_sql"),
     "cone": ("catalog.queries.search", "cone"),
     "xmatch": ("catalog.queries.search", "xmatch_tables"),
-    "export": ("catalog.queries.export", "export_table"),
+    "export": ("catalog.queries.export", "export_lake"),
+    "export_table": ("catalog.queries.export", "export_table"),
+    "table_summary": ("catalog.queries.inventory", "table_summary"),
     # runs
     "fit_ssp": ("catalog.runs.fits", "run_fit_ssp"),
     "fit_stack": ("catalog.runs.fits", "run_fit_stack"),

@@ -89,13 +89,9 @@ def _reader(lake: Path, as_of: int | None, *sql: str | None):
     With ``sql`` (the query texts or relation names the command will run), the connection
     creates only the views those name and what they depend on.
     """
-    from catalog.queries.connection import connect, relations_in
+    from catalog.queries.connection import open_reader
 
-    lk = open_lake(lake)
-    latest = lk.version()
-    version = lk.check_version(as_of, latest=latest)
-    wanted = set().union(*(relations_in(q) for q in sql if q)) if sql else None
-    return lk, connect(lk, as_of=version, relations=wanted), version
+    return open_reader(open_lake(lake), as_of, *sql)
 
 
 @command(app, "init")
@@ -151,26 +147,11 @@ def tables_cmd(lake: LakeOpt = DEFAULT_LAKE, as_of: AsOfOpt = None):
       gccat tables --lake lake
       gccat tables --as-of 2 --lake lake
     """
-    from catalog.lake.schemas import TABLES
-    from catalog.queries.connection import connect
+    from catalog.queries.inventory import table_summary
 
     lk = open_lake(lake)
-    con = connect(lk, as_of=as_of)
-    rows = []
-    for name in TABLES:
-        files = lk.files(name)
-        size = sum(Path(f).stat().st_size for f in files)
-        view = "live_ingests" if name == "ingests" else name
-        live = con.execute(f"SELECT count(*) FROM {view}").fetchall()[0][0]
-        total = con.execute(f"SELECT count(*) FROM raw_{name}").fetchall()[0][0]
-        rows.append({"table": name, "live_rows": live, "stored_rows": total,
-                     "delta_version": lk.delta(name).version() if lk.exists(name) else None,
-                     "files": len(files),
-                     "size_mb": round(size / 1e6, 3)})
-    import pyarrow as pa
-
-    print_table(pa.Table.from_pylist(rows), title=f"lake {lk.root} at version "
-                f"{lk.check_version(as_of)}")
+    summary, version = table_summary(lk, as_of)
+    print_table(summary, title=f"lake {lk.root} at version {version}")
 
 
 @command(app, "views")
@@ -181,20 +162,12 @@ def views_cmd(lake: LakeOpt = DEFAULT_LAKE):
     Examples:
       gccat views --lake lake
     """
-    import pyarrow as pa
-
-    from catalog.lake.schemas import TABLES
-    from catalog.queries.connection import view_description, view_files
-    from catalog.queries.udfs import UDF_DOCS
+    from catalog.queries.inventory import view_summary
 
     open_lake(lake)
-    rows = [{"view": n, "description": view_description(s)} for n, s in view_files().items()]
-    rows += [{"view": f"raw_{n}", "description": f"every stored row of the {n} Delta table "
-              "(including superseded and uncommitted ingests)"}
-             for n in TABLES]
-    print_table(pa.Table.from_pylist(rows), title="views", max_rows=1000)
-    print_table(pa.Table.from_pylist([{"udf": k, "description": v} for k, v in UDF_DOCS.items()]),
-                title="UDFs", max_rows=1000)
+    views, udfs = view_summary()
+    print_table(views, title="views", max_rows=1000)
+    print_table(udfs, title="UDFs", max_rows=1000)
 
 
 def _angle(value: str, unit: str, what: str) -> float:
@@ -282,21 +255,6 @@ def xmatch_cmd(
           overwrite)
 
 
-def _relation(con, name: str) -> str:
-    """``name`` if it is a table or view of the connection, else a one-line error."""
-    import re
-
-    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name.strip()):
-        raise GccatError(f"--table takes a table or view name, not {name!r} (use --query for a "
-                         "SELECT)")
-    name = name.strip()
-    found = con.execute("SELECT count(*) FROM (SELECT view_name AS n FROM duckdb_views() UNION ALL "
-                        "SELECT table_name FROM duckdb_tables()) WHERE n = ?", [name]).fetchall()
-    if not found[0][0] or name == "live_rows":
-        raise GccatError(f"no table or view named {name!r} (see gccat tables and gccat views)")
-    return name
-
-
 @command(app, "export")
 def export_cmd(
     out: Annotated[Path, typer.Option("--out", help="Output file (directory for hats).")],
@@ -318,20 +276,12 @@ def export_cmd(
       gccat export --query "SELECT * FROM fit_results" --format votable --out fits.vot
       gccat export --table detections --format hats --out detections_hats
     """
-    from catalog.queries.export import export_format, export_table
-    from catalog.queries.search import run_sql
+    from catalog.queries.export import export_lake
 
-    if (table is None) == (query is None):
-        raise GccatError("give exactly one of --table or --query")
-    fmt = export_format(out, fmt)  # before reading anything
-    lk, con, version = _reader(lake, as_of, table, query)
-    source = _relation(con, table) if table else None
-    sql = f'SELECT * FROM "{source}"' if source else query
-    t = run_sql(con, sql)
-    m = export_table(t, out, fmt, query=sql, lake_root=str(lk.root), lake_version=version,
-                     overwrite=overwrite, source=source)
-    console.print(f"exported {m['rows']} rows as {fmt} to {out} (lake version {version}; "
-                  f"sha256 {m['sha256'][:12]}...)")
+    m = export_lake(open_lake(lake), out, table=table, query=query, fmt=fmt, overwrite=overwrite,
+                    as_of=as_of)
+    console.print(f"exported {m['rows']} rows as {m['format']} to {out} (lake version "
+                  f"{m['lake_version']}; sha256 {m['sha256'][:12]}...)")
 
 
 def _pair(value: str | None, what: str) -> tuple[float, float] | None:

@@ -695,7 +695,7 @@ _DERIVED: list[tuple[re.Pattern, ColumnMeta]] = [
 ]
 
 # Bookkeeping tables: a query's column is looked up in them last (``field_id`` of a query is
-# the science tables' "Cluster field identifier", not "Field of a catalog ingest").
+# the science tables' "Cluster field identifier", not the ingests table's "Field the ingest wrote to ...").
 _BOOKKEEPING = ("ingests",)
 _SCIENCE_FIRST = ("detections", "photometry", "fields", "bands")
 _SIDES = re.compile(r"^(?P<name>.+)_(?P<side>[12])$")  # crossmatch columns: ra_1, ra_2, ...

@@ -237,3 +237,23 @@ def connect(lake: Lake | str | os.PathLike | None = None, as_of: int | None = No
         con.execute(sql.format(**fills) if "{" in sql else sql)
     lock_down(con, readable)
     return con
+
+
+def open_reader(lake: Lake | str | os.PathLike | None, as_of: int | None = None, *sql: str | None
+                ) -> tuple[Lake, duckdb.DuckDBPyConnection, int]:
+    """The lake, a read-only connection to it, and the version that connection shows.
+
+    Parameters
+    ----------
+    lake : Lake or path, optional
+        The lake (default: ``$GCCAT_LAKE`` or ``./data_lake``).
+    as_of : int, optional
+        Lake version to read (default: the latest); a version that does not exist is an error.
+    *sql : str
+        The query texts or relation names that will run: the connection creates only the views
+        these name and what they depend on (none given: every view).
+    """
+    lk = lake if isinstance(lake, Lake) else open_lake(lake)
+    version = lk.check_version(as_of, latest=lk.version())
+    wanted = set().union(*(relations_in(q) for q in sql if q)) if sql else None
+    return lk, connect(lk, as_of=version, relations=wanted), version

@@ -689,6 +689,45 @@ def export_table(table: pa.Table, out: str | os.PathLike, fmt: str | None = None
     return _write_atomic(target, fmt, write, manifest_for)
 
 
+def export_lake(lake, out: str | os.PathLike, *, table: str | None = None,
+                query: str | None = None, fmt: str | None = None, overwrite: bool = False,
+                as_of: int | None = None) -> dict:
+    """Export a lake table or view, or the rows of a SELECT, with a manifest (``gccat export``).
+
+    Parameters
+    ----------
+    lake : Lake or path
+        The lake to read.
+    out : path
+        Output file (a directory for ``hats``); never inside a gccat lake.
+    table, query : str
+        Exactly one: a table or view name (its declared units, UCDs and descriptions travel), or
+        one read-only SELECT.
+    fmt : {'parquet', 'fits', 'ecsv', 'votable', 'csv', 'hats'}, optional
+        Default: from the extension of ``out``.
+    overwrite : bool
+        Replace an existing export at ``out``.
+    as_of : int, optional
+        Lake version to read (default: the latest).
+
+    Returns
+    -------
+    dict
+        The manifest (see :func:`export_table`), with the lake version read.
+    """
+    from catalog.queries.connection import open_reader
+    from catalog.queries.search import check_relation, run_sql
+
+    if (table is None) == (query is None):
+        raise GccatError("give exactly one of --table or --query")
+    fmt = export_format(out, fmt)  # before reading anything
+    lk, con, version = open_reader(lake, as_of, table, query)
+    source = check_relation(con, table) if table else None
+    sql = f'SELECT * FROM "{source}"' if source else query
+    return export_table(run_sql(con, sql), out, fmt, query=sql, lake_root=str(lk.root),
+                        lake_version=version, overwrite=overwrite, source=source)
+
+
 def save_csv(table: pa.Table, out: str | os.PathLike, overwrite: bool = False) -> Path:
     """Write ``table`` as plain CSV without a manifest, atomically, never inside a lake.
 

@@ -108,3 +108,16 @@ def xmatch_tables(left: pa.Table, right: pa.Table, radius_arcsec: float,
         cols += taken.columns
         names += [n + suffix for n in t.column_names]
     return pa.table(cols + [pa.array(sep)], names=names + ["separation_arcsec"])
+
+
+def check_relation(con: duckdb.DuckDBPyConnection, name: str) -> str:
+    """``name`` if it is a table or view of the connection, else a one-line error."""
+    if not _IDENT.match(name.strip()):
+        raise GccatError(f"--table takes a table or view name, not {name!r} (use --query for a "
+                         "SELECT)")
+    name = name.strip()
+    found = con.execute("SELECT count(*) FROM (SELECT view_name AS n FROM duckdb_views() UNION ALL "
+                        "SELECT table_name FROM duckdb_tables()) WHERE n = ?", [name]).fetchall()
+    if not found[0][0] or name == "live_rows":
+        raise GccatError(f"no table or view named {name!r} (see gccat tables and gccat views)")
+    return name

@@ -346,11 +346,18 @@ def infer_mapping(path, names: list[str], units: dict[str, str], *, flux_unit: s
                             class_=_find(path, names, CLASS_NAMES, "class"),
                             flags=_find(path, names, FLAG_NAMES, "flags"),
                             mw_corrected=mw_corrected)
-    roles: dict[str, dict[str, tuple[str, str | None, str | None]]] = {}
     taken = {ra, dec, mapping.id, mapping.z, mapping.class_, mapping.flags}
-    for name in names if infer_bands else []:
-        if name in taken:
-            continue
+    roles = _band_roles(path, [n for n in names if n not in taken]) if infer_bands else {}
+    for band, r in roles.items():
+        mapping.bands[band] = _inferred_band(path, band, r, units, flux_unit, mag_system, mag_option)
+    return mapping
+
+
+def _band_roles(path, names: list[str]) -> dict[str, dict[str, tuple[str, str | None, str | None]]]:
+    """Band columns by band and role (flux, mag, error, magerr, upper_limit), from their names:
+    ``{band: {role: (column, unit from the name, magnitude system from the name)}}``."""
+    roles: dict[str, dict[str, tuple[str, str | None, str | None]]] = {}
+    for name in names:
         hit = classify_band_column(name)
         if hit is not None:
             role, token, unit, system = hit
@@ -366,28 +373,31 @@ def infer_mapping(path, names: list[str], units: dict[str, str], *, flux_unit: s
         lb = _LOOKS_LIKE_BAND.search(low)
         if lb and re.search(r"flux|mag|err|^f\d", low) and bandreg.lookup(lb[1]) is None:
             _known_band(path, name, lb[1].split("_")[0])
+    return roles
+
+
+def _inferred_band(path, band: str, r: dict, units: dict, flux_unit: str, mag_system: str | None,
+                   mag_option: str):
+    """The columns and unit of one band found by name (see :func:`_band_roles`)."""
     none = (None, None, None)
-    for band, r in roles.items():
-        uplim = r.get("upper_limit", none)[0]
-        name_system = None
-        if "flux" in r:
-            col, suffix, _ = r["flux"]
-            fu = _unit_of(path, col, suffix, units, flux_unit)
-            err, err_suffix, _ = r.get("error", none)
-            if fu.kind == "mag":  # a band-named column the file declares in magnitudes
-                err = err or r.get("magerr", none)[0]
-        elif "mag" in r:
-            col, _, name_system = r["mag"]
-            fu = _unit_of(path, col, None, units, "mag")
-            err, err_suffix = r.get("magerr", r.get("error", none))[0], None
-        else:
-            col = next(iter(r.values()))[0]
-            raise GccatError(f"band {band} has an error or limit column but no flux or "
-                             "magnitude column", file=path, column=col)
-        mapping.bands[band] = _band_columns(path, band, col, fu, err, err_suffix, uplim, units,
-                                            name_system=name_system, mag_system=mag_system,
-                                            mag_option=mag_option)
-    return mapping
+    uplim = r.get("upper_limit", none)[0]
+    name_system = None
+    if "flux" in r:
+        col, suffix, _ = r["flux"]
+        fu = _unit_of(path, col, suffix, units, flux_unit)
+        err, err_suffix, _ = r.get("error", none)
+        if fu.kind == "mag":  # a band-named column the file declares in magnitudes
+            err = err or r.get("magerr", none)[0]
+    elif "mag" in r:
+        col, _, name_system = r["mag"]
+        fu = _unit_of(path, col, None, units, "mag")
+        err, err_suffix = r.get("magerr", r.get("error", none))[0], None
+    else:
+        col = next(iter(r.values()))[0]
+        raise GccatError(f"band {band} has an error or limit column but no flux or "
+                         "magnitude column", file=path, column=col)
+    return _band_columns(path, band, col, fu, err, err_suffix, uplim, units,
+                         name_system=name_system, mag_system=mag_system, mag_option=mag_option)
 
 
 _COLUMN_ROLES = ("id", "ra", "dec", "z", "class", "flags")

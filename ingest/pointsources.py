@@ -394,6 +394,122 @@ def run_photometry(lake: Lake, image_path, *, band: str | None, field_id: str, c
             "n_upper_limits": int(upper.sum())}
 
 
+def _check_injection_options(mode, flux_range, n_flux, n_locations, n_random, max_targets,
+                             stamp_arcsec, seed):
+    """The injection options checked (one-line errors naming the option) and normalised."""
+    if mode not in ("targets", "random"):
+        raise GccatError(f"--mode must be targets or random, not {mode!r}")
+    lo, hi = check_numbers(flux_range, "--flux-range", n_min=2, n_max=2, lo=0, lo_open=True,
+                           hi=MAX_FLUX_FACTOR)
+    if not lo < hi:
+        raise GccatError(f"--flux-range must be two increasing factors LO,HI, not {lo:g},{hi:g}")
+    n_flux = check_number(n_flux, "--n", lo=1, hi=MAX_INJECT_PER_AXIS, integer=True)
+    n_locations = check_number(n_locations, "--locations", lo=1, hi=MAX_INJECT_PER_AXIS, integer=True)
+    # two copies at least: the biweight scale of flux_out - flux_in needs a spread
+    n_random = check_number(n_random, "--n-random", lo=2, hi=MAX_RANDOM, integer=True)
+    max_targets = check_number(max_targets, "--max-targets", lo=1, integer=True, allow_none=True)
+    stamp_arcsec = check_number(stamp_arcsec, "stamp_arcsec", lo=0, lo_open=True, hi=MAX_STAMP_ARCSEC)
+    return (lo, hi), n_flux, n_locations, n_random, max_targets, stamp_arcsec, check_seed(seed)
+
+
+def _reference_fluxes(lake: Lake, field_id: str, image, det, x, y, radii_arcsec, radii, annulus,
+                      psf) -> np.ndarray:
+    """Each target's measured flux in image units: its smallest-aperture photometry of this band
+    in the lake, or, where the lake has none at all, measured now the same way."""
+    f = image.njy_per_unit
+    phot = lake.live("photometry", filters=(pc.field("field_id") == field_id)
+                     & (pc.field("band") == image.band) & (pc.field("method") == "aperture"))
+    ref = {}
+    near = pc.less(pc.abs(pc.subtract(aperture_radius(phot), float(radii_arcsec.min()))),
+                   RADIUS_MATCH_ARCSEC)
+    for r in phot.filter(near.fill_null(False)).select(["detection_id", "flux_njy"]).to_pylist():
+        if r["flux_njy"] is not None:  # a source off the data has no flux: measure it below
+            ref[r["detection_id"]] = r["flux_njy"]
+    measured = np.array([ref.get(d, np.nan) for d in det["detection_id"].to_pylist()]) / f
+    if np.isnan(measured).all():  # no photometry yet: measure it now, the same way
+        m = imaging.aperture_photometry(image.data, x, y, radii[:1], error=image.error,
+                                        weight=image.weight, annulus_width_pix=annulus, psf=psf)
+        measured = np.where(m["is_upper_limit"][:, 0], m["flux_limit"][:, 0], m["flux"][:, 0])
+    return measured
+
+
+def _inject_near_targets(image, psf, x, y, measured, ids, radii, radii_arcsec, annulus, n_flux,
+                         n_locations, flux_range, rng, step) -> tuple[dict, list[dict]]:
+    """Sparkler mode: injections near each target, and a polynomial correction per aperture."""
+    f = image.njy_per_unit
+    res = imaging.injection_recovery(image.data, psf, x, y, measured, radii, error=image.error,
+                                     weight=image.weight, n_flux=n_flux, n_locations=n_locations,
+                                     flux_range=flux_range, rng=rng, annulus_width_pix=annulus,
+                                     progress=lambda p: step("injecting (targets)", 0.2 + 0.7 * p))
+    corrections = []
+    target = np.asarray(res["target"])
+    for t in np.unique(target):
+        sel = target == t
+        for j, radius in enumerate(radii_arcsec):
+            out = res["flux_out"][sel, j]
+            ok = np.isfinite(out)
+            if ok.sum() < 3:
+                continue
+            c2, c1, c0 = imaging.fit_flux_correction(out[ok] * f, res["flux_in"][sel][ok] * f)
+            corrections.append({"detection_id": ids[t], "band": image.band,
+                                "aperture_radius_arcsec": float(radius), "c2": c2, "c1": c1,
+                                "c0": c0, "flux_error_biweight_njy": None})
+    return res, corrections
+
+
+def _inject_at_random(image, psf, x, y, measured, ids, radii, radii_arcsec, annulus, n_random,
+                      stamp_arcsec, rng, step) -> tuple[dict, list[dict]]:
+    """Firefly mode: copies at random places in a stamp around each target; the flux error is
+    the biweight scale of flux_out - flux_in, per aperture."""
+    f = image.njy_per_unit
+    cols = {k: [] for k in ("target", "x", "y", "flux_in", "flux_out", "flux_err", "recovered")}
+    corrections = []
+    stamp = stamp_arcsec / image.pixel_scale_arcsec
+    for t in range(len(x)):
+        step(f"injecting (random) {t + 1}/{len(x)}", 0.2 + 0.7 * t / len(x))
+        flux_t = measured[t] if measured[t] > 0 else np.nanmedian(measured[measured > 0])
+        r = imaging.injection_random(image.data, psf, (x[t], y[t]), stamp, flux_t, n_random, radii,
+                                     rng=rng, error=image.error, weight=image.weight,
+                                     annulus_width_pix=annulus)
+        m = len(r["flux_in"])
+        cols["target"].append(np.full(m, t))
+        for k in ("x", "y", "flux_in", "flux_out", "flux_err"):
+            cols[k].append(np.asarray(r[k]))
+        cols["recovered"].append(np.asarray(r["flux_out"])
+                                 > UPPER_LIMIT_NSIGMA * np.asarray(r["flux_err"]))
+        for j, radius in enumerate(radii_arcsec):
+            corrections.append({"detection_id": ids[t], "band": image.band,
+                                "aperture_radius_arcsec": float(radius), "c2": None, "c1": None,
+                                "c0": None,
+                                "flux_error_biweight_njy":
+                                    float(np.atleast_1d(r["flux_error_biweight"])[j]) * f})
+    return {k: np.concatenate(v) for k, v in cols.items()}, corrections
+
+
+def _injection_sources(res: dict, ids, image, radii_arcsec, field_id: str, ingest_id: str
+                       ) -> pa.Table:
+    """The ``injection_sources`` rows: one per injection and aperture, fluxes in nJy."""
+    f = image.njy_per_unit
+    n_inj, k = len(res["flux_in"]), len(radii_arcsec)
+    ra, dec = image.wcs.pixel_to_world_values(res["x"], res["y"])
+    flux_out = np.asarray(res["flux_out"]).reshape(n_inj, k)
+    flux_err = np.asarray(res["flux_err"]).reshape(n_inj, k)
+    recovered = np.asarray(res["recovered"]).reshape(n_inj, -1)
+    recovered = np.broadcast_to(recovered, (n_inj, k)) if recovered.shape[1] == 1 else recovered
+    return pa.table({
+        "run_id": [ingest_id] * (n_inj * k), "field_id": [field_id] * (n_inj * k),
+        "band": [image.band] * (n_inj * k),
+        "detection_id": np.repeat(ids[np.asarray(res["target"], int)], k),
+        "injection": np.repeat(np.arange(n_inj), k), "x": np.repeat(res["x"], k),
+        "y": np.repeat(res["y"], k), "ra": np.repeat(np.mod(ra, 360), k), "dec": np.repeat(dec, k),
+        "aperture_radius_arcsec": np.tile(radii_arcsec, n_inj),
+        "flux_in_njy": np.repeat(res["flux_in"], k) * f,
+        "flux_out_njy": pa.array(flux_out.ravel() * f, from_pandas=True),
+        "flux_err_njy": pa.array(flux_err.ravel() * f, from_pandas=True),
+        "recovered": recovered.ravel(), "ingest_id": [ingest_id] * (n_inj * k),
+    }).cast(INJECTION_SOURCES)
+
+
 def run_injection(lake: Lake, image_path, *, band: str | None, psf_path, field_id: str,
                   catalog: str, n_flux: int = INJECT_N_FLUX, n_locations: int = INJECT_N_LOCATIONS,
                   flux_range: tuple[float, float] = INJECT_FLUX_RANGE,
@@ -422,20 +538,9 @@ def run_injection(lake: Lake, image_path, *, band: str | None, psf_path, field_i
     step = progress or (lambda stage, frac: None)
     check_name(field_id, "field id")
     check_name(catalog, "catalog name")
-    if mode not in ("targets", "random"):
-        raise GccatError(f"--mode must be targets or random, not {mode!r}")
-    lo, hi = check_numbers(flux_range, "--flux-range", n_min=2, n_max=2, lo=0, lo_open=True,
-                           hi=MAX_FLUX_FACTOR)
-    if not lo < hi:
-        raise GccatError(f"--flux-range must be two increasing factors LO,HI, not {lo:g},{hi:g}")
-    flux_range = (lo, hi)
-    n_flux = check_number(n_flux, "--n", lo=1, hi=MAX_INJECT_PER_AXIS, integer=True)
-    n_locations = check_number(n_locations, "--locations", lo=1, hi=MAX_INJECT_PER_AXIS, integer=True)
-    # two copies at least: the biweight scale of flux_out - flux_in needs a spread
-    n_random = check_number(n_random, "--n-random", lo=2, hi=MAX_RANDOM, integer=True)
-    max_targets = check_number(max_targets, "--max-targets", lo=1, integer=True, allow_none=True)
-    stamp_arcsec = check_number(stamp_arcsec, "stamp_arcsec", lo=0, lo_open=True, hi=MAX_STAMP_ARCSEC)
-    seed = check_seed(seed)
+    flux_range, n_flux, n_locations, n_random, max_targets, stamp_arcsec, seed = \
+        _check_injection_options(mode, flux_range, n_flux, n_locations, n_random, max_targets,
+                                 stamp_arcsec, seed)
     check_apertures(aperture_radii_arcsec)
     annulus_width_arcsec = check_annulus_width(annulus_width_arcsec)
     image = read_image(image_path, band=band, zeropoint_ab=zeropoint_ab)
@@ -451,82 +556,19 @@ def run_injection(lake: Lake, image_path, *, band: str | None, psf_path, field_i
                          f"{MAX_INJECTIONS:,} injections in one run; lower --n/--locations/--n-random "
                          "or use --max-targets")
     f = image.njy_per_unit
-    phot = lake.live("photometry", filters=(pc.field("field_id") == field_id)
-                     & (pc.field("band") == image.band) & (pc.field("method") == "aperture"))
-    ref = {}
-    near = pc.less(pc.abs(pc.subtract(aperture_radius(phot), float(radii_arcsec.min()))),
-                   RADIUS_MATCH_ARCSEC)
-    for r in phot.filter(near.fill_null(False)).select(["detection_id", "flux_njy"]).to_pylist():
-        if r["flux_njy"] is not None:  # a source off the data has no flux: measure it below
-            ref[r["detection_id"]] = r["flux_njy"]
-    measured = np.array([ref.get(d, np.nan) for d in det["detection_id"].to_pylist()]) / f
-    if np.isnan(measured).all():  # no photometry yet: measure it now, the same way
-        m = imaging.aperture_photometry(image.data, x, y, radii[:1], error=image.error,
-                                        weight=image.weight, annulus_width_pix=annulus, psf=psf)
-        measured = np.where(m["is_upper_limit"][:, 0], m["flux_limit"][:, 0], m["flux"][:, 0])
+    measured = _reference_fluxes(lake, field_id, image, det, x, y, radii_arcsec, radii, annulus, psf)
     rng = np.random.default_rng(seed)
     step(f"injecting ({mode})", 0.2)
     ids = det["detection_id"].to_numpy(zero_copy_only=False)
-    corrections = []
     if mode == "targets":
-        res = imaging.injection_recovery(image.data, psf, x, y, measured, radii, error=image.error,
-                                         weight=image.weight, n_flux=n_flux, n_locations=n_locations,
-                                         flux_range=flux_range, rng=rng, annulus_width_pix=annulus,
-                                         progress=lambda f: step(f"injecting ({mode})", 0.2 + 0.7 * f))
-        target = np.asarray(res["target"])
-        for t in np.unique(target):
-            sel = target == t
-            for j, radius in enumerate(radii_arcsec):
-                out = res["flux_out"][sel, j]
-                ok = np.isfinite(out)
-                if ok.sum() < 3:
-                    continue
-                c2, c1, c0 = imaging.fit_flux_correction(out[ok] * f, res["flux_in"][sel][ok] * f)
-                corrections.append({"detection_id": ids[t], "band": image.band,
-                                    "aperture_radius_arcsec": float(radius), "c2": c2, "c1": c1,
-                                    "c0": c0,
-                                    "flux_error_biweight_njy": None})
+        res, corrections = _inject_near_targets(image, psf, x, y, measured, ids, radii, radii_arcsec,
+                                                annulus, n_flux, n_locations, flux_range, rng, step)
     else:
-        cols = {k: [] for k in ("target", "x", "y", "flux_in", "flux_out", "flux_err", "recovered")}
-        stamp = stamp_arcsec / image.pixel_scale_arcsec
-        for t in range(len(x)):
-            step(f"injecting ({mode}) {t + 1}/{len(x)}", 0.2 + 0.7 * t / len(x))
-            flux_t = measured[t] if measured[t] > 0 else np.nanmedian(measured[measured > 0])
-            r = imaging.injection_random(image.data, psf, (x[t], y[t]), stamp, flux_t, n_random, radii,
-                                         rng=rng, error=image.error, weight=image.weight,
-                                         annulus_width_pix=annulus)
-            m = len(r["flux_in"])
-            cols["target"].append(np.full(m, t))
-            for k in ("x", "y", "flux_in", "flux_out", "flux_err"):
-                cols[k].append(np.asarray(r[k]))
-            cols["recovered"].append(np.asarray(r["flux_out"])
-                                     > UPPER_LIMIT_NSIGMA * np.asarray(r["flux_err"]))
-            for j, radius in enumerate(radii_arcsec):
-                corrections.append({"detection_id": ids[t], "band": image.band,
-                                    "aperture_radius_arcsec": float(radius), "c2": None, "c1": None,
-                                    "c0": None,
-                                    "flux_error_biweight_njy":
-                                        float(np.atleast_1d(r["flux_error_biweight"])[j]) * f})
-        res = {k: np.concatenate(v) for k, v in cols.items()}
+        res, corrections = _inject_at_random(image, psf, x, y, measured, ids, radii, radii_arcsec,
+                                             annulus, n_random, stamp_arcsec, rng, step)
     ingest_id = new_ingest_id()
-    n_inj, k = len(res["flux_in"]), len(radii_arcsec)
-    ra, dec = image.wcs.pixel_to_world_values(res["x"], res["y"])
-    flux_out = np.asarray(res["flux_out"]).reshape(n_inj, k)
-    flux_err = np.asarray(res["flux_err"]).reshape(n_inj, k)
-    recovered = np.asarray(res["recovered"]).reshape(n_inj, -1)
-    recovered = np.broadcast_to(recovered, (n_inj, k)) if recovered.shape[1] == 1 else recovered
-    sources = pa.table({
-        "run_id": [ingest_id] * (n_inj * k), "field_id": [field_id] * (n_inj * k),
-        "band": [image.band] * (n_inj * k),
-        "detection_id": np.repeat(ids[np.asarray(res["target"], int)], k),
-        "injection": np.repeat(np.arange(n_inj), k), "x": np.repeat(res["x"], k),
-        "y": np.repeat(res["y"], k), "ra": np.repeat(np.mod(ra, 360), k), "dec": np.repeat(dec, k),
-        "aperture_radius_arcsec": np.tile(radii_arcsec, n_inj),
-        "flux_in_njy": np.repeat(res["flux_in"], k) * f,
-        "flux_out_njy": pa.array(flux_out.ravel() * f, from_pandas=True),
-        "flux_err_njy": pa.array(flux_err.ravel() * f, from_pandas=True),
-        "recovered": recovered.ravel(), "ingest_id": [ingest_id] * (n_inj * k),
-    }).cast(INJECTION_SOURCES)
+    n_inj = len(res["flux_in"])
+    sources = _injection_sources(res, ids, image, radii_arcsec, field_id, ingest_id)
     run = {"run_id": ingest_id, "field_id": field_id, "catalog": catalog, "band": image.band,
            "mode": mode, "image": str(image.path.resolve()), "image_sha256": image.sha256,
            "psf": str(Path(psf_path).resolve()), "n_flux": n_flux if mode == "targets" else 1,

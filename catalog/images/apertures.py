@@ -64,6 +64,46 @@ def _aperture_correction(flux_raw, sigma_pix, area, ee, p_ann, ratio_of) -> np.n
     return np.where(np.isfinite(ac) & (ac > 0), ac, low)
 
 
+def _usable_pixels(img: np.ndarray, error, weight, mask):
+    """The image with bad pixels zeroed, the per-pixel error (from ``error``, else 1/sqrt of the
+    inverse-variance ``weight``, else None) zeroed there too, and the bad-pixel mask: non-finite
+    data or error, masked, or weight <= 0."""
+    shape = img.shape
+    bad = ~np.isfinite(img) | _bool_mask(mask, shape)
+    w = None if weight is None else _image("weight", weight, shape)
+    if error is not None:
+        err = _image("error", error, shape)
+    elif w is not None:
+        with np.errstate(divide="ignore"):
+            err = np.where(w > 0, 1.0 / np.sqrt(np.where(w > 0, w, 1.0)), np.inf)
+    else:
+        err = None
+    if w is not None:
+        bad |= ~(w > 0)
+    if err is not None:
+        bad |= ~np.isfinite(err)
+        err = np.where(bad, 0.0, err)
+    return np.where(bad, 0.0, img), err, bad
+
+
+def _annulus_background(data, err, bad, pos, r: float, width: float):
+    """Median local background per pixel in the annulus r..r+width, its error
+    (sqrt(pi/2) sigma / sqrt(n)), and the per-pixel noise there; zeros without an annulus."""
+    if width <= 0:
+        return np.zeros(len(pos)), np.zeros(len(pos)), np.full(len(pos), np.nan)
+    ann = CircularAnnulus(pos, r, r + width)
+    stats = ApertureStats(data, ann, mask=bad)
+    bkg = np.asarray(stats.median, dtype=float)
+    n_ann = np.asarray(getattr(stats.center_aper_area, "value", stats.center_aper_area), dtype=float)
+    if err is not None:
+        sigma_ann = np.asarray(ApertureStats(err, ann, mask=bad).median, dtype=float)
+    else:
+        sigma_ann = np.asarray(stats.mad_std, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        bkg_err = MEDIAN_ERROR_FACTOR * sigma_ann / np.sqrt(n_ann)
+    return bkg, bkg_err, sigma_ann
+
+
 def aperture_photometry(image, x, y, radii_pix, *, error=None, weight=None, mask=None,
                         annulus_width_pix=None, psf=None, upper_limit_nsigma=UPPER_LIMIT_NSIGMA,
                         psf_annulus_correction=True) -> dict[str, np.ndarray]:
@@ -130,21 +170,7 @@ def aperture_photometry(image, x, y, radii_pix, *, error=None, weight=None, mask
     radii = _radii(radii_pix)
     width = _annulus_width(annulus_width_pix)
     nsig = float(upper_limit_nsigma)
-    bad = ~np.isfinite(img) | _bool_mask(mask, shape)
-    w = None if weight is None else _image("weight", weight, shape)
-    if error is not None:
-        err = _image("error", error, shape)
-    elif w is not None:
-        with np.errstate(divide="ignore"):
-            err = np.where(w > 0, 1.0 / np.sqrt(np.where(w > 0, w, 1.0)), np.inf)
-    else:
-        err = None
-    if w is not None:
-        bad |= ~(w > 0)
-    if err is not None:
-        bad |= ~np.isfinite(err)
-        err = np.where(bad, 0.0, err)
-    data = np.where(bad, 0.0, img)
+    data, err, bad = _usable_pixels(img, error, weight, mask)
 
     ny, nx = shape
     n, k = xs.size, radii.size
@@ -166,21 +192,7 @@ def aperture_photometry(image, x, y, radii_pix, *, error=None, weight=None, mask
         tbl = _photutils_aperture_photometry(data, ap, error=err, mask=bad, method="exact")
         apsum = np.asarray(tbl["aperture_sum"], dtype=float)
         area = np.asarray(ap.area_overlap(data, mask=bad), dtype=float)
-        if width > 0:
-            ann = CircularAnnulus(pos, r, r + width)
-            stats = ApertureStats(data, ann, mask=bad)
-            bkg = np.asarray(stats.median, dtype=float)
-            n_ann = np.asarray(getattr(stats.center_aper_area, "value", stats.center_aper_area), dtype=float)
-            if err is not None:
-                sigma_ann = np.asarray(ApertureStats(err, ann, mask=bad).median, dtype=float)
-            else:
-                sigma_ann = np.asarray(stats.mad_std, dtype=float)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                bkg_err = MEDIAN_ERROR_FACTOR * sigma_ann / np.sqrt(n_ann)
-        else:
-            bkg = np.zeros(len(pos))
-            bkg_err = np.zeros(len(pos))
-            sigma_ann = np.full(len(pos), np.nan)
+        bkg, bkg_err, sigma_ann = _annulus_background(data, err, bad, pos, r, width)
         if err is not None:
             apsum_err = np.asarray(tbl["aperture_sum_err"], dtype=float)
         elif width > 0:

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Band:
+    """A filter gccat knows: its name, its instrument and its astro-sedpy curve."""
+
     band: str
     instrument: str
     sedpy_name: str

@@ -62,6 +62,8 @@ GROUP BY ALL ORDER BY model_id, quantity"""
 
 @dataclass
 class DemoResult:
+    """What ``gccat demo`` built: the lake and the tables and runs it prints."""
+
     lake: Lake
     summary: pa.Table
     cross_field: pa.Table

@@ -131,6 +131,8 @@ class BandColumns:
 
 @dataclass
 class ColumnMapping:
+    """Which column of a catalog holds each quantity, and each band's columns and unit."""
+
     ra: str
     dec: str
     id: str | None = None
@@ -143,12 +145,14 @@ class ColumnMapping:
     aperture_radius_arcsec: float | None = None
 
     def used_columns(self) -> set[str]:
+        """Every column the mapping reads (the rest go to ``detections.extra``)."""
         cols = {self.ra, self.dec, self.id, self.z, self.class_, self.flags}
         for b in self.bands.values():
             cols |= {b.value, b.error, b.upper_limit}
         return {c for c in cols if c}
 
     def as_dict(self) -> dict:
+        """The mapping as plain data (recorded with the ingest)."""
         return asdict(self)
 
 

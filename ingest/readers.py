@@ -45,6 +45,7 @@ class RawTable:
 
 
 def detect_format(path: Path) -> str:
+    """The catalog format named by a file's extension (longest match: ``.fits.gz`` first)."""
     name = path.name.lower()
     for ext in sorted(FORMATS, key=len, reverse=True):
         if name.endswith(ext):

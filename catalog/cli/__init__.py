@@ -1,0 +1,1 @@
+"""The ``gccat`` command line (typer): thin commands over the public API."""

@@ -53,6 +53,7 @@ class OneLineErrorsGroup(TyperGroup):
     """The top-level command group: click's usage errors become one line (no usage banner)."""
 
     def make_context(self, *args, **kwargs):
+        """Parse the command line; a usage error becomes one line and exit code 2."""
         try:
             return super().make_context(*args, **kwargs)
         except _click_exc.NoArgsIsHelpError:
@@ -61,6 +62,7 @@ class OneLineErrorsGroup(TyperGroup):
             raise _OneLineUsageError(exc.format_message()) from None
 
     def invoke(self, ctx):
+        """Run the command; a usage error raised inside becomes one line and exit code 2."""
         try:
             return super().invoke(ctx)
         except _click_exc.NoArgsIsHelpError:
@@ -176,6 +178,7 @@ class StageProgress:
         return self
 
     def __call__(self, stage: str, fraction: float) -> None:
+        """Show ``stage`` and move the bar to ``fraction`` (0 to 1) of the work."""
         self.progress.update(self.task, completed=fraction,
                              description=f"{self.label}: {stage}")
 

@@ -1,0 +1,1 @@
+"""The bundled published tables and lens-map patch (see README.md here)."""

@@ -108,6 +108,8 @@ def kernel_ft(shape: tuple[int, int], scale: float, alpha: float, soft: float
 
 
 def convolve(counts: np.ndarray, kft: np.ndarray, fshape: tuple[int, int]) -> np.ndarray:
+    """Counts convolved with a kernel given by its real FFT ``kft`` on the padded ``fshape``,
+    cropped back to the counts' shape."""
     ny, nx = counts.shape
     c = sfft.rfft2(counts, s=fshape, workers=-1)
     c *= kft

@@ -44,6 +44,7 @@ DETECTION_KINDS = (IngestKind.CATALOG, IngestKind.DETECTION)
 
 
 def gccat_version() -> str:
+    """The installed gccat version (recorded with every write), or ``0+unknown``."""
     try:
         return version("gc-catalog")
     except PackageNotFoundError:  # running from a source tree
@@ -160,11 +161,13 @@ class Lake:
         return cls(root)
 
     def table_path(self, table: str) -> Path:
+        """The directory of a table's Delta log and files; an unknown table is an error."""
         if table not in TABLES:
             raise GccatError(f"unknown table '{table}'; tables are {', '.join(TABLES)}")
         return self.root / table
 
     def delta(self, table: str, version: int | None = None) -> DeltaTable:
+        """The table's ``deltalake.DeltaTable`` at ``version`` (default: latest)."""
         try:
             return DeltaTable(str(self.table_path(table)), version=version)
         except GccatError:
@@ -455,10 +458,12 @@ class DoctorReport(dict):
 
     @property
     def n_files(self) -> int:
+        """Number of unreferenced files found."""
         return len(self.files)
 
     @property
     def n_bytes(self) -> int:
+        """Bytes of the unreferenced files found."""
         return sum(f.size for f in self.files)
 
     def __bool__(self) -> bool:

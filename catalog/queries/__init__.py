@@ -1,0 +1,1 @@
+"""Reading the lake: DuckDB connections and views, SQL, cone search, crossmatch, export."""

@@ -101,6 +101,8 @@ def check_mask_radius(radius_arcsec, option: str = "--mask-radius") -> float:
 
 
 def check_mask_regions(regions: pa.Table, path=None) -> None:
+    """Mask disks need ``ra`` in [0, 360] and ``dec`` in [-90, 90] deg, and ``radius_arcsec`` in
+    (0, MAX_MASK_RADIUS_ARCSEC]; a bad value is a one-line error naming its row."""
     for col in ("ra", "dec", "radius_arcsec"):
         if col not in regions.column_names:
             raise GccatError(f"the --mask-table has no column '{col}'", file=path)

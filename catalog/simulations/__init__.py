@@ -30,6 +30,8 @@ def _check_shape(shape, option: str, lo: int, hi: int) -> tuple[int, int]:
 
 @dataclass
 class SimulatedField:
+    """The files of a simulated lens field and its truth (see :func:`simulate_field_files`)."""
+
     kappa_path: Path
     catalog_path: Path
     mask_path: Path

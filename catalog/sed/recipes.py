@@ -153,8 +153,8 @@ def resolve_ssp(recipe: str | None, *, grid_spec: GridSpec | None = None, prior:
     r = get_recipe(recipe, "ssp")
     base = r.grid_spec()
     spec = GridSpec.from_options(base, **grid_options)
-    overrides = {k: _json(v) for k, v in grid_options.items()
-                 if getattr(spec, k) != getattr(base, k) or k not in r.grid}
+    overrides = {k: _json(getattr(spec, k)) for k in grid_options
+                 if getattr(spec, k) != getattr(base, k)}
     if prior is not None and prior != r.prior:
         overrides["prior"] = prior
     return spec, prior or r.prior or "index", {

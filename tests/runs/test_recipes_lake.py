@@ -142,3 +142,14 @@ def test_smacs_recipe_recovers_simulated_clusters_through_the_lake(tmp_path, cli
     bias = np.median(np.log10(a[:, 1] / age))
     print(f"smacs0723-ssp through the lake: age coverage {cover:.2f}, bias {bias:+.3f} dex")
     assert 0.55 < cover < 0.85 and abs(bias) < 0.05
+
+
+def test_fit_recipes_lists_every_recipe_with_its_source(cli):
+    res = cli("fit", "recipes")
+    assert res.exit_code == 0, res.output
+    for r in RECIPES.values():
+        assert r.name in res.stdout
+    res = cli("fit", "recipes", "smacs0723-ssp")
+    assert res.exit_code == 0 and "age_axis: linear" in res.stdout and "SSP fitting" in res.stdout
+    res = cli("fit", "recipes", "nope")
+    assert res.exit_code == 2 and "no recipe 'nope'" in res.stderr

@@ -207,7 +207,7 @@ class SSPGrid:
     bands : list of str
         astro-sedpy filter names, in the order of the last flux axis.
     age_gyr : numpy.ndarray
-        (n_age,) raw BC03 ages in Gyr.
+        (n_age,) ages in Gyr: raw BC03 ages, or a linear grid (``GridSpec.age_step_gyr``).
     log_z_zsun : numpy.ndarray
         (n_Z,) log10(Z/Zsun).
     av : numpy.ndarray
@@ -316,7 +316,9 @@ def build_grid(z: float, sedpy_names: Sequence[str], spec: GridSpec | None = Non
     Notes
     -----
     The spec is used as given (:meth:`GridSpec.checked` holds the bounds of the CLI and the
-    runs); impossible values raise ValueError: metallicities outside the BC03 range, ``n_av``
+    runs, and resolves the default minimum age: here ``age_min_gyr=None`` keeps every BC03 age
+    above zero, as grids recorded before that default was 10 Myr need); impossible values
+    raise ValueError: metallicities outside the BC03 range, ``n_av``
     < 1, a negative ``av_max``, an age range without a BC03 age, ``log_u`` outside -4..0.
     """
     spec = dataclasses.replace(spec or GridSpec(), **options) if options else (spec or GridSpec())

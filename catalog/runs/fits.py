@@ -341,6 +341,12 @@ def load_or_build_grid(lake: Lake, z: float, sedpy_names: list[str], spec: GridS
     cached = lake.live("ssp_grids", filters=pc.field("grid_id") == gid)
     if cached.num_rows:
         return _grid_from_row(cached.slice(0, 1).to_pylist()[0]), gid, False
+    hi = sps.grids.age_upper_bound_gyr(float(z), spec.age_max_gyr, spec.universe_bound)
+    if spec.age_min_gyr is not None and spec.age_min_gyr > hi * (1 + 1e-9):
+        why = (f"the Universe is {hi:.4g} Gyr old at z = {float(z):g} (--no-universe-bound lifts "
+               "that bound)" if spec.universe_bound and (spec.age_max_gyr or 99) > hi else
+               f"MAX is {hi:g} Gyr")
+        raise GccatError(f"--age-range: no age from {spec.age_min_gyr:g} Gyr on: {why}")
     grid = sps.build_grid(float(z), list(sedpy_names), spec)
     if tx is not None:
         tx.append("ssp_grids", grid_table(grid, gid, tx.ingest_id))
@@ -358,16 +364,19 @@ def grid_table(grid: sps.SSPGrid, gid: str, ingest_id: str) -> pa.Table:
 
 
 def build_grid_command(lake: Lake, z: float, bands: list[str], command: str = "",
-                       grid_spec: GridSpec | None = None, **grid_options) -> dict:
+                       grid_spec: GridSpec | None = None, recipe: str | None = None,
+                       **grid_options) -> dict:
     """``gccat grid build``: build (or find) the grid of gccat ``bands`` at ``z``.
 
-    The grid options are ``grid_spec`` (default ``GridSpec()``) with any keyword
-    ``grid_options`` (:class:`catalog.sed.GridSpec` fields, e.g. ``n_av=3``) over it.
+    The grid options are ``grid_spec`` (default ``GridSpec()``), or the grid of an SSP
+    ``recipe`` (:mod:`catalog.sed.recipes`), with any keyword ``grid_options``
+    (:class:`catalog.sed.GridSpec` fields, e.g. ``n_av=3``) over it.
     """
     from catalog import bands as bandreg
+    from catalog.sed.recipes import resolve_ssp
 
     z = check_redshift(z, allow_none=False)
-    spec = GridSpec.from_options(grid_spec, **grid_options)
+    spec, _, record = resolve_ssp(recipe, grid_spec=grid_spec, **grid_options)
     bands = [b for b in bands if b]
     if not bands or len(set(bands)) != len(bands):
         raise GccatError(f"--bands must name distinct bands, not {','.join(bands)!r}")
@@ -381,8 +390,10 @@ def build_grid_command(lake: Lake, z: float, bands: list[str], command: str = ""
         grid, gid, built = load_or_build_grid(lake, z, sed, spec, tx=tx)
         if built:
             tx.commit(name=gid, n_rows=int(np.prod(grid.flux_njy.shape[:3])), command=command,
-                      options={"run": "grid", "z": z, "bands": bands, **spec.to_dict()})
-    return {"grid_id": gid, "built": built, "n_models": int(np.prod(grid.flux_njy.shape[:3])),
+                      options={"run": "grid", "z": z, "bands": bands, **spec.to_dict(), **record})
+    return {"grid_id": gid, "built": built, "n_age": int(grid.age_gyr.size),
+            "age_range_gyr": (float(grid.age_gyr.min()), float(grid.age_gyr.max())),
+            "n_models": int(np.prod(grid.flux_njy.shape[:3])),
             "shape": grid.flux_njy.shape}
 
 
@@ -568,9 +579,10 @@ def _run_row(run_id, kind, where, grid_ids, error_floor, n_obj, n_samples, sched
 
 def run_fit_ssp(lake: Lake, where: str | None = None, *, z: float | None = None,
                 error_floor: float = 0.05, n_samples: int = 100, seed: int = 0,
-                chunk: int = 4096, scheduler: str | None = None, prior: str = "index",
+                chunk: int = 4096, scheduler: str | None = None, prior: str | None = None,
                 min_bands: int | None = None, photometry: str = "best", progress=None,
-                command: str = "", grid_spec: GridSpec | None = None, **grid_options) -> dict:
+                command: str = "", grid_spec: GridSpec | None = None, recipe: str | None = None,
+                **grid_options) -> dict:
     """SSP fits of the selected objects (see :func:`select`) written to the lake.
 
     Objects are grouped by redshift (to 0.001); each group is fitted against its grid, in
@@ -580,8 +592,11 @@ def run_fit_ssp(lake: Lake, where: str | None = None, *, z: float | None = None,
     with more than one value) are not fitted; they are recorded in ``fit_skipped`` and counted
     in the returned ``warnings``. The grid options are ``grid_spec`` (default ``GridSpec()``)
     with any keyword ``grid_options`` (:class:`catalog.sed.GridSpec` fields, e.g. ``n_av=3``)
-    over it. Returns the run id, counts (``n_objects`` fitted, ``n_skipped``) and
-    ``result``: the FitResult of the last block per redshift.
+    over it; or ``recipe`` (:mod:`catalog.sed.recipes`) sets the grid and the prior, with
+    ``grid_options`` and an explicit ``prior`` overriding it (recorded in ``fit_runs.config``
+    as ``recipe_overrides``). ``prior`` defaults to ``"index"`` (or the recipe's). Returns the
+    run id, counts (``n_objects`` fitted, ``n_skipped``) and ``result``: the FitResult of the
+    last block per redshift.
     """
     step = progress or (lambda stage, frac: None)
     # Every option is checked before the selection is read, a grid built or a row written.
@@ -589,7 +604,9 @@ def run_fit_ssp(lake: Lake, where: str | None = None, *, z: float | None = None,
                              chunk=chunk, prior=prior, scheduler=scheduler)
     z, error_floor, n_samples, seed, chunk = (opts[k] for k in ("z", "error_floor", "n_samples",
                                                                  "seed", "chunk"))
-    spec = GridSpec.from_options(grid_spec, **grid_options)
+    from catalog.sed.recipes import resolve_ssp
+
+    spec, prior, record = resolve_ssp(recipe, grid_spec=grid_spec, prior=prior, **grid_options)
     min_bands = check_min_bands(min_bands)
     choice = photometry_choice(photometry)
     step("selecting", 0.02)
@@ -645,7 +662,8 @@ def run_fit_ssp(lake: Lake, where: str | None = None, *, z: float | None = None,
                   "photometry": choice.spec, "photometry_rule": choice.description,
                   "upper_limits": "Sawicki 2012 erf term",
                   "prior": {"index": "flat in age index, log Z, A_V",
-                            "log-age": "flat in log age, log Z, A_V"}.get(prior, prior)}
+                            "log-age": "flat in log age, log Z, A_V"}.get(prior, prior),
+                  "prior_name": prior, **record}
         warnings = [w for w in (cut.warning(),) if w]
         tx.append("fit_runs", _run_row(run_id, "ssp", where, grid_ids, error_floor,
                                        n_fit, n_samples, scheduler, seconds, config))
@@ -661,23 +679,27 @@ def run_fit_stack(lake: Lake, where: str | None = None, *, z: float | None = Non
                   error_floor: float = 0.05, n_boot: int = 1000, n_samples: int = 200,
                   stack: str = "median", seed: int = 0, min_bands: int | None = None,
                   photometry: str = "best", progress=None, command: str = "",
-                  grid_spec: GridSpec | None = None, **grid_options) -> dict:
+                  grid_spec: GridSpec | None = None, recipe: str | None = None,
+                  prior: str | None = None, **grid_options) -> dict:
     """Stack the selection's photometry (median with bootstrap errors, or inverse-variance
     weighted) and fit it as one source ``stack:<run_id>``; its chi2 over age x Z is kept.
 
     ``photometry`` chooses the rows stacked (:func:`photometry_choice`). The stack needs
     ``min_bands`` usable bands (default: the grid's free parameters), else nothing is fitted
-    or written. The grid options are ``grid_spec`` with ``grid_options`` over it, as in
-    :func:`run_fit_ssp`.
+    or written. The grid options are ``grid_spec`` with ``grid_options`` over it, or a
+    ``recipe`` with them over it, and ``prior`` the age prior, as in :func:`run_fit_ssp`.
     """
     step = progress or (lambda stage, frac: None)
     if stack not in ("median", "ivw"):
         raise GccatError(f"--stack must be median or ivw, not {stack!r}")
-    opts = check_fit_options(z=z, error_floor=error_floor, n_samples=n_samples, seed=seed)
+    opts = check_fit_options(z=z, error_floor=error_floor, n_samples=n_samples, seed=seed,
+                             prior=prior)
     z, error_floor, n_samples, seed = (opts[k] for k in ("z", "error_floor", "n_samples", "seed"))
     # a bootstrap error needs tens of resamples at least
     n_boot = check_number(n_boot, "--n-boot", lo=10, hi=MAX_BOOT, integer=True)
-    spec = GridSpec.from_options(grid_spec, **grid_options)
+    from catalog.sed.recipes import resolve_ssp
+
+    spec, prior, record = resolve_ssp(recipe, grid_spec=grid_spec, prior=prior, **grid_options)
     min_bands = check_min_bands(min_bands)
     choice = photometry_choice(photometry)
     sel = select(lake, where, z, photometry=choice)
@@ -703,7 +725,8 @@ def run_fit_stack(lake: Lake, where: str | None = None, *, z: float | None = Non
         raise GccatError(f"the stack of {len(sel.object_id)} objects has {n_usable} usable bands, "
                          f"fewer than {need} ({why}); nothing fitted")
     res = fit_in_chunks(grid, flux[None, :], err[None, :], np.zeros((1, len(flux)), bool),
-                        error_floor=error_floor, n_samples=n_samples, seed=seed, keep_chi2=True)
+                        error_floor=error_floor, n_samples=n_samples, seed=seed, keep_chi2=True,
+                        prior=prior)
     with lake.transaction("fit", ingest_id=run_id) as tx, _rollback_on_error(lake, tx):
         if new_grid:
             _append_grid_if_new(lake, tx, grid, gid)
@@ -723,7 +746,8 @@ def run_fit_stack(lake: Lake, where: str | None = None, *, z: float | None = Non
                   "n_members": len(sel.object_id), "bands": sel.bands,
                   "stacked_flux_njy": flux.tolist(), "stacked_err_njy": err.tolist(),
                   "n_per_band": st["n"].tolist(), **spec.to_dict(),
-                  "photometry": choice.spec, "photometry_rule": choice.description}
+                  "photometry": choice.spec, "photometry_rule": choice.description,
+                  "prior_name": prior, **record}
         tx.append("fit_runs", _run_row(run_id, "stack", where, [gid], error_floor, 1, n_samples,
                                        None, time.perf_counter() - t0, config))
         tx.commit(name="fit stack", n_rows=1, command=command, options={"run": "fit stack", **config})
@@ -744,18 +768,31 @@ def describe_stack(res: sps.FitResult) -> str:
 
 
 def run_fit_sfh(lake: Lake, where: str | None = None, *, z: float | None = None,
-                epochs_z=(12, 11, 10, 9, 8, 7, 6, 5, 4), n_perturb: int = 21,
                 error_floor: float = 0.05, seed: int = 0, min_bands: int | None = None,
-                photometry: str = "best", progress=None, command: str = "") -> dict:
+                photometry: str = "best", progress=None, command: str = "",
+                recipe: str | None = None, **sfh_options) -> dict:
     """SEDz*-style non-parametric SFHs: masses per epoch by NNLS, errors from perturbed refits.
 
-    ``photometry`` chooses the rows fitted (:func:`photometry_choice`). Objects with fewer
-    than ``min_bands`` usable bands (default :data:`MIN_BANDS_SFH`) are not fitted; they are
-    recorded in ``fit_skipped`` and counted in the returned ``warnings``.
+    ``sfh_options`` are ``epochs_z`` (decreasing epoch start redshifts, default 12, 11, ..., 4),
+    ``n_perturb`` (default 21), ``metallicity`` (Z/Zsun of the templates, default 1) and ``av``
+    (Calzetti A_V of the templates, mag, default 0); a ``recipe`` (``"sedz"``) sets them, the
+    ones given override it (recorded in ``fit_runs.config``). ``photometry`` chooses the rows
+    fitted (:func:`photometry_choice`). Objects with fewer than ``min_bands`` usable bands
+    (default :data:`MIN_BANDS_SFH`) are not fitted; they are recorded in ``fit_skipped`` and
+    counted in the returned ``warnings``.
     """
+    from catalog.sed.grids import MAX_AV
+    from catalog.sed.library import BC03_Z_ZSUN
+    from catalog.sed.recipes import resolve_sfh
+
     step = progress or (lambda stage, frac: None)
     opts = check_fit_options(z=z, error_floor=error_floor, seed=seed)
     z, error_floor, seed = opts["z"], opts["error_floor"], opts["seed"]
+    sfh, record = resolve_sfh(recipe, **sfh_options)
+    epochs_z, n_perturb = sfh["epochs_z"], sfh["n_perturb"]
+    metallicity = check_number(sfh["metallicity"], "--metallicity (Z/Zsun)", lo=min(BC03_Z_ZSUN),
+                               hi=max(BC03_Z_ZSUN))
+    av = check_number(sfh["av"], "--av (mag)", lo=0, hi=MAX_AV)
     n_perturb = check_number(n_perturb, "--n-perturb", lo=1, hi=MAX_PERTURB, integer=True)
     min_bands = check_min_bands(min_bands)
     epochs_z = tuple(check_numbers(epochs_z, "--epochs", n_max=MAX_EPOCHS, lo=0, lo_open=True,
@@ -781,7 +818,8 @@ def run_fit_sfh(lake: Lake, where: str | None = None, *, z: float | None = None,
         oid = sel.object_id[i]
         zo = round(float(sel.z[i]), 3)
         if zo not in templates:
-            templates[zo] = sps.sfh_templates(zo, sel.sedpy, epochs_z)
+            templates[zo] = sps.sfh_templates(zo, sel.sedpy, epochs_z,
+                                              log_z=float(np.log10(metallicity)), av=av)
         tpl = templates[zo]
         r = sps.fit_sfh(tpl, sel.flux[i:i + 1], sel.err[i:i + 1], n_perturb=n_perturb, rng=rng,
                         error_floor=error_floor)
@@ -819,7 +857,8 @@ def run_fit_sfh(lake: Lake, where: str | None = None, *, z: float | None = None,
                   "min_bands": cut.min_bands, "n_selected": len(sel.object_id),
                   "n_skipped": cut.n_skipped,
                   "templates": "10 Myr burst + constant SF per epoch (SEDz*)",
-                  "photometry": choice.spec, "photometry_rule": choice.description}
+                  "metallicity_zsun": metallicity, "av": av,
+                  "photometry": choice.spec, "photometry_rule": choice.description, **record}
         tx.append("fit_runs", _run_row(run_id, "sfh", where, [], error_floor, len(fitted),
                                        n_perturb, None, time.perf_counter() - t0, config))
         tx.commit(name="fit sfh", n_rows=len(fitted), command=command,

@@ -16,12 +16,12 @@ from catalog import bands as bandreg
 from catalog.constants import SSP_FIT_FIELDS
 from catalog.errors import GccatError
 from catalog.sed.fitting import fit_ssp, n_free_parameters
-from catalog.sed.grids import SSPGrid, build_grid
+from catalog.sed.grids import GridSpec, SSPGrid, build_grid
 
 
 @functools.lru_cache(maxsize=32)
 def _cached_grid(z: float, sedpy_names: tuple[str, ...]) -> SSPGrid:
-    return build_grid(z, list(sedpy_names))
+    return build_grid(z, list(sedpy_names), GridSpec().checked())  # the fits' default grid
 
 
 def ssp_fit_rows(bands: list, fluxes: list, errors: list, z: np.ndarray,

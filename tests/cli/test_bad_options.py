@@ -175,6 +175,24 @@ CASES = [
     (GRID + ["--z", "0.3", "--metallicities", "0"], ["--metallicities"]),
     (GRID + ["--z", "0.3", "--av-max", "-1"], ["--av-max"]),
     (["grid", "build", "--z", "0.3", "--bands", "F150W,F999W"], ["--bands", "F999W"]),
+    # grid options and recipes
+    (SSP + ["--age-range", "1"], ["--age-range", "MIN,MAX"]),
+    (SSP + ["--age-range", "-1,5"], ["--age-range MIN", "[0, 20]"]),
+    (SSP + ["--age-range", "0.5,30"], ["--age-range MAX", "(0, 20]"]),
+    (SSP + ["--age-range", "5,1"], ["--age-range", "must not exceed"]),
+    (SSP + ["--age-range", "0.5,11", "--age-step", "0"], ["--age-step", "[0.001, 20]"]),
+    (SSP + ["--age-range", "0.5,11", "--age-step", "nan"], ["--age-step"]),
+    (SSP + ["--age-step", "0.5"], ["--age-step needs --age-range"]),
+    (STACK + ["--z", "6", "--age-range", "1,11"], ["--age-range", "Universe", "0.917 Gyr"]),
+    (SSP + ["--log-u", "1"], ["--log-u", "[-4, 0]"]),
+    (SSP + ["--no-dust", "--av-max", "2"], ["--no-dust", "--av-max"]),
+    (SSP + ["--recipe", "sedz"], ["--recipe", "smacs0723-ssp"]),
+    (STACK + ["--recipe", "nope"], ["--recipe"]),
+    (SFH + ["--recipe", "smacs0723-ssp"], ["--recipe", "sedz"]),
+    (SFH + ["--metallicity", "10"], ["--metallicity", "[0.005, 5]"]),
+    (SFH + ["--av", "-1"], ["--av", "[0, 10]"]),
+    (GRID + ["--z", "0.3", "--age-range", "0.5,11", "--age-step", "0.0001"], ["--age-step"]),
+    (GRID + ["--z", "0.3", "--imf", "salpeter"], ["--imf"]),
 ]
 
 

@@ -21,16 +21,22 @@ BANDS = ["F090W", "F115W", "F150W", "F200W", "F277W", "F356W", "F410M", "F444W"]
 
 #: Cluster-field centres (ICRS deg); the polar-cap ones (|dec| > 41.8) matter for HEALPix code.
 FIELDS = {
-    "abell2744": (3.58641, -30.39970), "macs0416": (64.03813, -24.06750),
-    "smacs0723": (110.80542, -73.45694), "as1063": (342.18321, -44.53088),
-    "macs1423": (215.94900, 24.07800), "macs0417": (64.39450, -11.90880),
-    "elgordo": (15.71880, -49.24960), "macs0647": (101.95950, 70.24840),
-    "rxj2129": (322.41650, 0.08920), "abell370": (39.97130, -1.58220),
+    "abell2744": (3.58641, -30.39970),
+    "macs0416": (64.03813, -24.06750),
+    "smacs0723": (110.80542, -73.45694),
+    "as1063": (342.18321, -44.53088),
+    "macs1423": (215.94900, 24.07800),
+    "macs0417": (64.39450, -11.90880),
+    "elgordo": (15.71880, -49.24960),
+    "macs0647": (101.95950, 70.24840),
+    "rxj2129": (322.41650, 0.08920),
+    "abell370": (39.97130, -1.58220),
 }
 
 
-def positions(rng: np.random.Generator, n: int, centre: tuple[float, float],
-              size_arcmin: float = 2.0) -> tuple[np.ndarray, np.ndarray]:
+def positions(
+    rng: np.random.Generator, n: int, centre: tuple[float, float], size_arcmin: float = 2.0
+) -> tuple[np.ndarray, np.ndarray]:
     """Uniform positions in a box ``size_arcmin`` on a side (true angle) around ``centre``."""
     ra0, dec0 = centre
     half = size_arcmin / 120.0
@@ -39,8 +45,14 @@ def positions(rng: np.random.Generator, n: int, centre: tuple[float, float],
     return ra, dec
 
 
-def catalog(rng: np.random.Generator, n: int, centre: tuple[float, float],
-            bands: list[str] = BANDS, size_arcmin: float = 2.0, first_id: int = 1) -> pa.Table:
+def catalog(
+    rng: np.random.Generator,
+    n: int,
+    centre: tuple[float, float],
+    bands: list[str] = BANDS,
+    size_arcmin: float = 2.0,
+    first_id: int = 1,
+) -> pa.Table:
     """A synthetic GC catalog: ``id, ra, dec`` and ``flux_<b>, fluxerr_<b>`` in nJy per band.
 
     Magnitudes are uniform in 25-31 AB with a smooth colour across the bands; errors are
@@ -85,8 +97,9 @@ def scratch(prefix: str) -> Iterator[Path]:
         shutil.rmtree(d, ignore_errors=True)
 
 
-def line(label: str, value: float, unit: str = "s", baseline: float | None = None,
-         base_name: str = "baseline") -> None:
+def line(
+    label: str, value: float, unit: str = "s", baseline: float | None = None, base_name: str = "baseline"
+) -> None:
     """Print ``label  value unit  (ratio x baseline)``."""
     ratio = f"   {value / baseline:7.2f}x {base_name}" if baseline else ""
     print(f"  {label:<46s} {value:10.3f} {unit}{ratio}")

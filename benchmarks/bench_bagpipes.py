@@ -44,11 +44,13 @@ SEDPY = [f"jwst_{b.lower()}" for b in BANDS]
 CSV = str(resources.files("catalog.data") / "smacs0723_faisst2022_star_clusters.csv")
 FLOOR = 0.05
 #: (gccat key, bagpipes posterior sample key, transform, label)
-QUANTITIES = [("age_gyr", "burst:age", lambda x: x, "age [Gyr]"),
-              ("log_z", "burst:metallicity", np.log10, "log Z/Zsun"),
-              ("av", "dust:Av", lambda x: x, "A_V [mag]"),
-              ("log_mass_living", "stellar_mass", lambda x: x, "log M_living"),
-              ("log_mass_formed", "formed_mass", lambda x: x, "log M_formed")]
+QUANTITIES = [
+    ("age_gyr", "burst:age", lambda x: x, "age [Gyr]"),
+    ("log_z", "burst:metallicity", np.log10, "log Z/Zsun"),
+    ("av", "dust:Av", lambda x: x, "A_V [mag]"),
+    ("log_mass_living", "stellar_mass", lambda x: x, "log M_living"),
+    ("log_mass_formed", "formed_mass", lambda x: x, "log M_formed"),
+]
 
 
 def load_sources(n: int, ids: str | None):
@@ -96,8 +98,9 @@ def run_bagpipes(ids, flux, err, grid, n_live: int, sampler: str, dust_emission:
             import bagpipes as pipes
         fit_mod = sys.modules["bagpipes.fitting.fit"]
         if not dust_emission:
-            sys.modules["bagpipes.models.dust_emission_model"].dust_emission.spectrum = (
-                lambda self, *_: np.zeros_like(self.wavelengths))
+            sys.modules["bagpipes.models.dust_emission_model"].dust_emission.spectrum = lambda self, *_: (
+                np.zeros_like(self.wavelengths)
+            )
         from sedpy import observate
 
         filt_list = []
@@ -109,9 +112,13 @@ def run_bagpipes(ids, flux, err, grid, n_live: int, sampler: str, dust_emission:
         phot = {sid: np.c_[flux[i], sig[i]] / 1e3 for i, sid in enumerate(ids)}  # nJy -> microJy
         instructions = {
             "redshift": Z_CLUSTER,
-            "burst": {"age": (float(grid.age_gyr.min()), float(grid.age_gyr.max())), "age_prior": "log_10",
-                      "metallicity": (0.005, 5.0), "metallicity_prior": "log_10",
-                      "massformed": (3.0, 10.0)},
+            "burst": {
+                "age": (float(grid.age_gyr.min()), float(grid.age_gyr.max())),
+                "age_prior": "log_10",
+                "metallicity": (0.005, 5.0),
+                "metallicity_prior": "log_10",
+                "massformed": (3.0, 10.0),
+            },
             "dust": {"type": "Calzetti", "Av": (0.0, 1.0)},
         }
         pct = {q[0]: np.full((len(ids), 3), np.nan) for q in QUANTITIES}
@@ -122,8 +129,13 @@ def run_bagpipes(ids, flux, err, grid, n_live: int, sampler: str, dust_emission:
             while True:
                 try:
                     with contextlib.redirect_stdout(io.StringIO()):
-                        gal = pipes.galaxy(sid, phot.__getitem__, photometry_exists=True,
-                                           spectrum_exists=False, filt_list=filt_list)
+                        gal = pipes.galaxy(
+                            sid,
+                            phot.__getitem__,
+                            photometry_exists=True,
+                            spectrum_exists=False,
+                            filt_list=filt_list,
+                        )
                         fit = pipes.fit(gal, instructions, run=sampler)
                         fit.fit(verbose=False, sampler=sampler, n_live=n_live, use_MPI=False)
                     break
@@ -155,39 +167,59 @@ def main() -> None:
     ap.add_argument("--ids", help="comma-separated source ids instead of --n")
     ap.add_argument("--n-live", type=int, default=400, help="live points of the nested sampler")
     ap.add_argument("--sampler", default="nautilus", choices=["nautilus", "multinest"])
-    ap.add_argument("--no-dust-emission", action="store_true",
-                    help="switch off bagpipes' DL07 dust emission (energy balance)")
+    ap.add_argument(
+        "--no-dust-emission",
+        action="store_true",
+        help="switch off bagpipes' DL07 dust emission (energy balance)",
+    )
     ap.add_argument("--repeat", type=int, default=5, help="gccat timing repeats (best taken)")
     ap.add_argument("--batch", type=int, default=10_000, help="tiled objects for gccat throughput")
     args = ap.parse_args()
     ids, flux, err = load_sources(args.n, args.ids)
-    print(f"SMACS0723 star clusters at z={Z_CLUSTER}: {', '.join(ids)}; bands {' '.join(BANDS)}; "
-          f"{FLOOR:.0%} error floor")
+    print(
+        f"SMACS0723 star clusters at z={Z_CLUSTER}: {', '.join(ids)}; bands {' '.join(BANDS)}; "
+        f"{FLOOR:.0%} error floor"
+    )
     grid, res, res_log, t_grid, t_gc, t_batch, n_batch = run_gccat(flux, err, args.repeat, args.batch)
-    print(f"gccat grid: {grid.shape[0]} BC03 ages {grid.age_gyr.min():.2g}-{grid.age_gyr.max():.3g} Gyr x "
-          f"{grid.shape[1]} Z x {grid.shape[2]} A_V; prior flat in age index (default) or in log age")
-    bp, chi2_bp, t_bp, sampler, bp_ages = run_bagpipes(ids, flux, err, grid, args.n_live, args.sampler,
-                                                     not args.no_dust_emission)
-    print(f"bagpipes: sampler {sampler}, n_live {args.n_live}; SSP ages rebinned to 0.1 dex "
-          f"({bp_ages.size} ages {bp_ages.min() / 1e9:.2g}-{bp_ages.max() / 1e9:.3g} Gyr; a burst takes the "
-          "nearest one); DL07 dust emission "
-          f"{'switched off' if args.no_dust_emission else 'added (energy balance)'}\n")
-    print(f"{'id':<8}{'quantity':<14}{'gccat p50 [p16, p84]':>25}{'gccat, log-age prior':>25}"
-          f"{'bagpipes':>25}{'d(p50)':>8}")
+    print(
+        f"gccat grid: {grid.shape[0]} BC03 ages {grid.age_gyr.min():.2g}-{grid.age_gyr.max():.3g} Gyr x "
+        f"{grid.shape[1]} Z x {grid.shape[2]} A_V; prior flat in age index (default) or in log age"
+    )
+    bp, chi2_bp, t_bp, sampler, bp_ages = run_bagpipes(
+        ids, flux, err, grid, args.n_live, args.sampler, not args.no_dust_emission
+    )
+    print(
+        f"bagpipes: sampler {sampler}, n_live {args.n_live}; SSP ages rebinned to 0.1 dex "
+        f"({bp_ages.size} ages {bp_ages.min() / 1e9:.2g}-{bp_ages.max() / 1e9:.3g} Gyr; a burst takes the "
+        "nearest one); DL07 dust emission "
+        f"{'switched off' if args.no_dust_emission else 'added (energy balance)'}\n"
+    )
+    print(
+        f"{'id':<8}{'quantity':<14}{'gccat p50 [p16, p84]':>25}{'gccat, log-age prior':>25}"
+        f"{'bagpipes':>25}{'d(p50)':>8}"
+    )
     for i, sid in enumerate(ids):
         for key, _, _, label in QUANTITIES:
             g, gl, b = res.percentiles[key][i], res_log.percentiles[key][i], bp[key][i]
             d = np.log10(g[1] / b[1]) if key == "age_gyr" else g[1] - b[1]
             print(f"{sid:<8}{label:<14}{fmt(g):>25}{fmt(gl):>25}{fmt(b):>25}{d:8.2f}")
         print(f"{'':<8}{'chi2_min':<14}{res.chi2_min[i]:>25.2f}{'':>25}{chi2_bp[i]:>25.2f}")
-    print("d(p50) = gccat (default prior) - bagpipes, age in dex; mean over objects: " + ", ".join(
-        f"{label.split(' [')[0]} {np.mean(res.percentiles[k][:, 1] - bp[k][:, 1]):+.2f}"
-        if k != "age_gyr" else f"age {np.mean(np.log10(res.percentiles[k][:, 1] / bp[k][:, 1])):+.2f} dex"
-        for k, _, _, label in QUANTITIES))
-    print(f"\ngccat: {t_gc * 1e3:.2f} ms/object ({len(ids)} objects, best of {args.repeat}; "
-          f"{t_batch * 1e6:.0f} us/object in a batch of {n_batch}; grid build {t_grid:.1f} s once); "
-          f"bagpipes ({sampler}): {t_bp:.1f} s/object; ratio {t_bp / t_gc:.0f}x "
-          f"({t_bp / t_batch:.0f}x batched)")
+    print(
+        "d(p50) = gccat (default prior) - bagpipes, age in dex; mean over objects: "
+        + ", ".join(
+            f"{label.split(' [')[0]} {np.mean(res.percentiles[k][:, 1] - bp[k][:, 1]):+.2f}"
+            if k != "age_gyr"
+            else f"age {np.mean(np.log10(res.percentiles[k][:, 1] / bp[k][:, 1])):+.2f} dex"
+            for k, _, _, label in QUANTITIES
+        )
+    )
+    print(
+        f"\ngccat: {t_gc * 1e3:.2f} ms/object ({len(ids)} objects, best of {args.repeat}; "
+        f"{t_batch * 1e6:.0f} us/object in a batch of {n_batch}; grid build {t_grid:.1f} s once); "
+        f"bagpipes ({sampler}): {t_bp:.1f} s/object; ratio {t_bp / t_gc:.0f}x "
+        f"({t_bp / t_batch:.0f}x batched)"
+    )
+
 
 if __name__ == "__main__":
     main()

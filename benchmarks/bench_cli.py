@@ -75,10 +75,14 @@ def main() -> None:
         q = "SELECT count(*) AS n FROM detections"
         t_sql, out = timed([gccat, "sql", q, "--lake", str(lake)], args.repeat)
         t_sql0, out0 = timed([py, str(bare_duckdb), *files], args.repeat)
-    print(f"gccat --help                      {t_help * 1e3:8.0f} ms   bare typer --help "
-          f"{t_help0 * 1e3:6.0f} ms   ratio {t_help / t_help0:5.2f}x (target <= 2x)")
-    print(f"gccat sql 'count(*) detections'   {t_sql * 1e3:8.0f} ms   bare duckdb script "
-          f"{t_sql0 * 1e3:5.0f} ms   ratio {t_sql / t_sql0:5.2f}x (target <= 2x)")
+    print(
+        f"gccat --help                      {t_help * 1e3:8.0f} ms   bare typer --help "
+        f"{t_help0 * 1e3:6.0f} ms   ratio {t_help / t_help0:5.2f}x (target <= 2x)"
+    )
+    print(
+        f"gccat sql 'count(*) detections'   {t_sql * 1e3:8.0f} ms   bare duckdb script "
+        f"{t_sql0 * 1e3:5.0f} ms   ratio {t_sql / t_sql0:5.2f}x (target <= 2x)"
+    )
     n_bare = out0.strip()
     if n_bare not in out:
         raise SystemExit(f"row counts differ: bare {n_bare}, gccat printed {out.strip()[-200:]}")

@@ -42,8 +42,9 @@ def haversine_arcsec(ra, dec, ra0, dec0):
     return np.degrees(2 * np.arcsin(np.sqrt(h))) * 3600.0
 
 
-def build_lake(root, n: int, n_ingests: int, rng) -> tuple[Lake, list[tuple[str, np.ndarray,
-                                                                             np.ndarray]], float]:
+def build_lake(
+    root, n: int, n_ingests: int, rng
+) -> tuple[Lake, list[tuple[str, np.ndarray, np.ndarray]], float]:
     """Ingest ``n_ingests`` detections-only catalogs; returns the lake, positions, seconds."""
     lake = Lake.create(root / "lake")
     fields, seconds, per = list(FIELDS), 0.0, n // n_ingests
@@ -73,8 +74,10 @@ def main() -> None:
         ra_all = np.concatenate([r for _, r, _ in kept])
         dec_all = np.concatenate([dd for _, _, dd in kept])
         del kept
-        print(f"bench_cone: {len(ra_all):,} detections in {args.ingests} ingests "
-              f"(lake built in {t_build:.1f} s); {args.cones} cones of {RADIUS:g} arcsec")
+        print(
+            f"bench_cone: {len(ra_all):,} detections in {args.ingests} ingests "
+            f"(lake built in {t_build:.1f} s); {args.cones} cones of {RADIUS:g} arcsec"
+        )
         t_connect, con = timed(connect, lake)
         pick = rng.choice(len(ra_all), args.cones, replace=False)
         centres = [(float(ra_all[i]), float(dec_all[i])) for i in pick]
@@ -88,35 +91,46 @@ def main() -> None:
                 results.append(set(tbl["detection_id"].to_pylist()))
 
         duck_ms, np_ms, bad = [], [], 0
-        for (ra0, dec0), got in zip(centres[:args.brute], results, strict=False):
-            sql = (f"SELECT detection_id FROM detections "
-                   f"WHERE ang_sep_arcsec(ra, dec, {ra0!r}, {dec0!r}) <= {RADIUS}")
+        for (ra0, dec0), got in zip(centres[: args.brute], results, strict=False):
+            sql = (
+                f"SELECT detection_id FROM detections "
+                f"WHERE ang_sep_arcsec(ra, dec, {ra0!r}, {dec0!r}) <= {RADIUS}"
+            )
             t, ref = timed(lambda q=sql: con.sql(q).to_arrow_table())
             duck_ms.append(t * 1e3)
             t, sel = timed(lambda a=ra0, b=dec0: haversine_arcsec(ra_all, dec_all, a, b) <= RADIUS)
             np_ms.append(t * 1e3)
-            duck_set, np_set = set(ref["detection_id"].to_pylist()), {prefixes[i // per] + str(i % per + 1)
-                                                              for i in np.flatnonzero(sel)}
+            duck_set, np_set = (
+                set(ref["detection_id"].to_pylist()),
+                {prefixes[i // per] + str(i % per + 1) for i in np.flatnonzero(sel)},
+            )
             if not got == duck_set == np_set:
                 bad += 1
-                print(f"  MISMATCH at ({ra0}, {dec0}): cone {len(got)}, DuckDB brute "
-                      f"{len(duck_set)}, numpy {len(np_set)}; cone-only {sorted(got - np_set)[:5]}"
-                      f", numpy-only {sorted(np_set - got)[:5]}")
+                print(
+                    f"  MISMATCH at ({ra0}, {dec0}): cone {len(got)}, DuckDB brute "
+                    f"{len(duck_set)}, numpy {len(np_set)}; cone-only {sorted(got - np_set)[:5]}"
+                    f", numpy-only {sorted(np_set - got)[:5]}"
+                )
         con.close()
 
     med, p90 = np.median(ms), np.percentile(ms, 90)
     med_duck, med_np = np.median(duck_ms), np.median(np_ms)
-    med_cone_b = np.median(ms[:args.brute])
+    med_cone_b = np.median(ms[: args.brute])
     print(f"  connect()                         {t_connect * 1e3:9.1f} ms")
-    print(f"  cone() median / p90 / max         {med:9.1f} / {p90:.1f} / {max(ms):.1f} ms "
-          f"(rows per cone: median {np.median(rows):.0f}, max {max(rows)})")
-    print(f"  baseline DuckDB brute force       {med_duck:9.1f} ms median over {len(duck_ms)} cones"
-          f"   -> cone() is {med_duck / med_cone_b:.1f}x faster on those cones")
-    print(f"  baseline numpy haversine (in RAM) {med_np:9.1f} ms median over {len(np_ms)} cones"
-          f"   -> cone() is {med_np / med_cone_b:.1f}x faster on those cones")
+    print(
+        f"  cone() median / p90 / max         {med:9.1f} / {p90:.1f} / {max(ms):.1f} ms "
+        f"(rows per cone: median {np.median(rows):.0f}, max {max(rows)})"
+    )
+    print(
+        f"  baseline DuckDB brute force       {med_duck:9.1f} ms median over {len(duck_ms)} cones"
+        f"   -> cone() is {med_duck / med_cone_b:.1f}x faster on those cones"
+    )
+    print(
+        f"  baseline numpy haversine (in RAM) {med_np:9.1f} ms median over {len(np_ms)} cones"
+        f"   -> cone() is {med_np / med_cone_b:.1f}x faster on those cones"
+    )
     print(f"  row sets identical for {len(duck_ms) - bad}/{len(duck_ms)} brute-forced cones")
-    print(f"  target median < 100 ms -> {'MET' if med < 100 else 'MISSED'}; "
-          f"peak RSS {peak_rss_mb():.0f} MiB")
+    print(f"  target median < 100 ms -> {'MET' if med < 100 else 'MISSED'}; peak RSS {peak_rss_mb():.0f} MiB")
     if bad:
         raise SystemExit(f"{bad} cones differ from brute force")
 

@@ -40,7 +40,7 @@ def main() -> None:
     kappa = kmap.data
     px, py = simulate_gcs(kappa, scale, rng, n_total=args.n)
     mask = simulate_mask(kappa.shape, rng, n_disks=20, radius_pix=(30, 120))
-    print(f"grid {args.size}x{args.size} at {scale}\"/pix, {len(px)} GCs")
+    print(f'grid {args.size}x{args.size} at {scale}"/pix, {len(px)} GCs')
     rho, t_fft = timed(cr.density_fft, px, py, kappa.shape, scale)
     iy, ix = np.divmod(np.arange(kappa.size), args.size)
     window, t_win = timed(cr.density_fft, ix.astype(float), iy.astype(float), kappa.shape, scale)
@@ -48,8 +48,14 @@ def main() -> None:
     box_pix = round(3.0 / scale)
     t0 = time.perf_counter()
     boxes = cr.box_stats(px, py, kappa, mask, box_pix, scale)
-    fit = cr.fit_power_law(boxes["n_per_arcsec2"], boxes["kappa_mean"], rng, n_boot=1000,
-                           method="poisson", area_arcsec2=boxes["area_arcsec2"])
+    fit = cr.fit_power_law(
+        boxes["n_per_arcsec2"],
+        boxes["kappa_mean"],
+        rng,
+        n_boot=1000,
+        method="poisson",
+        area_arcsec2=boxes["area_arcsec2"],
+    )
     t_box = time.perf_counter() - t0
     c = (args.size / 2, args.size / 2)
     edges = np.linspace(0, args.size / 2 * scale, 16)
@@ -72,12 +78,16 @@ def main() -> None:
     direct, t_dir = timed(cr.density_direct, spx, spy, (n, n), scale)
     fft_small = cr.density_fft(spx, spy, (n, n), scale)
     rel = np.max(np.abs(fft_small / direct - 1))
-    print(f"baseline: direct summation of {sel.sum()} GCs on {n}x{n}: {t_dir:.2f} s; "
-          f"FFT {t_fft_s:.3f} s -> {t_dir / t_fft_s:.0f}x faster; max |FFT/direct - 1| = {rel:.2e}")
+    print(
+        f"baseline: direct summation of {sel.sum()} GCs on {n}x{n}: {t_dir:.2f} s; "
+        f"FFT {t_fft_s:.3f} s -> {t_dir / t_fft_s:.0f}x faster; max |FFT/direct - 1| = {rel:.2e}"
+    )
     per_pair = t_dir / (sel.sum() * n * n)
     est = per_pair * len(px) * args.size**2
-    print(f"direct summation extrapolated to the full run: {est / 3600:.1f} h "
-          f"(FFT is {est / t_fft:.0f}x faster)")
+    print(
+        f"direct summation extrapolated to the full run: {est / 3600:.1f} h "
+        f"(FFT is {est / t_fft:.0f}x faster)"
+    )
 
 
 if __name__ == "__main__":

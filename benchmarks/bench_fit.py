@@ -34,15 +34,16 @@ BANDS = ["F090W", "F115W", "F150W", "F200W", "F277W", "F356W", "F410M", "F444W",
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=100_000)
-    ap.add_argument("--lake-only", action="store_true",
-                    help="only the lake path (its own peak memory)")
+    ap.add_argument("--lake-only", action="store_true", help="only the lake path (its own peak memory)")
     args = ap.parse_args()
     sed = [f"jwst_{b.lower()}" for b in BANDS]
     t0 = time.perf_counter()
     grid = sps.build_grid(0.39, sed, av_max=1.6, n_av=17)
     n_models = int(np.prod(grid.shape))
-    print(f"grid: {grid.shape} = {n_models} models x {len(sed)} bands, built in "
-          f"{time.perf_counter() - t0:.2f} s")
+    print(
+        f"grid: {grid.shape} = {n_models} models x {len(sed)} bands, built in "
+        f"{time.perf_counter() - t0:.2f} s"
+    )
     rng = np.random.default_rng(1)
     n = args.n
     idx = [rng.integers(0, s, n) for s in grid.shape]
@@ -55,33 +56,41 @@ def main() -> None:
         t0 = time.perf_counter()
         fit_in_chunks(grid, obs, err, up, n_samples=20, chunk=4096)
         dt = time.perf_counter() - t0
-        print(f"in memory: {n} objects in {dt:.1f} s = {n / dt:,.0f} objects/s (aim >= 1000/s); "
-              f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GB")
+        print(
+            f"in memory: {n} objects in {dt:.1f} s = {n / dt:,.0f} objects/s (aim >= 1000/s); "
+            f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GB"
+        )
         m = 200
         t0 = time.perf_counter()
         for i in range(m):
-            sps.fit_ssp(grid, obs[i:i + 1], err[i:i + 1], n_samples=20)
+            sps.fit_ssp(grid, obs[i : i + 1], err[i : i + 1], n_samples=20)
         dt1 = (time.perf_counter() - t0) / m
-        print(f"baseline, one object per call: {1 / dt1:,.0f} objects/s -> batching is "
-              f"{(n / dt) * dt1:.0f}x faster")
+        print(
+            f"baseline, one object per call: {1 / dt1:,.0f} objects/s -> batching is "
+            f"{(n / dt) * dt1:.0f}x faster"
+        )
 
     tmp = Path(tempfile.mkdtemp())
     try:
-        cols = {"id": np.arange(n), "ra": 110.8 + rng.uniform(0, 0.03, n),
-                "dec": -73.45 + rng.uniform(0, 0.01, n)}
+        cols = {
+            "id": np.arange(n),
+            "ra": 110.8 + rng.uniform(0, 0.03, n),
+            "dec": -73.45 + rng.uniform(0, 0.01, n),
+        }
         for j, b in enumerate(BANDS):
             cols[f"flux_{b}"], cols[f"fluxerr_{b}"] = obs[:, j], err[:, j]
         pq.write_table(pa.table(cols), tmp / "sim.parquet")
         lake = Lake.create(tmp / "lake")
-        ingest_catalog(lake, tmp / "sim.parquet", field_id="smacs0723", name="sim", z=0.39,
-                       mw_corrected=True)
+        ingest_catalog(lake, tmp / "sim.parquet", field_id="smacs0723", name="sim", z=0.39, mw_corrected=True)
         t0 = time.perf_counter()
         r = run_fit_ssp(lake, None, n_samples=20, av_max=1.6, n_av=17)
         dt = time.perf_counter() - t0
-        print(f"through the lake (select, grid, fit, write {n * 5:,} posterior rows and "
-              f"{n * 20:,} draws): {dt:.1f} s = {n / dt:,.0f} objects/s (fit alone "
-              f"{r['seconds']:.1f} s); peak RSS "
-              f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GB")
+        print(
+            f"through the lake (select, grid, fit, write {n * 5:,} posterior rows and "
+            f"{n * 20:,} draws): {dt:.1f} s = {n / dt:,.0f} objects/s (fit alone "
+            f"{r['seconds']:.1f} s); peak RSS "
+            f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GB"
+        )
     finally:
         shutil.rmtree(tmp)
 

@@ -37,12 +37,22 @@ def main() -> None:
     n_pts = int(6000 * (args.size / 4096) ** 2)
     t0 = time.perf_counter()
     first = make_test_mosaic(shape, n_points=n_pts, rng=rng, bcg_r_eff_pix=300, dtype=np.float32)
-    bands = [first] + [make_test_mosaic(shape, rng=rng, x=first["truth"]["x"],
-                                        y=first["truth"]["y"], flux=first["truth"]["flux"],
-                                        bcg_r_eff_pix=300, dtype=np.float32)
-                       for _ in range(3)]
-    print(f"built 4 bands of {shape[0]}x{shape[1]} with {n_pts} point sources in "
-          f"{time.perf_counter() - t0:.1f} s")
+    bands = [first] + [
+        make_test_mosaic(
+            shape,
+            rng=rng,
+            x=first["truth"]["x"],
+            y=first["truth"]["y"],
+            flux=first["truth"]["flux"],
+            bcg_r_eff_pix=300,
+            dtype=np.float32,
+        )
+        for _ in range(3)
+    ]
+    print(
+        f"built 4 bands of {shape[0]}x{shape[1]} with {n_pts} point sources in "
+        f"{time.perf_counter() - t0:.1f} s"
+    )
     t0 = time.perf_counter()
     det = imaging.detect_point_sources([b["image"] for b in bands], [b["weight"] for b in bands])
     t_det = time.perf_counter() - t0
@@ -54,11 +64,14 @@ def main() -> None:
         from scipy.spatial import cKDTree
 
         d2, _ = cKDTree(np.column_stack([det.x, det.y])).query(np.column_stack([tx, ty]))
-    masked = det.mask[np.clip(np.rint(ty).astype(int), 0, shape[0] - 1),
-                      np.clip(np.rint(tx).astype(int), 0, shape[1] - 1)]
+    masked = det.mask[
+        np.clip(np.rint(ty).astype(int), 0, shape[0] - 1), np.clip(np.rint(tx).astype(int), 0, shape[1] - 1)
+    ]
     sel = (snr >= 10) & ~masked
-    print(f"detection: {t_det:.1f} s (aim < 60 s), {len(det.x)} sources, completeness above "
-          f"peak S/N 10 away from masks {np.mean(d2[sel] < 1.5):.3f}; peak RSS {rss_gb():.2f} GB")
+    print(
+        f"detection: {t_det:.1f} s (aim < 60 s), {len(det.x)} sources, completeness above "
+        f"peak S/N 10 away from masks {np.mean(d2[sel] < 1.5):.3f}; peak RSS {rss_gb():.2f} GB"
+    )
 
     n = args.targets
     img = bands[0]["image"].astype(np.float64)
@@ -70,13 +83,25 @@ def main() -> None:
     t_phot = (time.perf_counter() - t0) / 8
     t0 = time.perf_counter()
     for _ in range(8):
-        imaging.injection_recovery(img, psf, tx[pick], ty[pick], tf[pick], radii, n_flux=20,
-                                   n_locations=20, rng=rng, annulus_width_pix=2.67)
+        imaging.injection_recovery(
+            img,
+            psf,
+            tx[pick],
+            ty[pick],
+            tf[pick],
+            radii,
+            n_flux=20,
+            n_locations=20,
+            rng=rng,
+            annulus_width_pix=2.67,
+        )
     t_inj = time.perf_counter() - t0
     n_inj = 8 * n * 20 * 20
-    print(f"injection: {n} sources x 20 fluxes x 20 locations x 8 bands = {n_inj} injections in "
-          f"{t_inj:.1f} s ({t_inj / n_inj * 1e3:.2f} ms each); baseline photometry of the {n} "
-          f"sources once: {t_phot * 1e3:.1f} ms per band; peak RSS {rss_gb():.2f} GB")
+    print(
+        f"injection: {n} sources x 20 fluxes x 20 locations x 8 bands = {n_inj} injections in "
+        f"{t_inj:.1f} s ({t_inj / n_inj * 1e3:.2f} ms each); baseline photometry of the {n} "
+        f"sources once: {t_phot * 1e3:.1f} ms per band; peak RSS {rss_gb():.2f} GB"
+    )
 
 
 if __name__ == "__main__":

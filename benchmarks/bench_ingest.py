@@ -45,23 +45,41 @@ def child_baseline(src: Path, out: Path) -> dict:
     sid = t["id"].cast(pa.string())
     det_id = pc.binary_join_element_wise("abell2744/cat1/", sid, "")
     ra, dec = t["ra"].to_numpy(), t["dec"].to_numpy()
-    det = pa.table({
-        "detection_id": det_id, "field_id": constant("abell2744", n), "catalog": constant("cat1", n),
-        "source_id": sid, "ra": ra, "dec": dec, "healpix29": healpix29(ra, dec),
-        "z": pa.nulls(n, pa.float64()), "class": pa.nulls(n, pa.string()),
-        "flags": pa.nulls(n, pa.int64()), "extra": pa.nulls(n, pa.string()),
-        "snr": pa.nulls(n, pa.float64()), "ingest_id": constant(ing, n)},
-        schema=DETECTIONS).sort_by("healpix29")
+    det = pa.table(
+        {
+            "detection_id": det_id,
+            "field_id": constant("abell2744", n),
+            "catalog": constant("cat1", n),
+            "source_id": sid,
+            "ra": ra,
+            "dec": dec,
+            "healpix29": healpix29(ra, dec),
+            "z": pa.nulls(n, pa.float64()),
+            "class": pa.nulls(n, pa.string()),
+            "flags": pa.nulls(n, pa.int64()),
+            "extra": pa.nulls(n, pa.string()),
+            "snr": pa.nulls(n, pa.float64()),
+            "ingest_id": constant(ing, n),
+        },
+        schema=DETECTIONS,
+    ).sort_by("healpix29")
     k = n * len(BANDS)
-    phot = pa.table({
-        "detection_id": pa.chunked_array([det_id.combine_chunks()] * len(BANDS)),
-        "field_id": constant("abell2744", k),
-        "band": pa.chunked_array([constant(b, n) for b in BANDS]),
-        "flux_njy": pa.chunked_array([t[f"flux_{b}"].combine_chunks() for b in BANDS]),
-        "flux_err_njy": pa.chunked_array([t[f"fluxerr_{b}"].combine_chunks() for b in BANDS]),
-        "is_upper_limit": np.zeros(k, bool), "method": constant("catalog", k),
-        "aperture_radius_arcsec": pa.nulls(k, pa.float64()), "mw_corrected": np.zeros(k, bool),
-        "quality": np.zeros(k, np.int32), "ingest_id": constant(ing, k)}, schema=PHOTOMETRY)
+    phot = pa.table(
+        {
+            "detection_id": pa.chunked_array([det_id.combine_chunks()] * len(BANDS)),
+            "field_id": constant("abell2744", k),
+            "band": pa.chunked_array([constant(b, n) for b in BANDS]),
+            "flux_njy": pa.chunked_array([t[f"flux_{b}"].combine_chunks() for b in BANDS]),
+            "flux_err_njy": pa.chunked_array([t[f"fluxerr_{b}"].combine_chunks() for b in BANDS]),
+            "is_upper_limit": np.zeros(k, bool),
+            "method": constant("catalog", k),
+            "aperture_radius_arcsec": pa.nulls(k, pa.float64()),
+            "mw_corrected": np.zeros(k, bool),
+            "quality": np.zeros(k, np.int32),
+            "ingest_id": constant(ing, k),
+        },
+        schema=PHOTOMETRY,
+    )
     del t
     out.mkdir()
     t_det, _ = timed(pq.write_table, det, out / "detections.parquet")
@@ -76,11 +94,16 @@ def child_ingest(src: Path, out: Path) -> dict:
 
     lake = Lake.create(out)
     marks: list[tuple[str, float]] = []
-    seconds, rep = timed(ingest_catalog, lake, src, field_id="abell2744", name="cat1",
-                         progress=lambda stage, _f: marks.append((stage, time.perf_counter())))
+    seconds, rep = timed(
+        ingest_catalog,
+        lake,
+        src,
+        field_id="abell2744",
+        name="cat1",
+        progress=lambda stage, _f: marks.append((stage, time.perf_counter())),
+    )
     stages = {a[0]: round(b[1] - a[1], 3) for a, b in zip(marks, marks[1:], strict=False)}
-    return {"seconds": seconds, "n_rows": rep.n_rows, "n_photometry": rep.n_photometry,
-            "stages": stages}
+    return {"seconds": seconds, "n_rows": rep.n_rows, "n_photometry": rep.n_photometry, "stages": stages}
 
 
 def run_child(mode: str, src: Path, out: Path) -> dict:
@@ -101,8 +124,9 @@ def main() -> None:
     if args.child:
         fn = child_baseline if args.child == "baseline" else child_ingest
         res = fn(args.src, args.out)
-        res.update(peak_rss_mb=peak_rss_mb(), arrow_pool_peak_mb=pa.default_memory_pool()
-                   .max_memory() / 2**20)
+        res.update(
+            peak_rss_mb=peak_rss_mb(), arrow_pool_peak_mb=pa.default_memory_pool().max_memory() / 2**20
+        )
         print(json.dumps(res))
         return
 
@@ -114,12 +138,16 @@ def main() -> None:
         Table({c: tbl[c].to_numpy() for c in tbl.column_names}).write(d / "cat.fits")
         del tbl
         mb = {f: (d / f"cat.{f}").stat().st_size / 2**20 for f in ("parquet", "fits")}
-        print(f"bench_ingest: {args.n:,} detections x {len(BANDS)} bands "
-              f"(source files: Parquet {mb['parquet']:.0f} MiB, FITS {mb['fits']:.0f} MiB)")
+        print(
+            f"bench_ingest: {args.n:,} detections x {len(BANDS)} bands "
+            f"(source files: Parquet {mb['parquet']:.0f} MiB, FITS {mb['fits']:.0f} MiB)"
+        )
         base = run_child("baseline", d / "cat.parquet", d / "baseline")
         runs = {f: run_child(f, d / f"cat.{f}", d / f"lake_{f}") for f in ("parquet", "fits")}
-    print("baseline: pyarrow.parquet.write_table of the long layout "
-          f"({args.n:,} detections + {args.n * len(BANDS):,} photometry rows)")
+    print(
+        "baseline: pyarrow.parquet.write_table of the long layout "
+        f"({args.n:,} detections + {args.n * len(BANDS):,} photometry rows)"
+    )
     line("write detections.parquet", base["t_detections"])
     line("write photometry.parquet", base["t_photometry"])
     line("baseline total", base["seconds"])

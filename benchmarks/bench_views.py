@@ -34,8 +34,7 @@ from ingest.catalog import ingest_catalog
 FIELD_IDS = ["abell2744", "macs0416", "smacs0723", "as1063"]
 COUNT = "SELECT count(*) FROM {v}"
 ALL = "SELECT * FROM {v}"
-AGG = ("SELECT field_id, count(*) AS n, median(mag_F150W) AS med FROM {v} "
-       "GROUP BY field_id ORDER BY field_id")
+AGG = "SELECT field_id, count(*) AS n, median(mag_F150W) AS med FROM {v} GROUP BY field_id ORDER BY field_id"
 
 
 def long_layout(tbl: pa.Table, field_id: str) -> pa.Table:
@@ -43,35 +42,44 @@ def long_layout(tbl: pa.Table, field_id: str) -> pa.Table:
     n = tbl.num_rows
     det_id = pa.array(np.char.add(f"{field_id}/cat/", tbl["id"].to_numpy().astype(str)))
     rep = lambda a: np.tile(np.asarray(a), len(BANDS))  # noqa: E731
-    return pa.table({
-        "detection_id": pa.chunked_array([det_id] * len(BANDS)),
-        "field_id": pa.array([field_id] * (n * len(BANDS))),
-        "ra": rep(tbl["ra"]), "dec": rep(tbl["dec"]),
-        "band": np.repeat(BANDS, n),
-        "flux_njy": np.concatenate([tbl[f"flux_{b}"].to_numpy() for b in BANDS]),
-        "flux_err_njy": np.concatenate([tbl[f"fluxerr_{b}"].to_numpy() for b in BANDS])})
+    return pa.table(
+        {
+            "detection_id": pa.chunked_array([det_id] * len(BANDS)),
+            "field_id": pa.array([field_id] * (n * len(BANDS))),
+            "ra": rep(tbl["ra"]),
+            "dec": rep(tbl["dec"]),
+            "band": np.repeat(BANDS, n),
+            "flux_njy": np.concatenate([tbl[f"flux_{b}"].to_numpy() for b in BANDS]),
+            "flux_err_njy": np.concatenate([tbl[f"fluxerr_{b}"].to_numpy() for b in BANDS]),
+        }
+    )
 
 
 def baseline_view(path) -> str:
     cols = []
     for b in BANDS:
         f, e = (f"max({c}) FILTER (WHERE band = '{b}')" for c in ("flux_njy", "flux_err_njy"))
-        cols += [f"{f} AS flux_{b}", f"{e} AS fluxerr_{b}",
-                 f"CASE WHEN {f} > 0 THEN 31.4 - 2.5 * log10({f}) END AS mag_{b}",
-                 f"CASE WHEN {f} > 0 THEN 2.5 / ln(10) * {e} / {f} END AS magerr_{b}"]
-    return (f"CREATE VIEW wide AS SELECT detection_id, field_id, ra, dec, {', '.join(cols)} "
-            f"FROM read_parquet('{path}') GROUP BY detection_id, field_id, ra, dec")
+        cols += [
+            f"{f} AS flux_{b}",
+            f"{e} AS fluxerr_{b}",
+            f"CASE WHEN {f} > 0 THEN 31.4 - 2.5 * log10({f}) END AS mag_{b}",
+            f"CASE WHEN {f} > 0 THEN 2.5 / ln(10) * {e} / {f} END AS magerr_{b}",
+        ]
+    return (
+        f"CREATE VIEW wide AS SELECT detection_id, field_id, ra, dec, {', '.join(cols)} "
+        f"FROM read_parquet('{path}') GROUP BY detection_id, field_id, ra, dec"
+    )
 
 
 def run_queries(con, view: str, repeat: int) -> dict:
     out = {}
     out["count(*)"], out["n"] = best_of(repeat, lambda: con.sql(COUNT.format(v=view)).fetchall()[0][0])
-    out["fetch all to Arrow"], tbl = best_of(
-        repeat, lambda: con.sql(ALL.format(v=view)).to_arrow_table())
+    out["fetch all to Arrow"], tbl = best_of(repeat, lambda: con.sql(ALL.format(v=view)).to_arrow_table())
     out["ncols"] = tbl.num_columns
     del tbl
     out["per-field count + median mag_F150W"], out["agg"] = best_of(
-        repeat, lambda: con.sql(AGG.format(v=view)).fetchall())
+        repeat, lambda: con.sql(AGG.format(v=view)).fetchall()
+    )
     return out
 
 
@@ -88,14 +96,15 @@ def main() -> None:
         for fid in FIELD_IDS:
             tbl = catalog(rng, per_field, FIELDS[fid])
             pq.write_table(tbl, d / f"{fid}.parquet")
-            t_ingest += timed(ingest_catalog, lake, d / f"{fid}.parquet", field_id=fid,
-                              name="cat")[0]
+            t_ingest += timed(ingest_catalog, lake, d / f"{fid}.parquet", field_id=fid, name="cat")[0]
             longs.append(long_layout(tbl, fid))
         pq.write_table(pa.concat_tables(longs), d / "long.parquet")
         del longs, tbl
         n_det = per_field * len(FIELD_IDS)
-        print(f"bench_views: {n_det:,} detections x {len(BANDS)} bands in {len(FIELD_IDS)} fields "
-              f"({n_det * len(BANDS):,} photometry rows); lake built in {t_ingest:.1f} s")
+        print(
+            f"bench_views: {n_det:,} detections x {len(BANDS)} bands in {len(FIELD_IDS)} fields "
+            f"({n_det * len(BANDS):,} photometry rows); lake built in {t_ingest:.1f} s"
+        )
 
         t_connect, con = best_of(args.repeat, connect, lake)
         lk = run_queries(con, "photometry_wide", args.repeat)
@@ -109,14 +118,22 @@ def main() -> None:
     line("connect() / baseline CREATE VIEW", t_connect, baseline=t_base_connect)
     for k in ("count(*)", "fetch all to Arrow", "per-field count + median mag_F150W"):
         line(k, lk[k], baseline=bl[k])
-    print("  baseline figures (s): " + ", ".join(f"{k} {bl[k]:.3f}" for k in
-          ("count(*)", "fetch all to Arrow", "per-field count + median mag_F150W")))
+    print(
+        "  baseline figures (s): "
+        + ", ".join(
+            f"{k} {bl[k]:.3f}"
+            for k in ("count(*)", "fetch all to Arrow", "per-field count + median mag_F150W")
+        )
+    )
     same_n = lk["n"] == bl["n"] == n_det
-    same_agg = (len(lk["agg"]) == len(bl["agg"]) and all(
+    same_agg = len(lk["agg"]) == len(bl["agg"]) and all(
         a[0] == b[0] and a[1] == b[1] and np.isclose(a[2], b[2], rtol=0, atol=1e-9)
-        for a, b in zip(lk["agg"], bl["agg"], strict=True)))
-    print(f"  rows: lake {lk['n']:,}, baseline {bl['n']:,} (expected {n_det:,}); columns: lake "
-          f"{lk['ncols']}, baseline {bl['ncols']}")
+        for a, b in zip(lk["agg"], bl["agg"], strict=True)
+    )
+    print(
+        f"  rows: lake {lk['n']:,}, baseline {bl['n']:,} (expected {n_det:,}); columns: lake "
+        f"{lk['ncols']}, baseline {bl['ncols']}"
+    )
     print(f"  per-field aggregate: {lk['agg']}")
     print(f"  results agree: rows {same_n}, per-field count+median {same_agg}")
     print(f"  peak RSS of the whole run: {peak_rss_mb():.0f} MiB")

@@ -79,16 +79,23 @@ def main() -> None:
     rng = np.random.default_rng(3)
     ra1, dec1, ra2, dec2 = make_sides(args.n, FIELDS[args.field], args.area, rng)
     R = args.radius
-    print(f"bench_xmatch: {args.n:,} x {args.n:,} sources, {args.area} deg^2 around {args.field} "
-          f"(dec {FIELDS[args.field][1]:+.2f}), radius {R} arcsec")
+    print(
+        f"bench_xmatch: {args.n:,} x {args.n:,} sources, {args.area} deg^2 around {args.field} "
+        f"(dec {FIELDS[args.field][1]:+.2f}), radius {R} arcsec"
+    )
 
     t_hpx, (h1, h2) = best_of(args.repeat, lambda: (healpix29(ra1, dec1), healpix29(ra2, dec2)))
     t_cm, (i, j, _) = best_of(args.repeat, crossmatch, ra1, dec1, h1, ra2, dec2, h2, R)
     left = pa.table({"i": np.arange(args.n), "ra": ra1, "dec": dec1})
     right = pa.table({"j": np.arange(args.n), "ra": ra2, "dec": dec2})
     t_xt, res = best_of(args.repeat, xmatch_tables, left, right, R)
-    t_xth, res_h = best_of(args.repeat, xmatch_tables, left.append_column("healpix29", pa.array(h1)),
-                           right.append_column("healpix29", pa.array(h2)), R)
+    t_xth, res_h = best_of(
+        args.repeat,
+        xmatch_tables,
+        left.append_column("healpix29", pa.array(h1)),
+        right.append_column("healpix29", pa.array(h2)),
+        R,
+    )
     runs = [astropy_pairs(ra1, dec1, ra2, dec2, R) for _ in range(args.repeat)]
     t_sky, t_search = min(r[0] for r in runs)
     ai, aj = runs[-1][1]
@@ -107,14 +114,18 @@ def main() -> None:
     line("xmatch_tables (healpix29 columns)", t_xth, baseline=t_astropy, base_name="astropy time")
     line("tracemalloc peak: crossmatch", mem_cm, "MiB")
     line("tracemalloc peak: SkyCoord + search_around_sky", mem_ap, "MiB")
-    print(f"  speed-up of xmatch_tables over astropy: {t_astropy / t_xt:.1f}x "
-          f"(target >= 3x -> {'MET' if t_astropy / t_xt >= 3 else 'MISSED'}); "
-          f"peak RSS {peak_rss_mb():.0f} MiB")
+    print(
+        f"  speed-up of xmatch_tables over astropy: {t_astropy / t_xt:.1f}x "
+        f"(target >= 3x -> {'MET' if t_astropy / t_xt >= 3 else 'MISSED'}); "
+        f"peak RSS {peak_rss_mb():.0f} MiB"
+    )
 
     ref = sorted_pairs(ai, aj)
-    checks = {"crossmatch": sorted_pairs(i, j),
-              "xmatch_tables": sorted_pairs(res["i_1"].to_numpy(), res["j_2"].to_numpy()),
-              "xmatch_tables+hpx": sorted_pairs(res_h["i_1"].to_numpy(), res_h["j_2"].to_numpy())}
+    checks = {
+        "crossmatch": sorted_pairs(i, j),
+        "xmatch_tables": sorted_pairs(res["i_1"].to_numpy(), res["j_2"].to_numpy()),
+        "xmatch_tables+hpx": sorted_pairs(res_h["i_1"].to_numpy(), res_h["j_2"].to_numpy()),
+    }
     ref_set = set(map(tuple, ref.tolist()))
     bad = []
     for name, got in checks.items():
@@ -124,12 +135,17 @@ def main() -> None:
         got_set = set(map(tuple, got.tolist()))
         missing, extra = sorted(ref_set - got_set), sorted(got_set - ref_set)
         bad.append(name)
-        print(f"  {name}: {len(got):,} pairs vs astropy {len(ref):,}: MISMATCH, {len(missing):,} "
-              f"missing (e.g. {missing[:3]}), {len(extra):,} extra (e.g. {extra[:3]})")
+        print(
+            f"  {name}: {len(got):,} pairs vs astropy {len(ref):,}: MISMATCH, {len(missing):,} "
+            f"missing (e.g. {missing[:3]}), {len(extra):,} extra (e.g. {extra[:3]})"
+        )
         if missing:
             mi = np.array(missing[:1000])
-            sep = SkyCoord(ra1[mi[:, 0]], dec1[mi[:, 0]], unit="deg").separation(
-                SkyCoord(ra2[mi[:, 1]], dec2[mi[:, 1]], unit="deg")).arcsec
+            sep = (
+                SkyCoord(ra1[mi[:, 0]], dec1[mi[:, 0]], unit="deg")
+                .separation(SkyCoord(ra2[mi[:, 1]], dec2[mi[:, 1]], unit="deg"))
+                .arcsec
+            )
             print(f"    separations of missing pairs: {sep.min():.4f} to {sep.max():.4f} arcsec")
     if bad:
         raise SystemExit(f"pair sets differ from astropy for: {', '.join(bad)}")

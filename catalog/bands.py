@@ -52,10 +52,37 @@ def known_bands() -> dict[str, Band]:
     return out
 
 
-_NIRCAM = {"f070w", "f090w", "f115w", "f140m", "f150w", "f150w2", "f162m", "f164n", "f182m",
-           "f187n", "f200w", "f210m", "f212n", "f250m", "f277w", "f300m", "f322w2", "f323n",
-           "f335m", "f356w", "f360m", "f405n", "f410m", "f430m", "f444w", "f460m", "f466n",
-           "f470n", "f480m"}
+_NIRCAM = {
+    "f070w",
+    "f090w",
+    "f115w",
+    "f140m",
+    "f150w",
+    "f150w2",
+    "f162m",
+    "f164n",
+    "f182m",
+    "f187n",
+    "f200w",
+    "f210m",
+    "f212n",
+    "f250m",
+    "f277w",
+    "f300m",
+    "f322w2",
+    "f323n",
+    "f335m",
+    "f356w",
+    "f360m",
+    "f405n",
+    "f410m",
+    "f430m",
+    "f444w",
+    "f460m",
+    "f466n",
+    "f470n",
+    "f480m",
+}
 
 
 def lookup(name: str) -> Band | None:

@@ -42,9 +42,17 @@ def as_rng(rng) -> np.random.Generator:
     return rng
 
 
-def check_number(value, option: str, *, lo: float | None = None, hi: float | None = None,
-                 lo_open: bool = False, hi_open: bool = False, allow_none: bool = False,
-                 integer: bool = False) -> float | int | None:
+def check_number(
+    value,
+    option: str,
+    *,
+    lo: float | None = None,
+    hi: float | None = None,
+    lo_open: bool = False,
+    hi_open: bool = False,
+    allow_none: bool = False,
+    integer: bool = False,
+) -> float | int | None:
     """``value`` as a finite number inside ``[lo, hi]`` (``(lo`` / ``hi)`` with ``*_open``).
 
     Parameters
@@ -100,10 +108,10 @@ def _range_text(lo, hi, lo_open, hi_open) -> str:
 Z_MAX = 20.0
 
 
-def check_numbers(values, option: str, *, n_min: int = 1, n_max: int | None = None,
-                  **bounds) -> list[float]:
+def check_numbers(values, option: str, *, n_min: int = 1, n_max: int | None = None, **bounds) -> list[float]:
     """A list of numbers given to one option (``--apertures 0.1,0.2``), each checked by
-    :func:`check_number` with ``bounds``, and between ``n_min`` and ``n_max`` of them."""
+    :func:`check_number` with ``bounds``, and between ``n_min`` and ``n_max`` of them.
+    """
     if values is None:
         values = []
     elif np.ndim(values) == 0:
@@ -176,6 +184,8 @@ def check_name(value: str, what: str) -> str:
         # ascii() escapes newlines, control and non-ASCII characters: the message stays one
         # line and shows a lookalike for what it is.
         shown = ascii(value) if len(str(value)) <= 80 else ascii(str(value)[:80]) + "..."
-        raise GccatError(f"{what} {shown} is not a simple name: it {problem} (use 1-{_NAME_MAX} "
-                         "ASCII letters, digits and _ . -, starting with a letter or digit)")
+        raise GccatError(
+            f"{what} {shown} is not a simple name: it {problem} (use 1-{_NAME_MAX} "
+            "ASCII letters, digits and _ . -, starting with a letter or digit)"
+        )
     return value

@@ -78,9 +78,19 @@ def radii_text(radii=APERTURE_RADII_ARCSEC) -> str:
 
 #: The fields of the struct the ``ssp_fit`` SQL function returns (percentiles of age in Gyr,
 #: log Z/Zsun, A_V in mag, log10 masses in Msun; chi2 and the bands used).
-SSP_FIT_FIELDS = ("age_gyr_p16", "age_gyr_p50", "age_gyr_p84", "log_z_p50", "av_p50",
-                  "log_mass_living_p16", "log_mass_living_p50", "log_mass_living_p84",
-                  "log_mass_formed_p50", "chi2_min", "n_bands")
+SSP_FIT_FIELDS = (
+    "age_gyr_p16",
+    "age_gyr_p50",
+    "age_gyr_p84",
+    "log_z_p50",
+    "av_p50",
+    "log_mass_living_p16",
+    "log_mass_living_p50",
+    "log_mass_living_p84",
+    "log_mass_formed_p50",
+    "chi2_min",
+    "n_bands",
+)
 
 
 # -- lensing -----------------------------------------------------------------------------------

@@ -16,8 +16,9 @@ _DEG = np.pi / 180.0
 
 def healpix29(ra_deg: npt.ArrayLike, dec_deg: npt.ArrayLike) -> np.ndarray:
     """NESTED HEALPix index at order 29 of ICRS (ra, dec) in degrees (int64)."""
-    return hp.ang2pix(2**HEALPIX_ORDER, np.asarray(ra_deg, float), np.asarray(dec_deg, float),
-                      nest=True, lonlat=True).astype(np.int64)
+    return hp.ang2pix(
+        2**HEALPIX_ORDER, np.asarray(ra_deg, float), np.asarray(dec_deg, float), nest=True, lonlat=True
+    ).astype(np.int64)
 
 
 def separation_arcsec(ra1, dec1, ra2, dec2) -> np.ndarray:
@@ -46,8 +47,7 @@ def order_for_radius(radius_arcsec: float, max_order: int = HEALPIX_ORDER) -> in
     return 0
 
 
-def cone_ranges(ra_deg: float, dec_deg: float, radius_arcsec: float,
-                max_pixels: int = 64) -> np.ndarray:
+def cone_ranges(ra_deg: float, dec_deg: float, radius_arcsec: float, max_pixels: int = 64) -> np.ndarray:
     """Index ranges at order 29 that cover a cone, as an (n, 2) array of inclusive [lo, hi].
 
     The cone is covered by nested pixels at the deepest order that needs at most
@@ -69,8 +69,9 @@ def cone_ranges(ra_deg: float, dec_deg: float, radius_arcsec: float,
     return np.column_stack([starts << shift, ((ends + 1) << shift) - 1]).astype(np.int64)
 
 
-def crossmatch(ra1, dec1, hpx1, ra2, dec2, hpx2, radius_arcsec: float
-               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def crossmatch(
+    ra1, dec1, hpx1, ra2, dec2, hpx2, radius_arcsec: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """All pairs of two catalogs closer than ``radius_arcsec``.
 
     Both sides are bucketed by their HEALPix pixel at a coarse order (derived from
@@ -90,8 +91,7 @@ def crossmatch(ra1, dec1, hpx1, ra2, dec2, hpx2, radius_arcsec: float
     shift = 2 * (HEALPIX_ORDER - order)
     order2 = np.argsort(hpx2 >> shift, kind="stable")
     # Right side as runs of equal pixels: start offset and length of each run.
-    p2_pix, p2_start, p2_count = np.unique(hpx2[order2] >> shift, return_index=True,
-                                           return_counts=True)
+    p2_pix, p2_start, p2_count = np.unique(hpx2[order2] >> shift, return_index=True, return_counts=True)
     if len(p2_pix) == 0 or len(hpx1) == 0:
         e = np.array([], dtype=np.int64)
         return e, e, np.array([], dtype=float)
@@ -119,15 +119,17 @@ def crossmatch(ra1, dec1, hpx1, ra2, dec2, hpx2, radius_arcsec: float
     _pairs(v1a, v2s, cand, *runs, limit, right_sorted, chord2, start_left[:-1][order1])
     left = np.repeat(np.arange(len(hpx1), dtype=np.int64), counts_left)
     right = order2[right_sorted]
-    sep = separation_arcsec(np.asarray(ra1)[left], np.asarray(dec1)[left],
-                            np.asarray(ra2)[right], np.asarray(dec2)[right])
+    sep = separation_arcsec(
+        np.asarray(ra1)[left], np.asarray(dec1)[left], np.asarray(ra2)[right], np.asarray(dec2)[right]
+    )
     ok = sep <= radius_arcsec
     return left[ok], right[ok], sep[ok]
 
 
 @numba.njit(parallel=True, cache=True)
-def _pairs(v1, v2s, cand, run_pix, run_start, run_len, limit, out, out_chord2,
-           dest):  # pragma: no cover - compiled
+def _pairs(
+    v1, v2s, cand, run_pix, run_start, run_len, limit, out, out_chord2, dest
+):  # pragma: no cover - compiled
     """Right-side matches of every left source among the runs of its 9 candidate pixels.
 
     With an empty ``out`` it returns the number of matches per left source. Otherwise it
@@ -153,8 +155,7 @@ def _pairs(v1, v2s, cand, run_pix, run_start, run_len, limit, out, out_chord2,
             if r >= run_pix.shape[0] or run_pix[r] != pix:
                 continue
             for j in range(run_start[r], run_start[r] + run_len[r]):
-                d = ((v1[0, i] - v2s[0, j]) ** 2 + (v1[1, i] - v2s[1, j]) ** 2
-                     + (v1[2, i] - v2s[2, j]) ** 2)
+                d = (v1[0, i] - v2s[0, j]) ** 2 + (v1[1, i] - v2s[1, j]) ** 2 + (v1[2, i] - v2s[2, j]) ** 2
                 if d <= limit:
                     if not counting:
                         # Insertion by distance: a source has only a few matches.

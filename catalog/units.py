@@ -29,17 +29,21 @@ _MAG_WORDS = {
     **dict.fromkeys(("mag", "mags", "magnitude", "magnitudes"), None),
 }
 # Count units of images (HST: electrons/s with PHOTFNU), which astropy does not all read.
-_COUNT_RATE = re.compile(r"(?i)^(?:electrons?|e-?|counts?|cts?|dn|adu|photons?)\s*"
-                         r"(?:/\s*s(?:ec(?:ond)?)?|\s+s\*\*-1|\s+s-1|\s+per\s+second)$|^cps$")
+_COUNT_RATE = re.compile(
+    r"(?i)^(?:electrons?|e-?|counts?|cts?|dn|adu|photons?)\s*"
+    r"(?:/\s*s(?:ec(?:ond)?)?|\s+s\*\*-1|\s+s-1|\s+per\s+second)$|^cps$"
+)
 _COUNTS = re.compile(r"(?i)^(?:electrons?|e-|counts?|cts?|dn|adu|photons?)$")
 # Jansky spelt out or in another case; the prefix is kept as written (see _jansky_case).
-_JY_WORDS = [(re.compile(r"(?i)\bmicro[-_ ]?jan?(?:sky)?s?\b|\bmicro[-_ ]?jy\b"), "uJy"),
-             (re.compile(r"(?i)\bnano[-_ ]?jan?(?:sky)?s?\b|\bnano[-_ ]?jy\b"), "nJy"),
-             (re.compile(r"(?i)\bmilli[-_ ]?jan?(?:sky)?s?\b|\bmilli[-_ ]?jy\b"), "mJy"),
-             (re.compile(r"(?i)\bmega[-_ ]?jan?(?:sky)?s?\b|\bmega[-_ ]?jy\b"), "MJy"),
-             (re.compile(r"\bmuJy\b"), "uJy"),
-             (re.compile(r"(?i)\bjanskys?\b"), "Jy"),
-             (re.compile(r"(?<=[Jj][Yy])s\b"), "")]  # "Jys"
+_JY_WORDS = [
+    (re.compile(r"(?i)\bmicro[-_ ]?jan?(?:sky)?s?\b|\bmicro[-_ ]?jy\b"), "uJy"),
+    (re.compile(r"(?i)\bnano[-_ ]?jan?(?:sky)?s?\b|\bnano[-_ ]?jy\b"), "nJy"),
+    (re.compile(r"(?i)\bmilli[-_ ]?jan?(?:sky)?s?\b|\bmilli[-_ ]?jy\b"), "mJy"),
+    (re.compile(r"(?i)\bmega[-_ ]?jan?(?:sky)?s?\b|\bmega[-_ ]?jy\b"), "MJy"),
+    (re.compile(r"\bmuJy\b"), "uJy"),
+    (re.compile(r"(?i)\bjanskys?\b"), "Jy"),
+    (re.compile(r"(?<=[Jj][Yy])s\b"), ""),
+]  # "Jys"
 _JY_CASE = re.compile(r"(?<![A-Za-z])([A-Za-zµμ]?)(jy|JY|jY)(?![A-Za-z])")
 
 
@@ -81,14 +85,17 @@ class FluxUnit:
 
     def same_as(self, other: FluxUnit) -> bool:
         """Whether two units say the same thing; a plain ``mag`` agrees with any magnitude
-        system (it only does not say which)."""
+        system (it only does not say which).
+        """
         if self.kind != other.kind:
             return False
         if self.kind == "mag":
             return None in (self.mag_system, other.mag_system) or (
-                self.mag_system == other.mag_system and self.ab_offset == other.ab_offset)
-        return self.kind in ("count_rate", "counts") or np.isclose(self.to_njy, other.to_njy,
-                                                                    rtol=1e-12, atol=0)
+                self.mag_system == other.mag_system and self.ab_offset == other.ab_offset
+            )
+        return self.kind in ("count_rate", "counts") or np.isclose(
+            self.to_njy, other.to_njy, rtol=1e-12, atol=0
+        )
 
     def njy_per_pixel(self, pixel_area_arcsec2: float) -> float:
         """nJy per pixel of one image unit; ``pixel_area_arcsec2`` is the pixel's solid angle.
@@ -127,23 +134,39 @@ def check_mag_system(value, option: str = "--mag-system") -> str | None:
 
 def _exact(factor: float) -> float:
     """A conversion factor rounded to 15 significant digits: astropy gives 999.9999999999999
-    nJy per uJy, and decimal unit factors are exact by definition."""
+    nJy per uJy, and decimal unit factors are exact by definition.
+    """
     return float(f"{factor:.15g}")
 
 
 def _jansky_case(text: str) -> str:
     """``Jy`` spelt in another case (``JY``, ``ujy``, ``NJY/PIX``) in astropy's spelling, or a
-    UnitError where the case was the only thing telling mega from milli (``MJY``, ``mjy``)."""
+    UnitError where the case was the only thing telling mega from milli (``MJY``, ``mjy``).
+    """
+
     def fix(m: re.Match) -> str:
         prefix = m[1]
         if m[2] == "Jy" and prefix not in ("", "U", "N", "K", "G"):
             return m[0]
         if prefix in ("m", "M"):
-            raise UnitError(f"unit '{text}' is ambiguous: only the case of its M tells mega- from "
-                            "milli-Jansky, and here Jy itself is in another case (write MJy for "
-                            "1e6 Jy or mJy for 1e-3 Jy)")
-        return {"": "", "u": "u", "U": "u", "µ": "u", "μ": "u", "n": "n", "N": "n", "k": "k",
-                "K": "k", "G": "G"}.get(prefix, prefix) + "Jy"
+            raise UnitError(
+                f"unit '{text}' is ambiguous: only the case of its M tells mega- from "
+                "milli-Jansky, and here Jy itself is in another case (write MJy for "
+                "1e6 Jy or mJy for 1e-3 Jy)"
+            )
+        return {
+            "": "",
+            "u": "u",
+            "U": "u",
+            "µ": "u",
+            "μ": "u",
+            "n": "n",
+            "N": "n",
+            "k": "k",
+            "K": "k",
+            "G": "G",
+        }.get(prefix, prefix) + "Jy"
+
     return _JY_CASE.sub(fix, text)
 
 
@@ -200,8 +223,10 @@ def _astropy_unit(text: str, s: str):
                 return u.Unit(s, format=fmt, parse_strict="raise")
             except (ValueError, TypeError):
                 continue
-    raise UnitError(f"unit '{text}' is not a unit astropy can read (units are case-sensitive: "
-                    "e.g. nJy, uJy, mJy, MJy/sr, erg/(s cm2 Hz), ABmag)")
+    raise UnitError(
+        f"unit '{text}' is not a unit astropy can read (units are case-sensitive: "
+        "e.g. nJy, uJy, mJy, MJy/sr, erg/(s cm2 Hz), ABmag)"
+    )
 
 
 def _magnitude(text: str, unit) -> FluxUnit:
@@ -220,8 +245,7 @@ def _magnitude(text: str, unit) -> FluxUnit:
     if phys.is_equivalent(u.nJy):  # mag(Jy): f = 10**(-0.4 m) Jy
         offset = _exact(AB_ZEROPOINT_NJY - 2.5 * np.log10(_exact(phys.to(u.nJy))))
         return FluxUnit(text, "mag", mag_system=f"mag({phys})", ab_offset=offset)
-    raise UnitError(f"unit '{text}' is a magnitude of {phys}, not of a flux density per "
-                    "frequency")
+    raise UnitError(f"unit '{text}' is a magnitude of {phys}, not of a flux density per frequency")
 
 
 def _classify(text: str, unit) -> FluxUnit:
@@ -244,10 +268,13 @@ def _classify(text: str, unit) -> FluxUnit:
     if any(unit.is_equivalent(c) for c in counts):
         return FluxUnit(text, "counts")
     if unit.is_equivalent(u.erg / u.s / u.cm**2 / u.AA):
-        raise UnitError(f"unit '{text}' is a flux density per wavelength (f_lambda); gccat stores "
-                        "f_nu: give the values in Jy or erg/(s cm2 Hz)")
-    raise UnitError(f"unit '{text}' ({unit.physical_type}) is not a flux density, surface "
-                    "brightness or magnitude")
+        raise UnitError(
+            f"unit '{text}' is a flux density per wavelength (f_lambda); gccat stores "
+            "f_nu: give the values in Jy or erg/(s cm2 Hz)"
+        )
+    raise UnitError(
+        f"unit '{text}' ({unit.physical_type}) is not a flux density, surface brightness or magnitude"
+    )
 
 
 def parse_unit(unit: str) -> tuple[str, float]:
@@ -317,6 +344,10 @@ def ab_color(flux1_njy, flux1_err_njy, flux2_njy, flux2_err_njy) -> tuple[np.nda
     with np.errstate(divide="ignore", invalid="ignore"):
         ok = (f1 > 0) & (f2 > 0)
         color = np.where(ok, -2.5 * np.log10(f1 / f2), np.nan)
-        err = np.where(ok, MAG_PER_DEX_E * np.hypot(np.asarray(flux1_err_njy, float) / f1,
-                                                    np.asarray(flux2_err_njy, float) / f2), np.nan)
+        err = np.where(
+            ok,
+            MAG_PER_DEX_E
+            * np.hypot(np.asarray(flux1_err_njy, float) / f1, np.asarray(flux2_err_njy, float) / f2),
+            np.nan,
+        )
     return color, err

@@ -71,10 +71,17 @@ def _first_bad(mask: np.ndarray) -> int:
 Z_RANGE = (0.0, 20.0)
 _NUMBER = r"(?i)^[+-]?(?:(?:\d+\.?\d*|\.\d+)(?:e[+-]?\d+)?|inf|infinity|nan)$"
 # [-]dd:mm:ss.s or dd mm ss.s; U+2212 is the minus sign of typeset tables
-_DMS = ("^(?P<sign>[+\\-\u2212]?)(?P<d>\\d{1,3})(?::|\\s+)(?P<m>\\d{1,2})(?::|\\s+)"
-        "(?P<s>\\d{1,2}(?:\\.\\d*)?)$")
-_NESTED = (pa.types.is_list, pa.types.is_large_list, pa.types.is_fixed_size_list,
-           pa.types.is_struct, pa.types.is_map, pa.types.is_union)
+_DMS = (
+    "^(?P<sign>[+\\-\u2212]?)(?P<d>\\d{1,3})(?::|\\s+)(?P<m>\\d{1,2})(?::|\\s+)(?P<s>\\d{1,2}(?:\\.\\d*)?)$"
+)
+_NESTED = (
+    pa.types.is_list,
+    pa.types.is_large_list,
+    pa.types.is_fixed_size_list,
+    pa.types.is_struct,
+    pa.types.is_map,
+    pa.types.is_union,
+)
 
 
 def _column(raw: RawTable, column: str) -> pa.Array:
@@ -88,7 +95,8 @@ def _first_valid_row(arr: pa.Array) -> int | None:
 
 def _first_uncastable(arr: pa.Array, type_: pa.DataType) -> int:
     """0-based index of the first value of ``arr`` that does not cast (bisection: a few
-    vectorised casts instead of one Python call per row)."""
+    vectorised casts instead of one Python call per row).
+    """
     lo, hi = 0, len(arr)
     while hi - lo > 1:
         mid = (lo + hi) // 2
@@ -113,36 +121,48 @@ def _check_mapped_types(raw: RawTable, m: ColumnMapping) -> None:
         arr = _column(raw, col)
         t = arr.type
         if any(f(t) for f in _NESTED):
-            raise GccatError(f"the column holds {t} values (several per row); gccat maps columns "
-                             "of one value per row", file=raw.path, column=col,
-                             row=_first_valid_row(arr))
+            raise GccatError(
+                f"the column holds {t} values (several per row); gccat maps columns of one value per row",
+                file=raw.path,
+                column=col,
+                row=_first_valid_row(arr),
+            )
         if pa.types.is_binary(t):
             i = _first_uncastable(arr, pa.string())
-            raise GccatError(f"the column holds bytes that are not UTF-8 text "
-                             f"({arr[i].as_py()[:20]!r})", file=raw.path, column=col, row=i + 1)
+            raise GccatError(
+                f"the column holds bytes that are not UTF-8 text ({arr[i].as_py()[:20]!r})",
+                file=raw.path,
+                column=col,
+                row=i + 1,
+            )
 
 
 def _as_float(raw: RawTable, column: str, what: str) -> np.ndarray:
     """A column as float64 (nulls -> NaN); non-numeric values are an error naming the row."""
     arr = _column(raw, column)
     t = arr.type
-    if pa.types.is_floating(t) or pa.types.is_integer(t) or pa.types.is_decimal(t) \
-            or pa.types.is_null(t):
+    if pa.types.is_floating(t) or pa.types.is_integer(t) or pa.types.is_decimal(t) or pa.types.is_null(t):
         # unsafe: int64 beyond 2**53 rounds to the nearest double instead of raising
         return arr.cast(pa.float64(), safe=False).to_numpy(zero_copy_only=False, writable=True)
     if pa.types.is_boolean(t):
-        raise GccatError(f"{what} is boolean, expected numbers", file=raw.path, column=column,
-                         row=_first_valid_row(arr))
+        raise GccatError(
+            f"{what} is boolean, expected numbers", file=raw.path, column=column, row=_first_valid_row(arr)
+        )
     if not pa.types.is_string(t):
-        raise GccatError(f"{what} holds {t} values, expected numbers", file=raw.path,
-                         column=column, row=_first_valid_row(arr))
+        raise GccatError(
+            f"{what} holds {t} values, expected numbers",
+            file=raw.path,
+            column=column,
+            row=_first_valid_row(arr),
+        )
     s = _trimmed(arr)
     try:
         return s.cast(pa.float64()).to_numpy(zero_copy_only=False, writable=True)
     except pa.ArrowInvalid:
         i = _first_uncastable(s, pa.float64())
-        raise GccatError(f"{what} value {arr[i].as_py()!r} is not a number", file=raw.path,
-                         column=column, row=i + 1) from None
+        raise GccatError(
+            f"{what} value {arr[i].as_py()!r} is not a number", file=raw.path, column=column, row=i + 1
+        ) from None
 
 
 def _angle_unit(raw: RawTable, col: str, role: str):
@@ -160,7 +180,7 @@ def _angle_unit(raw: RawTable, col: str, role: str):
     low = text.lower().strip("'\"")
     if low in ("h:m:s", "hms", "hh:mm:ss"):  # VizieR's units of sexagesimal columns
         return u.hourangle
-    if low in ("d:m:s", "dms", "dd:mm:ss", "\"d:m:s\""):
+    if low in ("d:m:s", "dms", "dd:mm:ss", '"d:m:s"'):
         return u.deg
     unit = None
     for cand in (text, low, low.removesuffix("s")):  # DEGREES, hours
@@ -170,8 +190,11 @@ def _angle_unit(raw: RawTable, col: str, role: str):
         except ValueError:
             continue
     if unit is None:
-        raise GccatError(f"the {role} column declares the unit '{text}', which is not an angle "
-                         "unit gccat knows", file=raw.path, column=col)
+        raise GccatError(
+            f"the {role} column declares the unit '{text}', which is not an angle unit gccat knows",
+            file=raw.path,
+            column=col,
+        )
     if unit == u.dimensionless_unscaled:
         return None
     if unit.physical_type == "angle":
@@ -179,8 +202,9 @@ def _angle_unit(raw: RawTable, col: str, role: str):
     if role == "RA" and unit.is_equivalent(u.hour):
         hours = unit.to(u.hour)
         return u.hourangle if hours == 1 else u.hourangle * hours
-    raise GccatError(f"the {role} column declares the unit '{text}', which is not an angle",
-                     file=raw.path, column=col)
+    raise GccatError(
+        f"the {role} column declares the unit '{text}', which is not an angle", file=raw.path, column=col
+    )
 
 
 def _sexagesimal(raw: RawTable, col: str, s: pa.Array, unit) -> np.ndarray:
@@ -202,15 +226,24 @@ def _sexagesimal(raw: RawTable, col: str, s: pa.Array, unit) -> np.ndarray:
     fast = parts.is_valid().to_numpy(zero_copy_only=False)
     if fast.any():
         p = parts.filter(pa.array(fast))
-        d, mi, se = (pc.struct_field(p, k).cast(pa.float64()).to_numpy(zero_copy_only=False)
-                     for k in ("d", "m", "s"))
+        d, mi, se = (
+            pc.struct_field(p, k).cast(pa.float64()).to_numpy(zero_copy_only=False) for k in ("d", "m", "s")
+        )
         bad = (mi >= 60) | (se >= 60)
         if bad.any():
             i = int(np.flatnonzero(fast)[np.flatnonzero(bad)[0]])
-            raise GccatError(f"cannot parse sexagesimal coordinate {s[i].as_py()!r} (minutes and "
-                             "seconds must be below 60)", file=raw.path, column=col, row=i + 1)
-        sign = np.where(pc.is_in(pc.struct_field(p, "sign"), pa.array(["", "+"])).to_numpy(
-            zero_copy_only=False), 1.0, -1.0)
+            raise GccatError(
+                f"cannot parse sexagesimal coordinate {s[i].as_py()!r} (minutes and "
+                "seconds must be below 60)",
+                file=raw.path,
+                column=col,
+                row=i + 1,
+            )
+        sign = np.where(
+            pc.is_in(pc.struct_field(p, "sign"), pa.array(["", "+"])).to_numpy(zero_copy_only=False),
+            1.0,
+            -1.0,
+        )
         deg[fast] = sign * (d + mi / 60.0 + se / 3600.0) * (1.0 * unit).to_value(u.deg)
     rest = np.flatnonzero(~fast & s.is_valid().to_numpy(zero_copy_only=False))
     if len(rest):
@@ -228,16 +261,20 @@ def _sexagesimal(raw: RawTable, col: str, s: pa.Array, unit) -> np.ndarray:
                         warnings.simplefilter("error", AstropyWarning)
                         Angle(v, unit=unit)
                 except (ValueError, u.UnitsError, AstropyWarning):
-                    raise GccatError(f"cannot parse sexagesimal coordinate {v!r}", file=raw.path,
-                                     column=col, row=int(i) + 1) from None
-            raise GccatError("cannot parse the sexagesimal coordinates", file=raw.path,
-                             column=col) from None
+                    raise GccatError(
+                        f"cannot parse sexagesimal coordinate {v!r}",
+                        file=raw.path,
+                        column=col,
+                        row=int(i) + 1,
+                    ) from None
+            raise GccatError("cannot parse the sexagesimal coordinates", file=raw.path, column=col) from None
     return deg
 
 
 def _time_as_text(arr: pa.Array) -> pa.Array:
     """A time-of-day column back to ``HH:MM:SS[.fff]`` text (how a CSV or Parquet writer may
-    have typed a whole-second RA such as 07:23:20)."""
+    have typed a whole-second RA such as 07:23:20).
+    """
     return pa.array([None if v is None else v.isoformat() for v in arr.to_pylist()], pa.string())
 
 
@@ -253,8 +290,7 @@ def _coordinates(raw: RawTable, m: ColumnMapping) -> tuple[np.ndarray, np.ndarra
             arr = _time_as_text(arr)
         if pa.types.is_string(arr.type):
             s = _trimmed(arr)
-            numeric = pc.match_substring_regex(s, _NUMBER).fill_null(False).to_numpy(
-                zero_copy_only=False)
+            numeric = pc.match_substring_regex(s, _NUMBER).fill_null(False).to_numpy(zero_copy_only=False)
             present = s.is_valid().to_numpy(zero_copy_only=False)
             if numeric[present].all():  # numbers stored as text
                 deg = _as_float(raw, col, role) * (1.0 * (declared or u.deg)).to_value(u.deg)
@@ -262,20 +298,22 @@ def _coordinates(raw: RawTable, m: ColumnMapping) -> tuple[np.ndarray, np.ndarra
                 first = _first_bad(present)
                 kind = numeric[first - 1]
                 i = _first_bad(present & (numeric != kind))
-                raise GccatError(f"the column mixes decimal numbers and sexagesimal values "
-                                 f"({s[first - 1].as_py()!r} in row {first}, {s[i - 1].as_py()!r})",
-                                 file=raw.path, column=col, row=i)
+                raise GccatError(
+                    f"the column mixes decimal numbers and sexagesimal values "
+                    f"({s[first - 1].as_py()!r} in row {first}, {s[i - 1].as_py()!r})",
+                    file=raw.path,
+                    column=col,
+                    row=i,
+                )
             else:
                 deg = _sexagesimal(raw, col, s, declared or default)
         else:
             deg = _as_float(raw, col, role) * (1.0 * (declared or u.deg)).to_value(u.deg)
         missing = np.isnan(deg)
         if missing.any():
-            raise GccatError("missing coordinate", file=raw.path, column=col,
-                             row=_first_bad(missing))
+            raise GccatError("missing coordinate", file=raw.path, column=col, row=_first_bad(missing))
         if np.isinf(deg).any():
-            raise GccatError("infinite coordinate", file=raw.path, column=col,
-                             row=_first_bad(np.isinf(deg)))
+            raise GccatError("infinite coordinate", file=raw.path, column=col, row=_first_bad(np.isinf(deg)))
         out.append(deg)
     ra, dec = out
     bad = (ra < 0) | (ra >= 360)
@@ -285,8 +323,7 @@ def _coordinates(raw: RawTable, m: ColumnMapping) -> tuple[np.ndarray, np.ndarra
     bad = (dec < -90) | (dec > 90)
     if bad.any():
         i = _first_bad(bad)
-        raise GccatError(f"Dec {dec[i - 1]} outside [-90, 90] deg", file=raw.path, column=m.dec,
-                         row=i)
+        raise GccatError(f"Dec {dec[i - 1]} outside [-90, 90] deg", file=raw.path, column=m.dec, row=i)
     return ra, dec
 
 
@@ -301,8 +338,12 @@ def _flags(raw: RawTable, column: str) -> pa.Array:
             return arr.cast(pa.int64())
         except pa.ArrowInvalid:  # uint64 beyond int64
             i = _first_uncastable(arr, pa.int64())
-            raise GccatError(f"flags value {arr[i].as_py()} does not fit in 64 bits",
-                             file=raw.path, column=column, row=i + 1) from None
+            raise GccatError(
+                f"flags value {arr[i].as_py()} does not fit in 64 bits",
+                file=raw.path,
+                column=column,
+                row=i + 1,
+            ) from None
     digits = None
     if pa.types.is_string(t):
         # values written as digits are converted exactly (a double has only 53 bits)
@@ -313,19 +354,27 @@ def _flags(raw: RawTable, column: str) -> pa.Array:
             exact = whole.cast(pa.int64())
         except pa.ArrowInvalid:
             i = _first_uncastable(whole, pa.int64())
-            raise GccatError(f"flags value {arr[i].as_py()!r} does not fit in 64 bits",
-                             file=raw.path, column=column, row=i + 1) from None
+            raise GccatError(
+                f"flags value {arr[i].as_py()!r} does not fit in 64 bits",
+                file=raw.path,
+                column=column,
+                row=i + 1,
+            ) from None
         if pc.all(pc.or_(digits, s.is_null())).as_py() is not False:
             return exact
     x = _as_float(raw, column, "flags")
     if digits is not None:
         x[digits.to_numpy(zero_copy_only=False)] = 0.0  # taken from ``exact``
-    bad = np.isfinite(x) & ((x != np.round(x)) | (np.abs(x) >= 2.0 ** 63))
+    bad = np.isfinite(x) & ((x != np.round(x)) | (np.abs(x) >= 2.0**63))
     bad |= np.isinf(x)
     if bad.any():
         i = _first_bad(bad)
-        raise GccatError(f"flags value {arr[i - 1].as_py()!r} is not a whole number that fits "
-                         "in 64 bits", file=raw.path, column=column, row=i)
+        raise GccatError(
+            f"flags value {arr[i - 1].as_py()!r} is not a whole number that fits in 64 bits",
+            file=raw.path,
+            column=column,
+            row=i,
+        )
     out = pa.array(x, from_pandas=True).cast(pa.int64())
     return out if digits is None else pc.if_else(digits, exact, out)
 
@@ -336,7 +385,8 @@ _FALSE = {"false", "f", "no", "n", "0"}
 
 def _upper_limits(raw: RawTable, column: str) -> np.ndarray:
     """A boolean column (true/false, t/f, yes/no, 1/0; empty = false); anything else is an
-    error naming the row."""
+    error naming the row.
+    """
     arr = _column(raw, column)
     t = arr.type
     if pa.types.is_boolean(t) or pa.types.is_null(t):
@@ -352,26 +402,37 @@ def _upper_limits(raw: RawTable, column: str) -> np.ndarray:
         bad = s.is_valid().to_numpy(zero_copy_only=False) & ~true & ~false
         values = true
     else:
-        raise GccatError(f"upper-limit flags hold {t} values, expected true/false",
-                         file=raw.path, column=column, row=_first_valid_row(arr))
+        raise GccatError(
+            f"upper-limit flags hold {t} values, expected true/false",
+            file=raw.path,
+            column=column,
+            row=_first_valid_row(arr),
+        )
     if bad.any():
         i = _first_bad(bad)
-        raise GccatError(f"upper-limit flag {arr[i - 1].as_py()!r} is not true/false (accepted: "
-                         "true/false, t/f, yes/no, 1/0)", file=raw.path, column=column, row=i)
+        raise GccatError(
+            f"upper-limit flag {arr[i - 1].as_py()!r} is not true/false (accepted: "
+            "true/false, t/f, yes/no, 1/0)",
+            file=raw.path,
+            column=column,
+            row=i,
+        )
     return np.asarray(values, bool)
 
 
 def _redshifts(raw: RawTable, column: str) -> np.ndarray:
     """A redshift column: NaN or empty is missing; negative, infinite or beyond z = 20 is an
-    error naming the row (a -99 sentinel must be an empty cell)."""
+    error naming the row (a -99 sentinel must be an empty cell).
+    """
     z = _as_float(raw, column, "redshift")
     lo, hi = Z_RANGE
     bad = ~np.isnan(z) & ((z < lo) | (z > hi) | np.isinf(z))
     if bad.any():
         i = _first_bad(bad)
         hint = " (if it marks a missing value, leave the cell empty)" if z[i - 1] < 0 else ""
-        raise GccatError(f"redshift {z[i - 1]} outside [{lo:g}, {hi:g}]{hint}", file=raw.path,
-                         column=column, row=i)
+        raise GccatError(
+            f"redshift {z[i - 1]} outside [{lo:g}, {hi:g}]{hint}", file=raw.path, column=column, row=i
+        )
     return z
 
 
@@ -380,8 +441,12 @@ def _classes(raw: RawTable, column: str) -> pa.Array:
     try:
         return _trimmed(arr.cast(pa.string()))
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        raise GccatError(f"classes hold {arr.type} values, expected text", file=raw.path,
-                         column=column, row=_first_valid_row(arr)) from None
+        raise GccatError(
+            f"classes hold {arr.type} values, expected text",
+            file=raw.path,
+            column=column,
+            row=_first_valid_row(arr),
+        ) from None
 
 
 def _source_ids(raw: RawTable, m: ColumnMapping, warnings: list[str]) -> pa.Array:
@@ -395,69 +460,81 @@ def _source_ids(raw: RawTable, m: ColumnMapping, warnings: list[str]) -> pa.Arra
     try:
         ids = _trimmed(arr.cast(pa.string()))
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        raise GccatError(f"source ids hold {arr.type} values, expected text or numbers",
-                         file=raw.path, column=m.id, row=_first_valid_row(arr)) from None
+        raise GccatError(
+            f"source ids hold {arr.type} values, expected text or numbers",
+            file=raw.path,
+            column=m.id,
+            row=_first_valid_row(arr),
+        ) from None
     if ids.null_count:
-        raise GccatError("missing source id", file=raw.path, column=m.id,
-                         row=_first_bad(ids.is_null().to_numpy(zero_copy_only=False)))
+        raise GccatError(
+            "missing source id",
+            file=raw.path,
+            column=m.id,
+            row=_first_bad(ids.is_null().to_numpy(zero_copy_only=False)),
+        )
     if pc.count_distinct(ids).as_py() != n:
         ids_np = np.asarray(ids.to_numpy(zero_copy_only=False))
         order = np.argsort(ids_np, kind="stable")
         srt = ids_np[order]
         dup_pos = np.flatnonzero(srt[1:] == srt[:-1])
         first_second = int(order[dup_pos + 1].min())
-        raise GccatError(f"duplicate source id {ids_np[first_second]!r}", file=raw.path,
-                         column=m.id, row=first_second + 1)
+        raise GccatError(
+            f"duplicate source id {ids_np[first_second]!r}", file=raw.path, column=m.id, row=first_second + 1
+        )
     return ids
 
 
 def _band_values(raw: RawTable, b, warnings: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """A band's values and errors as in the file (magnitude sentinels of 99 made NaN), checked:
-    infinite values and negative errors are refused; what is not stored gets a warning."""
+    infinite values and negative errors are refused; what is not stored gets a warning.
+    """
     value = _as_float(raw, b.value, f"{b.band} {b.kind}")
-    err = (_as_float(raw, b.error, f"{b.band} error") if b.error
-           else np.full(len(value), np.nan))
+    err = _as_float(raw, b.error, f"{b.band} error") if b.error else np.full(len(value), np.nan)
     if np.isinf(value).any():
-        raise GccatError("infinite value", file=raw.path, column=b.value,
-                         row=_first_bad(np.isinf(value)))
+        raise GccatError("infinite value", file=raw.path, column=b.value, row=_first_bad(np.isinf(value)))
     n_missing = int(np.isnan(value).sum())
     if n_missing:
-        warnings.append(f"{b.value}: {n_missing} of {len(value)} {b.band} values empty or NaN "
-                        "(not stored)")
+        warnings.append(f"{b.value}: {n_missing} of {len(value)} {b.band} values empty or NaN (not stored)")
     if b.kind == "mag":
         # SExtractor-style 99 (and -99) marks a non-detection, in the magnitude and its error;
         # taken out before the errors are checked, or a 99/-99 row would be refused
         sentinel = np.abs(value) >= 90
         if sentinel.any():
-            warnings.append(f"{b.value}: {int(sentinel.sum())} magnitudes >= 90 "
-                            "(non-detection sentinels) treated as missing")
+            warnings.append(
+                f"{b.value}: {int(sentinel.sum())} magnitudes >= 90 "
+                "(non-detection sentinels) treated as missing"
+            )
             value = np.where(sentinel, np.nan, value)
             err = np.where(sentinel, np.nan, err)
         err_sentinel = np.abs(err) >= 90
         if err_sentinel.any():
-            warnings.append(f"{b.error}: {int(err_sentinel.sum())} magnitude errors >= 90 "
-                            "(sentinels) treated as missing: those values have no error")
+            warnings.append(
+                f"{b.error}: {int(err_sentinel.sum())} magnitude errors >= 90 "
+                "(sentinels) treated as missing: those values have no error"
+            )
             err = np.where(err_sentinel, np.nan, err)
     if np.isinf(err).any():
-        raise GccatError("infinite error", file=raw.path, column=b.error,
-                         row=_first_bad(np.isinf(err)))
+        raise GccatError("infinite error", file=raw.path, column=b.error, row=_first_bad(np.isinf(err)))
     neg = err < 0
     if neg.any():
         i = _first_bad(neg)
         raise GccatError(f"negative error {err[i - 1]}", file=raw.path, column=b.error, row=i)
     if b.error is None:
-        warnings.append(f"{b.band}: no error column for '{b.value}': its values are stored "
-                        "without errors (fits leave such a band out)")
+        warnings.append(
+            f"{b.band}: no error column for '{b.value}': its values are stored "
+            "without errors (fits leave such a band out)"
+        )
     else:
         no_err = int((np.isfinite(value) & np.isnan(err)).sum())
         if no_err:
-            warnings.append(f"{b.error}: {no_err} {b.band} values have no error (empty or "
-                            "NaN): stored without one")
+            warnings.append(
+                f"{b.error}: {no_err} {b.band} values have no error (empty or NaN): stored without one"
+            )
     return value, err
 
 
-def _band_njy(raw: RawTable, b, value: np.ndarray, err: np.ndarray
-              ) -> tuple[np.ndarray, np.ndarray]:
+def _band_njy(raw: RawTable, b, value: np.ndarray, err: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """A band's values and errors in nJy; a value finite in the file but not in nJy is refused."""
     with np.errstate(over="ignore"):
         if b.kind == "mag":
@@ -468,13 +545,18 @@ def _band_njy(raw: RawTable, b, value: np.ndarray, err: np.ndarray
             flux, flux_err = value * b.factor_to_njy, err * b.factor_to_njy
     for arr, col in ((flux, b.value), (flux_err, b.error)):
         if np.isinf(arr).any():
-            raise GccatError(f"{b.band} value overflows when converted to nJy",
-                             file=raw.path, column=col, row=_first_bad(np.isinf(arr)))
+            raise GccatError(
+                f"{b.band} value overflows when converted to nJy",
+                file=raw.path,
+                column=col,
+                row=_first_bad(np.isinf(arr)),
+            )
     return flux, flux_err
 
 
-def _photometry(raw: RawTable, m: ColumnMapping, det_ids: pa.Array, field_id: str,
-                ingest_id: str, warnings: list[str]) -> pa.Table:
+def _photometry(
+    raw: RawTable, m: ColumnMapping, det_ids: pa.Array, field_id: str, ingest_id: str, warnings: list[str]
+) -> pa.Table:
     """The long photometry table (one row per source and band with a value), in nJy."""
     parts = []
     n_rows = raw.table.num_rows
@@ -488,24 +570,34 @@ def _photometry(raw: RawTable, m: ColumnMapping, det_ids: pa.Array, field_id: st
         keep = np.isfinite(flux)
         zero = keep & (flux_err == 0)
         if zero.any():
-            warnings.append(f"{b.error}: {int(zero.sum())} errors of exactly 0 kept as published "
-                            f"(quality flag {QUALITY_ZERO_ERROR}; fits add an error floor)")
+            warnings.append(
+                f"{b.error}: {int(zero.sum())} errors of exactly 0 kept as published "
+                f"(quality flag {QUALITY_ZERO_ERROR}; fits add an error floor)"
+            )
         idx = np.flatnonzero(keep)
         k = len(idx)
-        parts.append(pa.table({
-            "detection_id": det_ids if k == len(flux) else det_ids.take(pa.array(idx)),
-            "field_id": field_col.slice(0, k),
-            "band": constant(b.band, k),
-            "flux_njy": flux[idx],
-            "flux_err_njy": pa.array(flux_err[idx], from_pandas=True),
-            "is_upper_limit": uplim[idx],
-            "method": method_col.slice(0, k),
-            "aperture_radius_arcsec": (pa.nulls(k, pa.float64()) if m.aperture_radius_arcsec is None
-                                       else pa.array(np.full(k, float(m.aperture_radius_arcsec)))),
-            "mw_corrected": np.full(k, m.mw_corrected),
-            "quality": np.where(zero[idx], QUALITY_ZERO_ERROR, 0).astype(np.int32),
-            "ingest_id": ingest_col.slice(0, k),
-        }, schema=PHOTOMETRY))
+        parts.append(
+            pa.table(
+                {
+                    "detection_id": det_ids if k == len(flux) else det_ids.take(pa.array(idx)),
+                    "field_id": field_col.slice(0, k),
+                    "band": constant(b.band, k),
+                    "flux_njy": flux[idx],
+                    "flux_err_njy": pa.array(flux_err[idx], from_pandas=True),
+                    "is_upper_limit": uplim[idx],
+                    "method": method_col.slice(0, k),
+                    "aperture_radius_arcsec": (
+                        pa.nulls(k, pa.float64())
+                        if m.aperture_radius_arcsec is None
+                        else pa.array(np.full(k, float(m.aperture_radius_arcsec)))
+                    ),
+                    "mw_corrected": np.full(k, m.mw_corrected),
+                    "quality": np.where(zero[idx], QUALITY_ZERO_ERROR, 0).astype(np.int32),
+                    "ingest_id": ingest_col.slice(0, k),
+                },
+                schema=PHOTOMETRY,
+            )
+        )
     if not parts:
         return PHOTOMETRY.empty_table()
     return pa.concat_tables(parts)
@@ -537,8 +629,10 @@ def _extras(raw: RawTable, m: ColumnMapping, warnings: list[str]) -> pa.Array | 
         return _extras_python(cols, arrays)
     from catalog.queries.sandbox import sandboxed_connection
 
-    arrays = [pc.if_else(pc.is_finite(a), a, pa.scalar(None, a.type))
-              if pa.types.is_floating(a.type) else a for a in arrays]
+    arrays = [
+        pc.if_else(pc.is_finite(a), a, pa.scalar(None, a.type)) if pa.types.is_floating(a.type) else a
+        for a in arrays
+    ]
     packed = pa.StructArray.from_arrays(arrays, names=cols)
     con = sandboxed_connection()  # reads only the registered Arrow table
     con.register("extra", pa.table({"s": packed}))
@@ -567,17 +661,33 @@ def _json_value(v):
 
 def _extras_python(cols: list[str], arrays: list[pa.Array]) -> pa.Array:
     """``extra`` built in Python, for tables with nested columns (rare; DuckDB's to_json
-    would write NaN inside lists, which is not JSON)."""
+    would write NaN inside lists, which is not JSON).
+    """
     import json
 
     values = [a.to_pylist() for a in arrays]
-    return pa.array([json.dumps({c: _json_value(v[i]) for c, v in zip(cols, values, strict=True)},
-                                ensure_ascii=False, allow_nan=False)
-                     for i in range(len(arrays[0]))], pa.string())
+    return pa.array(
+        [
+            json.dumps(
+                {c: _json_value(v[i]) for c, v in zip(cols, values, strict=True)},
+                ensure_ascii=False,
+                allow_nan=False,
+            )
+            for i in range(len(arrays[0]))
+        ],
+        pa.string(),
+    )
 
 
-def read_and_map(path, *, mapping_file=None, flux_unit: str = "nJy", mag_system: str | None = None,
-                 mw_corrected: bool = False, bands: bool = True) -> tuple[RawTable, ColumnMapping]:
+def read_and_map(
+    path,
+    *,
+    mapping_file=None,
+    flux_unit: str = "nJy",
+    mag_system: str | None = None,
+    mw_corrected: bool = False,
+    bands: bool = True,
+) -> tuple[RawTable, ColumnMapping]:
     """Read a catalog file and work out its column mapping (no lake needed).
 
     The options and the mapping file are checked first; the columns the mapping names for id
@@ -588,27 +698,54 @@ def read_and_map(path, *, mapping_file=None, flux_unit: str = "nJy", mag_system:
     check_flux_unit(flux_unit)
     mag_system = check_mag_option(mag_system)
     spec = parse_mapping_file(mapping_file) if mapping_file else None
-    text = list(TEXT_NAMES) + [spec["columns"][k] for k in ("id", "ra", "dec", "flags")
-                               if spec and k in spec["columns"]]
+    text = list(TEXT_NAMES) + [
+        spec["columns"][k] for k in ("id", "ra", "dec", "flags") if spec and k in spec["columns"]
+    ]
     raw = read_catalog_file(path, text_columns=text)
     names = raw.table.column_names
     if spec is not None:
-        m = load_mapping(raw.path, mapping_file, names, raw.units, flux_unit=flux_unit,
-                         mag_system=mag_system, mw_corrected=mw_corrected, spec=spec)
+        m = load_mapping(
+            raw.path,
+            mapping_file,
+            names,
+            raw.units,
+            flux_unit=flux_unit,
+            mag_system=mag_system,
+            mw_corrected=mw_corrected,
+            spec=spec,
+        )
     else:
-        m = infer_mapping(raw.path, names, raw.units, flux_unit=flux_unit, mag_system=mag_system,
-                          mw_corrected=mw_corrected, infer_bands=bands)
+        m = infer_mapping(
+            raw.path,
+            names,
+            raw.units,
+            flux_unit=flux_unit,
+            mag_system=mag_system,
+            mw_corrected=mw_corrected,
+            infer_bands=bands,
+        )
     _check_mapped_types(raw, m)
     return raw, m
 
 
-def detections_table(field_id: str, catalog: str, source_ids, ra: np.ndarray, dec: np.ndarray,
-                     ingest_id: str, *, z=None, class_=None, flags=None, extra=None,
-                     snr=None) -> pa.Table:
+def detections_table(
+    field_id: str,
+    catalog: str,
+    source_ids,
+    ra: np.ndarray,
+    dec: np.ndarray,
+    ingest_id: str,
+    *,
+    z=None,
+    class_=None,
+    flags=None,
+    extra=None,
+    snr=None,
+) -> pa.Table:
     """Rows of ``detections`` (ids ``field_id/catalog/source_id``, healpix29), sorted by
-    healpix29 so that cone searches skip most row groups. Missing optional columns are NULL."""
-    source_ids = pa.array(source_ids, pa.string()) if not isinstance(source_ids, pa.Array) \
-        else source_ids
+    healpix29 so that cone searches skip most row groups. Missing optional columns are NULL.
+    """
+    source_ids = pa.array(source_ids, pa.string()) if not isinstance(source_ids, pa.Array) else source_ids
     n = len(source_ids)
 
     def opt(value, type_):
@@ -616,21 +753,35 @@ def detections_table(field_id: str, catalog: str, source_ids, ra: np.ndarray, de
             return pa.nulls(n, type_)
         return value if isinstance(value, pa.Array) else pa.array(value, type_, from_pandas=True)
 
-    return pa.table({
-        "detection_id": pc.binary_join_element_wise(pa.scalar(f"{field_id}/{catalog}/"),
-                                                    source_ids, ""),
-        "field_id": constant(field_id, n), "catalog": constant(catalog, n),
-        "source_id": source_ids, "ra": ra, "dec": dec,
-        "healpix29": healpix29(ra, dec) if n else np.zeros(0, np.int64),
-        "z": opt(z, pa.float64()), "class": opt(class_, pa.string()),
-        "flags": opt(flags, pa.int64()), "extra": opt(extra, pa.string()),
-        "snr": opt(snr, pa.float64()), "ingest_id": constant(ingest_id, n),
-    }).cast(DETECTIONS).sort_by("healpix29")
+    return (
+        pa.table(
+            {
+                "detection_id": pc.binary_join_element_wise(
+                    pa.scalar(f"{field_id}/{catalog}/"), source_ids, ""
+                ),
+                "field_id": constant(field_id, n),
+                "catalog": constant(catalog, n),
+                "source_id": source_ids,
+                "ra": ra,
+                "dec": dec,
+                "healpix29": healpix29(ra, dec) if n else np.zeros(0, np.int64),
+                "z": opt(z, pa.float64()),
+                "class": opt(class_, pa.string()),
+                "flags": opt(flags, pa.int64()),
+                "extra": opt(extra, pa.string()),
+                "snr": opt(snr, pa.float64()),
+                "ingest_id": constant(ingest_id, n),
+            }
+        )
+        .cast(DETECTIONS)
+        .sort_by("healpix29")
+    )
 
 
 def read_positions(path: str | os.PathLike, extra: Sequence[str] = ()) -> pa.Table:
     """``source_id``, ``ra``, ``dec`` (deg) of a catalog file, validated like an ingest, plus
-    the columns named in ``extra`` that the file has (case-insensitive)."""
+    the columns named in ``extra`` that the file has (case-insensitive).
+    """
     raw, m = read_and_map(path, bands=False)
     ra, dec = _coordinates(raw, m)
     cols = {"source_id": _source_ids(raw, m, []), "ra": ra, "dec": dec}
@@ -641,11 +792,22 @@ def read_positions(path: str | os.PathLike, extra: Sequence[str] = ()) -> pa.Tab
     return pa.table(cols)
 
 
-def ingest_catalog(lake: Lake, path: str | os.PathLike, *, field_id: str, name: str,
-                   mapping_file: str | os.PathLike | None = None, replace: bool = False,
-                   z: float | None = None, flux_unit: str = "nJy", mag_system: str | None = None,
-                   mw_corrected: bool = False, progress: Progress | None = None,
-                   command: str | None = None, lock_timeout_s: float = 600.0) -> IngestReport:
+def ingest_catalog(
+    lake: Lake,
+    path: str | os.PathLike,
+    *,
+    field_id: str,
+    name: str,
+    mapping_file: str | os.PathLike | None = None,
+    replace: bool = False,
+    z: float | None = None,
+    flux_unit: str = "nJy",
+    mag_system: str | None = None,
+    mw_corrected: bool = False,
+    progress: Progress | None = None,
+    command: str | None = None,
+    lock_timeout_s: float = 600.0,
+) -> IngestReport:
     """Ingest a catalog of sources with multi-band photometry into ``detections``/``photometry``.
 
     Parameters
@@ -689,8 +851,9 @@ def ingest_catalog(lake: Lake, path: str | os.PathLike, *, field_id: str, name: 
     z = check_number(z, "--z", lo=Z_RANGE[0], hi=Z_RANGE[1], allow_none=True)
     path = Path(path)
     step("reading", 0.0)
-    raw, m = read_and_map(path, mapping_file=mapping_file, flux_unit=flux_unit,
-                          mag_system=mag_system, mw_corrected=mw_corrected)
+    raw, m = read_and_map(
+        path, mapping_file=mapping_file, flux_unit=flux_unit, mag_system=mag_system, mw_corrected=mw_corrected
+    )
     mag_system = check_mag_option(mag_system)
     step("validating", 0.15)
     warnings: list[str] = []
@@ -704,52 +867,93 @@ def ingest_catalog(lake: Lake, path: str | os.PathLike, *, field_id: str, name: 
     step("building", 0.3)
     ingest_id = new_ingest_id()
     detections = detections_table(
-        field_id, name, source_ids, ra, dec, ingest_id, z=zcol,
+        field_id,
+        name,
+        source_ids,
+        ra,
+        dec,
+        ingest_id,
+        z=zcol,
         class_=_classes(raw, m.class_) if m.class_ else None,
         flags=_flags(raw, m.flags) if m.flags else None,
-        extra=_extras(raw, m, warnings))
+        extra=_extras(raw, m, warnings),
+    )
     det_ids = pc.binary_join_element_wise(pa.scalar(f"{field_id}/{name}/"), source_ids, "")
     used_bands = sorted(m.bands)
     step("photometry", 0.4)
     phot = _photometry(raw, m, det_ids, field_id, ingest_id, warnings)
     stored_as = catalog_identity_options(m, z)
-    options = {"mapping": m.as_dict(), "z": z, "flux_unit": flux_unit, "mag_system": mag_system,
-               "format": raw.format, "bands_measured": used_bands,
-               "identity": ingest_identity(sha, stored_as), "identity_options": stored_as}
+    options = {
+        "mapping": m.as_dict(),
+        "z": z,
+        "flux_unit": flux_unit,
+        "mag_system": mag_system,
+        "format": raw.format,
+        "bands_measured": used_bands,
+        "identity": ingest_identity(sha, stored_as),
+        "identity_options": stored_as,
+    }
     with lake.transaction(IngestKind.CATALOG, lock_timeout_s, ingest_id=ingest_id) as tx:
         same = lake.live_named(field_id, name, kinds=DETECTION_KINDS)
         repeat = repeat_of(same, sha, options)
         if repeat == "same":
-            return IngestReport(same["ingest_id"][0].as_py(), lake.version(), skipped=True,
-                                n_rows=same["n_rows"][0].as_py(), bands=used_bands,
-                                mapping=m.as_dict())
+            return IngestReport(
+                same["ingest_id"][0].as_py(),
+                lake.version(),
+                skipped=True,
+                n_rows=same["n_rows"][0].as_py(),
+                bands=used_bands,
+                mapping=m.as_dict(),
+            )
         if same.num_rows and not replace:
-            what = (f"from this file with other options ({repeat})" if repeat != "other file"
-                    else "from another file")
-            raise GccatError(f"catalog '{name}' is already in field '{field_id}' "
-                             f"({same['kind'][0].as_py()} ingest {same['ingest_id'][0].as_py()}) "
-                             f"{what}; pass --replace to supersede it", file=path)
+            what = (
+                f"from this file with other options ({repeat})"
+                if repeat != "other file"
+                else "from another file"
+            )
+            raise GccatError(
+                f"catalog '{name}' is already in field '{field_id}' "
+                f"({same['kind'][0].as_py()} ingest {same['ingest_id'][0].as_py()}) "
+                f"{what}; pass --replace to supersede it",
+                file=path,
+            )
         register_field_and_bands(lake, tx, field_id, used_bands, ra, dec, warnings)
         step("writing detections", 0.5)
         tx.append("detections", detections)
         step("writing photometry", 0.7)
         tx.append("photometry", phot)
         step("committing", 0.95)
-        version = tx.commit(name=name, field_id=field_id, source_path=path.resolve(), sha256=sha,
-                            n_rows=n, n_photometry=phot.num_rows,
-                            command=command or command_line(),
-                            supersedes=same["ingest_id"].to_pylist(), options=options,
-                            warnings=warnings)
+        version = tx.commit(
+            name=name,
+            field_id=field_id,
+            source_path=path.resolve(),
+            sha256=sha,
+            n_rows=n,
+            n_photometry=phot.num_rows,
+            command=command or command_line(),
+            supersedes=same["ingest_id"].to_pylist(),
+            options=options,
+            warnings=warnings,
+        )
     step("done", 1.0)
-    return IngestReport(tx.ingest_id, version, n, phot.num_rows, used_bands, warnings,
-                        superseded=same["ingest_id"].to_pylist(), mapping=m.as_dict())
+    return IngestReport(
+        tx.ingest_id,
+        version,
+        n,
+        phot.num_rows,
+        used_bands,
+        warnings,
+        superseded=same["ingest_id"].to_pylist(),
+        mapping=m.as_dict(),
+    )
 
 
 def catalog_identity_options(m: ColumnMapping, z: float | None) -> dict:
     """The options of a catalog ingest that change what is stored, canonically: the resolved
     mapping (columns, each band's factor to nJy or magnitude system and AB offset, errors,
     limits, mw_corrected, method, aperture) and ``z``. A unit's spelling is left out: uJy and
-    microJy store the same numbers."""
+    microJy store the same numbers.
+    """
     mapping = m.as_dict()
     for b in mapping["bands"].values():
         b.pop("unit", None)
@@ -758,9 +962,11 @@ def catalog_identity_options(m: ColumnMapping, z: float | None) -> dict:
 
 def ingest_identity(sha256: str, options: dict) -> str:
     """What identifies an ingest: the sha256 of the input file digest(s) and of the canonical
-    JSON of the options that change what is stored."""
-    canon = json.dumps({"sha256": sha256, "options": options}, sort_keys=True,
-                       separators=(",", ":"), default=str)
+    JSON of the options that change what is stored.
+    """
+    canon = json.dumps(
+        {"sha256": sha256, "options": options}, sort_keys=True, separators=(",", ":"), default=str
+    )
     return hashlib.sha256(canon.encode()).hexdigest()
 
 
@@ -801,21 +1007,32 @@ def repeat_of(same: pa.Table, sha256: str, options: dict) -> str | None:
     return options_difference(old.get("identity_options") or {}, options["identity_options"])
 
 
-def register_field_and_bands(lake: Lake, tx, field_id: str, used_bands: list[str],
-                              ra: np.ndarray, dec: np.ndarray, warnings: list[str]) -> None:
+def register_field_and_bands(
+    lake: Lake, tx, field_id: str, used_bands: list[str], ra: np.ndarray, dec: np.ndarray, warnings: list[str]
+) -> None:
     """Add the field (if new, centred on its sources) and new bands to this transaction."""
     known_fields = set(lake.live("fields")["field_id"].to_pylist())
     known_bands = set(lake.live("bands")["band"].to_pylist())
     if field_id not in known_fields:
-        warnings.append(f"field '{field_id}' was not in the lake: registered with its centre at "
-                        "the sources' mean position (load field facts with 'gccat ingest fields')")
-        vec = np.array([np.cos(np.radians(dec)) * np.cos(np.radians(ra)),
-                        np.cos(np.radians(dec)) * np.sin(np.radians(ra)), np.sin(np.radians(dec))])
+        warnings.append(
+            f"field '{field_id}' was not in the lake: registered with its centre at "
+            "the sources' mean position (load field facts with 'gccat ingest fields')"
+        )
+        vec = np.array(
+            [
+                np.cos(np.radians(dec)) * np.cos(np.radians(ra)),
+                np.cos(np.radians(dec)) * np.sin(np.radians(ra)),
+                np.sin(np.radians(dec)),
+            ]
+        )
         mx, my, mz = vec.mean(axis=1)
         row = {f.name: [None] for f in FIELDS}
-        row.update(field_id=[field_id], ra_center=[float(np.degrees(np.arctan2(my, mx)) % 360)],
-                   dec_center=[float(np.degrees(np.arctan2(mz, np.hypot(mx, my))))],
-                   ingest_id=[tx.ingest_id])
+        row.update(
+            field_id=[field_id],
+            ra_center=[float(np.degrees(np.arctan2(my, mx)) % 360)],
+            dec_center=[float(np.degrees(np.arctan2(mz, np.hypot(mx, my))))],
+            ingest_id=[tx.ingest_id],
+        )
         tx.append("fields", pa.table(row, schema=FIELDS))
     new = [b for b in used_bands if b not in known_bands]
     if new:
@@ -826,10 +1043,20 @@ def _split(v) -> list[str]:
     return [] if v is None or str(v).strip() == "" else [s.strip() for s in str(v).split("|")]
 
 
-def _field_number(path: Path, names: dict, r: dict, i: int, key: str, lo=None, hi=None,
-                  required: bool = False, lo_open: bool = False) -> float | None:
+def _field_number(
+    path: Path,
+    names: dict,
+    r: dict,
+    i: int,
+    key: str,
+    lo=None,
+    hi=None,
+    required: bool = False,
+    lo_open: bool = False,
+) -> float | None:
     """A number of row ``i`` of a fields table: empty or NaN is missing (an error if
-    ``required``), infinities and values outside [lo, hi] are errors."""
+    ``required``), infinities and values outside [lo, hi] are errors.
+    """
     col = names.get(key)
     v = None if col is None else r[col]
     if isinstance(v, bool) or not isinstance(v, int | float | str | None):
@@ -844,13 +1071,17 @@ def _field_number(path: Path, names: dict, r: dict, i: int, key: str, lo=None, h
             x = None
     if x is None:
         if required:
-            raise GccatError(f"the field centre is required ({key})", file=path,
-                             column=col or key, row=i)
+            raise GccatError(f"the field centre is required ({key})", file=path, column=col or key, row=i)
         return None
-    if not np.isfinite(x) or (lo is not None and (x < lo or (lo_open and x == lo))) \
-            or (hi is not None and x > hi):
-        rng = f"{'(' if lo_open else '['}{lo}, {hi if hi is not None else 'inf'}" \
-              f"{']' if hi is not None else ')'}"
+    if (
+        not np.isfinite(x)
+        or (lo is not None and (x < lo or (lo_open and x == lo)))
+        or (hi is not None and x > hi)
+    ):
+        rng = (
+            f"{'(' if lo_open else '['}{lo}, {hi if hi is not None else 'inf'}"
+            f"{']' if hi is not None else ')'}"
+        )
         raise GccatError(f"{x} outside {rng}", file=path, column=col, row=i)
     return x
 
@@ -864,14 +1095,14 @@ def _pixel_scales(path: Path, column: str | None, text, i: int) -> list[float]:
         except ValueError:
             x = np.nan
         if not (np.isfinite(x) and x > 0):
-            raise GccatError(f"pixel scale {s!r} is not a positive number", file=path,
-                             column=column, row=i)
+            raise GccatError(f"pixel scale {s!r} is not a positive number", file=path, column=column, row=i)
         pix.append(x)
     return pix
 
 
 def _field_row(path: Path, names: dict, r: dict, i: int) -> dict:
     """Row ``i`` of a fields table checked and converted to the ``fields`` columns."""
+
     def text(key):
         return r.get(names.get(key, ""), None)
 
@@ -886,11 +1117,16 @@ def _field_row(path: Path, names: dict, r: dict, i: int) -> dict:
             _known_band_error(path, names.get("bands"), i, b)
     ra_key = "ra_center_deg" if "ra_center_deg" in names else "ra_center"
     dec_key = "dec_center_deg" if "dec_center_deg" in names else "dec_center"
-    row = {"field_id": fid, "name": text("name"), "aliases": _split(text("aliases")),
-           "ra_center": _field_number(path, names, r, i, ra_key, 0, 360, required=True),
-           "dec_center": _field_number(path, names, r, i, dec_key, -90, 90, required=True)}
-    row["pixel_scale_arcsec"] = _pixel_scales(path, names.get("pixel_scale_arcsec"),
-                                              text("pixel_scale_arcsec"), i)
+    row = {
+        "field_id": fid,
+        "name": text("name"),
+        "aliases": _split(text("aliases")),
+        "ra_center": _field_number(path, names, r, i, ra_key, 0, 360, required=True),
+        "dec_center": _field_number(path, names, r, i, dec_key, -90, 90, required=True),
+    }
+    row["pixel_scale_arcsec"] = _pixel_scales(
+        path, names.get("pixel_scale_arcsec"), text("pixel_scale_arcsec"), i
+    )
     row["z_cluster"] = _field_number(path, names, r, i, "z_cluster", *Z_RANGE)
     row["ebv_mw"] = _field_number(path, names, r, i, "ebv_mw", 0, 10)
     row["kpc_per_arcsec"] = _field_number(path, names, r, i, "kpc_per_arcsec", 0, lo_open=True)
@@ -899,8 +1135,7 @@ def _field_row(path: Path, names: dict, r: dict, i: int) -> dict:
     return row
 
 
-def ingest_fields(lake: Lake, path: str | os.PathLike, *, command: str | None = None
-                  ) -> IngestReport:
+def ingest_fields(lake: Lake, path: str | os.PathLike, *, command: str | None = None) -> IngestReport:
     """Ingest a table of cluster fields (``cluster_fields.csv`` layout; ``|`` separates lists).
 
     Columns: ``field_id, name, aliases, ra_center_deg, dec_center_deg, z_cluster, ebv_mw,
@@ -908,8 +1143,10 @@ def ingest_fields(lake: Lake, path: str | os.PathLike, *, command: str | None = 
     the centre are optional. The bands listed are registered too.
     """
     path = Path(path)
-    raw = read_catalog_file(path, text_columns=("field_id", "name", "aliases", "bands",
-                                                "pixel_scale_arcsec", "depth_note", "source"))
+    raw = read_catalog_file(
+        path,
+        text_columns=("field_id", "name", "aliases", "bands", "pixel_scale_arcsec", "depth_note", "source"),
+    )
     t = raw.table
     names = {c.lower(): c for c in t.column_names}
     if "field_id" not in names:
@@ -921,16 +1158,17 @@ def ingest_fields(lake: Lake, path: str | os.PathLike, *, command: str | None = 
             out[k].append(v)
     if len(set(out["field_id"])) != len(out["field_id"]):
         dup = next(i for i, f in enumerate(out["field_id"]) if out["field_id"].index(f) != i)
-        raise GccatError(f"duplicate field id {out['field_id'][dup]!r}", file=path,
-                         column=names["field_id"], row=dup + 1)
+        raise GccatError(
+            f"duplicate field id {out['field_id'][dup]!r}", file=path, column=names["field_id"], row=dup + 1
+        )
     sha = sha256_file(path)
     with lake.transaction(IngestKind.FIELDS) as tx:
         live = lake.ingests()
-        same = live.filter(pc.and_(pc.equal(live["kind"], str(IngestKind.FIELDS)),
-                                   pc.equal(live["sha256"], sha)))
+        same = live.filter(
+            pc.and_(pc.equal(live["kind"], str(IngestKind.FIELDS)), pc.equal(live["sha256"], sha))
+        )
         if same.num_rows:
-            return IngestReport(same["ingest_id"][0].as_py(), lake.version(), skipped=True,
-                                n_rows=len(rows))
+            return IngestReport(same["ingest_id"][0].as_py(), lake.version(), skipped=True, n_rows=len(rows))
         out["ingest_id"] = [tx.ingest_id] * len(rows)
         for k in ("name", "depth_note", "source"):
             out[k] = [None if v is None else str(v) for v in out[k]]
@@ -938,9 +1176,14 @@ def ingest_fields(lake: Lake, path: str | os.PathLike, *, command: str | None = 
         bands_new = sorted({b for bands in out["bands"] for b in bands})
         if bands_new:
             tx.append("bands", band_rows(bands_new, tx.ingest_id))
-        version = tx.commit(name=path.stem, source_path=path.resolve(), sha256=sha,
-                            n_rows=len(rows), command=command or command_line(),
-                            options={"bands": bands_new})
+        version = tx.commit(
+            name=path.stem,
+            source_path=path.resolve(),
+            sha256=sha,
+            n_rows=len(rows),
+            command=command or command_line(),
+            options={"bands": bands_new},
+        )
     return IngestReport(tx.ingest_id, version, len(rows), bands=bands_new)
 
 
@@ -948,8 +1191,7 @@ def _known_band_error(path, column, row, token):
     raise GccatError(f"unknown band '{token}'", file=path, column=column, row=row)
 
 
-def ingest_bands(lake: Lake, names: list[str] | None = None, *,
-                 command: str | None = None) -> IngestReport:
+def ingest_bands(lake: Lake, names: list[str] | None = None, *, command: str | None = None) -> IngestReport:
     """Register filters (default: every filter gccat knows) with their sedpy wavelengths."""
     names = names or sorted(bandreg.known_bands())
     bad = [n for n in names if bandreg.lookup(n) is None]
@@ -958,26 +1200,30 @@ def ingest_bands(lake: Lake, names: list[str] | None = None, *,
     names = [bandreg.lookup(n).band for n in names]
     with lake.transaction(IngestKind.BANDS) as tx:
         tx.append("bands", band_rows(names, tx.ingest_id))
-        version = tx.commit(name="bands", n_rows=len(names), command=command or command_line(),
-                            options={"bands": names})
+        version = tx.commit(
+            name="bands", n_rows=len(names), command=command or command_line(), options={"bands": names}
+        )
     return IngestReport(tx.ingest_id, version, len(names), bands=names)
 
 
 def mask_regions_from_file(path: str | os.PathLike, default_radius_arcsec: float = 2.0) -> pa.Table:
     """Bright sources to mask from a catalog file (``ra``, ``dec`` and optionally
-    ``radius_arcsec``); rows without a radius get ``default_radius_arcsec`` (``--mask-radius``)."""
+    ``radius_arcsec``); rows without a radius get ``default_radius_arcsec`` (``--mask-radius``).
+    """
     from catalog.runs.correlation import check_mask_radius, check_mask_regions
 
     default_radius_arcsec = check_mask_radius(default_radius_arcsec)
     regions = read_positions(path, extra=["radius_arcsec"])
     if "radius_arcsec" not in regions.column_names:
         regions = regions.append_column(
-            "radius_arcsec", pa.array(np.full(regions.num_rows, default_radius_arcsec)))
+            "radius_arcsec", pa.array(np.full(regions.num_rows, default_radius_arcsec))
+        )
     else:
         r = regions["radius_arcsec"].to_numpy(zero_copy_only=False).astype(float)
         r = np.where(np.isnan(r), default_radius_arcsec, r)
-        regions = regions.set_column(regions.schema.get_field_index("radius_arcsec"),
-                                     "radius_arcsec", pa.array(r))
+        regions = regions.set_column(
+            regions.schema.get_field_index("radius_arcsec"), "radius_arcsec", pa.array(r)
+        )
     check_mask_regions(regions, path)
     return regions
 
@@ -988,11 +1234,14 @@ def band_rows(names: list[str], ingest_id: str) -> pa.Table:
 
     bands = [bandreg.known_bands()[n.upper()] for n in names]
     filters = observate.load_filters([b.sedpy_name for b in bands])
-    return pa.table({
-        "band": [b.band for b in bands],
-        "instrument": [b.instrument for b in bands],
-        "sedpy_name": [b.sedpy_name for b in bands],
-        "pivot_um": [float(f.wave_pivot) / 1e4 for f in filters],
-        "wave_effective_um": [float(f.wave_effective) / 1e4 for f in filters],
-        "ingest_id": [ingest_id] * len(bands),
-    }, schema=BANDS)
+    return pa.table(
+        {
+            "band": [b.band for b in bands],
+            "instrument": [b.instrument for b in bands],
+            "sedpy_name": [b.sedpy_name for b in bands],
+            "pivot_um": [float(f.wave_pivot) / 1e4 for f in filters],
+            "wave_effective_um": [float(f.wave_effective) / 1e4 for f in filters],
+            "ingest_id": [ingest_id] * len(bands),
+        },
+        schema=BANDS,
+    )

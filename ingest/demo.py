@@ -16,10 +16,20 @@ from catalog.queries.search import run_sql
 
 #: The bundled tables: (file, field, catalog name, ingest options, source).
 DEMO_CATALOGS = [
-    ("smacs0723_faisst2022_star_clusters.csv", "smacs0723", "faisst2022_star_clusters",
-     {"mw_corrected": True}, "Faisst et al. 2022, ApJL 941, L11, Table 1"),
-    ("abell2744_glass_sedz_galaxies.csv", "abell2744_glass", "glass_sedz_galaxies",
-     {}, "Dressler et al. 2023 (GLASS-JWST XVII), Table 1"),
+    (
+        "smacs0723_faisst2022_star_clusters.csv",
+        "smacs0723",
+        "faisst2022_star_clusters",
+        {"mw_corrected": True},
+        "Faisst et al. 2022, ApJL 941, L11, Table 1",
+    ),
+    (
+        "abell2744_glass_sedz_galaxies.csv",
+        "abell2744_glass",
+        "glass_sedz_galaxies",
+        {},
+        "Dressler et al. 2023 (GLASS-JWST XVII), Table 1",
+    ),
 ]
 FIELDS_FILE = "cluster_fields.csv"
 
@@ -45,8 +55,10 @@ def bundled(name: str) -> Path:
     return Path(str(resources.files("catalog.data") / name))
 
 
-LENS_FILES = ["as1063_lenstool_patch_bin4_x-arcsec-deflect.fits",
-              "as1063_lenstool_patch_bin4_y-arcsec-deflect.fits"]
+LENS_FILES = [
+    "as1063_lenstool_patch_bin4_x-arcsec-deflect.fits",
+    "as1063_lenstool_patch_bin4_y-arcsec-deflect.fits",
+]
 FIT_QUERY = """\
 SELECT count(*) AS n_clusters, round(median(age_gyr), 2) AS median_age_gyr,
        round(median(log_z), 2) AS median_log_z, round(median(av), 2) AS median_av,
@@ -91,7 +103,8 @@ def _part(progress, lo: float, hi: float, what: str):
 
 def demo_inputs_dir(lake: Lake) -> Path:
     """Where the demo writes its simulated inputs and plots: beside the lake, never inside it
-    (``demo_lake`` -> ``demo_lake_inputs``)."""
+    (``demo_lake`` -> ``demo_lake_inputs``).
+    """
     return lake.root.parent / f"{lake.root.name}_inputs"
 
 
@@ -113,64 +126,125 @@ def build_demo(root: str | os.PathLike, progress=None) -> DemoResult:
     _part(progress, 0.0, 0.02, "fields")
     reports = [ingest_fields(lake, bundled(FIELDS_FILE), command="gccat demo")]
     for k, (fname, field_id, name, opts, _) in enumerate(DEMO_CATALOGS):
-        reports.append(ingest_catalog(lake, bundled(fname), field_id=field_id, name=name,
-                                      command="gccat demo", **opts,
-                                      progress=_part(progress, 0.02 + 0.04 * k, 0.06 + 0.04 * k,
-                                                     name)))
-    reports.append(ingest_lens_maps(lake, [bundled(f) for f in LENS_FILES], field_id="as1063",
-                                    model="lenstool_frapy", team="Lenstool", command="gccat demo",
-                                    progress=_part(progress, 0.10, 0.18, "AS1063 lens model")))
+        reports.append(
+            ingest_catalog(
+                lake,
+                bundled(fname),
+                field_id=field_id,
+                name=name,
+                command="gccat demo",
+                **opts,
+                progress=_part(progress, 0.02 + 0.04 * k, 0.06 + 0.04 * k, name),
+            )
+        )
+    reports.append(
+        ingest_lens_maps(
+            lake,
+            [bundled(f) for f in LENS_FILES],
+            field_id="as1063",
+            model="lenstool_frapy",
+            team="Lenstool",
+            command="gccat demo",
+            progress=_part(progress, 0.10, 0.18, "AS1063 lens model"),
+        )
+    )
     # A simulated cluster whose GCs trace kappa by a known law, for the correlation tour.
     _part(progress, 0.18, 0.2, "simulating a lensing cluster")
-    sim = simulate_field_files(inputs, "simcluster", seed=1,
-                               overwrite=True)
-    reports.append(ingest_lens_maps(lake, [sim.kappa_path], field_id="simcluster", model="truth",
-                                    command="gccat demo",
-                                    progress=_part(progress, 0.2, 0.25, "simulated kappa")))
-    reports.append(ingest_catalog(lake, sim.catalog_path, field_id="simcluster", name="sim_gcs",
-                                  command="gccat demo",
-                                  progress=_part(progress, 0.25, 0.3, "simulated GCs")))
+    sim = simulate_field_files(inputs, "simcluster", seed=1, overwrite=True)
+    reports.append(
+        ingest_lens_maps(
+            lake,
+            [sim.kappa_path],
+            field_id="simcluster",
+            model="truth",
+            command="gccat demo",
+            progress=_part(progress, 0.2, 0.25, "simulated kappa"),
+        )
+    )
+    reports.append(
+        ingest_catalog(
+            lake,
+            sim.catalog_path,
+            field_id="simcluster",
+            name="sim_gcs",
+            command="gccat demo",
+            progress=_part(progress, 0.25, 0.3, "simulated GCs"),
+        )
+    )
     live = lake.ingests()
-    runs = [o for k, o in zip(live["kind"].to_pylist(), live["field_id"].to_pylist(), strict=True)
-            if k == "correlation" and o == "simcluster"]
+    runs = [
+        o
+        for k, o in zip(live["kind"].to_pylist(), live["field_id"].to_pylist(), strict=True)
+        if k == "correlation" and o == "simcluster"
+    ]
     corr = None
     if not runs:  # the demo is idempotent: correlate once
-        corr = run_correlation(lake, "simcluster", "truth", mask_path=sim.mask_path,
-                               plot_dir=inputs / "plots",
-                               progress=_part(progress, 0.3, 0.55, "GC-kappa correlation"),
-                               command="gccat demo")
+        corr = run_correlation(
+            lake,
+            "simcluster",
+            "truth",
+            mask_path=sim.mask_path,
+            plot_dir=inputs / "plots",
+            progress=_part(progress, 0.3, 0.55, "GC-kappa correlation"),
+            command="gccat demo",
+        )
     # Stellar populations of the SMACS0723 clusters, one by one and stacked (once).
     kinds = {json.loads(o or "{}").get("run") for o in lake.ingests()["options"].to_pylist()}
     stack = None
     if "fit ssp" not in kinds:
-        run_fit_ssp(lake, "field_id = 'smacs0723'", n_samples=50,
-                    progress=_part(progress, 0.55, 0.7, "SSP fits"), command="gccat demo")
-        stack = run_fit_stack(lake, "field_id = 'smacs0723'",
-                              progress=_part(progress, 0.7, 0.8, "stack fit"), command="gccat demo")
+        run_fit_ssp(
+            lake,
+            "field_id = 'smacs0723'",
+            n_samples=50,
+            progress=_part(progress, 0.55, 0.7, "SSP fits"),
+            command="gccat demo",
+        )
+        stack = run_fit_stack(
+            lake,
+            "field_id = 'smacs0723'",
+            progress=_part(progress, 0.7, 0.8, "stack fit"),
+            command="gccat demo",
+        )
     # From images to the lake: a synthetic two-band mosaic, detection and forced photometry.
     images = None
     if "detect" not in kinds:
         _part(progress, 0.8, 0.82, "simulating a mosaic")
-        mos = simulate_mosaic_files(inputs, "mosaic",
-                                    bands=("F150W", "F200W"), shape=(512, 512), n_points=250)
-        det = run_detection(lake, list(mos["images"].values()), field_id="simmosaic",
-                            name="gc_detections", command="gccat demo",
-                            progress=_part(progress, 0.82, 0.9, "detection"))
-        phot = run_photometry(lake, mos["images"]["F150W"], band=None, field_id="simmosaic",
-                              catalog="gc_detections", psf_path=mos["psf"], command="gccat demo",
-                              progress=_part(progress, 0.9, 0.97, "photometry"))
-        images = {"n_true": mos["n_points"], "n_detected": det["n_detections"],
-                  "n_photometry": phot["n_rows"]}
+        mos = simulate_mosaic_files(
+            inputs, "mosaic", bands=("F150W", "F200W"), shape=(512, 512), n_points=250
+        )
+        det = run_detection(
+            lake,
+            list(mos["images"].values()),
+            field_id="simmosaic",
+            name="gc_detections",
+            command="gccat demo",
+            progress=_part(progress, 0.82, 0.9, "detection"),
+        )
+        phot = run_photometry(
+            lake,
+            mos["images"]["F150W"],
+            band=None,
+            field_id="simmosaic",
+            catalog="gc_detections",
+            psf_path=mos["psf"],
+            command="gccat demo",
+            progress=_part(progress, 0.9, 0.97, "photometry"),
+        )
+        images = {
+            "n_true": mos["n_points"],
+            "n_detected": det["n_detections"],
+            "n_photometry": phot["n_rows"],
+        }
     _part(progress, 0.97, 1.0, "queries")
     con = connect(lake)
     try:
         fits = run_sql(con, FIT_QUERY)
         lens = run_sql(con, LENS_QUERY)
-        summary = run_sql(con, "SELECT field_id, name, z_cluster, n_detections, n_bands, "
-                          "median_mag_ab FROM field_summary")
+        summary = run_sql(
+            con, "SELECT field_id, name, z_cluster, n_detections, n_bands, median_mag_ab FROM field_summary"
+        )
         cross = run_sql(con, CROSS_FIELD_QUERY)
         sample = run_sql(con, SAMPLE_QUERY)
     finally:
         con.close()
-    return DemoResult(lake, summary, cross, sample, reports, lens, corr, sim.truth, fits, stack,
-                      images)
+    return DemoResult(lake, summary, cross, sample, reports, lens, corr, sim.truth, fits, stack, images)

@@ -25,14 +25,14 @@ class Image:
     """A science image on its WCS grid with its noise and the factor from its units to nJy."""
 
     path: Path
-    data: np.ndarray            # (ny, nx) float64, NaN where there is no data
-    error: np.ndarray | None    # 1-sigma per pixel, image units
-    weight: np.ndarray | None   # inverse variance (0 = no data)
+    data: np.ndarray  # (ny, nx) float64, NaN where there is no data
+    error: np.ndarray | None  # 1-sigma per pixel, image units
+    weight: np.ndarray | None  # inverse variance (0 = no data)
     wcs: object
     header: object
     band: str
     pixel_scale_arcsec: float
-    njy_per_unit: float         # flux in nJy = value in image units x njy_per_unit
+    njy_per_unit: float  # flux in nJy = value in image units x njy_per_unit
     sha256: str
 
 
@@ -42,8 +42,7 @@ def check_zeropoint(zeropoint_ab: float | None) -> float | None:
     return check_number(zeropoint_ab, "--zeropoint", lo=lo, hi=hi, allow_none=True)
 
 
-def njy_per_unit(header, pixel_scale_arcsec: float, zeropoint_ab: float | None = None,
-                 path=None) -> float:
+def njy_per_unit(header, pixel_scale_arcsec: float, zeropoint_ab: float | None = None, path=None) -> float:
     """Factor from image units to nJy per pixel: from ``--zeropoint`` (AB), BUNIT or PHOTFNU.
 
     BUNIT is read with astropy units (case-sensitive: ``MJy/sr`` is 1e15 times ``mJy/sr``):
@@ -84,30 +83,38 @@ def njy_per_unit(header, pixel_scale_arcsec: float, zeropoint_ab: float | None =
     if not text:
         if has_photfnu:  # HST: PHOTFNU converts count rates, the images' unit
             return photfnu * 1e9
-        raise GccatError(f"the image has no BUNIT and no PHOTFNU: its unit is unknown; {hint}",
-                         file=path)
+        raise GccatError(f"the image has no BUNIT and no PHOTFNU: its unit is unknown; {hint}", file=path)
     try:
         fu = parse_flux_unit(text)
     except UnitError as exc:
         raise GccatError(f"BUNIT = {bunit!r}: {exc}; {hint}", file=path) from None
     if fu.kind in ("flux", "per_pixel", "surface_brightness"):
-        return fu.njy_per_pixel(pixel_scale_arcsec ** 2)
+        return fu.njy_per_pixel(pixel_scale_arcsec**2)
     if fu.kind == "count_rate":
         if has_photfnu:
             return photfnu * 1e9
-        raise GccatError(f"BUNIT = {bunit!r} is a count rate and the header has no PHOTFNU; {hint}",
-                         file=path)
+        raise GccatError(
+            f"BUNIT = {bunit!r} is a count rate and the header has no PHOTFNU; {hint}", file=path
+        )
     if fu.kind == "counts":
-        raise GccatError(f"BUNIT = {bunit!r} is counts, not a count rate (PHOTFNU is per count/s); "
-                         f"{hint}", file=path)
-    raise GccatError(f"BUNIT = {bunit!r} is {'a magnitude' if fu.kind == 'mag' else fu.kind}, not "
-                     f"a flux per pixel or per solid angle; {hint}", file=path)
+        raise GccatError(
+            f"BUNIT = {bunit!r} is counts, not a count rate (PHOTFNU is per count/s); {hint}", file=path
+        )
+    raise GccatError(
+        f"BUNIT = {bunit!r} is {'a magnitude' if fu.kind == 'mag' else fu.kind}, not "
+        f"a flux per pixel or per solid angle; {hint}",
+        file=path,
+    )
 
 
-def read_image(path: str | os.PathLike, *, band: str | None = None,
-               weight_path: str | os.PathLike | None = None,
-               error_path: str | os.PathLike | None = None,
-               zeropoint_ab: float | None = None) -> Image:
+def read_image(
+    path: str | os.PathLike,
+    *,
+    band: str | None = None,
+    weight_path: str | os.PathLike | None = None,
+    error_path: str | os.PathLike | None = None,
+    zeropoint_ab: float | None = None,
+) -> Image:
     """Read a science image, its error or weight (extensions ERR/WHT or separate files), band.
 
     Raises
@@ -140,18 +147,33 @@ def read_image(path: str | os.PathLike, *, band: str | None = None,
     for name, arr, given in (("error", error, error_path), ("weight", weight, weight_path)):
         if arr is not None and arr.shape != data.shape:
             where = f"the --{name} file" if given else f"the {name.upper()[:3]} extension"
-            raise GccatError(f"{where} has shape {arr.shape}, the image {data.shape}",
-                             file=given or path)
+            raise GccatError(f"{where} has shape {arr.shape}, the image {data.shape}", file=given or path)
     has_data = np.isfinite(data)
     if weight is not None:
         has_data &= weight > 0
     if not has_data.any():
-        raise GccatError("the image has no pixel with data (all NaN"
-                         + (" or of zero weight)" if weight is not None else ")"), file=path)
+        raise GccatError(
+            "the image has no pixel with data (all NaN"
+            + (" or of zero weight)" if weight is not None else ")"),
+            file=path,
+        )
     wcs, scale = celestial_wcs(header, path)
     name = band or header.get("FILTER")
     if not name or bandreg.lookup(str(name).strip()) is None:
-        raise GccatError(f"unknown band {name!r} (FILTER keyword); name the image's band with "
-                         "--band (photometry, inject) or --bands (detect), e.g. F150W", file=path)
-    return Image(path, data, error, weight, wcs, header, bandreg.lookup(str(name).strip()).band,
-                 scale, njy_per_unit(header, scale, zeropoint_ab, path), sha256_file(path))
+        raise GccatError(
+            f"unknown band {name!r} (FILTER keyword); name the image's band with "
+            "--band (photometry, inject) or --bands (detect), e.g. F150W",
+            file=path,
+        )
+    return Image(
+        path,
+        data,
+        error,
+        weight,
+        wcs,
+        header,
+        bandreg.lookup(str(name).strip()).band,
+        scale,
+        njy_per_unit(header, scale, zeropoint_ab, path),
+        sha256_file(path),
+    )

@@ -28,8 +28,17 @@ from ingest.images import open_fits
 
 #: Quantities that are redshift-independent geometry of the lens (a constant map of them is a
 #: uniform shift or a mass sheet, not a cluster lens model).
-_NOT_CONSTANT = ("kappa", "gamma", "gamma1", "gamma2", "x-arcsec-deflect", "y-arcsec-deflect",
-                 "x-pixels-deflect", "y-pixels-deflect", "psi")
+_NOT_CONSTANT = (
+    "kappa",
+    "gamma",
+    "gamma1",
+    "gamma2",
+    "x-arcsec-deflect",
+    "y-arcsec-deflect",
+    "x-pixels-deflect",
+    "y-pixels-deflect",
+    "psi",
+)
 
 
 def check_map_values(m: LensMap) -> None:
@@ -43,18 +52,22 @@ def check_map_values(m: LensMap) -> None:
         raise GccatError(f"the {m.quantity} map has no finite pixel (all NaN)", file=m.path)
     n_inf = int(np.isinf(m.data).sum())
     if n_inf:
-        raise GccatError(f"the {m.quantity} map has {n_inf} infinite pixels (use NaN where there is "
-                         "no model)", file=m.path)
+        raise GccatError(
+            f"the {m.quantity} map has {n_inf} infinite pixels (use NaN where there is no model)", file=m.path
+        )
     if m.quantity in _NOT_CONSTANT:
         vals = m.data[finite]
         if vals.size > 1 and vals.min() == vals.max():
-            raise GccatError(f"the {m.quantity} map is constant ({vals[0]:g} on every finite pixel): "
-                             "not a lens model", file=m.path)
+            raise GccatError(
+                f"the {m.quantity} map is constant ({vals[0]:g} on every finite pixel): not a lens model",
+                file=m.path,
+            )
 
 
 def check_lens_options(dls_ds_norm: float, z_source: float | None) -> tuple[float, float | None]:
     """``--dls-ds`` in (0, 1] (D_ls < D_s for any source behind a lens) and ``--z-source`` in
-    (0, Z_MAX] (checked against the cluster redshift once it is known)."""
+    (0, Z_MAX] (checked against the cluster redshift once it is known).
+    """
     dls_ds_norm = check_number(dls_ds_norm, "--dls-ds", lo=0, lo_open=True, hi=1)
     z_source = check_number(z_source, "--z-source", lo=0, lo_open=True, hi=Z_MAX, allow_none=True)
     return dls_ds_norm, z_source
@@ -76,8 +89,10 @@ def derive_maps(maps: dict[str, LensMap]) -> dict[str, tuple[LensMap, list[str]]
         g1, g2 = maps["gamma1"], maps["gamma2"]
         if g1.shape != g2.shape:
             raise GccatError("gamma1 and gamma2 maps differ in shape", file=g2.path)
-        out["gamma"] = (LensMap("gamma", np.hypot(g1.data, g2.data), g1.wcs, g1.header, g1.path),
-                        ["gamma1", "gamma2"])
+        out["gamma"] = (
+            LensMap("gamma", np.hypot(g1.data, g2.data), g1.wcs, g1.header, g1.path),
+            ["gamma1", "gamma2"],
+        )
     return out
 
 
@@ -87,20 +102,37 @@ def _pixels(model_id: str, field_id: str, m: LensMap) -> pa.Table:
     ra, dec = m.wcs.pixel_to_world_values(ix, iy)
     ra = np.mod(ra, 360.0)
     n = nx * ny
-    return pa.table({
-        "model_id": constant(model_id, n), "field_id": constant(field_id, n),
-        "quantity": constant(m.quantity, n), "ix": ix.astype(np.int32), "iy": iy.astype(np.int32),
-        "ra": ra, "dec": dec, "healpix29": healpix29(ra, dec),
-        "value": pa.array(np.asarray(m.data, float).ravel(), from_pandas=True),
-        "ingest_id": pa.nulls(n, pa.string()),
-    })
+    return pa.table(
+        {
+            "model_id": constant(model_id, n),
+            "field_id": constant(field_id, n),
+            "quantity": constant(m.quantity, n),
+            "ix": ix.astype(np.int32),
+            "iy": iy.astype(np.int32),
+            "ra": ra,
+            "dec": dec,
+            "healpix29": healpix29(ra, dec),
+            "value": pa.array(np.asarray(m.data, float).ravel(), from_pandas=True),
+            "ingest_id": pa.nulls(n, pa.string()),
+        }
+    )
 
 
-def ingest_lens_maps(lake: Lake, paths: list[str | os.PathLike], *, field_id: str, model: str,
-                     team: str | None = None, version: str | None = None, dls_ds_norm: float = 1.0,
-                     z_source: float | None = None, quantity: str | None = None,
-                     replace: bool = False, progress: Progress | None = None,
-                     command: str | None = None) -> IngestReport:
+def ingest_lens_maps(
+    lake: Lake,
+    paths: list[str | os.PathLike],
+    *,
+    field_id: str,
+    model: str,
+    team: str | None = None,
+    version: str | None = None,
+    dls_ds_norm: float = 1.0,
+    z_source: float | None = None,
+    quantity: str | None = None,
+    replace: bool = False,
+    progress: Progress | None = None,
+    command: str | None = None,
+) -> IngestReport:
     """Ingest the maps of one lens model (HFF FITS), deriving kappa and gamma where needed.
 
     Parameters
@@ -151,53 +183,90 @@ def ingest_lens_maps(lake: Lake, paths: list[str | os.PathLike], *, field_id: st
             dls_ds_norm = source_dls_ds(zc[0] if zc else None, z_source, field_id)
         # what is stored depends on the files and on these (the normalisation resolved from
         # --z-source, each file's quantity, in the files' sha256 order, the metadata)
-        stored_as = {"quantities": [q for _, q in sorted(zip(shas, maps, strict=True))],
-                     "dls_ds": dls_ds_norm, "z_source": z_source, "team": team,
-                     "version": version}
-        options = {"quantities": sorted(maps), "derived": sorted(derived),
-                   "dls_ds": dls_ds_norm, "z_source": z_source, "team": team,
-                   "version": version, "files": [str(p) for p in paths],
-                   "identity": ingest_identity(sha, stored_as), "identity_options": stored_as}
+        stored_as = {
+            "quantities": [q for _, q in sorted(zip(shas, maps, strict=True))],
+            "dls_ds": dls_ds_norm,
+            "z_source": z_source,
+            "team": team,
+            "version": version,
+        }
+        options = {
+            "quantities": sorted(maps),
+            "derived": sorted(derived),
+            "dls_ds": dls_ds_norm,
+            "z_source": z_source,
+            "team": team,
+            "version": version,
+            "files": [str(p) for p in paths],
+            "identity": ingest_identity(sha, stored_as),
+            "identity_options": stored_as,
+        }
         same = lake.live_named(field_id, model, kind=IngestKind.LENS_MAP)
         repeat = repeat_of(same, sha, options)
         if repeat == "same":
-            return IngestReport(same["ingest_id"][0].as_py(), lake.version(), skipped=True,
-                                n_rows=same["n_rows"][0].as_py())
+            return IngestReport(
+                same["ingest_id"][0].as_py(), lake.version(), skipped=True, n_rows=same["n_rows"][0].as_py()
+            )
         if same.num_rows and not replace:
-            what = (f" from these files with other options ({repeat})" if repeat != "other file"
-                    else "")
-            raise GccatError(f"lens model '{model}' is already in field '{field_id}'{what}; pass "
-                             "--replace to supersede it")
+            what = f" from these files with other options ({repeat})" if repeat != "other file" else ""
+            raise GccatError(
+                f"lens model '{model}' is already in field '{field_id}'{what}; pass --replace to supersede it"
+            )
         first = next(iter(maps.values()))
-        c_ra, c_dec = first.wcs.pixel_to_world_values((first.shape[1] - 1) / 2,
-                                                      (first.shape[0] - 1) / 2)
-        register_field_and_bands(lake, tx, field_id, [], np.array([float(c_ra) % 360]),
-                                  np.array([float(c_dec)]), [])
+        c_ra, c_dec = first.wcs.pixel_to_world_values((first.shape[1] - 1) / 2, (first.shape[0] - 1) / 2)
+        register_field_and_bands(
+            lake, tx, field_id, [], np.array([float(c_ra) % 360]), np.array([float(c_dec)]), []
+        )
         rows, n_pix = [], 0
-        all_maps = [(m, False, []) for m in maps.values()] + [
-            (m, True, src) for m, src in derived.values()]
+        all_maps = [(m, False, []) for m in maps.values()] + [(m, True, src) for m, src in derived.values()]
         for k, (m, is_derived, src) in enumerate(all_maps):
             step(f"writing {m.quantity}", 0.4 + 0.5 * k / len(all_maps))
             px = _pixels(model_id, field_id, m)
-            px = px.set_column(px.schema.get_field_index("ingest_id"), "ingest_id",
-                               constant(tx.ingest_id, px.num_rows))
+            px = px.set_column(
+                px.schema.get_field_index("ingest_id"), "ingest_id", constant(tx.ingest_id, px.num_rows)
+            )
             tx.append("lens_map_pixels", px.cast(LENS_MAP_PIXELS))
             n_pix += px.num_rows
             cra, cdec = m.wcs.pixel_to_world_values((m.shape[1] - 1) / 2, (m.shape[0] - 1) / 2)
-            rows.append({
-                "model_id": model_id, "field_id": field_id, "model": model, "team": team,
-                "version": version, "quantity": m.quantity, "derived": is_derived,
-                "derived_from": src, "dls_ds": dls_ds_norm, "z_source_norm": z_source,
-                "wcs_header": m.wcs.to_header().tostring(),
-                "pixel_scale_arcsec": m.pixel_scale_arcsec, "nx": m.shape[1], "ny": m.shape[0],
-                "ra_center": float(cra) % 360, "dec_center": float(cdec),
-                "source_path": str(Path(m.path).resolve()) if m.path else None,
-                "sha256": None if is_derived else sha256_file(Path(m.path)),
-                "ingest_id": tx.ingest_id})
+            rows.append(
+                {
+                    "model_id": model_id,
+                    "field_id": field_id,
+                    "model": model,
+                    "team": team,
+                    "version": version,
+                    "quantity": m.quantity,
+                    "derived": is_derived,
+                    "derived_from": src,
+                    "dls_ds": dls_ds_norm,
+                    "z_source_norm": z_source,
+                    "wcs_header": m.wcs.to_header().tostring(),
+                    "pixel_scale_arcsec": m.pixel_scale_arcsec,
+                    "nx": m.shape[1],
+                    "ny": m.shape[0],
+                    "ra_center": float(cra) % 360,
+                    "dec_center": float(cdec),
+                    "source_path": str(Path(m.path).resolve()) if m.path else None,
+                    "sha256": None if is_derived else sha256_file(Path(m.path)),
+                    "ingest_id": tx.ingest_id,
+                }
+            )
         tx.append("lens_models", pa.Table.from_pylist(rows, schema=LENS_MODELS))
-        ver = tx.commit(name=model, field_id=field_id, source_path=Path(paths[0]).resolve(),
-                        sha256=sha, n_rows=n_pix, command=command or command_line(),
-                        supersedes=same["ingest_id"].to_pylist(), options=options)
+        ver = tx.commit(
+            name=model,
+            field_id=field_id,
+            source_path=Path(paths[0]).resolve(),
+            sha256=sha,
+            n_rows=n_pix,
+            command=command or command_line(),
+            supersedes=same["ingest_id"].to_pylist(),
+            options=options,
+        )
     step("done", 1.0)
-    return IngestReport(tx.ingest_id, ver, n_pix, bands=sorted(maps) + sorted(derived),
-                        superseded=same["ingest_id"].to_pylist())
+    return IngestReport(
+        tx.ingest_id,
+        ver,
+        n_pix,
+        bands=sorted(maps) + sorted(derived),
+        superseded=same["ingest_id"].to_pylist(),
+    )

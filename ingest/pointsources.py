@@ -56,8 +56,12 @@ MAX_RANDOM = 10_000
 MAX_INJECTIONS = 1_000_000
 MAX_FLUX_FACTOR = 1000.0
 MAX_STAMP_ARCSEC = 60.0
-_DETECT_OPTIONS = {"exclusion_radius_pix": "--exclusion", "threshold_nsigma": "--threshold",
-                   "keep_factor": "--keep", "fwhm_pairs": "--highpass"}
+_DETECT_OPTIONS = {
+    "exclusion_radius_pix": "--exclusion",
+    "threshold_nsigma": "--threshold",
+    "keep_factor": "--keep",
+    "fwhm_pairs": "--highpass",
+}
 
 
 def check_seed(seed) -> int:
@@ -75,21 +79,28 @@ def _read_psf(path, option: str = "--psf") -> np.ndarray:
 
     psf = read_fits_image(path, f"{option} file")[0]
     if min(psf.shape) < 3:
-        raise GccatError(f"the {option} image is {psf.shape[0]}x{psf.shape[1]} pixels; a PSF needs "
-                         "at least 3x3", file=path)
+        raise GccatError(
+            f"the {option} image is {psf.shape[0]}x{psf.shape[1]} pixels; a PSF needs at least 3x3", file=path
+        )
     if not np.isfinite(psf).all():
-        raise GccatError(f"the {option} image has {int((~np.isfinite(psf)).sum())} NaN or infinite "
-                         "pixels", file=path)
+        raise GccatError(
+            f"the {option} image has {int((~np.isfinite(psf)).sum())} NaN or infinite pixels", file=path
+        )
     if not psf.sum() > 0 or psf.max() <= 0:
-        raise GccatError(f"the {option} image must have a positive sum (it is normalised to 1), "
-                         f"got {psf.sum():g}", file=path)
+        raise GccatError(
+            f"the {option} image must have a positive sum (it is normalised to 1), got {psf.sum():g}",
+            file=path,
+        )
     return psf
 
 
 def _check_psf_fits(psf: np.ndarray, image, path, option: str = "--psf") -> None:
     if psf.shape[0] > image.data.shape[0] or psf.shape[1] > image.data.shape[1]:
-        raise GccatError(f"the {option} image ({psf.shape[0]}x{psf.shape[1]} px) is larger than the "
-                         f"image ({image.data.shape[0]}x{image.data.shape[1]} px)", file=path)
+        raise GccatError(
+            f"the {option} image ({psf.shape[0]}x{psf.shape[1]} px) is larger than the "
+            f"image ({image.data.shape[0]}x{image.data.shape[1]} px)",
+            file=path,
+        )
 
 
 def _user_mask(path, shape) -> np.ndarray | None:
@@ -103,27 +114,33 @@ def _user_mask(path, shape) -> np.ndarray | None:
     return m
 
 
-def _catalog_positions(lake: Lake, field_id: str, catalog: str, image) -> tuple[pa.Table, np.ndarray,
-                                                                                   np.ndarray]:
-    det = lake.live("detections", filters=(pc.field("field_id") == field_id)
-                    & (pc.field("catalog") == catalog))
+def _catalog_positions(
+    lake: Lake, field_id: str, catalog: str, image
+) -> tuple[pa.Table, np.ndarray, np.ndarray]:
+    det = lake.live(
+        "detections", filters=(pc.field("field_id") == field_id) & (pc.field("catalog") == catalog)
+    )
     if det.num_rows == 0:
         names = lake.live("detections", filters=pc.field("field_id") == field_id)["catalog"]
         known = sorted(set(pc.unique(names).to_pylist()))
-        raise GccatError(f"--catalog '{catalog}' has no detections in field '{field_id}' (catalogs "
-                         f"there: {', '.join(known) or 'none'})")
+        raise GccatError(
+            f"--catalog '{catalog}' has no detections in field '{field_id}' (catalogs "
+            f"there: {', '.join(known) or 'none'})"
+        )
     x, y = image.wcs.world_to_pixel_values(det["ra"].to_numpy(), det["dec"].to_numpy())
     ny, nx = image.data.shape
     on = (x >= 0) & (y >= 0) & (x <= nx - 1) & (y <= ny - 1)
     if not on.any():
-        raise GccatError(f"none of the {det.num_rows} sources of --catalog '{catalog}' lies on the "
-                         "image", file=image.path)
+        raise GccatError(
+            f"none of the {det.num_rows} sources of --catalog '{catalog}' lies on the image", file=image.path
+        )
     return det.filter(pa.array(on)), np.asarray(x)[on], np.asarray(y)[on]
 
 
 def check_detection_params(params: dict | None) -> dict:
     """The detection settings of ``gccat detect`` (see :func:`catalog.images.detect_point_sources`)
-    checked against physical and computational bounds, with the CLI option names in errors."""
+    checked against physical and computational bounds, with the CLI option names in errors.
+    """
     params = dict(params or {})
     for key, option in _DETECT_OPTIONS.items():
         if key not in params:
@@ -146,18 +163,32 @@ def check_detection_params(params: dict | None) -> dict:
         else:  # below 1 the scan would keep peaks under the detection threshold
             params[key] = check_number(params[key], option, lo=1, hi=MAX_KEEP)
     allowed = set(inspect.signature(imaging.detect_point_sources).parameters) - {
-        "images", "weights", "user_mask"}
+        "images",
+        "weights",
+        "user_mask",
+    }
     unknown = sorted(set(params) - allowed)
     if unknown:
-        raise GccatError(f"unknown detection setting(s) {', '.join(unknown)} (known: "
-                         f"{', '.join(sorted(allowed))})")
+        raise GccatError(
+            f"unknown detection setting(s) {', '.join(unknown)} (known: {', '.join(sorted(allowed))})"
+        )
     return params
 
 
-def run_detection(lake: Lake, image_paths: Sequence[str | os.PathLike], *, field_id: str,
-                  name: str, bands: Sequence[str] | None = None, mask_path=None, z: float | None = None,
-                  params: dict | None = None, replace: bool = False, command: str = "",
-                  progress=None) -> dict:
+def run_detection(
+    lake: Lake,
+    image_paths: Sequence[str | os.PathLike],
+    *,
+    field_id: str,
+    name: str,
+    bands: Sequence[str] | None = None,
+    mask_path=None,
+    z: float | None = None,
+    params: dict | None = None,
+    replace: bool = False,
+    command: str = "",
+    progress=None,
+) -> dict:
     """Detect point sources in the sum of high-pass filtered bands and store them as a catalog.
 
     Parameters
@@ -202,8 +233,10 @@ def run_detection(lake: Lake, image_paths: Sequence[str | os.PathLike], *, field
     step("filtering and detecting", 0.2)
     det = imaging.detect_point_sources(
         [np.where(np.isfinite(im.data), im.data, np.nan) * im.njy_per_unit for im in images],
-        [im.weight if im.weight is not None else np.isfinite(im.data).astype(float)
-         for im in images], user_mask, **params)
+        [im.weight if im.weight is not None else np.isfinite(im.data).astype(float) for im in images],
+        user_mask,
+        **params,
+    )
     ref = images[0]
     ra, dec = ref.wcs.pixel_to_world_values(det.x, det.y)
     ra = np.mod(np.asarray(ra, float), 360)
@@ -213,21 +246,38 @@ def run_detection(lake: Lake, image_paths: Sequence[str | os.PathLike], *, field
     from ingest.catalog import detections_table, register_field_and_bands
 
     detections = detections_table(
-        field_id, name, [f"{i:06d}" for i in range(n)], ra, dec, ingest_id,
-        z=None if z is None else np.full(n, z), class_=["point"] * n,
-        extra=[json.dumps({"x": float(x), "y": float(y), "peak_njy": float(pk)})
-               for x, y, pk in zip(det.x, det.y, det.peak, strict=True)],
-        snr=np.asarray(det.snr, float))
-    area_pix = ref.pixel_scale_arcsec ** 2
+        field_id,
+        name,
+        [f"{i:06d}" for i in range(n)],
+        ra,
+        dec,
+        ingest_id,
+        z=None if z is None else np.full(n, z),
+        class_=["point"] * n,
+        extra=[
+            json.dumps({"x": float(x), "y": float(y), "peak_njy": float(pk)})
+            for x, y, pk in zip(det.x, det.y, det.peak, strict=True)
+        ],
+        snr=np.asarray(det.snr, float),
+    )
+    area_pix = ref.pixel_scale_arcsec**2
     run = {
-        "run_id": ingest_id, "field_id": field_id, "catalog": name,
-        "images": [str(im.path.resolve()) for im in images], "bands": [im.band for im in images],
-        "image_sha256": [im.sha256 for im in images], "pixel_scale_arcsec": ref.pixel_scale_arcsec,
-        "noise": float(det.noise), "threshold": float(det.threshold), "n_detections": n,
-        "mask_area_pix": int(det.mask_area_pix), "mask_area_arcsec2": det.mask_area_pix * area_pix,
+        "run_id": ingest_id,
+        "field_id": field_id,
+        "catalog": name,
+        "images": [str(im.path.resolve()) for im in images],
+        "bands": [im.band for im in images],
+        "image_sha256": [im.sha256 for im in images],
+        "pixel_scale_arcsec": ref.pixel_scale_arcsec,
+        "noise": float(det.noise),
+        "threshold": float(det.threshold),
+        "n_detections": n,
+        "mask_area_pix": int(det.mask_area_pix),
+        "mask_area_arcsec2": det.mask_area_pix * area_pix,
         "unmasked_area_arcsec2": (det.mask.size - det.mask_area_pix) * area_pix,
-        "params": json.dumps({**params, "mask": str(mask_path) if mask_path else None,
-                              "units": "nJy per pixel"}, default=str),
+        "params": json.dumps(
+            {**params, "mask": str(mask_path) if mask_path else None, "units": "nJy per pixel"}, default=str
+        ),
         "ingest_id": ingest_id,
     }
     step("writing", 0.8)
@@ -235,35 +285,58 @@ def run_detection(lake: Lake, image_paths: Sequence[str | os.PathLike], *, field
         # Catalog ingests write the same detection ids: one name space, checked together.
         same = lake.live_named(field_id, name, kinds=DETECTION_KINDS)
         if same.num_rows and not replace:
-            raise GccatError(f"catalog '{name}' already exists in field '{field_id}' "
-                             f"({same['kind'][0].as_py()} ingest {same['ingest_id'][0].as_py()}); "
-                             "choose another --name")
-        register_field_and_bands(lake, tx, field_id, sorted({im.band for im in images}),
-                                  ra if n else np.array([float(ref.wcs.wcs.crval[0])]),
-                                  dec if n else np.array([float(ref.wcs.wcs.crval[1])]), [])
+            raise GccatError(
+                f"catalog '{name}' already exists in field '{field_id}' "
+                f"({same['kind'][0].as_py()} ingest {same['ingest_id'][0].as_py()}); "
+                "choose another --name"
+            )
+        register_field_and_bands(
+            lake,
+            tx,
+            field_id,
+            sorted({im.band for im in images}),
+            ra if n else np.array([float(ref.wcs.wcs.crval[0])]),
+            dec if n else np.array([float(ref.wcs.wcs.crval[1])]),
+            [],
+        )
         tx.append("detections", detections)
         tx.append("detection_runs", pa.Table.from_pylist([run], schema=DETECTION_RUNS))
-        tx.commit(name=name, field_id=field_id, source_path=images[0].path.resolve(),
-                  sha256="+".join(im.sha256 for im in images), n_rows=n, command=command,
-                  supersedes=same["ingest_id"].to_pylist(),
-                  options={"run": "detect", "params": run["params"]})
+        tx.commit(
+            name=name,
+            field_id=field_id,
+            source_path=images[0].path.resolve(),
+            sha256="+".join(im.sha256 for im in images),
+            n_rows=n,
+            command=command,
+            supersedes=same["ingest_id"].to_pylist(),
+            options={"run": "detect", "params": run["params"]},
+        )
     step("done", 1.0)
     return run
 
 
 def check_apertures(aperture_radii_arcsec) -> np.ndarray:
     """``--apertures``: 1 to :data:`~catalog.constants.MAX_APERTURES` aperture **radii** in
-    (0, :data:`~catalog.constants.MAX_APERTURE_RADIUS_ARCSEC`], arcsec."""
-    return np.asarray(check_numbers(aperture_radii_arcsec, "--apertures (radii, arcsec)",
-                                    n_max=MAX_APERTURES, lo=0, lo_open=True,
-                                    hi=MAX_APERTURE_RADIUS_ARCSEC), float)
+    (0, :data:`~catalog.constants.MAX_APERTURE_RADIUS_ARCSEC`], arcsec.
+    """
+    return np.asarray(
+        check_numbers(
+            aperture_radii_arcsec,
+            "--apertures (radii, arcsec)",
+            n_max=MAX_APERTURES,
+            lo=0,
+            lo_open=True,
+            hi=MAX_APERTURE_RADIUS_ARCSEC,
+        ),
+        float,
+    )
 
 
 def check_annulus_width(annulus_width_arcsec) -> float:
     """Width of the local-background annulus, arcsec: in [0, MAX_APERTURE_RADIUS_ARCSEC]; 0 means
-    no local background (for background-subtracted images)."""
-    return check_number(annulus_width_arcsec, "annulus_width_arcsec", lo=0,
-                        hi=MAX_APERTURE_RADIUS_ARCSEC)
+    no local background (for background-subtracted images).
+    """
+    return check_number(annulus_width_arcsec, "annulus_width_arcsec", lo=0, hi=MAX_APERTURE_RADIUS_ARCSEC)
 
 
 def _aperture_setup(image, aperture_radii_arcsec, annulus_width_arcsec=ANNULUS_WIDTH_ARCSEC):
@@ -276,10 +349,13 @@ def _aperture_setup(image, aperture_radii_arcsec, annulus_width_arcsec=ANNULUS_W
     side = min(image.data.shape) * image.pixel_scale_arcsec
     widest = 2 * (float(radii_arcsec.max()) + width)
     if widest > side:
-        raise GccatError(f"--apertures: a {radii_arcsec.max():g}\" radius aperture with its "
-                         f"{width:g}\" background annulus is {widest:.3g}\" wide, wider "
-                         f"than the image ({side:.3g}\"); use radii of at most "
-                         f"{max(side / 2 - width, 0):.3g}\"", file=image.path)
+        raise GccatError(
+            f'--apertures: a {radii_arcsec.max():g}" radius aperture with its '
+            f'{width:g}" background annulus is {widest:.3g}" wide, wider '
+            f'than the image ({side:.3g}"); use radii of at most '
+            f'{max(side / 2 - width, 0):.3g}"',
+            file=image.path,
+        )
     return radii_arcsec, radii, annulus
 
 
@@ -291,8 +367,11 @@ def aperture_radius(table: pa.Table, name: str = "aperture_radius_arcsec") -> pa
     views read them.
     """
     old, scale = next(v for t in RENAMED_COLUMNS.values() for k, v in t.items() if k == name)
-    new = table[name] if name in table.column_names else pa.chunked_array(
-        [pa.nulls(table.num_rows, pa.float64())])
+    new = (
+        table[name]
+        if name in table.column_names
+        else pa.chunked_array([pa.nulls(table.num_rows, pa.float64())])
+    )
     if old not in table.column_names:
         return new
     return pc.coalesce(new, pc.multiply(table[old].cast(pa.float64()), scale))
@@ -300,16 +379,30 @@ def aperture_radius(table: pa.Table, name: str = "aperture_radius_arcsec") -> pa
 
 def _settings(options: dict) -> dict:
     """The measurement settings recorded in a photometry ingest's options (older lakes lack
-    some, so their rows are measured again rather than taken as repeats)."""
-    return {k: options.get(k) for k in ("aperture_radii_arcsec", "annulus_width_arcsec",
-                                         "psf_sha256", "zeropoint_ab")}
+    some, so their rows are measured again rather than taken as repeats).
+    """
+    return {
+        k: options.get(k)
+        for k in ("aperture_radii_arcsec", "annulus_width_arcsec", "psf_sha256", "zeropoint_ab")
+    }
 
 
-def run_photometry(lake: Lake, image_path, *, band: str | None, field_id: str, catalog: str,
-                   aperture_radii_arcsec: Sequence[float] = APERTURE_RADII_ARCSEC, psf_path=None,
-                   error_path=None, weight_path=None, zeropoint_ab: float | None = None,
-                   annulus_width_arcsec: float = ANNULUS_WIDTH_ARCSEC, command: str = "",
-                   progress=None) -> dict:
+def run_photometry(
+    lake: Lake,
+    image_path,
+    *,
+    band: str | None,
+    field_id: str,
+    catalog: str,
+    aperture_radii_arcsec: Sequence[float] = APERTURE_RADII_ARCSEC,
+    psf_path=None,
+    error_path=None,
+    weight_path=None,
+    zeropoint_ab: float | None = None,
+    annulus_width_arcsec: float = ANNULUS_WIDTH_ARCSEC,
+    command: str = "",
+    progress=None,
+) -> dict:
     """Forced aperture photometry of a catalog's sources on one image, appended to photometry.
 
     Parameters
@@ -340,34 +433,45 @@ def run_photometry(lake: Lake, image_path, *, band: str | None, field_id: str, c
     check_apertures(aperture_radii_arcsec)
     annulus_width_arcsec = check_annulus_width(annulus_width_arcsec)
     step("reading", 0.05)
-    image = read_image(image_path, band=band, error_path=error_path, weight_path=weight_path,
-                       zeropoint_ab=zeropoint_ab)
+    image = read_image(
+        image_path, band=band, error_path=error_path, weight_path=weight_path, zeropoint_ab=zeropoint_ab
+    )
     psf = _read_psf(psf_path) if psf_path else None
     if psf is not None:
         _check_psf_fits(psf, image, psf_path)
     radii_arcsec, radii, annulus = _aperture_setup(image, aperture_radii_arcsec, annulus_width_arcsec)
     det, x, y = _catalog_positions(lake, field_id, catalog, image)
     step("measuring", 0.3)
-    ph = imaging.aperture_photometry(image.data, x, y, radii, error=image.error,
-                                     weight=image.weight, annulus_width_pix=annulus, psf=psf)
+    ph = imaging.aperture_photometry(
+        image.data, x, y, radii, error=image.error, weight=image.weight, annulus_width_pix=annulus, psf=psf
+    )
     f = image.njy_per_unit
     n, k = len(x), len(radii)
     upper = np.asarray(ph["is_upper_limit"], bool)
     flux = np.where(upper, ph["flux_limit"], ph["flux"]) * f
     ingest_id = new_ingest_id()
-    rows = pa.table({
-        "detection_id": np.repeat(det["detection_id"].to_numpy(zero_copy_only=False), k),
-        "field_id": [field_id] * (n * k), "band": [image.band] * (n * k),
-        "flux_njy": pa.array(flux.ravel(), from_pandas=True),
-        "flux_err_njy": pa.array((ph["flux_err"] * f).ravel(), from_pandas=True),
-        "is_upper_limit": upper.ravel(), "method": ["aperture"] * (n * k),
-        "aperture_radius_arcsec": np.tile(radii_arcsec, n), "mw_corrected": np.zeros(n * k, bool),
-        "quality": np.zeros(n * k, np.int32), "ingest_id": [ingest_id] * (n * k),
-    }).cast(PHOTOMETRY)
+    rows = pa.table(
+        {
+            "detection_id": np.repeat(det["detection_id"].to_numpy(zero_copy_only=False), k),
+            "field_id": [field_id] * (n * k),
+            "band": [image.band] * (n * k),
+            "flux_njy": pa.array(flux.ravel(), from_pandas=True),
+            "flux_err_njy": pa.array((ph["flux_err"] * f).ravel(), from_pandas=True),
+            "is_upper_limit": upper.ravel(),
+            "method": ["aperture"] * (n * k),
+            "aperture_radius_arcsec": np.tile(radii_arcsec, n),
+            "mw_corrected": np.zeros(n * k, bool),
+            "quality": np.zeros(n * k, np.int32),
+            "ingest_id": [ingest_id] * (n * k),
+        }
+    ).cast(PHOTOMETRY)
     name = f"{catalog}/{image.band}/aperture"
-    settings = {"aperture_radii_arcsec": radii_arcsec.tolist(),
-                "annulus_width_arcsec": annulus_width_arcsec,
-                "psf_sha256": sha256_file(psf_path) if psf_path else None, "zeropoint_ab": zeropoint_ab}
+    settings = {
+        "aperture_radii_arcsec": radii_arcsec.tolist(),
+        "annulus_width_arcsec": annulus_width_arcsec,
+        "psf_sha256": sha256_file(psf_path) if psf_path else None,
+        "zeropoint_ab": zeropoint_ab,
+    }
     from ingest.catalog import register_field_and_bands
 
     step("writing", 0.8)
@@ -375,32 +479,54 @@ def run_photometry(lake: Lake, image_path, *, band: str | None, field_id: str, c
         same = lake.live_named(field_id, name, kind=IngestKind.PHOTOMETRY)
         # A repeat is the same image measured the same way; other apertures, annulus or PSF
         # (e.g. adding the forgotten --psf) measure again and supersede the earlier rows.
-        if same.num_rows and same["sha256"][0].as_py() == image.sha256 and _settings(
-                json.loads(same["options"][0].as_py() or "{}")) == settings:
+        if (
+            same.num_rows
+            and same["sha256"][0].as_py() == image.sha256
+            and _settings(json.loads(same["options"][0].as_py() or "{}")) == settings
+        ):
             return {"ingest_id": same["ingest_id"][0].as_py(), "skipped": True, "n_rows": 0}
-        register_field_and_bands(lake, tx, field_id, [image.band], det["ra"].to_numpy(),
-                                  det["dec"].to_numpy(), [])
+        register_field_and_bands(
+            lake, tx, field_id, [image.band], det["ra"].to_numpy(), det["dec"].to_numpy(), []
+        )
         tx.append("photometry", rows)
-        tx.commit(name=name, field_id=field_id, source_path=image.path.resolve(),
-                  sha256=image.sha256, n_rows=n, n_photometry=rows.num_rows, command=command,
-                  supersedes=same["ingest_id"].to_pylist(),
-                  options={"run": "photometry", "bands_measured": [image.band],
-                           "psf": str(psf_path) if psf_path else None,
-                           # photometry_ranked prefers aperture-corrected (total) fluxes
-                           "aperture_corrected": psf is not None,
-                           "njy_per_unit": f, **settings})
+        tx.commit(
+            name=name,
+            field_id=field_id,
+            source_path=image.path.resolve(),
+            sha256=image.sha256,
+            n_rows=n,
+            n_photometry=rows.num_rows,
+            command=command,
+            supersedes=same["ingest_id"].to_pylist(),
+            options={
+                "run": "photometry",
+                "bands_measured": [image.band],
+                "psf": str(psf_path) if psf_path else None,
+                # photometry_ranked prefers aperture-corrected (total) fluxes
+                "aperture_corrected": psf is not None,
+                "njy_per_unit": f,
+                **settings,
+            },
+        )
     step("done", 1.0)
-    return {"ingest_id": ingest_id, "skipped": False, "n_rows": rows.num_rows, "n_sources": n,
-            "n_upper_limits": int(upper.sum())}
+    return {
+        "ingest_id": ingest_id,
+        "skipped": False,
+        "n_rows": rows.num_rows,
+        "n_sources": n,
+        "n_upper_limits": int(upper.sum()),
+    }
 
 
-def _check_injection_options(mode, flux_range, n_flux, n_locations, n_random, max_targets,
-                             stamp_arcsec, seed):
+def _check_injection_options(
+    mode, flux_range, n_flux, n_locations, n_random, max_targets, stamp_arcsec, seed
+):
     """The injection options checked (one-line errors naming the option) and normalised."""
     if mode not in ("targets", "random"):
         raise GccatError(f"--mode must be targets or random, not {mode!r}")
-    lo, hi = check_numbers(flux_range, "--flux-range", n_min=2, n_max=2, lo=0, lo_open=True,
-                           hi=MAX_FLUX_FACTOR)
+    lo, hi = check_numbers(
+        flux_range, "--flux-range", n_min=2, n_max=2, lo=0, lo_open=True, hi=MAX_FLUX_FACTOR
+    )
     if not lo < hi:
         raise GccatError(f"--flux-range must be two increasing factors LO,HI, not {lo:g},{hi:g}")
     n_flux = check_number(n_flux, "--n", lo=1, hi=MAX_INJECT_PER_AXIS, integer=True)
@@ -412,35 +538,61 @@ def _check_injection_options(mode, flux_range, n_flux, n_locations, n_random, ma
     return (lo, hi), n_flux, n_locations, n_random, max_targets, stamp_arcsec, check_seed(seed)
 
 
-def _reference_fluxes(lake: Lake, field_id: str, image, det, x, y, radii_arcsec, radii, annulus,
-                      psf) -> np.ndarray:
+def _reference_fluxes(
+    lake: Lake, field_id: str, image, det, x, y, radii_arcsec, radii, annulus, psf
+) -> np.ndarray:
     """Each target's measured flux in image units: its smallest-aperture photometry of this band
-    in the lake, or, where the lake has none at all, measured now the same way."""
+    in the lake, or, where the lake has none at all, measured now the same way.
+    """
     f = image.njy_per_unit
-    phot = lake.live("photometry", filters=(pc.field("field_id") == field_id)
-                     & (pc.field("band") == image.band) & (pc.field("method") == "aperture"))
+    phot = lake.live(
+        "photometry",
+        filters=(pc.field("field_id") == field_id)
+        & (pc.field("band") == image.band)
+        & (pc.field("method") == "aperture"),
+    )
     ref = {}
-    near = pc.less(pc.abs(pc.subtract(aperture_radius(phot), float(radii_arcsec.min()))),
-                   RADIUS_MATCH_ARCSEC)
+    near = pc.less(pc.abs(pc.subtract(aperture_radius(phot), float(radii_arcsec.min()))), RADIUS_MATCH_ARCSEC)
     for r in phot.filter(near.fill_null(False)).select(["detection_id", "flux_njy"]).to_pylist():
         if r["flux_njy"] is not None:  # a source off the data has no flux: measure it below
             ref[r["detection_id"]] = r["flux_njy"]
     measured = np.array([ref.get(d, np.nan) for d in det["detection_id"].to_pylist()]) / f
     if np.isnan(measured).all():  # no photometry yet: measure it now, the same way
-        m = imaging.aperture_photometry(image.data, x, y, radii[:1], error=image.error,
-                                        weight=image.weight, annulus_width_pix=annulus, psf=psf)
+        m = imaging.aperture_photometry(
+            image.data,
+            x,
+            y,
+            radii[:1],
+            error=image.error,
+            weight=image.weight,
+            annulus_width_pix=annulus,
+            psf=psf,
+        )
         measured = np.where(m["is_upper_limit"][:, 0], m["flux_limit"][:, 0], m["flux"][:, 0])
     return measured
 
 
-def _inject_near_targets(image, psf, x, y, measured, ids, radii, radii_arcsec, annulus, n_flux,
-                         n_locations, flux_range, rng, step) -> tuple[dict, list[dict]]:
+def _inject_near_targets(
+    image, psf, x, y, measured, ids, radii, radii_arcsec, annulus, n_flux, n_locations, flux_range, rng, step
+) -> tuple[dict, list[dict]]:
     """Sparkler mode: injections near each target, and a polynomial correction per aperture."""
     f = image.njy_per_unit
-    res = imaging.injection_recovery(image.data, psf, x, y, measured, radii, error=image.error,
-                                     weight=image.weight, n_flux=n_flux, n_locations=n_locations,
-                                     flux_range=flux_range, rng=rng, annulus_width_pix=annulus,
-                                     progress=lambda p: step("injecting (targets)", 0.2 + 0.7 * p))
+    res = imaging.injection_recovery(
+        image.data,
+        psf,
+        x,
+        y,
+        measured,
+        radii,
+        error=image.error,
+        weight=image.weight,
+        n_flux=n_flux,
+        n_locations=n_locations,
+        flux_range=flux_range,
+        rng=rng,
+        annulus_width_pix=annulus,
+        progress=lambda p: step("injecting (targets)", 0.2 + 0.7 * p),
+    )
     corrections = []
     target = np.asarray(res["target"])
     for t in np.unique(target):
@@ -451,16 +603,26 @@ def _inject_near_targets(image, psf, x, y, measured, ids, radii, radii_arcsec, a
             if ok.sum() < 3:
                 continue
             c2, c1, c0 = imaging.fit_flux_correction(out[ok] * f, res["flux_in"][sel][ok] * f)
-            corrections.append({"detection_id": ids[t], "band": image.band,
-                                "aperture_radius_arcsec": float(radius), "c2": c2, "c1": c1,
-                                "c0": c0, "flux_error_biweight_njy": None})
+            corrections.append(
+                {
+                    "detection_id": ids[t],
+                    "band": image.band,
+                    "aperture_radius_arcsec": float(radius),
+                    "c2": c2,
+                    "c1": c1,
+                    "c0": c0,
+                    "flux_error_biweight_njy": None,
+                }
+            )
     return res, corrections
 
 
-def _inject_at_random(image, psf, x, y, measured, ids, radii, radii_arcsec, annulus, n_random,
-                      stamp_arcsec, rng, step) -> tuple[dict, list[dict]]:
+def _inject_at_random(
+    image, psf, x, y, measured, ids, radii, radii_arcsec, annulus, n_random, stamp_arcsec, rng, step
+) -> tuple[dict, list[dict]]:
     """Firefly mode: copies at random places in a stamp around each target; the flux error is
-    the biweight scale of flux_out - flux_in, per aperture."""
+    the biweight scale of flux_out - flux_in, per aperture.
+    """
     f = image.njy_per_unit
     cols = {k: [] for k in ("target", "x", "y", "flux_in", "flux_out", "flux_err", "recovered")}
     corrections = []
@@ -468,26 +630,40 @@ def _inject_at_random(image, psf, x, y, measured, ids, radii, radii_arcsec, annu
     for t in range(len(x)):
         step(f"injecting (random) {t + 1}/{len(x)}", 0.2 + 0.7 * t / len(x))
         flux_t = measured[t] if measured[t] > 0 else np.nanmedian(measured[measured > 0])
-        r = imaging.injection_random(image.data, psf, (x[t], y[t]), stamp, flux_t, n_random, radii,
-                                     rng=rng, error=image.error, weight=image.weight,
-                                     annulus_width_pix=annulus)
+        r = imaging.injection_random(
+            image.data,
+            psf,
+            (x[t], y[t]),
+            stamp,
+            flux_t,
+            n_random,
+            radii,
+            rng=rng,
+            error=image.error,
+            weight=image.weight,
+            annulus_width_pix=annulus,
+        )
         m = len(r["flux_in"])
         cols["target"].append(np.full(m, t))
         for k in ("x", "y", "flux_in", "flux_out", "flux_err"):
             cols[k].append(np.asarray(r[k]))
-        cols["recovered"].append(np.asarray(r["flux_out"])
-                                 > UPPER_LIMIT_NSIGMA * np.asarray(r["flux_err"]))
+        cols["recovered"].append(np.asarray(r["flux_out"]) > UPPER_LIMIT_NSIGMA * np.asarray(r["flux_err"]))
         for j, radius in enumerate(radii_arcsec):
-            corrections.append({"detection_id": ids[t], "band": image.band,
-                                "aperture_radius_arcsec": float(radius), "c2": None, "c1": None,
-                                "c0": None,
-                                "flux_error_biweight_njy":
-                                    float(np.atleast_1d(r["flux_error_biweight"])[j]) * f})
+            corrections.append(
+                {
+                    "detection_id": ids[t],
+                    "band": image.band,
+                    "aperture_radius_arcsec": float(radius),
+                    "c2": None,
+                    "c1": None,
+                    "c0": None,
+                    "flux_error_biweight_njy": float(np.atleast_1d(r["flux_error_biweight"])[j]) * f,
+                }
+            )
     return {k: np.concatenate(v) for k, v in cols.items()}, corrections
 
 
-def _injection_sources(res: dict, ids, image, radii_arcsec, field_id: str, ingest_id: str
-                       ) -> pa.Table:
+def _injection_sources(res: dict, ids, image, radii_arcsec, field_id: str, ingest_id: str) -> pa.Table:
     """The ``injection_sources`` rows: one per injection and aperture, fluxes in nJy."""
     f = image.njy_per_unit
     n_inj, k = len(res["flux_in"]), len(radii_arcsec)
@@ -496,29 +672,49 @@ def _injection_sources(res: dict, ids, image, radii_arcsec, field_id: str, inges
     flux_err = np.asarray(res["flux_err"]).reshape(n_inj, k)
     recovered = np.asarray(res["recovered"]).reshape(n_inj, -1)
     recovered = np.broadcast_to(recovered, (n_inj, k)) if recovered.shape[1] == 1 else recovered
-    return pa.table({
-        "run_id": [ingest_id] * (n_inj * k), "field_id": [field_id] * (n_inj * k),
-        "band": [image.band] * (n_inj * k),
-        "detection_id": np.repeat(ids[np.asarray(res["target"], int)], k),
-        "injection": np.repeat(np.arange(n_inj), k), "x": np.repeat(res["x"], k),
-        "y": np.repeat(res["y"], k), "ra": np.repeat(np.mod(ra, 360), k), "dec": np.repeat(dec, k),
-        "aperture_radius_arcsec": np.tile(radii_arcsec, n_inj),
-        "flux_in_njy": np.repeat(res["flux_in"], k) * f,
-        "flux_out_njy": pa.array(flux_out.ravel() * f, from_pandas=True),
-        "flux_err_njy": pa.array(flux_err.ravel() * f, from_pandas=True),
-        "recovered": recovered.ravel(), "ingest_id": [ingest_id] * (n_inj * k),
-    }).cast(INJECTION_SOURCES)
+    return pa.table(
+        {
+            "run_id": [ingest_id] * (n_inj * k),
+            "field_id": [field_id] * (n_inj * k),
+            "band": [image.band] * (n_inj * k),
+            "detection_id": np.repeat(ids[np.asarray(res["target"], int)], k),
+            "injection": np.repeat(np.arange(n_inj), k),
+            "x": np.repeat(res["x"], k),
+            "y": np.repeat(res["y"], k),
+            "ra": np.repeat(np.mod(ra, 360), k),
+            "dec": np.repeat(dec, k),
+            "aperture_radius_arcsec": np.tile(radii_arcsec, n_inj),
+            "flux_in_njy": np.repeat(res["flux_in"], k) * f,
+            "flux_out_njy": pa.array(flux_out.ravel() * f, from_pandas=True),
+            "flux_err_njy": pa.array(flux_err.ravel() * f, from_pandas=True),
+            "recovered": recovered.ravel(),
+            "ingest_id": [ingest_id] * (n_inj * k),
+        }
+    ).cast(INJECTION_SOURCES)
 
 
-def run_injection(lake: Lake, image_path, *, band: str | None, psf_path, field_id: str,
-                  catalog: str, n_flux: int = INJECT_N_FLUX, n_locations: int = INJECT_N_LOCATIONS,
-                  flux_range: tuple[float, float] = INJECT_FLUX_RANGE,
-                  aperture_radii_arcsec: Sequence[float] = APERTURE_RADII_ARCSEC,
-                  mode: str = "targets", n_random: int = INJECT_N_RANDOM,
-                  stamp_arcsec: float = INJECT_STAMP_ARCSEC,
-                  seed: int = 0, zeropoint_ab: float | None = None, max_targets: int | None = None,
-                  annulus_width_arcsec: float = ANNULUS_WIDTH_ARCSEC, command: str = "",
-                  progress=None) -> dict:
+def run_injection(
+    lake: Lake,
+    image_path,
+    *,
+    band: str | None,
+    psf_path,
+    field_id: str,
+    catalog: str,
+    n_flux: int = INJECT_N_FLUX,
+    n_locations: int = INJECT_N_LOCATIONS,
+    flux_range: tuple[float, float] = INJECT_FLUX_RANGE,
+    aperture_radii_arcsec: Sequence[float] = APERTURE_RADII_ARCSEC,
+    mode: str = "targets",
+    n_random: int = INJECT_N_RANDOM,
+    stamp_arcsec: float = INJECT_STAMP_ARCSEC,
+    seed: int = 0,
+    zeropoint_ab: float | None = None,
+    max_targets: int | None = None,
+    annulus_width_arcsec: float = ANNULUS_WIDTH_ARCSEC,
+    command: str = "",
+    progress=None,
+) -> dict:
     """Injection-recovery on an image, recorded in injection_runs/_sources/_corrections.
 
     ``mode='targets'`` (Sparkler): near each catalog source, PSF point sources at ``n_flux``
@@ -538,9 +734,9 @@ def run_injection(lake: Lake, image_path, *, band: str | None, psf_path, field_i
     step = progress or (lambda stage, frac: None)
     check_name(field_id, "field id")
     check_name(catalog, "catalog name")
-    flux_range, n_flux, n_locations, n_random, max_targets, stamp_arcsec, seed = \
-        _check_injection_options(mode, flux_range, n_flux, n_locations, n_random, max_targets,
-                                 stamp_arcsec, seed)
+    flux_range, n_flux, n_locations, n_random, max_targets, stamp_arcsec, seed = _check_injection_options(
+        mode, flux_range, n_flux, n_locations, n_random, max_targets, stamp_arcsec, seed
+    )
     check_apertures(aperture_radii_arcsec)
     annulus_width_arcsec = check_annulus_width(annulus_width_arcsec)
     image = read_image(image_path, band=band, zeropoint_ab=zeropoint_ab)
@@ -552,42 +748,82 @@ def run_injection(lake: Lake, image_path, *, band: str | None, psf_path, field_i
         det, x, y = det.slice(0, max_targets), x[:max_targets], y[:max_targets]
     per_target = n_flux * n_locations if mode == "targets" else n_random
     if len(x) * per_target > MAX_INJECTIONS:
-        raise GccatError(f"{len(x)} targets x {per_target} injections each is more than "
-                         f"{MAX_INJECTIONS:,} injections in one run; lower --n/--locations/--n-random "
-                         "or use --max-targets")
+        raise GccatError(
+            f"{len(x)} targets x {per_target} injections each is more than "
+            f"{MAX_INJECTIONS:,} injections in one run; lower --n/--locations/--n-random "
+            "or use --max-targets"
+        )
     f = image.njy_per_unit
     measured = _reference_fluxes(lake, field_id, image, det, x, y, radii_arcsec, radii, annulus, psf)
     rng = np.random.default_rng(seed)
     step(f"injecting ({mode})", 0.2)
     ids = det["detection_id"].to_numpy(zero_copy_only=False)
     if mode == "targets":
-        res, corrections = _inject_near_targets(image, psf, x, y, measured, ids, radii, radii_arcsec,
-                                                annulus, n_flux, n_locations, flux_range, rng, step)
+        res, corrections = _inject_near_targets(
+            image,
+            psf,
+            x,
+            y,
+            measured,
+            ids,
+            radii,
+            radii_arcsec,
+            annulus,
+            n_flux,
+            n_locations,
+            flux_range,
+            rng,
+            step,
+        )
     else:
-        res, corrections = _inject_at_random(image, psf, x, y, measured, ids, radii, radii_arcsec,
-                                             annulus, n_random, stamp_arcsec, rng, step)
+        res, corrections = _inject_at_random(
+            image, psf, x, y, measured, ids, radii, radii_arcsec, annulus, n_random, stamp_arcsec, rng, step
+        )
     ingest_id = new_ingest_id()
     n_inj = len(res["flux_in"])
     sources = _injection_sources(res, ids, image, radii_arcsec, field_id, ingest_id)
-    run = {"run_id": ingest_id, "field_id": field_id, "catalog": catalog, "band": image.band,
-           "mode": mode, "image": str(image.path.resolve()), "image_sha256": image.sha256,
-           "psf": str(Path(psf_path).resolve()), "n_flux": n_flux if mode == "targets" else 1,
-           "n_locations": n_locations if mode == "targets" else n_random,
-           "flux_range_lo": flux_range[0], "flux_range_hi": flux_range[1],
-           "aperture_radii_arcsec": radii_arcsec.tolist(), "seed": seed,
-           "params": json.dumps({"stamp_arcsec": stamp_arcsec, "njy_per_unit": f,
-                                 "annulus_width_arcsec": annulus_width_arcsec,
-                                 "n_targets": len(x)}), "ingest_id": ingest_id}
-    corr = pa.Table.from_pylist([{**c, "run_id": ingest_id, "field_id": field_id,
-                                  "ingest_id": ingest_id} for c in corrections],
-                                schema=INJECTION_CORRECTIONS)
+    run = {
+        "run_id": ingest_id,
+        "field_id": field_id,
+        "catalog": catalog,
+        "band": image.band,
+        "mode": mode,
+        "image": str(image.path.resolve()),
+        "image_sha256": image.sha256,
+        "psf": str(Path(psf_path).resolve()),
+        "n_flux": n_flux if mode == "targets" else 1,
+        "n_locations": n_locations if mode == "targets" else n_random,
+        "flux_range_lo": flux_range[0],
+        "flux_range_hi": flux_range[1],
+        "aperture_radii_arcsec": radii_arcsec.tolist(),
+        "seed": seed,
+        "params": json.dumps(
+            {
+                "stamp_arcsec": stamp_arcsec,
+                "njy_per_unit": f,
+                "annulus_width_arcsec": annulus_width_arcsec,
+                "n_targets": len(x),
+            }
+        ),
+        "ingest_id": ingest_id,
+    }
+    corr = pa.Table.from_pylist(
+        [{**c, "run_id": ingest_id, "field_id": field_id, "ingest_id": ingest_id} for c in corrections],
+        schema=INJECTION_CORRECTIONS,
+    )
     step("writing", 0.9)
     with lake.transaction(IngestKind.INJECTION, ingest_id=ingest_id) as tx:
         tx.append("injection_sources", sources)
         tx.append("injection_corrections", corr)
         tx.append("injection_runs", pa.Table.from_pylist([run], schema=INJECTION_RUNS))
-        tx.commit(name=f"{catalog}/{image.band}/inject-{mode}", field_id=field_id,
-                  source_path=image.path.resolve(), sha256=image.sha256, n_rows=sources.num_rows,
-                  command=command, options={"run": "inject", "mode": mode, "seed": seed})
+        tx.commit(
+            name=f"{catalog}/{image.band}/inject-{mode}",
+            field_id=field_id,
+            source_path=image.path.resolve(),
+            sha256=image.sha256,
+            n_rows=sources.num_rows,
+            command=command,
+            options={"run": "inject", "mode": mode, "seed": seed},
+        )
     step("done", 1.0)
     return {**run, "n_injections": n_inj, "n_corrections": corr.num_rows}

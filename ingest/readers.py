@@ -24,9 +24,19 @@ import pyarrow.parquet as pq
 from catalog.errors import GccatError
 
 FORMATS = {
-    ".csv": "csv", ".txt": "csv", ".dat": "csv", ".ecsv": "ecsv", ".fits": "fits", ".fit": "fits",
-    ".fits.gz": "fits", ".fts": "fits", ".vot": "votable", ".votable": "votable", ".xml": "votable",
-    ".parquet": "parquet", ".pq": "parquet",
+    ".csv": "csv",
+    ".txt": "csv",
+    ".dat": "csv",
+    ".ecsv": "ecsv",
+    ".fits": "fits",
+    ".fit": "fits",
+    ".fits.gz": "fits",
+    ".fts": "fits",
+    ".vot": "votable",
+    ".votable": "votable",
+    ".xml": "votable",
+    ".parquet": "parquet",
+    ".pq": "parquet",
 }
 NULL_VALUES = ["", "NA", "N/A", "nan", "NaN", "null", "NULL", "--"]
 # control characters, and the separators that str.splitlines() (and terminals) break lines at
@@ -55,8 +65,7 @@ def detect_format(path: Path) -> str:
                     if fh.read(16).startswith(b"# %ECSV"):
                         return "ecsv"
             return fmt
-    raise GccatError(f"unknown file type (expected one of {', '.join(sorted(FORMATS))})",
-                     file=path)
+    raise GccatError(f"unknown file type (expected one of {', '.join(sorted(FORMATS))})", file=path)
 
 
 def read_catalog_file(path: str | os.PathLike, text_columns: Iterable[str] = ()) -> RawTable:
@@ -97,8 +106,9 @@ def read_catalog_file(path: str | os.PathLike, text_columns: Iterable[str] = ())
         if fmt == "fits":
             _check_fits_names(path)
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise GccatError(f"cannot read this {fmt.upper()} file (truncated or corrupt?): {msg}",
-                         file=path) from None
+        raise GccatError(
+            f"cannot read this {fmt.upper()} file (truncated or corrupt?): {msg}", file=path
+        ) from None
     table = _check_names(path, table)
     table = _normalise_types(path, fmt, table)
     if table.num_rows == 0:
@@ -116,11 +126,13 @@ def _check_names(path: Path, table: pa.Table) -> pa.Table:
     seen: dict[str, int] = {}
     for i, name in enumerate(names, start=1):
         if _CONTROL.search(name):
-            raise GccatError(f"column {i} has a name with control characters: {name!r}",
-                             file=path)
+            raise GccatError(f"column {i} has a name with control characters: {name!r}", file=path)
         if name in seen:
-            raise GccatError(f"two columns are named {name!r} (columns {seen[name]} and {i}); "
-                             "column names must be unique", file=path, column=name)
+            raise GccatError(
+                f"two columns are named {name!r} (columns {seen[name]} and {i}); column names must be unique",
+                file=path,
+                column=name,
+            )
         seen[name] = i
     keep = []
     for i, name in enumerate(names):
@@ -128,8 +140,9 @@ def _check_names(path: Path, table: pa.Table) -> pa.Table:
             col = table.column(i)
             if col.null_count == len(col):  # e.g. a trailing comma: nothing is lost
                 continue
-            raise GccatError(f"column {i + 1} has no name but holds values", file=path,
-                             column=name, row=_first_valid(col))
+            raise GccatError(
+                f"column {i + 1} has no name but holds values", file=path, column=name, row=_first_valid(col)
+            )
         keep.append(i)
     return table.select(keep) if len(keep) != len(names) else table
 
@@ -141,7 +154,8 @@ def _first_valid(col) -> int | None:
 
 def _normalise_types(path: Path, fmt: str, table: pa.Table) -> pa.Table:
     """Arrow types the ingest understands: no dictionaries, large or half types, no bytes
-    that are UTF-8 text (a CSV column in another encoding is refused with its row)."""
+    that are UTF-8 text (a CSV column in another encoding is refused with its row).
+    """
     cols = []
     for name in table.column_names:
         arr = table[name].combine_chunks()
@@ -153,8 +167,11 @@ def _normalise_types(path: Path, fmt: str, table: pa.Table) -> pa.Table:
             arr = arr.cast(pa.float32())  # DuckDB has no half floats
         elif pa.types.is_decimal(arr.type) and arr.type.precision > 38:
             arr = arr.cast(pa.string())  # beyond DuckDB's decimals: keep the digits as text
-        elif (pa.types.is_binary(arr.type) or pa.types.is_large_binary(arr.type)
-              or pa.types.is_fixed_size_binary(arr.type)):
+        elif (
+            pa.types.is_binary(arr.type)
+            or pa.types.is_large_binary(arr.type)
+            or pa.types.is_fixed_size_binary(arr.type)
+        ):
             arr = _decode_utf8(path, fmt, name, arr)
         cols.append(arr)
     return pa.table(cols, names=table.column_names)
@@ -163,7 +180,8 @@ def _normalise_types(path: Path, fmt: str, table: pa.Table) -> pa.Table:
 def _decode_utf8(path: Path, fmt: str, name: str, arr: pa.Array) -> pa.Array:
     """Bytes as UTF-8 text. A CSV is text, so bad bytes there are an error naming the row;
     a binary column of another format that is not text stays binary (kept out of ``extra``,
-    refused if mapped)."""
+    refused if mapped).
+    """
     arr = arr.cast(pa.binary())
     try:
         return arr.cast(pa.string())  # validates UTF-8
@@ -176,10 +194,14 @@ def _decode_utf8(path: Path, fmt: str, name: str, arr: pa.Array) -> pa.Array:
         try:
             v.decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise GccatError(f"text {v!r} is not UTF-8 (byte 0x{v[exc.start]:02x}); gccat stores "
-                             "text as UTF-8 and does not guess encodings: re-save the file as "
-                             "UTF-8 (e.g. iconv -f latin1 -t utf-8)", file=path, column=name,
-                             row=i) from None
+            raise GccatError(
+                f"text {v!r} is not UTF-8 (byte 0x{v[exc.start]:02x}); gccat stores "
+                "text as UTF-8 and does not guess encodings: re-save the file as "
+                "UTF-8 (e.g. iconv -f latin1 -t utf-8)",
+                file=path,
+                column=name,
+                row=i,
+            ) from None
     raise GccatError("text is not UTF-8", file=path, column=name)
 
 
@@ -197,8 +219,10 @@ def _read_csv(path: Path, text_columns: set[str]) -> pa.Table:
     try:
         header_text = header.decode("utf-8-sig").rstrip("\r\n")
     except UnicodeDecodeError as exc:
-        raise GccatError(f"the header line is not UTF-8 text (byte 0x{header[exc.start]:02x}); "
-                         "re-save the file as UTF-8", file=path) from None
+        raise GccatError(
+            f"the header line is not UTF-8 text (byte 0x{header[exc.start]:02x}); re-save the file as UTF-8",
+            file=path,
+        ) from None
     names = next(csv.reader([header_text]), [])
     types = {n: pa.string() for n in names if n.lower() in text_columns}
     # pyarrow infers types from the first block; a column that later holds text, bytes that
@@ -216,8 +240,7 @@ def _read_csv(path: Path, text_columns: set[str]) -> pa.Table:
             as_text = "UTF8" not in str(exc) and col not in types
             types[col] = pa.string() if as_text else pa.binary()
             continue
-        temporal = [f.name for f in table.schema
-                    if f.name not in types and pa.types.is_temporal(f.type)]
+        temporal = [f.name for f in table.schema if f.name not in types and pa.types.is_temporal(f.type)]
         if not temporal:
             return table
         types.update({c: pa.string() for c in temporal})  # a CSV holds text, not times
@@ -230,8 +253,11 @@ def _pyarrow_csv(path: Path, skip: int, types: dict) -> pa.Table:
         read_options=pacsv.ReadOptions(skip_rows=skip),
         parse_options=pacsv.ParseOptions(newlines_in_values=False),
         convert_options=pacsv.ConvertOptions(
-            null_values=NULL_VALUES, strings_can_be_null=True, quoted_strings_can_be_null=True,
-            column_types=types),
+            null_values=NULL_VALUES,
+            strings_can_be_null=True,
+            quoted_strings_can_be_null=True,
+            column_types=types,
+        ),
     )
 
 
@@ -247,8 +273,9 @@ def _explain_csv_error(path: Path, skip: int, n_columns: int, exc: Exception) ->
                 continue
             got = len(next(csv.reader([line.rstrip("\r\n")]), []))
             if got != n_columns:
-                raise GccatError(f"the row has {got} fields, the header {n_columns}", file=path,
-                                 row=i) from None
+                raise GccatError(
+                    f"the row has {got} fields, the header {n_columns}", file=path, row=i
+                ) from None
 
 
 def _field_units(schema: pa.Schema) -> dict[str, str]:
@@ -284,12 +311,17 @@ def _check_fits_names(path: Path) -> None:
                     names = [hdu.header.get(f"TTYPE{i}") for i in range(1, hdu.header["TFIELDS"] + 1)]
                     for i, n in enumerate(names):
                         if n is None or not str(n).strip():
-                            raise GccatError(f"column {i + 1} has no name (TTYPE{i + 1} is blank "
-                                             "or missing)", file=path)
+                            raise GccatError(
+                                f"column {i + 1} has no name (TTYPE{i + 1} is blank or missing)", file=path
+                            )
                         if n is not None and n in names[:i]:
-                            raise GccatError(f"two columns are named {n!r} (columns "
-                                             f"{names.index(n) + 1} and {i + 1}); column names "
-                                             "must be unique", file=path, column=n)
+                            raise GccatError(
+                                f"two columns are named {n!r} (columns "
+                                f"{names.index(n) + 1} and {i + 1}); column names "
+                                "must be unique",
+                                file=path,
+                                column=n,
+                            )
                     return
     except GccatError:
         raise
@@ -335,8 +367,9 @@ def astropy_to_arrow(t, path=None) -> pa.Table:
                 data = _decode_bytes(path, name, data)
             values = data.reshape(len(data), -1)
             row_mask = mask.reshape(len(mask), -1).all(axis=1) if mask.ndim > 1 else mask
-            arrays[name] = pa.array([None if m else v.tolist() for v, m in
-                                     zip(values, row_mask, strict=True)])
+            arrays[name] = pa.array(
+                [None if m else v.tolist() for v, m in zip(values, row_mask, strict=True)]
+            )
             continue
         if data.dtype.kind == "S":
             data = _decode_bytes(path, name, data)
@@ -344,8 +377,12 @@ def astropy_to_arrow(t, path=None) -> pa.Table:
             data = np.char.strip(data.astype(str))
             arrays[name] = pa.array(data.tolist(), mask=mask | (data == ""), type=pa.string())
         elif data.dtype.kind == "O":
-            arrays[name] = pa.array([None if m else _text(path, name, i, v) for i, (v, m) in
-                                     enumerate(zip(data, mask, strict=True), start=1)])
+            arrays[name] = pa.array(
+                [
+                    None if m else _text(path, name, i, v)
+                    for i, (v, m) in enumerate(zip(data, mask, strict=True), start=1)
+                ]
+            )
         else:
             arrays[name] = pa.array(data, mask=mask if mask.any() else None)
     return pa.table(arrays)
@@ -367,6 +404,7 @@ def _text(path, name: str, row: int, v) -> str:
         try:
             return v.decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise GccatError(f"text {v!r} is not UTF-8 (byte 0x{v[exc.start]:02x})", file=path,
-                             column=name, row=row) from None
+            raise GccatError(
+                f"text {v!r} is not UTF-8 (byte 0x{v[exc.start]:02x})", file=path, column=name, row=row
+            ) from None
     return str(v)

@@ -1,0 +1,1 @@
+"""The SQL views, one file each (installed as the package ``catalog.sql``)."""

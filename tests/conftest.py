@@ -29,10 +29,15 @@ def demo(tmp_path_factory):
 
 def snapshot(lake: Lake) -> dict:
     """Every table's Delta version and file list, and every file under the lake root."""
-    tables = {name: (lake.delta(name).version(), sorted(lake.files(name)))
-              for name in ("ingests", "fields", "bands", "detections", "photometry")}
-    files = sorted(str(p.relative_to(lake.root)) for p in Path(lake.root).rglob("*")
-                   if p.is_file() and p.name != ".gccat-writer.lock")
+    tables = {
+        name: (lake.delta(name).version(), sorted(lake.files(name)))
+        for name in ("ingests", "fields", "bands", "detections", "photometry")
+    }
+    files = sorted(
+        str(p.relative_to(lake.root))
+        for p in Path(lake.root).rglob("*")
+        if p.is_file() and p.name != ".gccat-writer.lock"
+    )
     return {"tables": tables, "files": files}
 
 

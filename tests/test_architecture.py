@@ -14,8 +14,10 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_imports_go_one_way():
     """cli -> ingest -> runs/plots -> queries -> lake -> science -> checks -> errors, as
     declared in pyproject.toml; nothing in catalog/ below the CLI imports ingest/."""
-    code = (f"import os, sys; os.chdir({str(ROOT)!r}); from importlinter.cli import lint_imports; "
-            "sys.exit(lint_imports(config_filename='pyproject.toml', no_cache=True, no_logo=True))")
+    code = (
+        f"import os, sys; os.chdir({str(ROOT)!r}); from importlinter.cli import lint_imports; "
+        "sys.exit(lint_imports(config_filename='pyproject.toml', no_cache=True, no_logo=True))"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     assert "1 kept, 0 broken" in proc.stdout

@@ -48,7 +48,7 @@ def examples(text: str) -> list[str]:
         if re.fullmatch(r"\s*Examples?:\s*", line.replace("\b", "")):
             out: list[str] = []
             cont = False
-            for nxt in lines[i + 1:]:
+            for nxt in lines[i + 1 :]:
                 if not nxt.strip():
                     break
                 part = nxt.strip()

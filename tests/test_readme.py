@@ -129,8 +129,11 @@ def bundled_dir(tmp: Path) -> Path:
 
 def environment() -> dict[str, str]:
     """The environment the README's commands run in: this venv's bin first, no lake set."""
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("GCCAT_LAKE", "FORCE_COLOR", "COLUMNS", "LINES", "PYTHONWARNINGS")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("GCCAT_LAKE", "FORCE_COLOR", "COLUMNS", "LINES", "PYTHONWARNINGS")
+    }
     env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
     env["PYTHONUNBUFFERED"] = "1"  # stdout and stderr interleave as printed
     env["NO_COLOR"] = "1"
@@ -142,16 +145,25 @@ def run_console_blocks(text: str, tmp: Path) -> list[str]:
     env, failures = environment(), []
     for lineno, body in blocks(text, "console"):
         for cmd, expected in commands(body):
-            proc = subprocess.run(["bash", "-c", cmd], cwd=tmp, env=env, stdin=subprocess.DEVNULL,
-                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                  timeout=600)
+            proc = subprocess.run(
+                ["bash", "-c", cmd],
+                cwd=tmp,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                timeout=600,
+            )
             want = normalise("\n".join(expected)).splitlines()
             got = normalise(proc.stdout, str(tmp)).splitlines()
             if proc.returncode != 0 or not matches(want, got):
                 diff = "\n".join(difflib.unified_diff(want, got, "README", "actual", lineterm=""))
-                failures.append(f"README.md block at line {lineno}: $ {cmd}\n"
-                                f"exit code {proc.returncode}\n{diff}\n--- actual output:\n"
-                                f"{proc.stdout}")
+                failures.append(
+                    f"README.md block at line {lineno}: $ {cmd}\n"
+                    f"exit code {proc.returncode}\n{diff}\n--- actual output:\n"
+                    f"{proc.stdout}"
+                )
     return failures
 
 
@@ -162,8 +174,9 @@ class NormalisingChecker(doctest.OutputChecker):
         self.tmp = tmp
 
     def check_output(self, want, got, optionflags):
-        return super().check_output(normalise(want, self.tmp) + "\n", normalise(got, self.tmp)
-                                    + "\n", optionflags)
+        return super().check_output(
+            normalise(want, self.tmp) + "\n", normalise(got, self.tmp) + "\n", optionflags
+        )
 
 
 def run_pycon_blocks(text: str, tmp: Path) -> tuple[int, str]:
@@ -171,8 +184,9 @@ def run_pycon_blocks(text: str, tmp: Path) -> tuple[int, str]:
     import io
 
     parser = doctest.DocTestParser()
-    runner = doctest.DocTestRunner(checker=NormalisingChecker(str(tmp)),
-                                   optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    runner = doctest.DocTestRunner(
+        checker=NormalisingChecker(str(tmp)), optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
+    )
     report = io.StringIO()
     cwd = os.getcwd()
     os.chdir(tmp)
@@ -195,8 +209,7 @@ def test_readme_starts_with_the_install_and_test_commands():
     cmds = [body.strip() for _, body in blocks(TEXT, "bash")][:2]
     assert cmds == [
         "python3 -m venv .venv && .venv/bin/pip install -q -e . && .venv/bin/gccat demo",
-        'python3 -m venv .venv && .venv/bin/pip install -q -e ".[test]" && '
-        ".venv/bin/python -m pytest -q",
+        'python3 -m venv .venv && .venv/bin/pip install -q -e ".[test]" && .venv/bin/python -m pytest -q',
     ]
     first_block = min(TEXT.find("```bash"), TEXT.find("```console"), TEXT.find("```pycon"))
     assert first_block == TEXT.find("```bash")
@@ -226,7 +239,8 @@ def test_normalise_keeps_what_is_not_run_dependent():
     assert a == b == "run <ID>: 178 of 178 objects fitted in <T> s (<N> per s)"
     assert normalise("178 of 178") != normalise("177 of 178")
     assert normalise("(lake version 3; sha256 0cd662ba199d...)") == normalise(
-        "(lake version 3; sha256 d52ab1142eef...)")
+        "(lake version 3; sha256 d52ab1142eef...)"
+    )
     assert normalise("lake version 3") != normalise("lake version 4")
     assert normalise("lake ready at /x/y/lake", "/x/y") == "lake ready at /tmp/tour/lake"
 
@@ -239,16 +253,20 @@ def test_wildcard_lines():
 
 
 def test_commands_with_continuations_and_open_quotes():
-    body = ('$ gccat sql "SELECT 1\n    AS x" --lake lake\nout 1\n$ gccat a \\\n  --b\n'
-            "$ echo x\nx\n...")
-    assert commands(body) == [('gccat sql "SELECT 1\n    AS x" --lake lake', ["out 1"]),
-                              ("gccat a \\\n  --b", []), ("echo x", ["x", "..."])]
+    body = '$ gccat sql "SELECT 1\n    AS x" --lake lake\nout 1\n$ gccat a \\\n  --b\n$ echo x\nx\n...'
+    assert commands(body) == [
+        ('gccat sql "SELECT 1\n    AS x" --lake lake', ["out 1"]),
+        ("gccat a \\\n  --b", []),
+        ("echo x", ["x", "..."]),
+    ]
 
 
 def test_an_altered_output_line_fails(tmp_path):
     """A README whose output says something else fails (one block, run for real)."""
-    good = ("```console\n$ gccat init --lake lake\nlake ready at /tmp/tour/lake (version 0)\n"
-            "$ echo done; echo \"exit=$?\"\ndone\nexit=0\n```\n")
+    good = (
+        "```console\n$ gccat init --lake lake\nlake ready at /tmp/tour/lake (version 0)\n"
+        '$ echo done; echo "exit=$?"\ndone\nexit=0\n```\n'
+    )
     assert run_console_blocks(good, tmp_path) == []
     bad = good.replace("(version 0)", "(version 1)")
     (tmp_path / "lake").rename(tmp_path / "old_lake")

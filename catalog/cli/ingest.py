@@ -37,15 +37,22 @@ def _report(r: IngestReport, what: str) -> None:
     for w in r.warnings:
         err_console.print(f"gccat: warning: {w}", markup=False, highlight=False)
     if r.skipped:
-        console.print(f"{what}: already ingested as {r.ingest_id} (same file and options); "
-                      "nothing to do. "
-                      f"Lake version {r.lake_version}.")
+        console.print(
+            f"{what}: already ingested as {r.ingest_id} (same file and options); "
+            "nothing to do. "
+            f"Lake version {r.lake_version}."
+        )
         return
-    extra = (f", {plural(r.n_photometry, 'photometry row')} in {plural(len(r.bands), 'band')}"
-             if r.n_photometry else "")
+    extra = (
+        f", {plural(r.n_photometry, 'photometry row')} in {plural(len(r.bands), 'band')}"
+        if r.n_photometry
+        else ""
+    )
     sup = f", superseding {', '.join(r.superseded)}" if r.superseded else ""
-    console.print(f"{what}: {plural(r.n_rows, 'row')}{extra} committed as ingest {r.ingest_id}{sup}; "
-                  f"lake version {r.lake_version}.")
+    console.print(
+        f"{what}: {plural(r.n_rows, 'row')}{extra} committed as ingest {r.ingest_id}{sup}; "
+        f"lake version {r.lake_version}."
+    )
 
 
 @command(app, "catalog")
@@ -53,21 +60,36 @@ def catalog_cmd(
     file: Annotated[Path, typer.Argument(help="CSV, ECSV, FITS, VOTable or Parquet catalog.")],
     field: Annotated[str, typer.Option("--field", help="Field id (e.g. smacs0723).")],
     name: Annotated[str, typer.Option("--name", help="Catalog name, unique in the field.")],
-    mapping: Annotated[Path | None, typer.Option(
-        "--mapping", help="TOML column mapping (default: inferred from column names).")] = None,
-    replace: Annotated[bool, typer.Option(
-        "--replace", help="Supersede an earlier ingest of this name, in one commit.")] = False,
-    z: Annotated[float | None, typer.Option(
-        "--z", help="Redshift for sources without one in the catalog.")] = None,
-    flux_unit: Annotated[str, typer.Option(
-        "--flux-unit", help="Unit of flux columns that declare none (astropy, case-sensitive): "
-                            "nJy, uJy, mJy, Jy, '10 nJy', 'erg/(s cm2 Hz)'.")] = "nJy",
-    mag_system: Annotated[str | None, typer.Option(
-        "--mag-system", help="System of magnitude columns that do not say theirs (unit 'mag' or "
-                             "none): AB. Vega and ST also need ab_offset per band in a "
-                             "--mapping.")] = None,
-    mw_corrected: Annotated[bool, typer.Option(
-        "--mw-corrected", help="Fluxes are already corrected for Milky Way extinction.")] = False,
+    mapping: Annotated[
+        Path | None,
+        typer.Option("--mapping", help="TOML column mapping (default: inferred from column names)."),
+    ] = None,
+    replace: Annotated[
+        bool, typer.Option("--replace", help="Supersede an earlier ingest of this name, in one commit.")
+    ] = False,
+    z: Annotated[
+        float | None, typer.Option("--z", help="Redshift for sources without one in the catalog.")
+    ] = None,
+    flux_unit: Annotated[
+        str,
+        typer.Option(
+            "--flux-unit",
+            help="Unit of flux columns that declare none (astropy, case-sensitive): "
+            "nJy, uJy, mJy, Jy, '10 nJy', 'erg/(s cm2 Hz)'.",
+        ),
+    ] = "nJy",
+    mag_system: Annotated[
+        str | None,
+        typer.Option(
+            "--mag-system",
+            help="System of magnitude columns that do not say theirs (unit 'mag' or "
+            "none): AB. Vega and ST also need ab_offset per band in a "
+            "--mapping.",
+        ),
+    ] = None,
+    mw_corrected: Annotated[
+        bool, typer.Option("--mw-corrected", help="Fluxes are already corrected for Milky Way extinction.")
+    ] = False,
     lake: LakeOpt = DEFAULT_LAKE,
 ):
     """Ingest a catalog of sources and their multi-band photometry (fluxes stored in nJy).
@@ -83,9 +105,19 @@ def catalog_cmd(
     with StageProgress(f"ingest {file.name}") as progress:
         from ingest.catalog import ingest_catalog
 
-        r = ingest_catalog(lk, file, field_id=field, name=name, mapping_file=mapping,
-                           replace=replace, z=z, flux_unit=flux_unit, mag_system=mag_system,
-                           mw_corrected=mw_corrected, progress=progress)
+        r = ingest_catalog(
+            lk,
+            file,
+            field_id=field,
+            name=name,
+            mapping_file=mapping,
+            replace=replace,
+            z=z,
+            flux_unit=flux_unit,
+            mag_system=mag_system,
+            mw_corrected=mw_corrected,
+            progress=progress,
+        )
     _report(r, f"{field}/{name}")
 
 
@@ -107,8 +139,10 @@ def fields_cmd(
 
 @command(app, "bands")
 def bands_cmd(
-    names: Annotated[list[str] | None, typer.Argument(
-        help="Filters to register (default: all JWST/HST filters gccat knows).")] = None,
+    names: Annotated[
+        list[str] | None,
+        typer.Argument(help="Filters to register (default: all JWST/HST filters gccat knows)."),
+    ] = None,
     lake: LakeOpt = DEFAULT_LAKE,
 ):
     """Register filters with pivot wavelengths from their astro-sedpy curves.
@@ -125,18 +159,25 @@ def bands_cmd(
 
 @command(app, "lens-map")
 def lens_map_cmd(
-    files: Annotated[list[Path], typer.Argument(help="HFF FITS maps of one model (kappa, gamma, "
-                                                     "gamma1/2, magnif, x/y-arcsec-deflect, psi).")],
+    files: Annotated[
+        list[Path],
+        typer.Argument(
+            help="HFF FITS maps of one model (kappa, gamma, gamma1/2, magnif, x/y-arcsec-deflect, psi)."
+        ),
+    ],
     field: Annotated[str, typer.Option("--field", help="Field id.")],
     model: Annotated[str, typer.Option("--model", help="Model name (e.g. cats_v4).")],
     team: Annotated[str | None, typer.Option("--team", help="Modelling team.")] = None,
     version: Annotated[str | None, typer.Option("--version", help="Model version.")] = None,
-    dls_ds: Annotated[float, typer.Option(
-        "--dls-ds", help="D_ls/D_s the maps are normalised to (HFF: 1).")] = 1.0,
-    z_source: Annotated[float | None, typer.Option(
-        "--z-source", help="Or: source redshift the maps are normalised to.")] = None,
-    quantity: Annotated[str | None, typer.Option(
-        "--quantity", help="Quantity of a single file whose name does not say it.")] = None,
+    dls_ds: Annotated[
+        float, typer.Option("--dls-ds", help="D_ls/D_s the maps are normalised to (HFF: 1).")
+    ] = 1.0,
+    z_source: Annotated[
+        float | None, typer.Option("--z-source", help="Or: source redshift the maps are normalised to.")
+    ] = None,
+    quantity: Annotated[
+        str | None, typer.Option("--quantity", help="Quantity of a single file whose name does not say it.")
+    ] = None,
     replace: Annotated[bool, typer.Option("--replace", help="Supersede this model.")] = False,
     lake: LakeOpt = DEFAULT_LAKE,
 ):
@@ -152,11 +193,23 @@ def lens_map_cmd(
 
     lk = open_lake(lake)
     with StageProgress(f"lens model {model}") as progress:
-        r = ingest_lens_maps(lk, files, field_id=field, model=model, team=team, version=version,
-                             dls_ds_norm=dls_ds, z_source=z_source, quantity=quantity,
-                             replace=replace, progress=progress)
+        r = ingest_lens_maps(
+            lk,
+            files,
+            field_id=field,
+            model=model,
+            team=team,
+            version=version,
+            dls_ds_norm=dls_ds,
+            z_source=z_source,
+            quantity=quantity,
+            replace=replace,
+            progress=progress,
+        )
     if r.skipped:
         _report(r, f"{field}/{model}")
     else:
-        console.print(f"{field}/{model}: maps {', '.join(r.bands)} ({r.n_rows} pixels) committed "
-                      f"as ingest {r.ingest_id}; lake version {r.lake_version}.")
+        console.print(
+            f"{field}/{model}: maps {', '.join(r.bands)} ({r.n_rows} pixels) committed "
+            f"as ingest {r.ingest_id}; lake version {r.lake_version}."
+        )

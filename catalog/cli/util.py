@@ -33,8 +33,9 @@ _PLAIN = {"markup": False, "emoji": False, "highlight": False}
 console = Console(width=None if sys.stdout.isatty() else 200, soft_wrap=True, **_PLAIN)
 err_console = Console(stderr=True, soft_wrap=True, **_PLAIN)  # messages stay one line
 
-LakeOpt = Annotated[Path, typer.Option("--lake", envvar="GCCAT_LAKE",
-                                       help="Lake root directory (or $GCCAT_LAKE).")]
+LakeOpt = Annotated[
+    Path, typer.Option("--lake", envvar="GCCAT_LAKE", help="Lake root directory (or $GCCAT_LAKE).")
+]
 AsOfOpt = Annotated[int | None, typer.Option("--as-of", help="Read the lake as of this version.")]
 DEFAULT_LAKE = Path("data_lake")
 
@@ -45,8 +46,7 @@ class _OneLineUsageError(_click_exc.ClickException):
     exit_code = 2
 
     def show(self, file=None) -> None:
-        err_console.print(f"gccat: error: {self.message}", markup=False, highlight=False,
-                          soft_wrap=True)
+        err_console.print(f"gccat: error: {self.message}", markup=False, highlight=False, soft_wrap=True)
 
 
 class OneLineErrorsGroup(TyperGroup):
@@ -73,9 +73,15 @@ class OneLineErrorsGroup(TyperGroup):
 
 def new_app(help: str, top: bool = False) -> typer.Typer:
     """A typer app with gccat's conventions: plain help (flags shown as flags, choices listed),
-    help when called without arguments, one-line errors and no pretty tracebacks."""
-    return typer.Typer(help=help, no_args_is_help=True, rich_markup_mode=None,
-                       pretty_exceptions_enable=False, cls=OneLineErrorsGroup if top else None)
+    help when called without arguments, one-line errors and no pretty tracebacks.
+    """
+    return typer.Typer(
+        help=help,
+        no_args_is_help=True,
+        rich_markup_mode=None,
+        pretty_exceptions_enable=False,
+        cls=OneLineErrorsGroup if top else None,
+    )
 
 
 def handle_errors(fn):
@@ -105,9 +111,14 @@ def command(app: typer.Typer, name: str | None = None, **kwargs):
 
 
 PrintFormat = Literal["table", "csv", "json"]
-PrintFormatOpt = Annotated[PrintFormat | None, typer.Option(
-    "--print-format", help="How rows go to standard output: table (the default), csv or json "
-    "(-o - alone: csv). Numbers at full precision.")]
+PrintFormatOpt = Annotated[
+    PrintFormat | None,
+    typer.Option(
+        "--print-format",
+        help="How rows go to standard output: table (the default), csv or json "
+        "(-o - alone: csv). Numbers at full precision.",
+    ),
+]
 
 
 def plural(n: int, noun: str) -> str:
@@ -115,8 +126,9 @@ def plural(n: int, noun: str) -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
-def print_table(t: pa.Table, title: str | None = None, max_rows: int = 40,
-                out: Console | None = None) -> None:
+def print_table(
+    t: pa.Table, title: str | None = None, max_rows: int = 40, out: Console | None = None
+) -> None:
     """Print an Arrow table as a rich table (first ``max_rows`` rows) at full precision.
 
     No column is ever narrower than its longest word: on a terminal the table folds long cells
@@ -129,20 +141,23 @@ def print_table(t: pa.Table, title: str | None = None, max_rows: int = 40,
 
     out = out or console
     # Text cells, headers and title are shown literally whatever the console's settings.
-    table = Table(title=None if title is None else Text(title, style="table.title"), show_lines=False,
-                  header_style="bold")
+    table = Table(
+        title=None if title is None else Text(title, style="table.title"),
+        show_lines=False,
+        header_style="bold",
+    )
     for name in t.column_names:
         table.add_column(Text(name), overflow="fold")
     for cells in text_cells(t.slice(0, max_rows)):
         table.add_row(*(Text(c) for c in cells))
     natural = Measurement.get(out, out.options.update(width=1 << 20), table)
     width = max(out.width, natural.minimum if out.is_terminal else natural.maximum)
-    wide = Console(file=out.file, width=width, force_terminal=out.is_terminal,
-                   color_system=out.color_system, **_PLAIN)
+    wide = Console(
+        file=out.file, width=width, force_terminal=out.is_terminal, color_system=out.color_system, **_PLAIN
+    )
     wide.print(table, crop=False)
     if t.num_rows > max_rows:
-        out.print(f"... {t.num_rows - max_rows} more rows ({t.num_rows} in all; "
-                  "use --output to save them)")
+        out.print(f"... {t.num_rows - max_rows} more rows ({t.num_rows} in all; use --output to save them)")
     elif not out.is_terminal:
         out.print(f"({plural(t.num_rows, 'row')})")
 
@@ -166,9 +181,14 @@ class StageProgress:
     """A rich progress bar driven by ``progress(stage, fraction)`` callbacks."""
 
     def __init__(self, label: str):
-        self.progress = Progress(TextColumn("{task.description}", markup=False), BarColumn(),
-                                 TextColumn("{task.percentage:>3.0f}%"), TimeElapsedColumn(),
-                                 console=err_console, transient=True)
+        self.progress = Progress(
+            TextColumn("{task.description}", markup=False),
+            BarColumn(),
+            TextColumn("{task.percentage:>3.0f}%"),
+            TimeElapsedColumn(),
+            console=err_console,
+            transient=True,
+        )
         self.label = label
         self.task = None
 
@@ -179,8 +199,7 @@ class StageProgress:
 
     def __call__(self, stage: str, fraction: float) -> None:
         """Show ``stage`` and move the bar to ``fraction`` (0 to 1) of the work."""
-        self.progress.update(self.task, completed=fraction,
-                             description=f"{self.label}: {stage}")
+        self.progress.update(self.task, completed=fraction, description=f"{self.label}: {stage}")
 
     def __exit__(self, *exc):
         return self.progress.__exit__(*exc)
@@ -188,7 +207,8 @@ class StageProgress:
 
 def open_lake(root: str | Path | None = None) -> Lake:
     """:func:`catalog.lake.open_lake`, imported when a command first needs the lake (so that
-    ``gccat --help`` and usage errors do not load pyarrow and deltalake)."""
+    ``gccat --help`` and usage errors do not load pyarrow and deltalake).
+    """
     from catalog.lake import open_lake as _open
 
     return _open(root)

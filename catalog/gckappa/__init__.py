@@ -46,7 +46,18 @@ from catalog.gckappa.inpainting import inpaint
 from catalog.gckappa.profiles import GC_MASS_FRACTION, background_from_annulus, gc_mass_budget, radial_profile
 
 __all__ = [
-    "DIRECT_MAX_ELEMENTS", "GC_MASS_FRACTION", "background_from_annulus", "beta", "box_stats",
-    "count_grid", "density_direct", "density_fft", "fit_power_law", "gc_mass_budget", "inpaint",
-    "kernel", "pixel_correlation", "radial_profile",
+    "DIRECT_MAX_ELEMENTS",
+    "GC_MASS_FRACTION",
+    "background_from_annulus",
+    "beta",
+    "box_stats",
+    "count_grid",
+    "density_direct",
+    "density_fft",
+    "fit_power_law",
+    "gc_mass_budget",
+    "inpaint",
+    "kernel",
+    "pixel_correlation",
+    "radial_profile",
 ]

@@ -17,8 +17,9 @@ from catalog.gckappa.density import count_grid
 from catalog.gckappa.grid import as_positive
 
 
-def box_stats(px: npt.ArrayLike, py: npt.ArrayLike, kappa, mask, box_pix: int,
-              pixel_scale_arcsec: float) -> dict[str, np.ndarray]:
+def box_stats(
+    px: npt.ArrayLike, py: npt.ArrayLike, kappa, mask, box_pix: int, pixel_scale_arcsec: float
+) -> dict[str, np.ndarray]:
     """GC counts and mean convergence in square boxes tiling the grid.
 
     Boxes start at pixel ``(0, 0)`` and step by ``box_pix``; boxes cut by the grid's far edges
@@ -72,9 +73,15 @@ def box_stats(px: npt.ArrayLike, py: npt.ArrayLike, kappa, mask, box_pix: int,
     iy0, ix0 = np.meshgrid(np.arange(nby) * b, np.arange(nbx) * b, indexing="ij")
     area = n_good[keep] * scale**2
     n = np.rint(n_gc[keep]).astype(np.int64)
-    return {"ix0": ix0[keep], "iy0": iy0[keep], "n_gc": n, "area_arcsec2": area,
-            "n_per_arcsec2": n / area, "kappa_mean": k_sum[keep] / n_good[keep],
-            "masked_fraction": masked_fraction[keep]}
+    return {
+        "ix0": ix0[keep],
+        "iy0": iy0[keep],
+        "n_gc": n,
+        "area_arcsec2": area,
+        "n_per_arcsec2": n / area,
+        "kappa_mean": k_sum[keep] / n_good[keep],
+        "masked_fraction": masked_fraction[keep],
+    }
 
 
 def _wls_line(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -90,8 +97,9 @@ def _wls_line(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, 
     return my - b * mx, b
 
 
-def _poisson_line(x: np.ndarray, counts: np.ndarray, log_area: np.ndarray, w: np.ndarray,
-                  max_iter: int = 100) -> tuple[np.ndarray, np.ndarray]:
+def _poisson_line(
+    x: np.ndarray, counts: np.ndarray, log_area: np.ndarray, w: np.ndarray, max_iter: int = 100
+) -> tuple[np.ndarray, np.ndarray]:
     """Poisson maximum likelihood of ``E[counts] = area exp(a + b x)`` for every row of weights."""
     a, b = _wls_line(x, np.log((counts + 0.5) / np.exp(log_area)), w)
     a, b = np.nan_to_num(a), np.nan_to_num(b)
@@ -115,8 +123,14 @@ def _poisson_line(x: np.ndarray, counts: np.ndarray, log_area: np.ndarray, w: np
     return a, b
 
 
-def fit_power_law(n_per_arcsec2, kappa_mean, rng: np.random.Generator, n_boot: int = 1000,
-                  method: str = "lsq", area_arcsec2=None) -> dict:
+def fit_power_law(
+    n_per_arcsec2,
+    kappa_mean,
+    rng: np.random.Generator,
+    n_boot: int = 1000,
+    method: str = "lsq",
+    area_arcsec2=None,
+) -> dict:
     """Fit ``<kappa> = A n_gc^B`` over boxes, with bootstrap errors.
 
     Parameters
@@ -181,8 +195,10 @@ def fit_power_law(n_per_arcsec2, kappa_mean, rng: np.random.Generator, n_boot: i
             b_all = np.where(b > 0, 1.0 / b, np.nan)
             a_all = np.exp(-a * b_all)
     if not (np.isfinite(a_all[0]) and np.isfinite(b_all[0])):
-        raise GccatError("the power-law fit is undefined for these boxes (no spread in n_gc or kappa, "
-                         "or GCs not increasing with kappa for method 'poisson')")
+        raise GccatError(
+            "the power-law fit is undefined for these boxes (no spread in n_gc or kappa, "
+            "or GCs not increasing with kappa for method 'poisson')"
+        )
     ab, bb = a_all[1:], b_all[1:]
     ok = np.isfinite(ab) & np.isfinite(bb)
     ab, bb = ab[ok], bb[ok]
@@ -190,6 +206,11 @@ def fit_power_law(n_per_arcsec2, kappa_mean, rng: np.random.Generator, n_boot: i
     if ab.size < 2:
         # Too few boxes with spread for any resample to be fitted: no error estimate.
         return out | dict.fromkeys(("A_err", "B_err", "A_p16", "A_p84", "B_p16", "B_p84"), np.nan)
-    return out | {"A_err": float(np.std(ab, ddof=1)), "B_err": float(np.std(bb, ddof=1)),
-                  "A_p16": float(np.percentile(ab, 16)), "A_p84": float(np.percentile(ab, 84)),
-                  "B_p16": float(np.percentile(bb, 16)), "B_p84": float(np.percentile(bb, 84))}
+    return out | {
+        "A_err": float(np.std(ab, ddof=1)),
+        "B_err": float(np.std(bb, ddof=1)),
+        "A_p16": float(np.percentile(ab, 16)),
+        "A_p84": float(np.percentile(ab, 84)),
+        "B_p16": float(np.percentile(bb, 16)),
+        "B_p84": float(np.percentile(bb, 84)),
+    }

@@ -1,5 +1,6 @@
 """Pixel-by-pixel comparison of the convergence with the GC density: ``beta`` and the correlation
-coefficients of log kappa and log rho_gc (kappa dimensionless, rho_gc in arcsec^-alpha)."""
+coefficients of log kappa and log rho_gc (kappa dimensionless, rho_gc in arcsec^-alpha).
+"""
 
 from __future__ import annotations
 
@@ -46,8 +47,7 @@ def beta(kappa, rho_gc, valid=None) -> float:
     return float(np.sum(k[v] * r[v]) / den)
 
 
-def pixel_correlation(kappa, rho_gc, valid=None, window=None, max_rank_pixels: int = 2_000_000
-                      ) -> dict:
+def pixel_correlation(kappa, rho_gc, valid=None, window=None, max_rank_pixels: int = 2_000_000) -> dict:
     """Pixel-by-pixel comparison of convergence and GC density.
 
     Parameters
@@ -99,5 +99,11 @@ def pixel_correlation(kappa, rho_gc, valid=None, window=None, max_rank_pixels: i
                 pick = np.random.default_rng(0).choice(lk.size, max_rank_pixels, replace=False)
                 lk, lr = lk[pick], lr[pick]
             spearman = float(stats.spearmanr(lk, lr).statistic)
-    return {"beta": b, "pearson_log": pearson, "spearman_log": spearman, "residual": residual,
-            "n_pixels": n_pixels, "n_pixels_log": int(pos.sum())}
+    return {
+        "beta": b,
+        "pearson_log": pearson,
+        "spearman_log": spearman,
+        "residual": residual,
+        "n_pixels": n_pixels,
+        "n_pixels_log": int(pos.sum()),
+    }

@@ -24,8 +24,12 @@ def _weight(d_arcsec: np.ndarray, alpha: float, softening_arcsec: float) -> np.n
     return (softening_arcsec + d_arcsec) ** -alpha
 
 
-def kernel(shape, pixel_scale_arcsec: float, alpha: float = GC_KERNEL_ALPHA,
-           softening_arcsec: float = GC_KERNEL_SOFTENING_ARCSEC) -> np.ndarray:
+def kernel(
+    shape,
+    pixel_scale_arcsec: float,
+    alpha: float = GC_KERNEL_ALPHA,
+    softening_arcsec: float = GC_KERNEL_SOFTENING_ARCSEC,
+) -> np.ndarray:
     """The GC smoothing kernel ``W(d) = 1 / (S_L + d)^alpha`` sampled on a pixel grid.
 
     Parameters
@@ -53,8 +57,9 @@ def kernel(shape, pixel_scale_arcsec: float, alpha: float = GC_KERNEL_ALPHA,
     return _weight(np.hypot(dy, dx) * scale, alpha, soft)
 
 
-def count_grid(px: npt.ArrayLike, py: npt.ArrayLike, shape, weights: npt.ArrayLike | None = None
-               ) -> np.ndarray:
+def count_grid(
+    px: npt.ArrayLike, py: npt.ArrayLike, shape, weights: npt.ArrayLike | None = None
+) -> np.ndarray:
     """GCs binned to the nearest pixel centre.
 
     Parameters
@@ -86,8 +91,9 @@ def count_grid(px: npt.ArrayLike, py: npt.ArrayLike, shape, weights: npt.ArrayLi
     return np.bincount(flat, weights=w, minlength=shape[0] * shape[1]).astype(float).reshape(shape)
 
 
-def kernel_ft(shape: tuple[int, int], scale: float, alpha: float, soft: float
-               ) -> tuple[np.ndarray, tuple[int, int]]:
+def kernel_ft(
+    shape: tuple[int, int], scale: float, alpha: float, soft: float
+) -> tuple[np.ndarray, tuple[int, int]]:
     """Real FFT of the kernel laid out for wrap-free convolution of a ``shape`` grid.
 
     A period ``P >= 2 n - 1`` keeps every offset ``-(n-1) .. n-1`` on its own residue, so the
@@ -109,7 +115,8 @@ def kernel_ft(shape: tuple[int, int], scale: float, alpha: float, soft: float
 
 def convolve(counts: np.ndarray, kft: np.ndarray, fshape: tuple[int, int]) -> np.ndarray:
     """Counts convolved with a kernel given by its real FFT ``kft`` on the padded ``fshape``,
-    cropped back to the counts' shape."""
+    cropped back to the counts' shape.
+    """
     ny, nx = counts.shape
     c = sfft.rfft2(counts, s=fshape, workers=-1)
     c *= kft
@@ -118,9 +125,14 @@ def convolve(counts: np.ndarray, kft: np.ndarray, fshape: tuple[int, int]) -> np
     return np.maximum(out, 0.0, out=out)
 
 
-def density_fft(px: npt.ArrayLike, py: npt.ArrayLike, shape, pixel_scale_arcsec: float,
-                alpha: float = GC_KERNEL_ALPHA,
-                softening_arcsec: float = GC_KERNEL_SOFTENING_ARCSEC) -> np.ndarray:
+def density_fft(
+    px: npt.ArrayLike,
+    py: npt.ArrayLike,
+    shape,
+    pixel_scale_arcsec: float,
+    alpha: float = GC_KERNEL_ALPHA,
+    softening_arcsec: float = GC_KERNEL_SOFTENING_ARCSEC,
+) -> np.ndarray:
     """GC density ``rho_gc`` on the grid, by FFT.
 
     ``rho_gc(x) = sum_i W(d_i)`` with ``W(d) = 1 / (S_L + d)^alpha`` and ``d_i`` the distance in
@@ -168,9 +180,15 @@ def density_fft(px: npt.ArrayLike, py: npt.ArrayLike, shape, pixel_scale_arcsec:
     return convolve(counts, kft, fshape)
 
 
-def density_direct(px: npt.ArrayLike, py: npt.ArrayLike, shape, pixel_scale_arcsec: float,
-                   alpha: float = GC_KERNEL_ALPHA, softening_arcsec: float = GC_KERNEL_SOFTENING_ARCSEC,
-                   max_elements: int = DIRECT_MAX_ELEMENTS) -> np.ndarray:
+def density_direct(
+    px: npt.ArrayLike,
+    py: npt.ArrayLike,
+    shape,
+    pixel_scale_arcsec: float,
+    alpha: float = GC_KERNEL_ALPHA,
+    softening_arcsec: float = GC_KERNEL_SOFTENING_ARCSEC,
+    max_elements: int = DIRECT_MAX_ELEMENTS,
+) -> np.ndarray:
     """GC density ``rho_gc`` by direct summation over GCs at their exact positions.
 
     The reference for ``density_fft``: the same GCs (those whose nearest pixel is on the grid),
@@ -214,6 +232,6 @@ def density_direct(px: npt.ArrayLike, py: npt.ArrayLike, shape, pixel_scale_arcs
         gx = (pix % nx).astype(float)[:, None]
         gy = (pix // nx).astype(float)[:, None]
         for g0 in range(0, x.size, gc_chunk):
-            d = np.hypot(gx - x[None, g0:g0 + gc_chunk], gy - y[None, g0:g0 + gc_chunk])
-            out[p0:p0 + pix.size] += _weight(d * scale, alpha, soft).sum(axis=1)
+            d = np.hypot(gx - x[None, g0 : g0 + gc_chunk], gy - y[None, g0 : g0 + gc_chunk])
+            out[p0 : p0 + pix.size] += _weight(d * scale, alpha, soft).sum(axis=1)
     return out.reshape(shape)

@@ -36,8 +36,11 @@ def as_positive(name: str, value) -> float:
 
 def kernel_params(pixel_scale_arcsec, alpha, softening_arcsec) -> tuple[float, float, float]:
     """Pixel scale (arcsec), kernel index and softening (arcsec), each positive."""
-    return (as_positive("pixel_scale_arcsec", pixel_scale_arcsec), as_positive("alpha", alpha),
-            as_positive("softening_arcsec", softening_arcsec))
+    return (
+        as_positive("pixel_scale_arcsec", pixel_scale_arcsec),
+        as_positive("alpha", alpha),
+        as_positive("softening_arcsec", softening_arcsec),
+    )
 
 
 def as_positions(px, py) -> tuple[np.ndarray, np.ndarray]:

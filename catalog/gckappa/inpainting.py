@@ -14,11 +14,18 @@ from catalog.gckappa.density import convolve, count_grid, kernel_ft
 from catalog.gckappa.grid import as_positions, kernel_params
 
 
-def inpaint(px: npt.ArrayLike, py: npt.ArrayLike, mask, rho_gc, rng: np.random.Generator,
-            n_iter: int = 1, alpha: float = GC_KERNEL_ALPHA,
-            softening_arcsec: float = GC_KERNEL_SOFTENING_ARCSEC,
-            pixel_scale_arcsec: float | None = None, window=None
-            ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+def inpaint(
+    px: npt.ArrayLike,
+    py: npt.ArrayLike,
+    mask,
+    rho_gc,
+    rng: np.random.Generator,
+    n_iter: int = 1,
+    alpha: float = GC_KERNEL_ALPHA,
+    softening_arcsec: float = GC_KERNEL_SOFTENING_ARCSEC,
+    pixel_scale_arcsec: float | None = None,
+    window=None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     """Fill masked pixels with Monte Carlo GCs drawn from the density of the unmasked ones.
 
     Each iteration calibrates a Poisson intensity per pixel ``lambda = c rho_gc`` on the unmasked

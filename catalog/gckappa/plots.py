@@ -28,27 +28,38 @@ def plot_correlation(result, outdir: Path, corr: dict, fit: dict) -> list[str]:
     fig, ax = plt.subplots(figsize=(6.4, 5.6))
     rho = np.where(result.rho_gc > 0, result.rho_gc, np.nan)
     im = ax.imshow(np.log10(rho), origin="lower", extent=ext, cmap="magma")
-    levels = np.quantile(result.kappa[~result.mask], [0.5, 0.75, 0.9, 0.97]) if (~result.mask).any() \
-        else None
-    ax.contour(result.kappa, levels=levels, origin="lower", extent=ext, colors="cyan",
-               linewidths=0.8)
+    levels = np.quantile(result.kappa[~result.mask], [0.5, 0.75, 0.9, 0.97]) if (~result.mask).any() else None
+    ax.contour(result.kappa, levels=levels, origin="lower", extent=ext, colors="cyan", linewidths=0.8)
     if result.mask.any():
-        ax.contourf(result.mask.astype(float), levels=[0.5, 1.5], origin="lower", extent=ext,
-                    colors="white", alpha=0.35)
+        ax.contourf(
+            result.mask.astype(float),
+            levels=[0.5, 1.5],
+            origin="lower",
+            extent=ext,
+            colors="white",
+            alpha=0.35,
+        )
     ax.plot(result.px * scale, result.py * scale, ",", color="white", alpha=0.4)
     fig.colorbar(im, ax=ax, label=r"log$_{10}\,\rho_{GC}$")
-    ax.set(xlabel="x [arcsec]", ylabel="y [arcsec]",
-           title=f"{result.run.get('model_id', '')}: GC density, kappa contours")
+    ax.set(
+        xlabel="x [arcsec]",
+        ylabel="y [arcsec]",
+        title=f"{result.run.get('model_id', '')}: GC density, kappa contours",
+    )
     paths.append(save(fig, outdir / "density_kappa.png", plt))
 
     fig, ax = plt.subplots(figsize=(5.6, 5.2))
     valid = ~result.mask
-    ax.hexbin(beta * result.rho_gc[valid], result.kappa[valid], gridsize=60, bins="log",
-              cmap="viridis", mincnt=1)
+    ax.hexbin(
+        beta * result.rho_gc[valid], result.kappa[valid], gridsize=60, bins="log", cmap="viridis", mincnt=1
+    )
     lim = [0, np.nanmax(result.kappa[valid]) if valid.any() else 1]
     ax.plot(lim, lim, "r--", lw=1)
-    ax.set(xlabel=r"$\beta\,\rho_{GC}$", ylabel=r"$\kappa$",
-           title=f"beta = {beta:.3g}, Pearson(log) = {corr['pearson_log']:.2f}")
+    ax.set(
+        xlabel=r"$\beta\,\rho_{GC}$",
+        ylabel=r"$\kappa$",
+        title=f"beta = {beta:.3g}, Pearson(log) = {corr['pearson_log']:.2f}",
+    )
     paths.append(save(fig, outdir / "kappa_vs_rho.png", plt))
 
     fig, ax = plt.subplots(figsize=(5.6, 5.2))
@@ -57,17 +68,26 @@ def plot_correlation(result, outdir: Path, corr: dict, fit: dict) -> list[str]:
     ax.loglog(b["n_per_arcsec2"][ok], b["kappa_mean"][ok], ".", alpha=0.5, label="boxes")
     if ok.any() and np.isfinite(fit["A"]):
         n = np.geomspace(b["n_per_arcsec2"][ok].min(), b["n_per_arcsec2"][ok].max(), 50)
-        ax.loglog(n, fit["A"] * n ** fit["B"], "r-",
-                  label=rf"$\kappa = {fit['A']:.2f}\,n^{{{fit['B']:.2f}\pm{fit['B_err']:.2f}}}$")
-    ax.set(xlabel=r"$n_{GC}$ [arcsec$^{-2}$]", ylabel=r"$\langle\kappa\rangle$",
-           title="box statistics")
+        ax.loglog(
+            n,
+            fit["A"] * n ** fit["B"],
+            "r-",
+            label=rf"$\kappa = {fit['A']:.2f}\,n^{{{fit['B']:.2f}\pm{fit['B_err']:.2f}}}$",
+        )
+    ax.set(xlabel=r"$n_{GC}$ [arcsec$^{-2}$]", ylabel=r"$\langle\kappa\rangle$", title="box statistics")
     ax.legend()
     paths.append(save(fig, outdir / "box_relation.png", plt))
 
     fig, ax = plt.subplots(figsize=(6.0, 4.8))
     p = result.profile
-    ax.errorbar(p["r_mid"], p["sigma_gc_bgsub"], yerr=p["sigma_gc_err"], fmt="o", ms=3,
-                label=r"$\Sigma_{GC}$ (bg-subtracted) [arcsec$^{-2}$]")
+    ax.errorbar(
+        p["r_mid"],
+        p["sigma_gc_bgsub"],
+        yerr=p["sigma_gc_err"],
+        fmt="o",
+        ms=3,
+        label=r"$\Sigma_{GC}$ (bg-subtracted) [arcsec$^{-2}$]",
+    )
     ax2 = ax.twinx()
     ax2.plot(p["r_mid"], p["kappa_mean"], "c-", label=r"$\kappa$")
     ax2.plot(p["r_mid"], beta * np.asarray(p["rho_mean"]), "m--", label=r"$\beta\rho_{GC}$")

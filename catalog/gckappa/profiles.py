@@ -18,8 +18,9 @@ from catalog.gckappa.grid import as_centre, as_positions, as_positive, as_shape,
 GC_MASS_FRACTION = 2.9e-5
 
 
-def _annuli(shape: tuple[int, int], centre: tuple[float, float], edges: np.ndarray, scale: float
-            ) -> np.ndarray:
+def _annuli(
+    shape: tuple[int, int], centre: tuple[float, float], edges: np.ndarray, scale: float
+) -> np.ndarray:
     """Annulus index of every pixel centre (-1 outside all annuli); ``r_in <= r < r_out``."""
     ny, nx = shape
     r = np.hypot(np.arange(nx)[None, :] - centre[0], np.arange(ny)[:, None] - centre[1]) * scale
@@ -28,8 +29,9 @@ def _annuli(shape: tuple[int, int], centre: tuple[float, float], edges: np.ndarr
     return idx
 
 
-def _annulus_counts(px, py, mask: np.ndarray, idx: np.ndarray, nbins: int, scale: float
-                    ) -> tuple[np.ndarray, np.ndarray]:
+def _annulus_counts(
+    px, py, mask: np.ndarray, idx: np.ndarray, nbins: int, scale: float
+) -> tuple[np.ndarray, np.ndarray]:
     """GC counts and unmasked area (arcsec^2) per annulus; GCs count by the pixel they fall in."""
     x, y = as_positions(px, py)
     flat, _ = pixel_index(x, y, mask.shape)
@@ -40,9 +42,18 @@ def _annulus_counts(px, py, mask: np.ndarray, idx: np.ndarray, nbins: int, scale
     return n_gc.astype(np.int64), n_pix * scale**2
 
 
-def radial_profile(px: npt.ArrayLike, py: npt.ArrayLike, kappa, rho_gc, mask, centre_px,
-                   edges_arcsec, pixel_scale_arcsec: float, background_per_arcsec2: float = 0.0,
-                   background_err_per_arcsec2: float = 0.0) -> dict[str, np.ndarray]:
+def radial_profile(
+    px: npt.ArrayLike,
+    py: npt.ArrayLike,
+    kappa,
+    rho_gc,
+    mask,
+    centre_px,
+    edges_arcsec,
+    pixel_scale_arcsec: float,
+    background_per_arcsec2: float = 0.0,
+    background_err_per_arcsec2: float = 0.0,
+) -> dict[str, np.ndarray]:
     """GC surface density, convergence and GC density in annuli around a centre.
 
     A pixel belongs to the annulus holding its centre (``r_in <= r < r_out``), and a GC to the
@@ -111,15 +122,30 @@ def radial_profile(px: npt.ArrayLike, py: npt.ArrayLike, kappa, rho_gc, mask, ce
     with np.errstate(divide="ignore", invalid="ignore"):
         sigma = np.where(area > 0, n_gc / area, np.nan)
         sigma_err = np.where(area > 0, np.sqrt(n_gc) / area, np.nan)
-    return {"r_in": edges[:-1], "r_out": edges[1:], "r_mid": 0.5 * (edges[:-1] + edges[1:]),
-            "n_gc": n_gc, "area_arcsec2": area, "sigma_gc": sigma, "sigma_gc_err": sigma_err,
-            "sigma_gc_bgsub": sigma - bg, "sigma_gc_bgsub_err": np.hypot(sigma_err, bg_err),
-            "kappa_mean": annulus_mean("kappa", kappa), "rho_mean": annulus_mean("rho_gc", rho_gc)}
+    return {
+        "r_in": edges[:-1],
+        "r_out": edges[1:],
+        "r_mid": 0.5 * (edges[:-1] + edges[1:]),
+        "n_gc": n_gc,
+        "area_arcsec2": area,
+        "sigma_gc": sigma,
+        "sigma_gc_err": sigma_err,
+        "sigma_gc_bgsub": sigma - bg,
+        "sigma_gc_bgsub_err": np.hypot(sigma_err, bg_err),
+        "kappa_mean": annulus_mean("kappa", kappa),
+        "rho_mean": annulus_mean("rho_gc", rho_gc),
+    }
 
 
-def background_from_annulus(px: npt.ArrayLike, py: npt.ArrayLike, mask, centre_px,
-                            r_in_arcsec: float, r_out_arcsec: float, pixel_scale_arcsec: float
-                            ) -> tuple[float, float]:
+def background_from_annulus(
+    px: npt.ArrayLike,
+    py: npt.ArrayLike,
+    mask,
+    centre_px,
+    r_in_arcsec: float,
+    r_out_arcsec: float,
+    pixel_scale_arcsec: float,
+) -> tuple[float, float]:
     """Background (contaminant) GC surface density from an outer annulus.
 
     Parameters
@@ -147,8 +173,9 @@ def background_from_annulus(px: npt.ArrayLike, py: npt.ArrayLike, mask, centre_p
     m = _mask(mask, as_shape(np.asarray(mask).shape))
     edges = np.array([r_in_arcsec, r_out_arcsec], dtype=float)
     if not np.isfinite(edges).all() or edges[0] < 0 or edges[1] <= edges[0]:
-        raise GccatError(f"the background annulus needs 0 <= r_in < r_out (arcsec), got {r_in_arcsec}, "
-                         f"{r_out_arcsec}")
+        raise GccatError(
+            f"the background annulus needs 0 <= r_in < r_out (arcsec), got {r_in_arcsec}, {r_out_arcsec}"
+        )
     idx = _annuli(m.shape, as_centre(centre_px), edges, scale)
     n_gc, area = _annulus_counts(px, py, m, idx, 1, scale)
     if area[0] <= 0:
@@ -159,9 +186,16 @@ def background_from_annulus(px: npt.ArrayLike, py: npt.ArrayLike, mask, centre_p
 # -------------------------------------------------------------------------------- mass budget
 
 
-def gc_mass_budget(kappa, mask, centre_px, radius_arcsec: float, pixel_scale_arcsec: float,
-                   sigma_crit_msun_per_arcsec2: float, n_gc: int,
-                   gc_mass_fraction: float = GC_MASS_FRACTION) -> dict:
+def gc_mass_budget(
+    kappa,
+    mask,
+    centre_px,
+    radius_arcsec: float,
+    pixel_scale_arcsec: float,
+    sigma_crit_msun_per_arcsec2: float,
+    n_gc: int,
+    gc_mass_fraction: float = GC_MASS_FRACTION,
+) -> dict:
     """Halo mass from the convergence in an aperture, and the GC mass it implies.
 
     ``M_halo = Sigma_cr * sum(kappa) * pixel area`` over pixels whose centres lie within
@@ -211,7 +245,12 @@ def gc_mass_budget(kappa, mask, centre_px, radius_arcsec: float, pixel_scale_arc
         raise GccatError("kappa must be finite inside the aperture")
     m_halo = sigma_cr * float(k[inside].sum()) * scale**2
     m_gc = fraction * m_halo
-    return {"m_halo_msun": m_halo, "m_gc_msun": m_gc, "mean_gc_mass_msun": m_gc / int(n_gc),
-            "n_gc": int(n_gc), "gc_mass_fraction": fraction,
-            "area_arcsec2": float(inside.sum()) * scale**2,
-            "masked_fraction": float(m[inside].mean())}
+    return {
+        "m_halo_msun": m_halo,
+        "m_gc_msun": m_gc,
+        "mean_gc_mass_msun": m_gc / int(n_gc),
+        "n_gc": int(n_gc),
+        "gc_mass_fraction": fraction,
+        "area_arcsec2": float(inside.sum()) * scale**2,
+        "masked_fraction": float(m[inside].mean()),
+    }

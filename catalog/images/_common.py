@@ -31,5 +31,5 @@ def _positions(x, y) -> tuple[np.ndarray, np.ndarray]:
 def _disk_offsets(radius_pix: float) -> np.ndarray:
     """Boolean footprint of the pixels within ``radius_pix`` of the centre pixel (inclusive)."""
     r = int(math.floor(radius_pix))
-    yy, xx = np.mgrid[-r:r + 1, -r:r + 1]
+    yy, xx = np.mgrid[-r : r + 1, -r : r + 1]
     return xx * xx + yy * yy <= radius_pix * radius_pix

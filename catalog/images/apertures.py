@@ -49,8 +49,11 @@ def _aperture_correction(flux_raw, sigma_pix, area, ee, p_ann, ratio_of) -> np.n
     low = 1.0 / (ee - area * np.mean(p_ann))
     if np.max(area, initial=0.0) * float(p_ann.max()) >= ee:
         # the measured flux would not grow monotonically with the true flux: no unique solution
-        warnings.warn("aperture too small for the annulus PSF correction; using 1/growth_curve",
-                      GccatWarning, stacklevel=3)
+        warnings.warn(
+            "aperture too small for the annulus PSF correction; using 1/growth_curve",
+            GccatWarning,
+            stacklevel=3,
+        )
         return np.full(np.shape(flux_raw), 1.0 / ee)
     s = np.where(np.isfinite(sigma_pix) & (sigma_pix > 0), sigma_pix, 0.0)
     raw = np.where(np.isfinite(flux_raw), flux_raw, 0.0)
@@ -67,7 +70,8 @@ def _aperture_correction(flux_raw, sigma_pix, area, ee, p_ann, ratio_of) -> np.n
 def _usable_pixels(img: np.ndarray, error, weight, mask):
     """The image with bad pixels zeroed, the per-pixel error (from ``error``, else 1/sqrt of the
     inverse-variance ``weight``, else None) zeroed there too, and the bad-pixel mask: non-finite
-    data or error, masked, or weight <= 0."""
+    data or error, masked, or weight <= 0.
+    """
     shape = img.shape
     bad = ~np.isfinite(img) | _bool_mask(mask, shape)
     w = None if weight is None else _image("weight", weight, shape)
@@ -88,7 +92,8 @@ def _usable_pixels(img: np.ndarray, error, weight, mask):
 
 def _annulus_background(data, err, bad, pos, r: float, width: float):
     """Median local background per pixel in the annulus r..r+width, its error
-    (sqrt(pi/2) sigma / sqrt(n)), and the per-pixel noise there; zeros without an annulus."""
+    (sqrt(pi/2) sigma / sqrt(n)), and the per-pixel noise there; zeros without an annulus.
+    """
     if width <= 0:
         return np.zeros(len(pos)), np.zeros(len(pos)), np.full(len(pos), np.nan)
     ann = CircularAnnulus(pos, r, r + width)
@@ -104,9 +109,20 @@ def _annulus_background(data, err, bad, pos, r: float, width: float):
     return bkg, bkg_err, sigma_ann
 
 
-def aperture_photometry(image, x, y, radii_pix, *, error=None, weight=None, mask=None,
-                        annulus_width_pix=None, psf=None, upper_limit_nsigma=UPPER_LIMIT_NSIGMA,
-                        psf_annulus_correction=True) -> dict[str, np.ndarray]:
+def aperture_photometry(
+    image,
+    x,
+    y,
+    radii_pix,
+    *,
+    error=None,
+    weight=None,
+    mask=None,
+    annulus_width_pix=None,
+    psf=None,
+    upper_limit_nsigma=UPPER_LIMIT_NSIGMA,
+    psf_annulus_correction=True,
+) -> dict[str, np.ndarray]:
     """Forced circular-aperture photometry with a local median background (photutils).
 
     For each position and radius ``r``: the aperture sum (exact pixel overlap) minus the median
@@ -174,12 +190,20 @@ def aperture_photometry(image, x, y, radii_pix, *, error=None, weight=None, mask
 
     ny, nx = shape
     n, k = xs.size, radii.size
-    out = {key: np.full((n, k), np.nan) for key in
-           ("flux", "flux_err", "background", "aperture_correction", "flux_limit", "mask_fraction")}
+    out = {
+        key: np.full((n, k), np.nan)
+        for key in ("flux", "flux_err", "background", "aperture_correction", "flux_limit", "mask_fraction")
+    }
     out["is_upper_limit"] = np.zeros((n, k), dtype=bool)
     rmax = float(radii.max())
-    inside = (np.isfinite(xs) & np.isfinite(ys) & (xs > -0.5 - rmax) & (xs < nx - 0.5 + rmax)
-              & (ys > -0.5 - rmax) & (ys < ny - 0.5 + rmax))
+    inside = (
+        np.isfinite(xs)
+        & np.isfinite(ys)
+        & (xs > -0.5 - rmax)
+        & (xs < nx - 0.5 + rmax)
+        & (ys > -0.5 - rmax)
+        & (ys < ny - 0.5 + rmax)
+    )
     if n == 0 or not inside.any():
         return out
     pos = np.column_stack([xs[inside], ys[inside]])

@@ -60,7 +60,8 @@ def robust_noise(image, mask=None) -> float:
 
 def _sampled_noise(image: np.ndarray, valid: np.ndarray, max_pixels: int = 2**21) -> float:
     """:func:`robust_noise` of the valid pixels on a regular sub-grid of at most ~``max_pixels``
-    (the MAD of 2 million pixels is known to 0.1%, and the full mosaic costs seconds)."""
+    (the MAD of 2 million pixels is known to 0.1%, and the full mosaic costs seconds).
+    """
     step = max(1, int(math.ceil(math.sqrt(image.size / max_pixels))))
     return robust_noise(image[::step, ::step], ~valid[::step, ::step])
 
@@ -101,8 +102,14 @@ def _coarse_background(image: np.ndarray, valid: np.ndarray, box_pix: int) -> np
     return weights(ny, nby) @ med.astype(np.float32) @ weights(nx, nbx).T
 
 
-def _bright_regions(image: np.ndarray, valid: np.ndarray, nsigma: float, min_area_pix: float,
-                    noise: float | None, background_box_pix: int | None) -> tuple[np.ndarray, float]:
+def _bright_regions(
+    image: np.ndarray,
+    valid: np.ndarray,
+    nsigma: float,
+    min_area_pix: float,
+    noise: float | None,
+    background_box_pix: int | None,
+) -> tuple[np.ndarray, float]:
     """Connected regions (8-connected) above ``nsigma * noise`` with at least ``min_area_pix``."""
     if background_box_pix:
         resid = image - _coarse_background(image, valid, int(background_box_pix))
@@ -139,7 +146,7 @@ def _dilate(mask: np.ndarray, radius_pix: float) -> np.ndarray:
             rows[half] = ndi.maximum_filter1d(m8, 2 * half + 1, axis=1, mode="constant").view(bool)
         run = rows[half]
         if dy >= 0:
-            out[dy:] |= run[:ny - dy]
+            out[dy:] |= run[: ny - dy]
         else:
             out[:dy] |= run[-dy:]
     return out
@@ -157,8 +164,17 @@ def _edge_mask(valid: np.ndarray, border_pix: float) -> np.ndarray:
     return out
 
 
-def auto_mask(image, weight=None, nsigma=5.0, min_area_pix=50, grow_pix=5, noise=None, *,
-              border_pix=10.0, background_box_pix=64) -> np.ndarray:
+def auto_mask(
+    image,
+    weight=None,
+    nsigma=5.0,
+    min_area_pix=50,
+    grow_pix=5,
+    noise=None,
+    *,
+    border_pix=10.0,
+    background_box_pix=64,
+) -> np.ndarray:
     """Mask bright and extended sources, pixels without data and the image border.
 
     Bright/extended sources are connected regions (8-connected) of pixels above

@@ -109,8 +109,9 @@ class Detections:
         return int(self.x.size)
 
 
-def _brightest_pixel_scan(filtered: np.ndarray, level: float, radius_pix: float, max_sources: int
-                          ) -> tuple[np.ndarray, np.ndarray, bool]:
+def _brightest_pixel_scan(
+    filtered: np.ndarray, level: float, radius_pix: float, max_sources: int
+) -> tuple[np.ndarray, np.ndarray, bool]:
     """Iterative brightest-pixel detection with an exclusion disk, as one sorted pass.
 
     The iterative algorithm takes the brightest pixel not yet excluded, records it, excludes
@@ -139,7 +140,7 @@ def _brightest_pixel_scan(filtered: np.ndarray, level: float, radius_pix: float,
             break
         out_y.append(j)
         out_x.append(i)
-        excluded[j:j + 2 * r + 1, i:i + 2 * r + 1] |= disk
+        excluded[j : j + 2 * r + 1, i : i + 2 * r + 1] |= disk
     return np.asarray(out_x, dtype=np.int64), np.asarray(out_y, dtype=np.int64), truncated
 
 
@@ -161,11 +162,24 @@ def _parabolic_offsets(f: np.ndarray, ix: np.ndarray, iy: np.ndarray) -> tuple[n
     return dx, dy
 
 
-def detect_point_sources(images: list[np.ndarray], weights: list[np.ndarray] | None = None, user_mask=None,
-                         *, band_weights=None, fwhm_pairs=DETECTION_FWHM_PAIRS, exclusion_radius_pix=3.0,
-                         threshold_nsigma=2.5, keep_factor=2.0, mask_nsigma=5.0, max_sources=200000,
-                         mask_min_area_pix=50, mask_grow_pix=5.0, border_pix=10.0, background_box_pix=64,
-                         centroid=True) -> Detections:
+def detect_point_sources(
+    images: list[np.ndarray],
+    weights: list[np.ndarray] | None = None,
+    user_mask=None,
+    *,
+    band_weights=None,
+    fwhm_pairs=DETECTION_FWHM_PAIRS,
+    exclusion_radius_pix=3.0,
+    threshold_nsigma=2.5,
+    keep_factor=2.0,
+    mask_nsigma=5.0,
+    max_sources=200000,
+    mask_min_area_pix=50,
+    mask_grow_pix=5.0,
+    border_pix=10.0,
+    background_box_pix=64,
+    centroid=True,
+) -> Detections:
     """Detect point sources (GCs) in the sum of high-pass filtered bands.
 
     Each band is high-pass filtered (:func:`gaussian_highpass`, pixels without data set to 0)
@@ -232,8 +246,11 @@ def detect_point_sources(images: list[np.ndarray], weights: list[np.ndarray] | N
     bw = np.ones(nb) if band_weights is None else np.asarray(band_weights, dtype=float).ravel()
     if bw.size != nb or not np.isfinite(bw).all():
         raise GccatError(f"band_weights must be {nb} finite numbers")
-    for name, v in (("exclusion_radius_pix", exclusion_radius_pix), ("threshold_nsigma", threshold_nsigma),
-                    ("keep_factor", keep_factor)):
+    for name, v in (
+        ("exclusion_radius_pix", exclusion_radius_pix),
+        ("threshold_nsigma", threshold_nsigma),
+        ("keep_factor", keep_factor),
+    ):
         if not (np.isfinite(v) and v > 0):
             raise GccatError(f"{name} must be positive, got {v!r}")
     umask = _bool_mask(user_mask, shape, "user_mask")
@@ -250,8 +267,9 @@ def detect_point_sources(images: list[np.ndarray], weights: list[np.ndarray] | N
         valid = _valid(img, w)
         nodata |= ~valid
         if mask_nsigma is not None:
-            bright |= _bright_regions(img, valid, float(mask_nsigma), float(mask_min_area_pix), None,
-                                      background_box_pix)[0]
+            bright |= _bright_regions(
+                img, valid, float(mask_nsigma), float(mask_min_area_pix), None, background_box_pix
+            )[0]
         stacked += np.where(valid, img * np.float32(bw[b]), np.float32(0.0))
     summed = gaussian_highpass(stacked, fwhm_pairs)
     del stacked
@@ -261,8 +279,9 @@ def detect_point_sources(images: list[np.ndarray], weights: list[np.ndarray] | N
     if not (np.isfinite(noise) and noise > 0):
         raise GccatError("no unmasked pixels with noise left to set a detection threshold")
     threshold = float(threshold_nsigma) * noise
-    ix, iy, truncated = _brightest_pixel_scan(summed, float(keep_factor) * threshold,
-                                              float(exclusion_radius_pix), int(max_sources))
+    ix, iy, truncated = _brightest_pixel_scan(
+        summed, float(keep_factor) * threshold, float(exclusion_radius_pix), int(max_sources)
+    )
     if truncated:
         warnings.warn(f"detection stopped at max_sources={max_sources}", GccatWarning, stacklevel=2)
     peak = summed[iy, ix].astype(float)
@@ -270,5 +289,14 @@ def detect_point_sources(images: list[np.ndarray], weights: list[np.ndarray] | N
         dx, dy = _parabolic_offsets(summed, ix, iy)
     else:
         dx = dy = np.zeros(ix.size)
-    return Detections(x=ix + dx, y=iy + dy, peak=peak, snr=peak / noise, noise=noise, threshold=threshold,
-                      mask=mask, mask_area_pix=int(mask.sum()), filtered=summed)
+    return Detections(
+        x=ix + dx,
+        y=iy + dy,
+        peak=peak,
+        snr=peak / noise,
+        noise=noise,
+        threshold=threshold,
+        mask=mask,
+        mask_area_pix=int(mask.sum()),
+        filtered=summed,
+    )

@@ -49,8 +49,9 @@ def _image_hdu(hdul, path: Path, name: str | None = None, what: str = "FITS imag
         h = hdul[name]
         if h.is_image and h.header.get("NAXIS", 0) == 2:
             return h
-        raise GccatError(f"the {name} extension is not a 2-D image (NAXIS = "
-                         f"{h.header.get('NAXIS')})", file=path)
+        raise GccatError(
+            f"the {name} extension is not a 2-D image (NAXIS = {h.header.get('NAXIS')})", file=path
+        )
     for h in hdul:
         if h.is_image and h.header.get("NAXIS", 0) == 2 and h.data is not None:
             return h
@@ -59,7 +60,8 @@ def _image_hdu(hdul, path: Path, name: str | None = None, what: str = "FITS imag
 
 def read_fits_image(path: str | os.PathLike, what: str = "FITS image"):
     """Data (float64) and header of the first 2-D image HDU of a file (a mask, a PSF, a weight
-    map), with one-line errors naming ``what`` (e.g. ``"--psf file"``) and the file."""
+    map), with one-line errors naming ``what`` (e.g. ``"--psf file"``) and the file.
+    """
     path = Path(path)
     with open_fits(path, what) as hdul:
         try:
@@ -89,8 +91,10 @@ def celestial_wcs(header, path):
         first = next((s.strip() for s in str(exc).splitlines()[1:] if s.strip()), str(exc).strip())
         raise GccatError(f"unusable WCS ({types}): {first}", file=path) from None
     if not ok:
-        raise GccatError(f"the image has no celestial WCS ({types}; need RA---xxx and DEC--xxx "
-                         "with a known projection)", file=path)
+        raise GccatError(
+            f"the image has no celestial WCS ({types}; need RA---xxx and DEC--xxx with a known projection)",
+            file=path,
+        )
     if wcs.wcs.lng != 0 or wcs.wcs.lat != 1:
         raise GccatError(f"the WCS must have RA on axis 1 and Dec on axis 2 ({types})", file=path)
     if not (np.isfinite(scale) and scale > 0 and np.isfinite(probe).all()):

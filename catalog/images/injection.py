@@ -44,7 +44,7 @@ def _add_stamp(image: np.ndarray, stamp: np.ndarray, ix0: int, iy0: int, scale: 
     y1, x1 = min(iy0 + sy, ny), min(ix0 + sx, nx)
     if y1 <= y0 or x1 <= x0:
         return
-    image[y0:y1, x0:x1] += scale * stamp[y0 - iy0:y1 - iy0, x0 - ix0:x1 - ix0]
+    image[y0:y1, x0:x1] += scale * stamp[y0 - iy0 : y1 - iy0, x0 - ix0 : x1 - ix0]
 
 
 def inject_point_sources(image, psf, x, y, flux) -> np.ndarray:
@@ -83,7 +83,8 @@ def inject_point_sources(image, psf, x, y, flux) -> np.ndarray:
 
 def _footprint_clear(grown_bad: np.ndarray, x: np.ndarray, y: np.ndarray, reach: float) -> np.ndarray:
     """True where the circle of ``reach`` pixels lies on the image and holds no bad pixel;
-    ``grown_bad`` is the bad-pixel mask grown by ``reach + 0.5`` (``_dilate``)."""
+    ``grown_bad`` is the bad-pixel mask grown by ``reach + 0.5`` (``_dilate``).
+    """
     ny, nx = grown_bad.shape
     ok = (x - reach >= -0.5) & (x + reach <= nx - 0.5) & (y - reach >= -0.5) & (y + reach <= ny - 0.5)
     ix = np.clip(np.floor(x + 0.5).astype(int), 0, nx - 1)
@@ -109,11 +110,22 @@ def _bad_pixels(img: np.ndarray, error, weight, mask) -> tuple[np.ndarray, np.nd
     return bad, err
 
 
-def _measure_injections(img: np.ndarray, bad: np.ndarray, err: np.ndarray | None, psf: np.ndarray,
-                        xs: np.ndarray, ys: np.ndarray, fluxes: np.ndarray, radii: np.ndarray, width: float,
-                        psf_for_correction: np.ndarray | None, upper_limit_nsigma: float,
-                        psf_annulus_correction: bool, batch_size: int | None = None,
-                        progress=None) -> dict[str, np.ndarray]:
+def _measure_injections(
+    img: np.ndarray,
+    bad: np.ndarray,
+    err: np.ndarray | None,
+    psf: np.ndarray,
+    xs: np.ndarray,
+    ys: np.ndarray,
+    fluxes: np.ndarray,
+    radii: np.ndarray,
+    width: float,
+    psf_for_correction: np.ndarray | None,
+    upper_limit_nsigma: float,
+    psf_annulus_correction: bool,
+    batch_size: int | None = None,
+    progress=None,
+) -> dict[str, np.ndarray]:
     """Inject one source per copy of the image and measure it with :func:`aperture_photometry`.
 
     ``progress``, if given, is called with the fraction of injections measured after each batch.
@@ -151,18 +163,27 @@ def _measure_injections(img: np.ndarray, bad: np.ndarray, err: np.ndarray | None
             y0, y1 = max(cy - h, 0), min(cy + h + 1, ny)
             x0, x1 = max(cx - h, 0), min(cx + h + 1, nx)
             oy, ox = ty + y0 - (cy - h), tx + x0 - (cx - h)
-            mos[oy:oy + y1 - y0, ox:ox + x1 - x0] = img[y0:y1, x0:x1]
-            mos_bad[oy:oy + y1 - y0, ox:ox + x1 - x0] = bad[y0:y1, x0:x1]
+            mos[oy : oy + y1 - y0, ox : ox + x1 - x0] = img[y0:y1, x0:x1]
+            mos_bad[oy : oy + y1 - y0, ox : ox + x1 - x0] = bad[y0:y1, x0:x1]
             if mos_err is not None:
-                mos_err[oy:oy + y1 - y0, ox:ox + x1 - x0] = err[y0:y1, x0:x1]
+                mos_err[oy : oy + y1 - y0, ox : ox + x1 - x0] = err[y0:y1, x0:x1]
             lx[q] = xi - (cx - h) + tx
             ly[q] = yi - (cy - h) + ty
             stamp, ix0, iy0 = shifter.place(lx[q], ly[q])
-            tile = mos[ty:ty + t, tx:tx + t]  # a view: the source stays inside its own tile
+            tile = mos[ty : ty + t, tx : tx + t]  # a view: the source stays inside its own tile
             _add_stamp(tile, stamp, ix0 - tx, iy0 - ty, fi)
-        res = aperture_photometry(mos, lx, ly, radii, error=mos_err, mask=mos_bad, annulus_width_pix=width,
-                                  psf=psf_for_correction, upper_limit_nsigma=upper_limit_nsigma,
-                                  psf_annulus_correction=psf_annulus_correction)
+        res = aperture_photometry(
+            mos,
+            lx,
+            ly,
+            radii,
+            error=mos_err,
+            mask=mos_bad,
+            annulus_width_pix=width,
+            psf=psf_for_correction,
+            upper_limit_nsigma=upper_limit_nsigma,
+            psf_annulus_correction=psf_annulus_correction,
+        )
         flux_out[sl] = res["flux"]
         flux_err[sl] = res["flux_err"]
         if progress is not None:
@@ -170,10 +191,20 @@ def _measure_injections(img: np.ndarray, bad: np.ndarray, err: np.ndarray | None
     return {"flux_out": flux_out, "flux_err": flux_err}
 
 
-def _draw_near(rng: np.random.Generator, x0: float, y0: float, rmin: float, rmax: float, n: int,
-               grown_bad: np.ndarray, reach: float, max_tries: int = 200) -> tuple[np.ndarray, np.ndarray]:
+def _draw_near(
+    rng: np.random.Generator,
+    x0: float,
+    y0: float,
+    rmin: float,
+    rmax: float,
+    n: int,
+    grown_bad: np.ndarray,
+    reach: float,
+    max_tries: int = 200,
+) -> tuple[np.ndarray, np.ndarray]:
     """Up to ``n`` positions uniform in area between ``rmin`` and ``rmax`` of ``(x0, y0)``, each
-    with a clear aperture footprint of radius ``reach`` (see ``_footprint_clear``)."""
+    with a clear aperture footprint of radius ``reach`` (see ``_footprint_clear``).
+    """
     got_x: list[float] = []
     got_y: list[float] = []
     for _ in range(max_tries):
@@ -189,11 +220,29 @@ def _draw_near(rng: np.random.Generator, x0: float, y0: float, rmin: float, rmax
     return np.asarray(got_x[:n]), np.asarray(got_y[:n])
 
 
-def injection_recovery(image, psf, x, y, measured_flux, radii_pix, *, error=None, weight=None, mask=None,
-                       n_flux=INJECT_N_FLUX, n_locations=INJECT_N_LOCATIONS, flux_range=INJECT_FLUX_RANGE,
-                       min_sep_pix=4.0, max_sep_pix=15.0,
-                       rng, annulus_width_pix=None, aperture_correct=True, psf_annulus_correction=True,
-                       upper_limit_nsigma=UPPER_LIMIT_NSIGMA, progress=None) -> dict[str, np.ndarray]:
+def injection_recovery(
+    image,
+    psf,
+    x,
+    y,
+    measured_flux,
+    radii_pix,
+    *,
+    error=None,
+    weight=None,
+    mask=None,
+    n_flux=INJECT_N_FLUX,
+    n_locations=INJECT_N_LOCATIONS,
+    flux_range=INJECT_FLUX_RANGE,
+    min_sep_pix=4.0,
+    max_sep_pix=15.0,
+    rng,
+    annulus_width_pix=None,
+    aperture_correct=True,
+    psf_annulus_correction=True,
+    upper_limit_nsigma=UPPER_LIMIT_NSIGMA,
+    progress=None,
+) -> dict[str, np.ndarray]:
     """Point-source injection-recovery around each target (the Sparkler procedure).
 
     For target ``i``, ``n_flux`` fluxes log-spaced over ``flux_range * measured_flux[i]`` are
@@ -261,10 +310,18 @@ def injection_recovery(image, psf, x, y, measured_flux, radii_pix, *, error=None
     ref = meas.copy()
     weak = ~(np.isfinite(ref) & (ref > 0))
     if weak.any():
-        lim = aperture_photometry(img, xs[weak], ys[weak], radii[:1], error=err, mask=bad,
-                                  annulus_width_pix=width, psf=p if aperture_correct else None,
-                                  upper_limit_nsigma=upper_limit_nsigma,
-                                  psf_annulus_correction=psf_annulus_correction)["flux_limit"][:, 0]
+        lim = aperture_photometry(
+            img,
+            xs[weak],
+            ys[weak],
+            radii[:1],
+            error=err,
+            mask=bad,
+            annulus_width_pix=width,
+            psf=p if aperture_correct else None,
+            upper_limit_nsigma=upper_limit_nsigma,
+            psf_annulus_correction=psf_annulus_correction,
+        )["flux_limit"][:, 0]
         ref[weak] = lim
     factors = np.geomspace(lo, hi, int(n_flux))
     reach = float(radii.max()) + 1.0
@@ -272,33 +329,66 @@ def injection_recovery(image, psf, x, y, measured_flux, radii_pix, *, error=None
     cols: dict[str, list] = {"target": [], "x": [], "y": [], "flux_in": []}
     for i in range(xs.size):
         if not (np.isfinite(xs[i]) and np.isfinite(ys[i]) and np.isfinite(ref[i]) and ref[i] > 0):
-            warnings.warn(f"target {i}: no usable position or reference flux, skipped", GccatWarning,
-                          stacklevel=2)
+            warnings.warn(
+                f"target {i}: no usable position or reference flux, skipped", GccatWarning, stacklevel=2
+            )
             continue
-        lx, ly = _draw_near(rng, xs[i], ys[i], float(min_sep_pix), float(max_sep_pix), int(n_locations),
-                            grown_bad, reach)
+        lx, ly = _draw_near(
+            rng, xs[i], ys[i], float(min_sep_pix), float(max_sep_pix), int(n_locations), grown_bad, reach
+        )
         if lx.size < int(n_locations):
-            warnings.warn(f"target {i}: only {lx.size} clear injection positions of {n_locations}",
-                          GccatWarning, stacklevel=2)
+            warnings.warn(
+                f"target {i}: only {lx.size} clear injection positions of {n_locations}",
+                GccatWarning,
+                stacklevel=2,
+            )
         fl = np.repeat(ref[i] * factors, lx.size)
         cols["target"].append(np.full(fl.size, i, dtype=np.int64))
         cols["x"].append(np.tile(lx, factors.size))
         cols["y"].append(np.tile(ly, factors.size))
         cols["flux_in"].append(fl)
-    out = {k: (np.concatenate(v) if v else np.zeros(0, dtype=np.int64 if k == "target" else float))
-           for k, v in cols.items()}
-    meas_res = _measure_injections(img, bad, err, p, out["x"], out["y"], out["flux_in"], radii, width,
-                                   p if aperture_correct else None, float(upper_limit_nsigma),
-                                   psf_annulus_correction, progress=progress)
+    out = {
+        k: (np.concatenate(v) if v else np.zeros(0, dtype=np.int64 if k == "target" else float))
+        for k, v in cols.items()
+    }
+    meas_res = _measure_injections(
+        img,
+        bad,
+        err,
+        p,
+        out["x"],
+        out["y"],
+        out["flux_in"],
+        radii,
+        width,
+        p if aperture_correct else None,
+        float(upper_limit_nsigma),
+        psf_annulus_correction,
+        progress=progress,
+    )
     out.update(meas_res)
     with np.errstate(invalid="ignore"):
         out["recovered"] = out["flux_out"] > float(upper_limit_nsigma) * out["flux_err"]
     return out
 
 
-def injection_random(image, psf, stamp_center, stamp_size_pix, flux, n, radii_pix, *, rng, error=None,
-                     weight=None, mask=None, annulus_width_pix=None, aperture_correct=True,
-                     psf_annulus_correction=True) -> dict:
+def injection_random(
+    image,
+    psf,
+    stamp_center,
+    stamp_size_pix,
+    flux,
+    n,
+    radii_pix,
+    *,
+    rng,
+    error=None,
+    weight=None,
+    mask=None,
+    annulus_width_pix=None,
+    aperture_correct=True,
+    psf_annulus_correction=True,
+) -> dict:
     """Full-random injection (the Firefly Sparkle procedure): ``n`` copies at random places.
 
     The model (``psf``: a PSF or any source model stamp) of total ``flux`` is injected at ``n``
@@ -365,12 +455,30 @@ def injection_random(image, psf, stamp_center, stamp_size_pix, flux, n, radii_pi
         raise GccatError(f"only {len(got_x)} clear positions in the stamp for {n} injections")
     xs, ys = np.asarray(got_x[:n]), np.asarray(got_y[:n])
     fin = np.full(n, float(flux))
-    res = _measure_injections(img, bad, err, p, xs, ys, fin, radii, width, p if aperture_correct else None,
-                              UPPER_LIMIT_NSIGMA, psf_annulus_correction)
+    res = _measure_injections(
+        img,
+        bad,
+        err,
+        p,
+        xs,
+        ys,
+        fin,
+        radii,
+        width,
+        p if aperture_correct else None,
+        UPPER_LIMIT_NSIGMA,
+        psf_annulus_correction,
+    )
     diff = res["flux_out"] - fin[:, None]
-    return {"x": xs, "y": ys, "flux_in": fin, "flux_out": res["flux_out"], "flux_err": res["flux_err"],
-            "flux_error_biweight": np.array([biweight_scale(d[np.isfinite(d)]) for d in diff.T]),
-            "flux_offset_biweight": np.array([biweight_location(d[np.isfinite(d)]) for d in diff.T])}
+    return {
+        "x": xs,
+        "y": ys,
+        "flux_in": fin,
+        "flux_out": res["flux_out"],
+        "flux_err": res["flux_err"],
+        "flux_error_biweight": np.array([biweight_scale(d[np.isfinite(d)]) for d in diff.T]),
+        "flux_offset_biweight": np.array([biweight_location(d[np.isfinite(d)]) for d in diff.T]),
+    }
 
 
 def fit_flux_correction(flux_measured, flux_intrinsic, deg=FLUX_CORRECTION_DEGREE) -> np.ndarray:

@@ -186,7 +186,8 @@ _ANNULUS_CACHE: dict[tuple, tuple[np.ndarray, object]] = {}
 
 def _annulus_model(psf: np.ndarray, r_in: float, width: float):
     """Pooled annulus PSF values and their median-shift function, cached per PSF and annulus
-    (building them takes ~0.1 s and the same PSF is used for every batch of a band)."""
+    (building them takes ~0.1 s and the same PSF is used for every batch of a band).
+    """
     key = (psf.tobytes(), psf.shape, float(r_in), float(width))
     if key not in _ANNULUS_CACHE:
         if len(_ANNULUS_CACHE) > 64:

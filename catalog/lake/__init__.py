@@ -72,8 +72,9 @@ def _writer_lock(root: Path, timeout_s: float = 600.0) -> Iterator[None]:
                 break
             except BlockingIOError:
                 if time.monotonic() > deadline:
-                    raise LakeLockedError(f"{root}: another gccat process is writing; "
-                                          f"gave up after {timeout_s:.0f} s") from None
+                    raise LakeLockedError(
+                        f"{root}: another gccat process is writing; gave up after {timeout_s:.0f} s"
+                    ) from None
                 time.sleep(0.05)
         yield
     finally:
@@ -97,19 +98,43 @@ class Transaction:
             return
         self.written[table] = self.lake._append(table, data)
 
-    def commit(self, *, name=None, field_id=None, source_path=None, sha256=None, n_rows=0,
-               n_photometry=0, command="", supersedes=(), options=None, warnings=()) -> int:
+    def commit(
+        self,
+        *,
+        name=None,
+        field_id=None,
+        source_path=None,
+        sha256=None,
+        n_rows=0,
+        n_photometry=0,
+        command="",
+        supersedes=(),
+        options=None,
+        warnings=(),
+    ) -> int:
         """Append the ``ingests`` row: the single commit point. Returns the lake version."""
         opts = dict(options or {})
         opts["table_versions"] = self.written
-        row = pa.table({
-            "ingest_id": [self.ingest_id], "kind": [str(self.kind)], "name": [name],
-            "field_id": [field_id], "source_path": [None if source_path is None else str(source_path)],
-            "sha256": [sha256], "n_rows": [n_rows], "n_photometry": [n_photometry],
-            "started_at": [self.started_at], "committed_at": [_now()], "command": [command],
-            "gccat_version": [gccat_version()], "supersedes": [list(supersedes)],
-            "options": [json.dumps(opts, default=str)], "warnings": [list(warnings)],
-        }, schema=INGESTS)
+        row = pa.table(
+            {
+                "ingest_id": [self.ingest_id],
+                "kind": [str(self.kind)],
+                "name": [name],
+                "field_id": [field_id],
+                "source_path": [None if source_path is None else str(source_path)],
+                "sha256": [sha256],
+                "n_rows": [n_rows],
+                "n_photometry": [n_photometry],
+                "started_at": [self.started_at],
+                "committed_at": [_now()],
+                "command": [command],
+                "gccat_version": [gccat_version()],
+                "supersedes": [list(supersedes)],
+                "options": [json.dumps(opts, default=str)],
+                "warnings": [list(warnings)],
+            },
+            schema=INGESTS,
+        )
         version_ = self.lake._append("ingests", row)
         self.committed = True
         return version_
@@ -128,8 +153,9 @@ class Lake:
         self.root = Path(root).resolve()
         marker = self.root / MARKER
         if not marker.is_file():
-            raise GccatError(f"{root} is not a gccat lake (no {MARKER}); create one with "
-                             "'gccat init --lake PATH'")
+            raise GccatError(
+                f"{root} is not a gccat lake (no {MARKER}); create one with 'gccat init --lake PATH'"
+            )
         self.meta = json.loads(marker.read_text())
 
     # -- creation and layout -------------------------------------------------------------
@@ -142,8 +168,10 @@ class Lake:
         if root.is_dir() and not (root / MARKER).exists():
             stray = [p.name for p in root.iterdir() if p.name not in {"README.md", ".gitignore"}]
             if stray:
-                raise GccatError(f"{root} is a non-empty directory that is not a gccat lake "
-                                 f"(holds {stray[0]!r}); choose an empty or new directory")
+                raise GccatError(
+                    f"{root} is a non-empty directory that is not a gccat lake "
+                    f"(holds {stray[0]!r}); choose an empty or new directory"
+                )
         root.mkdir(parents=True, exist_ok=True)
         # Tables added to an existing lake are a write like any other: under the writer lock,
         # so that a concurrent 'doctor --clean' never takes their files for a killed writer's.
@@ -152,12 +180,21 @@ class Lake:
             for name, (schema, parts) in TABLES.items():
                 path = root / name
                 if not DeltaTable.is_deltatable(str(path)):
-                    DeltaTable.create(str(path), schema, partition_by=parts or None, name=name,
-                                      description=f"gccat {name} table")
+                    DeltaTable.create(
+                        str(path),
+                        schema,
+                        partition_by=parts or None,
+                        name=name,
+                        description=f"gccat {name} table",
+                    )
         marker = root / MARKER
         if not marker.exists():
-            marker.write_text(json.dumps({"format": LAKE_FORMAT, "created_by": gccat_version(),
-                                          "created_at": _now().isoformat()}, indent=1))
+            marker.write_text(
+                json.dumps(
+                    {"format": LAKE_FORMAT, "created_by": gccat_version(), "created_at": _now().isoformat()},
+                    indent=1,
+                )
+            )
         return cls(root)
 
     def table_path(self, table: str) -> Path:
@@ -173,9 +210,11 @@ class Lake:
         except GccatError:
             raise
         except Exception as exc:  # deltalake raises its own types for missing versions
-            raise GccatError(f"cannot open table '{table}'"
-                             + (f" at version {version}" if version is not None else "")
-                             + f": {str(exc).splitlines()[0]}") from exc
+            raise GccatError(
+                f"cannot open table '{table}'"
+                + (f" at version {version}" if version is not None else "")
+                + f": {str(exc).splitlines()[0]}"
+            ) from exc
 
     def version(self) -> int:
         """The lake's version: the Delta version of ``ingests`` (one per commit)."""
@@ -193,7 +232,8 @@ class Lake:
 
     def check_version(self, as_of: int | None, latest: int | None = None) -> int:
         """The lake version to read: ``as_of`` if it exists, else the latest (``latest``, when
-        the caller has just read it, saves reading the ``ingests`` log again)."""
+        the caller has just read it, saves reading the ``ingests`` log again).
+        """
         latest = self.version() if latest is None else latest
         if as_of is None:
             return latest
@@ -202,8 +242,9 @@ class Lake:
         return as_of
 
     # -- reading -------------------------------------------------------------------------
-    def read(self, table: str, version: int | None = None, filters=None,
-             columns: list[str] | None = None) -> pa.Table:
+    def read(
+        self, table: str, version: int | None = None, filters=None, columns: list[str] | None = None
+    ) -> pa.Table:
         """All rows of a table's files (live or not) as Arrow, optionally filtered.
 
         ``filters`` is a ``pyarrow.compute.Expression`` pushed into the Parquet scan.
@@ -214,7 +255,8 @@ class Lake:
 
     def dataset(self, table: str, version: int | None = None):
         """The table's files at a version as a ``pyarrow.dataset.Dataset`` (partition values
-        from the Delta log, columns a file lacks read as null)."""
+        from the Delta log, columns a file lacks read as null).
+        """
         # Arrow's own local filesystem, not deltalake's Python one: buffers of a Python
         # filesystem are released on Arrow's I/O threads, which take the GIL, and a pre-buffered
         # read still pending when the interpreter exits aborted the process (exit 134, "terminate
@@ -230,8 +272,14 @@ class Lake:
             t = t.filter(pc.invert(pc.is_in(t["ingest_id"], pa.array(sorted(gone)))))
         return t
 
-    def live_named(self, field_id: str, name: str, kind: IngestKind | str | None = None, *,
-                   kinds: tuple[str, ...] | list[str] | None = None) -> pa.Table:
+    def live_named(
+        self,
+        field_id: str,
+        name: str,
+        kind: IngestKind | str | None = None,
+        *,
+        kinds: tuple[str, ...] | list[str] | None = None,
+    ) -> pa.Table:
         """Live ingests of ``name`` in ``field_id``: the ingests a new write of that name is a
         repeat of (same sha256) or would supersede (``--replace``).
 
@@ -283,8 +331,9 @@ class Lake:
         return _writer_lock(self.root, timeout_s)
 
     @contextlib.contextmanager
-    def transaction(self, kind: IngestKind | str, lock_timeout_s: float = 600.0,
-                    ingest_id: str | None = None) -> Iterator[Transaction]:
+    def transaction(
+        self, kind: IngestKind | str, lock_timeout_s: float = 600.0, ingest_id: str | None = None
+    ) -> Iterator[Transaction]:
         """Open an atomic write. Data appended but not committed stays invisible.
 
         ``ingest_id`` (from :func:`new_ingest_id`) lets a caller build its rows before it
@@ -299,17 +348,21 @@ class Lake:
         schema, parts = TABLES[table]
         data = data.select(schema.names).cast(schema)
         rows_per_group = _ROW_GROUP_ROWS.get(table, 1 << 20)
-        if parts and self.exists(table) and self._append_one_partition(table, data, parts[0],
-                                                                       rows_per_group):
+        if parts and self.exists(table) and self._append_one_partition(table, data, parts[0], rows_per_group):
             return self.delta(table).version()
         props = WriterProperties(max_row_group_size=rows_per_group, compression="ZSTD")
         # "merge" lets a newer gccat add columns to a lake made by an older one.
-        write_deltalake(str(self.table_path(table)), data, mode="append",
-                        partition_by=parts or None, writer_properties=props, schema_mode="merge")
+        write_deltalake(
+            str(self.table_path(table)),
+            data,
+            mode="append",
+            partition_by=parts or None,
+            writer_properties=props,
+            schema_mode="merge",
+        )
         return self.delta(table).version()
 
-    def _append_one_partition(self, table: str, data: pa.Table, part: str,
-                              rows_per_group: int) -> bool:
+    def _append_one_partition(self, table: str, data: pa.Table, part: str, rows_per_group: int) -> bool:
         """Append rows that all share one partition value, writing the Parquet file directly.
 
         deltalake's partitioned writer splits and re-encodes the rows; an ingest holds one
@@ -335,8 +388,14 @@ class Lake:
         path.parent.mkdir(parents=True, exist_ok=True)
         pq.write_table(body, path, row_group_size=rows_per_group)
         st = path.stat()
-        add = AddAction(rel, st.st_size, {part: value}, int(st.st_mtime * 1000), True,
-                        json.dumps({"numRecords": body.num_rows}))
+        add = AddAction(
+            rel,
+            st.st_size,
+            {part: value},
+            int(st.st_mtime * 1000),
+            True,
+            json.dumps({"numRecords": body.num_rows}),
+        )
         dt_.create_write_transaction([add], "append", current, partition_by=[part])
         return True
 
@@ -374,8 +433,9 @@ class Lake:
                 orphan = set(pc.unique(ids).to_pylist()) - committed
                 if not orphan:
                     continue
-                found[table] = len(ids) - int(pc.sum(pc.is_in(ids, pa.array(
-                    sorted(committed), pa.string()))).as_py() or 0)
+                found[table] = len(ids) - int(
+                    pc.sum(pc.is_in(ids, pa.array(sorted(committed), pa.string()))).as_py() or 0
+                )
                 predicate = _orphan_predicate(orphan)
                 if clean and predicate:
                     self.delta(table).delete(predicate)
@@ -408,14 +468,18 @@ class Lake:
                 rel = path.relative_to(tdir).as_posix()
                 st = path.stat()
                 if rel not in refs and (judge_after is None or st.st_mtime > judge_after):
-                    out.append(UnreferencedFile(table, path.relative_to(self.root).as_posix(),
-                                                st.st_size, "data"))
+                    out.append(
+                        UnreferencedFile(table, path.relative_to(self.root).as_posix(), st.st_size, "data")
+                    )
         log = tdir / "_delta_log"
         if log.is_dir():
             for path in sorted(log.iterdir()):
                 if path.is_file() and _LOG_TEMP.fullmatch(path.name):
-                    out.append(UnreferencedFile(table, path.relative_to(self.root).as_posix(),
-                                                path.stat().st_size, "log"))
+                    out.append(
+                        UnreferencedFile(
+                            table, path.relative_to(self.root).as_posix(), path.stat().st_size, "log"
+                        )
+                    )
         return out
 
 
@@ -450,8 +514,7 @@ class DoctorReport(dict):
     Equal to ``{}`` (and false) only when it found nothing at all.
     """
 
-    def __init__(self, orphan_rows: dict[str, int], files: list[UnreferencedFile],
-                 cleaned: bool = False):
+    def __init__(self, orphan_rows: dict[str, int], files: list[UnreferencedFile], cleaned: bool = False):
         super().__init__(orphan_rows)
         self.files = list(files)
         self.cleaned = cleaned
@@ -505,8 +568,7 @@ def _referenced_paths(table_dir: Path) -> tuple[set[str], float | None]:
                     if action.get(key):
                         refs.add(action[key]["path"])
         elif (m := _LOG_CHECKPOINT.fullmatch(f.name)) or f.parent.name == "_sidecars":
-            cols = [f"{k}.path" for k in ("add", "remove")
-                    if k in pq.ParquetFile(f).schema_arrow.names]
+            cols = [f"{k}.path" for k in ("add", "remove") if k in pq.ParquetFile(f).schema_arrow.names]
             t = pq.read_table(f, columns=cols)
             for i in range(t.num_columns):
                 refs.update(p for p in t.column(i).to_pylist() if p)
@@ -561,7 +623,8 @@ def init_lake(root: str | os.PathLike) -> Lake:
 
 def doctor(lake: Lake | str | os.PathLike, clean: bool = False):
     """Orphan rows and unreferenced files of killed writers (``gccat doctor [--clean]``);
-    see :meth:`Lake.doctor`."""
+    see :meth:`Lake.doctor`.
+    """
     return (lake if isinstance(lake, Lake) else Lake(lake)).doctor(clean=clean)
 
 

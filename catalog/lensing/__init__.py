@@ -47,8 +47,20 @@ from catalog.lensing.maps import HFF_QUANTITIES, LensMap, quantity_from_filename
 from catalog.lensing.sampling import mu_pixel_change, sample_map
 
 __all__ = [
-    "DEFAULT_COSMOLOGY", "HFF_QUANTITIES", "LensMap", "dls_ds", "jacobian_determinant_from_deflection",
-    "kappa_gamma_from_deflection", "magnification", "mu_pixel_change", "on_critical_curve",
-    "quantity_from_filename", "read_hff_map", "sample_map", "sigma_crit_msun_per_arcsec2",
-    "source_dls_ds", "tangential_eigenvalue", "write_hff_map",
+    "DEFAULT_COSMOLOGY",
+    "HFF_QUANTITIES",
+    "LensMap",
+    "dls_ds",
+    "jacobian_determinant_from_deflection",
+    "kappa_gamma_from_deflection",
+    "magnification",
+    "mu_pixel_change",
+    "on_critical_curve",
+    "quantity_from_filename",
+    "read_hff_map",
+    "sample_map",
+    "sigma_crit_msun_per_arcsec2",
+    "source_dls_ds",
+    "tangential_eigenvalue",
+    "write_hff_map",
 ]

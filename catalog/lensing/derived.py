@@ -20,8 +20,7 @@ from catalog.lensing.maps import LensMap, pixel_steps_arcsec
 
 #: Cosmology of the source papers' physical scales (1" = 4.921 kpc at z = 0.348), the astropy
 #: object of :data:`catalog.constants.COSMOLOGY`.
-DEFAULT_COSMOLOGY = getattr(astropy.cosmology, COSMOLOGY["name"])(H0=COSMOLOGY["H0"],
-                                                                  Om0=COSMOLOGY["Om0"])
+DEFAULT_COSMOLOGY = getattr(astropy.cosmology, COSMOLOGY["name"])(H0=COSMOLOGY["H0"], Om0=COSMOLOGY["Om0"])
 
 
 def _deflection_derivatives(alpha_x: LensMap, alpha_y: LensMap):
@@ -29,16 +28,22 @@ def _deflection_derivatives(alpha_x: LensMap, alpha_y: LensMap):
     if (alpha_x.quantity, alpha_y.quantity) != ("x-arcsec-deflect", "y-arcsec-deflect"):
         # Pixel deflections need the pixel scale of the grid they were made on, which HFF
         # files do not record reliably; a swapped pair would flip gamma1.
-        raise GccatError(f"need the x and y deflections in arcsec (x-arcsec-deflect, y-arcsec-deflect), "
-                         f"got {alpha_x.quantity} and {alpha_y.quantity}", file=alpha_y.path)
+        raise GccatError(
+            f"need the x and y deflections in arcsec (x-arcsec-deflect, y-arcsec-deflect), "
+            f"got {alpha_x.quantity} and {alpha_y.quantity}",
+            file=alpha_y.path,
+        )
     if alpha_x.shape != alpha_y.shape:
-        raise GccatError(f"the x and y deflection maps differ in shape ({alpha_x.shape} vs "
-                         f"{alpha_y.shape})", file=alpha_y.path)
+        raise GccatError(
+            f"the x and y deflection maps differ in shape ({alpha_x.shape} vs {alpha_y.shape})",
+            file=alpha_y.path,
+        )
     if not alpha_x.wcs.wcs.compare(alpha_y.wcs.wcs, tolerance=1e-10):
         raise GccatError("the x and y deflection maps have different WCS", file=alpha_y.path)
     if min(alpha_x.shape) < 3:
-        raise GccatError("a deflection map needs at least 3x3 pixels for finite differences",
-                         file=alpha_x.path)
+        raise GccatError(
+            "a deflection map needs at least 3x3 pixels for finite differences", file=alpha_x.path
+        )
     sx, sy = pixel_steps_arcsec(alpha_x)
     # Second-order central differences inside and one-sided second order at the edges.
     dax_dy, dax_dx = np.gradient(alpha_x.data, sy, sx, edge_order=2)
@@ -46,8 +51,9 @@ def _deflection_derivatives(alpha_x: LensMap, alpha_y: LensMap):
     return dax_dx, dax_dy, day_dx, day_dy
 
 
-def kappa_gamma_from_deflection(alpha_x: LensMap, alpha_y: LensMap
-                                ) -> tuple[LensMap, LensMap, LensMap, LensMap]:
+def kappa_gamma_from_deflection(
+    alpha_x: LensMap, alpha_y: LensMap
+) -> tuple[LensMap, LensMap, LensMap, LensMap]:
     """Convergence and shear from deflection maps by finite differences.
 
     kappa = (dax/dx + day/dy) / 2, gamma1 = (dax/dx - day/dy) / 2, gamma2 = (dax/dy + day/dx) / 2,
@@ -72,8 +78,10 @@ def kappa_gamma_from_deflection(alpha_x: LensMap, alpha_y: LensMap
     # The symmetric part only: a non-zero dax/dy - day/dx is finite-difference (or map) error.
     gamma2 = 0.5 * (dax_dy + day_dx)
     gamma = np.hypot(gamma1, gamma2)
-    return tuple(LensMap(q, d, alpha_x.wcs.deepcopy(), alpha_x.header.copy(), alpha_x.path)
-                 for q, d in (("kappa", kappa), ("gamma1", gamma1), ("gamma2", gamma2), ("gamma", gamma)))
+    return tuple(
+        LensMap(q, d, alpha_x.wcs.deepcopy(), alpha_x.header.copy(), alpha_x.path)
+        for q, d in (("kappa", kappa), ("gamma1", gamma1), ("gamma2", gamma2), ("gamma", gamma))
+    )
 
 
 def jacobian_determinant_from_deflection(alpha_x: LensMap, alpha_y: LensMap) -> np.ndarray:
@@ -103,8 +111,9 @@ def _det_a(kappa, gamma, dls_ds_scale) -> np.ndarray:
     return (1.0 - s * kappa) ** 2 - (s * gamma) ** 2
 
 
-def magnification(kappa: npt.ArrayLike, gamma: npt.ArrayLike, *, dls_ds_scale: npt.ArrayLike = 1.0,
-                  absolute: bool = False) -> np.ndarray:
+def magnification(
+    kappa: npt.ArrayLike, gamma: npt.ArrayLike, *, dls_ds_scale: npt.ArrayLike = 1.0, absolute: bool = False
+) -> np.ndarray:
     """Magnification mu = 1 / ((1 - kappa)^2 - gamma^2), signed (negative between the critical curves).
 
     Parameters
@@ -128,8 +137,9 @@ def magnification(kappa: npt.ArrayLike, gamma: npt.ArrayLike, *, dls_ds_scale: n
     return np.abs(mu) if absolute else mu
 
 
-def tangential_eigenvalue(kappa: npt.ArrayLike, gamma: npt.ArrayLike, *,
-                          dls_ds_scale: npt.ArrayLike = 1.0) -> np.ndarray:
+def tangential_eigenvalue(
+    kappa: npt.ArrayLike, gamma: npt.ArrayLike, *, dls_ds_scale: npt.ArrayLike = 1.0
+) -> np.ndarray:
     """Tangential eigenvalue of the lens Jacobian, lambda_t = 1 - kappa - gamma (dimensionless).
 
     1/|lambda_t| is the stretch along the arc, used for size upper limits of lensed clusters.
@@ -139,8 +149,9 @@ def tangential_eigenvalue(kappa: npt.ArrayLike, gamma: npt.ArrayLike, *,
     return 1.0 - s * np.asarray(kappa, dtype=np.float64) - s * np.asarray(gamma, dtype=np.float64)
 
 
-def on_critical_curve(kappa: npt.ArrayLike, gamma: npt.ArrayLike, tol: float = 0.05, *,
-                      dls_ds_scale: npt.ArrayLike = 1.0) -> np.ndarray:
+def on_critical_curve(
+    kappa: npt.ArrayLike, gamma: npt.ArrayLike, tol: float = 0.05, *, dls_ds_scale: npt.ArrayLike = 1.0
+) -> np.ndarray:
     """True where |det A| = |(1 - kappa)^2 - gamma^2| < ``tol`` (|mu| > 1/tol); False for NaN."""
     with np.errstate(invalid="ignore"):
         return np.abs(_det_a(kappa, gamma, dls_ds_scale)) < tol
@@ -216,13 +227,17 @@ def sigma_crit_msun_per_arcsec2(z_lens: float, cosmology=None, *, z_source: floa
 
 def source_dls_ds(z_cluster: float | None, z_source: float, field_id: str) -> float:
     """D_ls/D_s of a source at ``z_source`` behind the cluster of ``field_id``; the source must
-    lie behind the cluster (in front of it or at it, D_ls/D_s would be 0: no lensing)."""
+    lie behind the cluster (in front of it or at it, D_ls/D_s would be 0: no lensing).
+    """
     from catalog.checks import Z_MAX
 
     if z_cluster is None or not np.isfinite(z_cluster):
-        raise GccatError(f"--z-source needs the cluster redshift of field '{field_id}'; "
-                         "load it with 'gccat ingest fields'")
+        raise GccatError(
+            f"--z-source needs the cluster redshift of field '{field_id}'; load it with 'gccat ingest fields'"
+        )
     if not z_source > z_cluster:
-        raise GccatError(f"--z-source must be above the cluster redshift of field '{field_id}' "
-                         f"(z = {z_cluster:g}), in ({z_cluster:g}, {Z_MAX:g}], not {z_source:g}")
+        raise GccatError(
+            f"--z-source must be above the cluster redshift of field '{field_id}' "
+            f"(z = {z_cluster:g}), in ({z_cluster:g}, {Z_MAX:g}], not {z_source:g}"
+        )
     return float(dls_ds(z_cluster, z_source))

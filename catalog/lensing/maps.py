@@ -48,9 +48,24 @@ _FITS_SUFFIXES = (".fits.gz", ".fits.fz", ".fit.gz", ".fts.gz", ".fits", ".fit",
 # matrix and a PC matrix never end up side by side.
 _WCS_KEY = re.compile(
     r"^(WCSAXES|CTYPE\d|CRVAL\d|CRPIX\d|CDELT\d|CUNIT\d|CROTA\d|CD\d_\d|PC\d_\d|PV\d_\d+|PS\d_\d+"
-    r"|LONPOLE|LATPOLE|RADESYS|RADECSYS|EQUINOX|EPOCH|MJDREF|DATEREF|[AB]P?_(ORDER|\d+_\d+))[A-Z]?$")
-_STRUCTURE_KEYS = ("SIMPLE", "XTENSION", "BITPIX", "NAXIS", "NAXIS1", "NAXIS2", "NAXIS3", "EXTEND",
-                   "PCOUNT", "GCOUNT", "BSCALE", "BZERO", "BLANK", "EXTNAME")
+    r"|LONPOLE|LATPOLE|RADESYS|RADECSYS|EQUINOX|EPOCH|MJDREF|DATEREF|[AB]P?_(ORDER|\d+_\d+))[A-Z]?$"
+)
+_STRUCTURE_KEYS = (
+    "SIMPLE",
+    "XTENSION",
+    "BITPIX",
+    "NAXIS",
+    "NAXIS1",
+    "NAXIS2",
+    "NAXIS3",
+    "EXTEND",
+    "PCOUNT",
+    "GCOUNT",
+    "BSCALE",
+    "BZERO",
+    "BLANK",
+    "EXTNAME",
+)
 
 
 def quantity_from_filename(name: str | os.PathLike) -> str | None:
@@ -120,8 +135,10 @@ class LensMap:
         return self.data.shape
 
     def __repr__(self) -> str:
-        return (f"LensMap(quantity={self.quantity!r}, shape={self.shape}, "
-                f"pixel_scale_arcsec={self.pixel_scale_arcsec:.6g}, path={self.path!r})")
+        return (
+            f"LensMap(quantity={self.quantity!r}, shape={self.shape}, "
+            f"pixel_scale_arcsec={self.pixel_scale_arcsec:.6g}, path={self.path!r})"
+        )
 
 
 def _known_quantity(quantity: str, path=None) -> str:
@@ -144,8 +161,7 @@ def _first_2d_image(hdul: fits.HDUList, path):
             return hdu
         shapes.append(hdu.data.shape)
     if shapes:
-        raise GccatError(f"no 2-D image HDU; the images have shapes {shapes} (a lens map is 2-D)",
-                         file=path)
+        raise GccatError(f"no 2-D image HDU; the images have shapes {shapes} (a lens map is 2-D)", file=path)
     raise GccatError("no image HDU with data (a lens map is a 2-D FITS image)", file=path)
 
 
@@ -208,8 +224,11 @@ def read_hff_map(path: str | os.PathLike, quantity: str | None = None) -> LensMa
     if quantity is None:
         quantity = quantity_from_filename(path_s) or header.get(QUANTITY_KEYWORD)
     if quantity is None:
-        raise GccatError("cannot tell the lens-map quantity from the file name (expected an HFF "
-                         "name such as '..._kappa.fits'); give it with --quantity", file=path_s)
+        raise GccatError(
+            "cannot tell the lens-map quantity from the file name (expected an HFF "
+            "name such as '..._kappa.fits'); give it with --quantity",
+            file=path_s,
+        )
     _known_quantity(str(quantity), path_s)
     return LensMap(str(quantity), data, _celestial_wcs(header, path_s), header, path_s)
 

@@ -19,8 +19,9 @@ from catalog.lensing.maps import LensMap
 _SNAP_PIX = 1e-6
 
 
-def sample_map(lens_map: LensMap, ra_deg: npt.ArrayLike, dec_deg: npt.ArrayLike,
-               order: int = 1) -> np.ndarray:
+def sample_map(
+    lens_map: LensMap, ra_deg: npt.ArrayLike, dec_deg: npt.ArrayLike, order: int = 1
+) -> np.ndarray:
     """Map values at sky positions, interpolated in pixel space.
 
     Positions go through the map's WCS to 0-based pixel coordinates and are interpolated with
@@ -91,8 +92,13 @@ def _sample_pixels(lens_map: LensMap, x: np.ndarray, y: np.ndarray, order: int =
     return out
 
 
-def mu_pixel_change(kappa_map: LensMap, gamma_map: LensMap, ra_deg: npt.ArrayLike,
-                    dec_deg: npt.ArrayLike, dls_ds_scale: npt.ArrayLike = 1.0) -> np.ndarray:
+def mu_pixel_change(
+    kappa_map: LensMap,
+    gamma_map: LensMap,
+    ra_deg: npt.ArrayLike,
+    dec_deg: npt.ArrayLike,
+    dls_ds_scale: npt.ArrayLike = 1.0,
+) -> np.ndarray:
     """How much the magnification changes within one map pixel of each position.
 
     High magnifications are real (the Sparkler's images have mu of 15 to 100): what a map
@@ -115,8 +121,9 @@ def mu_pixel_change(kappa_map: LensMap, gamma_map: LensMap, ra_deg: npt.ArrayLik
     numpy.ndarray
         Dimensionless, >= 0; NaN off the map. 0 where dls_ds_scale is 0 (no lensing).
     """
-    ra, dec, scale = np.broadcast_arrays(np.asarray(ra_deg, np.float64), np.asarray(dec_deg, np.float64),
-                                         np.asarray(dls_ds_scale, np.float64))
+    ra, dec, scale = np.broadcast_arrays(
+        np.asarray(ra_deg, np.float64), np.asarray(dec_deg, np.float64), np.asarray(dls_ds_scale, np.float64)
+    )
     shape = ra.shape
     ra, dec, scale = ra.ravel(), dec.ravel(), scale.ravel()
     x, y = _pixel_coords(kappa_map, ra, dec)

@@ -24,10 +24,16 @@ from catalog.queries.sandbox import lock_down
 from catalog.queries.udfs import register_udfs
 
 _DUCK_TYPES = {
-    pa.string(): "VARCHAR", pa.float64(): "DOUBLE", pa.int64(): "BIGINT", pa.int32(): "INTEGER",
-    pa.bool_(): "BOOLEAN", pa.timestamp("us", tz="UTC"): "TIMESTAMPTZ",
-    pa.list_(pa.string()): "VARCHAR[]", pa.list_(pa.float64()): "DOUBLE[]",
-    pa.list_(pa.int64()): "BIGINT[]", pa.list_(pa.float32()): "FLOAT[]",
+    pa.string(): "VARCHAR",
+    pa.float64(): "DOUBLE",
+    pa.int64(): "BIGINT",
+    pa.int32(): "INTEGER",
+    pa.bool_(): "BOOLEAN",
+    pa.timestamp("us", tz="UTC"): "TIMESTAMPTZ",
+    pa.list_(pa.string()): "VARCHAR[]",
+    pa.list_(pa.float64()): "DOUBLE[]",
+    pa.list_(pa.int64()): "BIGINT[]",
+    pa.list_(pa.float32()): "FLOAT[]",
 }
 
 
@@ -49,8 +55,10 @@ def view_files() -> dict[str, str]:
             out[entry.name[:-4]] = entry.read_text()
     for table in TABLES:
         if table not in out:
-            out[table] = (f"-- {TABLE_DESCRIPTIONS[table]}\n"
-                          f"CREATE OR REPLACE VIEW {table} AS FROM live_rows('raw_{table}');\n")
+            out[table] = (
+                f"-- {TABLE_DESCRIPTIONS[table]}\n"
+                f"CREATE OR REPLACE VIEW {table} AS FROM live_rows('raw_{table}');\n"
+            )
     return dict(sorted(out.items()))
 
 
@@ -69,8 +77,10 @@ def view_dependencies() -> dict[str, set[str]]:
     """
     defs = view_files()
     known = set(defs) | {f"raw_{t}" for t in TABLES}
-    deps = {name: _names_in(sql.split("\n", 1)[1] if sql.startswith("--") else sql, known) - {name}
-            for name, sql in defs.items()}
+    deps = {
+        name: _names_in(sql.split("\n", 1)[1] if sql.startswith("--") else sql, known) - {name}
+        for name, sql in defs.items()
+    }
     for name, sql in defs.items():
         if "{band_columns}" in sql:
             deps[name].add("bands")
@@ -100,7 +110,8 @@ def _creation_order(wanted: Iterable[str], deps: dict[str, set[str]]) -> list[st
 
 def relations_in(sql: str) -> set[str]:
     """The views, macros and raw tables that a user's SQL text names (for a connection that
-    creates only those, see :func:`connect`)."""
+    creates only those, see :func:`connect`).
+    """
     return _names_in(sql, set(view_files()) | {f"raw_{t}" for t in TABLES})
 
 
@@ -117,8 +128,9 @@ def view_description(sql: str) -> str:
 def _file_columns(con: duckdb.DuckDBPyConnection, files: list[str]) -> set[str]:
     """Column names found in any of the Parquet files (their union)."""
     flist = "[" + ", ".join(_quote(f) for f in files) + "]"
-    rows = con.execute(f"DESCRIBE SELECT * FROM read_parquet({flist}, union_by_name=true, "
-                       "hive_partitioning=false)").fetchall()
+    rows = con.execute(
+        f"DESCRIBE SELECT * FROM read_parquet({flist}, union_by_name=true, hive_partitioning=false)"
+    ).fetchall()
     return {r[0] for r in rows}
 
 
@@ -136,23 +148,32 @@ def _column_sql(name: str, f: pa.Field, present: set[str] | None, parts: list[st
     old = RENAMED_COLUMNS.get(name, {}).get(f.name)
     if old is not None and old[0] in present:
         o, factor = f'"{old[0]}"', repr(float(old[1]))
-        scaled = (f"list_transform(CAST({o} AS DOUBLE[]), lambda v: v * {factor})"
-                  if pa.types.is_list(f.type) else f"CAST({o} AS DOUBLE) * {factor}")
+        scaled = (
+            f"list_transform(CAST({o} AS DOUBLE[]), lambda v: v * {factor})"
+            if pa.types.is_list(f.type)
+            else f"CAST({o} AS DOUBLE) * {factor}"
+        )
         return f"coalesce({q}, {scaled}) AS {q}" if has_new else f"{scaled} AS {q}"
     return q if has_new else f"CAST(NULL AS {_DUCK_TYPES[f.type]}) AS {q}"
 
 
 def _raw_view_sql(name: str, files: list[str], present: set[str] | None = None) -> str:
     """``raw_<name>`` over the files; ``present`` (the files' columns) lets it read renamed and
-    missing columns (see :func:`_column_sql`)."""
+    missing columns (see :func:`_column_sql`).
+    """
     schema, parts = TABLES[name]
     if not files:
-        cols = ", ".join(f"CAST(NULL AS {_DUCK_TYPES[f.type]}) AS \"{f.name}\"" for f in schema)
+        cols = ", ".join(f'CAST(NULL AS {_DUCK_TYPES[f.type]}) AS "{f.name}"' for f in schema)
         return f"CREATE OR REPLACE VIEW raw_{name} AS SELECT {cols} WHERE false"
     cols = ", ".join(_column_sql(name, f, present, parts) for f in schema)
     # union_by_name: files written before a column was added read it as NULL.
-    hive = ", union_by_name=true, hive_partitioning=true, hive_types={" + ", ".join(
-        f"'{p}': VARCHAR" for p in parts) + "}" if parts else ", union_by_name=true, hive_partitioning=false"
+    hive = (
+        ", union_by_name=true, hive_partitioning=true, hive_types={"
+        + ", ".join(f"'{p}': VARCHAR" for p in parts)
+        + "}"
+        if parts
+        else ", union_by_name=true, hive_partitioning=false"
+    )
     flist = "[" + ", ".join(_quote(f) for f in files) + "]"
     return f"CREATE OR REPLACE VIEW raw_{name} AS SELECT {cols} FROM read_parquet({flist}{hive})"
 
@@ -168,15 +189,22 @@ def _band_columns(con: duckdb.DuckDBPyConnection, measured: list[str]) -> str:
         sel = f"band = {_quote(b)}"
         flux = f"arg_max(flux_njy, preference) FILTER (WHERE {sel})"
         err = f"arg_max(flux_err_njy, preference) FILTER (WHERE {sel})"
-        cols += [f"{flux} AS flux_{b}", f"{err} AS fluxerr_{b}",
-                 f"flux_to_abmag({flux}) AS mag_{b}",
-                 f"flux_err_to_mag_err({flux}, {err}) AS magerr_{b}"]
+        cols += [
+            f"{flux} AS flux_{b}",
+            f"{err} AS fluxerr_{b}",
+            f"flux_to_abmag({flux}) AS mag_{b}",
+            f"flux_err_to_mag_err({flux}, {err}) AS magerr_{b}",
+        ]
     return ",\n       ".join(cols) if cols else "NULL::DOUBLE AS no_photometry"
 
 
-def connect(lake: Lake | str | os.PathLike | None = None, as_of: int | None = None, *,
-            mu_pixel_change_max: float | None = None,
-            relations: Iterable[str] | None = None) -> duckdb.DuckDBPyConnection:
+def connect(
+    lake: Lake | str | os.PathLike | None = None,
+    as_of: int | None = None,
+    *,
+    mu_pixel_change_max: float | None = None,
+    relations: Iterable[str] | None = None,
+) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection over the lake's committed files, with views and UDFs.
 
     The connection is locked down (:func:`catalog.queries.sandbox.lock_down`): it can read only the
@@ -222,12 +250,16 @@ def connect(lake: Lake | str | os.PathLike | None = None, as_of: int | None = No
         # Tables with renamed columns may hold files of older lakes: look at their columns.
         present = _file_columns(con, files) if files and table in RENAMED_COLUMNS else None
         con.execute(_raw_view_sql(table, files, present))
-    con.execute("CREATE TABLE lake_info AS SELECT ?::BIGINT AS lake_version, "
-                "?::VARCHAR AS lake_root, ?::BIGINT AS latest_version",
-                [version, str(lake.root), latest])
-    fills: dict[str, str] = {"mu_pixel_change_max": repr(mu_max),
-                             "final_aperture_radius_arcsec": repr(float(FINAL_APERTURE_RADIUS_ARCSEC)),
-                             "radius_match_arcsec": repr(float(RADIUS_MATCH_ARCSEC))}
+    con.execute(
+        "CREATE TABLE lake_info AS SELECT ?::BIGINT AS lake_version, "
+        "?::VARCHAR AS lake_root, ?::BIGINT AS latest_version",
+        [version, str(lake.root), latest],
+    )
+    fills: dict[str, str] = {
+        "mu_pixel_change_max": repr(mu_max),
+        "final_aperture_radius_arcsec": repr(float(FINAL_APERTURE_RADIUS_ARCSEC)),
+        "radius_match_arcsec": repr(float(RADIUS_MATCH_ARCSEC)),
+    }
     for name in order:
         if name.startswith("raw_"):
             continue
@@ -239,8 +271,9 @@ def connect(lake: Lake | str | os.PathLike | None = None, as_of: int | None = No
     return con
 
 
-def open_reader(lake: Lake | str | os.PathLike | None, as_of: int | None = None, *sql: str | None
-                ) -> tuple[Lake, duckdb.DuckDBPyConnection, int]:
+def open_reader(
+    lake: Lake | str | os.PathLike | None, as_of: int | None = None, *sql: str | None
+) -> tuple[Lake, duckdb.DuckDBPyConnection, int]:
     """The lake, a read-only connection to it, and the version that connection shows.
 
     Parameters

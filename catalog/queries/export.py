@@ -36,9 +36,18 @@ from catalog.lake.schemas import ColumnMeta, columns_meta, with_metadata
 
 FORMATS = ("parquet", "fits", "ecsv", "votable", "csv", "hats")
 #: File extensions and the format they mean (a path without an extension is a HATS directory).
-EXTENSIONS = {".parquet": "parquet", ".pq": "parquet", ".fits": "fits", ".fit": "fits",
-              ".fts": "fits", ".ecsv": "ecsv", ".vot": "votable", ".votable": "votable",
-              ".xml": "votable", ".csv": "csv"}
+EXTENSIONS = {
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".fits": "fits",
+    ".fit": "fits",
+    ".fts": "fits",
+    ".ecsv": "ecsv",
+    ".vot": "votable",
+    ".votable": "votable",
+    ".xml": "votable",
+    ".csv": "csv",
+}
 VOTABLE_VERSION = "1.3"  # CDS units: the only VOTable unit syntax with a log unit ([solMass])
 _VOT_NS = "{http://www.ivoa.net/xml/VOTable/v1.3}"
 _ICRS_ID = "icrs"
@@ -68,8 +77,10 @@ def export_format(out: str | os.PathLike, fmt: str | None = None) -> str:
         names no format.
     """
     if str(out) == "-":
-        raise GccatError("an export needs a file or directory, not '-' (standard output: "
-                         "gccat sql with -o - or --print-format)")
+        raise GccatError(
+            "an export needs a file or directory, not '-' (standard output: "
+            "gccat sql with -o - or --print-format)"
+        )
     suffix = Path(out).suffix.lower()
     by_ext = EXTENSIONS.get(suffix)
     if fmt is not None:
@@ -77,15 +88,18 @@ def export_format(out: str | os.PathLike, fmt: str | None = None) -> str:
         if fmt not in FORMATS:
             raise GccatError(f"unknown export format '{fmt}' (choose from {', '.join(FORMATS)})")
         if by_ext is not None and by_ext != fmt:
-            raise GccatError(f"{out} has the extension of {by_ext}, not {fmt}: change the "
-                             "extension or --format")
+            raise GccatError(
+                f"{out} has the extension of {by_ext}, not {fmt}: change the extension or --format"
+            )
         return fmt
     if by_ext is not None:
         return by_ext
     if not suffix:
         return "hats"
-    raise GccatError(f"cannot tell the format of {out} from its extension '{suffix}': use "
-                     f"{', '.join(EXTENSIONS)}, no extension for a HATS directory, or --format")
+    raise GccatError(
+        f"cannot tell the format of {out} from its extension '{suffix}': use "
+        f"{', '.join(EXTENSIONS)}, no extension for a HATS directory, or --format"
+    )
 
 
 def _flat_list(arr: pa.Array) -> pa.Array:
@@ -121,8 +135,7 @@ def _fits_unit(unit: str) -> str:
     return parsed.to_string("fits")
 
 
-def arrow_to_astropy(table: pa.Table, flat: bool = False,
-                     meta: dict[str, ColumnMeta] | None = None):
+def arrow_to_astropy(table: pa.Table, flat: bool = False, meta: dict[str, ColumnMeta] | None = None):
     """An astropy Table with each column's unit, description and UCD (``meta['ucd']``).
 
     Timestamps become ISO 8601 strings (UTC). With ``flat``, list columns become ``|``-joined
@@ -138,8 +151,12 @@ def arrow_to_astropy(table: pa.Table, flat: bool = False,
         m = meta.get(name, ColumnMeta())
         if _is_list(arr.type):
             if not flat:
-                out[name] = Column(np.array(arr.to_pylist(), dtype=object), name=name,
-                                   unit=m.unit or None, description=m.description or None)
+                out[name] = Column(
+                    np.array(arr.to_pylist(), dtype=object),
+                    name=name,
+                    unit=m.unit or None,
+                    description=m.description or None,
+                )
                 if m.ucd:
                     out[name].meta["ucd"] = m.ucd
                 continue
@@ -159,8 +176,13 @@ def arrow_to_astropy(table: pa.Table, flat: bool = False,
             data = arr.fill_null(0).to_numpy(zero_copy_only=False)
         else:
             data = np.array(arr.cast(pa.string()).fill_null("").to_pylist(), dtype=str)
-        col = MaskedColumn(data, name=name, mask=mask if mask.any() else None,
-                           unit=m.unit or None, description=m.description or None)
+        col = MaskedColumn(
+            data,
+            name=name,
+            mask=mask if mask.any() else None,
+            unit=m.unit or None,
+            description=m.description or None,
+        )
         if m.ucd:
             col.meta["ucd"] = m.ucd
         out[name] = col
@@ -214,9 +236,17 @@ def _votable_file(table: pa.Table, meta: dict[str, ColumnMeta]):
     return vot
 
 
-_VOT_TYPES = {pa.bool_(): "boolean", pa.int8(): "short", pa.int16(): "short", pa.int32(): "int",
-              pa.int64(): "long", pa.uint8(): "unsignedByte", pa.float16(): "float",
-              pa.float32(): "float", pa.float64(): "double"}
+_VOT_TYPES = {
+    pa.bool_(): "boolean",
+    pa.int8(): "short",
+    pa.int16(): "short",
+    pa.int32(): "int",
+    pa.int64(): "long",
+    pa.uint8(): "unsignedByte",
+    pa.float16(): "float",
+    pa.float32(): "float",
+    pa.float64(): "double",
+}
 
 
 def _voparquet_field(votable, name: str, t: pa.DataType, strlen: int, m: ColumnMeta):
@@ -233,12 +263,14 @@ def _voparquet_field(votable, name: str, t: pa.DataType, strlen: int, m: ColumnM
         datatype = "unicodeChar"
         arraysize = arraysize or f"{max(strlen, 1)}*"
     # A Unit object, not its string: the 1.3 FIELD parses strings as CDS, which has no dex(...)
-    return Field(votable, name=name, datatype=datatype, arraysize=arraysize,
-                 unit=u.Unit(m.unit) if m.unit else None)
+    return Field(
+        votable, name=name, datatype=datatype, arraysize=arraysize, unit=u.Unit(m.unit) if m.unit else None
+    )
 
 
-def _voparquet_xml(table: pa.Table, meta: dict[str, ColumnMeta], strlens: dict[str, int],
-                   timestamps: set[str]) -> bytes:
+def _voparquet_xml(
+    table: pa.Table, meta: dict[str, ColumnMeta], strlens: dict[str, int], timestamps: set[str]
+) -> bytes:
     """The VOParquet header of ``table``: VOTable XML whose TABLE holds FIELDs and PARQUET."""
     from astropy.io.votable.tree import TableElement
 
@@ -246,8 +278,9 @@ def _voparquet_xml(table: pa.Table, meta: dict[str, ColumnMeta], strlens: dict[s
     tab = TableElement(vot)
     vot.resources[0].tables.append(tab)
     for f in table.schema:
-        tab.fields.append(_voparquet_field(vot, f.name, f.type, strlens.get(f.name, 1),
-                                           meta.get(f.name, ColumnMeta())))
+        tab.fields.append(
+            _voparquet_field(vot, f.name, f.type, strlens.get(f.name, 1), meta.get(f.name, ColumnMeta()))
+        )
     _annotate_votable(vot, tab.fields, meta, timestamps)
     buf = io.BytesIO()
     vot.to_xml(buf)
@@ -261,8 +294,12 @@ def _voparquet_xml(table: pa.Table, meta: dict[str, ColumnMeta], strlens: dict[s
     return ET.tostring(root, encoding="unicode", xml_declaration=True).encode()
 
 
-def write_parquet(table: pa.Table, out: Path, extra_meta: dict[str, str] | None = None,
-                  meta: dict[str, ColumnMeta] | None = None) -> None:
+def write_parquet(
+    table: pa.Table,
+    out: Path,
+    extra_meta: dict[str, str] | None = None,
+    meta: dict[str, ColumnMeta] | None = None,
+) -> None:
     """Parquet with per-column unit/ucd/description metadata and IVOA VOParquet metadata.
 
     Numeric lists stay Parquet lists (VOTable variable-length arrays). Timestamps are written
@@ -277,8 +314,9 @@ def write_parquet(table: pa.Table, out: Path, extra_meta: dict[str, str] | None 
     for c in table.columns:
         if pa.types.is_timestamp(c.type):
             c = _iso(c.combine_chunks())
-        elif _is_list(c.type) and not (pa.types.is_integer(c.type.value_type)
-                                       or pa.types.is_floating(c.type.value_type)):
+        elif _is_list(c.type) and not (
+            pa.types.is_integer(c.type.value_type) or pa.types.is_floating(c.type.value_type)
+        ):
             c = _flat_list(c.combine_chunks())  # VOTable has no arrays of strings
         cols.append(c)
     table = pa.table(cols, names=table.column_names)
@@ -341,10 +379,16 @@ def _write_ecsv(table: pa.Table, out: Path, meta: dict[str, ColumnMeta], provena
 def _write_hats(table: pa.Table, out: Path, name: str) -> None:
     import lsdb
 
-    flat = pa.table({n: (pa.array(["|".join(map(str, v)) if v is not None else None
-                                   for v in table[n].to_pylist()])
-                         if pa.types.is_list(table[n].type) else table[n])
-                     for n in table.column_names})
+    flat = pa.table(
+        {
+            n: (
+                pa.array(["|".join(map(str, v)) if v is not None else None for v in table[n].to_pylist()])
+                if pa.types.is_list(table[n].type)
+                else table[n]
+            )
+            for n in table.column_names
+        }
+    )
     df = flat.to_pandas(types_mapper=None)
     cat = lsdb.from_dataframe(df, ra_column="ra", dec_column="dec", catalog_name=name)
     try:
@@ -357,7 +401,6 @@ def _write_hats(table: pa.Table, out: Path, name: str) -> None:
         if cause is None:
             raise
         raise cause from exc
-
 
 
 # -- output paths: never inside a lake, always replaced atomically ----------------------------
@@ -434,14 +477,17 @@ def check_output_path(out: str | os.PathLike, fmt: str, overwrite: bool = False)
         raise GccatError(f"{shown} exists; pass --overwrite to replace it")
     if fmt == "hats":
         if not target.is_dir():
-            raise GccatError(f"{shown} is a file, not a HATS catalog directory; remove it or "
-                             "choose another --out")
+            raise GccatError(
+                f"{shown} is a file, not a HATS catalog directory; remove it or choose another --out"
+            )
         inner = _lake_within(target)
         if inner is not None:
             raise GccatError(f"{shown} holds the gccat lake {inner}; it cannot be overwritten")
         if any(target.iterdir()) and not any((target / m).is_file() for m in _HATS_MARKS):
-            raise GccatError(f"{shown} is a directory that is not a HATS catalog; --overwrite "
-                             "replaces only an earlier export")
+            raise GccatError(
+                f"{shown} is a directory that is not a HATS catalog; --overwrite "
+                "replaces only an earlier export"
+            )
     elif target.is_dir():
         raise GccatError(f"{shown} is a directory")
     elif not target.is_file():
@@ -493,7 +539,7 @@ def _clean_leftovers(target: Path) -> None:
     """
     prefix = f".{target.name}."
     for p in sorted(target.parent.glob(glob.escape(prefix) + "gccat-*")):
-        tag = p.name[len(prefix) - 1:]
+        tag = p.name[len(prefix) - 1 :]
         if not tag.startswith((_TMP, _OLD)):
             continue
         try:
@@ -552,8 +598,9 @@ def _umask() -> int:
 
 def _mkstemp(target: Path, suffix: str = "") -> Path:
     """An empty temporary file beside ``target`` with the permissions of a plain new file."""
-    fd, name = tempfile.mkstemp(prefix=f".{target.name}{_TMP}{os.getpid()}-", suffix=suffix,
-                                dir=target.parent)
+    fd, name = tempfile.mkstemp(
+        prefix=f".{target.name}{_TMP}{os.getpid()}-", suffix=suffix, dir=target.parent
+    )
     try:
         os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600 files
     finally:
@@ -614,9 +661,17 @@ def _write_csv(table: pa.Table, out: Path) -> None:
         write_csv(table, f)
 
 
-def export_table(table: pa.Table, out: str | os.PathLike, fmt: str | None = None, *, query: str,
-                 lake_root: str, lake_version: int, overwrite: bool = False,
-                 source: str | None = None) -> dict:
+def export_table(
+    table: pa.Table,
+    out: str | os.PathLike,
+    fmt: str | None = None,
+    *,
+    query: str,
+    lake_root: str,
+    lake_version: int,
+    overwrite: bool = False,
+    source: str | None = None,
+) -> dict:
     """Write ``table`` in ``fmt`` to ``out`` and a manifest beside it; return the manifest.
 
     The export is written to a temporary file (directory, for HATS) beside ``out``, flushed to
@@ -660,8 +715,7 @@ def export_table(table: pa.Table, out: str | os.PathLike, fmt: str | None = None
         raise GccatError("a HATS export needs at least one row (this selection has none)")
     target = check_output_path(out, fmt, overwrite)
     meta = columns_meta(table.column_names, source)
-    provenance = {"gccat.query": query, "gccat.lake_version": str(lake_version),
-                  "gccat.lake_root": lake_root}
+    provenance = {"gccat.query": query, "gccat.lake_version": str(lake_version), "gccat.lake_root": lake_root}
 
     def write(tmp: Path) -> None:
         if fmt == "parquet":
@@ -679,9 +733,15 @@ def export_table(table: pa.Table, out: str | os.PathLike, fmt: str | None = None
 
     def manifest_for(tmp: Path) -> dict:
         return {
-            "format": fmt, "path": str(target), "query": query, "lake_root": lake_root,
-            "lake_version": lake_version, "rows": table.num_rows, "sha256": sha256_file(tmp),
-            "created_at": dt.datetime.now(dt.UTC).isoformat(), "gccat_version": gccat_version(),
+            "format": fmt,
+            "path": str(target),
+            "query": query,
+            "lake_root": lake_root,
+            "lake_version": lake_version,
+            "rows": table.num_rows,
+            "sha256": sha256_file(tmp),
+            "created_at": dt.datetime.now(dt.UTC).isoformat(),
+            "gccat_version": gccat_version(),
             "units": "astropy unit strings; dex(X) is log10 of a quantity in X",
             "columns": [{"name": n, **vars(meta[n])} for n in table.column_names],
         }
@@ -689,9 +749,16 @@ def export_table(table: pa.Table, out: str | os.PathLike, fmt: str | None = None
     return _write_atomic(target, fmt, write, manifest_for)
 
 
-def export_lake(lake, out: str | os.PathLike, *, table: str | None = None,
-                query: str | None = None, fmt: str | None = None, overwrite: bool = False,
-                as_of: int | None = None) -> dict:
+def export_lake(
+    lake,
+    out: str | os.PathLike,
+    *,
+    table: str | None = None,
+    query: str | None = None,
+    fmt: str | None = None,
+    overwrite: bool = False,
+    as_of: int | None = None,
+) -> dict:
     """Export a lake table or view, or the rows of a SELECT, with a manifest (``gccat export``).
 
     Parameters
@@ -724,8 +791,16 @@ def export_lake(lake, out: str | os.PathLike, *, table: str | None = None,
     lk, con, version = open_reader(lake, as_of, table, query)
     source = check_relation(con, table) if table else None
     sql = f'SELECT * FROM "{source}"' if source else query
-    return export_table(run_sql(con, sql), out, fmt, query=sql, lake_root=str(lk.root),
-                        lake_version=version, overwrite=overwrite, source=source)
+    return export_table(
+        run_sql(con, sql),
+        out,
+        fmt,
+        query=sql,
+        lake_root=str(lk.root),
+        lake_version=version,
+        overwrite=overwrite,
+        source=source,
+    )
 
 
 def save_csv(table: pa.Table, out: str | os.PathLike, overwrite: bool = False) -> Path:

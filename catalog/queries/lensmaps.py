@@ -58,9 +58,11 @@ class LensMapStore:
         meta = row.slice(0, 1).to_pylist()[0]
         px = self.lake.read(
             "lens_map_pixels",
-            filters=(pc.field("model_id") == model_id) & (pc.field("quantity") == quantity)
+            filters=(pc.field("model_id") == model_id)
+            & (pc.field("quantity") == quantity)
             & (pc.field("ingest_id") == meta["ingest_id"]),
-            columns=["ix", "iy", "value"])
+            columns=["ix", "iy", "value"],
+        )
         data = np.full((meta["ny"], meta["nx"]), np.nan)
         data[px["iy"].to_numpy(), px["ix"].to_numpy()] = px["value"].to_numpy(zero_copy_only=False)
         header = fits.Header.fromstring(meta["wcs_header"])
@@ -68,8 +70,9 @@ class LensMapStore:
 
         return LensMap(quantity, data, WCS(header), header, meta["source_path"])
 
-    def sample(self, model_id: np.ndarray, quantity: np.ndarray, ra_deg: np.ndarray,
-               dec_deg: np.ndarray) -> np.ndarray:
+    def sample(
+        self, model_id: np.ndarray, quantity: np.ndarray, ra_deg: np.ndarray, dec_deg: np.ndarray
+    ) -> np.ndarray:
         """Map values at (ra, dec) in degrees by bilinear interpolation; NaN off the map."""
         from catalog.lensing import sample_map
 
@@ -84,8 +87,9 @@ class LensMapStore:
             out[sel] = sample_map(lens_map, ra_deg[sel], dec_deg[sel])
         return out
 
-    def mu_pixel_change(self, model_id: np.ndarray, ra_deg: np.ndarray, dec_deg: np.ndarray,
-                        dls_ds_scale: np.ndarray) -> np.ndarray:
+    def mu_pixel_change(
+        self, model_id: np.ndarray, ra_deg: np.ndarray, dec_deg: np.ndarray, dls_ds_scale: np.ndarray
+    ) -> np.ndarray:
         """:func:`catalog.lensing.mu_pixel_change` of each model's kappa and gamma maps."""
         from catalog.lensing import mu_pixel_change
 

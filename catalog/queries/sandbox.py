@@ -43,8 +43,12 @@ def lock_down(con: duckdb.DuckDBPyConnection, readable_files: Sequence[str] = ()
     con.execute("SET temp_directory = ?", [private_tmp])
     con.execute("SET allowed_paths = ?", [list(readable_files)])
     con.execute("SET allowed_directories = ?", [[]])
-    for setting in ("autoinstall_known_extensions", "autoload_known_extensions",
-                    "allow_community_extensions", "allow_unsigned_extensions"):
+    for setting in (
+        "autoinstall_known_extensions",
+        "autoload_known_extensions",
+        "allow_community_extensions",
+        "allow_unsigned_extensions",
+    ):
         try:
             con.execute(f"SET {setting} = false")
         except duckdb.Error:  # a setting this DuckDB does not have, or fixed at startup
@@ -75,8 +79,7 @@ def check_read_only_sql(con: duckdb.DuckDBPyConnection, query: str) -> str:
     explain = _EXPLAIN.match(query)
     body = explain["rest"] if explain else query
     if explain and _ANALYZE.match(body):
-        raise GccatError("read-only SQL: EXPLAIN ANALYZE runs its statement and is not allowed; "
-                         "use EXPLAIN")
+        raise GccatError("read-only SQL: EXPLAIN ANALYZE runs its statement and is not allowed; use EXPLAIN")
     try:
         statements = con.extract_statements(body)
     except duckdb.Error as exc:

@@ -33,8 +33,7 @@ def run_sql(con: duckdb.DuckDBPyConnection, query: str, params: list | None = No
         return to_arrow(con.sql(sql, params=params) if params else con.sql(sql))
     except duckdb.Error as exc:
         text = str(exc).strip()
-        raise GccatError(f"SQL error: {text.splitlines()[0] if text else type(exc).__name__}") \
-            from None
+        raise GccatError(f"SQL error: {text.splitlines()[0] if text else type(exc).__name__}") from None
 
 
 def relation_sql(source: str) -> str:
@@ -43,8 +42,9 @@ def relation_sql(source: str) -> str:
     return f"SELECT * FROM {s}" if _IDENT.match(s) else s
 
 
-def cone(con: duckdb.DuckDBPyConnection, ra: float, dec: float, radius_arcsec: float,
-         source: str = "detections") -> pa.Table:
+def cone(
+    con: duckdb.DuckDBPyConnection, ra: float, dec: float, radius_arcsec: float, source: str = "detections"
+) -> pa.Table:
     """Rows of ``source`` (a table/view with ra, dec, healpix29) within a cone, nearest first.
 
     Parameters
@@ -66,9 +66,11 @@ def cone(con: duckdb.DuckDBPyConnection, ra: float, dec: float, radius_arcsec: f
 
     ranges = cone_ranges(ra, dec, radius_arcsec)
     cond = " OR ".join("healpix29 BETWEEN ? AND ?" for _ in ranges)
-    sql = (f"SELECT * FROM (SELECT *, ang_sep_arcsec(ra, dec, ?::DOUBLE, ?::DOUBLE) "
-           f"AS separation_arcsec FROM ({relation_sql(source)}) WHERE {cond}) "
-           f"WHERE separation_arcsec <= ?::DOUBLE ORDER BY separation_arcsec")
+    sql = (
+        f"SELECT * FROM (SELECT *, ang_sep_arcsec(ra, dec, ?::DOUBLE, ?::DOUBLE) "
+        f"AS separation_arcsec FROM ({relation_sql(source)}) WHERE {cond}) "
+        f"WHERE separation_arcsec <= ?::DOUBLE ORDER BY separation_arcsec"
+    )
     params = [ra, dec] + [int(v) for r in ranges for v in r] + [radius_arcsec]
     return run_sql(con, sql, params)
 
@@ -81,12 +83,11 @@ def _positions(t: pa.Table, side: str) -> tuple[np.ndarray, np.ndarray, np.ndarr
     dec = t["dec"].to_numpy().astype(float)
     from catalog.sky import healpix29
 
-    hpx = (t["healpix29"].to_numpy() if "healpix29" in t.column_names else healpix29(ra, dec))
+    hpx = t["healpix29"].to_numpy() if "healpix29" in t.column_names else healpix29(ra, dec)
     return ra, dec, hpx
 
 
-def xmatch_tables(left: pa.Table, right: pa.Table, radius_arcsec: float,
-                  best: bool = False) -> pa.Table:
+def xmatch_tables(left: pa.Table, right: pa.Table, radius_arcsec: float, best: bool = False) -> pa.Table:
     """All pairs of rows of two tables (with ra, dec in degrees) within ``radius_arcsec``.
 
     Returns the left columns suffixed ``_1``, the right ones ``_2`` and ``separation_arcsec``;
@@ -113,11 +114,13 @@ def xmatch_tables(left: pa.Table, right: pa.Table, radius_arcsec: float,
 def check_relation(con: duckdb.DuckDBPyConnection, name: str) -> str:
     """``name`` if it is a table or view of the connection, else a one-line error."""
     if not _IDENT.match(name.strip()):
-        raise GccatError(f"--table takes a table or view name, not {name!r} (use --query for a "
-                         "SELECT)")
+        raise GccatError(f"--table takes a table or view name, not {name!r} (use --query for a SELECT)")
     name = name.strip()
-    found = con.execute("SELECT count(*) FROM (SELECT view_name AS n FROM duckdb_views() UNION ALL "
-                        "SELECT table_name FROM duckdb_tables()) WHERE n = ?", [name]).fetchall()
+    found = con.execute(
+        "SELECT count(*) FROM (SELECT view_name AS n FROM duckdb_views() UNION ALL "
+        "SELECT table_name FROM duckdb_tables()) WHERE n = ?",
+        [name],
+    ).fetchall()
     if not found[0][0] or name == "live_rows":
         raise GccatError(f"no table or view named {name!r} (see gccat tables and gccat views)")
     return name

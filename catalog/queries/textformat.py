@@ -94,8 +94,9 @@ def write_csv(table: pa.Table, out: IO[str]) -> None:
 
 def write_json(table: pa.Table, out: IO[str]) -> None:
     """``table`` as one JSON array of objects (NaN and infinities as null, ISO timestamps)."""
-    f32 = {f.name: _is_float32(f.type.value_type if pa.types.is_list(f.type) else f.type)
-           for f in table.schema}
+    f32 = {
+        f.name: _is_float32(f.type.value_type if pa.types.is_list(f.type) else f.type) for f in table.schema
+    }
     out.write("[")
     first = True
     for row in _rows(table):

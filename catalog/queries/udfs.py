@@ -52,8 +52,12 @@ def _vectorised(fn: str | Callable[..., np.ndarray], n_args: int, out_type: pa.D
         return pa.array(out, type=out_type, from_pandas=True)  # NaN -> NULL
 
     # DuckDB reads the arity from the signature, so give each arity its own function.
-    udf = {1: lambda a: call(a), 2: lambda a, b: call(a, b), 3: lambda a, b, c: call(a, b, c),
-           4: lambda a, b, c, d: call(a, b, c, d)}[n_args]
+    udf = {
+        1: lambda a: call(a),
+        2: lambda a, b: call(a, b),
+        3: lambda a, b, c: call(a, b, c),
+        4: lambda a, b, c, d: call(a, b, c, d),
+    }[n_args]
     udf.__name__ = fn.rpartition(":")[2] if isinstance(fn, str) else fn.__name__
     return udf
 
@@ -76,8 +80,10 @@ def to_njy(value: np.ndarray, unit: np.ndarray) -> np.ndarray:
         elif fu.kind == "mag" and fu.ab_offset is not None:
             out[sel] = photometry.magnitudes_to_flux(fu, value[sel])[0]
         elif fu.kind == "mag":
-            raise photometry.UnitError(f"to_njy: unit '{u}' does not say AB: write 'ABmag' (Vega and "
-                                       "ST magnitudes need the band's zero point: add m_AB - m first)")
+            raise photometry.UnitError(
+                f"to_njy: unit '{u}' does not say AB: write 'ABmag' (Vega and "
+                "ST magnitudes need the band's zero point: add m_AB - m first)"
+            )
         else:
             raise photometry.UnitError(f"to_njy: unit '{u}' is not a flux density or AB magnitude")
     return out
@@ -98,10 +104,15 @@ def _ssp_fit_udf(bands, fluxes, errors, z):
 
 def _register_ssp_fit(con: duckdb.DuckDBPyConnection) -> None:
     ret = duckdb.struct_type({k: DOUBLE for k in SSP_FIT_FIELDS})
-    con.create_function("ssp_fit", _ssp_fit_udf,
-                        [duckdb.list_type(VARCHAR), duckdb.list_type(DOUBLE),
-                         duckdb.list_type(DOUBLE), DOUBLE], ret, type="arrow",
-                        null_handling="special", side_effects=False)
+    con.create_function(
+        "ssp_fit",
+        _ssp_fit_udf,
+        [duckdb.list_type(VARCHAR), duckdb.list_type(DOUBLE), duckdb.list_type(DOUBLE), DOUBLE],
+        ret,
+        type="arrow",
+        null_handling="special",
+        side_effects=False,
+    )
 
 
 def _no_lens_maps(model_id, *args) -> np.ndarray:
@@ -110,40 +121,89 @@ def _no_lens_maps(model_id, *args) -> np.ndarray:
 
 #: name -> (numpy function or "module:attribute", argument types, return type, description)
 UDFS: dict[str, tuple[str | Callable, list, object, str]] = {
-    "flux_to_abmag": ("catalog.units:flux_to_abmag", [DOUBLE], DOUBLE,
-                      "AB magnitude of a flux density in nJy; NULL where the flux is not positive"),
-    "abmag_to_flux": ("catalog.units:abmag_to_flux", [DOUBLE], DOUBLE,
-                      "Flux density in nJy of an AB magnitude"),
-    "flux_err_to_mag_err": ("catalog.units:flux_err_to_mag_err", [DOUBLE, DOUBLE], DOUBLE,
-                            "1-sigma AB magnitude error, 2.5/ln10 * sigma_f / f (mag)"),
-    "mag_err_to_flux_err": ("catalog.units:mag_err_to_flux_err", [DOUBLE, DOUBLE], DOUBLE,
-                            "1-sigma flux error in nJy, sigma_f = 0.4 ln10 f sigma_m"),
-    "to_njy": (to_njy, [DOUBLE, VARCHAR], DOUBLE,
-               "Flux density in nJy of a value in a unit (astropy: nJy, mJy, MJy, 10 nJy, ABmag...)"),
-    "ang_sep_arcsec": ("catalog.sky:separation_arcsec", [DOUBLE, DOUBLE, DOUBLE, DOUBLE], DOUBLE,
-                       "Great-circle separation in arcsec of (ra1, dec1) and (ra2, dec2), degrees"),
-    "healpix29": ("catalog.sky:healpix29", [DOUBLE, DOUBLE], BIGINT,
-                  "NESTED HEALPix index at order 29 of (ra, dec) in degrees (HATS _healpix_29)"),
-    "healpix_at_order": (healpix_at_order, [BIGINT, INTEGER], BIGINT,
-                         "NESTED HEALPix index at order (<= 29) from an order-29 index"),
-    "dls_ds": ("catalog.lensing:dls_ds", [DOUBLE, DOUBLE], DOUBLE,
-               "D_ls/D_s of a source at z_source behind a lens at z_lens (0 in front of it)"),
-    "magnification": ("catalog.lensing:magnification", [DOUBLE, DOUBLE], DOUBLE,
-                      "Signed magnification 1/((1-kappa)^2 - gamma^2)"),
-    "tangential_eigenvalue": ("catalog.lensing:tangential_eigenvalue", [DOUBLE, DOUBLE], DOUBLE,
-                              "Tangential eigenvalue of the lens Jacobian, 1 - kappa - gamma"),
+    "flux_to_abmag": (
+        "catalog.units:flux_to_abmag",
+        [DOUBLE],
+        DOUBLE,
+        "AB magnitude of a flux density in nJy; NULL where the flux is not positive",
+    ),
+    "abmag_to_flux": (
+        "catalog.units:abmag_to_flux",
+        [DOUBLE],
+        DOUBLE,
+        "Flux density in nJy of an AB magnitude",
+    ),
+    "flux_err_to_mag_err": (
+        "catalog.units:flux_err_to_mag_err",
+        [DOUBLE, DOUBLE],
+        DOUBLE,
+        "1-sigma AB magnitude error, 2.5/ln10 * sigma_f / f (mag)",
+    ),
+    "mag_err_to_flux_err": (
+        "catalog.units:mag_err_to_flux_err",
+        [DOUBLE, DOUBLE],
+        DOUBLE,
+        "1-sigma flux error in nJy, sigma_f = 0.4 ln10 f sigma_m",
+    ),
+    "to_njy": (
+        to_njy,
+        [DOUBLE, VARCHAR],
+        DOUBLE,
+        "Flux density in nJy of a value in a unit (astropy: nJy, mJy, MJy, 10 nJy, ABmag...)",
+    ),
+    "ang_sep_arcsec": (
+        "catalog.sky:separation_arcsec",
+        [DOUBLE, DOUBLE, DOUBLE, DOUBLE],
+        DOUBLE,
+        "Great-circle separation in arcsec of (ra1, dec1) and (ra2, dec2), degrees",
+    ),
+    "healpix29": (
+        "catalog.sky:healpix29",
+        [DOUBLE, DOUBLE],
+        BIGINT,
+        "NESTED HEALPix index at order 29 of (ra, dec) in degrees (HATS _healpix_29)",
+    ),
+    "healpix_at_order": (
+        healpix_at_order,
+        [BIGINT, INTEGER],
+        BIGINT,
+        "NESTED HEALPix index at order (<= 29) from an order-29 index",
+    ),
+    "dls_ds": (
+        "catalog.lensing:dls_ds",
+        [DOUBLE, DOUBLE],
+        DOUBLE,
+        "D_ls/D_s of a source at z_source behind a lens at z_lens (0 in front of it)",
+    ),
+    "magnification": (
+        "catalog.lensing:magnification",
+        [DOUBLE, DOUBLE],
+        DOUBLE,
+        "Signed magnification 1/((1-kappa)^2 - gamma^2)",
+    ),
+    "tangential_eigenvalue": (
+        "catalog.lensing:tangential_eigenvalue",
+        [DOUBLE, DOUBLE],
+        DOUBLE,
+        "Tangential eigenvalue of the lens Jacobian, 1 - kappa - gamma",
+    ),
 }
 
 _ARROW_OUT = {DOUBLE: pa.float64(), BIGINT: pa.int64()}
 
 UDF_DOCS = {name: doc for name, (_, _, _, doc) in UDFS.items()}
-UDF_DOCS["ssp_fit"] = ("SSP fit in a query: ssp_fit(bands[], fluxes_njy[], errors_njy[], z) -> "
-                       "struct of age/log Z/A_V/mass percentiles (small selections; batch: gccat fit)")
-UDF_DOCS["lens_value"] = ("Lens-map value (model_id, quantity, ra, dec): bilinear in pixel space "
-                          "via the WCS; NULL off the map")
-UDF_DOCS["lens_mu_pixel_change"] = ("Largest fractional change of mu one map pixel away (model_id, "
-                                    "ra, dec, dls_ds_scale); inf where a critical curve is closer "
-                                    "than a pixel; NULL off the map")
+UDF_DOCS["ssp_fit"] = (
+    "SSP fit in a query: ssp_fit(bands[], fluxes_njy[], errors_njy[], z) -> "
+    "struct of age/log Z/A_V/mass percentiles (small selections; batch: gccat fit)"
+)
+UDF_DOCS["lens_value"] = (
+    "Lens-map value (model_id, quantity, ra, dec): bilinear in pixel space via the WCS; NULL off the map"
+)
+UDF_DOCS["lens_mu_pixel_change"] = (
+    "Largest fractional change of mu one map pixel away (model_id, "
+    "ra, dec, dls_ds_scale); inf where a critical curve is closer "
+    "than a pixel; NULL off the map"
+)
 
 
 def register_udfs(con: duckdb.DuckDBPyConnection, lens_store=None) -> None:
@@ -159,5 +219,12 @@ def register_udfs(con: duckdb.DuckDBPyConnection, lens_store=None) -> None:
     udfs["lens_mu_pixel_change"] = (change, [VARCHAR, DOUBLE, DOUBLE, DOUBLE], DOUBLE)
     _register_ssp_fit(con)
     for name, (fn, args, ret) in udfs.items():
-        con.create_function(name, _vectorised(fn, len(args), _ARROW_OUT[ret]), args, ret, type="arrow",
-                            null_handling="special", side_effects=False)
+        con.create_function(
+            name,
+            _vectorised(fn, len(args), _ARROW_OUT[ret]),
+            args,
+            ret,
+            type="arrow",
+            null_handling="special",
+            side_effects=False,
+        )

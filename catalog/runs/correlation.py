@@ -80,9 +80,11 @@ def read_mask(path: str | os.PathLike, lens_map: LensMap) -> np.ndarray:
     if data.shape == lens_map.shape and not wcs.has_celestial:
         return data != 0
     if not wcs.has_celestial:
-        raise GccatError(f"the --mask image ({data.shape[0]}x{data.shape[1]}) has another shape than "
-                         f"the map ({lens_map.shape[0]}x{lens_map.shape[1]}) and no celestial WCS",
-                         file=path)
+        raise GccatError(
+            f"the --mask image ({data.shape[0]}x{data.shape[1]}) has another shape than "
+            f"the map ({lens_map.shape[0]}x{lens_map.shape[1]}) and no celestial WCS",
+            file=path,
+        )
     ny, nx = lens_map.shape
     iy, ix = np.mgrid[0:ny, 0:nx]
     ra, dec = lens_map.wcs.pixel_to_world_values(ix.ravel(), iy.ravel())
@@ -99,31 +101,52 @@ def check_mask_radius(radius_arcsec, option: str = "--mask-radius") -> float:
     return check_number(radius_arcsec, option, lo=0, lo_open=True, hi=MAX_MASK_RADIUS_ARCSEC)
 
 
-
 def check_mask_regions(regions: pa.Table, path=None) -> None:
     """Mask disks need ``ra`` in [0, 360] and ``dec`` in [-90, 90] deg, and ``radius_arcsec`` in
-    (0, MAX_MASK_RADIUS_ARCSEC]; a bad value is a one-line error naming its row."""
+    (0, MAX_MASK_RADIUS_ARCSEC]; a bad value is a one-line error naming its row.
+    """
     for col in ("ra", "dec", "radius_arcsec"):
         if col not in regions.column_names:
             raise GccatError(f"the --mask-table has no column '{col}'", file=path)
     r = regions["radius_arcsec"].to_numpy(zero_copy_only=False).astype(float)
     bad = np.flatnonzero(~(np.isfinite(r) & (r > 0) & (r <= MAX_MASK_RADIUS_ARCSEC)))
     if bad.size:
-        raise GccatError(f"radius_arcsec must be in (0, {MAX_MASK_RADIUS_ARCSEC:g}] arcsec, not "
-                         f"{r[bad[0]]!r}", file=path, column="radius_arcsec", row=int(bad[0]) + 1)
+        raise GccatError(
+            f"radius_arcsec must be in (0, {MAX_MASK_RADIUS_ARCSEC:g}] arcsec, not {r[bad[0]]!r}",
+            file=path,
+            column="radius_arcsec",
+            row=int(bad[0]) + 1,
+        )
     for col, lo, hi in (("ra", 0.0, 360.0), ("dec", -90.0, 90.0)):
         v = regions[col].to_numpy(zero_copy_only=False).astype(float)
         bad = np.flatnonzero(~(np.isfinite(v) & (v >= lo) & (v <= hi)))
         if bad.size:
-            raise GccatError(f"{col} must be in [{lo:g}, {hi:g}] degrees, not {v[bad[0]]!r}",
-                             file=path, column=col, row=int(bad[0]) + 1)
+            raise GccatError(
+                f"{col} must be in [{lo:g}, {hi:g}] degrees, not {v[bad[0]]!r}",
+                file=path,
+                column=col,
+                row=int(bad[0]) + 1,
+            )
 
 
-def check_correlation_options(*, alpha, softening_arcsec, box_arcsec, inpaint_iterations, seed,
-                              mass_radius_arcsec, z_source, n_boot, n_annuli, centre,
-                              background_annulus_arcsec, fit_method) -> dict:
+def check_correlation_options(
+    *,
+    alpha,
+    softening_arcsec,
+    box_arcsec,
+    inpaint_iterations,
+    seed,
+    mass_radius_arcsec,
+    z_source,
+    n_boot,
+    n_annuli,
+    centre,
+    background_annulus_arcsec,
+    fit_method,
+) -> dict:
     """The options of :func:`run_correlation` that do not depend on the map, checked; returns
-    them as numbers (the map-dependent upper bounds are checked once the map is read)."""
+    them as numbers (the map-dependent upper bounds are checked once the map is read).
+    """
     if fit_method not in ("poisson", "lsq"):
         raise GccatError(f"--fit must be poisson or lsq, not {fit_method!r}")
     out = {
@@ -131,27 +154,29 @@ def check_correlation_options(*, alpha, softening_arcsec, box_arcsec, inpaint_it
         # S_L = 0 puts an infinite weight on the pixel of each GC
         "softening_arcsec": check_number(softening_arcsec, "--softening", lo=0, lo_open=True),
         "box_arcsec": check_number(box_arcsec, "--box", lo=0, lo_open=True),
-        "inpaint_iterations": check_number(inpaint_iterations, "--inpaint-iter", lo=0,
-                                           hi=MAX_INPAINT_ITERATIONS, integer=True),
+        "inpaint_iterations": check_number(
+            inpaint_iterations, "--inpaint-iter", lo=0, hi=MAX_INPAINT_ITERATIONS, integer=True
+        ),
         "seed": check_number(seed, "--seed", lo=0, hi=2**63 - 1, integer=True),
         "mass_radius_arcsec": check_number(mass_radius_arcsec, "--mass-radius", lo=0, lo_open=True),
-        "z_source": check_number(z_source, "--z-source", lo=0, lo_open=True, hi=Z_MAX,
-                                 allow_none=True),
+        "z_source": check_number(z_source, "--z-source", lo=0, lo_open=True, hi=Z_MAX, allow_none=True),
         "n_boot": check_number(n_boot, "n_boot", lo=10, hi=MAX_BOOT, integer=True),
         "n_annuli": check_number(n_annuli, "n_annuli", lo=1, hi=MAX_ANNULI, integer=True),
-        "centre": None, "background_annulus_arcsec": None,
+        "centre": None,
+        "background_annulus_arcsec": None,
     }
     if centre is not None:
         if len(centre) != 2:
             raise GccatError(f"--centre must be RA,DEC in degrees, not {centre!r}")
-        out["centre"] = (check_number(centre[0], "--centre RA", lo=0, hi=360),
-                         check_number(centre[1], "--centre Dec", lo=-90, hi=90))
+        out["centre"] = (
+            check_number(centre[0], "--centre RA", lo=0, hi=360),
+            check_number(centre[1], "--centre Dec", lo=-90, hi=90),
+        )
     if background_annulus_arcsec is not None:
         if len(background_annulus_arcsec) != 2:
             raise GccatError("--background-annulus must be R_IN,R_OUT in arcsec")
         r_in = check_number(background_annulus_arcsec[0], "--background-annulus R_IN", lo=0)
-        r_out = check_number(background_annulus_arcsec[1], "--background-annulus R_OUT", lo=0,
-                             lo_open=True)
+        r_out = check_number(background_annulus_arcsec[1], "--background-annulus R_OUT", lo=0, lo_open=True)
         if not r_in < r_out:
             raise GccatError(f"--background-annulus needs R_IN < R_OUT, not {r_in:g},{r_out:g}")
         out["background_annulus_arcsec"] = (r_in, r_out)
@@ -160,12 +185,15 @@ def check_correlation_options(*, alpha, softening_arcsec, box_arcsec, inpaint_it
 
 def _check_against_map(opts: dict, kmap: LensMap) -> None:
     """Box and softening no larger than the map: beyond, there is one box (or none) and the
-    kernel is flat over the whole map."""
+    kernel is flat over the whole map.
+    """
     side = min(kmap.shape) * kmap.pixel_scale_arcsec
     for key, option in (("box_arcsec", "--box"), ("softening_arcsec", "--softening")):
         if opts[key] > side:
-            raise GccatError(f"{option} must be in (0, {side:.4g}] arcsec (the smaller side of the "
-                             f"kappa map), not {opts[key]:g}")
+            raise GccatError(
+                f"{option} must be in (0, {side:.4g}] arcsec (the smaller side of the "
+                f"kappa map), not {opts[key]:g}"
+            )
 
 
 def mask_from_regions(ra, dec, radius_arcsec, lens_map: LensMap) -> np.ndarray:
@@ -233,13 +261,16 @@ def _checked_options(field_id: str, model: str, mask_regions: pa.Table | None, *
 
 def _load_lens(lake: Lake, field_id: str, model_id: str, opts: dict) -> _Lens:
     """The kappa map of ``model_id`` from the lake, checked against the options, with kappa
-    rescaled to ``opts["z_source"]`` and the surface mass of the lens."""
+    rescaled to ``opts["z_source"]`` and the surface mass of the lens.
+    """
     store = LensMapStore(lake)
     kmap = store.load(model_id, "kappa")
     if kmap is None:
         known = sorted(set(store.models()["model_id"].to_pylist()))
-        raise GccatError(f"no kappa map for lens model '{model_id}' (models: "
-                         f"{', '.join(known) or 'none'}); ingest one with 'gccat ingest lens-map'")
+        raise GccatError(
+            f"no kappa map for lens model '{model_id}' (models: "
+            f"{', '.join(known) or 'none'}); ingest one with 'gccat ingest lens-map'"
+        )
     _check_against_map(opts, kmap)
     fields = lake.live("fields").to_pylist()
     frow = next((f for f in fields if f["field_id"] == field_id), {})
@@ -257,8 +288,9 @@ def _load_lens(lake: Lake, field_id: str, model_id: str, opts: dict) -> _Lens:
     return _Lens(kmap, kappa, surface_mass_per_arcsec2, frow)
 
 
-def _select_gcs(lake: Lake, kmap: LensMap, field_id: str, model_id: str, where: str | None
-                ) -> tuple[np.ndarray, np.ndarray]:
+def _select_gcs(
+    lake: Lake, kmap: LensMap, field_id: str, model_id: str, where: str | None
+) -> tuple[np.ndarray, np.ndarray]:
     """Pixel positions of the detections of ``field_id`` matching ``where`` that lie on the map."""
     from catalog.queries.connection import connect
     from catalog.queries.sandbox import condition_sql
@@ -273,20 +305,25 @@ def _select_gcs(lake: Lake, kmap: LensMap, field_id: str, model_id: str, where: 
     ny, nx = kmap.shape
     on_map = (px > -0.5) & (py > -0.5) & (px < nx - 0.5) & (py < ny - 0.5)
     if not on_map.any():
-        raise GccatError(f"none of the {gcs.num_rows} selected detections of field '{field_id}' "
-                         f"lies on the kappa map of '{model_id}'")
+        raise GccatError(
+            f"none of the {gcs.num_rows} selected detections of field '{field_id}' "
+            f"lies on the kappa map of '{model_id}'"
+        )
     return px[on_map], py[on_map]
 
 
-def _build_mask(kmap: LensMap, kappa: np.ndarray, mask_path, mask_regions: pa.Table | None
-                ) -> np.ndarray:
+def _build_mask(kmap: LensMap, kappa: np.ndarray, mask_path, mask_regions: pa.Table | None) -> np.ndarray:
     """Masked pixels: where kappa is not finite, the FITS mask and the bright-source disks."""
     mask = ~np.isfinite(kappa)
     if mask_path:
         mask |= read_mask(mask_path, kmap)
     if mask_regions is not None and mask_regions.num_rows:
-        mask |= mask_from_regions(mask_regions["ra"].to_numpy(), mask_regions["dec"].to_numpy(),
-                                  mask_regions["radius_arcsec"].to_numpy(), kmap)
+        mask |= mask_from_regions(
+            mask_regions["ra"].to_numpy(),
+            mask_regions["dec"].to_numpy(),
+            mask_regions["radius_arcsec"].to_numpy(),
+            kmap,
+        )
     return mask
 
 
@@ -301,12 +338,20 @@ def _uniform_window(kmap: LensMap, alpha: float, softening_arcsec: float) -> np.
     """The density of one point at every pixel centre: how rho_gc falls towards the map edges."""
     ny, nx = kmap.shape
     wy, wx = np.divmod(np.arange(nx * ny), nx)
-    return cr.density_fft(wx.astype(float), wy.astype(float), kmap.shape, kmap.pixel_scale_arcsec,
-                          alpha, softening_arcsec)
+    return cr.density_fft(
+        wx.astype(float), wy.astype(float), kmap.shape, kmap.pixel_scale_arcsec, alpha, softening_arcsec
+    )
 
 
-def _gc_density(px: np.ndarray, py: np.ndarray, kmap: LensMap, mask: np.ndarray, opts: dict,
-                rng: np.random.Generator, step) -> _Density:
+def _gc_density(
+    px: np.ndarray,
+    py: np.ndarray,
+    kmap: LensMap,
+    mask: np.ndarray,
+    opts: dict,
+    rng: np.random.Generator,
+    step,
+) -> _Density:
     """rho_gc of the visible GCs by FFT, then Monte Carlo inpainting of the masked pixels."""
     scale = kmap.pixel_scale_arcsec
     alpha, softening_arcsec = opts["alpha"], opts["softening_arcsec"]
@@ -319,32 +364,59 @@ def _gc_density(px: np.ndarray, py: np.ndarray, kmap: LensMap, mask: np.ndarray,
     px_all, py_all = px, py
     if opts["inpaint_iterations"] and mask.any():
         step("inpainting", 0.4)
-        px_all, py_all, rho, n_added = cr.inpaint(px, py, mask, rho, rng,
-                                                  n_iter=opts["inpaint_iterations"], alpha=alpha,
-                                                  softening_arcsec=softening_arcsec,
-                                                  pixel_scale_arcsec=scale, window=window)
+        px_all, py_all, rho, n_added = cr.inpaint(
+            px,
+            py,
+            mask,
+            rho,
+            rng,
+            n_iter=opts["inpaint_iterations"],
+            alpha=alpha,
+            softening_arcsec=softening_arcsec,
+            pixel_scale_arcsec=scale,
+            window=window,
+        )
     return _Density(rho, window, px_all, py_all, n_added)
 
 
-def _statistics(px: np.ndarray, py: np.ndarray, kappa: np.ndarray, mask: np.ndarray,
-                density: _Density, scale: float, opts: dict, fit_method: str,
-                rng: np.random.Generator) -> _Statistics:
+def _statistics(
+    px: np.ndarray,
+    py: np.ndarray,
+    kappa: np.ndarray,
+    mask: np.ndarray,
+    density: _Density,
+    scale: float,
+    opts: dict,
+    fit_method: str,
+    rng: np.random.Generator,
+) -> _Statistics:
     """Pixel correlation of kappa and rho_gc, the box statistics and the power-law fits (the
-    least-squares fit is always made; ``fit_method`` picks the one reported as A, B)."""
+    least-squares fit is always made; ``fit_method`` picks the one reported as A, B).
+    """
     corr = cr.pixel_correlation(kappa, density.rho, ~mask, window=density.window)
     box_pix = max(int(round(opts["box_arcsec"] / scale)), 1)
     boxes = cr.box_stats(px, py, kappa, mask, box_pix, scale)
     n_boot = opts["n_boot"]
     lsq = cr.fit_power_law(boxes["n_per_arcsec2"], boxes["kappa_mean"], rng, n_boot=n_boot)
-    fit = lsq if fit_method == "lsq" else cr.fit_power_law(
-        boxes["n_per_arcsec2"], boxes["kappa_mean"], rng, n_boot=n_boot, method="poisson",
-        area_arcsec2=boxes["area_arcsec2"])
+    fit = (
+        lsq
+        if fit_method == "lsq"
+        else cr.fit_power_law(
+            boxes["n_per_arcsec2"],
+            boxes["kappa_mean"],
+            rng,
+            n_boot=n_boot,
+            method="poisson",
+            area_arcsec2=boxes["area_arcsec2"],
+        )
+    )
     return _Statistics(corr, box_pix, boxes, lsq, fit)
 
 
 def _profile_centre(kmap: LensMap, field: dict, centre) -> tuple[tuple, tuple[float, float]]:
     """The centre of the profiles and the mass budget, (RA, Dec) in deg and pixel (x, y): the
-    one given, else the field centre, else the map centre."""
+    one given, else the field centre, else the map centre.
+    """
     ny, nx = kmap.shape
     if centre is None:
         if field.get("ra_center") is not None:
@@ -359,12 +431,10 @@ def _background(px, py, mask, centre_px, opts: dict, scale: float) -> tuple[floa
     """Background GC density and its error (arcsec^-2) from the annulus, or 0 without one."""
     if not opts["background_annulus_arcsec"]:
         return 0.0, 0.0
-    return cr.background_from_annulus(px, py, mask, centre_px, *opts["background_annulus_arcsec"],
-                                      scale)
+    return cr.background_from_annulus(px, py, mask, centre_px, *opts["background_annulus_arcsec"], scale)
 
 
-def _radial_profile(px, py, kappa, rho, mask, centre_px, opts: dict, scale: float,
-                    background: float) -> dict:
+def _radial_profile(px, py, kappa, rho, mask, centre_px, opts: dict, scale: float, background: float) -> dict:
     """Profiles in ``n_annuli`` equal annuli out to the farthest map corner."""
     cx, cy = centre_px
     ny, nx = mask.shape
@@ -375,68 +445,126 @@ def _radial_profile(px, py, kappa, rho, mask, centre_px, opts: dict, scale: floa
 
 def _mass_budget(lens: _Lens, density: _Density, mask, centre_px, opts: dict, scale: float) -> dict:
     """Halo mass, GC mass and mean GC mass within ``mass_radius_arcsec`` (None without a
-    cluster redshift); the GCs counted include the inpainted ones."""
+    cluster redshift); the GCs counted include the inpainted ones.
+    """
     if lens.surface_mass_per_arcsec2 is None:
         return {"M_halo": None, "M_GC": None, "mean_gc_mass": None}
     cx, cy = centre_px
     radius = opts["mass_radius_arcsec"]
     n_in = int((np.hypot(density.px_all - cx, density.py_all - cy) * scale <= radius).sum())
     # gc_mass_budget multiplies its kappa by Sigma_cr: hand it the surface mass with 1.
-    b = cr.gc_mass_budget(lens.surface_mass_per_arcsec2, mask, (cx, cy), radius, scale, 1.0,
-                          max(n_in, 1))
+    b = cr.gc_mass_budget(lens.surface_mass_per_arcsec2, mask, (cx, cy), radius, scale, 1.0, max(n_in, 1))
     return {"M_halo": b["m_halo_msun"], "M_GC": b["m_gc_msun"], "mean_gc_mass": b["mean_gc_mass_msun"]}
 
 
-def _run_options(where, mask_path, mask_regions, centre, opts: dict, stats: _Statistics,
-                 budget: dict) -> dict:
+def _run_options(
+    where, mask_path, mask_regions, centre, opts: dict, stats: _Statistics, budget: dict
+) -> dict:
     """The ``options`` of the run row and of the ingest log."""
-    return {"where": where, "alpha": opts["alpha"], "softening_arcsec": opts["softening_arcsec"],
-            "box_arcsec": opts["box_arcsec"], "mask_path": str(mask_path) if mask_path else None,
-            "n_mask_regions": 0 if mask_regions is None else mask_regions.num_rows,
-            "centre": centre, "inpaint_iterations": opts["inpaint_iterations"], "seed": opts["seed"],
-            "background_annulus_arcsec": opts["background_annulus_arcsec"],
-            "n_annuli": opts["n_annuli"], "mass_radius_arcsec": opts["mass_radius_arcsec"],
-            "z_source": opts["z_source"], "n_boot": opts["n_boot"], "fit": stats.fit,
-            "fit_lsq": stats.lsq, "budget": budget}
-
-
-def _run_row(tx, field_id: str, model_id: str, where, mask_path, fit_method: str, opts: dict,
-             centre, n_gc: int, density: _Density, mask: np.ndarray, stats: _Statistics,
-             background: tuple[float, float], budget: dict, plots: list[str], options: dict) -> dict:
-    """The ``correlation_runs`` row."""
-    corr, fit, lsq = stats.corr, stats.fit, stats.lsq
     return {
-        "run_id": tx.ingest_id, "field_id": field_id, "model_id": model_id,
-        "created_at": tx.started_at, "where_sql": where, "alpha": opts["alpha"],
-        "softening_arcsec": opts["softening_arcsec"], "box_arcsec": opts["box_arcsec"],
+        "where": where,
+        "alpha": opts["alpha"],
+        "softening_arcsec": opts["softening_arcsec"],
+        "box_arcsec": opts["box_arcsec"],
+        "mask_path": str(mask_path) if mask_path else None,
+        "n_mask_regions": 0 if mask_regions is None else mask_regions.num_rows,
+        "centre": centre,
+        "inpaint_iterations": opts["inpaint_iterations"],
+        "seed": opts["seed"],
+        "background_annulus_arcsec": opts["background_annulus_arcsec"],
+        "n_annuli": opts["n_annuli"],
+        "mass_radius_arcsec": opts["mass_radius_arcsec"],
         "z_source": opts["z_source"],
-        "mask_path": str(mask_path) if mask_path else None, "centre_ra": float(centre[0]),
-        "centre_dec": float(centre[1]), "n_gc": int(n_gc), "n_gc_inpainted": int(density.n_added),
-        "inpaint_iterations": opts["inpaint_iterations"], "seed": opts["seed"],
-        "masked_fraction": float(mask.mean()), "beta": corr["beta"],
-        "pearson_log": corr["pearson_log"], "spearman_log": corr["spearman_log"],
-        "A": fit["A"], "B": fit["B"], "A_err": fit["A_err"], "B_err": fit["B_err"],
-        "n_boxes": int(fit["n_boxes"]), "fit_method": fit_method, "A_lsq": lsq["A"],
-        "B_lsq": lsq["B"], "B_lsq_err": lsq["B_err"],
-        "background_per_arcsec2": background[0], "background_err": background[1],
-        "mass_radius_arcsec": opts["mass_radius_arcsec"], "m_halo_msun": budget["M_halo"],
-        "m_gc_msun": budget["M_GC"], "mean_gc_mass_msun": budget["mean_gc_mass"],
-        "plots": plots, "options": json.dumps(options, default=float), "ingest_id": tx.ingest_id,
+        "n_boot": opts["n_boot"],
+        "fit": stats.fit,
+        "fit_lsq": stats.lsq,
+        "budget": budget,
     }
 
 
-def _density_map_table(run_id: str, field_id: str, kmap: LensMap, rho, kappa, residual, mask
-                       ) -> pa.Table:
+def _run_row(
+    tx,
+    field_id: str,
+    model_id: str,
+    where,
+    mask_path,
+    fit_method: str,
+    opts: dict,
+    centre,
+    n_gc: int,
+    density: _Density,
+    mask: np.ndarray,
+    stats: _Statistics,
+    background: tuple[float, float],
+    budget: dict,
+    plots: list[str],
+    options: dict,
+) -> dict:
+    """The ``correlation_runs`` row."""
+    corr, fit, lsq = stats.corr, stats.fit, stats.lsq
+    return {
+        "run_id": tx.ingest_id,
+        "field_id": field_id,
+        "model_id": model_id,
+        "created_at": tx.started_at,
+        "where_sql": where,
+        "alpha": opts["alpha"],
+        "softening_arcsec": opts["softening_arcsec"],
+        "box_arcsec": opts["box_arcsec"],
+        "z_source": opts["z_source"],
+        "mask_path": str(mask_path) if mask_path else None,
+        "centre_ra": float(centre[0]),
+        "centre_dec": float(centre[1]),
+        "n_gc": int(n_gc),
+        "n_gc_inpainted": int(density.n_added),
+        "inpaint_iterations": opts["inpaint_iterations"],
+        "seed": opts["seed"],
+        "masked_fraction": float(mask.mean()),
+        "beta": corr["beta"],
+        "pearson_log": corr["pearson_log"],
+        "spearman_log": corr["spearman_log"],
+        "A": fit["A"],
+        "B": fit["B"],
+        "A_err": fit["A_err"],
+        "B_err": fit["B_err"],
+        "n_boxes": int(fit["n_boxes"]),
+        "fit_method": fit_method,
+        "A_lsq": lsq["A"],
+        "B_lsq": lsq["B"],
+        "B_lsq_err": lsq["B_err"],
+        "background_per_arcsec2": background[0],
+        "background_err": background[1],
+        "mass_radius_arcsec": opts["mass_radius_arcsec"],
+        "m_halo_msun": budget["M_halo"],
+        "m_gc_msun": budget["M_GC"],
+        "mean_gc_mass_msun": budget["mean_gc_mass"],
+        "plots": plots,
+        "options": json.dumps(options, default=float),
+        "ingest_id": tx.ingest_id,
+    }
+
+
+def _density_map_table(run_id: str, field_id: str, kmap: LensMap, rho, kappa, residual, mask) -> pa.Table:
     """The ``density_maps`` rows: one per map pixel."""
     ny, nx = kmap.shape
     iyy, ixx = np.divmod(np.arange(nx * ny), nx)
     ra, dec = kmap.wcs.pixel_to_world_values(ixx, iyy)
-    return pa.table({
-        "run_id": [run_id] * (nx * ny), "field_id": [field_id] * (nx * ny),
-        "ix": ixx.astype(np.int32), "iy": iyy.astype(np.int32), "ra": np.mod(ra, 360), "dec": dec,
-        "rho_gc": rho.ravel(), "kappa": kappa.ravel(),
-        "residual": pa.array(residual.ravel(), from_pandas=True), "masked": mask.ravel(),
-        "ingest_id": [run_id] * (nx * ny)}, schema=DENSITY_MAPS)
+    return pa.table(
+        {
+            "run_id": [run_id] * (nx * ny),
+            "field_id": [field_id] * (nx * ny),
+            "ix": ixx.astype(np.int32),
+            "iy": iyy.astype(np.int32),
+            "ra": np.mod(ra, 360),
+            "dec": dec,
+            "rho_gc": rho.ravel(),
+            "kappa": kappa.ravel(),
+            "residual": pa.array(residual.ravel(), from_pandas=True),
+            "masked": mask.ravel(),
+            "ingest_id": [run_id] * (nx * ny),
+        },
+        schema=DENSITY_MAPS,
+    )
 
 
 def _box_table(run_id: str, field_id: str, kmap: LensMap, boxes: dict, box_pix: int) -> pa.Table:
@@ -445,39 +573,71 @@ def _box_table(run_id: str, field_id: str, kmap: LensMap, boxes: dict, box_pix: 
     by = boxes["iy0"] + box_pix / 2 - 0.5
     bra, bdec = kmap.wcs.pixel_to_world_values(bx, by) if len(bx) else ([], [])
     nb = len(bx)
-    return pa.table({
-        "run_id": [run_id] * nb, "field_id": [field_id] * nb,
-        "ix0": np.asarray(boxes["ix0"], np.int32), "iy0": np.asarray(boxes["iy0"], np.int32),
-        "ra": np.mod(np.asarray(bra, float), 360), "dec": np.asarray(bdec, float),
-        **{k: boxes[k] for k in ("n_gc", "area_arcsec2", "n_per_arcsec2", "kappa_mean",
-                                 "masked_fraction")},
-        "ingest_id": [run_id] * nb}, schema=BOX_STATS)
+    return pa.table(
+        {
+            "run_id": [run_id] * nb,
+            "field_id": [field_id] * nb,
+            "ix0": np.asarray(boxes["ix0"], np.int32),
+            "iy0": np.asarray(boxes["iy0"], np.int32),
+            "ra": np.mod(np.asarray(bra, float), 360),
+            "dec": np.asarray(bdec, float),
+            **{
+                k: boxes[k]
+                for k in ("n_gc", "area_arcsec2", "n_per_arcsec2", "kappa_mean", "masked_fraction")
+            },
+            "ingest_id": [run_id] * nb,
+        },
+        schema=BOX_STATS,
+    )
 
 
 def _profile_table(run_id: str, field_id: str, profile: dict) -> pa.Table:
     """The ``radial_profiles`` rows: one per annulus."""
     npr = len(profile["r_in"])
-    return pa.table({
-        "run_id": [run_id] * npr, "field_id": [field_id] * npr,
-        "r_in_arcsec": profile["r_in"], "r_out_arcsec": profile["r_out"],
-        "r_mid_arcsec": profile["r_mid"], "n_gc": profile["n_gc"],
-        "area_arcsec2": profile["area_arcsec2"], "sigma_gc": profile["sigma_gc"],
-        "sigma_gc_err": profile["sigma_gc_err"], "sigma_gc_bgsub": profile["sigma_gc_bgsub"],
-        "kappa_mean": profile["kappa_mean"], "rho_mean": profile["rho_mean"],
-        "ingest_id": [run_id] * npr}, schema=RADIAL_PROFILES)
+    return pa.table(
+        {
+            "run_id": [run_id] * npr,
+            "field_id": [field_id] * npr,
+            "r_in_arcsec": profile["r_in"],
+            "r_out_arcsec": profile["r_out"],
+            "r_mid_arcsec": profile["r_mid"],
+            "n_gc": profile["n_gc"],
+            "area_arcsec2": profile["area_arcsec2"],
+            "sigma_gc": profile["sigma_gc"],
+            "sigma_gc_err": profile["sigma_gc_err"],
+            "sigma_gc_bgsub": profile["sigma_gc_bgsub"],
+            "kappa_mean": profile["kappa_mean"],
+            "rho_mean": profile["rho_mean"],
+            "ingest_id": [run_id] * npr,
+        },
+        schema=RADIAL_PROFILES,
+    )
 
 
-def run_correlation(lake: Lake, field_id: str, model: str, *, where: str | None = None,
-                    alpha: float = GC_KERNEL_ALPHA, softening_arcsec: float = GC_KERNEL_SOFTENING_ARCSEC,
-                    box_arcsec: float = BOX_ARCSEC,
-                    mask_path: str | os.PathLike | None = None,
-                    mask_regions: pa.Table | None = None, centre: tuple[float, float] | None = None,
-                    inpaint_iterations: int = 5, seed: int = 0,
-                    background_annulus_arcsec: tuple[float, float] | None = None,
-                    n_annuli: int = 12, mass_radius_arcsec: float = 60.0,
-                    z_source: float | None = None, n_boot: int = 1000, fit_method: str = "poisson",
-                    plot_dir: str | os.PathLike | None = None, progress=None,
-                    command: str = "") -> CorrelationResult:
+def run_correlation(
+    lake: Lake,
+    field_id: str,
+    model: str,
+    *,
+    where: str | None = None,
+    alpha: float = GC_KERNEL_ALPHA,
+    softening_arcsec: float = GC_KERNEL_SOFTENING_ARCSEC,
+    box_arcsec: float = BOX_ARCSEC,
+    mask_path: str | os.PathLike | None = None,
+    mask_regions: pa.Table | None = None,
+    centre: tuple[float, float] | None = None,
+    inpaint_iterations: int = 5,
+    seed: int = 0,
+    background_annulus_arcsec: tuple[float, float] | None = None,
+    n_annuli: int = 12,
+    mass_radius_arcsec: float = 60.0,
+    z_source: float | None = None,
+    n_boot: int = 1000,
+    fit_method: str = "poisson",
+    plot_dir: str | os.PathLike | None = None,
+    progress=None,
+    command: str = "",
+) -> CorrelationResult:
     """Compare the smoothed GC density with kappa and write every output to the lake.
 
     Parameters
@@ -511,11 +671,22 @@ def run_correlation(lake: Lake, field_id: str, model: str, *, where: str | None 
     """
     step = progress or (lambda stage, frac: None)
     opts = _checked_options(
-        field_id, model, mask_regions,
-        alpha=alpha, softening_arcsec=softening_arcsec, box_arcsec=box_arcsec,
-        inpaint_iterations=inpaint_iterations, seed=seed, mass_radius_arcsec=mass_radius_arcsec,
-        z_source=z_source, n_boot=n_boot, n_annuli=n_annuli, centre=centre,
-        background_annulus_arcsec=background_annulus_arcsec, fit_method=fit_method)
+        field_id,
+        model,
+        mask_regions,
+        alpha=alpha,
+        softening_arcsec=softening_arcsec,
+        box_arcsec=box_arcsec,
+        inpaint_iterations=inpaint_iterations,
+        seed=seed,
+        mass_radius_arcsec=mass_radius_arcsec,
+        z_source=z_source,
+        n_boot=n_boot,
+        n_annuli=n_annuli,
+        centre=centre,
+        background_annulus_arcsec=background_annulus_arcsec,
+        fit_method=fit_method,
+    )
     model_id = f"{field_id}/{model}"
     step("reading kappa", 0.05)
     lens = _load_lens(lake, field_id, model_id, opts)
@@ -537,25 +708,47 @@ def run_correlation(lake: Lake, field_id: str, model: str, *, where: str | None 
     residual = np.where(~mask, kappa - stats.corr["beta"] * density.rho, np.nan)
     options = _run_options(where, mask_path, mask_regions, centre, opts, stats, budget)
     step("writing", 0.7)
-    result = CorrelationResult({"model_id": model_id}, kappa, density.rho, mask, residual,
-                               stats.boxes, profile, px, py, kmap)
+    result = CorrelationResult(
+        {"model_id": model_id}, kappa, density.rho, mask, residual, stats.boxes, profile, px, py, kmap
+    )
     with lake.transaction("correlation") as tx:
         run_id = tx.ingest_id
         plots = []
         if plot_dir is not None:
             from catalog.gckappa.plots import plot_correlation
 
-            plots = plot_correlation(result, Path(plot_dir) / run_id.replace(":", ""), stats.corr,
-                                     stats.fit)
-        run = _run_row(tx, field_id, model_id, where, mask_path, fit_method, opts, centre, len(px),
-                       density, mask, stats, background, budget, plots, options)
+            plots = plot_correlation(result, Path(plot_dir) / run_id.replace(":", ""), stats.corr, stats.fit)
+        run = _run_row(
+            tx,
+            field_id,
+            model_id,
+            where,
+            mask_path,
+            fit_method,
+            opts,
+            centre,
+            len(px),
+            density,
+            mask,
+            stats,
+            background,
+            budget,
+            plots,
+            options,
+        )
         result.run, result.plots = run, plots
-        tx.append("density_maps", _density_map_table(run_id, field_id, kmap, density.rho, kappa,
-                                                     residual, mask))
+        tx.append(
+            "density_maps", _density_map_table(run_id, field_id, kmap, density.rho, kappa, residual, mask)
+        )
         tx.append("box_stats", _box_table(run_id, field_id, kmap, stats.boxes, stats.box_pix))
         tx.append("radial_profiles", _profile_table(run_id, field_id, profile))
         tx.append("correlation_runs", pa.Table.from_pylist([run], schema=CORRELATION_RUNS))
-        tx.commit(name=model, field_id=field_id, n_rows=len(px), command=command,
-                  options={"run": "correlate", **options})
+        tx.commit(
+            name=model,
+            field_id=field_id,
+            n_rows=len(px),
+            command=command,
+            options={"run": "correlate", **options},
+        )
     step("done", 1.0)
     return result

@@ -54,14 +54,17 @@ def check_redshift(z, option: str = "--z", allow_none: bool = True) -> float | N
     return check_number(z, option, lo=0, lo_open=True, hi=Z_MAX, allow_none=allow_none)
 
 
-def check_fit_options(*, z=None, error_floor=0.05, n_samples=0, seed=0, chunk=None, prior=None,
-                      scheduler=None) -> dict:
+def check_fit_options(
+    *, z=None, error_floor=0.05, n_samples=0, seed=0, chunk=None, prior=None, scheduler=None
+) -> dict:
     """The options shared by the fits, checked before anything is read or written."""
-    out = {"z": check_redshift(z),
-           # a floor of more than 100% of the flux would make every band worthless
-           "error_floor": check_number(error_floor, "--error-floor", lo=0, hi=1),
-           "n_samples": check_number(n_samples, "--samples", lo=0, hi=MAX_SAMPLES, integer=True),
-           "seed": check_number(seed, "--seed", lo=0, hi=2**63 - 1, integer=True)}
+    out = {
+        "z": check_redshift(z),
+        # a floor of more than 100% of the flux would make every band worthless
+        "error_floor": check_number(error_floor, "--error-floor", lo=0, hi=1),
+        "n_samples": check_number(n_samples, "--samples", lo=0, hi=MAX_SAMPLES, integer=True),
+        "seed": check_number(seed, "--seed", lo=0, hi=2**63 - 1, integer=True),
+    }
     if chunk is not None:
         out["chunk"] = check_number(chunk, "--chunk", lo=1, hi=BLOCK, integer=True)
     if prior is not None and prior not in sps.PRIORS:
@@ -80,44 +83,55 @@ MAX_MIN_BANDS = 1000
 
 def check_min_bands(min_bands) -> int | None:
     """``--min-bands``: None (the fit's default) or a whole number >= 1."""
-    return check_number(min_bands, "--min-bands", lo=1, hi=MAX_MIN_BANDS, integer=True,
-                        allow_none=True)
+    return check_number(min_bands, "--min-bands", lo=1, hi=MAX_MIN_BANDS, integer=True, allow_none=True)
 
 
 @dataclass
 class BandCut:
     """Which selected objects have enough usable bands to be fitted, and a record of the rest."""
 
-    keep: np.ndarray            # (n_obj,) bool
-    n_bands: np.ndarray         # (n_obj,) usable bands
+    keep: np.ndarray  # (n_obj,) bool
+    n_bands: np.ndarray  # (n_obj,) usable bands
     min_bands: int
-    why: str                    # what min_bands stands for, for messages
+    why: str  # what min_bands stands for, for messages
 
     @property
     def n_skipped(self) -> int:
+        """Objects left out for too few usable bands."""
         return int((~self.keep).sum())
 
     def rows(self, sel: Selection, run_id: str) -> pa.Table:
         """``fit_skipped`` rows of the objects left out."""
         out = np.flatnonzero(~self.keep)
         n = len(out)
-        return pa.table({
-            "run_id": [run_id] * n, "object_id": sel.object_id[out].tolist(),
-            "field_id": sel.field_id[out].tolist(), "n_bands": self.n_bands[out].astype(np.int64),
-            "min_bands": np.full(n, self.min_bands, np.int64),
-            "reason": [f"{int(k)} usable bands < {self.min_bands} ({self.why})"
-                       for k in self.n_bands[out]],
-            "ingest_id": [run_id] * n}, schema=FIT_SKIPPED)
+        return pa.table(
+            {
+                "run_id": [run_id] * n,
+                "object_id": sel.object_id[out].tolist(),
+                "field_id": sel.field_id[out].tolist(),
+                "n_bands": self.n_bands[out].astype(np.int64),
+                "min_bands": np.full(n, self.min_bands, np.int64),
+                "reason": [
+                    f"{int(k)} usable bands < {self.min_bands} ({self.why})" for k in self.n_bands[out]
+                ],
+                "ingest_id": [run_id] * n,
+            },
+            schema=FIT_SKIPPED,
+        )
 
     def warning(self) -> str | None:
+        """The one-line warning that counts the skipped objects, or None."""
         if not self.n_skipped:
             return None
-        return (f"{self.n_skipped} of {len(self.keep)} selected objects not fitted: fewer than "
-                f"{self.min_bands} usable bands ({self.why}); see the view fit_skipped")
+        return (
+            f"{self.n_skipped} of {len(self.keep)} selected objects not fitted: fewer than "
+            f"{self.min_bands} usable bands ({self.why}); see the view fit_skipped"
+        )
 
 
-def band_cut(sel: Selection, min_bands: int | None, default: int, why_default: str,
-             error_floor: float) -> BandCut:
+def band_cut(
+    sel: Selection, min_bands: int | None, default: int, why_default: str, error_floor: float
+) -> BandCut:
     """Objects with at least ``min_bands`` usable bands (detections with a usable error, and
     upper limits); ``default`` when ``min_bands`` is None.
 
@@ -130,8 +144,10 @@ def band_cut(sel: Selection, min_bands: int | None, default: int, why_default: s
     need, why = (default, why_default) if min_bands is None else (int(min_bands), "--min-bands")
     cut = BandCut(n_bands >= need, n_bands, need, why)
     if not cut.keep.any():
-        raise GccatError(f"none of the {len(n_bands)} selected objects has {need} usable bands "
-                         f"({why}); the most any has is {int(n_bands.max(initial=0))}")
+        raise GccatError(
+            f"none of the {len(n_bands)} selected objects has {need} usable bands "
+            f"({why}); the most any has is {int(n_bands.max(initial=0))}"
+        )
     return cut
 
 
@@ -139,15 +155,15 @@ def _check_selection_redshifts(sel: Selection) -> None:
     bad = ~((sel.z > 0) & (sel.z <= Z_MAX))
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise GccatError(f"{sel.object_id[i]} has redshift {sel.z[i]:g}, outside (0, {Z_MAX:g}]; "
-                         "give --z")
+        raise GccatError(f"{sel.object_id[i]} has redshift {sel.z[i]:g}, outside (0, {Z_MAX:g}]; give --z")
 
 
 @contextlib.contextmanager
 def dask_client(scheduler: str | None, timeout_s: float | None = None):
     """A Dask client for ``scheduler`` (None: none, ``"local"``: a local cluster), connected
     before anything is written; an unreachable scheduler is a one-line error after
-    ``timeout_s`` (default :data:`SCHEDULER_TIMEOUT_S`)."""
+    ``timeout_s`` (default :data:`SCHEDULER_TIMEOUT_S`).
+    """
     if scheduler is None:
         yield None
         return
@@ -157,8 +173,7 @@ def dask_client(scheduler: str | None, timeout_s: float | None = None):
     cluster = None
     try:
         if scheduler == "local":
-            cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                   dashboard_address=None)
+            cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
             client = Client(cluster)
         else:
             _probe_scheduler(scheduler, timeout)
@@ -180,7 +195,8 @@ def dask_client(scheduler: str | None, timeout_s: float | None = None):
 
 def _probe_scheduler(address: str, timeout: float) -> None:
     """Fail fast on a TCP scheduler address that refuses or does not answer (dask would retry
-    until its timeout and then leave a traceback from its client's finaliser)."""
+    until its timeout and then leave a traceback from its client's finaliser).
+    """
     import socket
 
     from distributed.comm import parse_address
@@ -192,19 +208,23 @@ def _probe_scheduler(address: str, timeout: float) -> None:
             return
         host, port = parse_host_port(loc)
     except (ValueError, TypeError) as exc:
-        raise GccatError(f"--scheduler {address!r} is not a Dask scheduler address ({exc}); "
-                         "e.g. tcp://host:8786 or 'local'") from None
+        raise GccatError(
+            f"--scheduler {address!r} is not a Dask scheduler address ({exc}); "
+            "e.g. tcp://host:8786 or 'local'"
+        ) from None
     try:
         socket.create_connection((host, int(port)), timeout=timeout).close()
     except OSError as exc:
-        raise GccatError(f"--scheduler {address!r}: cannot connect within {timeout:g} s "
-                         f"({exc.strerror or exc})") from None
+        raise GccatError(
+            f"--scheduler {address!r}: cannot connect within {timeout:g} s ({exc.strerror or exc})"
+        ) from None
 
 
 @contextlib.contextmanager
 def _rollback_on_error(lake: Lake, tx):
     """Delete what an uncommitted fit appended if it fails (an error, Ctrl-C), so a failed fit
-    leaves no orphan rows; the lake's version and its visible rows never change either way."""
+    leaves no orphan rows; the lake's version and its visible rows never change either way.
+    """
     try:
         yield
     except BaseException:
@@ -270,31 +290,47 @@ def photometry_choice(spec: str | None = "best") -> PhotometryChoice:
     parts[0] = parts[0].lower()  # keywords in any case; method names as written
     text = ":".join(parts)
     if text == "best":
-        return PhotometryChoice("best", "", (), "photometry_best: catalog photometry, else "
-                                f"injection-corrected, else aperture-corrected at radius "
-                                f"{FINAL_APERTURE_RADIUS_ARCSEC:g} arcsec, else other radii "
-                                "(nearest first), other methods, uncorrected aperture sums")
+        return PhotometryChoice(
+            "best",
+            "",
+            (),
+            "photometry_best: catalog photometry, else "
+            f"injection-corrected, else aperture-corrected at radius "
+            f"{FINAL_APERTURE_RADIUS_ARCSEC:g} arcsec, else other radii "
+            "(nearest first), other methods, uncorrected aperture sums",
+        )
     if text == "catalog" or (parts[0] == "method" and len(parts) == 2):
         name = "catalog" if text == "catalog" else parts[1]
         if not name.replace("_", "").replace("-", "").isalnum():
             raise GccatError(f"--photometry method:NAME needs a method name, not {spec!r}")
-        return PhotometryChoice(f"method:{name}", "method = ?", (name,),
-                                f"photometry of method {name}, the preferred row per band")
+        return PhotometryChoice(
+            f"method:{name}",
+            "method = ?",
+            (name,),
+            f"photometry of method {name}, the preferred row per band",
+        )
     if parts[0] == "aperture" and (len(parts) == 2 or (len(parts) == 3 and parts[2].lower() == "measured")):
         try:
             r = float(parts[1])
         except ValueError:
             raise GccatError(f"--photometry aperture:R needs a radius R in arcsec, not {spec!r}") from None
-        r = check_number(r, "--photometry aperture:R (radius, arcsec)", lo=0, lo_open=True,
-                         hi=MAX_APERTURE_RADIUS_ARCSEC)
+        r = check_number(
+            r, "--photometry aperture:R (radius, arcsec)", lo=0, lo_open=True, hi=MAX_APERTURE_RADIUS_ARCSEC
+        )
         cond = "method = 'aperture' AND abs(aperture_radius_arcsec - ?) < ?"
         if len(parts) == 3:
-            return PhotometryChoice(f"aperture:{r:g}:measured", cond + " AND NOT injection_corrected",
-                                    (r, RADIUS_MATCH_ARCSEC),
-                                    f"aperture photometry of radius {r:g} arcsec as measured")
-        return PhotometryChoice(f"aperture:{r:g}", cond, (r, RADIUS_MATCH_ARCSEC),
-                                f"aperture photometry of radius {r:g} arcsec, injection-corrected "
-                                "where a correction applies")
+            return PhotometryChoice(
+                f"aperture:{r:g}:measured",
+                cond + " AND NOT injection_corrected",
+                (r, RADIUS_MATCH_ARCSEC),
+                f"aperture photometry of radius {r:g} arcsec as measured",
+            )
+        return PhotometryChoice(
+            f"aperture:{r:g}",
+            cond,
+            (r, RADIUS_MATCH_ARCSEC),
+            f"aperture photometry of radius {r:g} arcsec, injection-corrected where a correction applies",
+        )
     raise GccatError(f"--photometry must be one of {PHOTOMETRY_CHOICES}, not {spec!r}")
 
 
@@ -305,8 +341,8 @@ class Selection:
     object_id: np.ndarray
     field_id: np.ndarray
     z: np.ndarray
-    bands: list[str]          # gccat band names
-    sedpy: list[str]          # their astro-sedpy curves
+    bands: list[str]  # gccat band names
+    sedpy: list[str]  # their astro-sedpy curves
     flux: np.ndarray
     err: np.ndarray
     upper: np.ndarray
@@ -314,23 +350,27 @@ class Selection:
 
 def grid_id(z: float, sedpy_names: list[str], spec: GridSpec) -> str:
     """Stable id of a grid: hash of its redshift, bands and (checked) spec."""
-    key = json.dumps({"z": round(float(z), 4), "bands": list(sedpy_names), **spec.to_dict()},
-                     sort_keys=True)
+    key = json.dumps({"z": round(float(z), 4), "bands": list(sedpy_names), **spec.to_dict()}, sort_keys=True)
     return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
 def _grid_from_row(row: dict) -> sps.SSPGrid:
     shape = tuple(row["shape"])
     return sps.SSPGrid(
-        z=row["z"], bands=list(row["bands"]), age_gyr=np.array(row["age_gyr"]),
-        log_z_zsun=np.array(row["log_z_zsun"]), av=np.array(row["av"]),
+        z=row["z"],
+        bands=list(row["bands"]),
+        age_gyr=np.array(row["age_gyr"]),
+        log_z_zsun=np.array(row["log_z_zsun"]),
+        av=np.array(row["av"]),
         flux_njy=np.array(row["flux_njy"], dtype=np.float64).reshape(shape),
         living_fraction=np.array(row["living_fraction"]).reshape(shape[:2]),
-        spec=json.loads(row["spec"]))
+        spec=json.loads(row["spec"]),
+    )
 
 
-def load_or_build_grid(lake: Lake, z: float, sedpy_names: list[str], spec: GridSpec | None = None, *,
-                       tx=None) -> tuple[sps.SSPGrid, str, bool]:
+def load_or_build_grid(
+    lake: Lake, z: float, sedpy_names: list[str], spec: GridSpec | None = None, *, tx=None
+) -> tuple[sps.SSPGrid, str, bool]:
     """The cached grid for (z, bands, spec), or a new one (appended with ``tx`` if given).
 
     ``spec`` defaults to ``GridSpec()``. Returns the grid, its id and whether it was built now.
@@ -343,9 +383,11 @@ def load_or_build_grid(lake: Lake, z: float, sedpy_names: list[str], spec: GridS
         return _grid_from_row(cached.slice(0, 1).to_pylist()[0]), gid, False
     hi = sps.grids.age_upper_bound_gyr(float(z), spec.age_max_gyr, spec.universe_bound)
     if spec.age_min_gyr is not None and spec.age_min_gyr > hi * (1 + 1e-9):
-        why = (f"the Universe is {hi:.4g} Gyr old at z = {float(z):g} (--no-universe-bound lifts "
-               "that bound)" if spec.universe_bound and (spec.age_max_gyr or 99) > hi else
-               f"MAX is {hi:g} Gyr")
+        why = (
+            f"the Universe is {hi:.4g} Gyr old at z = {float(z):g} (--no-universe-bound lifts that bound)"
+            if spec.universe_bound and (spec.age_max_gyr or 99) > hi
+            else f"MAX is {hi:g} Gyr"
+        )
         raise GccatError(f"--age-range: no age from {spec.age_min_gyr:g} Gyr on: {why}")
     grid = sps.build_grid(float(z), list(sedpy_names), spec)
     if tx is not None:
@@ -354,18 +396,37 @@ def load_or_build_grid(lake: Lake, z: float, sedpy_names: list[str], spec: GridS
 
 
 def grid_table(grid: sps.SSPGrid, gid: str, ingest_id: str) -> pa.Table:
-    return pa.Table.from_pylist([{
-        "grid_id": gid, "z": grid.z, "bands": grid.bands,
-        "spec": json.dumps(grid.spec, default=str), "shape": list(grid.flux_njy.shape),
-        "age_gyr": grid.age_gyr.tolist(), "log_z_zsun": grid.log_z_zsun.tolist(),
-        "av": grid.av.tolist(), "flux_njy": grid.flux_njy.astype(np.float32).ravel().tolist(),
-        "living_fraction": grid.living_fraction.ravel().tolist(),
-        "created_at": dt.datetime.now(dt.UTC), "ingest_id": ingest_id}], schema=SSP_GRIDS)
+    """The ``ssp_grids`` row of a grid: its id, recipe and model fluxes."""
+    return pa.Table.from_pylist(
+        [
+            {
+                "grid_id": gid,
+                "z": grid.z,
+                "bands": grid.bands,
+                "spec": json.dumps(grid.spec, default=str),
+                "shape": list(grid.flux_njy.shape),
+                "age_gyr": grid.age_gyr.tolist(),
+                "log_z_zsun": grid.log_z_zsun.tolist(),
+                "av": grid.av.tolist(),
+                "flux_njy": grid.flux_njy.astype(np.float32).ravel().tolist(),
+                "living_fraction": grid.living_fraction.ravel().tolist(),
+                "created_at": dt.datetime.now(dt.UTC),
+                "ingest_id": ingest_id,
+            }
+        ],
+        schema=SSP_GRIDS,
+    )
 
 
-def build_grid_command(lake: Lake, z: float, bands: list[str], command: str = "",
-                       grid_spec: GridSpec | None = None, recipe: str | None = None,
-                       **grid_options) -> dict:
+def build_grid_command(
+    lake: Lake,
+    z: float,
+    bands: list[str],
+    command: str = "",
+    grid_spec: GridSpec | None = None,
+    recipe: str | None = None,
+    **grid_options,
+) -> dict:
     """``gccat grid build``: build (or find) the grid of gccat ``bands`` at ``z``.
 
     The grid options are ``grid_spec`` (default ``GridSpec()``), or the grid of an SSP
@@ -389,16 +450,29 @@ def build_grid_command(lake: Lake, z: float, bands: list[str], command: str = ""
     with lake.transaction("grid") as tx:
         grid, gid, built = load_or_build_grid(lake, z, sed, spec, tx=tx)
         if built:
-            tx.commit(name=gid, n_rows=int(np.prod(grid.flux_njy.shape[:3])), command=command,
-                      options={"run": "grid", "z": z, "bands": bands, **spec.to_dict(), **record})
-    return {"grid_id": gid, "built": built, "n_age": int(grid.age_gyr.size),
-            "age_range_gyr": (float(grid.age_gyr.min()), float(grid.age_gyr.max())),
-            "n_models": int(np.prod(grid.flux_njy.shape[:3])),
-            "shape": grid.flux_njy.shape}
+            tx.commit(
+                name=gid,
+                n_rows=int(np.prod(grid.flux_njy.shape[:3])),
+                command=command,
+                options={"run": "grid", "z": z, "bands": bands, **spec.to_dict(), **record},
+            )
+    return {
+        "grid_id": gid,
+        "built": built,
+        "n_age": int(grid.age_gyr.size),
+        "age_range_gyr": (float(grid.age_gyr.min()), float(grid.age_gyr.max())),
+        "n_models": int(np.prod(grid.flux_njy.shape[:3])),
+        "shape": grid.flux_njy.shape,
+    }
 
 
-def select(lake: Lake, where: str | None, z: float | None = None, con=None,
-           photometry: str | PhotometryChoice | None = "best") -> Selection:
+def select(
+    lake: Lake,
+    where: str | None,
+    z: float | None = None,
+    con=None,
+    photometry: str | PhotometryChoice | None = "best",
+) -> Selection:
     """Objects of ``photometry_wide`` matching ``where`` with their photometry (nJy).
 
     Parameters
@@ -425,22 +499,33 @@ def select(lake: Lake, where: str | None, z: float | None = None, con=None,
     con = con or connect(lake)
     cond = f"WHERE {condition_sql(where)}" if where else ""
     # the chosen rows: the best candidate per source and band among those the choice keeps
-    rows = "photometry_best" if not choice.condition else f"""(
+    rows = (
+        "photometry_best"
+        if not choice.condition
+        else f"""(
         SELECT * FROM photometry_ranked WHERE {choice.condition}
         QUALIFY row_number() OVER (PARTITION BY detection_id, band ORDER BY preference DESC) = 1)"""
-    t = run_sql(con, f"""
+    )
+    t = run_sql(
+        con,
+        f"""
         WITH sel AS (SELECT detection_id, field_id, z FROM photometry_wide {cond})
         SELECT sel.detection_id, sel.field_id, coalesce(sel.z, f.z_cluster) AS z, f.ebv_mw,
                pb.band, b.sedpy_name, b.pivot_um, pb.flux_njy, pb.flux_err_njy,
                pb.is_upper_limit, pb.mw_corrected
         FROM sel JOIN {rows} pb USING (detection_id)
         JOIN bands b USING (band) LEFT JOIN fields f ON f.field_id = sel.field_id
-        ORDER BY sel.detection_id, pb.band""", list(choice.params) or None)
+        ORDER BY sel.detection_id, pb.band""",
+        list(choice.params) or None,
+    )
     # ordered: the objects' order (and so a seeded bootstrap or draw) must not depend on how
     # DuckDB's threads happen to return the rows
     if t.num_rows == 0:
-        raise GccatError("no photometry matches the selection" + (f": {where}" if where else "")
-                         + ("" if choice.spec == "best" else f" with --photometry {choice.spec}"))
+        raise GccatError(
+            "no photometry matches the selection"
+            + (f": {where}" if where else "")
+            + ("" if choice.spec == "best" else f" with --photometry {choice.spec}")
+        )
     # Arrow compute throughout: 10^6 objects x 9 bands must not become Python strings.
     per_band = t.group_by("band").aggregate([("pivot_um", "min"), ("sedpy_name", "min")])
     per_band = per_band.sort_by("pivot_um_min")
@@ -482,9 +567,17 @@ def _fit_chunk(grid, flux, err, upper, error_floor, n_samples, seed, keep_chi2, 
     rng = np.random.default_rng(seed)
     if prior not in sps.PRIORS:
         raise GccatError(f"--prior must be one of {', '.join(sps.PRIORS)}, not {prior!r}")
-    return sps.fit_ssp(grid, flux, err, upper_limit=upper, error_floor=error_floor,
-                       n_samples=n_samples, rng=rng, keep_chi2_grid=keep_chi2,
-                       log_prior=sps.PRIORS[prior](grid))
+    return sps.fit_ssp(
+        grid,
+        flux,
+        err,
+        upper_limit=upper,
+        error_floor=error_floor,
+        n_samples=n_samples,
+        rng=rng,
+        keep_chi2_grid=keep_chi2,
+        log_prior=sps.PRIORS[prior](grid),
+    )
 
 
 def _concat(results: list[sps.FitResult]) -> sps.FitResult:
@@ -497,16 +590,30 @@ def _concat(results: list[sps.FitResult]) -> sps.FitResult:
         percentiles={k: cat(lambda r, k=k: r.percentiles[k]) for k in keys},
         map_params={k: cat(lambda r, k=k: r.map_params[k]) for k in keys},
         best_fit_params={k: cat(lambda r, k=k: r.best_fit_params[k]) for k in keys},
-        chi2_min=cat(lambda r: r.chi2_min), n_bands=cat(lambda r: r.n_bands),
+        chi2_min=cat(lambda r: r.chi2_min),
+        n_bands=cat(lambda r: r.n_bands),
         reduced_chi2=cat(lambda r: r.reduced_chi2),
-        samples=None if results[0].samples is None else {
-            k: cat(lambda r, k=k: r.samples[k]) for k in keys},
-        chi2_grid=cat(lambda r: r.chi2_grid))
+        samples=None if results[0].samples is None else {k: cat(lambda r, k=k: r.samples[k]) for k in keys},
+        chi2_grid=cat(lambda r: r.chi2_grid),
+    )
 
 
-def fit_in_chunks(grid, flux, err, upper, *, error_floor=0.05, n_samples=0, seed=0, chunk=4096,
-                  scheduler: str | None = None, keep_chi2=False, prior: str = "index",
-                  progress=None, client=None) -> sps.FitResult:
+def fit_in_chunks(
+    grid,
+    flux,
+    err,
+    upper,
+    *,
+    error_floor=0.05,
+    n_samples=0,
+    seed=0,
+    chunk=4096,
+    scheduler: str | None = None,
+    keep_chi2=False,
+    prior: str = "index",
+    progress=None,
+    client=None,
+) -> sps.FitResult:
     """Fit objects in chunks of ``chunk`` (bounded memory), in process or on Dask.
 
     Chunk ``i`` draws its samples from ``default_rng((seed, i))``, so both paths give the same
@@ -519,8 +626,10 @@ def fit_in_chunks(grid, flux, err, upper, *, error_floor=0.05, n_samples=0, seed
     n = len(flux)
     starts = list(range(0, n, chunk)) or [0]
     base = tuple(seed) if isinstance(seed, tuple) else (seed,)
-    args = [(flux[s:s + chunk], err[s:s + chunk], upper[s:s + chunk], (*base, i))
-            for i, s in enumerate(starts)]
+    args = [
+        (flux[s : s + chunk], err[s : s + chunk], upper[s : s + chunk], (*base, i))
+        for i, s in enumerate(starts)
+    ]
     if client is None and scheduler is None:
         out = []
         for i, (f, e, u, sd) in enumerate(args):
@@ -530,12 +639,25 @@ def fit_in_chunks(grid, flux, err, upper, *, error_floor=0.05, n_samples=0, seed
         return _concat(out)
     if client is None:
         with dask_client(scheduler) as own:
-            return fit_in_chunks(grid, flux, err, upper, error_floor=error_floor, n_samples=n_samples,
-                                 seed=seed, chunk=chunk, keep_chi2=keep_chi2, prior=prior,
-                                 progress=progress, client=own)
+            return fit_in_chunks(
+                grid,
+                flux,
+                err,
+                upper,
+                error_floor=error_floor,
+                n_samples=n_samples,
+                seed=seed,
+                chunk=chunk,
+                keep_chi2=keep_chi2,
+                prior=prior,
+                progress=progress,
+                client=own,
+            )
     g = client.scatter(grid, broadcast=True)
-    futures = [client.submit(_fit_chunk, g, f, e, u, error_floor, n_samples, sd, keep_chi2,
-                             prior, pure=False) for f, e, u, sd in args]
+    futures = [
+        client.submit(_fit_chunk, g, f, e, u, error_floor, n_samples, sd, keep_chi2, prior, pure=False)
+        for f, e, u, sd in args
+    ]
     if progress:
         progress(f"fitting {n} on Dask", 0.5)
     return _concat(client.gather(futures))
@@ -546,14 +668,26 @@ def _posterior_rows(run_id, ids, fields, zs, res: sps.FitResult, ingest_id) -> p
     parts = []
     for key in sps.FIT_KEYS:
         p = res.percentiles[key]
-        parts.append(pa.table({
-            "run_id": [run_id] * n, "object_id": list(ids), "field_id": list(fields),
-            "parameter": [key] * n, "p16": p[:, 0], "p50": p[:, 1], "p84": p[:, 2],
-            "map_value": res.map_params[key], "best_fit_value": res.best_fit_params[key],
-            "z": zs, "chi2_min": res.chi2_min,
-            "n_bands": res.n_bands.astype(np.int64),
-            "reduced_chi2": pa.array(res.reduced_chi2, from_pandas=True),
-            "ingest_id": [ingest_id] * n}))
+        parts.append(
+            pa.table(
+                {
+                    "run_id": [run_id] * n,
+                    "object_id": list(ids),
+                    "field_id": list(fields),
+                    "parameter": [key] * n,
+                    "p16": p[:, 0],
+                    "p50": p[:, 1],
+                    "p84": p[:, 2],
+                    "map_value": res.map_params[key],
+                    "best_fit_value": res.best_fit_params[key],
+                    "z": zs,
+                    "chi2_min": res.chi2_min,
+                    "n_bands": res.n_bands.astype(np.int64),
+                    "reduced_chi2": pa.array(res.reduced_chi2, from_pandas=True),
+                    "ingest_id": [ingest_id] * n,
+                }
+            )
+        )
     return pa.concat_tables(parts).cast(FIT_POSTERIORS)
 
 
@@ -562,27 +696,61 @@ def _sample_rows(run_id, ids, res: sps.FitResult, ingest_id) -> pa.Table | None:
         return None
     n, m = res.samples["age_gyr"].shape
     cols = {k: res.samples[k].ravel() for k in sps.FIT_KEYS}
-    return pa.table({"run_id": [run_id] * (n * m), "object_id": np.repeat(ids, m).tolist(),
-                     "draw": np.tile(np.arange(m, dtype=np.int32), n), **cols,
-                     "ingest_id": [ingest_id] * (n * m)}).cast(FIT_SAMPLES)
+    return pa.table(
+        {
+            "run_id": [run_id] * (n * m),
+            "object_id": np.repeat(ids, m).tolist(),
+            "draw": np.tile(np.arange(m, dtype=np.int32), n),
+            **cols,
+            "ingest_id": [ingest_id] * (n * m),
+        }
+    ).cast(FIT_SAMPLES)
 
 
-def _run_row(run_id, kind, where, grid_ids, error_floor, n_obj, n_samples, scheduler, seconds,
-             config) -> pa.Table:
-    return pa.Table.from_pylist([{
-        "run_id": run_id, "kind": kind, "where_sql": where, "grid_ids": grid_ids,
-        "error_floor": error_floor, "n_objects": n_obj, "n_samples": n_samples,
-        "scheduler": scheduler or "in-process", "seconds": seconds, "gccat_version": gccat_version(),
-        "config": json.dumps(config, default=str), "created_at": dt.datetime.now(dt.UTC),
-        "ingest_id": run_id}], schema=FIT_RUNS)
+def _run_row(
+    run_id, kind, where, grid_ids, error_floor, n_obj, n_samples, scheduler, seconds, config
+) -> pa.Table:
+    return pa.Table.from_pylist(
+        [
+            {
+                "run_id": run_id,
+                "kind": kind,
+                "where_sql": where,
+                "grid_ids": grid_ids,
+                "error_floor": error_floor,
+                "n_objects": n_obj,
+                "n_samples": n_samples,
+                "scheduler": scheduler or "in-process",
+                "seconds": seconds,
+                "gccat_version": gccat_version(),
+                "config": json.dumps(config, default=str),
+                "created_at": dt.datetime.now(dt.UTC),
+                "ingest_id": run_id,
+            }
+        ],
+        schema=FIT_RUNS,
+    )
 
 
-def run_fit_ssp(lake: Lake, where: str | None = None, *, z: float | None = None,
-                error_floor: float = 0.05, n_samples: int = 100, seed: int = 0,
-                chunk: int = 4096, scheduler: str | None = None, prior: str | None = None,
-                min_bands: int | None = None, photometry: str = "best", progress=None,
-                command: str = "", grid_spec: GridSpec | None = None, recipe: str | None = None,
-                **grid_options) -> dict:
+def run_fit_ssp(
+    lake: Lake,
+    where: str | None = None,
+    *,
+    z: float | None = None,
+    error_floor: float = 0.05,
+    n_samples: int = 100,
+    seed: int = 0,
+    chunk: int = 4096,
+    scheduler: str | None = None,
+    prior: str | None = None,
+    min_bands: int | None = None,
+    photometry: str = "best",
+    progress=None,
+    command: str = "",
+    grid_spec: GridSpec | None = None,
+    recipe: str | None = None,
+    **grid_options,
+) -> dict:
     """SSP fits of the selected objects (see :func:`select`) written to the lake.
 
     Objects are grouped by redshift (to 0.001); each group is fitted against its grid, in
@@ -600,10 +768,18 @@ def run_fit_ssp(lake: Lake, where: str | None = None, *, z: float | None = None,
     """
     step = progress or (lambda stage, frac: None)
     # Every option is checked before the selection is read, a grid built or a row written.
-    opts = check_fit_options(z=z, error_floor=error_floor, n_samples=n_samples, seed=seed,
-                             chunk=chunk, prior=prior, scheduler=scheduler)
-    z, error_floor, n_samples, seed, chunk = (opts[k] for k in ("z", "error_floor", "n_samples",
-                                                                 "seed", "chunk"))
+    opts = check_fit_options(
+        z=z,
+        error_floor=error_floor,
+        n_samples=n_samples,
+        seed=seed,
+        chunk=chunk,
+        prior=prior,
+        scheduler=scheduler,
+    )
+    z, error_floor, n_samples, seed, chunk = (
+        opts[k] for k in ("z", "error_floor", "n_samples", "seed", "chunk")
+    )
     from catalog.sed.recipes import resolve_ssp
 
     spec, prior, record = resolve_ssp(recipe, grid_spec=grid_spec, prior=prior, **grid_options)
@@ -623,8 +799,11 @@ def run_fit_ssp(lake: Lake, where: str | None = None, *, z: float | None = None,
         grids[zg] = load_or_build_grid(lake, float(zg), sel.sedpy, spec)
     n_free = sps.n_free_parameters(next(iter(grids.values()))[0])
     cut = band_cut(sel, min_bands, n_free, f"the fit's {n_free} free parameters", error_floor)
-    with dask_client(scheduler) as client, lake.transaction("fit", ingest_id=run_id) as tx, \
-            _rollback_on_error(lake, tx):
+    with (
+        dask_client(scheduler) as client,
+        lake.transaction("fit", ingest_id=run_id) as tx,
+        _rollback_on_error(lake, tx),
+    ):
         grid_ids = []
         for zg, (grid, gid, new_grid) in grids.items():
             idx_all = np.flatnonzero((zkey == zg) & cut.keep)
@@ -635,18 +814,28 @@ def run_fit_ssp(lake: Lake, where: str | None = None, *, z: float | None = None,
             # before the commit. The first write of a group (its new grid) waits until its
             # first block is fitted, so a fit that fails there has written nothing.
             for b0 in range(0, len(idx_all), BLOCK):
-                idx = idx_all[b0:b0 + BLOCK]
-                res = fit_in_chunks(grid, sel.flux[idx], sel.err[idx], sel.upper[idx],
-                                    error_floor=error_floor, n_samples=n_samples,
-                                    seed=(seed, b0), chunk=chunk, client=client,
-                                    prior=prior, progress=step)
+                idx = idx_all[b0 : b0 + BLOCK]
+                res = fit_in_chunks(
+                    grid,
+                    sel.flux[idx],
+                    sel.err[idx],
+                    sel.upper[idx],
+                    error_floor=error_floor,
+                    n_samples=n_samples,
+                    seed=(seed, b0),
+                    chunk=chunk,
+                    client=client,
+                    prior=prior,
+                    progress=step,
+                )
                 results[float(zg)] = res
                 if new_grid:
                     _append_grid_if_new(lake, tx, grid, gid)
                     new_grid = False
-                tx.append("fit_posteriors", _posterior_rows(run_id, sel.object_id[idx],
-                                                            sel.field_id[idx], sel.z[idx], res,
-                                                            run_id))
+                tx.append(
+                    "fit_posteriors",
+                    _posterior_rows(run_id, sel.object_id[idx], sel.field_id[idx], sel.z[idx], res, run_id),
+                )
                 s = _sample_rows(run_id, sel.object_id[idx], res, run_id)
                 if s is not None:
                     tx.append("fit_samples", s)
@@ -655,32 +844,74 @@ def run_fit_ssp(lake: Lake, where: str | None = None, *, z: float | None = None,
         seconds = time.perf_counter() - t0
         step("writing", 0.92)
         n_fit = int(cut.keep.sum())
-        config = {"where": where, "z": z, "error_floor": error_floor, "n_samples": n_samples,
-                  "seed": seed, "chunk": chunk, "bands": sel.bands, **spec.to_dict(),
-                  "min_bands": cut.min_bands, "n_selected": len(sel.object_id),
-                  "n_skipped": cut.n_skipped,
-                  "photometry": choice.spec, "photometry_rule": choice.description,
-                  "upper_limits": "Sawicki 2012 erf term",
-                  "prior": {"index": "flat in age index, log Z, A_V",
-                            "log-age": "flat in log age, log Z, A_V"}.get(prior, prior),
-                  "prior_name": prior, **record}
+        config = {
+            "where": where,
+            "z": z,
+            "error_floor": error_floor,
+            "n_samples": n_samples,
+            "seed": seed,
+            "chunk": chunk,
+            "bands": sel.bands,
+            **spec.to_dict(),
+            "min_bands": cut.min_bands,
+            "n_selected": len(sel.object_id),
+            "n_skipped": cut.n_skipped,
+            "photometry": choice.spec,
+            "photometry_rule": choice.description,
+            "upper_limits": "Sawicki 2012 erf term",
+            "prior": {"index": "flat in age index, log Z, A_V", "log-age": "flat in log age, log Z, A_V"}.get(
+                prior, prior
+            ),
+            "prior_name": prior,
+            **record,
+        }
         warnings = [w for w in (cut.warning(),) if w]
-        tx.append("fit_runs", _run_row(run_id, "ssp", where, grid_ids, error_floor,
-                                       n_fit, n_samples, scheduler, seconds, config))
-        tx.commit(name="fit ssp", n_rows=n_fit, command=command,
-                  options={"run": "fit ssp", **config}, warnings=warnings)
+        tx.append(
+            "fit_runs",
+            _run_row(
+                run_id, "ssp", where, grid_ids, error_floor, n_fit, n_samples, scheduler, seconds, config
+            ),
+        )
+        tx.commit(
+            name="fit ssp",
+            n_rows=n_fit,
+            command=command,
+            options={"run": "fit ssp", **config},
+            warnings=warnings,
+        )
     step("done", 1.0)
-    return {"run_id": run_id, "n_objects": n_fit, "n_selected": len(sel.object_id),
-            "n_skipped": cut.n_skipped, "warnings": warnings, "seconds": seconds,
-            "grid_ids": grid_ids, "bands": sel.bands, "result": results}
+    return {
+        "run_id": run_id,
+        "n_objects": n_fit,
+        "n_selected": len(sel.object_id),
+        "n_skipped": cut.n_skipped,
+        "warnings": warnings,
+        "seconds": seconds,
+        "grid_ids": grid_ids,
+        "bands": sel.bands,
+        "result": results,
+    }
 
 
-def run_fit_stack(lake: Lake, where: str | None = None, *, z: float | None = None,
-                  error_floor: float = 0.05, n_boot: int = 1000, n_samples: int = 200,
-                  stack: str = "median", seed: int = 0, min_bands: int | None = None,
-                  photometry: str = "best", progress=None, command: str = "",
-                  grid_spec: GridSpec | None = None, recipe: str | None = None,
-                  prior: str | None = None, **grid_options) -> dict:
+def run_fit_stack(
+    lake: Lake,
+    where: str | None = None,
+    *,
+    z: float | None = None,
+    error_floor: float = 0.05,
+    n_boot: int = 1000,
+    n_samples: int = 200,
+    stack: str = "median",
+    seed: int = 0,
+    min_bands: int | None = None,
+    photometry: str = "best",
+    progress=None,
+    command: str = "",
+    grid_spec: GridSpec | None = None,
+    recipe: str | None = None,
+    prior: str | None = None,
+    **grid_options,
+) -> dict:
     """Stack the selection's photometry (median with bootstrap errors, or inverse-variance
     weighted) and fit it as one source ``stack:<run_id>``; its chi2 over age x Z is kept.
 
@@ -692,8 +923,7 @@ def run_fit_stack(lake: Lake, where: str | None = None, *, z: float | None = Non
     step = progress or (lambda stage, frac: None)
     if stack not in ("median", "ivw"):
         raise GccatError(f"--stack must be median or ivw, not {stack!r}")
-    opts = check_fit_options(z=z, error_floor=error_floor, n_samples=n_samples, seed=seed,
-                             prior=prior)
+    opts = check_fit_options(z=z, error_floor=error_floor, n_samples=n_samples, seed=seed, prior=prior)
     z, error_floor, n_samples, seed = (opts[k] for k in ("z", "error_floor", "n_samples", "seed"))
     # a bootstrap error needs tens of resamples at least
     n_boot = check_number(n_boot, "--n-boot", lo=10, hi=MAX_BOOT, integer=True)
@@ -708,8 +938,12 @@ def run_fit_stack(lake: Lake, where: str | None = None, *, z: float | None = Non
         raise GccatError(f"the selection spans redshifts {zs.min()}-{zs.max()}: give --z to stack")
     # a member's band without a usable measurement (e.g. no error) does not enter the stack
     usable = sps.usable_mask(sel.flux, sel.err, sel.upper, error_floor) & ~sel.upper
-    st = sps.stack_photometry(np.where(usable, sel.flux, np.nan), np.where(usable, sel.err, np.nan),
-                              n_boot=n_boot, rng=np.random.default_rng(seed))
+    st = sps.stack_photometry(
+        np.where(usable, sel.flux, np.nan),
+        np.where(usable, sel.err, np.nan),
+        n_boot=n_boot,
+        rng=np.random.default_rng(seed),
+    )
     flux = st["median"] if stack == "median" else st["ivw_mean"]
     err = st["median_err"] if stack == "median" else st["ivw_err"]
     run_id = new_ingest_id()
@@ -722,11 +956,21 @@ def run_fit_stack(lake: Lake, where: str | None = None, *, z: float | None = Non
     n_usable = int(sps.usable_bands(flux, err, None, error_floor))
     if n_usable < need:
         why = f"the fit's {n_free} free parameters" if min_bands is None else "--min-bands"
-        raise GccatError(f"the stack of {len(sel.object_id)} objects has {n_usable} usable bands, "
-                         f"fewer than {need} ({why}); nothing fitted")
-    res = fit_in_chunks(grid, flux[None, :], err[None, :], np.zeros((1, len(flux)), bool),
-                        error_floor=error_floor, n_samples=n_samples, seed=seed, keep_chi2=True,
-                        prior=prior)
+        raise GccatError(
+            f"the stack of {len(sel.object_id)} objects has {n_usable} usable bands, "
+            f"fewer than {need} ({why}); nothing fitted"
+        )
+    res = fit_in_chunks(
+        grid,
+        flux[None, :],
+        err[None, :],
+        np.zeros((1, len(flux)), bool),
+        error_floor=error_floor,
+        n_samples=n_samples,
+        seed=seed,
+        keep_chi2=True,
+        prior=prior,
+    )
     with lake.transaction("fit", ingest_id=run_id) as tx, _rollback_on_error(lake, tx):
         if new_grid:
             _append_grid_if_new(lake, tx, grid, gid)
@@ -737,40 +981,94 @@ def run_fit_stack(lake: Lake, where: str | None = None, *, z: float | None = Non
             tx.append("fit_samples", s)
         a, zz = np.meshgrid(grid.age_gyr, grid.log_z_zsun, indexing="ij")
         chi2 = res.chi2_grid[0]
-        tx.append("fit_chi2_maps", pa.table({
-            "run_id": [run_id] * chi2.size, "object_id": [oid] * chi2.size, "age_gyr": a.ravel(),
-            "log_z": zz.ravel(), "chi2": chi2.ravel(), "ingest_id": [run_id] * chi2.size},
-            schema=FIT_CHI2_MAPS))
-        config = {"where": where, "z": float(zs[0]), "stack": stack, "n_boot": n_boot, "seed": seed,
-                  "min_bands": need,
-                  "n_members": len(sel.object_id), "bands": sel.bands,
-                  "stacked_flux_njy": flux.tolist(), "stacked_err_njy": err.tolist(),
-                  "n_per_band": st["n"].tolist(), **spec.to_dict(),
-                  "photometry": choice.spec, "photometry_rule": choice.description,
-                  "prior_name": prior, **record}
-        tx.append("fit_runs", _run_row(run_id, "stack", where, [gid], error_floor, 1, n_samples,
-                                       None, time.perf_counter() - t0, config))
+        tx.append(
+            "fit_chi2_maps",
+            pa.table(
+                {
+                    "run_id": [run_id] * chi2.size,
+                    "object_id": [oid] * chi2.size,
+                    "age_gyr": a.ravel(),
+                    "log_z": zz.ravel(),
+                    "chi2": chi2.ravel(),
+                    "ingest_id": [run_id] * chi2.size,
+                },
+                schema=FIT_CHI2_MAPS,
+            ),
+        )
+        config = {
+            "where": where,
+            "z": float(zs[0]),
+            "stack": stack,
+            "n_boot": n_boot,
+            "seed": seed,
+            "min_bands": need,
+            "n_members": len(sel.object_id),
+            "bands": sel.bands,
+            "stacked_flux_njy": flux.tolist(),
+            "stacked_err_njy": err.tolist(),
+            "n_per_band": st["n"].tolist(),
+            **spec.to_dict(),
+            "photometry": choice.spec,
+            "photometry_rule": choice.description,
+            "prior_name": prior,
+            **record,
+        }
+        tx.append(
+            "fit_runs",
+            _run_row(
+                run_id,
+                "stack",
+                where,
+                [gid],
+                error_floor,
+                1,
+                n_samples,
+                None,
+                time.perf_counter() - t0,
+                config,
+            ),
+        )
         tx.commit(name="fit stack", n_rows=1, command=command, options={"run": "fit stack", **config})
     step("done", 1.0)
-    return {"run_id": run_id, "object_id": oid, "n_members": len(sel.object_id), "flux": flux,
-            "err": err, "bands": sel.bands, "result": res, "grid": grid}
+    return {
+        "run_id": run_id,
+        "object_id": oid,
+        "n_members": len(sel.object_id),
+        "flux": flux,
+        "err": err,
+        "bands": sel.bands,
+        "result": res,
+        "grid": grid,
+    }
 
 
 def describe_stack(res: sps.FitResult) -> str:
     """One line for a stack fit: best fit, posterior mode and median, each named as such."""
     b, m, p = res.best_fit_params, res.map_params, res.percentiles
-    return (f"best fit (min chi2 {res.chi2_min[0]:.3g}) {b['age_gyr'][0]:.3g} Gyr, log Z "
-            f"{b['log_z'][0]:.2f}, A_V {b['av'][0]:.2f}, log M_living {b['log_mass_living'][0]:.2f}; "
-            f"posterior mode {m['age_gyr'][0]:.3g} Gyr, log Z {m['log_z'][0]:.2f}; median "
-            f"{p['age_gyr'][0, 1]:.3g} (16-84%: {p['age_gyr'][0, 0]:.2g}-{p['age_gyr'][0, 2]:.2g}) Gyr, "
-            f"log Z {p['log_z'][0, 1]:.2f}, A_V {p['av'][0, 1]:.2f}, log M_living "
-            f"{p['log_mass_living'][0, 1]:.2f}")
+    return (
+        f"best fit (min chi2 {res.chi2_min[0]:.3g}) {b['age_gyr'][0]:.3g} Gyr, log Z "
+        f"{b['log_z'][0]:.2f}, A_V {b['av'][0]:.2f}, log M_living {b['log_mass_living'][0]:.2f}; "
+        f"posterior mode {m['age_gyr'][0]:.3g} Gyr, log Z {m['log_z'][0]:.2f}; median "
+        f"{p['age_gyr'][0, 1]:.3g} (16-84%: {p['age_gyr'][0, 0]:.2g}-{p['age_gyr'][0, 2]:.2g}) Gyr, "
+        f"log Z {p['log_z'][0, 1]:.2f}, A_V {p['av'][0, 1]:.2f}, log M_living "
+        f"{p['log_mass_living'][0, 1]:.2f}"
+    )
 
 
-def run_fit_sfh(lake: Lake, where: str | None = None, *, z: float | None = None,
-                error_floor: float = 0.05, seed: int = 0, min_bands: int | None = None,
-                photometry: str = "best", progress=None, command: str = "",
-                recipe: str | None = None, **sfh_options) -> dict:
+def run_fit_sfh(
+    lake: Lake,
+    where: str | None = None,
+    *,
+    z: float | None = None,
+    error_floor: float = 0.05,
+    seed: int = 0,
+    min_bands: int | None = None,
+    photometry: str = "best",
+    progress=None,
+    command: str = "",
+    recipe: str | None = None,
+    **sfh_options,
+) -> dict:
     """SEDz*-style non-parametric SFHs: masses per epoch by NNLS, errors from perturbed refits.
 
     ``sfh_options`` are ``epochs_z`` (decreasing epoch start redshifts, default 12, 11, ..., 4),
@@ -790,24 +1088,27 @@ def run_fit_sfh(lake: Lake, where: str | None = None, *, z: float | None = None,
     z, error_floor, seed = opts["z"], opts["error_floor"], opts["seed"]
     sfh, record = resolve_sfh(recipe, **sfh_options)
     epochs_z, n_perturb = sfh["epochs_z"], sfh["n_perturb"]
-    metallicity = check_number(sfh["metallicity"], "--metallicity (Z/Zsun)", lo=min(BC03_Z_ZSUN),
-                               hi=max(BC03_Z_ZSUN))
+    metallicity = check_number(
+        sfh["metallicity"], "--metallicity (Z/Zsun)", lo=min(BC03_Z_ZSUN), hi=max(BC03_Z_ZSUN)
+    )
     av = check_number(sfh["av"], "--av (mag)", lo=0, hi=MAX_AV)
     n_perturb = check_number(n_perturb, "--n-perturb", lo=1, hi=MAX_PERTURB, integer=True)
     min_bands = check_min_bands(min_bands)
-    epochs_z = tuple(check_numbers(epochs_z, "--epochs", n_max=MAX_EPOCHS, lo=0, lo_open=True,
-                                   hi=Z_MAX))
+    epochs_z = tuple(check_numbers(epochs_z, "--epochs", n_max=MAX_EPOCHS, lo=0, lo_open=True, hi=Z_MAX))
     if any(b >= a for a, b in zip(epochs_z, epochs_z[1:], strict=False)):
-        raise GccatError(f"--epochs must be decreasing start redshifts, not "
-                         f"{','.join(f'{e:g}' for e in epochs_z)}")
+        raise GccatError(
+            f"--epochs must be decreasing start redshifts, not {','.join(f'{e:g}' for e in epochs_z)}"
+        )
     choice = photometry_choice(photometry)
     sel = select(lake, where, z, photometry=choice)
     cut = band_cut(sel, min_bands, MIN_BANDS_SFH, "the default of fit sfh", error_floor)
     late = np.flatnonzero(cut.keep & (sel.z >= epochs_z[0]))
     if late.size:
         i = int(late[0])
-        raise GccatError(f"--epochs: no epoch starts above z = {sel.z[i]:g} of {sel.object_id[i]} "
-                         f"(the first starts at {epochs_z[0]:g})")
+        raise GccatError(
+            f"--epochs: no epoch starts above z = {sel.z[i]:g} of {sel.object_id[i]} "
+            f"(the first starts at {epochs_z[0]:g})"
+        )
     run_id = new_ingest_id()
     rng = np.random.default_rng(seed)
     t0 = time.perf_counter()
@@ -818,33 +1119,61 @@ def run_fit_sfh(lake: Lake, where: str | None = None, *, z: float | None = None,
         oid = sel.object_id[i]
         zo = round(float(sel.z[i]), 3)
         if zo not in templates:
-            templates[zo] = sps.sfh_templates(zo, sel.sedpy, epochs_z,
-                                              log_z=float(np.log10(metallicity)), av=av)
+            templates[zo] = sps.sfh_templates(
+                zo, sel.sedpy, epochs_z, log_z=float(np.log10(metallicity)), av=av
+            )
         tpl = templates[zo]
-        r = sps.fit_sfh(tpl, sel.flux[i:i + 1], sel.err[i:i + 1], n_perturb=n_perturb, rng=rng,
-                        error_floor=error_floor)
+        r = sps.fit_sfh(
+            tpl,
+            sel.flux[i : i + 1],
+            sel.err[i : i + 1],
+            n_perturb=n_perturb,
+            rng=rng,
+            error_floor=error_floor,
+        )
         n_ep = len(tpl["epochs"]) if "epochs" in tpl else int(np.max(tpl["epoch"])) + 1
         for e in range(n_ep):
             first = np.flatnonzero(tpl["epoch"] == e)[0]
-            epochs.append({"run_id": run_id, "object_id": oid, "epoch": e,
-                           "z_start": float(tpl["z_start"][first]), "z_end": float(tpl["z_end"][first]),
-                           "t_start_gyr": float(tpl["t_start_gyr"][first]),
-                           "t_end_gyr": float(tpl["t_end_gyr"][first]),
-                           "mass_msun": float(np.ravel(r["mass_epoch"])[e]),
-                           "mass_p16": float(np.ravel(r["mass_epoch_p16"])[e]),
-                           "mass_p84": float(np.ravel(r["mass_epoch_p84"])[e]),
-                           "ingest_id": run_id})
-        for key, lo, hi in (("t50_gyr", "t50_gyr_p16", "t50_gyr_p84"), ("z50", None, None),
-                            ("t_peak_gyr", None, None),
-                            ("mass_total", "mass_total_p16", "mass_total_p84")):
+            epochs.append(
+                {
+                    "run_id": run_id,
+                    "object_id": oid,
+                    "epoch": e,
+                    "z_start": float(tpl["z_start"][first]),
+                    "z_end": float(tpl["z_end"][first]),
+                    "t_start_gyr": float(tpl["t_start_gyr"][first]),
+                    "t_end_gyr": float(tpl["t_end_gyr"][first]),
+                    "mass_msun": float(np.ravel(r["mass_epoch"])[e]),
+                    "mass_p16": float(np.ravel(r["mass_epoch_p16"])[e]),
+                    "mass_p84": float(np.ravel(r["mass_epoch_p84"])[e]),
+                    "ingest_id": run_id,
+                }
+            )
+        for key, lo, hi in (
+            ("t50_gyr", "t50_gyr_p16", "t50_gyr_p84"),
+            ("z50", None, None),
+            ("t_peak_gyr", None, None),
+            ("mass_total", "mass_total_p16", "mass_total_p84"),
+        ):
             val = float(np.ravel(r[key])[0])
-            post.append({"run_id": run_id, "object_id": oid, "field_id": sel.field_id[i],
-                         "parameter": key, "p16": float(np.ravel(r[lo])[0]) if lo else None,
-                         "p50": val, "p84": float(np.ravel(r[hi])[0]) if hi else None,
-                         "map_value": None, "best_fit_value": val, "z": float(sel.z[i]),
-                         "chi2_min": float(np.ravel(r["chi2"])[0]),
-                         "n_bands": int(np.ravel(r["n_bands"])[0]), "reduced_chi2": None,
-                         "ingest_id": run_id})
+            post.append(
+                {
+                    "run_id": run_id,
+                    "object_id": oid,
+                    "field_id": sel.field_id[i],
+                    "parameter": key,
+                    "p16": float(np.ravel(r[lo])[0]) if lo else None,
+                    "p50": val,
+                    "p84": float(np.ravel(r[hi])[0]) if hi else None,
+                    "map_value": None,
+                    "best_fit_value": val,
+                    "z": float(sel.z[i]),
+                    "chi2_min": float(np.ravel(r["chi2"])[0]),
+                    "n_bands": int(np.ravel(r["n_bands"])[0]),
+                    "reduced_chi2": None,
+                    "ingest_id": run_id,
+                }
+            )
         step(f"fitting {k + 1}/{len(fitted)}", 0.1 + 0.8 * (k + 1) / len(fitted))
     warnings = [w for w in (cut.warning(),) if w]
     with lake.transaction("fit", ingest_id=run_id) as tx, _rollback_on_error(lake, tx):
@@ -852,17 +1181,51 @@ def run_fit_sfh(lake: Lake, where: str | None = None, *, z: float | None = None,
         tx.append("fit_posteriors", pa.Table.from_pylist(post, schema=FIT_POSTERIORS))
         if cut.n_skipped:
             tx.append("fit_skipped", cut.rows(sel, run_id))
-        config = {"where": where, "z": z, "epochs_z": list(epochs_z), "n_perturb": n_perturb,
-                  "error_floor": error_floor, "seed": seed, "bands": sel.bands,
-                  "min_bands": cut.min_bands, "n_selected": len(sel.object_id),
-                  "n_skipped": cut.n_skipped,
-                  "templates": "10 Myr burst + constant SF per epoch (SEDz*)",
-                  "metallicity_zsun": metallicity, "av": av,
-                  "photometry": choice.spec, "photometry_rule": choice.description, **record}
-        tx.append("fit_runs", _run_row(run_id, "sfh", where, [], error_floor, len(fitted),
-                                       n_perturb, None, time.perf_counter() - t0, config))
-        tx.commit(name="fit sfh", n_rows=len(fitted), command=command,
-                  options={"run": "fit sfh", **config}, warnings=warnings)
+        config = {
+            "where": where,
+            "z": z,
+            "epochs_z": list(epochs_z),
+            "n_perturb": n_perturb,
+            "error_floor": error_floor,
+            "seed": seed,
+            "bands": sel.bands,
+            "min_bands": cut.min_bands,
+            "n_selected": len(sel.object_id),
+            "n_skipped": cut.n_skipped,
+            "templates": "10 Myr burst + constant SF per epoch (SEDz*)",
+            "metallicity_zsun": metallicity,
+            "av": av,
+            "photometry": choice.spec,
+            "photometry_rule": choice.description,
+            **record,
+        }
+        tx.append(
+            "fit_runs",
+            _run_row(
+                run_id,
+                "sfh",
+                where,
+                [],
+                error_floor,
+                len(fitted),
+                n_perturb,
+                None,
+                time.perf_counter() - t0,
+                config,
+            ),
+        )
+        tx.commit(
+            name="fit sfh",
+            n_rows=len(fitted),
+            command=command,
+            options={"run": "fit sfh", **config},
+            warnings=warnings,
+        )
     step("done", 1.0)
-    return {"run_id": run_id, "n_objects": len(fitted), "n_selected": len(sel.object_id),
-            "n_skipped": cut.n_skipped, "warnings": warnings}
+    return {
+        "run_id": run_id,
+        "n_objects": len(fitted),
+        "n_selected": len(sel.object_id),
+        "n_skipped": cut.n_skipped,
+        "warnings": warnings,
+    }

@@ -55,8 +55,11 @@ def calzetti_attenuation(wave_rest_angstrom, av=1.0) -> np.ndarray:
         k_red = CALZETTI_RV + 2.659 * (-1.857 + 1.040 / lam)
         k = np.where(lam < 0.12, k_uv * (lam / 0.12) ** -0.77, np.where(lam < 0.63, k_blue, k_red))
     k = np.clip(k, 0.0, None)
-    return np.asarray(av, dtype=np.float64)[..., None] * (k / CALZETTI_RV) if np.ndim(av) else \
-        float(av) * k / CALZETTI_RV
+    return (
+        np.asarray(av, dtype=np.float64)[..., None] * (k / CALZETTI_RV)
+        if np.ndim(av)
+        else float(av) * k / CALZETTI_RV
+    )
 
 
 def igm_transmission(wave_obs_angstrom, z: float) -> np.ndarray:
@@ -99,21 +102,29 @@ def igm_transmission(wave_obs_angstrom, z: float) -> np.ndarray:
         if z < 1.2:
             laf_lc = 0.325 * (xl**1.2 - zp1**-0.9 * xl**2.1)
         elif z < 4.7:
-            laf_lc = np.where(xl < 2.2,
-                              2.55e-2 * zp1**1.6 * xl**2.1 + 0.325 * xl**1.2 - 0.250 * xl**2.1,
-                              2.55e-2 * (zp1**1.6 * xl**2.1 - xl**3.7))
+            laf_lc = np.where(
+                xl < 2.2,
+                2.55e-2 * zp1**1.6 * xl**2.1 + 0.325 * xl**1.2 - 0.250 * xl**2.1,
+                2.55e-2 * (zp1**1.6 * xl**2.1 - xl**3.7),
+            )
         else:
             laf_lc = np.where(
-                xl < 2.2, 5.22e-4 * zp1**3.4 * xl**2.1 + 0.325 * xl**1.2 - 3.14e-2 * xl**2.1,
-                np.where(xl < 5.7, 5.22e-4 * zp1**3.4 * xl**2.1 + 0.218 * xl**2.1 - 2.55e-2 * xl**3.7,
-                         5.22e-4 * (zp1**3.4 * xl**2.1 - xl**5.5)))
+                xl < 2.2,
+                5.22e-4 * zp1**3.4 * xl**2.1 + 0.325 * xl**1.2 - 3.14e-2 * xl**2.1,
+                np.where(
+                    xl < 5.7,
+                    5.22e-4 * zp1**3.4 * xl**2.1 + 0.218 * xl**2.1 - 2.55e-2 * xl**3.7,
+                    5.22e-4 * (zp1**3.4 * xl**2.1 - xl**5.5),
+                ),
+            )
         if z < 2.0:
             dla_lc = 0.211 * zp1**2 - 7.66e-2 * zp1**2.3 * xl**-0.3 - 0.135 * xl**2
         else:
             dla_lc = np.where(
                 xl < 3.0,
                 0.634 + 4.7e-2 * zp1**3 - 1.78e-2 * zp1**3.3 * xl**-0.3 - 0.135 * xl**2 - 0.291 * xl**-0.3,
-                4.7e-2 * zp1**3 - 1.78e-2 * zp1**3.3 * xl**-0.3 - 2.92e-2 * xl**3)
+                4.7e-2 * zp1**3 - 1.78e-2 * zp1**3.3 * xl**-0.3 - 2.92e-2 * xl**3,
+            )
     tau = tau + np.where(lc, laf_lc + dla_lc, 0.0)
     return np.exp(-np.clip(tau, 0.0, None))
 

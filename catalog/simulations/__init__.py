@@ -40,12 +40,21 @@ class SimulatedField:
     truth: dict
 
 
-def simulate_field_files(outdir: str | os.PathLike, name: str = "simcluster", *,
-                         shape: tuple[int, int] = (600, 600), pixel_scale_arcsec: float = 0.1,
-                         centre_deg: tuple[float, float] = (342.18321, -44.53088),
-                         A: float = 0.4, B: float = 0.7, n_gc: int | None = None,
-                         background_per_arcsec2: float = 0.0, n_mask_disks: int = 6,
-                         seed: int = 0, overwrite: bool = False) -> SimulatedField:
+def simulate_field_files(
+    outdir: str | os.PathLike,
+    name: str = "simcluster",
+    *,
+    shape: tuple[int, int] = (600, 600),
+    pixel_scale_arcsec: float = 0.1,
+    centre_deg: tuple[float, float] = (342.18321, -44.53088),
+    A: float = 0.4,
+    B: float = 0.7,
+    n_gc: int | None = None,
+    background_per_arcsec2: float = 0.0,
+    n_mask_disks: int = 6,
+    seed: int = 0,
+    overwrite: bool = False,
+) -> SimulatedField:
     """Write an HFF-format kappa map, a GC catalog and a mask for a synthetic cluster.
 
     GCs are a Poisson process with intensity n_GC(kappa) = (kappa/A)^(1/B) per arcsec^2
@@ -75,10 +84,19 @@ def simulate_field_files(outdir: str | os.PathLike, name: str = "simcluster", *,
     rng = np.random.default_rng(seed)
     kmap = simulate_lens_field(shape, pixel_scale_arcsec, centre_deg, seed=seed)
     mask = simulate_mask(kmap.shape, rng, n_disks=n_mask_disks)
-    px_all, py_all = simulate_gcs(kmap.data, pixel_scale_arcsec, rng, A=A, B=B, n_total=n_gc,
-                                  background_per_arcsec2=background_per_arcsec2)
-    hidden = mask[np.clip(np.rint(py_all).astype(int), 0, shape[0] - 1),
-                  np.clip(np.rint(px_all).astype(int), 0, shape[1] - 1)]
+    px_all, py_all = simulate_gcs(
+        kmap.data,
+        pixel_scale_arcsec,
+        rng,
+        A=A,
+        B=B,
+        n_total=n_gc,
+        background_per_arcsec2=background_per_arcsec2,
+    )
+    hidden = mask[
+        np.clip(np.rint(py_all).astype(int), 0, shape[0] - 1),
+        np.clip(np.rint(px_all).astype(int), 0, shape[1] - 1),
+    ]
     px, py = px_all[~hidden], py_all[~hidden]
     ra, dec = kmap.wcs.pixel_to_world_values(px, py)
     kappa_path = outdir / f"{name}_kappa.fits"
@@ -86,8 +104,7 @@ def simulate_field_files(outdir: str | os.PathLike, name: str = "simcluster", *,
     mask_path = outdir / f"{name}_mask.fits"
     from astropy.io import fits
 
-    fits.PrimaryHDU(mask.astype(np.uint8), header=kmap.wcs.to_header()).writeto(mask_path,
-                                                                                overwrite=True)
+    fits.PrimaryHDU(mask.astype(np.uint8), header=kmap.wcs.to_header()).writeto(mask_path, overwrite=True)
     catalog_path = outdir / f"{name}_gcs.csv"
     with open(catalog_path, "w") as fh:
         fh.write(f"# gccat simulate lens-field: synthetic GCs, <kappa> = {A} n_GC^{B}, seed {seed}\n")
@@ -96,24 +113,40 @@ def simulate_field_files(outdir: str | os.PathLike, name: str = "simcluster", *,
             fh.write(f"GC{i:06d},{r:.8f},{d:.8f}\n")
     lam = np.where(kmap.data > 0, kmap.data / A, 0.0) ** (1.0 / B) * pixel_scale_arcsec**2
     f = 1.0 if n_gc is None else n_gc / lam.sum()
-    truth = {"A": A, "B": B, "A_effective": A * f ** (-B), "n_gc_total": int(len(px_all)),
-             "n_gc_visible": int(len(px)),
-             "n_gc_hidden_by_mask": int(hidden.sum()),
-             "background_per_arcsec2": background_per_arcsec2, "seed": seed,
-             "pixel_scale_arcsec": pixel_scale_arcsec, "shape": list(shape)}
+    truth = {
+        "A": A,
+        "B": B,
+        "A_effective": A * f ** (-B),
+        "n_gc_total": int(len(px_all)),
+        "n_gc_visible": int(len(px)),
+        "n_gc_hidden_by_mask": int(hidden.sum()),
+        "background_per_arcsec2": background_per_arcsec2,
+        "seed": seed,
+        "pixel_scale_arcsec": pixel_scale_arcsec,
+        "shape": list(shape),
+    }
     truth_path = outdir / f"{name}_truth.json"
     truth_path.write_text(json.dumps(truth, indent=1))
     return SimulatedField(kappa_path, catalog_path, mask_path, truth_path, len(px), truth)
 
 
-def simulate_mosaic_files(outdir: str | os.PathLike, name: str = "mosaic", *,
-                          bands: tuple[str, ...] = ("F090W", "F115W", "F150W", "F200W"),
-                          shape: tuple[int, int] = (1024, 1024), pixel_scale_arcsec: float = 0.03,
-                          centre_deg: tuple[float, float] = (342.18321, -44.53088),
-                          n_points: int = 800, psf_fwhm_pix: float = 2.0, noise_njy: float = 1.0,
-                          seed: int = 0, psf_kind: str = "moffat", bcg: bool = True,
-                          flux_range_njy: tuple[float, float] = (5.0, 500.0),
-                          min_sep_pix: float = 6.0) -> dict:
+def simulate_mosaic_files(
+    outdir: str | os.PathLike,
+    name: str = "mosaic",
+    *,
+    bands: tuple[str, ...] = ("F090W", "F115W", "F150W", "F200W"),
+    shape: tuple[int, int] = (1024, 1024),
+    pixel_scale_arcsec: float = 0.03,
+    centre_deg: tuple[float, float] = (342.18321, -44.53088),
+    n_points: int = 800,
+    psf_fwhm_pix: float = 2.0,
+    noise_njy: float = 1.0,
+    seed: int = 0,
+    psf_kind: str = "moffat",
+    bcg: bool = True,
+    flux_range_njy: tuple[float, float] = (5.0, 500.0),
+    min_sep_pix: float = 6.0,
+) -> dict:
     """Write a synthetic multi-band cluster-core mosaic: images (nJy/pixel), weights, PSF, truth.
 
     The same point sources (GCs, log-uniform fluxes in ``flux_range_njy``, at least
@@ -131,12 +164,10 @@ def simulate_mosaic_files(outdir: str | os.PathLike, name: str = "mosaic", *,
     shape = _check_shape(shape, "--size", *MOSAIC_SIZE_RANGE)
     n_points = check_number(n_points, "--n-points", lo=0, hi=MAX_POINTS, integer=True)
     seed = check_number(seed, "--seed", lo=0, hi=2**63 - 1, integer=True)
-    pixel_scale_arcsec = check_number(pixel_scale_arcsec, "pixel_scale_arcsec", lo=0, lo_open=True,
-                                      hi=10)
+    pixel_scale_arcsec = check_number(pixel_scale_arcsec, "pixel_scale_arcsec", lo=0, lo_open=True, hi=10)
     psf_fwhm_pix = check_number(psf_fwhm_pix, "psf_fwhm_pix", lo=0, lo_open=True, hi=50)
     noise_njy = check_number(noise_njy, "noise_njy", lo=0, lo_open=True)
-    flux_lo, flux_hi = check_numbers(flux_range_njy, "flux_range_njy", n_min=2, n_max=2, lo=0,
-                                     lo_open=True)
+    flux_lo, flux_hi = check_numbers(flux_range_njy, "flux_range_njy", n_min=2, n_max=2, lo=0, lo_open=True)
     if flux_lo > flux_hi:
         raise GccatError(f"flux_range_njy must be LO <= HI, not {flux_lo:g}, {flux_hi:g}")
     flux_range_njy = (flux_lo, flux_hi)
@@ -159,17 +190,31 @@ def simulate_mosaic_files(outdir: str | os.PathLike, name: str = "mosaic", *,
     paths, truth = {}, None
     for band in bands:
         kw = {} if truth is None else {"x": truth["x"], "y": truth["y"], "flux": truth["flux"]}
-        m = make_test_mosaic(shape, psf_fwhm_pix=psf_fwhm_pix, noise_sigma=noise_njy,
-                             n_points=n_points, rng=rng, psf_kind=psf_kind, bcg=bool(bcg),
-                             flux_range=flux_range_njy, min_sep_pix=min_sep_pix, **kw)
+        m = make_test_mosaic(
+            shape,
+            psf_fwhm_pix=psf_fwhm_pix,
+            noise_sigma=noise_njy,
+            n_points=n_points,
+            rng=rng,
+            psf_kind=psf_kind,
+            bcg=bool(bcg),
+            flux_range=flux_range_njy,
+            min_sep_pix=min_sep_pix,
+            **kw,
+        )
         truth = truth or m["truth"]
         hdr = wcs.to_header()
         hdr["BUNIT"] = "nJy"
         hdr["FILTER"] = band
         hdr["ORIGIN"] = "gccat simulate mosaic (synthetic)"
         p = outdir / f"{name}_{band.lower()}.fits"
-        fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(m["image"], hdr, name="SCI"),
-                      fits.ImageHDU(m["weight"], hdr, name="WHT")]).writeto(p, overwrite=True)
+        fits.HDUList(
+            [
+                fits.PrimaryHDU(),
+                fits.ImageHDU(m["image"], hdr, name="SCI"),
+                fits.ImageHDU(m["weight"], hdr, name="WHT"),
+            ]
+        ).writeto(p, overwrite=True)
         paths[band] = p
     psf_path = outdir / f"{name}_psf.fits"
     fits.PrimaryHDU(m["psf"]).writeto(psf_path, overwrite=True)
@@ -178,7 +223,6 @@ def simulate_mosaic_files(outdir: str | os.PathLike, name: str = "mosaic", *,
     with open(truth_path, "w") as fh:
         fh.write("# gccat simulate mosaic: injected point sources (flux in nJy, same in every band)\n")
         fh.write("id,ra,dec,x,y,flux_njy\n")
-        for i, (r, d, x, y, f) in enumerate(zip(ra, dec, truth["x"], truth["y"], truth["flux"],
-                                                strict=True)):
+        for i, (r, d, x, y, f) in enumerate(zip(ra, dec, truth["x"], truth["y"], truth["flux"], strict=True)):
             fh.write(f"T{i:05d},{r % 360:.9f},{d:.9f},{x:.3f},{y:.3f},{f:.4f}\n")
     return {"images": paths, "psf": psf_path, "truth": truth_path, "n_points": len(truth["x"])}

@@ -15,9 +15,17 @@ from catalog.errors import GccatError
 from catalog.gckappa.grid import as_positive, as_shape
 
 
-def simulate_gcs(kappa, pixel_scale_arcsec: float, rng: np.random.Generator, *, A: float = 0.4,
-                 B: float = 0.7, n_total: float | None = None, background_per_arcsec2: float = 0.0,
-                 mask=None) -> tuple[np.ndarray, np.ndarray]:
+def simulate_gcs(
+    kappa,
+    pixel_scale_arcsec: float,
+    rng: np.random.Generator,
+    *,
+    A: float = 0.4,
+    B: float = 0.7,
+    n_total: float | None = None,
+    background_per_arcsec2: float = 0.0,
+    mask=None,
+) -> tuple[np.ndarray, np.ndarray]:
     """Draw GC positions that follow the convergence as ``<kappa> = A n_gc^B``.
 
     GCs are a Poisson process with surface density ``n_gc = (kappa / A)^(1/B)`` arcsec^-2
@@ -76,8 +84,9 @@ def simulate_gcs(kappa, pixel_scale_arcsec: float, rng: np.random.Generator, *, 
     return x[order], y[order]
 
 
-def simulate_mask(shape, rng: np.random.Generator, n_disks: int = 5,
-                  radius_pix: tuple[float, float] = (10, 40)) -> np.ndarray:
+def simulate_mask(
+    shape, rng: np.random.Generator, n_disks: int = 5, radius_pix: tuple[float, float] = (10, 40)
+) -> np.ndarray:
     """Circular masks like those around bright sources.
 
     Parameters

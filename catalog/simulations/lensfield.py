@@ -41,13 +41,24 @@ def _default_halos(shape, pixel_scale_arcsec, seed) -> list[dict]:
     half_x, half_y = (shape[1] - 1) / 2 * pixel_scale_arcsec, (shape[0] - 1) / 2 * pixel_scale_arcsec
     halos = [
         {"x_arcsec": 0.0, "y_arcsec": 0.0, "sigma_v": 700.0, "r_core_arcsec": 8.0},
-        {"x_arcsec": 0.35 * half_x, "y_arcsec": -0.25 * half_y, "sigma_v": 450.0, "r_core_arcsec": 4.0,
-         "r_cut_arcsec": 40.0},
+        {
+            "x_arcsec": 0.35 * half_x,
+            "y_arcsec": -0.25 * half_y,
+            "sigma_v": 450.0,
+            "r_core_arcsec": 4.0,
+            "r_cut_arcsec": 40.0,
+        },
     ]
     for _ in range(6):
-        halos.append({"x_arcsec": rng.uniform(-0.6, 0.6) * half_x,
-                      "y_arcsec": rng.uniform(-0.6, 0.6) * half_y,
-                      "sigma_v": rng.uniform(120.0, 250.0), "r_core_arcsec": 0.3, "r_cut_arcsec": 6.0})
+        halos.append(
+            {
+                "x_arcsec": rng.uniform(-0.6, 0.6) * half_x,
+                "y_arcsec": rng.uniform(-0.6, 0.6) * half_y,
+                "sigma_v": rng.uniform(120.0, 250.0),
+                "r_core_arcsec": 0.3,
+                "r_cut_arcsec": 6.0,
+            }
+        )
     return halos
 
 
@@ -63,14 +74,26 @@ def _einstein_b_arcsec(halo: dict, k: int, rc: float, r_cut: float) -> float:
     return 2.0 * float(halo["kappa0"]) / (1.0 / rc - 1.0 / r_cut)
 
 
-_SIM_UNITS = {"kappa": "", "gamma": "", "gamma1": "", "gamma2": "", "x-arcsec-deflect": "arcsec",
-              "y-arcsec-deflect": "arcsec", "psi": "arcsec2"}
+_SIM_UNITS = {
+    "kappa": "",
+    "gamma": "",
+    "gamma1": "",
+    "gamma2": "",
+    "x-arcsec-deflect": "arcsec",
+    "y-arcsec-deflect": "arcsec",
+    "psi": "arcsec2",
+}
 
 
-def simulate_lens_field(shape: tuple[int, int] = (512, 512), pixel_scale_arcsec: float = 0.2,
-                        centre_deg: tuple[float, float] = (342.18321, -44.53088), *,
-                        halos: list[dict] | None = None, seed: int = 0,
-                        quantity: str = "kappa") -> LensMap:
+def simulate_lens_field(
+    shape: tuple[int, int] = (512, 512),
+    pixel_scale_arcsec: float = 0.2,
+    centre_deg: tuple[float, float] = (342.18321, -44.53088),
+    *,
+    halos: list[dict] | None = None,
+    seed: int = 0,
+    quantity: str = "kappa",
+) -> LensMap:
     """A synthetic cluster lens map in HFF form (D_ls/D_s = 1), for tests and demos.
 
     Each halo is a cored isothermal sphere, optionally truncated (the dPIE profile of Lenstool):

@@ -20,8 +20,9 @@ from catalog.images import inject_point_sources, make_psf
 from catalog.images._common import _disk_offsets, _positions
 
 
-def _spread_positions(rng: np.random.Generator, n: int, shape: tuple[int, int], margin: float,
-                      min_sep: float) -> tuple[np.ndarray, np.ndarray]:
+def _spread_positions(
+    rng: np.random.Generator, n: int, shape: tuple[int, int], margin: float, min_sep: float
+) -> tuple[np.ndarray, np.ndarray]:
     """``n`` uniform positions at least ``min_sep`` apart (greedy, exclusion disks on a grid)."""
     ny, nx = shape
     if nx - 1 - 2 * margin <= 0 or ny - 1 - 2 * margin <= 0:
@@ -43,17 +44,36 @@ def _spread_positions(rng: np.random.Generator, n: int, shape: tuple[int, int], 
             xs_out.append(xi)
             ys_out.append(yi)
             # exclusion on the pixel grid: separations are >= min_sep - 1 px
-            taken[j:j + 2 * r + 1, i:i + 2 * r + 1] |= disk
+            taken[j : j + 2 * r + 1, i : i + 2 * r + 1] |= disk
             if len(xs_out) == n:
                 return np.asarray(xs_out), np.asarray(ys_out)
     raise GccatError(f"could not place {n} sources {min_sep} px apart in {shape}")
 
 
-def make_test_mosaic(shape=(512, 512), *, psf_fwhm_pix=2.0, noise_sigma=1.0, n_points=300,
-                     flux_range=(5, 500), bcg=True, bcg_amplitude=200.0, bcg_r_eff_pix=40.0, bcg_n=4.0,
-                     icl_gradient=0.02, rng,
-                     border_pix=8, min_sep_pix=6.0, x=None, y=None, flux=None, psf_kind="moffat", psf_size=25,
-                     bcg_ellip=0.2, bcg_theta=0.6, dtype=np.float64) -> dict:
+def make_test_mosaic(
+    shape=(512, 512),
+    *,
+    psf_fwhm_pix=2.0,
+    noise_sigma=1.0,
+    n_points=300,
+    flux_range=(5, 500),
+    bcg=True,
+    bcg_amplitude=200.0,
+    bcg_r_eff_pix=40.0,
+    bcg_n=4.0,
+    icl_gradient=0.02,
+    rng,
+    border_pix=8,
+    min_sep_pix=6.0,
+    x=None,
+    y=None,
+    flux=None,
+    psf_kind="moffat",
+    psf_size=25,
+    bcg_ellip=0.2,
+    bcg_theta=0.6,
+    dtype=np.float64,
+) -> dict:
     """A synthetic cluster-core image with point sources (GCs) of known position and flux.
 
     The image is a Sersic BCG (``astropy.modeling.models.Sersic2D``, centred on the image,
@@ -116,8 +136,15 @@ def make_test_mosaic(shape=(512, 512), *, psf_fwhm_pix=2.0, noise_sigma=1.0, n_p
     if bcg:
         yy, xx = np.mgrid[0:ny, 0:nx].astype(float)
         xc, yc = (nx - 1) / 2.0, (ny - 1) / 2.0
-        model += Sersic2D(amplitude=bcg_amplitude, r_eff=bcg_r_eff_pix, n=bcg_n, x_0=xc, y_0=yc,
-                          ellip=bcg_ellip, theta=bcg_theta)(xx, yy)
+        model += Sersic2D(
+            amplitude=bcg_amplitude,
+            r_eff=bcg_r_eff_pix,
+            n=bcg_n,
+            x_0=xc,
+            y_0=yc,
+            ellip=bcg_ellip,
+            theta=bcg_theta,
+        )(xx, yy)
         icl = icl_gradient * ((xx - xc) + 0.5 * (yy - yc))
         model += icl - icl.min()
     image = inject_point_sources(model, psf, xs, ys, fl)
@@ -131,5 +158,11 @@ def make_test_mosaic(shape=(512, 512), *, psf_fwhm_pix=2.0, noise_sigma=1.0, n_p
         weight[:, -b:] = 0
     image[weight == 0] = 0.0
     error = np.where(weight > 0, noise_sigma, np.inf)
-    return {"image": image.astype(dtype, copy=False), "weight": weight, "error": error, "psf": psf,
-            "truth": {"x": xs, "y": ys, "flux": fl}, "bcg_model": model}
+    return {
+        "image": image.astype(dtype, copy=False),
+        "weight": weight,
+        "error": error,
+        "psf": psf,
+        "truth": {"x": xs, "y": ys, "flux": fl},
+        "bcg_model": model,
+    }

@@ -49,20 +49,25 @@ def world(tmp_path_factory):
     sim = simulate_field_files(root / "sim", "sim", shape=(120, 120), pixel_scale_arcsec=0.2, seed=1)
     ingest_lens_maps(lake, [sim.kappa_path], field_id="sim", model="truth")
     ingest_catalog(lake, sim.catalog_path, field_id="sim", name="gcs")
-    mos = simulate_mosaic_files(root / "mos", "m", bands=("F150W", "F200W"), shape=(128, 128),
-                                n_points=30, seed=3)
+    mos = simulate_mosaic_files(
+        root / "mos", "m", bands=("F150W", "F200W"), shape=(128, 128), n_points=30, seed=3
+    )
     run_detection(lake, list(mos["images"].values()), field_id="as1063", name="gcs")
     regions = root / "bright.csv"
     regions.write_text("id,ra,dec\nb1,342.18,-44.53\n")
-    return {"lake": lake, "root": root, "image": mos["images"]["F150W"], "psf": mos["psf"],
-            "regions": regions}
+    return {
+        "lake": lake,
+        "root": root,
+        "image": mos["images"]["F150W"],
+        "psf": mos["psf"],
+        "regions": regions,
+    }
 
 
 LENS = ["ingest", "lens-map", *AS1063, "--field", "as1063", "--model", "other"]
 CORR = ["correlate", "--field", "sim", "--model", "truth"]
 PHOT = ["photometry", "{image}", "--field", "as1063", "--catalog", "gcs"]
-INJ = ["inject", "{image}", "--psf", "{psf}", "--field", "as1063", "--catalog", "gcs",
-       "--max-targets", "1"]
+INJ = ["inject", "{image}", "--psf", "{psf}", "--field", "as1063", "--catalog", "gcs", "--max-targets", "1"]
 DET = ["detect", "{image}", "--field", "as1063", "--name", "new"]
 SSP = ["fit", "ssp", "--where", FEW]
 STACK = ["fit", "stack", "--where", FEW]
@@ -93,8 +98,7 @@ CASES = [
     (CORR + ["--mass-radius", "0"], ["--mass-radius", "(0, inf)"]),
     (CORR + ["--mass-radius", "-5"], ["--mass-radius"]),
     (CORR + ["--z-source", "nan"], ["--z-source"]),
-    (["correlate", "--field", "as1063", "--model", "lenstool", "--z-source", "0.1"],
-     ["--z-source", "0.348"]),
+    (["correlate", "--field", "as1063", "--model", "lenstool", "--z-source", "0.1"], ["--z-source", "0.348"]),
     (CORR + ["--centre", "nan,2"], ["--centre", "[0, 360]"]),
     (CORR + ["--centre", "10,95"], ["--centre", "[-90, 90]"]),
     (CORR + ["--background-annulus", "5,2"], ["--background-annulus"]),
@@ -213,16 +217,19 @@ def test_bad_option_is_one_line_and_the_lake_is_unchanged(world, cli, case):
     assert lake.doctor() == {}
 
 
-@pytest.mark.parametrize("args, needles", [
-    (["mosaic", "--size", "0"], ["--size", "[64, 4096]"]),
-    (["mosaic", "--size", "100000"], ["--size", "[64, 4096]"]),
-    (["mosaic", "--size", "64", "--n-points", "-1"], ["--n-points"]),
-    (["mosaic", "--size", "64", "--bands", "F150W,XX"], ["--bands", "XX"]),
-    (["lens-field", "--size", "0"], ["--size", "[32, 4096]"]),
-    (["lens-field", "--size", "1000000"], ["--size", "[32, 4096]"]),
-    (["lens-field", "--size", "64", "--pixel-scale", "0"], ["--pixel-scale"]),
-    (["lens-field", "--size", "64", "--A", "nan"], ["--A"]),
-])
+@pytest.mark.parametrize(
+    "args, needles",
+    [
+        (["mosaic", "--size", "0"], ["--size", "[64, 4096]"]),
+        (["mosaic", "--size", "100000"], ["--size", "[64, 4096]"]),
+        (["mosaic", "--size", "64", "--n-points", "-1"], ["--n-points"]),
+        (["mosaic", "--size", "64", "--bands", "F150W,XX"], ["--bands", "XX"]),
+        (["lens-field", "--size", "0"], ["--size", "[32, 4096]"]),
+        (["lens-field", "--size", "1000000"], ["--size", "[32, 4096]"]),
+        (["lens-field", "--size", "64", "--pixel-scale", "0"], ["--pixel-scale"]),
+        (["lens-field", "--size", "64", "--A", "nan"], ["--A"]),
+    ],
+)
 def test_bad_simulation_sizes_write_nothing(tmp_path, cli, args, needles):
     out = tmp_path / "out"
     refused(cli("simulate", *args, "--out", out), *needles)
@@ -243,24 +250,59 @@ def test_the_python_api_refuses_the_same_values(world):
         (lambda: run_fit_ssp(lake, FEW, bogus=1), "unknown grid option"),
         (lambda: run_fit_stack(lake, FEW, n_boot=0), "--n-boot"),
         (lambda: run_fit_sfh(lake, FEW, epochs_z=(4, 6)), "--epochs"),
-        (lambda: ingest_lens_maps(lake, AS1063, field_id="as1063", model="x", z_source=0.2),
-         "--z-source"),
-        (lambda: ingest_lens_maps(lake, AS1063, field_id="as1063", model="x",
-                                  dls_ds_norm=float("inf")), "--dls-ds"),
+        (lambda: ingest_lens_maps(lake, AS1063, field_id="as1063", model="x", z_source=0.2), "--z-source"),
+        (
+            lambda: ingest_lens_maps(lake, AS1063, field_id="as1063", model="x", dls_ds_norm=float("inf")),
+            "--dls-ds",
+        ),
         (lambda: run_correlation(lake, "sim", "truth", box_arcsec=1e9), "--box"),
         (lambda: run_correlation(lake, "sim", "truth", n_boot=1), "n_boot"),
-        (lambda: run_photometry(lake, world["image"], band=None, field_id="as1063", catalog="gcs",
-                                aperture_radii_arcsec=[1e6]), "--apertures"),
-        (lambda: run_photometry(lake, world["image"], band=None, field_id="as1063", catalog="gcs",
-                                zeropoint_ab=float("nan")), "--zeropoint"),
-        (lambda: run_injection(lake, world["image"], band=None, psf_path=world["psf"],
-                               field_id="as1063", catalog="gcs", n_flux=0), "--n"),
-        (lambda: run_injection(lake, world["image"], band=None, psf_path=world["psf"],
-                               field_id="as1063", catalog="gcs", stamp_arcsec=-1), "stamp_arcsec"),
-        (lambda: run_detection(lake, [world["image"]], field_id="as1063", name="x",
-                               params={"exclusion_radius_pix": 1e9}), "--exclusion"),
-        (lambda: run_detection(lake, [world["image"]], field_id="as1063", name="x",
-                               params={"bogus": 1}), "unknown detection setting"),
+        (
+            lambda: run_photometry(
+                lake, world["image"], band=None, field_id="as1063", catalog="gcs", aperture_radii_arcsec=[1e6]
+            ),
+            "--apertures",
+        ),
+        (
+            lambda: run_photometry(
+                lake, world["image"], band=None, field_id="as1063", catalog="gcs", zeropoint_ab=float("nan")
+            ),
+            "--zeropoint",
+        ),
+        (
+            lambda: run_injection(
+                lake,
+                world["image"],
+                band=None,
+                psf_path=world["psf"],
+                field_id="as1063",
+                catalog="gcs",
+                n_flux=0,
+            ),
+            "--n",
+        ),
+        (
+            lambda: run_injection(
+                lake,
+                world["image"],
+                band=None,
+                psf_path=world["psf"],
+                field_id="as1063",
+                catalog="gcs",
+                stamp_arcsec=-1,
+            ),
+            "stamp_arcsec",
+        ),
+        (
+            lambda: run_detection(
+                lake, [world["image"]], field_id="as1063", name="x", params={"exclusion_radius_pix": 1e9}
+            ),
+            "--exclusion",
+        ),
+        (
+            lambda: run_detection(lake, [world["image"]], field_id="as1063", name="x", params={"bogus": 1}),
+            "unknown detection setting",
+        ),
     ]
     for call, needle in calls:
         with pytest.raises(GccatError, match=needle.replace("-", r"\-")):
@@ -308,8 +350,7 @@ def _fail_at(n_call: int):
 def test_fit_failing_after_its_grid_is_built_writes_nothing(fresh_fit_lake):
     before = snapshot(fresh_fit_lake)
     with pytest.raises(Interrupted):  # the grid is built and one chunk fitted, then it fails
-        run_fit_ssp(fresh_fit_lake, "field_id = 'smacs0723'", chunk=64, n_samples=3,
-                    progress=_fail_at(2))
+        run_fit_ssp(fresh_fit_lake, "field_id = 'smacs0723'", chunk=64, n_samples=3, progress=_fail_at(2))
     assert fresh_fit_lake.doctor() == {}
     assert snapshot(fresh_fit_lake) == before
 
@@ -318,8 +359,7 @@ def test_fit_failing_in_a_later_block_is_rolled_back(fresh_fit_lake, monkeypatch
     monkeypatch.setattr(fitting, "BLOCK", 64)  # 178 objects: three blocks written in turn
     version = fresh_fit_lake.version()
     with pytest.raises(Interrupted):
-        run_fit_ssp(fresh_fit_lake, "field_id = 'smacs0723'", chunk=64, n_samples=3,
-                    progress=_fail_at(2))
+        run_fit_ssp(fresh_fit_lake, "field_id = 'smacs0723'", chunk=64, n_samples=3, progress=_fail_at(2))
     assert fresh_fit_lake.doctor() == {}
     assert fresh_fit_lake.version() == version
     for table in ("ssp_grids", "fit_posteriors", "fit_samples", "fit_runs"):
@@ -334,8 +374,11 @@ def test_unreachable_scheduler_is_one_line_and_quick(fresh_fit_lake, cli, monkey
     before = snapshot(fresh_fit_lake)
     t0 = time.perf_counter()
     for address in ("tcp://127.0.0.1:1", "nonsense", "foo://x:1"):
-        refused(cli("fit", "ssp", "--where", FEW, "--scheduler", address, "--lake",
-                    fresh_fit_lake.root), "--scheduler", address)
+        refused(
+            cli("fit", "ssp", "--where", FEW, "--scheduler", address, "--lake", fresh_fit_lake.root),
+            "--scheduler",
+            address,
+        )
     assert time.perf_counter() - t0 < 3 * 3.0 + 10
     assert snapshot(fresh_fit_lake) == before
     assert fresh_fit_lake.doctor() == {}
@@ -343,5 +386,6 @@ def test_unreachable_scheduler_is_one_line_and_quick(fresh_fit_lake, cli, monkey
 
 def test_sfh_with_one_perturbation_still_works(fresh_fit_lake):
     r = run_fit_sfh(fresh_fit_lake, "source_id = 'SC_000'", epochs_z=(6, 4), n_perturb=1)
-    assert r["n_objects"] == 1 and np.isfinite(
-        fresh_fit_lake.live("sfh_epochs")["mass_msun"].to_numpy()).all()
+    assert (
+        r["n_objects"] == 1 and np.isfinite(fresh_fit_lake.live("sfh_epochs")["mass_msun"].to_numpy()).all()
+    )

@@ -5,13 +5,16 @@ import pytest
 from catalog.lake import gccat_version
 
 
-@pytest.mark.parametrize("args, words", [
-    (["fit", "ssp", "--samples", "abc"], ["--samples"]),
-    (["fit", "ssp", "--prior", "flat"], ["--prior", "index", "log-age"]),
-    (["nosuch"], ["nosuch"]),
-    (["cone", "1"], ["dec"]),
-    (["correlate", "--field", "x", "--model", "m", "--fit", "chi"], ["--fit", "poisson", "lsq"]),
-])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["fit", "ssp", "--samples", "abc"], ["--samples"]),
+        (["fit", "ssp", "--prior", "flat"], ["--prior", "index", "log-age"]),
+        (["nosuch"], ["nosuch"]),
+        (["cone", "1"], ["dec"]),
+        (["correlate", "--field", "x", "--model", "m", "--fit", "chi"], ["--fit", "poisson", "lsq"]),
+    ],
+)
 def test_usage_errors_are_one_line_with_exit_2(cli, args, words):
     """Regression: click printed a usage banner over three lines."""
     res = cli(*args)

@@ -21,8 +21,7 @@ def marked(tmp_path) -> tuple[Lake, Path]:
 
 def test_ids_that_look_like_markup_print_literally(marked, cli):
     lake, p = marked
-    res = cli("ingest", "catalog", p, "--field", "smacs0723", "--name", "odd", "--lake",
-              lake.root)
+    res = cli("ingest", "catalog", p, "--field", "smacs0723", "--name", "odd", "--lake", lake.root)
     assert res.exit_code == 0, res.output
     res = cli("sql", "SELECT source_id FROM detections ORDER BY ra", "--lake", lake.root)
     assert res.exit_code == 0, res.output
@@ -43,8 +42,17 @@ def test_error_messages_with_markup_print_literally(marked, cli):
     res = cli("sql", "SELECT * FROM [/b]", "--lake", lake.root)
     assert res.exit_code == 2
     assert "Traceback" not in res.output
-    res = cli("export", "--table", "detections", "--format", "[/b][red]x", "--out",
-              lake.root.parent / "o.parquet", "--lake", lake.root)
+    res = cli(
+        "export",
+        "--table",
+        "detections",
+        "--format",
+        "[/b][red]x",
+        "--out",
+        lake.root.parent / "o.parquet",
+        "--lake",
+        lake.root,
+    )
     lines = res.stderr.strip().splitlines()
     assert res.exit_code == 2 and len(lines) == 1, res.output
     assert "'[/b][red]x'" in lines[0]

@@ -17,8 +17,13 @@ SCALE = 0.2  # arcsec per pixel of the mock kappa maps
 N_SEEDS = 10
 
 
-def cored_isothermal(n: int = 256, scale: float = SCALE, theta_e: float = 15.0, core: float = 3.0,
-                     centre: tuple[float, float] = (127.3, 131.1)) -> np.ndarray:
+def cored_isothermal(
+    n: int = 256,
+    scale: float = SCALE,
+    theta_e: float = 15.0,
+    core: float = 3.0,
+    centre: tuple[float, float] = (127.3, 131.1),
+) -> np.ndarray:
     """kappa = theta_E / (2 sqrt(theta^2 + theta_c^2)), angles in arcsec, centre (x, y) in pixels."""
     yy, xx = np.indices((n, n))
     theta = np.hypot(xx - centre[0], yy - centre[1]) * scale
@@ -91,8 +96,10 @@ def test_fft_within_documented_bound_for_random_positions(scale):
     py = rng.uniform(-0.5, shape[0] - 0.5, 400)
     ratio = cr.density_fft(px, py, shape, scale) / cr.density_direct(px, py, shape, scale)
     bound = (1 + scale / np.sqrt(2) / 0.9) ** 1.6
-    print(f"scale {scale}: max |ratio-1| {np.abs(ratio - 1).max():.2e}, rms {np.std(ratio - 1):.2e}, "
-          f"bound {bound - 1:.2e}")
+    print(
+        f"scale {scale}: max |ratio-1| {np.abs(ratio - 1).max():.2e}, rms {np.std(ratio - 1):.2e}, "
+        f"bound {bound - 1:.2e}"
+    )
     assert ratio.max() <= bound and ratio.min() >= 1 / bound
     # Many GCs per pixel: the errors average down well below the single-GC worst case.
     assert np.sqrt(np.mean((ratio - 1) ** 2)) < 0.1 * (bound - 1)
@@ -187,8 +194,14 @@ def _fit_mock(kappa, a_true, b_true, seed, method, n_boot=500):
     rng = np.random.default_rng(seed)
     px, py = simulate_gcs(kappa, SCALE, rng, A=a_true, B=b_true)
     boxes = cr.box_stats(px, py, kappa, None, 15, SCALE)  # 15 px = 3"
-    fit = cr.fit_power_law(boxes["n_per_arcsec2"], boxes["kappa_mean"], rng, n_boot=n_boot,
-                           method=method, area_arcsec2=boxes["area_arcsec2"])
+    fit = cr.fit_power_law(
+        boxes["n_per_arcsec2"],
+        boxes["kappa_mean"],
+        rng,
+        n_boot=n_boot,
+        method=method,
+        area_arcsec2=boxes["area_arcsec2"],
+    )
     return px.size, fit
 
 
@@ -204,8 +217,10 @@ def test_poisson_fit_recovers_a_and_b(n_gc):
         err = np.array([f[f"{name}_err"] for f in fits])
         pulls = (est - truth) / err
         bias, scatter, mean_err = est.mean() - truth, est.std(ddof=1), err.mean()
-        print(f"N~{n_gc} {name}: truth {truth:.4f} bias {bias:+.4f} scatter {scatter:.4f} "
-              f"bootstrap err {mean_err:.4f} max|pull| {np.abs(pulls).max():.2f}")
+        print(
+            f"N~{n_gc} {name}: truth {truth:.4f} bias {bias:+.4f} scatter {scatter:.4f} "
+            f"bootstrap err {mean_err:.4f} max|pull| {np.abs(pulls).max():.2f}"
+        )
         assert np.all(np.abs(pulls) < 3.0)
         assert abs(bias) < 3 * mean_err / np.sqrt(N_SEEDS)
         # With 10 seeds the scatter is known to about +-25 %.
@@ -260,9 +275,11 @@ def test_null_gcs_independent_of_kappa():
         r_win.append(cr.pixel_correlation(kappa, rho, window=win)["pearson_log"])
         r_raw.append(cr.pixel_correlation(kappa, rho)["pearson_log"])
     b, b_err, r_win, r_raw = map(np.array, (b, b_err, r_win, r_raw))
-    print(f"null: B = {b.mean():+.3f}, scatter {b.std(ddof=1):.3f}, bootstrap err {b_err.mean():.3f}; "
-          f"pearson_log with window {r_win.mean():+.3f} (scatter {r_win.std(ddof=1):.3f}), "
-          f"without {r_raw.mean():+.3f}")
+    print(
+        f"null: B = {b.mean():+.3f}, scatter {b.std(ddof=1):.3f}, bootstrap err {b_err.mean():.3f}; "
+        f"pearson_log with window {r_win.mean():+.3f} (scatter {r_win.std(ddof=1):.3f}), "
+        f"without {r_raw.mean():+.3f}"
+    )
     assert abs(b.mean()) < 3 * b_err.mean() / np.sqrt(b.size)
     # The bootstrap errors are right: pulls scatter by 1 (20 draws: +-16 %).
     assert 0.6 < np.std(b / b_err, ddof=1) < 1.5
@@ -295,12 +312,15 @@ def test_inpaint_restores_hidden_counts_for_uniform_gcs():
         mask = simulate_mask(shape, rng, n_disks=4, radius_pix=(6, 16))
         ox, oy, n_hidden = _hide(px, py, mask)
         rho = cr.density_fft(ox, oy, shape, SCALE)
-        ax, ay, rho_all, n_added = cr.inpaint(ox, oy, mask, rho, rng, n_iter=5, pixel_scale_arcsec=SCALE,
-                                              window=win)
+        ax, ay, rho_all, n_added = cr.inpaint(
+            ox, oy, mask, rho, rng, n_iter=5, pixel_scale_arcsec=SCALE, window=win
+        )
         # The observed GCs come first and every drawn GC lands in a masked pixel.
         np.testing.assert_array_equal(ax[: ox.size], ox)
         assert ax.size == ox.size + n_added
-        assert mask[np.floor(ay[ox.size:] + 0.5).astype(int), np.floor(ax[ox.size:] + 0.5).astype(int)].all()
+        assert mask[
+            np.floor(ay[ox.size :] + 0.5).astype(int), np.floor(ax[ox.size :] + 0.5).astype(int)
+        ].all()
         np.testing.assert_allclose(rho_all, cr.density_fft(ax, ay, shape, SCALE), rtol=1e-9, atol=1e-12)
         hidden.append(n_hidden)
         added.append(n_added)
@@ -308,8 +328,10 @@ def test_inpaint_restores_hidden_counts_for_uniform_gcs():
     # Hidden and drawn counts are both Poisson with (nearly) the same mean.
     z = (added - hidden) / np.sqrt(2 * hidden)
     ratio = added.sum() / hidden.sum()
-    print(f"inpaint uniform: hidden {hidden.sum()}, added {added.sum()}, ratio {ratio:.3f} "
-          f"+- {np.sqrt(2 / hidden.sum()):.3f}; per-mask z mean {z.mean():+.2f} std {z.std(ddof=1):.2f}")
+    print(
+        f"inpaint uniform: hidden {hidden.sum()}, added {added.sum()}, ratio {ratio:.3f} "
+        f"+- {np.sqrt(2 / hidden.sum()):.3f}; per-mask z mean {z.mean():+.2f} std {z.std(ddof=1):.2f}"
+    )
     assert abs(ratio - 1) < 3 * np.sqrt(2 / hidden.sum())
     assert z.std(ddof=1) < 1.6
 
@@ -334,8 +356,10 @@ def test_inpaint_first_iteration_underfills_and_clustered_gcs():
         z.append((last[-1] - n_hidden) / np.sqrt(2 * max(n_hidden, 1)))
     hidden_sum = sum(hidden)
     r1, r5 = sum(first) / hidden_sum, sum(last) / hidden_sum
-    print(f"inpaint kappa-traced: hidden {hidden_sum}, restored after 1 iteration {r1:.3f}, "
-          f"after 5 {r5:.3f}; per-mask z std {np.std(z, ddof=1):.2f}")
+    print(
+        f"inpaint kappa-traced: hidden {hidden_sum}, restored after 1 iteration {r1:.3f}, "
+        f"after 5 {r5:.3f}; per-mask z std {np.std(z, ddof=1):.2f}"
+    )
     sigma = np.sqrt(2 / hidden_sum)
     assert r1 < 1 - 3 * sigma
     assert r5 > r1 + 3 * sigma
@@ -366,17 +390,18 @@ def test_radial_profile_background_only():
         rng = np.random.default_rng(400 + seed)
         px, py = simulate_gcs(np.zeros(shape), SCALE, rng, background_per_arcsec2=bg, mask=mask)
         b, b_err = cr.background_from_annulus(px, py, mask, centre, 16.0, 19.0, SCALE)
-        prof = cr.radial_profile(px, py, kappa, None, mask, centre, edges, SCALE,
-                                 background_per_arcsec2=bg)
+        prof = cr.radial_profile(px, py, kappa, None, mask, centre, edges, SCALE, background_per_arcsec2=bg)
         sub.append(prof["sigma_gc_bgsub"])
         err.append(prof["sigma_gc_err"])
         bgs.append(b)
         bg_errs.append(b_err)
     sub, err, bgs = np.array(sub), np.array(err), np.array(bgs)
     pull = sub / err
-    print(f"radial: pull mean {pull.mean():+.3f} std per annulus {np.round(pull.std(axis=0, ddof=1), 2)}; "
-          f"background {bgs.mean():.3f} (input {bg}), scatter {bgs.std(ddof=1):.4f}, "
-          f"reported {np.mean(bg_errs):.4f}")
+    print(
+        f"radial: pull mean {pull.mean():+.3f} std per annulus {np.round(pull.std(axis=0, ddof=1), 2)}; "
+        f"background {bgs.mean():.3f} (input {bg}), scatter {bgs.std(ddof=1):.4f}, "
+        f"reported {np.mean(bg_errs):.4f}"
+    )
     assert abs(pull.mean()) < 3 / np.sqrt(pull.size)
     # Poisson errors right: the pull scatter is 1 in every annulus (30 draws: +-13 %).
     assert np.all(np.abs(pull.std(axis=0, ddof=1) - 1) < 0.4)
@@ -421,8 +446,10 @@ def test_gc_mass_budget_paper_numbers():
     mask = np.zeros(kappa.shape, bool)
     mask[140:160, 140:160] = True
     out = cr.gc_mass_budget(kappa, mask, (150.0, 149.0), radius, scale, sigma_cr, 27_895)
-    print(f"mass budget: M_halo {out['m_halo_msun']:.3e}, M_GC {out['m_gc_msun']:.3e}, "
-          f"mean GC mass {out['mean_gc_mass_msun']:.3e} Msun")
+    print(
+        f"mass budget: M_halo {out['m_halo_msun']:.3e}, M_GC {out['m_gc_msun']:.3e}, "
+        f"mean GC mass {out['mean_gc_mass_msun']:.3e} Msun"
+    )
     assert out["m_halo_msun"] == pytest.approx(m_halo, rel=5e-3)
     assert out["m_gc_msun"] == pytest.approx(2.9e-5 * out["m_halo_msun"], rel=1e-12)
     # 2.9e-5 x 4.23e14 / 27,895 = 4.4e5 Msun. (The data README quotes 3.0e5, which these three
@@ -467,35 +494,47 @@ def test_simulate_mask_is_reproducible_disks():
 # ------------------------------------------------------------------------------- bad input
 
 
-@pytest.mark.parametrize("call", [
-    lambda: cr.kernel((0, 5), SCALE),
-    lambda: cr.kernel((5, 5), -1.0),
-    lambda: cr.kernel((5, 5), SCALE, softening_arcsec=0.0),
-    lambda: cr.count_grid([1.0, 2.0], [1.0], (5, 5)),
-    lambda: cr.count_grid([np.nan], [1.0], (5, 5)),
-    lambda: cr.density_fft([1.0], [1.0], (5, 5), 0.0),
-    lambda: cr.inpaint([1.0], [1.0], np.zeros((5, 5), bool), np.ones((5, 5)), np.random.default_rng()),
-    lambda: cr.inpaint([1.0], [1.0], np.ones((5, 5), bool), np.ones((5, 5)), np.random.default_rng(),
-                       pixel_scale_arcsec=SCALE),
-    lambda: cr.inpaint([1.0], [1.0], np.zeros((5, 5)), np.ones((5, 5)), np.random.default_rng(),
-                       pixel_scale_arcsec=SCALE),
-    lambda: cr.inpaint([1.0], [1.0], np.zeros((5, 5), bool), np.ones((5, 5)), 42, pixel_scale_arcsec=SCALE),
-    lambda: cr.beta(np.ones((3, 3)), np.zeros((3, 3))),
-    lambda: cr.beta(np.ones((3, 3)), np.ones((3, 4))),
-    lambda: cr.box_stats([], [], np.ones((4, 4)), None, 0, SCALE),
-    lambda: cr.box_stats([], [], np.full((4, 4), np.nan), None, 2, SCALE),
-    lambda: cr.fit_power_law([1.0, 2.0], [0.1, 0.2], np.random.default_rng()),
-    lambda: cr.fit_power_law([1.0, 2.0, 3.0], [0.1, 0.2, 0.3], np.random.default_rng(), method="poisson"),
-    lambda: cr.fit_power_law([1.0, 2.0, 3.0], [0.1, 0.2, 0.3], np.random.default_rng(), method="mcmc"),
-    lambda: cr.radial_profile([], [], None, None, None, (1, 1), [0, 1], SCALE),
-    lambda: cr.radial_profile([], [], None, None, np.zeros((5, 5), bool), (1, 1), [2, 1], SCALE),
-    lambda: cr.background_from_annulus([], [], np.zeros((5, 5), bool), (2, 2), 100.0, 200.0, SCALE),
-    lambda: cr.gc_mass_budget(np.ones((5, 5)), None, (2, 2), 1.0, SCALE, 1e10, 0),
-    lambda: cr.gc_mass_budget(np.ones((5, 5)), None, (2, 2), 1.0, SCALE, -1e10, 10),
-    lambda: simulate_gcs(np.ones((5, 5)), SCALE, np.random.default_rng(), B=0.0),
-    lambda: simulate_gcs(np.zeros((5, 5)), SCALE, np.random.default_rng(), n_total=10),
-    lambda: simulate_mask((5, 5), np.random.default_rng(), radius_pix=(5, 2)),
-])
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: cr.kernel((0, 5), SCALE),
+        lambda: cr.kernel((5, 5), -1.0),
+        lambda: cr.kernel((5, 5), SCALE, softening_arcsec=0.0),
+        lambda: cr.count_grid([1.0, 2.0], [1.0], (5, 5)),
+        lambda: cr.count_grid([np.nan], [1.0], (5, 5)),
+        lambda: cr.density_fft([1.0], [1.0], (5, 5), 0.0),
+        lambda: cr.inpaint([1.0], [1.0], np.zeros((5, 5), bool), np.ones((5, 5)), np.random.default_rng()),
+        lambda: cr.inpaint(
+            [1.0],
+            [1.0],
+            np.ones((5, 5), bool),
+            np.ones((5, 5)),
+            np.random.default_rng(),
+            pixel_scale_arcsec=SCALE,
+        ),
+        lambda: cr.inpaint(
+            [1.0], [1.0], np.zeros((5, 5)), np.ones((5, 5)), np.random.default_rng(), pixel_scale_arcsec=SCALE
+        ),
+        lambda: cr.inpaint(
+            [1.0], [1.0], np.zeros((5, 5), bool), np.ones((5, 5)), 42, pixel_scale_arcsec=SCALE
+        ),
+        lambda: cr.beta(np.ones((3, 3)), np.zeros((3, 3))),
+        lambda: cr.beta(np.ones((3, 3)), np.ones((3, 4))),
+        lambda: cr.box_stats([], [], np.ones((4, 4)), None, 0, SCALE),
+        lambda: cr.box_stats([], [], np.full((4, 4), np.nan), None, 2, SCALE),
+        lambda: cr.fit_power_law([1.0, 2.0], [0.1, 0.2], np.random.default_rng()),
+        lambda: cr.fit_power_law([1.0, 2.0, 3.0], [0.1, 0.2, 0.3], np.random.default_rng(), method="poisson"),
+        lambda: cr.fit_power_law([1.0, 2.0, 3.0], [0.1, 0.2, 0.3], np.random.default_rng(), method="mcmc"),
+        lambda: cr.radial_profile([], [], None, None, None, (1, 1), [0, 1], SCALE),
+        lambda: cr.radial_profile([], [], None, None, np.zeros((5, 5), bool), (1, 1), [2, 1], SCALE),
+        lambda: cr.background_from_annulus([], [], np.zeros((5, 5), bool), (2, 2), 100.0, 200.0, SCALE),
+        lambda: cr.gc_mass_budget(np.ones((5, 5)), None, (2, 2), 1.0, SCALE, 1e10, 0),
+        lambda: cr.gc_mass_budget(np.ones((5, 5)), None, (2, 2), 1.0, SCALE, -1e10, 10),
+        lambda: simulate_gcs(np.ones((5, 5)), SCALE, np.random.default_rng(), B=0.0),
+        lambda: simulate_gcs(np.zeros((5, 5)), SCALE, np.random.default_rng(), n_total=10),
+        lambda: simulate_mask((5, 5), np.random.default_rng(), radius_pix=(5, 2)),
+    ],
+)
 def test_bad_arguments_raise_gccat_error(call):
     with pytest.raises(GccatError):
         call()

@@ -27,5 +27,6 @@ def cluster_detections(cluster):
 @pytest.fixture(scope="package")
 def isolated():
     """No BCG, sources at least 15 px apart so that apertures and annuli see only sky."""
-    return make_test_mosaic((1024, 1024), n_points=1500, bcg=False, min_sep_pix=15.0,
-                            rng=np.random.default_rng(1))
+    return make_test_mosaic(
+        (1024, 1024), n_points=1500, bcg=False, min_sep_pix=15.0, rng=np.random.default_rng(1)
+    )

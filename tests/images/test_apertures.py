@@ -59,9 +59,19 @@ def annulus_psf_term(r_arcsec: float) -> tuple[float, float]:
 @pytest.fixture(scope="module")
 def measured(tmp_path_factory):
     out = tmp_path_factory.mktemp("apertures")
-    sim = simulate_mosaic_files(out, "g", bands=("F444W",), shape=(640, 640), n_points=250, seed=11,
-                                psf_kind="gaussian", psf_fwhm_pix=FWHM_PIX, bcg=False,
-                                flux_range_njy=(100.0, 10000.0), min_sep_pix=25.0)
+    sim = simulate_mosaic_files(
+        out,
+        "g",
+        bands=("F444W",),
+        shape=(640, 640),
+        n_points=250,
+        seed=11,
+        psf_kind="gaussian",
+        psf_fwhm_pix=FWHM_PIX,
+        bcg=False,
+        flux_range_njy=(100.0, 10000.0),
+        min_sep_pix=25.0,
+    )
     truth = Table.read(sim["truth"], format="ascii.csv", comment="#")
     truth[["id", "ra", "dec"]].write(out / "positions.csv", format="ascii.csv")
     lake = Lake.create(out / "lake")
@@ -77,7 +87,8 @@ def measured(tmp_path_factory):
     out_rows = {
         "catalog": np.array([d.split("/")[1] for d in ids]),
         "radius": aperture_radius(ph).to_numpy(),
-        "flux": ph["flux_njy"].to_numpy(), "err": ph["flux_err_njy"].to_numpy(),
+        "flux": ph["flux_njy"].to_numpy(),
+        "err": ph["flux_err_njy"].to_numpy(),
         "true": np.array([flux_of[d.split("/")[2]] for d in ids]),
     }
     return sim, out_rows
@@ -108,8 +119,10 @@ def test_an_aperture_holds_the_encircled_energy_at_its_radius(measured, radius):
     flux, err, true = rows(measured, "A", radius, snr=(20, np.inf))
     frac = flux / true
     se = np.std(frac) / math.sqrt(frac.size)
-    print(f"\nr = {radius}\": aperture fraction {np.mean(frac):.4f} +- {se:.4f} ({frac.size} sources); "
-          f"EE(r) = {ee(radius):.4f}, EE(r/2) = {ee(radius / 2):.4f}")
+    print(
+        f'\nr = {radius}": aperture fraction {np.mean(frac):.4f} +- {se:.4f} ({frac.size} sources); '
+        f"EE(r) = {ee(radius):.4f}, EE(r/2) = {ee(radius / 2):.4f}"
+    )
     assert frac.size > 150
     # within the noise, and the analytic EE's own 1e-3 (pixelisation)
     assert abs(np.mean(frac) - ee(radius)) < 3 * se + 1e-3
@@ -125,8 +138,10 @@ def test_the_background_annulus_starts_at_the_aperture_edge(measured, radius):
     flux, _, true = rows(measured, "B", radius, snr=(100, np.inf))
     frac = np.median(flux / true)
     at_median, at_mean = annulus_psf_term(radius)
-    print(f"\nr = {radius}\": local-background fraction {frac:.4f}; expected "
-          f"{ee(radius) - at_mean:.4f} to {ee(radius) - at_median:.4f}")
+    print(
+        f'\nr = {radius}": local-background fraction {frac:.4f}; expected '
+        f"{ee(radius) - at_mean:.4f} to {ee(radius) - at_median:.4f}"
+    )
     assert ee(radius) - at_mean - 2e-3 < frac < ee(radius) - at_median + 2e-3
 
 
@@ -137,8 +152,10 @@ def test_the_aperture_correction_recovers_the_total_flux(measured, radius):
     faint_flux, faint_err, faint_true = rows(measured, "C", radius, snr=(20, 100))
     pulls = (faint_flux - faint_true) / faint_err
     bright_pulls = (flux - true) / err
-    print(f"\nr = {radius}\": total-flux bias {100 * bias:+.2f}% at S/N > 100 ({flux.size}); pull "
-          f"scatter {np.std(pulls):.2f} at S/N 20-100, {np.std(bright_pulls):.2f} above")
+    print(
+        f'\nr = {radius}": total-flux bias {100 * bias:+.2f}% at S/N > 100 ({flux.size}); pull '
+        f"scatter {np.std(pulls):.2f} at S/N 20-100, {np.std(bright_pulls):.2f} above"
+    )
     assert flux.size > 80 and faint_flux.size > 60
     assert abs(bias) < 0.01
     assert 0.8 < np.std(pulls) < 1.2
@@ -151,23 +168,39 @@ def test_the_aperture_correction_recovers_the_total_flux(measured, radius):
 # --------------------------------------------------------------- the array function, in pixels
 
 
-
 def test_photometric_accuracy_above_snr_20(isolated):
     t, psf = isolated["truth"], isolated["psf"]
-    res = im.aperture_photometry(isolated["image"], t["x"], t["y"], RADII, weight=isolated["weight"], psf=psf,
-                                 annulus_width_pix=ANNULUS)
+    res = im.aperture_photometry(
+        isolated["image"],
+        t["x"],
+        t["y"],
+        RADII,
+        weight=isolated["weight"],
+        psf=psf,
+        annulus_width_pix=ANNULUS,
+    )
     assert res["flux"].shape == (t["x"].size, RADII.size)
     bright = snr_optimal(t["flux"], psf) >= 20
     ratio = res["flux"][bright] / t["flux"][bright, None] - 1
     bias = np.median(ratio, axis=0)
     pulls = (res["flux"] - t["flux"][:, None]) / res["flux_err"]
     scatter = 1.4826 * np.median(np.abs(pulls - np.median(pulls, axis=0)), axis=0)
-    growth_only = im.aperture_photometry(isolated["image"], t["x"], t["y"], RADII, weight=isolated["weight"],
-                                         psf=psf, annulus_width_pix=ANNULUS, psf_annulus_correction=False)
+    growth_only = im.aperture_photometry(
+        isolated["image"],
+        t["x"],
+        t["y"],
+        RADII,
+        weight=isolated["weight"],
+        psf=psf,
+        annulus_width_pix=ANNULUS,
+        psf_annulus_correction=False,
+    )
     bias_growth = np.median(growth_only["flux"][bright] / t["flux"][bright, None] - 1, axis=0)
-    print(f"\nphotometric bias above optimal S/N 20 ({bright.sum()} sources), radii {np.round(RADII, 2)} px: "
-          f"{np.round(100 * bias, 2)} %; 1/growth_curve only: {np.round(100 * bias_growth, 2)} %; "
-          f"pull scatter {np.round(scatter, 2)}")
+    print(
+        f"\nphotometric bias above optimal S/N 20 ({bright.sum()} sources), radii {np.round(RADII, 2)} px: "
+        f"{np.round(100 * bias, 2)} %; 1/growth_curve only: {np.round(100 * bias_growth, 2)} %; "
+        f"pull scatter {np.round(scatter, 2)}"
+    )
     assert bright.sum() > 400
     assert (np.abs(bias) < 0.02).all()
     # flux errors describe the scatter (within 15%)
@@ -182,20 +215,26 @@ def test_aperture_correction_is_inverse_growth_curve(isolated):
     t, psf = isolated["truth"], isolated["psf"]
     kw = {"weight": isolated["weight"], "psf": psf}
     inv = 1.0 / im.growth_curve(psf, RADII)
-    no_annulus = im.aperture_photometry(isolated["image"] - 0.0, t["x"][:50], t["y"][:50], RADII,
-                                        annulus_width_pix=0, **kw)
+    no_annulus = im.aperture_photometry(
+        isolated["image"] - 0.0, t["x"][:50], t["y"][:50], RADII, annulus_width_pix=0, **kw
+    )
     np.testing.assert_allclose(no_annulus["aperture_correction"], np.broadcast_to(inv, (50, 3)), rtol=1e-12)
     assert (no_annulus["background"] == 0).all()
-    growth_only = im.aperture_photometry(isolated["image"], t["x"][:50], t["y"][:50], RADII,
-                                         psf_annulus_correction=False, **kw)
+    growth_only = im.aperture_photometry(
+        isolated["image"], t["x"][:50], t["y"][:50], RADII, psf_annulus_correction=False, **kw
+    )
     np.testing.assert_allclose(growth_only["aperture_correction"], np.broadcast_to(inv, (50, 3)), rtol=1e-12)
     # with the annulus term: larger, and the flux is the growth-only flux times the ratio
     full = im.aperture_photometry(isolated["image"], t["x"][:50], t["y"][:50], RADII, **kw)
     assert (full["aperture_correction"] > inv).all()
-    np.testing.assert_allclose(full["flux"] / full["aperture_correction"],
-                               growth_only["flux"] / growth_only["aperture_correction"], rtol=1e-9)
-    no_psf = im.aperture_photometry(isolated["image"], t["x"][:5], t["y"][:5], RADII,
-                                    weight=isolated["weight"])
+    np.testing.assert_allclose(
+        full["flux"] / full["aperture_correction"],
+        growth_only["flux"] / growth_only["aperture_correction"],
+        rtol=1e-9,
+    )
+    no_psf = im.aperture_photometry(
+        isolated["image"], t["x"][:5], t["y"][:5], RADII, weight=isolated["weight"]
+    )
     assert (no_psf["aperture_correction"] == 1).all()
 
 
@@ -205,8 +244,9 @@ def test_upper_limits_below_three_sigma(isolated):
     tree = cKDTree(np.c_[t["x"], t["y"]])
     bx, by = rng.uniform(30, 994, 3000), rng.uniform(30, 994, 3000)
     blank = tree.query(np.c_[bx, by])[0] > 12
-    res = im.aperture_photometry(isolated["image"], bx[blank], by[blank], RADII, weight=isolated["weight"],
-                                 psf=psf)
+    res = im.aperture_photometry(
+        isolated["image"], bx[blank], by[blank], RADII, weight=isolated["weight"], psf=psf
+    )
     frac = res["is_upper_limit"].mean(axis=0)
     np.testing.assert_allclose(res["flux_limit"], 3.0 * res["flux_err"])
     assert (frac > 0.98).all()  # 99.9% for Gaussian noise
@@ -222,8 +262,9 @@ def test_photometry_edges_masks_and_error_maps():
     img = rng.normal(size=(100, 100))
     mask = np.zeros(img.shape, dtype=bool)
     mask[50, 50] = True
-    res = im.aperture_photometry(img, [50.0, -50.0, np.nan, 1.0], [50.0, 50.0, 3.0, 1.0], [3.0], mask=mask,
-                                 annulus_width_pix=3.0)
+    res = im.aperture_photometry(
+        img, [50.0, -50.0, np.nan, 1.0], [50.0, 50.0, 3.0, 1.0], [3.0], mask=mask, annulus_width_pix=3.0
+    )
     assert np.isfinite(res["flux"][0]).all() and np.isnan(res["flux"][1:3]).all()
     assert res["mask_fraction"][0, 0] == pytest.approx(1 / (np.pi * 9), rel=1e-6)
     assert 0.3 < res["mask_fraction"][3, 0] < 0.7  # a corner source is partly off the image

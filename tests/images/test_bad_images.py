@@ -33,14 +33,20 @@ def world(tmp_path_factory):
     root = tmp_path_factory.mktemp("images")
     lake = Lake.create(root / "lake")
     ingest_fields(lake, FIELDS)
-    mos = simulate_mosaic_files(root / "mos", "m", bands=("F150W", "F200W"), shape=(128, 128),
-                                n_points=30, seed=3)
+    mos = simulate_mosaic_files(
+        root / "mos", "m", bands=("F150W", "F200W"), shape=(128, 128), n_points=30, seed=3
+    )
     run_detection(lake, list(mos["images"].values()), field_id="as1063", name="gcs")
     sim = simulate_field_files(root / "sim", "sim", shape=(100, 100), pixel_scale_arcsec=0.2, seed=2)
     ingest_lens_maps(lake, [sim.kappa_path], field_id="sim", model="truth")
     ingest_catalog(lake, sim.catalog_path, field_id="sim", name="gcs")
-    return {"lake": lake, "root": root, "image": mos["images"]["F150W"], "psf": mos["psf"],
-            "kappa": sim.kappa_path}
+    return {
+        "lake": lake,
+        "root": root,
+        "image": mos["images"]["F150W"],
+        "psf": mos["psf"],
+        "kappa": sim.kappa_path,
+    }
 
 
 # -- science images ---------------------------------------------------------------------------
@@ -57,8 +63,9 @@ def _variant(src, dst, *, data=None, header=None, weight=None, drop=()):
             hdr[k] = v
         d = sci.data if data is None else data(sci.data)
         w = wht.data if weight is None else weight(wht.data)
-        fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(d, hdr, name="SCI"),
-                      fits.ImageHDU(w, wht.header, name="WHT")]).writeto(dst)
+        fits.HDUList(
+            [fits.PrimaryHDU(), fits.ImageHDU(d, hdr, name="SCI"), fits.ImageHDU(w, wht.header, name="WHT")]
+        ).writeto(dst)
     return dst
 
 
@@ -106,8 +113,14 @@ def img_no_celestial_wcs(src, tmp):
 def img_swapped_axes(src, tmp):
     """Dec on the first axis would silently swap RA and Dec in the pixel transforms."""
     hdr = fits.getheader(src, "SCI")
-    swap = {"CTYPE1": "DEC--TAN", "CTYPE2": "RA---TAN", "CRVAL1": hdr["CRVAL2"],
-            "CRVAL2": hdr["CRVAL1"], "CDELT1": hdr["CDELT2"], "CDELT2": hdr["CDELT1"]}
+    swap = {
+        "CTYPE1": "DEC--TAN",
+        "CTYPE2": "RA---TAN",
+        "CRVAL1": hdr["CRVAL2"],
+        "CRVAL2": hdr["CRVAL1"],
+        "CDELT1": hdr["CDELT2"],
+        "CDELT2": hdr["CDELT1"],
+    }
     return _variant(src, tmp / "swap.fits", header=swap), ["RA on axis 1"]
 
 
@@ -119,9 +132,19 @@ def img_sci_not_2d(src, tmp):
     return _variant(src, tmp / "cube.fits", data=lambda d: np.stack([d, d])), ["SCI", "2-D"]
 
 
-IMAGE_CASES = [img_truncated_padding, img_truncated_data, img_not_fits, img_empty_file, img_all_nan,
-               img_zero_weight, img_unknown_projection, img_no_celestial_wcs, img_swapped_axes,
-               img_singular_wcs, img_sci_not_2d]
+IMAGE_CASES = [
+    img_truncated_padding,
+    img_truncated_data,
+    img_not_fits,
+    img_empty_file,
+    img_all_nan,
+    img_zero_weight,
+    img_unknown_projection,
+    img_no_celestial_wcs,
+    img_swapped_axes,
+    img_singular_wcs,
+    img_sci_not_2d,
+]
 
 
 @pytest.mark.parametrize("command", ["photometry", "detect", "inject"])
@@ -129,8 +152,11 @@ IMAGE_CASES = [img_truncated_padding, img_truncated_data, img_not_fits, img_empt
 def test_bad_image_is_refused_naming_the_file(world, tmp_path, cli, command, case):
     bad, needles = case(world["image"], tmp_path)
     lake = world["lake"]
-    args = {"photometry": ["--catalog", "gcs"], "detect": ["--name", "new"],
-            "inject": ["--catalog", "gcs", "--psf", world["psf"]]}[command]
+    args = {
+        "photometry": ["--catalog", "gcs"],
+        "detect": ["--name", "new"],
+        "inject": ["--catalog", "gcs", "--psf", world["psf"]],
+    }[command]
     before = snapshot(lake)
     refused(cli(command, bad, "--field", "as1063", *args, "--lake", lake.root), bad, *needles)
     assert snapshot(lake) == before and lake.doctor() == {}
@@ -191,8 +217,17 @@ def aux_weight_not_fits(w, tmp):
     return ["--weight", p], ["--weight", "cannot read"]
 
 
-AUX_CASES = [aux_psf_1d, aux_psf_zero, aux_psf_nan, aux_psf_missing, aux_psf_too_big,
-             aux_psf_truncated, aux_error_shape, aux_error_missing, aux_weight_not_fits]
+AUX_CASES = [
+    aux_psf_1d,
+    aux_psf_zero,
+    aux_psf_nan,
+    aux_psf_missing,
+    aux_psf_too_big,
+    aux_psf_truncated,
+    aux_error_shape,
+    aux_error_missing,
+    aux_weight_not_fits,
+]
 
 
 @pytest.mark.parametrize("case", AUX_CASES, ids=[c.__name__[4:] for c in AUX_CASES])
@@ -200,19 +235,26 @@ def test_bad_auxiliary_file_of_photometry_is_refused(world, tmp_path, cli, case)
     opt, needles = case(world, tmp_path)
     lake = world["lake"]
     before = snapshot(lake)
-    refused(cli("photometry", world["image"], "--field", "as1063", "--catalog", "gcs", *opt,
-                "--lake", lake.root), opt[1], *needles)
+    refused(
+        cli("photometry", world["image"], "--field", "as1063", "--catalog", "gcs", *opt, "--lake", lake.root),
+        opt[1],
+        *needles,
+    )
     assert snapshot(lake) == before
 
 
-@pytest.mark.parametrize("case", [aux_psf_1d, aux_psf_zero, aux_psf_missing],
-                         ids=["psf_1d", "psf_zero", "psf_missing"])
+@pytest.mark.parametrize(
+    "case", [aux_psf_1d, aux_psf_zero, aux_psf_missing], ids=["psf_1d", "psf_zero", "psf_missing"]
+)
 def test_bad_psf_of_injection_is_refused(world, tmp_path, cli, case):
     opt, needles = case(world, tmp_path)
     lake = world["lake"]
     before = snapshot(lake)
-    refused(cli("inject", world["image"], "--field", "as1063", "--catalog", "gcs", *opt,
-                "--lake", lake.root), opt[1], *needles)
+    refused(
+        cli("inject", world["image"], "--field", "as1063", "--catalog", "gcs", *opt, "--lake", lake.root),
+        opt[1],
+        *needles,
+    )
     assert snapshot(lake) == before
 
 
@@ -234,23 +276,56 @@ def _mask_1d(tmp):
     return p
 
 
-@pytest.mark.parametrize("make, needle", [(_mask_wrong_shape, "shape"), (_mask_not_fits, "cannot read"),
-                                          (_mask_1d, "2-D")])
+@pytest.mark.parametrize(
+    "make, needle", [(_mask_wrong_shape, "shape"), (_mask_not_fits, "cannot read"), (_mask_1d, "2-D")]
+)
 def test_bad_detection_mask_is_refused(world, tmp_path, cli, make, needle):
     mask, lake = make(tmp_path), world["lake"]
     before = snapshot(lake)
-    refused(cli("detect", world["image"], "--field", "as1063", "--name", "new", "--mask", mask,
-                "--lake", lake.root), "--mask", mask, needle)
+    refused(
+        cli(
+            "detect",
+            world["image"],
+            "--field",
+            "as1063",
+            "--name",
+            "new",
+            "--mask",
+            mask,
+            "--lake",
+            lake.root,
+        ),
+        "--mask",
+        mask,
+        needle,
+    )
     assert snapshot(lake) == before
 
 
-@pytest.mark.parametrize("make, needle", [(_mask_wrong_shape, "another shape"),
-                                          (_mask_not_fits, "cannot read"), (_mask_1d, "2-D")])
+@pytest.mark.parametrize(
+    "make, needle", [(_mask_wrong_shape, "another shape"), (_mask_not_fits, "cannot read"), (_mask_1d, "2-D")]
+)
 def test_bad_correlation_mask_is_refused(world, tmp_path, cli, make, needle):
     mask, lake = make(tmp_path), world["lake"]
     before = snapshot(lake)
-    refused(cli("correlate", "--field", "sim", "--model", "truth", "--mask", mask,
-                "--plots", tmp_path / "plots", "--lake", lake.root), "--mask", mask, needle)
+    refused(
+        cli(
+            "correlate",
+            "--field",
+            "sim",
+            "--model",
+            "truth",
+            "--mask",
+            mask,
+            "--plots",
+            tmp_path / "plots",
+            "--lake",
+            lake.root,
+        ),
+        "--mask",
+        mask,
+        needle,
+    )
     assert snapshot(lake) == before
 
 
@@ -259,9 +334,25 @@ def test_bad_mask_table_radius_is_refused(world, tmp_path, cli):
     table.write_text("id,ra,dec,radius_arcsec\nb1,342.18,-44.53,2\nb2,342.18,-44.53,-3\n")
     lake = world["lake"]
     before = snapshot(lake)
-    refused(cli("correlate", "--field", "sim", "--model", "truth", "--mask-table", table,
-                "--plots", tmp_path / "plots", "--lake", lake.root),
-            table, "radius_arcsec", "row 2", "(0, 3600]")
+    refused(
+        cli(
+            "correlate",
+            "--field",
+            "sim",
+            "--model",
+            "truth",
+            "--mask-table",
+            table,
+            "--plots",
+            tmp_path / "plots",
+            "--lake",
+            lake.root,
+        ),
+        table,
+        "radius_arcsec",
+        "row 2",
+        "(0, 3600]",
+    )
     assert snapshot(lake) == before
 
 
@@ -279,8 +370,7 @@ def _map(src, dst, fn=None, **cards):
 
 
 def lens_all_nan(w, tmp):
-    return [_map(w["kappa"], tmp / "a_kappa.fits", lambda d: np.full_like(d, np.nan))], \
-        ["no finite pixel"]
+    return [_map(w["kappa"], tmp / "a_kappa.fits", lambda d: np.full_like(d, np.nan))], ["no finite pixel"]
 
 
 def lens_constant(w, tmp):
@@ -296,8 +386,10 @@ def lens_infinite_pixel(w, tmp):
 
 
 def lens_deflections_all_nan(w, tmp):
-    return [_map(p, tmp / p.name, lambda d: np.full_like(d, np.nan)) for p in AS1063], \
-        ["x-arcsec-deflect", "no finite pixel"]
+    return [_map(p, tmp / p.name, lambda d: np.full_like(d, np.nan)) for p in AS1063], [
+        "x-arcsec-deflect",
+        "no finite pixel",
+    ]
 
 
 def lens_deflections_constant(w, tmp):
@@ -334,9 +426,18 @@ def lens_not_fits(w, tmp):
     return [p], ["cannot read"]
 
 
-LENS_CASES = [lens_all_nan, lens_constant, lens_infinite_pixel, lens_deflections_all_nan,
-              lens_deflections_constant, lens_unknown_projection, lens_truncated_padding,
-              lens_truncated_data, lens_no_quantity_in_name, lens_not_fits]
+LENS_CASES = [
+    lens_all_nan,
+    lens_constant,
+    lens_infinite_pixel,
+    lens_deflections_all_nan,
+    lens_deflections_constant,
+    lens_unknown_projection,
+    lens_truncated_padding,
+    lens_truncated_data,
+    lens_no_quantity_in_name,
+    lens_not_fits,
+]
 
 
 @pytest.mark.parametrize("case", LENS_CASES, ids=[c.__name__[5:] for c in LENS_CASES])
@@ -345,6 +446,9 @@ def test_bad_lens_map_is_refused_naming_the_file(world, tmp_path, cli, case):
     lake = world["lake"]
     field = "as1063" if len(files) == 2 else "sim"
     before = snapshot(lake)
-    refused(cli("ingest", "lens-map", *files, "--field", field, "--model", "bad", "--lake",
-                lake.root), files[0], *needles)
+    refused(
+        cli("ingest", "lens-map", *files, "--field", field, "--model", "bad", "--lake", lake.root),
+        files[0],
+        *needles,
+    )
     assert snapshot(lake) == before and lake.doctor() == {}

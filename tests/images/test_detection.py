@@ -84,8 +84,10 @@ def test_completeness_vs_snr_and_purity(cluster, cluster_detections):
     # detections matching no true source, over the unmasked area
     spurious = match(d.x, d.y, t["x"], t["y"]) > MATCH_PIX
     rate = spurious.sum() / arcmin2(int((~d.mask).sum()))
-    print(f"spurious detections on the cluster mosaic: {spurious.sum()} ({rate:.1f} per arcmin^2); "
-          f"{len(d)} detections, {d.mask_area_pix / d.mask.size:.1%} masked")
+    print(
+        f"spurious detections on the cluster mosaic: {spurious.sum()} ({rate:.1f} per arcmin^2); "
+        f"{len(d)} detections, {d.mask_area_pix / d.mask.size:.1%} masked"
+    )
     assert rate < 20
     # the exclusion disk holds
     pairs = cKDTree(np.c_[d.x, d.y]).query_pairs(3.0 - 1.0)  # centroids move by <= 0.5 px each
@@ -98,8 +100,10 @@ def test_false_detections_on_pure_noise():
     d = im.detect_point_sources([img])
     area = arcmin2(int((~d.mask).sum()))
     rate = len(d) / area
-    print(f"\nfalse detections on pure noise: {len(d)} in {area:.2f} arcmin^2 = {rate:.1f} per arcmin^2 "
-          f"(threshold {d.threshold / d.noise:.1f} sigma, kept >= {2 * d.threshold / d.noise:.1f} sigma)")
+    print(
+        f"\nfalse detections on pure noise: {len(d)} in {area:.2f} arcmin^2 = {rate:.1f} per arcmin^2 "
+        f"(threshold {d.threshold / d.noise:.1f} sigma, kept >= {2 * d.threshold / d.noise:.1f} sigma)"
+    )
     assert d.noise == pytest.approx(im.robust_noise(im.gaussian_highpass(img)[20:-20, 20:-20]), rel=0.02)
     assert rate < 10  # GC fields have thousands per arcmin^2
     assert (d.snr >= 5.0).all()
@@ -107,8 +111,7 @@ def test_false_detections_on_pure_noise():
 
 def test_summing_bands_detects_fainter_sources(cluster, cluster_detections):
     t = cluster["truth"]
-    second = make_test_mosaic((1024, 1024), x=t["x"], y=t["y"], flux=t["flux"],
-                              rng=np.random.default_rng(9))
+    second = make_test_mosaic((1024, 1024), x=t["x"], y=t["y"], flux=t["flux"], rng=np.random.default_rng(9))
     d2 = im.detect_point_sources([cluster["image"], second["image"]], [cluster["weight"], second["weight"]])
     faint = (snr_peak(t["flux"], cluster["psf"]) > 6) & (snr_peak(t["flux"], cluster["psf"]) < 9)
     faint &= away_from_mask(d2.mask, t["x"], t["y"])

@@ -43,8 +43,9 @@ def test_injection_recovery_corrects_bcg_halo_bias():
     m = make_test_mosaic((512, 512), x=tx, y=ty, flux=tf, rng=rng)
     img, psf, w = m["image"], m["psf"], m["weight"]  # BCG halo not subtracted
     targets = im.aperture_photometry(img, tx, ty, RADII, weight=w, psf=psf)
-    inj = im.injection_recovery(img, psf, tx, ty, targets["flux"][:, 0], RADII, weight=w, rng=rng,
-                                n_flux=10, n_locations=10)
+    inj = im.injection_recovery(
+        img, psf, tx, ty, targets["flux"][:, 0], RADII, weight=w, rng=rng, n_flux=10, n_locations=10
+    )
     assert inj["flux_in"].size == n * 10 * 10 and inj["flux_out"].shape == (n * 100, 3)
     sep = np.hypot(inj["x"] - tx[inj["target"]], inj["y"] - ty[inj["target"]])
     assert (sep >= 4.0).all() and (sep <= 15.0).all()
@@ -52,9 +53,19 @@ def test_injection_recovery_corrects_bcg_halo_bias():
     np.testing.assert_allclose(np.unique(np.round(inj["flux_in"] / ref, 10)), np.geomspace(0.1, 10.0, 10))
     assert inj["recovered"][inj["flux_in"] > 2 * ref].all()
     # a separate set: other positions and fluxes near the same targets
-    test = im.injection_recovery(img, psf, tx, ty, targets["flux"][:, 0], RADII, weight=w,
-                                 rng=np.random.default_rng(99), n_flux=5, n_locations=6,
-                                 flux_range=(0.3, 3.0))
+    test = im.injection_recovery(
+        img,
+        psf,
+        tx,
+        ty,
+        targets["flux"][:, 0],
+        RADII,
+        weight=w,
+        rng=np.random.default_rng(99),
+        n_flux=5,
+        n_locations=6,
+        flux_range=(0.3, 3.0),
+    )
     k = RADII.size - 1  # the widest aperture reaches furthest into the halo
     before, after, tgt_before, tgt_after = [], [], [], []
     for i in range(n):
@@ -67,8 +78,10 @@ def test_injection_recovery_corrects_bcg_halo_bias():
         tgt_after.append(im.apply_flux_correction(coeffs, targets["flux"][i, k]) / tf[i] - 1)
     b, a = np.median(np.concatenate(before)), np.median(np.concatenate(after))
     tb, ta = np.median(tgt_before), np.median(tgt_after)
-    print(f"\nBCG halo (unsubtracted), r = {RADII[k]:.2f} px: separate-set bias {100 * b:.1f}%"
-          f" -> {100 * a:.1f}%; targets {100 * tb:.1f}% -> {100 * ta:.1f}%")
+    print(
+        f"\nBCG halo (unsubtracted), r = {RADII[k]:.2f} px: separate-set bias {100 * b:.1f}%"
+        f" -> {100 * a:.1f}%; targets {100 * tb:.1f}% -> {100 * ta:.1f}%"
+    )
     assert b > 0.10  # the halo biases the local-background photometry
     assert abs(a) < 0.3 * abs(b)
     assert abs(ta) < 0.5 * abs(tb)
@@ -80,8 +93,9 @@ def test_injection_recovery_avoids_masks_and_handles_undetected_targets():
     mask = np.zeros(img.shape, dtype=bool)
     mask[:, :60] = True
     psf = im.make_psf(2.0)
-    out = im.injection_recovery(img, psf, [62.0], [60.0], [-5.0], [2.0, 3.0], mask=mask, rng=rng,
-                                n_flux=3, n_locations=8)
+    out = im.injection_recovery(
+        img, psf, [62.0], [60.0], [-5.0], [2.0, 3.0], mask=mask, rng=rng, n_flux=3, n_locations=8
+    )
     assert out["flux_in"].size == 24 and (out["x"] - 4.0 > 60).all()
     ref = im.aperture_photometry(img, [62.0], [60.0], [2.0], mask=mask, psf=psf)["flux_limit"][0, 0]
     assert out["flux_in"].min() == pytest.approx(0.1 * ref)  # reference = 3-sigma limit
@@ -92,13 +106,16 @@ def test_injection_recovery_avoids_masks_and_handles_undetected_targets():
 def test_full_random_biweight_error_matches_aperture_error():
     rng = np.random.default_rng(7)
     m = make_test_mosaic((300, 300), x=[], y=[], flux=[], bcg=False, rng=rng)
-    res = im.injection_random(m["image"], m["psf"], (150.0, 150.0), 200, 50.0, 300, RADII, rng=rng,
-                              weight=m["weight"])
+    res = im.injection_random(
+        m["image"], m["psf"], (150.0, 150.0), 200, 50.0, 300, RADII, rng=rng, weight=m["weight"]
+    )
     assert res["flux_out"].shape == (300, 3) and res["flux_error_biweight"].shape == (3,)
     assert (np.abs(res["x"] - 150) <= 100).all() and (np.abs(res["y"] - 150) <= 100).all()
     ratio = res["flux_error_biweight"] / np.median(res["flux_err"], axis=0)
-    print(f"\nfull-random: biweight scale / aperture error = {np.round(ratio, 3)}, "
-          f"offset {np.round(res['flux_offset_biweight'], 2)} (flux 50)")
+    print(
+        f"\nfull-random: biweight scale / aperture error = {np.round(ratio, 3)}, "
+        f"offset {np.round(res['flux_offset_biweight'], 2)} (flux 50)"
+    )
     assert ((ratio > 0.8) & (ratio < 1.2)).all()
     assert (np.abs(res["flux_offset_biweight"]) < 3 * res["flux_error_biweight"] / np.sqrt(300)).all()
 

@@ -29,13 +29,14 @@ GOOD = "a,110.80,-73.45,10.0,1.0\nb,110.81,-73.46,12.0,1.5\n"
 
 
 def case_missing_coordinate(tmp_path):
-    return _csv(tmp_path, "a,110.8,10,1\n", header="id,ra,flux_F150W,fluxerr_F150W\n"), \
-        ["dec"]
+    return _csv(tmp_path, "a,110.8,10,1\n", header="id,ra,flux_F150W,fluxerr_F150W\n"), ["dec"]
 
 
 def case_misspelt_coordinate(tmp_path):
-    return _csv(tmp_path, "a,110.8,-73.4,10,1\n", header="id,ra,decl,flux_F150W,fluxerr_F150W\n"), \
-        ["dec", "decl"]
+    return _csv(tmp_path, "a,110.8,-73.4,10,1\n", header="id,ra,decl,flux_F150W,fluxerr_F150W\n"), [
+        "dec",
+        "decl",
+    ]
 
 
 def case_ra_out_of_range(tmp_path):
@@ -47,8 +48,11 @@ def case_dec_out_of_range(tmp_path):
 
 
 def case_bad_sexagesimal(tmp_path):
-    return _csv(tmp_path, "a,07:23:20.3,-73:27:18,1,1\nb,07:23:99x,-73:27:18,1,1\n"), \
-        ["'ra'", "row 2", "sexagesimal"]
+    return _csv(tmp_path, "a,07:23:20.3,-73:27:18,1,1\nb,07:23:99x,-73:27:18,1,1\n"), [
+        "'ra'",
+        "row 2",
+        "sexagesimal",
+    ]
 
 
 def case_non_numeric_flux(tmp_path):
@@ -60,8 +64,10 @@ def case_negative_error(tmp_path):
 
 
 def case_unknown_band(tmp_path):
-    return _csv(tmp_path, "a,110.8,-73.4,10,1\n", header="id,ra,dec,flux_F151W,fluxerr_F151W\n"), \
-        ["flux_F151W", "unknown band"]
+    return _csv(tmp_path, "a,110.8,-73.4,10,1\n", header="id,ra,dec,flux_F151W,fluxerr_F151W\n"), [
+        "flux_F151W",
+        "unknown band",
+    ]
 
 
 def case_unparsable_unit(tmp_path):
@@ -117,21 +123,30 @@ def _fits(tmp_path, columns, name="cat.fits"):
 
 
 def case_duplicate_column_csv(tmp_path):
-    return _csv(tmp_path, "a,110.8,110.8,-73.4,1,1\n", header="id,ra,ra,dec,flux_F150W,fluxerr_F150W\n"), \
-        ["'ra'", "two columns"]
+    return _csv(tmp_path, "a,110.8,110.8,-73.4,1,1\n", header="id,ra,ra,dec,flux_F150W,fluxerr_F150W\n"), [
+        "'ra'",
+        "two columns",
+    ]
 
 
 def case_duplicate_column_parquet(tmp_path):
-    t = pa.table([pa.array(["a"]), pa.array([110.8]), pa.array([-73.4]), pa.array([1.0])],
-                 names=["id", "ra", "dec", "dec"])
+    t = pa.table(
+        [pa.array(["a"]), pa.array([110.8]), pa.array([-73.4]), pa.array([1.0])],
+        names=["id", "ra", "dec", "dec"],
+    )
     return _parquet(tmp_path, t), ["'dec'", "two columns"]
 
 
 def case_duplicate_column_fits(tmp_path):
-    p = _fits(tmp_path, [fits.Column(name="id", format="5A", array=np.array(["a"])),
-                         fits.Column(name="ra", format="D", array=[110.8]),
-                         fits.Column(name="rb", format="D", array=[110.9]),
-                         fits.Column(name="dec", format="D", array=[-73.4])])
+    p = _fits(
+        tmp_path,
+        [
+            fits.Column(name="id", format="5A", array=np.array(["a"])),
+            fits.Column(name="ra", format="D", array=[110.8]),
+            fits.Column(name="rb", format="D", array=[110.9]),
+            fits.Column(name="dec", format="D", array=[-73.4]),
+        ],
+    )
     p.write_bytes(p.read_bytes().replace(b"'rb      '", b"'ra      '"))  # astropy will not write it
     return p, ["'ra'", "two columns"]
 
@@ -141,27 +156,37 @@ def case_columns_differing_only_in_case(tmp_path):
 
 
 def case_two_columns_for_one_band(tmp_path):
-    return _csv(tmp_path, "a,110.8,-73.4,1,2\n", header="id,ra,dec,flux_F150W,F150W_flux\n"), \
-        ["'F150W_flux'", "flux_F150W", "both"]
+    return _csv(tmp_path, "a,110.8,-73.4,1,2\n", header="id,ra,dec,flux_F150W,F150W_flux\n"), [
+        "'F150W_flux'",
+        "flux_F150W",
+        "both",
+    ]
 
 
 def case_mapped_list_column_parquet(tmp_path):
-    t = pa.table({"id": ["a", "b"], "ra": [110.8, 110.9], "dec": [-73.4, -73.4],
-                  "flux_F150W": [None, [1.0, 2.0]]})
+    t = pa.table(
+        {"id": ["a", "b"], "ra": [110.8, 110.9], "dec": [-73.4, -73.4], "flux_F150W": [None, [1.0, 2.0]]}
+    )
     return _parquet(tmp_path, t), ["'flux_F150W'", "row 2", "list"]
 
 
 def case_mapped_vector_column_fits(tmp_path):
-    p = _fits(tmp_path, [fits.Column(name="id", format="5A", array=np.array(["a", "b"])),
-                         fits.Column(name="ra", format="D", array=[110.8, 110.9]),
-                         fits.Column(name="dec", format="D", array=[-73.4, -73.4]),
-                         fits.Column(name="flux_F150W", format="3D", array=np.ones((2, 3)))])
+    p = _fits(
+        tmp_path,
+        [
+            fits.Column(name="id", format="5A", array=np.array(["a", "b"])),
+            fits.Column(name="ra", format="D", array=[110.8, 110.9]),
+            fits.Column(name="dec", format="D", array=[-73.4, -73.4]),
+            fits.Column(name="flux_F150W", format="3D", array=np.ones((2, 3))),
+        ],
+    )
     return p, ["'flux_F150W'", "row 1", "list"]
 
 
 def case_mapped_binary_column_parquet(tmp_path):
-    t = pa.table({"id": pa.array([b"a", b"caf\xe9"], pa.binary()), "ra": [110.8, 110.9],
-                  "dec": [-73.4, -73.4]})
+    t = pa.table(
+        {"id": pa.array([b"a", b"caf\xe9"], pa.binary()), "ra": [110.8, 110.9], "dec": [-73.4, -73.4]}
+    )
     return _parquet(tmp_path, t), ["'id'", "row 2", "utf-8"]
 
 
@@ -171,25 +196,39 @@ def case_nan_source_id(tmp_path):
 
 
 def case_fractional_flags(tmp_path):
-    return _csv(tmp_path, "a,110.8,-73.4,0\nb,110.8,-73.4,1.5\n", header="id,ra,dec,flags\n"), \
-        ["'flags'", "row 2", "1.5"]
+    return _csv(tmp_path, "a,110.8,-73.4,0\nb,110.8,-73.4,1.5\n", header="id,ra,dec,flags\n"), [
+        "'flags'",
+        "row 2",
+        "1.5",
+    ]
 
 
 def case_overflowing_flags(tmp_path):
-    return _csv(tmp_path, "a,110.8,-73.4,0\nb,110.8,-73.4,1e30\n", header="id,ra,dec,flags\n"), \
-        ["'flags'", "row 2", "64 bits"]
+    return _csv(tmp_path, "a,110.8,-73.4,0\nb,110.8,-73.4,1e30\n", header="id,ra,dec,flags\n"), [
+        "'flags'",
+        "row 2",
+        "64 bits",
+    ]
 
 
 def case_unsigned_flags_beyond_int64(tmp_path):
-    t = pa.table({"id": ["a", "b"], "ra": [110.8, 110.9], "dec": [-73.4, -73.4],
-                  "flags": pa.array([1, 2**64 - 1], pa.uint64())})
+    t = pa.table(
+        {
+            "id": ["a", "b"],
+            "ra": [110.8, 110.9],
+            "dec": [-73.4, -73.4],
+            "flags": pa.array([1, 2**64 - 1], pa.uint64()),
+        }
+    )
     return _parquet(tmp_path, t), ["'flags'", "row 2", "64 bits"]
 
 
 def _uplim(tmp_path, value):
-    return _csv(tmp_path, f"a,110.8,-73.4,3,1,false\nb,110.8,-73.4,3,1,{value}\n",
-                header="id,ra,dec,flux_F150W,fluxerr_F150W,uplim_F150W\n"), \
-        ["'uplim_F150W'", "row 2", value, "true/false"]
+    return _csv(
+        tmp_path,
+        f"a,110.8,-73.4,3,1,false\nb,110.8,-73.4,3,1,{value}\n",
+        header="id,ra,dec,flux_F150W,fluxerr_F150W,uplim_F150W\n",
+    ), ["'uplim_F150W'", "row 2", value, "true/false"]
 
 
 def case_upper_limit_maybe(tmp_path):
@@ -207,8 +246,11 @@ def _latin1(tmp_path, header, body):
 
 
 def case_latin1_text_value(tmp_path):
-    return _latin1(tmp_path, "id,ra,dec,notes\n", "a,110.8,-73.4,ok\nb,110.8,-73.4,café\n"), \
-        ["'notes'", "row 2", "utf-8"]
+    return _latin1(tmp_path, "id,ra,dec,notes\n", "a,110.8,-73.4,ok\nb,110.8,-73.4,café\n"), [
+        "'notes'",
+        "row 2",
+        "utf-8",
+    ]
 
 
 def case_latin1_source_id(tmp_path):
@@ -220,15 +262,23 @@ def case_latin1_header(tmp_path):
 
 
 def case_fits_text_not_utf8(tmp_path):
-    p = _fits(tmp_path, [fits.Column(name="id", format="5A", array=np.array([b"a", b"caf\xe9"])),
-                         fits.Column(name="ra", format="D", array=[110.8, 110.9]),
-                         fits.Column(name="dec", format="D", array=[-73.4, -73.4])])
+    p = _fits(
+        tmp_path,
+        [
+            fits.Column(name="id", format="5A", array=np.array([b"a", b"caf\xe9"])),
+            fits.Column(name="ra", format="D", array=[110.8, 110.9]),
+            fits.Column(name="dec", format="D", array=[-73.4, -73.4]),
+        ],
+    )
     return p, ["'id'", "row 2", "utf-8"]
 
 
 def case_infinite_redshift(tmp_path):
-    return _csv(tmp_path, "a,110.8,-73.4,0.4\nb,110.8,-73.4,inf\n", header="id,ra,dec,z\n"), \
-        ["'z'", "row 2", "redshift"]
+    return _csv(tmp_path, "a,110.8,-73.4,0.4\nb,110.8,-73.4,inf\n", header="id,ra,dec,z\n"), [
+        "'z'",
+        "row 2",
+        "redshift",
+    ]
 
 
 def case_infinite_flux_error(tmp_path):
@@ -236,8 +286,11 @@ def case_infinite_flux_error(tmp_path):
 
 
 def case_flux_overflowing_in_nanojansky(tmp_path):
-    return _csv(tmp_path, "a,110.8,-73.4,1e300\n", header="id,ra,dec,flux_F150W_Jy\n"), \
-        ["'flux_F150W_Jy'", "row 1", "overflows"]
+    return _csv(tmp_path, "a,110.8,-73.4,1e300\n", header="id,ra,dec,flux_F150W_Jy\n"), [
+        "'flux_F150W_Jy'",
+        "row 1",
+        "overflows",
+    ]
 
 
 def case_unit_in_name_and_file_disagree(tmp_path):
@@ -249,9 +302,11 @@ def case_unit_in_name_and_file_disagree(tmp_path):
 
 
 def case_flux_and_error_in_different_units(tmp_path):
-    return _csv(tmp_path, "a,110.8,-73.4,1.5,200\n",
-                header="id,ra,dec,flux_F150W_uJy,fluxerr_F150W_nJy\n"), \
-        ["'fluxerr_F150W_nJy'", "nJy", "uJy"]
+    return _csv(tmp_path, "a,110.8,-73.4,1.5,200\n", header="id,ra,dec,flux_F150W_uJy,fluxerr_F150W_nJy\n"), [
+        "'fluxerr_F150W_nJy'",
+        "nJy",
+        "uJy",
+    ]
 
 
 def case_ra_declared_in_metres(tmp_path):
@@ -263,16 +318,24 @@ def case_ra_declared_in_metres(tmp_path):
 
 
 def case_dec_declared_in_an_unknown_unit(tmp_path):
-    p = _fits(tmp_path, [fits.Column(name="id", format="5A", array=np.array(["a"])),
-                         fits.Column(name="ra", format="D", array=[110.8]),
-                         fits.Column(name="dec", format="D", array=[-73.4], unit="furlongs")])
+    p = _fits(
+        tmp_path,
+        [
+            fits.Column(name="id", format="5A", array=np.array(["a"])),
+            fits.Column(name="ra", format="D", array=[110.8]),
+            fits.Column(name="dec", format="D", array=[-73.4], unit="furlongs"),
+        ],
+    )
     return p, ["'dec'", "furlongs"]
 
 
 def case_decimal_and_sexagesimal_mixed(tmp_path):
     # 10.5 would otherwise be read as 10.5 hours (157.5 deg) like its sexagesimal neighbours
-    return _csv(tmp_path, "a,07:23:20.1,-73.4\nb,10.5,-73.4\n", header="id,ra,dec\n"), \
-        ["'ra'", "row 2", "mixes"]
+    return _csv(tmp_path, "a,07:23:20.1,-73.4\nb,10.5,-73.4\n", header="id,ra,dec\n"), [
+        "'ra'",
+        "row 2",
+        "mixes",
+    ]
 
 
 def case_short_row(tmp_path):
@@ -287,10 +350,12 @@ def case_fits_column_without_a_name(tmp_path):
     p = tmp_path / "cat.fits"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # astropy advises against the blank name we want
-        cols = [fits.Column(name="id", format="5A", array=np.array(["a"])),
-                fits.Column(name="ra", format="D", array=[110.8]),
-                fits.Column(name="dec", format="D", array=[-73.4]),
-                fits.Column(name=" ", format="D", array=[1.0])]
+        cols = [
+            fits.Column(name="id", format="5A", array=np.array(["a"])),
+            fits.Column(name="ra", format="D", array=[110.8]),
+            fits.Column(name="dec", format="D", array=[-73.4]),
+            fits.Column(name=" ", format="D", array=[1.0]),
+        ]
         fits.BinTableHDU.from_columns(cols).writeto(p)
     return p, ["column 4", "no name", "TTYPE4"]
 
@@ -314,8 +379,7 @@ def test_bad_catalog_is_refused_and_the_lake_is_unchanged(make, tmp_path, cli):
     ingest_catalog(lake, SMACS, field_id="smacs0723", name="faisst2022")
     before = snapshot(lake)
     path, expected = make(tmp_path)
-    res = cli("ingest", "catalog", path, "--field", "smacs0723", "--name", "new",
-              "--lake", lake.root)
+    res = cli("ingest", "catalog", path, "--field", "smacs0723", "--name", "new", "--lake", lake.root)
     assert res.exit_code == 2, res.output
     lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("gccat: error: ")
@@ -338,8 +402,7 @@ def test_zero_error_is_kept_with_a_warning_not_an_error(tmp_path, cli):
 def test_unsafe_field_ids_are_refused(field, tmp_path, cli):
     lake = Lake.create(tmp_path / "lake")
     before = snapshot(lake)
-    res = cli("ingest", "catalog", _csv(tmp_path, GOOD), "--field", field, "--name", "c",
-              "--lake", lake.root)
+    res = cli("ingest", "catalog", _csv(tmp_path, GOOD), "--field", field, "--name", "c", "--lake", lake.root)
     assert res.exit_code == 2 and "not a simple name" in res.stderr
     assert snapshot(lake) == before
     assert not (tmp_path / "x").exists()
@@ -348,8 +411,11 @@ def test_unsafe_field_ids_are_refused(field, tmp_path, cli):
 def test_a_path_that_is_not_a_lake_is_refused(tmp_path, cli):
     (tmp_path / "notalake").mkdir()
     (tmp_path / "notalake" / "data.txt").write_text("keep me")
-    for args in (["sql", "SELECT 1"], ["tables"],
-                 ["ingest", "catalog", _csv(tmp_path, GOOD), "--field", "f", "--name", "c"]):
+    for args in (
+        ["sql", "SELECT 1"],
+        ["tables"],
+        ["ingest", "catalog", _csv(tmp_path, GOOD), "--field", "f", "--name", "c"],
+    ):
         res = cli(*args, "--lake", tmp_path / "notalake")
         assert res.exit_code == 2 and "is not a gccat lake" in res.stderr
     res = cli("init", "--lake", tmp_path / "notalake")
@@ -362,28 +428,43 @@ def test_bad_mapping_file_is_refused(tmp_path, cli):
     before = snapshot(lake)
     m = tmp_path / "map.toml"
     m.write_text('[columns]\nra = "RA_missing"\ndec = "dec"\n')
-    res = cli("ingest", "catalog", _csv(tmp_path, GOOD), "--field", "f", "--name", "c",
-              "--mapping", m, "--lake", lake.root)
+    res = cli(
+        "ingest",
+        "catalog",
+        _csv(tmp_path, GOOD),
+        "--field",
+        "f",
+        "--name",
+        "c",
+        "--mapping",
+        m,
+        "--lake",
+        lake.root,
+    )
     assert res.exit_code == 2 and "RA_missing" in res.stderr
     assert snapshot(lake) == before
     shutil.rmtree(lake.root)
 
 
 MAPPINGS = {
-    "column_not_a_string": ('[columns]\nra = 5\n', ["[columns] ra", "5"]),
+    "column_not_a_string": ("[columns]\nra = 5\n", ["[columns] ra", "5"]),
     "band_column_a_list": ('[bands.F150W]\nflux = ["a"]\n', ["[bands.F150W] flux", "['a']"]),
     "aperture_not_a_number": ('[options]\naperture_arcsec = "big"\n', ["aperture_arcsec", "big"]),
-    "aperture_negative": ('[options]\naperture_arcsec = -0.3\n', ["aperture_arcsec", "-0.3"]),
-    "aperture_nan": ('[options]\naperture_arcsec = nan\n', ["aperture_arcsec", "nan"]),
+    "aperture_negative": ("[options]\naperture_arcsec = -0.3\n", ["aperture_arcsec", "-0.3"]),
+    "aperture_nan": ("[options]\naperture_arcsec = nan\n", ["aperture_arcsec", "nan"]),
     "mw_corrected_not_a_bool": ('[options]\nmw_corrected = "yes"\n', ["mw_corrected", "yes"]),
-    "method_not_a_string": ('[options]\nmethod = 5\n', ["method", "5"]),
+    "method_not_a_string": ("[options]\nmethod = 5\n", ["method", "5"]),
     "flux_unit_unknown": ('[options]\nflux_unit = "parsec"\n', ["flux_unit", "parsec"]),
     "bands_not_a_table": ('bands = "F150W"\n', ["bands", "table"]),
     "band_not_a_table": ('[bands]\nF150W = "flux_F150W"\n', ["[bands.F150W]", "table"]),
-    "band_flux_and_mag": ('[bands.F150W]\nflux = "flux_F150W"\nmag = "flux_F150W"\n',
-                          ["[bands.F150W]", "exactly one"]),
-    "band_given_twice": ('[bands.F150W]\nflux = "flux_F150W"\n[bands.f150w]\nflux = "fluxerr_F150W"\n',
-                         ["F150W", "twice"]),
+    "band_flux_and_mag": (
+        '[bands.F150W]\nflux = "flux_F150W"\nmag = "flux_F150W"\n',
+        ["[bands.F150W]", "exactly one"],
+    ),
+    "band_given_twice": (
+        '[bands.F150W]\nflux = "flux_F150W"\n[bands.f150w]\nflux = "fluxerr_F150W"\n',
+        ["F150W", "twice"],
+    ),
     "unknown_role": ('[columns]\nredshift = "z"\n', ["unknown key 'redshift'", "expected one of"]),
     "unknown_table": ('[column]\nra = "ra"\n', ["'column'", "columns"]),
     "column_mapped_twice": ('[columns]\nz = "ra"\n', ["'ra'", "both as ra and as z"]),
@@ -397,8 +478,19 @@ def test_bad_mapping_values_are_refused_in_one_line(key, tmp_path, cli):
     text, expected = MAPPINGS[key]
     m = tmp_path / "map.toml"
     m.write_text(text)
-    res = cli("ingest", "catalog", _csv(tmp_path, GOOD), "--field", "f", "--name", "c",
-              "--mapping", m, "--lake", lake.root)
+    res = cli(
+        "ingest",
+        "catalog",
+        _csv(tmp_path, GOOD),
+        "--field",
+        "f",
+        "--name",
+        "c",
+        "--mapping",
+        m,
+        "--lake",
+        lake.root,
+    )
     assert res.exit_code == 2, res.output
     lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("gccat: error: "), res.stderr
@@ -413,8 +505,19 @@ def test_a_mapping_that_is_not_utf8_is_refused(tmp_path, cli):
     before = snapshot(lake)
     m = tmp_path / "map.toml"
     m.write_bytes('[columns]\n# écrit en Latin-1\nra = "ra"\n'.encode("latin-1"))
-    res = cli("ingest", "catalog", _csv(tmp_path, GOOD), "--field", "f", "--name", "c",
-              "--mapping", m, "--lake", lake.root)
+    res = cli(
+        "ingest",
+        "catalog",
+        _csv(tmp_path, GOOD),
+        "--field",
+        "f",
+        "--name",
+        "c",
+        "--mapping",
+        m,
+        "--lake",
+        lake.root,
+    )
     assert res.exit_code == 2
     lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and str(m) in lines[0] and "utf-8" in lines[0].lower()
@@ -424,8 +527,10 @@ def test_a_mapping_that_is_not_utf8_is_refused(tmp_path, cli):
 
 FIELDS_HEADER = "field_id,name,ra_center_deg,dec_center_deg,z_cluster,pixel_scale_arcsec\n"
 BAD_FIELDS = {
-    "nan_centre": ("f1,F1,110.8,-73.4,0.39,0.04\nf2,F2,nan,-30.0,0.3,0.04\n",
-                   ["'ra_center_deg'", "row 2", "required"]),
+    "nan_centre": (
+        "f1,F1,110.8,-73.4,0.39,0.04\nf2,F2,nan,-30.0,0.3,0.04\n",
+        ["'ra_center_deg'", "row 2", "required"],
+    ),
     "missing_centre": ("f1,F1,110.8,,0.39,0.04\n", ["'dec_center_deg'", "row 1", "required"]),
     "infinite_centre": ("f1,F1,110.8,-inf,0.39,0.04\n", ["'dec_center_deg'", "row 1"]),
     "infinite_redshift": ("f1,F1,110.8,-73.4,inf,0.04\n", ["'z_cluster'", "row 1"]),
@@ -450,8 +555,11 @@ def test_bad_fields_are_refused_in_one_line(key, tmp_path, cli):
 
 
 def test_a_nan_field_centre_in_parquet_is_refused(tmp_path, lake):
-    p = _parquet(tmp_path, pa.table({"field_id": ["f1"], "ra_center_deg": [float("nan")],
-                                     "dec_center_deg": [-73.4]}), name="fields.parquet")
+    p = _parquet(
+        tmp_path,
+        pa.table({"field_id": ["f1"], "ra_center_deg": [float("nan")], "dec_center_deg": [-73.4]}),
+        name="fields.parquet",
+    )
     before = snapshot(lake)
     with pytest.raises(GccatError, match="required") as exc:
         ingest_fields(lake, p)

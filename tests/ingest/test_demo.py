@@ -19,5 +19,4 @@ def test_demo_inputs_live_beside_the_lake_not_inside(demo):
 
     inputs = demo_inputs_dir(demo.lake)
     assert (inputs / "simcluster_kappa.fits").is_file()
-    assert not any(p.name.endswith(".fits") and "simcluster" in p.name
-                   for p in demo.lake.root.rglob("*"))
+    assert not any(p.name.endswith(".fits") and "simcluster" in p.name for p in demo.lake.root.rglob("*"))

@@ -48,17 +48,58 @@ NULL_VALUES = ["", "NA", "N/A", "nan", "NaN", "null", "NULL", "--"]
 ROLE_NAMES = {n.lower() for n in RA_NAMES + DEC_NAMES + ID_NAMES + Z_NAMES + CLASS_NAMES + FLAG_NAMES}
 FACTORS = {"nJy": 1.0, "uJy": 1e3, "mJy": 1e6, "Jy": 1e9}
 HOSTILE_NAMES = [
-    '"', "'", "a\"b", "; DROP TABLE detections; --", "x' OR '1'='1", "<script>alert(1)</script>",
-    "{{7*7}}", "$(rm -rf ~)", "`id`", "%s%n", "\\", "[bands]", "a,b", "名前", "é", "Ωmega", "🌌 field",
-    "", " ", "x" * 300, "NULL", "nan", "extra", "s", "j", "to_json", "detection_id", "ingest_id",
-    "ra", "RA", "Dec", "id", "z", "flags", "class", "flux_F150W", "F999W_flux", "tab\there",
-    "new\nline", "para\u2029graph", ":smile:", "[bold]red[/bold]",
+    '"',
+    "'",
+    'a"b',
+    "; DROP TABLE detections; --",
+    "x' OR '1'='1",
+    "<script>alert(1)</script>",
+    "{{7*7}}",
+    "$(rm -rf ~)",
+    "`id`",
+    "%s%n",
+    "\\",
+    "[bands]",
+    "a,b",
+    "名前",
+    "é",
+    "Ωmega",
+    "🌌 field",
+    "",
+    " ",
+    "x" * 300,
+    "NULL",
+    "nan",
+    "extra",
+    "s",
+    "j",
+    "to_json",
+    "detection_id",
+    "ingest_id",
+    "ra",
+    "RA",
+    "Dec",
+    "id",
+    "z",
+    "flags",
+    "class",
+    "flux_F150W",
+    "F999W_flux",
+    "tab\there",
+    "new\nline",
+    "para\u2029graph",
+    ":smile:",
+    "[bold]red[/bold]",
 ]
 # hostile but legal: each must end up as a key of detections.extra
-SAFE_HOSTILE_NAMES = [n for n in HOSTILE_NAMES if n.strip() and n.lower() not in ROLE_NAMES
-                      and not re.search(r"(?i)f\d{3}|[\x00-\x1f]", n)]
-ID_ALPHABET = st.characters(codec="utf-8", categories=("L", "N", "P", "Zs"),
-                            exclude_characters="\x85\xa0\u2028\u2029")
+SAFE_HOSTILE_NAMES = [
+    n
+    for n in HOSTILE_NAMES
+    if n.strip() and n.lower() not in ROLE_NAMES and not re.search(r"(?i)f\d{3}|[\x00-\x1f]", n)
+]
+ID_ALPHABET = st.characters(
+    codec="utf-8", categories=("L", "N", "P", "Zs"), exclude_characters="\x85\xa0\u2028\u2029"
+)
 
 
 @dataclass
@@ -94,10 +135,14 @@ def _unsigned(cell, number):
 
 def _safe_name(name: str, taken: set[str], fmt: str) -> bool:
     """A hostile name that is still a legal extra column name (it must be accepted)."""
-    return (name.strip() != "" and name not in taken and name.lower() not in ROLE_NAMES
-            and not re.search("(?i)f\\d{3}|[\x00-\x1f\x7f-\x9f\u2028\u2029]", name)
-            and not any(name.lower() == t.lower() for t in taken if t.lower() in ROLE_NAMES)
-            and (fmt != "fits" or (name.isascii() and len(name) <= 30)))
+    return (
+        name.strip() != ""
+        and name not in taken
+        and name.lower() not in ROLE_NAMES
+        and not re.search("(?i)f\\d{3}|[\x00-\x1f\x7f-\x9f\u2028\u2029]", name)
+        and not any(name.lower() == t.lower() for t in taken if t.lower() in ROLE_NAMES)
+        and (fmt != "fits" or (name.isascii() and len(name) <= 30))
+    )
 
 
 def _is_number_text(s: str) -> bool:
@@ -117,11 +162,13 @@ def _is_number_text(s: str) -> bool:
         return False
 
 
-GARBAGE = st.one_of(st.sampled_from(["bright", "abc", "1,5", "--x", "true", "2022-07-12", "0x1F"]),
-                    st.text(min_size=1, max_size=8)).filter(lambda s: not _is_number_text(s))
+GARBAGE = st.one_of(
+    st.sampled_from(["bright", "abc", "1,5", "--x", "true", "2022-07-12", "0x1F"]),
+    st.text(min_size=1, max_size=8),
+).filter(lambda s: not _is_number_text(s))
 HUGE = st.sampled_from([1e300, -1e300, 1.7976931348623157e308, 5e-324, -0.0])
 ORDINARY = st.floats(-1e6, 1e6, allow_nan=False)
-FINITE = st.one_of(ORDINARY, ORDINARY, ORDINARY, ORDINARY, HUGE, st.integers(-10**6, 10**6).map(float))
+FINITE = st.one_of(ORDINARY, ORDINARY, ORDINARY, ORDINARY, HUGE, st.integers(-(10**6), 10**6).map(float))
 
 
 @st.composite
@@ -134,13 +181,17 @@ def value_cells(draw, n: int, fmt: str, kind_hint: str, clean: bool):
     cells, numbers, why = [], [], None
     for _ in range(n):
         if kind == "float":
-            v = draw(st.one_of(ORDINARY, st.just(math.nan), st.none()) if clean else
-                     st.one_of(*[FINITE] * 8, st.just(math.nan), st.none(),
-                               st.sampled_from([math.inf, -math.inf])))
+            v = draw(
+                st.one_of(ORDINARY, st.just(math.nan), st.none())
+                if clean
+                else st.one_of(
+                    *[FINITE] * 8, st.just(math.nan), st.none(), st.sampled_from([math.inf, -math.inf])
+                )
+            )
             cells.append(v)
             numbers.append(None if v is None or math.isnan(v) else v)
         elif kind == "int":
-            v = draw(st.one_of(st.integers(-10**9, 10**9), st.none()))
+            v = draw(st.one_of(st.integers(-(10**9), 10**9), st.none()))
             cells.append(v)
             numbers.append(None if v is None else float(v))
         elif kind == "str":
@@ -171,8 +222,11 @@ def _sexagesimal_cells(draw, deg: list[float], hours: bool):
     cells = []
     for d in deg:
         sep = draw(st.sampled_from([":", " ", "hms" if hours else "dms"]))
-        cells.append(Angle(d, unit="deg").to_string(unit="hourangle" if hours else "deg", sep=sep,
-                                                    precision=3, pad=True, alwayssign=not hours))
+        cells.append(
+            Angle(d, unit="deg").to_string(
+                unit="hourangle" if hours else "deg", sep=sep, precision=3, pad=True, alwayssign=not hours
+            )
+        )
     want = [Angle(c.replace(" ", ":"), unit="hourangle" if hours else "deg").deg for c in cells]
     if hours and any(w >= 360 for w in want):  # 23:59:59.9996 rounds up to 24h
         return "str", cells, want, "RA rounds to 360"
@@ -206,11 +260,16 @@ def extra_column(draw, n: int, fmt: str, name: str, clean: bool):
     kinds = ["int", "float", "str", "bool", "date", "null"] + (["list", "binary"] if fmt == "parquet" else [])
     kind = draw(st.sampled_from(kinds))
     gen = {
-        "int": st.one_of(st.integers(-2**63, 2**63 - 1), st.none()),
+        "int": st.one_of(st.integers(-(2**63), 2**63 - 1), st.none()),
         "float": st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.none()),
         "str": st.one_of(st.text(max_size=12), st.sampled_from(HOSTILE_NAMES), st.none()).filter(
-            lambda v: not clean or v is None or (fmt != "csv" or not re.search(r"[\r\n]", v))
-            and (fmt != "fits" or v.isascii())),
+            lambda v: (
+                not clean
+                or v is None
+                or (fmt != "csv" or not re.search(r"[\r\n]", v))
+                and (fmt != "fits" or v.isascii())
+            )
+        ),
         "bool": st.one_of(st.booleans(), st.none()),
         "date": st.one_of(st.dates(), st.none()),
         "null": st.none(),
@@ -228,8 +287,9 @@ def catalogs(draw):
     why: list[str] = []
     cols: list[Column] = []
 
-    flux_unit = draw(st.sampled_from(["nJy"] * 4 + ["uJy", "mJy", "Jy"]
-                                     + ([] if clean else ["parsec", "ABmag"])))
+    flux_unit = draw(
+        st.sampled_from(["nJy"] * 4 + ["uJy", "mJy", "Jy"] + ([] if clean else ["parsec", "ABmag"]))
+    )
     if flux_unit not in FACTORS:
         why.append("bad --flux-unit")
     z = draw(st.sampled_from([None] * 6 + ["0.39", "0"] + ([] if clean else ["-1", "nan", "inf", "25"])))
@@ -239,20 +299,28 @@ def catalogs(draw):
     cat = Catalog(fmt, cols, n, flux_unit, z, True)
     id_kind = draw(st.sampled_from(["str"] * 4 + ["int"] * 2 + ["none"] + ([] if clean else ["bad"])))
     if id_kind == "str":
-        text = st.text(ID_ALPHABET if fmt != "fits" or not clean else st.characters(codec="ascii",
-                       categories=("L", "N", "P")), min_size=1, max_size=10)
+        text = st.text(
+            ID_ALPHABET
+            if fmt != "fits" or not clean
+            else st.characters(codec="ascii", categories=("L", "N", "P")),
+            min_size=1,
+            max_size=10,
+        )
         if clean:
             text = text.filter(lambda i: i.strip() and i not in NULL_VALUES and i.strip() not in NULL_VALUES)
         ids = draw(st.lists(text, min_size=n, max_size=n, unique_by=str.strip if clean else None))
         cols.append(Column("id", "str", ids))
         cat.ids = [i.strip() for i in ids]
-        if len(set(cat.ids)) < n or any(i == "" for i in cat.ids) or (
-                fmt == "csv" and any(i in NULL_VALUES or i.strip() in NULL_VALUES for i in ids)):
+        if (
+            len(set(cat.ids)) < n
+            or any(i == "" for i in cat.ids)
+            or (fmt == "csv" and any(i in NULL_VALUES or i.strip() in NULL_VALUES for i in ids))
+        ):
             why.append("missing or duplicate ids")
         if fmt == "fits" and any(not i.isascii() for i in ids):
             why.append("FITS text is ASCII")
     elif id_kind == "int":
-        ids = draw(st.lists(st.integers(-2**62, 2**62), min_size=n, max_size=n, unique=True))
+        ids = draw(st.lists(st.integers(-(2**62), 2**62), min_size=n, max_size=n, unique=True))
         cols.append(Column(draw(st.sampled_from(["id", "ID", "source_id", "NUMBER"])), "int", ids))
         cat.ids = [str(i) for i in ids]
     elif id_kind == "bad":
@@ -263,10 +331,13 @@ def catalogs(draw):
     else:
         cat.ids = [str(i) for i in range(1, n + 1)]
 
-    ra_name, dec_name = draw(st.sampled_from([("ra", "dec"), ("RA", "DEC"), ("ra_deg", "dec_deg"),
-                                               ("RAJ2000", "DEJ2000")]))
-    for name, lo, hi, hours, attr in ((ra_name, 0.0, 360.0, True, "ra"),
-                                      (dec_name, -90.0, 90.0, False, "dec")):
+    ra_name, dec_name = draw(
+        st.sampled_from([("ra", "dec"), ("RA", "DEC"), ("ra_deg", "dec_deg"), ("RAJ2000", "DEJ2000")])
+    )
+    for name, lo, hi, hours, attr in (
+        (ra_name, 0.0, 360.0, True, "ra"),
+        (dec_name, -90.0, 90.0, False, "dec"),
+    ):
         kind, cells, want, bad = draw(coordinate_cells(n, lo, hi, hours, clean))
         cols.append(Column(name, kind, cells))
         setattr(cat, attr, want)
@@ -277,8 +348,9 @@ def catalogs(draw):
 
     for band in draw(st.lists(st.sampled_from(["F150W", "F200W", "F444W"]), max_size=3, unique=True)):
         if draw(st.integers(0, 5)) == 0:  # an AB magnitude column
-            mags = draw(st.lists(st.one_of(st.floats(15, 35), st.just(99.0), st.none()),
-                                 min_size=n, max_size=n))
+            mags = draw(
+                st.lists(st.one_of(st.floats(15, 35), st.just(99.0), st.none()), min_size=n, max_size=n)
+            )
             errs = draw(st.lists(st.one_of(st.floats(0, 1), st.none()), min_size=n, max_size=n))
             # the name says AB (abmag_), or a plain mag_ column is declared AB by --mag-system
             prefix = draw(st.sampled_from(["abmag", "mag"]))
@@ -294,8 +366,9 @@ def catalogs(draw):
             why.append(bad)
         errors = None
         if draw(st.booleans()):
-            esuffix = suffix if clean or draw(st.integers(0, 5)) else \
-                draw(st.sampled_from(["", "_nJy", "_Jy"]))
+            esuffix = (
+                suffix if clean or draw(st.integers(0, 5)) else draw(st.sampled_from(["", "_nJy", "_Jy"]))
+            )
             ekind, ecells, errors, bad = draw(value_cells(n, fmt, f"fluxerr_{band}", clean))
             if clean or draw(st.integers(0, 4)):  # mostly errors as catalogs have them: not negative
                 ecells = [_unsigned(v, e) for v, e in zip(ecells, errors, strict=True)]
@@ -316,32 +389,49 @@ def catalogs(draw):
     names = {c.name for c in cols}
     for _ in range(draw(st.integers(0, 4))):
         if clean:
-            name = draw(st.one_of(st.sampled_from(SAFE_HOSTILE_NAMES), st.text(min_size=1, max_size=20))
-                        .filter(lambda x: _safe_name(x, names, fmt)))
+            name = draw(
+                st.one_of(st.sampled_from(SAFE_HOSTILE_NAMES), st.text(min_size=1, max_size=20)).filter(
+                    lambda x: _safe_name(x, names, fmt)
+                )
+            )
         else:
-            name = draw(st.one_of(st.sampled_from(HOSTILE_NAMES), st.text(min_size=1, max_size=20),
-                                  st.sampled_from(SAFE_HOSTILE_NAMES)))
+            name = draw(
+                st.one_of(
+                    st.sampled_from(HOSTILE_NAMES),
+                    st.text(min_size=1, max_size=20),
+                    st.sampled_from(SAFE_HOSTILE_NAMES),
+                )
+            )
         if fmt == "fits":  # what a FITS header can hold: printable ASCII, one card
             name = re.sub(r"[^\x20-\x7e]", "?", name)[:30]
         col = draw(extra_column(n, fmt, name, clean))
         if name in names:
             why.append("duplicate column name")
-        elif (name.lower() in ROLE_NAMES or re.search(r"(?i)f\d{3}", name)
-              or any(name.lower() == c.lower() for c in names if c.lower() in ROLE_NAMES)):
+        elif (
+            name.lower() in ROLE_NAMES
+            or re.search(r"(?i)f\d{3}", name)
+            or any(name.lower() == c.lower() for c in names if c.lower() in ROLE_NAMES)
+        ):
             why.append("extra column named like a role")
         elif re.search("[\x00-\x1f\x7f-\x9f\u2028\u2029]", name):
             why.append("control character in a column name")
         elif name.strip() == "" and any(v is not None for v in col.cells):
             why.append("unnamed column with values")
-        if fmt == "csv" and col.kind == "str" and any(v is not None and re.search(r"[\r\n]", v)
-                                                      for v in col.cells):
+        if (
+            fmt == "csv"
+            and col.kind == "str"
+            and any(v is not None and re.search(r"[\r\n]", v) for v in col.cells)
+        ):
             why.append("newline inside a CSV value")
         if fmt == "csv" and re.search(r"[\r\n]", name):
             why.append("newline in a CSV header")
         if fmt == "fits" and name.strip() == "" and name:
             why.append("FITS column without a name")  # astropy cannot read a blank TTYPE
-        if fmt == "fits" and (not name.isascii() or col.kind in ("str", "date", "null")
-                              and any(v is not None and not str(v).isascii() for v in col.cells)):
+        if fmt == "fits" and (
+            not name.isascii()
+            or col.kind in ("str", "date", "null")
+            and any(v is not None and not str(v).isascii() for v in col.cells)
+        ):
             why.append("FITS text is ASCII")
         cols.append(col)
         names.add(name)
@@ -352,6 +442,7 @@ def catalogs(draw):
 
 
 # -- writers -------------------------------------------------------------------------------
+
 
 def _text(v) -> str:
     if v is None:
@@ -366,9 +457,16 @@ def _text(v) -> str:
 
 
 def _arrow(col: Column) -> pa.Array:
-    types = {"float": pa.float64(), "int": pa.int64(), "str": pa.string(), "bool": pa.bool_(),
-             "date": pa.date32(), "null": pa.null(), "list": pa.list_(pa.float64()),
-             "binary": pa.binary()}
+    types = {
+        "float": pa.float64(),
+        "int": pa.int64(),
+        "str": pa.string(),
+        "bool": pa.bool_(),
+        "date": pa.date32(),
+        "null": pa.null(),
+        "list": pa.list_(pa.float64()),
+        "binary": pa.binary(),
+    }
     return pa.array(col.cells, types[col.kind])
 
 
@@ -383,8 +481,7 @@ def write(cat: Catalog, path):
         path.write_text(buf.getvalue(), encoding="utf-8")
         return path
     elif cat.fmt == "parquet":
-        pq.write_table(pa.table([_arrow(c) for c in cat.columns],
-                                names=[c.name for c in cat.columns]), path)
+        pq.write_table(pa.table([_arrow(c) for c in cat.columns], names=[c.name for c in cat.columns]), path)
         return path
     else:
         from astropy.io import fits
@@ -418,14 +515,14 @@ def write(cat: Catalog, path):
         id_col = next((c for c in cat.columns if c.name == "id" and c.kind == "str"), None)
         if id_col is not None and cat.ids is not None:  # FITS text as written: ASCII, stripped
             cat.ids = [v.encode("ascii", "replace").decode().strip() for v in id_col.cells]
-        cat.extra_names = [nm for nm, c in zip(names, cat.columns, strict=True)
-                           if c.name in cat.extra_names]
+        cat.extra_names = [nm for nm, c in zip(names, cat.columns, strict=True) if c.name in cat.extra_names]
         for nm, c in zip(names, cat.columns, strict=True):
             c.name = nm
     return path
 
 
 # -- the property --------------------------------------------------------------------------
+
 
 def check_accepted(lake: Lake, cat: Catalog, name: str) -> None:
     # read the committed rows through the lake (the views' DuckDB connection costs ~0.4 s)
@@ -482,8 +579,13 @@ def test_fuzz_ingest_catalog(tmp_path):
     stats: Counter = Counter()
     reasons: Counter = Counter()
 
-    @settings(max_examples=MAX_EXAMPLES, deadline=None, derandomize=SEED is None, database=None,
-              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    @settings(
+        max_examples=MAX_EXAMPLES,
+        deadline=None,
+        derandomize=SEED is None,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
     @seed(int(SEED or 0))
     @given(catalogs())
     def one(cat: Catalog) -> None:
@@ -491,11 +593,22 @@ def test_fuzz_ingest_catalog(tmp_path):
         if k % 10 == 0:  # a fresh lake now and then: Delta logs grow with every commit
             lakes.append(Lake.create(tmp_path / f"lake{k}"))
         lake = lakes[-1]
-        path = tmp_path / f"cat{k}.{ {'parquet': 'parquet', 'csv': 'csv', 'fits': 'fits'}[cat.fmt]}"
+        path = tmp_path / f"cat{k}.{ {'parquet': 'parquet', 'csv': 'csv', 'fits': 'fits'}[cat.fmt] }"
         path = write(cat, path)
         name = f"c{k}"
-        args = ["ingest", "catalog", path, "--field", "fuzz", "--name", name,
-                "--flux-unit", cat.flux_unit, "--lake", lake.root]
+        args = [
+            "ingest",
+            "catalog",
+            path,
+            "--field",
+            "fuzz",
+            "--name",
+            name,
+            "--flux-unit",
+            cat.flux_unit,
+            "--lake",
+            lake.root,
+        ]
         if cat.z is not None:
             args += ["--z", cat.z]
         if cat.mag_system_ab:
@@ -505,8 +618,9 @@ def test_fuzz_ingest_catalog(tmp_path):
             warnings.simplefilter("always")
             res = cli(*args)
         # a Python warning would be a stray line on the user's terminal
-        assert not [w for w in caught if not issubclass(w.category, DeprecationWarning)], \
-            [str(w.message) for w in caught]
+        assert not [w for w in caught if not issubclass(w.category, DeprecationWarning)], [
+            str(w.message) for w in caught
+        ]
         stats["examples"] += 1
         stats[cat.fmt] += 1
         assert "Traceback" not in res.output

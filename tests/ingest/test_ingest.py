@@ -21,9 +21,12 @@ def smacs_table() -> Table:
 
 def lake_fluxes(lake, catalog):
     con = connect(lake)
-    rows = con.execute("SELECT source_id, band, flux_njy, flux_err_njy FROM photometry p "
-                       "JOIN detections d USING (detection_id) WHERE d.catalog = ? "
-                       "ORDER BY source_id, band", [catalog]).fetchall()
+    rows = con.execute(
+        "SELECT source_id, band, flux_njy, flux_err_njy FROM photometry p "
+        "JOIN detections d USING (detection_id) WHERE d.catalog = ? "
+        "ORDER BY source_id, band",
+        [catalog],
+    ).fetchall()
     return {(s, b): (f, e) for s, b, f, e in rows}
 
 
@@ -35,8 +38,7 @@ def test_smacs_clusters_all_arrive_with_negative_fluxes_and_zero_errors(lake):
     fl = lake_fluxes(lake, "faisst2022")
     for row in src[:20]:
         for b in BANDS6:
-            assert fl[(row["id"], b)] == (pytest.approx(row[f"flux_{b}"]),
-                                          pytest.approx(row[f"fluxerr_{b}"]))
+            assert fl[(row["id"], b)] == (pytest.approx(row[f"flux_{b}"]), pytest.approx(row[f"fluxerr_{b}"]))
     n_neg = sum(int((np.asarray(src[f"flux_{b}"]) < 0).sum()) for b in BANDS6)
     n_zero = sum(int((np.asarray(src[f"fluxerr_{b}"]) == 0).sum()) for b in BANDS6)
     con = connect(lake)
@@ -62,8 +64,9 @@ def test_sexagesimal_and_microjansky_are_converted(lake):
     fl = lake_fluxes(lake, "glass")
     first = src[0]
     assert fl[(str(first["id"]), "F444W")][0] == pytest.approx(first["flux_F444W_uJy"] * 1000)
-    extra = con.execute("SELECT extra FROM detections WHERE source_id = ?",
-                        [str(first["id"])]).fetchall()[0][0]
+    extra = con.execute("SELECT extra FROM detections WHERE source_id = ?", [str(first["id"])]).fetchall()[0][
+        0
+    ]
     assert '"log_mass":' in extra
 
 
@@ -74,7 +77,7 @@ def test_every_format_gives_the_same_nanojanskys(lake, tmp_path, fmt):
         for c in (f"flux_{b}", f"fluxerr_{b}"):
             t[c] = t[c] / 1000.0
             t[c].unit = "uJy"
-    path = tmp_path / f"smacs.{ {'votable': 'vot'}.get(fmt, fmt)}"
+    path = tmp_path / f"smacs.{ {'votable': 'vot'}.get(fmt, fmt) }"
     if fmt == "parquet":
         pq.write_table(t.to_pandas().pipe(__import__("pyarrow").Table.from_pandas), path)
         r = ingest_catalog(lake, path, field_id="smacs0723", name=fmt, flux_unit="uJy")
@@ -92,8 +95,10 @@ def test_every_format_gives_the_same_nanojanskys(lake, tmp_path, fmt):
 
 def test_ab_magnitudes_with_errors_become_fluxes(lake, tmp_path):
     p = tmp_path / "mags.csv"
-    p.write_text("# a magnitude catalog\nid,ra,dec,mag_F150W,magerr_F150W,F200W_mag,F200W_err\n"
-                 "a,110.8,-73.45,25.0,0.1,26.0,0.2\nb,110.81,-73.45,31.4,0.05,99.0,1.0\n")
+    p.write_text(
+        "# a magnitude catalog\nid,ra,dec,mag_F150W,magerr_F150W,F200W_mag,F200W_err\n"
+        "a,110.8,-73.45,25.0,0.1,26.0,0.2\nb,110.81,-73.45,31.4,0.05,99.0,1.0\n"
+    )
     # plain "mag" columns do not say AB or Vega: the system is declared
     r = ingest_catalog(lake, p, field_id="smacs0723", name="mags", mag_system="AB")
     fl = lake_fluxes(lake, "mags")
@@ -108,20 +113,27 @@ def test_ab_magnitudes_with_errors_become_fluxes(lake, tmp_path):
 
 def test_toml_mapping_names_columns_units_and_upper_limits(lake, tmp_path):
     p = tmp_path / "odd.csv"
-    p.write_text("NUM,RAdeg,DEdeg,photz,A,eA,limA\n1,342.18,-44.53,1.38,0.5,0.1,false\n"
-                 "2,342.19,-44.53,,0.3,0.1,true\n")
+    p.write_text(
+        "NUM,RAdeg,DEdeg,photz,A,eA,limA\n1,342.18,-44.53,1.38,0.5,0.1,false\n2,342.19,-44.53,,0.3,0.1,true\n"
+    )
     m = tmp_path / "map.toml"
-    m.write_text('[columns]\nid = "NUM"\nra = "RAdeg"\ndec = "DEdeg"\nz = "photz"\n'
-                 '[bands.F115WN]\nflux = "A"\nerror = "eA"\nunit = "uJy"\nupper_limit = "limA"\n'
-                 '[options]\nmw_corrected = true\naperture_arcsec = 0.3\n')
+    m.write_text(
+        '[columns]\nid = "NUM"\nra = "RAdeg"\ndec = "DEdeg"\nz = "photz"\n'
+        '[bands.F115WN]\nflux = "A"\nerror = "eA"\nunit = "uJy"\nupper_limit = "limA"\n'
+        "[options]\nmw_corrected = true\naperture_arcsec = 0.3\n"
+    )
     ingest_catalog(lake, p, field_id="as1063", name="odd", mapping_file=m, z=0.348)
     con = connect(lake)
-    rows = con.execute("SELECT source_id, d.z, band, flux_njy, is_upper_limit, mw_corrected, "
-                       "aperture_radius_arcsec FROM photometry JOIN detections d USING (detection_id) "
-                       "ORDER BY source_id").fetchall()
+    rows = con.execute(
+        "SELECT source_id, d.z, band, flux_njy, is_upper_limit, mw_corrected, "
+        "aperture_radius_arcsec FROM photometry JOIN detections d USING (detection_id) "
+        "ORDER BY source_id"
+    ).fetchall()
     # the older option aperture_arcsec is the aperture diameter: stored as radius 0.15"
-    assert rows == [("1", 1.38, "F115WN", 500.0, False, True, 0.15),
-                    ("2", 0.348, "F115WN", 300.0, True, True, 0.15)]
+    assert rows == [
+        ("1", 1.38, "F115WN", 500.0, False, True, 0.15),
+        ("2", 0.348, "F115WN", 300.0, True, True, 0.15),
+    ]
     inst = con.execute("SELECT instrument FROM bands WHERE band = 'F115WN'").fetchall()[0][0]
     assert inst == "NIRISS"
 
@@ -130,14 +142,16 @@ def test_toml_aperture_radius_and_its_older_diameter_spelling(lake, tmp_path):
     p = tmp_path / "ap.csv"
     p.write_text("id,ra,dec,flux_F150W,fluxerr_F150W\n1,342.18,-44.53,5,1\n")
     m = tmp_path / "map.toml"
-    m.write_text('[options]\naperture_radius_arcsec = 0.16\n')
+    m.write_text("[options]\naperture_radius_arcsec = 0.16\n")
     ingest_catalog(lake, p, field_id="as1063", name="radius", mapping_file=m)
     got = connect(lake).execute("SELECT aperture_radius_arcsec FROM photometry").fetchall()
     assert got == [(0.16,)]
     before = snapshot(lake)
-    for text, match in (('aperture_radius_arcsec = 0.16\naperture_arcsec = 0.32\n', "both"),
-                        ('aperture_radius_arcsec = -1\n', "aperture_radius_arcsec"),
-                        ('aperture_arcsec = "wide"\n', "aperture_arcsec")):
+    for text, match in (
+        ("aperture_radius_arcsec = 0.16\naperture_arcsec = 0.32\n", "both"),
+        ("aperture_radius_arcsec = -1\n", "aperture_radius_arcsec"),
+        ('aperture_arcsec = "wide"\n', "aperture_arcsec"),
+    ):
         m.write_text("[options]\n" + text)
         with pytest.raises(GccatError, match=match):
             ingest_catalog(lake, p, field_id="as1063", name="bad", mapping_file=m)
@@ -165,8 +179,13 @@ def test_replace_supersedes_in_one_commit_and_old_versions_stay_readable(lake, t
     count = "SELECT count(*) FROM detections"
     assert connect(lake).execute(count).fetchall()[0][0] == 168
     assert connect(lake, as_of=v1).execute(count).fetchall()[0][0] == 178
-    hist = connect(lake).execute("SELECT status, superseded_by FROM ingest_history "
-                                 "WHERE kind = 'catalog' ORDER BY committed_at").fetchall()
+    hist = (
+        connect(lake)
+        .execute(
+            "SELECT status, superseded_by FROM ingest_history WHERE kind = 'catalog' ORDER BY committed_at"
+        )
+        .fetchall()
+    )
     assert hist == [("superseded", r.ingest_id), ("live", None)]
     ids = connect(lake).execute("SELECT count(DISTINCT detection_id) FROM detections").fetchall()[0]
     assert ids[0] == 168
@@ -179,8 +198,11 @@ def test_detection_ids_are_stable_across_lakes(tmp_path):
     for k in range(2):
         lk = Lake.create(tmp_path / f"l{k}")
         ingest_catalog(lk, SMACS, field_id="smacs0723", name="faisst2022")
-        ids.append(connect(lk).execute("SELECT list(detection_id ORDER BY detection_id) "
-                                       "FROM detections").fetchall()[0][0])
+        ids.append(
+            connect(lk)
+            .execute("SELECT list(detection_id ORDER BY detection_id) FROM detections")
+            .fetchall()[0][0]
+        )
     assert ids[0] == ids[1] and ids[0][0] == "smacs0723/faisst2022/SC_000"
 
 
@@ -189,8 +211,10 @@ def test_fields_and_their_bands(lake):
 
     r = ingest_fields(lake, FIELDS)
     con = connect(lake)
-    f = con.execute("SELECT z_cluster, ebv_mw, aliases, bands, pixel_scale_arcsec FROM fields "
-                    "WHERE field_id = 'smacs0723'").fetchall()[0]
+    f = con.execute(
+        "SELECT z_cluster, ebv_mw, aliases, bands, pixel_scale_arcsec FROM fields "
+        "WHERE field_id = 'smacs0723'"
+    ).fetchall()[0]
     assert f[0] == 0.39 and f[1] == 0.2 and "SMACS0723" in f[2] and f[4] == [0.02, 0.04]
     assert "F115WN" in r.bands and "F435W" in r.bands
     pivot = con.execute("SELECT pivot_um FROM bands WHERE band = 'F150W'").fetchall()[0][0]

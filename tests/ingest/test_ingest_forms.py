@@ -31,10 +31,10 @@ def _detections(lake, cols="source_id, ra, dec"):
 
 
 SEXAGESIMAL = [  # (RA, Dec) as written, the same through astropy
-    ("07:23:20", "-73:27:18"),        # whole seconds: pyarrow reads "07:23:20" as a time of day
+    ("07:23:20", "-73:27:18"),  # whole seconds: pyarrow reads "07:23:20" as a time of day
     ("07h23m20.35s", "-73d27m18s"),
     ("07 23 20.35", "-73 27 18.6"),
-    ("07:23:20.35", "-00:30:00"),     # negative Dec with zero degrees
+    ("07:23:20.35", "-00:30:00"),  # negative Dec with zero degrees
     ("07:23:20.35", "\u221200:30:00"),  # the typographic minus sign
     ("00:00:00", "+00:00:30"),
 ]
@@ -43,8 +43,7 @@ SEXAGESIMAL = [  # (RA, Dec) as written, the same through astropy
 @pytest.mark.parametrize("ra,dec", SEXAGESIMAL, ids=[f"{r}|{d}" for r, d in SEXAGESIMAL])
 def test_every_sexagesimal_form_is_read_with_its_sign(ra, dec, tmp_path, lake):
     # one form per file: a column of one form is what a real catalog has
-    ingest_catalog(lake, _csv(tmp_path, f"id,ra,dec\na,{ra},{dec}\nb,{ra},{dec}\n"),
-                   field_id="f", name="c")
+    ingest_catalog(lake, _csv(tmp_path, f"id,ra,dec\na,{ra},{dec}\nb,{ra},{dec}\n"), field_id="f", name="c")
     want_ra = Angle(ra, unit=u.hourangle).deg
     want_dec = Angle(dec.replace("\u2212", "-"), unit=u.deg).deg
     for _, got_ra, got_dec in _detections(lake):
@@ -71,8 +70,10 @@ def test_a_mapped_coordinate_column_with_another_name_is_read_as_text(tmp_path, 
 
 def test_a_parquet_time_of_day_column_is_turned_back_into_hours(tmp_path, lake):
     p = tmp_path / "cat.parquet"
-    pq.write_table(pa.table({"id": ["a"], "ra": pa.array([datetime.time(7, 23, 20)], pa.time32("s")),
-                             "dec": [-73.455]}), p)
+    pq.write_table(
+        pa.table({"id": ["a"], "ra": pa.array([datetime.time(7, 23, 20)], pa.time32("s")), "dec": [-73.455]}),
+        p,
+    )
     ingest_catalog(lake, p, field_id="f", name="c")
     assert _detections(lake) == [("a", pytest.approx(110.833333333), pytest.approx(-73.455))]
 
@@ -80,8 +81,9 @@ def test_a_parquet_time_of_day_column_is_turned_back_into_hours(tmp_path, lake):
 UNITS = ["deg", "arcsec", "arcmin", "rad", "h", "mas"]
 
 
-@pytest.mark.parametrize("fmt,unit", [("ecsv", x) for x in UNITS + ["hourangle"]]
-                         + [("fits", x) for x in UNITS])  # FITS has no hourangle
+@pytest.mark.parametrize(
+    "fmt,unit", [("ecsv", x) for x in UNITS + ["hourangle"]] + [("fits", x) for x in UNITS]
+)  # FITS has no hourangle
 def test_declared_coordinate_units_are_converted_to_degrees(unit, fmt, tmp_path, lake):
     ra_deg, dec_deg = 110.8347, -73.4552
     q = u.hourangle if unit == "h" else u.Unit(unit)
@@ -93,7 +95,7 @@ def test_declared_coordinate_units_are_converted_to_degrees(unit, fmt, tmp_path,
     p = tmp_path / f"cat.{fmt}"
     t.write(p, format="ascii.ecsv" if fmt == "ecsv" else "fits")
     ingest_catalog(lake, p, field_id="f", name="c")
-    (_, ra, dec), = _detections(lake)
+    ((_, ra, dec),) = _detections(lake)
     assert ra == pytest.approx(ra_deg, rel=1e-12) and dec == pytest.approx(dec_deg, rel=1e-12)
 
 
@@ -101,20 +103,34 @@ def test_upper_limit_spellings(tmp_path, lake):
     words = ["true", "false", "t", "f", "yes", "no", "1", "0", "TRUE", " Yes ", ""]
     want = [True, False, True, False, True, False, True, False, True, True, False]
     body = "".join(f"s{i:02d},110.8,-73.4,5.0,{w}\n" for i, w in enumerate(words))
-    ingest_catalog(lake, _csv(tmp_path, "id,ra,dec,flux_F150W,uplim_F150W\n" + body),
-                   field_id="f", name="c")
-    got = connect(lake).execute("SELECT is_upper_limit FROM photometry p JOIN detections d "
-                                "USING (detection_id) ORDER BY source_id").fetchall()
+    ingest_catalog(lake, _csv(tmp_path, "id,ra,dec,flux_F150W,uplim_F150W\n" + body), field_id="f", name="c")
+    got = (
+        connect(lake)
+        .execute(
+            "SELECT is_upper_limit FROM photometry p JOIN detections d "
+            "USING (detection_id) ORDER BY source_id"
+        )
+        .fetchall()
+    )
     assert [g for (g,) in got] == want
 
 
 def test_integer_upper_limits_and_flags_of_64_bits(tmp_path, lake):
-    p = _csv(tmp_path, "id,ra,dec,flux_F150W,uplim_F150W,flags\n"
-                       "a,110.8,-73.4,5,1,9223372036854775807\nb,110.8,-73.4,5,0,3.0\n"
-                       "c,110.8,-73.4,5,0,-1\nd,110.8,-73.4,5,0,\n")
+    p = _csv(
+        tmp_path,
+        "id,ra,dec,flux_F150W,uplim_F150W,flags\n"
+        "a,110.8,-73.4,5,1,9223372036854775807\nb,110.8,-73.4,5,0,3.0\n"
+        "c,110.8,-73.4,5,0,-1\nd,110.8,-73.4,5,0,\n",
+    )
     ingest_catalog(lake, p, field_id="f", name="c")
-    got = connect(lake).execute("SELECT source_id, flags, is_upper_limit FROM photometry "
-                                "JOIN detections USING (detection_id) ORDER BY 1").fetchall()
+    got = (
+        connect(lake)
+        .execute(
+            "SELECT source_id, flags, is_upper_limit FROM photometry "
+            "JOIN detections USING (detection_id) ORDER BY 1"
+        )
+        .fetchall()
+    )
     assert got == [("a", 2**63 - 1, True), ("b", 3, False), ("c", -1, False), ("d", None, False)]
 
 
@@ -125,43 +141,69 @@ def test_ids_keep_their_leading_zeros_and_digits(tmp_path, lake):
 
 
 def _extras(lake):
-    return [json.loads(e) if e is not None else None
-            for (e,) in connect(lake).execute("SELECT extra FROM detections ORDER BY source_id").fetchall()]
+    return [
+        json.loads(e) if e is not None else None
+        for (e,) in connect(lake).execute("SELECT extra FROM detections ORDER BY source_id").fetchall()
+    ]
 
 
 def test_unmapped_nested_columns_become_json_arrays_and_objects(tmp_path, lake):
     p = tmp_path / "cat.parquet"
-    pq.write_table(pa.table({"id": ["a", "b"], "ra": [110.8, 110.9], "dec": [-73.4, -73.4],
-                             "shape": [[1.0, float("nan")], None],
-                             "meta": [{"k": 1, "s": 'q"uote'}, {"k": None, "s": None}]}), p)
+    pq.write_table(
+        pa.table(
+            {
+                "id": ["a", "b"],
+                "ra": [110.8, 110.9],
+                "dec": [-73.4, -73.4],
+                "shape": [[1.0, float("nan")], None],
+                "meta": [{"k": 1, "s": 'q"uote'}, {"k": None, "s": None}],
+            }
+        ),
+        p,
+    )
     ingest_catalog(lake, p, field_id="f", name="c")
-    assert _extras(lake) == [{"shape": [1.0, None], "meta": {"k": 1, "s": 'q"uote'}},
-                             {"shape": None, "meta": {"k": None, "s": None}}]
+    assert _extras(lake) == [
+        {"shape": [1.0, None], "meta": {"k": 1, "s": 'q"uote'}},
+        {"shape": None, "meta": {"k": None, "s": None}},
+    ]
 
 
 def test_unmapped_fits_vector_columns_are_kept(tmp_path, lake):
     p = tmp_path / "cat.fits"
-    fits.BinTableHDU.from_columns([
-        fits.Column(name="id", format="2A", array=np.array(["a", "b"])),
-        fits.Column(name="ra", format="D", array=[110.8, 110.9]),
-        fits.Column(name="dec", format="D", array=[-73.4, -73.4]),
-        fits.Column(name="psf_params", format="3E", array=np.arange(6.0).reshape(2, 3))]).writeto(p)
+    fits.BinTableHDU.from_columns(
+        [
+            fits.Column(name="id", format="2A", array=np.array(["a", "b"])),
+            fits.Column(name="ra", format="D", array=[110.8, 110.9]),
+            fits.Column(name="dec", format="D", array=[-73.4, -73.4]),
+            fits.Column(name="psf_params", format="3E", array=np.arange(6.0).reshape(2, 3)),
+        ]
+    ).writeto(p)
     ingest_catalog(lake, p, field_id="f", name="c")
     assert _extras(lake) == [{"psf_params": [0.0, 1.0, 2.0]}, {"psf_params": [3.0, 4.0, 5.0]}]
 
 
 def test_unmapped_non_finite_and_odd_types_give_valid_json(tmp_path, lake):
     p = tmp_path / "cat.parquet"
-    pq.write_table(pa.table({
-        "id": ["a", "b"], "ra": [110.8, 110.9], "dec": [-73.4, -73.4],
-        "snr_est": [float("nan"), float("inf")],
-        "half": pa.array(np.array([1.5, 2.0], np.float16)),
-        "kind": pa.array(["gc", "gc"]).dictionary_encode(),
-        "blob": pa.array([b"\xff\xfe", b"\x00"], pa.binary()),
-        "when": pa.array([datetime.date(2022, 7, 12)] * 2)}), p)
+    pq.write_table(
+        pa.table(
+            {
+                "id": ["a", "b"],
+                "ra": [110.8, 110.9],
+                "dec": [-73.4, -73.4],
+                "snr_est": [float("nan"), float("inf")],
+                "half": pa.array(np.array([1.5, 2.0], np.float16)),
+                "kind": pa.array(["gc", "gc"]).dictionary_encode(),
+                "blob": pa.array([b"\xff\xfe", b"\x00"], pa.binary()),
+                "when": pa.array([datetime.date(2022, 7, 12)] * 2),
+            }
+        ),
+        p,
+    )
     r = ingest_catalog(lake, p, field_id="f", name="c")
-    assert _extras(lake) == [{"snr_est": None, "half": 1.5, "kind": "gc", "when": "2022-07-12"},
-                             {"snr_est": None, "half": 2.0, "kind": "gc", "when": "2022-07-12"}]
+    assert _extras(lake) == [
+        {"snr_est": None, "half": 1.5, "kind": "gc", "when": "2022-07-12"},
+        {"snr_est": None, "half": 2.0, "kind": "gc", "when": "2022-07-12"},
+    ]
     assert any("'blob'" in w and "not kept" in w for w in r.warnings)
 
 

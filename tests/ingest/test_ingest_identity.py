@@ -19,11 +19,12 @@ from ingest.lens import ingest_lens_maps
 
 from ..conftest import FIELDS, snapshot
 
-CSV = ("id,ra,dec,z,flux_F150W,fluxerr_F150W\n"
-       "a,110.8,-73.45,,10.0,1.0\nb,110.81,-73.45,0.5,12.0,1.5\n")
+CSV = "id,ra,dec,z,flux_F150W,fluxerr_F150W\na,110.8,-73.45,,10.0,1.0\nb,110.81,-73.45,0.5,12.0,1.5\n"
 #: with a plain magnitude column, which needs --mag-system (or a mapping) to be read at all
-CSV_MAG = ("id,ra,dec,z,flux_F150W,fluxerr_F150W,mag_F200W,magerr_F200W\n"
-           "a,110.8,-73.45,,10.0,1.0,25.0,0.1\nb,110.81,-73.45,0.5,12.0,1.5,26.0,0.2\n")
+CSV_MAG = (
+    "id,ra,dec,z,flux_F150W,fluxerr_F150W,mag_F200W,magerr_F200W\n"
+    "a,110.8,-73.45,,10.0,1.0,25.0,0.1\nb,110.81,-73.45,0.5,12.0,1.5,26.0,0.2\n"
+)
 
 
 @pytest.fixture
@@ -34,26 +35,48 @@ def cat(tmp_path):
 
 
 def _flux(lake, band="F150W"):
-    return connect(lake).execute("SELECT flux_njy FROM photometry JOIN detections d "
-                                 "USING (detection_id) WHERE band = ? AND source_id = 'a'",
-                                 [band]).fetchall()[0][0]
+    return (
+        connect(lake)
+        .execute(
+            "SELECT flux_njy FROM photometry JOIN detections d "
+            "USING (detection_id) WHERE band = ? AND source_id = 'a'",
+            [band],
+        )
+        .fetchall()[0][0]
+    )
 
 
 CHANGES = {  # option change -> (first options, second options, what the error names,
     #                              a check of what is stored after --replace)
     "flux_unit": ({}, {"flux_unit": "uJy"}, "factor_to_njy", lambda lk: _flux(lk) == 10000.0),
-    "z": ({}, {"z": 0.39}, "z: None -> 0.39", lambda lk: connect(lk).execute(
-        "SELECT z FROM detections WHERE source_id = 'a'").fetchall()[0][0] == 0.39),
-    "mw_corrected": ({}, {"mw_corrected": True}, "mw_corrected", lambda lk: connect(lk).execute(
-        "SELECT bool_and(mw_corrected) FROM photometry").fetchall()[0][0] is True),
+    "z": (
+        {},
+        {"z": 0.39},
+        "z: None -> 0.39",
+        lambda lk: (
+            connect(lk).execute("SELECT z FROM detections WHERE source_id = 'a'").fetchall()[0][0] == 0.39
+        ),
+    ),
+    "mw_corrected": (
+        {},
+        {"mw_corrected": True},
+        "mw_corrected",
+        lambda lk: (
+            connect(lk).execute("SELECT bool_and(mw_corrected) FROM photometry").fetchall()[0][0] is True
+        ),
+    ),
     "mapping": ({}, {"mapping": "uJy"}, "factor_to_njy", lambda lk: _flux(lk) == 10000.0),
-    "mag_system": ({"mag_system": "AB"}, {"mapping": "vega"}, "mag_system",
-                   lambda lk: _flux(lk, "F200W") == pytest.approx(10 ** (-0.4 * (26.0 - 31.4)))),
+    "mag_system": (
+        {"mag_system": "AB"},
+        {"mapping": "vega"},
+        "mag_system",
+        lambda lk: _flux(lk, "F200W") == pytest.approx(10 ** (-0.4 * (26.0 - 31.4))),
+    ),
 }
 MAPPINGS = {
     "vega": '[bands.F150W]\nflux = "flux_F150W"\nerror = "fluxerr_F150W"\n'
-            '[bands.F200W]\nmag = "mag_F200W"\nerror = "magerr_F200W"\n'
-            'mag_system = "Vega"\nab_offset = 1.0\n',
+    '[bands.F200W]\nmag = "mag_F200W"\nerror = "magerr_F200W"\n'
+    'mag_system = "Vega"\nab_offset = 1.0\n',
     "uJy": '[bands.F150W]\nflux = "flux_F150W"\nerror = "fluxerr_F150W"\nunit = "uJy"\n',
 }
 
@@ -116,8 +139,14 @@ def test_the_cli_says_what_differs(cat, tmp_path, cli):
 def test_an_ingest_recorded_before_identities_is_compared_by_its_file(cat, lake):
     """Old lakes have no identity in their ingests' options: the same file stays a no-op."""
     with lake.transaction("catalog") as tx:
-        tx.commit(name="c", field_id="f", source_path=cat.resolve(), sha256=sha256_file(cat),
-                  n_rows=2, options={"mapping": {}, "z": None, "flux_unit": "nJy"})
+        tx.commit(
+            name="c",
+            field_id="f",
+            source_path=cat.resolve(),
+            sha256=sha256_file(cat),
+            n_rows=2,
+            options={"mapping": {}, "z": None, "flux_unit": "nJy"},
+        )
     assert ingest_catalog(lake, cat, field_id="f", name="c", z=0.3).skipped
 
 
@@ -143,12 +172,15 @@ def lens_lake(tmp_path):
     return lake
 
 
-@pytest.mark.parametrize("first,second,named", [
-    ({}, {"dls_ds_norm": 0.5}, "dls_ds: 1.0 -> 0.5"),
-    ({}, {"z_source": 2.0}, "z_source"),
-    ({}, {"quantity": "psi"}, "quantities"),
-    ({"team": "Lenstool"}, {"team": "CATS"}, "team"),
-])
+@pytest.mark.parametrize(
+    "first,second,named",
+    [
+        ({}, {"dls_ds_norm": 0.5}, "dls_ds: 1.0 -> 0.5"),
+        ({}, {"z_source": 2.0}, "z_source"),
+        ({}, {"quantity": "psi"}, "quantities"),
+        ({"team": "Lenstool"}, {"team": "CATS"}, "team"),
+    ],
+)
 def test_lens_maps_with_other_options_need_replace(first, second, named, lens_lake):
     one = ingest_lens_maps(lens_lake, [XDEF], field_id="as1063", model="m", **first)
     assert ingest_lens_maps(lens_lake, [XDEF], field_id="as1063", model="m", **first).skipped

@@ -26,8 +26,9 @@ def _one_error_line(res) -> str:
 def test_unphysical_redshift_option_is_refused(z, tmp_path, cli):
     lake = Lake.create(tmp_path / "lake")
     before = snapshot(lake)
-    res = cli("ingest", "catalog", SMACS, "--field", "smacs0723", "--name", "c", "--z", z,
-              "--lake", lake.root)
+    res = cli(
+        "ingest", "catalog", SMACS, "--field", "smacs0723", "--name", "c", "--z", z, "--lake", lake.root
+    )
     line = _one_error_line(res)
     assert "--z" in line and "[0, 20]" in line
     assert snapshot(lake) == before
@@ -59,8 +60,7 @@ def test_unknown_flux_unit_is_refused_even_when_no_column_needs_it(unit, tmp_pat
     p.write_text("id,ra,dec,flux_F150W_uJy\na,110.8,-73.4,1.0\n")
     lake = Lake.create(tmp_path / "lake")
     before = snapshot(lake)
-    res = cli("ingest", "catalog", p, "--field", "f", "--name", "c", "--flux-unit", unit,
-              "--lake", lake.root)
+    res = cli("ingest", "catalog", p, "--field", "f", "--name", "c", "--flux-unit", unit, "--lake", lake.root)
     line = _one_error_line(res)
     assert "--flux-unit" in line and repr(unit) in line
     assert snapshot(lake) == before

@@ -14,8 +14,15 @@ import time
 
 # pytest too: started as the "pytest" script (not "python -m pytest"), multiprocessing re-runs
 # that script's imports in every child.
-PRELOAD = ["catalog.lake", "catalog.queries.connection", "catalog.runs.fits", "ingest.catalog", "ingest.lens",
-           "tests.lake.crash_children", "pytest"]
+PRELOAD = [
+    "catalog.lake",
+    "catalog.queries.connection",
+    "catalog.runs.fits",
+    "ingest.catalog",
+    "ingest.lens",
+    "tests.lake.crash_children",
+    "pytest",
+]
 
 
 def forkserver():
@@ -28,15 +35,17 @@ def forkserver():
 def catalog(lake, path, field_id, name, replace=False, progress=None):
     from ingest.catalog import ingest_catalog
 
-    return ingest_catalog(lake, path, field_id=field_id, name=name, replace=replace,
-                          progress=progress).ingest_id
+    return ingest_catalog(
+        lake, path, field_id=field_id, name=name, replace=replace, progress=progress
+    ).ingest_id
 
 
 def lens_map(lake, paths, field_id, model, replace=False, progress=None):
     from ingest.lens import ingest_lens_maps
 
-    return ingest_lens_maps(lake, list(paths), field_id=field_id, model=model, replace=replace,
-                            progress=progress).ingest_id
+    return ingest_lens_maps(
+        lake, list(paths), field_id=field_id, model=model, replace=replace, progress=progress
+    ).ingest_id
 
 
 def fit_ssp(lake, where, n_samples=10, progress=None, **grid_spec):
@@ -68,8 +77,7 @@ class Child:
 
     def __init__(self, ctx, op: str, root, *args, **kwargs):
         self.parent, child = ctx.Pipe(duplex=False)
-        self.proc = ctx.Process(target=run, args=(child, op, str(root), args, kwargs),
-                                daemon=True)
+        self.proc = ctx.Process(target=run, args=(child, op, str(root), args, kwargs), daemon=True)
         self.proc.start()
         child.close()
         self.messages: list[tuple] = []
@@ -92,8 +100,10 @@ class Child:
                     return m[2]
             if not self._recv(0.05) and not self.proc.is_alive() and not self.parent.poll():
                 break
-        raise RuntimeError(f"child {self.proc.pid} never reported {kind} {stage or ''}; "
-                           f"exit code {self.proc.exitcode}; got {self.messages}")
+        raise RuntimeError(
+            f"child {self.proc.pid} never reported {kind} {stage or ''}; "
+            f"exit code {self.proc.exitcode}; got {self.messages}"
+        )
 
     def kill(self) -> None:
         self.proc.kill()  # SIGKILL
@@ -111,4 +121,3 @@ class Child:
         """Seconds from ``go`` to ``committed`` of a child that ran to the end."""
         times = {m[0]: m[2] for m in self.messages}
         return times["committed"] - times["go"]
-

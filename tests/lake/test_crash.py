@@ -28,15 +28,16 @@ from .crash_children import Child, forkserver
 
 AS1063 = [bundled(f"as1063_lenstool_patch_bin4_{a}-arcsec-deflect.fits") for a in "xy"]
 BANDS = ["F090W", "F115W", "F150W", "F200W", "F277W", "F356W", "F410M", "F444W"]
-CHILD = ("import sys; from catalog.lake import Lake; from ingest.catalog import ingest_catalog; "
-         "ingest_catalog(Lake(sys.argv[1]), sys.argv[2], field_id=sys.argv[3], name=sys.argv[4]); "
-         "print('committed')")
+CHILD = (
+    "import sys; from catalog.lake import Lake; from ingest.catalog import ingest_catalog; "
+    "ingest_catalog(Lake(sys.argv[1]), sys.argv[2], field_id=sys.argv[3], name=sys.argv[4]); "
+    "print('committed')"
+)
 
 
 def big_catalog(path, n, seed):
     rng = np.random.default_rng(seed)
-    cols = {"id": np.arange(n), "ra": rng.uniform(342.1, 342.3, n),
-            "dec": rng.uniform(-44.6, -44.5, n)}
+    cols = {"id": np.arange(n), "ra": rng.uniform(342.1, 342.3, n), "dec": rng.uniform(-44.6, -44.5, n)}
     for b in BANDS:
         cols[f"flux_{b}"] = rng.lognormal(3, 1, n)
         cols[f"fluxerr_{b}"] = rng.uniform(0.5, 2, n)
@@ -46,21 +47,27 @@ def big_catalog(path, n, seed):
 
 def counts(lake):
     con = connect(lake)
-    return con.execute("SELECT (SELECT count(*) FROM detections), "
-                       "(SELECT count(*) FROM photometry)").fetchall()[0]
+    return con.execute(
+        "SELECT (SELECT count(*) FROM detections), (SELECT count(*) FROM photometry)"
+    ).fetchall()[0]
 
 
 def spawn(lake, path, field, name):
-    return subprocess.Popen([sys.executable, "-c", CHILD, str(lake.root), str(path), field, name],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(lake.root), str(path), field, name],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def fingerprint(lake, as_of=None) -> dict[tuple[str, str], int]:
     """Rows per (view, ingest_id) that queries see at ``as_of`` (default: the latest)."""
     con = connect(lake, as_of=as_of)
     views = [t for t in TABLES if t != "ingests"] + ["live_ingests"]
-    sql = " UNION ALL ".join(f"SELECT '{v}' AS v, ingest_id, count(*) AS n FROM {v} GROUP BY ALL"
-                             for v in views)
+    sql = " UNION ALL ".join(
+        f"SELECT '{v}' AS v, ingest_id, count(*) AS n FROM {v} GROUP BY ALL" for v in views
+    )
     return {(v, i): n for v, i, n in con.execute(sql).fetchall()}
 
 
@@ -92,8 +99,7 @@ def test_killing_writers_at_random_moments_shows_all_or_nothing(tmp_path):
     t_start = time.perf_counter()
     lake = Lake.create(tmp_path / "lake")
     ingest_fields(lake, FIELDS)
-    ingest_catalog(lake, big_catalog(tmp_path / "base.parquet", 40, 11), field_id="as1063",
-                   name="base")
+    ingest_catalog(lake, big_catalog(tmp_path / "base.parquet", 40, 11), field_id="as1063", name="base")
     # A coarse grid (3 A_V values) keeps the fits short; this first fit builds and caches it.
     run_fit_ssp(lake, "catalog = 'base'", n_samples=5, n_av=3)
     new = str(big_catalog(tmp_path / "new.parquet", 3_000, 12))
@@ -110,8 +116,9 @@ def test_killing_writers_at_random_moments_shows_all_or_nothing(tmp_path):
 
     live = lake.ingests()  # the shapes of variant 0 of the replaced catalog and lens model
     for name, op in (("rep", "replace"), ("lens", "lens_map")):
-        shapes[(op, 0)] = ingest_shape(fps[lake.version()], live.filter(
-            pc.field("name") == name)["ingest_id"][0].as_py())
+        shapes[(op, 0)] = ingest_shape(
+            fps[lake.version()], live.filter(pc.field("name") == name)["ingest_id"][0].as_py()
+        )
 
     def child_for(op, k):
         if op == "catalog":
@@ -138,7 +145,8 @@ def test_killing_writers_at_random_moments_shows_all_or_nothing(tmp_path):
             return False
         fp = fingerprint(lake)
         ids = set(lake.read("ingests", version=v)["ingest_id"].to_pylist()) - set(
-            lake.read("ingests", version=old_v)["ingest_id"].to_pylist())
+            lake.read("ingests", version=old_v)["ingest_id"].to_pylist()
+        )
         assert len(ids) == 1
         new_id = ids.pop()
         row = lake.read("ingests", version=v).filter(pc.field("ingest_id") == new_id).to_pylist()[0]
@@ -150,7 +158,8 @@ def test_killing_writers_at_random_moments_shows_all_or_nothing(tmp_path):
             assert not gone
         # All of the new ingest's rows, all earlier live rows but the superseded ingest's.
         assert {key: n for key, n in fp.items() if key[1] != new_id} == {
-            key: n for key, n in fps[old_v].items() if key[1] not in gone}
+            key: n for key, n in fps[old_v].items() if key[1] not in gone
+        }
         shape = shapes.setdefault((op, variant), ingest_shape(fp, new_id))
         assert ingest_shape(fp, new_id) == shape
         fps[v] = fp
@@ -191,10 +200,12 @@ def test_killing_writers_at_random_moments_shows_all_or_nothing(tmp_path):
     for v, fp in fps.items():
         assert fingerprint(lake, as_of=v) == fp, v
     assert lake.doctor() == {}
-    print(f"{kills} kills ({', '.join(f'{op} {N_KILLS // len(OPS)}' for op in OPS)}): "
-          f"{sum(committed.values())} had committed ({committed}); median run times "
-          f"{ {op: round(statistics.median(t), 2) for op, t in durations.items()} } s; "
-          f"{time.perf_counter() - t_start:.0f} s in all")
+    print(
+        f"{kills} kills ({', '.join(f'{op} {N_KILLS // len(OPS)}' for op in OPS)}): "
+        f"{sum(committed.values())} had committed ({committed}); median run times "
+        f"{ {op: round(statistics.median(t), 2) for op, t in durations.items()} } s; "
+        f"{time.perf_counter() - t_start:.0f} s in all"
+    )
 
 
 @pytest.mark.slow
@@ -209,5 +220,4 @@ def test_two_ingests_at_once_both_commit(tmp_path):
     assert lake.version() == 2
     assert counts(lake) == (50_000, 50_000 * len(BANDS))
     con = connect(lake)
-    assert con.execute("SELECT count(DISTINCT detection_id) FROM detections").fetchall()[0][0] \
-        == 50_000
+    assert con.execute("SELECT count(DISTINCT detection_id) FROM detections").fetchall()[0][0] == 50_000

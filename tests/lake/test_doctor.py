@@ -40,8 +40,7 @@ def rows_per_ingest(lake: Lake) -> dict[tuple[str, str], int]:
             continue
         ids = lake.read(table, columns=["ingest_id"])["ingest_id"]
         counts = pc.value_counts(ids)
-        for v, n in zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist(),
-                        strict=True):
+        for v, n in zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist(), strict=True):
             out[(table, v)] = n
     return out
 
@@ -106,8 +105,11 @@ def test_doctor_clean_beside_a_committing_writer_keeps_all_its_rows(tmp_path, ct
 
 def _on_disk(table_dir: Path) -> set[str]:
     """Data files under a table, relative to it (Delta's own _delta_log left out)."""
-    return {p.relative_to(table_dir).as_posix() for p in table_dir.rglob("*.parquet*")
-            if "_delta_log" not in p.parts}
+    return {
+        p.relative_to(table_dir).as_posix()
+        for p in table_dir.rglob("*.parquet*")
+        if "_delta_log" not in p.parts
+    }
 
 
 def _in_any_version(lake: Lake, table: str) -> set[str]:
@@ -134,8 +136,8 @@ def test_doctor_reports_and_removes_the_files_of_killed_writers(tmp_path, ctx, c
     child.kill()
     assert lake.doctor(clean=True).get("detections") == 150_000
     old_only = _in_any_version(lake, "detections") - set(
-        Path(f).relative_to(lake.table_path("detections")).as_posix()
-        for f in lake.files("detections"))
+        Path(f).relative_to(lake.table_path("detections")).as_posix() for f in lake.files("detections")
+    )
     assert old_only  # files that only older versions of detections reference
     # 2. A writer killed while it writes a Parquet file, before any Delta commit of it.
     phot = lake.table_path("photometry")
@@ -155,14 +157,15 @@ def test_doctor_reports_and_removes_the_files_of_killed_writers(tmp_path, ctx, c
     some = Path(lake.files("detections")[0])
     fakes = {
         det / "field_id=smacs0723" / f"part-{uuid.uuid4().hex}.snappy.parquet": some.read_bytes(),
-        det / "field_id=smacs0723" / f"part-{uuid.uuid4().hex}.snappy.parquet":
-            some.read_bytes()[:1000],
+        det / "field_id=smacs0723" / f"part-{uuid.uuid4().hex}.snappy.parquet": some.read_bytes()[:1000],
         phot / "field_id=abell2744" / f"part-00001-{uuid.uuid4()}-c000.zstd.parquet#1": b"PAR1",
         det / "field_id=newfield" / f"part-{uuid.uuid4().hex}.snappy.parquet": b"PAR1\0\0",
-        lake.table_path("ingests") / f"part-00000-{uuid.uuid4()}-c000.zstd.parquet":
-            Path(lake.files("ingests")[0]).read_bytes(),
-        det / "_delta_log" / f"_commit_{uuid.uuid4()}.json.tmp":
-            sorted((det / "_delta_log").glob("*.json"))[-1].read_bytes(),
+        lake.table_path("ingests") / f"part-00000-{uuid.uuid4()}-c000.zstd.parquet": Path(
+            lake.files("ingests")[0]
+        ).read_bytes(),
+        det / "_delta_log" / f"_commit_{uuid.uuid4()}.json.tmp": sorted((det / "_delta_log").glob("*.json"))[
+            -1
+        ].read_bytes(),
     }
     for path, data in fakes.items():
         path.parent.mkdir(exist_ok=True)
@@ -171,8 +174,10 @@ def test_doctor_reports_and_removes_the_files_of_killed_writers(tmp_path, ctx, c
     for table in TABLES:
         tdir = lake.table_path(table)
         if tdir.is_dir():
-            expected |= {((tdir / f).relative_to(lake.root).as_posix(), (tdir / f).stat().st_size)
-                         for f in _on_disk(tdir) - _in_any_version(lake, table)}
+            expected |= {
+                ((tdir / f).relative_to(lake.root).as_posix(), (tdir / f).stat().st_size)
+                for f in _on_disk(tdir) - _in_any_version(lake, table)
+            }
     versions = range(lake.version() + 1)
     before = {v: fingerprint(lake, v) for v in versions}
     referenced = {t: _in_any_version(lake, t) for t in TABLES}

@@ -41,8 +41,7 @@ def test_refused_ingests_exit_2_under_load(tmp_path):
     path = DATA / "smacs0723_faisst2022_star_clusters.csv"
     ingest_catalog(lake, path, field_id="f1", name="c", mw_corrected=True)
     gccat = str(Path(sys.executable).parent / "gccat")
-    cmd = [gccat, "ingest", "catalog", str(path), "--field", "f1", "--name", "c",
-           "--lake", str(lake.root)]
+    cmd = [gccat, "ingest", "catalog", str(path), "--field", "f1", "--name", "c", "--lake", str(lake.root)]
 
     def run(_):
         return subprocess.run(cmd, capture_output=True, text=True, timeout=300)

@@ -19,9 +19,14 @@ CSV = "id,ra,dec,flux_F150W,fluxerr_F150W\na,110.80,-73.45,10.0,1.0\nb,110.81,-7
 
 BAD = [
     # $ in re.match matches before a trailing newline: these were accepted and bricked the lake.
-    "nl\n", "smacs0723\n",
+    "nl\n",
+    "smacs0723\n",
     # control characters
-    "tab\tx", "cr\rx", "bell\x07", "nul\x00x", "esc\x1b[31m",
+    "tab\tx",
+    "cr\rx",
+    "bell\x07",
+    "nul\x00x",
+    "esc\x1b[31m",
     # unicode lookalikes and invisible characters
     "\u0430bell",  # Cyrillic a
     "smacs\u20100723",  # unicode hyphen
@@ -31,16 +36,39 @@ BAD = [
     "a\u2028b",  # line separator
     "caf\u00e9",
     # path-like and hidden
-    "../x", "a/b", "a\\b", ".hidden", "..", "a..b", "_delta_log", "_x", "-x", "a.", "a b",
-    " lead", "trail ", "",
+    "../x",
+    "a/b",
+    "a\\b",
+    ".hidden",
+    "..",
+    "a..b",
+    "_delta_log",
+    "_x",
+    "-x",
+    "a.",
+    "a b",
+    " lead",
+    "trail ",
+    "",
     # too long
     "x" * 65,
     # Windows device names, any case, with or without extension
-    "con", "CON", "Nul", "aux", "prn", "com1", "COM9", "lpt1", "Lpt9", "aux.csv", "nul.txt",
-    "prn.tar.gz", "con.", "COM3.parquet",
+    "con",
+    "CON",
+    "Nul",
+    "aux",
+    "prn",
+    "com1",
+    "COM9",
+    "lpt1",
+    "Lpt9",
+    "aux.csv",
+    "nul.txt",
+    "prn.tar.gz",
+    "con.",
+    "COM3.parquet",
 ]
-GOOD = ["abell2744", "x" * 64, "v1.0_b-2", "A", "9", "com10", "console", "nullify", "lpt0",
-        "aux_1", "con-x"]
+GOOD = ["abell2744", "x" * 64, "v1.0_b-2", "A", "9", "com10", "console", "nullify", "lpt0", "aux_1", "con-x"]
 
 
 @pytest.fixture(scope="module")
@@ -78,8 +106,9 @@ def test_cli_refuses_unsafe_names(bad, option, base, cli):
     before = snapshot(lake)
     args = {"--field": "f1", "--name": "other"}
     args[option] = bad
-    res = cli("ingest", "catalog", path, "--field", args["--field"], "--name", args["--name"],
-              "--lake", lake.root)
+    res = cli(
+        "ingest", "catalog", path, "--field", args["--field"], "--name", args["--name"], "--lake", lake.root
+    )
     _one_line_error(res)
     assert snapshot(lake) == before
 

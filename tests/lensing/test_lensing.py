@@ -41,25 +41,29 @@ def _on_grid(quantity: str, data: np.ndarray, like: LensMap) -> LensMap:
 
 # --- file names and reading ---------------------------------------------------------------------
 
-@pytest.mark.parametrize(("name", "quantity"), [
-    ("hlsp_frontier_model_abell2744_cats_v4_kappa.fits", "kappa"),
-    ("hlsp_frontier_model_abell2744_cats_v4_gamma.fits", "gamma"),
-    ("hlsp_frontier_model_abell2744_cats_v4_gamma1.fits", "gamma1"),
-    ("hlsp_frontier_model_macs0416_williams_v4_gamma2.fits.gz", "gamma2"),
-    ("/data/hff/hlsp_frontier_model_abell2744_zitrin-nfw_v3_x-arcsec-deflect.fits", "x-arcsec-deflect"),
-    ("hlsp_frontier_model_abell2744_cats_v4_y-arcsec-deflect.fits", "y-arcsec-deflect"),
-    ("hlsp_frontier_model_abell2744_cats_v1_x-pixels-deflect.fits", "x-pixels-deflect"),
-    ("hlsp_frontier_model_abell2744_cats_v4_magnif.fits", "magnif"),
-    ("hlsp_frontier_model_abell2744_cats_v4_z02-magnif.fits", "z02-magnif"),
-    ("hlsp_frontier_model_abell2744_cats_v4_psi.fits", "psi"),
-    ("HLSP_FRONTIER_MODEL_ABELL370_SHARON_V4_KAPPA.FITS", "kappa"),
-    ("kappa.fits", "kappa"),
-    ("as1063_lenstool_patch_x-arcsec-deflect.fits", "x-arcsec-deflect"),
-    ("hlsp_frontier_model_abell2744_cats_v4_kappa_map.fits", None),
-    ("hlsp_frontier_model_abell2744_cats_v4_superkappa.fits", None),
-    ("hlsp_frontier_model_abell2744_cats_v4_kappa.txt", None),
-    ("image_drz.fits", None),
-])
+
+@pytest.mark.parametrize(
+    ("name", "quantity"),
+    [
+        ("hlsp_frontier_model_abell2744_cats_v4_kappa.fits", "kappa"),
+        ("hlsp_frontier_model_abell2744_cats_v4_gamma.fits", "gamma"),
+        ("hlsp_frontier_model_abell2744_cats_v4_gamma1.fits", "gamma1"),
+        ("hlsp_frontier_model_macs0416_williams_v4_gamma2.fits.gz", "gamma2"),
+        ("/data/hff/hlsp_frontier_model_abell2744_zitrin-nfw_v3_x-arcsec-deflect.fits", "x-arcsec-deflect"),
+        ("hlsp_frontier_model_abell2744_cats_v4_y-arcsec-deflect.fits", "y-arcsec-deflect"),
+        ("hlsp_frontier_model_abell2744_cats_v1_x-pixels-deflect.fits", "x-pixels-deflect"),
+        ("hlsp_frontier_model_abell2744_cats_v4_magnif.fits", "magnif"),
+        ("hlsp_frontier_model_abell2744_cats_v4_z02-magnif.fits", "z02-magnif"),
+        ("hlsp_frontier_model_abell2744_cats_v4_psi.fits", "psi"),
+        ("HLSP_FRONTIER_MODEL_ABELL370_SHARON_V4_KAPPA.FITS", "kappa"),
+        ("kappa.fits", "kappa"),
+        ("as1063_lenstool_patch_x-arcsec-deflect.fits", "x-arcsec-deflect"),
+        ("hlsp_frontier_model_abell2744_cats_v4_kappa_map.fits", None),
+        ("hlsp_frontier_model_abell2744_cats_v4_superkappa.fits", None),
+        ("hlsp_frontier_model_abell2744_cats_v4_kappa.txt", None),
+        ("image_drz.fits", None),
+    ],
+)
 def test_quantity_from_filename(name, quantity):
     assert lensing.quantity_from_filename(name) == quantity
 
@@ -80,8 +84,13 @@ def test_read_explicit_quantity_and_extension(tmp_path):
     # that says nothing about the quantity.
     sim = simulate_lens_field(shape=(20, 30))
     path = tmp_path / "model.fits"
-    fits.HDUList([fits.PrimaryHDU(), fits.BinTableHDU.from_columns([fits.Column("a", "E", array=[1.0])]),
-                  fits.ImageHDU(sim.data.astype(np.float32), header=sim.wcs.to_header())]).writeto(path)
+    fits.HDUList(
+        [
+            fits.PrimaryHDU(),
+            fits.BinTableHDU.from_columns([fits.Column("a", "E", array=[1.0])]),
+            fits.ImageHDU(sim.data.astype(np.float32), header=sim.wcs.to_header()),
+        ]
+    ).writeto(path)
     with pytest.raises(GccatError, match="quantity"):
         lensing.read_hff_map(path)
     m = lensing.read_hff_map(path, quantity="kappa")
@@ -104,8 +113,9 @@ def _bad_files(tmp_path: Path) -> dict[str, Path]:
     files["not_fits"] = tmp_path / "text_kappa.fits"
     files["not_fits"].write_text("ra,dec,kappa\n342.1,-44.5,0.4\n")
     files["table_only"] = tmp_path / "table_kappa.fits"
-    fits.HDUList([fits.PrimaryHDU(), fits.BinTableHDU.from_columns(
-        [fits.Column("kappa", "D", array=np.ones(5))])]).writeto(files["table_only"])
+    fits.HDUList(
+        [fits.PrimaryHDU(), fits.BinTableHDU.from_columns([fits.Column("kappa", "D", array=np.ones(5))])]
+    ).writeto(files["table_only"])
     files["cube"] = tmp_path / "cube_kappa.fits"
     cube_header = sim.wcs.to_header()
     cube_header["CTYPE3"] = "FREQ"
@@ -121,16 +131,19 @@ def _bad_files(tmp_path: Path) -> dict[str, Path]:
     return files
 
 
-@pytest.mark.parametrize(("case", "message"), [
-    ("truncated", "not a readable FITS file"),
-    ("header_only", "not a readable FITS file"),
-    ("not_fits", "not a readable FITS file"),
-    ("table_only", "no image HDU"),
-    ("cube", r"no 2-D image HDU.*\(3, 40, 50\)"),
-    ("no_wcs", "no celestial WCS"),
-    ("dec_first", "RA on axis 1"),
-    ("missing", "no such lens-map file"),
-])
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        ("truncated", "not a readable FITS file"),
+        ("header_only", "not a readable FITS file"),
+        ("not_fits", "not a readable FITS file"),
+        ("table_only", "no image HDU"),
+        ("cube", r"no 2-D image HDU.*\(3, 40, 50\)"),
+        ("no_wcs", "no celestial WCS"),
+        ("dec_first", "RA on axis 1"),
+        ("missing", "no such lens-map file"),
+    ],
+)
 def test_read_bad_files_raise_gccat_error(tmp_path, case, message):
     path = _bad_files(tmp_path)[case]
     with pytest.raises(GccatError, match=message) as err:
@@ -147,6 +160,7 @@ def test_read_unknown_quantity_name(tmp_path):
 
 
 # --- kappa and gamma from deflections -----------------------------------------------------------
+
 
 def test_as1063_kappa_positive_with_median_about_0p4(as1063):
     _, _, kappa, _, _, gamma = as1063
@@ -187,8 +201,9 @@ def test_finite_differences_recover_cored_isothermal_sphere():
         np.testing.assert_allclose(m.data, _sim(m.quantity, **kw).data, rtol=0, atol=1e-3)
     # ...and the error falls by 4 when the pixel is halved.
     kw2 = {"shape": (321, 401), "pixel_scale_arcsec": 0.05, "halos": NIS}
-    kappa2 = lensing.kappa_gamma_from_deflection(_sim("x-arcsec-deflect", **kw2),
-                                                 _sim("y-arcsec-deflect", **kw2))[0]
+    kappa2 = lensing.kappa_gamma_from_deflection(
+        _sim("x-arcsec-deflect", **kw2), _sim("y-arcsec-deflect", **kw2)
+    )[0]
     err1 = np.abs(maps[0].data - _sim("kappa", **kw).data).max()
     err2 = np.abs(kappa2.data - _sim("kappa", **kw2).data).max()
     assert 3.7 < err1 / err2 < 4.3
@@ -229,6 +244,7 @@ def test_deflection_pair_must_match():
 
 # --- magnification, eigenvalues, critical curves -------------------------------------------------
 
+
 def test_magnification_and_tangential_eigenvalue():
     kappa = np.array([0.0, 0.4, 0.5, 0.7, 0.9, np.nan])
     gamma = np.array([0.0, 0.2, 0.5, 0.1, 0.3, 0.1])
@@ -243,11 +259,13 @@ def test_magnification_and_tangential_eigenvalue():
     # det A = lambda_t * lambda_r.
     lam_r = 1 - kappa + gamma
     np.testing.assert_allclose(1 / mu[:5], lensing.tangential_eigenvalue(kappa, gamma)[:5] * lam_r[:5])
-    np.testing.assert_array_equal(lensing.on_critical_curve(kappa, gamma),
-                                  [False, False, True, False, False, False])
+    np.testing.assert_array_equal(
+        lensing.on_critical_curve(kappa, gamma), [False, False, True, False, False, False]
+    )
     # Rescaling from D_ls/D_s = 1 to a source with D_ls/D_s = 0.5 halves kappa and gamma.
-    np.testing.assert_allclose(lensing.magnification(0.8, 0.4, dls_ds_scale=0.5),
-                               lensing.magnification(0.4, 0.2))
+    np.testing.assert_allclose(
+        lensing.magnification(0.8, 0.4, dls_ds_scale=0.5), lensing.magnification(0.4, 0.2)
+    )
 
 
 def test_simulated_critical_curve_is_where_mu_diverges():
@@ -260,6 +278,7 @@ def test_simulated_critical_curve_is_where_mu_diverges():
 
 # --- sampling -------------------------------------------------------------------------------------
 
+
 def test_sample_map_exact_at_pixel_centres_real_patch(as1063):
     ax, _, kappa = as1063[:3]
     rng = np.random.default_rng(5)
@@ -268,8 +287,9 @@ def test_sample_map_exact_at_pixel_centres_real_patch(as1063):
     ra, dec = ax.wcs.pixel_to_world_values(ix, iy)
     for m in (ax, kappa):
         for order in (1, 3):
-            np.testing.assert_allclose(lensing.sample_map(m, ra, dec, order=order), m.data[iy, ix],
-                                       rtol=1e-12, atol=0)
+            np.testing.assert_allclose(
+                lensing.sample_map(m, ra, dec, order=order), m.data[iy, ix], rtol=1e-12, atol=0
+            )
 
 
 def test_sample_map_bilinear_between_pixels_and_nan_off_map():
@@ -281,8 +301,9 @@ def test_sample_map_bilinear_between_pixels_and_nan_off_map():
     ra, dec = base.wcs.pixel_to_world_values(x, y)
     # Bilinear interpolation reproduces a bilinear function exactly.
     # (to 1e-9: the pixel -> world -> pixel round trip itself is good to ~2e-9 pixel here)
-    np.testing.assert_allclose(lensing.sample_map(plane, ra, dec), 0.3 + 0.01 * x - 0.02 * y + 0.001 * x * y,
-                               rtol=0, atol=1e-9)
+    np.testing.assert_allclose(
+        lensing.sample_map(plane, ra, dec), 0.3 + 0.01 * x - 0.02 * y + 0.001 * x * y, rtol=0, atol=1e-9
+    )
     noisy = _on_grid("kappa", rng.normal(size=(30, 40)), base)
     ra, dec = base.wcs.pixel_to_world_values(10.5, 20.5)
     assert lensing.sample_map(noisy, ra, dec) == pytest.approx(noisy.data[20:22, 10:12].mean(), rel=1e-9)
@@ -318,6 +339,7 @@ def test_sample_map_cubic_keeps_nan_pixels_local():
 
 # --- distances and critical density ---------------------------------------------------------------
 
+
 def test_dls_ds_matches_astropy_distances():
     z_lens, z_s = 0.348, np.array([0.1, 0.348, 0.35, 0.5, 1.0, 1.378, 3.0, 8.3, np.nan])
     got = lensing.dls_ds(z_lens, z_s)
@@ -337,7 +359,8 @@ def test_dls_ds_matches_astropy_distances():
         except TypeError:
             d_ls = curved.angular_diameter_distance_z1z2(z_lens, zs)
         assert lensing.dls_ds(z_lens, zs, cosmology=curved) == pytest.approx(
-            (d_ls / curved.angular_diameter_distance(zs)).value, rel=1e-12)
+            (d_ls / curved.angular_diameter_distance(zs)).value, rel=1e-12
+        )
     # Curvature matters: the flat identity no longer holds.
     assert abs(lensing.dls_ds(z_lens, 2.0, cosmology=curved) - lensing.dls_ds(z_lens, 2.0)) > 1e-3
 
@@ -363,7 +386,8 @@ def test_sigma_crit_at_abell_s1063():
     assert got == pytest.approx(3.97e10, rel=0.01)
     # With a source redshift: Sigma_cr / (D_ls/D_s).
     assert lensing.sigma_crit_msun_per_arcsec2(z, z_source=1.378) == pytest.approx(
-        got / float(lensing.dls_ds(z, 1.378)), rel=1e-12)
+        got / float(lensing.dls_ds(z, 1.378)), rel=1e-12
+    )
     with pytest.raises(GccatError):
         lensing.sigma_crit_msun_per_arcsec2(0.0)
     with pytest.raises(GccatError, match="behind the lens"):
@@ -371,6 +395,7 @@ def test_sigma_crit_at_abell_s1063():
 
 
 # --- simulation and round trip --------------------------------------------------------------------
+
 
 def test_simulated_field_looks_like_an_hff_kappa_map():
     m = simulate_lens_field()
@@ -397,16 +422,21 @@ def test_simulated_halo_parameters():
     kw = {"shape": (41, 41), "pixel_scale_arcsec": 0.5}
     one = _sim("kappa", halos=[{"x_arcsec": 0, "y_arcsec": 0, "kappa0": 2.0, "r_core_arcsec": 1.0}], **kw)
     assert one.data[20, 20] == pytest.approx(2.0, rel=1e-12)
-    cut = _sim("kappa", halos=[{"x_arcsec": 0, "y_arcsec": 0, "kappa0": 2.0, "r_core_arcsec": 1.0,
-                                "r_cut_arcsec": 5.0}], **kw)
+    cut = _sim(
+        "kappa",
+        halos=[{"x_arcsec": 0, "y_arcsec": 0, "kappa0": 2.0, "r_core_arcsec": 1.0, "r_cut_arcsec": 5.0}],
+        **kw,
+    )
     assert cut.data[20, 20] == pytest.approx(2.0, rel=1e-12) and cut.data[20, 40] < 0.2 * one.data[20, 40]
     # sigma_v = 1000 km/s: b = 4 pi (sigma_v / c)^2 = 28.8".
     sis = _sim("kappa", halos=[{"x_arcsec": 0, "y_arcsec": 0, "sigma_v": 1000.0, "r_core_arcsec": 1.0}], **kw)
     assert sis.header["H001B"] == pytest.approx(28.84, abs=0.01)
-    for bad in ({"x_arcsec": 0, "y_arcsec": 0, "r_core_arcsec": 1.0},
-                {"x_arcsec": 0, "y_arcsec": 0, "kappa0": 1.0, "sigma_v": 300.0, "r_core_arcsec": 1.0},
-                {"x_arcsec": 0, "y_arcsec": 0, "kappa0": 1.0, "r_core_arcsec": 0.0},
-                {"x_arcsec": 0, "kappa0": 1.0, "r_core_arcsec": 1.0}):
+    for bad in (
+        {"x_arcsec": 0, "y_arcsec": 0, "r_core_arcsec": 1.0},
+        {"x_arcsec": 0, "y_arcsec": 0, "kappa0": 1.0, "sigma_v": 300.0, "r_core_arcsec": 1.0},
+        {"x_arcsec": 0, "y_arcsec": 0, "kappa0": 1.0, "r_core_arcsec": 0.0},
+        {"x_arcsec": 0, "kappa0": 1.0, "r_core_arcsec": 1.0},
+    ):
         with pytest.raises(GccatError, match="halo 0"):
             _sim("kappa", halos=[bad], **kw)
     with pytest.raises(GccatError, match="cannot simulate"):
@@ -422,8 +452,9 @@ def test_write_read_round_trip(tmp_path):
     np.testing.assert_array_equal(back.data, sim.data)
     assert back.wcs.wcs.compare(sim.wcs.wcs, tolerance=1e-14)
     iy, ix = np.mgrid[0:64:7, 0:80:9]
-    np.testing.assert_array_equal(back.wcs.pixel_to_world_values(ix, iy),
-                                  sim.wcs.pixel_to_world_values(ix, iy))
+    np.testing.assert_array_equal(
+        back.wcs.pixel_to_world_values(ix, iy), sim.wcs.pixel_to_world_values(ix, iy)
+    )
     assert back.header["GCSYNTH"] is True and back.header["H003RC"] == sim.header["H003RC"]
     with pytest.raises(GccatError, match="file exists"):
         lensing.write_hff_map(sim, path)
@@ -445,6 +476,7 @@ def test_derived_kappa_of_real_patch_round_trips(tmp_path, as1063):
     # The Lenstool header had RADECSYS and CDELT; the written WCS is the same transformation.
     rng = np.random.default_rng(7)
     x, y = rng.uniform(0, 999, 50), rng.uniform(0, 999, 50)
-    np.testing.assert_allclose(back.wcs.pixel_to_world_values(x, y), kappa.wcs.pixel_to_world_values(x, y),
-                               rtol=0, atol=1e-12)
+    np.testing.assert_allclose(
+        back.wcs.pixel_to_world_values(x, y), kappa.wcs.pixel_to_world_values(x, y), rtol=0, atol=1e-12
+    )
     assert back.header["ORIGIN"] == "JPK-SOFT" and back.header["HFFQUANT"] == "kappa"

@@ -10,13 +10,14 @@ from astropy.table import Table
 
 from catalog.sky import healpix29
 
-QUERY = ("SELECT detection_id, ra, dec, healpix29, flux_F150W, fluxerr_F150W, mag_F150W "
-         "FROM photometry_wide WHERE field_id = 'smacs0723'")
+QUERY = (
+    "SELECT detection_id, ra, dec, healpix29, flux_F150W, fluxerr_F150W, mag_F150W "
+    "FROM photometry_wide WHERE field_id = 'smacs0723'"
+)
 
 
 def _export(cli, demo, out, fmt):
-    res = cli("export", "--query", QUERY, "--format", fmt, "--out", out, "--lake",
-              demo.lake.root)
+    res = cli("export", "--query", QUERY, "--format", fmt, "--out", out, "--lake", demo.lake.root)
     assert res.exit_code == 0, res.output
 
 
@@ -43,7 +44,7 @@ def test_parquet_carries_arrow_and_voparquet_metadata_and_a_manifest(demo, tmp_p
 
 @pytest.mark.parametrize("fmt", ["fits", "ecsv", "votable"])
 def test_fits_ecsv_votable_keep_units(demo, tmp_path, cli, fmt):
-    out = tmp_path / f"sc.{ {'votable': 'vot'}.get(fmt, fmt)}"
+    out = tmp_path / f"sc.{ {'votable': 'vot'}.get(fmt, fmt) }"
     _export(cli, demo, out, fmt)
     t = Table.read(out, format={"ecsv": "ascii.ecsv"}.get(fmt, fmt))
     assert len(t) == 178
@@ -74,6 +75,7 @@ def test_hats_export_opens_in_lsdb(demo, tmp_path, cli):
     cat = lsdb.open_catalog(out)
     df = cat.compute()
     assert len(df) == 178
-    np.testing.assert_array_equal(np.sort(df.index.to_numpy()),
-                                  np.sort(healpix29(df["ra"].to_numpy(), df["dec"].to_numpy())))
+    np.testing.assert_array_equal(
+        np.sort(df.index.to_numpy()), np.sort(healpix29(df["ra"].to_numpy(), df["dec"].to_numpy()))
+    )
     assert json.loads((out / "gccat_manifest.json").read_text())["rows"] == 178

@@ -41,16 +41,18 @@ def small(tmp_path_factory) -> Lake:
 def lake_state(lake: Lake) -> dict:
     """Every path under the lake root with its file bytes' sha256 (None for directories)."""
     root = Path(lake.root)
-    return {str(p.relative_to(root)): None if p.is_dir() else hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.name != ".gccat-writer.lock"}
+    return {
+        str(p.relative_to(root)): None if p.is_dir() else hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.name != ".gccat-writer.lock"
+    }
 
 
 def save(cli, lake, fmt, out, *extra):
     """Write the lake's detections to ``out`` in ``fmt`` the way a user would."""
     if fmt == "csv":
         return cli("sql", "SELECT * FROM detections", "-o", out, "--lake", lake.root, *extra)
-    return cli("export", "--table", "detections", "--format", fmt, "--out", out, "--lake",
-               lake.root, *extra)
+    return cli("export", "--table", "detections", "--format", fmt, "--out", out, "--lake", lake.root, *extra)
 
 
 def one_line_error(res, *words):
@@ -67,6 +69,7 @@ def out_name(fmt, stem="x"):
 
 
 # -- 1. never inside a lake -----------------------------------------------------------------
+
 
 def _delta_log_file(lake):
     return sorted((Path(lake.root) / "detections" / "_delta_log").glob("*.json"))[0]
@@ -103,10 +106,12 @@ def test_symlinks_into_the_lake_are_resolved(small, tmp_path, cli):
     (tmp_path / "data.parquet").symlink_to(_data_file(small))
     (tmp_path / "lakedir").symlink_to(small.root, target_is_directory=True)
     (tmp_path / "hats").symlink_to(small.root, target_is_directory=True)
-    for fmt, out in [("parquet", tmp_path / "data.parquet"),
-                     ("fits", tmp_path / "lakedir" / "x.fits"),
-                     ("csv", tmp_path / "lakedir" / "detections" / "x.csv"),
-                     ("hats", tmp_path / "hats")]:
+    for fmt, out in [
+        ("parquet", tmp_path / "data.parquet"),
+        ("fits", tmp_path / "lakedir" / "x.fits"),
+        ("csv", tmp_path / "lakedir" / "detections" / "x.csv"),
+        ("hats", tmp_path / "hats"),
+    ]:
         one_line_error(save(cli, small, fmt, out, "--overwrite"), "gccat lake")
     assert lake_state(small) == before
     assert (tmp_path / "data.parquet").is_symlink()
@@ -133,8 +138,7 @@ def test_sql_cone_and_xmatch_outputs_into_the_lake_are_refused(small, cli, cmd):
     before = lake_state(small)
     out = Path(small.root) / "fields" / "x.parquet"
     if cmd == "sql":  # over one of the lake's data files
-        res = cli("sql", "SELECT 1 AS x", "-o", _data_file(small), "--overwrite", "--lake",
-                  small.root)
+        res = cli("sql", "SELECT 1 AS x", "-o", _data_file(small), "--overwrite", "--lake", small.root)
     elif cmd == "cone":
         res = cli("cone", "110.83", "-73.45", "60", "-o", out, "--lake", small.root)
     else:
@@ -150,8 +154,15 @@ def test_python_api_refuses_the_lake_too(small):
     before = lake_state(small)
     for fmt in ("parquet", "hats"):
         with pytest.raises(GccatError, match="gccat lake"):
-            export_table(t, small.root if fmt == "hats" else _data_file(small), fmt, query="q",
-                         lake_root=str(small.root), lake_version=1, overwrite=True)
+            export_table(
+                t,
+                small.root if fmt == "hats" else _data_file(small),
+                fmt,
+                query="q",
+                lake_root=str(small.root),
+                lake_version=1,
+                overwrite=True,
+            )
     with pytest.raises(GccatError, match="gccat lake"):
         save_csv(t, Path(small.root) / "x.csv", overwrite=True)
     assert lake_state(small) == before
@@ -230,21 +241,28 @@ def _limit_file_size():  # writes beyond 16 kB fail with EFBIG (a full disk, as 
 def test_a_write_that_fails_midway_keeps_the_previous_export(small, tmp_path, cli, fmt):
     out = tmp_path / out_name(fmt)
     assert save(cli, small, "csv" if fmt == "csv" else fmt, out).exit_code == 0
-    before = {str(p): p.read_bytes() for p in [out, *out.rglob("*")] if p.is_file()} \
-        | {str(p): p.read_bytes() for p in tmp_path.glob("*.manifest.json")}
+    before = {str(p): p.read_bytes() for p in [out, *out.rglob("*")] if p.is_file()} | {
+        str(p): p.read_bytes() for p in tmp_path.glob("*.manifest.json")
+    }
     # Bigger than 16 kB in every format: photometry_wide of the lake, repeated.
     query = "SELECT p.* FROM photometry_wide p, range(8)"
     if fmt == "csv":
         args = ["sql", query, "-o", str(out), "--overwrite"]
     else:
         args = ["export", "--query", query, "--format", fmt, "--out", str(out), "--overwrite"]
-    res = subprocess.run([sys.executable, "-m", "catalog.cli.app", *args, "--lake", str(small.root)],
-                         capture_output=True, text=True, preexec_fn=_limit_file_size, timeout=600)
+    res = subprocess.run(
+        [sys.executable, "-m", "catalog.cli.app", *args, "--lake", str(small.root)],
+        capture_output=True,
+        text=True,
+        preexec_fn=_limit_file_size,
+        timeout=600,
+    )
     assert res.returncode == 2, res.stderr
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("gccat: error: cannot write"), res.stderr
-    after = {str(p): p.read_bytes() for p in [out, *out.rglob("*")] if p.is_file()} \
-        | {str(p): p.read_bytes() for p in tmp_path.glob("*.manifest.json")}
+    after = {str(p): p.read_bytes() for p in [out, *out.rglob("*")] if p.is_file()} | {
+        str(p): p.read_bytes() for p in tmp_path.glob("*.manifest.json")
+    }
     assert after == before
     assert not [p for p in tmp_path.iterdir() if ".gccat-" in p.name]
 
@@ -280,8 +298,9 @@ N_BIG = 200_000
 
 @pytest.fixture(scope="module")
 def zygote():
-    proc = subprocess.Popen([sys.executable, "-c", ZYGOTE], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", ZYGOTE], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
     yield proc
     proc.stdin.close()
     proc.wait(timeout=60)
@@ -291,10 +310,18 @@ def zygote():
 def big(tmp_path_factory) -> Lake:
     d = tmp_path_factory.mktemp("big")
     rng = np.random.default_rng(7)
-    pq.write_table(pa.table({"id": np.arange(N_BIG), "ra": rng.uniform(342.1, 342.3, N_BIG),
-                             "dec": rng.uniform(-44.6, -44.5, N_BIG),
-                             "flux_F150W": rng.lognormal(3, 1, N_BIG),
-                             "fluxerr_F150W": rng.uniform(0.5, 2, N_BIG)}), d / "big.parquet")
+    pq.write_table(
+        pa.table(
+            {
+                "id": np.arange(N_BIG),
+                "ra": rng.uniform(342.1, 342.3, N_BIG),
+                "dec": rng.uniform(-44.6, -44.5, N_BIG),
+                "flux_F150W": rng.lognormal(3, 1, N_BIG),
+                "fluxerr_F150W": rng.uniform(0.5, 2, N_BIG),
+            }
+        ),
+        d / "big.parquet",
+    )
     lake = Lake.create(d / "lake")
     ingest_catalog(lake, d / "big.parquet", field_id="as1063", name="big")
     return lake
@@ -307,8 +334,11 @@ def _manifest(out: Path, fmt: str) -> Path:
 def _sha(out: Path) -> str:
     """sha256 as in the manifest: the file, or a HATS directory's files without the manifest."""
     h = hashlib.sha256()
-    files = sorted(p for p in out.rglob("*") if p.is_file() and p.name != "gccat_manifest.json") \
-        if out.is_dir() else [out]
+    files = (
+        sorted(p for p in out.rglob("*") if p.is_file() and p.name != "gccat_manifest.json")
+        if out.is_dir()
+        else [out]
+    )
     for p in files:
         h.update(p.read_bytes())
     return h.hexdigest()
@@ -347,8 +377,9 @@ def _complete(out: Path, fmt: str, readable: dict, full: bool = False) -> int | 
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("fmt,kills,n", [("votable", 10, N_BIG // 2), ("hats", 6, N_BIG // 4),
-                                         ("parquet", 6, N_BIG)])
+@pytest.mark.parametrize(
+    "fmt,kills,n", [("votable", 10, N_BIG // 2), ("hats", 6, N_BIG // 4), ("parquet", 6, N_BIG)]
+)
 def test_killed_exports_leave_the_previous_or_the_new_export(big, zygote, tmp_path, fmt, kills, n):
     """SIGKILL real export processes at random moments of an --overwrite export.
 
@@ -364,10 +395,19 @@ def test_killed_exports_leave_the_previous_or_the_new_export(big, zygote, tmp_pa
 
     def run(rows, kill_after=None):
         """Export the first ``rows`` detections; SIGKILL after ``kill_after`` s. Exit status."""
-        query = f"SELECT detection_id, ra, dec, healpix29 FROM detections ORDER BY detection_id " \
-                f"LIMIT {rows}"
-        args = ["export", "--query", query, "--format", fmt, "--out", str(out), "--overwrite",
-                "--lake", str(big.root)]
+        query = f"SELECT detection_id, ra, dec, healpix29 FROM detections ORDER BY detection_id LIMIT {rows}"
+        args = [
+            "export",
+            "--query",
+            query,
+            "--format",
+            fmt,
+            "--out",
+            str(out),
+            "--overwrite",
+            "--lake",
+            str(big.root),
+        ]
         zygote.stdin.write(json.dumps([args, str(log)]) + "\n")
         zygote.stdin.flush()
         pid = int(zygote.stdout.readline())
@@ -403,8 +443,7 @@ def test_killed_exports_leave_the_previous_or_the_new_export(big, zygote, tmp_pa
         if os.WIFEXITED(status):
             assert os.WEXITSTATUS(status) == 0, log.read_text()
             assert found == rows
-        outcomes["absent" if found is None else "new" if found == rows != current
-                 else "previous"] += 1
+        outcomes["absent" if found is None else "new" if found == rows != current else "previous"] += 1
         # killed while writing: its temporary files are left for the next export to remove
         outcomes["mid_write"] += any(".gccat-" in p.name for p in out_dir.iterdir())
         current = found

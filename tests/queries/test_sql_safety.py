@@ -33,10 +33,17 @@ def _hostile_queries(lake_root: Path, out: Path) -> list[str]:
         f"EXPORT DATABASE '{out.parent / 'exported'}'",
         f"ATTACH '{out.parent / 'attached.db'}' AS x",
         "ATTACH ':memory:' AS x",
-        "INSTALL httpfs", "LOAD httpfs",
-        "SET enable_external_access = true", "RESET lock_configuration",
-        "SET VARIABLE x = 1", "PRAGMA enable_profiling", "CALL pragma_version()",
-        "CREATE TABLE t AS SELECT 1", "CREATE MACRO m() AS 1", "USE memory", "CHECKPOINT",
+        "INSTALL httpfs",
+        "LOAD httpfs",
+        "SET enable_external_access = true",
+        "RESET lock_configuration",
+        "SET VARIABLE x = 1",
+        "PRAGMA enable_profiling",
+        "CALL pragma_version()",
+        "CREATE TABLE t AS SELECT 1",
+        "CREATE MACRO m() AS 1",
+        "USE memory",
+        "CHECKPOINT",
         f"SELECT 1; COPY (SELECT 1) TO '{out}'",
         "SELECT 1; SELECT 2",
         f"SELECT * FROM query('COPY (SELECT 1) TO ''{out}''')",
@@ -72,8 +79,9 @@ def test_gccat_sql_refuses_every_escape_class(demo, tmp_path, cli):
     assert snapshot(demo.lake) == before
     assert not list(Path.cwd().glob(".tmp*")), "DuckDB spilled into the working directory"
     # Reading still works, including EXPLAIN of a SELECT.
-    res = cli("sql", "SELECT count(*) AS n FROM detections WHERE field_id = 'smacs0723'",
-              "--lake", demo.lake.root)
+    res = cli(
+        "sql", "SELECT count(*) AS n FROM detections WHERE field_id = 'smacs0723'", "--lake", demo.lake.root
+    )
     assert res.exit_code == 0 and "178" in res.stdout
     res = cli("sql", "EXPLAIN SELECT * FROM detections", "--lake", demo.lake.root)
     assert res.exit_code == 0, res.output
@@ -112,10 +120,22 @@ def test_where_options_take_one_condition_and_read_only_the_lake(demo, tmp_path,
     out = tmp_path / "owned.csv"
     for w in HOSTILE_WHERE:
         w = w.format(out=out)
-        for args in (["fit", "ssp", "--where", w], ["fit", "stack", "--where", w],
-                     ["fit", "sfh", "--where", w],
-                     ["correlate", "--field", "simcluster", "--model", "truth", "--where", w,
-                      "--plots", tmp_path / "plots"]):
+        for args in (
+            ["fit", "ssp", "--where", w],
+            ["fit", "stack", "--where", w],
+            ["fit", "sfh", "--where", w],
+            [
+                "correlate",
+                "--field",
+                "simcluster",
+                "--model",
+                "truth",
+                "--where",
+                w,
+                "--plots",
+                tmp_path / "plots",
+            ],
+        ):
             _assert_one_line_refusal(cli(*args, "--lake", demo.lake.root), (args, w))
     _nothing_written(tmp_path)
     assert snapshot(demo.lake) == before
@@ -133,8 +153,12 @@ def test_the_statement_check_alone_refuses_writes():
     con = sandboxed_connection()
     assert check_read_only_sql(con, "SELECT 1") == "SELECT 1"
     assert check_read_only_sql(con, "explain select 1") == "explain select 1"
-    for q in ("EXPLAIN ANALYZE SELECT 1", "EXPLAIN /* x */ ANALYZE COPY (SELECT 1) TO 'x'",
-              "PIVOT (SELECT 1 AS a, 'x' AS b) ON b USING sum(a)", "SHOW TABLES; SELECT 1"):
+    for q in (
+        "EXPLAIN ANALYZE SELECT 1",
+        "EXPLAIN /* x */ ANALYZE COPY (SELECT 1) TO 'x'",
+        "PIVOT (SELECT 1 AS a, 'x' AS b) ON b USING sum(a)",
+        "SHOW TABLES; SELECT 1",
+    ):
         with pytest.raises(GccatError):
             check_read_only_sql(con, q)
 
@@ -142,8 +166,12 @@ def test_the_statement_check_alone_refuses_writes():
 def test_the_sandbox_alone_refuses_files(tmp_path):
     """Even a statement that got past the check could not reach the file system."""
     con = connect(Lake.create(tmp_path / "lake"))
-    for q in (f"COPY (SELECT 1) TO '{tmp_path}/owned.csv'", "SELECT * FROM read_text('/etc/passwd')",
-              "SET enable_external_access = true", "LOAD httpfs"):
+    for q in (
+        f"COPY (SELECT 1) TO '{tmp_path}/owned.csv'",
+        "SELECT * FROM read_text('/etc/passwd')",
+        "SET enable_external_access = true",
+        "LOAD httpfs",
+    ):
         with pytest.raises(Exception, match="(?i)permission|locked|disabled"):
             con.execute(q)
     assert not (tmp_path / "owned.csv").exists()
@@ -153,12 +181,15 @@ def test_column_names_never_become_sql(tmp_path):
     lake = Lake.create(tmp_path / "lake")
     owned = tmp_path / "owned.csv"
     hostile = [
-        f'x" := 1)) AS j FROM extra; COPY (SELECT 1) TO \'{owned}\'; SELECT to_json(struct_pack("y',
+        f"x\" := 1)) AS j FROM extra; COPY (SELECT 1) TO '{owned}'; SELECT to_json(struct_pack(\"y",
         "z\" := read_text('/etc/passwd'))) AS j FROM extra; --",
-        'say "hello"', "it's", "a,b",
+        'say "hello"',
+        "it's",
+        "a,b",
     ]
     header = "id,ra,dec,flux_F150W,fluxerr_F150W," + ",".join(
-        '"' + h.replace('"', '""') + '"' for h in hostile)
+        '"' + h.replace('"', '""') + '"' for h in hostile
+    )
     p = tmp_path / "cat.csv"
     p.write_text(header + "\n" + "a,110.8,-73.45,10,1," + ",".join(str(i) for i in range(5)) + "\n")
     before = snapshot(lake)

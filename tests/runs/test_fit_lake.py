@@ -37,12 +37,14 @@ def test_ssp_fits_of_the_smacs_clusters_land_in_queryable_tables(fit_lake, tmp_p
     r = run_fit_ssp(fit_lake, "field_id = 'smacs0723'", n_samples=20)
     assert r["n_objects"] == 178 and r["bands"] == BANDS
     con = connect(fit_lake)
-    n = con.execute("SELECT count(*), count(DISTINCT object_id) FROM fit_posteriors WHERE run_id = ?",
-                    [r["run_id"]]).fetchall()[0]
+    n = con.execute(
+        "SELECT count(*), count(DISTINCT object_id) FROM fit_posteriors WHERE run_id = ?", [r["run_id"]]
+    ).fetchall()[0]
     assert n == (178 * 5, 178)
-    res = con.execute("SELECT count(*), min(age_gyr_p16 <= age_gyr AND age_gyr <= age_gyr_p84), "
-                      "min(n_bands), max(log_mass_living <= log_mass_formed + 1e-9) FROM fit_results"
-                      ).fetchall()[0]
+    res = con.execute(
+        "SELECT count(*), min(age_gyr_p16 <= age_gyr AND age_gyr <= age_gyr_p84), "
+        "min(n_bands), max(log_mass_living <= log_mass_formed + 1e-9) FROM fit_results"
+    ).fetchall()[0]
     assert res == (178, True, 6, True)
     assert con.execute("SELECT count(*) FROM fit_samples").fetchall()[0][0] == 178 * 20
     out = tmp_path / "samples.parquet"
@@ -71,18 +73,23 @@ def test_recovery_of_synthetic_clusters_through_the_lake(tmp_path):
     true = grid.flux_njy[ia, iz, iv] * 10 ** logm[:, None]
     err = true / 20
     obs = true + rng.normal(0, err)
-    cols = {"id": np.arange(n), "ra": 110.8 + rng.uniform(0, 0.01, n),
-            "dec": -73.45 + rng.uniform(0, 0.01, n)}
+    cols = {
+        "id": np.arange(n),
+        "ra": 110.8 + rng.uniform(0, 0.01, n),
+        "dec": -73.45 + rng.uniform(0, 0.01, n),
+    }
     for j, b in enumerate(BANDS):
         cols[f"flux_{b}"], cols[f"fluxerr_{b}"] = obs[:, j], err[:, j]
     pq.write_table(pa.table(cols), tmp_path / "sim.parquet")
-    ingest_catalog(lake, tmp_path / "sim.parquet", field_id="smacs0723", name="sim",
-                   mw_corrected=True)
+    ingest_catalog(lake, tmp_path / "sim.parquet", field_id="smacs0723", name="sim", mw_corrected=True)
     r = run_fit_ssp(lake, "catalog = 'sim'", error_floor=0.0, n_samples=0)
     con = connect(lake)
-    rows = con.execute("SELECT CAST(source_id AS INT), log_mass_formed, p16, p84 FROM fit_results "
-                       "JOIN fit_posteriors USING (run_id, object_id) WHERE run_id = ? AND "
-                       "parameter = 'log_mass_formed' ORDER BY 1", [r["run_id"]]).fetchall()
+    rows = con.execute(
+        "SELECT CAST(source_id AS INT), log_mass_formed, p16, p84 FROM fit_results "
+        "JOIN fit_posteriors USING (run_id, object_id) WHERE run_id = ? AND "
+        "parameter = 'log_mass_formed' ORDER BY 1",
+        [r["run_id"]],
+    ).fetchall()
     a = np.array(rows, float)
     inside = (a[:, 2] <= logm[a[:, 0].astype(int)]) & (logm[a[:, 0].astype(int)] <= a[:, 3])
     bias = np.median(a[:, 1] - logm[a[:, 0].astype(int)])
@@ -118,16 +125,22 @@ def test_dask_local_cluster_gives_the_in_process_results(fit_lake):
 def test_stack_keeps_a_chi2_map_and_sfh_fills_epochs(fit_lake):
     s = run_fit_stack(fit_lake, "field_id = 'smacs0723'", n_boot=200, n_samples=10)
     con = connect(fit_lake)
-    n_map = con.execute("SELECT count(*) FROM fit_chi2_maps WHERE object_id = ?",
-                        [s["object_id"]]).fetchall()[0][0]
+    n_map = con.execute(
+        "SELECT count(*) FROM fit_chi2_maps WHERE object_id = ?", [s["object_id"]]
+    ).fetchall()[0][0]
     grid = s["grid"]
     assert n_map == len(grid.age_gyr) * len(grid.log_z_zsun)
     members = con.execute("SELECT config FROM fit_runs WHERE run_id = ?", [s["run_id"]]).fetchall()
     assert '"n_members": 178' in members[0][0]
-    f = run_fit_sfh(fit_lake, "source_id IN ('SC_000', 'SC_002')", epochs_z=(6, 4, 2, 1),
-                    n_perturb=5)
-    rows = connect(fit_lake).execute("SELECT object_id, count(*), min(mass_msun) FROM sfh_epochs "
-                                     "WHERE run_id = ? GROUP BY 1", [f["run_id"]]).fetchall()
+    f = run_fit_sfh(fit_lake, "source_id IN ('SC_000', 'SC_002')", epochs_z=(6, 4, 2, 1), n_perturb=5)
+    rows = (
+        connect(fit_lake)
+        .execute(
+            "SELECT object_id, count(*), min(mass_msun) FROM sfh_epochs WHERE run_id = ? GROUP BY 1",
+            [f["run_id"]],
+        )
+        .fetchall()
+    )
     assert len(rows) == 2 and all(r[1] == 4 and r[2] >= 0 for r in rows)
 
 
@@ -147,7 +160,8 @@ def test_ssp_fit_udf_matches_the_batch_fit(fit_lake):
     got = con.execute(
         "SELECT ssp_fit(list(band ORDER BY pivot_um), list(flux_njy ORDER BY pivot_um), "
         "list(flux_err_njy ORDER BY pivot_um), 0.39).log_mass_living_p50 FROM photometry "
-        "JOIN bands USING (band) WHERE detection_id = 'smacs0723/faisst2022/SC_000'").fetchall()
+        "JOIN bands USING (band) WHERE detection_id = 'smacs0723/faisst2022/SC_000'"
+    ).fetchall()
     batch = run_fit_ssp(fit_lake, "source_id = 'SC_000'", n_samples=0)["result"][0.39]
     assert got[0][0] == pytest.approx(batch.percentiles["log_mass_living"][0, 1], abs=1e-6)
 
@@ -164,37 +178,52 @@ def test_bad_selections_are_clear_errors(fit_lake, cli):
 
 
 def test_stack_reports_best_fit_and_mode_and_its_bootstrap_is_seeded(fit_lake, cli):
-    args = ["fit", "stack", "--where", "field_id = 'smacs0723' AND source_id < 'SC_040'",
-            "--n-boot", "50", "--lake", fit_lake.root]
+    args = [
+        "fit",
+        "stack",
+        "--where",
+        "field_id = 'smacs0723' AND source_id < 'SC_040'",
+        "--n-boot",
+        "50",
+        "--lake",
+        fit_lake.root,
+    ]
     outs = [cli(*args, "--seed", str(s)) for s in (7, 7, 8)]
     for r in outs:
         assert r.exit_code == 0, r.output
         assert "best fit (min chi2" in r.stdout and "posterior mode" in r.stdout
     con = connect(fit_lake)
-    rows = con.execute("SELECT config FROM fit_runs WHERE kind = 'stack' AND "
-                       "where_sql LIKE '%SC_040%' ORDER BY created_at").fetchall()
+    rows = con.execute(
+        "SELECT config FROM fit_runs WHERE kind = 'stack' AND where_sql LIKE '%SC_040%' ORDER BY created_at"
+    ).fetchall()
     cfg = [json.loads(r[0]) for r in rows[-3:]]
     assert [c["seed"] for c in cfg] == [7, 7, 8]
     assert cfg[0]["stacked_err_njy"] == cfg[1]["stacked_err_njy"]
     assert cfg[0]["stacked_err_njy"] != cfg[2]["stacked_err_njy"]
     # The best fit shown is the chi2 map's minimum.
-    run_id = con.execute("SELECT run_id FROM fit_runs WHERE kind = 'stack' ORDER BY created_at "
-                         "DESC LIMIT 1").fetchall()[0][0]
-    age_min = con.execute("SELECT arg_min(age_gyr, chi2) FROM fit_chi2_maps WHERE run_id = ?",
-                          [run_id]).fetchall()[0][0]
-    best = con.execute("SELECT age_gyr_best FROM fit_results WHERE run_id = ?",
-                       [run_id]).fetchall()[0][0]
+    run_id = con.execute(
+        "SELECT run_id FROM fit_runs WHERE kind = 'stack' ORDER BY created_at DESC LIMIT 1"
+    ).fetchall()[0][0]
+    age_min = con.execute(
+        "SELECT arg_min(age_gyr, chi2) FROM fit_chi2_maps WHERE run_id = ?", [run_id]
+    ).fetchall()[0][0]
+    best = con.execute("SELECT age_gyr_best FROM fit_results WHERE run_id = ?", [run_id]).fetchall()[0][0]
     assert best == pytest.approx(age_min)
 
 
 def test_plots_take_the_ids_the_fit_commands_print(fit_lake, tmp_path, cli):
     """plot sed / chi2map accept a detection_id, a unique source id, stack:RUN or RUN."""
     run_fit_ssp(fit_lake, "source_id IN ('SC_000', 'SC_001')", n_samples=5)
-    s = run_fit_stack(fit_lake, "field_id = 'smacs0723' AND source_id < 'SC_020'", n_boot=20,
-                      n_samples=5)
+    s = run_fit_stack(fit_lake, "field_id = 'smacs0723' AND source_id < 'SC_020'", n_boot=20, n_samples=5)
     run_id = s["run_id"]
-    cases = [("sed", "smacs0723/faisst2022/SC_000"), ("sed", "SC_001"), ("sed", f"stack:{run_id}"),
-             ("sed", run_id), ("chi2map", run_id), ("chi2map", f"stack:{run_id}")]
+    cases = [
+        ("sed", "smacs0723/faisst2022/SC_000"),
+        ("sed", "SC_001"),
+        ("sed", f"stack:{run_id}"),
+        ("sed", run_id),
+        ("chi2map", run_id),
+        ("chi2map", f"stack:{run_id}"),
+    ]
     for k, (kind, oid) in enumerate(cases):
         out = tmp_path / f"p{k}.png"
         res = cli("plot", kind, oid, "--out", out, "--lake", fit_lake.root)
@@ -214,25 +243,34 @@ def test_objects_with_too_few_bands_are_not_fitted_but_recorded(tmp_path, cli):
     ingest_catalog(lake, SMACS, field_id="smacs0723", name="faisst2022", mw_corrected=True)
     ingest_catalog(lake, GLASS, field_id="abell2744_glass", name="glass")  # F444W only
     nomag = tmp_path / "noerr.csv"  # magnitudes without errors: no usable band
-    nomag.write_text("id,ra,dec,z,mag_F150W,mag_F200W,mag_F277W,mag_F444W\n"
-                     "n1,110.80,-73.45,0.39,27.1,27.0,27.2,27.5\n")
+    nomag.write_text(
+        "id,ra,dec,z,mag_F150W,mag_F200W,mag_F277W,mag_F444W\nn1,110.80,-73.45,0.39,27.1,27.0,27.2,27.5\n"
+    )
     ingest_catalog(lake, nomag, field_id="smacs0723", name="noerr", mag_system="AB")
     where = "source_id IN ('SC_000', 'SC_001', 'SC_002', 'n1') OR field_id = 'abell2744_glass'"
     res = cli("fit", "ssp", "--where", where, "--samples", "0", "--lake", lake.root)
     assert res.exit_code == 0, res.output
     assert "3 of 38 objects fitted" in res.stdout
-    assert "gccat: warning: 35 of 38 selected objects not fitted: fewer than 4 usable bands" \
-        in res.stderr
+    assert "gccat: warning: 35 of 38 selected objects not fitted: fewer than 4 usable bands" in res.stderr
     con = connect(lake)
-    fitted = con.execute("SELECT count(DISTINCT object_id), min(n_bands) FROM fit_posteriors"
-                         ).fetchall()[0]
+    fitted = con.execute("SELECT count(DISTINCT object_id), min(n_bands) FROM fit_posteriors").fetchall()[0]
     assert fitted == (3, 6)
     skipped = dict(con.execute("SELECT object_id, n_bands FROM fit_skipped").fetchall())
     assert len(skipped) == 35 and skipped["smacs0723/noerr/n1"] == 0
     assert {v for k, v in skipped.items() if "glass" in k} == {1}
     # --min-bands lowers the bar for those who want it; recorded in the run
-    res = cli("fit", "ssp", "--where", "field_id = 'abell2744_glass'", "--min-bands", "1",
-              "--samples", "0", "--lake", lake.root)
+    res = cli(
+        "fit",
+        "ssp",
+        "--where",
+        "field_id = 'abell2744_glass'",
+        "--min-bands",
+        "1",
+        "--samples",
+        "0",
+        "--lake",
+        lake.root,
+    )
     assert res.exit_code == 0 and "34 of 34" in res.stdout
     # nothing fittable: one line, nothing written
     before = lake.version()
@@ -240,6 +278,5 @@ def test_objects_with_too_few_bands_are_not_fitted_but_recorded(tmp_path, cli):
         res = cli("fit", *args, "--where", "source_id = 'n1'", "--lake", lake.root)
         assert res.exit_code == 2 and "usable bands" in res.stderr, (args, res.output)
     assert lake.version() == before
-    res = cli("fit", "sfh", "--where", where, "--epochs", "6,4,2,1", "--n-perturb", "3",
-              "--lake", lake.root)
+    res = cli("fit", "sfh", "--where", where, "--epochs", "6,4,2,1", "--n-perturb", "3", "--lake", lake.root)
     assert res.exit_code == 0 and "3 of 38 objects fitted" in res.stdout, res.output

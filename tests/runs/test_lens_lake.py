@@ -31,16 +31,23 @@ def lens_lake(tmp_path_factory):
 
 def _kappa_map(lake):
     con = connect(lake)
-    rows = con.execute("SELECT ix, iy, ra, dec, value FROM lens_map_pixels "
-                       "WHERE quantity = 'kappa' ORDER BY iy, ix").fetchall()
+    rows = con.execute(
+        "SELECT ix, iy, ra, dec, value FROM lens_map_pixels WHERE quantity = 'kappa' ORDER BY iy, ix"
+    ).fetchall()
     return np.array(rows, dtype=float)
 
 
 def test_kappa_derived_from_real_deflections_is_positive_near_0_4(lens_lake):
     con = connect(lens_lake)
     q = dict(con.execute("SELECT quantity, derived FROM lens_models").fetchall())
-    assert q == {"x-arcsec-deflect": False, "y-arcsec-deflect": False, "kappa": True,
-                 "gamma1": True, "gamma2": True, "gamma": True}
+    assert q == {
+        "x-arcsec-deflect": False,
+        "y-arcsec-deflect": False,
+        "kappa": True,
+        "gamma1": True,
+        "gamma2": True,
+        "gamma": True,
+    }
     k = _kappa_map(lens_lake)[:, 4]
     assert (k > 0).mean() > 0.99
     assert 0.35 < np.median(k) < 0.45
@@ -51,15 +58,18 @@ def test_sources_at_pixel_centres_get_the_map_values_and_rescale_with_redshift(l
     rng = np.random.default_rng(3)
     pick = pix[rng.choice(len(pix), 40, replace=False)]
     csv = tmp_path / "arcs.csv"
-    lines = ["id,ra,dec,z"] + [f"s{i},{r[2]:.12f},{r[3]:.12f},{1.378 if i % 2 else 0.348}"
-                               for i, r in enumerate(pick)]
+    lines = ["id,ra,dec,z"] + [
+        f"s{i},{r[2]:.12f},{r[3]:.12f},{1.378 if i % 2 else 0.348}" for i, r in enumerate(pick)
+    ]
     csv.write_text("\n".join(lines) + "\n")
     lake = Lake(lens_lake.root)
     ingest_catalog(lake, csv, field_id="as1063", name="arcs")
     con = connect(lake)
-    got = con.execute("SELECT source_id, kappa_map, kappa, gamma, mu, z, off_map FROM "
-                      "lens_at_detections WHERE detection_id LIKE 'as1063/arcs/%' "
-                      "ORDER BY source_id").fetchall()
+    got = con.execute(
+        "SELECT source_id, kappa_map, kappa, gamma, mu, z, off_map FROM "
+        "lens_at_detections WHERE detection_id LIKE 'as1063/arcs/%' "
+        "ORDER BY source_id"
+    ).fetchall()
     by_id = {g[0]: g[1:] for g in got}
     scale = float(dls_ds(0.348, 1.378))
     assert 0.5 < scale < 1
@@ -80,13 +90,11 @@ def test_a_bad_lens_map_is_refused_and_the_lake_is_unchanged(lens_lake, tmp_path
     before = snapshot(lens_lake)
     bad = tmp_path / "broken_kappa.fits"
     bad.write_bytes(AS1063[0].read_bytes()[:5000])
-    res = cli("ingest", "lens-map", bad, "--field", "as1063", "--model", "broken",
-              "--lake", lens_lake.root)
+    res = cli("ingest", "lens-map", bad, "--field", "as1063", "--model", "broken", "--lake", lens_lake.root)
     assert res.exit_code == 2 and str(bad) in res.stderr
     res = cli("correlate", "--field", "as1063", "--model", "nosuch", "--lake", lens_lake.root)
     assert res.exit_code == 2 and "no kappa map" in res.stderr
     assert snapshot(lens_lake) == before
-
 
 
 def test_replace_only_supersedes_an_ingest_of_the_same_kind(tmp_path):
@@ -95,45 +103,65 @@ def test_replace_only_supersedes_an_ingest_of_the_same_kind(tmp_path):
     ingest_fields(lake, FIELDS)
     ingest_lens_maps(lake, AS1063, field_id="as1063", model="m")
     csv = tmp_path / "m.csv"
-    csv.write_text("id,ra,dec,flux_F150W,fluxerr_F150W\n"
-                   "a,342.1735,-44.5322,10,1\nb,342.1740,-44.5320,12,1\n")
+    csv.write_text("id,ra,dec,flux_F150W,fluxerr_F150W\na,342.1735,-44.5322,10,1\nb,342.1740,-44.5320,12,1\n")
     r = ingest_catalog(lake, csv, field_id="as1063", name="m", replace=True)
     assert r.superseded == []
     con = connect(lake)
     assert con.execute("SELECT DISTINCT model_id FROM lens_models").fetchall() == [("as1063/m",)]
-    kappa = con.execute("SELECT count(kappa_map) FROM lens_at_detections "
-                        "WHERE detection_id LIKE 'as1063/m/%'").fetchall()[0][0]
+    kappa = con.execute(
+        "SELECT count(kappa_map) FROM lens_at_detections WHERE detection_id LIKE 'as1063/m/%'"
+    ).fetchall()[0][0]
     assert kappa == 2  # both sources sampled on the (still live) model
     # The other way round: replacing the lens model keeps the catalog.
     lens = ingest_lens_maps(lake, AS1063[:1], field_id="as1063", model="m", replace=True)
-    live = {(k, n) for k, n in zip(lake.ingests()["kind"].to_pylist(),
-                                   lake.ingests()["name"].to_pylist(), strict=True)}
+    live = {
+        (k, n)
+        for k, n in zip(lake.ingests()["kind"].to_pylist(), lake.ingests()["name"].to_pylist(), strict=True)
+    }
     assert {("catalog", "m"), ("lens_map", "m")} <= live
     assert lens.superseded and r.ingest_id not in lens.superseded
     assert connect(lake).execute("SELECT count(*) FROM detections").fetchall()[0][0] == 2
 
+
 def test_correlate_recovers_the_simulated_relation_and_writes_everything(tmp_path, cli):
-    sim = simulate_field_files(tmp_path / "sim", "sim", shape=(400, 400), pixel_scale_arcsec=0.15,
-                               A=0.5, B=0.8, seed=7)
+    sim = simulate_field_files(
+        tmp_path / "sim", "sim", shape=(400, 400), pixel_scale_arcsec=0.15, A=0.5, B=0.8, seed=7
+    )
     lake = Lake.create(tmp_path / "lake")
     ingest_lens_maps(lake, [sim.kappa_path], field_id="sim", model="truth")
     ingest_catalog(lake, sim.catalog_path, field_id="sim", name="gcs")
-    res = cli("correlate", "--field", "sim", "--model", "truth", "--mask", sim.mask_path,
-              "--plots", tmp_path / "plots", "--seed", "1", "--lake", lake.root)
+    res = cli(
+        "correlate",
+        "--field",
+        "sim",
+        "--model",
+        "truth",
+        "--mask",
+        sim.mask_path,
+        "--plots",
+        tmp_path / "plots",
+        "--seed",
+        "1",
+        "--lake",
+        lake.root,
+    )
     assert res.exit_code == 0, res.output
     con = connect(lake)
-    run = con.execute("SELECT A, A_err, B, B_err, n_gc, n_gc_inpainted, beta, pearson_log, "
-                      "plots, run_id FROM correlation_runs").fetchall()[0]
+    run = con.execute(
+        "SELECT A, A_err, B, B_err, n_gc, n_gc_inpainted, beta, pearson_log, "
+        "plots, run_id FROM correlation_runs"
+    ).fetchall()[0]
     a, a_err, b, b_err, n_gc, n_added, beta, pearson, plots, run_id = run
     assert n_gc == sim.n_gc
     assert abs(a - 0.5) < 3 * a_err and abs(b - 0.8) < 3 * b_err
     hidden = sim.truth["n_gc_hidden_by_mask"]
     assert abs(n_added - hidden) < 3 * np.sqrt(hidden) + 3
     assert beta > 0 and pearson > 0.8
-    assert len(plots) == 4 and all(__import__("pathlib").Path(p).stat().st_size > 10_000
-                                   for p in plots)
-    counts = con.execute("SELECT (SELECT count(*) FROM density_maps), (SELECT count(*) FROM "
-                         "box_stats), (SELECT count(*) FROM radial_profiles)").fetchall()[0]
+    assert len(plots) == 4 and all(__import__("pathlib").Path(p).stat().st_size > 10_000 for p in plots)
+    counts = con.execute(
+        "SELECT (SELECT count(*) FROM density_maps), (SELECT count(*) FROM "
+        "box_stats), (SELECT count(*) FROM radial_profiles)"
+    ).fetchall()[0]
     assert counts[0] == 400 * 400 and counts[1] > 100 and counts[2] == 12
     prof_n = con.execute("SELECT sum(n_gc) FROM radial_profiles").fetchall()[0][0]
     assert prof_n <= n_gc
@@ -141,23 +169,22 @@ def test_correlate_recovers_the_simulated_relation_and_writes_everything(tmp_pat
 
 def test_correlate_says_when_no_gc_lies_on_the_map(tmp_path, cli):
     """Regression: it said 'rho_gc is zero' when the selection had no GC on the map."""
-    sim = simulate_field_files(tmp_path / "sim", "sim", shape=(100, 100), pixel_scale_arcsec=0.2,
-                               seed=2)
+    sim = simulate_field_files(tmp_path / "sim", "sim", shape=(100, 100), pixel_scale_arcsec=0.2, seed=2)
     lake = Lake.create(tmp_path / "lake")
     ingest_lens_maps(lake, [sim.kappa_path], field_id="sim", model="truth")
     far = tmp_path / "far.csv"
     far.write_text("id,ra,dec\na,10.0,10.0\nb,10.001,10.0\n")
     ingest_catalog(lake, far, field_id="sim", name="far")
-    res = cli("correlate", "--field", "sim", "--model", "truth", "--plots", tmp_path / "p",
-              "--lake", lake.root)
+    res = cli(
+        "correlate", "--field", "sim", "--model", "truth", "--plots", tmp_path / "p", "--lake", lake.root
+    )
     assert res.exit_code == 2
     assert "none of the 2 selected detections of field 'sim' lies on the kappa map" in res.stderr
 
 
 def test_null_relation_gives_no_positive_slope(tmp_path):
     """GCs placed uniformly, whatever kappa is: the fitted exponent must not look real."""
-    sim = simulate_field_files(tmp_path / "sim", "sim", shape=(300, 300), pixel_scale_arcsec=0.2,
-                               seed=5)
+    sim = simulate_field_files(tmp_path / "sim", "sim", shape=(300, 300), pixel_scale_arcsec=0.2, seed=5)
     lake = Lake.create(tmp_path / "lake")
     ingest_lens_maps(lake, [sim.kappa_path], field_id="sim", model="truth")
     rng = np.random.default_rng(11)
@@ -178,8 +205,9 @@ def test_null_relation_gives_no_positive_slope(tmp_path):
 
 
 def test_bright_source_regions_from_a_table_are_masked(tmp_path, cli):
-    sim = simulate_field_files(tmp_path / "sim", "sim", shape=(200, 200), pixel_scale_arcsec=0.2,
-                               n_mask_disks=0, seed=9)
+    sim = simulate_field_files(
+        tmp_path / "sim", "sim", shape=(200, 200), pixel_scale_arcsec=0.2, n_mask_disks=0, seed=9
+    )
     lake = Lake.create(tmp_path / "lake")
     ingest_lens_maps(lake, [sim.kappa_path], field_id="sim", model="truth")
     ingest_catalog(lake, sim.catalog_path, field_id="sim", name="gcs")
@@ -189,8 +217,19 @@ def test_bright_source_regions_from_a_table_are_masked(tmp_path, cli):
     ra, dec = WCS(hdr).pixel_to_world_values([50.0, 150.0], [50.0, 120.0])
     regions = tmp_path / "bright.csv"
     regions.write_text(f"id,ra,dec,radius_arcsec\nb1,{ra[0]},{dec[0]},4\nb2,{ra[1]},{dec[1]},2\n")
-    res = cli("correlate", "--field", "sim", "--model", "truth", "--mask-table", regions,
-              "--plots", tmp_path / "plots", "--lake", lake.root)
+    res = cli(
+        "correlate",
+        "--field",
+        "sim",
+        "--model",
+        "truth",
+        "--mask-table",
+        regions,
+        "--plots",
+        tmp_path / "plots",
+        "--lake",
+        lake.root,
+    )
     assert res.exit_code == 0, res.output
     frac = connect(lake).execute("SELECT masked_fraction FROM correlation_runs").fetchall()[0][0]
     expected = np.pi * ((4 / 0.2) ** 2 + (2 / 0.2) ** 2) / 200**2
@@ -206,9 +245,15 @@ def test_high_magnification_is_kept_and_only_an_undefined_mu_is_flagged(tmp_path
     # Maps normalised to the sources' redshift: the view's mu is the map's mu.
     ingest_lens_maps(lake, AS1063, field_id="as1063", model="lenstool", z_source=1.0)
     con = connect(lake)
-    px = {q: np.array(con.execute("SELECT ix, iy, ra, dec, value FROM lens_map_pixels WHERE "
-                                  "quantity = ? ORDER BY iy, ix", [q]).fetchall(), dtype=float)
-          for q in ("kappa", "gamma")}
+    px = {
+        q: np.array(
+            con.execute(
+                "SELECT ix, iy, ra, dec, value FROM lens_map_pixels WHERE quantity = ? ORDER BY iy, ix", [q]
+            ).fetchall(),
+            dtype=float,
+        )
+        for q in ("kappa", "gamma")
+    }
     ny, nx = int(px["kappa"][:, 1].max()) + 1, int(px["kappa"][:, 0].max()) + 1
     det = ((1 - px["kappa"][:, 4]) ** 2 - px["gamma"][:, 4] ** 2).reshape(ny, nx)
     mu = 1 / det
@@ -235,10 +280,15 @@ def test_high_magnification_is_kept_and_only_an_undefined_mu_is_flagged(tmp_path
     csv = tmp_path / "arcs.csv"
     csv.write_text("\n".join(rows) + "\n")
     ingest_catalog(lake, csv, field_id="as1063", name="arcs")
-    got = connect(lake).execute(
-        "SELECT l.source_id, l.mu, l.mu_undefined, l.mu_pixel_change, p.flux_intrinsic_njy "
-        "FROM photometry_demagnified p JOIN lens_at_detections l USING (detection_id, model_id) "
-        "ORDER BY l.source_id").fetchall()
+    got = (
+        connect(lake)
+        .execute(
+            "SELECT l.source_id, l.mu, l.mu_undefined, l.mu_pixel_change, p.flux_intrinsic_njy "
+            "FROM photometry_demagnified p JOIN lens_at_detections l USING (detection_id, model_id) "
+            "ORDER BY l.source_id"
+        )
+        .fetchall()
+    )
     assert len(got) == len(picks)
     expected_change = change
     for i, (_, m, undefined, change, intrinsic) in enumerate(got):
@@ -251,15 +301,15 @@ def test_high_magnification_is_kept_and_only_an_undefined_mu_is_flagged(tmp_path
             assert undefined and change == np.inf and intrinsic is None
     # The criterion is configurable: a stricter one flags the strongly magnified ones too.
     strict = connect(lake, mu_pixel_change_max=1e-3)
-    flagged = strict.execute("SELECT count(*) FILTER (WHERE mu_undefined) FROM "
-                             "lens_at_detections").fetchall()[0][0]
+    flagged = strict.execute(
+        "SELECT count(*) FILTER (WHERE mu_undefined) FROM lens_at_detections"
+    ).fetchall()[0][0]
     assert flagged > 5
 
 
 def test_the_halo_mass_does_not_depend_on_the_source_redshift(tmp_path):
     """Regression: with z_source = 3 the mass inside the radius dropped by D_ls/D_s = 0.785."""
-    sim = simulate_field_files(tmp_path / "sim", "sim", shape=(200, 200), pixel_scale_arcsec=0.3,
-                               seed=3)
+    sim = simulate_field_files(tmp_path / "sim", "sim", shape=(200, 200), pixel_scale_arcsec=0.3, seed=3)
     lake = Lake.create(tmp_path / "lake")
     from astropy.wcs import WCS
 
@@ -269,8 +319,12 @@ def test_the_halo_mass_does_not_depend_on_the_source_redshift(tmp_path):
     ingest_fields(lake, fields)
     ingest_lens_maps(lake, [sim.kappa_path], field_id="sim", model="truth")
     ingest_catalog(lake, sim.catalog_path, field_id="sim", name="gcs")
-    runs = [run_correlation(lake, "sim", "truth", z_source=z, mass_radius_arcsec=20,
-                            inpaint_iterations=0, n_boot=50).run for z in (None, 3.0, 1.0)]
+    runs = [
+        run_correlation(
+            lake, "sim", "truth", z_source=z, mass_radius_arcsec=20, inpaint_iterations=0, n_boot=50
+        ).run
+        for z in (None, 3.0, 1.0)
+    ]
     m = [r["m_halo_msun"] for r in runs]
     assert m[0] > 0
     assert m[1] == pytest.approx(m[0], rel=1e-12) and m[2] == pytest.approx(m[0], rel=1e-12)

@@ -30,8 +30,11 @@ def lake(tmp_path_factory):
 
 def _config(lake, run_id=None):
     con = connect(lake)
-    q = ("SELECT config FROM fit_runs " + ("WHERE run_id = ? " if run_id else "")
-         + "ORDER BY created_at DESC LIMIT 1")
+    q = (
+        "SELECT config FROM fit_runs "
+        + ("WHERE run_id = ? " if run_id else "")
+        + "ORDER BY created_at DESC LIMIT 1"
+    )
     return json.loads(con.execute(q, [run_id] if run_id else None).fetchall()[0][0])
 
 
@@ -46,8 +49,10 @@ def test_each_ssp_recipe_fits_the_smacs_clusters_from_the_cli(lake, cli, name):
     assert cfg["recipe_overrides"] == {} and cfg["prior_name"] == prior
     assert cfg["grid"] == spec.resolved()
     con = connect(lake)
-    ages = con.execute("SELECT min(age_gyr_p16), max(age_gyr_p84) FROM fit_results WHERE run_id = "
-                       "(SELECT run_id FROM fit_runs ORDER BY created_at DESC LIMIT 1)").fetchall()[0]
+    ages = con.execute(
+        "SELECT min(age_gyr_p16), max(age_gyr_p84) FROM fit_results WHERE run_id = "
+        "(SELECT run_id FROM fit_runs ORDER BY created_at DESC LIMIT 1)"
+    ).fetchall()[0]
     grid, _, _ = load_or_build_grid(lake, 0.39, [f"jwst_{b.lower()}" for b in BANDS], spec)
     assert grid.age_gyr.min() - 1e-9 <= ages[0] and ages[1] <= grid.age_gyr.max() + 1e-9
     if name == "smacs0723-ssp":
@@ -57,8 +62,22 @@ def test_each_ssp_recipe_fits_the_smacs_clusters_from_the_cli(lake, cli, name):
 
 
 def test_options_beside_a_recipe_override_it_and_are_recorded(lake, cli):
-    res = cli("fit", "ssp", "--where", FEW, "--recipe", "smacs0723-ssp", "--metallicities", "0.2,1",
-              "--prior", "log-age", "--samples", "0", "--lake", lake.root)
+    res = cli(
+        "fit",
+        "ssp",
+        "--where",
+        FEW,
+        "--recipe",
+        "smacs0723-ssp",
+        "--metallicities",
+        "0.2,1",
+        "--prior",
+        "log-age",
+        "--samples",
+        "0",
+        "--lake",
+        lake.root,
+    )
     assert res.exit_code == 0, res.output
     cfg = _config(lake)
     assert cfg["recipe_overrides"] == {"metallicities": [0.2, 1.0], "prior": "log-age"}
@@ -67,8 +86,25 @@ def test_options_beside_a_recipe_override_it_and_are_recorded(lake, cli):
 
 
 def test_grid_options_without_a_recipe(lake, cli):
-    res = cli("fit", "ssp", "--where", FEW, "--age-range", "1,9", "--age-step", "1", "--no-dust",
-              "--metallicities", "0.02,0.2,1", "--log-u", "-2", "--samples", "0", "--lake", lake.root)
+    res = cli(
+        "fit",
+        "ssp",
+        "--where",
+        FEW,
+        "--age-range",
+        "1,9",
+        "--age-step",
+        "1",
+        "--no-dust",
+        "--metallicities",
+        "0.02,0.2,1",
+        "--log-u",
+        "-2",
+        "--samples",
+        "0",
+        "--lake",
+        lake.root,
+    )
     assert res.exit_code == 0, res.output
     cfg = _config(lake)
     assert cfg["recipe"] is None
@@ -76,37 +112,75 @@ def test_grid_options_without_a_recipe(lake, cli):
     assert (g["age_min_gyr"], g["age_max_gyr"], g["age_step_gyr"]) == (1.0, 9.0, 1.0)
     assert (g["av_max"], g["n_av"], g["nebular"], g["log_u"]) == (0.0, 1, True, -2.0)
     assert g["universe_bound"] is True and g["imf"] == "chabrier"
-    res = cli("grid", "build", "--z", "0.39", "--bands", "F150W,F200W", "--recipe", "smacs0723-ssp",
-              "--lake", lake.root)
+    res = cli(
+        "grid",
+        "build",
+        "--z",
+        "0.39",
+        "--bands",
+        "F150W,F200W",
+        "--recipe",
+        "smacs0723-ssp",
+        "--lake",
+        lake.root,
+    )
     assert res.exit_code == 0 and "22 ages 0.5-11 Gyr" in res.stdout, res.output
 
 
 def test_smacs_recipe_stack_and_its_chi2_map(lake, cli, tmp_path):
-    res = cli("fit", "stack", "--where", "field_id = 'smacs0723'", "--recipe", "smacs0723-ssp",
-              "--n-boot", "50", "--lake", lake.root)
+    res = cli(
+        "fit",
+        "stack",
+        "--where",
+        "field_id = 'smacs0723'",
+        "--recipe",
+        "smacs0723-ssp",
+        "--n-boot",
+        "50",
+        "--lake",
+        lake.root,
+    )
     assert res.exit_code == 0, res.output
-    run_id = connect(lake).execute("SELECT run_id FROM fit_runs WHERE kind = 'stack' ORDER BY "
-                                   "created_at DESC LIMIT 1").fetchall()[0][0]
+    run_id = (
+        connect(lake)
+        .execute("SELECT run_id FROM fit_runs WHERE kind = 'stack' ORDER BY created_at DESC LIMIT 1")
+        .fetchall()[0][0]
+    )
     assert _config(lake, run_id)["recipe"] == "smacs0723-ssp"
-    n = connect(lake).execute("SELECT count(*), max(age_gyr) FROM fit_chi2_maps WHERE run_id = ?",
-                              [run_id]).fetchall()[0]
+    n = (
+        connect(lake)
+        .execute("SELECT count(*), max(age_gyr) FROM fit_chi2_maps WHERE run_id = ?", [run_id])
+        .fetchall()[0]
+    )
     assert n[0] == 22 * 6 and n[1] == pytest.approx(11.0)
     for k, extra in enumerate(([], ["--levels", "1,2,3", "--age-axis", "log"])):
         out = tmp_path / f"c{k}.png"
         r = cli("plot", "chi2map", run_id, "--out", out, *extra, "--lake", lake.root)
         assert r.exit_code == 0 and out.stat().st_size > 10_000, r.output
-    for bad, needle in ((["--levels", "3,2"], "--levels must increase"),
-                        (["--levels", "9"], "--levels (sigma) must be in (0, 8]"),
-                        (["--levels", "x"], "--levels must be numbers"),
-                        (["--age-axis", "sqrt"], "--age-axis")):
+    for bad, needle in (
+        (["--levels", "3,2"], "--levels must increase"),
+        (["--levels", "9"], "--levels (sigma) must be in (0, 8]"),
+        (["--levels", "x"], "--levels must be numbers"),
+        (["--age-axis", "sqrt"], "--age-axis"),
+    ):
         r = cli("plot", "chi2map", run_id, "--out", tmp_path / "bad.png", *bad, "--lake", lake.root)
         lines = r.stderr.strip().splitlines()
         assert r.exit_code == 2 and len(lines) == 1 and needle in lines[0], r.output
 
 
 def test_sedz_recipe_from_the_cli(lake, cli):
-    res = cli("fit", "sfh", "--where", "source_id < 'SC_003'", "--recipe", "sedz", "--n-perturb", "3",
-              "--lake", lake.root)
+    res = cli(
+        "fit",
+        "sfh",
+        "--where",
+        "source_id < 'SC_003'",
+        "--recipe",
+        "sedz",
+        "--n-perturb",
+        "3",
+        "--lake",
+        lake.root,
+    )
     assert res.exit_code == 0, res.output
     cfg = _config(lake)
     assert cfg["recipe"] == "sedz" and cfg["recipe_overrides"] == {"n_perturb": 3}
@@ -125,18 +199,38 @@ def test_smacs_recipe_recovers_simulated_clusters_through_the_lake(tmp_path, cli
     true = grid.flux_njy[ia, iz, iv] * 10 ** rng.uniform(6, 7, n)[:, None]
     err = true / 20
     obs = true + rng.normal(0, err)
-    cols = {"id": np.arange(n), "ra": 110.8 + rng.uniform(0, 0.01, n),
-            "dec": -73.45 + rng.uniform(0, 0.01, n)}
+    cols = {
+        "id": np.arange(n),
+        "ra": 110.8 + rng.uniform(0, 0.01, n),
+        "dec": -73.45 + rng.uniform(0, 0.01, n),
+    }
     for j, b in enumerate(BANDS):
         cols[f"flux_{b}"], cols[f"fluxerr_{b}"] = obs[:, j], err[:, j]
     pq.write_table(pa.table(cols), tmp_path / "sim.parquet")
     ingest_catalog(lk, tmp_path / "sim.parquet", field_id="smacs0723", name="sim", mw_corrected=True)
-    res = cli("fit", "ssp", "--where", "catalog = 'sim'", "--recipe", "smacs0723-ssp",
-              "--error-floor", "0", "--samples", "0", "--lake", lk.root)
+    res = cli(
+        "fit",
+        "ssp",
+        "--where",
+        "catalog = 'sim'",
+        "--recipe",
+        "smacs0723-ssp",
+        "--error-floor",
+        "0",
+        "--samples",
+        "0",
+        "--lake",
+        lk.root,
+    )
     assert res.exit_code == 0, res.output
-    a = np.array(connect(lk).execute(
-        "SELECT CAST(source_id AS INT), age_gyr, age_gyr_p16, age_gyr_p84 FROM fit_results "
-        "ORDER BY 1").fetchall(), float)
+    a = np.array(
+        connect(lk)
+        .execute(
+            "SELECT CAST(source_id AS INT), age_gyr, age_gyr_p16, age_gyr_p84 FROM fit_results ORDER BY 1"
+        )
+        .fetchall(),
+        float,
+    )
     age = grid.age_gyr[ia[a[:, 0].astype(int)]]
     cover = np.mean((a[:, 2] <= age) & (age <= a[:, 3]))
     bias = np.median(np.log10(a[:, 1] / age))

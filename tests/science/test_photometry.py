@@ -28,8 +28,10 @@ def test_error_propagation_matches_numerical_derivative():
     np.testing.assert_allclose(ph.mag_err_to_flux_err(m, sm), 0.05 * f, rtol=1e-12)
 
 
-@pytest.mark.parametrize(("unit", "factor"), [("nJy", 1), ("uJy", 1e3), ("microJansky", 1e3),
-                                              ("µJy", 1e3), ("mJy", 1e6), ("Jy", 1e9)])
+@pytest.mark.parametrize(
+    ("unit", "factor"),
+    [("nJy", 1), ("uJy", 1e3), ("microJansky", 1e3), ("µJy", 1e3), ("mJy", 1e6), ("Jy", 1e9)],
+)
 def test_flux_units_convert_exactly(unit, factor):
     assert ph.parse_unit(unit) == ("flux", factor)
 

@@ -45,10 +45,18 @@ def test_cone_ranges_cover_every_source_in_the_cone(ra0, dec0):
         assert len(ranges) <= 64
 
 
-@pytest.mark.parametrize(("ra0", "dec0", "radius"), [
-    (342.18, -44.53, 1.0), (0.0, 0.0, 1.0), (15.0, 89.99, 1.0),
-    # Radii just below a HEALPix order step in the polar cap (SMACS0723, AS1063) once lost pairs.
-    (110.8, -73.46, 0.2), (342.18, -44.53, 0.2), (60.0, 60.0, 0.75)])
+@pytest.mark.parametrize(
+    ("ra0", "dec0", "radius"),
+    [
+        (342.18, -44.53, 1.0),
+        (0.0, 0.0, 1.0),
+        (15.0, 89.99, 1.0),
+        # Radii just below a HEALPix order step in the polar cap (SMACS0723, AS1063) once lost pairs.
+        (110.8, -73.46, 0.2),
+        (342.18, -44.53, 0.2),
+        (60.0, 60.0, 0.75),
+    ],
+)
 def test_crossmatch_equals_search_around_sky_pair_for_pair(ra0, dec0, radius):
     rng = np.random.default_rng(5)
     half = 0.01 * radius
@@ -58,8 +66,9 @@ def test_crossmatch_equals_search_around_sky_pair_for_pair(ra0, dec0, radius):
     ra2[:1000] = ra1[:1000] + rng.normal(0, jitter, 1000) / np.cos(np.radians(dec1[:1000]))
     dec2[:1000] = np.clip(dec1[:1000] + rng.normal(0, jitter, 1000), -90, 90)
     ra2 %= 360
-    i1, i2, sep = spatial.crossmatch(ra1, dec1, spatial.healpix29(ra1, dec1),
-                                     ra2, dec2, spatial.healpix29(ra2, dec2), radius)
+    i1, i2, sep = spatial.crossmatch(
+        ra1, dec1, spatial.healpix29(ra1, dec1), ra2, dec2, spatial.healpix29(ra2, dec2), radius
+    )
     c1, c2 = SkyCoord(ra1, dec1, unit="deg"), SkyCoord(ra2, dec2, unit="deg")
     r1, r2, rsep, _ = search_around_sky(c1, c2, radius * u.arcsec)
     ours = set(zip(i1.tolist(), i2.tolist(), strict=True))
@@ -76,8 +85,9 @@ def test_best_match_keeps_the_nearest():
     dec1 = np.array([0.0])
     ra2 = 10.0 + np.array([0.3, 0.1, 0.2]) / 3600
     dec2 = np.zeros(3)
-    i1, i2, sep = spatial.crossmatch(ra1, dec1, spatial.healpix29(ra1, dec1), ra2, dec2,
-                                     spatial.healpix29(ra2, dec2), 0.5)
+    i1, i2, sep = spatial.crossmatch(
+        ra1, dec1, spatial.healpix29(ra1, dec1), ra2, dec2, spatial.healpix29(ra2, dec2), 0.5
+    )
     assert list(i2) == [1, 2, 0]
     keep = spatial.best_matches(i1, i2, sep)
     assert list(i2[keep]) == [1]

@@ -68,13 +68,15 @@ def test_av_max_zero_is_one_dust_free_model():
 
 
 def test_linear_age_grid_interpolates_bc03_in_log_age():
-    spec = GridSpec(age_min_gyr=0.5, age_max_gyr=11, age_step_gyr=0.5, universe_bound=False,
-                    av_max=0).checked()
+    spec = GridSpec(
+        age_min_gyr=0.5, age_max_gyr=11, age_step_gyr=0.5, universe_bound=False, av_max=0
+    ).checked()
     g = build_grid(0.39, BANDS, spec)
     np.testing.assert_allclose(g.age_gyr, np.arange(1, 23) * 0.5)
     assert g.spec["ages"].startswith("linear") and g.spec["universe_bound"] is False
-    raw = build_grid(0.39, BANDS, GridSpec(av_max=0, age_min_gyr=0.4, age_max_gyr=12,
-                                           universe_bound=False).checked())
+    raw = build_grid(
+        0.39, BANDS, GridSpec(av_max=0, age_min_gyr=0.4, age_max_gyr=12, universe_bound=False).checked()
+    )
     # at a raw BC03 age the interpolation is that age's model; between, it lies between
     for k, a in enumerate(g.age_gyr):
         j = np.searchsorted(raw.age_gyr, a)
@@ -87,27 +89,36 @@ def test_linear_age_grid_interpolates_bc03_in_log_age():
     assert np.all((g.living_fraction > 0) & (g.living_fraction <= 1))
 
 
-@pytest.mark.parametrize("spec", [GridSpec(), GridSpec(age_min_gyr=0.1, age_max_gyr=11,
-                                                       age_step_gyr=0.1)],
-                         ids=["raw-ages", "linear-ages"])
+@pytest.mark.parametrize(
+    "spec",
+    [GridSpec(), GridSpec(age_min_gyr=0.1, age_max_gyr=11, age_step_gyr=0.1)],
+    ids=["raw-ages", "linear-ages"],
+)
 def test_the_age_of_the_universe_bounds_the_ages_at_z6(spec):
     t_univ = float(cosmology().age(6.0).to_value("Gyr"))
     g = build_grid(6.0, ["jwst_f150w", "jwst_f444w"], spec.checked())
     assert g.age_gyr.max() <= t_univ < 1.0 and g.spec["age_universe_gyr"] == pytest.approx(t_univ)
-    off = build_grid(6.0, ["jwst_f150w", "jwst_f444w"],
-                     dataclasses.replace(spec, universe_bound=False).checked())
+    off = build_grid(
+        6.0, ["jwst_f150w", "jwst_f444w"], dataclasses.replace(spec, universe_bound=False).checked()
+    )
     assert off.age_gyr.max() > 10
 
 
-@pytest.mark.parametrize(("options", "needle"), [
-    ({"age_step_gyr": 0.5}, "--age-step needs --age-range"),
-    ({"age_min_gyr": 0.5, "age_max_gyr": 11, "age_step_gyr": 0}, "--age-step (Gyr) must be in [0.001, 20]"),
-    ({"age_min_gyr": 2, "age_max_gyr": 1}, "--age-range: MIN"),
-    ({"age_max_gyr": 30}, "--age-range MAX (Gyr) must be in (0, 20]"),
-    ({"imf": "salpeter"}, "--imf must be one of chabrier"),
-    ({"log_u": 1}, "--log-u must be in [-4, 0]"),
-    ({"universe_bound": "yes"}, "universe_bound must be True or False"),
-])
+@pytest.mark.parametrize(
+    ("options", "needle"),
+    [
+        ({"age_step_gyr": 0.5}, "--age-step needs --age-range"),
+        (
+            {"age_min_gyr": 0.5, "age_max_gyr": 11, "age_step_gyr": 0},
+            "--age-step (Gyr) must be in [0.001, 20]",
+        ),
+        ({"age_min_gyr": 2, "age_max_gyr": 1}, "--age-range: MIN"),
+        ({"age_max_gyr": 30}, "--age-range MAX (Gyr) must be in (0, 20]"),
+        ({"imf": "salpeter"}, "--imf must be one of chabrier"),
+        ({"log_u": 1}, "--log-u must be in [-4, 0]"),
+        ({"universe_bound": "yes"}, "universe_bound must be True or False"),
+    ],
+)
 def test_bad_grid_options_are_one_line_errors(options, needle):
     with pytest.raises(GccatError, match=None) as exc:
         GridSpec.from_options(None, **options)
@@ -162,8 +173,10 @@ def test_recipe_recovers_simulated_ages(name, z):
     bias = np.median(np.log10(p[:, 1] / age))
     m = res.percentiles["log_mass_formed"]
     m_cover = np.mean((m[:, 0] <= logm) & (logm <= m[:, 2]))
-    print(f"{name} at z = {z}: age coverage {cover:.2f}, median bias {bias:+.3f} dex; "
-          f"mass coverage {m_cover:.2f}")
+    print(
+        f"{name} at z = {z}: age coverage {cover:.2f}, median bias {bias:+.3f} dex; "
+        f"mass coverage {m_cover:.2f}"
+    )
     assert abs(bias) < 0.05
     assert 0.55 < cover < 0.85
     assert 0.55 < m_cover < 0.85
@@ -184,27 +197,36 @@ def test_sedz_recipe_recovers_simulated_histories():
     are unbiased. The paper's error bars (percentiles of 21 refits of the photometry perturbed
     by its errors) are narrower than a posterior: they cover the truth ~50% of the time, not 68%."""
     opts, _ = resolve_sfh("sedz")
-    bands = [f"jwst_{b}" for b in ("f090w", "f115w", "f150w", "f200w", "f277w", "f356w", "f410m",
-                                   "f444w")]
+    bands = [f"jwst_{b}" for b in ("f090w", "f115w", "f150w", "f200w", "f277w", "f356w", "f410m", "f444w")]
     z = 5.0
-    tpl = sps.sfh_templates(z, bands, [e for e in opts["epochs_z"] if e > z],
-                            log_z=float(np.log10(opts["metallicity"])), av=opts["av"])
+    tpl = sps.sfh_templates(
+        z,
+        bands,
+        [e for e in opts["epochs_z"] if e > z],
+        log_z=float(np.log10(opts["metallicity"])),
+        av=opts["av"],
+    )
     rng = np.random.default_rng(3)
     n = 120
     k = rng.integers(0, len(tpl["kind"]), n)
     logm = rng.uniform(8, 9, n)
     true = tpl["flux_njy"][k] * 10 ** logm[:, None]
     err = true / 20
-    r = sps.fit_sfh(tpl, true + rng.normal(0, err), err, n_perturb=opts["n_perturb"], rng=rng,
-                    error_floor=0.0)
+    r = sps.fit_sfh(
+        tpl, true + rng.normal(0, err), err, n_perturb=opts["n_perturb"], rng=rng, error_floor=0.0
+    )
     t0 = tpl["t_start_gyr"][k]
-    t1 = np.where(tpl["kind"][k] == "burst", np.minimum(t0 + tpl["burst_myr"] / 1e3,
-                                                        tpl["t_end_gyr"][k]), tpl["t_end_gyr"][k])
+    t1 = np.where(
+        tpl["kind"][k] == "burst",
+        np.minimum(t0 + tpl["burst_myr"] / 1e3, tpl["t_end_gyr"][k]),
+        tpl["t_end_gyr"][k],
+    )
     t50 = (t0 + t1) / 2
     bias = np.median(r["t50_gyr"] - t50)
     cover = np.mean((r["t50_gyr_p16"] <= t50) & (t50 <= r["t50_gyr_p84"]))
     m_bias = np.median(np.log10(r["mass_total"]) - logm)
-    print(f"sedz at z = {z}: t50 bias {bias * 1e3:+.1f} Myr, coverage {cover:.2f}; "
-          f"mass bias {m_bias:+.3f} dex")
+    print(
+        f"sedz at z = {z}: t50 bias {bias * 1e3:+.1f} Myr, coverage {cover:.2f}; mass bias {m_bias:+.3f} dex"
+    )
     assert abs(bias) < 0.05 and abs(m_bias) < 0.05
     assert 0.35 < cover < 0.85

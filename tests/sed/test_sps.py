@@ -12,8 +12,17 @@ from scipy import stats
 from catalog import sed as sps
 
 # SMACS0723-like set: ACS F814W and eight NIRCam bands (pivot order)
-BANDS = ["acs_wfc_f814w", "jwst_f090w", "jwst_f115w", "jwst_f150w", "jwst_f200w", "jwst_f277w",
-         "jwst_f356w", "jwst_f410m", "jwst_f444w"]
+BANDS = [
+    "acs_wfc_f814w",
+    "jwst_f090w",
+    "jwst_f115w",
+    "jwst_f150w",
+    "jwst_f200w",
+    "jwst_f277w",
+    "jwst_f356w",
+    "jwst_f410m",
+    "jwst_f444w",
+]
 Z_SMACS = 0.39
 L_SUN = 3.826e33  # erg/s, the solar luminosity of the BC03 tables
 C_AA = 2.99792458e18  # Angstrom/s
@@ -31,6 +40,7 @@ def _filter(name):
 
 
 # ------------------------------------------------------------------------------------------ grid
+
 
 def test_load_bc03_axes_and_living_fraction():
     bc = sps.load_bc03()
@@ -160,6 +170,7 @@ def test_nebular_emission_only_for_young_populations():
 
 # ----------------------------------------------------------------------------------------- fitting
 
+
 def _interp_models(g, xa, xz, xv):
     """Fluxes and living fractions at fractional grid indices (multilinear), per Msun formed."""
     f, lf = g.flux_njy, g.living_fraction
@@ -209,8 +220,11 @@ def test_recovery_of_synthetic_ssps_is_calibrated(capsys):
                 pc = np.log10(pc)
             assert np.all(pc[:, 0] <= pc[:, 1]) and np.all(pc[:, 1] <= pc[:, 2])
             d = pc[:, 1] - tv
-            line[key] = (np.mean((tv >= pc[:, 0]) & (tv <= pc[:, 2])), np.median(d),
-                         1.4826 * np.median(np.abs(d - np.median(d))))
+            line[key] = (
+                np.mean((tv >= pc[:, 0]) & (tv <= pc[:, 2])),
+                np.median(d),
+                1.4826 * np.median(np.abs(d - np.median(d))),
+            )
         rows.append(line)
         for key in ("age_gyr", "log_mass_formed", "log_mass_living", "log_z", "av"):
             assert abs(line[key][0] - 0.68) < 0.06, (snr, key, line[key])
@@ -227,9 +241,15 @@ def test_recovery_of_synthetic_ssps_is_calibrated(capsys):
     with capsys.disabled():
         print("\nSSP recovery (coverage of 16-84 / median bias / robust scatter of the median):")
         for line in rows:
-            print(f"  S/N {line['snr']:>2}: " + "; ".join(
-                f"{k} {c:.2f}/{b:+.3f}/{s:.3f}" for k, (c, b, s) in
-                ((k, line[k]) for k in ("age_gyr", "log_z", "av", "log_mass_formed", "log_mass_living"))))
+            print(
+                f"  S/N {line['snr']:>2}: "
+                + "; ".join(
+                    f"{k} {c:.2f}/{b:+.3f}/{s:.3f}"
+                    for k, (c, b, s) in (
+                        (k, line[k]) for k in ("age_gyr", "log_z", "av", "log_mass_formed", "log_mass_living")
+                    )
+                )
+            )
     # scatter shrinks with S/N
     assert rows[-1]["log_mass_formed"][2] < rows[0]["log_mass_formed"][2]
     assert rows[-1]["age_gyr"][2] < rows[0]["age_gyr"][2]
@@ -275,8 +295,16 @@ def test_upper_limit_erf_term_on_a_two_model_grid():
     flux = np.zeros((2, 1, 1, 3))
     flux[0, 0, 0] = [1.0, 1.0, 0.5]  # below the limit at the best scale
     flux[1, 0, 0] = [1.0, 1.0, 3.0]  # 6 sigma above it
-    g = sps.SSPGrid(z=0.39, bands=["a", "b", "c"], age_gyr=np.array([1.0, 2.0]), log_z_zsun=np.zeros(1),
-                    av=np.zeros(1), flux_njy=flux, living_fraction=np.ones((2, 1)), spec={})
+    g = sps.SSPGrid(
+        z=0.39,
+        bands=["a", "b", "c"],
+        age_gyr=np.array([1.0, 2.0]),
+        log_z_zsun=np.zeros(1),
+        av=np.zeros(1),
+        flux_njy=flux,
+        living_fraction=np.ones((2, 1)),
+        spec={},
+    )
     f = np.array([[100.0, 100.0, np.nan], [100.0, 100.0, 100.0]])
     e = np.array([[5.0, 5.0, np.nan], [5.0, 5.0, np.nan]])  # limit without error: sigma = limit/3
     ul = np.array([[False, False, False], [False, False, True]])
@@ -310,9 +338,11 @@ def test_upper_limit_constrains_a_bc03_fit():
     res = sps.fit_ssp(g, f, e, upper_limit=ul)
 
     def map_f444w(i):
-        k = np.flatnonzero((params[:, 0] == res.map_params["age_gyr"][i])
-                           & (params[:, 1] == res.map_params["log_z"][i])
-                           & np.isclose(params[:, 2], res.map_params["av"][i]))[0]
+        k = np.flatnonzero(
+            (params[:, 0] == res.map_params["age_gyr"][i])
+            & (params[:, 1] == res.map_params["log_z"][i])
+            & np.isclose(params[:, 2], res.map_params["av"][i])
+        )[0]
         return 10 ** res.map_params["log_mass_formed"][i] * models[k, j] / model[j]
 
     assert map_f444w(1) < map_f444w(0) - 0.2
@@ -338,6 +368,7 @@ def test_default_prior_is_flat_in_index_log_z_and_av(grid):
 
 
 # ------------------------------------------------------------------------------------------ stacks
+
 
 def test_stack_of_identical_sources_returns_the_source():
     src = np.array([10.0, 25.0, -3.0, 80.0])
@@ -381,8 +412,18 @@ def test_stack_bootstrap_error_scales_as_inverse_sqrt_n():
 
 # --------------------------------------------------------------------------------------------- SFH
 
-SFH_BANDS = ["acs_wfc_f606w", "acs_wfc_f814w", "jwst_f090w", "jwst_f115w", "jwst_f150w", "jwst_f200w",
-             "jwst_f277w", "jwst_f356w", "jwst_f410m", "jwst_f444w"]
+SFH_BANDS = [
+    "acs_wfc_f606w",
+    "acs_wfc_f814w",
+    "jwst_f090w",
+    "jwst_f115w",
+    "jwst_f150w",
+    "jwst_f200w",
+    "jwst_f277w",
+    "jwst_f356w",
+    "jwst_f410m",
+    "jwst_f444w",
+]
 
 
 def test_sfh_templates_layout():
@@ -430,8 +471,10 @@ def test_sfh_recovers_dominant_epochs_within_error_bars():
     t = np.linspace(0.3, tpl["t_obs_gyr"], 20001)
     t1 = np.where(tpl["kind"] == "burst", tpl["t_start_gyr"] + 0.01, tpl["t_end_gyr"])
     for i in (0, 1, 2):
-        sfr = sum(m / (b - a) * ((t >= a) & (t < b))
-                  for m, a, b in zip(res["mass_template"][i], tpl["t_start_gyr"], t1, strict=True))
+        sfr = sum(
+            m / (b - a) * ((t >= a) & (t < b))
+            for m, a, b in zip(res["mass_template"][i], tpl["t_start_gyr"], t1, strict=True)
+        )
         cum = np.cumsum(sfr) * (t[1] - t[0])
         assert res["t50_gyr"][i] == pytest.approx(t[np.searchsorted(cum, cum[-1] / 2)], abs=2e-3)
         z50 = res["z50"][i]
@@ -443,12 +486,22 @@ def test_sfh_recovers_dominant_epochs_within_error_bars():
 
 # ----------------------------------------------------------------------------------- MW extinction
 
+
 def test_mw_extinction_g23_through_filters():
     import astropy.units as u
     from dust_extinction.parameter_averages import G23
 
-    bands = ["acs_wfc_f606w", "acs_wfc_f814w", "jwst_f090w", "jwst_f115w", "jwst_f150w", "jwst_f200w",
-             "jwst_f277w", "jwst_f356w", "jwst_f444w"]
+    bands = [
+        "acs_wfc_f606w",
+        "acs_wfc_f814w",
+        "jwst_f090w",
+        "jwst_f115w",
+        "jwst_f150w",
+        "jwst_f200w",
+        "jwst_f277w",
+        "jwst_f356w",
+        "jwst_f444w",
+    ]
     ebv = 0.19  # SMACS0723 is at low Galactic latitude
     a_band = sps.mw_extinction_mag(bands, ebv)
     assert np.all(np.diff(a_band) < 0) and np.all(a_band > 0)
@@ -484,8 +537,9 @@ def test_best_fit_is_the_chi2_minimum_and_the_mode_uses_the_prior_density(grid):
     np.testing.assert_array_equal(res.best_fit_params["age_gyr"], params[best, 0])
     np.testing.assert_array_equal(res.best_fit_params["log_z"], params[best, 1])
     np.testing.assert_allclose(res.best_fit_params["av"], params[best, 2])
-    np.testing.assert_allclose(res.best_fit_params["log_mass_formed"],
-                               np.log10(scale[np.arange(n), best]), atol=1e-4)
+    np.testing.assert_allclose(
+        res.best_fit_params["log_mass_formed"], np.log10(scale[np.arange(n), best]), atol=1e-4
+    )
     np.testing.assert_allclose(res.chi2_min, chi2[np.arange(n), best], rtol=1e-4, atol=1e-3)
     # A prior flat in the grid coordinates has a constant density: its mode is the best fit.
     for k in sps.FIT_KEYS:

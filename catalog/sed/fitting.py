@@ -727,15 +727,48 @@ def fit_ssp(grid: SSPGrid, flux_njy, flux_err_njy, *, upper_limit=None, error_fl
                      chi2_grid=res["chi2_grid"], log_evidence=res["logev"])
 
 
+@numba.njit(nogil=True, cache=True, error_model="numpy")
+def _draw_indices(p, r, idx):  # pragma: no cover - compiled
+    """Model indices of the posterior draws: per row of ``p`` (c, n_mod), for each uniform
+    ``r``, the first model whose CDF reaches it. The same float64 operations and result as the
+    array code's one searchsorted of u = r + i over the rows' CDFs + i (row i's CDF computed as
+    cumsum / its total + i; u = i exactly lands in the row before: index 0), without its
+    (c, n_mod) float64 array. Returns False, leaving ``idx``, if a row holds a NaN."""
+    c, n_mod = p.shape
+    cum = np.empty(n_mod)
+    for i in range(c):
+        acc = 0.0
+        for m in range(n_mod):
+            acc += p[i, m]
+            cum[m] = acc
+        if acc != acc:
+            return False
+        last = cum[n_mod - 1]
+        for k in range(r.shape[1]):
+            u = r[i, k] + i
+            lo, hi = 0, n_mod - 1  # the first m with cum[m] / last + i >= u (the last always is)
+            while lo < hi:
+                mid = (lo + hi) // 2
+                if cum[mid] / last + i >= u:
+                    hi = mid
+                else:
+                    lo = mid + 1
+            idx[i, k] = 0 if u <= i else lo
+    return True
+
+
 def _draw(out, sl, p, s, cmat, params, log_norm, log_live, has_det, n_samples, rng, grid, age_from_index):
     """Posterior draws: a grid model by weight, its cell-uniform jitter, mass from its conditional."""
     c, n_mod = p.shape
-    cum = np.cumsum(p, axis=1, dtype=np.float64)
-    cum /= cum[:, -1:]
-    cum += np.arange(c)[:, None]  # rows made globally increasing: one searchsorted for all objects
-    u = rng.random((c, n_samples)) + np.arange(c)[:, None]
-    idx = np.searchsorted(cum.ravel(), u.ravel()).reshape(c, n_samples) - np.arange(c)[:, None] * n_mod
-    idx = np.clip(idx, 0, n_mod - 1)
+    r = rng.random((c, n_samples))
+    idx = np.empty((c, n_samples), np.int64)
+    if not _draw_indices(p, r, idx):  # a NaN posterior: the array search (its NaN ordering)
+        cum = np.cumsum(p, axis=1, dtype=np.float64)
+        cum /= cum[:, -1:]
+        cum += np.arange(c)[:, None]  # rows made globally increasing: one searchsorted for all
+        u = r + np.arange(c)[:, None]
+        idx = np.searchsorted(cum.ravel(), u.ravel()).reshape(c, n_samples) - np.arange(c)[:, None] * n_mod
+        idx = np.clip(idx, 0, n_mod - 1)
     n_age, n_z, n_av = grid.shape
     ia, iz, iv = np.unravel_index(idx, (n_age, n_z, n_av))
 

@@ -193,3 +193,32 @@ def test_a_nan_chi2_object_is_fitted_as_alone_and_leaves_the_others_alone():
         np.testing.assert_allclose(np.delete(res.percentiles[k], 3, axis=0), rest.percentiles[k],
                                    rtol=1e-4, atol=1e-4)
     assert np.isnan(res.chi2_min[3])
+
+
+def test_draw_indices_match_one_searchsorted_over_all_rows():
+    """The compiled draw search against the array code it replaces, zero-weight runs and r = 0
+    included."""
+    from catalog.sed.fitting import _draw_indices
+
+    rng = np.random.default_rng(9)
+    p = (rng.random((30, 200)) ** 6).astype(np.float32)
+    p[:, :20] = 0
+    p[:, -30:] = 0
+    p[5] = 0
+    p[5, 77] = 1
+    p /= p.sum(axis=1, keepdims=True)
+    r = rng.random((30, 50))
+    r[:, 0] = 0.0
+    r[3, 1] = np.nextafter(1.0, 0)
+    c, n_mod = p.shape
+    cum = np.cumsum(p, axis=1, dtype=np.float64)
+    cum /= cum[:, -1:]
+    cum += np.arange(c)[:, None]
+    u = r + np.arange(c)[:, None]
+    want = np.searchsorted(cum.ravel(), u.ravel()).reshape(r.shape) - np.arange(c)[:, None] * n_mod
+    want = np.clip(want, 0, n_mod - 1)
+    got = np.empty(r.shape, np.int64)
+    assert _draw_indices(p, r, got)
+    np.testing.assert_array_equal(got, want)
+    p[2, 3] = np.nan
+    assert not _draw_indices(p, r, got)

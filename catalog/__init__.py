@@ -48,6 +48,7 @@ _API = {
     "fit_ssp": ("catalog.runs.fits", "run_fit_ssp"),
     "fit_stack": ("catalog.runs.fits", "run_fit_stack"),
     "fit_sfh": ("catalog.runs.fits", "run_fit_sfh"),
+    "fit_nonparam": ("catalog.runs.nonparam", "run_fit_nonparam"),
     "build_grid": ("catalog.runs.fits", "build_grid_command"),
     "correlate": ("catalog.runs.correlation", "run_correlation"),
     "detect": ("ingest.pointsources", "run_detection"),
@@ -58,6 +59,7 @@ _API = {
     "plot_sed": ("catalog.plots", "plot_sed"),
     "plot_chi2map": ("catalog.plots", "plot_chi2map"),
     "plot_sfh": ("catalog.plots", "plot_sfh"),
+    "plot_nonparam": ("catalog.plots", "plot_nonparam"),
     # errors
     "GccatError": ("catalog.errors", "GccatError"),
 }

@@ -581,6 +581,7 @@ Examples:
   gccat fit ssp --where "field_id = 'smacs0723'"
   gccat fit stack --where "field_id = 'smacs0723'"
   gccat fit sfh --where "field_id = 'smacs0723'"
+  gccat fit nonparam --where "field_id = 'smacs0723'"
 """)
 plot_app = new_app("""PNG plots of fits.
 
@@ -902,6 +903,53 @@ def fit_recipes_cmd(
                       highlight=False, soft_wrap=True)
 
 
+@command(fit_app, "nonparam")
+def fit_nonparam_cmd(
+    where: WhereOpt = None, z: ZOpt = None, error_floor: FloorOpt = 0.05,
+    n_atlas: Annotated[int, typer.Option(
+        "--n-atlas", help="Histories in the atlas drawn from the prior (100..500000).")] = 100_000,
+    n_tx: Annotated[int, typer.Option(
+        "--n-tx", help="t_x parameters: 1 = t50 only (the Sparkler study), 3 = t25, t50, t75 "
+                       "(1..10).")] = 1,
+    alpha: Annotated[float, typer.Option(
+        "--alpha", help="Dirichlet concentration of the time fractions (> 0, <= 100; larger: "
+                        "closer to constant SF).")] = 5.0,
+    av_max: Annotated[float, typer.Option(
+        "--av-max", help="Largest Calzetti A_V of the flat A_V prior, mag (0..10).")] = 1.0,
+    draws: Annotated[int, typer.Option(
+        "--draws", help="Posterior draws per object behind the percentiles (10..10000).")] = 500,
+    seed: Annotated[int, typer.Option(
+        "--seed", help="Seed of the atlas and the draws (recorded in fit_runs).")] = 0,
+    min_bands: MinBandsOpt = None,
+    photometry: PhotometryOpt = "best",
+    lake: LakeOpt = DEFAULT_LAKE,
+):
+    """Non-parametric SFHs (Dense-Basis-like t_x atlas on the BC03 grid), 16/50/84 percentiles.
+
+    Histories drawn from the t_x prior (Dirichlet time fractions, monotone PCHIP cumulative
+    mass), log Z flat over the BC03 range and A_V flat; photometry linear in the SSP grid; the
+    posterior over the atlas with the mass profiled. Results in the views nonparam_results and
+    nonparam_histories; t25/t50/t75/t_peak are lookback times in Gyr.
+
+    \b
+    Examples:
+      gccat fit nonparam --where "field_id = 'smacs0723'"
+      gccat fit nonparam --where "source_id = 'SC_000'" --n-atlas 20000 --n-tx 3 --seed 2
+    """
+    from catalog.cli.util import StageProgress
+    from catalog.runs.nonparam import run_fit_nonparam
+
+    with StageProgress("fit nonparam") as progress:
+        r = run_fit_nonparam(open_lake(lake), where, z=z, n_atlas=n_atlas, n_tx=n_tx, alpha=alpha,
+                             av_max=av_max, seed=seed, error_floor=error_floor, n_draws=draws,
+                             min_bands=min_bands, photometry=photometry, progress=progress,
+                             command=command_line())
+    _warn(r["warnings"])
+    console.print(f"run {r['run_id']}: {r['n_objects']} of {r['n_selected']} objects fitted in "
+                  f"{r['seconds']:.2f} s against {n_atlas} histories, bands {', '.join(r['bands'])}; "
+                  "see the views nonparam_results and nonparam_histories")
+
+
 @command(plot_app, "sed")
 def plot_sed_cmd(
     object_id: Annotated[str, typer.Argument(
@@ -970,6 +1018,26 @@ def plot_sfh_cmd(
 
     path = plot_sfh(open_lake(lake), object_id, run, out or Path(
         object_id.replace("/", "_") + "_sfh.png"))
+    console.print(f"wrote {path}")
+
+
+@command(plot_app, "nonparam")
+def plot_nonparam_cmd(
+    object_id: Annotated[str, typer.Argument(help="detection_id.")],
+    run: Annotated[str | None, typer.Option("--run", help="fit nonparam run (default: latest).")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="PNG path.")] = None,
+    lake: LakeOpt = DEFAULT_LAKE,
+):
+    """Median star-formation history and its 16-84% band of a non-parametric fit.
+
+    \b
+    Examples:
+      gccat plot nonparam smacs0723/faisst2022/SC_000 --out sc000_nonparam.png
+    """
+    from catalog.plots import plot_nonparam
+
+    path = plot_nonparam(open_lake(lake), object_id, run, out or Path(
+        object_id.replace("/", "_") + "_nonparam.png"))
     console.print(f"wrote {path}")
 
 

@@ -75,9 +75,9 @@ class IngestKind(enum.StrEnum):
     INJECTION = "injection"
     #: ``gccat ingest lens-map``: maps of one lens model.
     LENS_MAP = "lens_map"
-    #: A model grid built for the fits (``fit ssp|stack|sfh`` build and store it).
+    #: A model grid built for the fits (``fit ssp|stack|sfh|nonparam`` build and store it).
     GRID = "grid"
-    #: ``gccat fit ssp|stack|sfh``: one fit run.
+    #: ``gccat fit ssp|stack|sfh|nonparam``: one fit run.
     FIT = "fit"
     #: ``gccat correlate``: one GC-kappa correlation run.
     CORRELATION = "correlation"
@@ -352,7 +352,8 @@ SSP_GRIDS = pa.schema([
 
 FIT_RUNS = pa.schema([
     RUN_ID,
-    col("kind", pa.string(), "", "meta.code", "ssp, stack or sfh", nullable=False),
+    col("kind", pa.string(), "", "meta.code",
+        "ssp, stack, sfh (SEDz*) or nonparam (Dense-Basis-like t_x atlas)", nullable=False),
     col("where_sql", pa.string(), "", "meta.query", "Selection on photometry_wide"),
     col("grid_ids", pa.list_(pa.string()), "", "meta.id", "SSP grids used"),
     col("error_floor", pa.float64(), "", "stat.error;arith.ratio",
@@ -450,6 +451,61 @@ SFH_EPOCHS = pa.schema([
     INGEST_ID,
 ])
 
+#: The quantities of nonparam_results (``fit nonparam``, :mod:`catalog.sed.nonparametric`):
+#: key -> (unit, UCD, description); each has a _p16, _p50 and _p84 column.
+NONPARAM_QUANTITIES: dict[str, tuple[str, str, str]] = {
+    "log_mass_formed": ("dex(solMass)", "phys.mass", "log10 stellar mass formed"),
+    "log_mass_living": ("dex(solMass)", "phys.mass", "log10 living stellar mass (BC03 living fraction)"),
+    "sfr100": ("solMass/yr", "phys.SFR", "SFR averaged over the last 100 Myr"),
+    "sfr10": ("solMass/yr", "phys.SFR", "SFR averaged over the last 10 Myr"),
+    "log_ssfr100": ("dex(yr-1)", "phys.SFR;arith.ratio", "log10 sSFR: 100 Myr SFR / living mass"),
+    "t25_gyr": ("Gyr", "time.age", "Lookback time (before observation) by which 25% of the mass had formed"),
+    "t50_gyr": ("Gyr", "time.age", "Lookback time (before observation) by which 50% of the mass had formed"),
+    "t75_gyr": ("Gyr", "time.age", "Lookback time (before observation) by which 75% of the mass had formed"),
+    "t_peak_gyr": ("Gyr", "time.age", "Lookback time (before observation) of the peak SFR"),
+    "mw_age_gyr": ("Gyr", "time.age", "Formed-mass-weighted age"),
+    "av": ("mag", "phys.absorption", "Calzetti A_V"),
+    "log_z": ("", "phys.abund.Z", "log10(Z/Zsun)"),
+}
+_NP_PCT = {"p16": ("stat.percentile", "16th percentile of the posterior"),
+           "p50": ("stat.median", "posterior median"),
+           "p84": ("stat.percentile", "84th percentile of the posterior")}
+
+NONPARAM_RESULTS = pa.schema([
+    RUN_ID, OBJECT_ID,
+    col("field_id", pa.string(), "", "meta.id;obs.field", "Field of the object"),
+    col("z", pa.float64(), "", "src.redshift", "Redshift the object was fitted at"),
+    *[col(f"{key}_{p}", pa.float64(), unit, f"{ucd};{pucd}", f"{desc}: {pdesc}")
+      for key, (unit, ucd, desc) in NONPARAM_QUANTITIES.items() for p, (pucd, pdesc) in _NP_PCT.items()],
+    col("best_log_mass_formed", pa.float64(), "dex(solMass)", "phys.mass;stat.fit.param",
+        "log10 mass formed of the minimum-chi2 atlas history (at its best scale)"),
+    col("best_t50_gyr", pa.float64(), "Gyr", "time.age;stat.fit.param",
+        "t50 (lookback, Gyr) of the minimum-chi2 atlas history"),
+    col("chi2_min", pa.float64(), "", "stat.fit.chi2", "Minimum chi2 over the atlas"),
+    col("n_bands", pa.int64(), "", "meta.number", "Bands used"),
+    col("reduced_chi2", pa.float64(), "", "stat.fit.chi2",
+        "chi2_min / (n_bands - n_free), n_free = 1 (mass) + n_tx + 2 (Z, A_V)"),
+    col("n_effective", pa.float64(), "", "stat.value",
+        "Effective number of atlas histories in the posterior, (sum w)^2 / sum w^2"),
+    INGEST_ID,
+])
+
+NONPARAM_HISTORIES = pa.schema([
+    RUN_ID, OBJECT_ID,
+    col("bin", pa.int32(), "", "meta.number", "History bin (0 = most recent)"),
+    col("lookback_lo_gyr", pa.float64(), "Gyr", "time.start",
+        "Lookback time (before observation) of the bin's recent edge"),
+    col("lookback_hi_gyr", pa.float64(), "Gyr", "time.end",
+        "Lookback time (before observation) of the bin's early edge"),
+    col("sfr_p16", pa.float64(), "solMass/yr", "phys.SFR;stat.percentile",
+        "SFR averaged over the bin: 16th percentile of the posterior"),
+    col("sfr_p50", pa.float64(), "solMass/yr", "phys.SFR;stat.median",
+        "SFR averaged over the bin: posterior median (the median history)"),
+    col("sfr_p84", pa.float64(), "solMass/yr", "phys.SFR;stat.percentile",
+        "SFR averaged over the bin: 84th percentile of the posterior"),
+    INGEST_ID,
+])
+
 #: The lake's tables: name -> (schema, partition columns).
 TABLES: dict[str, tuple[pa.Schema, list[str]]] = {
     "ingests": (INGESTS, []),
@@ -474,6 +530,8 @@ TABLES: dict[str, tuple[pa.Schema, list[str]]] = {
     "fit_chi2_maps": (FIT_CHI2_MAPS, []),
     "fit_skipped": (FIT_SKIPPED, []),
     "sfh_epochs": (SFH_EPOCHS, []),
+    "nonparam_results": (NONPARAM_RESULTS, []),
+    "nonparam_histories": (NONPARAM_HISTORIES, []),
 }
 
 #: What each table holds (the description of its live view, ``gccat views``). Tables whose view
@@ -497,8 +555,8 @@ TABLE_DESCRIPTIONS = {
     'fit_posteriors': (
         'Posterior summaries per object and parameter: 16/50/84 percentiles, MAP, chi2, bands.'),
     'fit_runs': (
-        'Fit runs: kind (ssp, stack, sfh), selection, grids, error floor, scheduler, time, '
-        'config.'),
+        'Fit runs: kind (ssp, stack, sfh, nonparam), selection, grids, error floor, scheduler, '
+        'time, config.'),
     'fit_samples': (
         'Posterior draws per object (age, log Z, A_V, log living and formed masses).'),
     'fit_skipped': (
@@ -524,6 +582,12 @@ TABLE_DESCRIPTIONS = {
     'radial_profiles': (
         'Radial profiles of a correlation run: GC surface density (Poisson errors, background '
         'subtracted), mean kappa and rho_gc per annulus.'),
+    'nonparam_histories': (
+        'Non-parametric (Dense-Basis-like) fits: SFR per lookback-time bin, median history and '
+        'its 16-84% band (Msun/yr).'),
+    'nonparam_results': (
+        'Non-parametric (Dense-Basis-like) fits: 16/50/84 percentiles of formed and living mass, '
+        'SFR (100 and 10 Myr), sSFR, t25/t50/t75, t_peak, mass-weighted age, A_V, log Z.'),
     'sfh_epochs': (
         'Non-parametric SFHs: mass formed per epoch with 16/84 percentiles from perturbed refits.'),
     'ssp_grids': (

@@ -215,3 +215,48 @@ def plot_sfh(lake, object_id: str, run_id: str | None, out: Path) -> str:
     ax.set(xlabel="cosmic time [Gyr]", ylabel=r"mass formed [M$_\odot$]", yscale="symlog",
            title=f"{object_id}: SFH ({last})")
     return save(fig, Path(out), plt)
+
+
+def plot_nonparam(lake, object_id: str, run_id: str | None, out: Path) -> str:
+    """Median SFR history with its 16-84% band of a non-parametric (t_x atlas) fit (PNG).
+
+    SFR in Msun/yr against lookback time (Gyr before observation), with t50 and the
+    mass-weighted age (16-84% shaded) of the fit marked.
+    """
+    from catalog.errors import GccatError
+    from catalog.queries.connection import connect
+
+    plt = pyplot()
+    con = connect(lake)
+    if run_id is None:
+        last = con.execute("SELECT max(run_id) FROM nonparam_results WHERE object_id = ?",
+                           [object_id]).fetchall()[0][0]
+        if last is None:
+            raise GccatError(f"no non-parametric fit of {object_id}; run 'gccat fit nonparam' first")
+        run_id = last
+    rows = con.execute("SELECT lookback_lo_gyr, lookback_hi_gyr, sfr_p16, sfr_p50, sfr_p84 "
+                       "FROM nonparam_histories WHERE object_id = ? AND run_id = ? ORDER BY bin",
+                       [object_id, run_id]).fetchall()
+    if not rows:
+        raise GccatError(f"no non-parametric fit of {object_id} in run {run_id}")
+    summ = con.execute("SELECT t50_gyr_p16, t50_gyr_p50, t50_gyr_p84, mw_age_gyr_p16, mw_age_gyr_p50, "
+                       "mw_age_gyr_p84, log_mass_formed_p50, sfr100_p50 FROM nonparam_results "
+                       "WHERE object_id = ? AND run_id = ?", [object_id, run_id]).fetchall()[0]
+    r = np.array(rows, float)
+    mid = (r[:, 0] + r[:, 1]) / 2
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    ax.fill_between(mid, r[:, 2], r[:, 4], color="C0", alpha=0.3, lw=0, label="16-84%")
+    ax.plot(mid, r[:, 3], color="C0", lw=2, label="median history")
+    ax.axvline(summ[1], color="C3", ls="--", lw=1, label=f"t50 = {summ[1]:.2f} Gyr")
+    ax.axvspan(summ[0], summ[2], color="C3", alpha=0.08)
+    ax.axvline(summ[4], color="C2", ls=":", lw=1.5,
+               label=f"mass-weighted age = {summ[4]:.2f} Gyr")
+    top = np.nanmax(r[:, 4]) if np.isfinite(r[:, 4]).any() else 1.0
+    ax.set_ylim(0, 1.1 * top)
+    ax.set_xlim(0, r[-1, 1])
+    ax.set(xlabel="lookback time [Gyr]", ylabel=r"SFR [M$_\odot$ yr$^{-1}$]",
+           )
+    ax.set_title(f"{object_id}: log M$_{{formed}}$ = {summ[6]:.2f}\nfit nonparam run {run_id}",
+                 fontsize=9)
+    ax.legend(fontsize=8, frameon=False)
+    return save(fig, Path(out), plt)

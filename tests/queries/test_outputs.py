@@ -45,6 +45,11 @@ def full(demo, tmp_path_factory) -> Lake:
                       max_targets=5)
     if not lake.files("sfh_epochs"):
         run_fit_sfh(lake, "field_id = 'smacs0723' AND source_id < 'SC_004'", n_perturb=3)
+    if not lake.files("nonparam_results"):
+        from catalog.runs.nonparam import run_fit_nonparam
+
+        run_fit_nonparam(lake, "field_id = 'smacs0723' AND source_id < 'SC_004'", n_atlas=500,
+                         n_draws=50)
     if not lake.files("fit_skipped"):  # the GLASS galaxies have one band: not fitted
         run_fit_ssp(lake, "source_id = 'SC_000' OR field_id = 'abell2744_glass'", n_samples=0)
     empty = [t for t in TABLES if not lake.files(t)]

@@ -86,18 +86,25 @@ def run_bagpipes(ids, flux, err, sfh: str, n_live: int, t_univ_gyr: float, floor
                 comp[f"dsfr{i}_prior_scale"] = 0.3
                 comp[f"dsfr{i}_prior_df"] = 2
         else:  # iyer2019: Dense Basis t_x with one t50, Dirichlet(5) time fractions
-            comp.update({"sfr": (1e-6, 1e3), "sfr_prior": "log_10", "bins": 1, "alpha": 5.0,
-                         "tx": (0.0, 1.0)})
+            comp.update(
+                {"sfr": (1e-6, 1e3), "sfr_prior": "log_10", "bins": 1, "alpha": 5.0, "tx": (0.0, 1.0)}
+            )
         instr = {"redshift": Z, sfh: comp, "dust": {"type": "Calzetti", "Av": (0.0, 1.0)}}
-        keys = {"log_mass_formed": "formed_mass", "log_mass_living": "stellar_mass",
-                "sfr100": "sfr", "mw_age_gyr": "mass_weighted_age", "av": "dust:Av"}
+        keys = {
+            "log_mass_formed": "formed_mass",
+            "log_mass_living": "stellar_mass",
+            "sfr100": "sfr",
+            "mw_age_gyr": "mass_weighted_age",
+            "av": "dust:Av",
+        }
         pct = {k: np.full((len(ids), 3), np.nan) for k in keys}
         times = []
         for i, sid in enumerate(ids):
             t0 = time.perf_counter()
             with contextlib.redirect_stdout(io.StringIO()):
-                gal = pipes.galaxy(sid, phot.__getitem__, photometry_exists=True, spectrum_exists=False,
-                                   filt_list=filt)
+                gal = pipes.galaxy(
+                    sid, phot.__getitem__, photometry_exists=True, spectrum_exists=False, filt_list=filt
+                )
                 fit = pipes.fit(gal, instr, run=f"{sfh}_{sid}")
                 fit.fit(verbose=False, sampler="nautilus", n_live=n_live, use_MPI=False)
                 fit.posterior.get_advanced_quantities()
@@ -127,20 +134,29 @@ def bagpipes_comparison(n: int, n_live: int, n_atlas: int) -> None:
     t0 = time.perf_counter()
     npm.fit_atlas(atlas, np.tile(flux, (reps, 1)), np.tile(err, (reps, 1)), error_floor=FLOOR, rng=0)
     t_batch = (time.perf_counter() - t0) / (reps * len(ids))
-    print(f"\nBagpipes comparison: SMACS0723 {', '.join(ids)} ({' '.join(SMACS_BANDS)}, {FLOOR:.0%} floor); "
-          f"gccat atlas of {n_atlas} (n_tx = 1), {t_gc * 1e3:.1f} ms/object (atlas build not included)")
+    print(
+        f"\nBagpipes comparison: SMACS0723 {', '.join(ids)} ({' '.join(SMACS_BANDS)}, {FLOOR:.0%} floor); "
+        f"gccat atlas of {n_atlas} (n_tx = 1), {t_gc * 1e3:.1f} ms/object (atlas build not included)"
+    )
     runs = {}
     try:
         import dense_basis  # noqa: F401
+
         sfhs = ["iyer2019", "continuity"]
     except ImportError:
-        print("bagpipes iyer2019: skipped, it calls dense_basis.tuple_to_sfh and dense_basis is not "
-              "installed")
+        print(
+            "bagpipes iyer2019: skipped, it calls dense_basis.tuple_to_sfh and dense_basis is not installed"
+        )
         sfhs = ["continuity"]
     for sfh in sfhs:
         runs[sfh] = run_bagpipes(ids, flux, err, sfh, n_live, atlas.t_obs_gyr, FLOOR)
-    labels = {"log_mass_formed": "log M_formed", "log_mass_living": "log M_living",
-              "sfr100": "SFR [Msun/yr]", "mw_age_gyr": "mw age [Gyr]", "av": "A_V"}
+    labels = {
+        "log_mass_formed": "log M_formed",
+        "log_mass_living": "log M_living",
+        "sfr100": "SFR [Msun/yr]",
+        "mw_age_gyr": "mw age [Gyr]",
+        "av": "A_V",
+    }
 
     def fmt(p):
         return f"{p[1]:.3g} [{p[0]:.3g}, {p[2]:.3g}]"
@@ -149,12 +165,16 @@ def bagpipes_comparison(n: int, n_live: int, n_atlas: int) -> None:
     print(f"{'id':<8}{'quantity':<15}{'gccat nonparam':>30}{heads}")
     for i, sid in enumerate(ids):
         for k, label in labels.items():
-            print(f"{sid:<8}{label:<15}{fmt(res.percentiles[k][i]):>30}"
-                  + "".join(f"{fmt(r[0][k][i]):>32}" for r in runs.values()))
+            print(
+                f"{sid:<8}{label:<15}{fmt(res.percentiles[k][i]):>30}"
+                + "".join(f"{fmt(r[0][k][i]):>32}" for r in runs.values())
+            )
     for sfh, (_, t_bp) in runs.items():
-        print(f"bagpipes {sfh} (nautilus, n_live {n_live}): {t_bp:.1f} s/object; gccat is "
-              f"{t_bp / t_gc:,.0f}x faster per object at {len(ids)} objects per call (fixed cost of "
-              f"a call included) and {t_bp / t_batch:,.0f}x at the batched rate ({1 / t_batch:,.0f}/s)")
+        print(
+            f"bagpipes {sfh} (nautilus, n_live {n_live}): {t_bp:.1f} s/object; gccat is "
+            f"{t_bp / t_gc:,.0f}x faster per object at {len(ids)} objects per call (fixed cost of "
+            f"a call included) and {t_bp / t_batch:,.0f}x at the batched rate ({1 / t_batch:,.0f}/s)"
+        )
 
 
 def main() -> None:
@@ -173,8 +193,10 @@ def main() -> None:
     t0 = time.perf_counter()
     atlas = npm.build_atlas(grid, args.n_atlas, seed=0)
     t_atlas = time.perf_counter() - t0
-    print(f"grid {grid.shape} in {t_grid:.1f} s; atlas of {atlas.size:,} histories x {len(sed)} bands "
-          f"built in {t_atlas:.1f} s ({atlas.size / t_atlas:,.0f} histories/s)")
+    print(
+        f"grid {grid.shape} in {t_grid:.1f} s; atlas of {atlas.size:,} histories x {len(sed)} bands "
+        f"built in {t_atlas:.1f} s ({atlas.size / t_atlas:,.0f} histories/s)"
+    )
     truth = npm.build_atlas(grid, min(args.n, 20_000), seed=1)
     rng = np.random.default_rng(2)
     idx = rng.integers(0, truth.size, args.n)
@@ -189,11 +211,15 @@ def main() -> None:
     npm.fit_atlas(atlas, obs, err, n_threads=n_threads, rng=0, keep_history=False)
     t_nohist = time.perf_counter() - t0
     t_mm = matmul_limit(atlas, obs, err, n_threads)
-    print(f"fit, {args.n:,} objects, {n_threads} threads: {args.n / t_full:,.0f} objects/s with the "
-          f"history band, {args.n / t_nohist:,.0f} objects/s without (target >= 1,000)")
-    print(f"arithmetic limit (the two float32 matmuls of the chi2 step alone): {args.n / t_mm:,.0f} "
-          f"objects/s; they are {t_mm / t_full:.0%} of the full fit's time ({t_mm / t_nohist:.0%} "
-          "without the history band)")
+    print(
+        f"fit, {args.n:,} objects, {n_threads} threads: {args.n / t_full:,.0f} objects/s with the "
+        f"history band, {args.n / t_nohist:,.0f} objects/s without (target >= 1,000)"
+    )
+    print(
+        f"arithmetic limit (the two float32 matmuls of the chi2 step alone): {args.n / t_mm:,.0f} "
+        f"objects/s; they are {t_mm / t_full:.0%} of the full fit's time ({t_mm / t_nohist:.0%} "
+        "without the history band)"
+    )
     if args.bagpipes:
         bagpipes_comparison(args.bagpipes, args.n_live, args.n_atlas)
 

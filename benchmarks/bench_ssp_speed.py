@@ -58,8 +58,8 @@ def matmul_limit(grid, obs, err, step: int, n_threads: int) -> None:
     n = obs.shape[0]
 
     def block(lo):
-        fw[lo:lo + step] @ mt
-        w[lo:lo + step] @ m2t
+        fw[lo : lo + step] @ mt
+        w[lo : lo + step] @ m2t
 
     with _single_threaded_blas():
         if n_threads > 1:
@@ -83,25 +83,35 @@ def main() -> None:
     n_threads = args.threads or min(2, os.cpu_count() or 1)
     # the fit's block size (see fit_ssp): <= 2**21 cells per block
     step = max(1, min(2048, max(16, (1 << 21) // n_mod)))
-    print(f"grid {grid.shape} = {n_mod} models x {len(BANDS)} bands; {args.n} objects, "
-          f"{args.samples} draws each, {n_threads} threads, blocks of {step} objects")
+    print(
+        f"grid {grid.shape} = {n_mod} models x {len(BANDS)} bands; {args.n} objects, "
+        f"{args.samples} draws each, {n_threads} threads, blocks of {step} objects"
+    )
     sps.fit_ssp(grid, obs[:500], err[:500], n_samples=args.samples, rng=0, n_threads=n_threads)  # warm
     t_fit, t_mm = [], []
     for _ in range(args.repeat):
-        t_fit.append(timed(lambda: sps.fit_ssp(grid, obs, err, n_samples=args.samples, rng=0,
-                                               n_threads=n_threads)))
+        t_fit.append(
+            timed(lambda: sps.fit_ssp(grid, obs, err, n_samples=args.samples, rng=0, n_threads=n_threads))
+        )
         t_mm.append(timed(lambda: matmul_limit(grid, obs, err, step, n_threads)))
     for k, clock in enumerate(("wall", "CPU")):
         f = [t[k] for t in t_fit]
         m = [t[k] for t in t_mm]
         ratios = [b / a for a, b in zip(f, m, strict=True)]
-        print(f"{clock}: fit s " + " ".join(f"{x:.2f}" for x in f) + "; matmul s "
-              + " ".join(f"{x:.3f}" for x in m))
+        print(
+            f"{clock}: fit s "
+            + " ".join(f"{x:.2f}" for x in f)
+            + "; matmul s "
+            + " ".join(f"{x:.3f}" for x in m)
+        )
         per = "s" if clock == "wall" else " CPU-second"
-        print(f"  fit_ssp {args.n / statistics.median(f):,.0f} objects/{per.strip()} (median of "
-              f"{args.repeat}); matmul limit {args.n / statistics.median(m):,.0f}; fraction "
-              f"{statistics.median(ratios):.3f} (range {min(ratios):.3f}-{max(ratios):.3f})")
+        print(
+            f"  fit_ssp {args.n / statistics.median(f):,.0f} objects/{per.strip()} (median of "
+            f"{args.repeat}); matmul limit {args.n / statistics.median(m):,.0f}; fraction "
+            f"{statistics.median(ratios):.3f} (range {min(ratios):.3f}-{max(ratios):.3f})"
+        )
     print("target: >= 5,000 objects/s (wall, 2 threads)")
+
 
 if __name__ == "__main__":
     main()

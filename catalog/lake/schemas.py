@@ -16,44 +16,67 @@ import pyarrow as pa
 _TS = pa.timestamp("us", tz="UTC")
 
 
-def col(name: str, type_: pa.DataType, unit: str = "", ucd: str = "", description: str = "",
-        nullable: bool = True) -> pa.Field:
+def col(
+    name: str, type_: pa.DataType, unit: str = "", ucd: str = "", description: str = "", nullable: bool = True
+) -> pa.Field:
     """A schema field carrying ``unit``, ``ucd`` and ``description`` metadata."""
     meta = {"unit": unit, "ucd": ucd, "description": description}
     return pa.field(name, type_, nullable=nullable, metadata={k: v for k, v in meta.items() if v})
 
 
-INGEST_ID = col("ingest_id", pa.string(), ucd="meta.id;meta.dataset",
-                description="Ingest that wrote this row (see the ingests table)", nullable=False)
-FIELD_ID = col("field_id", pa.string(), ucd="meta.id;obs.field",
-               description="Cluster field identifier", nullable=False)
+INGEST_ID = col(
+    "ingest_id",
+    pa.string(),
+    ucd="meta.id;meta.dataset",
+    description="Ingest that wrote this row (see the ingests table)",
+    nullable=False,
+)
+FIELD_ID = col(
+    "field_id", pa.string(), ucd="meta.id;obs.field", description="Cluster field identifier", nullable=False
+)
 
-FIELDS = pa.schema([
-    FIELD_ID,
-    col("name", pa.string(), ucd="meta.id", description="Field name"),
-    col("aliases", pa.list_(pa.string()), ucd="meta.id", description="Other names of the field"),
-    col("ra_center", pa.float64(), "deg", "pos.eq.ra;meta.main", "Field centre right ascension (ICRS)"),
-    col("dec_center", pa.float64(), "deg", "pos.eq.dec;meta.main", "Field centre declination (ICRS)"),
-    col("z_cluster", pa.float64(), "", "src.redshift", "Cluster (lens) redshift"),
-    col("ebv_mw", pa.float64(), "mag", "phot.color.excess", "Milky Way E(B-V) toward the field"),
-    col("kpc_per_arcsec", pa.float64(), "kpc/arcsec", "pos.angResolution", "Proper scale at z_cluster"),
-    col("pixel_scale_arcsec", pa.list_(pa.float64()), "arcsec", "instr.scale;instr.pixel",
-        "Mosaic pixel scales"),
-    col("bands", pa.list_(pa.string()), "", "meta.id;instr.filter", "Filters observed"),
-    col("depth_note", pa.string(), ucd="meta.note", description="Depths as quoted by the source"),
-    col("source", pa.string(), ucd="meta.bib", description="Publication the facts come from"),
-    INGEST_ID,
-])
+FIELDS = pa.schema(
+    [
+        FIELD_ID,
+        col("name", pa.string(), ucd="meta.id", description="Field name"),
+        col("aliases", pa.list_(pa.string()), ucd="meta.id", description="Other names of the field"),
+        col("ra_center", pa.float64(), "deg", "pos.eq.ra;meta.main", "Field centre right ascension (ICRS)"),
+        col("dec_center", pa.float64(), "deg", "pos.eq.dec;meta.main", "Field centre declination (ICRS)"),
+        col("z_cluster", pa.float64(), "", "src.redshift", "Cluster (lens) redshift"),
+        col("ebv_mw", pa.float64(), "mag", "phot.color.excess", "Milky Way E(B-V) toward the field"),
+        col("kpc_per_arcsec", pa.float64(), "kpc/arcsec", "pos.angResolution", "Proper scale at z_cluster"),
+        col(
+            "pixel_scale_arcsec",
+            pa.list_(pa.float64()),
+            "arcsec",
+            "instr.scale;instr.pixel",
+            "Mosaic pixel scales",
+        ),
+        col("bands", pa.list_(pa.string()), "", "meta.id;instr.filter", "Filters observed"),
+        col("depth_note", pa.string(), ucd="meta.note", description="Depths as quoted by the source"),
+        col("source", pa.string(), ucd="meta.bib", description="Publication the facts come from"),
+        INGEST_ID,
+    ]
+)
 
-BANDS = pa.schema([
-    col("band", pa.string(), "", "meta.id;instr.filter", "Filter name as used in gccat (e.g. F150W)",
-        nullable=False),
-    col("instrument", pa.string(), "", "instr", "Instrument (NIRCam, NIRISS, MIRI, ACS/WFC, ...)"),
-    col("sedpy_name", pa.string(), "", "meta.id", "astro-sedpy filter curve name"),
-    col("pivot_um", pa.float64(), "um", "em.wl", "Pivot wavelength of the filter curve"),
-    col("wave_effective_um", pa.float64(), "um", "em.wl.effective", "Effective wavelength"),
-    INGEST_ID,
-])
+BANDS = pa.schema(
+    [
+        col(
+            "band",
+            pa.string(),
+            "",
+            "meta.id;instr.filter",
+            "Filter name as used in gccat (e.g. F150W)",
+            nullable=False,
+        ),
+        col("instrument", pa.string(), "", "instr", "Instrument (NIRCam, NIRISS, MIRI, ACS/WFC, ...)"),
+        col("sedpy_name", pa.string(), "", "meta.id", "astro-sedpy filter curve name"),
+        col("pivot_um", pa.float64(), "um", "em.wl", "Pivot wavelength of the filter curve"),
+        col("wave_effective_um", pa.float64(), "um", "em.wl.effective", "Effective wavelength"),
+        INGEST_ID,
+    ]
+)
+
 
 class IngestKind(enum.StrEnum):
     """What one ``ingests`` row committed: the kind of the transaction that wrote it.
@@ -83,290 +106,506 @@ class IngestKind(enum.StrEnum):
     CORRELATION = "correlation"
 
 
-INGESTS = pa.schema([
-    INGEST_ID,
-    col("kind", pa.string(), ucd="meta.code",
-        description="What was committed: " + ", ".join(k.value for k in IngestKind), nullable=False),
-    col("name", pa.string(), ucd="meta.id", description="Catalog name (unique per field)"),
-    col("field_id", pa.string(), ucd="meta.id;obs.field",
-        description="Field the ingest wrote to (null for fields, bands, grids and fits, which span fields)"),
-    col("source_path", pa.string(), ucd="meta.ref;meta.file", description="Absolute path of the input file"),
-    col("sha256", pa.string(), ucd="meta.checksum", description="SHA-256 of the input file"),
-    col("n_rows", pa.int64(), ucd="meta.number", description="Rows written to the main table"),
-    col("n_photometry", pa.int64(), ucd="meta.number", description="Photometry rows written"),
-    col("started_at", _TS, ucd="time.start", description="When the ingest started (UTC)"),
-    col("committed_at", _TS, ucd="time.end", description="When the ingest committed (UTC)"),
-    col("command", pa.string(), ucd="meta.note", description="Command line or API call that ran the ingest"),
-    col("gccat_version", pa.string(), ucd="meta.version", description="gccat version that wrote the ingest"),
-    col("supersedes", pa.list_(pa.string()), ucd="meta.id",
-        description="Earlier ingests hidden by this one (--replace)"),
-    col("options", pa.string(), ucd="meta.code", description="Ingest options and column mapping (JSON)"),
-    col("warnings", pa.list_(pa.string()), ucd="meta.note", description="Warnings raised while ingesting"),
-])
+INGESTS = pa.schema(
+    [
+        INGEST_ID,
+        col(
+            "kind",
+            pa.string(),
+            ucd="meta.code",
+            description="What was committed: " + ", ".join(k.value for k in IngestKind),
+            nullable=False,
+        ),
+        col("name", pa.string(), ucd="meta.id", description="Catalog name (unique per field)"),
+        col(
+            "field_id",
+            pa.string(),
+            ucd="meta.id;obs.field",
+            description=(
+                "Field the ingest wrote to (null for fields, bands, grids and fits, which span fields)"
+            ),
+        ),
+        col(
+            "source_path",
+            pa.string(),
+            ucd="meta.ref;meta.file",
+            description="Absolute path of the input file",
+        ),
+        col("sha256", pa.string(), ucd="meta.checksum", description="SHA-256 of the input file"),
+        col("n_rows", pa.int64(), ucd="meta.number", description="Rows written to the main table"),
+        col("n_photometry", pa.int64(), ucd="meta.number", description="Photometry rows written"),
+        col("started_at", _TS, ucd="time.start", description="When the ingest started (UTC)"),
+        col("committed_at", _TS, ucd="time.end", description="When the ingest committed (UTC)"),
+        col(
+            "command",
+            pa.string(),
+            ucd="meta.note",
+            description="Command line or API call that ran the ingest",
+        ),
+        col(
+            "gccat_version",
+            pa.string(),
+            ucd="meta.version",
+            description="gccat version that wrote the ingest",
+        ),
+        col(
+            "supersedes",
+            pa.list_(pa.string()),
+            ucd="meta.id",
+            description="Earlier ingests hidden by this one (--replace)",
+        ),
+        col("options", pa.string(), ucd="meta.code", description="Ingest options and column mapping (JSON)"),
+        col(
+            "warnings", pa.list_(pa.string()), ucd="meta.note", description="Warnings raised while ingesting"
+        ),
+    ]
+)
 
-DETECTIONS = pa.schema([
-    col("detection_id", pa.string(), "", "meta.id;meta.main",
-        "Stable lake-wide id: field_id/catalog/source_id", nullable=False),
-    FIELD_ID,
-    col("catalog", pa.string(), "", "meta.dataset", "Catalog name given at ingest", nullable=False),
-    col("source_id", pa.string(), "", "meta.id", "The source's id in its own catalog", nullable=False),
-    col("ra", pa.float64(), "deg", "pos.eq.ra;meta.main", "Right ascension (ICRS)", nullable=False),
-    col("dec", pa.float64(), "deg", "pos.eq.dec;meta.main", "Declination (ICRS)", nullable=False),
-    col("healpix29", pa.int64(), "", "pos.healpix",
-        "NESTED HEALPix index at order 29 (equal to HATS _healpix_29)", nullable=False),
-    col("z", pa.float64(), "", "src.redshift", "Assumed redshift of the source"),
-    col("class", pa.string(), "", "src.class", "Source class from the catalog"),
-    col("flags", pa.int64(), "", "meta.code", "Source flags from the catalog"),
-    col("extra", pa.string(), "", "meta.note", "Unmapped catalog columns (JSON object)"),
-    col("snr", pa.float64(), "", "stat.snr", "Detection S/N (peak over noise of the filtered sum)"),
-    INGEST_ID,
-])
+DETECTIONS = pa.schema(
+    [
+        col(
+            "detection_id",
+            pa.string(),
+            "",
+            "meta.id;meta.main",
+            "Stable lake-wide id: field_id/catalog/source_id",
+            nullable=False,
+        ),
+        FIELD_ID,
+        col("catalog", pa.string(), "", "meta.dataset", "Catalog name given at ingest", nullable=False),
+        col("source_id", pa.string(), "", "meta.id", "The source's id in its own catalog", nullable=False),
+        col("ra", pa.float64(), "deg", "pos.eq.ra;meta.main", "Right ascension (ICRS)", nullable=False),
+        col("dec", pa.float64(), "deg", "pos.eq.dec;meta.main", "Declination (ICRS)", nullable=False),
+        col(
+            "healpix29",
+            pa.int64(),
+            "",
+            "pos.healpix",
+            "NESTED HEALPix index at order 29 (equal to HATS _healpix_29)",
+            nullable=False,
+        ),
+        col("z", pa.float64(), "", "src.redshift", "Assumed redshift of the source"),
+        col("class", pa.string(), "", "src.class", "Source class from the catalog"),
+        col("flags", pa.int64(), "", "meta.code", "Source flags from the catalog"),
+        col("extra", pa.string(), "", "meta.note", "Unmapped catalog columns (JSON object)"),
+        col("snr", pa.float64(), "", "stat.snr", "Detection S/N (peak over noise of the filtered sum)"),
+        INGEST_ID,
+    ]
+)
 
-PHOTOMETRY = pa.schema([
-    col("detection_id", pa.string(), "", "meta.id", "Detection this flux belongs to", nullable=False),
-    FIELD_ID,
-    col("band", pa.string(), "", "meta.id;instr.filter", "Filter", nullable=False),
-    col("flux_njy", pa.float64(), "nJy", "phot.flux.density", "Flux density (negative values kept)"),
-    col("flux_err_njy", pa.float64(), "nJy", "stat.error;phot.flux.density", "1-sigma flux error"),
-    col("is_upper_limit", pa.bool_(), "", "meta.code.error",
-        "True when flux_njy is an upper limit rather than a measurement", nullable=False),
-    col("method", pa.string(), "", "meta.code", "Photometry method (catalog, aperture, psf, ...)",
-        nullable=False),
-    col("aperture_radius_arcsec", pa.float64(), "arcsec", "phys.angSize;obs.param",
-        "Radius of the circular aperture, if any (gccat's own: background from r to r + 0.08 arcsec)"),
-    col("mw_corrected", pa.bool_(), "", "meta.code",
-        "True when the flux is already corrected for Milky Way extinction", nullable=False),
-    col("quality", pa.int32(), "", "meta.code.qual",
-        "Bit flags: 1 = error of 0 as published (fits add an error floor)", nullable=False),
-    INGEST_ID,
-])
+PHOTOMETRY = pa.schema(
+    [
+        col("detection_id", pa.string(), "", "meta.id", "Detection this flux belongs to", nullable=False),
+        FIELD_ID,
+        col("band", pa.string(), "", "meta.id;instr.filter", "Filter", nullable=False),
+        col("flux_njy", pa.float64(), "nJy", "phot.flux.density", "Flux density (negative values kept)"),
+        col("flux_err_njy", pa.float64(), "nJy", "stat.error;phot.flux.density", "1-sigma flux error"),
+        col(
+            "is_upper_limit",
+            pa.bool_(),
+            "",
+            "meta.code.error",
+            "True when flux_njy is an upper limit rather than a measurement",
+            nullable=False,
+        ),
+        col(
+            "method",
+            pa.string(),
+            "",
+            "meta.code",
+            "Photometry method (catalog, aperture, psf, ...)",
+            nullable=False,
+        ),
+        col(
+            "aperture_radius_arcsec",
+            pa.float64(),
+            "arcsec",
+            "phys.angSize;obs.param",
+            "Radius of the circular aperture, if any (gccat's own: background from r to r + 0.08 arcsec)",
+        ),
+        col(
+            "mw_corrected",
+            pa.bool_(),
+            "",
+            "meta.code",
+            "True when the flux is already corrected for Milky Way extinction",
+            nullable=False,
+        ),
+        col(
+            "quality",
+            pa.int32(),
+            "",
+            "meta.code.qual",
+            "Bit flags: 1 = error of 0 as published (fits add an error floor)",
+            nullable=False,
+        ),
+        INGEST_ID,
+    ]
+)
 
 MODEL_ID = col("model_id", pa.string(), "", "meta.id", "Lens model: field_id/model", nullable=False)
-RUN_ID = col("run_id", pa.string(), "", "meta.id", "Run that wrote this row (its ingest_id)",
-             nullable=False)
-RA_DEC = [col("ra", pa.float64(), "deg", "pos.eq.ra", "Right ascension of the pixel centre (ICRS)"),
-          col("dec", pa.float64(), "deg", "pos.eq.dec", "Declination of the pixel centre (ICRS)")]
-IX_IY = [col("ix", pa.int32(), "pix", "pos.cartesian.x;instr.pixel", "Pixel column (0-based)"),
-         col("iy", pa.int32(), "pix", "pos.cartesian.y;instr.pixel", "Pixel row (0-based)")]
+RUN_ID = col("run_id", pa.string(), "", "meta.id", "Run that wrote this row (its ingest_id)", nullable=False)
+RA_DEC = [
+    col("ra", pa.float64(), "deg", "pos.eq.ra", "Right ascension of the pixel centre (ICRS)"),
+    col("dec", pa.float64(), "deg", "pos.eq.dec", "Declination of the pixel centre (ICRS)"),
+]
+IX_IY = [
+    col("ix", pa.int32(), "pix", "pos.cartesian.x;instr.pixel", "Pixel column (0-based)"),
+    col("iy", pa.int32(), "pix", "pos.cartesian.y;instr.pixel", "Pixel row (0-based)"),
+]
 
-LENS_MODELS = pa.schema([
-    MODEL_ID, FIELD_ID,
-    col("model", pa.string(), "", "meta.id", "Model name given at ingest", nullable=False),
-    col("team", pa.string(), "", "meta.curation", "Modelling team (CATS, Sharon, GLAFIC, ...)"),
-    col("version", pa.string(), "", "meta.version", "Model version"),
-    col("quantity", pa.string(), "", "meta.code",
-        "kappa, gamma, gamma1, gamma2, magnif, x-arcsec-deflect, y-arcsec-deflect or psi",
-        nullable=False),
-    col("derived", pa.bool_(), "", "meta.code", "True when computed by gccat from other maps",
-        nullable=False),
-    col("derived_from", pa.list_(pa.string()), "", "meta.code", "Quantities it was derived from"),
-    col("dls_ds", pa.float64(), "", "pos.distance;arith.ratio",
-        "D_ls/D_s the map is normalised to (HFF maps: 1)", nullable=False),
-    col("z_source_norm", pa.float64(), "", "src.redshift",
-        "Source redshift of the normalisation, when given as --z-source"),
-    col("wcs_header", pa.string(), "", "meta.code", "FITS WCS header of the map"),
-    col("pixel_scale_arcsec", pa.float64(), "arcsec", "instr.scale;instr.pixel", "Map pixel scale"),
-    col("nx", pa.int32(), "pix", "meta.number", "Map width"),
-    col("ny", pa.int32(), "pix", "meta.number", "Map height"),
-    col("ra_center", pa.float64(), "deg", "pos.eq.ra", "RA of the map centre (ICRS)"),
-    col("dec_center", pa.float64(), "deg", "pos.eq.dec", "Dec of the map centre (ICRS)"),
-    col("source_path", pa.string(), "", "meta.ref;meta.file", "Input FITS file"),
-    col("sha256", pa.string(), "", "meta.checksum", "SHA-256 of the input file"),
-    INGEST_ID,
-])
+LENS_MODELS = pa.schema(
+    [
+        MODEL_ID,
+        FIELD_ID,
+        col("model", pa.string(), "", "meta.id", "Model name given at ingest", nullable=False),
+        col("team", pa.string(), "", "meta.curation", "Modelling team (CATS, Sharon, GLAFIC, ...)"),
+        col("version", pa.string(), "", "meta.version", "Model version"),
+        col(
+            "quantity",
+            pa.string(),
+            "",
+            "meta.code",
+            "kappa, gamma, gamma1, gamma2, magnif, x-arcsec-deflect, y-arcsec-deflect or psi",
+            nullable=False,
+        ),
+        col(
+            "derived",
+            pa.bool_(),
+            "",
+            "meta.code",
+            "True when computed by gccat from other maps",
+            nullable=False,
+        ),
+        col("derived_from", pa.list_(pa.string()), "", "meta.code", "Quantities it was derived from"),
+        col(
+            "dls_ds",
+            pa.float64(),
+            "",
+            "pos.distance;arith.ratio",
+            "D_ls/D_s the map is normalised to (HFF maps: 1)",
+            nullable=False,
+        ),
+        col(
+            "z_source_norm",
+            pa.float64(),
+            "",
+            "src.redshift",
+            "Source redshift of the normalisation, when given as --z-source",
+        ),
+        col("wcs_header", pa.string(), "", "meta.code", "FITS WCS header of the map"),
+        col("pixel_scale_arcsec", pa.float64(), "arcsec", "instr.scale;instr.pixel", "Map pixel scale"),
+        col("nx", pa.int32(), "pix", "meta.number", "Map width"),
+        col("ny", pa.int32(), "pix", "meta.number", "Map height"),
+        col("ra_center", pa.float64(), "deg", "pos.eq.ra", "RA of the map centre (ICRS)"),
+        col("dec_center", pa.float64(), "deg", "pos.eq.dec", "Dec of the map centre (ICRS)"),
+        col("source_path", pa.string(), "", "meta.ref;meta.file", "Input FITS file"),
+        col("sha256", pa.string(), "", "meta.checksum", "SHA-256 of the input file"),
+        INGEST_ID,
+    ]
+)
 
-LENS_MAP_PIXELS = pa.schema([
-    MODEL_ID, FIELD_ID,
-    col("quantity", pa.string(), "", "meta.code", "Map quantity (see lens_models)", nullable=False),
-    *IX_IY, *RA_DEC,
-    col("healpix29", pa.int64(), "", "pos.healpix", "NESTED HEALPix index at order 29"),
-    col("value", pa.float64(), "", "phys", "Map value (kappa, gamma: dimensionless; deflection: "
-        "arcsec; magnif: dimensionless)"),
-    INGEST_ID,
-])
+LENS_MAP_PIXELS = pa.schema(
+    [
+        MODEL_ID,
+        FIELD_ID,
+        col("quantity", pa.string(), "", "meta.code", "Map quantity (see lens_models)", nullable=False),
+        *IX_IY,
+        *RA_DEC,
+        col("healpix29", pa.int64(), "", "pos.healpix", "NESTED HEALPix index at order 29"),
+        col(
+            "value",
+            pa.float64(),
+            "",
+            "phys",
+            "Map value (kappa, gamma: dimensionless; deflection: arcsec; magnif: dimensionless)",
+        ),
+        INGEST_ID,
+    ]
+)
 
-CORRELATION_RUNS = pa.schema([
-    RUN_ID, FIELD_ID, MODEL_ID,
-    col("created_at", _TS, "", "time.creation", "When the run was made (UTC)"),
-    col("where_sql", pa.string(), "", "meta.query", "Selection of GCs on photometry_wide"),
-    col("alpha", pa.float64(), "", "stat.param", "Kernel exponent of W(d) = 1/(S_L + d)^alpha"),
-    col("softening_arcsec", pa.float64(), "arcsec", "phys.angSize", "Kernel softening S_L"),
-    col("box_arcsec", pa.float64(), "arcsec", "phys.angSize", "Box side for box statistics"),
-    col("z_source", pa.float64(), "", "src.redshift", "Source redshift kappa is scaled to (NULL: as stored)"),
-    col("mask_path", pa.string(), "", "meta.ref;meta.file", "FITS mask or mask table used"),
-    col("centre_ra", pa.float64(), "deg", "pos.eq.ra", "Centre of the radial profiles"),
-    col("centre_dec", pa.float64(), "deg", "pos.eq.dec", "Centre of the radial profiles"),
-    col("n_gc", pa.int64(), "", "meta.number", "GCs on the unmasked map"),
-    col("n_gc_inpainted", pa.int64(), "", "meta.number", "GCs added in masked regions"),
-    col("inpaint_iterations", pa.int32(), "", "meta.number", "Monte Carlo inpainting iterations"),
-    col("seed", pa.int64(), "", "meta.code", "Random seed"),
-    col("masked_fraction", pa.float64(), "", "phys.angArea;arith.ratio", "Fraction of the map masked"),
-    col("beta", pa.float64(), "", "arith.factor", "sum(kappa rho)/sum(rho^2)"),
-    col("pearson_log", pa.float64(), "", "stat.correlation", "Pearson r of log kappa vs log rho"),
-    col("spearman_log", pa.float64(), "", "stat.correlation", "Spearman rho of log kappa vs log rho"),
-    col("A", pa.float64(), "", "stat.fit.param", "Amplitude of <kappa> = A n_GC^B"),
-    col("B", pa.float64(), "", "stat.fit.param", "Exponent of <kappa> = A n_GC^B"),
-    col("A_err", pa.float64(), "", "stat.error", "Bootstrap error of A"),
-    col("B_err", pa.float64(), "", "stat.error", "Bootstrap error of B"),
-    col("n_boxes", pa.int64(), "", "meta.number", "Boxes in the power-law fit"),
-    col("fit_method", pa.string(), "", "meta.code",
-        "poisson: likelihood of the box counts (unbiased); lsq: least squares in log (the papers')"),
-    col("A_lsq", pa.float64(), "", "stat.fit.param", "A from least squares in log-log (papers' method)"),
-    col("B_lsq", pa.float64(), "", "stat.fit.param", "B from least squares in log-log (papers' method)"),
-    col("B_lsq_err", pa.float64(), "", "stat.error", "Bootstrap error of B_lsq"),
-    col("background_per_arcsec2", pa.float64(), "arcsec-2", "phys.density",
-        "Background GC density subtracted from the profiles"),
-    col("background_err", pa.float64(), "arcsec-2", "stat.error", "Poisson error of the background"),
-    col("mass_radius_arcsec", pa.float64(), "arcsec", "phys.angSize", "Radius of the mass budget"),
-    col("m_halo_msun", pa.float64(), "solMass", "phys.mass", "Halo mass within the radius from kappa"),
-    col("m_gc_msun", pa.float64(), "solMass", "phys.mass", "Total GC mass (fraction x M_halo)"),
-    col("mean_gc_mass_msun", pa.float64(), "solMass", "phys.mass", "M_GC / number of GCs within the radius"),
-    col("plots", pa.list_(pa.string()), "", "meta.ref;meta.file", "PNG plots written"),
-    col("options", pa.string(), "", "meta.code", "All run options (JSON)"),
-    INGEST_ID,
-])
+CORRELATION_RUNS = pa.schema(
+    [
+        RUN_ID,
+        FIELD_ID,
+        MODEL_ID,
+        col("created_at", _TS, "", "time.creation", "When the run was made (UTC)"),
+        col("where_sql", pa.string(), "", "meta.query", "Selection of GCs on photometry_wide"),
+        col("alpha", pa.float64(), "", "stat.param", "Kernel exponent of W(d) = 1/(S_L + d)^alpha"),
+        col("softening_arcsec", pa.float64(), "arcsec", "phys.angSize", "Kernel softening S_L"),
+        col("box_arcsec", pa.float64(), "arcsec", "phys.angSize", "Box side for box statistics"),
+        col(
+            "z_source",
+            pa.float64(),
+            "",
+            "src.redshift",
+            "Source redshift kappa is scaled to (NULL: as stored)",
+        ),
+        col("mask_path", pa.string(), "", "meta.ref;meta.file", "FITS mask or mask table used"),
+        col("centre_ra", pa.float64(), "deg", "pos.eq.ra", "Centre of the radial profiles"),
+        col("centre_dec", pa.float64(), "deg", "pos.eq.dec", "Centre of the radial profiles"),
+        col("n_gc", pa.int64(), "", "meta.number", "GCs on the unmasked map"),
+        col("n_gc_inpainted", pa.int64(), "", "meta.number", "GCs added in masked regions"),
+        col("inpaint_iterations", pa.int32(), "", "meta.number", "Monte Carlo inpainting iterations"),
+        col("seed", pa.int64(), "", "meta.code", "Random seed"),
+        col("masked_fraction", pa.float64(), "", "phys.angArea;arith.ratio", "Fraction of the map masked"),
+        col("beta", pa.float64(), "", "arith.factor", "sum(kappa rho)/sum(rho^2)"),
+        col("pearson_log", pa.float64(), "", "stat.correlation", "Pearson r of log kappa vs log rho"),
+        col("spearman_log", pa.float64(), "", "stat.correlation", "Spearman rho of log kappa vs log rho"),
+        col("A", pa.float64(), "", "stat.fit.param", "Amplitude of <kappa> = A n_GC^B"),
+        col("B", pa.float64(), "", "stat.fit.param", "Exponent of <kappa> = A n_GC^B"),
+        col("A_err", pa.float64(), "", "stat.error", "Bootstrap error of A"),
+        col("B_err", pa.float64(), "", "stat.error", "Bootstrap error of B"),
+        col("n_boxes", pa.int64(), "", "meta.number", "Boxes in the power-law fit"),
+        col(
+            "fit_method",
+            pa.string(),
+            "",
+            "meta.code",
+            "poisson: likelihood of the box counts (unbiased); lsq: least squares in log (the papers')",
+        ),
+        col("A_lsq", pa.float64(), "", "stat.fit.param", "A from least squares in log-log (papers' method)"),
+        col("B_lsq", pa.float64(), "", "stat.fit.param", "B from least squares in log-log (papers' method)"),
+        col("B_lsq_err", pa.float64(), "", "stat.error", "Bootstrap error of B_lsq"),
+        col(
+            "background_per_arcsec2",
+            pa.float64(),
+            "arcsec-2",
+            "phys.density",
+            "Background GC density subtracted from the profiles",
+        ),
+        col("background_err", pa.float64(), "arcsec-2", "stat.error", "Poisson error of the background"),
+        col("mass_radius_arcsec", pa.float64(), "arcsec", "phys.angSize", "Radius of the mass budget"),
+        col("m_halo_msun", pa.float64(), "solMass", "phys.mass", "Halo mass within the radius from kappa"),
+        col("m_gc_msun", pa.float64(), "solMass", "phys.mass", "Total GC mass (fraction x M_halo)"),
+        col(
+            "mean_gc_mass_msun",
+            pa.float64(),
+            "solMass",
+            "phys.mass",
+            "M_GC / number of GCs within the radius",
+        ),
+        col("plots", pa.list_(pa.string()), "", "meta.ref;meta.file", "PNG plots written"),
+        col("options", pa.string(), "", "meta.code", "All run options (JSON)"),
+        INGEST_ID,
+    ]
+)
 
-DENSITY_MAPS = pa.schema([
-    RUN_ID, FIELD_ID, *IX_IY, *RA_DEC,
-    col("rho_gc", pa.float64(), "", "phys.density", "Smoothed GC density sum W(d) on the kappa grid"),
-    col("kappa", pa.float64(), "", "phys.mass;phys.density", "Convergence on the grid"),
-    col("residual", pa.float64(), "", "stat.fit.residual", "kappa - beta rho_gc"),
-    col("masked", pa.bool_(), "", "meta.code", "Pixel is masked (inpainted)"),
-    INGEST_ID,
-])
+DENSITY_MAPS = pa.schema(
+    [
+        RUN_ID,
+        FIELD_ID,
+        *IX_IY,
+        *RA_DEC,
+        col("rho_gc", pa.float64(), "", "phys.density", "Smoothed GC density sum W(d) on the kappa grid"),
+        col("kappa", pa.float64(), "", "phys.mass;phys.density", "Convergence on the grid"),
+        col("residual", pa.float64(), "", "stat.fit.residual", "kappa - beta rho_gc"),
+        col("masked", pa.bool_(), "", "meta.code", "Pixel is masked (inpainted)"),
+        INGEST_ID,
+    ]
+)
 
-BOX_STATS = pa.schema([
-    RUN_ID, FIELD_ID,
-    col("ix0", pa.int32(), "pix", "pos.cartesian.x;instr.pixel", "First pixel column of the box"),
-    col("iy0", pa.int32(), "pix", "pos.cartesian.y;instr.pixel", "First pixel row of the box"),
-    *RA_DEC,
-    col("n_gc", pa.int64(), "", "meta.number", "GCs in the box"),
-    col("area_arcsec2", pa.float64(), "arcsec2", "phys.area", "Unmasked area of the box"),
-    col("n_per_arcsec2", pa.float64(), "arcsec-2", "phys.density", "GC surface density"),
-    col("kappa_mean", pa.float64(), "", "phys.mass;stat.mean", "Mean kappa over the box"),
-    col("masked_fraction", pa.float64(), "", "phys.angArea;arith.ratio", "Masked fraction of the box"),
-    INGEST_ID,
-])
+BOX_STATS = pa.schema(
+    [
+        RUN_ID,
+        FIELD_ID,
+        col("ix0", pa.int32(), "pix", "pos.cartesian.x;instr.pixel", "First pixel column of the box"),
+        col("iy0", pa.int32(), "pix", "pos.cartesian.y;instr.pixel", "First pixel row of the box"),
+        *RA_DEC,
+        col("n_gc", pa.int64(), "", "meta.number", "GCs in the box"),
+        col("area_arcsec2", pa.float64(), "arcsec2", "phys.area", "Unmasked area of the box"),
+        col("n_per_arcsec2", pa.float64(), "arcsec-2", "phys.density", "GC surface density"),
+        col("kappa_mean", pa.float64(), "", "phys.mass;stat.mean", "Mean kappa over the box"),
+        col("masked_fraction", pa.float64(), "", "phys.angArea;arith.ratio", "Masked fraction of the box"),
+        INGEST_ID,
+    ]
+)
 
-RADIAL_PROFILES = pa.schema([
-    RUN_ID, FIELD_ID,
-    col("r_in_arcsec", pa.float64(), "arcsec", "pos.distance", "Inner radius of the annulus"),
-    col("r_out_arcsec", pa.float64(), "arcsec", "pos.distance", "Outer radius of the annulus"),
-    col("r_mid_arcsec", pa.float64(), "arcsec", "pos.distance", "Mid radius of the annulus"),
-    col("n_gc", pa.int64(), "", "meta.number", "GCs in the annulus"),
-    col("area_arcsec2", pa.float64(), "arcsec2", "phys.area", "Unmasked area"),
-    col("sigma_gc", pa.float64(), "arcsec-2", "phys.density", "GC surface density"),
-    col("sigma_gc_err", pa.float64(), "arcsec-2", "stat.error", "Poisson error of sigma_gc"),
-    col("sigma_gc_bgsub", pa.float64(), "arcsec-2", "phys.density", "Background-subtracted density"),
-    col("kappa_mean", pa.float64(), "", "phys.mass;stat.mean", "Mean kappa in the annulus"),
-    col("rho_mean", pa.float64(), "", "phys.density;stat.mean", "Mean rho_gc in the annulus"),
-    INGEST_ID,
-])
+RADIAL_PROFILES = pa.schema(
+    [
+        RUN_ID,
+        FIELD_ID,
+        col("r_in_arcsec", pa.float64(), "arcsec", "pos.distance", "Inner radius of the annulus"),
+        col("r_out_arcsec", pa.float64(), "arcsec", "pos.distance", "Outer radius of the annulus"),
+        col("r_mid_arcsec", pa.float64(), "arcsec", "pos.distance", "Mid radius of the annulus"),
+        col("n_gc", pa.int64(), "", "meta.number", "GCs in the annulus"),
+        col("area_arcsec2", pa.float64(), "arcsec2", "phys.area", "Unmasked area"),
+        col("sigma_gc", pa.float64(), "arcsec-2", "phys.density", "GC surface density"),
+        col("sigma_gc_err", pa.float64(), "arcsec-2", "stat.error", "Poisson error of sigma_gc"),
+        col("sigma_gc_bgsub", pa.float64(), "arcsec-2", "phys.density", "Background-subtracted density"),
+        col("kappa_mean", pa.float64(), "", "phys.mass;stat.mean", "Mean kappa in the annulus"),
+        col("rho_mean", pa.float64(), "", "phys.density;stat.mean", "Mean rho_gc in the annulus"),
+        INGEST_ID,
+    ]
+)
 
-DETECTION_RUNS = pa.schema([
-    RUN_ID, FIELD_ID,
-    col("catalog", pa.string(), "", "meta.dataset", "Catalog name of the detections", nullable=False),
-    col("images", pa.list_(pa.string()), "", "meta.ref;meta.file", "Images summed for detection"),
-    col("bands", pa.list_(pa.string()), "", "meta.id;instr.filter", "Their bands"),
-    col("image_sha256", pa.list_(pa.string()), "", "meta.checksum", "SHA-256 of each image"),
-    col("pixel_scale_arcsec", pa.float64(), "arcsec", "instr.scale;instr.pixel", "Pixel scale"),
-    col("noise", pa.float64(), "", "stat.stdev", "Robust noise of the filtered sum (image units)"),
-    col("threshold", pa.float64(), "", "stat.value", "Detection threshold (filtered units)"),
-    col("n_detections", pa.int64(), "", "meta.number", "Sources kept"),
-    col("mask_area_pix", pa.int64(), "pix", "phys.area", "Masked area, pixels"),
-    col("mask_area_arcsec2", pa.float64(), "arcsec2", "phys.area", "Masked area"),
-    col("unmasked_area_arcsec2", pa.float64(), "arcsec2", "phys.area", "Area searched"),
-    col("params", pa.string(), "", "meta.code", "All detection parameters (JSON)"),
-    INGEST_ID,
-])
+DETECTION_RUNS = pa.schema(
+    [
+        RUN_ID,
+        FIELD_ID,
+        col("catalog", pa.string(), "", "meta.dataset", "Catalog name of the detections", nullable=False),
+        col("images", pa.list_(pa.string()), "", "meta.ref;meta.file", "Images summed for detection"),
+        col("bands", pa.list_(pa.string()), "", "meta.id;instr.filter", "Their bands"),
+        col("image_sha256", pa.list_(pa.string()), "", "meta.checksum", "SHA-256 of each image"),
+        col("pixel_scale_arcsec", pa.float64(), "arcsec", "instr.scale;instr.pixel", "Pixel scale"),
+        col("noise", pa.float64(), "", "stat.stdev", "Robust noise of the filtered sum (image units)"),
+        col("threshold", pa.float64(), "", "stat.value", "Detection threshold (filtered units)"),
+        col("n_detections", pa.int64(), "", "meta.number", "Sources kept"),
+        col("mask_area_pix", pa.int64(), "pix", "phys.area", "Masked area, pixels"),
+        col("mask_area_arcsec2", pa.float64(), "arcsec2", "phys.area", "Masked area"),
+        col("unmasked_area_arcsec2", pa.float64(), "arcsec2", "phys.area", "Area searched"),
+        col("params", pa.string(), "", "meta.code", "All detection parameters (JSON)"),
+        INGEST_ID,
+    ]
+)
 
-INJECTION_RUNS = pa.schema([
-    RUN_ID, FIELD_ID,
-    col("catalog", pa.string(), "", "meta.dataset", "Catalog of the targets"),
-    col("band", pa.string(), "", "meta.id;instr.filter", "Band of the image", nullable=False),
-    col("mode", pa.string(), "", "meta.code", "targets (Sparkler) or random (Firefly)"),
-    col("image", pa.string(), "", "meta.ref;meta.file", "Image injected into"),
-    col("image_sha256", pa.string(), "", "meta.checksum", "SHA-256 of the image"),
-    col("psf", pa.string(), "", "meta.ref;meta.file", "PSF injected"),
-    col("n_flux", pa.int32(), "", "meta.number", "Fluxes per target"),
-    col("n_locations", pa.int32(), "", "meta.number", "Locations per target"),
-    col("flux_range_lo", pa.float64(), "", "arith.factor", "Lowest flux / measured flux"),
-    col("flux_range_hi", pa.float64(), "", "arith.factor", "Highest flux / measured flux"),
-    col("aperture_radii_arcsec", pa.list_(pa.float64()), "arcsec", "phys.angSize;obs.param",
-        "Radii of the circular apertures measured"),
-    col("seed", pa.int64(), "", "meta.code", "Random seed"),
-    col("params", pa.string(), "", "meta.code", "All parameters (JSON)"),
-    INGEST_ID,
-])
+INJECTION_RUNS = pa.schema(
+    [
+        RUN_ID,
+        FIELD_ID,
+        col("catalog", pa.string(), "", "meta.dataset", "Catalog of the targets"),
+        col("band", pa.string(), "", "meta.id;instr.filter", "Band of the image", nullable=False),
+        col("mode", pa.string(), "", "meta.code", "targets (Sparkler) or random (Firefly)"),
+        col("image", pa.string(), "", "meta.ref;meta.file", "Image injected into"),
+        col("image_sha256", pa.string(), "", "meta.checksum", "SHA-256 of the image"),
+        col("psf", pa.string(), "", "meta.ref;meta.file", "PSF injected"),
+        col("n_flux", pa.int32(), "", "meta.number", "Fluxes per target"),
+        col("n_locations", pa.int32(), "", "meta.number", "Locations per target"),
+        col("flux_range_lo", pa.float64(), "", "arith.factor", "Lowest flux / measured flux"),
+        col("flux_range_hi", pa.float64(), "", "arith.factor", "Highest flux / measured flux"),
+        col(
+            "aperture_radii_arcsec",
+            pa.list_(pa.float64()),
+            "arcsec",
+            "phys.angSize;obs.param",
+            "Radii of the circular apertures measured",
+        ),
+        col("seed", pa.int64(), "", "meta.code", "Random seed"),
+        col("params", pa.string(), "", "meta.code", "All parameters (JSON)"),
+        INGEST_ID,
+    ]
+)
 
-INJECTION_SOURCES = pa.schema([
-    RUN_ID, FIELD_ID,
-    col("band", pa.string(), "", "meta.id;instr.filter", "Band", nullable=False),
-    col("detection_id", pa.string(), "", "meta.id", "Target near which it was injected"),
-    col("injection", pa.int64(), "", "meta.id", "Injection number within the run"),
-    col("x", pa.float64(), "pix", "pos.cartesian.x", "Injected x (0-based pixel)"),
-    col("y", pa.float64(), "pix", "pos.cartesian.y", "Injected y (0-based pixel)"),
-    *RA_DEC,
-    col("aperture_radius_arcsec", pa.float64(), "arcsec", "phys.angSize;obs.param",
-        "Radius of the aperture measured"),
-    col("flux_in_njy", pa.float64(), "nJy", "phot.flux.density", "Injected flux"),
-    col("flux_out_njy", pa.float64(), "nJy", "phot.flux.density", "Measured flux"),
-    col("flux_err_njy", pa.float64(), "nJy", "stat.error;phot.flux.density", "Measured error"),
-    col("recovered", pa.bool_(), "", "meta.code", "Measured above 3 sigma"),
-    INGEST_ID,
-])
+INJECTION_SOURCES = pa.schema(
+    [
+        RUN_ID,
+        FIELD_ID,
+        col("band", pa.string(), "", "meta.id;instr.filter", "Band", nullable=False),
+        col("detection_id", pa.string(), "", "meta.id", "Target near which it was injected"),
+        col("injection", pa.int64(), "", "meta.id", "Injection number within the run"),
+        col("x", pa.float64(), "pix", "pos.cartesian.x", "Injected x (0-based pixel)"),
+        col("y", pa.float64(), "pix", "pos.cartesian.y", "Injected y (0-based pixel)"),
+        *RA_DEC,
+        col(
+            "aperture_radius_arcsec",
+            pa.float64(),
+            "arcsec",
+            "phys.angSize;obs.param",
+            "Radius of the aperture measured",
+        ),
+        col("flux_in_njy", pa.float64(), "nJy", "phot.flux.density", "Injected flux"),
+        col("flux_out_njy", pa.float64(), "nJy", "phot.flux.density", "Measured flux"),
+        col("flux_err_njy", pa.float64(), "nJy", "stat.error;phot.flux.density", "Measured error"),
+        col("recovered", pa.bool_(), "", "meta.code", "Measured above 3 sigma"),
+        INGEST_ID,
+    ]
+)
 
-INJECTION_CORRECTIONS = pa.schema([
-    RUN_ID, FIELD_ID,
-    col("detection_id", pa.string(), "", "meta.id", "Target the correction is for"),
-    col("band", pa.string(), "", "meta.id;instr.filter", "Band", nullable=False),
-    col("aperture_radius_arcsec", pa.float64(), "arcsec", "phys.angSize;obs.param",
-        "Radius of the aperture the correction is for"),
-    col("c2", pa.float64(), "nJy-1", "stat.fit.param", "Quadratic coefficient of intrinsic(measured)"),
-    col("c1", pa.float64(), "", "stat.fit.param", "Linear coefficient"),
-    col("c0", pa.float64(), "nJy", "stat.fit.param", "Constant"),
-    col("flux_error_biweight_njy", pa.float64(), "nJy", "stat.error",
-        "Biweight scale of flux_out - flux_in (random mode)"),
-    INGEST_ID,
-])
+INJECTION_CORRECTIONS = pa.schema(
+    [
+        RUN_ID,
+        FIELD_ID,
+        col("detection_id", pa.string(), "", "meta.id", "Target the correction is for"),
+        col("band", pa.string(), "", "meta.id;instr.filter", "Band", nullable=False),
+        col(
+            "aperture_radius_arcsec",
+            pa.float64(),
+            "arcsec",
+            "phys.angSize;obs.param",
+            "Radius of the aperture the correction is for",
+        ),
+        col("c2", pa.float64(), "nJy-1", "stat.fit.param", "Quadratic coefficient of intrinsic(measured)"),
+        col("c1", pa.float64(), "", "stat.fit.param", "Linear coefficient"),
+        col("c0", pa.float64(), "nJy", "stat.fit.param", "Constant"),
+        col(
+            "flux_error_biweight_njy",
+            pa.float64(),
+            "nJy",
+            "stat.error",
+            "Biweight scale of flux_out - flux_in (random mode)",
+        ),
+        INGEST_ID,
+    ]
+)
 
-OBJECT_ID = col("object_id", pa.string(), "", "meta.id",
-                "Fitted object: a detection_id, or stack:<run_id> for a stack", nullable=False)
+OBJECT_ID = col(
+    "object_id",
+    pa.string(),
+    "",
+    "meta.id",
+    "Fitted object: a detection_id, or stack:<run_id> for a stack",
+    nullable=False,
+)
 
-SSP_GRIDS = pa.schema([
-    col("grid_id", pa.string(), "", "meta.id", "Hash of the grid spec", nullable=False),
-    col("z", pa.float64(), "", "src.redshift", "Redshift of the grid"),
-    col("bands", pa.list_(pa.string()), "", "meta.id;instr.filter", "astro-sedpy filters, flux order"),
-    col("spec", pa.string(), "", "meta.code", "Everything needed to rebuild the grid (JSON)"),
-    col("shape", pa.list_(pa.int64()), "", "meta.number", "n_age, n_Z, n_Av, n_band"),
-    col("age_gyr", pa.list_(pa.float64()), "Gyr", "time.age", "Age axis"),
-    col("log_z_zsun", pa.list_(pa.float64()), "", "phys.abund.Z", "log10(Z/Zsun) axis"),
-    col("av", pa.list_(pa.float64()), "mag", "phys.absorption", "Calzetti A_V axis"),
-    col("flux_njy", pa.list_(pa.float32()), "nJy", "phot.flux.density",
-        "Band fluxes per Msun formed, C order over (age, Z, A_V, band)"),
-    col("living_fraction", pa.list_(pa.float64()), "", "phys.mass;arith.ratio",
-        "Living stellar mass / mass formed, C order over (age, Z)"),
-    col("created_at", _TS, "", "time.creation", "When the grid was built (UTC)"),
-    INGEST_ID,
-])
+SSP_GRIDS = pa.schema(
+    [
+        col("grid_id", pa.string(), "", "meta.id", "Hash of the grid spec", nullable=False),
+        col("z", pa.float64(), "", "src.redshift", "Redshift of the grid"),
+        col("bands", pa.list_(pa.string()), "", "meta.id;instr.filter", "astro-sedpy filters, flux order"),
+        col("spec", pa.string(), "", "meta.code", "Everything needed to rebuild the grid (JSON)"),
+        col("shape", pa.list_(pa.int64()), "", "meta.number", "n_age, n_Z, n_Av, n_band"),
+        col("age_gyr", pa.list_(pa.float64()), "Gyr", "time.age", "Age axis"),
+        col("log_z_zsun", pa.list_(pa.float64()), "", "phys.abund.Z", "log10(Z/Zsun) axis"),
+        col("av", pa.list_(pa.float64()), "mag", "phys.absorption", "Calzetti A_V axis"),
+        col(
+            "flux_njy",
+            pa.list_(pa.float32()),
+            "nJy",
+            "phot.flux.density",
+            "Band fluxes per Msun formed, C order over (age, Z, A_V, band)",
+        ),
+        col(
+            "living_fraction",
+            pa.list_(pa.float64()),
+            "",
+            "phys.mass;arith.ratio",
+            "Living stellar mass / mass formed, C order over (age, Z)",
+        ),
+        col("created_at", _TS, "", "time.creation", "When the grid was built (UTC)"),
+        INGEST_ID,
+    ]
+)
 
-FIT_RUNS = pa.schema([
-    RUN_ID,
-    col("kind", pa.string(), "", "meta.code",
-        "ssp, stack, sfh (SEDz*) or nonparam (Dense-Basis-like t_x atlas)", nullable=False),
-    col("where_sql", pa.string(), "", "meta.query", "Selection on photometry_wide"),
-    col("grid_ids", pa.list_(pa.string()), "", "meta.id", "SSP grids used"),
-    col("error_floor", pa.float64(), "", "stat.error;arith.ratio",
-        "Fractional error floor added in quadrature"),
-    col("n_objects", pa.int64(), "", "meta.number", "Objects fitted"),
-    col("n_samples", pa.int64(), "", "meta.number", "Posterior draws per object"),
-    col("scheduler", pa.string(), "", "meta.code", "in-process, or the Dask scheduler used"),
-    col("seconds", pa.float64(), "s", "time.duration", "Wall time of the fits"),
-    col("gccat_version", pa.string(), "", "meta.version", "Code version"),
-    col("config", pa.string(), "", "meta.code", "Full configuration (JSON)"),
-    col("created_at", _TS, "", "time.creation", "When the run was made (UTC)"),
-    INGEST_ID,
-])
+FIT_RUNS = pa.schema(
+    [
+        RUN_ID,
+        col(
+            "kind",
+            pa.string(),
+            "",
+            "meta.code",
+            "ssp, stack, sfh (SEDz*) or nonparam (Dense-Basis-like t_x atlas)",
+            nullable=False,
+        ),
+        col("where_sql", pa.string(), "", "meta.query", "Selection on photometry_wide"),
+        col("grid_ids", pa.list_(pa.string()), "", "meta.id", "SSP grids used"),
+        col(
+            "error_floor",
+            pa.float64(),
+            "",
+            "stat.error;arith.ratio",
+            "Fractional error floor added in quadrature",
+        ),
+        col("n_objects", pa.int64(), "", "meta.number", "Objects fitted"),
+        col("n_samples", pa.int64(), "", "meta.number", "Posterior draws per object"),
+        col("scheduler", pa.string(), "", "meta.code", "in-process, or the Dask scheduler used"),
+        col("seconds", pa.float64(), "s", "time.duration", "Wall time of the fits"),
+        col("gccat_version", pa.string(), "", "meta.version", "Code version"),
+        col("config", pa.string(), "", "meta.code", "Full configuration (JSON)"),
+        col("created_at", _TS, "", "time.creation", "When the run was made (UTC)"),
+        INGEST_ID,
+    ]
+)
 
 #: The parameters of fit_posteriors (one row per object and parameter): name -> (unit, UCD,
 #: description). fit_posteriors' value columns take the unit of their row's parameter; the
@@ -382,74 +621,115 @@ FIT_PARAMETERS: dict[str, tuple[str, str, str]] = {
     "t_peak_gyr": ("Gyr", "time.epoch", "Cosmic time of the peak epoch of star formation (SFH)"),
     "mass_total": ("solMass", "phys.mass", "Total stellar mass formed (SFH)"),
 }
-_PER_PARAMETER = ("in the unit of the row's parameter (" + ", ".join(
-    f"{k}: {u or 'dimensionless'}" for k, (u, _, _) in FIT_PARAMETERS.items()) + ")")
+_PER_PARAMETER = (
+    "in the unit of the row's parameter ("
+    + ", ".join(f"{k}: {u or 'dimensionless'}" for k, (u, _, _) in FIT_PARAMETERS.items())
+    + ")"
+)
 
-FIT_POSTERIORS = pa.schema([
-    RUN_ID, OBJECT_ID,
-    col("field_id", pa.string(), "", "meta.id;obs.field", "Field of the object"),
-    col("parameter", pa.string(), "", "meta.id",
-        "Fitted parameter of this row (one row per object and parameter): "
-        + ", ".join(FIT_PARAMETERS), nullable=False),
-    col("p16", pa.float64(), "", "stat.fit.param;stat.percentile",
-        f"16th percentile of the posterior, {_PER_PARAMETER}"),
-    col("p50", pa.float64(), "", "stat.fit.param;stat.median",
-        f"Posterior median, {_PER_PARAMETER}"),
-    col("p84", pa.float64(), "", "stat.fit.param;stat.percentile",
-        f"84th percentile of the posterior, {_PER_PARAMETER}"),
-    col("map_value", pa.float64(), "", "stat.fit.param",
-        "Posterior mode: grid model of largest likelihood x prior density (NULL for SFH fits), "
-        + _PER_PARAMETER),
-    col("best_fit_value", pa.float64(), "", "stat.fit.param",
-        f"Best fit: value of the minimum-chi2 model (SFH: the NNLS solution), {_PER_PARAMETER}"),
-    col("z", pa.float64(), "", "src.redshift", "Redshift the object was fitted at"),
-    col("chi2_min", pa.float64(), "", "stat.fit.chi2", "Minimum chi2"),
-    col("n_bands", pa.int64(), "", "meta.number", "Bands used"),
-    col("reduced_chi2", pa.float64(), "", "stat.fit.chi2", "chi2_min / degrees of freedom"),
-    INGEST_ID,
-])
+FIT_POSTERIORS = pa.schema(
+    [
+        RUN_ID,
+        OBJECT_ID,
+        col("field_id", pa.string(), "", "meta.id;obs.field", "Field of the object"),
+        col(
+            "parameter",
+            pa.string(),
+            "",
+            "meta.id",
+            "Fitted parameter of this row (one row per object and parameter): " + ", ".join(FIT_PARAMETERS),
+            nullable=False,
+        ),
+        col(
+            "p16",
+            pa.float64(),
+            "",
+            "stat.fit.param;stat.percentile",
+            f"16th percentile of the posterior, {_PER_PARAMETER}",
+        ),
+        col("p50", pa.float64(), "", "stat.fit.param;stat.median", f"Posterior median, {_PER_PARAMETER}"),
+        col(
+            "p84",
+            pa.float64(),
+            "",
+            "stat.fit.param;stat.percentile",
+            f"84th percentile of the posterior, {_PER_PARAMETER}",
+        ),
+        col(
+            "map_value",
+            pa.float64(),
+            "",
+            "stat.fit.param",
+            "Posterior mode: grid model of largest likelihood x prior density (NULL for SFH fits), "
+            + _PER_PARAMETER,
+        ),
+        col(
+            "best_fit_value",
+            pa.float64(),
+            "",
+            "stat.fit.param",
+            f"Best fit: value of the minimum-chi2 model (SFH: the NNLS solution), {_PER_PARAMETER}",
+        ),
+        col("z", pa.float64(), "", "src.redshift", "Redshift the object was fitted at"),
+        col("chi2_min", pa.float64(), "", "stat.fit.chi2", "Minimum chi2"),
+        col("n_bands", pa.int64(), "", "meta.number", "Bands used"),
+        col("reduced_chi2", pa.float64(), "", "stat.fit.chi2", "chi2_min / degrees of freedom"),
+        INGEST_ID,
+    ]
+)
 
-FIT_SAMPLES = pa.schema([
-    RUN_ID, OBJECT_ID,
-    col("draw", pa.int32(), "", "meta.number", "Draw number"),
-    col("age_gyr", pa.float64(), "Gyr", "time.age", "Age"),
-    col("log_z", pa.float64(), "", "phys.abund.Z", "log10(Z/Zsun)"),
-    col("av", pa.float64(), "mag", "phys.absorption", "Calzetti A_V"),
-    col("log_mass_living", pa.float64(), "dex(solMass)", "phys.mass", "log10 living stellar mass"),
-    col("log_mass_formed", pa.float64(), "dex(solMass)", "phys.mass", "log10 mass formed"),
-    INGEST_ID,
-])
+FIT_SAMPLES = pa.schema(
+    [
+        RUN_ID,
+        OBJECT_ID,
+        col("draw", pa.int32(), "", "meta.number", "Draw number"),
+        col("age_gyr", pa.float64(), "Gyr", "time.age", "Age"),
+        col("log_z", pa.float64(), "", "phys.abund.Z", "log10(Z/Zsun)"),
+        col("av", pa.float64(), "mag", "phys.absorption", "Calzetti A_V"),
+        col("log_mass_living", pa.float64(), "dex(solMass)", "phys.mass", "log10 living stellar mass"),
+        col("log_mass_formed", pa.float64(), "dex(solMass)", "phys.mass", "log10 mass formed"),
+        INGEST_ID,
+    ]
+)
 
-FIT_CHI2_MAPS = pa.schema([
-    RUN_ID, OBJECT_ID,
-    col("age_gyr", pa.float64(), "Gyr", "time.age", "Age"),
-    col("log_z", pa.float64(), "", "phys.abund.Z", "log10(Z/Zsun)"),
-    col("chi2", pa.float64(), "", "stat.fit.chi2", "chi2 minimised over mass and A_V"),
-    INGEST_ID,
-])
+FIT_CHI2_MAPS = pa.schema(
+    [
+        RUN_ID,
+        OBJECT_ID,
+        col("age_gyr", pa.float64(), "Gyr", "time.age", "Age"),
+        col("log_z", pa.float64(), "", "phys.abund.Z", "log10(Z/Zsun)"),
+        col("chi2", pa.float64(), "", "stat.fit.chi2", "chi2 minimised over mass and A_V"),
+        INGEST_ID,
+    ]
+)
 
-FIT_SKIPPED = pa.schema([
-    col("run_id", pa.string(), "", "meta.id", "Fit run (its ingest_id)", nullable=False),
-    OBJECT_ID,
-    col("field_id", pa.string(), "", "meta.id;obs.field", "Field of the object"),
-    col("n_bands", pa.int64(), "", "meta.number", "Usable bands (detections and upper limits)"),
-    col("min_bands", pa.int64(), "", "meta.number", "Bands the run required (--min-bands)"),
-    col("reason", pa.string(), "", "meta.note", "Why the object was not fitted"),
-    INGEST_ID,
-])
+FIT_SKIPPED = pa.schema(
+    [
+        col("run_id", pa.string(), "", "meta.id", "Fit run (its ingest_id)", nullable=False),
+        OBJECT_ID,
+        col("field_id", pa.string(), "", "meta.id;obs.field", "Field of the object"),
+        col("n_bands", pa.int64(), "", "meta.number", "Usable bands (detections and upper limits)"),
+        col("min_bands", pa.int64(), "", "meta.number", "Bands the run required (--min-bands)"),
+        col("reason", pa.string(), "", "meta.note", "Why the object was not fitted"),
+        INGEST_ID,
+    ]
+)
 
-SFH_EPOCHS = pa.schema([
-    RUN_ID, OBJECT_ID,
-    col("epoch", pa.int32(), "", "meta.number", "Epoch index (0 = earliest)"),
-    col("z_start", pa.float64(), "", "src.redshift", "Redshift at the epoch start"),
-    col("z_end", pa.float64(), "", "src.redshift", "Redshift at the epoch end"),
-    col("t_start_gyr", pa.float64(), "Gyr", "time.start", "Cosmic time at the epoch start"),
-    col("t_end_gyr", pa.float64(), "Gyr", "time.end", "Cosmic time at the epoch end"),
-    col("mass_msun", pa.float64(), "solMass", "phys.mass", "Mass formed in the epoch (best fit)"),
-    col("mass_p16", pa.float64(), "solMass", "phys.mass;stat.percentile", "16th percentile"),
-    col("mass_p84", pa.float64(), "solMass", "phys.mass;stat.percentile", "84th percentile"),
-    INGEST_ID,
-])
+SFH_EPOCHS = pa.schema(
+    [
+        RUN_ID,
+        OBJECT_ID,
+        col("epoch", pa.int32(), "", "meta.number", "Epoch index (0 = earliest)"),
+        col("z_start", pa.float64(), "", "src.redshift", "Redshift at the epoch start"),
+        col("z_end", pa.float64(), "", "src.redshift", "Redshift at the epoch end"),
+        col("t_start_gyr", pa.float64(), "Gyr", "time.start", "Cosmic time at the epoch start"),
+        col("t_end_gyr", pa.float64(), "Gyr", "time.end", "Cosmic time at the epoch end"),
+        col("mass_msun", pa.float64(), "solMass", "phys.mass", "Mass formed in the epoch (best fit)"),
+        col("mass_p16", pa.float64(), "solMass", "phys.mass;stat.percentile", "16th percentile"),
+        col("mass_p84", pa.float64(), "solMass", "phys.mass;stat.percentile", "84th percentile"),
+        INGEST_ID,
+    ]
+)
 
 #: The quantities of nonparam_results (``fit nonparam``, :mod:`catalog.sed.nonparametric`):
 #: key -> (unit, UCD, description); each has a _p16, _p50 and _p84 column.
@@ -467,44 +747,100 @@ NONPARAM_QUANTITIES: dict[str, tuple[str, str, str]] = {
     "av": ("mag", "phys.absorption", "Calzetti A_V"),
     "log_z": ("", "phys.abund.Z", "log10(Z/Zsun)"),
 }
-_NP_PCT = {"p16": ("stat.percentile", "16th percentile of the posterior"),
-           "p50": ("stat.median", "posterior median"),
-           "p84": ("stat.percentile", "84th percentile of the posterior")}
+_NP_PCT = {
+    "p16": ("stat.percentile", "16th percentile of the posterior"),
+    "p50": ("stat.median", "posterior median"),
+    "p84": ("stat.percentile", "84th percentile of the posterior"),
+}
 
-NONPARAM_RESULTS = pa.schema([
-    RUN_ID, OBJECT_ID,
-    col("field_id", pa.string(), "", "meta.id;obs.field", "Field of the object"),
-    col("z", pa.float64(), "", "src.redshift", "Redshift the object was fitted at"),
-    *[col(f"{key}_{p}", pa.float64(), unit, f"{ucd};{pucd}", f"{desc}: {pdesc}")
-      for key, (unit, ucd, desc) in NONPARAM_QUANTITIES.items() for p, (pucd, pdesc) in _NP_PCT.items()],
-    col("best_log_mass_formed", pa.float64(), "dex(solMass)", "phys.mass;stat.fit.param",
-        "log10 mass formed of the minimum-chi2 atlas history (at its best scale)"),
-    col("best_t50_gyr", pa.float64(), "Gyr", "time.age;stat.fit.param",
-        "t50 (lookback, Gyr) of the minimum-chi2 atlas history"),
-    col("chi2_min", pa.float64(), "", "stat.fit.chi2", "Minimum chi2 over the atlas"),
-    col("n_bands", pa.int64(), "", "meta.number", "Bands used"),
-    col("reduced_chi2", pa.float64(), "", "stat.fit.chi2",
-        "chi2_min / (n_bands - n_free), n_free = 1 (mass) + n_tx + 2 (Z, A_V)"),
-    col("n_effective", pa.float64(), "", "stat.value",
-        "Effective number of atlas histories in the posterior, (sum w)^2 / sum w^2"),
-    INGEST_ID,
-])
+NONPARAM_RESULTS = pa.schema(
+    [
+        RUN_ID,
+        OBJECT_ID,
+        col("field_id", pa.string(), "", "meta.id;obs.field", "Field of the object"),
+        col("z", pa.float64(), "", "src.redshift", "Redshift the object was fitted at"),
+        *[
+            col(f"{key}_{p}", pa.float64(), unit, f"{ucd};{pucd}", f"{desc}: {pdesc}")
+            for key, (unit, ucd, desc) in NONPARAM_QUANTITIES.items()
+            for p, (pucd, pdesc) in _NP_PCT.items()
+        ],
+        col(
+            "best_log_mass_formed",
+            pa.float64(),
+            "dex(solMass)",
+            "phys.mass;stat.fit.param",
+            "log10 mass formed of the minimum-chi2 atlas history (at its best scale)",
+        ),
+        col(
+            "best_t50_gyr",
+            pa.float64(),
+            "Gyr",
+            "time.age;stat.fit.param",
+            "t50 (lookback, Gyr) of the minimum-chi2 atlas history",
+        ),
+        col("chi2_min", pa.float64(), "", "stat.fit.chi2", "Minimum chi2 over the atlas"),
+        col("n_bands", pa.int64(), "", "meta.number", "Bands used"),
+        col(
+            "reduced_chi2",
+            pa.float64(),
+            "",
+            "stat.fit.chi2",
+            "chi2_min / (n_bands - n_free), n_free = 1 (mass) + n_tx + 2 (Z, A_V)",
+        ),
+        col(
+            "n_effective",
+            pa.float64(),
+            "",
+            "stat.value",
+            "Effective number of atlas histories in the posterior, (sum w)^2 / sum w^2",
+        ),
+        INGEST_ID,
+    ]
+)
 
-NONPARAM_HISTORIES = pa.schema([
-    RUN_ID, OBJECT_ID,
-    col("bin", pa.int32(), "", "meta.number", "History bin (0 = most recent)"),
-    col("lookback_lo_gyr", pa.float64(), "Gyr", "time.start",
-        "Lookback time (before observation) of the bin's recent edge"),
-    col("lookback_hi_gyr", pa.float64(), "Gyr", "time.end",
-        "Lookback time (before observation) of the bin's early edge"),
-    col("sfr_p16", pa.float64(), "solMass/yr", "phys.SFR;stat.percentile",
-        "SFR averaged over the bin: 16th percentile of the posterior"),
-    col("sfr_p50", pa.float64(), "solMass/yr", "phys.SFR;stat.median",
-        "SFR averaged over the bin: posterior median (the median history)"),
-    col("sfr_p84", pa.float64(), "solMass/yr", "phys.SFR;stat.percentile",
-        "SFR averaged over the bin: 84th percentile of the posterior"),
-    INGEST_ID,
-])
+NONPARAM_HISTORIES = pa.schema(
+    [
+        RUN_ID,
+        OBJECT_ID,
+        col("bin", pa.int32(), "", "meta.number", "History bin (0 = most recent)"),
+        col(
+            "lookback_lo_gyr",
+            pa.float64(),
+            "Gyr",
+            "time.start",
+            "Lookback time (before observation) of the bin's recent edge",
+        ),
+        col(
+            "lookback_hi_gyr",
+            pa.float64(),
+            "Gyr",
+            "time.end",
+            "Lookback time (before observation) of the bin's early edge",
+        ),
+        col(
+            "sfr_p16",
+            pa.float64(),
+            "solMass/yr",
+            "phys.SFR;stat.percentile",
+            "SFR averaged over the bin: 16th percentile of the posterior",
+        ),
+        col(
+            "sfr_p50",
+            pa.float64(),
+            "solMass/yr",
+            "phys.SFR;stat.median",
+            "SFR averaged over the bin: posterior median (the median history)",
+        ),
+        col(
+            "sfr_p84",
+            pa.float64(),
+            "solMass/yr",
+            "phys.SFR;stat.percentile",
+            "SFR averaged over the bin: 84th percentile of the posterior",
+        ),
+        INGEST_ID,
+    ]
+)
 
 #: The lake's tables: name -> (schema, partition columns).
 TABLES: dict[str, tuple[pa.Schema, list[str]]] = {
@@ -538,60 +874,62 @@ TABLES: dict[str, tuple[pa.Schema, list[str]]] = {
 #: only shows the rows of live ingests get it generated (``catalog.queries.connection``); the
 #: others have their own file in ``sql/`` (``ingests``, ``fields``, ``bands``).
 TABLE_DESCRIPTIONS = {
-    'box_stats': (
-        'Box statistics of a correlation run: GCs per arcsec^2 and mean kappa per box.'),
-    'correlation_runs': (
-        'GC-kappa correlation runs: parameters, beta, correlations, <kappa> = A n_GC^B fit, mass '
-        'budget.'),
-    'density_maps': (
-        'Smoothed GC density rho_gc, kappa and residual kappa - beta rho_gc per pixel of a '
-        'correlation run.'),
-    'detection_runs': (
-        'Point-source detection runs: images, bands, noise, threshold, masked and searched areas.'),
-    'detections': (
-        'Sources of live ingests: stable detection_id, ICRS position (deg), healpix29, redshift.'),
-    'fit_chi2_maps': (
-        'chi2 over age x metallicity (minimised over mass and A_V) of stacks, for chi2 maps.'),
-    'fit_posteriors': (
-        'Posterior summaries per object and parameter: 16/50/84 percentiles, MAP, chi2, bands.'),
-    'fit_runs': (
-        'Fit runs: kind (ssp, stack, sfh, nonparam), selection, grids, error floor, scheduler, '
-        'time, config.'),
-    'fit_samples': (
-        'Posterior draws per object (age, log Z, A_V, log living and formed masses).'),
-    'fit_skipped': (
-        'Objects a fit run selected but did not fit, with their usable bands and the reason (e.g. '
-        "fewer usable bands than the fit's free parameters, --min-bands)."),
-    'injection_corrections': (
-        'Per source, band and aperture radius: intrinsic = c2 f^2 + c1 f + c0 of the measured '
-        'flux f (nJy), fitted to injections; or the biweight flux error of random injections.'),
-    'injection_runs': (
-        'Injection-recovery runs: image (and checksum), PSF, mode, fluxes, locations, aperture '
-        'radii, seed.'),
-    'injection_sources': (
-        'Injected sources: position, aperture radius (arcsec), flux in and out (nJy), error, '
-        'recovered.'),
-    'lens_map_pixels': (
-        'Lens-map pixels: model, quantity, ix, iy, ICRS position and value (derived maps '
-        'included).'),
-    'lens_models': (
-        'Lens-model maps: one row per model and quantity, with normalisation (D_ls/D_s), WCS and '
-        'shape.'),
-    'photometry': (
-        'Photometry of live ingests, one row per source, band and method (fluxes in nJy).'),
-    'radial_profiles': (
-        'Radial profiles of a correlation run: GC surface density (Poisson errors, background '
-        'subtracted), mean kappa and rho_gc per annulus.'),
-    'nonparam_histories': (
-        'Non-parametric (Dense-Basis-like) fits: SFR per lookback-time bin, median history and '
-        'its 16-84% band (Msun/yr).'),
-    'nonparam_results': (
-        'Non-parametric (Dense-Basis-like) fits: 16/50/84 percentiles of formed and living mass, '
-        'SFR (100 and 10 Myr), sSFR, t25/t50/t75, t_peak, mass-weighted age, A_V, log Z.'),
-    'sfh_epochs': (
-        'Non-parametric SFHs: mass formed per epoch with 16/84 percentiles from perturbed refits.'),
-    'ssp_grids': (
-        'Cached SSP photometric grids: redshift, bands, spec, axes and fluxes per Msun formed.'),
+    "box_stats": ("Box statistics of a correlation run: GCs per arcsec^2 and mean kappa per box."),
+    "correlation_runs": (
+        "GC-kappa correlation runs: parameters, beta, correlations, <kappa> = A n_GC^B fit, mass budget."
+    ),
+    "density_maps": (
+        "Smoothed GC density rho_gc, kappa and residual kappa - beta rho_gc per pixel of a correlation run."
+    ),
+    "detection_runs": (
+        "Point-source detection runs: images, bands, noise, threshold, masked and searched areas."
+    ),
+    "detections": ("Sources of live ingests: stable detection_id, ICRS position (deg), healpix29, redshift."),
+    "fit_chi2_maps": ("chi2 over age x metallicity (minimised over mass and A_V) of stacks, for chi2 maps."),
+    "fit_posteriors": (
+        "Posterior summaries per object and parameter: 16/50/84 percentiles, MAP, chi2, bands."
+    ),
+    "fit_runs": (
+        "Fit runs: kind (ssp, stack, sfh, nonparam), selection, grids, error floor, scheduler, time, config."
+    ),
+    "fit_samples": ("Posterior draws per object (age, log Z, A_V, log living and formed masses)."),
+    "fit_skipped": (
+        "Objects a fit run selected but did not fit, with their usable bands and the reason (e.g. "
+        "fewer usable bands than the fit's free parameters, --min-bands)."
+    ),
+    "injection_corrections": (
+        "Per source, band and aperture radius: intrinsic = c2 f^2 + c1 f + c0 of the measured "
+        "flux f (nJy), fitted to injections; or the biweight flux error of random injections."
+    ),
+    "injection_runs": (
+        "Injection-recovery runs: image (and checksum), PSF, mode, fluxes, locations, aperture radii, seed."
+    ),
+    "injection_sources": (
+        "Injected sources: position, aperture radius (arcsec), flux in and out (nJy), error, recovered."
+    ),
+    "lens_map_pixels": (
+        "Lens-map pixels: model, quantity, ix, iy, ICRS position and value (derived maps included)."
+    ),
+    "lens_models": (
+        "Lens-model maps: one row per model and quantity, with normalisation (D_ls/D_s), WCS and shape."
+    ),
+    "photometry": ("Photometry of live ingests, one row per source, band and method (fluxes in nJy)."),
+    "radial_profiles": (
+        "Radial profiles of a correlation run: GC surface density (Poisson errors, background "
+        "subtracted), mean kappa and rho_gc per annulus."
+    ),
+    "nonparam_histories": (
+        "Non-parametric (Dense-Basis-like) fits: SFR per lookback-time bin, median history and "
+        "its 16-84% band (Msun/yr)."
+    ),
+    "nonparam_results": (
+        "Non-parametric (Dense-Basis-like) fits: 16/50/84 percentiles of formed and living mass, "
+        "SFR (100 and 10 Myr), sSFR, t25/t50/t75, t_peak, mass-weighted age, A_V, log Z."
+    ),
+    "sfh_epochs": (
+        "Non-parametric SFHs: mass formed per epoch with 16/84 percentiles from perturbed refits."
+    ),
+    "ssp_grids": ("Cached SSP photometric grids: redshift, bands, spec, axes and fluxes per Msun formed."),
 }
 
 QUALITY_ZERO_ERROR = 1
@@ -636,9 +974,13 @@ def _fit_parameter_columns() -> dict[str, ColumnMeta]:
     return out
 
 
-_MU_UNDEFINED = _m("", "meta.code.qual", "True where mu changes by more than the connection's "
-                   "criterion (default 1) within one map pixel: mu is not defined by the map "
-                   "and intrinsic values are NULL")
+_MU_UNDEFINED = _m(
+    "",
+    "meta.code.qual",
+    "True where mu changes by more than the connection's "
+    "criterion (default 1) within one map pixel: mu is not defined by the map "
+    "and intrinsic values are NULL",
+)
 
 
 @dataclass(frozen=True)
@@ -657,104 +999,171 @@ class ViewColumns:
 VIEW_COLUMNS: dict[str, ViewColumns] = {
     "ingests": ViewColumns(("ingests",)),
     "live_ingests": ViewColumns(("ingests",)),
-    "ingest_history": ViewColumns(("ingests",), {
-        "status": _m("", "meta.code.status", "live, or superseded by a later --replace"),
-        "superseded_by": _m("", "meta.id", "Ingest that superseded this one"),
-        "duration_s": _m("s", "time.duration", "Time from the start of the ingest to its commit"),
-    }),
-    "field_summary": ViewColumns(("fields",), {
-        "n_detections": _m("", "meta.number", "Live detections in the field"),
-        "n_catalogs": _m("", "meta.number", "Catalogs of those detections"),
-        "n_bands": _m("", "meta.number", "Bands with measured photometry"),
-        "median_mag_ab": _m("", "phot.mag;stat.median",
-                            "Median AB magnitude per band (measured fluxes, photometry_best) as "
-                            "band=mag pairs, blue to red"),
-        "n_ingests": _m("", "meta.number", "Live ingests of the field"),
-        "last_ingest_at": _m("", "time.processing", "When the field's last ingest committed (UTC)"),
-    }),
-    "photometry_ranked": ViewColumns(("photometry",), {
-        "preference": _m("", "stat.rank", "Preference of the row (higher wins): catalog photometry, "
-                         "then no aperture, then the smallest aperture, then the newest ingest"),
-    }),
+    "ingest_history": ViewColumns(
+        ("ingests",),
+        {
+            "status": _m("", "meta.code.status", "live, or superseded by a later --replace"),
+            "superseded_by": _m("", "meta.id", "Ingest that superseded this one"),
+            "duration_s": _m("s", "time.duration", "Time from the start of the ingest to its commit"),
+        },
+    ),
+    "field_summary": ViewColumns(
+        ("fields",),
+        {
+            "n_detections": _m("", "meta.number", "Live detections in the field"),
+            "n_catalogs": _m("", "meta.number", "Catalogs of those detections"),
+            "n_bands": _m("", "meta.number", "Bands with measured photometry"),
+            "median_mag_ab": _m(
+                "",
+                "phot.mag;stat.median",
+                "Median AB magnitude per band (measured fluxes, photometry_best) as "
+                "band=mag pairs, blue to red",
+            ),
+            "n_ingests": _m("", "meta.number", "Live ingests of the field"),
+            "last_ingest_at": _m("", "time.processing", "When the field's last ingest committed (UTC)"),
+        },
+    ),
+    "photometry_ranked": ViewColumns(
+        ("photometry",),
+        {
+            "preference": _m(
+                "",
+                "stat.rank",
+                "Preference of the row (higher wins): catalog photometry, "
+                "then no aperture, then the smallest aperture, then the newest ingest",
+            ),
+        },
+    ),
     "photometry_best": ViewColumns(("photometry",)),
-    "photometry_wide": ViewColumns(("detections",), {
-        "no_photometry": _m("", "meta.code", "Placeholder column: the lake holds no photometry"),
-    }),
-    "colors": ViewColumns(("photometry",), {
-        "band_blue": _m("", "meta.id;instr.filter", "Bluer band of the pair"),
-        "band_red": _m("", "meta.id;instr.filter", "Redder band of the pair (next in pivot wavelength)"),
-        "color_name": _m("", "meta.id", "Colour name: band_blue-band_red"),
-        "color_ab": _m("mag", "phot.color", "AB colour m_blue - m_red (NULL for non-positive fluxes)"),
-        "color_err": _m("mag", "stat.error;phot.color", "1-sigma error of the AB colour"),
-    }),
-    "lens_at_detections": ViewColumns(("detections", "lens_models", "fields"), {
-        "kappa_map": _m("", "phys.mass;phys.density",
-                        "Convergence of the map at the source, at the map's normalisation"),
-        "gamma_map": _m("", "phys", "Shear modulus of the map at the source, at its normalisation"),
-        "dls_ds_scale": _m("", "pos.distance;arith.ratio",
-                           "D_ls/D_s of the source redshift over that of the map's normalisation"),
-        "kappa": _m("", "phys.mass;phys.density", "Convergence at the source redshift"),
-        "gamma": _m("", "phys", "Shear modulus at the source redshift"),
-        "mu": _m("", "phys", "Magnification 1/((1-kappa)^2 - gamma^2), signed"),
-        "lambda_t": _m("", "phys", "Tangential eigenvalue 1 - kappa - gamma"),
-        "off_map": _m("", "meta.code", "True where the source is outside the map"),
-        "mu_pixel_change": _m("", "phys;arith.variation",
-                              "Largest |mu'/mu - 1| one map pixel away (inf: a critical curve is "
-                              "closer than a pixel)"),
-        "mu_undefined": _MU_UNDEFINED,
-    }),
-    "photometry_demagnified": ViewColumns(("photometry", "lens_at_detections"), {
-        "flux_intrinsic_njy": _m("nJy", "phot.flux.density",
-                                 "Flux density / |mu| (NULL where mu_undefined)"),
-        "flux_err_intrinsic_njy": _m("nJy", "stat.error;phot.flux.density",
-                                     "1-sigma error of flux_intrinsic_njy"),
-        "mag_intrinsic": _m("mag", "phot.mag", "Intrinsic (demagnified) AB magnitude"),
-    }),
-    "photometry_injection_corrected": ViewColumns(("photometry",), {
-        "correction_run": _m("", "meta.id", "Injection run of the correction (NULL: none)"),
-        "flux_corrected_njy": _m("nJy", "phot.flux.density",
-                                 "Flux density corrected by the injection-recovery polynomial"),
-        "flux_err_corrected_njy": _m("nJy", "stat.error;phot.flux.density",
-                                     "1-sigma error of flux_corrected_njy"),
-    }),
-    "injection_completeness": ViewColumns(("injection_sources",), {
-        "mag_in": _m("mag", "phot.mag", "Injected AB magnitude: centre of a 0.25 mag bin"),
-        "n_injected": _m("", "meta.number", "Injections in the bin"),
-        "n_recovered": _m("", "meta.number", "Injections recovered above 3 sigma"),
-        "completeness": _m("", "stat.probability", "Recovered fraction n_recovered / n_injected"),
-        "median_flux_bias": _m("", "phot.flux.density;arith.ratio;stat.median",
-                               "Median of flux_out/flux_in - 1"),
-        "flux_bias_scatter": _m("", "stat.stdev;phot.flux.density;arith.ratio",
-                                "1.4826 x MAD of flux_out/flux_in - 1"),
-    }),
-    "fit_results": ViewColumns(("fit_posteriors", "detections", "lens_at_detections"), {
-        **_fit_parameter_columns(),
-        "lens_model": _m("", "meta.id", "Lens model of mu and the intrinsic mass (NULL: none)"),
-        "log_mass_living_intrinsic": _m("dex(solMass)", "phys.mass",
-                                        "log10 living stellar mass corrected for magnification: "
-                                        "log_mass_living - log10|mu| (NULL where mu_undefined)"),
-    }),
+    "photometry_wide": ViewColumns(
+        ("detections",),
+        {
+            "no_photometry": _m("", "meta.code", "Placeholder column: the lake holds no photometry"),
+        },
+    ),
+    "colors": ViewColumns(
+        ("photometry",),
+        {
+            "band_blue": _m("", "meta.id;instr.filter", "Bluer band of the pair"),
+            "band_red": _m("", "meta.id;instr.filter", "Redder band of the pair (next in pivot wavelength)"),
+            "color_name": _m("", "meta.id", "Colour name: band_blue-band_red"),
+            "color_ab": _m("mag", "phot.color", "AB colour m_blue - m_red (NULL for non-positive fluxes)"),
+            "color_err": _m("mag", "stat.error;phot.color", "1-sigma error of the AB colour"),
+        },
+    ),
+    "lens_at_detections": ViewColumns(
+        ("detections", "lens_models", "fields"),
+        {
+            "kappa_map": _m(
+                "",
+                "phys.mass;phys.density",
+                "Convergence of the map at the source, at the map's normalisation",
+            ),
+            "gamma_map": _m("", "phys", "Shear modulus of the map at the source, at its normalisation"),
+            "dls_ds_scale": _m(
+                "",
+                "pos.distance;arith.ratio",
+                "D_ls/D_s of the source redshift over that of the map's normalisation",
+            ),
+            "kappa": _m("", "phys.mass;phys.density", "Convergence at the source redshift"),
+            "gamma": _m("", "phys", "Shear modulus at the source redshift"),
+            "mu": _m("", "phys", "Magnification 1/((1-kappa)^2 - gamma^2), signed"),
+            "lambda_t": _m("", "phys", "Tangential eigenvalue 1 - kappa - gamma"),
+            "off_map": _m("", "meta.code", "True where the source is outside the map"),
+            "mu_pixel_change": _m(
+                "",
+                "phys;arith.variation",
+                "Largest |mu'/mu - 1| one map pixel away (inf: a critical curve is closer than a pixel)",
+            ),
+            "mu_undefined": _MU_UNDEFINED,
+        },
+    ),
+    "photometry_demagnified": ViewColumns(
+        ("photometry", "lens_at_detections"),
+        {
+            "flux_intrinsic_njy": _m(
+                "nJy", "phot.flux.density", "Flux density / |mu| (NULL where mu_undefined)"
+            ),
+            "flux_err_intrinsic_njy": _m(
+                "nJy", "stat.error;phot.flux.density", "1-sigma error of flux_intrinsic_njy"
+            ),
+            "mag_intrinsic": _m("mag", "phot.mag", "Intrinsic (demagnified) AB magnitude"),
+        },
+    ),
+    "photometry_injection_corrected": ViewColumns(
+        ("photometry",),
+        {
+            "correction_run": _m("", "meta.id", "Injection run of the correction (NULL: none)"),
+            "flux_corrected_njy": _m(
+                "nJy", "phot.flux.density", "Flux density corrected by the injection-recovery polynomial"
+            ),
+            "flux_err_corrected_njy": _m(
+                "nJy", "stat.error;phot.flux.density", "1-sigma error of flux_corrected_njy"
+            ),
+        },
+    ),
+    "injection_completeness": ViewColumns(
+        ("injection_sources",),
+        {
+            "mag_in": _m("mag", "phot.mag", "Injected AB magnitude: centre of a 0.25 mag bin"),
+            "n_injected": _m("", "meta.number", "Injections in the bin"),
+            "n_recovered": _m("", "meta.number", "Injections recovered above 3 sigma"),
+            "completeness": _m("", "stat.probability", "Recovered fraction n_recovered / n_injected"),
+            "median_flux_bias": _m(
+                "", "phot.flux.density;arith.ratio;stat.median", "Median of flux_out/flux_in - 1"
+            ),
+            "flux_bias_scatter": _m(
+                "", "stat.stdev;phot.flux.density;arith.ratio", "1.4826 x MAD of flux_out/flux_in - 1"
+            ),
+        },
+    ),
+    "fit_results": ViewColumns(
+        ("fit_posteriors", "detections", "lens_at_detections"),
+        {
+            **_fit_parameter_columns(),
+            "lens_model": _m("", "meta.id", "Lens model of mu and the intrinsic mass (NULL: none)"),
+            "log_mass_living_intrinsic": _m(
+                "dex(solMass)",
+                "phys.mass",
+                "log10 living stellar mass corrected for magnification: "
+                "log_mass_living - log10|mu| (NULL where mu_undefined)",
+            ),
+        },
+    ),
 }
 
 # Columns that views derive per band (photometry_wide, ...) or that queries compute: pattern ->
 # metadata, after the declarations of the table or view.
 _DERIVED: list[tuple[re.Pattern, ColumnMeta]] = [
     (re.compile(r"^flux_(?P<b>\w+)$"), ColumnMeta("nJy", "phot.flux.density", "Flux density in {b}")),
-    (re.compile(r"^fluxerr_(?P<b>\w+)$"),
-     ColumnMeta("nJy", "stat.error;phot.flux.density", "1-sigma flux error in {b}")),
+    (
+        re.compile(r"^fluxerr_(?P<b>\w+)$"),
+        ColumnMeta("nJy", "stat.error;phot.flux.density", "1-sigma flux error in {b}"),
+    ),
     (re.compile(r"^mag_(?P<b>\w+)$"), ColumnMeta("mag", "phot.mag", "AB magnitude in {b}")),
-    (re.compile(r"^magerr_(?P<b>\w+)$"),
-     ColumnMeta("mag", "stat.error;phot.mag", "1-sigma AB magnitude error in {b}")),
-    (re.compile(r"^(?P<b>\w+)_minus_(?P<r>\w+)$"),
-     ColumnMeta("mag", "phot.color", "AB colour {b} - {r}")),
-    (re.compile(r"^(separation_arcsec|sep_arcsec|distance_arcsec)$"),
-     ColumnMeta("arcsec", "pos.angDistance", "Great-circle separation")),
+    (
+        re.compile(r"^magerr_(?P<b>\w+)$"),
+        ColumnMeta("mag", "stat.error;phot.mag", "1-sigma AB magnitude error in {b}"),
+    ),
+    (re.compile(r"^(?P<b>\w+)_minus_(?P<r>\w+)$"), ColumnMeta("mag", "phot.color", "AB colour {b} - {r}")),
+    (
+        re.compile(r"^(separation_arcsec|sep_arcsec|distance_arcsec)$"),
+        ColumnMeta("arcsec", "pos.angDistance", "Great-circle separation"),
+    ),
     (re.compile(r"^(n_\w+)$"), ColumnMeta("", "meta.number", "Count")),
-    (re.compile(r"^aperture_corrected$"), ColumnMeta(
-        "", "meta.code", "True when the flux is gccat aperture photometry with the PSF aperture "
-        "correction (a total flux); false otherwise (see method)")),
-    (re.compile(r"^injection_corrected$"), ColumnMeta(
-        "", "meta.code", "True when the flux is corrected by an injection-recovery polynomial")),
+    (
+        re.compile(r"^aperture_corrected$"),
+        ColumnMeta(
+            "",
+            "meta.code",
+            "True when the flux is gccat aperture photometry with the PSF aperture "
+            "correction (a total flux); false otherwise (see method)",
+        ),
+    ),
+    (
+        re.compile(r"^injection_corrected$"),
+        ColumnMeta("", "meta.code", "True when the flux is corrected by an injection-recovery polynomial"),
+    ),
     (re.compile(r"^correction_run$"), ColumnMeta("", "meta.id", "Injection run of the correction")),
 ]
 
@@ -862,8 +1271,9 @@ def column_meta(name: str, source: str | None = None) -> ColumnMeta:
     return columns_meta([name], source)[name]
 
 
-def with_metadata(schema: pa.Schema, source: str | None = None,
-                  meta: dict[str, ColumnMeta] | None = None) -> pa.Schema:
+def with_metadata(
+    schema: pa.Schema, source: str | None = None, meta: dict[str, ColumnMeta] | None = None
+) -> pa.Schema:
     """``schema`` with each field's ``unit``/``ucd``/``description`` metadata set.
 
     ``meta`` (from :func:`columns_meta`) is looked up for ``source`` when not given.

@@ -17,22 +17,32 @@ def resolve_fit_object(con, object_id: str) -> str:
     from catalog.errors import GccatError
 
     def fitted(oid):
-        return con.execute("SELECT count(*) FROM fit_posteriors WHERE object_id = ?",
-                           [oid]).fetchall()[0][0] > 0
+        return (
+            con.execute("SELECT count(*) FROM fit_posteriors WHERE object_id = ?", [oid]).fetchall()[0][0] > 0
+        )
 
     for candidate in (object_id, f"stack:{object_id}"):
         if fitted(candidate):
             return candidate
-    ids = [r[0] for r in con.execute(
-        "SELECT DISTINCT d.detection_id FROM detections d JOIN fit_posteriors f "
-        "ON f.object_id = d.detection_id WHERE d.source_id = ? ORDER BY 1", [object_id]).fetchall()]
+    ids = [
+        r[0]
+        for r in con.execute(
+            "SELECT DISTINCT d.detection_id FROM detections d JOIN fit_posteriors f "
+            "ON f.object_id = d.detection_id WHERE d.source_id = ? ORDER BY 1",
+            [object_id],
+        ).fetchall()
+    ]
     if len(ids) == 1:
         return ids[0]
     if len(ids) > 1:
-        raise GccatError(f"source id {object_id!r} is fitted in {len(ids)} catalogs "
-                         f"({', '.join(ids[:3])}{', ...' if len(ids) > 3 else ''}); give the detection_id")
-    raise GccatError(f"no fit of {object_id!r}; run 'gccat fit ssp' or 'gccat fit stack' first "
-                     "(ids: a detection_id, a source id, or a stack's run id)")
+        raise GccatError(
+            f"source id {object_id!r} is fitted in {len(ids)} catalogs "
+            f"({', '.join(ids[:3])}{', ...' if len(ids) > 3 else ''}); give the detection_id"
+        )
+    raise GccatError(
+        f"no fit of {object_id!r}; run 'gccat fit ssp' or 'gccat fit stack' first "
+        "(ids: a detection_id, a source id, or a stack's run id)"
+    )
 
 
 def plot_sed(lake, object_id: str, run_id: str | None, out: Path) -> str:
@@ -47,23 +57,29 @@ def plot_sed(lake, object_id: str, run_id: str | None, out: Path) -> str:
     plt = pyplot()
     con = connect(lake)
     object_id = resolve_fit_object(con, object_id)
-    run_sql = ("SELECT run_id FROM fit_posteriors WHERE object_id = ? AND parameter = 'age_gyr' "
-               "ORDER BY run_id DESC LIMIT 1")
+    run_sql = (
+        "SELECT run_id FROM fit_posteriors WHERE object_id = ? AND parameter = 'age_gyr' "
+        "ORDER BY run_id DESC LIMIT 1"
+    )
     run_id = run_id or (con.execute(run_sql, [object_id]).fetchall() or [[None]])[0][0]
     if run_id is None:
         from catalog.errors import GccatError
 
         raise GccatError(f"no SSP fit of {object_id}; run 'gccat fit ssp' first")
-    cfg = json.loads(con.execute("SELECT config FROM fit_runs WHERE run_id = ?", [run_id]
-                                 ).fetchall()[0][0])
-    vals = con.execute("SELECT parameter, best_fit_value, map_value FROM fit_posteriors WHERE "
-                       "run_id = ? AND object_id = ?", [run_id, object_id]).fetchall()
+    cfg = json.loads(con.execute("SELECT config FROM fit_runs WHERE run_id = ?", [run_id]).fetchall()[0][0])
+    vals = con.execute(
+        "SELECT parameter, best_fit_value, map_value FROM fit_posteriors WHERE run_id = ? AND object_id = ?",
+        [run_id, object_id],
+    ).fetchall()
     best = {k: b for k, b, _ in vals}
     mode = {k: m for k, _, m in vals}
-    zfit = con.execute("SELECT any_value(z) FROM fit_posteriors WHERE run_id = ? AND object_id = ?",
-                       [run_id, object_id]).fetchall()[0][0]
-    draws = con.execute("SELECT age_gyr, log_z, av, log_mass_formed FROM fit_samples WHERE "
-                        "run_id = ? AND object_id = ?", [run_id, object_id]).fetchall()
+    zfit = con.execute(
+        "SELECT any_value(z) FROM fit_posteriors WHERE run_id = ? AND object_id = ?", [run_id, object_id]
+    ).fetchall()[0][0]
+    draws = con.execute(
+        "SELECT age_gyr, log_z, av, log_mass_formed FROM fit_samples WHERE run_id = ? AND object_id = ?",
+        [run_id, object_id],
+    ).fetchall()
     grid_ids = con.execute("SELECT grid_ids FROM fit_runs WHERE run_id = ?", [run_id]).fetchall()[0][0]
     grids = [_grid_from_row(r) for r in lake.live("ssp_grids").to_pylist() if r["grid_id"] in grid_ids]
     grid = min(grids, key=lambda g: abs(g.z - zfit))
@@ -72,8 +88,12 @@ def plot_sed(lake, object_id: str, run_id: str | None, out: Path) -> str:
     else:
         import duckdb
 
-        sel = select(lake, f"detection_id = {duckdb.ConstantExpression(object_id)}", cfg.get("z"),
-                     photometry=cfg.get("photometry", "best"))  # what the fit used
+        sel = select(
+            lake,
+            f"detection_id = {duckdb.ConstantExpression(object_id)}",
+            cfg.get("z"),
+            photometry=cfg.get("photometry", "best"),
+        )  # what the fit used
         bands, flux, err = sel.bands, sel.flux[0], sel.err[0]
     piv = dict(con.execute("SELECT band, pivot_um FROM bands").fetchall())
     band_of = dict(con.execute("SELECT sedpy_name, band FROM bands").fetchall())
@@ -84,7 +104,7 @@ def plot_sed(lake, object_id: str, run_id: str | None, out: Path) -> str:
         i = np.abs(grid.age_gyr - age).argmin()
         j = np.abs(grid.log_z_zsun - logz).argmin()
         k = np.abs(grid.av - av).argmin()
-        return grid.flux_njy[i, j, k] * 10 ** logm
+        return grid.flux_njy[i, j, k] * 10**logm
 
     fig, ax = plt.subplots(figsize=(6.4, 4.6))
     o = np.argsort(wave)
@@ -96,13 +116,22 @@ def plot_sed(lake, object_id: str, run_id: str | None, out: Path) -> str:
         if vals_.get("age_gyr") is None or vals_.get("log_mass_formed") is None:
             continue
         m = model(vals_["age_gyr"], vals_["log_z"], vals_["av"], vals_["log_mass_formed"])
-        ax.plot(wave[o], m[o], style, color="C1" if what.startswith("best") else "C2",
-                label=f"{what}: {vals_['age_gyr']:.2g} Gyr, log Z = {vals_['log_z']:.2f}, "
-                f"A_V = {vals_['av']:.2f}")
+        ax.plot(
+            wave[o],
+            m[o],
+            style,
+            color="C1" if what.startswith("best") else "C2",
+            label=f"{what}: {vals_['age_gyr']:.2g} Gyr, log Z = {vals_['log_z']:.2f}, "
+            f"A_V = {vals_['av']:.2f}",
+        )
     bw = np.array([piv[b] for b in bands])
     ax.errorbar(bw, flux, yerr=err, fmt="o", color="k", label="photometry")
-    ax.set(xscale="log", xlabel="observed wavelength [um]", ylabel="flux [nJy]",
-           title=f"{object_id} (z = {zfit:.3g})")
+    ax.set(
+        xscale="log",
+        xlabel="observed wavelength [um]",
+        ylabel="flux [nJy]",
+        title=f"{object_id} (z = {zfit:.3g})",
+    )
     ax.legend(fontsize=8)
     return save(fig, Path(out), plt)
 
@@ -117,7 +146,8 @@ def delta_chi2(sigma, n_params: int = 2):
     """Delta chi2 of an ``n_params``-parameter confidence region holding the Gaussian
     probability of ``sigma`` (1 sigma: 68.27%, ...): the chi2 quantile with ``n_params``
     degrees of freedom. For 2 parameters it is -2 ln(1 - p) = -2 ln(erfc(sigma / sqrt 2)):
-    1, 2, 3, 4, 5 sigma -> 2.30, 6.18, 11.83, 19.33, 28.74."""
+    1, 2, 3, 4, 5 sigma -> 2.30, 6.18, 11.83, 19.33, 28.74.
+    """
     from scipy import special, stats
 
     s = np.asarray(sigma, dtype=float)
@@ -132,8 +162,9 @@ def check_chi2_levels(levels) -> tuple[float, ...]:
     from catalog.checks import check_numbers
     from catalog.errors import GccatError
 
-    out = tuple(check_numbers(levels, "--levels (sigma)", n_max=MAX_CHI2_LEVELS, lo=0, lo_open=True,
-                              hi=MAX_SIGMA))
+    out = tuple(
+        check_numbers(levels, "--levels (sigma)", n_max=MAX_CHI2_LEVELS, lo=0, lo_open=True, hi=MAX_SIGMA)
+    )
     if any(b <= a for a, b in zip(out, out[1:], strict=False)):
         raise GccatError(f"--levels must increase, not {','.join(f'{v:g}' for v in out)}")
     return out
@@ -158,8 +189,7 @@ def plot_chi2map(lake, run_id: str, out: Path, levels=None, age_axis: str | None
     plt = pyplot()
     run_id = run_id.removeprefix("stack:")
     con = connect(lake)
-    rows = con.execute("SELECT age_gyr, log_z, chi2 FROM fit_chi2_maps WHERE run_id = ?",
-                       [run_id]).fetchall()
+    rows = con.execute("SELECT age_gyr, log_z, chi2 FROM fit_chi2_maps WHERE run_id = ?", [run_id]).fetchall()
     if not rows:
         raise GccatError(f"no chi2 map for run {run_id} (chi2 maps are kept for stacks)")
     cfg = con.execute("SELECT config FROM fit_runs WHERE run_id = ?", [run_id]).fetchall()
@@ -176,18 +206,26 @@ def plot_chi2map(lake, run_id: str, out: Path, levels=None, age_axis: str | None
     dchi2 = delta_chi2(levels)
     styles = ["-", "--", ":", "-."]
     if len(zs) > 1 and len(ages) > 1:
-        cs = ax.contour(ages, zs, d, levels=dchi2, colors="w",
-                        linestyles=[styles[i % len(styles)] for i in range(len(levels))])
-        ax.clabel(cs, fmt={v: f"{s:g}$\\sigma$" for v, s in zip(cs.levels, levels, strict=False)},
-                  fontsize=7)
+        cs = ax.contour(
+            ages,
+            zs,
+            d,
+            levels=dchi2,
+            colors="w",
+            linestyles=[styles[i % len(styles)] for i in range(len(levels))],
+        )
+        ax.clabel(cs, fmt={v: f"{s:g}$\\sigma$" for v, s in zip(cs.levels, levels, strict=False)}, fontsize=7)
     i = np.nanargmin(grid)
-    ax.plot(ages[i % len(ages)], zs[i // len(ages)], "r*", ms=12, ls="none",
-            label="best fit (min chi2)")
+    ax.plot(ages[i % len(ages)], zs[i // len(ages)], "r*", ms=12, ls="none", label="best fit (min chi2)")
     ax.legend(fontsize=8, loc="lower left")
     ax.set(xscale=age_axis, xlabel="age [Gyr]", ylabel="log Z/Zsun", title=f"stack {run_id}: chi2")
     shown = ", ".join(f"{s:g}" for s in levels)
-    fig.colorbar(im, ax=ax, label=rf"log$_{{10}}(\Delta\chi^2 + 1)$; contours {shown} sigma "
-                 "(2 parameters)")
+    fig.colorbar(
+        im,
+        ax=ax,
+        label=rf"log$_{{10}}(\Delta\chi^2 + 1)$; contours {shown} sigma "
+        "(2 parameters)",
+    )
     return save(fig, Path(out), plt)
 
 
@@ -197,8 +235,10 @@ def plot_sfh(lake, object_id: str, run_id: str | None, out: Path) -> str:
 
     plt = pyplot()
     con = connect(lake)
-    q = ("SELECT run_id, t_start_gyr, t_end_gyr, mass_msun, mass_p16, mass_p84 FROM sfh_epochs "
-         "WHERE object_id = ?" + (" AND run_id = ?" if run_id else "") + " ORDER BY run_id, epoch")
+    q = (
+        "SELECT run_id, t_start_gyr, t_end_gyr, mass_msun, mass_p16, mass_p84 FROM sfh_epochs "
+        "WHERE object_id = ?" + (" AND run_id = ?" if run_id else "") + " ORDER BY run_id, epoch"
+    )
     rows = con.execute(q, [object_id] + ([run_id] if run_id else [])).fetchall()
     if not rows:
         from catalog.errors import GccatError
@@ -212,8 +252,12 @@ def plot_sfh(lake, object_id: str, run_id: str | None, out: Path) -> str:
     # The best fit may fall outside the percentiles of the perturbed refits: clip at 0.
     yerr = np.clip([r[:, 2] - r[:, 3], r[:, 4] - r[:, 2]], 0, None)
     ax.errorbar(mid, r[:, 2], yerr=yerr, fmt="none", color="k")
-    ax.set(xlabel="cosmic time [Gyr]", ylabel=r"mass formed [M$_\odot$]", yscale="symlog",
-           title=f"{object_id}: SFH ({last})")
+    ax.set(
+        xlabel="cosmic time [Gyr]",
+        ylabel=r"mass formed [M$_\odot$]",
+        yscale="symlog",
+        title=f"{object_id}: SFH ({last})",
+    )
     return save(fig, Path(out), plt)
 
 
@@ -229,19 +273,25 @@ def plot_nonparam(lake, object_id: str, run_id: str | None, out: Path) -> str:
     plt = pyplot()
     con = connect(lake)
     if run_id is None:
-        last = con.execute("SELECT max(run_id) FROM nonparam_results WHERE object_id = ?",
-                           [object_id]).fetchall()[0][0]
+        last = con.execute(
+            "SELECT max(run_id) FROM nonparam_results WHERE object_id = ?", [object_id]
+        ).fetchall()[0][0]
         if last is None:
             raise GccatError(f"no non-parametric fit of {object_id}; run 'gccat fit nonparam' first")
         run_id = last
-    rows = con.execute("SELECT lookback_lo_gyr, lookback_hi_gyr, sfr_p16, sfr_p50, sfr_p84 "
-                       "FROM nonparam_histories WHERE object_id = ? AND run_id = ? ORDER BY bin",
-                       [object_id, run_id]).fetchall()
+    rows = con.execute(
+        "SELECT lookback_lo_gyr, lookback_hi_gyr, sfr_p16, sfr_p50, sfr_p84 "
+        "FROM nonparam_histories WHERE object_id = ? AND run_id = ? ORDER BY bin",
+        [object_id, run_id],
+    ).fetchall()
     if not rows:
         raise GccatError(f"no non-parametric fit of {object_id} in run {run_id}")
-    summ = con.execute("SELECT t50_gyr_p16, t50_gyr_p50, t50_gyr_p84, mw_age_gyr_p16, mw_age_gyr_p50, "
-                       "mw_age_gyr_p84, log_mass_formed_p50, sfr100_p50 FROM nonparam_results "
-                       "WHERE object_id = ? AND run_id = ?", [object_id, run_id]).fetchall()[0]
+    summ = con.execute(
+        "SELECT t50_gyr_p16, t50_gyr_p50, t50_gyr_p84, mw_age_gyr_p16, mw_age_gyr_p50, "
+        "mw_age_gyr_p84, log_mass_formed_p50, sfr100_p50 FROM nonparam_results "
+        "WHERE object_id = ? AND run_id = ?",
+        [object_id, run_id],
+    ).fetchall()[0]
     r = np.array(rows, float)
     mid = (r[:, 0] + r[:, 1]) / 2
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
@@ -249,14 +299,14 @@ def plot_nonparam(lake, object_id: str, run_id: str | None, out: Path) -> str:
     ax.plot(mid, r[:, 3], color="C0", lw=2, label="median history")
     ax.axvline(summ[1], color="C3", ls="--", lw=1, label=f"t50 = {summ[1]:.2f} Gyr")
     ax.axvspan(summ[0], summ[2], color="C3", alpha=0.08)
-    ax.axvline(summ[4], color="C2", ls=":", lw=1.5,
-               label=f"mass-weighted age = {summ[4]:.2f} Gyr")
+    ax.axvline(summ[4], color="C2", ls=":", lw=1.5, label=f"mass-weighted age = {summ[4]:.2f} Gyr")
     top = np.nanmax(r[:, 4]) if np.isfinite(r[:, 4]).any() else 1.0
     ax.set_ylim(0, 1.1 * top)
     ax.set_xlim(0, r[-1, 1])
-    ax.set(xlabel="lookback time [Gyr]", ylabel=r"SFR [M$_\odot$ yr$^{-1}$]",
-           )
-    ax.set_title(f"{object_id}: log M$_{{formed}}$ = {summ[6]:.2f}\nfit nonparam run {run_id}",
-                 fontsize=9)
+    ax.set(
+        xlabel="lookback time [Gyr]",
+        ylabel=r"SFR [M$_\odot$ yr$^{-1}$]",
+    )
+    ax.set_title(f"{object_id}: log M$_{{formed}}$ = {summ[6]:.2f}\nfit nonparam run {run_id}", fontsize=9)
     ax.legend(fontsize=8, frameon=False)
     return save(fig, Path(out), plt)

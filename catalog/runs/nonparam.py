@@ -49,16 +49,19 @@ AV_STEP = 0.05
 
 def check_nonparam_options(*, n_atlas, n_tx, alpha, av_max, n_draws) -> dict:
     """The options of ``fit nonparam``, each checked (one-line GccatError naming the option)."""
-    return {"n_atlas": check_number(n_atlas, "--n-atlas", lo=MIN_ATLAS, hi=MAX_ATLAS, integer=True),
-            "n_tx": check_number(n_tx, "--n-tx", lo=1, hi=MAX_N_TX, integer=True),
-            "alpha": check_number(alpha, "--alpha", lo=0, lo_open=True, hi=MAX_ALPHA),
-            "av_max": check_number(av_max, "--av-max", lo=0, hi=MAX_AV),
-            "n_draws": check_number(n_draws, "--draws", lo=MIN_DRAWS, hi=MAX_DRAWS, integer=True)}
+    return {
+        "n_atlas": check_number(n_atlas, "--n-atlas", lo=MIN_ATLAS, hi=MAX_ATLAS, integer=True),
+        "n_tx": check_number(n_tx, "--n-tx", lo=1, hi=MAX_N_TX, integer=True),
+        "alpha": check_number(alpha, "--alpha", lo=0, lo_open=True, hi=MAX_ALPHA),
+        "av_max": check_number(av_max, "--av-max", lo=0, hi=MAX_AV),
+        "n_draws": check_number(n_draws, "--draws", lo=MIN_DRAWS, hi=MAX_DRAWS, integer=True),
+    }
 
 
 def grid_spec_for(av_max: float) -> GridSpec:
     """The grid behind an atlas: the seven BC03 metallicities, A_V from 0 to ``av_max`` in steps
-    of at most :data:`AV_STEP` mag."""
+    of at most :data:`AV_STEP` mag.
+    """
     n_av = 1 if av_max == 0 else min(MAX_N_AV, 1 + math.ceil(av_max / AV_STEP - 1e-9))
     return GridSpec(av_max=av_max, n_av=n_av).checked()
 
@@ -82,21 +85,38 @@ def _result_rows(run_id, ids, fields, zs, res: npm.NonparamResult) -> pa.Table:
 def _history_rows(run_id, ids, edges, res: npm.NonparamResult) -> pa.Table:
     n, _, n_t = res.history.shape
     h = res.history
-    return pa.table({
-        "run_id": [run_id] * (n * n_t), "object_id": np.repeat(np.asarray(ids, dtype=object), n_t).tolist(),
-        "bin": np.tile(np.arange(n_t, dtype=np.int32), n),
-        "lookback_lo_gyr": np.tile(edges[:-1], n), "lookback_hi_gyr": np.tile(edges[1:], n),
-        "sfr_p16": pa.array(h[:, 0].ravel(), from_pandas=True),
-        "sfr_p50": pa.array(h[:, 1].ravel(), from_pandas=True),
-        "sfr_p84": pa.array(h[:, 2].ravel(), from_pandas=True),
-        "ingest_id": [run_id] * (n * n_t)}).cast(NONPARAM_HISTORIES)
+    return pa.table(
+        {
+            "run_id": [run_id] * (n * n_t),
+            "object_id": np.repeat(np.asarray(ids, dtype=object), n_t).tolist(),
+            "bin": np.tile(np.arange(n_t, dtype=np.int32), n),
+            "lookback_lo_gyr": np.tile(edges[:-1], n),
+            "lookback_hi_gyr": np.tile(edges[1:], n),
+            "sfr_p16": pa.array(h[:, 0].ravel(), from_pandas=True),
+            "sfr_p50": pa.array(h[:, 1].ravel(), from_pandas=True),
+            "sfr_p84": pa.array(h[:, 2].ravel(), from_pandas=True),
+            "ingest_id": [run_id] * (n * n_t),
+        }
+    ).cast(NONPARAM_HISTORIES)
 
 
-def run_fit_nonparam(lake: Lake, where: str | None = None, *, z: float | None = None,
-                     n_atlas: int = npm.DEFAULT_N_ATLAS, n_tx: int = npm.DEFAULT_N_TX,
-                     alpha: float = npm.DEFAULT_ALPHA, av_max: float = 1.0, seed: int = 0,
-                     error_floor: float = 0.05, n_draws: int = 500, min_bands: int | None = None,
-                     photometry: str = "best", progress=None, command: str = "") -> dict:
+def run_fit_nonparam(
+    lake: Lake,
+    where: str | None = None,
+    *,
+    z: float | None = None,
+    n_atlas: int = npm.DEFAULT_N_ATLAS,
+    n_tx: int = npm.DEFAULT_N_TX,
+    alpha: float = npm.DEFAULT_ALPHA,
+    av_max: float = 1.0,
+    seed: int = 0,
+    error_floor: float = 0.05,
+    n_draws: int = 500,
+    min_bands: int | None = None,
+    photometry: str = "best",
+    progress=None,
+    command: str = "",
+) -> dict:
     """Non-parametric SFH fits of the selected objects against a t_x atlas, written to the lake.
 
     Objects with fewer usable bands than ``min_bands`` (default: the fit's free parameters,
@@ -107,8 +127,7 @@ def run_fit_nonparam(lake: Lake, where: str | None = None, *, z: float | None = 
     step = progress or (lambda stage, frac: None)
     opts = check_fit_options(z=z, error_floor=error_floor, seed=seed)
     z, error_floor, seed = opts["z"], opts["error_floor"], opts["seed"]
-    o = check_nonparam_options(n_atlas=n_atlas, n_tx=n_tx, alpha=alpha, av_max=av_max,
-                               n_draws=n_draws)
+    o = check_nonparam_options(n_atlas=n_atlas, n_tx=n_tx, alpha=alpha, av_max=av_max, n_draws=n_draws)
     min_bands = check_min_bands(min_bands)
     choice = photometry_choice(photometry)
     spec = grid_spec_for(o["av_max"])
@@ -128,49 +147,94 @@ def run_fit_nonparam(lake: Lake, where: str | None = None, *, z: float | None = 
             # the cache holds float32 fluxes: a new grid is rounded alike, so that a rerun with
             # the same seed on the cached grid gives the same atlas and the same results
             grid.flux_njy = grid.flux_njy.astype(np.float32).astype(np.float64)
-            atlas = npm.build_atlas(grid, o["n_atlas"], n_tx=o["n_tx"], alpha=o["alpha"], seed=seed,
-                                    av_max=o["av_max"])
+            atlas = npm.build_atlas(
+                grid, o["n_atlas"], n_tx=o["n_tx"], alpha=o["alpha"], seed=seed, av_max=o["av_max"]
+            )
             grid_ids.append(gid)
-            atlases.append({"z": float(zg), "grid_id": gid, **{key: v for key, v in atlas.spec.items()
-                                                               if key not in ("grid", "z")}})
+            atlases.append(
+                {
+                    "z": float(zg),
+                    "grid_id": gid,
+                    **{key: v for key, v in atlas.spec.items() if key not in ("grid", "z")},
+                }
+            )
             for b0 in range(0, len(idx_all), BLOCK):
-                idx = idx_all[b0:b0 + BLOCK]
+                idx = idx_all[b0 : b0 + BLOCK]
                 step(f"fitting z={zg}", 0.1 + 0.8 * b0 / max(len(idx_all), 1))
-                res = npm.fit_atlas(atlas, sel.flux[idx], sel.err[idx], upper_limit=sel.upper[idx],
-                                    error_floor=error_floor, n_draws=o["n_draws"],
-                                    rng=np.random.default_rng([seed, k, b0]))
+                res = npm.fit_atlas(
+                    atlas,
+                    sel.flux[idx],
+                    sel.err[idx],
+                    upper_limit=sel.upper[idx],
+                    error_floor=error_floor,
+                    n_draws=o["n_draws"],
+                    rng=np.random.default_rng([seed, k, b0]),
+                )
                 results[float(zg)] = res
                 if new_grid:
                     _append_grid_if_new(lake, tx, grid, gid)
                     new_grid = False
-                tx.append("nonparam_results", _result_rows(run_id, sel.object_id[idx],
-                                                           sel.field_id[idx], sel.z[idx], res))
-                tx.append("nonparam_histories", _history_rows(run_id, sel.object_id[idx],
-                                                              atlas.history_edges_gyr, res))
+                tx.append(
+                    "nonparam_results",
+                    _result_rows(run_id, sel.object_id[idx], sel.field_id[idx], sel.z[idx], res),
+                )
+                tx.append(
+                    "nonparam_histories",
+                    _history_rows(run_id, sel.object_id[idx], atlas.history_edges_gyr, res),
+                )
         if cut.n_skipped:
             tx.append("fit_skipped", cut.rows(sel, run_id))
         seconds = time.perf_counter() - t0
         n_fit = int(cut.keep.sum())
-        config = {"where": where, "z": z, "error_floor": error_floor, "seed": seed,
-                  "n_atlas": o["n_atlas"], "n_tx": o["n_tx"], "alpha": o["alpha"],
-                  "av_max": o["av_max"], "n_draws": o["n_draws"], "bands": sel.bands,
-                  **{f"grid_{key}": v for key, v in spec.to_dict().items()},
-                  "atlases": atlases, "min_bands": cut.min_bands,
-                  "n_selected": len(sel.object_id), "n_skipped": cut.n_skipped,
-                  "photometry": choice.spec, "photometry_rule": choice.description,
-                  "upper_limits": "Sawicki 2012 erf term",
-                  "method": "Dense-Basis-like: t_x ~ Dirichlet(alpha) fractions of t_obs; cumulative "
-                            "mass by monotone PCHIP through (0,0), (t_x,x), (t_obs,1); log Z flat "
-                            "over the BC03 range, A_V flat in [0, av_max]; photometry linear in the "
-                            "SSP grid; posterior over the atlas with the mass profiled; percentiles "
-                            "from n_draws systematic posterior draws",
-                  "times": "t25/t50/t75/t_peak: lookback time before observation, Gyr"}
+        config = {
+            "where": where,
+            "z": z,
+            "error_floor": error_floor,
+            "seed": seed,
+            "n_atlas": o["n_atlas"],
+            "n_tx": o["n_tx"],
+            "alpha": o["alpha"],
+            "av_max": o["av_max"],
+            "n_draws": o["n_draws"],
+            "bands": sel.bands,
+            **{f"grid_{key}": v for key, v in spec.to_dict().items()},
+            "atlases": atlases,
+            "min_bands": cut.min_bands,
+            "n_selected": len(sel.object_id),
+            "n_skipped": cut.n_skipped,
+            "photometry": choice.spec,
+            "photometry_rule": choice.description,
+            "upper_limits": "Sawicki 2012 erf term",
+            "method": "Dense-Basis-like: t_x ~ Dirichlet(alpha) fractions of t_obs; cumulative "
+            "mass by monotone PCHIP through (0,0), (t_x,x), (t_obs,1); log Z flat "
+            "over the BC03 range, A_V flat in [0, av_max]; photometry linear in the "
+            "SSP grid; posterior over the atlas with the mass profiled; percentiles "
+            "from n_draws systematic posterior draws",
+            "times": "t25/t50/t75/t_peak: lookback time before observation, Gyr",
+        }
         warnings = [w for w in (cut.warning(),) if w]
-        tx.append("fit_runs", _run_row(run_id, "nonparam", where, grid_ids, error_floor, n_fit,
-                                       o["n_draws"], None, seconds, config))
-        tx.commit(name="fit nonparam", n_rows=n_fit, command=command,
-                  options={"run": "fit nonparam", **config}, warnings=warnings)
+        tx.append(
+            "fit_runs",
+            _run_row(
+                run_id, "nonparam", where, grid_ids, error_floor, n_fit, o["n_draws"], None, seconds, config
+            ),
+        )
+        tx.commit(
+            name="fit nonparam",
+            n_rows=n_fit,
+            command=command,
+            options={"run": "fit nonparam", **config},
+            warnings=warnings,
+        )
     step("done", 1.0)
-    return {"run_id": run_id, "n_objects": n_fit, "n_selected": len(sel.object_id),
-            "n_skipped": cut.n_skipped, "warnings": warnings, "seconds": seconds,
-            "grid_ids": grid_ids, "bands": sel.bands, "result": results}
+    return {
+        "run_id": run_id,
+        "n_objects": n_fit,
+        "n_selected": len(sel.object_id),
+        "n_skipped": cut.n_skipped,
+        "warnings": warnings,
+        "seconds": seconds,
+        "grid_ids": grid_ids,
+        "bands": sel.bands,
+        "result": results,
+    }

@@ -93,6 +93,7 @@ def log_age_prior(grid: SSPGrid) -> np.ndarray:
     0.5 dex from 0.1 to 1 Gyr), so :func:`default_log_prior` (flat in age index) weights
     young and old ages up to ~2.5 times more per dex than this one.
     """
+
     def widths(x):
         return np.diff(_cell_edges(x)) if x.size > 1 else np.ones(1)
 
@@ -126,8 +127,15 @@ def _cell_quantiles(p: np.ndarray, coord: np.ndarray, qs: Sequence[float]) -> np
     return out
 
 
-def _mixture_quantiles(obj: np.ndarray, mu: np.ndarray, wt: np.ndarray, sigma: np.ndarray, n_obj: int,
-                       qs: Sequence[float], n_bins: int = 512) -> np.ndarray:
+def _mixture_quantiles(
+    obj: np.ndarray,
+    mu: np.ndarray,
+    wt: np.ndarray,
+    sigma: np.ndarray,
+    n_obj: int,
+    qs: Sequence[float],
+    n_bins: int = 512,
+) -> np.ndarray:
     """Weighted quantiles of per-object mixtures of Gaussians sharing one width per object.
 
     ``obj`` (K,) sorted object index, ``mu`` (K,) component centres, ``wt`` (K,) weights,
@@ -153,25 +161,39 @@ def _mixture_quantiles(obj: np.ndarray, mu: np.ndarray, wt: np.ndarray, sigma: n
     return _smoothed_histogram_quantiles(h, lo, span, sig * scale, present, qs)
 
 
-def _smoothed_histogram_quantiles(h: np.ndarray, lo: np.ndarray, span: np.ndarray, width: np.ndarray,
-                                  present: np.ndarray, qs: Sequence[float]) -> np.ndarray:
+def _smoothed_histogram_quantiles(
+    h: np.ndarray,
+    lo: np.ndarray,
+    span: np.ndarray,
+    width: np.ndarray,
+    present: np.ndarray,
+    qs: Sequence[float],
+) -> np.ndarray:
     """Quantiles of (n_obj, n_bins) histograms over [lo, lo + span] smoothed by a Gaussian of
-    ``width`` bins (by FFT, zero-padded against wrap-around); NaN where not ``present``."""
+    ``width`` bins (by FFT, zero-padded against wrap-around); NaN where not ``present``.
+    """
     n_obj, n_bins = h.shape
     out = np.full((n_obj, len(qs)), np.nan)
     freq = np.fft.rfftfreq(2 * n_bins)
     kern = np.exp(-2.0 * (np.pi * freq[None, :] * width[:, None]) ** 2)
     h = np.fft.irfft(np.fft.rfft(h, n=2 * n_bins, axis=1) * kern, n=2 * n_bins, axis=1)[:, :n_bins]
     np.clip(h, 0, None, out=h)
-    _histogram_quantiles(np.ascontiguousarray(h), np.asarray(lo, np.float64), np.asarray(span, np.float64),
-                         np.asarray(present, bool), np.asarray(qs, np.float64), out)
+    _histogram_quantiles(
+        np.ascontiguousarray(h),
+        np.asarray(lo, np.float64),
+        np.asarray(span, np.float64),
+        np.asarray(present, bool),
+        np.asarray(qs, np.float64),
+        out,
+    )
     return out
 
 
 @numba.njit(nogil=True, cache=True, error_model="numpy")
 def _histogram_quantiles(h, lo, span, present, qs, out):  # pragma: no cover - compiled
     """Quantiles of histograms ``h`` (n_obj, n_bins) over [lo, lo + span], linear within bins,
-    into ``out`` (NaN where not ``present`` or empty); float64 as the array expression."""
+    into ``out`` (NaN where not ``present`` or empty); float64 as the array expression.
+    """
     n_obj, n_bins = h.shape
     cdf = np.empty(n_bins + 1)
     for i in range(n_obj):
@@ -202,7 +224,8 @@ def _histogram_quantiles(h, lo, span, present, qs, out):  # pragma: no cover - c
 
 def _single_threaded_blas():
     """BLAS limited to one thread: the products here are thin (K = n_band), and a threaded BLAS
-    under our own block threads runs several times slower than a single thread."""
+    under our own block threads runs several times slower than a single thread.
+    """
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:  # optional: without it the BLAS keeps its own setting
@@ -240,7 +263,8 @@ def _cell_quantiles_compiled(p, edges, qs, out):  # pragma: no cover - compiled
 def _profile_mass(bmat, cmat, a, has_det, s):  # pragma: no cover - compiled
     """s = max(B, 0) / C (0 without detections) into ``s``, chi2 = A - s B into ``bmat``, float32.
 
-    The same float32 operations as the array expression, in one pass over the block."""
+    The same float32 operations as the array expression, in one pass over the block.
+    """
     c, n_mod = bmat.shape
     zero = np.float32(0.0)
     for i in range(c):
@@ -262,7 +286,8 @@ def _posterior_extrema(chi2, lp, dens, ibest, chi2_min, imode, lmax, bad):  # pr
     """Per row of ``chi2`` (c, n_mod) float32: ``ibest`` = argmin chi2, ``imode`` = argmax
     (p + ``dens``) and ``lmax`` = max p, with p = -chi2 / 2 + ``lp`` in float32; then the row is
     overwritten by p - max p (for exp). Rows with a NaN chi2 or no finite max p are flagged
-    ``bad`` and left untouched (for the array code)."""
+    ``bad`` and left untouched (for the array code).
+    """
     c, n_mod = chi2.shape
     half = np.float32(-0.5)
     for i in range(c):
@@ -293,12 +318,14 @@ def _posterior_extrema(chi2, lp, dens, ibest, chi2_min, imode, lmax, bad):  # pr
 
 
 @numba.njit(nogil=True, cache=True, error_model="numpy")
-def _normalise_and_select(p, s, has_det, n_av, thr, bad, tot, p_az, p_v, kept_m, kept_w,
-                          kept_s, row_end):  # pragma: no cover - compiled
+def _normalise_and_select(
+    p, s, has_det, n_av, thr, bad, tot, p_az, p_v, kept_m, kept_w, kept_s, row_end
+):  # pragma: no cover - compiled
     """Rows of ``p`` (c, n_mod) float32 holding exp(p - max p) are normalised in place (float32,
     the sum ``tot`` in float64), their marginals summed over A_V (``p_az``) and over age and Z
     (``p_v``), and the models of the mass mixture (p > ``thr``, s > 0, a detection) listed
-    row after row: model index, weight and s, row i ending at ``row_end[i]``."""
+    row after row: model index, weight and s, row i ending at ``row_end[i]``.
+    """
     c, n_mod = p.shape
     n_az = n_mod // n_av
     pv = np.zeros(n_av)
@@ -340,12 +367,28 @@ def _normalise_and_select(p, s, has_det, n_av, thr, bad, tot, p_az, p_v, kept_m,
 
 
 @numba.njit(nogil=True, cache=True, error_model="numpy")
-def _mass_histograms(kept_m, kept_w, kept_log_s, row_end, s, cmat, log_norm, log_live, n_bins,
-                     sig_obj, hist, lo, span, scale, present):  # pragma: no cover - compiled
+def _mass_histograms(
+    kept_m,
+    kept_w,
+    kept_log_s,
+    row_end,
+    s,
+    cmat,
+    log_norm,
+    log_live,
+    n_bins,
+    sig_obj,
+    hist,
+    lo,
+    span,
+    scale,
+    present,
+):  # pragma: no cover - compiled
     """Histograms of the log formed (k = 0) and living (k = 1) masses of the models listed per
     row by :func:`_normalise_and_select`, binned as :func:`_mixture_quantiles` bins them
     (float32 log masses; the weighted rms ``sig_obj`` of the within-model width in dex; bins
-    over [min - 4 sig, max + 4 sig]); ``kept_log_s`` is log10 s of the listed models."""
+    over [min - 4 sig, max + 4 sig]); ``kept_log_s`` is log10 s of the listed models.
+    """
     c = row_end.size
     k_sig = np.float32(1 / np.log(10) ** 2)
     part = np.zeros((4, n_bins))
@@ -417,14 +460,16 @@ def _prepare_photometry(flux, err, upper_limit, error_floor):
 
 def n_free_parameters(grid: SSPGrid) -> int:
     """Free parameters of a fit on ``grid``: the mass plus each grid axis (age, log Z, A_V)
-    with more than one value."""
+    with more than one value.
+    """
     return 1 + sum(int(n > 1) for n in grid.shape)
 
 
 def usable_mask(flux_njy, flux_err_njy, upper_limit=None, error_floor: float = 0.05) -> np.ndarray:
     """Which measurements enter a fit: detections with a finite flux and a finite, positive
     error (a published error of 0 counts when the floor makes it positive), and upper limits
-    with a usable limit."""
+    with a usable limit.
+    """
     _, _, det, lim, _ = _prepare_photometry(flux_njy, flux_err_njy, upper_limit, error_floor)
     return det | lim
 
@@ -434,9 +479,22 @@ def usable_bands(flux_njy, flux_err_njy, upper_limit=None, error_floor: float = 
     return usable_mask(flux_njy, flux_err_njy, upper_limit, error_floor).sum(axis=-1)
 
 
-def fit_ssp(grid: SSPGrid, flux_njy, flux_err_njy, *, upper_limit=None, error_floor: float = 0.05,
-            log_prior=None, n_samples: int = 0, rng=None, chunk_size: int = 2048,
-            keep_chi2_grid: bool = False, n_threads: int | None = None) -> FitResult:
+# One pass over cache-sized blocks whose steps share the per-grid arrays through closures
+# (measured: 2x objects per CPU-second, see benchmarks/bench_ssp_speed.py); C901 counts them.
+def fit_ssp(  # noqa: C901
+    grid: SSPGrid,
+    flux_njy,
+    flux_err_njy,
+    *,
+    upper_limit=None,
+    error_floor: float = 0.05,
+    log_prior=None,
+    n_samples: int = 0,
+    rng=None,
+    chunk_size: int = 2048,
+    keep_chi2_grid: bool = False,
+    n_threads: int | None = None,
+) -> FitResult:
     """Fit every object against every grid model: chi2 profiled over mass, posterior over the grid.
 
     Parameters
@@ -539,7 +597,8 @@ def fit_ssp(grid: SSPGrid, flux_njy, flux_err_njy, *, upper_limit=None, error_fl
         "pct": {k: np.full((n_obj, 3), np.nan) for k in FIT_KEYS},
         "map": {k: np.full(n_obj, np.nan) for k in FIT_KEYS},
         "best": {k: np.full(n_obj, np.nan) for k in FIT_KEYS},
-        "chi2": np.full(n_obj, np.nan), "logev": np.full(n_obj, np.nan),
+        "chi2": np.full(n_obj, np.nan),
+        "logev": np.full(n_obj, np.nan),
         "samples": {k: np.full((n_obj, n_samples), np.nan) for k in FIT_KEYS} if n_samples else None,
         "chi2_grid": np.full((n_obj, n_age, n_z), np.nan, np.float32) if keep_chi2_grid else None,
     }
@@ -555,7 +614,8 @@ def fit_ssp(grid: SSPGrid, flux_njy, flux_err_njy, *, upper_limit=None, error_fl
 
     def summarise_numpy(gi, chi2, s, cmat, has_det):
         """Posterior summaries of objects ``gi`` by array operations (rows the compiled pass
-        flags: a NaN chi2 or no finite posterior); returns the normalised posterior."""
+        flags: a NaN chi2 or no finite posterior); returns the normalised posterior.
+        """
         c = gi.size
         rows = np.arange(c)
         ibest = np.argmin(chi2, axis=1)
@@ -661,9 +721,8 @@ def fit_ssp(grid: SSPGrid, flux_njy, flux_err_njy, *, upper_limit=None, error_fl
                 u = (fl[gr, j][:, None] - s[rr] * mn[:, j][None, :]) / ul_sig[gr, j][:, None]
                 chi2[rr] -= (2.0 * special.log_ndtr(u)).astype(np.float32)
             if keep_chi2_grid:
-                res["chi2_grid"][lo + r0:lo + r1] = chi2.reshape(r1 - r0, n_age, n_z, n_av).min(axis=3)
-            _posterior_extrema(chi2, lp32, to_density32, ibest[r], chi2_min[r], imode[r], lmax[r],
-                               bad[r])
+                res["chi2_grid"][lo + r0 : lo + r1] = chi2.reshape(r1 - r0, n_age, n_z, n_av).min(axis=3)
+            _posterior_extrema(chi2, lp32, to_density32, ibest[r], chi2_min[r], imode[r], lmax[r], bad[r])
             rows = np.arange(r1 - r0)
             s_best[r], s_mode[r] = s[rows, ibest[r]], s[rows, imode[r]]
             bad_r = bad[r]
@@ -676,11 +735,39 @@ def fit_ssp(grid: SSPGrid, flux_njy, flux_err_njy, *, upper_limit=None, error_fl
             kept_m = np.empty(chi2.size, np.int32)
             kept_w, kept_s = np.empty(chi2.size, np.float32), np.empty(chi2.size, np.float32)
             row_end = np.zeros(r1 - r0, np.int64)
-            _normalise_and_select(chi2, s, has_det[r], n_av, thr32, bad_r, tot[r], p_az[r], p_v[r],
-                                  kept_m, kept_w, kept_s, row_end)
-            kept_log_s = np.log10(kept_s[:row_end[-1]])
-            _mass_histograms(kept_m, kept_w, kept_log_s, row_end, s, cmat, log_norm32, log_live32,
-                             n_bins, sig_obj[r], hist[r], lo_m[r], span_m[r], scale_m[r], present[r])
+            _normalise_and_select(
+                chi2,
+                s,
+                has_det[r],
+                n_av,
+                thr32,
+                bad_r,
+                tot[r],
+                p_az[r],
+                p_v[r],
+                kept_m,
+                kept_w,
+                kept_s,
+                row_end,
+            )
+            kept_log_s = np.log10(kept_s[: row_end[-1]])
+            _mass_histograms(
+                kept_m,
+                kept_w,
+                kept_log_s,
+                row_end,
+                s,
+                cmat,
+                log_norm32,
+                log_live32,
+                n_bins,
+                sig_obj[r],
+                hist[r],
+                lo_m[r],
+                span_m[r],
+                scale_m[r],
+                present[r],
+            )
         good = ~bad
         gi = np.flatnonzero(good) + lo
         res["chi2"][gi] = np.maximum(chi2_min[good], 0)
@@ -689,9 +776,14 @@ def fit_ssp(grid: SSPGrid, flux_njy, flux_err_njy, *, upper_limit=None, error_fl
         best_and_mode(gi, ibest[good], imode[good], s_best[good], s_mode[good], has_det[good])
         marginal_percentiles(gi, p_az[good].reshape(-1, n_age, n_z), p_v[good])
         width = np.where(np.isfinite(sig_obj), sig_obj, 0.0)
-        mq = _smoothed_histogram_quantiles(hist.reshape(2 * c, n_bins), lo_m.ravel(), span_m.ravel(),
-                                           (width[:, None] * scale_m).ravel(), np.repeat(present, 2),
-                                           qs).reshape(c, 2, len(qs))
+        mq = _smoothed_histogram_quantiles(
+            hist.reshape(2 * c, n_bins),
+            lo_m.ravel(),
+            span_m.ravel(),
+            (width[:, None] * scale_m).ravel(),
+            np.repeat(present, 2),
+            qs,
+        ).reshape(c, 2, len(qs))
         res["pct"]["log_mass_formed"][gi] = mq[good, 0]
         res["pct"]["log_mass_living"][gi] = mq[good, 1]
         for rb, chi2_b, s_b, c_b in fallback:
@@ -699,8 +791,21 @@ def fit_ssp(grid: SSPGrid, flux_njy, flux_err_njy, *, upper_limit=None, error_fl
             if n_samples:
                 p_all[rb] = p_b
         if n_samples:
-            _draw(res["samples"], sl, p_all, s_all, c_all, params, log_norm, log_live, has_det,
-                  n_samples, np.random.default_rng(seed), grid, age_from_index)
+            _draw(
+                res["samples"],
+                sl,
+                p_all,
+                s_all,
+                c_all,
+                params,
+                log_norm,
+                log_live,
+                has_det,
+                n_samples,
+                np.random.default_rng(seed),
+                grid,
+                age_from_index,
+            )
 
     # blocks of ~8 MB per (object x model) array (the draws' random streams), fitted in sub-blocks of
     # ~2 MB per array: they stay in cache (measured: ~1.5x the objects per CPU-second of 8 MB
@@ -721,10 +826,17 @@ def fit_ssp(grid: SSPGrid, flux_njy, flux_err_njy, *, upper_limit=None, error_fl
     dof = n_used - n_free
     with np.errstate(divide="ignore", invalid="ignore"):
         red = np.where(dof > 0, res["chi2"] / dof, np.nan)
-    return FitResult(percentiles=res["pct"], map_params=res["map"], best_fit_params=res["best"],
-                     chi2_min=res["chi2"],
-                     n_bands=n_used, reduced_chi2=red, samples=res["samples"],
-                     chi2_grid=res["chi2_grid"], log_evidence=res["logev"])
+    return FitResult(
+        percentiles=res["pct"],
+        map_params=res["map"],
+        best_fit_params=res["best"],
+        chi2_min=res["chi2"],
+        n_bands=n_used,
+        reduced_chi2=red,
+        samples=res["samples"],
+        chi2_grid=res["chi2_grid"],
+        log_evidence=res["logev"],
+    )
 
 
 @numba.njit(nogil=True, cache=True, error_model="numpy")
@@ -733,7 +845,8 @@ def _draw_indices(p, r, idx):  # pragma: no cover - compiled
     ``r``, the first model whose CDF reaches it. The same float64 operations and result as the
     array code's one searchsorted of u = r + i over the rows' CDFs + i (row i's CDF computed as
     cumsum / its total + i; u = i exactly lands in the row before: index 0), without its
-    (c, n_mod) float64 array. Returns False, leaving ``idx``, if a row holds a NaN."""
+    (c, n_mod) float64 array. Returns False, leaving ``idx``, if a row holds a NaN.
+    """
     c, n_mod = p.shape
     cum = np.empty(n_mod)
     for i in range(c):
@@ -792,8 +905,9 @@ def _draw(out, sl, p, s, cmat, params, log_norm, log_live, has_det, n_samples, r
     out["log_mass_living"][sl] = lm + log_live[idx]
 
 
-def stack_photometry(flux_njy, flux_err_njy, *, n_boot: int = 1000, rng=None,
-                     error_floor: float = 0.0) -> dict:
+def stack_photometry(
+    flux_njy, flux_err_njy, *, n_boot: int = 1000, rng=None, error_floor: float = 0.0
+) -> dict:
     """Stacked photometry of many sources, band by band.
 
     Parameters

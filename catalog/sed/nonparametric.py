@@ -39,11 +39,27 @@ from catalog.sed.library import cosmology
 #: (Msun), SFR over the last 100 and 10 Myr (Msun/yr), log10 sSFR over 100 Myr per living
 #: mass (1/yr), lookback times t25/t50/t75/t_peak and the formed-mass-weighted age (Gyr),
 #: Calzetti A_V (mag), log10(Z/Zsun).
-NONPARAM_KEYS = ("log_mass_formed", "log_mass_living", "sfr100", "sfr10", "log_ssfr100",
-                 "t25_gyr", "t50_gyr", "t75_gyr", "t_peak_gyr", "mw_age_gyr", "av", "log_z")
+NONPARAM_KEYS = (
+    "log_mass_formed",
+    "log_mass_living",
+    "sfr100",
+    "sfr10",
+    "log_ssfr100",
+    "t25_gyr",
+    "t50_gyr",
+    "t75_gyr",
+    "t_peak_gyr",
+    "mw_age_gyr",
+    "av",
+    "log_z",
+)
 #: Keys that scale with the mass of the object (log10 of mass times a per-Msun quantity).
-_SCALED = {"log_mass_formed": "ones", "log_mass_living": "living_fraction", "sfr100": "sfr100",
-           "sfr10": "sfr10"}
+_SCALED = {
+    "log_mass_formed": "ones",
+    "log_mass_living": "living_fraction",
+    "sfr100": "sfr100",
+    "sfr10": "sfr10",
+}
 #: Floor of SFR per Msun formed (1/yr) before logs: a history with no star formation at all
 #: in the last 10 Myr counts as 1e-20 /yr.
 SFR_FLOOR = 1e-20
@@ -51,8 +67,8 @@ SFR_FLOOR = 1e-20
 DEFAULT_N_ATLAS = 100_000
 DEFAULT_N_TX = 1
 DEFAULT_ALPHA = 5.0
-N_HISTORY_BINS = 100   # stored history: SFR averaged in this many equal lookback bins
-HISTORY_DRAWS = 100    # posterior draws (a systematic subset of n_draws) behind the history band
+N_HISTORY_BINS = 100  # stored history: SFR averaged in this many equal lookback bins
+HISTORY_DRAWS = 100  # posterior draws (a systematic subset of n_draws) behind the history band
 
 
 @dataclass
@@ -109,6 +125,7 @@ class Atlas:
 
     @property
     def size(self) -> int:
+        """Number of histories in the atlas."""
         return int(self.flux_njy.shape[0])
 
     def quantity(self, key: str) -> np.ndarray:
@@ -162,8 +179,12 @@ def _knots(tx: np.ndarray, x: np.ndarray, t_obs_gyr: float):
 def _hermite(y0, y1, d0, d1, hh, s):
     s2 = s * s
     s3 = s2 * s
-    return (y0 * (2 * s3 - 3 * s2 + 1) + hh * d0 * (s3 - 2 * s2 + s) + y1 * (3 * s2 - 2 * s3)
-            + hh * d1 * (s3 - s2))
+    return (
+        y0 * (2 * s3 - 3 * s2 + 1)
+        + hh * d0 * (s3 - 2 * s2 + s)
+        + y1 * (3 * s2 - 2 * s3)
+        + hh * d1 * (s3 - s2)
+    )
 
 
 def cumulative_mass(tx: np.ndarray, x: np.ndarray, t_obs_gyr: float, t_gyr: np.ndarray) -> np.ndarray:
@@ -176,7 +197,7 @@ def cumulative_mass(tx: np.ndarray, x: np.ndarray, t_obs_gyr: float, t_gyr: np.n
     # interval of each (history, time): the number of interior knots at or before t
     k = np.zeros((tx.shape[0], t.size), np.intp)
     for j in range(1, xk.shape[1] - 1):
-        k += t[None, :] >= xk[:, j:j + 1]
+        k += t[None, :] >= xk[:, j : j + 1]
 
     def at(a, off=0):
         return np.take_along_axis(a, k + off, axis=1)
@@ -189,7 +210,8 @@ def cumulative_mass(tx: np.ndarray, x: np.ndarray, t_obs_gyr: float, t_gyr: np.n
 
 def time_at_fraction(tx: np.ndarray, x: np.ndarray, t_obs_gyr: float, level: float) -> np.ndarray:
     """Cosmic time (Gyr) at which each history had formed the fraction ``level`` of its mass
-    (the PCHIP inverted by bisection to ~1e-12 t_obs)."""
+    (the PCHIP inverted by bisection to ~1e-12 t_obs).
+    """
     xk, yk, d = _knots(tx, x, t_obs_gyr)
     k = int(np.clip(np.searchsorted(yk[0], level, side="right") - 1, 0, xk.shape[1] - 2))
     y0, y1, d0, d1 = yk[:, k], yk[:, k + 1], d[:, k], d[:, k + 1]
@@ -204,7 +226,8 @@ def time_at_fraction(tx: np.ndarray, x: np.ndarray, t_obs_gyr: float, level: flo
 
 def time_of_peak(tx: np.ndarray, x: np.ndarray, t_obs_gyr: float) -> np.ndarray:
     """Cosmic time (Gyr) of the largest SFR of each history: the derivative of the Hermite cubic
-    is a quadratic on each interval, maximised at an end or at its vertex."""
+    is a quadratic on each interval, maximised at an end or at its vertex.
+    """
     xk, yk, d = _knots(tx, x, t_obs_gyr)
     best_g = np.full(tx.shape[0], -np.inf)
     best_t = np.zeros(tx.shape[0])
@@ -268,9 +291,17 @@ def history_photometry(grid: SSPGrid, mass_bins: np.ndarray, log_z: np.ndarray, 
     return flux, living
 
 
-def build_atlas(grid: SSPGrid, n_atlas: int = DEFAULT_N_ATLAS, *, n_tx: int = DEFAULT_N_TX,
-                alpha: float = DEFAULT_ALPHA, seed: int = 0, log_z_range=None, av_max=None,
-                chunk: int = 5000) -> Atlas:
+def build_atlas(
+    grid: SSPGrid,
+    n_atlas: int = DEFAULT_N_ATLAS,
+    *,
+    n_tx: int = DEFAULT_N_TX,
+    alpha: float = DEFAULT_ALPHA,
+    seed: int = 0,
+    log_z_range=None,
+    av_max=None,
+    chunk: int = 5000,
+) -> Atlas:
     """Draw ``n_atlas`` histories from the t_x prior and compute their photometry from ``grid``.
 
     Parameters
@@ -300,17 +331,16 @@ def build_atlas(grid: SSPGrid, n_atlas: int = DEFAULT_N_ATLAS, *, n_tx: int = DE
     tx = draw_tx(n_atlas, n_tx, alpha, t_obs, rng)
     log_z = rng.uniform(lz_lo, lz_hi, n_atlas)
     av = rng.uniform(0.0, av_hi, n_atlas) if av_hi > 0 else np.zeros(n_atlas)
-    edges_lb = age_bin_edges(grid.age_gyr, t_obs)          # lookback, (n_age + 1,)
-    t_edges = t_obs - edges_lb                               # cosmic time, decreasing
+    edges_lb = age_bin_edges(grid.age_gyr, t_obs)  # lookback, (n_age + 1,)
+    t_edges = t_obs - edges_lb  # cosmic time, decreasing
     hist_edges_lb = np.linspace(0.0, t_obs, N_HISTORY_BINS + 1)
-    out = {k: np.empty(n_atlas) for k in ("living", "sfr100", "sfr10", "t25", "t50", "t75",
-                                          "tpeak", "mwa")}
+    out = {k: np.empty(n_atlas) for k in ("living", "sfr100", "sfr10", "t25", "t50", "t75", "tpeak", "mwa")}
     flux = np.empty((n_atlas, len(grid.bands)))
     history = np.empty((n_atlas, N_HISTORY_BINS), np.float32)
     for lo in range(0, n_atlas, chunk):
         sl = slice(lo, min(lo + chunk, n_atlas))
         c_edges = cumulative_mass(tx[sl], x, t_obs, t_edges)
-        mass_bins = c_edges[:, :-1] - c_edges[:, 1:]         # per SSP age bin, sums to 1
+        mass_bins = c_edges[:, :-1] - c_edges[:, 1:]  # per SSP age bin, sums to 1
         flux[sl], out["living"][sl] = history_photometry(grid, mass_bins, log_z[sl], av[sl])
         out["mwa"][sl] = mass_bins @ grid.age_gyr / mass_bins.sum(axis=1)
         recent = cumulative_mass(tx[sl], x, t_obs, np.array([t_obs - 0.1, t_obs - 0.01, t_obs]))
@@ -321,21 +351,58 @@ def build_atlas(grid: SSPGrid, n_atlas: int = DEFAULT_N_ATLAS, *, n_tx: int = DE
         out["tpeak"][sl] = np.maximum(t_obs - time_of_peak(tx[sl], x, t_obs), 0.0)
         c_hist = cumulative_mass(tx[sl], x, t_obs, t_obs - hist_edges_lb)
         history[sl] = (c_hist[:, :-1] - c_hist[:, 1:]) / (np.diff(hist_edges_lb) * 1e9)
-    spec = {"method": "dense-basis-like t_x atlas", "n_atlas": int(n_atlas), "n_tx": int(n_tx),
-            "x": x.tolist(), "alpha": float(alpha), "seed": int(seed), "z": float(grid.z),
-            "t_obs_gyr": t_obs, "log_z_range": [float(lz_lo), float(lz_hi)], "av_max": av_hi,
-            "prior": "t_x fractions of t_obs ~ Dirichlet(alpha); log Z flat; A_V flat",
-            "interpolation": "monotone PCHIP of the cumulative mass through (0,0), (t_x,x), (t_obs,1)",
-            "photometry": "mass per BC03 age bin (edges at midpoints) x SSP fluxes per Msun formed, "
-                          "linear in log Z and A_V between grid nodes",
-            "grid": {k: grid.spec.get(k) for k in ("n_age", "metallicities_zsun", "av_max", "n_av",
-                                                     "dust", "igm", "nebular", "imf", "sps",
-                                                     "bc03_sha256")}}
-    return Atlas(z=float(grid.z), t_obs_gyr=t_obs, bands=list(grid.bands), tx=tx, x=x, log_z=log_z,
-                 av=av, flux_njy=flux, living_fraction=out["living"], sfr100=out["sfr100"],
-                 sfr10=out["sfr10"], t25_gyr=out["t25"], t50_gyr=out["t50"], t75_gyr=out["t75"],
-                 t_peak_gyr=out["tpeak"], mw_age_gyr=out["mwa"], history_edges_gyr=hist_edges_lb,
-                 history=history, spec=spec)
+    spec = {
+        "method": "dense-basis-like t_x atlas",
+        "n_atlas": int(n_atlas),
+        "n_tx": int(n_tx),
+        "x": x.tolist(),
+        "alpha": float(alpha),
+        "seed": int(seed),
+        "z": float(grid.z),
+        "t_obs_gyr": t_obs,
+        "log_z_range": [float(lz_lo), float(lz_hi)],
+        "av_max": av_hi,
+        "prior": "t_x fractions of t_obs ~ Dirichlet(alpha); log Z flat; A_V flat",
+        "interpolation": "monotone PCHIP of the cumulative mass through (0,0), (t_x,x), (t_obs,1)",
+        "photometry": "mass per BC03 age bin (edges at midpoints) x SSP fluxes per Msun formed, "
+        "linear in log Z and A_V between grid nodes",
+        "grid": {
+            k: grid.spec.get(k)
+            for k in (
+                "n_age",
+                "metallicities_zsun",
+                "av_max",
+                "n_av",
+                "dust",
+                "igm",
+                "nebular",
+                "imf",
+                "sps",
+                "bc03_sha256",
+            )
+        },
+    }
+    return Atlas(
+        z=float(grid.z),
+        t_obs_gyr=t_obs,
+        bands=list(grid.bands),
+        tx=tx,
+        x=x,
+        log_z=log_z,
+        av=av,
+        flux_njy=flux,
+        living_fraction=out["living"],
+        sfr100=out["sfr100"],
+        sfr10=out["sfr10"],
+        t25_gyr=out["t25"],
+        t50_gyr=out["t50"],
+        t75_gyr=out["t75"],
+        t_peak_gyr=out["tpeak"],
+        mw_age_gyr=out["mwa"],
+        history_edges_gyr=hist_edges_lb,
+        history=history,
+        spec=spec,
+    )
 
 
 @dataclass
@@ -368,9 +435,19 @@ class NonparamResult:
     n_effective: np.ndarray
 
 
-def fit_atlas(atlas: Atlas, flux_njy, flux_err_njy, *, upper_limit=None, error_floor: float = 0.05,
-              n_draws: int = 500, rng=None, n_threads: int | None = None,
-              keep_history: bool = True) -> NonparamResult:
+# The atlas fit mirrors fit_ssp (blocks, closures over the atlas arrays); C901 counts them.
+def fit_atlas(  # noqa: C901
+    atlas: Atlas,
+    flux_njy,
+    flux_err_njy,
+    *,
+    upper_limit=None,
+    error_floor: float = 0.05,
+    n_draws: int = 500,
+    rng=None,
+    n_threads: int | None = None,
+    keep_history: bool = True,
+) -> NonparamResult:
     """Posterior over the atlas for every object, the mass scale of each history profiled.
 
     Parameters
@@ -414,10 +491,12 @@ def fit_atlas(atlas: Atlas, flux_njy, flux_err_njy, *, upper_limit=None, error_f
     mn = (atlas.flux_njy / norm[:, None]).astype(np.float32)
     mt, m2t = np.ascontiguousarray(mn.T), np.ascontiguousarray((mn**2).T)
     log_norm32 = np.log10(norm).astype(np.float32)
-    log_unit = {"log_mass_formed": np.zeros(n_mod, np.float32),
-                "log_mass_living": np.log10(atlas.living_fraction).astype(np.float32),
-                "sfr100": np.log10(np.maximum(atlas.sfr100, SFR_FLOOR)).astype(np.float32),
-                "sfr10": np.log10(np.maximum(atlas.sfr10, SFR_FLOOR)).astype(np.float32)}
+    log_unit = {
+        "log_mass_formed": np.zeros(n_mod, np.float32),
+        "log_mass_living": np.log10(atlas.living_fraction).astype(np.float32),
+        "sfr100": np.log10(np.maximum(atlas.sfr100, SFR_FLOOR)).astype(np.float32),
+        "sfr10": np.log10(np.maximum(atlas.sfr10, SFR_FLOOR)).astype(np.float32),
+    }
     plain = {k: atlas.quantity(k).astype(np.float32) for k in NONPARAM_KEYS if k not in _SCALED}
     n_free = 1 + int(atlas.x.size) + 2
     n_t = atlas.history.shape[1]
@@ -473,7 +552,7 @@ def fit_atlas(atlas: Atlas, flux_njy, flux_err_njy, *, upper_limit=None, error_f
         # systematic resampling of each object's kept weights: n_draws equally spaced levels
         g = np.random.default_rng(seed)
         levels = (np.arange(n_draws)[None, :] + g.random((c, 1))) / n_draws
-        ai = np.empty((c, n_draws), np.intp)                     # atlas indices of the draws
+        ai = np.empty((c, n_draws), np.intp)  # atlas indices of the draws
         for r in range(c):
             idx = np.flatnonzero(keep[r])
             wr = p[r, idx]
@@ -489,7 +568,7 @@ def fit_atlas(atlas: Atlas, flux_njy, flux_err_njy, *, upper_limit=None, error_f
         stack = np.empty((len(NONPARAM_KEYS), c, n_draws))
         for i, k in enumerate(NONPARAM_KEYS):
             stack[i] = lm + log_unit[k][ai] if k in _SCALED else plain[k][ai]
-        q = np.percentile(stack, [16, 50, 84], axis=2)            # (3, n_keys, c)
+        q = np.percentile(stack, [16, 50, 84], axis=2)  # (3, n_keys, c)
         for i, k in enumerate(NONPARAM_KEYS):
             v = np.where(np.isfinite(q[:, i]), q[:, i], np.nan).T
             pct[k][sl] = 10**v if k.startswith("sfr") else v
@@ -499,7 +578,7 @@ def fit_atlas(atlas: Atlas, flux_njy, flux_err_njy, *, upper_limit=None, error_f
             # nearest-rank percentiles (np.partition; linear interpolation costs twice as much)
             n_h = sfr.shape[2]
             ranks = [min(n_h - 1, int(round(q * (n_h - 1)))) for q in (0.16, 0.5, 0.84)]
-            part = np.partition(sfr, ranks, axis=2)[:, :, ranks]       # (n_t, c, 3)
+            part = np.partition(sfr, ranks, axis=2)[:, :, ranks]  # (n_t, c, 3)
             hist[sl] = part.transpose(1, 2, 0)
 
     step = max(1, (1 << 21) // max(n_mod, 1))
@@ -517,5 +596,12 @@ def fit_atlas(atlas: Atlas, flux_njy, flux_err_njy, *, upper_limit=None, error_f
     dof = n_used - n_free
     with np.errstate(divide="ignore", invalid="ignore"):
         red = np.where(dof > 0, chi2_min / dof, np.nan)
-    return NonparamResult(percentiles=pct, best_fit=best, chi2_min=chi2_min, n_bands=n_used,
-                          reduced_chi2=red, history=hist, n_effective=n_eff)
+    return NonparamResult(
+        percentiles=pct,
+        best_fit=best,
+        chi2_min=chi2_min,
+        n_bands=n_used,
+        reduced_chi2=red,
+        history=hist,
+        n_effective=n_eff,
+    )

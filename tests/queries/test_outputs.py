@@ -40,16 +40,23 @@ def full(demo, tmp_path_factory) -> Lake:
     lake = Lake(root / "lake")
     inputs = demo_inputs_dir(demo.lake)
     if not lake.files("injection_runs"):
-        run_injection(lake, inputs / "mosaic_f150w.fits", band=None, psf_path=inputs / "mosaic_psf.fits",
-                      field_id="simmosaic", catalog="gc_detections", n_flux=4, n_locations=3,
-                      max_targets=5)
+        run_injection(
+            lake,
+            inputs / "mosaic_f150w.fits",
+            band=None,
+            psf_path=inputs / "mosaic_psf.fits",
+            field_id="simmosaic",
+            catalog="gc_detections",
+            n_flux=4,
+            n_locations=3,
+            max_targets=5,
+        )
     if not lake.files("sfh_epochs"):
         run_fit_sfh(lake, "field_id = 'smacs0723' AND source_id < 'SC_004'", n_perturb=3)
     if not lake.files("nonparam_results"):
         from catalog.runs.nonparam import run_fit_nonparam
 
-        run_fit_nonparam(lake, "field_id = 'smacs0723' AND source_id < 'SC_004'", n_atlas=500,
-                         n_draws=50)
+        run_fit_nonparam(lake, "field_id = 'smacs0723' AND source_id < 'SC_004'", n_atlas=500, n_draws=50)
     if not lake.files("fit_skipped"):  # the GLASS galaxies have one band: not fitted
         run_fit_ssp(lake, "source_id = 'SC_000' OR field_id = 'abell2744_glass'", n_samples=0)
     empty = [t for t in TABLES if not lake.files(t)]
@@ -67,6 +74,7 @@ def _is_log(unit: str) -> bool:
 
 
 # -- 1. metadata valid in every format ---------------------------------------------------------
+
 
 def _ucds():
     from catalog.lake import schemas
@@ -160,8 +168,7 @@ def test_every_table_and_view_exports_valid_votable_fits_and_voparquet(full, tmp
 def test_empty_tables_export_valid_files_and_an_empty_hats_export_is_refused(lake, tmp_path, cli):
     for fmt, ext in FORMATS.items():
         out = tmp_path / f"ir.{ext}"
-        res = cli("export", "--table", "injection_runs", "--format", fmt, "--out", out, "--lake",
-                  lake.root)
+        res = cli("export", "--table", "injection_runs", "--format", fmt, "--out", out, "--lake", lake.root)
         assert res.exit_code == 0, (fmt, res.output)
     _check_votable(tmp_path / "ir.vot")
     with warnings.catch_warnings():
@@ -180,13 +187,13 @@ def test_log_masses_are_written_in_each_format_s_convention(full, tmp_path):
     for fmt, ext in FORMATS.items():
         export_table(t, tmp_path / f"m.{ext}", fmt, query=sql, lake_root="r", lake_version=1)
     assert b'unit="[solMass]"' in (tmp_path / "m.vot").read_bytes()  # VOTable 1.3: CDS units
-    assert parse_single_table(tmp_path / "m.vot").get_field_by_id("log_mass_living").unit == \
-        u.dex(u.solMass)
+    assert parse_single_table(tmp_path / "m.vot").get_field_by_id("log_mass_living").unit == u.dex(u.solMass)
     h = fits.getheader(tmp_path / "m.fits", 1)
     assert h["TUNIT2"] == "log(solMass)" and "log10" in h["TCOMM2"]
     assert Table.read(tmp_path / "m.ecsv")["log_mass_living"].unit == u.dex(u.solMass)
-    assert pq.read_schema(tmp_path / "m.parquet").field("log_mass_living").metadata[b"unit"] == \
-        b"dex(solMass)"
+    assert (
+        pq.read_schema(tmp_path / "m.parquet").field("log_mass_living").metadata[b"unit"] == b"dex(solMass)"
+    )
 
 
 def test_positions_declare_icrs_in_votable_voparquet_and_fits(full, tmp_path):
@@ -194,8 +201,7 @@ def test_positions_declare_icrs_in_votable_voparquet_and_fits(full, tmp_path):
     sql = "SELECT detection_id, ra, dec FROM detections LIMIT 5"
     t = run_sql(con, sql)
     for fmt in ("votable", "parquet", "fits"):
-        export_table(t, tmp_path / f"p.{FORMATS[fmt]}", fmt, query=sql, lake_root="r",
-                     lake_version=1)
+        export_table(t, tmp_path / f"p.{FORMATS[fmt]}", fmt, query=sql, lake_root="r", lake_version=1)
     meta = pq.ParquetFile(tmp_path / "p.parquet").metadata.metadata
     for xml in [(tmp_path / "p.vot").read_bytes(), meta[b"IVOA.VOTable-Parquet.content"]]:
         from astropy.io.votable import parse
@@ -228,6 +234,7 @@ def test_fit_percentiles_carry_units_in_the_views_that_pivot_them(full, tmp_path
 
 # -- 2. export: every table, its own descriptions, the format from the extension ---------------
 
+
 def test_every_table_gccat_tables_lists_exports_with_its_own_metadata(full, tmp_path, cli):
     listed = cli("tables", "--lake", full.root)
     assert listed.exit_code == 0
@@ -250,15 +257,22 @@ def test_every_table_gccat_tables_lists_exports_with_its_own_metadata(full, tmp_
 
 def test_query_results_prefer_science_tables_and_views_use_their_bases(full, tmp_path, cli):
     out = tmp_path / "q.parquet"
-    res = cli("export", "--query", "SELECT field_id, band, z FROM photometry_wide JOIN photometry "
-              "USING (detection_id, field_id) LIMIT 3", "--out", out, "--lake", full.root)
+    res = cli(
+        "export",
+        "--query",
+        "SELECT field_id, band, z FROM photometry_wide JOIN photometry "
+        "USING (detection_id, field_id) LIMIT 3",
+        "--out",
+        out,
+        "--lake",
+        full.root,
+    )
     assert res.exit_code == 0, res.output
     s = pq.read_schema(out)
     assert s.field("field_id").metadata[b"description"] == b"Cluster field identifier"
     assert s.field("z").metadata[b"description"] == b"Assumed redshift of the source"
     out = tmp_path / "h.parquet"
-    assert cli("export", "--table", "ingest_history", "--out", out, "--lake",
-               full.root).exit_code == 0
+    assert cli("export", "--table", "ingest_history", "--out", out, "--lake", full.root).exit_code == 0
     s = pq.read_schema(out)
     assert s.field("field_id").metadata[b"description"].startswith(b"Field the ingest wrote to")
     assert s.field("duration_s").metadata[b"unit"] == b"s"
@@ -266,11 +280,13 @@ def test_query_results_prefer_science_tables_and_views_use_their_bases(full, tmp
 
 def test_the_format_follows_the_extension(demo, tmp_path, cli):
     q = "SELECT detection_id, ra, dec, flux_F150W FROM photometry_wide WHERE field_id = 'smacs0723'"
-    for ext, check in [("fits", lambda p: fits.getheader(p, 1)["TTYPE1"] == "detection_id"),
-                       ("vot", lambda p: parse_single_table(p).nrows == 178),
-                       ("ecsv", lambda p: p.read_text().startswith("# %ECSV")),
-                       ("csv", lambda p: p.read_text().startswith("detection_id,ra,dec,flux_F150W\n")),
-                       ("parquet", lambda p: pq.read_metadata(p).num_rows == 178)]:
+    for ext, check in [
+        ("fits", lambda p: fits.getheader(p, 1)["TTYPE1"] == "detection_id"),
+        ("vot", lambda p: parse_single_table(p).nrows == 178),
+        ("ecsv", lambda p: p.read_text().startswith("# %ECSV")),
+        ("csv", lambda p: p.read_text().startswith("detection_id,ra,dec,flux_F150W\n")),
+        ("parquet", lambda p: pq.read_metadata(p).num_rows == 178),
+    ]:
         out = tmp_path / f"x.{ext}"
         res = cli("export", "--query", q, "--out", out, "--lake", demo.lake.root)
         assert res.exit_code == 0, res.output
@@ -280,12 +296,15 @@ def test_the_format_follows_the_extension(demo, tmp_path, cli):
     assert {c["name"]: c["unit"] for c in man["columns"]}["flux_F150W"] == "nJy"
 
 
-@pytest.mark.parametrize("args,words", [
-    (["--format", "parquet", "--out", "x.fits"], ["x.fits", "fits", "parquet"]),
-    (["--format", "hats", "--out", "x.parquet"], ["x.parquet", "hats"]),
-    (["--out", "x.txt"], ["x.txt", "--format"]),
-    (["--format", "votable", "--out", "x.csv"], ["csv", "votable"]),
-])
+@pytest.mark.parametrize(
+    "args,words",
+    [
+        (["--format", "parquet", "--out", "x.fits"], ["x.fits", "fits", "parquet"]),
+        (["--format", "hats", "--out", "x.parquet"], ["x.parquet", "hats"]),
+        (["--out", "x.txt"], ["x.txt", "--format"]),
+        (["--format", "votable", "--out", "x.csv"], ["csv", "votable"]),
+    ],
+)
 def test_a_format_the_extension_contradicts_is_refused(demo, tmp_path, cli, args, words):
     args = [str(tmp_path / a) if a.startswith("x.") else a for a in args]
     res = cli("export", "--table", "detections", *args, "--lake", demo.lake.root)
@@ -300,8 +319,7 @@ def test_a_format_the_extension_contradicts_is_refused(demo, tmp_path, cli, args
 def test_export_help_lists_the_formats_and_table_refuses_unknown_names(demo, tmp_path, cli):
     res = cli("export", "--help")
     assert "parquet|fits|ecsv|votable|csv|hats" in res.stdout
-    res = cli("export", "--table", "no_such_view", "--out", tmp_path / "x.fits", "--lake",
-              demo.lake.root)
+    res = cli("export", "--table", "no_such_view", "--out", tmp_path / "x.fits", "--lake", demo.lake.root)
     assert res.exit_code == 2 and "no_such_view" in res.stderr
     assert list(tmp_path.iterdir()) == []
 
@@ -313,8 +331,12 @@ CONE = ["cone", "110.834", "-73.4551", "3"]
 
 def _lake_positions(demo) -> dict:
     con = connect(demo.lake)
-    return {d: (r, de) for d, r, de in con.execute("SELECT detection_id, ra, dec FROM detections "
-                                                   "WHERE field_id = 'smacs0723'").fetchall()}
+    return {
+        d: (r, de)
+        for d, r, de in con.execute(
+            "SELECT detection_id, ra, dec FROM detections WHERE field_id = 'smacs0723'"
+        ).fetchall()
+    }
 
 
 def test_cone_as_csv_gives_the_lake_positions_exactly(demo, cli):
@@ -337,10 +359,18 @@ def test_cone_and_sql_as_json(demo, cli):
     rows = json.loads(res.stdout)
     lake = _lake_positions(demo)
     assert rows and all((r["ra"], r["dec"]) == lake[r["detection_id"]] for r in rows)
-    res = cli("sql", "SELECT CAST('nan' AS DOUBLE) AS a, CAST('inf' AS DOUBLE) AS b, "
-              "0.1::DOUBLE + 0.2 AS c, 0.5 AS d, committed_at, [1.5, CAST('nan' AS DOUBLE)] AS l "
-              "FROM ingests ORDER BY committed_at LIMIT 2", "-o", "-", "--print-format", "json",
-              "--lake", demo.lake.root)
+    res = cli(
+        "sql",
+        "SELECT CAST('nan' AS DOUBLE) AS a, CAST('inf' AS DOUBLE) AS b, "
+        "0.1::DOUBLE + 0.2 AS c, 0.5 AS d, committed_at, [1.5, CAST('nan' AS DOUBLE)] AS l "
+        "FROM ingests ORDER BY committed_at LIMIT 2",
+        "-o",
+        "-",
+        "--print-format",
+        "json",
+        "--lake",
+        demo.lake.root,
+    )
     assert res.exit_code == 0, res.output
     rows = json.loads(res.stdout)
     assert len(rows) == 2 and rows[0]["a"] is None and rows[0]["b"] is None
@@ -350,13 +380,13 @@ def test_cone_and_sql_as_json(demo, cli):
 
 def test_xmatch_prints_csv_and_a_file_output_refuses_print_format(demo, tmp_path, cli):
     q = "SELECT * FROM detections WHERE field_id = 'smacs0723'"
-    res = cli("xmatch", q, q, "--radius", "0.1", "--best", "--print-format", "csv", "--lake",
-              demo.lake.root)
+    res = cli("xmatch", q, q, "--radius", "0.1", "--best", "--print-format", "csv", "--lake", demo.lake.root)
     assert res.exit_code == 0, res.output
     rows = list(csv.DictReader(io.StringIO(res.stdout)))
     assert len(rows) == 178 and all(r["ra_1"] == r["ra_2"] for r in rows)
-    res = cli("xmatch", q, q, "-o", tmp_path / "x.parquet", "--print-format", "json", "--lake",
-              demo.lake.root)
+    res = cli(
+        "xmatch", q, q, "-o", tmp_path / "x.parquet", "--print-format", "json", "--lake", demo.lake.root
+    )
     assert res.exit_code == 2 and "--print-format" in res.stderr
     assert list(tmp_path.iterdir()) == []
 
@@ -365,8 +395,9 @@ def test_the_table_keeps_full_precision_and_every_column_at_any_width(demo, cli)
     q = "SELECT * FROM photometry_wide WHERE field_id = 'smacs0723' ORDER BY source_id LIMIT 3"
     con = connect(demo.lake)
     t = run_sql(con, q)
-    res = cli.runner.invoke(app, ["sql", q, "--lake", str(demo.lake.root)], env={"COLUMNS": "40"},
-                            catch_exceptions=False)
+    res = cli.runner.invoke(
+        app, ["sql", q, "--lake", str(demo.lake.root)], env={"COLUMNS": "40"}, catch_exceptions=False
+    )
     assert res.exit_code == 0, res.output
     for name in t.column_names:
         assert f" {name} " in res.stdout, name
@@ -382,8 +413,11 @@ def test_a_narrow_terminal_table_never_hides_a_column(demo):
     from catalog.cli.util import print_table
 
     con = connect(demo.lake)
-    t = run_sql(con, "SELECT detection_id, ra, dec, mag_F150W, mag_F200W, z, class FROM "
-                     "photometry_wide WHERE field_id = 'smacs0723' ORDER BY source_id LIMIT 2")
+    t = run_sql(
+        con,
+        "SELECT detection_id, ra, dec, mag_F150W, mag_F200W, z, class FROM "
+        "photometry_wide WHERE field_id = 'smacs0723' ORDER BY source_id LIMIT 2",
+    )
     buf = io.StringIO()
     print_table(t, out=Console(file=buf, width=40, force_terminal=True, color_system=None))
     text = buf.getvalue()

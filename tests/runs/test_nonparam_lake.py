@@ -33,8 +33,9 @@ def run(np_lake):
 def test_results_histories_and_run_are_queryable(np_lake, run):
     assert run["n_objects"] == 10 and run["n_skipped"] == 0
     con = connect(np_lake)
-    kind, n_samples, cfg = con.execute("SELECT kind, n_samples, config FROM fit_runs WHERE run_id = ?",
-                                       [run["run_id"]]).fetchall()[0]
+    kind, n_samples, cfg = con.execute(
+        "SELECT kind, n_samples, config FROM fit_runs WHERE run_id = ?", [run["run_id"]]
+    ).fetchall()[0]
     cfg = json.loads(cfg)
     assert kind == "nonparam" and n_samples == 200
     assert cfg["seed"] == 7 and cfg["n_atlas"] == 3000 and cfg["n_tx"] == 1
@@ -44,11 +45,15 @@ def test_results_histories_and_run_are_queryable(np_lake, run):
         "log_mass_formed_p50 <= log_mass_formed_p84), max(log_mass_living_p50 <= log_mass_formed_p50), "
         "min(t25_gyr_p50 >= t75_gyr_p50), min(sfr100_p50 >= 0), min(n_bands), "
         "min(av_p50 BETWEEN 0 AND 1) FROM nonparam_results WHERE run_id = ?",
-        [run["run_id"]]).fetchall()[0]
+        [run["run_id"]],
+    ).fetchall()[0]
     assert res == (10, True, True, True, True, 6, True)
-    h = con.execute("SELECT count(*), count(DISTINCT object_id), min(sfr_p16 <= sfr_p50), "
-                    "min(sfr_p50 <= sfr_p84), min(lookback_lo_gyr), max(lookback_hi_gyr) "
-                    "FROM nonparam_histories WHERE run_id = ?", [run["run_id"]]).fetchall()[0]
+    h = con.execute(
+        "SELECT count(*), count(DISTINCT object_id), min(sfr_p16 <= sfr_p50), "
+        "min(sfr_p50 <= sfr_p84), min(lookback_lo_gyr), max(lookback_hi_gyr) "
+        "FROM nonparam_histories WHERE run_id = ?",
+        [run["run_id"]],
+    ).fetchall()[0]
     assert h[:4] == (1000, 10, True, True) and h[4] == 0 and 9 < h[5] < 10
     # the grid behind the atlas is cached like the SSP fits' grids
     assert con.execute("SELECT count(*) FROM ssp_grids").fetchall()[0][0] == 1
@@ -58,8 +63,10 @@ def test_results_histories_and_run_are_queryable(np_lake, run):
 def test_same_seed_same_results(np_lake, run):
     again = run_fit_nonparam(np_lake, WHERE, n_atlas=3000, seed=7, n_draws=200)
     con = connect(np_lake)
-    q = ("SELECT object_id, t50_gyr_p50, log_mass_formed_p50 FROM nonparam_results "
-         "WHERE run_id = ? ORDER BY object_id")
+    q = (
+        "SELECT object_id, t50_gyr_p50, log_mass_formed_p50 FROM nonparam_results "
+        "WHERE run_id = ? ORDER BY object_id"
+    )
     a = con.execute(q, [run["run_id"]]).fetchall()
     b = con.execute(q, [again["run_id"]]).fetchall()
     assert a == b
@@ -78,16 +85,26 @@ def test_skips_objects_below_min_bands(np_lake, tmp_path):
     ingest_catalog(np_lake, path, field_id="smacs0723", name="three", mw_corrected=True)
     r = run_fit_nonparam(np_lake, "source_id LIKE 'XSC%'", n_atlas=500, min_bands=6, n_draws=50)
     assert r["n_objects"] == 2 and r["n_skipped"] == 1 and r["warnings"]
-    row = connect(np_lake).execute("SELECT n_bands, min_bands, reason FROM fit_skipped WHERE run_id = ?",
-                                   [r["run_id"]]).fetchall()
+    row = (
+        connect(np_lake)
+        .execute("SELECT n_bands, min_bands, reason FROM fit_skipped WHERE run_id = ?", [r["run_id"]])
+        .fetchall()
+    )
     assert row[0][:2] == (5, 6) and "--min-bands" in row[0][2]
 
 
-@pytest.mark.parametrize("args, option", [
-    (["--n-atlas", "10"], "--n-atlas"), (["--n-tx", "0"], "--n-tx"), (["--alpha", "0"], "--alpha"),
-    (["--av-max", "11"], "--av-max"), (["--draws", "1"], "--draws"),
-    (["--error-floor", "2"], "--error-floor"), (["--min-bands", "0"], "--min-bands"),
-])
+@pytest.mark.parametrize(
+    "args, option",
+    [
+        (["--n-atlas", "10"], "--n-atlas"),
+        (["--n-tx", "0"], "--n-tx"),
+        (["--alpha", "0"], "--alpha"),
+        (["--av-max", "11"], "--av-max"),
+        (["--draws", "1"], "--draws"),
+        (["--error-floor", "2"], "--error-floor"),
+        (["--min-bands", "0"], "--min-bands"),
+    ],
+)
 def test_cli_bounds_exit_2_with_one_line(np_lake, cli, args, option):
     r = cli("fit", "nonparam", "--where", WHERE, *args, "--lake", np_lake.root)
     assert r.exit_code == 2
@@ -96,8 +113,18 @@ def test_cli_bounds_exit_2_with_one_line(np_lake, cli, args, option):
 
 
 def test_cli_fit_and_plot(np_lake, cli, tmp_path):
-    r = cli("fit", "nonparam", "--where", "field_id = 'smacs0723' AND source_id = 'SC_001'",
-            "--n-atlas", "2000", "--seed", "3", "--lake", np_lake.root)
+    r = cli(
+        "fit",
+        "nonparam",
+        "--where",
+        "field_id = 'smacs0723' AND source_id = 'SC_001'",
+        "--n-atlas",
+        "2000",
+        "--seed",
+        "3",
+        "--lake",
+        np_lake.root,
+    )
     assert r.exit_code == 0, r.output
     assert "1 of 1 objects fitted" in r.output
     out = tmp_path / "h.png"

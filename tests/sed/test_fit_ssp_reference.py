@@ -21,10 +21,16 @@ def _random_grid(seed=0, shape=(6, 3, 4), n_band=5):
     rng = np.random.default_rng(seed)
     flux = np.exp(rng.normal(0, 0.6, (*shape, n_band))) * 1e-5
     ages = np.sort(rng.uniform(0.01, 12, shape[0]))
-    return sps.SSPGrid(z=0.4, bands=[f"b{i}" for i in range(n_band)], age_gyr=ages,
-                       log_z_zsun=np.sort(rng.uniform(-2, 0.4, shape[1])),
-                       av=np.linspace(0, 1.5, shape[2]), flux_njy=flux,
-                       living_fraction=rng.uniform(0.5, 1, shape[:2]), spec={})
+    return sps.SSPGrid(
+        z=0.4,
+        bands=[f"b{i}" for i in range(n_band)],
+        age_gyr=ages,
+        log_z_zsun=np.sort(rng.uniform(-2, 0.4, shape[1])),
+        av=np.linspace(0, 1.5, shape[2]),
+        flux_njy=flux,
+        living_fraction=rng.uniform(0.5, 1, shape[:2]),
+        spec={},
+    )
 
 
 def _objects(grid, n, seed=1):
@@ -72,25 +78,35 @@ def _reference(grid, flux, err, ul, floor=0.05):
             s[m] = max(b, 0.0) / c if det.any() else 0.0
             cc[m] = c
             chi2[m] = sum((f[j] - s[m] * models[m, j]) ** 2 / sig[j] ** 2 for j in np.flatnonzero(det))
-            chi2[m] += sum(-2 * stats.norm.logcdf((f[j] - s[m] * models[m, j]) / ul_sig[j])
-                           for j in np.flatnonzero(lim))
+            chi2[m] += sum(
+                -2 * stats.norm.logcdf((f[j] - s[m] * models[m, j]) / ul_sig[j]) for j in np.flatnonzero(lim)
+            )
         logp = -chi2 / 2 + lp
         post = np.exp(logp - logp.max())
         post /= post.sum()
         ibest = int(np.argmin(chi2))
         imode = int(np.argmax(logp - sps.default_log_prior(grid).ravel()))
         cube = post.reshape(n_age, n_z, n_av)
-        r = {"chi2_min": max(chi2[ibest], 0.0), "log_evidence": special.logsumexp(logp),
-             "n_bands": int((det | lim).sum()), "best": {}, "map": {}}
-        ia = np.array([_cell_quantile(cube.sum(axis=(1, 2)), np.arange(n_age, dtype=float), q)
-                       for q in QS])
+        r = {
+            "chi2_min": max(chi2[ibest], 0.0),
+            "log_evidence": special.logsumexp(logp),
+            "n_bands": int((det | lim).sum()),
+            "best": {},
+            "map": {},
+        }
+        ia = np.array([_cell_quantile(cube.sum(axis=(1, 2)), np.arange(n_age, dtype=float), q) for q in QS])
         r["age_gyr"] = 10 ** np.interp(ia, np.arange(n_age), np.log10(grid.age_gyr))
         r["log_z"] = np.array([_cell_quantile(cube.sum(axis=(0, 2)), grid.log_z_zsun, q) for q in QS])
         r["av"] = np.array([_cell_quantile(cube.sum(axis=(0, 1)), grid.av, q) for q in QS])
         for key, i in (("best", ibest), ("map", imode)):
             lm = np.log10(s[i]) if det.any() and s[i] > 0 else np.nan
-            r[key] = {"age_gyr": params[i, 0], "log_z": params[i, 1], "av": params[i, 2],
-                      "log_mass_formed": lm, "log_mass_living": lm + np.log10(live[i])}
+            r[key] = {
+                "age_gyr": params[i, 0],
+                "log_z": params[i, 1],
+                "av": params[i, 2],
+                "log_mass_formed": lm,
+                "log_mass_living": lm + np.log10(live[i]),
+            }
         keep = (post > 1e-3 / n_mod) & (s > 0) & det.any()
         r["mass_span"] = np.nan
         for key, shift in (("log_mass_formed", 0.0), ("log_mass_living", np.log10(live))):
@@ -130,13 +146,15 @@ def test_fit_ssp_matches_the_float64_reference(case):
             np.testing.assert_allclose(res.percentiles[k][i], r[k], rtol=1e-4, atol=1e-4, err_msg=k)
         for key, got in (("best", res.best_fit_params), ("map", res.map_params)):
             for k in sps.FIT_KEYS:
-                np.testing.assert_allclose(got[k][i], r[key][k], rtol=0, atol=1e-5,
-                                           err_msg=f"{key} {k} object {i}")
+                np.testing.assert_allclose(
+                    got[k][i], r[key][k], rtol=0, atol=1e-5, err_msg=f"{key} {k} object {i}"
+                )
         # masses: a 512-bin histogram of the mixture, so good to about one bin
         tol = 1.5 * r["mass_span"] / 512 + 1e-4 if np.isfinite(r["mass_span"]) else 0
         for k in ("log_mass_formed", "log_mass_living"):
-            np.testing.assert_allclose(res.percentiles[k][i], r[k], rtol=0, atol=tol,
-                                       err_msg=f"{k} object {i}")
+            np.testing.assert_allclose(
+                res.percentiles[k][i], r[k], rtol=0, atol=tol, err_msg=f"{k} object {i}"
+            )
     assert np.isnan(res.percentiles["log_mass_formed"][0]).all()  # no detection: no mass
     assert np.isnan(res.best_fit_params["log_mass_formed"][1])
 
@@ -145,9 +163,11 @@ def test_fit_ssp_is_independent_of_blocks_threads_and_neighbours(case):
     """Up to float32 round-off: the BLAS products of 1 row and of 7 rows may round apart."""
     grid, obs, err, ul, _ = case
     base = sps.fit_ssp(grid, obs, err, upper_limit=ul)
-    runs = [sps.fit_ssp(grid, obs, err, upper_limit=ul, chunk_size=cs, n_threads=nt)
-            for cs, nt in ((1, 1), (7, 2), (40, 1))]
-    alone = [sps.fit_ssp(grid, obs[i:i + 1], err[i:i + 1], upper_limit=ul[i:i + 1]) for i in (2, 5, 11)]
+    runs = [
+        sps.fit_ssp(grid, obs, err, upper_limit=ul, chunk_size=cs, n_threads=nt)
+        for cs, nt in ((1, 1), (7, 2), (40, 1))
+    ]
+    alone = [sps.fit_ssp(grid, obs[i : i + 1], err[i : i + 1], upper_limit=ul[i : i + 1]) for i in (2, 5, 11)]
 
     def close(a, b):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
@@ -190,8 +210,9 @@ def test_a_nan_chi2_object_is_fitted_as_alone_and_leaves_the_others_alone():
     rest = sps.fit_ssp(grid, np.delete(obs, 3, axis=0), np.delete(err, 3, axis=0))
     for k in sps.FIT_KEYS:
         np.testing.assert_allclose(res.percentiles[k][3], one.percentiles[k][0], rtol=1e-4, atol=1e-4)
-        np.testing.assert_allclose(np.delete(res.percentiles[k], 3, axis=0), rest.percentiles[k],
-                                   rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(
+            np.delete(res.percentiles[k], 3, axis=0), rest.percentiles[k], rtol=1e-4, atol=1e-4
+        )
     assert np.isnan(res.chi2_min[3])
 
 

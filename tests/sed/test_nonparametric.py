@@ -18,8 +18,17 @@ from scipy.interpolate import PchipInterpolator
 from catalog import sed as sps
 from catalog.sed import nonparametric as npm
 
-BANDS = ["acs_wfc_f814w", "jwst_f090w", "jwst_f115w", "jwst_f150w", "jwst_f200w", "jwst_f277w",
-         "jwst_f356w", "jwst_f410m", "jwst_f444w"]
+BANDS = [
+    "acs_wfc_f814w",
+    "jwst_f090w",
+    "jwst_f115w",
+    "jwst_f150w",
+    "jwst_f200w",
+    "jwst_f277w",
+    "jwst_f356w",
+    "jwst_f410m",
+    "jwst_f444w",
+]
 Z = 0.39
 N_ATLAS = 20_000
 
@@ -44,19 +53,26 @@ def _figures(name, res, key, truth):
     d = p[:, 1] - truth
     cov = np.mean((truth >= p[:, 0]) & (truth <= p[:, 2]))
     bias, scatter = float(np.median(d)), float(np.std(d))
-    print(f"{name:>14s} {key:>16s}: bias {bias:+.3f}, scatter {scatter:.3f}, "
-          f"16-84% coverage {cov:.2f} (n = {truth.size})")
+    print(
+        f"{name:>14s} {key:>16s}: bias {bias:+.3f}, scatter {scatter:.3f}, "
+        f"16-84% coverage {cov:.2f} (n = {truth.size})"
+    )
     return bias, scatter, cov
 
 
 # -------------------------------------------------------------------------------- the history
 
+
 def test_tx_prior_is_a_dirichlet_of_time_fractions():
     rng = np.random.default_rng(0)
     tx = npm.draw_tx(200_000, 3, 5.0, 10.0, rng)
     assert np.all(np.diff(tx, axis=1) > 0) and np.all((tx > 0) & (tx < 10))
-    frac = np.diff(np.concatenate([np.zeros((tx.shape[0], 1)), tx, np.full((tx.shape[0], 1), 10.0)],
-                                  axis=1), axis=1) / 10
+    frac = (
+        np.diff(
+            np.concatenate([np.zeros((tx.shape[0], 1)), tx, np.full((tx.shape[0], 1), 10.0)], axis=1), axis=1
+        )
+        / 10
+    )
     # Dirichlet(5,5,5,5): each fraction has mean 1/4 and variance (1/4)(3/4)/(20+1)
     np.testing.assert_allclose(frac.mean(axis=0), 0.25, atol=2e-3)
     np.testing.assert_allclose(frac.var(axis=0), 0.25 * 0.75 / 21, rtol=0.03)
@@ -91,8 +107,9 @@ def test_atlas_photometry_is_linear_in_the_ssp_grid(grid, atlas):
     # between nodes: linear in log Z (as interpolate_in_log_z) and in A_V
     lz = 0.3 * grid.log_z_zsun[2] + 0.7 * grid.log_z_zsun[3]
     f2, _ = npm.history_photometry(grid, mb, np.array([lz]), np.array([grid.av[3]]))
-    np.testing.assert_allclose(f2[0], 0.3 * grid.flux_njy[100, 2, 3] + 0.7 * grid.flux_njy[100, 3, 3],
-                               rtol=1e-12)
+    np.testing.assert_allclose(
+        f2[0], 0.3 * grid.flux_njy[100, 2, 3] + 0.7 * grid.flux_njy[100, 3, 3], rtol=1e-12
+    )
     # sums of SSPs: doubling the mass doubles the flux
     f3, _ = npm.history_photometry(grid, 2 * mb, np.array([lz]), np.array([0.37]))
     f4, _ = npm.history_photometry(grid, mb, np.array([lz]), np.array([0.37]))
@@ -109,16 +126,21 @@ def test_atlas_photometry_is_linear_in_the_ssp_grid(grid, atlas):
 
 # ------------------------------------------------------------------------------------ recovery
 
+
 def test_recovers_histories_drawn_from_the_prior(grid, atlas):
     truth = npm.build_atlas(grid, 300, seed=2)
     rng = np.random.default_rng(3)
     log_m = rng.uniform(5.5, 6.5, truth.size)
     obs, err = _observe(truth.flux_njy * 10 ** log_m[:, None], rng)
     res = npm.fit_atlas(atlas, obs, err, error_floor=0.0, rng=4)
-    for key, true, tol_bias in (("log_mass_formed", log_m, 0.03), ("t50_gyr", truth.t50_gyr, 0.3),
-                                ("mw_age_gyr", truth.mw_age_gyr, 0.3),
-                                ("log_mass_living", log_m + np.log10(truth.living_fraction), 0.03),
-                                ("av", truth.av, 0.1), ("log_z", truth.log_z, 0.15)):
+    for key, true, tol_bias in (
+        ("log_mass_formed", log_m, 0.03),
+        ("t50_gyr", truth.t50_gyr, 0.3),
+        ("mw_age_gyr", truth.mw_age_gyr, 0.3),
+        ("log_mass_living", log_m + np.log10(truth.living_fraction), 0.03),
+        ("av", truth.av, 0.1),
+        ("log_z", truth.log_z, 0.15),
+    ):
         bias, _, cov = _figures("prior draws", res, key, true)
         assert abs(bias) < tol_bias, key
         assert 0.58 <= cov <= 0.78, key

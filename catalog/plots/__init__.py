@@ -229,36 +229,145 @@ def plot_chi2map(lake, run_id: str, out: Path, levels=None, age_axis: str | None
     return save(fig, Path(out), plt)
 
 
+def _sfh_run(con, object_id: str, run_id: str | None) -> str:
+    from catalog.errors import GccatError
+
+    q = "SELECT max(run_id) FROM sfh_epochs WHERE object_id = ?" + (" AND run_id = ?" if run_id else "")
+    last = con.execute(q, [object_id] + ([run_id] if run_id else [])).fetchall()[0][0]
+    if last is None:
+        raise GccatError(
+            f"no SFH fit of {object_id}"
+            + (f" in run {run_id}" if run_id else "")
+            + "; run 'gccat fit sfh' first"
+        )
+    return last
+
+
+def _sfh_model(lake, con, object_id: str, cfg: dict, z: float, epochs: np.ndarray):
+    """Photometry the fit used and the best-fit model's band fluxes (templates rebuilt at z)."""
+    import duckdb
+
+    from catalog.runs.fits import SfhTemplates, select
+
+    sel = select(
+        lake,
+        f"detection_id = {duckdb.ConstantExpression(object_id)}",
+        1.0,  # the redshift does not change the photometry
+        photometry=cfg.get("photometry", "best"),
+    )
+    opts = {
+        "epochs_z": tuple(cfg.get("epochs_z", (12, 11, 10, 9, 8, 7, 6, 5, 4))),
+        "metallicity": cfg.get("metallicity_zsun", 1.0),
+        "av": cfg.get("av", 0.0),
+        "nebular": bool(cfg.get("nebular", False)),
+        "log_u": cfg.get("log_u") or -2.0,
+        "constant_z_max": cfg.get("constant_z_max"),
+    }
+    tpl = SfhTemplates(sel.sedpy, opts)(z)
+    mass = np.zeros(len(tpl["kind"]))
+    for e, (mb, mc) in enumerate(epochs):
+        mass[(tpl["epoch"] == e) & (tpl["kind"] == "burst")] = mb
+        mass[(tpl["epoch"] == e) & (tpl["kind"] == "constant")] = mc
+    piv = dict(con.execute("SELECT band, pivot_um FROM bands").fetchall())
+    wave = np.array([piv[b] for b in sel.bands])
+    return wave, sel.flux[0], sel.err[0], mass @ tpl["flux_njy"]
+
+
 def plot_sfh(lake, object_id: str, run_id: str | None, out: Path) -> str:
-    """Mass formed per epoch with 16-84% error bars of a non-parametric SFH fit (PNG)."""
+    """The SEDz* figure of a ``fit sfh`` run (PNG), three panels.
+
+    (1) chi2(z) of the redshift scan with the photo-z and its delta-chi2 = 1 interval (or, for
+    an object fitted at a given or catalogued redshift, that redshift marked); (2) the observed
+    photometry with the best-fit model's band fluxes (templates rebuilt at the fitted redshift
+    from the run's options); (3) the history: mass formed per epoch (best fit, burst and
+    constant SF stacked) with the quartile band (25-75%) of the perturbed refits.
+    """
     from catalog.queries.connection import connect
 
     plt = pyplot()
     con = connect(lake)
-    q = (
-        "SELECT run_id, t_start_gyr, t_end_gyr, mass_msun, mass_p16, mass_p84 FROM sfh_epochs "
-        "WHERE object_id = ?" + (" AND run_id = ?" if run_id else "") + " ORDER BY run_id, epoch"
+    run = _sfh_run(con, object_id, run_id)
+    cfg = json.loads(con.execute("SELECT config FROM fit_runs WHERE run_id = ?", [run]).fetchall()[0][0])
+    ep = np.array(
+        con.execute(
+            "SELECT z_start, z_end, t_start_gyr, t_end_gyr, mass_msun, coalesce(mass_q25, mass_p16), "
+            "coalesce(mass_q75, mass_p84), coalesce(mass_burst_msun, mass_msun), "
+            "coalesce(mass_constant_msun, 0) FROM sfh_epochs WHERE object_id = ? AND run_id = ? "
+            "ORDER BY epoch",
+            [object_id, run],
+        ).fetchall(),
+        float,
     )
-    rows = con.execute(q, [object_id] + ([run_id] if run_id else [])).fetchall()
-    if not rows:
-        from catalog.errors import GccatError
-
-        raise GccatError(f"no SFH fit of {object_id}; run 'gccat fit sfh' first")
-    last = rows[-1][0]
-    r = np.array([x[1:] for x in rows if x[0] == last], float)
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    mid, width = (r[:, 0] + r[:, 1]) / 2, r[:, 1] - r[:, 0]
-    ax.bar(mid, r[:, 2], width=width * 0.9, color="C0", alpha=0.6)
-    # The best fit may fall outside the percentiles of the perturbed refits: clip at 0.
-    yerr = np.clip([r[:, 2] - r[:, 3], r[:, 4] - r[:, 2]], 0, None)
-    ax.errorbar(mid, r[:, 2], yerr=yerr, fmt="none", color="k")
-    ax.set(
-        xlabel="cosmic time [Gyr]",
-        ylabel=r"mass formed [M$_\odot$]",
-        yscale="symlog",
-        title=f"{object_id}: SFH ({last})",
+    res = con.execute(
+        "SELECT z, z_source, z_phot, z_phot_lo, z_phot_hi, chi2_min, mass_total FROM sfh_results "
+        "WHERE object_id = ? AND run_id = ?",
+        [object_id, run],
+    ).fetchall()
+    z, source, zp, zlo, zhi, chi2_min, m_tot = (
+        res[0] if res else (cfg.get("z"), "catalog", None, None, None, None, None)
     )
+    if z is None:  # a run written before sfh_results: the redshift of its posterior rows
+        z = con.execute(
+            "SELECT any_value(z) FROM fit_posteriors WHERE object_id = ? AND run_id = ?", [object_id, run]
+        ).fetchall()[0][0]
+    scan = np.array(
+        con.execute(
+            "SELECT z, chi2 FROM sfh_chi2_z WHERE object_id = ? AND run_id = ? ORDER BY z", [object_id, run]
+        ).fetchall(),
+        float,
+    ).reshape(-1, 2)
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.4))
+    _panel_chi2z(axes[0], scan, z, source, zp, zlo, zhi)
+    wave, flux, err, model = _sfh_model(lake, con, object_id, cfg, float(z), ep[:, 7:9])
+    _panel_sed(axes[1], wave, flux, err, model, z, chi2_min)
+    _panel_history(axes[2], ep, m_tot)
+    fig.suptitle(f"{object_id}: SEDz* fit ({run}; recipe {cfg.get('recipe') or 'none'})", fontsize=10)
+    fig.tight_layout()
     return save(fig, Path(out), plt)
+
+
+def _panel_chi2z(ax, scan, z, source, zp, zlo, zhi) -> None:
+    if source == "scan" and len(scan):
+        ax.plot(scan[:, 0], scan[:, 1], "-", color="C0", lw=1.2, label=r"$\chi^2(z)$ (NNLS at each z)")
+        ax.axvspan(zlo, zhi, color="C1", alpha=0.25, label=rf"$\Delta\chi^2 \leq 1$: {zlo:.2f}-{zhi:.2f}")
+        ax.axvline(zp, color="C1", label=f"photo-z {zp:.2f} (min $\\chi^2$)")
+        ax.set_ylim(max(0, np.nanmin(scan[:, 1]) - 1), np.nanpercentile(scan[:, 1], 90) + 1)
+    else:
+        ax.axvline(z, color="C1", label=f"z = {z:.3g} ({source}; no scan)")
+        ax.text(0.5, 0.5, "redshift not scanned", transform=ax.transAxes, ha="center", color="0.5")
+    ax.set(xlabel="redshift z", ylabel=r"$\chi^2$", title=r"$\chi^2(z)$")
+    ax.legend(fontsize=8)
+
+
+def _panel_sed(ax, wave, flux, err, model, z, chi2_min) -> None:
+    o = np.argsort(wave)
+    lab = "best-fit model (NNLS)" + ("" if chi2_min is None else rf", $\chi^2$ = {chi2_min:.3g}")
+    ax.plot(wave[o], model[o], "s-", color="C1", label=lab)
+    ax.errorbar(wave, flux, yerr=err, fmt="o", color="k", label="photometry")
+    ax.set(
+        xscale="log", xlabel=r"observed wavelength [$\mu$m]", ylabel="flux [nJy]", title=f"SED at z = {z:.3g}"
+    )
+    ax.legend(fontsize=8)
+
+
+def _panel_history(ax, ep, m_tot) -> None:
+    """Mass formed per epoch, one bar per epoch (earliest left), labelled by its z range."""
+    x = np.arange(len(ep))
+    ax.bar(x, ep[:, 7], width=0.8, color="C0", alpha=0.7, label="10 Myr burst")
+    ax.bar(x, ep[:, 8], width=0.8, bottom=ep[:, 7], color="C2", alpha=0.7, label="constant SF")
+    # the best fit may fall outside the quartiles of the perturbed refits: clip at 0
+    yerr = np.clip([ep[:, 4] - ep[:, 5], ep[:, 6] - ep[:, 4]], 0, None)
+    ax.errorbar(x, ep[:, 4], yerr=yerr, fmt="none", color="k", capsize=3, label="25-75% of refits")
+    ax.set_xticks(x, [f"{a:g}-{b:.3g}" for a, b in ep[:, :2]], rotation=45, fontsize=8)
+    total = "" if m_tot is None else f" (total {m_tot:.3g} M$_\\odot$)"
+    ax.set(
+        xlabel="epoch (redshift range)",
+        ylabel=r"mass formed per epoch [M$_\odot$]",
+        title="history" + total,
+    )
+    top = float(np.nanmax(ep[:, 6], initial=0) or np.nanmax(ep[:, 4], initial=1) or 1)
+    ax.set_yscale("symlog", linthresh=max(1.0, 1e-3 * top))
+    ax.legend(fontsize=8, loc="upper left")
 
 
 def plot_nonparam(lake, object_id: str, run_id: str | None, out: Path) -> str:

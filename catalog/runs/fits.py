@@ -1199,7 +1199,8 @@ def _fit_sfh_object(
     sel: Selection, i: int, source: str, tpl_at: SfhTemplates, z_grid, opts, rng, error_floor
 ):
     """One object's fit: the chi2(z) scan and photo-z if ``source`` is ``scan``, then the NNLS
-    fit with perturbed refits at the fitted redshift. Returns (fit, templates, z, scan dict).
+    fit with perturbed refits at the fitted redshift. Returns (fit, templates, z, scan dict);
+    the fit is None where the scan does not constrain the redshift (nothing is fitted).
     """
     from catalog.sed.histories import photo_z, sfh_chi2_scan
 
@@ -1211,6 +1212,8 @@ def _fit_sfh_object(
         )[0]
         scan = {"z_grid": z_grid, "chi2": chi2, **photo_z(z_grid, chi2)}
         z = float(scan["z_phot"])
+        if scan["unconstrained"]:
+            return None, None, z, scan
     tpl = tpl_at(z)
     r = sps.fit_sfh(
         tpl,
@@ -1385,15 +1388,34 @@ def run_fit_sfh(
     tpl_at = SfhTemplates(sel.sedpy, o)
     out = {"sfh_epochs": [], "fit_posteriors": [], "sfh_results": [], "sfh_chi2_z": []}
     fitted = np.flatnonzero(cut.keep)
+    unconstrained = []
     for k, i in enumerate(fitted):
         r, tpl, zfit, scan = _fit_sfh_object(sel, i, sources[i], tpl_at, z_grid, o, rng, error_floor)
         oid = sel.object_id[i]
+        if r is None:  # chi2(z) flat within delta-chi2 over the whole scan
+            unconstrained.append(i)
+            continue
         out["sfh_epochs"] += _sfh_epoch_rows(run_id, oid, r, tpl)
         out["fit_posteriors"] += _sfh_posterior_rows(run_id, sel, i, r, zfit)
         out["sfh_results"].append(_sfh_result_row(run_id, sel, i, r, tpl, zfit, sources[i], scan))
         out["sfh_chi2_z"] += _sfh_chi2_rows(run_id, oid, scan, zfit, r)
         step(f"fitting {k + 1}/{len(fitted)}", 0.1 + 0.8 * (k + 1) / len(fitted))
     n_scan = int(np.sum(sources[fitted] == "scan"))
+    if unconstrained:
+        fitted = np.setdiff1d(fitted, unconstrained)
+        out["fit_skipped"] = [
+            {
+                "run_id": run_id,
+                "object_id": sel.object_id[i],
+                "field_id": sel.field_id[i],
+                "n_bands": int(cut.n_bands[i]),
+                "min_bands": cut.min_bands,
+                "reason": f"redshift not constrained: chi2(z) within 1 of its minimum over the "
+                f"whole scan {z_scan[0]:g}-{z_scan[1]:g}",
+                "ingest_id": run_id,
+            }
+            for i in unconstrained
+        ]
     config = {
         "where": where,
         "z": z,
@@ -1409,7 +1431,7 @@ def run_fit_sfh(
         "bands": sel.bands,
         "min_bands": cut.min_bands,
         "n_selected": len(sel.object_id),
-        "n_skipped": cut.n_skipped,
+        "n_skipped": cut.n_skipped + len(unconstrained),
         "templates": "10 Myr burst per epoch, constant SF for epochs starting at z <= constant_z_max "
         "(SEDz*); only epochs starting above the object's redshift",
         "burst_myr": 10.0,
@@ -1425,6 +1447,12 @@ def run_fit_sfh(
         **record,
     }
     warnings = [w for w in (cut.warning(),) if w]
+    if unconstrained:
+        warnings.append(
+            f"{len(unconstrained)} of {len(sel.object_id)} selected objects not fitted: their "
+            f"photometry does not constrain the redshift over the scan {z_scan[0]:g}-{z_scan[1]:g} "
+            "(chi2(z) within 1 of its minimum everywhere); give --z or more bands; see fit_skipped"
+        )
     _write_sfh_run(
         lake,
         run_id,
@@ -1445,7 +1473,7 @@ def run_fit_sfh(
         "run_id": run_id,
         "n_objects": len(fitted),
         "n_selected": len(sel.object_id),
-        "n_skipped": cut.n_skipped,
+        "n_skipped": cut.n_skipped + len(unconstrained),
         "n_scanned": n_scan,
         "warnings": warnings,
     }
@@ -1461,6 +1489,7 @@ def _write_sfh_run(
         "fit_posteriors": FIT_POSTERIORS,
         "sfh_results": SFH_RESULTS,
         "sfh_chi2_z": SFH_CHI2_Z,
+        "fit_skipped": FIT_SKIPPED,
     }
     with lake.transaction("fit", ingest_id=run_id) as tx, _rollback_on_error(lake, tx):
         for name, rows in out.items():

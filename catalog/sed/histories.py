@@ -292,6 +292,8 @@ def photo_z(z_grid, chi2, delta_chi2: float = PHOTO_Z_DELTA_CHI2) -> dict:
     the outermost redshifts where chi2 <= chi2_min + ``delta_chi2`` (1: the profile-likelihood
     68% interval of one parameter, the template masses minimised over), linear between nodes and
     at most the grid's ends (``at_edge`` then). Not a posterior: no prior on z, no marginalisation.
+    Where the interval reaches both ends of the grid the photometry does not constrain the
+    redshift: ``z_phot`` is NaN there and ``unconstrained`` true (one band fits at any z).
 
     Parameters
     ----------
@@ -305,8 +307,8 @@ def photo_z(z_grid, chi2, delta_chi2: float = PHOTO_Z_DELTA_CHI2) -> dict:
     Returns
     -------
     dict
-        ``z_phot``, ``z_lo``, ``z_hi``, ``chi2_min`` and ``at_edge`` (bool), each (n_obj,) or
-        scalar for 1-D input.
+        ``z_phot``, ``z_lo``, ``z_hi``, ``chi2_min``, ``at_edge`` and ``unconstrained`` (bool),
+        each (n_obj,) or scalar for 1-D input.
     """
     zg = np.asarray(z_grid, dtype=np.float64)
     c = np.asarray(chi2, dtype=np.float64)
@@ -315,6 +317,7 @@ def photo_z(z_grid, chi2, delta_chi2: float = PHOTO_Z_DELTA_CHI2) -> dict:
     n = c.shape[0]
     out = {k: np.full(n, np.nan) for k in ("z_phot", "z_lo", "z_hi", "chi2_min")}
     out["at_edge"] = np.zeros(n, bool)
+    out["unconstrained"] = np.zeros(n, bool)
     for i in range(n):
         row = np.where(np.isfinite(c[i]), c[i], np.inf)
         if not np.isfinite(row).any():
@@ -324,6 +327,9 @@ def photo_z(z_grid, chi2, delta_chi2: float = PHOTO_Z_DELTA_CHI2) -> dict:
         out["z_phot"][i] = _parabola_vertex(zg, row, j)
         lo, hi, edge = _delta_chi2_bounds(zg, row, j, row[j] + delta_chi2)
         out["z_lo"][i], out["z_hi"][i], out["at_edge"][i] = lo, hi, edge
+        if lo <= zg[0] and hi >= zg[-1]:
+            out["unconstrained"][i] = True
+            out["z_phot"][i] = np.nan
     return {k: v[0] for k, v in out.items()} if single else out
 
 

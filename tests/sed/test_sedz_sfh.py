@@ -54,6 +54,12 @@ def test_photo_z_of_a_parabola():
     assert not r["at_edge"]
     flat = photo_z(zg, np.zeros_like(zg))
     assert flat["at_edge"] and flat["z_lo"] == 5.0 and flat["z_hi"] == pytest.approx(8.0)
+    # a flat chi2(z) constrains nothing: no photo-z (it was the first node, 5.0)
+    assert flat["unconstrained"] and np.isnan(flat["z_phot"])
+    assert not r["unconstrained"]
+    # an interval at one end only is a bound, not "unconstrained"
+    edge = photo_z(zg, 25 * (zg - 5.0) ** 2)
+    assert edge["at_edge"] and not edge["unconstrained"] and edge["z_phot"] == pytest.approx(5.0)
 
 
 def _simulate(rng, n, z_range, tpl_at, s2n=(10, 20)):

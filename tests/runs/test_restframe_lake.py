@@ -27,3 +27,15 @@ def test_ssp_and_stack_runs_write_restframe_rows(demo):
     assert (df["ml_v"] > 0).all()
     stack = df[df["object_id"].str.startswith("stack:")]
     assert len(stack) == 1 and np.isfinite(stack["ml_v_p16"]).all()
+
+
+def test_plot_colors_draws_both_diagrams(demo, tmp_path, cli):
+    for diagram in ("uvj", "bi-vi"):
+        out = tmp_path / f"{diagram}.png"
+        res = cli("plot", "colors", "--diagram", diagram, "--out", out, "--lake", demo.lake.root)
+        assert res.exit_code == 0, res.output
+        assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    res = cli(
+        "plot", "colors", "20000101T000000-00000000", "--out", tmp_path / "x.png", "--lake", demo.lake.root
+    )
+    assert res.exit_code != 0 and "no rest-frame results" in res.output

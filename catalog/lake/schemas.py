@@ -861,8 +861,8 @@ RESTFRAME_COLORS: dict[str, tuple[str, str]] = {
     "bi_vega": ("em.opt.B", "Rest-frame (B - I)_Vega (Bessell)"),
     "vi_vega": ("em.opt.V", "Rest-frame (V - I)_Vega (Bessell)"),
 }
-_RF_MODEL = "of the best-fit (minimum-chi2) model at its SED mass scale, with its fitted A_V"
-_RF_PCT = "from the posterior draws' nearest grid models (NULL without draws)"
+_RF_MODEL = "of the best-fit (minimum-chi2) SSP or atlas history at its SED mass scale, with its fitted A_V"
+_RF_PCT = "from the posterior draws' nearest grid models (NULL without draws and for nonparam fits)"
 
 
 def _restframe_columns() -> list[pa.Field]:
@@ -923,7 +923,7 @@ RESTFRAME_RESULTS = pa.schema(
             pa.float64(),
             "solMass/solLum",
             "phys.mass;phys.luminosity;arith.ratio",
-            "V-band mass-to-light ratio M_living / L_V of the best-fit model, L_V intrinsic "
+            "V-band mass-to-light ratio M_living / L_V of the best-fit SSP or history, L_V intrinsic "
             "(dust-free), Bessell V, L_V,sun from sedpy's Sun (M_V,sun = 4.81 AB)",
         ),
         col(
@@ -1066,7 +1066,8 @@ TABLE_DESCRIPTIONS = {
         "Non-parametric SFHs: mass formed per epoch with 16/84 percentiles from perturbed refits."
     ),
     "restframe_results": (
-        "Rest-frame quantities of SSP and stack fits: M/L_V, L_V, living mass by the SED scale and by "
+        "Rest-frame quantities of SSP, stack and nonparam fits: M/L_V, L_V, living mass by the SED "
+        "scale and by "
         "M/L_V x L_V, absolute U B V I J u r magnitudes (AB, Vega), UVJ, urJ, (B-I) and (V-I) colours."
     ),
     "ssp_grids": ("Cached SSP photometric grids: redshift, bands, spec, axes and fluxes per Msun formed."),

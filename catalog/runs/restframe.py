@@ -1,7 +1,8 @@
 """Rows of ``restframe_results``: the rest-frame quantities of SSP and stack fits.
 
-Written by :func:`catalog.runs.fits.run_fit_ssp` and :func:`catalog.runs.fits.run_fit_stack`
-in the fit's transaction, one row per fitted object (:mod:`catalog.sed.restframe`).
+Written by :func:`catalog.runs.fits.run_fit_ssp`, :func:`catalog.runs.fits.run_fit_stack` and
+:func:`catalog.runs.nonparam.run_fit_nonparam` in the fit's transaction, one row per fitted
+object (:mod:`catalog.sed.restframe`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from catalog.sed import restframe as rf
 from catalog.sed.library import filter_curve
 
 
-def restframe_rows(run_id, ids, fields, zs, grid, bands, flux, err, upper, error_floor, res) -> pa.Table:
+def restframe_rows(
+    run_id, ids, fields, zs, grid, bands, flux, err, upper, error_floor, res, atlas=None
+) -> pa.Table:
     """The ``restframe_results`` rows of one block of fitted objects.
 
     Parameters
@@ -32,15 +35,20 @@ def restframe_rows(run_id, ids, fields, zs, grid, bands, flux, err, upper, error
         (n_obj, n_band) the photometry fitted.
     error_floor : float
         The fit's error floor (which bands count as detections).
-    res : FitResult
-        The block's fit.
+    res : FitResult or NonparamResult
+        The block's fit (a NonparamResult with ``atlas``).
+    atlas : Atlas, optional
+        The atlas of a non-parametric fit: quantities at its best-fit history.
 
     Returns
     -------
     pyarrow.Table
     """
     det = sps.usable_mask(flux, err, upper, error_floor) & ~np.asarray(upper, bool)
-    q = rf.restframe_quantities(grid, flux, det, res.best_fit_params, res.samples)
+    if atlas is None:
+        q = rf.restframe_quantities(grid, flux, det, res.best_fit_params, res.samples)
+    else:
+        q = rf.history_restframe_quantities(grid, atlas, flux, det, res)
     n = len(ids)
     b = q.pop("lv_band_index")
     rest_um = np.array([filter_curve(s).wave_pivot for s in grid.bands]) / (1 + grid.z) / 1e4

@@ -158,17 +158,46 @@ def nearest_v_band(grid: SSPGrid, usable: np.ndarray) -> np.ndarray:
 
 def _from_models(table: dict, idx: np.ndarray, log_mass_formed: np.ndarray) -> dict:
     """Absolute AB/Vega magnitudes, colours and M/L_V at flat model indices ``idx``, any shape."""
-    ok = (idx >= 0) & np.isfinite(log_mass_formed)
+    ok = idx >= 0
     i = np.where(ok, idx, 0)
+    return _columns(
+        np.where(ok[..., None], table["abs_mag_ab"][i], np.nan),
+        np.where(ok, table["lv_per_msun"][i], np.nan),
+        table["living"][i],
+        log_mass_formed,
+    )
+
+
+def _columns(mag_per_msun, lv_per_msun, living, log_mass_formed) -> dict:
+    """The magnitude, colour and M/L_V columns from per-Msun-formed magnitudes (..., 7)."""
+    lm = np.asarray(log_mass_formed, float)
     out = {}
     offs = ab_minus_vega()
     for k, key in enumerate(REST_BANDS):
-        ab = np.where(ok, table["abs_mag_ab"][i, k] - 2.5 * log_mass_formed, np.nan)
+        ab = mag_per_msun[..., k] - 2.5 * lm
         out[f"abs_{key}_ab"] = ab
         out[f"abs_{key}_vega"] = ab - offs[key]
     for name, (b, r, system) in COLORS.items():
         out[f"color_{name}"] = out[f"abs_{b}_{system}"] - out[f"abs_{r}_{system}"]
-    out["ml_v"] = np.where(idx >= 0, table["living"][i] / table["lv_per_msun"][i], np.nan)
+    out["ml_v"] = living / lv_per_msun
+    return out
+
+
+def _mass_routes(out: dict, grid, flux, usable, model_flux, lv_per_msun, log_mass_living) -> dict:
+    """L_V from the band nearest rest-frame V and the two living-mass routes, into ``out``."""
+    band = nearest_v_band(grid, np.atleast_2d(np.asarray(usable, bool)) & np.isfinite(flux))
+    rows = np.arange(flux.shape[0])
+    ok = (band >= 0) & np.isfinite(lv_per_msun)
+    b = np.where(ok, band, 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scale = flux[rows, b] / model_flux[rows, b]  # Msun formed from band b alone
+        out["log_lv"] = np.where(ok & (scale > 0), np.log10(scale * lv_per_msun), np.nan)
+        out["log_mass_living_ml"] = np.log10(out["ml_v"]) + out["log_lv"]
+    out["lv_band_index"] = np.where(band >= 0, band, -1)
+    out["log_mass_living_sed"] = np.asarray(log_mass_living, float)
+    for key in PERCENTILE_KEYS:
+        out.setdefault(f"{key}_p16", np.full(rows.size, np.nan))
+        out.setdefault(f"{key}_p84", np.full(rows.size, np.nan))
     return out
 
 
@@ -205,28 +234,51 @@ def restframe_quantities(grid: SSPGrid, flux_njy, usable, best: dict, samples: d
     flux = np.atleast_2d(np.asarray(flux_njy, float))
     idx = model_index(grid, best["age_gyr"], best["log_z"], best["av"])
     out = _from_models(table, idx, np.asarray(best["log_mass_formed"], float))
-    band = nearest_v_band(grid, np.atleast_2d(np.asarray(usable, bool)) & np.isfinite(flux))
     models, _ = grid.flat()
-    rows = np.arange(flux.shape[0])
-    ok = (band >= 0) & (idx >= 0)
-    i, b = np.where(ok, idx, 0), np.where(ok, band, 0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        scale = flux[rows, b] / models[i, b]  # Msun formed from band b alone
-        log_lv = np.where(ok & (scale > 0), np.log10(scale * table["lv_per_msun"][i]), np.nan)
-    out["log_lv"] = log_lv
-    out["lv_band_index"] = band
-    out["log_mass_living_sed"] = np.asarray(best["log_mass_living"], float)
-    out["log_mass_living_ml"] = np.log10(out["ml_v"]) + log_lv
-    for key in PERCENTILE_KEYS:
-        out[f"{key}_p16"] = np.full(rows.size, np.nan)
-        out[f"{key}_p84"] = np.full(rows.size, np.nan)
+    i = np.where(idx >= 0, idx, 0)
+    lv = np.where(idx >= 0, table["lv_per_msun"][i], np.nan)
     if samples:
         sidx = model_index(grid, samples["age_gyr"], samples["log_z"], samples["av"])
         draws = _from_models(table, sidx, np.asarray(samples["log_mass_formed"], float))
         for key in PERCENTILE_KEYS:
             d = draws[key]
             has = np.isfinite(d).any(axis=1)
+            out[f"{key}_p16"], out[f"{key}_p84"] = (
+                np.full(flux.shape[0], np.nan),
+                np.full(flux.shape[0], np.nan),
+            )
             if has.any():
                 q = np.nanpercentile(d[has], [16, 84], axis=1)
                 out[f"{key}_p16"][has], out[f"{key}_p84"][has] = q
-    return out
+    return _mass_routes(out, grid, flux, usable, models[i], lv, best["log_mass_living"])
+
+
+def history_restframe_quantities(grid: SSPGrid, atlas, flux_njy, usable, result) -> dict:
+    """:func:`restframe_quantities` of non-parametric fits: at each object's minimum-chi2 atlas
+    history (``result.best_index``), its rest-frame photometry the sum over the SSP age bins
+    of the grid's rest-frame table (as :func:`catalog.sed.nonparametric.history_photometry`),
+    with the history's A_V for the magnitudes and A_V = 0 for L_V. No percentiles (NaN).
+    """
+    from dataclasses import replace
+
+    from catalog.sed import nonparametric as npm
+
+    table = restframe_table(grid)
+    flux = np.atleast_2d(np.asarray(flux_njy, float))
+    idx = np.asarray(result.best_index)
+    ok = idx >= 0
+    i = np.where(ok, idx, 0)
+    n_age, n_z, n_av = grid.shape
+    rf_flux = 10 ** (-0.4 * (table["abs_mag_ab"] - AB_NJY)).reshape(n_age, n_z, n_av, len(REST_BANDS))
+    rf_grid = replace(grid, flux_njy=rf_flux, bands=list(REST_BANDS.values()))
+    t_edges = atlas.t_obs_gyr - npm.age_bin_edges(grid.age_gyr, atlas.t_obs_gyr)
+    c = npm.cumulative_mass(atlas.tx[i], atlas.x, atlas.t_obs_gyr, t_edges)
+    mass_bins = c[:, :-1] - c[:, 1:]
+    f_av, living = npm.history_photometry(rf_grid, mass_bins, atlas.log_z[i], atlas.av[i])
+    f_0, _ = npm.history_photometry(rf_grid, mass_bins, atlas.log_z[i], np.zeros(i.size))
+    v = list(REST_BANDS).index("V")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mags = np.where(ok[:, None], AB_NJY - 2.5 * np.log10(f_av), np.nan)
+        lv = np.where(ok, 10 ** (-0.4 * (AB_NJY - 2.5 * np.log10(f_0[:, v]) - sun_abs_mag_ab()["V"])), np.nan)
+    out = _columns(mags, lv, living, np.asarray(result.best_fit["log_mass_formed"], float))
+    return _mass_routes(out, grid, flux, usable, atlas.flux_njy[i], lv, result.best_fit["log_mass_living"])

@@ -39,3 +39,19 @@ def test_plot_colors_draws_both_diagrams(demo, tmp_path, cli):
         "plot", "colors", "20000101T000000-00000000", "--out", tmp_path / "x.png", "--lake", demo.lake.root
     )
     assert res.exit_code != 0 and "no rest-frame results" in res.output
+
+
+def test_nonparam_runs_write_restframe_rows(demo, tmp_path):
+    import shutil
+
+    from catalog.lake import Lake
+    from catalog.runs.nonparam import run_fit_nonparam
+
+    shutil.copytree(demo.lake.root, tmp_path / "lake")
+    lake = Lake(tmp_path / "lake")
+    out = run_fit_nonparam(lake, "field_id = 'smacs0723' AND source_id < 'SC_003'", n_atlas=300, n_draws=20)
+    con = connect(lake)
+    df = con.execute("SELECT * FROM restframe_results WHERE run_id = ?", [out["run_id"]]).df()
+    assert len(df) == out["n_objects"] == 3
+    assert np.isfinite(df["ml_v"]).all() and np.isfinite(df["abs_V_ab"]).all()
+    assert df["ml_v_p16"].isna().all()  # no percentiles for atlas fits

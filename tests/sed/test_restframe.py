@@ -106,3 +106,22 @@ def test_an_object_without_detections_gets_null_rest_frame_quantities(smacs_grid
     q = rf.restframe_quantities(g, flux, np.zeros_like(flux, bool), res.best_fit_params)
     assert q["lv_band_index"][0] == -1
     assert np.isnan(q["log_lv"][0]) and np.isnan(q["abs_V_ab"][0]) and np.isnan(q["log_mass_living_ml"][0])
+
+
+def test_nonparametric_best_histories_get_both_mass_routes_and_their_rest_frame_light():
+    from catalog.sed import nonparametric as npm
+
+    g = build_grid(0.39, BANDS, GridSpec(av_max=0.5, n_av=3))
+    atlas = npm.build_atlas(g, 300, seed=3)
+    pick = np.array([7, 123])
+    flux = atlas.flux_njy[pick] * 1e6
+    res = npm.fit_atlas(atlas, flux, 0.01 * flux, error_floor=0.0, n_draws=20, rng=1)
+    assert np.array_equal(res.best_index, pick)
+    q = rf.history_restframe_quantities(g, atlas, flux, np.ones_like(flux, bool), res)
+    np.testing.assert_allclose(q["log_mass_living_ml"], q["log_mass_living_sed"], atol=1e-3)
+    np.testing.assert_allclose(q["log_mass_living_sed"], 6 + np.log10(atlas.living_fraction[pick]), atol=1e-3)
+    assert np.all(np.isfinite(q["abs_V_ab"])) and np.all(q["ml_v"] > 0)
+    # a history's light is the sum of its SSPs': between the youngest and oldest SSP's M/L_V
+    t = rf.restframe_table(g)
+    ml = t["living"] / t["lv_per_msun"]
+    assert np.all((q["ml_v"] > ml.min()) & (q["ml_v"] < ml.max()))

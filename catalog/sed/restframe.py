@@ -92,10 +92,11 @@ def _age_fluxes(grid: SSPGrid, names, av, nebular, log_u) -> np.ndarray:
 
 
 _CACHE: dict[str, dict] = {}
+_CACHE_SIZE = 16
 
 
 def restframe_table(grid: SSPGrid) -> dict:
-    """The rest-frame table of a grid (cached per grid spec).
+    """The rest-frame table of a grid (cached: the 16 newest age, Z, A_V and nebular settings).
 
     Returns
     -------
@@ -105,10 +106,20 @@ def restframe_table(grid: SSPGrid) -> dict:
         (n_models,) intrinsic (A_V = 0) L_V / L_V,sun per Msun formed; ``living`` (n_models,)
         living fraction.
     """
-    key = json.dumps(grid.spec, sort_keys=True, default=str)
+    neb = grid.spec.get("nebular") or {}
+    # what the table depends on (not z or the observed bands); the newest few are kept
+    key = json.dumps(
+        [
+            np.round(grid.age_gyr, 9).tolist(),
+            grid.spec.get("age_step_gyr") is None,
+            grid.spec["metallicities_zsun"],
+            grid.av.tolist(),
+            neb,
+        ],
+        default=str,
+    )
     if key in _CACHE:
         return _CACHE[key]
-    neb = grid.spec.get("nebular") or {}
     names = list(REST_BANDS.values())
     flux = _age_fluxes(grid, names, grid.av, bool(neb), neb.get("log_u", -3.0))
     z_want = np.asarray(grid.spec["metallicities_zsun"], float)
@@ -122,6 +133,8 @@ def restframe_table(grid: SSPGrid) -> dict:
     lv = np.broadcast_to(lv, (n_age, n_z, n_av)).ravel()
     live = np.broadcast_to(grid.living_fraction[:, :, None], (n_age, n_z, n_av)).ravel()
     out = {"abs_mag_ab": mags, "lv_per_msun": lv.copy(), "living": live.copy()}
+    while len(_CACHE) >= _CACHE_SIZE:
+        _CACHE.pop(next(iter(_CACHE)))
     _CACHE[key] = out
     return out
 

@@ -1422,6 +1422,42 @@ def plot_chi2map_cmd(
     console.print(f"wrote {path}")
 
 
+@command(plot_app, "colors")
+def plot_colors_cmd(
+    run: Annotated[
+        str | None,
+        typer.Argument(
+            help="Fit run id (RUN or stack:RUN); default the newest SSP run with rest-frame results."
+        ),
+    ] = None,
+    diagram: Annotated[
+        Literal["uvj", "bi-vi"],
+        typer.Option(
+            "--diagram",
+            help="uvj: (U-V) against (V-J), AB; bi-vi: (B-I) against (V-I), Vega (the optical pair of "
+            "Milky Way and extragalactic GC systems).",
+        ),
+    ] = "uvj",
+    out: Annotated[Path | None, typer.Option("--out", help="PNG path.")] = None,
+    lake: LakeOpt = DEFAULT_LAKE,
+):
+    """Rest-frame colour-colour diagram of a fit run over BC03 SSP tracks labelled by age.
+
+    Points are the best-fit models' colours (restframe_results), bars the 16-84% range of
+    the posterior draws; tracks are dust-free SSPs at 0.02, 0.2, 1 and 2.5 Zsun.
+
+    \b
+    Examples:
+      gccat plot colors
+      gccat plot colors 20261202T042837-82fdb3f4 --out uvj.png
+      gccat plot colors 20261202T042837-82fdb3f4 --diagram bi-vi
+    """
+    from catalog.plots.colors import plot_colors
+
+    path = plot_colors(open_lake(lake), run, out or Path(f"colors_{diagram}_{run or 'latest'}.png"), diagram)
+    console.print(f"wrote {path}")
+
+
 @command(plot_app, "sfh")
 def plot_sfh_cmd(
     object_id: Annotated[str, typer.Argument(help="detection_id.")],

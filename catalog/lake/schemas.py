@@ -1005,6 +1005,141 @@ NONPARAM_HISTORIES = pa.schema(
     ]
 )
 
+#: The rest-frame bands of restframe_results: key -> (UCD band word, description).
+RESTFRAME_BANDS: dict[str, tuple[str, str]] = {
+    "U": ("em.opt.U", "Bessell U"),
+    "B": ("em.opt.B", "Bessell B"),
+    "V": ("em.opt.V", "Bessell V"),
+    "I": ("em.opt.I", "Bessell I"),
+    "J": ("em.IR.J", "2MASS J"),
+    "sdss_u": ("em.opt.U", "SDSS u"),
+    "sdss_r": ("em.opt.R", "SDSS r"),
+}
+#: Its colours: key -> (UCD band word of the blue band, description).
+RESTFRAME_COLORS: dict[str, tuple[str, str]] = {
+    "uv_ab": ("em.opt.U", "Rest-frame U - V (Bessell, AB)"),
+    "vj_ab": ("em.opt.V", "Rest-frame V - J (Bessell V, 2MASS J, AB)"),
+    "ur_ab": ("em.opt.U", "Rest-frame u - r (SDSS, AB)"),
+    "rj_ab": ("em.opt.R", "Rest-frame r - J (SDSS r, 2MASS J, AB)"),
+    "bi_vega": ("em.opt.B", "Rest-frame (B - I)_Vega (Bessell)"),
+    "vi_vega": ("em.opt.V", "Rest-frame (V - I)_Vega (Bessell)"),
+}
+_RF_MODEL = "of the best-fit (minimum-chi2) SSP or atlas history at its SED mass scale, with its fitted A_V"
+_RF_PCT = "from the posterior draws' nearest grid models (NULL without draws and for nonparam fits)"
+
+
+def _restframe_columns() -> list[pa.Field]:
+    out = []
+    for key, (band, name) in RESTFRAME_BANDS.items():
+        for system, what in (("ab", "AB"), ("vega", "Vega (sedpy's CALSPEC Vega)")):
+            out.append(
+                col(
+                    f"abs_{key}_{system}",
+                    pa.float64(),
+                    "mag",
+                    f"phys.magAbs;{band}",
+                    f"Rest-frame {name} absolute magnitude, {what}, {_RF_MODEL}",
+                )
+            )
+    out.append(
+        col(
+            "abs_V_ab_p16",
+            pa.float64(),
+            "mag",
+            "phys.magAbs;em.opt.V;stat.percentile",
+            f"abs_V_ab: 16th percentile {_RF_PCT}",
+        )
+    )
+    out.append(
+        col(
+            "abs_V_ab_p84",
+            pa.float64(),
+            "mag",
+            "phys.magAbs;em.opt.V;stat.percentile",
+            f"abs_V_ab: 84th percentile {_RF_PCT}",
+        )
+    )
+    for key, (band, what) in RESTFRAME_COLORS.items():
+        out.append(col(f"color_{key}", pa.float64(), "mag", f"phot.color;{band}", f"{what}, {_RF_MODEL}"))
+        if key in ("uv_ab", "vj_ab", "bi_vega", "vi_vega"):
+            for p, n in (("p16", "16th"), ("p84", "84th")):
+                out.append(
+                    col(
+                        f"color_{key}_{p}",
+                        pa.float64(),
+                        "mag",
+                        f"phot.color;{band};stat.percentile",
+                        f"color_{key}: {n} percentile {_RF_PCT}",
+                    )
+                )
+    return out
+
+
+RESTFRAME_RESULTS = pa.schema(
+    [
+        RUN_ID,
+        OBJECT_ID,
+        col("field_id", pa.string(), "", "meta.id;obs.field", "Field of the object"),
+        col("z", pa.float64(), "", "src.redshift", "Redshift the object was fitted at"),
+        col(
+            "ml_v",
+            pa.float64(),
+            "solMass/solLum",
+            "phys.mass;phys.luminosity;arith.ratio",
+            "V-band mass-to-light ratio M_living / L_V of the best-fit SSP or history, L_V intrinsic "
+            "(dust-free), Bessell V, L_V,sun from sedpy's Sun (M_V,sun = 4.81 AB)",
+        ),
+        col(
+            "ml_v_p16",
+            pa.float64(),
+            "solMass/solLum",
+            "phys.mass;phys.luminosity;stat.percentile",
+            f"ml_v: 16th percentile {_RF_PCT}",
+        ),
+        col(
+            "ml_v_p84",
+            pa.float64(),
+            "solMass/solLum",
+            "phys.mass;phys.luminosity;stat.percentile",
+            f"ml_v: 84th percentile {_RF_PCT}",
+        ),
+        col(
+            "log_lv",
+            pa.float64(),
+            "dex(solLum)",
+            "phys.luminosity;em.opt.V",
+            "log10 intrinsic rest-frame V luminosity (Bessell V, solar units): the flux of lv_band "
+            "k-corrected and dust-corrected with the best-fit model; not corrected for magnification",
+        ),
+        col(
+            "lv_band",
+            pa.string(),
+            "",
+            "meta.id;instr.filter",
+            "Observed band of L_V: the detected band whose pivot / (1 + z) is nearest rest-frame V",
+        ),
+        col("lv_band_rest_um", pa.float64(), "um", "em.wl", "Pivot wavelength of lv_band / (1 + z)"),
+        col(
+            "log_mass_living_sed",
+            pa.float64(),
+            "dex(solMass)",
+            "phys.mass",
+            "log10 living stellar mass, route 1 (SED scale): the best-fit model's mass scale over "
+            "all fitted bands (= fit_posteriors best_fit_value); not corrected for magnification",
+        ),
+        col(
+            "log_mass_living_ml",
+            pa.float64(),
+            "dex(solMass)",
+            "phys.mass",
+            "log10 living stellar mass, route 2 (M/L_V x L_V, the SMACS0723 study's): ml_v times "
+            "10^log_lv; not corrected for magnification",
+        ),
+        *_restframe_columns(),
+        INGEST_ID,
+    ]
+)
+
 #: The lake's tables: name -> (schema, partition columns).
 TABLES: dict[str, tuple[pa.Schema, list[str]]] = {
     "ingests": (INGESTS, []),
@@ -1033,6 +1168,7 @@ TABLES: dict[str, tuple[pa.Schema, list[str]]] = {
     "sfh_chi2_z": (SFH_CHI2_Z, []),
     "nonparam_results": (NONPARAM_RESULTS, []),
     "nonparam_histories": (NONPARAM_HISTORIES, []),
+    "restframe_results": (RESTFRAME_RESULTS, []),
 }
 
 #: What each table holds (the description of its live view, ``gccat views``). Tables whose view
@@ -1102,6 +1238,11 @@ TABLE_DESCRIPTIONS = {
     "sfh_chi2_z": (
         "chi2 of the SEDz* fits per redshift tried: the chi2(z) scan of objects without a redshift "
         "(one row per node), else one row at the redshift fitted."
+    ),
+    "restframe_results": (
+        "Rest-frame quantities of SSP, stack and nonparam fits: M/L_V, L_V, living mass by the SED "
+        "scale and by "
+        "M/L_V x L_V, absolute U B V I J u r magnitudes (AB, Vega), UVJ, urJ, (B-I) and (V-I) colours."
     ),
     "ssp_grids": ("Cached SSP photometric grids: redshift, bands, spec, axes and fluxes per Msun formed."),
 }

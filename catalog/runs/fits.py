@@ -35,6 +35,7 @@ from catalog.lake.schemas import (
     SFH_EPOCHS,
     SSP_GRIDS,
 )
+from catalog.runs.restframe import restframe_rows
 from catalog.sed import GridSpec
 
 BLOCK = 65_536  # objects fitted and written at a time
@@ -839,6 +840,22 @@ def run_fit_ssp(
                 s = _sample_rows(run_id, sel.object_id[idx], res, run_id)
                 if s is not None:
                     tx.append("fit_samples", s)
+                tx.append(
+                    "restframe_results",
+                    restframe_rows(
+                        run_id,
+                        sel.object_id[idx],
+                        sel.field_id[idx],
+                        sel.z[idx],
+                        grid,
+                        sel.bands,
+                        sel.flux[idx],
+                        sel.err[idx],
+                        sel.upper[idx],
+                        error_floor,
+                        res,
+                    ),
+                )
         if cut.n_skipped:
             tx.append("fit_skipped", cut.rows(sel, run_id))
         seconds = time.perf_counter() - t0
@@ -979,6 +996,23 @@ def run_fit_stack(
         s = _sample_rows(run_id, np.array([oid]), res, run_id)
         if s is not None:
             tx.append("fit_samples", s)
+        no_limits = np.zeros((1, len(flux)), bool)
+        tx.append(
+            "restframe_results",
+            restframe_rows(
+                run_id,
+                [oid],
+                [field],
+                [zs[0]],
+                grid,
+                sel.bands,
+                flux[None, :],
+                err[None, :],
+                no_limits,
+                error_floor,
+                res,
+            ),
+        )
         a, zz = np.meshgrid(grid.age_gyr, grid.log_z_zsun, indexing="ij")
         chi2 = res.chi2_grid[0]
         tx.append(

@@ -33,6 +33,7 @@ from catalog.runs.fits import (
     photometry_choice,
     select,
 )
+from catalog.runs.restframe import restframe_rows
 from catalog.sed import GridSpec
 from catalog.sed import nonparametric as npm
 from catalog.sed.grids import MAX_AV, MAX_N_AV
@@ -181,6 +182,23 @@ def run_fit_nonparam(
                 tx.append(
                     "nonparam_histories",
                     _history_rows(run_id, sel.object_id[idx], atlas.history_edges_gyr, res),
+                )
+                tx.append(
+                    "restframe_results",
+                    restframe_rows(
+                        run_id,
+                        sel.object_id[idx],
+                        sel.field_id[idx],
+                        sel.z[idx],
+                        grid,
+                        sel.bands,
+                        sel.flux[idx],
+                        sel.err[idx],
+                        sel.upper[idx],
+                        error_floor,
+                        res,
+                        atlas=atlas,
+                    ),
                 )
         if cut.n_skipped:
             tx.append("fit_skipped", cut.rows(sel, run_id))

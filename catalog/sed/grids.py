@@ -335,11 +335,18 @@ def _linear_ages(
     if n < 1:
         raise ValueError(f"no age of the linear grid within {age_min_gyr:g}..{hi:g} Gyr")
     ages = age_min_gyr + step * np.arange(n)
+    return (ages, *log_age_weights(ages))
+
+
+def log_age_weights(ages_gyr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The raw BC03 ages around each of ``ages_gyr`` and the weight of the upper one, linear in
+    log age (the zero-age model is not a node): (i_lo, w_hi), ``i_lo + 1`` the upper index.
+    """
     raw = load_bc03()["age_yr"] / 1e9
-    la = np.log10(raw[1:])  # the zero-age model is not an interpolation node
-    x = np.interp(np.log10(ages), la, np.arange(la.size))
+    la = np.log10(raw[1:])
+    x = np.interp(np.log10(ages_gyr), la, np.arange(la.size))
     i_lo = np.clip(np.floor(x).astype(int), 0, la.size - 2)
-    return ages, i_lo + 1, np.clip(x - i_lo, 0.0, 1.0)
+    return i_lo + 1, np.clip(x - i_lo, 0.0, 1.0)
 
 
 def build_grid(z: float, sedpy_names: Sequence[str], spec: GridSpec | None = None, **options) -> SSPGrid:

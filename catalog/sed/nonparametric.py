@@ -424,6 +424,8 @@ class NonparamResult:
         (a systematic subset of the ``n_draws``) posterior draws per object.
     n_effective : numpy.ndarray
         (n_obj,) effective number of atlas histories, 1 / sum(p^2).
+    best_index : numpy.ndarray or None
+        (n_obj,) atlas index of the minimum-chi2 history (-1 without a detection).
     """
 
     percentiles: dict[str, np.ndarray]
@@ -433,6 +435,7 @@ class NonparamResult:
     reduced_chi2: np.ndarray
     history: np.ndarray
     n_effective: np.ndarray
+    best_index: np.ndarray | None = None
 
 
 # The atlas fit mirrors fit_ssp (blocks, closures over the atlas arrays); C901 counts them.
@@ -506,6 +509,7 @@ def fit_atlas(  # noqa: C901
     chi2_min = np.full(n_obj, np.nan)
     n_eff = np.full(n_obj, np.nan)
     hist = np.full((n_obj, 3, n_t), np.nan)
+    best_index = np.full(n_obj, -1, np.int64)
     n_used = (det | lim).sum(axis=1)
     rng = np.random.default_rng(rng)
 
@@ -539,6 +543,7 @@ def fit_atlas(  # noqa: C901
         with np.errstate(divide="ignore"):
             lm_best = np.log10(2 * hs[rows, ibest].astype(np.float64)) - log_norm32[ibest]
         lm_best = np.where(has_det & np.isfinite(lm_best), lm_best, np.nan)
+        best_index[sl] = np.where(has_det, ibest, -1)
         for k in NONPARAM_KEYS:
             if k in _SCALED:
                 v = lm_best + log_unit[k][ibest]
@@ -604,4 +609,5 @@ def fit_atlas(  # noqa: C901
         reduced_chi2=red,
         history=hist,
         n_effective=n_eff,
+        best_index=best_index,
     )

@@ -45,8 +45,13 @@ def _luminosity_distance_cm(z: float) -> float:
     return float(cosmology().luminosity_distance(z).to_value("cm"))
 
 
-def _band_matrix(wave_rest: np.ndarray, z: float, names: Sequence[str]) -> np.ndarray:
+def _band_matrix(
+    wave_rest: np.ndarray, z: float, names: Sequence[str], distance_cm: float | None = None
+) -> np.ndarray:
     """(n_band, n_wave) matrix P with band f_nu [nJy] = P @ L_lambda [L_sun/Angstrom per Msun].
+
+    ``distance_cm`` replaces the luminosity distance at ``z`` (then ``z`` may be 0: rest-frame
+    photometry at 10 pc, :mod:`catalog.sed.restframe`).
 
     Both the spectrum (linear between its nodes) and the filter curve (linear between its own
     nodes) are evaluated on the union of their wavelengths inside the filter, and the integral is
@@ -54,7 +59,7 @@ def _band_matrix(wave_rest: np.ndarray, z: float, names: Sequence[str]) -> np.nd
     the models (25-100 Angstrom per node) is undersampled by the other.
     """
     wave_obs = wave_rest * (1.0 + z)
-    d_l = _luminosity_distance_cm(z)
+    d_l = _luminosity_distance_cm(z) if distance_cm is None else distance_cm
     # f_lambda,obs per L_sun/Angstrom of rest-frame L_lambda
     to_flambda = L_SUN_ERG_S / (4.0 * np.pi * d_l**2 * (1.0 + z))
     n = wave_obs.size
@@ -79,10 +84,12 @@ def _band_matrix(wave_rest: np.ndarray, z: float, names: Sequence[str]) -> np.nd
     return p
 
 
-def _line_matrix(line_wave_rest: np.ndarray, z: float, names: Sequence[str]) -> np.ndarray:
+def _line_matrix(
+    line_wave_rest: np.ndarray, z: float, names: Sequence[str], distance_cm: float | None = None
+) -> np.ndarray:
     """(n_band, n_line) matrix: band f_nu [nJy] of lines of 1 L_sun each (unresolved lines)."""
     lam = line_wave_rest * (1.0 + z)
-    d_l = _luminosity_distance_cm(z)
+    d_l = _luminosity_distance_cm(z) if distance_cm is None else distance_cm
     p = np.zeros((len(names), lam.size))
     for b, name in enumerate(names):
         f = filter_curve(name)
@@ -102,20 +109,22 @@ def ssp_band_fluxes(
     igm: bool,
     nebular: bool,
     log_u: float = -3.0,
+    distance_cm: float | None = None,
 ) -> np.ndarray:
     """Band fluxes (7, n_age, n_av, n_band) in nJy per Msun formed at the seven BC03 metallicities.
 
     ``names`` are astro-sedpy filters, ``age_idx`` indices into the BC03 ages, ``av`` the
     Calzetti A_V values (mag); ``igm`` applies the Inoue et al. (2014) transmission and
     ``nebular`` adds the nebular continuum and lines of populations younger than
-    :data:`NEBULAR_T_BC_GYR` at ionisation parameter ``log_u``.
+    :data:`NEBULAR_T_BC_GYR` at ionisation parameter ``log_u``; ``distance_cm`` replaces the
+    luminosity distance at ``z`` (``z = 0``, 10 pc: absolute rest-frame photometry).
 
     One matrix product per grid: the spectra (7 * n_age, n_wave) times the filter matrix with the
     dust and IGM factors of each A_V folded in, (n_wave, n_av * n_band).
     """
     bc = load_bc03()
     wave = bc["wave_angstrom"]
-    pb = _band_matrix(wave, z, names)
+    pb = _band_matrix(wave, z, names, distance_cm)
     cols = np.flatnonzero(np.any(pb != 0, axis=0))
     k = calzetti_attenuation(wave[cols])
     trans = igm_transmission(wave[cols] * (1 + z), z) if igm else np.ones(cols.size)
@@ -127,7 +136,7 @@ def ssp_band_fluxes(
         spec = spec + _nebular_continuum(bc["age_yr"][age_idx], log_u, wave, cols)
     flux = (spec.reshape(n_z * n_age, cols.size) @ q).reshape(n_z, n_age, av.size, len(names))
     if nebular:
-        flux += _nebular_lines(bc["age_yr"][age_idx], log_u, z, names, av, igm)
+        flux += _nebular_lines(bc["age_yr"][age_idx], log_u, z, names, av, igm, distance_cm)
     return flux
 
 
@@ -167,13 +176,13 @@ def _nebular_continuum(age_yr, log_u, wave, cols):
     return out
 
 
-def _nebular_lines(age_yr, log_u, z, names, av, igm):
+def _nebular_lines(age_yr, log_u, z, names, av, igm, distance_cm=None):
     neb, young, i0, fa, u0, fu = _nebular_weights(age_yr, log_u)
     lw = neb["line_wave_angstrom"]
     lines = neb["lines"][:, u0] * (1 - fu) + neb["lines"][:, u0 + 1] * fu  # (7, n_neb_age, n_line)
     lines = lines[:, i0] * (1 - fa)[None, :, None] + lines[:, i0 + 1] * fa[None, :, None]
     lines = np.where(young[None, :, None], lines, 0.0)
-    pl = _line_matrix(lw, z, names)
+    pl = _line_matrix(lw, z, names, distance_cm)
     if igm:
         pl = pl * igm_transmission(lw * (1 + z), z)
     att = 10.0 ** (-0.4 * np.outer(av, calzetti_attenuation(lw)))  # (n_av, n_line)

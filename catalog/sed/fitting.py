@@ -233,6 +233,25 @@ def _single_threaded_blas():
     return threadpool_limits(1, user_api="blas")
 
 
+def run_blocks(block, n_obj: int, step: int, seeds, n_threads: int | None = None) -> None:
+    """Call ``block(lo, hi, seed)`` on consecutive blocks of ``step`` objects, on up to
+    ``n_threads`` threads (default: up to 2), each with the BLAS single-threaded.
+
+    ``seeds`` holds one entry per block (a spawned generator, or None): each block draws its
+    own stream, so results do not depend on the thread count.
+    """
+    starts = range(0, n_obj, step)
+    jobs = [(st, min(st + step, n_obj), sd) for st, sd in zip(starts, seeds, strict=True)]
+    n_threads = n_threads or min(2, os.cpu_count() or 1)
+    with _single_threaded_blas():
+        if n_threads > 1 and len(jobs) > 1:
+            with ThreadPoolExecutor(n_threads) as ex:
+                list(ex.map(lambda j: block(*j), jobs))
+        else:
+            for j in jobs:
+                block(*j)
+
+
 @numba.njit(nogil=True, cache=True, error_model="numpy")
 def _cell_quantiles_compiled(p, edges, qs, out):  # pragma: no cover - compiled
     """:func:`_cell_quantiles` (n > 1) row by row, the same float64 operations, into ``out``."""
@@ -812,17 +831,8 @@ def fit_ssp(  # noqa: C901
     # sub-blocks) and in the allocator's free lists (no page faults; 8 MB arrays took ~70 per object)
     step = max(1, min(int(chunk_size), max(16, (1 << 21) // max(n_mod, 1))))
     sub = max(1, min(step, (1 << 19) // max(n_mod, 1)))
-    starts = list(range(0, n_obj, step))
-    seeds = rng.spawn(len(starts)) if n_samples else [None] * len(starts)
-    n_threads = n_threads or min(2, os.cpu_count() or 1)
-    jobs = [(st, min(st + step, n_obj), sd) for st, sd in zip(starts, seeds, strict=True)]
-    with _single_threaded_blas():
-        if n_threads > 1 and len(jobs) > 1:
-            with ThreadPoolExecutor(n_threads) as ex:
-                list(ex.map(lambda j: block(*j), jobs))
-        else:
-            for j in jobs:
-                block(*j)
+    n_blocks = len(range(0, n_obj, step))
+    run_blocks(block, n_obj, step, rng.spawn(n_blocks) if n_samples else [None] * n_blocks, n_threads)
     dof = n_used - n_free
     with np.errstate(divide="ignore", invalid="ignore"):
         red = np.where(dof > 0, res["chi2"] / dof, np.nan)

@@ -24,14 +24,12 @@ the mass had formed).
 
 from __future__ import annotations
 
-import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import special
 
-from catalog.sed.fitting import _prepare_photometry, _single_threaded_blas
+from catalog.sed.fitting import _prepare_photometry, run_blocks
 from catalog.sed.grids import SSPGrid
 from catalog.sed.library import cosmology
 
@@ -587,17 +585,7 @@ def fit_atlas(  # noqa: C901
             hist[sl] = part.transpose(1, 2, 0)
 
     step = max(1, (1 << 21) // max(n_mod, 1))
-    starts = list(range(0, n_obj, step))
-    seeds = rng.spawn(len(starts))
-    n_threads = n_threads or min(2, os.cpu_count() or 1)
-    jobs = [(st, min(st + step, n_obj), sd) for st, sd in zip(starts, seeds, strict=True)]
-    with _single_threaded_blas():
-        if n_threads > 1 and len(jobs) > 1:
-            with ThreadPoolExecutor(n_threads) as ex:
-                list(ex.map(lambda j: block(*j), jobs))
-        else:
-            for j in jobs:
-                block(*j)
+    run_blocks(block, n_obj, step, rng.spawn(len(range(0, n_obj, step))), n_threads)
     dof = n_used - n_free
     with np.errstate(divide="ignore", invalid="ignore"):
         red = np.where(dof > 0, chi2_min / dof, np.nan)

@@ -104,17 +104,21 @@ class BandCut:
     def rows(self, sel: Selection, run_id: str) -> pa.Table:
         """``fit_skipped`` rows of the objects left out."""
         out = np.flatnonzero(~self.keep)
-        n = len(out)
+        reasons = [f"{int(k)} usable bands < {self.min_bands} ({self.why})" for k in self.n_bands[out]]
+        return self.skipped(sel, run_id, out, reasons)
+
+    def skipped(self, sel: Selection, run_id: str, idx, reasons: list[str]) -> pa.Table:
+        """``fit_skipped`` rows of the objects ``idx`` (indices into ``sel``), each with its reason."""
+        idx = np.asarray(idx, dtype=np.intp)
+        n = len(idx)
         return pa.table(
             {
                 "run_id": [run_id] * n,
-                "object_id": sel.object_id[out].tolist(),
-                "field_id": sel.field_id[out].tolist(),
-                "n_bands": self.n_bands[out].astype(np.int64),
+                "object_id": sel.object_id[idx].tolist(),
+                "field_id": sel.field_id[idx].tolist(),
+                "n_bands": self.n_bands[idx].astype(np.int64),
                 "min_bands": np.full(n, self.min_bands, np.int64),
-                "reason": [
-                    f"{int(k)} usable bands < {self.min_bands} ({self.why})" for k in self.n_bands[out]
-                ],
+                "reason": list(reasons),
                 "ingest_id": [run_id] * n,
             },
             schema=FIT_SKIPPED,
@@ -1437,19 +1441,11 @@ def run_fit_sfh(
     n_scan = int(np.sum(sources[fitted] == "scan"))
     if unconstrained:
         fitted = np.setdiff1d(fitted, unconstrained)
-        out["fit_skipped"] = [
-            {
-                "run_id": run_id,
-                "object_id": sel.object_id[i],
-                "field_id": sel.field_id[i],
-                "n_bands": int(cut.n_bands[i]),
-                "min_bands": cut.min_bands,
-                "reason": f"redshift not constrained: chi2(z) within 1 of its minimum over the "
-                f"whole scan {z_scan[0]:g}-{z_scan[1]:g}",
-                "ingest_id": run_id,
-            }
-            for i in unconstrained
-        ]
+        why = (
+            "redshift not constrained: chi2(z) within 1 of its minimum over the whole scan "
+            f"{z_scan[0]:g}-{z_scan[1]:g}"
+        )
+        out["fit_skipped"] = cut.skipped(sel, run_id, unconstrained, [why] * len(unconstrained)).to_pylist()
     config = {
         "where": where,
         "z": z,

@@ -86,8 +86,16 @@ def run_bagpipes(ids, flux, err, sfh: str, n_live: int, t_univ_gyr: float, floor
                 comp[f"dsfr{i}_prior_scale"] = 0.3
                 comp[f"dsfr{i}_prior_df"] = 2
         else:  # iyer2019: Dense Basis t_x with one t50, Dirichlet(5) time fractions
+            # bagpipes draws the n - 1 t_x of `bins` time fractions from a Dirichlet(alpha)
+            # when "bins_prior" is "dirichlet": bins = 2 is the single t50 of the Sparkler study
             comp.update(
-                {"sfr": (1e-6, 1e3), "sfr_prior": "log_10", "bins": 1, "alpha": 5.0, "tx": (0.0, 1.0)}
+                {
+                    "sfr": (1e-6, 1e3),
+                    "sfr_prior": "log_10",
+                    "bins": 2,
+                    "bins_prior": "dirichlet",
+                    "alpha": 5.0,
+                }
             )
         instr = {"redshift": Z, sfh: comp, "dust": {"type": "Calzetti", "Av": (0.0, 1.0)}}
         keys = {

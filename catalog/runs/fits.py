@@ -1424,7 +1424,13 @@ def run_fit_sfh(
     rng = np.random.default_rng(seed)
     t0 = time.perf_counter()
     tpl_at = SfhTemplates(sel.sedpy, o)
-    out = {"sfh_epochs": [], "fit_posteriors": [], "sfh_results": [], "sfh_chi2_z": []}
+    out = {
+        "sfh_epochs": [],
+        "fit_posteriors": [],
+        "sfh_results": [],
+        "sfh_chi2_z": [],
+        "restframe_results": [],
+    }
     fitted = np.flatnonzero(cut.keep)
     unconstrained = []
     for k, i in enumerate(fitted):
@@ -1437,6 +1443,21 @@ def run_fit_sfh(
         out["fit_posteriors"] += _sfh_posterior_rows(run_id, sel, i, r, zfit)
         out["sfh_results"].append(_sfh_result_row(run_id, sel, i, r, tpl, zfit, sources[i], scan))
         out["sfh_chi2_z"] += _sfh_chi2_rows(run_id, oid, scan, zfit, r)
+        one = slice(i, i + 1)
+        out["restframe_results"] += restframe_rows(
+            run_id,
+            [oid],
+            sel.field_id[one],
+            [zfit],
+            None,
+            sel.bands,
+            sel.flux[one],
+            sel.err[one],
+            sel.upper[one],
+            error_floor,
+            r,
+            templates=tpl,
+        ).to_pylist()
         step(f"fitting {k + 1}/{len(fitted)}", 0.1 + 0.8 * (k + 1) / len(fitted))
     n_scan = int(np.sum(sources[fitted] == "scan"))
     if unconstrained:
@@ -1512,13 +1533,14 @@ def run_fit_sfh(
 def _write_sfh_run(
     lake, run_id, where, error_floor, n_fit, n_perturb, t0, config, out, cut, sel, command, warnings
 ):
-    from catalog.lake.schemas import SFH_CHI2_Z, SFH_RESULTS
+    from catalog.lake.schemas import RESTFRAME_RESULTS, SFH_CHI2_Z, SFH_RESULTS
 
     schemas = {
         "sfh_epochs": SFH_EPOCHS,
         "fit_posteriors": FIT_POSTERIORS,
         "sfh_results": SFH_RESULTS,
         "sfh_chi2_z": SFH_CHI2_Z,
+        "restframe_results": RESTFRAME_RESULTS,
         "fit_skipped": FIT_SKIPPED,
     }
     with lake.transaction("fit", ingest_id=run_id) as tx, _rollback_on_error(lake, tx):

@@ -109,7 +109,9 @@ def sfh_templates(
     dict
         ``flux_njy`` (n_templates, n_band) nJy per Msun formed; ``kind`` ('burst'/'constant'),
         ``epoch`` (index), ``z_start``, ``z_end``, ``t_start_gyr``, ``t_end_gyr`` (cosmic time,
-        Gyr after the Big Bang), ``living_fraction`` per template (n_templates,); and ``z_obs``,
+        Gyr after the Big Bang), ``living_fraction`` per template (n_templates,); ``age_weights``
+        (n_templates, n_BC03_age) Msun formed per BC03 age node per Msun formed (the rest-frame
+        light of :func:`catalog.sed.restframe.sfh_restframe_quantities`); and ``z_obs``,
         ``t_obs_gyr``, ``bands``, ``epochs`` ((n_epoch, 2) z range), ``epochs_dropped`` (starts
         at or below ``z_obs``), ``burst_myr``, ``log_z``, ``av``, ``igm``, ``nebular``,
         ``log_u``, ``constant_z_max``.
@@ -141,6 +143,7 @@ def sfh_templates(
             "t_start_gyr",
             "t_end_gyr",
             "living_fraction",
+            "age_weights",
         )
     }
     for e, (z0, z1) in enumerate(zip(starts, ends, strict=True)):
@@ -153,6 +156,7 @@ def sfh_templates(
             # stars formed at cosmic time t have age t_obs - t at observation
             w = _age_weights(ages_yr, (t_obs - tb) * 1e9, (t_obs - ta) * 1e9)
             rows["flux_njy"].append(w @ flux)
+            rows["age_weights"].append(w)
             rows["living_fraction"].append(float(w @ live))
             rows["kind"].append(kind)
             rows["epoch"].append(e)
@@ -403,7 +407,8 @@ def fit_sfh(
         ``t50_gyr`` (same suffixes): cosmic time (Gyr after the Big Bang) by which half of the
         mass had formed; ``z50``: redshift at t50; ``t_peak_gyr``: cosmic time at the middle of
         the epoch that formed most mass; ``chi2``; ``n_bands``; ``mass_epoch_draws``
-        (n_perturb, n_epoch); and ``epochs`` ((n_epoch, 2) z ranges).
+        (n_perturb, n_epoch) and ``mass_template_draws`` (n_perturb, n_templates) of the
+        perturbed refits; and ``epochs`` ((n_epoch, 2) z ranges).
     """
     rng = np.random.default_rng(rng)
     f = np.asarray(flux_njy, dtype=np.float64)
@@ -440,6 +445,7 @@ def fit_sfh(
             "chi2": chi2,
             "n_bands": int(ok.sum()),
             "mass_epoch_draws": sp["mass_epoch"],
+            "mass_template_draws": pert,
             **_quantile_rows(sp),
         }
         for k, v in one.items():

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import functools
 import json
+import warnings
 
 import numpy as np
 
@@ -158,12 +159,12 @@ def model_index(grid: SSPGrid, age_gyr, log_z, av) -> np.ndarray:
     return np.where(bad, -1, (ia * n_z + iz) * n_av + iv)
 
 
-def nearest_v_band(grid: SSPGrid, usable: np.ndarray) -> np.ndarray:
-    """Per object, the band (index into ``grid.bands``) whose pivot / (1 + z) is nearest the
-    Bessell V pivot among its ``usable`` (n_obj, n_band) bands; -1 without one.
+def nearest_v_band(bands, z: float, usable: np.ndarray) -> np.ndarray:
+    """Per object, the band (index into ``bands``, astro-sedpy names) whose pivot / (1 + z) is
+    nearest the Bessell V pivot among its ``usable`` (n_obj, n_band) bands; -1 without one.
     """
     v_pivot = float(filter_curve(REST_BANDS["V"]).wave_pivot)
-    rest = np.array([filter_curve(b).wave_pivot for b in grid.bands]) / (1 + grid.z)
+    rest = np.array([filter_curve(b).wave_pivot for b in bands]) / (1 + z)
     dist = np.where(usable, np.abs(np.log(rest / v_pivot))[None, :], np.inf)
     best = np.argmin(dist, axis=1)
     return np.where(np.isfinite(dist.min(axis=1)), best, -1)
@@ -196,9 +197,9 @@ def _columns(mag_per_msun, lv_per_msun, living, log_mass_formed) -> dict:
     return out
 
 
-def _mass_routes(out: dict, grid, flux, usable, model_flux, lv_per_msun, log_mass_living) -> dict:
+def _mass_routes(out: dict, bands, z, flux, usable, model_flux, lv_per_msun, log_mass_living) -> dict:
     """L_V from the band nearest rest-frame V and the two living-mass routes, into ``out``."""
-    band = nearest_v_band(grid, np.atleast_2d(np.asarray(usable, bool)) & np.isfinite(flux))
+    band = nearest_v_band(bands, z, np.atleast_2d(np.asarray(usable, bool)) & np.isfinite(flux))
     rows = np.arange(flux.shape[0])
     ok = (band >= 0) & np.isfinite(lv_per_msun)
     b = np.where(ok, band, 0)
@@ -290,7 +291,7 @@ def restframe_quantities(grid: SSPGrid, flux_njy, usable, best: dict, samples: d
     lv = np.where(idx >= 0, table["lv_per_msun"][i], np.nan)
     if samples:
         out.update(_draw_percentiles(grid, table, samples))
-    return _mass_routes(out, grid, flux, usable, models[i], lv, best["log_mass_living"])
+    return _mass_routes(out, grid.bands, grid.z, flux, usable, models[i], lv, best["log_mass_living"])
 
 
 def history_restframe_quantities(grid: SSPGrid, atlas, flux_njy, usable, result) -> dict:
@@ -321,4 +322,90 @@ def history_restframe_quantities(grid: SSPGrid, atlas, flux_njy, usable, result)
         mags = np.where(ok[:, None], AB_NJY - 2.5 * np.log10(f_av), np.nan)
         lv = np.where(ok, 10 ** (-0.4 * (AB_NJY - 2.5 * np.log10(f_0[:, v]) - sun_abs_mag_ab()["V"])), np.nan)
     out = _columns(mags, lv, living, np.asarray(result.best_fit["log_mass_formed"], float))
-    return _mass_routes(out, grid, flux, usable, atlas.flux_njy[i], lv, result.best_fit["log_mass_living"])
+    model = atlas.flux_njy[i]
+    return _mass_routes(out, grid.bands, grid.z, flux, usable, model, lv, result.best_fit["log_mass_living"])
+
+
+@functools.cache
+def _bc03_restframe_fluxes(log_z: float, av: float, nebular: bool, log_u: float) -> np.ndarray:
+    """(n_BC03_age, 2, 7) rest-frame fluxes at 10 pc, nJy per Msun formed, of every BC03 age at
+    log10(Z/Zsun) ``log_z``: with Calzetti A_V ``av`` ([:, 0]) and dust-free ([:, 1]).
+    """
+    bc = load_bc03()
+    idx = np.arange(bc["age_yr"].size)
+    kw = {"igm": False, "nebular": nebular, "log_u": log_u, "distance_cm": TEN_PC_CM}
+    f7 = ssp_band_fluxes(0.0, list(REST_BANDS.values()), idx, np.array([av, 0.0]), **kw)
+    return interpolate_in_log_z(f7, np.array([10.0**log_z]), axis=0)[0]
+
+
+def _template_light(mass_tpl, rest_dust, rest_free, living_fraction) -> tuple:
+    """Per-Msun-formed magnitudes (..., 7), L_V / L_V,sun per Msun formed, living fraction and
+    log formed mass of template masses (..., n_templates); NaN where no mass formed.
+    """
+    formed = mass_tpl.sum(axis=-1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        per = 1 / np.where(formed > 0, formed, np.nan)
+        mags = AB_NJY - 2.5 * np.log10((mass_tpl @ rest_dust) * per[..., None])
+        mv0 = AB_NJY - 2.5 * np.log10((mass_tpl @ rest_free[:, list(REST_BANDS).index("V")]) * per)
+        living = (mass_tpl @ living_fraction) * per
+        return mags, 10 ** (-0.4 * (mv0 - sun_abs_mag_ab()["V"])), living, np.log10(1 / per)
+
+
+def sfh_restframe_quantities(templates: dict, flux_njy, usable, fit: dict) -> dict:
+    """:func:`restframe_quantities` of SEDz* fits (:func:`catalog.sed.histories.fit_sfh`).
+
+    The rest-frame light of each template is its ``age_weights`` times the BC03 rest-frame fluxes
+    at the templates' metallicity (with their A_V for the magnitudes, A_V = 0 for L_V, and their
+    nebular emission); an object's is the best-fit template masses times those. The 16th and 84th
+    percentiles of :data:`PERCENTILE_KEYS` are over the perturbed refits
+    (``mass_template_draws``), as the fit's own bands.
+
+    Parameters
+    ----------
+    templates : dict
+        From :func:`catalog.sed.histories.sfh_templates`, in the band order of ``flux_njy``.
+    flux_njy : array_like
+        (n_obj, n_band) the fluxes fitted, nJy.
+    usable : array_like of bool
+        (n_obj, n_band) detections (the bands that can give L_V).
+    fit : dict
+        :func:`catalog.sed.histories.fit_sfh` of these objects (2-D arrays: ``mass_template``
+        (n_obj, n_templates), ``mass_template_draws`` (n_obj, n_perturb, n_templates),
+        ``mass_living``).
+
+    Returns
+    -------
+    dict
+        The columns of :func:`restframe_quantities`.
+    """
+    rest = _bc03_restframe_fluxes(
+        float(templates["log_z"]),
+        float(templates["av"]),
+        bool(templates["nebular"]),
+        float(templates["log_u"]),
+    )
+    w = np.asarray(templates["age_weights"], float)
+    rest_dust, rest_free = w @ rest[:, 0], w @ rest[:, 1]
+    live_frac = np.asarray(templates["living_fraction"], float)
+    mass = np.atleast_2d(np.asarray(fit["mass_template"], float))
+    mags, lv, living, log_formed = _template_light(mass, rest_dust, rest_free, live_frac)
+    out = _columns(mags, lv, living, log_formed)
+    draws = fit.get("mass_template_draws")
+    if draws is not None and np.size(draws):
+        draws = np.asarray(draws, float).reshape(mass.shape[0], -1, mass.shape[1])
+        n_obj, n_draw = draws.shape[:2]
+        mags_d, lv_d, living_d, formed_d = _template_light(
+            draws.reshape(n_obj * n_draw, -1), rest_dust, rest_free, live_frac
+        )
+        per = _per_model({"abs_mag_ab": mags_d, "lv_per_msun": lv_d, "living": living_d})
+        per["abs_V_ab"] = per["abs_V_ab"] - 2.5 * formed_d
+        for key in PERCENTILE_KEYS:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows: no mass formed
+                lo, hi = np.nanpercentile(per[key].reshape(n_obj, n_draw), [16, 84], axis=-1)
+            out[f"{key}_p16"], out[f"{key}_p84"] = lo, hi
+    flux = np.atleast_2d(np.asarray(flux_njy, float))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        model = (mass @ np.asarray(templates["flux_njy"], float)) / mass.sum(axis=1, keepdims=True)
+        log_living = np.log10(np.asarray(fit["mass_living"], float).reshape(-1))
+    return _mass_routes(out, templates["bands"], templates["z_obs"], flux, usable, model, lv, log_living)

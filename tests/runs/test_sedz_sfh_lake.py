@@ -3,6 +3,7 @@ the chi2(z) scan and its photo-z, the stored quartiles, the three-panel figure, 
 
 import json
 
+import numpy as np
 import pytest
 
 from catalog.lake import Lake
@@ -58,6 +59,17 @@ def test_sedz_recipe_on_the_smacs_table_records_every_option(sedz_lake, cli, tmp
     assert cfg["recipe"] == "sedz" and cfg["recipe_overrides"] == {"n_perturb": 5}
     assert "Dressler et al. 2023" in cfg["recipe_source"]
     assert cfg["nebular"] is True and cfg["log_u"] == -2.0 and cfg["constant_z_max"] == 10.0
+    # rest-frame quantities of every fitted object, both mass routes, bands from the refits
+    rf = con.execute(
+        "SELECT r.*, s.mass_living FROM restframe_results r JOIN sfh_results s USING (run_id, object_id) "
+        "WHERE run_id = ?",
+        [_run_id(res.stdout)],
+    ).df()
+    assert len(rf) == len(rows) > 0
+    assert set(rf["lv_band"]) == {"F090W"}  # z = 0.39
+    np.testing.assert_allclose(rf["log_mass_living_sed"], np.log10(rf["mass_living"]))
+    assert abs(np.median(rf["log_mass_living_ml"] - rf["log_mass_living_sed"])) < 0.1
+    assert (rf["ml_v"] > 0).all() and (rf["ml_v_p16"] <= rf["ml_v_p84"]).all()
     assert cfg["z_sources"] == {"--z": 0, "catalog": 3, "scan": 0} and cfg["z_scan"] is None
     assert "quartiles" in cfg["band"] and cfg["metallicity_zsun"] == 1.0 and cfg["av"] == 0.0
     assert [r[2] for r in rows] == ["catalog"] * 3 and all(r[1] == 0.39 for r in rows)

@@ -64,6 +64,8 @@ def run_bagpipes(ids, flux, err, sfh: str, n_live: int, t_univ_gyr: float, floor
     old = os.getcwd()
     os.chdir(work)
     try:
+        if not hasattr(np, "trapz"):  # dense_basis 0.1.9 (iyer2019) calls np.trapz, gone in numpy 2
+            np.trapz = np.trapezoid
         with contextlib.redirect_stdout(io.StringIO()):
             import bagpipes as pipes
         from sedpy import observate

@@ -30,6 +30,7 @@ import pyarrow.fs as pafs
 from deltalake import DeltaTable, WriterProperties, write_deltalake
 
 from catalog.errors import GccatError, LakeLockedError
+from catalog.lake.deltastats import delta_stats
 from catalog.lake.schemas import INGESTS, TABLES, IngestKind
 
 MARKER = ".gccat-lake.json"
@@ -394,7 +395,7 @@ class Lake:
             {part: value},
             int(st.st_mtime * 1000),
             True,
-            json.dumps({"numRecords": body.num_rows}),
+            delta_stats(body),
         )
         dt_.create_write_transaction([add], "append", current, partition_by=[part])
         return True

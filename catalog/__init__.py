@@ -30,6 +30,7 @@ _API = {
     "open_lake": ("catalog.lake", "open_lake"),
     "init_lake": ("catalog.lake", "init_lake"),
     "doctor": ("catalog.lake", "doctor"),
+    "maintain_lake": ("catalog.lake.maintain", "maintain_lake"),
     # ingest (gccat ingest ...)
     "ingest_catalog": ("ingest.catalog", "ingest_catalog"),
     "ingest_fields": ("ingest.catalog", "ingest_fields"),

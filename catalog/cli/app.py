@@ -1551,6 +1551,61 @@ def doctor_cmd(
         )
 
 
+@command(app, "maintain")
+def maintain_cmd(
+    optimize: Annotated[
+        bool, typer.Option("--optimize/--no-optimize", help="Compact each partition's small files.")
+    ] = True,
+    checkpoint: Annotated[
+        bool, typer.Option("--checkpoint/--no-checkpoint", help="Write a Delta checkpoint of each table.")
+    ] = True,
+    vacuum: Annotated[
+        bool,
+        typer.Option("--vacuum/--no-vacuum", help="Delete files no table's latest version references."),
+    ] = True,
+    retention_hours: Annotated[
+        int,
+        typer.Option(
+            "--retention-hours",
+            help="Keep removed files this many hours before vacuum deletes them (0: at once).",
+        ),
+    ] = 168,
+    lake: LakeOpt = DEFAULT_LAKE,
+):
+    """Compact small files, write checkpoints and vacuum old files; the lake version and every
+    --as-of answer stay the same (no lake version reads a vacuumed file).
+
+    \b
+    Examples:
+      gccat maintain --lake lake
+      gccat maintain --retention-hours 0 --lake lake
+      gccat maintain --no-vacuum --lake lake
+    """
+    from catalog.lake.maintain import maintain_lake
+
+    r = maintain_lake(
+        open_lake(lake),
+        optimize=optimize,
+        checkpoint=checkpoint,
+        vacuum=vacuum,
+        retention_hours=retention_hours,
+    )
+    for t in r.tables:
+        done = []
+        if t.compacted_removed:
+            done.append(f"{t.compacted_removed} files compacted into {t.compacted_added}")
+        if t.checkpoint_version is not None:
+            done.append(f"checkpoint at Delta version {t.checkpoint_version}")
+        if t.vacuumed:
+            done.append(f"{len(t.vacuumed)} old files vacuumed ({t.vacuumed_bytes} bytes)")
+        if done:
+            console.print(f"{t.table}: {', '.join(done)}", highlight=False)
+    console.print(
+        f"lake version {r.lake_version} (unchanged); data files {r.files_before} -> {r.files_after}",
+        highlight=False,
+    )
+
+
 @command(app, "demo")
 def demo_cmd(
     lake: Annotated[Path, typer.Option("--lake", help="Where to build the demo lake.")] = Path("demo_lake"),

@@ -4,7 +4,12 @@ Every write goes through :meth:`Lake.transaction`: it takes the lake's writer lo
 the data tables (rows carry the new ``ingest_id``) and commits by appending one row to
 ``ingests`` last. Views show only rows of live ingests (committed and not superseded), so a
 crash between the writes leaves nothing visible; ``Lake.doctor`` removes such orphans.
-The lake's version is the Delta version of ``ingests``.
+
+The lake's version is the number of gccat commits: each commit appends one ``ingests`` row
+holding the version it made (``lake_version``). Reading ``--as-of N`` keeps the ``ingests``
+rows of versions up to N and reads every table at its latest Delta version, so no lake
+version needs an old Delta version of any table: compaction, checkpoints and vacuum (which
+add Delta commits and remove old files) change no lake version and no ``--as-of`` answer.
 """
 
 from __future__ import annotations
@@ -116,6 +121,8 @@ class Transaction:
         """Append the ``ingests`` row: the single commit point. Returns the lake version."""
         opts = dict(options or {})
         opts["table_versions"] = self.written
+        # Under the writer lock: no other commit can take this version number.
+        lake_version = self.lake.version() + 1
         row = pa.table(
             {
                 "ingest_id": [self.ingest_id],
@@ -133,12 +140,13 @@ class Transaction:
                 "supersedes": [list(supersedes)],
                 "options": [json.dumps(opts, default=str)],
                 "warnings": [list(warnings)],
+                "lake_version": [lake_version],
             },
             schema=INGESTS,
         )
-        version_ = self.lake._append("ingests", row)
+        self.lake._append("ingests", row)
         self.committed = True
-        return version_
+        return lake_version
 
 
 class Lake:
@@ -218,8 +226,21 @@ class Lake:
             ) from exc
 
     def version(self) -> int:
-        """The lake's version: the Delta version of ``ingests`` (one per commit)."""
-        return self.delta("ingests").version()
+        """The lake's version: the number of gccat commits (rows of ``ingests``).
+
+        Not the Delta version of ``ingests``, which maintenance (compaction, a checkpoint's
+        commit) moves on without a gccat commit; in lakes that only gccat wrote before it
+        stored ``lake_version`` the two are equal, so their versions read as they always did.
+        The count comes from the add actions' ``numRecords`` in the Delta log (no data file
+        is opened).
+        """
+        actions = pa.table(self.delta("ingests").get_add_actions(flatten=True))
+        if actions.num_rows == 0:
+            return 0
+        n = actions["num_records"]
+        if n.null_count:  # a writer that kept no statistics: count the rows themselves
+            return self.dataset("ingests").count_rows()
+        return int(pc.sum(n).as_py())
 
     def exists(self, table: str) -> bool:
         """Whether the table has been created (lakes made by older gccat lack newer tables)."""
@@ -265,9 +286,21 @@ class Lake:
         local = pafs.SubTreeFileSystem(str(self.table_path(table).resolve()), pafs.LocalFileSystem())
         return self.delta(table, version).to_pyarrow_dataset(filesystem=local)
 
+    def committed(self, as_of: int | None = None) -> pa.Table:
+        """Rows of ``ingests`` committed at or before lake version ``as_of`` (default: all),
+        superseded ones included, with ``lake_version`` filled in for rows of older lakes.
+        """
+        t = self.read("ingests")
+        versions = ingest_versions(t)
+        t = t.drop_columns([c for c in ["lake_version"] if c in t.column_names])
+        t = t.append_column(pa.field("lake_version", pa.int64()), versions)
+        if as_of is None:
+            return t
+        return t.filter(pc.less_equal(t["lake_version"], self.check_version(as_of)))
+
     def ingests(self, as_of: int | None = None) -> pa.Table:
         """Live ingests at a lake version: committed and not superseded."""
-        t = self.read("ingests", self.check_version(as_of))
+        t = self.committed(self.check_version(as_of))
         gone = set(pc.list_flatten(t["supersedes"]).to_pylist())
         if gone:
             t = t.filter(pc.invert(pc.is_in(t["ingest_id"], pa.array(sorted(gone)))))
@@ -605,6 +638,23 @@ def _orphan_predicate(orphan: set[str | None]) -> str:
     if None in orphan:
         terms.append("ingest_id IS NULL")
     return " OR ".join(terms)
+
+
+def ingest_versions(ingests: pa.Table) -> pa.Array:
+    """The lake version each row of ``ingests`` made.
+
+    Its ``lake_version`` where stored; rows of lakes made before gccat stored it have their
+    rank by ``committed_at`` (then ``ingest_id``), which is the Delta version of ``ingests``
+    that added them: such lakes were written only by gccat, one commit at a time under the
+    writer lock, which sets ``committed_at`` just before the commit. Every stored version
+    follows them, so the ranks of all rows number the old ones right.
+    """
+    n = ingests.num_rows
+    order = pc.sort_indices(ingests, [("committed_at", "ascending"), ("ingest_id", "ascending")])
+    rank = pc.scatter(pa.array(range(1, n + 1), pa.int64()), order.cast(pa.int64()))
+    if "lake_version" not in ingests.column_names:
+        return rank
+    return pc.coalesce(ingests["lake_version"].combine_chunks(), rank)
 
 
 def command_line() -> str:

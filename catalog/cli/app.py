@@ -1525,6 +1525,11 @@ def doctor_cmd(
         return next(f"{n / 1000**k:.1f} {u}" for k, u in ((3, "GB"), (2, "MB"), (1, "kB")) if n >= 1000**k)
 
     found = open_lake(lake).doctor(clean=clean)
+    for t, n in found.foreign_rows.items():
+        console.print(
+            f"{t}: {n} rows of other writers (ingest ids gccat never began; kept, not in gccat's views)",
+            highlight=False,
+        )
     if not found:
         console.print("lake is consistent: no orphan rows, no unreferenced files")
         return

@@ -32,7 +32,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.fs as pafs
-from deltalake import DeltaTable, WriterProperties, write_deltalake
+from deltalake import CommitProperties, DeltaTable, WriterProperties, write_deltalake
 
 from catalog.errors import GccatError, LakeLockedError
 from catalog.lake.deltastats import delta_stats
@@ -41,6 +41,8 @@ from catalog.lake.schemas import INGESTS, TABLES, IngestKind
 MARKER = ".gccat-lake.json"
 LOCK = ".gccat-writer.lock"
 LAKE_FORMAT = 1
+#: Key in the Delta commit info of every gccat append: the ingest whose rows it adds.
+GCCAT_INGEST_TAG = "gccat.ingest_id"
 # Small row groups on detections let DuckDB skip most of a file in a healpix29 cone search.
 _ROW_GROUP_ROWS = {"detections": 32_768}
 #: Ingest kinds whose names share one name space: catalog ingests and image detection runs
@@ -102,7 +104,7 @@ class Transaction:
         """Append rows (their ``ingest_id`` must be this transaction's) to a data table."""
         if data.num_rows == 0:
             return
-        self.written[table] = self.lake._append(table, data)
+        self.written[table] = self.lake._append(table, data, self.ingest_id)
 
     def commit(
         self,
@@ -144,7 +146,7 @@ class Transaction:
             },
             schema=INGESTS,
         )
-        self.lake._append("ingests", row)
+        self.lake._append("ingests", row, self.ingest_id, {"gccat.lake_version": lake_version})
         self.committed = True
         return lake_version
 
@@ -378,11 +380,19 @@ class Lake:
         with self.lock(lock_timeout_s):
             yield Transaction(self, ingest_id or new_ingest_id(), kind, started)
 
-    def _append(self, table: str, data: pa.Table) -> int:
+    def _append(self, table: str, data: pa.Table, ingest_id: str, extra: dict | None = None) -> int:
+        """Append rows in one Delta commit whose commit info names the ingest (``gccat.ingest_id``):
+        how doctor tells a gccat writer's uncommitted rows from another Delta writer's rows.
+        """
         schema, parts = TABLES[table]
         data = data.select(schema.names).cast(schema)
         rows_per_group = _ROW_GROUP_ROWS.get(table, 1 << 20)
-        if parts and self.exists(table) and self._append_one_partition(table, data, parts[0], rows_per_group):
+        tag = CommitProperties(custom_metadata={GCCAT_INGEST_TAG: ingest_id, **(extra or {})})
+        if (
+            parts
+            and self.exists(table)
+            and self._append_one_partition(table, data, parts[0], rows_per_group, tag)
+        ):
             return self.delta(table).version()
         props = WriterProperties(max_row_group_size=rows_per_group, compression="ZSTD")
         # "merge" lets a newer gccat add columns to a lake made by an older one.
@@ -393,10 +403,13 @@ class Lake:
             partition_by=parts or None,
             writer_properties=props,
             schema_mode="merge",
+            commit_properties=tag,
         )
         return self.delta(table).version()
 
-    def _append_one_partition(self, table: str, data: pa.Table, part: str, rows_per_group: int) -> bool:
+    def _append_one_partition(
+        self, table: str, data: pa.Table, part: str, rows_per_group: int, tag: CommitProperties
+    ) -> bool:
         """Append rows that all share one partition value, writing the Parquet file directly.
 
         deltalake's partitioned writer splits and re-encodes the rows; an ingest holds one
@@ -430,14 +443,15 @@ class Lake:
             True,
             delta_stats(body),
         )
-        dt_.create_write_transaction([add], "append", current, partition_by=[part])
+        dt_.create_write_transaction([add], "append", current, partition_by=[part], commit_properties=tag)
         return True
 
     def doctor(self, clean: bool = False) -> DoctorReport:
         """Find (and with ``clean``, remove) what killed writers left behind.
 
-        Two kinds of debris: rows in data tables whose ingest never committed (the writer died
-        between its data commits and its ``ingests`` row), and files under a table that no
+        Two kinds of debris: rows in data tables of ingests that gccat began and never
+        committed (the writer died between its data commits and its ``ingests`` row; its data
+        commits name the ingest in their commit info), and files under a table that no
         Delta commit references (it died before its Delta commit): Parquet data files and
         ``_delta_log`` temporary commit files. Everything runs under the writer lock, and the
         committed ingests are read once the lock is held: a writer that commits while doctor
@@ -451,25 +465,32 @@ class Lake:
             Delete the orphan rows (a Delta delete: the files stay for older table versions)
             and the unreferenced files.
 
+        Rows whose ingest id is not in ``ingests`` and that no gccat writer began (appended
+        by another Delta writer, or without an ingest id) are not debris: they are counted in
+        ``foreign_rows`` and never deleted (no gccat view shows them).
+
         Returns
         -------
         DoctorReport
-            Orphan rows per table (a ``dict``, empty when there are none) and the
-            unreferenced files; it compares equal to ``{}`` only when nothing was found.
+            Orphan rows per table (a ``dict``, empty when there are none), the unreferenced
+            files and the foreign rows; it compares equal to ``{}`` only when no debris
+            (orphan rows, unreferenced files) was found.
         """
         found: dict[str, int] = {}
+        foreign: dict[str, int] = {}
         with self.lock():
             committed = set(self.read("ingests", columns=["ingest_id"])["ingest_id"].to_pylist())
+            # Every gccat commit tags ingests: its first tag is when this lake's gccat began to.
+            _, tagged_since = _tagged_ingest_ids(self.table_path("ingests"))
             for table in TABLES:
                 if table == "ingests" or not self.exists(table):
                     continue
-                ids = self.read(table, columns=["ingest_id"])["ingest_id"]
-                orphan = set(pc.unique(ids).to_pylist()) - committed
-                if not orphan:
+                orphan, n_orphan, n_foreign = self._uncommitted(table, committed, tagged_since)
+                if n_foreign:
+                    foreign[table] = n_foreign
+                if not n_orphan:
                     continue
-                found[table] = len(ids) - int(
-                    pc.sum(pc.is_in(ids, pa.array(sorted(committed), pa.string()))).as_py() or 0
-                )
+                found[table] = n_orphan
                 predicate = _orphan_predicate(orphan)
                 if clean and predicate:
                     self.delta(table).delete(predicate)
@@ -482,7 +503,31 @@ class Lake:
                     if f.kind == "data" and path.parent != self.root / f.table:
                         with contextlib.suppress(OSError):  # a partition directory it emptied
                             path.parent.rmdir()  # (only if empty)
-        return DoctorReport(found, files, cleaned=clean)
+        return DoctorReport(found, files, cleaned=clean, foreign_rows=foreign)
+
+    def _uncommitted(
+        self, table: str, committed: set[str], tagged_since: int | None
+    ) -> tuple[set[str], int, int]:
+        """A table's rows whose ingest is not in ``ingests``: (gccat's orphan ingest ids, their
+        rows, rows of other writers).
+
+        An orphan is a row of an ingest gccat began and never committed: a Delta commit of the
+        table names its id in its commit info (``gccat.ingest_id``). Rows of lakes written
+        before gccat tagged its commits count as gccat's when their id has the form of
+        :func:`new_ingest_id` and is older than the lake's first tagged commit of ``ingests``
+        (``tagged_since``, Unix ms; None: gccat never tagged a commit here). Every other
+        row (another Delta writer's, or without an ingest id) is foreign: reported, kept.
+        """
+        ids = self.read(table, columns=["ingest_id"])["ingest_id"]
+        uncommitted = set(pc.unique(ids).to_pylist()) - committed
+        if not uncommitted:
+            return set(), 0, 0
+        begun, _ = _tagged_ingest_ids(self.table_path(table))
+        orphan = {i for i in uncommitted if i is not None and _is_gccat_id(i, begun, tagged_since)}
+        counts = pc.value_counts(ids)
+        n = dict(zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist(), strict=True))
+        n_orphan = sum(n[i] for i in orphan)
+        return orphan, n_orphan, sum(n[i] for i in uncommitted) - n_orphan
 
     def _unreferenced_files(self, table: str) -> list[UnreferencedFile]:
         """Files under a table's directory that no version of its Delta log references."""
@@ -548,10 +593,19 @@ class DoctorReport(dict):
     Equal to ``{}`` (and false) only when it found nothing at all.
     """
 
-    def __init__(self, orphan_rows: dict[str, int], files: list[UnreferencedFile], cleaned: bool = False):
+    def __init__(
+        self,
+        orphan_rows: dict[str, int],
+        files: list[UnreferencedFile],
+        cleaned: bool = False,
+        foreign_rows: dict[str, int] | None = None,
+    ):
         super().__init__(orphan_rows)
         self.files = list(files)
         self.cleaned = cleaned
+        #: Rows per table of other Delta writers (ingest id not in ``ingests`` and never begun
+        #: by gccat): not debris, never deleted, and not part of what the report equals.
+        self.foreign_rows = dict(foreign_rows or {})
 
     @property
     def n_files(self) -> int:
@@ -576,7 +630,10 @@ class DoctorReport(dict):
     __hash__ = None  # a dict, mutable
 
     def __repr__(self) -> str:
-        return f"DoctorReport(orphan_rows={dict(self)!r}, files={self.files!r})"
+        return (
+            f"DoctorReport(orphan_rows={dict(self)!r}, files={self.files!r}, "
+            f"foreign_rows={self.foreign_rows!r})"
+        )
 
 
 def _referenced_paths(table_dir: Path) -> tuple[set[str], float | None]:
@@ -622,6 +679,46 @@ def _referenced_paths(table_dir: Path) -> tuple[set[str], float | None]:
         else:
             rel.add(p)
     return rel, (None if 0 in versions else earliest)
+
+
+def _tagged_ingest_ids(table_dir: Path) -> tuple[set[str], int | None]:
+    """Ingest ids that gccat's commits to a table name in their commit info, and the time
+    (Unix ms) of the first such commit (None: no commit is tagged, an older gccat's lake).
+
+    Read from the JSON commits of the log (checkpoints keep no commit info).
+    """
+    ids: set[str] = set()
+    first = None
+    log = table_dir / "_delta_log"
+    for f in sorted(log.glob("*.json")) if log.is_dir() else []:
+        if not _LOG_VERSION.fullmatch(f.name):
+            continue
+        for line in f.read_text().splitlines():
+            info = (json.loads(line) if line.strip() else {}).get("commitInfo") or {}
+            if GCCAT_INGEST_TAG in info:
+                ids.add(info[GCCAT_INGEST_TAG])
+                ts = info.get("timestamp")
+                if isinstance(ts, int):
+                    first = ts if first is None else min(first, ts)
+    return ids, first
+
+
+# new_ingest_id's form: UTC time to the second, then 8 hex digits.
+_GCCAT_ID = re.compile(r"(\d{8}T\d{6})-[0-9a-f]{8}")
+
+
+def _is_gccat_id(ingest_id: str, tagged: set[str], first_tag_ms: int | None) -> bool:
+    """Whether rows of an uncommitted ingest id are a gccat writer's (see Lake._uncommitted)."""
+    if ingest_id in tagged:
+        return True
+    m = _GCCAT_ID.fullmatch(ingest_id)
+    if m is None:
+        return False
+    if first_tag_ms is None:
+        return True
+    began = dt.datetime.strptime(m.group(1), "%Y%m%dT%H%M%S").replace(tzinfo=dt.UTC)
+    # Ids carry whole seconds: only one begun in an earlier second surely predates the tag.
+    return began.timestamp() < first_tag_ms // 1000
 
 
 def _orphan_predicate(orphan: set[str | None]) -> str:

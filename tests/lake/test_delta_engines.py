@@ -105,3 +105,46 @@ def test_statistics_are_bounds_or_absent():
     )
     assert s["minValues"]["long"] == "a" * 32 and "long" not in s["maxValues"]
     assert "l" not in s["nullCount"] and s["nullCount"]["none"] == 2
+
+
+def test_rows_of_other_writers_are_not_orphans(lake, tmp_path, cli):
+    import datetime as dt
+
+    from deltalake import write_deltalake
+
+    from catalog.queries.connection import connect
+
+    ingest_catalog(lake, write_csv(tmp_path / "a.csv", [-73.4, -73.5], "a"), field_id="f1", name="a")
+    mine = lake.read("detections")
+    later_gccat_like_id = (dt.datetime.now(dt.UTC) + dt.timedelta(seconds=2)).strftime(
+        "%Y%m%dT%H%M%S-0123abcd"
+    )
+    # Another Delta writer appends rows with ingest ids that gccat never began: one id of its
+    # own making, one shaped like gccat's (made after this lake's gccat began tagging).
+    other = pa.concat_tables(
+        [
+            mine.slice(0, 1).set_column(
+                mine.schema.get_field_index("ingest_id"), "ingest_id", pa.array([i], pa.string())
+            )
+            for i in ("external-run-1", later_gccat_like_id)
+        ]
+    )
+    write_deltalake(str(lake.table_path("detections")), other, mode="append", partition_by=["field_id"])
+    # gccat's own orphan: a transaction that appended and never committed.
+    with lake.transaction("catalog") as tx:
+        rows = mine.set_column(
+            mine.schema.get_field_index("ingest_id"), "ingest_id", pa.array([tx.ingest_id] * 2, pa.string())
+        )
+        tx.append("detections", rows)
+    found = lake.doctor()
+    assert found == {"detections": 2} and found.foreign_rows == {"detections": 2}
+    res = cli("doctor", "--clean", "--lake", lake.root)
+    assert res.exit_code == 0, res.output
+    assert "detections: 2 orphan rows removed" in res.output
+    assert "detections: 2 rows of other writers" in res.output
+    ids = lake.read("detections")["ingest_id"].to_pylist()
+    assert sorted(set(ids) - set(mine["ingest_id"].to_pylist())) == sorted(other["ingest_id"].to_pylist())
+    again = lake.doctor()
+    assert again == {} and again.foreign_rows == {"detections": 2}
+    con = connect(lake)
+    assert con.execute("SELECT count(*) FROM detections").fetchall() == [(2,)]

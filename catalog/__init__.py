@@ -45,6 +45,7 @@ _API = {
     "export": ("catalog.queries.export", "export_lake"),
     "export_table": ("catalog.queries.export", "export_table"),
     "table_summary": ("catalog.queries.inventory", "table_summary"),
+    "materialize_live": ("catalog.queries.live", "materialize_live"),
     # runs
     "fit_ssp": ("catalog.runs.fits", "run_fit_ssp"),
     "fit_stack": ("catalog.runs.fits", "run_fit_stack"),

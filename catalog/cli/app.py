@@ -1575,6 +1575,13 @@ def maintain_cmd(
             help="Keep removed files this many hours before vacuum deletes them (0: at once).",
         ),
     ] = 168,
+    materialize: Annotated[
+        bool,
+        typer.Option(
+            "--materialize-live",
+            help="Also write each table's live rows to LAKE/live/<table>, for any Delta engine.",
+        ),
+    ] = False,
     lake: LakeOpt = DEFAULT_LAKE,
 ):
     """Compact small files, write checkpoints and vacuum old files; the lake version and every
@@ -1584,9 +1591,10 @@ def maintain_cmd(
     Examples:
       gccat maintain --lake lake
       gccat maintain --retention-hours 0 --lake lake
-      gccat maintain --no-vacuum --lake lake
+      gccat maintain --no-vacuum --materialize-live --lake lake
     """
     from catalog.lake.maintain import maintain_lake
+    from catalog.queries.live import materialize_live
 
     r = maintain_lake(
         open_lake(lake),
@@ -1609,6 +1617,13 @@ def maintain_cmd(
         f"lake version {r.lake_version} (unchanged); data files {r.files_before} -> {r.files_after}",
         highlight=False,
     )
+    if materialize:
+        version, rows = materialize_live(open_lake(lake))
+        console.print(
+            f"live rows of lake version {version} in {lake}/live/: {sum(rows.values())} rows, "
+            f"{len(rows)} tables",
+            highlight=False,
+        )
 
 
 @command(app, "demo")

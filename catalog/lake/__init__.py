@@ -275,7 +275,13 @@ class Lake:
         """
         if not self.exists(table):
             return TABLES[table][0].empty_table()
-        return self.dataset(table, version).to_table(filter=filters, columns=columns)
+        try:
+            return self.dataset(table, version).to_table(filter=filters, columns=columns)
+        except FileNotFoundError as exc:  # the Delta log lists a file that the disk lacks
+            raise GccatError(
+                f"table '{table}' cannot be read: a file its Delta log lists was vacuumed or "
+                f"deleted outside gccat ({str(exc).splitlines()[0]})"
+            ) from exc
 
     def dataset(self, table: str, version: int | None = None):
         """The table's files at a version as a ``pyarrow.dataset.Dataset`` (partition values

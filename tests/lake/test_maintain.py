@@ -6,8 +6,10 @@ import shutil
 from pathlib import Path
 
 import pyarrow as pa
+import pytest
 from deltalake import DeltaTable, write_deltalake
 
+from catalog.errors import GccatError
 from catalog.lake import Lake
 from catalog.lake.maintain import maintain_lake
 from catalog.lake.schemas import INGESTS, TABLES
@@ -119,6 +121,8 @@ def test_a_file_gone_from_disk_is_one_line_exit_2(lake, tmp_path):
     line = res.output.strip()
     assert "\n" not in line and "Traceback" not in line
     assert "lake version 2" in line and "vacuumed" in line and "'detections'" in line
+    with pytest.raises(GccatError, match="table 'detections' cannot be read: a file .* was vacuumed"):
+        lake.live("detections")
 
 
 def make_it_an_old_lake(lake: Lake) -> None:

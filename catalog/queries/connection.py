@@ -1,7 +1,8 @@
 """``connect``: a DuckDB connection with the lake's views and gccat's UDFs.
 
-Each lake table appears as ``raw_<table>`` (every row of its committed Parquet files); the
-views in ``sql/`` build on those, showing only rows of live ingests. A view file starts with
+Each lake table appears as ``raw_<table>`` (every row of its committed Parquet files, all read
+at the table's latest Delta version; ``raw_ingests`` keeps the rows of lake versions up to the
+one read); the views in ``sql/`` build on those, showing only rows of live ingests. A view file starts with
 ``-- description`` lines; ``{placeholders}`` in it are filled from the lake (e.g. the bands).
 """
 

@@ -30,6 +30,7 @@ _API = {
     "open_lake": ("catalog.lake", "open_lake"),
     "init_lake": ("catalog.lake", "init_lake"),
     "doctor": ("catalog.lake", "doctor"),
+    "maintain_lake": ("catalog.lake.maintain", "maintain_lake"),
     # ingest (gccat ingest ...)
     "ingest_catalog": ("ingest.catalog", "ingest_catalog"),
     "ingest_fields": ("ingest.catalog", "ingest_fields"),
@@ -44,6 +45,7 @@ _API = {
     "export": ("catalog.queries.export", "export_lake"),
     "export_table": ("catalog.queries.export", "export_table"),
     "table_summary": ("catalog.queries.inventory", "table_summary"),
+    "materialize_live": ("catalog.queries.live", "materialize_live"),
     # runs
     "fit_ssp": ("catalog.runs.fits", "run_fit_ssp"),
     "fit_stack": ("catalog.runs.fits", "run_fit_stack"),

@@ -1525,6 +1525,11 @@ def doctor_cmd(
         return next(f"{n / 1000**k:.1f} {u}" for k, u in ((3, "GB"), (2, "MB"), (1, "kB")) if n >= 1000**k)
 
     found = open_lake(lake).doctor(clean=clean)
+    for t, n in found.foreign_rows.items():
+        console.print(
+            f"{t}: {n} rows of other writers (ingest ids gccat never began; kept, not in gccat's views)",
+            highlight=False,
+        )
     if not found:
         console.print("lake is consistent: no orphan rows, no unreferenced files")
         return
@@ -1547,6 +1552,76 @@ def doctor_cmd(
         console.print(
             f"total: {found.n_files} unreferenced files, {found.n_bytes} bytes "
             f"({_bytes(found.n_bytes)}){done}",
+            highlight=False,
+        )
+
+
+@command(app, "maintain")
+def maintain_cmd(
+    optimize: Annotated[
+        bool, typer.Option("--optimize/--no-optimize", help="Compact each partition's small files.")
+    ] = True,
+    checkpoint: Annotated[
+        bool, typer.Option("--checkpoint/--no-checkpoint", help="Write a Delta checkpoint of each table.")
+    ] = True,
+    vacuum: Annotated[
+        bool,
+        typer.Option("--vacuum/--no-vacuum", help="Delete files no table's latest version references."),
+    ] = True,
+    retention_hours: Annotated[
+        int,
+        typer.Option(
+            "--retention-hours",
+            help="Keep removed files this many hours before vacuum deletes them (0: at once).",
+        ),
+    ] = 168,
+    materialize: Annotated[
+        bool,
+        typer.Option(
+            "--materialize-live",
+            help="Also write each table's live rows to LAKE/live/<table>, for any Delta engine.",
+        ),
+    ] = False,
+    lake: LakeOpt = DEFAULT_LAKE,
+):
+    """Compact small files, write checkpoints and vacuum old files; the lake version and every
+    --as-of answer stay the same (no lake version reads a vacuumed file).
+
+    \b
+    Examples:
+      gccat maintain --lake lake
+      gccat maintain --retention-hours 0 --lake lake
+      gccat maintain --no-vacuum --materialize-live --lake lake
+    """
+    from catalog.lake.maintain import maintain_lake
+    from catalog.queries.live import materialize_live
+
+    r = maintain_lake(
+        open_lake(lake),
+        optimize=optimize,
+        checkpoint=checkpoint,
+        vacuum=vacuum,
+        retention_hours=retention_hours,
+    )
+    for t in r.tables:
+        done = []
+        if t.compacted_removed:
+            done.append(f"{t.compacted_removed} files compacted into {t.compacted_added}")
+        if t.checkpoint_version is not None:
+            done.append(f"checkpoint at Delta version {t.checkpoint_version}")
+        if t.vacuumed:
+            done.append(f"{len(t.vacuumed)} old files vacuumed ({t.vacuumed_bytes} bytes)")
+        if done:
+            console.print(f"{t.table}: {', '.join(done)}", highlight=False)
+    console.print(
+        f"lake version {r.lake_version} (unchanged); data files {r.files_before} -> {r.files_after}",
+        highlight=False,
+    )
+    if materialize:
+        version, rows = materialize_live(open_lake(lake))
+        console.print(
+            f"live rows of lake version {version} in {lake}/live/: {sum(rows.values())} rows, "
+            f"{len(rows)} tables",
             highlight=False,
         )
 

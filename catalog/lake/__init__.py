@@ -4,7 +4,12 @@ Every write goes through :meth:`Lake.transaction`: it takes the lake's writer lo
 the data tables (rows carry the new ``ingest_id``) and commits by appending one row to
 ``ingests`` last. Views show only rows of live ingests (committed and not superseded), so a
 crash between the writes leaves nothing visible; ``Lake.doctor`` removes such orphans.
-The lake's version is the Delta version of ``ingests``.
+
+The lake's version is the number of gccat commits: each commit appends one ``ingests`` row
+holding the version it made (``lake_version``). Reading ``--as-of N`` keeps the ``ingests``
+rows of versions up to N and reads every table at its latest Delta version, so no lake
+version needs an old Delta version of any table: compaction, checkpoints and vacuum (which
+add Delta commits and remove old files) change no lake version and no ``--as-of`` answer.
 """
 
 from __future__ import annotations
@@ -27,14 +32,17 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.fs as pafs
-from deltalake import DeltaTable, WriterProperties, write_deltalake
+from deltalake import CommitProperties, DeltaTable, WriterProperties, write_deltalake
 
 from catalog.errors import GccatError, LakeLockedError
+from catalog.lake.deltastats import delta_stats
 from catalog.lake.schemas import INGESTS, TABLES, IngestKind
 
 MARKER = ".gccat-lake.json"
 LOCK = ".gccat-writer.lock"
 LAKE_FORMAT = 1
+#: Key in the Delta commit info of every gccat append: the ingest whose rows it adds.
+GCCAT_INGEST_TAG = "gccat.ingest_id"
 # Small row groups on detections let DuckDB skip most of a file in a healpix29 cone search.
 _ROW_GROUP_ROWS = {"detections": 32_768}
 #: Ingest kinds whose names share one name space: catalog ingests and image detection runs
@@ -96,7 +104,7 @@ class Transaction:
         """Append rows (their ``ingest_id`` must be this transaction's) to a data table."""
         if data.num_rows == 0:
             return
-        self.written[table] = self.lake._append(table, data)
+        self.written[table] = self.lake._append(table, data, self.ingest_id)
 
     def commit(
         self,
@@ -115,6 +123,8 @@ class Transaction:
         """Append the ``ingests`` row: the single commit point. Returns the lake version."""
         opts = dict(options or {})
         opts["table_versions"] = self.written
+        # Under the writer lock: no other commit can take this version number.
+        lake_version = self.lake.version() + 1
         row = pa.table(
             {
                 "ingest_id": [self.ingest_id],
@@ -132,12 +142,13 @@ class Transaction:
                 "supersedes": [list(supersedes)],
                 "options": [json.dumps(opts, default=str)],
                 "warnings": [list(warnings)],
+                "lake_version": [lake_version],
             },
             schema=INGESTS,
         )
-        version_ = self.lake._append("ingests", row)
+        self.lake._append("ingests", row, self.ingest_id, {"gccat.lake_version": lake_version})
         self.committed = True
-        return version_
+        return lake_version
 
 
 class Lake:
@@ -217,8 +228,21 @@ class Lake:
             ) from exc
 
     def version(self) -> int:
-        """The lake's version: the Delta version of ``ingests`` (one per commit)."""
-        return self.delta("ingests").version()
+        """The lake's version: the number of gccat commits (rows of ``ingests``).
+
+        Not the Delta version of ``ingests``, which maintenance (compaction, a checkpoint's
+        commit) moves on without a gccat commit; in lakes that only gccat wrote before it
+        stored ``lake_version`` the two are equal, so their versions read as they always did.
+        The count comes from the add actions' ``numRecords`` in the Delta log (no data file
+        is opened).
+        """
+        actions = pa.table(self.delta("ingests").get_add_actions(flatten=True))
+        if actions.num_rows == 0:
+            return 0
+        n = actions["num_records"]
+        if n.null_count:  # a writer that kept no statistics: count the rows themselves
+            return self.dataset("ingests").count_rows()
+        return int(pc.sum(n).as_py())
 
     def exists(self, table: str) -> bool:
         """Whether the table has been created (lakes made by older gccat lack newer tables)."""
@@ -251,7 +275,13 @@ class Lake:
         """
         if not self.exists(table):
             return TABLES[table][0].empty_table()
-        return self.dataset(table, version).to_table(filter=filters, columns=columns)
+        try:
+            return self.dataset(table, version).to_table(filter=filters, columns=columns)
+        except FileNotFoundError as exc:  # the Delta log lists a file that the disk lacks
+            raise GccatError(
+                f"table '{table}' cannot be read: a file its Delta log lists was vacuumed or "
+                f"deleted outside gccat ({str(exc).splitlines()[0]})"
+            ) from exc
 
     def dataset(self, table: str, version: int | None = None):
         """The table's files at a version as a ``pyarrow.dataset.Dataset`` (partition values
@@ -264,9 +294,21 @@ class Lake:
         local = pafs.SubTreeFileSystem(str(self.table_path(table).resolve()), pafs.LocalFileSystem())
         return self.delta(table, version).to_pyarrow_dataset(filesystem=local)
 
+    def committed(self, as_of: int | None = None) -> pa.Table:
+        """Rows of ``ingests`` committed at or before lake version ``as_of`` (default: all),
+        superseded ones included, with ``lake_version`` filled in for rows of older lakes.
+        """
+        t = self.read("ingests")
+        versions = ingest_versions(t)
+        t = t.drop_columns([c for c in ["lake_version"] if c in t.column_names])
+        t = t.append_column(pa.field("lake_version", pa.int64()), versions)
+        if as_of is None:
+            return t
+        return t.filter(pc.less_equal(t["lake_version"], self.check_version(as_of)))
+
     def ingests(self, as_of: int | None = None) -> pa.Table:
         """Live ingests at a lake version: committed and not superseded."""
-        t = self.read("ingests", self.check_version(as_of))
+        t = self.committed(self.check_version(as_of))
         gone = set(pc.list_flatten(t["supersedes"]).to_pylist())
         if gone:
             t = t.filter(pc.invert(pc.is_in(t["ingest_id"], pa.array(sorted(gone)))))
@@ -344,11 +386,19 @@ class Lake:
         with self.lock(lock_timeout_s):
             yield Transaction(self, ingest_id or new_ingest_id(), kind, started)
 
-    def _append(self, table: str, data: pa.Table) -> int:
+    def _append(self, table: str, data: pa.Table, ingest_id: str, extra: dict | None = None) -> int:
+        """Append rows in one Delta commit whose commit info names the ingest (``gccat.ingest_id``):
+        how doctor tells a gccat writer's uncommitted rows from another Delta writer's rows.
+        """
         schema, parts = TABLES[table]
         data = data.select(schema.names).cast(schema)
         rows_per_group = _ROW_GROUP_ROWS.get(table, 1 << 20)
-        if parts and self.exists(table) and self._append_one_partition(table, data, parts[0], rows_per_group):
+        tag = CommitProperties(custom_metadata={GCCAT_INGEST_TAG: ingest_id, **(extra or {})})
+        if (
+            parts
+            and self.exists(table)
+            and self._append_one_partition(table, data, parts[0], rows_per_group, tag)
+        ):
             return self.delta(table).version()
         props = WriterProperties(max_row_group_size=rows_per_group, compression="ZSTD")
         # "merge" lets a newer gccat add columns to a lake made by an older one.
@@ -359,10 +409,13 @@ class Lake:
             partition_by=parts or None,
             writer_properties=props,
             schema_mode="merge",
+            commit_properties=tag,
         )
         return self.delta(table).version()
 
-    def _append_one_partition(self, table: str, data: pa.Table, part: str, rows_per_group: int) -> bool:
+    def _append_one_partition(
+        self, table: str, data: pa.Table, part: str, rows_per_group: int, tag: CommitProperties
+    ) -> bool:
         """Append rows that all share one partition value, writing the Parquet file directly.
 
         deltalake's partitioned writer splits and re-encodes the rows; an ingest holds one
@@ -394,16 +447,17 @@ class Lake:
             {part: value},
             int(st.st_mtime * 1000),
             True,
-            json.dumps({"numRecords": body.num_rows}),
+            delta_stats(body),
         )
-        dt_.create_write_transaction([add], "append", current, partition_by=[part])
+        dt_.create_write_transaction([add], "append", current, partition_by=[part], commit_properties=tag)
         return True
 
     def doctor(self, clean: bool = False) -> DoctorReport:
         """Find (and with ``clean``, remove) what killed writers left behind.
 
-        Two kinds of debris: rows in data tables whose ingest never committed (the writer died
-        between its data commits and its ``ingests`` row), and files under a table that no
+        Two kinds of debris: rows in data tables of ingests that gccat began and never
+        committed (the writer died between its data commits and its ``ingests`` row; its data
+        commits name the ingest in their commit info), and files under a table that no
         Delta commit references (it died before its Delta commit): Parquet data files and
         ``_delta_log`` temporary commit files. Everything runs under the writer lock, and the
         committed ingests are read once the lock is held: a writer that commits while doctor
@@ -417,25 +471,32 @@ class Lake:
             Delete the orphan rows (a Delta delete: the files stay for older table versions)
             and the unreferenced files.
 
+        Rows whose ingest id is not in ``ingests`` and that no gccat writer began (appended
+        by another Delta writer, or without an ingest id) are not debris: they are counted in
+        ``foreign_rows`` and never deleted (no gccat view shows them).
+
         Returns
         -------
         DoctorReport
-            Orphan rows per table (a ``dict``, empty when there are none) and the
-            unreferenced files; it compares equal to ``{}`` only when nothing was found.
+            Orphan rows per table (a ``dict``, empty when there are none), the unreferenced
+            files and the foreign rows; it compares equal to ``{}`` only when no debris
+            (orphan rows, unreferenced files) was found.
         """
         found: dict[str, int] = {}
+        foreign: dict[str, int] = {}
         with self.lock():
             committed = set(self.read("ingests", columns=["ingest_id"])["ingest_id"].to_pylist())
+            # Every gccat commit tags ingests: its first tag is when this lake's gccat began to.
+            _, tagged_since = _tagged_ingest_ids(self.table_path("ingests"))
             for table in TABLES:
                 if table == "ingests" or not self.exists(table):
                     continue
-                ids = self.read(table, columns=["ingest_id"])["ingest_id"]
-                orphan = set(pc.unique(ids).to_pylist()) - committed
-                if not orphan:
+                orphan, n_orphan, n_foreign = self._uncommitted(table, committed, tagged_since)
+                if n_foreign:
+                    foreign[table] = n_foreign
+                if not n_orphan:
                     continue
-                found[table] = len(ids) - int(
-                    pc.sum(pc.is_in(ids, pa.array(sorted(committed), pa.string()))).as_py() or 0
-                )
+                found[table] = n_orphan
                 predicate = _orphan_predicate(orphan)
                 if clean and predicate:
                     self.delta(table).delete(predicate)
@@ -448,7 +509,31 @@ class Lake:
                     if f.kind == "data" and path.parent != self.root / f.table:
                         with contextlib.suppress(OSError):  # a partition directory it emptied
                             path.parent.rmdir()  # (only if empty)
-        return DoctorReport(found, files, cleaned=clean)
+        return DoctorReport(found, files, cleaned=clean, foreign_rows=foreign)
+
+    def _uncommitted(
+        self, table: str, committed: set[str], tagged_since: int | None
+    ) -> tuple[set[str], int, int]:
+        """A table's rows whose ingest is not in ``ingests``: (gccat's orphan ingest ids, their
+        rows, rows of other writers).
+
+        An orphan is a row of an ingest gccat began and never committed: a Delta commit of the
+        table names its id in its commit info (``gccat.ingest_id``). Rows of lakes written
+        before gccat tagged its commits count as gccat's when their id has the form of
+        :func:`new_ingest_id` and is older than the lake's first tagged commit of ``ingests``
+        (``tagged_since``, Unix ms; None: gccat never tagged a commit here). Every other
+        row (another Delta writer's, or without an ingest id) is foreign: reported, kept.
+        """
+        ids = self.read(table, columns=["ingest_id"])["ingest_id"]
+        uncommitted = set(pc.unique(ids).to_pylist()) - committed
+        if not uncommitted:
+            return set(), 0, 0
+        begun, _ = _tagged_ingest_ids(self.table_path(table))
+        orphan = {i for i in uncommitted if i is not None and _is_gccat_id(i, begun, tagged_since)}
+        counts = pc.value_counts(ids)
+        n = dict(zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist(), strict=True))
+        n_orphan = sum(n[i] for i in orphan)
+        return orphan, n_orphan, sum(n[i] for i in uncommitted) - n_orphan
 
     def _unreferenced_files(self, table: str) -> list[UnreferencedFile]:
         """Files under a table's directory that no version of its Delta log references."""
@@ -514,10 +599,19 @@ class DoctorReport(dict):
     Equal to ``{}`` (and false) only when it found nothing at all.
     """
 
-    def __init__(self, orphan_rows: dict[str, int], files: list[UnreferencedFile], cleaned: bool = False):
+    def __init__(
+        self,
+        orphan_rows: dict[str, int],
+        files: list[UnreferencedFile],
+        cleaned: bool = False,
+        foreign_rows: dict[str, int] | None = None,
+    ):
         super().__init__(orphan_rows)
         self.files = list(files)
         self.cleaned = cleaned
+        #: Rows per table of other Delta writers (ingest id not in ``ingests`` and never begun
+        #: by gccat): not debris, never deleted, and not part of what the report equals.
+        self.foreign_rows = dict(foreign_rows or {})
 
     @property
     def n_files(self) -> int:
@@ -542,7 +636,10 @@ class DoctorReport(dict):
     __hash__ = None  # a dict, mutable
 
     def __repr__(self) -> str:
-        return f"DoctorReport(orphan_rows={dict(self)!r}, files={self.files!r})"
+        return (
+            f"DoctorReport(orphan_rows={dict(self)!r}, files={self.files!r}, "
+            f"foreign_rows={self.foreign_rows!r})"
+        )
 
 
 def _referenced_paths(table_dir: Path) -> tuple[set[str], float | None]:
@@ -590,6 +687,46 @@ def _referenced_paths(table_dir: Path) -> tuple[set[str], float | None]:
     return rel, (None if 0 in versions else earliest)
 
 
+def _tagged_ingest_ids(table_dir: Path) -> tuple[set[str], int | None]:
+    """Ingest ids that gccat's commits to a table name in their commit info, and the time
+    (Unix ms) of the first such commit (None: no commit is tagged, an older gccat's lake).
+
+    Read from the JSON commits of the log (checkpoints keep no commit info).
+    """
+    ids: set[str] = set()
+    first = None
+    log = table_dir / "_delta_log"
+    for f in sorted(log.glob("*.json")) if log.is_dir() else []:
+        if not _LOG_VERSION.fullmatch(f.name):
+            continue
+        for line in f.read_text().splitlines():
+            info = (json.loads(line) if line.strip() else {}).get("commitInfo") or {}
+            if GCCAT_INGEST_TAG in info:
+                ids.add(info[GCCAT_INGEST_TAG])
+                ts = info.get("timestamp")
+                if isinstance(ts, int):
+                    first = ts if first is None else min(first, ts)
+    return ids, first
+
+
+# new_ingest_id's form: UTC time to the second, then 8 hex digits.
+_GCCAT_ID = re.compile(r"(\d{8}T\d{6})-[0-9a-f]{8}")
+
+
+def _is_gccat_id(ingest_id: str, tagged: set[str], first_tag_ms: int | None) -> bool:
+    """Whether rows of an uncommitted ingest id are a gccat writer's (see Lake._uncommitted)."""
+    if ingest_id in tagged:
+        return True
+    m = _GCCAT_ID.fullmatch(ingest_id)
+    if m is None:
+        return False
+    if first_tag_ms is None:
+        return True
+    began = dt.datetime.strptime(m.group(1), "%Y%m%dT%H%M%S").replace(tzinfo=dt.UTC)
+    # Ids carry whole seconds: only one begun in an earlier second surely predates the tag.
+    return began.timestamp() < first_tag_ms // 1000
+
+
 def _orphan_predicate(orphan: set[str | None]) -> str:
     """A Delta delete predicate for rows of these ingest ids (never committed), or ``""``.
 
@@ -604,6 +741,23 @@ def _orphan_predicate(orphan: set[str | None]) -> str:
     if None in orphan:
         terms.append("ingest_id IS NULL")
     return " OR ".join(terms)
+
+
+def ingest_versions(ingests: pa.Table) -> pa.Array:
+    """The lake version each row of ``ingests`` made.
+
+    Its ``lake_version`` where stored; rows of lakes made before gccat stored it have their
+    rank by ``committed_at`` (then ``ingest_id``), which is the Delta version of ``ingests``
+    that added them: such lakes were written only by gccat, one commit at a time under the
+    writer lock, which sets ``committed_at`` just before the commit. Every stored version
+    follows them, so the ranks of all rows number the old ones right.
+    """
+    n = ingests.num_rows
+    order = pc.sort_indices(ingests, [("committed_at", "ascending"), ("ingest_id", "ascending")])
+    rank = pc.scatter(pa.array(range(1, n + 1), pa.int64()), order.cast(pa.int64()))
+    if "lake_version" not in ingests.column_names:
+        return rank
+    return pc.coalesce(ingests["lake_version"].combine_chunks(), rank)
 
 
 def command_line() -> str:

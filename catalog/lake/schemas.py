@@ -158,6 +158,15 @@ INGESTS = pa.schema(
         col(
             "warnings", pa.list_(pa.string()), ucd="meta.note", description="Warnings raised while ingesting"
         ),
+        col(
+            "lake_version",
+            pa.int64(),
+            ucd="meta.version",
+            description=(
+                "Lake version this commit made (1 for the first; null in rows of lakes made before "
+                "gccat stored it, whose version is their rank by committed_at)"
+            ),
+        ),
     ]
 )
 

@@ -1,7 +1,8 @@
 """``connect``: a DuckDB connection with the lake's views and gccat's UDFs.
 
-Each lake table appears as ``raw_<table>`` (every row of its committed Parquet files); the
-views in ``sql/`` build on those, showing only rows of live ingests. A view file starts with
+Each lake table appears as ``raw_<table>`` (every row of its committed Parquet files, all read
+at the table's latest Delta version; ``raw_ingests`` keeps the rows of lake versions up to the
+one read); the views in ``sql/`` build on those, showing only rows of live ingests. A view file starts with
 ``-- description`` lines; ``{placeholders}`` in it are filled from the lake (e.g. the bands).
 """
 
@@ -17,6 +18,7 @@ import pyarrow as pa
 
 from catalog.checks import check_number
 from catalog.constants import FINAL_APERTURE_RADIUS_ARCSEC, MU_PIXEL_CHANGE_MAX, RADIUS_MATCH_ARCSEC
+from catalog.errors import GccatError
 from catalog.lake import Lake, open_lake
 from catalog.lake.schemas import RENAMED_COLUMNS, TABLE_DESCRIPTIONS, TABLES
 from catalog.queries.lensmaps import LensMapStore
@@ -157,9 +159,12 @@ def _column_sql(name: str, f: pa.Field, present: set[str] | None, parts: list[st
     return q if has_new else f"CAST(NULL AS {_DUCK_TYPES[f.type]}) AS {q}"
 
 
-def _raw_view_sql(name: str, files: list[str], present: set[str] | None = None) -> str:
+def _raw_view_sql(
+    name: str, files: list[str], present: set[str] | None = None, as_of: int | None = None
+) -> str:
     """``raw_<name>`` over the files; ``present`` (the files' columns) lets it read renamed and
-    missing columns (see :func:`_column_sql`).
+    missing columns (see :func:`_column_sql`). For ``ingests``, ``as_of`` keeps the rows of lake
+    versions up to it (see :func:`catalog.lake.ingest_versions` for rows without a version).
     """
     schema, parts = TABLES[name]
     if not files:
@@ -175,7 +180,13 @@ def _raw_view_sql(name: str, files: list[str], present: set[str] | None = None) 
         else ", union_by_name=true, hive_partitioning=false"
     )
     flist = "[" + ", ".join(_quote(f) for f in files) + "]"
-    return f"CREATE OR REPLACE VIEW raw_{name} AS SELECT {cols} FROM read_parquet({flist}{hive})"
+    sql = f"SELECT {cols} FROM read_parquet({flist}{hive})"
+    if name == "ingests":
+        version = "coalesce(lake_version, row_number() OVER (ORDER BY committed_at, ingest_id))"
+        sql = f"SELECT * REPLACE ({version} AS lake_version) FROM ({sql})"
+        if as_of is not None:
+            sql += f" QUALIFY {version} <= {int(as_of)}"
+    return f"CREATE OR REPLACE VIEW raw_{name} AS {sql}"
 
 
 def _band_columns(con: duckdb.DuckDBPyConnection, measured: list[str]) -> str:
@@ -196,6 +207,18 @@ def _band_columns(con: duckdb.DuckDBPyConnection, measured: list[str]) -> str:
             f"flux_err_to_mag_err({flux}, {err}) AS magerr_{b}",
         ]
     return ",\n       ".join(cols) if cols else "NULL::DOUBLE AS no_photometry"
+
+
+def _check_files_exist(files: list[str], table: str, version: int) -> None:
+    """A file the Delta log lists but the disk lacks (removed outside gccat: a vacuum that
+    ignored the log, a deleted directory) is a clear error, not DuckDB's I/O traceback.
+    """
+    missing = [f for f in files if not os.path.isfile(f)]
+    if missing:
+        raise GccatError(
+            f"lake version {version} cannot be read: {len(missing)} file(s) of table '{table}' "
+            f"were vacuumed or deleted outside gccat (e.g. {os.path.basename(missing[0])})"
+        )
 
 
 def connect(
@@ -245,11 +268,15 @@ def connect(
         if not name.startswith("raw_"):
             continue
         table = name[4:]
-        files = lake.files(table, version if table == "ingests" else None)
+        # Every table at its latest Delta version: a lake version is a row filter on ingests.
+        files = lake.files(table)
+        _check_files_exist(files, table, version)
         readable += files
         # Tables with renamed columns may hold files of older lakes: look at their columns.
         present = _file_columns(con, files) if files and table in RENAMED_COLUMNS else None
-        con.execute(_raw_view_sql(table, files, present))
+        if files and table == "ingests":  # lakes older than ingests.lake_version lack it
+            present = set(lake.delta(table).schema().to_arrow().names)
+        con.execute(_raw_view_sql(table, files, present, version if table == "ingests" else None))
     con.execute(
         "CREATE TABLE lake_info AS SELECT ?::BIGINT AS lake_version, "
         "?::VARCHAR AS lake_root, ?::BIGINT AS latest_version",

@@ -60,6 +60,9 @@ _API = {
     "plot_chi2map": ("catalog.plots", "plot_chi2map"),
     "plot_sfh": ("catalog.plots", "plot_sfh"),
     "plot_nonparam": ("catalog.plots", "plot_nonparam"),
+    # lensing
+    "to_source_plane": ("catalog.lensing.sourceplane", "to_source_plane"),
+    "solve_lens_equation": ("catalog.lensing.sourceplane", "solve_lens_equation"),
     # errors
     "GccatError": ("catalog.errors", "GccatError"),
 }

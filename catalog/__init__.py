@@ -35,6 +35,8 @@ _API = {
     "ingest_fields": ("ingest.catalog", "ingest_fields"),
     "ingest_bands": ("ingest.catalog", "ingest_bands"),
     "ingest_lens_maps": ("ingest.lens", "ingest_lens_maps"),
+    "ingest_multiple_images": ("ingest.lenstool", "ingest_multiple_images"),
+    "ingest_cluster_members": ("ingest.lenstool", "ingest_cluster_members"),
     "read_positions": ("ingest.catalog", "read_positions"),
     # queries
     "connect": ("catalog.queries.connection", "connect"),

@@ -104,6 +104,10 @@ class IngestKind(enum.StrEnum):
     FIT = "fit"
     #: ``gccat correlate``: one GC-kappa correlation run.
     CORRELATION = "correlation"
+    #: ``gccat ingest multiple-images``: published multiple images of one lens (Lenstool text).
+    MULTIPLE_IMAGES = "multiple_images"
+    #: ``gccat ingest cluster-members``: cluster galaxies of a lens model (Lenstool potfile).
+    CLUSTER_MEMBERS = "cluster_members"
 
 
 INGESTS = pa.schema(
@@ -1140,6 +1144,76 @@ RESTFRAME_RESULTS = pa.schema(
     ]
 )
 
+# -- strong-lensing constraints: published multiple images and cluster members (Lenstool text) --
+MULTIPLE_IMAGES = pa.schema(
+    [
+        FIELD_ID,
+        col("catalog", pa.string(), "", "meta.id", "Catalog name given at ingest", nullable=False),
+        col("image_id", pa.string(), "", "meta.id;meta.main", "field_id/catalog/image_label", nullable=False),
+        col("family_id", pa.string(), "", "meta.id", "Multiple-image family (system) as in the file"),
+        col(
+            "image_label",
+            pa.string(),
+            "",
+            "meta.id",
+            "Image label as text (e.g. 2.1; printf padding zeros stripped: 1.100000 -> 1.1)",
+            nullable=False,
+        ),
+        col("label_raw", pa.string(), "", "meta.id", "Image label exactly as written in the file"),
+        col("flag", pa.int32(), "", "meta.code", "Lenstool flag column of the file"),
+        col("ra", pa.float64(), "deg", "pos.eq.ra;meta.main", "Right ascension of the image (ICRS)"),
+        col("dec", pa.float64(), "deg", "pos.eq.dec;meta.main", "Declination of the image (ICRS)"),
+        col("z", pa.float64(), "", "src.redshift", "Source redshift (NULL: unknown, z = 0 in the file)"),
+        col(
+            "pos_err_a_arcsec",
+            pa.float64(),
+            "arcsec",
+            "stat.error;pos",
+            "Positional error ellipse, semi-major axis",
+        ),
+        col(
+            "pos_err_b_arcsec",
+            pa.float64(),
+            "arcsec",
+            "stat.error;pos",
+            "Positional error ellipse, semi-minor axis",
+        ),
+        col(
+            "pos_err_theta_deg",
+            pa.float64(),
+            "deg",
+            "pos.posAng",
+            "Error ellipse angle from the East-West axis",
+        ),
+        col("row_number", pa.int32(), "", "meta.number", "1-based row of the file"),
+        INGEST_ID,
+    ]
+)
+
+CLUSTER_MEMBERS = pa.schema(
+    [
+        FIELD_ID,
+        col("catalog", pa.string(), "", "meta.id", "Catalog name given at ingest", nullable=False),
+        col("member_id", pa.string(), "", "meta.id;meta.main", "field_id/catalog/source_id", nullable=False),
+        col("source_id", pa.string(), "", "meta.id", "Galaxy id as in the file"),
+        col("ra", pa.float64(), "deg", "pos.eq.ra;meta.main", "Right ascension (ICRS)"),
+        col("dec", pa.float64(), "deg", "pos.eq.dec;meta.main", "Declination (ICRS)"),
+        col("mag", pa.float64(), "mag", "phot.mag", "Magnitude of the scaling relations, as in the file"),
+        col(
+            "a_arcsec", pa.float64(), "arcsec", "phys.angSize", "Major axis (potfile format, NULL otherwise)"
+        ),
+        col(
+            "b_arcsec", pa.float64(), "arcsec", "phys.angSize", "Minor axis (potfile format, NULL otherwise)"
+        ),
+        col(
+            "ellipticity", pa.float64(), "", "src.ellipticity", "Ellipticity (a^2-b^2)/(a^2+b^2), or as given"
+        ),
+        col("theta_deg", pa.float64(), "deg", "pos.posAng", "Position angle from the East-West axis"),
+        col("row_number", pa.int32(), "", "meta.number", "1-based row of the file"),
+        INGEST_ID,
+    ]
+)
+
 #: The lake's tables: name -> (schema, partition columns).
 TABLES: dict[str, tuple[pa.Schema, list[str]]] = {
     "ingests": (INGESTS, []),
@@ -1169,6 +1243,8 @@ TABLES: dict[str, tuple[pa.Schema, list[str]]] = {
     "nonparam_results": (NONPARAM_RESULTS, []),
     "nonparam_histories": (NONPARAM_HISTORIES, []),
     "restframe_results": (RESTFRAME_RESULTS, []),
+    "multiple_images": (MULTIPLE_IMAGES, []),
+    "cluster_members": (CLUSTER_MEMBERS, []),
 }
 
 #: What each table holds (the description of its live view, ``gccat views``). Tables whose view
@@ -1243,6 +1319,12 @@ TABLE_DESCRIPTIONS = {
         "Rest-frame quantities of SSP, stack and nonparam fits: M/L_V, L_V, living mass by the SED "
         "scale and by "
         "M/L_V x L_V, absolute U B V I J u r magnitudes (AB, Vega), UVJ, urJ, (B-I) and (V-I) colours."
+    ),
+    "multiple_images": (
+        "Published multiple images (Lenstool text files): family, label, ICRS position, z, positional errors."
+    ),
+    "cluster_members": (
+        "Cluster member galaxies of lens models (Lenstool potfiles): ICRS position, mag, shape."
     ),
     "ssp_grids": ("Cached SSP photometric grids: redshift, bands, spec, axes and fluxes per Msun formed."),
 }

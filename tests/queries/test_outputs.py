@@ -59,6 +59,12 @@ def full(demo, tmp_path_factory) -> Lake:
         run_fit_nonparam(lake, "field_id = 'smacs0723' AND source_id < 'SC_004'", n_atlas=500, n_draws=50)
     if not lake.files("fit_skipped"):  # the GLASS galaxies have one band: not fitted
         run_fit_ssp(lake, "source_id = 'SC_000' OR field_id = 'abell2744_glass'", n_samples=0)
+    if not lake.files("multiple_images"):
+        from ingest.demo import bundled
+        from ingest.lenstool import ingest_cluster_members, ingest_multiple_images
+
+        ingest_multiple_images(lake, bundled("smacs0723_multiple_images.txt"), field_id="smacs0723")
+        ingest_cluster_members(lake, bundled("smacs0723_cluster_members.txt"), field_id="smacs0723")
     empty = [t for t in TABLES if not lake.files(t)]
     assert not empty, f"tables without rows: {empty}"
     return lake

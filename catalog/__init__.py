@@ -53,6 +53,8 @@ _API = {
     "fit_nonparam": ("catalog.runs.nonparam", "run_fit_nonparam"),
     "build_grid": ("catalog.runs.fits", "build_grid_command"),
     "correlate": ("catalog.runs.correlation", "run_correlation"),
+    "source_plane_crossmatch": ("catalog.runs.sourceplane", "run_source_plane_crossmatch"),
+    "counter_images": ("catalog.runs.sourceplane", "run_counter_images"),
     "detect": ("ingest.pointsources", "run_detection"),
     "photometry": ("ingest.pointsources", "run_photometry"),
     "inject": ("ingest.pointsources", "run_injection"),

@@ -108,6 +108,8 @@ class IngestKind(enum.StrEnum):
     MULTIPLE_IMAGES = "multiple_images"
     #: ``gccat ingest cluster-members``: cluster galaxies of a lens model (Lenstool potfile).
     CLUSTER_MEMBERS = "cluster_members"
+    #: ``gccat lens crossmatch`` / ``counter-images``: a source-plane run on a lens model.
+    SOURCE_PLANE = "source_plane"
 
 
 INGESTS = pa.schema(
@@ -1214,6 +1216,63 @@ CLUSTER_MEMBERS = pa.schema(
     ]
 )
 
+SOURCE_PLANE_MATCHES = pa.schema(
+    [
+        FIELD_ID,
+        MODEL_ID,
+        col(
+            "image_id_1", pa.string(), "", "meta.id", "First image (multiple_images.image_id)", nullable=False
+        ),
+        col(
+            "image_id_2",
+            pa.string(),
+            "",
+            "meta.id",
+            "Second image (multiple_images.image_id)",
+            nullable=False,
+        ),
+        col("family_1", pa.string(), "", "meta.id", "Family of the first image in its catalog"),
+        col("family_2", pa.string(), "", "meta.id", "Family of the second image in its catalog"),
+        col("z_source", pa.float64(), "", "src.redshift", "Source redshift the deflections were scaled to"),
+        col("ra_src_1", pa.float64(), "deg", "pos.eq.ra", "Source-plane RA of the first image (ICRS)"),
+        col("dec_src_1", pa.float64(), "deg", "pos.eq.dec", "Source-plane Dec of the first image (ICRS)"),
+        col("ra_src_2", pa.float64(), "deg", "pos.eq.ra", "Source-plane RA of the second image (ICRS)"),
+        col("dec_src_2", pa.float64(), "deg", "pos.eq.dec", "Source-plane Dec of the second image (ICRS)"),
+        col("separation_arcsec", pa.float64(), "arcsec", "pos.angDistance", "Source-plane separation"),
+        col("image_separation_arcsec", pa.float64(), "arcsec", "pos.angDistance", "Image-plane separation"),
+        INGEST_ID,
+    ]
+)
+
+COUNTER_IMAGES = pa.schema(
+    [
+        FIELD_ID,
+        MODEL_ID,
+        col(
+            "from_image_id",
+            pa.string(),
+            "",
+            "meta.id",
+            "Image mapped to the source plane (NULL: a given position)",
+        ),
+        col("z_source", pa.float64(), "", "src.redshift", "Source redshift the deflections were scaled to"),
+        col("ra_src", pa.float64(), "deg", "pos.eq.ra", "Source position beta_0, RA (ICRS)"),
+        col("dec_src", pa.float64(), "deg", "pos.eq.dec", "Source position beta_0, Dec (ICRS)"),
+        col("image_number", pa.int32(), "", "meta.number", "Predicted image, 1-based (pixel row order)"),
+        col("ra", pa.float64(), "deg", "pos.eq.ra;meta.main", "Predicted image RA (ICRS)"),
+        col("dec", pa.float64(), "deg", "pos.eq.dec;meta.main", "Predicted image Dec (ICRS)"),
+        col("mu", pa.float64(), "", "phys", "Signed magnification of the grid triangle holding the image"),
+        col(
+            "offset_from_input_arcsec",
+            pa.float64(),
+            "arcsec",
+            "pos.angDistance",
+            "Distance to the input image",
+        ),
+        INGEST_ID,
+    ]
+)
+
 #: The lake's tables: name -> (schema, partition columns).
 TABLES: dict[str, tuple[pa.Schema, list[str]]] = {
     "ingests": (INGESTS, []),
@@ -1245,6 +1304,8 @@ TABLES: dict[str, tuple[pa.Schema, list[str]]] = {
     "restframe_results": (RESTFRAME_RESULTS, []),
     "multiple_images": (MULTIPLE_IMAGES, []),
     "cluster_members": (CLUSTER_MEMBERS, []),
+    "source_plane_matches": (SOURCE_PLANE_MATCHES, []),
+    "counter_images": (COUNTER_IMAGES, []),
 }
 
 #: What each table holds (the description of its live view, ``gccat views``). Tables whose view
@@ -1326,6 +1387,11 @@ TABLE_DESCRIPTIONS = {
     "cluster_members": (
         "Cluster member galaxies of lens models (Lenstool potfiles): ICRS position, mag, shape."
     ),
+    "source_plane_matches": (
+        "Pairs of multiple images whose source-plane positions (through a lens model) agree within "
+        "a tolerance."
+    ),
+    "counter_images": ("Images predicted by solving the lens equation on a model's deflection maps."),
     "ssp_grids": ("Cached SSP photometric grids: redshift, bands, spec, axes and fluxes per Msun formed."),
 }
 

@@ -55,6 +55,7 @@ _API = {
     "correlate": ("catalog.runs.correlation", "run_correlation"),
     "source_plane_crossmatch": ("catalog.runs.sourceplane", "run_source_plane_crossmatch"),
     "counter_images": ("catalog.runs.sourceplane", "run_counter_images"),
+    "critical_curves": ("catalog.runs.sourceplane", "run_critical_curves"),
     "detect": ("ingest.pointsources", "run_detection"),
     "photometry": ("ingest.pointsources", "run_photometry"),
     "inject": ("ingest.pointsources", "run_injection"),

@@ -14,6 +14,7 @@ app = new_app("""Multiple images through a lens model: source-plane crossmatch, 
 Examples:
   gccat lens crossmatch --field smacs0723 --model lenstool --tolerance 1.0
   gccat lens counter-images --field smacs0723 --model lenstool --image 2.1
+  gccat lens critical-curves --field as1063 --model lenstool_frapy --z-source 2.0
 """)
 
 
@@ -89,3 +90,23 @@ def counter_images_cmd(
     )
     console.print(f"{out.num_rows} predicted images")
     print_table(out.select(["image_number", "ra", "dec", "mu", "offset_from_input_arcsec"]))
+
+
+@command(app, "critical-curves")
+def critical_curves_cmd(
+    field: Annotated[str, typer.Option("--field", help="Field id.")],
+    model: Annotated[str, typer.Option("--model", help="Lens model with x/y-arcsec-deflect maps.")],
+    z_source: Annotated[float, typer.Option("--z-source", help="Source redshift of the curves.")],
+    lake: LakeOpt = DEFAULT_LAKE,
+):
+    """Critical curves (det A = 0) and caustics at a source redshift (stored in critical_curves).
+
+    \b
+    Examples:
+      gccat lens critical-curves --field as1063 --model lenstool_frapy --z-source 2.0
+    """
+    from catalog.runs.sourceplane import run_critical_curves
+
+    out = run_critical_curves(open_lake(lake), field, model, z_source=z_source)
+    n = len(set(out["curve_id"].to_pylist()))
+    console.print(f"{n} critical curves ({out.num_rows} vertices with their caustics) at z_s = {z_source:g}")

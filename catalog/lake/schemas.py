@@ -1273,6 +1273,26 @@ COUNTER_IMAGES = pa.schema(
     ]
 )
 
+CRITICAL_CURVES = pa.schema(
+    [
+        FIELD_ID,
+        MODEL_ID,
+        col("z_source", pa.float64(), "", "src.redshift", "Source redshift of the curves", nullable=False),
+        col(
+            "kind",
+            pa.string(),
+            "",
+            "meta.code",
+            "critical (image plane, det A = 0) or caustic (source plane)",
+        ),
+        col("curve_id", pa.int32(), "", "meta.id", "Curve number, 1 = longest", nullable=False),
+        col("vertex", pa.int32(), "", "meta.number", "Vertex order along the curve, from 0", nullable=False),
+        col("ra", pa.float64(), "deg", "pos.eq.ra", "Vertex right ascension (ICRS)"),
+        col("dec", pa.float64(), "deg", "pos.eq.dec", "Vertex declination (ICRS)"),
+        INGEST_ID,
+    ]
+)
+
 #: The lake's tables: name -> (schema, partition columns).
 TABLES: dict[str, tuple[pa.Schema, list[str]]] = {
     "ingests": (INGESTS, []),
@@ -1306,6 +1326,7 @@ TABLES: dict[str, tuple[pa.Schema, list[str]]] = {
     "cluster_members": (CLUSTER_MEMBERS, []),
     "source_plane_matches": (SOURCE_PLANE_MATCHES, []),
     "counter_images": (COUNTER_IMAGES, []),
+    "critical_curves": (CRITICAL_CURVES, []),
 }
 
 #: What each table holds (the description of its live view, ``gccat views``). Tables whose view
@@ -1392,6 +1413,7 @@ TABLE_DESCRIPTIONS = {
         "a tolerance."
     ),
     "counter_images": ("Images predicted by solving the lens equation on a model's deflection maps."),
+    "critical_curves": ("Critical curves (det A = 0) and caustics of a lens model at a source redshift."),
     "ssp_grids": ("Cached SSP photometric grids: redshift, bands, spec, axes and fluxes per Msun formed."),
 }
 

@@ -213,3 +213,70 @@ def solve_lens_equation(
     else:
         ra, dec = np.empty(0), np.empty(0)
     return ImageSolutions(np.asarray(ra, float), np.atleast_1d(np.asarray(dec, float)), x, y, mu)
+
+
+@dataclass
+class CriticalCurve:
+    """One closed or open det A = 0 contour and its caustic.
+
+    Attributes
+    ----------
+    x, y : numpy.ndarray
+        0-based pixel coordinates of the vertices, in contour order.
+    ra, dec : numpy.ndarray
+        The critical curve, ICRS deg.
+    ra_caustic, dec_caustic : numpy.ndarray
+        The same vertices mapped to the source plane (the caustic), deg.
+    """
+
+    x: np.ndarray
+    y: np.ndarray
+    ra: np.ndarray
+    dec: np.ndarray
+    ra_caustic: np.ndarray
+    dec_caustic: np.ndarray
+
+
+def critical_curves(alpha_x: LensMap, alpha_y: LensMap, dls_ds_scale: float = 1.0) -> list[CriticalCurve]:
+    """Critical curves (det A = 0) of deflection maps at a source redshift, and their caustics.
+
+    det A = (1 - s dax/dx)(1 - s day/dy) - s^2 dax/dy day/dx from the finite-difference
+    derivatives of :func:`catalog.lensing.jacobian_determinant_from_deflection` (the
+    deflection scales linearly with s = D_ls/D_s of the source over the map's); contours of
+    0 are traced with ``contourpy`` (marching squares, linear interpolation between pixel
+    centres) and mapped to the source plane with :func:`to_source_plane`.
+
+    Parameters
+    ----------
+    alpha_x, alpha_y : LensMap
+        Deflections in arcsec along the pixel axes.
+    dls_ds_scale : float
+        D_ls/D_s of the source over that of the map normalisation.
+
+    Returns
+    -------
+    list of CriticalCurve
+        Longest first.
+    """
+    import contourpy
+
+    from catalog.lensing.derived import _deflection_derivatives
+
+    _check_pair(alpha_x, alpha_y)
+    s = float(dls_ds_scale)
+    dax_dx, dax_dy, day_dx, day_dy = _deflection_derivatives(alpha_x, alpha_y)
+    det = (1.0 - s * dax_dx) * (1.0 - s * day_dy) - s * s * dax_dy * day_dx
+    ny, nx = det.shape
+    gen = contourpy.contour_generator(
+        np.arange(nx, dtype=float), np.arange(ny, dtype=float), det, line_type="Separate"
+    )
+    out = []
+    for line in sorted(gen.lines(0.0), key=len, reverse=True):
+        if len(line) < 2:
+            continue
+        x, y = line[:, 0], line[:, 1]
+        ra, dec = alpha_x.wcs.pixel_to_world_values(x, y)
+        ra = np.mod(ra, 360.0)
+        rc, dc = to_source_plane(alpha_x, alpha_y, ra, dec, s)
+        out.append(CriticalCurve(x, y, ra, dec, rc, dc))
+    return out

@@ -16,8 +16,9 @@ from astropy.coordinates import SkyCoord
 from catalog.checks import Z_MAX, check_number
 from catalog.errors import GccatError
 from catalog.lake import IngestKind, Lake, command_line
-from catalog.lake.schemas import COUNTER_IMAGES, SOURCE_PLANE_MATCHES
+from catalog.lake.schemas import COUNTER_IMAGES, CRITICAL_CURVES, SOURCE_PLANE_MATCHES
 from catalog.lensing import dls_ds, solve_lens_equation, to_source_plane
+from catalog.lensing.sourceplane import critical_curves
 from catalog.queries.lensmaps import LensMapStore
 
 
@@ -222,5 +223,58 @@ def run_counter_images(
             n_rows=n,
             command=command or command_line(),
             options={"run": "counter-images", "image": image, "source": position, "z_source": zs},
+        )
+    return out
+
+
+def run_critical_curves(
+    lake: Lake, field_id: str, model: str, *, z_source: float, command: str | None = None
+) -> pa.Table:
+    """Critical curves and caustics of a lens model at ``z_source`` into ``critical_curves``.
+
+    Parameters
+    ----------
+    lake : Lake
+    field_id, model : str
+        Field and lens model (with deflection maps).
+    z_source : float
+        Source redshift (behind the cluster).
+
+    Returns
+    -------
+    pyarrow.Table
+        The rows written: one per vertex, kind ``critical`` (image plane) and ``caustic``.
+    """
+    z_source = check_number(z_source, "--z-source", lo=0, lo_open=True, hi=Z_MAX)
+    model_id, ax, ay, norm = _model(lake, field_id, model)
+    s = float(_scale(lake, field_id, np.array([z_source]), norm)[0])
+    cols: dict[str, list] = {k: [] for k in ("kind", "curve_id", "vertex", "ra", "dec")}
+    for k, c in enumerate(critical_curves(ax, ay, s), start=1):
+        for kind, ra, dec in (("critical", c.ra, c.dec), ("caustic", c.ra_caustic, c.dec_caustic)):
+            n = len(ra)
+            cols["kind"] += [kind] * n
+            cols["curve_id"] += [k] * n
+            cols["vertex"] += list(range(n))
+            cols["ra"] += list(ra)
+            cols["dec"] += list(dec)
+    with lake.transaction(IngestKind.SOURCE_PLANE) as tx:
+        n = len(cols["ra"])
+        out = pa.table(
+            {
+                "field_id": [field_id] * n,
+                "model_id": [model_id] * n,
+                "z_source": [z_source] * n,
+                **cols,
+                "ingest_id": [tx.ingest_id] * n,
+            },
+            schema=CRITICAL_CURVES,
+        )
+        tx.append("critical_curves", out)
+        tx.commit(
+            name=model,
+            field_id=field_id,
+            n_rows=n,
+            command=command or command_line(),
+            options={"run": "critical-curves", "z_source": z_source},
         )
     return out

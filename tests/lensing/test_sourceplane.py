@@ -115,3 +115,24 @@ def test_off_map_is_nan_and_bad_maps_are_refused(sis):
         to_source_plane(ay, ax, 110.83, -73.45)
     with pytest.raises(GccatError, match="finite"):
         solve_lens_equation(ax, ay, np.nan, 0.0)
+
+
+def test_sis_critical_curve_is_the_einstein_circle_and_its_caustic_a_point(sis):
+    from catalog.lensing.sourceplane import critical_curves
+
+    ax, ay = sis
+    curves = critical_curves(ax, ay)
+    r = np.hypot(curves[0].x - 100, curves[0].y - 100) * PIX
+    # measured: the tangential critical curve at theta_E within 0.05" (half a pixel)
+    assert np.abs(r - THETA_E).max() < 0.5 * PIX
+    centre = SkyCoord(*_sky(ax, 0.0, 0.0), unit="deg")
+    caustic = SkyCoord(curves[0].ra_caustic, curves[0].dec_caustic, unit="deg").separation(centre).arcsec
+    assert np.nanmax(caustic) < PIX  # the SIS caustic is a point at the lens centre
+    # det A changes sign across the curve: inside (r = 0.8 theta_E) < 0 < outside (1.2 theta_E)
+    from catalog.lensing import jacobian_determinant_from_deflection
+
+    det = jacobian_determinant_from_deflection(ax, ay)
+    assert det[100, 100 + int(0.8 * THETA_E / PIX)] < 0 < det[100, 100 + int(1.2 * THETA_E / PIX)]
+    # at D_ls/D_s = 0.5 the circle shrinks to theta_E / 2
+    half = critical_curves(ax, ay, 0.5)[0]
+    assert np.abs(np.hypot(half.x - 100, half.y - 100) * PIX - THETA_E / 2).max() < 0.5 * PIX

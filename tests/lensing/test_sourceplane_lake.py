@@ -4,6 +4,7 @@ known multiple images, ingested like any HFF model and Lenstool catalog."""
 from __future__ import annotations
 
 import numpy as np
+import pyarrow.compute as pc
 import pytest
 from astropy.coordinates import SkyCoord
 from typer.testing import CliRunner
@@ -105,3 +106,15 @@ def test_cli_and_errors(sim):
     assert res.exit_code == 2 and "no x/y-arcsec-deflect" in res.output
     with pytest.raises(GccatError, match="behind the cluster"):
         run_counter_images(lake, "simsis", "truth", position=_sky(ax, 1, 1), z_source=0.2)
+
+
+def test_critical_curves_in_the_lake(sim):
+    lake, ax, _ = sim
+    from catalog.runs.sourceplane import run_critical_curves
+
+    out = run_critical_curves(lake, "simsis", "truth", z_source=2.0)
+    crit = out.filter(pc.and_(pc.equal(out["kind"], "critical"), pc.equal(out["curve_id"], 1)))
+    centre = SkyCoord(*_sky(ax, 0.0, 0.0), unit="deg")
+    r = SkyCoord(crit["ra"].to_numpy(), crit["dec"].to_numpy(), unit="deg").separation(centre).arcsec
+    assert np.abs(r - THETA_E * float(dls_ds(ZL, 2.0))).max() < 0.5 * PIX
+    assert crit["vertex"].to_pylist() == list(range(crit.num_rows))

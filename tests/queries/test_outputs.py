@@ -81,6 +81,10 @@ def full(demo, tmp_path_factory) -> Lake:
         ingest_multiple_images(lake, arcs, field_id="as1063")
         run_source_plane_crossmatch(lake, "as1063", "lenstool_frapy", tolerance_arcsec=60.0)
         run_counter_images(lake, "as1063", "lenstool_frapy", image="1.1")
+    if not lake.files("critical_curves"):
+        from catalog.runs.sourceplane import run_critical_curves
+
+        run_critical_curves(lake, "as1063", "lenstool_frapy", z_source=2.0)
     empty = [t for t in TABLES if not lake.files(t)]
     assert not empty, f"tables without rows: {empty}"
     return lake

@@ -36,6 +36,8 @@ _API = {
     "ingest_fields": ("ingest.catalog", "ingest_fields"),
     "ingest_bands": ("ingest.catalog", "ingest_bands"),
     "ingest_lens_maps": ("ingest.lens", "ingest_lens_maps"),
+    "ingest_multiple_images": ("ingest.lenstool", "ingest_multiple_images"),
+    "ingest_cluster_members": ("ingest.lenstool", "ingest_cluster_members"),
     "read_positions": ("ingest.catalog", "read_positions"),
     # queries
     "connect": ("catalog.queries.connection", "connect"),
@@ -53,6 +55,9 @@ _API = {
     "fit_nonparam": ("catalog.runs.nonparam", "run_fit_nonparam"),
     "build_grid": ("catalog.runs.fits", "build_grid_command"),
     "correlate": ("catalog.runs.correlation", "run_correlation"),
+    "source_plane_crossmatch": ("catalog.runs.sourceplane", "run_source_plane_crossmatch"),
+    "counter_images": ("catalog.runs.sourceplane", "run_counter_images"),
+    "critical_curves": ("catalog.runs.sourceplane", "run_critical_curves"),
     "detect": ("ingest.pointsources", "run_detection"),
     "photometry": ("ingest.pointsources", "run_photometry"),
     "inject": ("ingest.pointsources", "run_injection"),
@@ -62,6 +67,9 @@ _API = {
     "plot_chi2map": ("catalog.plots", "plot_chi2map"),
     "plot_sfh": ("catalog.plots", "plot_sfh"),
     "plot_nonparam": ("catalog.plots", "plot_nonparam"),
+    # lensing
+    "to_source_plane": ("catalog.lensing.sourceplane", "to_source_plane"),
+    "solve_lens_equation": ("catalog.lensing.sourceplane", "solve_lens_equation"),
     # errors
     "GccatError": ("catalog.errors", "GccatError"),
 }

@@ -10,6 +10,7 @@ from rich.text import Text
 
 from catalog import constants as ap
 from catalog.cli.ingest import app as ingest_app
+from catalog.cli.lens import app as lens_app
 from catalog.cli.util import (
     DEFAULT_LAKE,
     AsOfOpt,
@@ -45,6 +46,7 @@ Examples:
     top=True,
 )
 app.add_typer(ingest_app, name="ingest")
+app.add_typer(lens_app, name="lens")
 
 
 def _show_version(value: bool) -> None:

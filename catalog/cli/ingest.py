@@ -213,3 +213,54 @@ def lens_map_cmd(
             f"{field}/{model}: maps {', '.join(r.bands)} ({r.n_rows} pixels) committed "
             f"as ingest {r.ingest_id}; lake version {r.lake_version}."
         )
+
+
+def _lenstool(kind: str, file: Path, field: str, name: str | None, replace: bool, lake: Path) -> None:
+    from ingest import lenstool
+
+    fn = lenstool.ingest_multiple_images if kind == "images" else lenstool.ingest_cluster_members
+    r = fn(open_lake(lake), file, field_id=field, name=name, replace=replace)
+    _report(r, f"{field}/{name or file.stem}")
+
+
+@command(app, "multiple-images")
+def multiple_images_cmd(
+    file: Annotated[Path, typer.Argument(help="Lenstool multiple-image text file (absolute RA/Dec, deg).")],
+    field: Annotated[str, typer.Option("--field", help="Field id of the lens (e.g. smacs0723).")],
+    name: Annotated[
+        str | None, typer.Option("--name", help="Catalog name, unique in the field (default: file stem).")
+    ] = None,
+    replace: Annotated[
+        bool, typer.Option("--replace", help="Supersede an earlier ingest of this name.")
+    ] = False,
+    lake: LakeOpt = DEFAULT_LAKE,
+):
+    """Ingest published multiple images (Lenstool text) into the multiple_images table.
+
+    \b
+    Examples:
+      gccat ingest multiple-images smacs0723_multiple_images.txt --field smacs0723
+      gccat ingest multiple-images arcs.dat --field as1063 --name arcs_v2 --replace
+    """
+    _lenstool("images", file, field, name, replace, lake)
+
+
+@command(app, "cluster-members")
+def cluster_members_cmd(
+    file: Annotated[Path, typer.Argument(help="Lenstool potfile (8 columns) or 6-column member list.")],
+    field: Annotated[str, typer.Option("--field", help="Field id of the cluster.")],
+    name: Annotated[
+        str | None, typer.Option("--name", help="Catalog name, unique in the field (default: file stem).")
+    ] = None,
+    replace: Annotated[
+        bool, typer.Option("--replace", help="Supersede an earlier ingest of this name.")
+    ] = False,
+    lake: LakeOpt = DEFAULT_LAKE,
+):
+    """Ingest cluster member galaxies of a lens model into the cluster_members table.
+
+    \b
+    Examples:
+      gccat ingest cluster-members smacs0723_cluster_members.txt --field smacs0723
+    """
+    _lenstool("members", file, field, name, replace, lake)

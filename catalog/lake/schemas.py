@@ -104,6 +104,12 @@ class IngestKind(enum.StrEnum):
     FIT = "fit"
     #: ``gccat correlate``: one GC-kappa correlation run.
     CORRELATION = "correlation"
+    #: ``gccat ingest multiple-images``: published multiple images of one lens (Lenstool text).
+    MULTIPLE_IMAGES = "multiple_images"
+    #: ``gccat ingest cluster-members``: cluster galaxies of a lens model (Lenstool potfile).
+    CLUSTER_MEMBERS = "cluster_members"
+    #: ``gccat lens crossmatch`` / ``counter-images``: a source-plane run on a lens model.
+    SOURCE_PLANE = "source_plane"
 
 
 INGESTS = pa.schema(
@@ -1149,6 +1155,153 @@ RESTFRAME_RESULTS = pa.schema(
     ]
 )
 
+# -- strong-lensing constraints: published multiple images and cluster members (Lenstool text) --
+MULTIPLE_IMAGES = pa.schema(
+    [
+        FIELD_ID,
+        col("catalog", pa.string(), "", "meta.id", "Catalog name given at ingest", nullable=False),
+        col("image_id", pa.string(), "", "meta.id;meta.main", "field_id/catalog/image_label", nullable=False),
+        col("family_id", pa.string(), "", "meta.id", "Multiple-image family (system) as in the file"),
+        col(
+            "image_label",
+            pa.string(),
+            "",
+            "meta.id",
+            "Image label as text (e.g. 2.1; printf padding zeros stripped: 1.100000 -> 1.1)",
+            nullable=False,
+        ),
+        col("label_raw", pa.string(), "", "meta.id", "Image label exactly as written in the file"),
+        col("flag", pa.int32(), "", "meta.code", "Lenstool flag column of the file"),
+        col("ra", pa.float64(), "deg", "pos.eq.ra;meta.main", "Right ascension of the image (ICRS)"),
+        col("dec", pa.float64(), "deg", "pos.eq.dec;meta.main", "Declination of the image (ICRS)"),
+        col("z", pa.float64(), "", "src.redshift", "Source redshift (NULL: unknown, z = 0 in the file)"),
+        col(
+            "pos_err_a_arcsec",
+            pa.float64(),
+            "arcsec",
+            "stat.error;pos",
+            "Positional error ellipse, semi-major axis",
+        ),
+        col(
+            "pos_err_b_arcsec",
+            pa.float64(),
+            "arcsec",
+            "stat.error;pos",
+            "Positional error ellipse, semi-minor axis",
+        ),
+        col(
+            "pos_err_theta_deg",
+            pa.float64(),
+            "deg",
+            "pos.posAng",
+            "Error ellipse angle from the East-West axis",
+        ),
+        col("row_number", pa.int32(), "", "meta.number", "1-based row of the file"),
+        INGEST_ID,
+    ]
+)
+
+CLUSTER_MEMBERS = pa.schema(
+    [
+        FIELD_ID,
+        col("catalog", pa.string(), "", "meta.id", "Catalog name given at ingest", nullable=False),
+        col("member_id", pa.string(), "", "meta.id;meta.main", "field_id/catalog/source_id", nullable=False),
+        col("source_id", pa.string(), "", "meta.id", "Galaxy id as in the file"),
+        col("ra", pa.float64(), "deg", "pos.eq.ra;meta.main", "Right ascension (ICRS)"),
+        col("dec", pa.float64(), "deg", "pos.eq.dec;meta.main", "Declination (ICRS)"),
+        col("mag", pa.float64(), "mag", "phot.mag", "Magnitude of the scaling relations, as in the file"),
+        col(
+            "a_arcsec", pa.float64(), "arcsec", "phys.angSize", "Major axis (potfile format, NULL otherwise)"
+        ),
+        col(
+            "b_arcsec", pa.float64(), "arcsec", "phys.angSize", "Minor axis (potfile format, NULL otherwise)"
+        ),
+        col(
+            "ellipticity", pa.float64(), "", "src.ellipticity", "Ellipticity (a^2-b^2)/(a^2+b^2), or as given"
+        ),
+        col("theta_deg", pa.float64(), "deg", "pos.posAng", "Position angle from the East-West axis"),
+        col("row_number", pa.int32(), "", "meta.number", "1-based row of the file"),
+        INGEST_ID,
+    ]
+)
+
+SOURCE_PLANE_MATCHES = pa.schema(
+    [
+        FIELD_ID,
+        MODEL_ID,
+        col(
+            "image_id_1", pa.string(), "", "meta.id", "First image (multiple_images.image_id)", nullable=False
+        ),
+        col(
+            "image_id_2",
+            pa.string(),
+            "",
+            "meta.id",
+            "Second image (multiple_images.image_id)",
+            nullable=False,
+        ),
+        col("family_1", pa.string(), "", "meta.id", "Family of the first image in its catalog"),
+        col("family_2", pa.string(), "", "meta.id", "Family of the second image in its catalog"),
+        col("z_source", pa.float64(), "", "src.redshift", "Source redshift the deflections were scaled to"),
+        col("ra_src_1", pa.float64(), "deg", "pos.eq.ra", "Source-plane RA of the first image (ICRS)"),
+        col("dec_src_1", pa.float64(), "deg", "pos.eq.dec", "Source-plane Dec of the first image (ICRS)"),
+        col("ra_src_2", pa.float64(), "deg", "pos.eq.ra", "Source-plane RA of the second image (ICRS)"),
+        col("dec_src_2", pa.float64(), "deg", "pos.eq.dec", "Source-plane Dec of the second image (ICRS)"),
+        col("separation_arcsec", pa.float64(), "arcsec", "pos.angDistance", "Source-plane separation"),
+        col("image_separation_arcsec", pa.float64(), "arcsec", "pos.angDistance", "Image-plane separation"),
+        INGEST_ID,
+    ]
+)
+
+COUNTER_IMAGES = pa.schema(
+    [
+        FIELD_ID,
+        MODEL_ID,
+        col(
+            "from_image_id",
+            pa.string(),
+            "",
+            "meta.id",
+            "Image mapped to the source plane (NULL: a given position)",
+        ),
+        col("z_source", pa.float64(), "", "src.redshift", "Source redshift the deflections were scaled to"),
+        col("ra_src", pa.float64(), "deg", "pos.eq.ra", "Source position beta_0, RA (ICRS)"),
+        col("dec_src", pa.float64(), "deg", "pos.eq.dec", "Source position beta_0, Dec (ICRS)"),
+        col("image_number", pa.int32(), "", "meta.number", "Predicted image, 1-based (pixel row order)"),
+        col("ra", pa.float64(), "deg", "pos.eq.ra;meta.main", "Predicted image RA (ICRS)"),
+        col("dec", pa.float64(), "deg", "pos.eq.dec;meta.main", "Predicted image Dec (ICRS)"),
+        col("mu", pa.float64(), "", "phys", "Signed magnification of the grid triangle holding the image"),
+        col(
+            "offset_from_input_arcsec",
+            pa.float64(),
+            "arcsec",
+            "pos.angDistance",
+            "Distance to the input image",
+        ),
+        INGEST_ID,
+    ]
+)
+
+CRITICAL_CURVES = pa.schema(
+    [
+        FIELD_ID,
+        MODEL_ID,
+        col("z_source", pa.float64(), "", "src.redshift", "Source redshift of the curves", nullable=False),
+        col(
+            "kind",
+            pa.string(),
+            "",
+            "meta.code",
+            "critical (image plane, det A = 0) or caustic (source plane)",
+        ),
+        col("curve_id", pa.int32(), "", "meta.id", "Curve number, 1 = longest", nullable=False),
+        col("vertex", pa.int32(), "", "meta.number", "Vertex order along the curve, from 0", nullable=False),
+        col("ra", pa.float64(), "deg", "pos.eq.ra", "Vertex right ascension (ICRS)"),
+        col("dec", pa.float64(), "deg", "pos.eq.dec", "Vertex declination (ICRS)"),
+        INGEST_ID,
+    ]
+)
+
 #: The lake's tables: name -> (schema, partition columns).
 TABLES: dict[str, tuple[pa.Schema, list[str]]] = {
     "ingests": (INGESTS, []),
@@ -1178,6 +1331,11 @@ TABLES: dict[str, tuple[pa.Schema, list[str]]] = {
     "nonparam_results": (NONPARAM_RESULTS, []),
     "nonparam_histories": (NONPARAM_HISTORIES, []),
     "restframe_results": (RESTFRAME_RESULTS, []),
+    "multiple_images": (MULTIPLE_IMAGES, []),
+    "cluster_members": (CLUSTER_MEMBERS, []),
+    "source_plane_matches": (SOURCE_PLANE_MATCHES, []),
+    "counter_images": (COUNTER_IMAGES, []),
+    "critical_curves": (CRITICAL_CURVES, []),
 }
 
 #: What each table holds (the description of its live view, ``gccat views``). Tables whose view
@@ -1253,6 +1411,18 @@ TABLE_DESCRIPTIONS = {
         "scale and by "
         "M/L_V x L_V, absolute U B V I J u r magnitudes (AB, Vega), UVJ, urJ, (B-I) and (V-I) colours."
     ),
+    "multiple_images": (
+        "Published multiple images (Lenstool text files): family, label, ICRS position, z, positional errors."
+    ),
+    "cluster_members": (
+        "Cluster member galaxies of lens models (Lenstool potfiles): ICRS position, mag, shape."
+    ),
+    "source_plane_matches": (
+        "Pairs of multiple images whose source-plane positions (through a lens model) agree within "
+        "a tolerance."
+    ),
+    "counter_images": ("Images predicted by solving the lens equation on a model's deflection maps."),
+    "critical_curves": ("Critical curves (det A = 0) and caustics of a lens model at a source redshift."),
     "ssp_grids": ("Cached SSP photometric grids: redshift, bands, spec, axes and fluxes per Msun formed."),
 }
 

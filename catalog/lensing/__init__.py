@@ -11,6 +11,9 @@ derived
     :func:`magnification`, :func:`tangential_eigenvalue`, :func:`on_critical_curve`; the
     distance ratio :func:`dls_ds`, :func:`source_dls_ds` and :func:`sigma_crit_msun_per_arcsec2`
     in :data:`DEFAULT_COSMOLOGY`.
+sourceplane
+    The lens equation on deflection maps: image -> source plane (:func:`to_source_plane`) and
+    all images of a source position (:func:`solve_lens_equation`).
 sampling
     Map values at sky positions (:func:`sample_map`) and how much mu changes within one map
     pixel (:func:`mu_pixel_change`).
@@ -45,10 +48,12 @@ from catalog.lensing.derived import (
 )
 from catalog.lensing.maps import HFF_QUANTITIES, LensMap, quantity_from_filename, read_hff_map, write_hff_map
 from catalog.lensing.sampling import mu_pixel_change, sample_map
+from catalog.lensing.sourceplane import ImageSolutions, solve_lens_equation, to_source_plane
 
 __all__ = [
     "DEFAULT_COSMOLOGY",
     "HFF_QUANTITIES",
+    "ImageSolutions",
     "LensMap",
     "dls_ds",
     "jacobian_determinant_from_deflection",
@@ -60,7 +65,9 @@ __all__ = [
     "read_hff_map",
     "sample_map",
     "sigma_crit_msun_per_arcsec2",
+    "solve_lens_equation",
     "source_dls_ds",
     "tangential_eigenvalue",
+    "to_source_plane",
     "write_hff_map",
 ]

@@ -192,3 +192,57 @@ def simulate_lens_field(
         header[f"H{k:03d}RC"] = (rc, "halo core radius, arcsec")
         header[f"H{k:03d}RT"] = (r_cut if np.isfinite(r_cut) else 0.0, "halo cut radius, arcsec (0: none)")
     return LensMap(quantity, data, wcs, header, None)
+
+
+def simulate_sis_deflection(
+    theta_e_arcsec: float = 5.0,
+    shape: tuple[int, int] = (201, 201),
+    pixel_scale_arcsec: float = 0.1,
+    centre_deg: tuple[float, float] = (110.83, -73.45),
+    lens_offset_arcsec: tuple[float, float] = (0.0, 0.0),
+) -> tuple[LensMap, LensMap]:
+    """HFF-style deflection maps of a singular isothermal sphere, alpha = theta_E theta/|theta|.
+
+    A source at distance beta < theta_E from the lens centre has two images on the line
+    through the centre and the source, at beta + theta_E and beta - theta_E (the second on
+    the other side), with magnifications 1 + theta_E/beta and 1 - theta_E/beta.
+
+    Parameters
+    ----------
+    theta_e_arcsec : float
+        Einstein radius at D_ls/D_s = 1, arcsec.
+    shape, pixel_scale_arcsec, centre_deg
+        As for :func:`simulate_lens_field` (the map centre is pixel ((nx-1)/2, (ny-1)/2)).
+    lens_offset_arcsec : (float, float)
+        Lens centre offset from the map centre along the pixel x and y axes, arcsec.
+
+    Returns
+    -------
+    alpha_x, alpha_y : LensMap
+        ``x-arcsec-deflect`` and ``y-arcsec-deflect`` maps (arcsec along the pixel axes),
+        0 at the centre itself.
+    """
+    if not theta_e_arcsec > 0:
+        raise GccatError(f"the Einstein radius must be positive, not {theta_e_arcsec}")
+    ref = simulate_lens_field(shape, pixel_scale_arcsec, centre_deg, halos=[_TINY_HALO], quantity="kappa")
+    ny, nx = ref.shape
+    dx = (np.arange(nx) - (nx - 1) / 2) * pixel_scale_arcsec - lens_offset_arcsec[0]
+    dy = (np.arange(ny) - (ny - 1) / 2) * pixel_scale_arcsec - lens_offset_arcsec[1]
+    xx, yy = np.meshgrid(dx, dy)
+    r = np.hypot(xx, yy)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ax = np.where(r > 0, theta_e_arcsec * xx / r, 0.0)
+        ay = np.where(r > 0, theta_e_arcsec * yy / r, 0.0)
+    out = []
+    for quantity, data in (("x-arcsec-deflect", ax), ("y-arcsec-deflect", ay)):
+        header = ref.header.copy()
+        header["OBJECT"] = ("singular isothermal sphere", "not a real lens model")
+        header["BUNIT"] = ("arcsec", "deflection along the pixel axis")
+        header[QUANTITY_KEYWORD] = (quantity, "lens-map quantity (HFF file-name suffix)")
+        header["SISTHETE"] = (float(theta_e_arcsec), "Einstein radius, arcsec (D_ls/D_s = 1)")
+        out.append(LensMap(quantity, data, ref.wcs.deepcopy(), header, None))
+    return out[0], out[1]
+
+
+# A placeholder halo for the grid and header of simulate_sis_deflection (its kappa is unused).
+_TINY_HALO = {"x_arcsec": 0.0, "y_arcsec": 0.0, "kappa0": 0.1, "r_core_arcsec": 1.0}

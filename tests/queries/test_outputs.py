@@ -59,6 +59,32 @@ def full(demo, tmp_path_factory) -> Lake:
         run_fit_nonparam(lake, "field_id = 'smacs0723' AND source_id < 'SC_004'", n_atlas=500, n_draws=50)
     if not lake.files("fit_skipped"):  # the GLASS galaxies have one band: not fitted
         run_fit_ssp(lake, "source_id = 'SC_000' OR field_id = 'abell2744_glass'", n_samples=0)
+    if not lake.files("multiple_images"):
+        from ingest.demo import bundled
+        from ingest.lenstool import ingest_cluster_members, ingest_multiple_images
+
+        ingest_multiple_images(lake, bundled("smacs0723_multiple_images.txt"), field_id="smacs0723")
+        ingest_cluster_members(lake, bundled("smacs0723_cluster_members.txt"), field_id="smacs0723")
+    if not lake.files("source_plane_matches"):
+        from catalog.runs.sourceplane import run_counter_images, run_source_plane_crossmatch
+        from ingest.lenstool import ingest_multiple_images
+
+        m = lake.live("lens_models").to_pylist()
+        c = next(r for r in m if r["model_id"] == "as1063/lenstool_frapy")
+        arcs = root / "as1063_arcs.txt"
+        arcs.write_text(
+            "".join(
+                f"1 1 {c['ra_center'] + d / 3600:.7f} {c['dec_center'] + d / 3600:.7f} 2.0 0.1 0.1 0 1.{k}\n"
+                for k, d in ((1, -2.0), (2, 2.0))
+            )
+        )
+        ingest_multiple_images(lake, arcs, field_id="as1063")
+        run_source_plane_crossmatch(lake, "as1063", "lenstool_frapy", tolerance_arcsec=60.0)
+        run_counter_images(lake, "as1063", "lenstool_frapy", image="1.1")
+    if not lake.files("critical_curves"):
+        from catalog.runs.sourceplane import run_critical_curves
+
+        run_critical_curves(lake, "as1063", "lenstool_frapy", z_source=2.0)
     empty = [t for t in TABLES if not lake.files(t)]
     assert not empty, f"tables without rows: {empty}"
     return lake

@@ -1,0 +1,280 @@
+"""``gccat lens crossmatch`` and ``gccat lens counter-images``: multiple images through a lens model.
+
+The deflection maps of a lens model in the lake (``x/y-arcsec-deflect``, normalised to the
+model's ``lens_models.dls_ds``, HFF: 1) are rescaled to each image's redshift by
+D_ls/D_s(z_s) / dls_ds, with z_cluster from ``fields`` (:func:`catalog.lensing.dls_ds`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from astropy import units as u
+from astropy.coordinates import SkyCoord
+
+from catalog.checks import Z_MAX, check_number
+from catalog.errors import GccatError
+from catalog.lake import IngestKind, Lake, command_line
+from catalog.lake.schemas import COUNTER_IMAGES, CRITICAL_CURVES, SOURCE_PLANE_MATCHES
+from catalog.lensing import dls_ds, solve_lens_equation, to_source_plane
+from catalog.lensing.sourceplane import critical_curves
+from catalog.queries.lensmaps import LensMapStore
+
+
+def _model(lake: Lake, field_id: str, model: str):
+    store = LensMapStore(lake)
+    model_id = f"{field_id}/{model}"
+    ax, ay = store.load(model_id, "x-arcsec-deflect"), store.load(model_id, "y-arcsec-deflect")
+    if ax is None or ay is None:
+        raise GccatError(f"lens model '{model_id}' has no x/y-arcsec-deflect maps in the lake")
+    m = store.models()
+    norm = m.filter(pc.equal(m["model_id"], model_id))["dls_ds"][0].as_py()
+    return model_id, ax, ay, norm
+
+
+def _scale(lake: Lake, field_id: str, z: np.ndarray, norm: float) -> np.ndarray:
+    """D_ls/D_s(z) over the model normalisation; refuses unknown or foreground redshifts."""
+    f = lake.live("fields")
+    zc = f.filter(pc.equal(f["field_id"], field_id))["z_cluster"].to_pylist()
+    if not zc or zc[0] is None:
+        raise GccatError(f"field '{field_id}' has no cluster redshift; load it with 'gccat ingest fields'")
+    if np.isnan(z).any():
+        raise GccatError("some images have no redshift (z = 0 in Lenstool files); give --z-source")
+    if (z <= zc[0]).any():
+        raise GccatError(f"every source must lie behind the cluster (z = {zc[0]:g})")
+    return dls_ds(zc[0], z) / norm
+
+
+def _images(lake: Lake, field_id: str, catalog: str | None) -> pa.Table:
+    t = lake.live("multiple_images")
+    t = t.filter(pc.equal(t["field_id"], field_id))
+    if catalog is not None:
+        t = t.filter(pc.equal(t["catalog"], catalog))
+    if t.num_rows == 0:
+        raise GccatError(
+            f"no multiple images in field '{field_id}'; load them with 'gccat ingest multiple-images'"
+        )
+    return t
+
+
+def _z(t: pa.Table, z_source: float | None) -> np.ndarray:
+    z = t["z"].to_numpy(zero_copy_only=False).astype(float)
+    return np.where(np.isnan(z), np.nan if z_source is None else z_source, z)
+
+
+def run_source_plane_crossmatch(
+    lake: Lake,
+    field_id: str,
+    model: str,
+    *,
+    catalog: str | None = None,
+    tolerance_arcsec: float = 1.0,
+    z_source: float | None = None,
+    command: str | None = None,
+) -> pa.Table:
+    """Pair the multiple images of a field whose source-plane positions agree.
+
+    Parameters
+    ----------
+    lake : Lake
+    field_id, model : str
+        Field and lens model (with deflection maps).
+    catalog : str, optional
+        Only the images of this ``multiple_images`` catalog.
+    tolerance_arcsec : float
+        Largest source-plane separation of a pair, arcsec.
+    z_source : float, optional
+        Redshift for images without one (Lenstool z = 0).
+
+    Returns
+    -------
+    pyarrow.Table
+        The ``source_plane_matches`` rows written (one per pair, image_id_1 < image_id_2).
+    """
+    tolerance_arcsec = check_number(tolerance_arcsec, "--tolerance", lo=0, lo_open=True, hi=3600)
+    z_source = check_number(z_source, "--z-source", lo=0, lo_open=True, hi=Z_MAX, allow_none=True)
+    model_id, ax, ay, norm = _model(lake, field_id, model)
+    t = _images(lake, field_id, catalog)
+    z = _z(t, z_source)
+    ra, dec = t["ra"].to_numpy(), t["dec"].to_numpy()
+    rs, ds = to_source_plane(ax, ay, ra, dec, _scale(lake, field_id, z, norm))
+    on = np.flatnonzero(np.isfinite(rs))
+    src = SkyCoord(rs[on], ds[on], unit="deg")
+    i, j, sep, _ = src.search_around_sky(src, tolerance_arcsec * u.arcsec)
+    i, j = on[i], on[j]
+    ids = np.array(t["image_id"].to_pylist(), dtype=object)
+    keep = ids[i] < ids[j]
+    i, j, sep = i[keep], j[keep], sep[keep].to_value(u.arcsec)
+    img = SkyCoord(ra, dec, unit="deg")
+    fam = np.array(t["family_id"].to_pylist(), dtype=object)
+    with lake.transaction(IngestKind.SOURCE_PLANE) as tx:
+        n = len(i)
+        out = pa.table(
+            {
+                "field_id": [field_id] * n,
+                "model_id": [model_id] * n,
+                "image_id_1": ids[i].tolist(),
+                "image_id_2": ids[j].tolist(),
+                "family_1": fam[i].tolist(),
+                "family_2": fam[j].tolist(),
+                "z_source": z[i],
+                "ra_src_1": rs[i],
+                "dec_src_1": ds[i],
+                "ra_src_2": rs[j],
+                "dec_src_2": ds[j],
+                "separation_arcsec": sep,
+                "image_separation_arcsec": img[i].separation(img[j]).arcsec if n else np.empty(0),
+                "ingest_id": [tx.ingest_id] * n,
+            },
+            schema=SOURCE_PLANE_MATCHES,
+        )
+        tx.append("source_plane_matches", out)
+        tx.commit(
+            name=model,
+            field_id=field_id,
+            n_rows=n,
+            command=command or command_line(),
+            options={"run": "crossmatch", "tolerance_arcsec": tolerance_arcsec, "catalog": catalog,
+                     "z_source": z_source, "n_off_map": int(len(ra) - len(on))},
+        )  # fmt: skip
+    return out
+
+
+def run_counter_images(
+    lake: Lake,
+    field_id: str,
+    model: str,
+    *,
+    image: str | None = None,
+    position: tuple[float, float] | None = None,
+    z_source: float | None = None,
+    command: str | None = None,
+) -> pa.Table:
+    """Predict all images of a source: an ingested image mapped to the source plane, or a
+    given source-plane position; the lens equation solved on the model's grid
+    (:func:`catalog.lensing.solve_lens_equation`).
+
+    Parameters
+    ----------
+    image : str, optional
+        An image label (``2.1``) or image_id of the field's ``multiple_images``.
+    position : (float, float), optional
+        Or the source position beta_0 (RA, Dec in deg); needs ``z_source``.
+    z_source : float, optional
+        Source redshift (default: the image's).
+
+    Returns
+    -------
+    pyarrow.Table
+        The ``counter_images`` rows written.
+    """
+    if (image is None) == (position is None):
+        raise GccatError("give exactly one of --image or --source")
+    z_source = check_number(z_source, "--z-source", lo=0, lo_open=True, hi=Z_MAX, allow_none=True)
+    model_id, ax, ay, norm = _model(lake, field_id, model)
+    from_id, offset_from = None, None
+    if image is not None:
+        t = _images(lake, field_id, None)
+        sel = t.filter(pc.or_(pc.equal(t["image_label"], image), pc.equal(t["image_id"], image)))
+        if sel.num_rows != 1:
+            raise GccatError(
+                f"{sel.num_rows} images of field '{field_id}' are labelled '{image}'; give the image_id"
+            )
+        z = _z(sel, z_source)
+        s = _scale(lake, field_id, z, norm)
+        ra0, dec0 = sel["ra"].to_numpy(), sel["dec"].to_numpy()
+        rs, ds = to_source_plane(ax, ay, ra0, dec0, s)
+        if not np.isfinite(rs[0]):
+            raise GccatError(f"image '{image}' is outside the lens model's maps")
+        from_id, offset_from = sel["image_id"][0].as_py(), SkyCoord(ra0[0], dec0[0], unit="deg")
+        beta, zs = (float(rs[0]), float(ds[0])), float(z[0])
+    else:
+        if z_source is None:
+            raise GccatError("--source needs --z-source")
+        beta, zs, s = position, z_source, _scale(lake, field_id, np.array([z_source]), norm)
+    sol = solve_lens_equation(ax, ay, *beta, float(np.ravel(s)[0]))
+    n = len(sol.ra)
+    off = (
+        SkyCoord(sol.ra, sol.dec, unit="deg").separation(offset_from).arcsec if from_id and n else [None] * n
+    )
+    with lake.transaction(IngestKind.SOURCE_PLANE) as tx:
+        out = pa.table(
+            {
+                "field_id": [field_id] * n,
+                "model_id": [model_id] * n,
+                "from_image_id": [from_id] * n,
+                "z_source": [zs] * n,
+                "ra_src": [beta[0]] * n,
+                "dec_src": [beta[1]] * n,
+                "image_number": np.arange(1, n + 1, dtype=np.int32),
+                "ra": sol.ra,
+                "dec": sol.dec,
+                "mu": sol.mu,
+                "offset_from_input_arcsec": pa.array(off, pa.float64()),
+                "ingest_id": [tx.ingest_id] * n,
+            },
+            schema=COUNTER_IMAGES,
+        )
+        tx.append("counter_images", out)
+        tx.commit(
+            name=model,
+            field_id=field_id,
+            n_rows=n,
+            command=command or command_line(),
+            options={"run": "counter-images", "image": image, "source": position, "z_source": zs},
+        )
+    return out
+
+
+def run_critical_curves(
+    lake: Lake, field_id: str, model: str, *, z_source: float, command: str | None = None
+) -> pa.Table:
+    """Critical curves and caustics of a lens model at ``z_source`` into ``critical_curves``.
+
+    Parameters
+    ----------
+    lake : Lake
+    field_id, model : str
+        Field and lens model (with deflection maps).
+    z_source : float
+        Source redshift (behind the cluster).
+
+    Returns
+    -------
+    pyarrow.Table
+        The rows written: one per vertex, kind ``critical`` (image plane) and ``caustic``.
+    """
+    z_source = check_number(z_source, "--z-source", lo=0, lo_open=True, hi=Z_MAX)
+    model_id, ax, ay, norm = _model(lake, field_id, model)
+    s = float(_scale(lake, field_id, np.array([z_source]), norm)[0])
+    cols: dict[str, list] = {k: [] for k in ("kind", "curve_id", "vertex", "ra", "dec")}
+    for k, c in enumerate(critical_curves(ax, ay, s), start=1):
+        for kind, ra, dec in (("critical", c.ra, c.dec), ("caustic", c.ra_caustic, c.dec_caustic)):
+            n = len(ra)
+            cols["kind"] += [kind] * n
+            cols["curve_id"] += [k] * n
+            cols["vertex"] += list(range(n))
+            cols["ra"] += list(ra)
+            cols["dec"] += list(dec)
+    with lake.transaction(IngestKind.SOURCE_PLANE) as tx:
+        n = len(cols["ra"])
+        out = pa.table(
+            {
+                "field_id": [field_id] * n,
+                "model_id": [model_id] * n,
+                "z_source": [z_source] * n,
+                **cols,
+                "ingest_id": [tx.ingest_id] * n,
+            },
+            schema=CRITICAL_CURVES,
+        )
+        tx.append("critical_curves", out)
+        tx.commit(
+            name=model,
+            field_id=field_id,
+            n_rows=n,
+            command=command or command_line(),
+            options={"run": "critical-curves", "z_source": z_source},
+        )
+    return out

@@ -12,7 +12,9 @@ With ``--bagpipes N``: N SMACS0723 clusters (the brightest in F150W, 6 bands) fi
 2019 bins, Student-t prior) and, when the ``dense_basis`` package imports, its ``iyer2019``
 (Dense Basis t_x) history: posteriors side by side and the speed ratio.
 
-Usage: ``python benchmarks/bench_nonparam.py [--n 20000] [--n-atlas 100000] [--bagpipes 2]``
+Usage: ``python benchmarks/bench_nonparam.py [--n 20000] [--n-atlas 100000] [--bagpipes 2]
+[--bagpipes-sfh iyer2019 continuity]`` (``iyer2019`` needs ``pip install dense_basis statsmodels
+seaborn ipython``: dense_basis imports them all).
 """
 
 from __future__ import annotations
@@ -65,9 +67,10 @@ def run_bagpipes(ids, flux, err, sfh: str, n_live: int, t_univ_gyr: float, floor
     os.chdir(work)
     try:
         if not hasattr(np, "trapz"):  # dense_basis 0.1.9 (iyer2019) calls np.trapz, gone in numpy 2
-            np.trapz = np.trapezoid
+            np.trapz = np.trapezoid  # noqa: NPY201
         with contextlib.redirect_stdout(io.StringIO()):
             import bagpipes as pipes
+        pipes.utils.working_dir = work  # bagpipes fixes it at import: the first run's folder
         from sedpy import observate
 
         sed = [f"jwst_{b.lower()}" for b in ("F090W", "F150W", "F200W", "F277W", "F356W", "F444W")]
@@ -129,7 +132,7 @@ def run_bagpipes(ids, flux, err, sfh: str, n_live: int, t_univ_gyr: float, floor
         shutil.rmtree(work, ignore_errors=True)
 
 
-def bagpipes_comparison(n: int, n_live: int, n_atlas: int) -> None:
+def bagpipes_comparison(n: int, n_live: int, n_atlas: int, sfhs=("iyer2019", "continuity")) -> None:
     sys.path.insert(0, os.path.dirname(__file__))
     from bench_bagpipes import BANDS as SMACS_BANDS
     from bench_bagpipes import FLOOR, SEDPY, load_sources
@@ -151,13 +154,11 @@ def bagpipes_comparison(n: int, n_live: int, n_atlas: int) -> None:
     runs = {}
     try:
         import dense_basis  # noqa: F401
-
-        sfhs = ["iyer2019", "continuity"]
     except ImportError:
         print(
             "bagpipes iyer2019: skipped, it calls dense_basis.tuple_to_sfh and dense_basis is not installed"
         )
-        sfhs = ["continuity"]
+        sfhs = [s for s in sfhs if s != "iyer2019"]
     for sfh in sfhs:
         runs[sfh] = run_bagpipes(ids, flux, err, sfh, n_live, atlas.t_obs_gyr, FLOOR)
     labels = {
@@ -194,6 +195,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=None, help="default min(2, CPUs)")
     ap.add_argument("--bagpipes", type=int, default=0, help="SMACS objects fitted by Bagpipes too")
     ap.add_argument("--n-live", type=int, default=400)
+    ap.add_argument(
+        "--bagpipes-sfh", nargs="+", default=["iyer2019", "continuity"], choices=["iyer2019", "continuity"]
+    )
     args = ap.parse_args()
     n_threads = args.threads or min(2, os.cpu_count() or 1)
     sed = [f"jwst_{b.lower()}" for b in BANDS]
@@ -231,7 +235,7 @@ def main() -> None:
         "without the history band)"
     )
     if args.bagpipes:
-        bagpipes_comparison(args.bagpipes, args.n_live, args.n_atlas)
+        bagpipes_comparison(args.bagpipes, args.n_live, args.n_atlas, args.bagpipes_sfh)
 
 
 if __name__ == "__main__":

@@ -914,9 +914,21 @@ SFH_CHI2_Z = pa.schema(
 NONPARAM_QUANTITIES: dict[str, tuple[str, str, str]] = {
     "log_mass_formed": ("dex(solMass)", "phys.mass", "log10 stellar mass formed"),
     "log_mass_living": ("dex(solMass)", "phys.mass", "log10 living stellar mass (BC03 living fraction)"),
-    "sfr100": ("solMass/yr", "phys.SFR", "SFR averaged over the last 100 Myr"),
-    "sfr10": ("solMass/yr", "phys.SFR", "SFR averaged over the last 10 Myr"),
-    "log_ssfr100": ("dex(yr-1)", "phys.SFR;arith.ratio", "log10 sSFR: 100 Myr SFR / living mass"),
+    "sfr100": (
+        "solMass/yr",
+        "phys.SFR",
+        "SFR averaged over the last 100 Myr (old populations: set by the history prior, no sSFR parameter)",
+    ),
+    "sfr10": (
+        "solMass/yr",
+        "phys.SFR",
+        "SFR averaged over the last 10 Myr (old populations: set by the history prior, no sSFR parameter)",
+    ),
+    "log_ssfr100": (
+        "dex(yr-1)",
+        "phys.SFR;arith.ratio",
+        "log10 sSFR: 100 Myr SFR / living mass (old populations: set by the history prior)",
+    ),
     "t25_gyr": ("Gyr", "time.age", "Lookback time (before observation) by which 25% of the mass had formed"),
     "t50_gyr": ("Gyr", "time.age", "Lookback time (before observation) by which 50% of the mass had formed"),
     "t75_gyr": ("Gyr", "time.age", "Lookback time (before observation) by which 75% of the mass had formed"),

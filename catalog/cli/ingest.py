@@ -215,6 +215,13 @@ def lens_map_cmd(
         )
 
 
+#: The options of the Lenstool text ingests.
+TextNameOpt = Annotated[
+    str | None, typer.Option("--name", help="Catalog name, unique in the field (default: file stem).")
+]
+TextReplaceOpt = Annotated[bool, typer.Option("--replace", help="Supersede an earlier ingest of this name.")]
+
+
 def _lenstool(kind: str, file: Path, field: str, name: str | None, replace: bool, lake: Path) -> None:
     from ingest import lenstool
 
@@ -227,12 +234,8 @@ def _lenstool(kind: str, file: Path, field: str, name: str | None, replace: bool
 def multiple_images_cmd(
     file: Annotated[Path, typer.Argument(help="Lenstool multiple-image text file (absolute RA/Dec, deg).")],
     field: Annotated[str, typer.Option("--field", help="Field id of the lens (e.g. smacs0723).")],
-    name: Annotated[
-        str | None, typer.Option("--name", help="Catalog name, unique in the field (default: file stem).")
-    ] = None,
-    replace: Annotated[
-        bool, typer.Option("--replace", help="Supersede an earlier ingest of this name.")
-    ] = False,
+    name: TextNameOpt = None,
+    replace: TextReplaceOpt = False,
     lake: LakeOpt = DEFAULT_LAKE,
 ):
     """Ingest published multiple images (Lenstool text) into the multiple_images table.
@@ -249,12 +252,8 @@ def multiple_images_cmd(
 def cluster_members_cmd(
     file: Annotated[Path, typer.Argument(help="Lenstool potfile (8 columns) or 6-column member list.")],
     field: Annotated[str, typer.Option("--field", help="Field id of the cluster.")],
-    name: Annotated[
-        str | None, typer.Option("--name", help="Catalog name, unique in the field (default: file stem).")
-    ] = None,
-    replace: Annotated[
-        bool, typer.Option("--replace", help="Supersede an earlier ingest of this name.")
-    ] = False,
+    name: TextNameOpt = None,
+    replace: TextReplaceOpt = False,
     lake: LakeOpt = DEFAULT_LAKE,
 ):
     """Ingest cluster member galaxies of a lens model into the cluster_members table.

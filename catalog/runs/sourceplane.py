@@ -30,7 +30,7 @@ def _model(lake: Lake, field_id: str, model: str):
         raise GccatError(f"lens model '{model_id}' has no x/y-arcsec-deflect maps in the lake")
     m = store.models()
     norm = m.filter(pc.equal(m["model_id"], model_id))["dls_ds"][0].as_py()
-    return model_id, ax, ay, norm
+    return ax, ay, norm
 
 
 def _scale(lake: Lake, field_id: str, z: np.ndarray, norm: float) -> np.ndarray:
@@ -61,6 +61,25 @@ def _images(lake: Lake, field_id: str, catalog: str | None) -> pa.Table:
 def _z(t: pa.Table, z_source: float | None) -> np.ndarray:
     z = t["z"].to_numpy(zero_copy_only=False).astype(float)
     return np.where(np.isnan(z), np.nan if z_source is None else z_source, z)
+
+
+def _write(
+    lake: Lake, schema: pa.Schema, table: str, cols: dict, field_id: str, model: str, options, command
+):
+    """One commit of a source-plane run: ``cols`` with the field, model and ingest ids added."""
+    model_id = f"{field_id}/{model}"
+    n = len(next(iter(cols.values())))
+    with lake.transaction(IngestKind.SOURCE_PLANE) as tx:
+        full = {
+            **cols,
+            "field_id": [field_id] * n,
+            "model_id": [model_id] * n,
+            "ingest_id": [tx.ingest_id] * n,
+        }
+        out = pa.table({f.name: full[f.name] for f in schema}, schema=schema)
+        tx.append(table, out)
+        tx.commit(name=model, field_id=field_id, n_rows=n, command=command or command_line(), options=options)
+    return out
 
 
 def run_source_plane_crossmatch(
@@ -94,7 +113,7 @@ def run_source_plane_crossmatch(
     """
     tolerance_arcsec = check_number(tolerance_arcsec, "--tolerance", lo=0, lo_open=True, hi=3600)
     z_source = check_number(z_source, "--z-source", lo=0, lo_open=True, hi=Z_MAX, allow_none=True)
-    model_id, ax, ay, norm = _model(lake, field_id, model)
+    ax, ay, norm = _model(lake, field_id, model)
     t = _images(lake, field_id, catalog)
     z = _z(t, z_source)
     ra, dec = t["ra"].to_numpy(), t["dec"].to_numpy()
@@ -108,37 +127,22 @@ def run_source_plane_crossmatch(
     i, j, sep = i[keep], j[keep], sep[keep].to_value(u.arcsec)
     img = SkyCoord(ra, dec, unit="deg")
     fam = np.array(t["family_id"].to_pylist(), dtype=object)
-    with lake.transaction(IngestKind.SOURCE_PLANE) as tx:
-        n = len(i)
-        out = pa.table(
-            {
-                "field_id": [field_id] * n,
-                "model_id": [model_id] * n,
-                "image_id_1": ids[i].tolist(),
-                "image_id_2": ids[j].tolist(),
-                "family_1": fam[i].tolist(),
-                "family_2": fam[j].tolist(),
-                "z_source": z[i],
-                "ra_src_1": rs[i],
-                "dec_src_1": ds[i],
-                "ra_src_2": rs[j],
-                "dec_src_2": ds[j],
-                "separation_arcsec": sep,
-                "image_separation_arcsec": img[i].separation(img[j]).arcsec if n else np.empty(0),
-                "ingest_id": [tx.ingest_id] * n,
-            },
-            schema=SOURCE_PLANE_MATCHES,
-        )
-        tx.append("source_plane_matches", out)
-        tx.commit(
-            name=model,
-            field_id=field_id,
-            n_rows=n,
-            command=command or command_line(),
-            options={"run": "crossmatch", "tolerance_arcsec": tolerance_arcsec, "catalog": catalog,
-                     "z_source": z_source, "n_off_map": int(len(ra) - len(on))},
-        )  # fmt: skip
-    return out
+    cols = {
+        "image_id_1": ids[i].tolist(),
+        "image_id_2": ids[j].tolist(),
+        "family_1": fam[i].tolist(),
+        "family_2": fam[j].tolist(),
+        "z_source": z[i],
+        "ra_src_1": rs[i],
+        "dec_src_1": ds[i],
+        "ra_src_2": rs[j],
+        "dec_src_2": ds[j],
+        "separation_arcsec": sep,
+        "image_separation_arcsec": img[i].separation(img[j]).arcsec if len(i) else np.empty(0),
+    }
+    options = {"run": "crossmatch", "tolerance_arcsec": tolerance_arcsec, "catalog": catalog,
+               "z_source": z_source, "n_off_map": int(len(ra) - len(on))}  # fmt: skip
+    return _write(lake, SOURCE_PLANE_MATCHES, "source_plane_matches", cols, field_id, model, options, command)
 
 
 def run_counter_images(
@@ -172,7 +176,7 @@ def run_counter_images(
     if (image is None) == (position is None):
         raise GccatError("give exactly one of --image or --source")
     z_source = check_number(z_source, "--z-source", lo=0, lo_open=True, hi=Z_MAX, allow_none=True)
-    model_id, ax, ay, norm = _model(lake, field_id, model)
+    ax, ay, norm = _model(lake, field_id, model)
     from_id, offset_from = None, None
     if image is not None:
         t = _images(lake, field_id, None)
@@ -198,33 +202,19 @@ def run_counter_images(
     off = (
         SkyCoord(sol.ra, sol.dec, unit="deg").separation(offset_from).arcsec if from_id and n else [None] * n
     )
-    with lake.transaction(IngestKind.SOURCE_PLANE) as tx:
-        out = pa.table(
-            {
-                "field_id": [field_id] * n,
-                "model_id": [model_id] * n,
-                "from_image_id": [from_id] * n,
-                "z_source": [zs] * n,
-                "ra_src": [beta[0]] * n,
-                "dec_src": [beta[1]] * n,
-                "image_number": np.arange(1, n + 1, dtype=np.int32),
-                "ra": sol.ra,
-                "dec": sol.dec,
-                "mu": sol.mu,
-                "offset_from_input_arcsec": pa.array(off, pa.float64()),
-                "ingest_id": [tx.ingest_id] * n,
-            },
-            schema=COUNTER_IMAGES,
-        )
-        tx.append("counter_images", out)
-        tx.commit(
-            name=model,
-            field_id=field_id,
-            n_rows=n,
-            command=command or command_line(),
-            options={"run": "counter-images", "image": image, "source": position, "z_source": zs},
-        )
-    return out
+    cols = {
+        "from_image_id": [from_id] * n,
+        "z_source": [zs] * n,
+        "ra_src": [beta[0]] * n,
+        "dec_src": [beta[1]] * n,
+        "image_number": np.arange(1, n + 1, dtype=np.int32),
+        "ra": sol.ra,
+        "dec": sol.dec,
+        "mu": sol.mu,
+        "offset_from_input_arcsec": pa.array(off, pa.float64()),
+    }
+    options = {"run": "counter-images", "image": image, "source": position, "z_source": zs}
+    return _write(lake, COUNTER_IMAGES, "counter_images", cols, field_id, model, options, command)
 
 
 def run_critical_curves(
@@ -246,7 +236,7 @@ def run_critical_curves(
         The rows written: one per vertex, kind ``critical`` (image plane) and ``caustic``.
     """
     z_source = check_number(z_source, "--z-source", lo=0, lo_open=True, hi=Z_MAX)
-    model_id, ax, ay, norm = _model(lake, field_id, model)
+    ax, ay, norm = _model(lake, field_id, model)
     s = float(_scale(lake, field_id, np.array([z_source]), norm)[0])
     cols: dict[str, list] = {k: [] for k in ("kind", "curve_id", "vertex", "ra", "dec")}
     for k, c in enumerate(critical_curves(ax, ay, s), start=1):
@@ -257,24 +247,6 @@ def run_critical_curves(
             cols["vertex"] += list(range(n))
             cols["ra"] += list(ra)
             cols["dec"] += list(dec)
-    with lake.transaction(IngestKind.SOURCE_PLANE) as tx:
-        n = len(cols["ra"])
-        out = pa.table(
-            {
-                "field_id": [field_id] * n,
-                "model_id": [model_id] * n,
-                "z_source": [z_source] * n,
-                **cols,
-                "ingest_id": [tx.ingest_id] * n,
-            },
-            schema=CRITICAL_CURVES,
-        )
-        tx.append("critical_curves", out)
-        tx.commit(
-            name=model,
-            field_id=field_id,
-            n_rows=n,
-            command=command or command_line(),
-            options={"run": "critical-curves", "z_source": z_source},
-        )
-    return out
+    cols["z_source"] = [z_source] * len(cols["ra"])
+    options = {"run": "critical-curves", "z_source": z_source}
+    return _write(lake, CRITICAL_CURVES, "critical_curves", cols, field_id, model, options, command)

@@ -308,7 +308,7 @@ class Lake:
 
     def ingests(self, as_of: int | None = None) -> pa.Table:
         """Live ingests at a lake version: committed and not superseded."""
-        t = self.committed(self.check_version(as_of))
+        t = self.committed(as_of)  # checks as_of
         gone = set(pc.list_flatten(t["supersedes"]).to_pylist())
         if gone:
             t = t.filter(pc.invert(pc.is_in(t["ingest_id"], pa.array(sorted(gone)))))

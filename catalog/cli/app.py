@@ -1280,9 +1280,18 @@ def fit_recipes_cmd(
 
 @command(fit_app, "nonparam")
 def fit_nonparam_cmd(
+    ctx: typer.Context,
     where: WhereOpt = None,
     z: ZOpt = None,
     error_floor: FloorOpt = 0.05,
+    recipe: Annotated[
+        str | None,
+        typer.Option(
+            "--recipe",
+            help="Set the prior as one paper did: sparkler-nonparam (gccat fit recipes lists it); "
+            "options given beside it override it, recorded in fit_runs.",
+        ),
+    ] = None,
     n_atlas: Annotated[
         int, typer.Option("--n-atlas", help="Histories in the atlas drawn from the prior (100..500000).")
     ] = 100_000,
@@ -1300,9 +1309,30 @@ def fit_nonparam_cmd(
             "closer to constant SF).",
         ),
     ] = 5.0,
+    log_ssfr_range: Annotated[
+        str,
+        typer.Option(
+            "--log-ssfr-range",
+            help="LO,HI of the flat prior on log10 sSFR at observation, 1/yr per mass formed, "
+            "within [-15, -6] (Dense Basis: -12,-7.5; write --log-ssfr-range=-12,-7.5); 'none': "
+            "no sSFR parameter, the recent SFR set by the t_x prior alone.",
+        ),
+    ] = "-12,-7.5",
+    log_z_range: Annotated[
+        str | None,
+        typer.Option(
+            "--log-z-range",
+            help="LO,HI of the flat prior on log10 Z/Zsun within the BC03 range [-2.3, 0.7] "
+            "(default: all of it; write --log-z-range=-1.5,0.25).",
+        ),
+    ] = None,
     av_max: Annotated[
-        float, typer.Option("--av-max", help="Largest Calzetti A_V of the flat A_V prior, mag (0..10).")
+        float, typer.Option("--av-max", help="Largest Calzetti A_V of the A_V prior, mag (0..10).")
     ] = 1.0,
+    av_prior: Annotated[
+        Literal["flat", "exponential"],
+        typer.Option("--av-prior", help="A_V prior: flat in [0, av-max], or exponential of scale 1/3 mag."),
+    ] = "flat",
     draws: Annotated[
         int, typer.Option("--draws", help="Posterior draws per object behind the percentiles (10..10000).")
     ] = 500,
@@ -1315,28 +1345,38 @@ def fit_nonparam_cmd(
 ):
     """Non-parametric SFHs (Dense-Basis-like t_x atlas on the BC03 grid), 16/50/84 percentiles.
 
-    Histories drawn from the t_x prior (Dirichlet time fractions, monotone PCHIP cumulative
-    mass), log Z flat over the BC03 range and A_V flat; photometry linear in the SSP grid; the
-    posterior over the atlas with the mass profiled. Results in the views nonparam_results and
-    nonparam_histories; t25/t50/t75/t_peak are lookback times in Gyr.
+    Histories drawn from the t_x prior (Dirichlet time fractions) and a flat log sSFR at
+    observation (Dense Basis' knots; monotone PCHIP cumulative mass), log Z flat and A_V flat
+    or exponential; photometry linear in the SSP grid; the posterior over the atlas with the
+    mass profiled. Results in the views nonparam_results and nonparam_histories;
+    t25/t50/t75/t_peak are lookback times in Gyr.
 
     \b
     Examples:
       gccat fit nonparam --where "field_id = 'smacs0723'"
+      gccat fit nonparam --where "field_id = 'smacs0723'" --recipe sparkler-nonparam
       gccat fit nonparam --where "source_id = 'SC_000'" --n-atlas 20000 --n-tx 3 --seed 2
+      gccat fit nonparam --where "source_id = 'SC_000'" --log-ssfr-range=-13,-9 --av-prior exponential
     """
     from catalog.cli.util import StageProgress
     from catalog.runs.nonparam import run_fit_nonparam
 
+    prior = {}
+    for name, value in (("n_tx", n_tx), ("alpha", alpha), ("av_max", av_max), ("av_prior", av_prior)):
+        if _given(ctx, name):
+            prior[name] = value
+    if _given(ctx, "log_ssfr_range"):
+        none = log_ssfr_range.strip().lower() == "none"
+        prior["log_ssfr_range"] = "none" if none else tuple(_floats(log_ssfr_range, "--log-ssfr-range"))
+    if _given(ctx, "log_z_range"):
+        prior["log_z_range"] = tuple(_floats(log_z_range, "--log-z-range"))
     with StageProgress("fit nonparam") as progress:
         r = run_fit_nonparam(
             open_lake(lake),
             where,
             z=z,
+            recipe=recipe,
             n_atlas=n_atlas,
-            n_tx=n_tx,
-            alpha=alpha,
-            av_max=av_max,
             seed=seed,
             error_floor=error_floor,
             n_draws=draws,
@@ -1344,6 +1384,7 @@ def fit_nonparam_cmd(
             photometry=photometry,
             progress=progress,
             command=command_line(),
+            **prior,
         )
     _warn(r["warnings"])
     console.print(

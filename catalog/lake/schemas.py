@@ -917,17 +917,17 @@ NONPARAM_QUANTITIES: dict[str, tuple[str, str, str]] = {
     "sfr100": (
         "solMass/yr",
         "phys.SFR",
-        "SFR averaged over the last 100 Myr (old populations: set by the history prior, no sSFR parameter)",
+        "SFR averaged over the last 100 Myr (weakly constrained for old populations: see the sSFR prior)",
     ),
     "sfr10": (
         "solMass/yr",
         "phys.SFR",
-        "SFR averaged over the last 10 Myr (old populations: set by the history prior, no sSFR parameter)",
+        "SFR averaged over the last 10 Myr (weakly constrained for old populations: see the sSFR prior)",
     ),
     "log_ssfr100": (
         "dex(yr-1)",
         "phys.SFR;arith.ratio",
-        "log10 sSFR: 100 Myr SFR / living mass (old populations: set by the history prior)",
+        "log10 sSFR: 100 Myr SFR / living mass (weakly constrained for old populations: see the sSFR prior)",
     ),
     "t25_gyr": ("Gyr", "time.age", "Lookback time (before observation) by which 25% of the mass had formed"),
     "t50_gyr": ("Gyr", "time.age", "Lookback time (before observation) by which 50% of the mass had formed"),

@@ -18,7 +18,8 @@ import time
 import numpy as np
 import pyarrow as pa
 
-from catalog.checks import check_number
+from catalog.checks import check_number, check_numbers
+from catalog.errors import GccatError
 from catalog.lake import Lake, new_ingest_id
 from catalog.lake.schemas import NONPARAM_HISTORIES, NONPARAM_QUANTITIES, NONPARAM_RESULTS
 from catalog.runs.fits import (
@@ -37,6 +38,8 @@ from catalog.runs.restframe import restframe_rows
 from catalog.sed import GridSpec
 from catalog.sed import nonparametric as npm
 from catalog.sed.grids import MAX_AV, MAX_N_AV
+from catalog.sed.library import BC03_Z_ZSUN
+from catalog.sed.recipes import resolve_nonparam
 
 #: Bounds of the options: 5 x 10^5 histories hold ~0.3 GB (their 100-bin histories in float32
 #: and fluxes); 10 t_x are more than 9 bands constrain.
@@ -48,13 +51,40 @@ MIN_DRAWS, MAX_DRAWS = 10, 10_000
 AV_STEP = 0.05
 
 
-def check_nonparam_options(*, n_atlas, n_tx, alpha, av_max, n_draws) -> dict:
-    """The options of ``fit nonparam``, each checked (one-line GccatError naming the option)."""
+#: Bounds of --log-ssfr-range (log10 1/yr): 1e-15 /yr is no star formation in a Hubble time,
+#: 1e-6 /yr doubles the mass in a Myr.
+LOG_SSFR_BOUNDS = (-15.0, -6.0)
+
+
+def _check_range(values, option: str, lo: float, hi: float) -> tuple[float, float]:
+    pair = check_numbers(values, option, n_min=2, n_max=2, lo=lo, hi=hi)
+    if not pair[0] < pair[1]:
+        raise GccatError(f"{option} must be LO,HI with LO < HI, not {pair[0]:g},{pair[1]:g}")
+    return float(pair[0]), float(pair[1])
+
+
+def check_nonparam_options(*, n_atlas, n_draws, **prior) -> dict:
+    """The options of ``fit nonparam``, each checked (one-line GccatError naming the option).
+
+    ``prior`` holds :data:`catalog.sed.recipes.NONPARAM_OPTIONS` (resolved): ``log_ssfr_range``
+    ``"none"`` turns the sSFR knots off.
+    """
+    lz_bounds = (math.log10(BC03_Z_ZSUN[0]), math.log10(BC03_Z_ZSUN[-1]))
+    ssfr = prior["log_ssfr_range"]
+    if prior["av_prior"] not in npm.AV_PRIORS:
+        raise GccatError(f"--av-prior must be one of {', '.join(npm.AV_PRIORS)}, not {prior['av_prior']!r}")
     return {
         "n_atlas": check_number(n_atlas, "--n-atlas", lo=MIN_ATLAS, hi=MAX_ATLAS, integer=True),
-        "n_tx": check_number(n_tx, "--n-tx", lo=1, hi=MAX_N_TX, integer=True),
-        "alpha": check_number(alpha, "--alpha", lo=0, lo_open=True, hi=MAX_ALPHA),
-        "av_max": check_number(av_max, "--av-max", lo=0, hi=MAX_AV),
+        "n_tx": check_number(prior["n_tx"], "--n-tx", lo=1, hi=MAX_N_TX, integer=True),
+        "alpha": check_number(prior["alpha"], "--alpha", lo=0, lo_open=True, hi=MAX_ALPHA),
+        "av_max": check_number(prior["av_max"], "--av-max", lo=0, hi=MAX_AV),
+        "av_prior": prior["av_prior"],
+        "log_ssfr_range": None
+        if isinstance(ssfr, str) and ssfr.lower() == "none"
+        else _check_range(ssfr, "--log-ssfr-range", *LOG_SSFR_BOUNDS),
+        "log_z_range": None
+        if prior["log_z_range"] is None
+        else _check_range(prior["log_z_range"], "--log-z-range", *lz_bounds),
         "n_draws": check_number(n_draws, "--draws", lo=MIN_DRAWS, hi=MAX_DRAWS, integer=True),
     }
 
@@ -106,10 +136,8 @@ def run_fit_nonparam(
     where: str | None = None,
     *,
     z: float | None = None,
+    recipe: str | None = None,
     n_atlas: int = npm.DEFAULT_N_ATLAS,
-    n_tx: int = npm.DEFAULT_N_TX,
-    alpha: float = npm.DEFAULT_ALPHA,
-    av_max: float = 1.0,
     seed: int = 0,
     error_floor: float = 0.05,
     n_draws: int = 500,
@@ -117,24 +145,31 @@ def run_fit_nonparam(
     photometry: str = "best",
     progress=None,
     command: str = "",
+    **prior_options,
 ) -> dict:
     """Non-parametric SFH fits of the selected objects against a t_x atlas, written to the lake.
 
-    Objects with fewer usable bands than ``min_bands`` (default: the fit's free parameters,
-    mass + n_tx + metallicity + A_V) are not fitted; they are recorded in ``fit_skipped`` and
-    counted in the returned ``warnings``. Returns the run id, counts and, per redshift, the
+    The atlas prior is set by ``prior_options`` (:data:`catalog.sed.recipes.NONPARAM_OPTIONS`:
+    ``n_tx``, ``alpha``, ``log_ssfr_range`` (LO, HI) in log10(1/yr) or ``"none"``,
+    ``log_z_range`` (LO, HI) in log10(Z/Zsun) or None for the BC03 range, ``av_max`` in mag,
+    ``av_prior`` ``"flat"`` or ``"exponential"``); a ``recipe`` (``"sparkler-nonparam"``) sets
+    them, the ones given override it (recorded in ``fit_runs.config``). Objects with fewer
+    usable bands than ``min_bands`` (default: the fit's free parameters, mass + n_tx +
+    metallicity + A_V + sSFR) are not fitted; they are recorded in ``fit_skipped`` and counted
+    in the returned ``warnings``. Returns the run id, counts and, per redshift, the
     :class:`catalog.sed.nonparametric.NonparamResult` of its last block.
     """
     step = progress or (lambda stage, frac: None)
     opts = check_fit_options(z=z, error_floor=error_floor, seed=seed)
     z, error_floor, seed = opts["z"], opts["error_floor"], opts["seed"]
-    o = check_nonparam_options(n_atlas=n_atlas, n_tx=n_tx, alpha=alpha, av_max=av_max, n_draws=n_draws)
+    prior, record = resolve_nonparam(recipe, **prior_options)
+    o = check_nonparam_options(n_atlas=n_atlas, n_draws=n_draws, **prior)
     min_bands = check_min_bands(min_bands)
     choice = photometry_choice(photometry)
     spec = grid_spec_for(o["av_max"])
     step("selecting", 0.02)
     sel = select(lake, where, z, photometry=choice)
-    n_free = 1 + o["n_tx"] + 2
+    n_free = 1 + o["n_tx"] + 2 + (o["log_ssfr_range"] is not None)
     cut = band_cut(sel, min_bands, n_free, f"the fit's {n_free} free parameters", error_floor)
     run_id = new_ingest_id()
     t0 = time.perf_counter()
@@ -149,7 +184,15 @@ def run_fit_nonparam(
             # the same seed on the cached grid gives the same atlas and the same results
             grid.flux_njy = grid.flux_njy.astype(np.float32).astype(np.float64)
             atlas = npm.build_atlas(
-                grid, o["n_atlas"], n_tx=o["n_tx"], alpha=o["alpha"], seed=seed, av_max=o["av_max"]
+                grid,
+                o["n_atlas"],
+                n_tx=o["n_tx"],
+                alpha=o["alpha"],
+                seed=seed,
+                av_max=o["av_max"],
+                av_prior=o["av_prior"],
+                log_ssfr_range=o["log_ssfr_range"],
+                log_z_range=o["log_z_range"],
             )
             grid_ids.append(gid)
             atlases.append(
@@ -213,6 +256,10 @@ def run_fit_nonparam(
             "n_tx": o["n_tx"],
             "alpha": o["alpha"],
             "av_max": o["av_max"],
+            "av_prior": o["av_prior"],
+            "log_ssfr_range": o["log_ssfr_range"],
+            "log_z_range": o["log_z_range"],
+            **record,
             "n_draws": o["n_draws"],
             "bands": sel.bands,
             **{f"grid_{key}": v for key, v in spec.to_dict().items()},
@@ -224,8 +271,9 @@ def run_fit_nonparam(
             "photometry_rule": choice.description,
             "upper_limits": "Sawicki 2012 erf term",
             "method": "Dense-Basis-like: t_x ~ Dirichlet(alpha) fractions of t_obs; cumulative "
-            "mass by monotone PCHIP through (0,0), (t_x,x), (t_obs,1); log Z flat "
-            "over the BC03 range, A_V flat in [0, av_max]; photometry linear in the "
+            "mass by monotone PCHIP through (0,0), (t_x,x), (t_obs,1) and, with a "
+            "log_ssfr_range, Dense Basis' start knot and SFR knots (log sSFR flat); log Z "
+            "flat over log_z_range, A_V by av_prior in [0, av_max]; photometry linear in the "
             "SSP grid; posterior over the atlas with the mass profiled; percentiles "
             "from n_draws systematic posterior draws",
             "times": "t25/t50/t75/t_peak: lookback time before observation, Gyr",

@@ -6,6 +6,15 @@ with the K+1 time fractions (t_x1, t_x2 - t_x1, ..., t_obs - t_xK) / t_obs drawn
 symmetric Dirichlet of concentration ``alpha``. Each history's cumulative mass fraction C(t) is
 a monotone PCHIP interpolation through (0, 0), (t_x, x) and (t_obs, 1) (Dense Basis proper
 uses a Gaussian process constrained to be monotone; PCHIP is the stated approximation here).
+As in Dense Basis (``tuple_to_sfh``), each history also has a specific SFR at observation,
+sSFR = SFR(t_obs) / M_formed, drawn flat in log10 over :data:`DEFAULT_LOG_SSFR_RANGE` (its
+``sSFRflat`` prior), which sets the end of the history: knots at the mass fractions
+:data:`SFR_CONSTRAINT_FRACTIONS` are placed so that the last 3% of the mass forms at that SFR
+(or, when that would take more than 10% of t_obs, the last 3% of the time runs at it), and a
+knot (0.01 t_obs, 0) starts the history smoothly from zero. Equal secants through those knots
+make the PCHIP slope there exactly the sSFR. Tuples whose knots cannot be monotone (the sSFR
+cannot be met after the last t_x) are redrawn: the prior is the joint t_x x sSFR prior truncated
+to consistent histories (the fraction redrawn is in the atlas spec).
 Each history gets a metallicity drawn flat in log Z over the grid's range and a Calzetti A_V
 drawn flat in [0, av_max]; its photometry is linear in the SSP grid: the mass formed in each
 BC03 age bin times that SSP's band fluxes per Msun formed, interpolated linearly in log Z (as
@@ -65,6 +74,18 @@ SFR_FLOOR = 1e-20
 DEFAULT_N_ATLAS = 100_000
 DEFAULT_N_TX = 1
 DEFAULT_ALPHA = 5.0
+#: Largest Calzetti A_V of the default atlas prior (mag).
+DEFAULT_AV_MAX = 1.0
+#: A_V priors: flat in [0, av_max], or Dense Basis' exponential of scale AV_EXP_SCALE_MAG
+#: truncated at av_max.
+AV_PRIORS = ("flat", "exponential")
+AV_EXP_SCALE_MAG = 1.0 / 3.0
+#: Dense Basis' flat prior on log10 sSFR at observation (1/yr, per mass formed).
+DEFAULT_LOG_SSFR_RANGE = (-12.0, -7.5)
+#: Mass fractions of Dense Basis' knots that pin the SFR at observation.
+SFR_CONSTRAINT_FRACTIONS = (0.97, 0.98, 0.99)
+#: Dense Basis' start knot: no mass before this fraction of t_obs.
+START_KNOT_FRACTION = 0.01
 N_HISTORY_BINS = 100  # stored history: SFR averaged in this many equal lookback bins
 HISTORY_DRAWS = 100  # posterior draws (a systematic subset of n_draws) behind the history band
 
@@ -99,6 +120,9 @@ class Atlas:
         (N, n_t) float32 SFR per Msun formed (1/yr) averaged in those bins.
     spec : dict
         Everything needed to redraw the atlas (seed, sizes, prior, interpolation, grid).
+    log_ssfr : numpy.ndarray or None
+        (N,) log10 sSFR at observation (1/yr, per mass formed) that pins the end of each
+        history (:func:`ssfr_knots`); None for histories without it.
     """
 
     z: float
@@ -120,6 +144,12 @@ class Atlas:
     history_edges_gyr: np.ndarray
     history: np.ndarray
     spec: dict = field(default_factory=dict)
+    log_ssfr: np.ndarray | None = None
+
+    def cumulative_mass(self, rows, t_gyr) -> np.ndarray:
+        """Cumulative mass fraction of the histories ``rows`` at cosmic times ``t_gyr`` (Gyr)."""
+        ssfr = None if self.log_ssfr is None else self.log_ssfr[rows]
+        return cumulative_mass(self.tx[rows], self.x, self.t_obs_gyr, t_gyr, ssfr)
 
     @property
     def size(self) -> int:
@@ -131,6 +161,11 @@ class Atlas:
         if key == "log_ssfr100":
             return np.log10(np.maximum(self.sfr100, SFR_FLOOR) / self.living_fraction)
         return getattr(self, key)
+
+
+def atlas_n_free(atlas: Atlas) -> int:
+    """Free parameters of an atlas history: mass, the t_x, Z, A_V, and sSFR when it has one."""
+    return 1 + int(atlas.x.size) + 2 + (atlas.log_ssfr is not None)
 
 
 def draw_tx(n: int, n_tx: int, alpha: float, t_obs_gyr: float, rng) -> np.ndarray:
@@ -164,13 +199,72 @@ def _pchip_slopes(xk: np.ndarray, yk: np.ndarray) -> np.ndarray:
     return d
 
 
-def _knots(tx: np.ndarray, x: np.ndarray, t_obs_gyr: float):
-    """PCHIP knots (0, 0), (t_x, x), (t_obs, 1) of each history and their slopes, (n, n_tx + 2)."""
+def ssfr_knots(tx: np.ndarray, log_ssfr: np.ndarray, t_obs_gyr: float):
+    """Dense Basis' knots that pin the SFR at observation (``tuple_to_sfh``), row by row.
+
+    Parameters
+    ----------
+    tx : numpy.ndarray
+        (n, n_tx) cosmic times t_x (Gyr).
+    log_ssfr : numpy.ndarray
+        (n,) log10 sSFR at observation (1/yr, per mass formed).
+    t_obs_gyr : float
+        Age of the Universe at observation (Gyr).
+
+    Returns
+    -------
+    times, masses : numpy.ndarray
+        (n, 3) cosmic times (Gyr) and cumulative mass fractions of the knots, one per fraction c
+        of :data:`SFR_CONSTRAINT_FRACTIONS`: at time t_obs (1 - (1 - c) / (sSFR t_obs)) with
+        mass c when that is after the previous knot and after 0.9 t_obs, else at time c t_obs
+        with mass 1 - (1 - c) sSFR t_obs.
+    valid : numpy.ndarray
+        (n,) True where all knots (start knot, t_x, these, t_obs) increase strictly in time
+        and in mass.
+    """
+    s_t = 10 ** np.asarray(log_ssfr, np.float64) * t_obs_gyr * 1e9  # mass fraction per t_obs
+    prev = tx[:, -1] / t_obs_gyr
+    times, masses = [], []
+    for c in SFR_CONSTRAINT_FRACTIONS:
+        dt = 1 - (1 - c) / s_t
+        by_mass = (dt > prev) & (dt > 0.9)
+        t = np.where(by_mass, dt, c)
+        times.append(t)
+        masses.append(np.where(by_mass, c, 1 - (1 - c) * s_t))
+        prev = t
+    tk, mk = np.stack(times, axis=1), np.stack(masses, axis=1)
+    n, n_tx = tx.shape
+    t_all = np.concatenate([tx[:, -1:] / t_obs_gyr, tk, np.ones((n, 1))], axis=1)
+    m_all = np.concatenate([np.full((n, 1), n_tx / (n_tx + 1)), mk, np.ones((n, 1))], axis=1)
+    valid = (
+        np.all(np.diff(t_all, axis=1) > 0, axis=1)
+        & np.all(np.diff(m_all, axis=1) > 0, axis=1)
+        & (tx[:, 0] / t_obs_gyr > START_KNOT_FRACTION)
+    )
+    return tk * t_obs_gyr, mk, valid
+
+
+def _knots(tx: np.ndarray, x: np.ndarray, t_obs_gyr: float, log_ssfr=None):
+    """PCHIP knots of each history and their slopes, (n, m): (0, 0), (t_x, x), (t_obs, 1), and
+    with ``log_ssfr`` Dense Basis' start knot and SFR knots (:func:`ssfr_knots`).
+    """
     n = tx.shape[0]
-    xk = np.concatenate([np.zeros((n, 1)), tx, np.full((n, 1), t_obs_gyr)], axis=1)
-    yk = np.broadcast_to(np.concatenate([[0.0], x, [1.0]]), xk.shape).copy()
-    # knots must increase strictly (a Dirichlet fraction of exactly 0 is a measure-zero event)
-    xk = np.maximum.accumulate(xk + np.arange(xk.shape[1]) * 1e-9 * t_obs_gyr, axis=1)
+    if log_ssfr is None:
+        xk = np.concatenate([np.zeros((n, 1)), tx, np.full((n, 1), t_obs_gyr)], axis=1)
+        yk = np.broadcast_to(np.concatenate([[0.0], x, [1.0]]), xk.shape).copy()
+    else:
+        tk, mk, _ = ssfr_knots(tx, np.broadcast_to(log_ssfr, (n,)), t_obs_gyr)
+        start = np.full((n, 1), START_KNOT_FRACTION * t_obs_gyr)
+        xk = np.concatenate([np.zeros((n, 1)), start, tx, tk, np.full((n, 1), t_obs_gyr)], axis=1)
+        yk = np.concatenate(
+            [np.zeros((n, 2)), np.broadcast_to(x, tx.shape), np.clip(mk, 0, 1), np.ones((n, 1))], axis=1
+        )
+        # an invalid tuple (never in an atlas) keeps monotone masses rather than a negative SFR
+        yk = np.maximum.accumulate(yk, axis=1)
+    # knots must increase strictly (a Dirichlet fraction of exactly 0 is a measure-zero
+    # event); only ties move, so that C(t_obs) stays 1 however steep the end of the history
+    for j in range(1, xk.shape[1]):
+        xk[:, j] = np.maximum(xk[:, j], xk[:, j - 1] + 1e-9 * t_obs_gyr)
     return xk, yk, _pchip_slopes(xk, yk)
 
 
@@ -185,12 +279,15 @@ def _hermite(y0, y1, d0, d1, hh, s):
     )
 
 
-def cumulative_mass(tx: np.ndarray, x: np.ndarray, t_obs_gyr: float, t_gyr: np.ndarray) -> np.ndarray:
+def cumulative_mass(
+    tx: np.ndarray, x: np.ndarray, t_obs_gyr: float, t_gyr: np.ndarray, log_ssfr=None
+) -> np.ndarray:
     """Cumulative mass fraction C(t) of each history at cosmic times ``t_gyr``.
 
-    Monotone PCHIP through (0, 0), (t_x, x), (t_obs, 1); (n, n_t), 0 before 0, 1 after t_obs.
+    Monotone PCHIP through (0, 0), (t_x, x), (t_obs, 1) (and, with ``log_ssfr`` (n,) in
+    log10(1/yr), Dense Basis' knots of :func:`ssfr_knots`); (n, n_t), 0 before 0, 1 after t_obs.
     """
-    xk, yk, d = _knots(tx, x, t_obs_gyr)
+    xk, yk, d = _knots(tx, x, t_obs_gyr, log_ssfr)
     t = np.clip(np.asarray(t_gyr, dtype=np.float64), 0.0, t_obs_gyr)
     # interval of each (history, time): the number of interior knots at or before t
     k = np.zeros((tx.shape[0], t.size), np.intp)
@@ -206,27 +303,33 @@ def cumulative_mass(tx: np.ndarray, x: np.ndarray, t_obs_gyr: float, t_gyr: np.n
     return np.clip(out, 0.0, 1.0)
 
 
-def time_at_fraction(tx: np.ndarray, x: np.ndarray, t_obs_gyr: float, level: float) -> np.ndarray:
+def time_at_fraction(
+    tx: np.ndarray, x: np.ndarray, t_obs_gyr: float, level: float, log_ssfr=None
+) -> np.ndarray:
     """Cosmic time (Gyr) at which each history had formed the fraction ``level`` of its mass
     (the PCHIP inverted by bisection to ~1e-12 t_obs).
     """
-    xk, yk, d = _knots(tx, x, t_obs_gyr)
-    k = int(np.clip(np.searchsorted(yk[0], level, side="right") - 1, 0, xk.shape[1] - 2))
-    y0, y1, d0, d1 = yk[:, k], yk[:, k + 1], d[:, k], d[:, k + 1]
-    hh = xk[:, k + 1] - xk[:, k]
+    xk, yk, d = _knots(tx, x, t_obs_gyr, log_ssfr)
+    k = np.clip((yk <= level).sum(axis=1) - 1, 0, xk.shape[1] - 2)[:, None]
+
+    def at(a, off=0):
+        return np.take_along_axis(a, k + off, axis=1)[:, 0]
+
+    y0, y1, d0, d1 = at(yk), at(yk, 1), at(d), at(d, 1)
+    hh = at(xk, 1) - at(xk)
     lo, hi = np.zeros(tx.shape[0]), np.ones(tx.shape[0])
     for _ in range(40):
         mid = (lo + hi) / 2
         below = _hermite(y0, y1, d0, d1, hh, mid) < level
         lo, hi = np.where(below, mid, lo), np.where(below, hi, mid)
-    return xk[:, k] + (lo + hi) / 2 * hh
+    return at(xk) + (lo + hi) / 2 * hh
 
 
-def time_of_peak(tx: np.ndarray, x: np.ndarray, t_obs_gyr: float) -> np.ndarray:
+def time_of_peak(tx: np.ndarray, x: np.ndarray, t_obs_gyr: float, log_ssfr=None) -> np.ndarray:
     """Cosmic time (Gyr) of the largest SFR of each history: the derivative of the Hermite cubic
     is a quadratic on each interval, maximised at an end or at its vertex.
     """
-    xk, yk, d = _knots(tx, x, t_obs_gyr)
+    xk, yk, d = _knots(tx, x, t_obs_gyr, log_ssfr)
     best_g = np.full(tx.shape[0], -np.inf)
     best_t = np.zeros(tx.shape[0])
     for k in range(xk.shape[1] - 1):
@@ -298,6 +401,8 @@ def build_atlas(
     seed: int = 0,
     log_z_range=None,
     av_max=None,
+    log_ssfr_range=DEFAULT_LOG_SSFR_RANGE,
+    av_prior: str = "flat",
     chunk: int = 5000,
 ) -> Atlas:
     """Draw ``n_atlas`` histories from the t_x prior and compute their photometry from ``grid``.
@@ -320,15 +425,44 @@ def build_atlas(
         log10(Z/Zsun) range of the flat prior; default the grid's.
     av_max : float, optional
         Largest A_V of the flat prior; default the grid's largest.
+    log_ssfr_range : (float, float) or None
+        Range of the flat prior on log10 sSFR at observation (1/yr, per mass formed), Dense
+        Basis' ``sSFRflat`` (default -12 to -7.5); None for histories without the SFR knots
+        (their recent SFR is then set by the t_x prior alone).
+    av_prior : {"flat", "exponential"}
+        Flat in [0, av_max], or exponential of scale :data:`AV_EXP_SCALE_MAG` truncated at
+        av_max (Dense Basis' default).
     """
+    if av_prior not in AV_PRIORS:
+        raise ValueError(f"av_prior must be one of {AV_PRIORS}, not {av_prior!r}")
     rng = np.random.default_rng(seed)
     t_obs = float(cosmology().age(grid.z).to_value("Gyr"))
     lz_lo, lz_hi = (grid.log_z_zsun[0], grid.log_z_zsun[-1]) if log_z_range is None else log_z_range
     av_hi = float(grid.av[-1]) if av_max is None else float(av_max)
     x = np.arange(1, n_tx + 1) / (n_tx + 1)
     tx = draw_tx(n_atlas, n_tx, alpha, t_obs, rng)
+    log_ssfr, n_redrawn = None, 0
+    if log_ssfr_range is not None:
+        s_lo, s_hi = (float(v) for v in log_ssfr_range)
+        log_ssfr = rng.uniform(s_lo, s_hi, n_atlas)
+        bad = ~ssfr_knots(tx, log_ssfr, t_obs)[2]
+        for _ in range(1000):  # truncate the joint prior to tuples with monotone knots
+            if not bad.any():
+                break
+            n_redrawn += int(bad.sum())
+            tx[bad] = draw_tx(int(bad.sum()), n_tx, alpha, t_obs, rng)
+            log_ssfr[bad] = rng.uniform(s_lo, s_hi, int(bad.sum()))
+            bad[bad] = ~ssfr_knots(tx[bad], log_ssfr[bad], t_obs)[2]
+        else:
+            raise ValueError(f"no consistent t_x, sSFR tuple for {int(bad.sum())} histories")
     log_z = rng.uniform(lz_lo, lz_hi, n_atlas)
-    av = rng.uniform(0.0, av_hi, n_atlas) if av_hi > 0 else np.zeros(n_atlas)
+    u = rng.uniform(0.0, 1.0, n_atlas)
+    if av_hi <= 0:
+        av = np.zeros(n_atlas)
+    elif av_prior == "flat":
+        av = u * av_hi
+    else:  # inverse CDF of the exponential truncated at av_hi
+        av = -AV_EXP_SCALE_MAG * np.log1p(u * np.expm1(-av_hi / AV_EXP_SCALE_MAG))
     edges_lb = age_bin_edges(grid.age_gyr, t_obs)  # lookback, (n_age + 1,)
     t_edges = t_obs - edges_lb  # cosmic time, decreasing
     hist_edges_lb = np.linspace(0.0, t_obs, N_HISTORY_BINS + 1)
@@ -337,17 +471,18 @@ def build_atlas(
     history = np.empty((n_atlas, N_HISTORY_BINS), np.float32)
     for lo in range(0, n_atlas, chunk):
         sl = slice(lo, min(lo + chunk, n_atlas))
-        c_edges = cumulative_mass(tx[sl], x, t_obs, t_edges)
+        ls = None if log_ssfr is None else log_ssfr[sl]
+        c_edges = cumulative_mass(tx[sl], x, t_obs, t_edges, ls)
         mass_bins = c_edges[:, :-1] - c_edges[:, 1:]  # per SSP age bin, sums to 1
         flux[sl], out["living"][sl] = history_photometry(grid, mass_bins, log_z[sl], av[sl])
         out["mwa"][sl] = mass_bins @ grid.age_gyr / mass_bins.sum(axis=1)
-        recent = cumulative_mass(tx[sl], x, t_obs, np.array([t_obs - 0.1, t_obs - 0.01, t_obs]))
+        recent = cumulative_mass(tx[sl], x, t_obs, np.array([t_obs - 0.1, t_obs - 0.01, t_obs]), ls)
         out["sfr100"][sl] = (recent[:, 2] - recent[:, 0]) / 0.1e9
         out["sfr10"][sl] = (recent[:, 2] - recent[:, 1]) / 0.01e9
         for key, level in (("t25", 0.25), ("t50", 0.5), ("t75", 0.75)):
-            out[key][sl] = t_obs - time_at_fraction(tx[sl], x, t_obs, level)
-        out["tpeak"][sl] = np.maximum(t_obs - time_of_peak(tx[sl], x, t_obs), 0.0)
-        c_hist = cumulative_mass(tx[sl], x, t_obs, t_obs - hist_edges_lb)
+            out[key][sl] = t_obs - time_at_fraction(tx[sl], x, t_obs, level, ls)
+        out["tpeak"][sl] = np.maximum(t_obs - time_of_peak(tx[sl], x, t_obs, ls), 0.0)
+        c_hist = cumulative_mass(tx[sl], x, t_obs, t_obs - hist_edges_lb, ls)
         history[sl] = (c_hist[:, :-1] - c_hist[:, 1:]) / (np.diff(hist_edges_lb) * 1e9)
     spec = {
         "method": "dense-basis-like t_x atlas",
@@ -360,8 +495,22 @@ def build_atlas(
         "t_obs_gyr": t_obs,
         "log_z_range": [float(lz_lo), float(lz_hi)],
         "av_max": av_hi,
-        "prior": "t_x fractions of t_obs ~ Dirichlet(alpha); log Z flat; A_V flat",
-        "interpolation": "monotone PCHIP of the cumulative mass through (0,0), (t_x,x), (t_obs,1)",
+        "av_prior": av_prior if av_prior == "flat" else f"exponential, scale {AV_EXP_SCALE_MAG:.4g} mag",
+        "log_ssfr_range": None if log_ssfr is None else [s_lo, s_hi],
+        "n_redrawn": n_redrawn,
+        "prior": "t_x fractions of t_obs ~ Dirichlet(alpha); log Z flat; A_V "
+        + av_prior
+        + (
+            ""
+            if log_ssfr is None
+            else "; log sSFR(t_obs) flat (Dense Basis sSFRflat), joint prior truncated to monotone knots"
+        ),
+        "interpolation": "monotone PCHIP of the cumulative mass through (0,0), (t_x,x), (t_obs,1)"
+        + (
+            ""
+            if log_ssfr is None
+            else ", (0.01 t_obs, 0) and Dense Basis' SFR knots at mass fractions 0.97, 0.98, 0.99"
+        ),
         "photometry": "mass per BC03 age bin (edges at midpoints) x SSP fluxes per Msun formed, "
         "linear in log Z and A_V between grid nodes",
         "grid": {
@@ -400,6 +549,7 @@ def build_atlas(
         history_edges_gyr=hist_edges_lb,
         history=history,
         spec=spec,
+        log_ssfr=log_ssfr,
     )
 
 
@@ -499,7 +649,7 @@ def fit_atlas(  # noqa: C901
         "sfr10": np.log10(np.maximum(atlas.sfr10, SFR_FLOOR)).astype(np.float32),
     }
     plain = {k: atlas.quantity(k).astype(np.float32) for k in NONPARAM_KEYS if k not in _SCALED}
-    n_free = 1 + int(atlas.x.size) + 2
+    n_free = atlas_n_free(atlas)
     n_t = atlas.history.shape[1]
     history_t = np.ascontiguousarray(atlas.history.T) if keep_history else None
     pct = {k: np.full((n_obj, 3), np.nan) for k in NONPARAM_KEYS}

@@ -2,8 +2,8 @@
 
 A :class:`Recipe` is frozen and names its source (paper, section). ``gccat fit ssp|stack
 --recipe NAME`` and ``gccat fit sfh --recipe sedz`` start from it; options given beside a recipe
-**override** it, and each override is recorded. :func:`resolve_ssp` and :func:`resolve_sfh`
-turn (recipe, explicit options) into the options a run uses and the record that
+**override** it, and each override is recorded. :func:`resolve_ssp`, :func:`resolve_sfh` and
+:func:`resolve_nonparam` turn (recipe, explicit options) into the options a run uses and the record that
 ``fit_runs.config`` keeps: ``recipe``, ``recipe_source``, ``recipe_overrides`` and the full
 resolved ``grid`` (every :class:`catalog.sed.GridSpec` field, defaults included).
 
@@ -17,6 +17,7 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from catalog.errors import GccatError
+from catalog.sed import nonparametric as npm
 from catalog.sed.grids import GridSpec
 
 #: sigma levels of the chi2-map contours when a run names no recipe figure.
@@ -32,7 +33,8 @@ class Recipe:
     name : str
         What ``--recipe`` takes.
     kind : str
-        ``"ssp"`` (``fit ssp`` and ``fit stack``) or ``"sfh"`` (``fit sfh``).
+        ``"ssp"`` (``fit ssp`` and ``fit stack``), ``"sfh"`` (``fit sfh``) or ``"nonparam"``
+        (``fit nonparam``).
     source : str
         The citation: paper and section.
     summary : str
@@ -40,7 +42,8 @@ class Recipe:
     reading : str
         How gccat reads the paper where it leaves a setting open, and what gccat cannot do.
     grid : dict
-        :class:`GridSpec` fields (``kind="ssp"``) or ``run_fit_sfh`` options (``kind="sfh"``).
+        :class:`GridSpec` fields (``kind="ssp"``), ``run_fit_sfh`` options (``kind="sfh"``) or
+        ``run_fit_nonparam`` prior options (``kind="nonparam"``, :data:`NONPARAM_OPTIONS`).
     prior : str or None
         The age prior of an SSP fit (:data:`catalog.sed.PRIORS`).
     chi2_levels : tuple of float
@@ -116,6 +119,29 @@ RECIPES: dict[str, Recipe] = {
             prior="log-age",
         ),
         Recipe(
+            name="sparkler-nonparam",
+            kind="nonparam",
+            source="Sparkler study, Mowla et al. 2022 (docs/methods.md, 'Non-parametric SFHs'): the "
+            "Dense Basis fits (Iyer et al. 2019 priors)",
+            summary="Dense Basis t_x histories with a single t50 (n_tx = 1), Dirichlet alpha = 5; "
+            "log sSFR flat in [-12, -7.5] /yr; log Z/Zsun flat in [-1.5, 0.25]; Calzetti A_V 0-1 "
+            "mag with an exponential prior of scale 1/3 mag; z fixed",
+            reading="The study fixes the single t50 parameter; the other priors are Dense Basis' "
+            "defaults (its Priors class: tx_alpha 5, sSFRflat -12 to -7.5, Z flat -1.5 to 0.25, "
+            "Calzetti dust with an exponential A_V prior of scale 1/3 up to 1 mag), which the "
+            "source as we have it does not change. gccat draws the atlas on its BC03 grids "
+            "(Chabrier IMF, no nebular emission) and interpolates the cumulative mass by monotone "
+            "PCHIP through Dense Basis' knots instead of its Gaussian process.",
+            grid={
+                "n_tx": 1,
+                "alpha": 5.0,
+                "log_ssfr_range": (-12.0, -7.5),
+                "log_z_range": (-1.5, 0.25),
+                "av_max": 1.0,
+                "av_prior": "exponential",
+            },
+        ),
+        Recipe(
             name="firefly-ssp",
             kind="ssp",
             source="Firefly Sparkle study, Mowla et al. 2024 (docs/methods.md; issue 11): SSP fit",
@@ -170,7 +196,7 @@ RECIPES: dict[str, Recipe] = {
 
 
 def get_recipe(name: str, kind: str) -> Recipe:
-    """The recipe ``name`` of ``kind`` (``"ssp"`` or ``"sfh"``), else a one-line error."""
+    """The recipe ``name`` of ``kind`` (``"ssp"``, ``"sfh"``, ``"nonparam"``), else a one-line error."""
     names = [r.name for r in RECIPES.values() if r.kind == kind]
     r = RECIPES.get(name)
     if r is None or r.kind != kind:
@@ -224,19 +250,44 @@ SFH_OPTIONS = {
 }
 
 
+#: fit nonparam prior options a recipe may set, with the defaults of run_fit_nonparam
+#: (``log_z_range`` None: the BC03 grid's range; ``log_ssfr_range`` None: no sSFR knots).
+NONPARAM_OPTIONS = {
+    "n_tx": npm.DEFAULT_N_TX,
+    "alpha": npm.DEFAULT_ALPHA,
+    "log_ssfr_range": npm.DEFAULT_LOG_SSFR_RANGE,
+    "log_z_range": None,
+    "av_max": npm.DEFAULT_AV_MAX,
+    "av_prior": "flat",
+}
+_DEFAULTS = {"sfh": SFH_OPTIONS, "nonparam": NONPARAM_OPTIONS}
+
+
+def _resolve(recipe: str | None, kind: str, options: dict) -> tuple[dict, dict]:
+    defaults = _DEFAULTS[kind]
+    unknown = sorted(set(options) - set(defaults))
+    if unknown:
+        raise GccatError(f"unknown fit {kind} option(s) {', '.join(unknown)}")
+    if recipe is None:
+        return {**defaults, **options}, {"recipe": None}
+    r = get_recipe(recipe, kind)
+    out = {**defaults, **r.grid, **options}
+    overrides = {k: _json(v) for k, v in options.items() if _json(v) != _json(r.grid.get(k))}
+    return out, {"recipe": r.name, "recipe_source": r.source, "recipe_overrides": overrides}
+
+
 def resolve_sfh(recipe: str | None, **options) -> tuple[dict, dict]:
     """The options of ``fit sfh`` (``options`` given explicitly, over the recipe's or the
     defaults) and the record for ``fit_runs.config``.
     """
-    unknown = sorted(set(options) - set(SFH_OPTIONS))
-    if unknown:
-        raise GccatError(f"unknown fit sfh option(s) {', '.join(unknown)}")
-    if recipe is None:
-        return {**SFH_OPTIONS, **options}, {"recipe": None}
-    r = get_recipe(recipe, "sfh")
-    out = {**SFH_OPTIONS, **r.grid, **options}
-    overrides = {k: _json(v) for k, v in options.items() if _json(v) != _json(r.grid.get(k))}
-    return out, {"recipe": r.name, "recipe_source": r.source, "recipe_overrides": overrides}
+    return _resolve(recipe, "sfh", options)
+
+
+def resolve_nonparam(recipe: str | None, **options) -> tuple[dict, dict]:
+    """The prior options of ``fit nonparam`` (:data:`NONPARAM_OPTIONS`; ``options`` given
+    explicitly, over the recipe's or the defaults) and the record for ``fit_runs.config``.
+    """
+    return _resolve(recipe, "nonparam", options)
 
 
 def recipe_rows() -> list[dict]:
@@ -244,7 +295,7 @@ def recipe_rows() -> list[dict]:
     return [
         {
             "recipe": r.name,
-            "for": "fit ssp, fit stack" if r.kind == "ssp" else "fit sfh",
+            "for": {"ssp": "fit ssp, fit stack", "sfh": "fit sfh", "nonparam": "fit nonparam"}[r.kind],
             "settings": r.summary,
             "source": r.source,
         }

@@ -313,7 +313,7 @@ def history_restframe_quantities(grid: SSPGrid, atlas, flux_njy, usable, result)
     rf_flux = 10 ** (-0.4 * (table["abs_mag_ab"] - AB_NJY)).reshape(n_age, n_z, n_av, len(REST_BANDS))
     rf_grid = replace(grid, flux_njy=rf_flux, bands=list(REST_BANDS.values()))
     t_edges = atlas.t_obs_gyr - npm.age_bin_edges(grid.age_gyr, atlas.t_obs_gyr)
-    c = npm.cumulative_mass(atlas.tx[i], atlas.x, atlas.t_obs_gyr, t_edges)
+    c = atlas.cumulative_mass(i, t_edges)
     mass_bins = c[:, :-1] - c[:, 1:]
     f_av, living = npm.history_photometry(rf_grid, mass_bins, atlas.log_z[i], atlas.av[i])
     f_0, _ = npm.history_photometry(rf_grid, mass_bins, atlas.log_z[i], np.zeros(i.size))

@@ -103,6 +103,12 @@ def test_skips_objects_below_min_bands(np_lake, tmp_path):
         (["--draws", "1"], "--draws"),
         (["--error-floor", "2"], "--error-floor"),
         (["--min-bands", "0"], "--min-bands"),
+        (["--log-ssfr-range=-5,-3"], "--log-ssfr-range"),
+        (["--log-ssfr-range=-9,-11"], "--log-ssfr-range"),
+        (["--log-ssfr-range=-9"], "--log-ssfr-range"),
+        (["--log-z-range=-3,0"], "--log-z-range"),
+        (["--av-prior", "gauss"], "--av-prior"),
+        (["--recipe", "sedz"], "--recipe"),
     ],
 )
 def test_cli_bounds_exit_2_with_one_line(np_lake, cli, args, option):

@@ -187,6 +187,25 @@ def test_sedz_recipe_from_the_cli(lake, cli):
     assert cfg["epochs_z"] == [12, 11, 10, 9, 8, 7, 6, 5, 4] and cfg["metallicity_zsun"] == 1.0
 
 
+def test_sparkler_nonparam_recipe_from_the_cli(lake, cli):
+    base = ["fit", "nonparam", "--where", "source_id < 'SC_003'", "--n-atlas", "500", "--draws", "50"]
+    res = cli(*base, "--recipe", "sparkler-nonparam", "--lake", lake.root)
+    assert res.exit_code == 0, res.output
+    cfg = _config(lake)
+    assert cfg["recipe"] == "sparkler-nonparam" and cfg["recipe_overrides"] == {}
+    assert cfg["n_tx"] == 1 and cfg["log_ssfr_range"] == [-12.0, -7.5]
+    assert cfg["log_z_range"] == [-1.5, 0.25] and cfg["av_prior"] == "exponential"
+    (atlas,) = cfg["atlases"]
+    assert atlas["av_prior"].startswith("exponential") and atlas["log_z_range"] == [-1.5, 0.25]
+    res = cli(
+        *base, "--recipe", "sparkler-nonparam", "--n-tx", "3", "--log-ssfr-range", "none", "--lake", lake.root
+    )
+    assert res.exit_code == 0, res.output
+    cfg = _config(lake)
+    assert cfg["recipe_overrides"] == {"n_tx": 3, "log_ssfr_range": "none"}
+    assert cfg["log_ssfr_range"] is None and cfg["atlases"][0]["log_ssfr_range"] is None
+
+
 def test_smacs_recipe_recovers_simulated_clusters_through_the_lake(tmp_path, cli):
     """Clusters simulated on the recipe's grid, ingested as a catalog, fitted from the CLI."""
     lk = Lake.create(tmp_path / "lake")

@@ -2,7 +2,8 @@
 -- percentiles of age (Gyr), log Z, A_V, log living and formed mass, chi2; the best fit
 -- (minimum-chi2 model, *_best) and the posterior mode (*_mode); lensing-corrected
 -- (intrinsic) living mass per lens model where the detection has one (NULL where that model
--- leaves mu undefined: mu_undefined is carried along).
+-- leaves mu undefined: mu_undefined is carried along). Single lens models only: ensembles of
+-- realisations are combined in the ensemble view of fit results.
 CREATE OR REPLACE VIEW fit_results AS
 WITH w AS (
     SELECT run_id, object_id, any_value(field_id) AS field_id, any_value(z) AS z,
@@ -37,4 +38,4 @@ SELECT w.*, d.ra, d.dec, d.catalog, d.source_id, l.model_id AS lens_model, l.mu,
            AS log_mass_living_intrinsic
 FROM w
 LEFT JOIN detections d ON d.detection_id = w.object_id
-LEFT JOIN lens_at_detections l ON l.detection_id = w.object_id;
+LEFT JOIN lens_at_detections l ON l.detection_id = w.object_id AND l.ensemble_id IS NULL;

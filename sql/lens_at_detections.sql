@@ -2,12 +2,14 @@
 -- source redshift: kappa, gamma, mu, tangential eigenvalue; off_map; mu_pixel_change (largest
 -- fractional change of mu one map pixel away, inf where a critical curve is closer than a
 -- pixel) and mu_undefined (mu_pixel_change above the connection's criterion, default 1).
+-- Realisations of an ensemble are rows too (ensemble_id set), combined in its ensemble view.
 CREATE OR REPLACE VIEW lens_at_detections AS
 WITH m AS (
-    SELECT model_id, field_id, any_value(dls_ds) AS dls_ds_norm
+    SELECT model_id, field_id, any_value(dls_ds) AS dls_ds_norm,
+           any_value(field_id || '/' || ensemble) AS ensemble_id
     FROM lens_models WHERE quantity = 'kappa' GROUP BY model_id, field_id
 )
-SELECT d.detection_id, d.field_id, d.catalog, d.source_id, m.model_id, d.ra, d.dec, d.z,
+SELECT d.detection_id, d.field_id, d.catalog, d.source_id, m.model_id, m.ensemble_id, d.ra, d.dec, d.z,
        f.z_cluster,
        lens_value(m.model_id, 'kappa', d.ra, d.dec) AS kappa_map,
        lens_value(m.model_id, 'gamma', d.ra, d.dec) AS gamma_map,

@@ -1314,7 +1314,7 @@ def fit_nonparam_cmd(
         typer.Option(
             "--log-ssfr-range",
             help="LO,HI of the flat prior on log10 sSFR at observation, 1/yr per mass formed, "
-            "within [-15, -6] (Dense Basis: -12,-7.5; write --log-ssfr-range=-12,-7.5); 'none': "
+            "within [-16, -6] (Dense Basis: -12,-7.5; write --log-ssfr-range=-12,-7.5); 'none': "
             "no sSFR parameter, the recent SFR set by the t_x prior alone.",
         ),
     ] = "-12,-7.5",

@@ -215,6 +215,63 @@ def lens_map_cmd(
         )
 
 
+@command(app, "lens-ensemble")
+def lens_ensemble_cmd(
+    paths: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Folders (one per realisation, or one holding all) or HFF FITS files of the realisations."
+        ),
+    ],
+    field: Annotated[str, typer.Option("--field", help="Field id.")],
+    model: Annotated[str, typer.Option("--model", help="Ensemble name (e.g. cats_v4_range).")],
+    team: Annotated[str | None, typer.Option("--team", help="Modelling team.")] = None,
+    version: Annotated[str | None, typer.Option("--version", help="Model version.")] = None,
+    dls_ds: Annotated[
+        float, typer.Option("--dls-ds", help="D_ls/D_s the maps are normalised to (HFF: 1).")
+    ] = 1.0,
+    z_source: Annotated[
+        float | None, typer.Option("--z-source", help="Or: source redshift the maps are normalised to.")
+    ] = None,
+    replace: Annotated[bool, typer.Option("--replace", help="Supersede this ensemble.")] = False,
+    lake: LakeOpt = DEFAULT_LAKE,
+):
+    """Ingest an ensemble of realisations of one lens model (as HFF range maps come) in one commit.
+
+    Each realisation becomes the model FIELD/MODEL.rNNN; the views lens_ensemble_at_detections,
+    photometry_demagnified_ensemble and fit_results_ensemble give kappa, gamma, mu, lambda_t,
+    intrinsic fluxes and masses as median and 16/84th percentiles over the realisations.
+
+    \b
+    Examples:
+      gccat ingest lens-ensemble range_maps/ --field abell2744 --model cats_v4_range
+      gccat ingest lens-ensemble sim/real_*_kappa.fits sim/real_*_gamma.fits --field simcluster --model sim
+    """
+    from ingest.lens import ingest_lens_ensemble
+
+    lk = open_lake(lake)
+    with StageProgress(f"lens ensemble {model}") as progress:
+        r = ingest_lens_ensemble(
+            lk,
+            paths,
+            field_id=field,
+            model=model,
+            team=team,
+            version=version,
+            dls_ds_norm=dls_ds,
+            z_source=z_source,
+            replace=replace,
+            progress=progress,
+        )
+    if r.skipped:
+        _report(r, f"{field}/{model}")
+    else:
+        console.print(
+            f"{field}/{model}: realisations of {', '.join(r.bands)} ({r.n_rows} pixels) committed "
+            f"as ingest {r.ingest_id}; lake version {r.lake_version}."
+        )
+
+
 #: The options of the Lenstool text ingests.
 TextNameOpt = Annotated[
     str | None, typer.Option("--name", help="Catalog name, unique in the field (default: file stem).")

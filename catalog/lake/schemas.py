@@ -316,6 +316,23 @@ LENS_MODELS = pa.schema(
         col("dec_center", pa.float64(), "deg", "pos.eq.dec", "Dec of the map centre (ICRS)"),
         col("source_path", pa.string(), "", "meta.ref;meta.file", "Input FITS file"),
         col("sha256", pa.string(), "", "meta.checksum", "SHA-256 of the input file"),
+        col(
+            "ensemble",
+            pa.string(),
+            "",
+            "meta.id",
+            "Ensemble of realisations of one model this model is one of (NULL: a single model)",
+        ),
+        col(
+            "realisation", pa.int32(), "", "meta.number", "Index of the realisation in its ensemble (0-based)"
+        ),
+        col(
+            "realisation_key",
+            pa.string(),
+            "",
+            "meta.id",
+            "The realisation's folder or file-name stem in the ingested ensemble",
+        ),
         INGEST_ID,
     ]
 )
@@ -1489,6 +1506,20 @@ _MU_UNDEFINED = _m(
 )
 
 
+_ENSEMBLE_ID = _m(
+    "", "meta.id", "Ensemble of lens-model realisations: field_id/ensemble (NULL: a single model)"
+)
+
+
+def _ensemble_percentiles(quantities: dict[str, tuple[str, str]]) -> dict[str, ColumnMeta]:
+    """<q>_p16/_p50/_p84 columns: percentiles over an ensemble's realisations."""
+    out = {}
+    for q, (ucd, what) in quantities.items():
+        for p, stat in (("p16", "16th percentile"), ("p50", "median"), ("p84", "84th percentile")):
+            out[f"{q}_{p}"] = _m("", ucd, f"{what}: {stat} over the realisations")
+    return out
+
+
 @dataclass(frozen=True)
 class ViewColumns:
     """The declaration of a view's columns: its own (computed) ones and where the rest come from.
@@ -1582,6 +1613,62 @@ VIEW_COLUMNS: dict[str, ViewColumns] = {
                 "Largest |mu'/mu - 1| one map pixel away (inf: a critical curve is closer than a pixel)",
             ),
             "mu_undefined": _MU_UNDEFINED,
+            "ensemble_id": _ENSEMBLE_ID,
+        },
+    ),
+    "lens_ensemble_at_detections": ViewColumns(
+        ("detections", "lens_at_detections"),
+        {
+            "ensemble_id": _ENSEMBLE_ID,
+            "n_realisations": _m("", "meta.number", "Realisations that define mu at the source"),
+            "n_undefined": _m(
+                "", "meta.number", "Realisations that leave the source off the map or mu undefined"
+            ),
+            **_ensemble_percentiles(
+                {
+                    "kappa": ("phys.mass;phys.density", "Convergence at the source redshift"),
+                    "gamma": ("phys", "Shear modulus at the source redshift"),
+                    "mu": ("phys", "Signed magnification"),
+                    "abs_mu": ("phys", "|mu|"),
+                    "lambda_t": ("phys", "Tangential eigenvalue 1 - kappa - gamma"),
+                }
+            ),
+        },
+    ),
+    "photometry_demagnified_ensemble": ViewColumns(
+        ("photometry", "lens_ensemble_at_detections"),
+        {
+            "flux_intrinsic_njy": _m(
+                "nJy", "phot.flux.density", "Flux density / |mu| at the ensemble's median |mu|"
+            ),
+            "flux_intrinsic_p16_njy": _m(
+                "nJy", "phot.flux.density", "Flux density / |mu|_p84: 16th percentile over the realisations"
+            ),
+            "flux_intrinsic_p84_njy": _m(
+                "nJy", "phot.flux.density", "Flux density / |mu|_p16: 84th percentile over the realisations"
+            ),
+            "flux_err_intrinsic_njy": _m(
+                "nJy", "stat.error;phot.flux.density", "1-sigma flux error / median |mu|"
+            ),
+            "mag_intrinsic": _m("mag", "phot.mag", "Intrinsic AB magnitude at the median |mu|"),
+        },
+    ),
+    "fit_results_ensemble": ViewColumns(
+        ("fit_results", "lens_ensemble_at_detections"),
+        {
+            "log_mass_living_intrinsic": _m(
+                "dex(solMass)", "phys.mass", "log10 living mass - log10 of the ensemble's median |mu|"
+            ),
+            "log_mass_living_intrinsic_lens_p16": _m(
+                "dex(solMass)",
+                "phys.mass",
+                "log10 living mass - log10 |mu|_p84: 16th percentile over the lens realisations",
+            ),
+            "log_mass_living_intrinsic_lens_p84": _m(
+                "dex(solMass)",
+                "phys.mass",
+                "log10 living mass - log10 |mu|_p16: 84th percentile over the lens realisations",
+            ),
         },
     ),
     "photometry_demagnified": ViewColumns(

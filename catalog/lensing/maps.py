@@ -43,7 +43,8 @@ HFF_QUANTITIES: dict[str, str] = {
 #: FITS keyword written by :func:`write_hff_map` (and the simulator of
 #: ``catalog/simulations/lensfield.py``); read back only when the file name names no quantity.
 QUANTITY_KEYWORD = "HFFQUANT"
-_FITS_SUFFIXES = (".fits.gz", ".fits.fz", ".fit.gz", ".fts.gz", ".fits", ".fit", ".fts")
+#: File name endings of FITS maps (gzipped and fpack-compressed included).
+FITS_SUFFIXES = (".fits.gz", ".fits.fz", ".fit.gz", ".fts.gz", ".fits", ".fit", ".fts")
 # WCS keywords dropped from a copied header before the map's own WCS is written, so a CD
 # matrix and a PC matrix never end up side by side.
 _WCS_KEY = re.compile(
@@ -79,7 +80,7 @@ def quantity_from_filename(name: str | os.PathLike) -> str | None:
         ``.fit``, ``.fts``, optionally gzipped, or ``.fits.fz``.
     """
     base = os.path.basename(os.fspath(name)).lower()
-    for ext in _FITS_SUFFIXES:
+    for ext in FITS_SUFFIXES:
         if base.endswith(ext):
             stem = base[: -len(ext)]
             break

@@ -51,9 +51,9 @@ MIN_DRAWS, MAX_DRAWS = 10, 10_000
 AV_STEP = 0.05
 
 
-#: Bounds of --log-ssfr-range (log10 1/yr): 1e-15 /yr is no star formation in a Hubble time,
-#: 1e-6 /yr doubles the mass in a Myr.
-LOG_SSFR_BOUNDS = (-15.0, -6.0)
+#: Bounds of --log-ssfr-range (log10 1/yr): 1e-16 /yr is no star formation in a Hubble time
+#: (Bagpipes' iyer2019 prior reaches it), 1e-6 /yr doubles the mass in a Myr.
+LOG_SSFR_BOUNDS = (-16.0, -6.0)
 
 
 def _check_range(values, option: str, lo: float, hi: float) -> tuple[float, float]:

@@ -1344,7 +1344,7 @@ PSF_MODELS = pa.schema(
         col("fwhm_pix", pa.float64(), "pix", "phys.angSize;instr.fov", "FWHM of the PSF (Moffat fit)"),
         col("fwhm_arcsec", pa.float64(), "arcsec", "phys.angSize;instr.fov", "FWHM of the PSF"),
         _EE_RADII,
-        col("ee", pa.list_(pa.float64()), "", "phys.energyDensity;arith.ratio", "Encircled energy there"),
+        col("ee", pa.list_(pa.float64()), "", "phot.flux;arith.ratio", "Encircled energy there"),
         col("converged", pa.bool_(), "", "meta.code", "Star centres converged in EPSFBuilder"),
         col("params", pa.string(), "", "meta.code", "All parameters (JSON)"),
         INGEST_ID,
@@ -1375,10 +1375,20 @@ PSF_KERNELS = pa.schema(
             "phys.angSize;obs.param",
             "Radii at which the growth curves were matched",
         ),
-        col("ee_source", pa.list_(pa.float64()), "", "arith.ratio", "Source PSF growth curve there"),
-        col("ee_target", pa.list_(pa.float64()), "", "arith.ratio", "Target PSF growth curve there"),
-        col("ee_matched", pa.list_(pa.float64()), "", "arith.ratio", "Matched PSF growth curve there"),
-        col("max_ee_deviation", pa.float64(), "", "stat.max;arith.ratio", "max |ee_matched/ee_target - 1|"),
+        col(
+            "ee_source", pa.list_(pa.float64()), "", "phot.flux;arith.ratio", "Source PSF growth curve there"
+        ),
+        col(
+            "ee_target", pa.list_(pa.float64()), "", "phot.flux;arith.ratio", "Target PSF growth curve there"
+        ),
+        col(
+            "ee_matched",
+            pa.list_(pa.float64()),
+            "",
+            "phot.flux;arith.ratio",
+            "Matched PSF growth curve there",
+        ),
+        col("max_ee_deviation", pa.float64(), "", "stat.fit.residual", "max |ee_matched/ee_target - 1|"),
         col("image", pa.string(), "", "meta.ref;meta.file", "Image convolved (null: none)"),
         col("matched_image", pa.string(), "", "meta.ref;meta.file", "Convolved image written (null: none)"),
         col("params", pa.string(), "", "meta.code", "All parameters (JSON)"),

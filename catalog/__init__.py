@@ -61,6 +61,8 @@ _API = {
     "detect": ("ingest.pointsources", "run_detection"),
     "photometry": ("ingest.pointsources", "run_photometry"),
     "inject": ("ingest.pointsources", "run_injection"),
+    "psf_build": ("ingest.psf", "run_psf_build"),
+    "psf_match": ("ingest.psf", "run_psf_match"),
     "demo": ("ingest.demo", "build_demo"),
     # plots
     "plot_sed": ("catalog.plots", "plot_sed"),

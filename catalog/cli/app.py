@@ -712,6 +712,135 @@ def inject_cmd(
     )
 
 
+psf_app = new_app("""Empirical PSFs from an image's stars, and kernels that match one PSF to another.
+
+\b
+Examples:
+  gccat psf build mz/mosaic_f150w.fits --field as1063 --out f150w_psf.fits
+  gccat psf match --psf f150w_psf.fits --target f444w_psf.fits --out k150_444.fits
+""")
+app.add_typer(psf_app, name="psf")
+
+
+@command(psf_app, "build")
+def psf_build_cmd(
+    image: Annotated[Path, typer.Argument(help="FITS image whose stars make the PSF.")],
+    field: Annotated[str, typer.Option("--field", help="Field id.")],
+    out: Annotated[Path, typer.Option("--out", help="PSF FITS file to write.")] = Path("psf.fits"),
+    catalog: Annotated[
+        str | None,
+        typer.Option("--catalog", help="Catalog of the candidates (default: the image's own sources)."),
+    ] = None,
+    band: Annotated[str | None, typer.Option("--band", help="Band (default: FILTER keyword).")] = None,
+    mag_range: Annotated[
+        str, typer.Option("--mag-range", help="LO,HI AB magnitudes of the stars.")
+    ] = "25,27",
+    rh_max: Annotated[float, typer.Option("--rh-max", help="Largest half-light radius of a star, px.")] = 3.0,
+    cutout: Annotated[float, typer.Option("--cutout", help="Side of the star cutouts, arcsec.")] = 2.0,
+    oversampling: Annotated[int, typer.Option("--oversampling", help="ePSF oversampling factor.")] = 2,
+    min_stars: Annotated[int, typer.Option("--min-stars", help="Fewest stars to stack.")] = 5,
+    zeropoint: Annotated[float | None, typer.Option("--zeropoint", help="AB mag of 1 unit.")] = None,
+    plot: Annotated[
+        bool, typer.Option("--plot", help="Also write OUT.png (PSF, growth curve, r_h-mag).")
+    ] = False,
+    lake: LakeOpt = DEFAULT_LAKE,
+):
+    """Build an empirical PSF from stars chosen on the r_h-magnitude diagram (psf_models).
+
+    \b
+    Examples:
+      gccat psf build mz/mosaic_f150w.fits --field as1063 --out f150w_psf.fits --plot
+      gccat psf build f444w.fits --band F444W --field smacs0723 --catalog gcs --mag-range 24,27 --rh-max 4
+    """
+    from catalog.cli.util import StageProgress
+    from ingest.psf import run_psf_build
+
+    with StageProgress(f"psf build {image.name}") as progress:
+        r = run_psf_build(
+            open_lake(lake),
+            image,
+            out,
+            field_id=field,
+            band=band,
+            catalog=catalog,
+            mag_range=_floats(mag_range, "--mag-range"),
+            r_h_max_pix=rh_max,
+            cutout_arcsec=cutout,
+            oversampling=oversampling,
+            min_stars=min_stars,
+            zeropoint_ab=zeropoint,
+            plot=plot,
+            command=command_line(),
+            progress=progress,
+        )
+    console.print(
+        f"{r['band']}: PSF of {r['n_stars']} stars (of {r['n_candidates']} sources), FWHM "
+        f'{r["fwhm_arcsec"]:.4g}" ({r["fwhm_pix"]:.3g} px), {r["cutout_pix"]} px; '
+        f"wrote {out}; run {r['run_id']}"
+    )
+    if r.get("plot"):
+        console.print(f"plot: {r['plot']}")
+
+
+@command(psf_app, "match")
+def psf_match_cmd(
+    psf: Annotated[Path, typer.Option("--psf", help="PSF to match from (the narrower).")],
+    target: Annotated[Path, typer.Option("--target", help="PSF to match to (the broader).")],
+    out: Annotated[Path, typer.Option("--out", help="Kernel FITS file to write.")] = Path("kernel.fits"),
+    field: Annotated[str | None, typer.Option("--field", help="Field id (optional).")] = None,
+    apertures: Annotated[
+        str, typer.Option("--apertures", help="Radii at which the growth curves must agree, arcsec.")
+    ] = ap.radii_text(),
+    pixel_scale: Annotated[
+        float | None, typer.Option("--pixel-scale", help="arcsec/pixel, if the PSFs have no PIXSCALE.")
+    ] = None,
+    regularization: Annotated[
+        float, typer.Option("--regularization", help="OTF threshold of the Fourier ratio, [0, 1).")
+    ] = 1e-4,
+    image: Annotated[Path | None, typer.Option("--image", help="Image to convolve with the kernel.")] = None,
+    out_image: Annotated[Path | None, typer.Option("--out-image", help="Convolved image to write.")] = None,
+    band: Annotated[str | None, typer.Option("--band", help="Band of --image (default: FILTER).")] = None,
+    plot: Annotated[bool, typer.Option("--plot", help="Also write OUT.png (growth curves).")] = False,
+    lake: LakeOpt = DEFAULT_LAKE,
+):
+    """Make a PSF-matching kernel whose window is optimised on the growth curves (psf_kernels).
+
+    \b
+    Examples:
+      gccat psf match --psf f150w_psf.fits --target f444w_psf.fits --out k150_444.fits --plot
+      gccat psf match --psf f150w_psf.fits --target f444w_psf.fits --out k.fits --image f150w.fits \\
+          --out-image f150w_matched.fits
+    """
+    from catalog.cli.util import StageProgress
+    from ingest.psf import run_psf_match
+
+    with StageProgress(f"psf match {psf.name}") as progress:
+        r = run_psf_match(
+            open_lake(lake),
+            psf,
+            target,
+            out,
+            field_id=field,
+            aperture_radii_arcsec=_floats(apertures, "--apertures"),
+            pixel_scale_arcsec=pixel_scale,
+            regularization=regularization,
+            image_path=image,
+            out_image_path=out_image,
+            band=band,
+            plot=plot,
+            command=command_line(),
+            progress=progress,
+        )
+    console.print(
+        f"kernel {out}: window alpha {r['window_alpha']:.3f}, beta {r['window_beta']:.3f}; growth curves "
+        f"within {r['max_ee_deviation']:.2%} of the target; run {r['run_id']}"
+    )
+    if out_image is not None:
+        console.print(f"wrote {out_image}")
+    if r.get("plot"):
+        console.print(f"plot: {r['plot']}")
+
+
 grid_app = new_app("""SSP photometric grids (BC03 through the filter curves).
 
 \b

@@ -17,6 +17,12 @@ Routine Listings
 :mod:`catalog.images.psf`
     PSF stamps, growth curves, the PSF light in a background annulus (:func:`make_psf`,
     :func:`growth_curve`).
+:mod:`catalog.images.epsf`
+    Empirical PSFs: stars chosen on the r_h-magnitude diagram stacked with photutils'
+    EPSFBuilder (:func:`~catalog.images.epsf.empirical_psf`).
+:mod:`catalog.images.matching`
+    PSF-matching kernels with a window optimised on the growth curves, and image convolution
+    with error propagation (:func:`~catalog.images.matching.match_psf`).
 :mod:`catalog.images.apertures`
     Forced circular-aperture photometry with local background, aperture correction and upper
     limits (:func:`aperture_photometry`).

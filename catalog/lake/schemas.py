@@ -110,6 +110,10 @@ class IngestKind(enum.StrEnum):
     CLUSTER_MEMBERS = "cluster_members"
     #: ``gccat lens crossmatch`` / ``counter-images``: a source-plane run on a lens model.
     SOURCE_PLANE = "source_plane"
+    #: ``gccat psf build``: an empirical PSF stacked from an image's stars.
+    PSF_MODEL = "psf_model"
+    #: ``gccat psf match``: a PSF-matching kernel (and optionally a convolved image).
+    PSF_KERNEL = "psf_kernel"
 
 
 INGESTS = pa.schema(
@@ -1331,6 +1335,84 @@ CRITICAL_CURVES = pa.schema(
     ]
 )
 
+_EE_RADII = col(
+    "ee_radii_arcsec", pa.list_(pa.float64()), "arcsec", "phys.angSize;obs.param", "Radii of the growth curve"
+)
+
+PSF_MODELS = pa.schema(
+    [
+        RUN_ID,
+        FIELD_ID,
+        col("band", pa.string(), "", "meta.id;instr.filter", "Band of the image", nullable=False),
+        col("image", pa.string(), "", "meta.ref;meta.file", "Image the stars were taken from"),
+        col("image_sha256", pa.string(), "", "meta.checksum", "SHA-256 of the image"),
+        col("catalog", pa.string(), "", "meta.dataset", "Catalog of the candidates (null: image segments)"),
+        col("psf_path", pa.string(), "", "meta.ref;meta.file", "PSF FITS file written"),
+        col("psf_sha256", pa.string(), "", "meta.checksum", "SHA-256 of the PSF file"),
+        col("pixel_scale_arcsec", pa.float64(), "arcsec", "instr.scale;instr.pixel", "Pixel scale (WCS)"),
+        col("cutout_arcsec", pa.float64(), "arcsec", "phys.angSize", "Side of the star cutouts"),
+        col("cutout_pix", pa.int32(), "pix", "phys.angSize", "Side of the cutouts and the PSF, pixels"),
+        col("oversampling", pa.int32(), "", "arith.factor", "ePSF oversampling factor"),
+        col("mag_min", pa.float64(), "mag", "phot.mag;stat.min", "Brightest star kept, AB"),
+        col("mag_max", pa.float64(), "mag", "phot.mag;stat.max", "Faintest star kept, AB"),
+        col("r_h_max_pix", pa.float64(), "pix", "phys.angSize", "Half-light radius cut, pixels"),
+        col("n_candidates", pa.int64(), "", "meta.number", "Sources measured on the r_h-mag diagram"),
+        col("n_stars", pa.int64(), "", "meta.number", "Stars stacked"),
+        col("fwhm_pix", pa.float64(), "pix", "phys.angSize;instr.fov", "FWHM of the PSF (Moffat fit)"),
+        col("fwhm_arcsec", pa.float64(), "arcsec", "phys.angSize;instr.fov", "FWHM of the PSF"),
+        _EE_RADII,
+        col("ee", pa.list_(pa.float64()), "", "phot.flux;arith.ratio", "Encircled energy there"),
+        col("converged", pa.bool_(), "", "meta.code", "Star centres converged in EPSFBuilder"),
+        col("params", pa.string(), "", "meta.code", "All parameters (JSON)"),
+        INGEST_ID,
+    ]
+)
+
+PSF_KERNELS = pa.schema(
+    [
+        RUN_ID,
+        col("field_id", pa.string(), "", "meta.id;obs.field", "Field (null: not tied to one)"),
+        col("source_psf", pa.string(), "", "meta.ref;meta.file", "PSF matched from"),
+        col("source_psf_sha256", pa.string(), "", "meta.checksum", "SHA-256 of the source PSF"),
+        col("target_psf", pa.string(), "", "meta.ref;meta.file", "PSF matched to"),
+        col("target_psf_sha256", pa.string(), "", "meta.checksum", "SHA-256 of the target PSF"),
+        col("kernel_path", pa.string(), "", "meta.ref;meta.file", "Kernel FITS file written"),
+        col("kernel_sha256", pa.string(), "", "meta.checksum", "SHA-256 of the kernel file"),
+        col(
+            "pixel_scale_arcsec", pa.float64(), "arcsec", "instr.scale;instr.pixel", "Pixel scale of the PSFs"
+        ),
+        col("window", pa.string(), "", "meta.code", "Window of the kernel (SplitCosineBellWindow)"),
+        col("window_alpha", pa.float64(), "", "stat.fit.param", "Window taper width (fraction)"),
+        col("window_beta", pa.float64(), "", "stat.fit.param", "Window inner flat diameter (fraction)"),
+        col("regularization", pa.float64(), "", "stat.param", "OTF threshold of the Fourier ratio"),
+        col(
+            "aperture_radii_arcsec",
+            pa.list_(pa.float64()),
+            "arcsec",
+            "phys.angSize;obs.param",
+            "Radii at which the growth curves were matched",
+        ),
+        col(
+            "ee_source", pa.list_(pa.float64()), "", "phot.flux;arith.ratio", "Source PSF growth curve there"
+        ),
+        col(
+            "ee_target", pa.list_(pa.float64()), "", "phot.flux;arith.ratio", "Target PSF growth curve there"
+        ),
+        col(
+            "ee_matched",
+            pa.list_(pa.float64()),
+            "",
+            "phot.flux;arith.ratio",
+            "Matched PSF growth curve there",
+        ),
+        col("max_ee_deviation", pa.float64(), "", "stat.fit.residual", "max |ee_matched/ee_target - 1|"),
+        col("image", pa.string(), "", "meta.ref;meta.file", "Image convolved (null: none)"),
+        col("matched_image", pa.string(), "", "meta.ref;meta.file", "Convolved image written (null: none)"),
+        col("params", pa.string(), "", "meta.code", "All parameters (JSON)"),
+        INGEST_ID,
+    ]
+)
+
 #: The lake's tables: name -> (schema, partition columns).
 TABLES: dict[str, tuple[pa.Schema, list[str]]] = {
     "ingests": (INGESTS, []),
@@ -1365,6 +1447,8 @@ TABLES: dict[str, tuple[pa.Schema, list[str]]] = {
     "source_plane_matches": (SOURCE_PLANE_MATCHES, []),
     "counter_images": (COUNTER_IMAGES, []),
     "critical_curves": (CRITICAL_CURVES, []),
+    "psf_models": (PSF_MODELS, []),
+    "psf_kernels": (PSF_KERNELS, []),
 }
 
 #: What each table holds (the description of its live view, ``gccat views``). Tables whose view
@@ -1452,6 +1536,12 @@ TABLE_DESCRIPTIONS = {
     ),
     "counter_images": ("Images predicted by solving the lens equation on a model's deflection maps."),
     "critical_curves": ("Critical curves (det A = 0) and caustics of a lens model at a source redshift."),
+    "psf_models": (
+        "Empirical PSFs (gccat psf build): image, star cut (mag range, r_h), cutout, stars stacked, FWHM, EE."
+    ),
+    "psf_kernels": (
+        "PSF-matching kernels (gccat psf match): PSFs, window alpha/beta, growth curves, max deviation."
+    ),
     "ssp_grids": ("Cached SSP photometric grids: redshift, bands, spec, axes and fluxes per Msun formed."),
 }
 

@@ -85,6 +85,21 @@ def full(demo, tmp_path_factory) -> Lake:
         from catalog.runs.sourceplane import run_critical_curves
 
         run_critical_curves(lake, "as1063", "lenstool_frapy", z_source=2.0)
+    if not lake.files("psf_models"):
+        from astropy.io import fits as _fits
+
+        from catalog.images import make_psf
+        from catalog.simulations import simulate_mosaic_files
+        from ingest.psf import run_psf_build, run_psf_match
+
+        sim = simulate_mosaic_files(root / "stars", "s", bands=("F150W",), shape=(640, 640), n_points=45,
+                                    psf_fwhm_pix=3.0, noise_njy=0.2, bcg=False, flux_range_njy=(57.5, 363.0),
+                                    min_sep_pix=72.0, seed=4)  # fmt: skip
+        run_psf_build(
+            lake, sim["images"]["F150W"], root / "psf.fits", field_id="simstars", cutout_arcsec=0.75
+        )
+        _fits.PrimaryHDU(make_psf(4.8, size=25), _fits.Header([("PIXSCALE", 0.03)])).writeto(root / "t.fits")
+        run_psf_match(lake, root / "psf.fits", root / "t.fits", root / "k.fits")
     empty = [t for t in TABLES if not lake.files(t)]
     assert not empty, f"tables without rows: {empty}"
     return lake

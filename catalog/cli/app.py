@@ -70,6 +70,7 @@ def _main(
 
 
 ExportFormat = Literal["parquet", "fits", "ecsv", "votable", "csv", "hats"]
+XmatchEngine = Literal["gccat", "lsdb"]  # in process (all pairs), or LSDB's crossmatch on Dask
 _STDOUT = Path("-")
 
 
@@ -289,6 +290,14 @@ def xmatch_cmd(
     right: Annotated[str, typer.Argument(help=_XMATCH_SIDE_HELP)],
     radius_arcsec: Annotated[float, typer.Option("--radius", help="Match radius, arcsec.")] = 0.5,
     best: Annotated[bool, typer.Option("--best", help="Keep only the nearest match.")] = False,
+    engine: Annotated[
+        XmatchEngine,
+        typer.Option(
+            "--engine",
+            help="gccat: in-process match; lsdb: LSDB's crossmatch on Dask, partition by "
+            "partition (RIGHT must be a HATS catalog, whose margin should cover --radius).",
+        ),
+    ] = "gccat",
     output: Annotated[Path | None, typer.Option("--output", "-o", help=_OUTPUT_HELP)] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace --output.")] = False,
     print_format: PrintFormatOpt = None,
@@ -303,11 +312,16 @@ def xmatch_cmd(
       gccat xmatch "SELECT * FROM detections WHERE catalog = 'faisst2022'" \\
           "SELECT * FROM detections WHERE catalog = 'gcdet'" --radius 0.2 -o pairs.ecsv
       gccat xmatch detections ./survey_hats --radius 0.5 --best --lake lake
+      gccat xmatch detections ./survey_hats --radius 0.5 --engine lsdb --lake lake
     """
+    from catalog.queries.hatsio import xmatch_lsdb
     from catalog.queries.search import xmatch_tables
 
     lk, con, version = _reader(lake, as_of, left, right)
-    t = xmatch_tables(*_xmatch_sides(con, left, right, radius_arcsec), radius_arcsec, best=best)
+    if engine == "lsdb":
+        t = xmatch_lsdb(_xmatch_side(con, left), right, radius_arcsec, best=best)
+    else:
+        t = xmatch_tables(*_xmatch_sides(con, left, right, radius_arcsec), radius_arcsec, best=best)
     _emit(t, output, print_format, f"xmatch {left} {right} --radius {radius_arcsec}", lk, version, overwrite)
 
 

@@ -203,3 +203,91 @@ def cone_hats(path: str | os.PathLike, ra: float, dec: float, radius_arcsec: flo
     keep = keep[np.argsort(sep[keep], kind="stable")]
     t = t.take(pa.array(keep, pa.int64()))
     return t.append_column("separation_arcsec", pc.cast(pa.array(sep[keep]), pa.float64()))
+
+
+#: Neighbours LSDB's KD-tree looks for per left row when all pairs are asked for (``--best``: 1).
+LSDB_NEIGHBORS = 64
+
+
+def xmatch_lsdb(
+    left: pa.Table, right: str | os.PathLike, radius_arcsec: float, best: bool = False
+) -> pa.Table:
+    """Crossmatch rows (ra, dec in degrees) with a HATS catalog through LSDB (Dask).
+
+    ``left`` becomes an LSDB catalog (``lsdb.from_dataframe``), the HATS catalog is opened with
+    its margin (``lsdb.open_catalog``), and ``Catalog.crossmatch`` (KD-tree per aligned pair of
+    partitions, lazily on Dask) finds, for each left row, the right rows within the radius: the
+    nearest one with ``best``, else up to :data:`LSDB_NEIGHBORS`. The result has the columns of
+    :func:`catalog.queries.search.xmatch_tables` (``_1``, ``_2``, ``separation_arcsec``) and the
+    same pairs; separations agree to floating-point rounding (LSDB works from chord lengths).
+
+    Parameters
+    ----------
+    left : pyarrow.Table
+        Rows with ``ra`` and ``dec`` (degrees).
+    right : path
+        A HATS catalog or collection (see :func:`open_hats`); pairs across partition edges
+        need its margin (a gccat export has one of 5 arcsec) to be at least ``radius_arcsec``.
+    radius_arcsec : float
+        Match radius, arcsec.
+    best : bool
+        Only the nearest right row for each left row.
+
+    Raises
+    ------
+    GccatError
+        For a radius that is not positive, a left side without positions, a right side that
+        is not a HATS catalog with coordinates, a left row with :data:`LSDB_NEIGHBORS` matches
+        (more could be missing), or an error of LSDB.
+    """
+    import lsdb
+
+    if not radius_arcsec > 0:
+        raise GccatError(f"crossmatch radius must be positive, not {radius_arcsec}")
+    for c in ("ra", "dec"):
+        if c not in left.column_names:
+            raise GccatError(f"the left side of the crossmatch has no '{c}' column")
+    hc = open_hats(right)
+    ra2, dec2 = hc.catalog_info.ra_column, hc.catalog_info.dec_column
+    k = 1 if best else LSDB_NEIGHBORS
+    row = "_gccat_row"
+    df = left.append_column(row, pa.array(np.arange(left.num_rows), pa.int64())).to_pandas()
+    try:
+        lcat = lsdb.from_dataframe(df, ra_column="ra", dec_column="dec", catalog_name="left")
+        rcat = lsdb.open_catalog(right)
+        matched = lcat.crossmatch(
+            rcat,
+            n_neighbors=k,
+            radius_arcsec=float(radius_arcsec),
+            suffixes=("_1", "_2"),
+            suffix_method="all_columns",
+        ).compute()
+    except (ValueError, RuntimeError, OSError) as exc:
+        raise GccatError(f"LSDB crossmatch failed: {' '.join(str(exc).split())[:300]}") from None
+    if not best and len(matched) and matched.groupby(f"{row}_1").size().max() >= k:
+        raise GccatError(
+            f"a left row has {k} matches within {radius_arcsec} arcsec (LSDB looks for at most {k}): "
+            "use a smaller --radius or the in-process engine"
+        )
+    matched = matched.sort_values([f"{row}_1", "_dist_arcsec"], kind="stable")
+    lrows = matched[f"{row}_1"].to_numpy(np.int64)
+    cols, names = [], []
+    taken = left.take(pa.array(lrows, pa.int64()))
+    cols += taken.columns
+    names += [n + "_1" for n in left.column_names]
+    rnames = [c for c in hc.schema.names if c != HATS_INDEX or "healpix29" not in hc.schema.names]
+    for c in rnames:
+        new = {ra2: "ra", dec2: "dec", HATS_INDEX: "healpix29"}.get(c, c)
+        if c == HATS_INDEX:  # LSDB keeps the left side's index: the same value, from the position
+            from catalog.sky import healpix29
+
+            values = healpix29(matched[f"{ra2}_2"].to_numpy(float), matched[f"{dec2}_2"].to_numpy(float))
+        elif f"{c}_2" in matched.columns:
+            values = matched[f"{c}_2"]  # a Series: pyarrow-backed columns keep their type and NULLs
+        else:
+            continue
+        cols.append(pa.array(values))
+        names.append(new + "_2")
+    cols.append(pa.array(matched["_dist_arcsec"].to_numpy(), pa.float64()))
+    names.append("separation_arcsec")
+    return pa.table(cols, names=names)

@@ -280,3 +280,47 @@ def test_not_hats_and_no_coordinates_are_one_line_errors(small, tmp_path, cli):
         p.write_text(p.read_text() + "\nhats_col_ra=nowhere\n")
     res = cli("cone", *map(str, CENTRE), "5", "--from", det, "--lake", lake.root)
     assert res.exit_code == 2 and "lacks coordinates" in res.output and "'nowhere'" in res.output
+
+
+def test_xmatch_engine_lsdb_gives_the_pairs_of_the_in_process_match(small, tmp_path, cli):
+    lake, mine = small
+    det = _export_hats(cli, lake, tmp_path / "det_hats", "--table", "detections")
+    import lsdb
+    import pandas as pd
+
+    mine_hats = tmp_path / "mine_hats"
+    lsdb.from_dataframe(
+        pd.read_csv(mine), ra_column="ra", dec_column="dec", catalog_name="mine"
+    ).write_catalog(mine_hats, catalog_name="mine", progress_bar=False)
+    for best in ((), ("--best",)):
+        out = {}
+        for engine in ("gccat", "lsdb"):
+            out[engine] = tmp_path / f"{engine}{len(best)}.parquet"
+            args = ("xmatch", "detections", mine_hats, "--radius", "1.0", *best, "--engine", engine)
+            res = cli(*args, "-o", out[engine], "--lake", lake.root)
+            assert res.exit_code == 0, res.output
+        want, got = _pairs(out["gccat"]), _pairs(out["lsdb"])
+        assert len(want) >= N // 2 - 5
+        assert [g[:2] for g in got] == [w[:2] for w in want]
+        np.testing.assert_allclose([g[2] for g in got], [w[2] for w in want], rtol=0, atol=1e-6)
+        assert pq.read_schema(out["lsdb"]).names == pq.read_schema(out["gccat"]).names
+    # self-match of the export: every detection finds itself
+    res = cli(
+        "xmatch",
+        "detections",
+        det,
+        "--radius",
+        "0.1",
+        "--best",
+        "--engine",
+        "lsdb",
+        "-o",
+        tmp_path / "self.parquet",
+        "--lake",
+        lake.root,
+    )
+    assert res.exit_code == 0, res.output
+    t = pq.read_table(tmp_path / "self.parquet")
+    assert t.num_rows == N and t["detection_id_1"].to_pylist() == t["detection_id_2"].to_pylist()
+    res = cli("xmatch", "detections", mine, "--engine", "lsdb", "--lake", lake.root)
+    assert res.exit_code == 2 and "is not a HATS catalog" in res.output

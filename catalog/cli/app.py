@@ -70,6 +70,7 @@ def _main(
 
 
 ExportFormat = Literal["parquet", "fits", "ecsv", "votable", "csv", "hats"]
+XmatchEngine = Literal["gccat", "lsdb"]  # in process (all pairs), or LSDB's crossmatch on Dask
 _STDOUT = Path("-")
 
 
@@ -214,7 +215,12 @@ def cone_cmd(
     dec: Annotated[str, typer.Argument(help="Centre Dec: degrees or dd:mm:ss.s (ICRS).")],
     radius_arcsec: Annotated[float, typer.Argument(help="Radius in arcsec.")],
     source: Annotated[
-        str, typer.Option("--from", help="Table, view or SELECT with ra, dec, healpix29.")
+        str,
+        typer.Option(
+            "--from",
+            help="Table, view or SELECT with ra, dec, healpix29, or a HATS catalog directory "
+            "(a path, e.g. ./cat_hats: only the partitions that overlap the cone are read).",
+        ),
     ] = "detections",
     output: Annotated[Path | None, typer.Option("--output", "-o", help=_OUTPUT_HELP)] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace --output.")] = False,
@@ -228,6 +234,7 @@ def cone_cmd(
     Examples:
       gccat cone 110.8 -73.45 5 --lake lake
       gccat cone 07:23:12.0 -73:27:00 5 --from photometry_wide -o near.csv --lake lake
+      gccat cone 110.8 -73.45 5 --from ./detections_hats --lake lake
     """
     from catalog.queries.search import cone
 
@@ -237,10 +244,15 @@ def cone_cmd(
     _emit(t, output, print_format, f"cone {ra} {dec} {radius_arcsec} from {source}", lk, version, overwrite)
 
 
-def _xmatch_side(con, spec: str, side: str):
-    """A crossmatch side: a catalog file, or a table/view name or SELECT over the lake."""
+def _xmatch_side(con, spec: str, near=None):
+    """A crossmatch side: a HATS directory (only the partitions ``near`` the other side's
+    positions, if given), a catalog file, or a table/view name or SELECT over the lake.
+    """
+    from catalog.queries.hatsio import is_hats_path, read_hats
     from catalog.queries.search import relation_sql, run_sql
 
+    if is_hats_path(spec):
+        return read_hats(spec, near)
     p = Path(spec)
     if p.suffix and p.exists():
         from ingest.catalog import read_positions
@@ -249,12 +261,43 @@ def _xmatch_side(con, spec: str, side: str):
     return run_sql(con, relation_sql(spec))
 
 
+def _xmatch_sides(con, left: str, right: str, radius_arcsec: float):
+    """Both sides; a HATS side after the other one, reading only the partitions it can match."""
+    from catalog.queries.hatsio import is_hats_path
+
+    if is_hats_path(left) and not is_hats_path(right):
+        r = _xmatch_side(con, right)
+        return _xmatch_side(con, left, _near(r, radius_arcsec)), r
+    lt = _xmatch_side(con, left)
+    return lt, _xmatch_side(con, right, _near(lt, radius_arcsec) if is_hats_path(right) else None)
+
+
+def _near(t, radius_arcsec: float):
+    if not {"ra", "dec"} <= set(t.column_names) or not radius_arcsec > 0:
+        return None  # xmatch_tables says what is wrong
+    return t["ra"].to_numpy(), t["dec"].to_numpy(), radius_arcsec
+
+
+_XMATCH_SIDE_HELP = (
+    "Table/view name, SELECT query, catalog file, or HATS catalog directory (a path, e.g. "
+    "./gaia_hats: only its partitions near the other side are read)."
+)
+
+
 @command(app, "xmatch")
 def xmatch_cmd(
-    left: Annotated[str, typer.Argument(help="Table/view name, SELECT query, or catalog file.")],
-    right: Annotated[str, typer.Argument(help="Table/view name, SELECT query, or catalog file.")],
+    left: Annotated[str, typer.Argument(help=_XMATCH_SIDE_HELP)],
+    right: Annotated[str, typer.Argument(help=_XMATCH_SIDE_HELP)],
     radius_arcsec: Annotated[float, typer.Option("--radius", help="Match radius, arcsec.")] = 0.5,
     best: Annotated[bool, typer.Option("--best", help="Keep only the nearest match.")] = False,
+    engine: Annotated[
+        XmatchEngine,
+        typer.Option(
+            "--engine",
+            help="gccat: in-process match; lsdb: LSDB's crossmatch on Dask, partition by "
+            "partition (RIGHT must be a HATS catalog, whose margin should cover --radius).",
+        ),
+    ] = "gccat",
     output: Annotated[Path | None, typer.Option("--output", "-o", help=_OUTPUT_HELP)] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace --output.")] = False,
     print_format: PrintFormatOpt = None,
@@ -268,13 +311,17 @@ def xmatch_cmd(
       gccat xmatch detections my_gcs.csv --radius 0.3 --best --lake lake
       gccat xmatch "SELECT * FROM detections WHERE catalog = 'faisst2022'" \\
           "SELECT * FROM detections WHERE catalog = 'gcdet'" --radius 0.2 -o pairs.ecsv
+      gccat xmatch detections ./survey_hats --radius 0.5 --best --lake lake
+      gccat xmatch detections ./survey_hats --radius 0.5 --engine lsdb --lake lake
     """
+    from catalog.queries.hatsio import xmatch_lsdb
     from catalog.queries.search import xmatch_tables
 
     lk, con, version = _reader(lake, as_of, left, right)
-    t = xmatch_tables(
-        _xmatch_side(con, left, "left"), _xmatch_side(con, right, "right"), radius_arcsec, best=best
-    )
+    if engine == "lsdb":
+        t = xmatch_lsdb(_xmatch_side(con, left), right, radius_arcsec, best=best)
+    else:
+        t = xmatch_tables(*_xmatch_sides(con, left, right, radius_arcsec), radius_arcsec, best=best)
     _emit(t, output, print_format, f"xmatch {left} {right} --radius {radius_arcsec}", lk, version, overwrite)
 
 

@@ -125,14 +125,59 @@ def _is_log_unit(unit: str) -> bool:
     return unit.startswith("dex(") or unit.startswith("[")
 
 
-def _fits_unit(unit: str) -> str:
-    """A unit in the FITS standard's spelling; log10 units as ``log(...)`` (FITS 4.0 Table 6)."""
+def format_unit(unit: str, syntax: str) -> str:
+    """``unit`` (an astropy string, as the schemas hold it) in a standard's syntax.
+
+    Parameters
+    ----------
+    unit : str
+        An astropy unit string (``''`` for a dimensionless quantity).
+    syntax : {'fits', 'vounit'}
+        The FITS standard's spelling (``TUNITn``) or IVOA VOUnit 1.0 (HATS exports). Both write
+        a log10 unit as the function ``log(...)`` (FITS 4.0 Table 6, VOUnit 1.0 Table 8):
+        ``dex(solMass)`` is ``log(solMass)``.
+
+    Returns
+    -------
+    str
+        The unit in ``syntax``; VOUnit strings are checked by parsing them back with astropy's
+        VOUnit parser (the argument of ``log``, which that parser lacks, on its own).
+
+    Raises
+    ------
+    GccatError
+        If ``unit`` has no spelling in ``syntax``.
+    """
     from astropy import units as u
 
     parsed = u.Unit(unit)
-    if isinstance(parsed, u.DexUnit):
-        return f"log({parsed.physical_unit.to_string('fits')})"
-    return parsed.to_string("fits")
+    physical = parsed.physical_unit if isinstance(parsed, u.DexUnit) else parsed
+    try:
+        text = physical.to_string(syntax)
+        if syntax == "vounit":
+            u.Unit(text, format="vounit")
+    except ValueError as exc:
+        raise GccatError(f"the unit {unit!r} has no {syntax} spelling: {exc}") from None
+    return f"log({text})" if isinstance(parsed, u.DexUnit) else text
+
+
+def check_ucd(ucd: str) -> str:
+    """``ucd`` if it is a valid UCD1+ string (astropy's controlled-vocabulary check), or ``''``.
+
+    Raises
+    ------
+    GccatError
+        For a string that is not UCD1+ (a word outside the vocabulary, a secondary-only word
+        first, ...).
+    """
+    from astropy.io.votable.ucd import parse_ucd
+
+    if ucd:
+        try:
+            parse_ucd(ucd, check_controlled_vocabulary=True, has_colon=False)
+        except ValueError as exc:
+            raise GccatError(f"{ucd!r} is not a valid UCD1+: {exc}") from None
+    return ucd
 
 
 def arrow_to_astropy(table: pa.Table, flat: bool = False, meta: dict[str, ColumnMeta] | None = None):
@@ -350,7 +395,7 @@ def _write_fits(table: pa.Table, out: Path, meta: dict[str, ColumnMeta]) -> None
     for i, name in enumerate(t.colnames, start=1):
         m = meta.get(name, ColumnMeta())
         if m.unit and f"TUNIT{i}" not in hdu.header:
-            hdu.header.insert(f"TFORM{i}", (f"TUNIT{i}", _fits_unit(m.unit)), after=True)
+            hdu.header.insert(f"TFORM{i}", (f"TUNIT{i}", format_unit(m.unit, "fits")), after=True)
         if m.ucd:
             hdu.header[f"TUCD{i}"] = m.ucd
             positions |= _is_position(m.ucd)
@@ -376,9 +421,87 @@ def _write_ecsv(table: pa.Table, out: Path, meta: dict[str, ColumnMeta], provena
     t.write(out, format="ascii.ecsv", overwrite=True)
 
 
-def _write_hats(table: pa.Table, out: Path, name: str) -> None:
+#: Keys of the extra ``hats.properties`` entries of a HATS export: ``gccat_unit.<column>``,
+#: ``gccat_ucd.<column>``, ``gccat_description.<column>`` (hats keeps keys it does not know).
+HATS_PROPERTY_KEYS = ("unit", "ucd", "description")
+HATS_INDEX = "_healpix_29"  # hats' spatial index column, which lsdb adds
+HATS_INDEX_META = ColumnMeta(
+    "", "pos.healpix", "HATS spatial index: NESTED HEALPix index at order 29 of (ra, dec)"
+)
+
+
+def hats_column_meta(meta: dict[str, ColumnMeta]) -> dict[str, ColumnMeta]:
+    """The column metadata of a HATS export: units in VOUnit, UCDs checked as UCD1+.
+
+    Parameters
+    ----------
+    meta : dict
+        name -> :class:`ColumnMeta` with astropy unit strings (:func:`columns_meta`).
+
+    Returns
+    -------
+    dict
+        name -> :class:`ColumnMeta` with the unit in VOUnit (:func:`format_unit`), the same UCD
+        (checked by :func:`check_ucd`) and description.
+    """
+    return {
+        n: ColumnMeta(format_unit(m.unit, "vounit") if m.unit else "", check_ucd(m.ucd), m.description)
+        for n, m in meta.items()
+    }
+
+
+def hats_properties(meta: dict[str, ColumnMeta]) -> dict[str, str]:
+    """The extra ``hats.properties`` entries that carry each column's unit, UCD and description."""
+    return {
+        f"gccat_{key}.{name}": getattr(m, key)
+        for name, m in meta.items()
+        for key in HATS_PROPERTY_KEYS
+        if getattr(m, key)
+    }
+
+
+def _annotate_hats_catalog(catalog_dir: Path, meta: dict[str, ColumnMeta]) -> None:
+    """Put ``meta`` into the Parquet field metadata of one HATS catalog's files.
+
+    lsdb writes leaf files from pandas (no field metadata): each leaf is rewritten row group by
+    row group with the annotated schema and hats' own write settings, then hats regenerates
+    ``dataset/_metadata``, ``dataset/_common_metadata`` and ``per_partition_statistics.parquet``
+    from the leaf footers, as lsdb did.
+    """
+    import hats
+    from hats.io.file_io.file_io import get_parquet_write_table_kwargs
+
+    leaves = sorted((catalog_dir / "dataset").rglob("Npix=*.parquet"))
+    for leaf in leaves:
+        pf = pq.ParquetFile(leaf)
+        schema = with_metadata(pf.schema_arrow, meta=meta)
+        kwargs = get_parquet_write_table_kwargs(schema)
+        kwargs.pop("row_group_size", None)
+        tmp = leaf.with_name(leaf.name + ".gccat-tmp")
+        with pq.ParquetWriter(tmp, schema, **kwargs) as writer:
+            for i in range(pf.num_row_groups):
+                writer.write_table(pf.read_row_group(i).cast(schema))
+        os.replace(tmp, leaf)
+    if leaves:
+        hats.io.write_parquet_metadata(catalog_dir, create_metadata=True, create_per_partition_stats=True)
+        return
+    for name in ("_common_metadata", "_metadata"):  # an empty margin: schema-only files
+        path = catalog_dir / "dataset" / name
+        if path.exists():
+            pq.write_metadata(with_metadata(pq.read_schema(path), meta=meta), path)
+
+
+def _write_hats(table: pa.Table, out: Path, name: str, meta: dict[str, ColumnMeta]) -> None:
+    """A HATS collection (catalog and margin) whose files carry each column's metadata.
+
+    The VOUnit units, UCDs and descriptions (:func:`hats_column_meta`) are in the Parquet field
+    metadata of every leaf file, ``_common_metadata`` and ``_metadata``, and in extra entries of
+    each catalog's ``hats.properties`` (:func:`hats_properties`).
+    """
+    import hats
     import lsdb
 
+    vo = hats_column_meta(meta) | {HATS_INDEX: HATS_INDEX_META}
     flat = pa.table(
         {
             n: (
@@ -392,7 +515,16 @@ def _write_hats(table: pa.Table, out: Path, name: str) -> None:
     df = flat.to_pandas(types_mapper=None)
     cat = lsdb.from_dataframe(df, ra_column="ra", dec_column="dec", catalog_name=name)
     try:
-        cat.write_catalog(out, catalog_name=name, overwrite=True, progress_bar=False)
+        cat.write_catalog(
+            out,
+            catalog_name=name,
+            overwrite=True,
+            progress_bar=False,
+            addl_hats_properties=hats_properties(vo),
+        )
+        collection = hats.read_hats(out)
+        for d in [collection.main_catalog_dir, *(out / m for m in collection.all_margins or [])]:
+            _annotate_hats_catalog(Path(str(d)), vo)
     except Exception as exc:
         # lsdb wraps a failed partition write (disk full, ...) in a RuntimeError
         cause = exc
@@ -729,7 +861,7 @@ def export_table(
         elif fmt == "csv":
             _write_csv(table, tmp)
         else:
-            _write_hats(table, tmp, target.name)
+            _write_hats(table, tmp, target.name, meta)
 
     def manifest_for(tmp: Path) -> dict:
         return {

@@ -45,7 +45,7 @@ def relation_sql(source: str) -> str:
 def cone(
     con: duckdb.DuckDBPyConnection, ra: float, dec: float, radius_arcsec: float, source: str = "detections"
 ) -> pa.Table:
-    """Rows of ``source`` (a table/view with ra, dec, healpix29) within a cone, nearest first.
+    """Rows of ``source`` within a cone, nearest first, with ``separation_arcsec``.
 
     Parameters
     ----------
@@ -53,15 +53,24 @@ def cone(
         Cone centre, ICRS degrees.
     radius_arcsec : float
         Cone radius in arcsec.
+    source : str
+        A table, view or SELECT with ra, dec, healpix29, or a HATS catalog directory (a path
+        that is not a plain name, see :func:`catalog.queries.hatsio.is_hats_path`).
 
     The cone becomes a few ``healpix29 BETWEEN lo AND hi`` ranges that DuckDB pushes into the
-    Parquet scan; the exact great-circle distance then keeps the rows inside the radius.
+    Parquet scan; the exact great-circle distance then keeps the rows inside the radius. A HATS
+    catalog is searched by :func:`catalog.queries.hatsio.cone_hats`, which reads only the
+    partitions that overlap the cone.
     """
     if not (0 <= ra < 360 and -90 <= dec <= 90):
         raise GccatError(f"cone centre ({ra}, {dec}) is not a valid ICRS position in degrees")
     if not radius_arcsec > 0:
         raise GccatError(f"cone radius must be positive, not {radius_arcsec}")
     ra, dec, radius_arcsec = float(ra), float(dec), float(radius_arcsec)
+    from catalog.queries.hatsio import cone_hats, is_hats_path
+
+    if is_hats_path(source):
+        return cone_hats(source, ra, dec, radius_arcsec)
     from catalog.sky import cone_ranges  # healpy: imported by the searches that use it
 
     ranges = cone_ranges(ra, dec, radius_arcsec)

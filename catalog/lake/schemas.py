@@ -1761,6 +1761,31 @@ VIEW_COLUMNS: dict[str, ViewColumns] = {
             ),
         },
     ),
+    "size_limits": ViewColumns(
+        ("detections", "lens_at_detections", "psf_models"),
+        {
+            "psf_run_id": _m("", "meta.id", "Run of gccat psf build whose FWHM is used"),
+            "hwhm_arcsec": _m("arcsec", "phys.angSize;instr.fov", "PSF half width at half maximum"),
+            "size_limit_arcsec": _m(
+                "arcsec",
+                "phys.angSize;src",
+                "Intrinsic (source-plane) size limit HWHM x |lambda_t|, arcsec (NULL where mu_undefined)",
+            ),
+            "pc_per_arcsec": _m("pc/arcsec", "pos.angResolution", "Proper scale at the source redshift"),
+            "size_limit_pc": _m("pc", "phys.size.radius", "Intrinsic size limit in proper parsecs"),
+        },
+    ),
+    "surface_density_limits": ViewColumns(
+        ("fit_results", "size_limits"),
+        {
+            "log_sigma_e_min": _m(
+                "dex(solMass/pc2)",
+                "phys.mass;phys.area;arith.ratio",
+                "log10 lower limit on the stellar surface density within the half-light radius, "
+                "(M_living,intrinsic / 2) / (pi r_lim^2)",
+            ),
+        },
+    ),
     "photometry_demagnified": ViewColumns(
         ("photometry", "lens_at_detections"),
         {

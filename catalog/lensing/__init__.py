@@ -42,6 +42,7 @@ from catalog.lensing.derived import (
     kappa_gamma_from_deflection,
     magnification,
     on_critical_curve,
+    pc_per_arcsec,
     sigma_crit_msun_per_arcsec2,
     source_dls_ds,
     tangential_eigenvalue,
@@ -68,6 +69,7 @@ __all__ = [
     "solve_lens_equation",
     "source_dls_ds",
     "tangential_eigenvalue",
+    "pc_per_arcsec",
     "to_source_plane",
     "write_hff_map",
 ]

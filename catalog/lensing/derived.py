@@ -149,6 +149,21 @@ def tangential_eigenvalue(
     return 1.0 - s * np.asarray(kappa, dtype=np.float64) - s * np.asarray(gamma, dtype=np.float64)
 
 
+def pc_per_arcsec(z: npt.ArrayLike, cosmology=None) -> np.ndarray:
+    """Proper parsecs per arcsec at redshift ``z`` (angular diameter distance x 1 arcsec in rad).
+
+    NaN where z is not finite or not positive (no angular scale of a source at z <= 0).
+    """
+    cosmo = DEFAULT_COSMOLOGY if cosmology is None else cosmology
+    zz = np.asarray(z, dtype=np.float64)
+    out = np.full(zz.shape, np.nan)
+    ok = np.isfinite(zz) & (zz > 0)
+    if ok.any():
+        d_a = cosmo.angular_diameter_distance(zz[ok]).to_value(u.pc)
+        out[ok] = d_a * (1.0 * u.arcsec).to_value(u.rad)
+    return out
+
+
 def on_critical_curve(
     kappa: npt.ArrayLike, gamma: npt.ArrayLike, tol: float = 0.05, *, dls_ds_scale: npt.ArrayLike = 1.0
 ) -> np.ndarray:

@@ -181,6 +181,12 @@ UDFS: dict[str, tuple[str | Callable, list, object, str]] = {
         DOUBLE,
         "Signed magnification 1/((1-kappa)^2 - gamma^2)",
     ),
+    "pc_per_arcsec": (
+        "catalog.lensing:pc_per_arcsec",
+        [DOUBLE],
+        DOUBLE,
+        "Proper parsecs per arcsec at redshift z (FlatLambdaCDM H0=70, Om0=0.3); NULL for z <= 0",
+    ),
     "tangential_eigenvalue": (
         "catalog.lensing:tangential_eigenvalue",
         [DOUBLE, DOUBLE],

@@ -192,3 +192,43 @@ def test_bad_ensembles_exit_2_and_leave_the_lake_unchanged(ens_lake, tmp_path, c
     r = cli("ingest", "lens-ensemble", mixed, "--field", "as1063", "--model", "frac", "--lake", ens_lake.root)
     assert r.exit_code == 2
     assert snapshot(ens_lake) == before
+
+
+def test_size_and_surface_density_limits_from_the_built_psf(ens_lake, tmp_path):
+    """A PSF built from simulated stars (field as1063, F150W) sets HWHM; the size limit is
+    HWHM x |lambda_t| in proper pc at the source redshift, against astropy directly."""
+    import astropy.units as u
+    from astropy.cosmology import FlatLambdaCDM
+
+    from catalog.simulations import simulate_mosaic_files
+    from ingest.psf import run_psf_build
+
+    sim = simulate_mosaic_files(tmp_path / "stars", "s", bands=("F150W",), shape=(640, 640), n_points=45,
+                                psf_fwhm_pix=3.0, noise_njy=0.2, bcg=False, flux_range_njy=(57.5, 363.0),
+                                min_sep_pix=72.0, seed=4)  # fmt: skip
+    psf = run_psf_build(
+        ens_lake, sim["images"]["F150W"], tmp_path / "psf.fits", field_id="as1063", cutout_arcsec=0.75
+    )
+    con = connect(ens_lake)
+    rows = con.execute(
+        "SELECT s.detection_id, s.fwhm_arcsec, s.size_limit_arcsec, s.size_limit_pc, l.kappa, l.gamma, "
+        "l.mu_undefined FROM size_limits s JOIN lens_at_detections l USING (detection_id, model_id) "
+        "WHERE s.model_id = 'as1063/base' AND s.band = 'F150W' ORDER BY 1"
+    ).fetchall()
+    assert len(rows) == 25
+    pc = (FlatLambdaCDM(H0=70, Om0=0.3).angular_diameter_distance(Z_SOURCE).to_value(u.pc)) * np.pi / 648000
+    for _, fwhm, lim_arcsec, lim_pc, k, g, undefined in rows:
+        assert fwhm == pytest.approx(psf["fwhm_arcsec"])
+        if undefined:
+            assert lim_arcsec is None
+            continue
+        assert lim_arcsec == pytest.approx(fwhm / 2 * abs(1 - k - g), rel=1e-9)
+        assert lim_pc == pytest.approx(lim_arcsec * pc, rel=1e-6)
+    dens = con.execute(
+        "SELECT d.log_sigma_e_min, d.size_limit_pc, f.log_mass_living_intrinsic "
+        "FROM surface_density_limits d JOIN fit_results f ON f.object_id = d.detection_id "
+        "AND f.run_id = d.run_id AND f.lens_model = d.model_id"
+    ).fetchall()
+    assert len(dens) >= 20
+    for sig, r_pc, lm in dens:
+        assert sig == pytest.approx(np.log10(0.5 * 10**lm / (np.pi * r_pc**2)), rel=1e-9)

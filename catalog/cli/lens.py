@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from catalog.cli.util import DEFAULT_LAKE, LakeOpt, command, console, new_app, open_lake, print_table
+from catalog.lensing.arcs import ARC_THRESHOLD_FRACTION
 
 app = new_app("""Multiple images through a lens model: source-plane crossmatch, counter-images.
 
@@ -15,6 +17,8 @@ Examples:
   gccat lens crossmatch --field smacs0723 --model lenstool --tolerance 1.0
   gccat lens counter-images --field smacs0723 --model lenstool --image 2.1
   gccat lens critical-curves --field as1063 --model lenstool_frapy --z-source 2.0
+  gccat lens arc-magnification f150w.fits --field as1063 --model lenstool_frapy --ra 342.18 --dec -44.53 \\
+      --radius 1.5 --z-source 1.2 --name arc1
 """)
 
 
@@ -110,3 +114,51 @@ def critical_curves_cmd(
     out = run_critical_curves(open_lake(lake), field, model, z_source=z_source)
     n = len(set(out["curve_id"].to_pylist()))
     console.print(f"{n} critical curves ({out.num_rows} vertices with their caustics) at z_s = {z_source:g}")
+
+
+@command(app, "arc-magnification")
+def arc_magnification_cmd(
+    image: Annotated[Path, typer.Argument(help="Background-subtracted FITS image of the arc (with WCS).")],
+    field: Annotated[str, typer.Option("--field", help="Field id.")],
+    model: Annotated[str, typer.Option("--model", help="Lens model with kappa and gamma maps.")],
+    ra: Annotated[float, typer.Option("--ra", help="RA of the aperture centre, deg (ICRS).")],
+    dec: Annotated[float, typer.Option("--dec", help="Dec of the aperture centre, deg (ICRS).")],
+    radius: Annotated[float, typer.Option("--radius", help="Aperture radius holding the arc, arcsec.")],
+    z_source: Annotated[float, typer.Option("--z-source", help="Redshift of the arc.")],
+    name: Annotated[str, typer.Option("--name", help="Name of the arc.")],
+    threshold: Annotated[
+        float, typer.Option("--threshold", help="Fraction of the arc's peak a pixel must exceed, in (0, 1).")
+    ] = ARC_THRESHOLD_FRACTION,
+    lake: LakeOpt = DEFAULT_LAKE,
+):
+    """Magnification of an arc over its pixels above a fraction of its peak (arc_magnifications).
+
+    The arc is the connected region above --threshold x the peak in the aperture that holds the
+    peak; |mu| (mean, median, flux-weighted, 16/84th percentiles) over its pixels where the model
+    defines mu (the Firefly Sparkle study: 10% of the peak).
+
+    \b
+    Examples:
+      gccat lens arc-magnification f150w.fits --field macs0416 --model cats --ra 64.0381 --dec -24.0675 \\
+          --radius 1.5 --z-source 8.3 --name firefly
+    """
+    from catalog.runs.sourceplane import run_arc_magnification
+
+    r = run_arc_magnification(
+        open_lake(lake),
+        field,
+        model,
+        image,
+        ra_deg=ra,
+        dec_deg=dec,
+        radius_arcsec=radius,
+        z_source=z_source,
+        arc=name,
+        threshold_fraction=threshold,
+    )
+    console.print(
+        f"{name}: {r['n_pixels']} pixels ({r['area_arcsec2']:.3g} arcsec2) above {threshold:g} x the peak; "
+        f"|mu| mean {r['mu_mean']:.3g}, median {r['mu_median']:.3g}, "
+        f"flux-weighted {r['mu_flux_weighted']:.3g}, "
+        f"16-84% {r['mu_p16']:.3g}-{r['mu_p84']:.3g} ({r['n_pixels_mu']} pixels with mu)"
+    )

@@ -1335,6 +1335,30 @@ CRITICAL_CURVES = pa.schema(
     ]
 )
 
+ARC_MAGNIFICATIONS = pa.schema(
+    [
+        FIELD_ID,
+        MODEL_ID,
+        col("arc", pa.string(), "", "meta.id", "Name of the arc", nullable=False),
+        col("ra", pa.float64(), "deg", "pos.eq.ra", "Right ascension of the aperture centre (ICRS)"),
+        col("dec", pa.float64(), "deg", "pos.eq.dec", "Declination of the aperture centre (ICRS)"),
+        col("radius_arcsec", pa.float64(), "arcsec", "phys.angSize", "Radius of the search aperture"),
+        col("z_source", pa.float64(), "", "src.redshift", "Redshift of the arc"),
+        col("threshold_fraction", pa.float64(), "", "arith.ratio", "Pixels above this fraction of the peak"),
+        col("n_pixels", pa.int64(), "", "meta.number", "Pixels of the arc (connected, above the threshold)"),
+        col("n_pixels_mu", pa.int64(), "", "meta.number", "Arc pixels where the model defines mu"),
+        col("area_arcsec2", pa.float64(), "arcsec2", "phys.area", "Area of the arc's pixels"),
+        col("mu_mean", pa.float64(), "", "phys;stat.mean", "Mean |mu| over the arc's pixels"),
+        col("mu_median", pa.float64(), "", "phys;stat.median", "Median |mu| over the arc's pixels"),
+        col("mu_flux_weighted", pa.float64(), "", "phys;stat.mean", "Flux-weighted mean |mu| over the arc"),
+        col("mu_p16", pa.float64(), "", "phys;stat.min", "16th percentile of |mu| over the arc's pixels"),
+        col("mu_p84", pa.float64(), "", "phys;stat.max", "84th percentile of |mu| over the arc's pixels"),
+        col("image", pa.string(), "", "meta.ref;meta.file", "Image the arc was measured on"),
+        col("image_sha256", pa.string(), "", "meta.checksum", "SHA-256 of the image"),
+        INGEST_ID,
+    ]
+)
+
 _EE_RADII = col(
     "ee_radii_arcsec", pa.list_(pa.float64()), "arcsec", "phys.angSize;obs.param", "Radii of the growth curve"
 )
@@ -1447,6 +1471,7 @@ TABLES: dict[str, tuple[pa.Schema, list[str]]] = {
     "source_plane_matches": (SOURCE_PLANE_MATCHES, []),
     "counter_images": (COUNTER_IMAGES, []),
     "critical_curves": (CRITICAL_CURVES, []),
+    "arc_magnifications": (ARC_MAGNIFICATIONS, []),
     "psf_models": (PSF_MODELS, []),
     "psf_kernels": (PSF_KERNELS, []),
 }
@@ -1536,6 +1561,10 @@ TABLE_DESCRIPTIONS = {
     ),
     "counter_images": ("Images predicted by solving the lens equation on a model's deflection maps."),
     "critical_curves": ("Critical curves (det A = 0) and caustics of a lens model at a source redshift."),
+    "arc_magnifications": (
+        "Magnification of arcs (gccat lens arc-magnification): |mu| over the pixels above a "
+        "fraction of the arc's peak."
+    ),
     "psf_models": (
         "Empirical PSFs (gccat psf build): image, star cut (mag range, r_h), cutout, stars stacked, FWHM, EE."
     ),

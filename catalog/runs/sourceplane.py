@@ -13,11 +13,13 @@ import pyarrow.compute as pc
 from astropy import units as u
 from astropy.coordinates import SkyCoord
 
-from catalog.checks import Z_MAX, check_number
+from catalog.checks import Z_MAX, check_name, check_number
+from catalog.constants import MU_PIXEL_CHANGE_MAX
 from catalog.errors import GccatError
 from catalog.lake import IngestKind, Lake, command_line
-from catalog.lake.schemas import COUNTER_IMAGES, CRITICAL_CURVES, SOURCE_PLANE_MATCHES
+from catalog.lake.schemas import ARC_MAGNIFICATIONS, COUNTER_IMAGES, CRITICAL_CURVES, SOURCE_PLANE_MATCHES
 from catalog.lensing import dls_ds, solve_lens_equation, to_source_plane
+from catalog.lensing.arcs import ARC_THRESHOLD_FRACTION, arc_magnification_summary, arc_pixels
 from catalog.lensing.sourceplane import critical_curves
 from catalog.queries.lensmaps import LensMapStore
 
@@ -250,3 +252,92 @@ def run_critical_curves(
     cols["z_source"] = [z_source] * len(cols["ra"])
     options = {"run": "critical-curves", "z_source": z_source}
     return _write(lake, CRITICAL_CURVES, "critical_curves", cols, field_id, model, options, command)
+
+
+def run_arc_magnification(
+    lake: Lake,
+    field_id: str,
+    model: str,
+    image_path,
+    *,
+    ra_deg: float,
+    dec_deg: float,
+    radius_arcsec: float,
+    z_source: float,
+    arc: str,
+    threshold_fraction: float = ARC_THRESHOLD_FRACTION,
+    command: str | None = None,
+) -> dict:
+    """The magnification of an arc over its pixels above ``threshold_fraction`` of its peak.
+
+    Parameters
+    ----------
+    lake : Lake
+    field_id, model : str
+        Field and lens model (with kappa and gamma maps).
+    image_path : path
+        Background-subtracted FITS image with a celestial WCS.
+    ra_deg, dec_deg, radius_arcsec : float
+        Centre (ICRS, deg) and radius (arcsec) of the aperture holding the arc.
+    z_source : float
+        Redshift of the arc (kappa and gamma rescaled by D_ls/D_s).
+    arc : str
+        Name of the arc.
+    threshold_fraction : float
+        Fraction of the peak (the Firefly Sparkle study: 0.1).
+
+    Returns
+    -------
+    dict
+        The ``arc_magnifications`` row (see :mod:`catalog.lensing.arcs`).
+    """
+    from catalog.files import sha256_file
+    from catalog.images.fitsio import celestial_wcs, read_fits_image
+    from catalog.lensing import magnification, mu_pixel_change
+
+    check_name(arc, "arc name")
+    z_source = check_number(z_source, "--z-source", lo=0, lo_open=True, hi=Z_MAX)
+    radius_arcsec = check_number(radius_arcsec, "--radius", lo=0, lo_open=True, hi=600)
+    threshold_fraction = check_number(
+        threshold_fraction, "--threshold", lo=0, lo_open=True, hi=1, hi_open=True
+    )
+    ra_deg = check_number(ra_deg, "--ra", lo=0, hi=360)
+    dec_deg = check_number(dec_deg, "--dec", lo=-90, hi=90)
+    model_id = f"{field_id}/{model}"
+    store = LensMapStore(lake)
+    kappa, gamma = store.load(model_id, "kappa"), store.load(model_id, "gamma")
+    if kappa is None or gamma is None:
+        raise GccatError(f"lens model '{model_id}' has no kappa and gamma maps in the lake")
+    m = store.models()
+    norm = m.filter(pc.equal(m["model_id"], model_id))["dls_ds"][0].as_py()
+    s = float(_scale(lake, field_id, np.array([z_source]), norm)[0])
+    data, header = read_fits_image(image_path, "arc image")
+    wcs, scale_arcsec = celestial_wcs(header, image_path)
+    x0, y0 = (float(v) for v in wcs.world_to_pixel_values(ra_deg, dec_deg))
+    pix = arc_pixels(data, x0, y0, radius_arcsec / scale_arcsec, threshold_fraction)
+    iy, ix = np.nonzero(pix)
+    ra, dec = wcs.pixel_to_world_values(ix, iy)
+    ra = np.mod(ra, 360.0)
+    mids = np.full(ra.size, model_id)
+    k = store.sample(mids, np.full(ra.size, "kappa"), ra, dec) * s
+    g = store.sample(mids, np.full(ra.size, "gamma"), ra, dec) * s
+    change = mu_pixel_change(kappa, gamma, ra, dec, np.full(ra.size, s))
+    abs_mu = np.abs(np.asarray(magnification(k, g), float))
+    abs_mu[~(change <= MU_PIXEL_CHANGE_MAX)] = np.nan  # NaN off the map or mu undefined
+    summary = arc_magnification_summary(abs_mu, data[iy, ix])
+    row = {
+        "arc": [arc],
+        "ra": [ra_deg],
+        "dec": [dec_deg],
+        "radius_arcsec": [radius_arcsec],
+        "z_source": [z_source],
+        "threshold_fraction": [threshold_fraction],
+        "n_pixels": [int(pix.sum())],
+        "area_arcsec2": [float(pix.sum()) * scale_arcsec**2],
+        **{key: [v] for key, v in summary.items()},
+        "image": [str(image_path)],
+        "image_sha256": [sha256_file(image_path)],
+    }
+    options = {"run": "arc-magnification", "arc": arc, "z_source": z_source, "threshold": threshold_fraction}
+    out = _write(lake, ARC_MAGNIFICATIONS, "arc_magnifications", row, field_id, model, options, command)
+    return out.to_pylist()[0]

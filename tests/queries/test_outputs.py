@@ -85,6 +85,20 @@ def full(demo, tmp_path_factory) -> Lake:
         from catalog.runs.sourceplane import run_critical_curves
 
         run_critical_curves(lake, "as1063", "lenstool_frapy", z_source=2.0)
+    if not lake.files("arc_magnifications"):
+        from astropy.io import fits as _fits
+
+        from catalog.queries.lensmaps import LensMapStore
+        from catalog.runs.sourceplane import run_arc_magnification
+
+        km = LensMapStore(lake).load("as1063/lenstool_frapy", "kappa")
+        ny, nx = km.shape
+        yy, xx = np.mgrid[0:ny, 0:nx]
+        blob = np.exp(-0.5 * (np.hypot(xx - nx / 2, yy - ny / 2) / 1.5) ** 2)
+        _fits.PrimaryHDU(blob, km.wcs.to_header()).writeto(root / "arc.fits")
+        ra, dec = (float(v) for v in km.wcs.pixel_to_world_values(nx / 2, ny / 2))
+        run_arc_magnification(lake, "as1063", "lenstool_frapy", root / "arc.fits", ra_deg=ra, dec_deg=dec,
+                              radius_arcsec=30.0, z_source=2.0, arc="blob")  # fmt: skip
     if not lake.files("psf_models"):
         from astropy.io import fits as _fits
 

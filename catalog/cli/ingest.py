@@ -157,6 +157,25 @@ def bands_cmd(
     _report(ingest_bands(open_lake(lake), names), "bands")
 
 
+#: The options of the lens-map ingests.
+TeamOpt = Annotated[str | None, typer.Option("--team", help="Modelling team.")]
+VersionOpt = Annotated[str | None, typer.Option("--version", help="Model version.")]
+DlsDsOpt = Annotated[float, typer.Option("--dls-ds", help="D_ls/D_s the maps are normalised to (HFF: 1).")]
+ZSourceNormOpt = Annotated[
+    float | None, typer.Option("--z-source", help="Or: source redshift the maps are normalised to.")
+]
+
+
+def _report_lens(r, field: str, model: str, what: str) -> None:
+    if r.skipped:
+        _report(r, f"{field}/{model}")
+    else:
+        console.print(
+            f"{field}/{model}: {what} {', '.join(r.bands)} ({r.n_rows} pixels) committed "
+            f"as ingest {r.ingest_id}; lake version {r.lake_version}."
+        )
+
+
 @command(app, "lens-map")
 def lens_map_cmd(
     files: Annotated[
@@ -167,14 +186,10 @@ def lens_map_cmd(
     ],
     field: Annotated[str, typer.Option("--field", help="Field id.")],
     model: Annotated[str, typer.Option("--model", help="Model name (e.g. cats_v4).")],
-    team: Annotated[str | None, typer.Option("--team", help="Modelling team.")] = None,
-    version: Annotated[str | None, typer.Option("--version", help="Model version.")] = None,
-    dls_ds: Annotated[
-        float, typer.Option("--dls-ds", help="D_ls/D_s the maps are normalised to (HFF: 1).")
-    ] = 1.0,
-    z_source: Annotated[
-        float | None, typer.Option("--z-source", help="Or: source redshift the maps are normalised to.")
-    ] = None,
+    team: TeamOpt = None,
+    version: VersionOpt = None,
+    dls_ds: DlsDsOpt = 1.0,
+    z_source: ZSourceNormOpt = None,
     quantity: Annotated[
         str | None, typer.Option("--quantity", help="Quantity of a single file whose name does not say it.")
     ] = None,
@@ -206,13 +221,7 @@ def lens_map_cmd(
             replace=replace,
             progress=progress,
         )
-    if r.skipped:
-        _report(r, f"{field}/{model}")
-    else:
-        console.print(
-            f"{field}/{model}: maps {', '.join(r.bands)} ({r.n_rows} pixels) committed "
-            f"as ingest {r.ingest_id}; lake version {r.lake_version}."
-        )
+    _report_lens(r, field, model, "maps")
 
 
 @command(app, "lens-ensemble")
@@ -225,14 +234,10 @@ def lens_ensemble_cmd(
     ],
     field: Annotated[str, typer.Option("--field", help="Field id.")],
     model: Annotated[str, typer.Option("--model", help="Ensemble name (e.g. cats_v4_range).")],
-    team: Annotated[str | None, typer.Option("--team", help="Modelling team.")] = None,
-    version: Annotated[str | None, typer.Option("--version", help="Model version.")] = None,
-    dls_ds: Annotated[
-        float, typer.Option("--dls-ds", help="D_ls/D_s the maps are normalised to (HFF: 1).")
-    ] = 1.0,
-    z_source: Annotated[
-        float | None, typer.Option("--z-source", help="Or: source redshift the maps are normalised to.")
-    ] = None,
+    team: TeamOpt = None,
+    version: VersionOpt = None,
+    dls_ds: DlsDsOpt = 1.0,
+    z_source: ZSourceNormOpt = None,
     replace: Annotated[bool, typer.Option("--replace", help="Supersede this ensemble.")] = False,
     lake: LakeOpt = DEFAULT_LAKE,
 ):
@@ -263,13 +268,7 @@ def lens_ensemble_cmd(
             replace=replace,
             progress=progress,
         )
-    if r.skipped:
-        _report(r, f"{field}/{model}")
-    else:
-        console.print(
-            f"{field}/{model}: realisations of {', '.join(r.bands)} ({r.n_rows} pixels) committed "
-            f"as ingest {r.ingest_id}; lake version {r.lake_version}."
-        )
+    _report_lens(r, field, model, "realisations of")
 
 
 #: The options of the Lenstool text ingests.

@@ -7,17 +7,14 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from catalog.lake import Lake
-from catalog.lensing import dls_ds, write_hff_map
+from catalog.lensing import dls_ds
 from catalog.queries.connection import connect
 from catalog.runs.sourceplane import run_arc_magnification
-from catalog.simulations.lensfield import simulate_sis_deflection
-from ingest.catalog import ingest_fields
-from ingest.lens import ingest_lens_maps
 
 from ..conftest import snapshot
+from .sis import PIX, THETA_E, ZL, sis_lake
 
-THETA_E, PIX, ZL, ZS = 5.0, 0.1, 0.39, 2.0
+ZS = 2.0
 R_ARC, PHI_ARC = 7.0, 0.6  # arcsec, rad
 
 
@@ -29,16 +26,7 @@ def _arc_centre_pix(shape):
 @pytest.fixture(scope="module")
 def arc(tmp_path_factory):
     root = tmp_path_factory.mktemp("arc")
-    lake = Lake.create(root / "lake")
-    (root / "fields.csv").write_text(
-        "field_id,name,aliases,ra_center_deg,dec_center_deg,z_cluster,ebv_mw,kpc_per_arcsec,"
-        "pixel_scale_arcsec,bands,depth_note,source\nsimsis,SIS,,110.83,-73.45,0.39,,,,,,simulated\n"
-    )
-    ingest_fields(lake, root / "fields.csv")
-    ax, ay = simulate_sis_deflection(THETA_E, shape=(201, 201), pixel_scale_arcsec=PIX)
-    for m in (ax, ay):
-        write_hff_map(m, root / f"sis_{m.quantity}.fits")
-    ingest_lens_maps(lake, sorted(root.glob("sis_*.fits")), field_id="simsis", model="truth")
+    lake, ax, _ = sis_lake(root)
     ny, nx = ax.shape
     yy, xx = np.mgrid[0:ny, 0:nx]
     x, y = (xx - (nx - 1) / 2) * PIX, (yy - (ny - 1) / 2) * PIX

@@ -11,15 +11,12 @@ from typer.testing import CliRunner
 
 from catalog.cli.app import app
 from catalog.errors import GccatError
-from catalog.lake import Lake
-from catalog.lensing import dls_ds, write_hff_map
+from catalog.lensing import dls_ds
 from catalog.runs.sourceplane import run_counter_images, run_source_plane_crossmatch
-from catalog.simulations.lensfield import simulate_sis_deflection
-from ingest.catalog import ingest_fields
-from ingest.lens import ingest_lens_maps
 from ingest.lenstool import ingest_multiple_images
 
-THETA_E, PIX, ZL = 5.0, 0.1, 0.39
+from .sis import PIX, THETA_E, ZL, sis_lake
+
 FAMILIES = {"1": ((1.03, 0.52), 2.0), "2": ((-2.01, 1.37), 3.0), "3": ((0.33, -3.12), 4.0)}
 
 
@@ -38,16 +35,7 @@ def _images(beta, theta_e):
 @pytest.fixture(scope="module")
 def sim(tmp_path_factory):
     root = tmp_path_factory.mktemp("sis")
-    lake = Lake.create(root / "lake")
-    (root / "fields.csv").write_text(
-        "field_id,name,aliases,ra_center_deg,dec_center_deg,z_cluster,ebv_mw,kpc_per_arcsec,"
-        "pixel_scale_arcsec,bands,depth_note,source\nsimsis,SIS,,110.83,-73.45,0.39,,,,,,simulated\n"
-    )
-    ingest_fields(lake, root / "fields.csv")
-    ax, ay = simulate_sis_deflection(THETA_E, shape=(201, 201), pixel_scale_arcsec=PIX)
-    for m in (ax, ay):
-        write_hff_map(m, root / f"sis_{m.quantity}.fits")
-    ingest_lens_maps(lake, sorted(root.glob("sis_*.fits")), field_id="simsis", model="truth")
+    lake, ax, ay = sis_lake(root)
     lines, truth = [], {}
     for fam, (beta, z) in FAMILIES.items():
         te = THETA_E * float(dls_ds(ZL, z))

@@ -228,7 +228,8 @@ def _sexagesimal_cells(draw, deg: list[float], hours: bool):
             )
         )
     want = [Angle(c.replace(" ", ":"), unit="hourangle" if hours else "deg").deg for c in cells]
-    if hours and any(w >= 360 for w in want):  # 23:59:59.9996 rounds up to 24h
+    # 23:59:59.9996 rounds up to 24h (astropy reads "24h00m00.000s" as 359.99999999999994 deg)
+    if hours and any(w >= 360 - 1e-9 for w in want):
         return "str", cells, want, "RA rounds to 360"
     return "str", cells, want, None
 

@@ -827,3 +827,164 @@ def run_injection(
         )
     step("done", 1.0)
     return {**run, "n_injections": n_inj, "n_corrections": corr.num_rows}
+
+
+#: PSF-fit options: the cutout side (arcsec, the SMACS0723 0.8") and the largest position shift.
+PSF_FIT_SIZE_ARCSEC = 0.8
+PSF_MAX_SHIFT_PIX = 2.0
+MAX_PSF_FIT_SIZE_ARCSEC = 10.0
+MAX_PSF_SHIFT_PIX = 20.0
+
+
+def check_psf_fit_options(fit_size_arcsec, max_shift_pix, background) -> tuple[float, float, str]:
+    """``--fit-size`` (arcsec, (0, 10]), ``--max-shift`` (pixels, (0, 20]) and ``--background``."""
+    from catalog.images.psfphot import BACKGROUND_MODELS
+
+    size = check_number(
+        fit_size_arcsec, "--fit-size (arcsec)", lo=0, lo_open=True, hi=MAX_PSF_FIT_SIZE_ARCSEC
+    )
+    shift = check_number(max_shift_pix, "--max-shift (pixels)", lo=0, lo_open=True, hi=MAX_PSF_SHIFT_PIX)
+    if background not in BACKGROUND_MODELS:
+        raise GccatError(f"--background must be one of {', '.join(BACKGROUND_MODELS)}, got {background!r}")
+    return size, shift, background
+
+
+def run_psf_photometry(
+    lake: Lake,
+    image_path,
+    *,
+    psf_path,
+    band: str | None,
+    field_id: str,
+    catalog: str,
+    fit_size_arcsec: float = PSF_FIT_SIZE_ARCSEC,
+    max_shift_pix: float = PSF_MAX_SHIFT_PIX,
+    background: str = "plane",
+    error_path=None,
+    weight_path=None,
+    zeropoint_ab: float | None = None,
+    command: str = "",
+    progress=None,
+) -> dict:
+    """PSF-fit photometry of a catalog's sources on one image, appended to photometry.
+
+    Rows have ``method = 'psf'``, no aperture radius, total fluxes in nJy (the PSF stamp
+    normalised to 1) and the fit's quality bits (:mod:`catalog.images.psfphot`); the ingest's
+    options record the PSF file, its sha256, the cutout side (arcsec and pixels), the shift
+    limit (pixels), the background model, and the median fitted offset and background.
+
+    Parameters
+    ----------
+    psf_path : path
+        PSF FITS (odd sides, finite pixels) at the image's pixel scale, e.g. from ``gccat psf build``.
+    fit_size_arcsec : float
+        Side of each source's cutout, arcsec (rounded to an odd number of pixels).
+    max_shift_pix : float
+        Largest shift of a fitted position from the catalog position on each axis, pixels.
+    background : {"plane", "constant"}
+        Local background fitted jointly with the fluxes.
+    """
+    from catalog.images.psfphot import check_psf_stamp, psf_photometry
+    from ingest.images import read_image
+
+    step = progress or (lambda stage, frac: None)
+    check_name(field_id, "field id")
+    check_name(catalog, "catalog name")
+    if psf_path is None:
+        raise GccatError("--method psf needs --psf (a PSF FITS stamp with odd sides)")
+    size_arcsec, shift, background = check_psf_fit_options(fit_size_arcsec, max_shift_pix, background)
+    step("reading", 0.05)
+    psf = _read_psf(psf_path)
+    try:
+        check_psf_stamp(psf)
+    except GccatError as e:
+        raise GccatError(f"--psf: {e}", file=psf_path) from None
+    image = read_image(
+        image_path, band=band, error_path=error_path, weight_path=weight_path, zeropoint_ab=zeropoint_ab
+    )
+    _check_psf_fits(psf, image, psf_path)
+    size_pix = max(int(round(size_arcsec / image.pixel_scale_arcsec)) // 2 * 2 + 1, 3)
+    if size_pix > min(image.data.shape):
+        raise GccatError(f'--fit-size {size_arcsec:g}" is wider than the image', file=image.path)
+    det, x, y = _catalog_positions(lake, field_id, catalog, image)
+    step("fitting", 0.3)
+    fit = psf_photometry(
+        image.data,
+        x,
+        y,
+        psf,
+        error=image.error,
+        weight=image.weight,
+        fit_size_pix=size_pix,
+        max_shift_pix=shift,
+        background=background,
+    )
+    f = image.njy_per_unit
+    n = len(x)
+    ingest_id = new_ingest_id()
+    rows = pa.table(
+        {
+            "detection_id": det["detection_id"].to_numpy(zero_copy_only=False),
+            "field_id": [field_id] * n,
+            "band": [image.band] * n,
+            "flux_njy": pa.array(fit["flux"] * f, from_pandas=True),
+            "flux_err_njy": pa.array(fit["flux_err"] * f, from_pandas=True),
+            "is_upper_limit": np.zeros(n, bool),
+            "method": ["psf"] * n,
+            "aperture_radius_arcsec": pa.nulls(n, pa.float64()),
+            "mw_corrected": np.zeros(n, bool),
+            "quality": fit["quality"].astype(np.int32),
+            "ingest_id": [ingest_id] * n,
+        }
+    ).cast(PHOTOMETRY)
+    name = f"{catalog}/{image.band}/psf"
+    settings = {
+        "psf_sha256": sha256_file(psf_path),
+        "fit_size_arcsec": size_arcsec,
+        "max_shift_pix": shift,
+        "background": background,
+        "zeropoint_ab": zeropoint_ab,
+    }
+    from ingest.catalog import register_field_and_bands
+
+    step("writing", 0.8)
+    with lake.transaction(IngestKind.PHOTOMETRY, ingest_id=ingest_id) as tx:
+        same = lake.live_named(field_id, name, kind=IngestKind.PHOTOMETRY)
+        if same.num_rows and same["sha256"][0].as_py() == image.sha256:
+            old = json.loads(same["options"][0].as_py() or "{}")
+            if {k: old.get(k) for k in settings} == settings:
+                return {"ingest_id": same["ingest_id"][0].as_py(), "skipped": True, "n_rows": 0}
+        register_field_and_bands(
+            lake, tx, field_id, [image.band], det["ra"].to_numpy(), det["dec"].to_numpy(), []
+        )
+        tx.append("photometry", rows)
+        tx.commit(
+            name=name,
+            field_id=field_id,
+            source_path=image.path.resolve(),
+            sha256=image.sha256,
+            n_rows=n,
+            n_photometry=rows.num_rows,
+            command=command,
+            supersedes=same["ingest_id"].to_pylist(),
+            options={
+                "run": "photometry",
+                "method": "psf",
+                "bands_measured": [image.band],
+                "psf": str(psf_path),
+                "fit_size_pix": size_pix,
+                "median_offset_pix": float(np.nanmedian(np.hypot(fit["dx"], fit["dy"]))) if n else None,
+                "median_background_njy": float(np.nanmedian(fit["background"]) * f) if n else None,
+                "n_flagged": int((fit["quality"] != 0).sum()),
+                "njy_per_unit": f,
+                **settings,
+            },
+        )
+    step("done", 1.0)
+    return {
+        "ingest_id": ingest_id,
+        "skipped": False,
+        "n_rows": rows.num_rows,
+        "n_sources": n,
+        "n_flagged": int((fit["quality"] != 0).sum()),
+    }

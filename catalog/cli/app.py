@@ -648,19 +648,61 @@ def photometry_cmd(
         float | None,
         typer.Option("--zeropoint", help="AB magnitude of one image unit (if BUNIT is not usable)."),
     ] = None,
+    method: Annotated[
+        str, typer.Option("--method", help="aperture (forced apertures) or psf (PSF fit, needs --psf).")
+    ] = "aperture",
+    fit_size: Annotated[
+        float, typer.Option("--fit-size", help="psf: side of each fitted cutout, arcsec.")
+    ] = 0.8,
+    max_shift: Annotated[
+        float, typer.Option("--max-shift", help="psf: largest shift from the catalog position, pixels.")
+    ] = 2.0,
+    background: Annotated[
+        str, typer.Option("--background", help="psf: local background fitted jointly: plane or constant.")
+    ] = "plane",
     lake: LakeOpt = DEFAULT_LAKE,
 ):
-    """Forced aperture photometry at a catalog's positions, appended to photometry (nJy).
+    """Forced aperture (or PSF-fit) photometry at a catalog's positions, appended to photometry (nJy).
 
     \b
     Examples:
       gccat photometry mz/mosaic_f150w.fits --field as1063 --catalog gcdet --psf mz/mosaic_psf.fits
+      gccat photometry mz/mosaic_f150w.fits --method psf --psf mz/mosaic_psf.fits --field as1063 \\
+          --catalog gcdet
       gccat photometry f444w.fits --band F444W --field as1063 --catalog gcdet --apertures 0.16 --weight \\
           f444w_wht.fits
     """
     from catalog.cli.util import StageProgress
-    from ingest.pointsources import run_photometry
+    from ingest.pointsources import run_photometry, run_psf_photometry
 
+    if method not in ("aperture", "psf"):
+        raise GccatError(f"--method must be aperture or psf, got {method!r}")
+    if method == "psf":
+        with StageProgress(f"psf photometry {image.name}") as progress:
+            r = run_psf_photometry(
+                open_lake(lake),
+                image,
+                psf_path=psf,
+                band=band,
+                field_id=field,
+                catalog=catalog,
+                fit_size_arcsec=fit_size,
+                max_shift_pix=max_shift,
+                background=background,
+                error_path=error,
+                weight_path=weight,
+                zeropoint_ab=zeropoint,
+                command=command_line(),
+                progress=progress,
+            )
+        if r["skipped"]:
+            console.print(f"already measured (ingest {r['ingest_id']}); nothing to do")
+        else:
+            console.print(
+                f"{r['n_sources']} sources PSF-fitted: {r['n_rows']} photometry rows "
+                f"({r['n_flagged']} flagged); ingest {r['ingest_id']}"
+            )
+        return
     with StageProgress(f"photometry {image.name}") as progress:
         r = run_photometry(
             open_lake(lake),

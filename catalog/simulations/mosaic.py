@@ -166,3 +166,84 @@ def make_test_mosaic(
         "truth": {"x": xs, "y": ys, "flux": fl},
         "bcg_model": model,
     }
+
+
+def make_psf_photometry_scene(
+    *,
+    rng,
+    n_isolated=150,
+    n_galaxy=16,
+    n_pairs=30,
+    snr_range=(15.0, 200.0),
+    pair_separation_pix=(3.0, 5.0),
+    psf_fwhm_pix=2.0,
+    noise_sigma=1.0,
+    spacing_pix=35.0,
+    galaxy_amplitude=20.0,
+) -> dict:
+    """A test image for PSF-fit photometry: isolated sources, sources on a galaxy, close pairs.
+
+    Point sources of known flux on a Moffat PSF (:func:`make_test_mosaic`, Gaussian noise of
+    ``noise_sigma``): ``n_isolated`` on an empty grid of ``spacing_pix``, ``n_galaxy`` on rings at
+    30 and 50 px from the centre of a Sersic galaxy (the mosaic's BCG, n = 4, r_eff = 40 px,
+    ``galaxy_amplitude`` per pixel at r_eff, with its planar ICL), and ``n_pairs`` pairs
+    ``pair_separation_pix`` apart. Fluxes are
+    log-uniform so that the PSF-weighted S/N, ``flux / (noise_sigma sqrt(4 pi sigma_psf^2))``
+    for a Gaussian of the same FWHM, spans ``snr_range``; positions have random sub-pixel
+    offsets.
+
+    Returns
+    -------
+    dict
+        The mosaic's ``image``, ``error``, ``weight``, ``psf`` and ``bcg_model``, and ``truth``
+        with ``x``, ``y``, ``flux`` (image units), ``snr`` and ``set`` ("isolated", "galaxy",
+        "pair") per source.
+    """
+    rng = _rng(rng)
+    sigma_psf = float(psf_fwhm_pix) / 2.3548200450309493
+    noise_flux = float(noise_sigma) * np.sqrt(4 * np.pi * sigma_psf**2)
+    s = float(spacing_pix)
+    n_side = int(np.ceil(np.sqrt(n_isolated + n_pairs))) + 1
+    # a grid of cells; the galaxy sits in its own square of 4 x 4 cells at the centre
+    side = int(s * (n_side + 5)) + 40
+    c = side / 2.0
+    cells = [
+        (20 + s * (i + 0.5), 20 + s * (j + 0.5))
+        for j in range(n_side + 5)
+        for i in range(n_side + 5)
+        if max(abs(20 + s * (i + 0.5) - c), abs(20 + s * (j + 0.5) - c)) > 2.5 * s
+    ]
+    if len(cells) < n_isolated + n_pairs:
+        raise GccatError("make_psf_photometry_scene: too many sources for the grid")
+    cells = np.asarray(cells)[rng.permutation(len(cells))[: n_isolated + n_pairs]]
+    jit = rng.uniform(-0.5, 0.5, (len(cells), 2))
+    xi, yi = cells[:n_isolated, 0] + jit[:n_isolated, 0], cells[:n_isolated, 1] + jit[:n_isolated, 1]
+    # two rings, at 30 and 50 px (0.75 and 1.25 r_eff), sources at least 30 px apart
+    n_in = n_galaxy * 3 // 8
+    r = np.where(np.arange(n_galaxy) < n_in, 30.0, 50.0) + rng.uniform(-0.5, 0.5, n_galaxy)
+    k = np.where(np.arange(n_galaxy) < n_in, np.arange(n_galaxy), np.arange(n_galaxy) - n_in)
+    phi = 2 * np.pi * k / np.where(np.arange(n_galaxy) < n_in, max(n_in, 1), max(n_galaxy - n_in, 1))
+    xg, yg = c + r * np.cos(phi), c + r * np.sin(phi)
+    pc_ = cells[n_isolated:] + jit[n_isolated:]
+    sep = rng.uniform(*pair_separation_pix, n_pairs)
+    ang = rng.uniform(0, np.pi, n_pairs)
+    xp = np.concatenate([pc_[:, 0] - 0.5 * sep * np.cos(ang), pc_[:, 0] + 0.5 * sep * np.cos(ang)])
+    yp = np.concatenate([pc_[:, 1] - 0.5 * sep * np.sin(ang), pc_[:, 1] + 0.5 * sep * np.sin(ang)])
+    x = np.concatenate([xi, xg, xp])
+    y = np.concatenate([yi, yg, yp])
+    n = x.size
+    snr = np.exp(rng.uniform(np.log(snr_range[0]), np.log(snr_range[1]), n))
+    flux = snr * noise_flux
+    labels = np.array(["isolated"] * n_isolated + ["galaxy"] * n_galaxy + ["pair"] * (2 * n_pairs))
+    m = make_test_mosaic(
+        (side, side),
+        x=x,
+        y=y,
+        flux=flux,
+        psf_fwhm_pix=psf_fwhm_pix,
+        noise_sigma=noise_sigma,
+        bcg_amplitude=galaxy_amplitude,
+        rng=rng,
+    )
+    m["truth"] = {"x": x, "y": y, "flux": flux, "snr": snr, "set": labels}
+    return m

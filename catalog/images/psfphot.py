@@ -1,0 +1,269 @@
+"""PSF-fit photometry with a local background fitted jointly (the SMACS0723 Tractor-style fit).
+
+Each source (or group of sources closer than a cutout's half-side, found with photutils'
+:class:`~photutils.psf.SourceGrouper`) is fitted in a square cutout around its prior position
+with the PSF (photutils :class:`~photutils.psf.ImagePSF`, flux and position free, the position
+within ``max_shift_pix`` of the prior) plus a local background, a constant or a plane, fitted
+**jointly** with the fluxes, so that the halo of a cluster galaxy or the intracluster light
+under the source is removed by the fit rather than by an annulus median. photutils'
+``PSFPhotometry`` only subtracts a fixed local background, so the fit itself is a weighted
+least-squares problem solved with :func:`scipy.optimize.least_squares` (``docs/methods.md``).
+
+Units: positions, shifts and cutout sides in pixels; pixel values, fluxes and backgrounds in
+image units (the caller converts to nJy).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from astropy.stats import sigma_clipped_stats
+from photutils.psf import ImagePSF, SourceGrouper
+from scipy.optimize import least_squares
+
+from catalog.checks import as_grid as _image
+from catalog.errors import GccatError
+from catalog.images._common import _positions
+from catalog.images.apertures import _usable_pixels
+
+#: Background models fitted jointly with the PSF: a constant, or a plane b0 + bx dx + by dy.
+BACKGROUND_MODELS = ("constant", "plane")
+#: Quality bits of a PSF fit (the photometry table's ``quality``).
+FLAG_AT_BOUND = 2  # the position reached the +-max_shift_pix limit
+FLAG_POOR_FIT = 4  # reduced chi2 of the cutout above ``chi2_flag``
+FLAG_MASKED = 8  # over half of the cutout masked or off the image
+FLAG_FAILED = 16  # no fit (no usable pixels, or the least-squares solver failed)
+
+
+def check_psf_stamp(psf) -> np.ndarray:
+    """A PSF stamp for fitting: 2-d, odd sides (centre on a pixel), finite, positive sum.
+
+    Returns
+    -------
+    numpy.ndarray
+        The stamp normalised to sum 1.
+    """
+    p = np.asarray(psf, dtype=float)
+    if p.ndim != 2 or min(p.shape) < 3:
+        raise GccatError(f"the PSF must be a 2-d stamp of at least 3x3 pixels, got shape {p.shape}")
+    if p.shape[0] % 2 == 0 or p.shape[1] % 2 == 0:
+        raise GccatError(
+            f"the PSF is {p.shape[0]}x{p.shape[1]} pixels; PSF fitting needs odd sides (centre on a pixel)"
+        )
+    if not np.isfinite(p).all():
+        raise GccatError(f"the PSF has {int((~np.isfinite(p)).sum())} NaN or infinite pixels")
+    if not p.sum() > 0:
+        raise GccatError(f"the PSF must have a positive sum, got {p.sum():g}")
+    return p / p.sum()
+
+
+def _noise_map(img, error, weight, mask):
+    """Image with bad pixels zeroed, the 1-sigma map and the bad mask; without ``error`` or
+    ``weight`` the error is the 3-sigma-clipped standard deviation of the unmasked pixels.
+    """
+    data, err, bad = _usable_pixels(img, error, weight, mask)
+    if err is None:
+        good = img[~bad]
+        if good.size < 10:
+            raise GccatError("the image has fewer than 10 usable pixels to estimate its noise")
+        sigma = float(sigma_clipped_stats(good, sigma=3.0, maxiters=10)[2])
+        if not sigma > 0:
+            raise GccatError(
+                "the image noise (sigma-clipped standard deviation) is 0; give --error or --weight"
+            )
+        err = np.full(img.shape, sigma)
+    return data, err, bad | ~(err > 0)
+
+
+def _fit_group(data, err, bad, psf_model, xs, ys, half, max_shift, plane):
+    """Fit one group of sources jointly with the background; see :func:`psf_photometry`."""
+    ny, nx = data.shape
+    x0, x1 = max(int(np.floor(xs.min())) - half, 0), min(int(np.ceil(xs.max())) + half + 1, nx)
+    y0, y1 = max(int(np.floor(ys.min())) - half, 0), min(int(np.ceil(ys.max())) + half + 1, ny)
+    n = xs.size
+    side = (2 * half + 1) ** 2
+    fail = {"ok": False, "n_pix": 0, "masked": True}
+    if x1 <= x0 or y1 <= y0:
+        return fail
+    yy, xx = np.mgrid[y0:y1, x0:x1]
+    # each source's own cutout of side 2 half + 1 (clipped at the image edge), joined
+    use = np.zeros(xx.shape, bool)
+    for x, y in zip(xs, ys, strict=True):
+        use |= (np.abs(xx - np.round(x)) <= half) & (np.abs(yy - np.round(y)) <= half)
+    n_area = int(use.sum())
+    use &= ~bad[y0:y1, x0:x1]
+    n_pix = int(use.sum())
+    masked = n_pix < 0.5 * n * side
+    nb = 3 if plane else 1
+    if n_pix <= 3 * n + nb:
+        return fail | {"n_pix": n_pix}
+    px, py = xx[use].astype(float), yy[use].astype(float)
+    d = data[y0:y1, x0:x1][use]
+    w = 1.0 / err[y0:y1, x0:x1][use]
+    xc, yc = float(xs.mean()), float(ys.mean())
+    bkg_cols = [np.ones_like(px)] + ([px - xc, py - yc] if plane else [])
+
+    def design(xpos, ypos):
+        cols = [psf_model.evaluate(px, py, 1.0, a, b) for a, b in zip(xpos, ypos, strict=True)]
+        return np.column_stack(cols + bkg_cols)
+
+    # linear start: fluxes and background at the prior positions
+    a0 = design(xs, ys)
+    lin = np.linalg.lstsq(a0 * w[:, None], d * w, rcond=None)[0]
+
+    def resid(p):
+        f, bx, by = p[:n], p[n : 2 * n], p[2 * n : 3 * n]
+        return (design(bx, by) @ np.concatenate([f, p[3 * n :]]) - d) * w
+
+    p0 = np.concatenate([lin[:n], xs, ys, lin[n:]])
+    lo = np.concatenate([np.full(n, -np.inf), xs - max_shift, ys - max_shift, np.full(nb, -np.inf)])
+    hi = np.concatenate([np.full(n, np.inf), xs + max_shift, ys + max_shift, np.full(nb, np.inf)])
+    try:
+        sol = least_squares(resid, p0, bounds=(lo, hi), method="trf", x_scale="jac", max_nfev=200)
+    except (ValueError, np.linalg.LinAlgError):
+        return fail | {"n_pix": n_pix, "masked": masked}
+    if not sol.success and sol.status <= 0:
+        return fail | {"n_pix": n_pix, "masked": masked}
+    p = sol.x
+    # covariance of the weighted fit, not rescaled by chi2 (the errors are the noise's)
+    try:
+        cov = np.linalg.pinv(sol.jac.T @ sol.jac)
+    except np.linalg.LinAlgError:
+        return fail | {"n_pix": n_pix, "masked": masked}
+    e = np.sqrt(np.clip(np.diag(cov), 0, None))
+    dof = n_pix - p.size
+    chi2 = float(np.sum(sol.fun**2)) / max(dof, 1)
+    bx, by = p[n : 2 * n], p[2 * n : 3 * n]
+    bkg_at = p[3 * n] + ((bx - xc) * p[3 * n + 1] + (by - yc) * p[3 * n + 2] if plane else 0.0)
+    at_bound = (np.abs(bx - xs) >= max_shift * (1 - 1e-6)) | (np.abs(by - ys) >= max_shift * (1 - 1e-6))
+    return {
+        "ok": True,
+        "flux": p[:n],
+        "flux_err": e[:n],
+        "x": bx,
+        "y": by,
+        "x_err": e[n : 2 * n],
+        "y_err": e[2 * n : 3 * n],
+        "background": bkg_at,
+        "background_err": np.full(n, e[3 * n]),
+        "chi2": chi2,
+        "n_pix": n_pix,
+        "n_area": n_area,
+        "masked": masked,
+        "at_bound": at_bound,
+    }
+
+
+def psf_photometry(
+    image,
+    x,
+    y,
+    psf,
+    *,
+    error=None,
+    weight=None,
+    mask=None,
+    fit_size_pix=27,
+    max_shift_pix=2.0,
+    background="plane",
+    group_separation_pix=None,
+    chi2_flag=3.0,
+) -> dict[str, np.ndarray]:
+    """PSF-fit photometry at prior positions with a jointly fitted local background.
+
+    For each group of sources (prior positions closer than ``group_separation_pix``, default
+    half the cutout side, are fitted together) the model is ``sum_i F_i PSF(x - x_i, y - y_i)
+    + B(x, y)`` on the union of the sources' cutouts, with ``B`` a constant or a plane through
+    the group centre. The fluxes ``F_i`` (image units), the positions (pixels, each within
+    ``+-max_shift_pix`` of its prior on both axes) and the background are fitted at once by
+    weighted least squares (weights ``1 / error``); the errors are the square roots of the
+    diagonal of ``(J^T J)^-1`` of the weighted Jacobian, i.e. the noise's, not rescaled by
+    the fit's chi2 (which ``quality`` flags instead).
+
+    Parameters
+    ----------
+    image : array_like
+        ``(ny, nx)`` image in image units.
+    x, y : array_like
+        Prior positions, pixels (0-based).
+    psf : array_like
+        PSF stamp of odd sides, centred on its central pixel, at the image's pixel scale (any
+        normalisation; the fitted flux is the total flux of the stamp, normalised to 1).
+    error, weight : array_like, optional
+        1-sigma error map, or inverse-variance map (error = 1/sqrt(weight)), image units.
+        Without either, a constant error: the 3-sigma-clipped standard deviation of the image.
+    mask : numpy.ndarray of bool, optional
+        Pixels to leave out (``True`` = masked).
+    fit_size_pix : int
+        Side of each source's cutout, pixels (odd; 0.8 arcsec is 27 px at 0.03"/pix).
+    max_shift_pix : float
+        Largest shift of a fitted position from its prior on each axis, pixels.
+    background : {"plane", "constant"}
+        Local background model fitted jointly with the fluxes.
+    group_separation_pix : float, optional
+        Sources whose priors are closer than this (pixels) are fitted in one model.
+    chi2_flag : float
+        Reduced chi2 above which the fit is flagged ``FLAG_POOR_FIT``.
+
+    Returns
+    -------
+    dict of numpy.ndarray
+        Each of length ``n_sources``: ``flux``, ``flux_err`` (image units), ``x``, ``y``,
+        ``x_err``, ``y_err`` (pixels), ``dx``, ``dy`` (fitted minus prior, pixels),
+        ``background`` and ``background_err`` (the fitted background per pixel at the source,
+        image units), ``chi2_reduced`` (of the group's cutout), ``group_id``, ``group_size``
+        and ``quality`` (bits ``FLAG_AT_BOUND``, ``FLAG_POOR_FIT``, ``FLAG_MASKED``,
+        ``FLAG_FAILED``). Failed fits give NaN.
+    """
+    img = _image("image", image)
+    xs, ys = _positions(x, y)
+    p = check_psf_stamp(psf)
+    size = int(fit_size_pix) if float(fit_size_pix) == int(fit_size_pix) else -1
+    if size < 3 or size % 2 == 0:
+        raise GccatError(f"fit_size_pix must be an odd whole number >= 3 pixels, got {fit_size_pix!r}")
+    shift = float(max_shift_pix)
+    if not (np.isfinite(shift) and shift > 0):
+        raise GccatError(f"max_shift_pix must be > 0 pixels, got {max_shift_pix!r}")
+    if background not in BACKGROUND_MODELS:
+        raise GccatError(f"background must be one of {', '.join(BACKGROUND_MODELS)}, got {background!r}")
+    half = size // 2
+    sep = half if group_separation_pix is None else float(group_separation_pix)
+    data, err, bad = _noise_map(img, error, weight, mask)
+    n = xs.size
+    out = {
+        k: np.full(n, np.nan)
+        for k in ("flux", "flux_err", "x", "y", "x_err", "y_err", "dx", "dy", "background", "background_err")
+    }
+    out["chi2_reduced"] = np.full(n, np.nan)
+    out["group_id"] = np.zeros(n, np.int64)
+    out["group_size"] = np.zeros(n, np.int64)
+    out["quality"] = np.zeros(n, np.int32)
+    if n == 0:
+        return out
+    finite = np.isfinite(xs) & np.isfinite(ys)
+    out["quality"][~finite] = FLAG_FAILED
+    idx = np.flatnonzero(finite)
+    if idx.size == 0:
+        return out
+    groups = SourceGrouper(min_separation=sep)(xs[idx], ys[idx]) if idx.size > 1 else np.ones(1, int)
+    psf_model = ImagePSF(p, flux=1.0, x_0=0.0, y_0=0.0)
+    for g in np.unique(groups):
+        sel = idx[groups == g]
+        out["group_id"][sel] = g
+        out["group_size"][sel] = sel.size
+        r = _fit_group(data, err, bad, psf_model, xs[sel], ys[sel], half, shift, background == "plane")
+        q = np.zeros(sel.size, np.int32)
+        if r.get("masked"):
+            q |= FLAG_MASKED
+        if not r["ok"]:
+            out["quality"][sel] = q | FLAG_FAILED
+            continue
+        for k in ("flux", "flux_err", "x", "y", "x_err", "y_err", "background", "background_err"):
+            out[k][sel] = r[k]
+        out["chi2_reduced"][sel] = r["chi2"]
+        q |= np.where(r["at_bound"], FLAG_AT_BOUND, 0).astype(np.int32)
+        if r["chi2"] > chi2_flag:
+            q |= FLAG_POOR_FIT
+        out["quality"][sel] = q
+    out["dx"] = out["x"] - xs
+    out["dy"] = out["y"] - ys
+    return out

@@ -1,0 +1,111 @@
+"""``gccat photometry --method psf`` on a simulated mosaic: rows, provenance, bad inputs."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from astropy.io import fits
+from astropy.table import Table
+
+from catalog.lake import Lake
+from catalog.queries.connection import connect
+from catalog.simulations import simulate_mosaic_files
+from ingest.catalog import ingest_catalog
+from tests.conftest import snapshot
+
+
+@pytest.fixture(scope="module")
+def sim(tmp_path_factory):
+    out = tmp_path_factory.mktemp("psfphot")
+    s = simulate_mosaic_files(
+        out,
+        "p",
+        bands=("F150W",),
+        shape=(400, 400),
+        n_points=80,
+        seed=4,
+        bcg=False,
+        flux_range_njy=(200.0, 5000.0),
+        min_sep_pix=25.0,
+    )
+    truth = Table.read(s["truth"], format="ascii.csv", comment="#")
+    truth[["id", "ra", "dec"]].write(out / "positions.csv", format="ascii.csv")
+    return out, s, truth
+
+
+def _lake(tmp_path, sim):
+    out, s, _ = sim
+    lake = Lake.create(tmp_path / "lake")
+    ingest_catalog(lake, out / "positions.csv", field_id="sim", name="gc")
+    return lake
+
+
+def test_psf_rows_beside_aperture_rows(cli, tmp_path, sim):
+    out, s, truth = sim
+    lake = _lake(tmp_path, sim)
+    img = s["images"]["F150W"]
+    base = ("photometry", img, "--field", "sim", "--catalog", "gc", "--lake", lake.root)
+    assert cli(*base, "--psf", s["psf"]).exit_code == 0
+    r = cli(*base, "--method", "psf", "--psf", s["psf"], "--background", "constant")
+    assert r.exit_code == 0, r.output
+    con = connect(lake.root)
+    ph = con.sql("SELECT method, flux_njy, flux_err_njy, quality, detection_id FROM photometry").df()
+    psf = ph[ph.method == "psf"]
+    assert len(psf) == len(truth)
+    flux_of = dict(zip(truth["id"].astype(str), truth["flux_njy"], strict=True))
+    true = np.array([flux_of[d.split("/")[2]] for d in psf.detection_id])
+    assert abs(np.median(psf.flux_njy / true - 1)) < 0.01
+    # the aperture rows stay the best flux: psf rows never replace aperture-corrected ones
+    best = con.sql("SELECT DISTINCT method FROM photometry_best").fetchall()
+    assert best == [("aperture",)]
+    opts = json.loads(con.sql("SELECT options FROM ingests WHERE name = 'gc/F150W/psf'").fetchall()[0][0])
+    assert opts["method"] == "psf" and opts["background"] == "constant"
+    assert opts["fit_size_arcsec"] == 0.8 and opts["max_shift_pix"] == 2.0 and opts["psf_sha256"]
+
+
+def test_bad_inputs_exit_2_lake_unchanged(cli, tmp_path, sim):
+    out, s, _ = sim
+    lake = _lake(tmp_path, sim)
+    img = s["images"]["F150W"]
+    even = tmp_path / "even.fits"
+    fits.writeto(even, np.ones((24, 24)))
+    nan = tmp_path / "nan.fits"
+    a = np.ones((25, 25))
+    a[3, 3] = np.nan
+    fits.writeto(nan, a)
+    before = snapshot(lake)
+    base = ("photometry", img, "--field", "sim", "--catalog", "gc", "--lake", lake.root, "--method", "psf")
+    for extra in (
+        (),
+        ("--psf", even),
+        ("--psf", nan),
+        ("--psf", s["psf"], "--max-shift", "0"),
+        ("--psf", s["psf"], "--fit-size", "-1"),
+        ("--psf", s["psf"], "--background", "spline"),
+    ):
+        r = cli(*base, *extra)
+        assert r.exit_code == 2, (extra, r.output)
+        assert len(r.output.strip().splitlines()) == 1, r.output
+    r = cli(
+        "photometry", img, "--field", "sim", "--catalog", "gc", "--lake", lake.root, "--method", "tractor"
+    )
+    assert r.exit_code == 2
+    assert snapshot(lake) == before
+
+
+def test_psf_ranks_above_aperture_sums_only(cli, tmp_path, sim):
+    """The existing rule (sql/photometry_ranked.sql): psf rows are "other methods", below every
+    aperture-corrected row, above aperture sums without aperture correction (not total fluxes).
+    """
+    out, s, truth = sim
+    lake = _lake(tmp_path, sim)
+    img = s["images"]["F150W"]
+    base = ("photometry", img, "--field", "sim", "--catalog", "gc", "--lake", lake.root)
+    assert cli(*base, "--apertures", "0.16").exit_code == 0  # no --psf: aperture sums
+    assert cli(*base, "--method", "psf", "--psf", s["psf"]).exit_code == 0
+    con = connect(lake.root)
+    assert con.sql("SELECT DISTINCT method FROM photometry_best").fetchall() == [("psf",)]
+    ranked = con.sql("SELECT method, count(*) FROM photometry_ranked GROUP BY ALL ORDER BY 1").fetchall()
+    assert ranked == [("aperture", len(truth)), ("psf", len(truth))]

@@ -400,6 +400,28 @@ def correlate_cmd(
         str | None,
         typer.Option("--background-annulus", help="R_IN,R_OUT (arcsec) of the background annulus."),
     ] = None,
+    background_density: Annotated[
+        float | None,
+        typer.Option(
+            "--background-density",
+            help="Background GCs per proper kpc^2 at z_cluster (AS1063: 0.015), subtracted.",
+        ),
+    ] = None,
+    background_density_err: Annotated[
+        float | None,
+        typer.Option("--background-density-err", help="1-sigma error of --background-density, per kpc^2."),
+    ] = None,
+    background_where: Annotated[
+        str | None,
+        typer.Option(
+            "--background-where",
+            help="SQL condition selecting the background detections (second field, off the map).",
+        ),
+    ] = None,
+    background_area: Annotated[
+        float | None,
+        typer.Option("--background-area-arcsec2", help="Area of the --background-where region, arcsec^2."),
+    ] = None,
     mass_radius: Annotated[
         float, typer.Option("--mass-radius", help="Radius of the GC mass budget, arcsec.")
     ] = 60.0,
@@ -446,6 +468,10 @@ def correlate_cmd(
             inpaint_iterations=inpaint_iter,
             seed=seed,
             background_annulus_arcsec=_pair(background, "--background-annulus"),
+            background_density_per_kpc2=background_density,
+            background_density_err_per_kpc2=background_density_err,
+            background_where=background_where,
+            background_area_arcsec2=background_area,
             mass_radius_arcsec=mass_radius,
             z_source=z_source,
             plot_dir=plots,

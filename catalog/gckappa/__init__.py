@@ -25,7 +25,8 @@ correlation
 boxes
     :func:`box_stats` and the power-law fit :func:`fit_power_law`.
 profiles
-    :func:`radial_profile`, :func:`background_from_annulus`, :func:`gc_mass_budget`.
+    :func:`radial_profile`, :func:`background_from_annulus`, :func:`background_from_counts`,
+    :func:`background_per_arcsec2`, :func:`boxes_minus_background`, :func:`gc_mass_budget`.
 grid
     The argument checks and pixel conventions the modules share.
 plots
@@ -43,12 +44,23 @@ from catalog.gckappa.boxes import box_stats, fit_power_law
 from catalog.gckappa.correlation import beta, pixel_correlation
 from catalog.gckappa.density import DIRECT_MAX_ELEMENTS, count_grid, density_direct, density_fft, kernel
 from catalog.gckappa.inpainting import inpaint
-from catalog.gckappa.profiles import GC_MASS_FRACTION, background_from_annulus, gc_mass_budget, radial_profile
+from catalog.gckappa.profiles import (
+    GC_MASS_FRACTION,
+    background_from_annulus,
+    background_from_counts,
+    background_per_arcsec2,
+    boxes_minus_background,
+    gc_mass_budget,
+    radial_profile,
+)
 
 __all__ = [
     "DIRECT_MAX_ELEMENTS",
     "GC_MASS_FRACTION",
     "background_from_annulus",
+    "background_from_counts",
+    "background_per_arcsec2",
+    "boxes_minus_background",
     "beta",
     "box_stats",
     "count_grid",

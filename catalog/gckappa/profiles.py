@@ -183,6 +183,79 @@ def background_from_annulus(
     return float(n_gc[0] / area[0]), float(np.sqrt(n_gc[0]) / area[0])
 
 
+def background_from_counts(n_gc: int, area_arcsec2: float) -> tuple[float, float]:
+    """Background GC surface density from a count in a region of known area (a second field,
+    or the detections outside the lens map).
+
+    Parameters
+    ----------
+    n_gc : int
+        GCs counted in the region (>= 0).
+    area_arcsec2 : float
+        Area of the region, arcsec^2 (> 0).
+
+    Returns
+    -------
+    density, error : float
+        ``n_gc / area`` and its Poisson error ``sqrt(n_gc) / area``, arcsec^-2.
+    """
+    area = as_positive("area_arcsec2", area_arcsec2)
+    if isinstance(n_gc, bool) or not isinstance(n_gc, int | np.integer) or n_gc < 0:
+        raise GccatError(f"n_gc must be a non-negative integer, got {n_gc!r}")
+    return float(n_gc) / area, float(np.sqrt(n_gc)) / area
+
+
+def background_per_arcsec2(density_per_kpc2: float, kpc_per_arcsec: float) -> float:
+    """A background surface density in kpc^-2 (proper, at the cluster) as arcsec^-2.
+
+    Parameters
+    ----------
+    density_per_kpc2 : float
+        GCs per kpc^2 (>= 0; AS1063: 0.015 from the second NIRCam module).
+    kpc_per_arcsec : float
+        Proper scale at the cluster redshift, kpc/arcsec (> 0).
+
+    Returns
+    -------
+    float
+        GCs per arcsec^2: ``density_per_kpc2 * kpc_per_arcsec**2``.
+    """
+    d = float(density_per_kpc2)
+    if not np.isfinite(d) or d < 0:
+        raise GccatError(f"the background density must be finite and >= 0 GC/kpc^2, not {density_per_kpc2!r}")
+    return d * as_positive("kpc_per_arcsec", kpc_per_arcsec) ** 2
+
+
+def boxes_minus_background(boxes: dict, background: float, background_err: float = 0.0) -> dict:
+    """Box counts minus the expected background count of each box.
+
+    Parameters
+    ----------
+    boxes : dict
+        :func:`catalog.gckappa.box_stats` output (``n_gc``, ``area_arcsec2`` arcsec^2).
+    background, background_err : float
+        Background density and its 1-sigma error, arcsec^-2.
+
+    Returns
+    -------
+    dict of numpy.ndarray
+        ``n_bg`` (expected background GCs per box), ``n_gc_bgsub = n_gc - n_bg`` (may be
+        negative), ``n_gc_bgsub_err = sqrt(n_gc + (area * background_err)^2)`` and
+        ``n_per_arcsec2_bgsub`` (arcsec^-2).
+    """
+    n = np.asarray(boxes["n_gc"], float)
+    area = np.asarray(boxes["area_arcsec2"], float)
+    n_bg = float(background) * area
+    with np.errstate(divide="ignore", invalid="ignore"):
+        per = np.where(area > 0, (n - n_bg) / area, np.nan)
+    return {
+        "n_bg": n_bg,
+        "n_gc_bgsub": n - n_bg,
+        "n_gc_bgsub_err": np.sqrt(n + (area * float(background_err)) ** 2),
+        "n_per_arcsec2_bgsub": per,
+    }
+
+
 # -------------------------------------------------------------------------------- mass budget
 
 

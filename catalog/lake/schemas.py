@@ -411,6 +411,14 @@ CORRELATION_RUNS = pa.schema(
             "Background GC density subtracted from the profiles",
         ),
         col("background_err", pa.float64(), "arcsec-2", "stat.error", "Poisson error of the background"),
+        col(
+            "background_source",
+            pa.string(),
+            "",
+            "meta.code",
+            "none, annulus, density (GC/kpc^2 given) or region (--background-where count)",
+        ),
+        col("background_n_gc", pa.int64(), "", "meta.number", "GCs counted in the background region"),
         col("mass_radius_arcsec", pa.float64(), "arcsec", "phys.angSize", "Radius of the mass budget"),
         col("m_halo_msun", pa.float64(), "solMass", "phys.mass", "Halo mass within the radius from kappa"),
         col("m_gc_msun", pa.float64(), "solMass", "phys.mass", "Total GC mass (fraction x M_halo)"),
@@ -453,6 +461,9 @@ BOX_STATS = pa.schema(
         col("n_per_arcsec2", pa.float64(), "arcsec-2", "phys.density", "GC surface density"),
         col("kappa_mean", pa.float64(), "", "phys.mass;stat.mean", "Mean kappa over the box"),
         col("masked_fraction", pa.float64(), "", "phys.angArea;arith.ratio", "Masked fraction of the box"),
+        col("n_bg", pa.float64(), "", "meta.number;stat.mean", "Expected background GCs in the box"),
+        col("n_gc_bgsub", pa.float64(), "", "meta.number", "GCs in the box minus the expected background"),
+        col("n_gc_bgsub_err", pa.float64(), "", "stat.error", "Poisson and background error of n_gc_bgsub"),
         INGEST_ID,
     ]
 )
@@ -469,6 +480,13 @@ RADIAL_PROFILES = pa.schema(
         col("sigma_gc", pa.float64(), "arcsec-2", "phys.density", "GC surface density"),
         col("sigma_gc_err", pa.float64(), "arcsec-2", "stat.error", "Poisson error of sigma_gc"),
         col("sigma_gc_bgsub", pa.float64(), "arcsec-2", "phys.density", "Background-subtracted density"),
+        col(
+            "sigma_gc_bgsub_err",
+            pa.float64(),
+            "arcsec-2",
+            "stat.error",
+            "Error of sigma_gc_bgsub (with background)",
+        ),
         col("kappa_mean", pa.float64(), "", "phys.mass;stat.mean", "Mean kappa in the annulus"),
         col("rho_mean", pa.float64(), "", "phys.density;stat.mean", "Mean rho_gc in the annulus"),
         INGEST_ID,

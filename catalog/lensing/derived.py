@@ -240,6 +240,22 @@ def sigma_crit_msun_per_arcsec2(z_lens: float, cosmology=None, *, z_source: floa
     return float((sigma * area_per_arcsec2).to_value(u.Msun))
 
 
+def kpc_per_arcsec(z_lens: float, cosmology=None) -> float:
+    """Proper transverse scale at the lens, kpc per arcsec: D_l * (1 arcsec in rad).
+
+    Parameters
+    ----------
+    z_lens : float
+        Lens redshift (> 0).
+    cosmology : astropy.cosmology.Cosmology, optional
+        Default :data:`DEFAULT_COSMOLOGY`.
+    """
+    cosmo = DEFAULT_COSMOLOGY if cosmology is None else cosmology
+    if not (np.isfinite(z_lens) and z_lens > 0):
+        raise GccatError(f"the lens redshift must be positive, not {z_lens}")
+    return float((cosmo.angular_diameter_distance(z_lens) * (1.0 * u.arcsec).to_value(u.rad)).to_value(u.kpc))
+
+
 def source_dls_ds(z_cluster: float | None, z_source: float, field_id: str) -> float:
     """D_ls/D_s of a source at ``z_source`` behind the cluster of ``field_id``; the source must
     lie behind the cluster (in front of it or at it, D_ls/D_s would be 0: no lensing).

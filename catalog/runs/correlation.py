@@ -29,7 +29,7 @@ from catalog.constants import BOX_ARCSEC, GC_KERNEL_ALPHA, GC_KERNEL_SOFTENING_A
 from catalog.errors import GccatError
 from catalog.lake import Lake
 from catalog.lake.schemas import BOX_STATS, CORRELATION_RUNS, DENSITY_MAPS, RADIAL_PROFILES
-from catalog.lensing import LensMap, sigma_crit_msun_per_arcsec2, source_dls_ds
+from catalog.lensing import LensMap, kpc_per_arcsec, sigma_crit_msun_per_arcsec2, source_dls_ds
 from catalog.queries.lensmaps import LensMapStore
 
 #: Kernel exponents beyond 5 make W(d) = 1/(S_L + d)^alpha a point: no smoothing left to
@@ -143,6 +143,10 @@ def check_correlation_options(
     centre,
     background_annulus_arcsec,
     fit_method,
+    background_density_per_kpc2=None,
+    background_density_err_per_kpc2=None,
+    background_where=None,
+    background_area_arcsec2=None,
 ) -> dict:
     """The options of :func:`run_correlation` that do not depend on the map, checked; returns
     them as numbers (the map-dependent upper bounds are checked once the map is read).
@@ -180,7 +184,47 @@ def check_correlation_options(
         if not r_in < r_out:
             raise GccatError(f"--background-annulus needs R_IN < R_OUT, not {r_in:g},{r_out:g}")
         out["background_annulus_arcsec"] = (r_in, r_out)
+    out.update(
+        _check_background_options(
+            out["background_annulus_arcsec"],
+            background_density_per_kpc2,
+            background_density_err_per_kpc2,
+            background_where,
+            background_area_arcsec2,
+        )
+    )
     return out
+
+
+def _check_background_options(annulus, density, density_err, where, area) -> dict:
+    """At most one background source (annulus, density in GC/kpc^2, or a SQL selection with
+    its area in arcsec^2), each number checked.
+    """
+    given = [
+        name
+        for name, v in (
+            ("--background-annulus", annulus),
+            ("--background-density", density),
+            ("--background-where", where),
+        )
+        if v is not None
+    ]
+    if len(given) > 1:
+        raise GccatError(f"give one background source, not {' and '.join(given)}")
+    if density_err is not None and density is None:
+        raise GccatError("--background-density-err needs --background-density")
+    if (where is None) != (area is None):
+        raise GccatError("--background-where and --background-area-arcsec2 go together")
+    return {
+        "background_density_per_kpc2": check_number(density, "--background-density", lo=0, allow_none=True),
+        "background_density_err_per_kpc2": check_number(
+            density_err, "--background-density-err", lo=0, allow_none=True
+        ),
+        "background_where": where,
+        "background_area_arcsec2": check_number(
+            area, "--background-area-arcsec2", lo=0, lo_open=True, allow_none=True
+        ),
+    }
 
 
 def _check_against_map(opts: dict, kmap: LensMap) -> None:
@@ -427,20 +471,61 @@ def _profile_centre(kmap: LensMap, field: dict, centre) -> tuple[tuple, tuple[fl
     return centre, (cx, cy)
 
 
-def _background(px, py, mask, centre_px, opts: dict, scale: float) -> tuple[float, float]:
-    """Background GC density and its error (arcsec^-2) from the annulus, or 0 without one."""
-    if not opts["background_annulus_arcsec"]:
-        return 0.0, 0.0
-    return cr.background_from_annulus(px, py, mask, centre_px, *opts["background_annulus_arcsec"], scale)
+def _kpc_per_arcsec(field: dict, field_id: str) -> float:
+    """The proper scale at the cluster, kpc/arcsec: the field's, else from its z_cluster."""
+    if field.get("kpc_per_arcsec"):
+        return float(field["kpc_per_arcsec"])
+    if field.get("z_cluster"):
+        return kpc_per_arcsec(field["z_cluster"])
+    raise GccatError(
+        f"--background-density is per kpc^2: field '{field_id}' needs z_cluster or kpc_per_arcsec"
+    )
 
 
-def _radial_profile(px, py, kappa, rho, mask, centre_px, opts: dict, scale: float, background: float) -> dict:
+def _count_background(lake: Lake, field_id: str, where: str) -> int:
+    """Detections of ``field_id`` matching the ``--background-where`` condition."""
+    from catalog.queries.connection import connect
+    from catalog.queries.sandbox import condition_sql
+    from catalog.queries.search import run_sql
+
+    sql = f"SELECT count(*) AS n FROM photometry_wide WHERE field_id = ? AND {condition_sql(where)}"
+    n = int(run_sql(connect(lake), sql, [field_id])["n"][0].as_py())
+    if n == 0:
+        raise GccatError(
+            f"the background region is empty: no detection of '{field_id}' matches --background-where"
+        )
+    return n
+
+
+def _background(lake, field_id, lens: _Lens, px, py, mask, centre_px, opts: dict, scale: float) -> dict:
+    """Background GC density and its error (arcsec^-2) and where it came from: the annulus, a
+    density per kpc^2 at z_cluster, a counted region of given area, or none (0).
+    """
+    out = {"source": "none", "density": 0.0, "err": 0.0, "n": None, "kpc_per_arcsec": None}
+    if opts["background_annulus_arcsec"]:
+        d, e = cr.background_from_annulus(px, py, mask, centre_px, *opts["background_annulus_arcsec"], scale)
+        out.update(source="annulus", density=d, err=e)
+    elif opts["background_density_per_kpc2"] is not None:
+        k = _kpc_per_arcsec(lens.field, field_id)
+        d = cr.background_per_arcsec2(opts["background_density_per_kpc2"], k)
+        e = cr.background_per_arcsec2(opts["background_density_err_per_kpc2"] or 0.0, k)
+        out.update(source="density", density=d, err=e, kpc_per_arcsec=k)
+    elif opts["background_where"] is not None:
+        n = _count_background(lake, field_id, opts["background_where"])
+        d, e = cr.background_from_counts(n, opts["background_area_arcsec2"])
+        out.update(source="region", density=d, err=e, n=n)
+    return out
+
+
+def _radial_profile(px, py, kappa, rho, mask, centre_px, opts: dict, scale: float, background: dict) -> dict:
     """Profiles in ``n_annuli`` equal annuli out to the farthest map corner."""
     cx, cy = centre_px
     ny, nx = mask.shape
     r_max = max(np.hypot(np.array([0, nx - 1]) - cx, np.array([0, ny - 1])[:, None] - cy).max(), 1)
     edges = np.linspace(0, r_max * scale, opts["n_annuli"] + 1)
-    return cr.radial_profile(px, py, kappa, rho, mask, (cx, cy), edges, scale, background)
+    return cr.radial_profile(
+        px, py, kappa, rho, mask, (cx, cy), edges, scale, background["density"], background["err"]
+    )
 
 
 def _mass_budget(lens: _Lens, density: _Density, mask, centre_px, opts: dict, scale: float) -> dict:
@@ -458,7 +543,7 @@ def _mass_budget(lens: _Lens, density: _Density, mask, centre_px, opts: dict, sc
 
 
 def _run_options(
-    where, mask_path, mask_regions, centre, opts: dict, stats: _Statistics, budget: dict
+    where, mask_path, mask_regions, centre, opts: dict, stats: _Statistics, budget: dict, background: dict
 ) -> dict:
     """The ``options`` of the run row and of the ingest log."""
     return {
@@ -472,6 +557,11 @@ def _run_options(
         "inpaint_iterations": opts["inpaint_iterations"],
         "seed": opts["seed"],
         "background_annulus_arcsec": opts["background_annulus_arcsec"],
+        "background_density_per_kpc2": opts["background_density_per_kpc2"],
+        "background_density_err_per_kpc2": opts["background_density_err_per_kpc2"],
+        "background_where": opts["background_where"],
+        "background_area_arcsec2": opts["background_area_arcsec2"],
+        "background": background,
         "n_annuli": opts["n_annuli"],
         "mass_radius_arcsec": opts["mass_radius_arcsec"],
         "z_source": opts["z_source"],
@@ -495,7 +585,7 @@ def _run_row(
     density: _Density,
     mask: np.ndarray,
     stats: _Statistics,
-    background: tuple[float, float],
+    background: dict,
     budget: dict,
     plots: list[str],
     options: dict,
@@ -532,8 +622,10 @@ def _run_row(
         "A_lsq": lsq["A"],
         "B_lsq": lsq["B"],
         "B_lsq_err": lsq["B_err"],
-        "background_per_arcsec2": background[0],
-        "background_err": background[1],
+        "background_per_arcsec2": background["density"],
+        "background_err": background["err"],
+        "background_source": background["source"],
+        "background_n_gc": background["n"],
         "mass_radius_arcsec": opts["mass_radius_arcsec"],
         "m_halo_msun": budget["M_halo"],
         "m_gc_msun": budget["M_GC"],
@@ -583,7 +675,16 @@ def _box_table(run_id: str, field_id: str, kmap: LensMap, boxes: dict, box_pix: 
             "dec": np.asarray(bdec, float),
             **{
                 k: boxes[k]
-                for k in ("n_gc", "area_arcsec2", "n_per_arcsec2", "kappa_mean", "masked_fraction")
+                for k in (
+                    "n_gc",
+                    "area_arcsec2",
+                    "n_per_arcsec2",
+                    "kappa_mean",
+                    "masked_fraction",
+                    "n_bg",
+                    "n_gc_bgsub",
+                    "n_gc_bgsub_err",
+                )
             },
             "ingest_id": [run_id] * nb,
         },
@@ -606,6 +707,7 @@ def _profile_table(run_id: str, field_id: str, profile: dict) -> pa.Table:
             "sigma_gc": profile["sigma_gc"],
             "sigma_gc_err": profile["sigma_gc_err"],
             "sigma_gc_bgsub": profile["sigma_gc_bgsub"],
+            "sigma_gc_bgsub_err": profile["sigma_gc_bgsub_err"],
             "kappa_mean": profile["kappa_mean"],
             "rho_mean": profile["rho_mean"],
             "ingest_id": [run_id] * npr,
@@ -629,6 +731,10 @@ def run_correlation(
     inpaint_iterations: int = 5,
     seed: int = 0,
     background_annulus_arcsec: tuple[float, float] | None = None,
+    background_density_per_kpc2: float | None = None,
+    background_density_err_per_kpc2: float | None = None,
+    background_where: str | None = None,
+    background_area_arcsec2: float | None = None,
     n_annuli: int = 12,
     mass_radius_arcsec: float = 60.0,
     z_source: float | None = None,
@@ -660,6 +766,17 @@ def run_correlation(
         Monte Carlo inpainting iterations of the masked regions (0: none).
     background_annulus_arcsec : (r_in, r_out), optional
         Annulus for the background GC density, subtracted from the profiles.
+    background_density_per_kpc2, background_density_err_per_kpc2 : float, optional
+        Background GC density and its 1-sigma error, GC per proper kpc^2 at z_cluster (AS1063:
+        0.015 from the second NIRCam module), converted with the field's kpc_per_arcsec (else
+        :func:`catalog.lensing.kpc_per_arcsec` of z_cluster).
+    background_where : str, optional
+        SQL condition on ``photometry_wide`` selecting the background detections (a second
+        field's, or those outside the map), counted over ``background_area_arcsec2`` (arcsec^2):
+        density ``N / area`` with Poisson error ``sqrt(N) / area``.
+        At most one background source; the background is subtracted from the radial profile
+        (``sigma_gc_bgsub``, ``sigma_gc_bgsub_err``) and from each box (``n_gc_bgsub``, the count
+        minus the expected ``n_bg``), and recorded in ``correlation_runs``.
     mass_radius_arcsec : float
         Radius of the GC mass budget.
     z_source : float, optional
@@ -686,6 +803,10 @@ def run_correlation(
         centre=centre,
         background_annulus_arcsec=background_annulus_arcsec,
         fit_method=fit_method,
+        background_density_per_kpc2=background_density_per_kpc2,
+        background_density_err_per_kpc2=background_density_err_per_kpc2,
+        background_where=background_where,
+        background_area_arcsec2=background_area_arcsec2,
     )
     model_id = f"{field_id}/{model}"
     step("reading kappa", 0.05)
@@ -701,12 +822,13 @@ def run_correlation(
     step("correlations", 0.5)
     stats = _statistics(px, py, kappa, mask, density, scale, opts, fit_method, rng)
     centre, centre_px = _profile_centre(kmap, lens.field, opts["centre"])
-    background = _background(px, py, mask, centre_px, opts, scale)
+    background = _background(lake, field_id, lens, px, py, mask, centre_px, opts, scale)
+    stats.boxes.update(cr.boxes_minus_background(stats.boxes, background["density"], background["err"]))
     step("profiles", 0.6)
-    profile = _radial_profile(px, py, kappa, density.rho, mask, centre_px, opts, scale, background[0])
+    profile = _radial_profile(px, py, kappa, density.rho, mask, centre_px, opts, scale, background)
     budget = _mass_budget(lens, density, mask, centre_px, opts, scale)
     residual = np.where(~mask, kappa - stats.corr["beta"] * density.rho, np.nan)
-    options = _run_options(where, mask_path, mask_regions, centre, opts, stats, budget)
+    options = _run_options(where, mask_path, mask_regions, centre, opts, stats, budget, background)
     step("writing", 0.7)
     result = CorrelationResult(
         {"model_id": model_id}, kappa, density.rho, mask, residual, stats.boxes, profile, px, py, kmap

@@ -330,3 +330,98 @@ def test_the_halo_mass_does_not_depend_on_the_source_redshift(tmp_path):
     assert m[1] == pytest.approx(m[0], rel=1e-12) and m[2] == pytest.approx(m[0], rel=1e-12)
     # ... while kappa itself (and so beta) does scale with the source redshift.
     assert runs[1]["beta"] == pytest.approx(runs[0]["beta"] * float(dls_ds(0.348, 3.0)), rel=1e-6)
+
+
+def _background_lake(tmp_path, bg_per_arcsec2: float, n_off: int):
+    """A simulated cluster (field as1063, with its z_cluster) with a uniform background on the
+    map, and ``n_off`` background-only detections in a 60" x 60" square off the map.
+    """
+    sim = simulate_field_files(
+        tmp_path / "sim",
+        "as1063",
+        shape=(200, 200),
+        pixel_scale_arcsec=0.2,
+        background_per_arcsec2=bg_per_arcsec2,
+        n_mask_disks=0,
+        seed=4,
+    )
+    lake = Lake.create(tmp_path / "lake")
+    ingest_fields(lake, FIELDS)
+    ingest_lens_maps(lake, [sim.kappa_path], field_id="as1063", model="truth")
+    ingest_catalog(lake, sim.catalog_path, field_id="as1063", name="gcs")
+    rng = np.random.default_rng(12)
+    dec0 = -44.53088 + 0.1  # 6 arcmin north of the map
+    ra = 342.18321 + rng.uniform(-30, 30, n_off) / 3600 / np.cos(np.radians(dec0))
+    dec = dec0 + rng.uniform(-30, 30, n_off) / 3600
+    off = tmp_path / "off.csv"
+    off.write_text(
+        "id,ra,dec\n"
+        + "".join(f"o{i},{a:.9f},{d:.9f}\n" for i, (a, d) in enumerate(zip(ra, dec, strict=True)))
+    )
+    ingest_catalog(lake, off, field_id="as1063", name="off")
+    return lake, sim
+
+
+def test_correlate_subtracts_a_background_counted_off_the_map(tmp_path):
+    bg = 0.3
+    n_off = int(np.random.default_rng(1).poisson(bg * 3600))
+    lake, sim = _background_lake(tmp_path, bg, n_off)
+    r = run_correlation(
+        lake,
+        "as1063",
+        "truth",
+        inpaint_iterations=0,
+        n_boot=50,
+        background_where=f"dec > {-44.53088 + 0.05}",
+        background_area_arcsec2=3600.0,
+    )
+    run = r.run
+    assert (run["background_source"], run["background_n_gc"]) == ("region", n_off)
+    assert run["n_gc"] == sim.n_gc  # the off-map detections are not GCs of the map
+    assert run["background_per_arcsec2"] == pytest.approx(n_off / 3600)
+    assert abs(run["background_per_arcsec2"] - bg) < 2 * run["background_err"]
+    con = connect(lake)
+    prof = con.execute(
+        "SELECT sigma_gc, sigma_gc_bgsub, sigma_gc_bgsub_err, sigma_gc_err FROM radial_profiles "
+        "WHERE run_id = ?",
+        [run["run_id"]],
+    ).fetchall()
+    for s, sub, sub_err, err in prof:
+        if s == s:  # annuli with area
+            assert sub == pytest.approx(s - n_off / 3600)
+            assert sub_err == pytest.approx(np.hypot(err, run["background_err"]))
+    boxes = con.execute(
+        "SELECT n_gc, area_arcsec2, n_bg, n_gc_bgsub FROM box_stats WHERE run_id = ?", [run["run_id"]]
+    ).fetchall()
+    for n, area, n_bg, sub in boxes:
+        assert n_bg == pytest.approx(area * n_off / 3600) and sub == pytest.approx(n - n_bg)
+    assert json.loads(run["options"])["background"]["source"] == "region"
+
+
+def test_correlate_background_per_kpc2_and_bad_values(tmp_path, cli):
+    lake, _ = _background_lake(tmp_path, 0.0, 3)
+    base = ("correlate", "--field", "as1063", "--model", "truth", "--plots", tmp_path / "p")
+    base += ("--inpaint-iter", "0", "--lake", lake.root)
+    res = cli(*base, "--background-density", "0.015", "--background-density-err", "0.003")
+    assert res.exit_code == 0, res.output
+    k = connect(lake).execute("SELECT kpc_per_arcsec FROM fields WHERE field_id = 'as1063'").fetchall()[0][0]
+    got = (
+        connect(lake)
+        .execute("SELECT background_per_arcsec2, background_err, background_source FROM correlation_runs")
+        .fetchall()
+    )
+    assert got[0][0] == pytest.approx(0.015 * k**2) and got[0][1] == pytest.approx(0.003 * k**2)
+    assert got[0][2] == "density"
+    for extra, message in [
+        (("--background-density", "-0.01"), "--background-density must be"),
+        (("--background-where", "dec > 0"), "--background-where and --background-area-arcsec2 go together"),
+        (("--background-where", "dec > 0", "--background-area-arcsec2", "100"), "background region is empty"),
+        (
+            ("--background-where", "dec < 0", "--background-area-arcsec2", "-5"),
+            "--background-area-arcsec2 must be",
+        ),
+        (("--background-density", "0.01", "--background-annulus", "10,20"), "give one background source"),
+    ]:
+        res = cli(*base, *extra)
+        assert res.exit_code == 2, (extra, res.output)
+        assert message in res.stderr and len(res.stderr.strip().splitlines()) == 1, res.stderr

@@ -250,10 +250,9 @@ def kpc_per_arcsec(z_lens: float, cosmology=None) -> float:
     cosmology : astropy.cosmology.Cosmology, optional
         Default :data:`DEFAULT_COSMOLOGY`.
     """
-    cosmo = DEFAULT_COSMOLOGY if cosmology is None else cosmology
     if not (np.isfinite(z_lens) and z_lens > 0):
         raise GccatError(f"the lens redshift must be positive, not {z_lens}")
-    return float((cosmo.angular_diameter_distance(z_lens) * (1.0 * u.arcsec).to_value(u.rad)).to_value(u.kpc))
+    return float(pc_per_arcsec(z_lens, cosmology)) / 1000.0
 
 
 def source_dls_ds(z_cluster: float | None, z_source: float, field_id: str) -> float:

@@ -377,14 +377,44 @@ def aperture_radius(table: pa.Table, name: str = "aperture_radius_arcsec") -> pa
     return pc.coalesce(new, pc.multiply(table[old].cast(pa.float64()), scale))
 
 
-def _settings(options: dict) -> dict:
-    """The measurement settings recorded in a photometry ingest's options (older lakes lack
-    some, so their rows are measured again rather than taken as repeats).
+def _write_photometry(lake: Lake, ingest_id, name, field_id, image, det, rows, settings, extra, command):
+    """Commit the photometry rows of one image and method, or find them already there.
+
+    A repeat is the same image measured with the same ``settings`` (older lakes lack some
+    settings, so their rows are measured again); other settings (e.g. adding the forgotten
+    --psf) measure again and supersede the earlier rows. Returns the earlier ingest id of a
+    repeat (nothing written), else None.
     """
-    return {
-        k: options.get(k)
-        for k in ("aperture_radii_arcsec", "annulus_width_arcsec", "psf_sha256", "zeropoint_ab")
-    }
+    from ingest.catalog import register_field_and_bands
+
+    with lake.transaction(IngestKind.PHOTOMETRY, ingest_id=ingest_id) as tx:
+        same = lake.live_named(field_id, name, kind=IngestKind.PHOTOMETRY)
+        if same.num_rows and same["sha256"][0].as_py() == image.sha256:
+            old = json.loads(same["options"][0].as_py() or "{}")
+            if {k: old.get(k) for k in settings} == settings:
+                return same["ingest_id"][0].as_py()
+        register_field_and_bands(
+            lake, tx, field_id, [image.band], det["ra"].to_numpy(), det["dec"].to_numpy(), []
+        )
+        tx.append("photometry", rows)
+        tx.commit(
+            name=name,
+            field_id=field_id,
+            source_path=image.path.resolve(),
+            sha256=image.sha256,
+            n_rows=len(det),
+            n_photometry=rows.num_rows,
+            command=command,
+            supersedes=same["ingest_id"].to_pylist(),
+            options={
+                "run": "photometry",
+                "bands_measured": [image.band],
+                **extra,
+                "njy_per_unit": image.njy_per_unit,
+                **settings,
+            },
+        )
+    return None
 
 
 def run_photometry(
@@ -472,42 +502,22 @@ def run_photometry(
         "psf_sha256": sha256_file(psf_path) if psf_path else None,
         "zeropoint_ab": zeropoint_ab,
     }
-    from ingest.catalog import register_field_and_bands
-
     step("writing", 0.8)
-    with lake.transaction(IngestKind.PHOTOMETRY, ingest_id=ingest_id) as tx:
-        same = lake.live_named(field_id, name, kind=IngestKind.PHOTOMETRY)
-        # A repeat is the same image measured the same way; other apertures, annulus or PSF
-        # (e.g. adding the forgotten --psf) measure again and supersede the earlier rows.
-        if (
-            same.num_rows
-            and same["sha256"][0].as_py() == image.sha256
-            and _settings(json.loads(same["options"][0].as_py() or "{}")) == settings
-        ):
-            return {"ingest_id": same["ingest_id"][0].as_py(), "skipped": True, "n_rows": 0}
-        register_field_and_bands(
-            lake, tx, field_id, [image.band], det["ra"].to_numpy(), det["dec"].to_numpy(), []
-        )
-        tx.append("photometry", rows)
-        tx.commit(
-            name=name,
-            field_id=field_id,
-            source_path=image.path.resolve(),
-            sha256=image.sha256,
-            n_rows=n,
-            n_photometry=rows.num_rows,
-            command=command,
-            supersedes=same["ingest_id"].to_pylist(),
-            options={
-                "run": "photometry",
-                "bands_measured": [image.band],
-                "psf": str(psf_path) if psf_path else None,
-                # photometry_ranked prefers aperture-corrected (total) fluxes
-                "aperture_corrected": psf is not None,
-                "njy_per_unit": f,
-                **settings,
-            },
-        )
+    repeat = _write_photometry(
+        lake,
+        ingest_id,
+        name,
+        field_id,
+        image,
+        det,
+        rows,
+        settings,
+        # photometry_ranked prefers aperture-corrected (total) fluxes
+        {"psf": str(psf_path) if psf_path else None, "aperture_corrected": psf is not None},
+        command,
+    )
+    if repeat:
+        return {"ingest_id": repeat, "skipped": True, "n_rows": 0}
     step("done", 1.0)
     return {
         "ingest_id": ingest_id,
@@ -945,41 +955,18 @@ def run_psf_photometry(
         "background": background,
         "zeropoint_ab": zeropoint_ab,
     }
-    from ingest.catalog import register_field_and_bands
-
     step("writing", 0.8)
-    with lake.transaction(IngestKind.PHOTOMETRY, ingest_id=ingest_id) as tx:
-        same = lake.live_named(field_id, name, kind=IngestKind.PHOTOMETRY)
-        if same.num_rows and same["sha256"][0].as_py() == image.sha256:
-            old = json.loads(same["options"][0].as_py() or "{}")
-            if {k: old.get(k) for k in settings} == settings:
-                return {"ingest_id": same["ingest_id"][0].as_py(), "skipped": True, "n_rows": 0}
-        register_field_and_bands(
-            lake, tx, field_id, [image.band], det["ra"].to_numpy(), det["dec"].to_numpy(), []
-        )
-        tx.append("photometry", rows)
-        tx.commit(
-            name=name,
-            field_id=field_id,
-            source_path=image.path.resolve(),
-            sha256=image.sha256,
-            n_rows=n,
-            n_photometry=rows.num_rows,
-            command=command,
-            supersedes=same["ingest_id"].to_pylist(),
-            options={
-                "run": "photometry",
-                "method": "psf",
-                "bands_measured": [image.band],
-                "psf": str(psf_path),
-                "fit_size_pix": size_pix,
-                "median_offset_pix": float(np.nanmedian(np.hypot(fit["dx"], fit["dy"]))) if n else None,
-                "median_background_njy": float(np.nanmedian(fit["background"]) * f) if n else None,
-                "n_flagged": int((fit["quality"] != 0).sum()),
-                "njy_per_unit": f,
-                **settings,
-            },
-        )
+    extra = {
+        "method": "psf",
+        "psf": str(psf_path),
+        "fit_size_pix": size_pix,
+        "median_offset_pix": float(np.nanmedian(np.hypot(fit["dx"], fit["dy"]))) if n else None,
+        "median_background_njy": float(np.nanmedian(fit["background"]) * f) if n else None,
+        "n_flagged": int((fit["quality"] != 0).sum()),
+    }
+    repeat = _write_photometry(lake, ingest_id, name, field_id, image, det, rows, settings, extra, command)
+    if repeat:
+        return {"ingest_id": repeat, "skipped": True, "n_rows": 0}
     step("done", 1.0)
     return {
         "ingest_id": ingest_id,

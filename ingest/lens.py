@@ -17,7 +17,7 @@ from catalog.files import sha256_file
 from catalog.lake import IngestKind, Lake, command_line
 from catalog.lake.schemas import LENS_MAP_PIXELS, LENS_MODELS
 from catalog.lensing import LensMap, kappa_gamma_from_deflection, read_hff_map, source_dls_ds
-from catalog.lensing.maps import FITS_SUFFIXES, HFF_QUANTITIES, quantity_from_filename
+from catalog.lensing.maps import quantity_from_filename, split_quantity_suffix
 from catalog.sky import healpix29
 from ingest.catalog import (
     IngestReport,
@@ -344,15 +344,6 @@ def ingest_lens_maps(
 MAX_REALISATIONS = 1000
 
 
-def _realisation_key(name: str) -> str:
-    """A file name without its FITS extension and its HFF quantity suffix."""
-    low = name.lower()
-    ext = next((e for e in FITS_SUFFIXES if low.endswith(e)), "")
-    stem = low[: len(low) - len(ext)]
-    suffix = next(q for q in sorted(HFF_QUANTITIES, key=len, reverse=True) if stem.endswith(q))
-    return name[: len(stem) - len(suffix)].rstrip("_") or name
-
-
 def realisation_groups(paths: list[str | os.PathLike]) -> dict[str, list[Path]]:
     """The files of each realisation of an ensemble, keyed and ordered by realisation.
 
@@ -382,7 +373,7 @@ def realisation_groups(paths: list[str | os.PathLike]) -> dict[str, list[Path]]:
             groups.setdefault(str(f.parent.resolve().relative_to(root)), []).append(f)
     else:
         for f in files:
-            groups.setdefault(_realisation_key(f.name), []).append(f)
+            groups.setdefault(split_quantity_suffix(f.name)[0] or f.name, []).append(f)
     return dict(sorted(groups.items()))
 
 

@@ -79,7 +79,17 @@ def quantity_from_filename(name: str | os.PathLike) -> str | None:
         or ``..._x-arcsec-deflect.fits`` (-> ``x-arcsec-deflect``). Case-insensitive; ``.fits``,
         ``.fit``, ``.fts``, optionally gzipped, or ``.fits.fz``.
     """
-    base = os.path.basename(os.fspath(name)).lower()
+    split = split_quantity_suffix(name)
+    return None if split is None else split[1]
+
+
+def split_quantity_suffix(name: str | os.PathLike) -> tuple[str, str] | None:
+    """(the file name without its FITS extension and ``_<quantity>`` suffix, in its own case;
+    the HFF quantity), or None when the name ends with no quantity (see
+    :func:`quantity_from_filename`).
+    """
+    full = os.path.basename(os.fspath(name))
+    base = full.lower()
     for ext in FITS_SUFFIXES:
         if base.endswith(ext):
             stem = base[: -len(ext)]
@@ -89,7 +99,7 @@ def quantity_from_filename(name: str | os.PathLike) -> str | None:
     # Longest suffix first: "z02-magnif" must win over "magnif", "gamma1" over "gamma".
     for suffix in sorted(HFF_QUANTITIES, key=len, reverse=True):
         if stem == suffix or stem.endswith("_" + suffix):
-            return HFF_QUANTITIES[suffix]
+            return full[: max(len(stem) - len(suffix) - 1, 0)], HFF_QUANTITIES[suffix]
     return None
 
 

@@ -371,6 +371,15 @@ def _pair(value: str | None, what: str) -> tuple[float, float] | None:
     return a, b
 
 
+def _numbers(value: str | None, what: str) -> list[float] | None:
+    if value is None:
+        return None
+    try:
+        return [float(v) for v in value.split(",")]
+    except ValueError:
+        raise GccatError(f"{what} must be numbers separated by commas, not {value!r}") from None
+
+
 @command(app, "correlate")
 def correlate_cmd(
     field: Annotated[str, typer.Option("--field", help="Field id.")],
@@ -422,6 +431,14 @@ def correlate_cmd(
         float | None,
         typer.Option("--background-area-arcsec2", help="Area of the --background-where region, arcsec^2."),
     ] = None,
+    profile_edges: Annotated[
+        str | None,
+        typer.Option("--profile-edges", help="Radial-profile annulus edges, arcsec, comma separated."),
+    ] = None,
+    profile_log: Annotated[
+        str | None,
+        typer.Option("--profile-log", help="R_MIN,R_MAX,N: N log-spaced annuli, arcsec (e.g. 1,250,12)."),
+    ] = None,
     mass_radius: Annotated[
         float, typer.Option("--mass-radius", help="Radius of the GC mass budget, arcsec.")
     ] = 60.0,
@@ -468,6 +485,8 @@ def correlate_cmd(
             inpaint_iterations=inpaint_iter,
             seed=seed,
             background_annulus_arcsec=_pair(background, "--background-annulus"),
+            profile_edges_arcsec=_numbers(profile_edges, "--profile-edges"),
+            profile_log_bins=_numbers(profile_log, "--profile-log"),
             background_density_per_kpc2=background_density,
             background_density_err_per_kpc2=background_density_err,
             background_where=background_where,

@@ -475,6 +475,8 @@ RADIAL_PROFILES = pa.schema(
         col("r_in_arcsec", pa.float64(), "arcsec", "pos.distance", "Inner radius of the annulus"),
         col("r_out_arcsec", pa.float64(), "arcsec", "pos.distance", "Outer radius of the annulus"),
         col("r_mid_arcsec", pa.float64(), "arcsec", "pos.distance", "Mid radius of the annulus"),
+        col("r_in_kpc", pa.float64(), "kpc", "pos.distance", "Inner radius, proper kpc at z_cluster"),
+        col("r_out_kpc", pa.float64(), "kpc", "pos.distance", "Outer radius, proper kpc at z_cluster"),
         col("n_gc", pa.int64(), "", "meta.number", "GCs in the annulus"),
         col("area_arcsec2", pa.float64(), "arcsec2", "phys.area", "Unmasked area"),
         col("sigma_gc", pa.float64(), "arcsec-2", "phys.density", "GC surface density"),

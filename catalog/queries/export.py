@@ -410,7 +410,10 @@ def _write_fits(table: pa.Table, out: Path, meta: dict[str, ColumnMeta]) -> None
 
 
 def _write_votable(table: pa.Table, out: Path, meta: dict[str, ColumnMeta]) -> None:
-    _votable_file(table, meta).to_xml(str(out))
+    # astropy's C TABLEDATA writer corrupts the heap on masked cells (astropy#20419, open in
+    # 8.0): the process crashes later, anywhere. Its pure-Python writer writes the same XML.
+    has_nulls = any(c.null_count for c in table.columns)
+    _votable_file(table, meta).to_xml(str(out), _debug_python_based_parser=has_nulls)
 
 
 def _write_ecsv(table: pa.Table, out: Path, meta: dict[str, ColumnMeta], provenance: dict) -> None:

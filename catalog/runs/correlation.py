@@ -147,6 +147,8 @@ def check_correlation_options(
     background_density_err_per_kpc2=None,
     background_where=None,
     background_area_arcsec2=None,
+    profile_edges_arcsec=None,
+    profile_log_bins=None,
 ) -> dict:
     """The options of :func:`run_correlation` that do not depend on the map, checked; returns
     them as numbers (the map-dependent upper bounds are checked once the map is read).
@@ -184,6 +186,7 @@ def check_correlation_options(
         if not r_in < r_out:
             raise GccatError(f"--background-annulus needs R_IN < R_OUT, not {r_in:g},{r_out:g}")
         out["background_annulus_arcsec"] = (r_in, r_out)
+    out["profile_edges_arcsec"] = _check_profile_edges(profile_edges_arcsec, profile_log_bins)
     out.update(
         _check_background_options(
             out["background_annulus_arcsec"],
@@ -194,6 +197,28 @@ def check_correlation_options(
         )
     )
     return out
+
+
+def _check_profile_edges(edges, log_bins) -> list[float] | None:
+    """Annulus edges (arcsec) of the radial profile: the ones given (increasing, >= 0), or
+    ``log_bins = (r_min, r_max, n)``: n log-spaced annuli from r_min > 0 to r_max; None: the
+    default (``n_annuli`` equal annuli to the farthest map corner).
+    """
+    if edges is not None and log_bins is not None:
+        raise GccatError("give --profile-edges or --profile-log, not both")
+    if log_bins is not None:
+        if len(log_bins) != 3:
+            raise GccatError("--profile-log must be R_MIN,R_MAX,N (arcsec, arcsec, annuli)")
+        r_min = check_number(log_bins[0], "--profile-log R_MIN", lo=0, lo_open=True)
+        r_max = check_number(log_bins[1], "--profile-log R_MAX", lo=r_min, lo_open=True)
+        n = check_number(log_bins[2], "--profile-log N", lo=1, hi=MAX_ANNULI, integer=True)
+        return [float(v) for v in np.geomspace(r_min, r_max, n + 1)]
+    if edges is None:
+        return None
+    e = [check_number(v, "--profile-edges", lo=0) for v in edges]
+    if len(e) < 2 or len(e) > MAX_ANNULI + 1 or any(b <= a for a, b in zip(e, e[1:], strict=False)):
+        raise GccatError(f"--profile-edges must be 2 to {MAX_ANNULI + 1} increasing radii (arcsec)")
+    return e
 
 
 def _check_background_options(annulus, density, density_err, where, area) -> dict:
@@ -471,6 +496,15 @@ def _profile_centre(kmap: LensMap, field: dict, centre) -> tuple[tuple, tuple[fl
     return centre, (cx, cy)
 
 
+def _cluster_scale(field: dict) -> float | None:
+    """kpc per arcsec at the cluster: the field's, else from its z_cluster, else None."""
+    if field.get("kpc_per_arcsec"):
+        return float(field["kpc_per_arcsec"])
+    if field.get("z_cluster"):
+        return kpc_per_arcsec(field["z_cluster"])
+    return None
+
+
 def _kpc_per_arcsec(field: dict, field_id: str) -> float:
     """The proper scale at the cluster, kpc/arcsec: the field's, else from its z_cluster."""
     if field.get("kpc_per_arcsec"):
@@ -518,8 +552,15 @@ def _background(lake, field_id, lens: _Lens, px, py, mask, centre_px, opts: dict
 
 
 def _radial_profile(px, py, kappa, rho, mask, centre_px, opts: dict, scale: float, background: dict) -> dict:
-    """Profiles in ``n_annuli`` equal annuli out to the farthest map corner."""
+    """Profiles in the given annuli, else in ``n_annuli`` equal annuli to the farthest map corner
+    (annuli beyond the map have no area: NaN densities, NULL in the lake).
+    """
     cx, cy = centre_px
+    if opts["profile_edges_arcsec"] is not None:
+        edges = np.asarray(opts["profile_edges_arcsec"], float)
+        return cr.radial_profile(
+            px, py, kappa, rho, mask, (cx, cy), edges, scale, background["density"], background["err"]
+        )
     ny, nx = mask.shape
     r_max = max(np.hypot(np.array([0, nx - 1]) - cx, np.array([0, ny - 1])[:, None] - cy).max(), 1)
     edges = np.linspace(0, r_max * scale, opts["n_annuli"] + 1)
@@ -563,6 +604,7 @@ def _run_options(
         "background_area_arcsec2": opts["background_area_arcsec2"],
         "background": background,
         "n_annuli": opts["n_annuli"],
+        "profile_edges_arcsec": opts["profile_edges_arcsec"],
         "mass_radius_arcsec": opts["mass_radius_arcsec"],
         "z_source": opts["z_source"],
         "n_boot": opts["n_boot"],
@@ -692,9 +734,16 @@ def _box_table(run_id: str, field_id: str, kmap: LensMap, boxes: dict, box_pix: 
     )
 
 
-def _profile_table(run_id: str, field_id: str, profile: dict) -> pa.Table:
-    """The ``radial_profiles`` rows: one per annulus."""
+def _profile_table(run_id: str, field_id: str, profile: dict, kpc: float | None) -> pa.Table:
+    """The ``radial_profiles`` rows: one per annulus; radii in kpc with ``kpc`` per arcsec (NULL
+    without a cluster scale); densities and means NULL where the annulus has no unmasked area
+    on the map (beyond it, or wholly masked).
+    """
     npr = len(profile["r_in"])
+
+    def in_kpc(r):
+        return pa.nulls(npr, pa.float64()) if kpc is None else pa.array(np.asarray(r, float) * kpc)
+
     return pa.table(
         {
             "run_id": [run_id] * npr,
@@ -702,14 +751,16 @@ def _profile_table(run_id: str, field_id: str, profile: dict) -> pa.Table:
             "r_in_arcsec": profile["r_in"],
             "r_out_arcsec": profile["r_out"],
             "r_mid_arcsec": profile["r_mid"],
+            "r_in_kpc": in_kpc(profile["r_in"]),
+            "r_out_kpc": in_kpc(profile["r_out"]),
             "n_gc": profile["n_gc"],
             "area_arcsec2": profile["area_arcsec2"],
-            "sigma_gc": profile["sigma_gc"],
-            "sigma_gc_err": profile["sigma_gc_err"],
-            "sigma_gc_bgsub": profile["sigma_gc_bgsub"],
-            "sigma_gc_bgsub_err": profile["sigma_gc_bgsub_err"],
-            "kappa_mean": profile["kappa_mean"],
-            "rho_mean": profile["rho_mean"],
+            "sigma_gc": pa.array(profile["sigma_gc"], from_pandas=True),
+            "sigma_gc_err": pa.array(profile["sigma_gc_err"], from_pandas=True),
+            "sigma_gc_bgsub": pa.array(profile["sigma_gc_bgsub"], from_pandas=True),
+            "sigma_gc_bgsub_err": pa.array(profile["sigma_gc_bgsub_err"], from_pandas=True),
+            "kappa_mean": pa.array(profile["kappa_mean"], from_pandas=True),
+            "rho_mean": pa.array(profile["rho_mean"], from_pandas=True),
             "ingest_id": [run_id] * npr,
         },
         schema=RADIAL_PROFILES,
@@ -736,6 +787,8 @@ def run_correlation(
     background_where: str | None = None,
     background_area_arcsec2: float | None = None,
     n_annuli: int = 12,
+    profile_edges_arcsec: list[float] | None = None,
+    profile_log_bins: tuple[float, float, int] | None = None,
     mass_radius_arcsec: float = 60.0,
     z_source: float | None = None,
     n_boot: int = 1000,
@@ -777,6 +830,10 @@ def run_correlation(
         At most one background source; the background is subtracted from the radial profile
         (``sigma_gc_bgsub``, ``sigma_gc_bgsub_err``) and from each box (``n_gc_bgsub``, the count
         minus the expected ``n_bg``), and recorded in ``correlation_runs``.
+    profile_edges_arcsec : list of float, optional
+        Annulus edges of the radial profile, arcsec (annuli beyond the map: NULL densities).
+    profile_log_bins : (r_min, r_max, n), optional
+        Instead, n log-spaced annuli from r_min to r_max, arcsec (e.g. 1, 250, 12).
     mass_radius_arcsec : float
         Radius of the GC mass budget.
     z_source : float, optional
@@ -807,6 +864,8 @@ def run_correlation(
         background_density_err_per_kpc2=background_density_err_per_kpc2,
         background_where=background_where,
         background_area_arcsec2=background_area_arcsec2,
+        profile_edges_arcsec=profile_edges_arcsec,
+        profile_log_bins=profile_log_bins,
     )
     model_id = f"{field_id}/{model}"
     step("reading kappa", 0.05)
@@ -863,7 +922,7 @@ def run_correlation(
             "density_maps", _density_map_table(run_id, field_id, kmap, density.rho, kappa, residual, mask)
         )
         tx.append("box_stats", _box_table(run_id, field_id, kmap, stats.boxes, stats.box_pix))
-        tx.append("radial_profiles", _profile_table(run_id, field_id, profile))
+        tx.append("radial_profiles", _profile_table(run_id, field_id, profile, _cluster_scale(lens.field)))
         tx.append("correlation_runs", pa.Table.from_pylist([run], schema=CORRELATION_RUNS))
         tx.commit(
             name=model,

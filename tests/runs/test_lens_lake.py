@@ -425,3 +425,34 @@ def test_correlate_background_per_kpc2_and_bad_values(tmp_path, cli):
         res = cli(*base, *extra)
         assert res.exit_code == 2, (extra, res.output)
         assert message in res.stderr and len(res.stderr.strip().splitlines()) == 1, res.stderr
+
+
+def test_correlate_log_profile_to_250_arcsec_in_kpc_beyond_the_map(tmp_path, cli):
+    lake, _ = _background_lake(tmp_path, 0.0, 3)
+    base = ("correlate", "--field", "as1063", "--model", "truth", "--plots", tmp_path / "p")
+    base += ("--inpaint-iter", "0", "--lake", lake.root)
+    res = cli(*base, "--profile-log", "1,250,10")
+    assert res.exit_code == 0, res.output
+    con = connect(lake)
+    k = con.execute("SELECT kpc_per_arcsec FROM fields WHERE field_id = 'as1063'").fetchall()[0][0]
+    rows = con.execute(
+        "SELECT r_in_arcsec, r_out_arcsec, r_in_kpc, r_out_kpc, n_gc, sigma_gc, kappa_mean "
+        "FROM radial_profiles ORDER BY r_in_arcsec"
+    ).fetchall()
+    edges = np.geomspace(1, 250, 11)
+    np.testing.assert_allclose([r[0] for r in rows], edges[:-1])
+    np.testing.assert_allclose([r[1] for r in rows], edges[1:])
+    np.testing.assert_allclose([r[2] for r in rows], edges[:-1] * k)
+    np.testing.assert_allclose([r[3] for r in rows], edges[1:] * k)
+    # the 40" map ends inside 250": outer annuli have no area, so no density and no kappa
+    beyond = [r for r in rows if r[0] > 30]
+    assert beyond and all(r[4] == 0 and r[5] is None and r[6] is None for r in beyond)
+    assert all(r[5] is not None for r in rows if r[1] < 15)
+    for extra, message in [
+        (("--profile-log", "0,250,10"), "--profile-log R_MIN must be"),
+        (("--profile-edges", "1,5,3"), "--profile-edges must be"),
+        (("--profile-edges", "1,5", "--profile-log", "1,5,2"), "not both"),
+    ]:
+        res = cli(*base, *extra)
+        assert res.exit_code == 2, (extra, res.output)
+        assert message in res.stderr, res.stderr

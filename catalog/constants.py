@@ -109,3 +109,6 @@ GC_KERNEL_ALPHA = 1.6
 GC_KERNEL_SOFTENING_ARCSEC = 0.9
 #: Side of the boxes in which GC counts and mean kappa are compared, arcsec.
 BOX_ARCSEC = 3.0
+#: Total GC mass over halo mass of the GC mass budget (Harris et al. 2017; used by Diego et al.
+#: 2026), ``gccat correlate --gc-mass-fraction``.
+GC_MASS_FRACTION = 2.9e-5

@@ -30,7 +30,7 @@ class Image:
     weight: np.ndarray | None  # inverse variance (0 = no data)
     wcs: object
     header: object
-    band: str
+    band: str | None  # None only with read_image(band_required=False)
     pixel_scale_arcsec: float
     njy_per_unit: float  # flux in nJy = value in image units x njy_per_unit
     sha256: str
@@ -114,8 +114,12 @@ def read_image(
     weight_path: str | os.PathLike | None = None,
     error_path: str | os.PathLike | None = None,
     zeropoint_ab: float | None = None,
+    band_required: bool = True,
 ) -> Image:
     """Read a science image, its error or weight (extensions ERR/WHT or separate files), band.
+
+    ``band_required=False`` (an image read for its light, not measured): an unknown or missing
+    band leaves ``band`` None instead of being an error.
 
     Raises
     ------
@@ -159,7 +163,8 @@ def read_image(
         )
     wcs, scale = celestial_wcs(header, path)
     name = band or header.get("FILTER")
-    if not name or bandreg.lookup(str(name).strip()) is None:
+    known = bool(name) and bandreg.lookup(str(name).strip()) is not None
+    if not known and band_required:
         raise GccatError(
             f"unknown band {name!r} (FILTER keyword); name the image's band with "
             "--band (photometry, inject) or --bands (detect), e.g. F150W",
@@ -172,8 +177,26 @@ def read_image(
         weight,
         wcs,
         header,
-        bandreg.lookup(str(name).strip()).band,
+        bandreg.lookup(str(name).strip()).band if known else None,
         scale,
         njy_per_unit(header, scale, zeropoint_ab, path),
         sha256_file(path),
     )
+
+
+def read_light_image(path: str | os.PathLike, zeropoint_ab: float | None = None):
+    """An image read for its light profile (``gccat correlate --light-image``): surface
+    brightness in nJy arcsec^-2 (from BUNIT, PHOTFNU or ``zeropoint_ab``), NaN where there is
+    no data (or zero weight), on its own WCS.
+
+    Returns
+    -------
+    catalog.runs.correlation.LightImage
+    """
+    from catalog.runs.correlation import LightImage
+
+    img = read_image(path, zeropoint_ab=zeropoint_ab, band_required=False)
+    sb = img.data * (img.njy_per_unit / img.pixel_scale_arcsec**2)
+    if img.weight is not None:
+        sb = np.where(img.weight > 0, sb, np.nan)
+    return LightImage(sb, img.wcs, img.pixel_scale_arcsec, str(img.path), img.band)

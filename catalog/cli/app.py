@@ -442,6 +442,18 @@ def correlate_cmd(
     mass_radius: Annotated[
         float, typer.Option("--mass-radius", help="Radius of the GC mass budget, arcsec.")
     ] = 60.0,
+    gc_mass_fraction: Annotated[
+        float,
+        typer.Option("--gc-mass-fraction", help="GC mass / halo mass of the budget (Harris et al. 2017)."),
+    ] = ap.GC_MASS_FRACTION,
+    light_image: Annotated[
+        Path | None,
+        typer.Option(
+            "--light-image",
+            help="FITS image (e.g. F444W) whose light profile, and the GC profile on its footprint, "
+            "join the radial profiles.",
+        ),
+    ] = None,
     z_source: Annotated[
         float | None, typer.Option("--z-source", help="Scale kappa to this source redshift.")
     ] = None,
@@ -466,9 +478,11 @@ def correlate_cmd(
     from catalog.cli.util import StageProgress
     from catalog.runs.correlation import check_mask_radius, run_correlation
     from ingest.catalog import mask_regions_from_file
+    from ingest.images import read_light_image
 
     check_mask_radius(mask_radius)
     regions = None if mask_table is None else mask_regions_from_file(mask_table, mask_radius)
+    light = None if light_image is None else read_light_image(light_image)
     lk = open_lake(lake)
     with StageProgress(f"correlate {field}/{model}") as progress:
         res = run_correlation(
@@ -492,6 +506,8 @@ def correlate_cmd(
             background_where=background_where,
             background_area_arcsec2=background_area,
             mass_radius_arcsec=mass_radius,
+            gc_mass_fraction=gc_mass_fraction,
+            light_image=light,
             z_source=z_source,
             plot_dir=plots,
             fit_method=fit,
@@ -515,6 +531,8 @@ def correlate_cmd(
         )
     for p in r["plots"]:
         console.print(f"plot: {p}")
+    for w in res.warnings:
+        console.print(f"[yellow]warning:[/yellow] {w}")
 
 
 simulate_app = new_app("""Synthetic data for validation and demos.

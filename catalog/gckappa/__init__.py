@@ -25,7 +25,8 @@ correlation
 boxes
     :func:`box_stats` and the power-law fit :func:`fit_power_law`.
 profiles
-    :func:`radial_profile`, :func:`background_from_annulus`, :func:`background_from_counts`,
+    :func:`radial_profile`, :func:`image_profile` (on an image's footprint),
+    :func:`background_from_annulus`, :func:`background_from_counts`,
     :func:`background_per_arcsec2`, :func:`boxes_minus_background`, :func:`gc_mass_budget`.
 grid
     The argument checks and pixel conventions the modules share.
@@ -51,6 +52,7 @@ from catalog.gckappa.profiles import (
     background_per_arcsec2,
     boxes_minus_background,
     gc_mass_budget,
+    image_profile,
     radial_profile,
 )
 
@@ -59,6 +61,7 @@ __all__ = [
     "GC_MASS_FRACTION",
     "background_from_annulus",
     "background_from_counts",
+    "image_profile",
     "background_per_arcsec2",
     "boxes_minus_background",
     "beta",

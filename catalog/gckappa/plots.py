@@ -65,7 +65,18 @@ def plot_correlation(result, outdir: Path, corr: dict, fit: dict) -> list[str]:
     fig, ax = plt.subplots(figsize=(5.6, 5.2))
     b = result.boxes
     ok = (b["n_per_arcsec2"] > 0) & (b["kappa_mean"] > 0)
-    ax.loglog(b["n_per_arcsec2"][ok], b["kappa_mean"][ok], ".", alpha=0.5, label="boxes")
+    ax.loglog(b["n_per_arcsec2"][ok], b["kappa_mean"][ok], ".", alpha=0.3, label="boxes")
+    binned = bin_boxes_by_count(b["n_gc"], b["n_per_arcsec2"], b["kappa_mean"])
+    show = (binned["n_per_arcsec2"] > 0) & (binned["kappa_mean"] > 0)
+    ax.errorbar(
+        binned["n_per_arcsec2"][show],
+        binned["kappa_mean"][show],
+        yerr=binned["kappa_std"][show],
+        fmt="ks",
+        ms=4,
+        capsize=2,
+        label=r"mean $\pm$ dispersion per $n_{GC}$",
+    )
     if ok.any() and np.isfinite(fit["A"]):
         n = np.geomspace(b["n_per_arcsec2"][ok].min(), b["n_per_arcsec2"][ok].max(), 50)
         ax.loglog(
@@ -96,4 +107,75 @@ def plot_correlation(result, outdir: Path, corr: dict, fit: dict) -> list[str]:
     ax.legend(loc="upper right", fontsize=8)
     ax2.legend(loc="lower left", fontsize=8)
     paths.append(save(fig, outdir / "radial_profiles.png", plt))
+    if "image" in p:
+        paths.append(_plot_loglog_profiles(plt, p, result.run.get("model_id", ""), outdir))
     return paths
+
+
+def bin_boxes_by_count(n_gc, n_per_arcsec2, kappa_mean) -> dict[str, np.ndarray]:
+    """Boxes grouped by GC count (one bin per integer, as ``box_relation_binned``): per bin
+    ``n_gc``, ``n_boxes``, mean ``n_per_arcsec2`` (arcsec^-2), ``kappa_mean`` and ``kappa_std``
+    (sample dispersion over the boxes; 0 for a single box).
+    """
+    n = np.asarray(n_gc, dtype=np.int64)
+    counts, inverse = np.unique(n, return_inverse=True)
+    k = np.asarray(kappa_mean, float)
+    nb = np.bincount(inverse)
+    mean = np.bincount(inverse, weights=k) / nb
+    var = np.bincount(inverse, weights=(k - mean[inverse]) ** 2) / np.maximum(nb - 1, 1)
+    return {
+        "n_gc": counts,
+        "n_boxes": nb,
+        "n_per_arcsec2": np.bincount(inverse, weights=np.asarray(n_per_arcsec2, float)) / nb,
+        "kappa_mean": mean,
+        "kappa_std": np.sqrt(var),
+    }
+
+
+def _plot_loglog_profiles(plt, p: dict, model_id: str, outdir: Path) -> str:
+    """GC density (on the map and on the image footprint), kappa and the light, each scaled to
+    the GC density at the annulus nearest the median radius, with an r^-2 reference, log-log as
+    the AS1063 study plots them.
+    """
+    img = p["image"]
+    r = np.asarray(p["r_mid"], float)
+    gc = np.asarray(img["sigma_gc_bgsub"], float)
+    fig, ax = plt.subplots(figsize=(6.0, 4.8))
+    ok = (gc > 0) & (r > 0)
+    ref_i = int(np.argmin(np.abs(r - np.median(r[ok])))) if ok.any() else 0
+    ref = gc[ref_i] if ok.any() else 1.0
+
+    def scaled(y):
+        y = np.asarray(y, float)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return y * ref / y[ref_i] if np.isfinite(y[ref_i]) and y[ref_i] > 0 else np.full_like(y, np.nan)
+
+    ax.errorbar(
+        r[ok],
+        gc[ok],
+        yerr=np.asarray(img["sigma_gc_bgsub_err"], float)[ok],
+        fmt="o",
+        ms=3,
+        label=r"$\Sigma_{GC}$ on the image [arcsec$^{-2}$]",
+    )
+    ax.plot(
+        r,
+        np.asarray(p["sigma_gc_bgsub"], float),
+        "bs",
+        ms=3,
+        mfc="none",
+        label=r"$\Sigma_{GC}$ on the lens map",
+    )
+    ax.plot(r, scaled(p["kappa_mean"]), "c-", label=r"$\kappa$ (scaled)")
+    ax.plot(r, scaled(img["image_mean"]), "-", color="orange", label="light (scaled)")
+    if ok.any():
+        ax.plot(r[ok], ref * (r[ok] / r[ref_i]) ** -2.0, "k:", label=r"$r^{-2}$")
+    ax.set(
+        xscale="log",
+        yscale="log",
+        xlabel="radius [arcsec]",
+        ylabel=r"$\Sigma_{GC}$ [arcsec$^{-2}$]",
+        title=f"{model_id}: profiles",
+    )
+    ax.legend(fontsize=8)
+    return save(fig, outdir / "radial_profiles_loglog.png", plt)

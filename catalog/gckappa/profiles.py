@@ -11,11 +11,9 @@ import numpy.typing as npt
 
 from catalog.checks import as_grid as _grid
 from catalog.checks import as_mask as _mask
+from catalog.constants import GC_MASS_FRACTION
 from catalog.errors import GccatError
 from catalog.gckappa.grid import as_centre, as_positions, as_positive, as_shape, pixel_index
-
-#: Total GC mass over halo mass (Harris et al. 2017; used by Diego et al. 2026).
-GC_MASS_FRACTION = 2.9e-5
 
 
 def _annuli(
@@ -135,6 +133,72 @@ def radial_profile(
         "kappa_mean": annulus_mean("kappa", kappa),
         "rho_mean": annulus_mean("rho_gc", rho_gc),
     }
+
+
+def image_profile(
+    px: npt.ArrayLike,
+    py: npt.ArrayLike,
+    image,
+    centre_px,
+    edges_arcsec,
+    pixel_scale_arcsec: float,
+    background_per_arcsec2: float = 0.0,
+    background_err_per_arcsec2: float = 0.0,
+) -> dict[str, np.ndarray]:
+    """GC surface density and mean image value in annuli on an image's own footprint.
+
+    The lens map covers only the cluster core; an image (e.g. the F444W mosaic the GCs were
+    found on) reaches further out. Its finite pixels are the footprint: GCs and area are
+    counted on them exactly as :func:`radial_profile` counts them on the map (that function
+    does the counting, with the non-finite pixels as the mask), and the image is averaged over
+    the same pixels.
+
+    Parameters
+    ----------
+    px, py : array_like
+        GC positions in the image's pixels.
+    image : numpy.ndarray
+        ``(ny, nx)`` image (e.g. surface brightness, nJy arcsec^-2); NaN where there is no data.
+    centre_px : tuple of float
+        ``(x, y)`` of the centre in the image's pixels.
+    edges_arcsec : array_like
+        Increasing annulus edges, arcsec.
+    pixel_scale_arcsec : float
+        The image's pixel size, arcsec.
+    background_per_arcsec2, background_err_per_arcsec2 : float
+        Contaminating GC density and its error, arcsec^-2, as for :func:`radial_profile`.
+
+    Returns
+    -------
+    dict of numpy.ndarray
+        :func:`radial_profile`'s ``r_in`` .. ``sigma_gc_bgsub_err`` on the footprint, and
+        ``image_mean``: the mean image value per annulus (NaN where the annulus has no data).
+    """
+    img = _grid("image", image)
+    footprint = np.isfinite(img)
+    if not footprint.any():
+        raise GccatError("the image has no finite pixel")
+    prof = radial_profile(
+        px,
+        py,
+        None,
+        None,
+        ~footprint,
+        centre_px,
+        edges_arcsec,
+        pixel_scale_arcsec,
+        background_per_arcsec2,
+        background_err_per_arcsec2,
+    )
+    edges = np.asarray(edges_arcsec, dtype=float).ravel()
+    nb = edges.size - 1
+    idx = _annuli(img.shape, as_centre(centre_px), edges, float(pixel_scale_arcsec))
+    use = (idx >= 0) & footprint
+    n_pix = np.bincount(idx[use], minlength=nb)[:nb]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        prof["image_mean"] = np.bincount(idx[use], weights=img[use], minlength=nb)[:nb] / n_pix
+    del prof["kappa_mean"], prof["rho_mean"]
+    return prof
 
 
 def background_from_annulus(
@@ -299,7 +363,9 @@ def gc_mass_budget(
     dict
         ``m_halo_msun``, ``m_gc_msun``, ``mean_gc_mass_msun`` (Msun); ``n_gc``;
         ``gc_mass_fraction``; ``area_arcsec2`` of the aperture on the grid; ``masked_fraction``
-        of that area.
+        of that area; ``leaves_grid`` (True when the circle reaches past the grid's edges, so
+        the halo mass misses the part off the map) and ``on_grid_fraction`` (the aperture's
+        area on the grid over pi r^2).
     """
     scale = as_positive("pixel_scale_arcsec", pixel_scale_arcsec)
     radius = as_positive("radius_arcsec", radius_arcsec)
@@ -326,4 +392,11 @@ def gc_mass_budget(
         "gc_mass_fraction": fraction,
         "area_arcsec2": float(inside.sum()) * scale**2,
         "masked_fraction": float(m[inside].mean()),
+        "leaves_grid": bool(
+            cx - radius / scale < -0.5
+            or cy - radius / scale < -0.5
+            or cx + radius / scale > nx - 0.5
+            or cy + radius / scale > ny - 0.5
+        ),
+        "on_grid_fraction": float(inside.sum()) * scale**2 / (np.pi * radius**2),
     }

@@ -429,7 +429,16 @@ CORRELATION_RUNS = pa.schema(
             "phys.mass",
             "M_GC / number of GCs within the radius",
         ),
-        col("plots", pa.list_(pa.string()), "", "meta.ref;meta.file", "PNG plots written"),
+        col("gc_mass_fraction", pa.float64(), "", "phys.mass;arith.ratio", "M_GC / M_halo of the budget"),
+        col(
+            "mass_aperture_on_map_fraction",
+            pa.float64(),
+            "",
+            "phys.angArea;arith.ratio",
+            "Area of the mass aperture on the lens map / pi r^2 (< 1: the masses are lower limits)",
+        ),
+        col("light_image", pa.string(), "", "meta.ref;meta.file", "Image of the light profile (NULL: none)"),
+        col("plots", pa.list_(pa.string()), "", "meta.ref;meta.file", "PNG plots and FITS maps written"),
         col("options", pa.string(), "", "meta.code", "All run options (JSON)"),
         INGEST_ID,
     ]
@@ -491,6 +500,43 @@ RADIAL_PROFILES = pa.schema(
         ),
         col("kappa_mean", pa.float64(), "", "phys.mass;stat.mean", "Mean kappa in the annulus"),
         col("rho_mean", pa.float64(), "", "phys.density;stat.mean", "Mean rho_gc in the annulus"),
+        col("n_gc_image", pa.int64(), "", "meta.number", "GCs in the annulus on the light image's footprint"),
+        col(
+            "area_image_arcsec2",
+            pa.float64(),
+            "arcsec2",
+            "phys.area",
+            "Area of the annulus with light-image data",
+        ),
+        col(
+            "sigma_gc_image",
+            pa.float64(),
+            "arcsec-2",
+            "phys.density",
+            "GC surface density on the image footprint",
+        ),
+        col("sigma_gc_image_err", pa.float64(), "arcsec-2", "stat.error", "Poisson error of sigma_gc_image"),
+        col(
+            "sigma_gc_image_bgsub",
+            pa.float64(),
+            "arcsec-2",
+            "phys.density",
+            "Background-subtracted GC density on the image footprint",
+        ),
+        col(
+            "sigma_gc_image_bgsub_err",
+            pa.float64(),
+            "arcsec-2",
+            "stat.error",
+            "Error of sigma_gc_image_bgsub (with background)",
+        ),
+        col(
+            "light_sb_njy_arcsec2",
+            pa.float64(),
+            "nJy/arcsec2",
+            "phot.flux.density.sb",
+            "Mean surface brightness of the light image in the annulus",
+        ),
         INGEST_ID,
     ]
 )
@@ -1814,6 +1860,20 @@ VIEW_COLUMNS: dict[str, ViewColumns] = {
                 "phys.mass",
                 "log10 living mass - log10 |mu|_p16: 84th percentile over the lens realisations",
             ),
+        },
+    ),
+    "box_relation_binned": ViewColumns(
+        ("box_stats",),
+        {
+            "n_boxes": _m("", "meta.number", "Boxes with this GC count"),
+            "n_per_arcsec2_mean": _m(
+                "arcsec-2", "phys.density;stat.mean", "Mean GC surface density of the boxes"
+            ),
+            "kappa_bin_mean": _m("", "phys.mass;stat.mean", "Mean over the boxes of their mean kappa"),
+            "kappa_bin_std": _m(
+                "", "stat.stdev;phys.mass", "Dispersion (sample std) of the boxes' mean kappa"
+            ),
+            "kappa_bin_sem": _m("", "stat.error;phys.mass", "Error of kappa_bin_mean, std / sqrt(n_boxes)"),
         },
     ),
     "size_limits": ViewColumns(

@@ -58,6 +58,23 @@ class CorrelationResult:
     py: np.ndarray
     lens_map: LensMap
     plots: list[str] = field(default_factory=list)
+    #: One-line warnings for the user (e.g. a mass aperture that leaves the map).
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class LightImage:
+    """An image whose light profile is drawn beside the GC and kappa profiles (e.g. F444W).
+
+    ``surface_brightness`` is in nJy arcsec^-2 on the image's own WCS grid, NaN where there is
+    no data; its finite pixels are also the footprint on which GCs are counted beyond the map.
+    """
+
+    surface_brightness: np.ndarray
+    wcs: object
+    pixel_scale_arcsec: float
+    path: str
+    band: str | None = None
 
 
 def read_mask(path: str | os.PathLike, lens_map: LensMap) -> np.ndarray:
@@ -149,6 +166,7 @@ def check_correlation_options(
     background_area_arcsec2=None,
     profile_edges_arcsec=None,
     profile_log_bins=None,
+    gc_mass_fraction=cr.GC_MASS_FRACTION,
 ) -> dict:
     """The options of :func:`run_correlation` that do not depend on the map, checked; returns
     them as numbers (the map-dependent upper bounds are checked once the map is read).
@@ -165,6 +183,7 @@ def check_correlation_options(
         ),
         "seed": check_number(seed, "--seed", lo=0, hi=2**63 - 1, integer=True),
         "mass_radius_arcsec": check_number(mass_radius_arcsec, "--mass-radius", lo=0, lo_open=True),
+        "gc_mass_fraction": check_number(gc_mass_fraction, "--gc-mass-fraction", lo=0, lo_open=True, hi=1),
         "z_source": check_number(z_source, "--z-source", lo=0, lo_open=True, hi=Z_MAX, allow_none=True),
         "n_boot": check_number(n_boot, "n_boot", lo=10, hi=MAX_BOOT, integer=True),
         "n_annuli": check_number(n_annuli, "n_annuli", lo=1, hi=MAX_ANNULI, integer=True),
@@ -359,8 +378,10 @@ def _load_lens(lake: Lake, field_id: str, model_id: str, opts: dict) -> _Lens:
 
 def _select_gcs(
     lake: Lake, kmap: LensMap, field_id: str, model_id: str, where: str | None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Pixel positions of the detections of ``field_id`` matching ``where`` that lie on the map."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Pixel positions of the detections of ``field_id`` matching ``where`` that lie on the map,
+    and the (RA, Dec) in degrees of all of them (on the map or not).
+    """
     from catalog.queries.connection import connect
     from catalog.queries.sandbox import condition_sql
     from catalog.queries.search import run_sql
@@ -370,7 +391,8 @@ def _select_gcs(
     gcs = run_sql(con, f"SELECT ra, dec FROM photometry_wide WHERE field_id = ?{cond}", [field_id])
     if gcs.num_rows == 0:
         raise GccatError(f"no detections in field '{field_id}' match the selection")
-    px, py = kmap.wcs.world_to_pixel_values(gcs["ra"].to_numpy(), gcs["dec"].to_numpy())
+    ra, dec = gcs["ra"].to_numpy(), gcs["dec"].to_numpy()
+    px, py = kmap.wcs.world_to_pixel_values(ra, dec)
     ny, nx = kmap.shape
     on_map = (px > -0.5) & (py > -0.5) & (px < nx - 0.5) & (py < ny - 0.5)
     if not on_map.any():
@@ -378,7 +400,7 @@ def _select_gcs(
             f"none of the {gcs.num_rows} selected detections of field '{field_id}' "
             f"lies on the kappa map of '{model_id}'"
         )
-    return px[on_map], py[on_map]
+    return px[on_map], py[on_map], ra, dec
 
 
 def _build_mask(kmap: LensMap, kappa: np.ndarray, mask_path, mask_regions: pa.Table | None) -> np.ndarray:
@@ -506,11 +528,10 @@ def _cluster_scale(field: dict) -> float | None:
 
 
 def _kpc_per_arcsec(field: dict, field_id: str) -> float:
-    """The proper scale at the cluster, kpc/arcsec: the field's, else from its z_cluster."""
-    if field.get("kpc_per_arcsec"):
-        return float(field["kpc_per_arcsec"])
-    if field.get("z_cluster"):
-        return kpc_per_arcsec(field["z_cluster"])
+    """The proper scale at the cluster, kpc/arcsec (:func:`_cluster_scale`), or an error."""
+    scale = _cluster_scale(field)
+    if scale is not None:
+        return scale
     raise GccatError(
         f"--background-density is per kpc^2: field '{field_id}' needs z_cluster or kpc_per_arcsec"
     )
@@ -551,36 +572,90 @@ def _background(lake, field_id, lens: _Lens, px, py, mask, centre_px, opts: dict
     return out
 
 
-def _radial_profile(px, py, kappa, rho, mask, centre_px, opts: dict, scale: float, background: dict) -> dict:
-    """Profiles in the given annuli, else in ``n_annuli`` equal annuli to the farthest map corner
-    (annuli beyond the map have no area: NaN densities, NULL in the lake).
+def _profile_edges(shape: tuple[int, int], centre_px, opts: dict, scale: float) -> np.ndarray:
+    """Annulus edges, arcsec: the ones given (or log-spaced), else ``n_annuli`` equal annuli out
+    to the farthest map corner.
     """
-    cx, cy = centre_px
     if opts["profile_edges_arcsec"] is not None:
-        edges = np.asarray(opts["profile_edges_arcsec"], float)
-        return cr.radial_profile(
-            px, py, kappa, rho, mask, (cx, cy), edges, scale, background["density"], background["err"]
-        )
-    ny, nx = mask.shape
+        return np.asarray(opts["profile_edges_arcsec"], float)
+    cx, cy = centre_px
+    ny, nx = shape
     r_max = max(np.hypot(np.array([0, nx - 1]) - cx, np.array([0, ny - 1])[:, None] - cy).max(), 1)
-    edges = np.linspace(0, r_max * scale, opts["n_annuli"] + 1)
+    return np.linspace(0, r_max * scale, opts["n_annuli"] + 1)
+
+
+def _radial_profile(px, py, kappa, rho, mask, centre_px, edges, scale: float, background: dict) -> dict:
+    """Profiles on the map in the annuli ``edges`` (annuli beyond the map have no area: NaN
+    densities, NULL in the lake).
+    """
     return cr.radial_profile(
-        px, py, kappa, rho, mask, (cx, cy), edges, scale, background["density"], background["err"]
+        px, py, kappa, rho, mask, centre_px, edges, scale, background["density"], background["err"]
+    )
+
+
+def _image_profile(light: LightImage | None, ra, dec, centre, edges, background: dict) -> dict | None:
+    """GC density and surface brightness in the same annuli on the light image's footprint
+    (all selected GCs, on the lens map or not), or None without an image.
+    """
+    if light is None:
+        return None
+    ix, iy = light.wcs.world_to_pixel_values(ra, dec)
+    ny, nx = light.surface_brightness.shape
+    on = (ix > -0.5) & (iy > -0.5) & (ix < nx - 0.5) & (iy < ny - 0.5)
+    cx, cy = (float(v) for v in light.wcs.world_to_pixel_values(centre[0], centre[1]))
+    return cr.image_profile(
+        ix[on],
+        iy[on],
+        light.surface_brightness,
+        (cx, cy),
+        edges,
+        light.pixel_scale_arcsec,
+        background["density"],
+        background["err"],
     )
 
 
 def _mass_budget(lens: _Lens, density: _Density, mask, centre_px, opts: dict, scale: float) -> dict:
     """Halo mass, GC mass and mean GC mass within ``mass_radius_arcsec`` (None without a
-    cluster redshift); the GCs counted include the inpainted ones.
+    cluster redshift), with ``gc_mass_fraction``; the GCs counted include the inpainted ones.
+    ``leaves_map``: the aperture reaches past the lens map (its halo mass is a lower limit).
     """
+    none = {"M_halo": None, "M_GC": None, "mean_gc_mass": None, "leaves_map": None, "on_map_fraction": None}
     if lens.surface_mass_per_arcsec2 is None:
-        return {"M_halo": None, "M_GC": None, "mean_gc_mass": None}
+        return {**none, "gc_mass_fraction": opts["gc_mass_fraction"]}
     cx, cy = centre_px
     radius = opts["mass_radius_arcsec"]
     n_in = int((np.hypot(density.px_all - cx, density.py_all - cy) * scale <= radius).sum())
     # gc_mass_budget multiplies its kappa by Sigma_cr: hand it the surface mass with 1.
-    b = cr.gc_mass_budget(lens.surface_mass_per_arcsec2, mask, (cx, cy), radius, scale, 1.0, max(n_in, 1))
-    return {"M_halo": b["m_halo_msun"], "M_GC": b["m_gc_msun"], "mean_gc_mass": b["mean_gc_mass_msun"]}
+    b = cr.gc_mass_budget(
+        lens.surface_mass_per_arcsec2,
+        mask,
+        (cx, cy),
+        radius,
+        scale,
+        1.0,
+        max(n_in, 1),
+        gc_mass_fraction=opts["gc_mass_fraction"],
+    )
+    return {
+        "M_halo": b["m_halo_msun"],
+        "M_GC": b["m_gc_msun"],
+        "mean_gc_mass": b["mean_gc_mass_msun"],
+        "gc_mass_fraction": b["gc_mass_fraction"],
+        "leaves_map": b["leaves_grid"],
+        "on_map_fraction": b["on_grid_fraction"],
+    }
+
+
+def _budget_warnings(budget: dict, opts: dict) -> list[str]:
+    """The warning of a mass aperture that leaves the lens map."""
+    if not budget.get("leaves_map"):
+        return []
+    return [
+        f"--mass-radius {opts['mass_radius_arcsec']:g} arcsec reaches past the lens map: "
+        f"{budget['on_map_fraction']:.0%} of the aperture is on the map, so M_halo and M_GC are "
+        "lower limits"
+    ]
 
 
 def _run_options(
@@ -672,10 +747,41 @@ def _run_row(
         "m_halo_msun": budget["M_halo"],
         "m_gc_msun": budget["M_GC"],
         "mean_gc_mass_msun": budget["mean_gc_mass"],
+        "gc_mass_fraction": budget["gc_mass_fraction"],
+        "mass_aperture_on_map_fraction": budget["on_map_fraction"],
+        "light_image": options.get("light_image"),
         "plots": plots,
         "options": json.dumps(options, default=float),
         "ingest_id": tx.ingest_id,
     }
+
+
+def _write_map_fits(result: CorrelationResult, path: Path, run_id: str, beta: float, opts: dict) -> str:
+    """The GC density, kappa, residual and mask of a run as a FITS file on the lens map's WCS:
+    extensions RHO_GC, KAPPA, RESIDUAL (kappa - beta rho_gc, NaN where masked) and MASK (1 =
+    masked); returns its path.
+    """
+    from astropy.io import fits
+
+    header = result.lens_map.wcs.to_header()
+    header["RUN_ID"] = (run_id, "gccat correlation run")
+    header["MODEL"] = (result.run.get("model_id", ""), "lens model (field/model)")
+    header["ALPHA"] = (opts["alpha"], "kernel exponent of rho_gc")
+    header["SOFTEN"] = (opts["softening_arcsec"], "[arcsec] kernel softening S_L")
+    header["BETA"] = (float(beta), "kappa ~ beta * rho_gc")
+    hdus = [fits.PrimaryHDU()]
+    for name, data, what in (
+        ("RHO_GC", result.rho_gc, "GC density sum W(d), W = (S_L + d[arcsec])^-alpha"),
+        ("KAPPA", result.kappa, "convergence at the run's source redshift"),
+        ("RESIDUAL", result.residual, "kappa - beta * rho_gc (NaN where masked)"),
+        ("MASK", result.mask.astype(np.uint8), "1 = masked"),
+    ):
+        h = header.copy()
+        h["CONTENT"] = (what[:68], "")
+        hdus.append(fits.ImageHDU(np.asarray(data), header=h, name=name))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fits.HDUList(hdus).writeto(path, overwrite=True)
+    return str(path)
 
 
 def _density_map_table(run_id: str, field_id: str, kmap: LensMap, rho, kappa, residual, mask) -> pa.Table:
@@ -737,13 +843,19 @@ def _box_table(run_id: str, field_id: str, kmap: LensMap, boxes: dict, box_pix: 
 def _profile_table(run_id: str, field_id: str, profile: dict, kpc: float | None) -> pa.Table:
     """The ``radial_profiles`` rows: one per annulus; radii in kpc with ``kpc`` per arcsec (NULL
     without a cluster scale); densities and means NULL where the annulus has no unmasked area
-    on the map (beyond it, or wholly masked).
+    on the map (beyond it, or wholly masked); the light-image columns NULL without one.
     """
     npr = len(profile["r_in"])
 
     def in_kpc(r):
         return pa.nulls(npr, pa.float64()) if kpc is None else pa.array(np.asarray(r, float) * kpc)
 
+    def values(p, key):
+        if p is None:
+            return pa.nulls(npr, pa.float64())
+        return pa.array(np.asarray(p[key], float), from_pandas=True)
+
+    image = profile.get("image")
     return pa.table(
         {
             "run_id": [run_id] * npr,
@@ -755,12 +867,24 @@ def _profile_table(run_id: str, field_id: str, profile: dict, kpc: float | None)
             "r_out_kpc": in_kpc(profile["r_out"]),
             "n_gc": profile["n_gc"],
             "area_arcsec2": profile["area_arcsec2"],
-            "sigma_gc": pa.array(profile["sigma_gc"], from_pandas=True),
-            "sigma_gc_err": pa.array(profile["sigma_gc_err"], from_pandas=True),
-            "sigma_gc_bgsub": pa.array(profile["sigma_gc_bgsub"], from_pandas=True),
-            "sigma_gc_bgsub_err": pa.array(profile["sigma_gc_bgsub_err"], from_pandas=True),
-            "kappa_mean": pa.array(profile["kappa_mean"], from_pandas=True),
-            "rho_mean": pa.array(profile["rho_mean"], from_pandas=True),
+            **{
+                k: values(profile, k)
+                for k in (
+                    "sigma_gc",
+                    "sigma_gc_err",
+                    "sigma_gc_bgsub",
+                    "sigma_gc_bgsub_err",
+                    "kappa_mean",
+                    "rho_mean",
+                )
+            },
+            "n_gc_image": pa.nulls(npr, pa.int64()) if image is None else pa.array(image["n_gc"], pa.int64()),
+            "area_image_arcsec2": values(image, "area_arcsec2"),
+            "sigma_gc_image": values(image, "sigma_gc"),
+            "sigma_gc_image_err": values(image, "sigma_gc_err"),
+            "sigma_gc_image_bgsub": values(image, "sigma_gc_bgsub"),
+            "sigma_gc_image_bgsub_err": values(image, "sigma_gc_bgsub_err"),
+            "light_sb_njy_arcsec2": values(image, "image_mean"),
             "ingest_id": [run_id] * npr,
         },
         schema=RADIAL_PROFILES,
@@ -790,6 +914,8 @@ def run_correlation(
     profile_edges_arcsec: list[float] | None = None,
     profile_log_bins: tuple[float, float, int] | None = None,
     mass_radius_arcsec: float = 60.0,
+    gc_mass_fraction: float = cr.GC_MASS_FRACTION,
+    light_image: LightImage | None = None,
     z_source: float | None = None,
     n_boot: int = 1000,
     fit_method: str = "poisson",
@@ -835,7 +961,13 @@ def run_correlation(
     profile_log_bins : (r_min, r_max, n), optional
         Instead, n log-spaced annuli from r_min to r_max, arcsec (e.g. 1, 250, 12).
     mass_radius_arcsec : float
-        Radius of the GC mass budget.
+        Radius of the GC mass budget, arcsec; an aperture that reaches past the lens map is
+        a warning (the masses are then lower limits).
+    gc_mass_fraction : float
+        Total GC mass over halo mass of the budget (default Harris et al. 2017's 2.9e-5).
+    light_image : LightImage, optional
+        An image (surface brightness, nJy arcsec^-2) whose light profile, and the GC profile
+        on its footprint (out past the lens map), join ``radial_profiles`` and the plots.
     z_source : float, optional
         Scale kappa from its normalisation to this source redshift.
     fit_method : {'poisson', 'lsq'}
@@ -866,13 +998,14 @@ def run_correlation(
         background_area_arcsec2=background_area_arcsec2,
         profile_edges_arcsec=profile_edges_arcsec,
         profile_log_bins=profile_log_bins,
+        gc_mass_fraction=gc_mass_fraction,
     )
     model_id = f"{field_id}/{model}"
     step("reading kappa", 0.05)
     lens = _load_lens(lake, field_id, model_id, opts)
     kmap, scale = lens.kmap, lens.kmap.pixel_scale_arcsec
     step("selecting GCs", 0.1)
-    px, py = _select_gcs(lake, kmap, field_id, model_id, where)
+    px, py, ra_all, dec_all = _select_gcs(lake, kmap, field_id, model_id, where)
     mask = _build_mask(kmap, lens.kappa, mask_path, mask_regions)
     kappa = np.where(np.isfinite(lens.kappa), lens.kappa, 0.0)
     px, py = _unmasked(px, py, mask)
@@ -884,10 +1017,15 @@ def run_correlation(
     background = _background(lake, field_id, lens, px, py, mask, centre_px, opts, scale)
     stats.boxes.update(cr.boxes_minus_background(stats.boxes, background["density"], background["err"]))
     step("profiles", 0.6)
-    profile = _radial_profile(px, py, kappa, density.rho, mask, centre_px, opts, scale, background)
+    edges = _profile_edges(mask.shape, centre_px, opts, scale)
+    profile = _radial_profile(px, py, kappa, density.rho, mask, centre_px, edges, scale, background)
+    image_profile = _image_profile(light_image, ra_all, dec_all, centre, edges, background)
+    if image_profile is not None:
+        profile["image"] = image_profile
     budget = _mass_budget(lens, density, mask, centre_px, opts, scale)
     residual = np.where(~mask, kappa - stats.corr["beta"] * density.rho, np.nan)
     options = _run_options(where, mask_path, mask_regions, centre, opts, stats, budget, background)
+    options["light_image"] = None if light_image is None else light_image.path
     step("writing", 0.7)
     result = CorrelationResult(
         {"model_id": model_id}, kappa, density.rho, mask, residual, stats.boxes, profile, px, py, kmap
@@ -898,7 +1036,11 @@ def run_correlation(
         if plot_dir is not None:
             from catalog.gckappa.plots import plot_correlation
 
-            plots = plot_correlation(result, Path(plot_dir) / run_id.replace(":", ""), stats.corr, stats.fit)
+            outdir = Path(plot_dir) / run_id.replace(":", "")
+            plots = plot_correlation(result, outdir, stats.corr, stats.fit)
+            plots.append(
+                _write_map_fits(result, outdir / "density_maps.fits", run_id, stats.corr["beta"], opts)
+            )
         run = _run_row(
             tx,
             field_id,
@@ -917,7 +1059,7 @@ def run_correlation(
             plots,
             options,
         )
-        result.run, result.plots = run, plots
+        result.run, result.plots, result.warnings = run, plots, _budget_warnings(budget, opts)
         tx.append(
             "density_maps", _density_map_table(run_id, field_id, kmap, density.rho, kappa, residual, mask)
         )

@@ -157,7 +157,8 @@ def test_correlate_recovers_the_simulated_relation_and_writes_everything(tmp_pat
     hidden = sim.truth["n_gc_hidden_by_mask"]
     assert abs(n_added - hidden) < 3 * np.sqrt(hidden) + 3
     assert beta > 0 and pearson > 0.8
-    assert len(plots) == 4 and all(__import__("pathlib").Path(p).stat().st_size > 10_000 for p in plots)
+    assert len(plots) == 5 and all(__import__("pathlib").Path(p).stat().st_size > 10_000 for p in plots)
+    assert sum(p.endswith(".png") for p in plots) == 4 and plots[-1].endswith("density_maps.fits")
     counts = con.execute(
         "SELECT (SELECT count(*) FROM density_maps), (SELECT count(*) FROM "
         "box_stats), (SELECT count(*) FROM radial_profiles)"

@@ -462,9 +462,9 @@ def correlate_cmd(
         Literal["poisson", "lsq"],
         typer.Option("--fit", help="Box fit reported as A, B: poisson (box-count likelihood) or lsq."),
     ] = "poisson",
-    plots: Annotated[Path, typer.Option("--plots", help="Directory for the PNG plots.")] = Path(
-        "gccat_plots"
-    ),
+    plots: Annotated[
+        Path, typer.Option("--plots", help="Directory for the PNG plots and the FITS density maps.")
+    ] = Path("gccat_plots"),
     lake: LakeOpt = DEFAULT_LAKE,
 ):
     """Correlate the smoothed GC density with kappa: beta, boxes, profiles, mass budget.
@@ -2002,7 +2002,7 @@ def demo_cmd(
         )
         console.print(
             f"  beta = {r['beta']:.4g}, Pearson(log) = {r['pearson_log']:.3f}, "
-            f"{r['n_gc_inpainted']} GCs inpainted; plots: {', '.join(r['plots'])}"
+            f"{r['n_gc_inpainted']} GCs inpainted; plots and maps: {', '.join(r['plots'])}"
         )
     console.print(f'\nTry: gccat sql --lake {lake} "SELECT * FROM colors LIMIT 5"')
 

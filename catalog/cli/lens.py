@@ -100,20 +100,31 @@ def counter_images_cmd(
 def critical_curves_cmd(
     field: Annotated[str, typer.Option("--field", help="Field id.")],
     model: Annotated[str, typer.Option("--model", help="Lens model with x/y-arcsec-deflect maps.")],
-    z_source: Annotated[float, typer.Option("--z-source", help="Source redshift of the curves.")],
+    z_source: Annotated[
+        list[float], typer.Option("--z-source", help="Source redshift of the curves (repeat for several).")
+    ],
+    plot: Annotated[
+        Path | None, typer.Option("--plot", help="PNG of kappa with the curves and caustics.")
+    ] = None,
     lake: LakeOpt = DEFAULT_LAKE,
 ):
-    """Critical curves (det A = 0) and caustics at a source redshift (stored in critical_curves).
+    """Critical curves (det A = 0) and caustics at source redshifts (stored in critical_curves).
 
     \b
     Examples:
       gccat lens critical-curves --field as1063 --model lenstool_frapy --z-source 2.0
+      gccat lens critical-curves --field as1063 --model lenstool_frapy --z-source 0.73 --z-source 1.23 \\
+          --z-source 3 --plot as1063_cc.png
     """
     from catalog.runs.sourceplane import run_critical_curves
 
-    out = run_critical_curves(open_lake(lake), field, model, z_source=z_source)
-    n = len(set(out["curve_id"].to_pylist()))
-    console.print(f"{n} critical curves ({out.num_rows} vertices with their caustics) at z_s = {z_source:g}")
+    out = run_critical_curves(open_lake(lake), field, model, z_source=z_source, plot=plot)
+    zs, ids = out["z_source"].to_pylist(), out["curve_id"].to_pylist()
+    for z in sorted(set(zs)):
+        n = len({i for zz, i in zip(zs, ids, strict=True) if zz == z})
+        console.print(f"z_s = {z:g}: {n} critical curves ({zs.count(z)} vertices with their caustics)")
+    if plot is not None:
+        console.print(f"plot: {plot}")
 
 
 @command(app, "arc-magnification")

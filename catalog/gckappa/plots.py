@@ -6,15 +6,17 @@ from pathlib import Path
 
 import numpy as np
 
-from catalog.figures import pyplot, save
+from catalog.figures import draw_critical_curves, pyplot, save
 
 
-def plot_correlation(result, outdir: Path, corr: dict, fit: dict) -> list[str]:
-    """The four figures of a GC-kappa correlation run; returns their paths.
+def plot_correlation(result, outdir: Path, corr: dict, fit: dict, critical: dict | None = None) -> list[str]:
+    """The figures of a GC-kappa correlation run; returns their paths.
 
-    ``density_kappa.png``: rho_gc (log) with kappa contours; ``kappa_vs_rho.png``: kappa against
-    beta*rho_gc per pixel; ``box_relation.png``: <kappa> against n_GC per box with the fitted
-    power law; ``radial_profiles.png``: GC surface density, kappa and beta*rho_gc with radius.
+    ``density_kappa.png``: rho_gc (log) with kappa contours, and the model's critical curves and
+    caustics from ``critical`` (columns of ``critical_curves``) if given; ``kappa_vs_rho.png``:
+    kappa against beta*rho_gc per pixel; ``box_relation.png``: <kappa> against n_GC per box with
+    the binned means and the fitted power law; ``radial_profiles.png``: GC surface density, kappa
+    and beta*rho_gc with radius; with a light image, ``radial_profiles_loglog.png``.
     """
     plt = pyplot()
     outdir = Path(outdir)
@@ -39,7 +41,17 @@ def plot_correlation(result, outdir: Path, corr: dict, fit: dict) -> list[str]:
             colors="white",
             alpha=0.35,
         )
-    ax.plot(result.px * scale, result.py * scale, ",", color="white", alpha=0.4)
+    # pixel i spans [i, i + 1) * scale in the image's extent
+    ax.plot((result.px + 0.5) * scale, (result.py + 0.5) * scale, ",", color="white", alpha=0.4)
+    if critical is not None:
+
+        def to_xy(ra, dec):
+            x, y = result.lens_map.wcs.world_to_pixel_values(ra, dec)
+            return (np.asarray(x) + 0.5) * scale, (np.asarray(y) + 0.5) * scale
+
+        draw_critical_curves(ax, critical, to_xy)
+        ax.set(xlim=ext[:2], ylim=ext[2:])
+        ax.legend(fontsize=7, loc="upper right", facecolor="0.3", labelcolor="white")
     fig.colorbar(im, ax=ax, label=r"log$_{10}\,\rho_{GC}$")
     ax.set(
         xlabel="x [arcsec]",

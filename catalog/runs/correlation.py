@@ -756,6 +756,22 @@ def _run_row(
     }
 
 
+def _critical_curves(lake: Lake, model_id: str) -> dict | None:
+    """The model's stored critical curves and caustics (``gccat lens critical-curves``) as
+    numpy columns, or None if it has none.
+    """
+    import pyarrow.compute as pc
+
+    t = lake.live("critical_curves")
+    t = t.filter(pc.equal(t["model_id"], model_id)) if t.num_rows else t
+    if t.num_rows == 0:
+        return None
+    return {
+        c: t[c].to_numpy(zero_copy_only=False)
+        for c in ("z_source", "kind", "curve_id", "vertex", "ra", "dec")
+    }
+
+
 def _write_map_fits(result: CorrelationResult, path: Path, run_id: str, beta: float, opts: dict) -> str:
     """The GC density, kappa, residual and mask of a run as a FITS file on the lens map's WCS:
     extensions RHO_GC, KAPPA, RESIDUAL (kappa - beta rho_gc, NaN where masked) and MASK (1 =
@@ -1037,7 +1053,7 @@ def run_correlation(
             from catalog.gckappa.plots import plot_correlation
 
             outdir = Path(plot_dir) / run_id.replace(":", "")
-            plots = plot_correlation(result, outdir, stats.corr, stats.fit)
+            plots = plot_correlation(result, outdir, stats.corr, stats.fit, _critical_curves(lake, model_id))
             plots.append(
                 _write_map_fits(result, outdir / "density_maps.fits", run_id, stats.corr["beta"], opts)
             )

@@ -220,37 +220,60 @@ def run_counter_images(
 
 
 def run_critical_curves(
-    lake: Lake, field_id: str, model: str, *, z_source: float, command: str | None = None
+    lake: Lake,
+    field_id: str,
+    model: str,
+    *,
+    z_source,
+    plot=None,
+    command: str | None = None,
 ) -> pa.Table:
-    """Critical curves and caustics of a lens model at ``z_source`` into ``critical_curves``.
+    """Critical curves and caustics of a lens model at one or more source redshifts, in one
+    commit into ``critical_curves``.
 
     Parameters
     ----------
     lake : Lake
     field_id, model : str
         Field and lens model (with deflection maps).
-    z_source : float
-        Source redshift (behind the cluster).
+    z_source : float or sequence of float
+        Source redshift(s), behind the cluster (the AS1063 study: 0.73, 1.23, 3).
+    plot : path, optional
+        PNG of kappa with the curves (solid) and caustics (dashed), one colour per redshift.
 
     Returns
     -------
     pyarrow.Table
         The rows written: one per vertex, kind ``critical`` (image plane) and ``caustic``.
     """
-    z_source = check_number(z_source, "--z-source", lo=0, lo_open=True, hi=Z_MAX)
+    zs = [z_source] if np.isscalar(z_source) or z_source is None else list(z_source)
+    if not zs:
+        raise GccatError("give at least one --z-source")
+    zs = sorted({check_number(z, "--z-source", lo=0, lo_open=True, hi=Z_MAX) for z in zs})
     ax, ay, norm = _model(lake, field_id, model)
-    s = float(_scale(lake, field_id, np.array([z_source]), norm)[0])
-    cols: dict[str, list] = {k: [] for k in ("kind", "curve_id", "vertex", "ra", "dec")}
-    for k, c in enumerate(critical_curves(ax, ay, s), start=1):
-        for kind, ra, dec in (("critical", c.ra, c.dec), ("caustic", c.ra_caustic, c.dec_caustic)):
-            n = len(ra)
-            cols["kind"] += [kind] * n
-            cols["curve_id"] += [k] * n
-            cols["vertex"] += list(range(n))
-            cols["ra"] += list(ra)
-            cols["dec"] += list(dec)
-    cols["z_source"] = [z_source] * len(cols["ra"])
-    options = {"run": "critical-curves", "z_source": z_source}
+    scales = _scale(lake, field_id, np.array(zs), norm)
+    cols: dict[str, list] = {k: [] for k in ("z_source", "kind", "curve_id", "vertex", "ra", "dec")}
+    for z, s in zip(zs, scales, strict=True):
+        for k, c in enumerate(critical_curves(ax, ay, float(s)), start=1):
+            for kind, ra, dec in (("critical", c.ra, c.dec), ("caustic", c.ra_caustic, c.dec_caustic)):
+                n = len(ra)
+                cols["z_source"] += [z] * n
+                cols["kind"] += [kind] * n
+                cols["curve_id"] += [k] * n
+                cols["vertex"] += list(range(n))
+                cols["ra"] += list(ra)
+                cols["dec"] += list(dec)
+    options = {"run": "critical-curves", "z_source": zs if len(zs) > 1 else zs[0]}
+    if plot is not None:
+        from catalog.lensing import kappa_gamma_from_deflection
+        from catalog.plots.lens import plot_critical_curves
+
+        options["plot"] = plot_critical_curves(
+            kappa_gamma_from_deflection(ax, ay)[0],
+            {k: np.asarray(v) for k, v in cols.items()},
+            plot,
+            title=f"{field_id}/{model}",
+        )
     return _write(lake, CRITICAL_CURVES, "critical_curves", cols, field_id, model, options, command)
 
 

@@ -106,3 +106,64 @@ def test_critical_curves_in_the_lake(sim):
     r = SkyCoord(crit["ra"].to_numpy(), crit["dec"].to_numpy(), unit="deg").separation(centre).arcsec
     assert np.abs(r - THETA_E * float(dls_ds(ZL, 2.0))).max() < 0.5 * PIX
     assert crit["vertex"].to_pylist() == list(range(crit.num_rows))
+
+
+def test_critical_curves_at_several_redshifts_in_one_commit_with_a_plot(sim, tmp_path):
+    """The AS1063 study's three redshifts at once: each z's tangential critical curve at its
+    own Einstein radius theta_E D_ls/D_s(z), one ingest, and the figure written."""
+    lake, ax, _ = sim
+    n_ingests = lake.ingests().num_rows
+    runner = CliRunner()
+    png = tmp_path / "cc.png"
+    args = ["lens", "critical-curves", "--field", "simsis", "--model", "truth", "--plot", str(png)]
+    res = runner.invoke(app, [*args, "--z-source", "3", "--z-source", "1.23", "--lake", str(lake.root)])
+    assert res.exit_code == 0, res.output
+    assert "z_s = 1.23" in res.output and "z_s = 3" in res.output
+    assert png.stat().st_size > 10_000
+    assert lake.ingests().num_rows == n_ingests + 1
+    t = lake.live("critical_curves")
+    centre = SkyCoord(*_sky(ax, 0.0, 0.0), unit="deg")
+    for z in (1.23, 3.0):
+        crit = t.filter(
+            pc.and_(
+                pc.equal(t["z_source"], z),
+                pc.and_(pc.equal(t["kind"], "critical"), pc.equal(t["curve_id"], 1)),
+            )
+        )
+        assert crit.num_rows > 20
+        r = SkyCoord(crit["ra"].to_numpy(), crit["dec"].to_numpy(), unit="deg").separation(centre).arcsec
+        assert np.abs(r - THETA_E * float(dls_ds(ZL, z))).max() < 0.5 * PIX
+    bad = runner.invoke(app, [*args, "--z-source", "0.1", "--lake", str(lake.root)])
+    assert bad.exit_code == 2 and "behind the cluster" in bad.output
+    assert lake.ingests().num_rows == n_ingests + 1
+
+
+def test_correlate_draws_the_stored_critical_curves(sim, tmp_path):
+    """Each stored curve is one line on density_kappa.png, its vertices in order, through the
+    map's WCS into the figure's arcsec coordinates."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from catalog.figures import draw_critical_curves
+    from catalog.runs.correlation import _critical_curves
+
+    lake, ax_map, _ = sim
+    curves = _critical_curves(lake, "simsis/truth")
+    assert curves is not None and set(np.unique(curves["kind"])) == {"critical", "caustic"}
+    fig, axes = plt.subplots()
+    draw_critical_curves(axes, curves, lambda ra, dec: (ra * 2, dec * 3))
+    keys = {(z, k, c) for z, k, c in zip(curves["z_source"], curves["kind"], curves["curve_id"], strict=True)}
+    assert len(axes.lines) == len(keys)
+    first = axes.lines[0]
+    one = (
+        (curves["z_source"] == curves["z_source"].min())
+        & (curves["kind"] == "critical")
+        & (curves["curve_id"] == 1)
+    )
+    order = np.argsort(curves["vertex"][one])
+    np.testing.assert_allclose(first.get_xdata(), curves["ra"][one][order] * 2)
+    np.testing.assert_allclose(first.get_ydata(), curves["dec"][one][order] * 3)
+    plt.close(fig)
+    assert _critical_curves(lake, "simsis/nosuch") is None

@@ -30,24 +30,46 @@ def crossmatch_cmd(
         float, typer.Option("--tolerance", help="Largest source-plane separation of a pair, arcsec.")
     ] = 1.0,
     catalog: Annotated[
-        str | None, typer.Option("--catalog", help="Only this multiple-images catalog.")
+        str | None, typer.Option("--catalog", help="Only this catalog (of multiple images, or of detections).")
     ] = None,
     z_source: Annotated[
         float | None, typer.Option("--z-source", help="Redshift of images without one (Lenstool z = 0).")
     ] = None,
+    detections: Annotated[
+        bool,
+        typer.Option("--detections", help="Pair detected sources (detections) instead of multiple images."),
+    ] = False,
+    where: Annotated[
+        str | None, typer.Option("--where", help="--detections: SQL condition on detections.")
+    ] = None,
+    min_image_separation: Annotated[
+        float,
+        typer.Option("--min-image-separation", help="--detections: smallest image-plane separation, arcsec."),
+    ] = 1.0,
     lake: LakeOpt = DEFAULT_LAKE,
 ):
-    """Pair multiple images whose source-plane positions agree (stored in source_plane_matches).
+    """Pair multiple images (or detected compact sources) whose source-plane positions agree
+    (stored in source_plane_matches).
 
     \b
     Examples:
       gccat lens crossmatch --field smacs0723 --model lenstool --tolerance 1.0
       gccat lens crossmatch --field simsis --model truth --z-source 2.0
+      gccat lens crossmatch --field smacs0723 --model lenstool --detections --catalog sparkler_gcs \\
+          --z-source 1.378 --tolerance 0.1
     """
     from catalog.runs.sourceplane import run_source_plane_crossmatch
 
     out = run_source_plane_crossmatch(
-        open_lake(lake), field, model, catalog=catalog, tolerance_arcsec=tolerance, z_source=z_source
+        open_lake(lake),
+        field,
+        model,
+        catalog=catalog,
+        tolerance_arcsec=tolerance,
+        z_source=z_source,
+        detections=detections,
+        where=where,
+        min_image_separation_arcsec=min_image_separation,
     )
     console.print(f"{out.num_rows} source-plane pairs within {tolerance:g} arcsec")
     print_table(out.select(["image_id_1", "image_id_2", "separation_arcsec", "image_separation_arcsec"]))

@@ -1329,14 +1329,14 @@ SOURCE_PLANE_MATCHES = pa.schema(
         FIELD_ID,
         MODEL_ID,
         col(
-            "image_id_1", pa.string(), "", "meta.id", "First image (multiple_images.image_id)", nullable=False
+            "image_id_1", pa.string(), "", "meta.id", "First image (image_id or detection_id)", nullable=False
         ),
         col(
             "image_id_2",
             pa.string(),
             "",
             "meta.id",
-            "Second image (multiple_images.image_id)",
+            "Second image (image_id or detection_id)",
             nullable=False,
         ),
         col("family_1", pa.string(), "", "meta.id", "Family of the first image in its catalog"),
@@ -1348,6 +1348,13 @@ SOURCE_PLANE_MATCHES = pa.schema(
         col("dec_src_2", pa.float64(), "deg", "pos.eq.dec", "Source-plane Dec of the second image (ICRS)"),
         col("separation_arcsec", pa.float64(), "arcsec", "pos.angDistance", "Source-plane separation"),
         col("image_separation_arcsec", pa.float64(), "arcsec", "pos.angDistance", "Image-plane separation"),
+        col(
+            "source_table",
+            pa.string(),
+            "",
+            "meta.code",
+            "What the ids are: multiple_images.image_id or detections.detection_id",
+        ),
         INGEST_ID,
     ]
 )

@@ -60,6 +60,26 @@ def _images(lake: Lake, field_id: str, catalog: str | None) -> pa.Table:
     return t
 
 
+def _detections(lake: Lake, field_id: str, catalog: str | None, where: str | None) -> pa.Table:
+    """The field's live detections (optionally of one catalog, matching ``where``) in the
+    columns of ``multiple_images`` that the crossmatch reads (the family is the catalog).
+    """
+    from catalog.queries.connection import connect
+    from catalog.queries.sandbox import condition_sql
+    from catalog.queries.search import run_sql
+
+    sql = (
+        "SELECT detection_id AS image_id, catalog AS family_id, ra, dec, z FROM detections "
+        "WHERE field_id = ?" + (" AND catalog = ?" if catalog else "")
+    )
+    if where:
+        sql += f" AND {condition_sql(where)}"
+    t = run_sql(connect(lake), sql + " ORDER BY detection_id", [field_id] + ([catalog] if catalog else []))
+    if t.num_rows == 0:
+        raise GccatError(f"no detections of field '{field_id}' match the selection")
+    return t
+
+
 def _z(t: pa.Table, z_source: float | None) -> np.ndarray:
     z = t["z"].to_numpy(zero_copy_only=False).astype(float)
     return np.where(np.isnan(z), np.nan if z_source is None else z_source, z)
@@ -92,9 +112,14 @@ def run_source_plane_crossmatch(
     catalog: str | None = None,
     tolerance_arcsec: float = 1.0,
     z_source: float | None = None,
+    detections: bool = False,
+    where: str | None = None,
+    min_image_separation_arcsec: float = 1.0,
     command: str | None = None,
 ) -> pa.Table:
-    """Pair the multiple images of a field whose source-plane positions agree.
+    """Pair the multiple images of a field whose source-plane positions agree, or (with
+    ``detections``) the field's detected compact sources measured in different images of one
+    galaxy.
 
     Parameters
     ----------
@@ -106,7 +131,15 @@ def run_source_plane_crossmatch(
     tolerance_arcsec : float
         Largest source-plane separation of a pair, arcsec.
     z_source : float, optional
-        Redshift for images without one (Lenstool z = 0).
+        Redshift for images (or detections) without one (Lenstool z = 0).
+    detections : bool
+        Pair the field's detections (``detections.detection_id``; ``catalog`` then names a
+        detection catalog) instead of its ``multiple_images``.
+    where : str, optional
+        With ``detections``: SQL condition on ``detections`` selecting the sources.
+    min_image_separation_arcsec : float
+        With ``detections``: pairs closer than this in the image plane are neighbours in one
+        image, not counter-images, and are left out.
 
     Returns
     -------
@@ -115,8 +148,11 @@ def run_source_plane_crossmatch(
     """
     tolerance_arcsec = check_number(tolerance_arcsec, "--tolerance", lo=0, lo_open=True, hi=3600)
     z_source = check_number(z_source, "--z-source", lo=0, lo_open=True, hi=Z_MAX, allow_none=True)
+    min_sep = check_number(min_image_separation_arcsec, "--min-image-separation", lo=0, hi=3600)
+    if where is not None and not detections:
+        raise GccatError("--where selects detections: give --detections too")
     ax, ay, norm = _model(lake, field_id, model)
-    t = _images(lake, field_id, catalog)
+    t = _detections(lake, field_id, catalog, where) if detections else _images(lake, field_id, catalog)
     z = _z(t, z_source)
     ra, dec = t["ra"].to_numpy(), t["dec"].to_numpy()
     rs, ds = to_source_plane(ax, ay, ra, dec, _scale(lake, field_id, z, norm))
@@ -128,6 +164,10 @@ def run_source_plane_crossmatch(
     keep = ids[i] < ids[j]
     i, j, sep = i[keep], j[keep], sep[keep].to_value(u.arcsec)
     img = SkyCoord(ra, dec, unit="deg")
+    img_sep = img[i].separation(img[j]).arcsec if len(i) else np.empty(0)
+    if detections:
+        apart = img_sep >= min_sep
+        i, j, sep, img_sep = i[apart], j[apart], sep[apart], img_sep[apart]
     fam = np.array(t["family_id"].to_pylist(), dtype=object)
     cols = {
         "image_id_1": ids[i].tolist(),
@@ -140,10 +180,12 @@ def run_source_plane_crossmatch(
         "ra_src_2": rs[j],
         "dec_src_2": ds[j],
         "separation_arcsec": sep,
-        "image_separation_arcsec": img[i].separation(img[j]).arcsec if len(i) else np.empty(0),
+        "image_separation_arcsec": img_sep,
+        "source_table": ["detections" if detections else "multiple_images"] * len(i),
     }
     options = {"run": "crossmatch", "tolerance_arcsec": tolerance_arcsec, "catalog": catalog,
-               "z_source": z_source, "n_off_map": int(len(ra) - len(on))}  # fmt: skip
+               "z_source": z_source, "n_off_map": int(len(ra) - len(on)), "detections": detections,
+               "where": where, "min_image_separation_arcsec": min_sep if detections else None}  # fmt: skip
     return _write(lake, SOURCE_PLANE_MATCHES, "source_plane_matches", cols, field_id, model, options, command)
 
 

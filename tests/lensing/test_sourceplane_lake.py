@@ -167,3 +167,49 @@ def test_correlate_draws_the_stored_critical_curves(sim, tmp_path):
     np.testing.assert_allclose(first.get_ydata(), curves["dec"][one][order] * 3)
     plt.close(fig)
     assert _critical_curves(lake, "simsis/nosuch") is None
+
+
+def test_detected_compact_sources_are_cross_identified_between_images(sim, tmp_path):
+    """Compact sources of one lensed galaxy, detected in both of its SIS images, pair by
+    source-plane distance; unrelated detections do not. A neighbour 0.2" along the arc from
+    c0.1 lies 0.2 |lambda_t| = 0.03" from it in the source plane: within 0.05" it is a
+    counter-image candidate of c0.2 (kept) and a pair with c0.1 in the same image, which the
+    image-plane separation leaves out."""
+    from ingest.catalog import ingest_catalog
+
+    lake, ax, _ = sim
+    z = 2.0
+    te = THETA_E * float(dls_ds(ZL, z))
+    rng = np.random.default_rng(5)
+    rows, truth = [], set()
+    for k in range(6):
+        beta = np.array([0.6, 0.2]) if k == 0 else rng.uniform(-1.0, 1.0, 2)
+        for m, t in enumerate(_images(beta, te), start=1):
+            rows.append((f"c{k}.{m}", *_sky(ax, *t)))
+        truth.add((f"c{k}.1", f"c{k}.2"))
+    x1, y1 = _images(np.array([0.6, 0.2]), te)[0]
+    r1 = np.hypot(x1, y1)
+    rows.append(("n0", *_sky(ax, x1 - 0.2 * y1 / r1, y1 + 0.2 * x1 / r1)))
+    rows += [(f"u{k}", *_sky(ax, *rng.uniform(-8, 8, 2))) for k in range(10)]  # unrelated
+    cat = tmp_path / "compact.csv"
+    cat.write_text("id,ra,dec\n" + "".join(f"{i},{a:.10f},{d:.10f}\n" for i, a, d in rows))
+    ingest_catalog(lake, cat, field_id="simsis", name="compact")
+    label = {r["detection_id"]: r["source_id"] for r in lake.live("detections").to_pylist()}
+
+    def pairs(out):
+        ids = zip(out["image_id_1"].to_pylist(), out["image_id_2"].to_pylist(), strict=True)
+        return {tuple(sorted((label[a], label[b]))) for a, b in ids}
+
+    kw = {"catalog": "compact", "z_source": z, "detections": True}
+    out = run_source_plane_crossmatch(lake, "simsis", "truth", tolerance_arcsec=0.02, **kw)
+    assert pairs(out) == truth
+    assert set(out["source_table"].to_pylist()) == {"detections"}
+    assert max(out["separation_arcsec"].to_pylist()) < 0.2 * PIX
+    wider = run_source_plane_crossmatch(lake, "simsis", "truth", tolerance_arcsec=0.05, **kw)
+    assert pairs(wider) == truth | {("c0.2", "n0")}
+    close = run_source_plane_crossmatch(
+        lake, "simsis", "truth", tolerance_arcsec=0.05, min_image_separation_arcsec=0.0, **kw
+    )
+    assert pairs(close) == truth | {("c0.2", "n0"), ("c0.1", "n0")}
+    with pytest.raises(GccatError, match="give --detections"):
+        run_source_plane_crossmatch(lake, "simsis", "truth", where="snr > 5")

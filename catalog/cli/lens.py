@@ -30,7 +30,8 @@ def crossmatch_cmd(
         float, typer.Option("--tolerance", help="Largest source-plane separation of a pair, arcsec.")
     ] = 1.0,
     catalog: Annotated[
-        str | None, typer.Option("--catalog", help="Only this catalog (of multiple images, or of detections).")
+        str | None,
+        typer.Option("--catalog", help="Only this catalog (of multiple images, or of detections)."),
     ] = None,
     z_source: Annotated[
         float | None, typer.Option("--z-source", help="Redshift of images without one (Lenstool z = 0).")

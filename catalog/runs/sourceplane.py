@@ -308,7 +308,7 @@ def run_critical_curves(
     options = {"run": "critical-curves", "z_source": zs if len(zs) > 1 else zs[0]}
     if plot is not None:
         from catalog.lensing import kappa_gamma_from_deflection
-        from catalog.plots.lens import plot_critical_curves
+        from catalog.lensing.plots import plot_critical_curves
 
         options["plot"] = plot_critical_curves(
             kappa_gamma_from_deflection(ax, ay)[0],

@@ -1,4 +1,4 @@
-"""The lens-model figure of ``gccat lens critical-curves --plot``: kappa with critical curves and caustics."""
+"""Lens-model figures: kappa with critical curves and caustics (``gccat lens critical-curves --plot``)."""
 
 from __future__ import annotations
 

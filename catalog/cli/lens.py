@@ -101,6 +101,12 @@ def counter_images_cmd(
     z_source: Annotated[
         float | None, typer.Option("--z-source", help="Source redshift (default: the image's).")
     ] = None,
+    plot: Annotated[
+        Path | None,
+        typer.Option(
+            "--plot", help="PNG of kappa with the critical curves, the input and the predicted images."
+        ),
+    ] = None,
     lake: LakeOpt = DEFAULT_LAKE,
 ):
     """Predict all images of a source by solving the lens equation (stored in counter_images).
@@ -113,9 +119,9 @@ def counter_images_cmd(
     from catalog.runs.sourceplane import run_counter_images
 
     out = run_counter_images(
-        open_lake(lake), field, model, image=image, position=_pair(source), z_source=z_source
+        open_lake(lake), field, model, image=image, position=_pair(source), z_source=z_source, plot=plot
     )
-    console.print(f"{out.num_rows} predicted images")
+    console.print(f"{out.num_rows} predicted images" + (f"; plot: {plot}" if plot else ""))
     print_table(out.select(["image_number", "ra", "dec", "mu", "offset_from_input_arcsec"]))
 
 
@@ -163,6 +169,10 @@ def arc_magnification_cmd(
     threshold: Annotated[
         float, typer.Option("--threshold", help="Fraction of the arc's peak a pixel must exceed, in (0, 1).")
     ] = ARC_THRESHOLD_FRACTION,
+    plot: Annotated[
+        Path | None,
+        typer.Option("--plot", help="PNG of the arc with its pixels above the threshold outlined."),
+    ] = None,
     lake: LakeOpt = DEFAULT_LAKE,
 ):
     """Magnification of an arc over its pixels above a fraction of its peak (arc_magnifications).
@@ -189,6 +199,7 @@ def arc_magnification_cmd(
         z_source=z_source,
         arc=name,
         threshold_fraction=threshold,
+        plot=plot,
     )
     console.print(
         f"{name}: {r['n_pixels']} pixels ({r['area_arcsec2']:.3g} arcsec2) above {threshold:g} x the peak; "
@@ -196,3 +207,5 @@ def arc_magnification_cmd(
         f"flux-weighted {r['mu_flux_weighted']:.3g}, "
         f"16-84% {r['mu_p16']:.3g}-{r['mu_p84']:.3g} ({r['n_pixels_mu']} pixels with mu)"
     )
+    if plot is not None:
+        console.print(f"plot: {plot}")

@@ -197,6 +197,7 @@ def run_counter_images(
     image: str | None = None,
     position: tuple[float, float] | None = None,
     z_source: float | None = None,
+    plot=None,
     command: str | None = None,
 ) -> pa.Table:
     """Predict all images of a source: an ingested image mapped to the source plane, or a
@@ -211,6 +212,9 @@ def run_counter_images(
         Or the source position beta_0 (RA, Dec in deg); needs ``z_source``.
     z_source : float, optional
         Source redshift (default: the image's).
+    plot : path, optional
+        PNG of kappa with the critical curves and caustics at the source redshift, the input
+        image and the predicted ones.
 
     Returns
     -------
@@ -258,7 +262,43 @@ def run_counter_images(
         "offset_from_input_arcsec": pa.array(off, pa.float64()),
     }
     options = {"run": "counter-images", "image": image, "source": position, "z_source": zs}
+    if plot is not None:
+        from catalog.lensing import kappa_gamma_from_deflection
+        from catalog.lensing.plots import plot_critical_curves
+
+        points = {"predicted images": (sol.ra, sol.dec)}
+        if from_id:
+            points = {f"input image {image}": (offset_from.ra.deg, offset_from.dec.deg), **points}
+        options["plot"] = plot_critical_curves(
+            kappa_gamma_from_deflection(ax, ay)[0],
+            _as_arrays(_curve_columns(ax, ay, [zs], np.ravel(s)[:1])),
+            plot,
+            title=f"{field_id}/{model}: images of {image or 'the source'} at z = {zs:g}",
+            points=points,
+        )
     return _write(lake, COUNTER_IMAGES, "counter_images", cols, field_id, model, options, command)
+
+
+def _curve_columns(ax, ay, zs, scales) -> dict[str, list]:
+    """The ``critical_curves`` columns (z_source, kind, curve_id, vertex, ra, dec) of the curves
+    and caustics at each redshift ``zs`` (deflections scaled by ``scales``).
+    """
+    cols: dict[str, list] = {k: [] for k in ("z_source", "kind", "curve_id", "vertex", "ra", "dec")}
+    for z, s in zip(zs, scales, strict=True):
+        for k, c in enumerate(critical_curves(ax, ay, float(s)), start=1):
+            for kind, ra, dec in (("critical", c.ra, c.dec), ("caustic", c.ra_caustic, c.dec_caustic)):
+                n = len(ra)
+                cols["z_source"] += [z] * n
+                cols["kind"] += [kind] * n
+                cols["curve_id"] += [k] * n
+                cols["vertex"] += list(range(n))
+                cols["ra"] += list(ra)
+                cols["dec"] += list(dec)
+    return cols
+
+
+def _as_arrays(cols: dict[str, list]) -> dict[str, np.ndarray]:
+    return {k: np.asarray(v) for k, v in cols.items()}
 
 
 def run_critical_curves(
@@ -293,28 +333,14 @@ def run_critical_curves(
         raise GccatError("give at least one --z-source")
     zs = sorted({check_number(z, "--z-source", lo=0, lo_open=True, hi=Z_MAX) for z in zs})
     ax, ay, norm = _model(lake, field_id, model)
-    scales = _scale(lake, field_id, np.array(zs), norm)
-    cols: dict[str, list] = {k: [] for k in ("z_source", "kind", "curve_id", "vertex", "ra", "dec")}
-    for z, s in zip(zs, scales, strict=True):
-        for k, c in enumerate(critical_curves(ax, ay, float(s)), start=1):
-            for kind, ra, dec in (("critical", c.ra, c.dec), ("caustic", c.ra_caustic, c.dec_caustic)):
-                n = len(ra)
-                cols["z_source"] += [z] * n
-                cols["kind"] += [kind] * n
-                cols["curve_id"] += [k] * n
-                cols["vertex"] += list(range(n))
-                cols["ra"] += list(ra)
-                cols["dec"] += list(dec)
+    cols = _curve_columns(ax, ay, zs, _scale(lake, field_id, np.array(zs), norm))
     options = {"run": "critical-curves", "z_source": zs if len(zs) > 1 else zs[0]}
     if plot is not None:
         from catalog.lensing import kappa_gamma_from_deflection
         from catalog.lensing.plots import plot_critical_curves
 
         options["plot"] = plot_critical_curves(
-            kappa_gamma_from_deflection(ax, ay)[0],
-            {k: np.asarray(v) for k, v in cols.items()},
-            plot,
-            title=f"{field_id}/{model}",
+            kappa_gamma_from_deflection(ax, ay)[0], _as_arrays(cols), plot, title=f"{field_id}/{model}"
         )
     return _write(lake, CRITICAL_CURVES, "critical_curves", cols, field_id, model, options, command)
 
@@ -331,6 +357,7 @@ def run_arc_magnification(
     z_source: float,
     arc: str,
     threshold_fraction: float = ARC_THRESHOLD_FRACTION,
+    plot=None,
     command: str | None = None,
 ) -> dict:
     """The magnification of an arc over its pixels above ``threshold_fraction`` of its peak.
@@ -350,6 +377,8 @@ def run_arc_magnification(
         Name of the arc.
     threshold_fraction : float
         Fraction of the peak (the Firefly Sparkle study: 0.1).
+    plot : path, optional
+        PNG of the image around the aperture with the arc's pixels outlined.
 
     Returns
     -------
@@ -404,5 +433,11 @@ def run_arc_magnification(
         "image_sha256": [sha256_file(image_path)],
     }
     options = {"run": "arc-magnification", "arc": arc, "z_source": z_source, "threshold": threshold_fraction}
+    if plot is not None:
+        from catalog.lensing.plots import plot_arc
+
+        options["plot"] = plot_arc(
+            data, pix, (x0, y0), radius_arcsec / scale_arcsec, scale_arcsec, summary, plot, title=arc
+        )
     out = _write(lake, ARC_MAGNIFICATIONS, "arc_magnifications", row, field_id, model, options, command)
     return out.to_pylist()[0]

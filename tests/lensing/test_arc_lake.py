@@ -39,11 +39,14 @@ def arc(tmp_path_factory):
     return lake, root / "arc.fits", image, r, ra, dec
 
 
-def test_arc_magnification_matches_the_analytic_sis(arc, cli):
+def test_arc_magnification_matches_the_analytic_sis(arc, cli, tmp_path):
     lake, path, image, r, ra, dec = arc
+    png = tmp_path / "arc.png"
     res = cli("lens", "arc-magnification", path, "--field", "simsis", "--model", "truth", "--ra", ra, "--dec",
-              dec, "--radius", 2.5, "--z-source", ZS, "--name", "a1", "--lake", lake.root)  # fmt: skip
+              dec, "--radius", 2.5, "--z-source", ZS, "--name", "a1", "--plot", png,
+              "--lake", lake.root)  # fmt: skip
     assert res.exit_code == 0, res.output
+    assert png.stat().st_size > 10_000
     cur = connect(lake).execute("SELECT * FROM arc_magnifications")
     row = dict(zip([d[0] for d in cur.description], cur.fetchall()[0], strict=True))
     theta_e = THETA_E * float(dls_ds(ZL, ZS))

@@ -58,9 +58,10 @@ def test_crossmatch_pairs_the_right_images(sim):
     assert lake.live("source_plane_matches").num_rows == 3
 
 
-def test_counter_images_of_an_ingested_image(sim):
+def test_counter_images_of_an_ingested_image(sim, tmp_path):
     lake, _, truth = sim
-    out = run_counter_images(lake, "simsis", "truth", image="2.1")
+    out = run_counter_images(lake, "simsis", "truth", image="2.1", plot=tmp_path / "ci.png")
+    assert (tmp_path / "ci.png").stat().st_size > 10_000
     assert out.num_rows == 2
     found = SkyCoord(out["ra"].to_numpy(), out["dec"].to_numpy(), unit="deg")
     for label in ("2.1", "2.2"):

@@ -1782,6 +1782,32 @@ def plot_colors_cmd(
     console.print(f"wrote {path}")
 
 
+@command(plot_app, "magnification")
+def plot_magnification_cmd(
+    field: Annotated[str, typer.Option("--field", help="Field id.")],
+    model: Annotated[str, typer.Option("--model", help="Lens model, or an ensemble of realisations.")],
+    where: Annotated[
+        str | None, typer.Option("--where", help="SQL condition on the sources (e.g. catalog = 'gcs').")
+    ] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="PNG path.")] = None,
+    lake: LakeOpt = DEFAULT_LAKE,
+):
+    """|mu| at a field's sources, most magnified first: an ensemble's median and 16-84% range
+    over its realisations, or a single model's value with the intrinsic size limits (pc).
+
+    \b
+    Examples:
+      gccat plot magnification --field as1063 --model lenstool_frapy
+      gccat plot magnification --field macs0416 --model cats_ensemble --where "catalog = 'firefly'"
+    """
+    from catalog.plots.lens import plot_magnification
+
+    path = plot_magnification(
+        open_lake(lake), field, model, out or Path(f"magnification_{field}_{model}.png"), where
+    )
+    console.print(f"wrote {path}")
+
+
 @command(plot_app, "sfh")
 def plot_sfh_cmd(
     object_id: Annotated[str, typer.Argument(help="detection_id.")],

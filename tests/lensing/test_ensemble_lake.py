@@ -232,3 +232,37 @@ def test_size_and_surface_density_limits_from_the_built_psf(ens_lake, tmp_path):
     assert len(dens) >= 20
     for sig, r_pc, lm in dens:
         assert sig == pytest.approx(np.log10(0.5 * 10**lm / (np.pi * r_pc**2)), rel=1e-9)
+
+
+def test_plot_magnification_of_an_ensemble_and_of_one_model_with_sizes(ens_lake, tmp_path, cli):
+    """The ensemble's plot draws its median and range; one model's plot has a size-limit panel
+    (the PSF built in the previous test) and only the sources the model defines mu for."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from catalog.plots.lens import MAX_SOURCES, plot_magnification
+
+    con = connect(ens_lake)
+    want = con.execute(
+        "SELECT abs_mu_p50 FROM lens_ensemble_at_detections WHERE ensemble_id = 'as1063/frac' "
+        "AND abs_mu_p50 IS NOT NULL ORDER BY abs_mu_p50 DESC"
+    ).fetchall()
+    figs = []
+    orig = plt.close
+    plt.close = lambda fig=None: figs.append(fig)  # keep the figure to look at its data
+    try:
+        plot_magnification(ens_lake, "as1063", "frac", tmp_path / "ens.png")
+        plot_magnification(ens_lake, "as1063", "base", tmp_path / "base.png")
+    finally:
+        plt.close = orig
+    ens_ax = figs[0].axes[0]
+    ys = ens_ax.lines[0].get_ydata()
+    np.testing.assert_allclose(ys, [w[0] for w in want][:MAX_SOURCES])
+    assert len(figs[1].axes) == 2  # |mu| and the size limits
+    for f in figs:
+        plt.close(f)
+    res = cli("plot", "magnification", "--field", "as1063", "--model", "nosuch", "--out", tmp_path / "x.png",
+              "--lake", ens_lake.root)  # fmt: skip
+    assert res.exit_code == 2 and "no source of field 'as1063'" in res.stderr

@@ -260,14 +260,16 @@ def measure_stack(stack: Stack, psf, *, background: str = "constant", max_shift_
 
     The fit is :func:`catalog.images.psfphot.psf_photometry` at the central pixel on the whole
     stack (its error map as weights, ``background`` fitted jointly). Profiles are in 1-px bins
-    from the centre to the stack's half side; the stack's is divided by the fitted flux and
-    the PSF's (stamp normalised to sum 1) by 1, so both are fractions of the total flux per
-    pixel and their ratio is 1 at every radius for a stack that is the PSF.
+    from the centre to the stack's half side; the stack's, less the fitted background, is
+    divided by the fitted flux and the PSF's (stamp normalised to sum 1) by 1, so both are
+    fractions of the total flux per pixel and their ratio is 1 at every radius for a stack
+    that is the PSF.
 
     Returns
     -------
     dict
-        ``flux``, ``flux_err``, ``x``, ``y``, ``chi2_reduced``, ``quality`` (of the fit),
+        ``flux``, ``flux_err``, ``x``, ``y``, ``chi2_reduced``, ``background`` (per pixel,
+        image units), ``quality`` (of the fit),
         ``fwhm_stack_pix``, ``fwhm_psf_pix`` (circular Moffat fits,
         :func:`catalog.images.epsf.psf_fwhm_pix`), and ``radius_pix``, ``profile_stack``,
         ``profile_stack_err``, ``profile_psf``, ``ratio``, ``ratio_err`` per radial bin.
@@ -290,8 +292,11 @@ def measure_stack(stack: Stack, psf, *, background: str = "constant", max_shift_
     flux, flux_err = float(fit["flux"][0]), float(fit["flux_err"][0])
     if not (np.isfinite(flux) and flux > 0):
         raise GccatError(f"the PSF fit of the stack failed or gave a flux <= 0 ({flux:g})")
+    # the fitted constant is what the annulus median took too much or too little (an annulus
+    # inside the PSF wings subtracts PSF light): the stack's profile is taken without it
+    bkg = float(fit["background"][0])
     edges = np.arange(0.0, c + 1.0, 1.0)
-    prof = radial_profile(stack.image / flux, edges, error=stack.error / flux)
+    prof = radial_profile((stack.image - bkg) / flux, edges, error=stack.error / flux)
     ppsf = radial_profile(_on_side(p, side), edges)
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = prof["profile"] / ppsf["profile"]
@@ -302,8 +307,9 @@ def measure_stack(stack: Stack, psf, *, background: str = "constant", max_shift_
         "x": float(fit["x"][0]),
         "y": float(fit["y"][0]),
         "chi2_reduced": float(fit["chi2_reduced"][0]),
+        "background": bkg,
         "quality": int(fit["quality"][0]),
-        "fwhm_stack_pix": psf_fwhm_pix(stack.image / flux),
+        "fwhm_stack_pix": psf_fwhm_pix((stack.image - bkg) / flux),
         "fwhm_psf_pix": psf_fwhm_pix(p),
         "radius_pix": prof["radius"],
         "profile_stack": prof["profile"],

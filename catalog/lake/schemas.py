@@ -2014,6 +2014,11 @@ VIEW_COLUMNS: dict[str, ViewColumns] = {
             "size_limit_pc": _m("pc", "phys.size.radius", "Intrinsic size limit in proper parsecs"),
         },
     ),
+    "stack_summary": ViewColumns(
+        ("stacks", "ingests"),
+        {"fit_mag_ab": _m("mag", "phot.mag", "AB magnitude of the stack's PSF-fit flux")},
+    ),
+    "size_limits_sim": ViewColumns(("size_limit_runs", "ingests")),
     "surface_density_limits": ViewColumns(
         ("fit_results", "size_limits"),
         {

@@ -81,6 +81,11 @@ def plot_size_limit(run: dict, sizes: list[dict], path) -> str:
     if run.get("threshold_r_h_pc") is not None:
         ax.axvline(run["threshold_r_h_pc"], c="C3", ls="--", label=f"r_h = {run['threshold_r_h_pc']:.3g} pc")
     ax.set_xscale("log")
+    from matplotlib.ticker import NullFormatter, ScalarFormatter
+
+    ax.xaxis.set_major_formatter(ScalarFormatter())
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xticks(r)
     ax.set_xlabel("half-light radius (pc)")
     ax.set_ylabel("FWHM excess / point-source scatter")
     ax.set_title(f"{run['field_id']} {run['band']}: S/N {run['snr']:.3g}, mu_t {run['mu_t']:g}")

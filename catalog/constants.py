@@ -109,3 +109,17 @@ GC_KERNEL_ALPHA = 1.6
 GC_KERNEL_SOFTENING_ARCSEC = 0.9
 #: Side of the boxes in which GC counts and mean kappa are compared, arcsec.
 BOX_ARCSEC = 3.0
+
+
+# -- image stacks and simulated size limits (gccat stack, gccat sizes; issue 12) ---------------
+
+#: Background annulus of a stack's cutouts, inner and outer radius, pixels.
+STACK_ANNULUS_PIX = (5.0, 10.0)
+#: Side of a stack, arcsec (25 px at 0.03"/pix, about 8 FWHM of a NIRCam SW PSF).
+STACK_SIDE_ARCSEC = 0.75
+#: Half-light radii simulated by gccat sizes, proper pc.
+SIZE_LIMIT_SIZES_PC = (20.0, 50.0, 100.0, 200.0)
+#: Noise realisations per simulated size.
+SIZE_LIMIT_N_SIM = 200
+#: k of the resolved criterion: mean FWHM excess >= k x the point sources' FWHM scatter.
+SIZE_LIMIT_NSIGMA = 3.0

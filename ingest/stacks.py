@@ -19,6 +19,13 @@ import numpy as np
 import pyarrow as pa
 
 from catalog.checks import check_name, check_number, check_numbers
+from catalog.constants import (
+    SIZE_LIMIT_N_SIM,
+    SIZE_LIMIT_NSIGMA,
+    SIZE_LIMIT_SIZES_PC,
+    STACK_ANNULUS_PIX,
+    STACK_SIDE_ARCSEC,
+)
 from catalog.errors import GccatError
 from catalog.files import sha256_file
 from catalog.lake import IngestKind, Lake, new_ingest_id
@@ -153,8 +160,8 @@ def run_stack(
     where: str | None = None,
     band: str | None = None,
     psf_path=None,
-    annulus_pix: Sequence[float] = (5.0, 10.0),
-    side_arcsec: float = 0.75,
+    annulus_pix: Sequence[float] = STACK_ANNULUS_PIX,
+    side_arcsec: float = STACK_SIDE_ARCSEC,
     combine: str = "median",
     centre: str = "detection",
     error_path=None,
@@ -404,12 +411,12 @@ def run_sizes(
     band: str | None = None,
     image_path=None,
     psf_path=None,
-    sizes_pc: Sequence[float] = (20.0, 50.0, 100.0, 200.0),
+    sizes_pc: Sequence[float] = SIZE_LIMIT_SIZES_PC,
     mu_t: float = 1.0,
     flux_njy: float | None = None,
     noise_njy: float | None = None,
-    n_sim: int = 200,
-    nsigma: float = 3.0,
+    n_sim: int = SIZE_LIMIT_N_SIM,
+    nsigma: float = SIZE_LIMIT_NSIGMA,
     seed: int = 0,
     pixel_scale_arcsec: float | None = None,
     error_path=None,

@@ -975,8 +975,8 @@ def stack_cmd(
     ] = None,
     annulus: Annotated[
         str, typer.Option("--annulus", help="IN,OUT radii of the background annulus, pixels.")
-    ] = "5,10",
-    size: Annotated[float, typer.Option("--size", help="Side of the stack, arcsec.")] = 0.75,
+    ] = ",".join(f"{v:g}" for v in ap.STACK_ANNULUS_PIX),
+    size: Annotated[float, typer.Option("--size", help="Side of the stack, arcsec.")] = ap.STACK_SIDE_ARCSEC,
     combine: Annotated[str, typer.Option("--combine", help="median or mean of the cutouts.")] = "median",
     centre: Annotated[
         str, typer.Option("--centre", help="Re-centre on detection (catalog) or psf (fitted) positions.")
@@ -1040,7 +1040,7 @@ def sizes_cmd(
     ] = None,
     sizes: Annotated[
         str, typer.Option("--sizes", help="Half-light radii to simulate, pc (increasing).")
-    ] = "20,50,100,200",
+    ] = ",".join(f"{v:g}" for v in ap.SIZE_LIMIT_SIZES_PC),
     mu_t: Annotated[
         float, typer.Option("--mu-t", help="Tangential magnification (stretch of one axis).")
     ] = 1.0,
@@ -1050,10 +1050,10 @@ def sizes_cmd(
     noise: Annotated[
         float | None, typer.Option("--noise", help="Per-pixel noise, nJy (default: from --image).")
     ] = None,
-    n_sim: Annotated[int, typer.Option("--n-sim", help="Noise realisations per size.")] = 200,
+    n_sim: Annotated[int, typer.Option("--n-sim", help="Noise realisations per size.")] = ap.SIZE_LIMIT_N_SIM,
     nsigma: Annotated[
         float, typer.Option("--nsigma", help="Resolved when the FWHM excess is this x the point scatter.")
-    ] = 3.0,
+    ] = ap.SIZE_LIMIT_NSIGMA,
     seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
     pixel_scale: Annotated[
         float | None, typer.Option("--pixel-scale", help="arcsec/pixel, if the PSF has no PIXSCALE.")

@@ -22,6 +22,7 @@ import numpy as np
 from scipy.optimize import least_squares
 
 from catalog.checks import as_rng as _rng
+from catalog.constants import SIZE_LIMIT_N_SIM, SIZE_LIMIT_NSIGMA
 from catalog.errors import GccatError
 from catalog.images.psf import FWHM_PER_SIGMA
 from catalog.images.psfphot import check_psf_stamp
@@ -120,8 +121,8 @@ def simulate_size_limit(
     flux: float,
     noise_sigma: float,
     mu_t: float = 1.0,
-    n_sim: int = 200,
-    nsigma: float = 3.0,
+    n_sim: int = SIZE_LIMIT_N_SIM,
+    nsigma: float = SIZE_LIMIT_NSIGMA,
     rng,
     side_pix: int | None = None,
 ) -> dict:

@@ -21,6 +21,7 @@ import numpy as np
 from scipy import ndimage
 
 from catalog.checks import as_grid as _image
+from catalog.constants import STACK_ANNULUS_PIX
 from catalog.errors import GccatError
 from catalog.images._common import _positions
 from catalog.images.psfphot import _noise_map, check_psf_stamp, psf_photometry
@@ -77,7 +78,7 @@ def _check_annulus(annulus_pix) -> tuple[float, float]:
     return float(a[0]), float(a[1])
 
 
-def annulus_background(image, x, y, annulus_pix=(5.0, 10.0), mask=None) -> np.ndarray:
+def annulus_background(image, x, y, annulus_pix=STACK_ANNULUS_PIX, mask=None) -> np.ndarray:
     """The 3-sigma-clipped median of each source's annulus (photutils ApertureStats).
 
     Parameters
@@ -118,7 +119,7 @@ def stack_sources(
     y,
     *,
     side_pix: int = 25,
-    annulus_pix=(5.0, 10.0),
+    annulus_pix=STACK_ANNULUS_PIX,
     error=None,
     weight=None,
     mask=None,

@@ -55,8 +55,9 @@ def plot_stack_profile(profile: dict, path, title: str = "") -> str:
 
 
 def plot_size_limit(run: dict, sizes: list[dict], path) -> str:
-    """Significance of the FWHM excess against the simulated half-light radius, with the
-    criterion's k and the threshold size.
+    """The measured FWHM (mean and scatter of the realisations) against the simulated half-light
+    radius, with the point sources' FWHM, the cut F_0 + k s_0 and the threshold size; and the
+    significance of the excess against size.
 
     Parameters
     ----------
@@ -72,24 +73,33 @@ def plot_size_limit(run: dict, sizes: list[dict], path) -> str:
     str
         The path written.
     """
-    plt = pyplot()
-    r = np.array([s["r_h_pc"] for s in sizes], float)
-    z = np.array([s["significance"] for s in sizes], float)
-    fig, ax = plt.subplots(figsize=(5.2, 3.8))
-    ax.plot(r, z, "o-", c="C0", label="simulated")
-    ax.axhline(run["nsigma"], c="grey", ls=":", label=f"k = {run['nsigma']:g}")
-    if run.get("threshold_r_h_pc") is not None:
-        ax.axvline(run["threshold_r_h_pc"], c="C3", ls="--", label=f"r_h = {run['threshold_r_h_pc']:.3g} pc")
-    ax.set_xscale("log")
     from matplotlib.ticker import NullFormatter, ScalarFormatter
 
-    ax.xaxis.set_major_formatter(ScalarFormatter())
-    ax.xaxis.set_minor_formatter(NullFormatter())
-    ax.set_xticks(r)
-    ax.set_xlabel("half-light radius (pc)")
-    ax.set_ylabel("FWHM excess / point-source scatter")
-    ax.set_title(f"{run['field_id']} {run['band']}: S/N {run['snr']:.3g}, mu_t {run['mu_t']:g}")
-    ax.legend()
+    plt = pyplot()
+    r = np.array([s["r_h_pc"] for s in sizes], float)
+    f = np.array([s["fwhm_mean_pix"] for s in sizes], float)
+    fs = np.array([s["fwhm_std_pix"] for s in sizes], float)
+    z = np.array([s["significance"] for s in sizes], float)
+    f0, s0, k = run["fwhm_point_pix"], run["fwhm_point_std_pix"], run["nsigma"]
+    thr = run.get("threshold_r_h_pc")
+    fig, ax = plt.subplots(1, 2, figsize=(9.6, 3.8))
+    ax[0].errorbar(r, f, yerr=fs, fmt="o-", c="C0", ms=4, label="simulated (mean, scatter)")
+    ax[0].axhspan(f0 - s0, f0 + s0, color="grey", alpha=0.3, label="point sources")
+    ax[0].axhline(f0 + k * s0, c="grey", ls=":", label=f"point + {k:g} sigma")
+    ax[0].set_ylabel("FWHM of a Gaussian fit (pix)")
+    ax[1].plot(r, z, "o-", c="C0")
+    ax[1].axhline(k, c="grey", ls=":", label=f"k = {k:g}")
+    ax[1].set_ylabel("FWHM excess / point-source scatter")
+    for a in ax:
+        if thr is not None:
+            a.axvline(thr, c="C3", ls="--", label=f"r_h = {thr:.3g} pc")
+        a.set_xscale("log")
+        a.xaxis.set_major_formatter(ScalarFormatter())
+        a.xaxis.set_minor_formatter(NullFormatter())
+        a.set_xticks(r)
+        a.set_xlabel("half-light radius (pc)")
+        a.legend(fontsize=8)
+    fig.suptitle(f"{run['field_id']} {run['band']}: S/N {run['snr']:.3g}, mu_t {run['mu_t']:g}")
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     return save(fig, out, plt)

@@ -83,6 +83,13 @@ def test_stack_rows_file_and_profile(cli, lake):
     assert r.exit_code == 0, r.output
     n = connect(lk.root).sql("SELECT n_sources, selection FROM stack_summary").fetchall()
     assert n == [(20, where)]
+    # re-centred on PSF-fitted positions instead: the same stars, the same flux within errors
+    r = cli("stack", img, "--field", FIELD, "--catalog", "gc", "--centre", "psf", "--combine", "mean",
+            "--lake", lk.root)  # fmt: skip
+    assert r.exit_code == 0, r.output
+    p = connect(lk.root).sql("SELECT * FROM stack_summary").df().iloc[0]
+    assert p.n_sources == s.n_sources and abs(p.fit_flux_njy - s.fit_flux_njy) < 3 * s.fit_flux_err_njy
+    assert abs(p.fwhm_ratio - 1) < 0.03
 
 
 def test_sizes_from_the_stack_and_the_image(cli, lake):
@@ -130,6 +137,7 @@ def test_bad_options_exit_2_lake_unchanged(cli, lake, tmp_path):
         r = cli(*base, *extra)
         assert r.exit_code == 2, (extra, r.output)
         assert len(r.output.strip().splitlines()) == 1, (extra, r.output)
+        assert r.output.strip().startswith("gccat: error: "), r.output
     sizes = ("sizes", "--field", FIELD, "--band", "F150W", "--lake", lk.root)
     for extra in (
         ("--noise", "1", "--sizes", "50,20"),
@@ -145,6 +153,7 @@ def test_bad_options_exit_2_lake_unchanged(cli, lake, tmp_path):
         r = cli(*sizes, *extra)
         assert r.exit_code == 2, (extra, r.output)
         assert len(r.output.strip().splitlines()) == 1, (extra, r.output)
+        assert r.output.strip().startswith("gccat: error: "), r.output
     r = cli("sizes", "--field", FIELD, "--band", "F200W", "--noise", "1", "--flux", "5", "--lake", lk.root)
     assert r.exit_code == 2 and "no PSF of band F200W" in r.output
     assert snapshot(lk) == before

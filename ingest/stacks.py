@@ -432,8 +432,8 @@ def run_sizes(
     The angular scale is :func:`catalog.lensing.pc_per_arcsec` at the field's ``z_cluster``; the
     PSF is ``psf_path`` or the band's latest ``gccat psf build`` PSF; the noise is ``noise_njy``
     or the image's (:func:`_image_noise`); the flux is ``flux_njy`` or the band's latest stack's
-    PSF-fit flux. The pixel scale is the PSF build's, else the PSF's PIXSCALE keyword, the
-    image's WCS or ``pixel_scale_arcsec``.
+    PSF-fit flux. The pixel scale is the PSF build's, the PSF's PIXSCALE keyword,
+    ``pixel_scale_arcsec`` and the image's WCS, whichever are known; they must agree (0.1%).
 
     plot : path, optional
         PNG to write: the significance of the FWHM excess against r_h (pc) with the threshold.
@@ -478,12 +478,19 @@ def run_sizes(
     from catalog.images.fitsio import read_fits_image
 
     header_scale = read_fits_image(info["psf_path"], "--psf file")[1].get("PIXSCALE")
-    scale = info["pixel_scale_arcsec"] or pixel_scale_arcsec or header_scale
-    if scale is None and image is not None:
-        scale = image.pixel_scale_arcsec
-    if scale is None:
+    known = {
+        "the psf build run": info["pixel_scale_arcsec"],
+        "the PSF's PIXSCALE": None if header_scale is None else float(header_scale),
+        "--pixel-scale": pixel_scale_arcsec,
+        "the image's WCS": None if image is None else image.pixel_scale_arcsec,
+    }
+    given = {k: v for k, v in known.items() if v is not None}
+    if not given:
         raise GccatError("the PSF has no pixel scale (PIXSCALE); give --pixel-scale or --image")
-    scale = float(scale)
+    (first, scale), *rest = given.items()
+    for other, v in rest:
+        if abs(v / scale - 1) > 1e-3:
+            raise GccatError(f'the pixel scale of {other} ({v:g}") differs from that of {first} ({scale:g}")')
     if noise_njy is not None:
         noise, noise_source = noise_njy, "given (--noise)"
     else:

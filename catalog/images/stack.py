@@ -175,7 +175,8 @@ def stack_sources(
     n = xs.size
     used = np.zeros(n, bool)
     offsets = np.full((n, 2), np.nan)
-    cuts, variances = [], []
+    cuts = []
+    var_sum = np.zeros((side, side))
     finite = np.isfinite(xs) & np.isfinite(ys)
     bkg = np.full(n, np.nan)
     if finite.any():
@@ -193,7 +194,7 @@ def stack_sources(
         shifted = np.fft.ifft2(ndimage.fourier_shift(np.fft.fft2(cut.data - bkg[k]), (dy, dx))).real
         p = SHIFT_PAD_PIX
         cuts.append(shifted[p:-p, p:-p])
-        variances.append(err[sl][p:-p, p:-p] ** 2)
+        var_sum += err[sl][p:-p, p:-p] ** 2
         used[k] = True
         offsets[k] = (dx, dy)
     if len(cuts) < MIN_STACK_SOURCES:
@@ -202,14 +203,13 @@ def stack_sources(
             f"pixels; a stack needs at least {MIN_STACK_SOURCES}"
         )
     cube = np.stack(cuts)
-    var = np.stack(variances)
     m = len(cuts)
     if combine == "median":
         data = np.median(cube, axis=0)
-        sigma = MEDIAN_ERROR_FACTOR * np.sqrt(var.sum(axis=0)) / m
+        sigma = MEDIAN_ERROR_FACTOR * np.sqrt(var_sum) / m
     else:
         data = cube.mean(axis=0)
-        sigma = np.sqrt(var.sum(axis=0)) / m
+        sigma = np.sqrt(var_sum) / m
     bkg[~used] = np.nan
     return Stack(data, sigma, used, bkg, offsets, combine)
 

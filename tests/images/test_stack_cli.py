@@ -149,6 +149,7 @@ def test_bad_options_exit_2_lake_unchanged(cli, lake, tmp_path):
         ("--noise", "1", "--flux", "0"),
         ("--flux", "10"),  # neither --image nor --noise
         ("--noise", "1", "--flux", "10", "--psf", tmp_path / "missing.fits"),
+        ("--noise", "1", "--flux", "10", "--pixel-scale", "0.06"),  # the PSF's is 0.03"
     ):
         r = cli(*sizes, *extra)
         assert r.exit_code == 2, (extra, r.output)

@@ -356,7 +356,7 @@ def _latest_stack(lake: Lake, field_id: str, band: str) -> dict:
 
     t = run_sql(
         connect(lake),
-        "SELECT s.run_id, s.fit_flux_njy FROM stacks s JOIN ingests i USING (ingest_id) "
+        "SELECT s.run_id, s.fit_flux_njy, s.params FROM stacks s JOIN ingests i USING (ingest_id) "
         "WHERE s.field_id = ? AND s.band = ? ORDER BY i.committed_at DESC LIMIT 1",
         [field_id, band],
     ).to_pylist()
@@ -365,6 +365,31 @@ def _latest_stack(lake: Lake, field_id: str, band: str) -> dict:
             f"field '{field_id}' has no stack of band {band} (run 'gccat stack' first, or give --flux)"
         )
     return t[0]
+
+
+def _stack_mu_t(lake: Lake, field_id: str, model: str, detection_ids: list) -> tuple[float, float, int]:
+    """Median 1/|lambda_t| and median redshift of a stack's sources on a single lens model,
+    over those where mu is defined (on the map, a redshift behind the cluster, not mu_undefined).
+    """
+    from catalog.queries.connection import connect
+    from catalog.queries.search import run_sql
+
+    t = run_sql(
+        connect(lake),
+        "SELECT median(1 / abs(lambda_t)) AS mu_t, median(z) AS z, count(*) AS n FROM lens_at_detections "
+        "WHERE model_id = ? AND ensemble_id IS NULL AND NOT off_map AND NOT mu_undefined "
+        "AND lambda_t IS NOT NULL AND lambda_t != 0 AND list_contains(?, detection_id)",
+        [f"{field_id}/{model}", detection_ids],
+    ).to_pylist()[0]
+    if not t["n"]:
+        raise GccatError(
+            f"none of the {len(detection_ids)} sources of the latest stack has a defined mu_t in lens model "
+            f"'{field_id}/{model}' (on the map, with a redshift behind the cluster)"
+        )
+    mu_t = float(t["mu_t"])
+    if not 0 < mu_t <= MAX_MU_T:
+        raise GccatError(f"the median mu_t of the stack's sources in '{field_id}/{model}' is {mu_t:g}")
+    return mu_t, float(t["z"]), int(t["n"])
 
 
 def _image_noise(image) -> tuple[float, str]:
@@ -404,6 +429,29 @@ def check_size_options(sizes_pc, mu_t, n_sim, nsigma, flux_njy, noise_njy, seed)
     return sizes, mu_t, n_sim, nsigma, flux_njy, noise_njy, check_seed(seed)
 
 
+def _pixel_scale(info: dict, pixel_scale_arcsec, image) -> float:
+    """The PSF's pixel scale, arcsec: every one known (the psf build run, the PSF's PIXSCALE,
+    ``--pixel-scale``, the image's WCS) must agree within 0.1%.
+    """
+    from catalog.images.fitsio import read_fits_image
+
+    header_scale = read_fits_image(info["psf_path"], "--psf file")[1].get("PIXSCALE")
+    known = {
+        "the psf build run": info["pixel_scale_arcsec"],
+        "the PSF's PIXSCALE": None if header_scale is None else float(header_scale),
+        "--pixel-scale": pixel_scale_arcsec,
+        "the image's WCS": None if image is None else image.pixel_scale_arcsec,
+    }
+    given = {k: v for k, v in known.items() if v is not None}
+    if not given:
+        raise GccatError("the PSF has no pixel scale (PIXSCALE); give --pixel-scale or --image")
+    (first, scale), *rest = given.items()
+    for other, v in rest:
+        if abs(v / scale - 1) > 1e-3:
+            raise GccatError(f'the pixel scale of {other} ({v:g}") differs from that of {first} ({scale:g}")')
+    return float(scale)
+
+
 def run_sizes(
     lake: Lake,
     *,
@@ -412,7 +460,8 @@ def run_sizes(
     image_path=None,
     psf_path=None,
     sizes_pc: Sequence[float] = SIZE_LIMIT_SIZES_PC,
-    mu_t: float = 1.0,
+    mu_t: float | None = None,
+    lens_model: str | None = None,
     flux_njy: float | None = None,
     noise_njy: float | None = None,
     n_sim: int = SIZE_LIMIT_N_SIM,
@@ -435,8 +484,22 @@ def run_sizes(
     PSF-fit flux. The pixel scale is the PSF build's, the PSF's PIXSCALE keyword,
     ``pixel_scale_arcsec`` and the image's WCS, whichever are known; they must agree (0.1%).
 
+    Parameters
+    ----------
+    sizes_pc : sequence of float
+        Intrinsic half-light radii, proper pc (increasing).
+    mu_t : float, optional
+        Tangential stretch of one axis (default 1: no lensing).
+    lens_model : str, optional
+        Instead of ``mu_t``: a single lens model of the field (``lens_at_detections``); mu_t is
+        the median of 1/|lambda_t| over the latest stack's sources where mu is defined, and the
+        sizes are placed at those sources' median redshift (they lie behind the cluster).
+    flux_njy, noise_njy : float, optional
+        Total source flux and per-pixel noise, nJy.
+    n_sim, nsigma, seed
+        Realisations per size, k of the criterion, random seed.
     plot : path, optional
-        PNG to write: the significance of the FWHM excess against r_h (pc) with the threshold.
+        PNG to write: the FWHM and its significance against r_h (pc) with the threshold.
 
     Returns
     -------
@@ -448,8 +511,12 @@ def run_sizes(
 
     step = progress or (lambda stage, frac: None)
     check_name(field_id, "field id")
+    if mu_t is not None and lens_model is not None:
+        raise GccatError("--mu-t and --lens-model exclude each other (the model gives mu_t)")
+    if lens_model is not None:
+        check_name(lens_model, "lens model")
     sizes, mu_t, n_sim, nsigma, flux_njy, noise_njy, seed = check_size_options(
-        sizes_pc, mu_t, n_sim, nsigma, flux_njy, noise_njy, seed
+        sizes_pc, 1.0 if mu_t is None else mu_t, n_sim, nsigma, flux_njy, noise_njy, seed
     )
     pixel_scale_arcsec = check_number(
         pixel_scale_arcsec, "--pixel-scale", lo=0, lo_open=True, hi=10, allow_none=True
@@ -475,30 +542,20 @@ def run_sizes(
         raise GccatError(f"field '{field_id}' has no z_cluster; load it with 'gccat ingest fields'")
     scale_pc = float(pc_per_arcsec(z))
     psf, info = _psf_for(lake, field_id, band, psf_path)
-    from catalog.images.fitsio import read_fits_image
-
-    header_scale = read_fits_image(info["psf_path"], "--psf file")[1].get("PIXSCALE")
-    known = {
-        "the psf build run": info["pixel_scale_arcsec"],
-        "the PSF's PIXSCALE": None if header_scale is None else float(header_scale),
-        "--pixel-scale": pixel_scale_arcsec,
-        "the image's WCS": None if image is None else image.pixel_scale_arcsec,
-    }
-    given = {k: v for k, v in known.items() if v is not None}
-    if not given:
-        raise GccatError("the PSF has no pixel scale (PIXSCALE); give --pixel-scale or --image")
-    (first, scale), *rest = given.items()
-    for other, v in rest:
-        if abs(v / scale - 1) > 1e-3:
-            raise GccatError(f'the pixel scale of {other} ({v:g}") differs from that of {first} ({scale:g}")')
+    scale = _pixel_scale(info, pixel_scale_arcsec, image)
     if noise_njy is not None:
         noise, noise_source = noise_njy, "given (--noise)"
     else:
         noise, noise_source = _image_noise(image)
     stack_run = None
-    if flux_njy is None:
+    if flux_njy is None or lens_model is not None:
         st = _latest_stack(lake, field_id, band)
-        stack_run, flux_njy = st["run_id"], float(st["fit_flux_njy"])
+        stack_run = st["run_id"]
+        flux_njy = float(st["fit_flux_njy"]) if flux_njy is None else flux_njy
+    n_lensed = None
+    if lens_model is not None:
+        mu_t, z, n_lensed = _stack_mu_t(lake, field_id, lens_model, json.loads(st["params"])["detection_ids"])
+        scale_pc = float(pc_per_arcsec(z))
     r_h_pix = np.asarray(sizes) / scale_pc / scale
     step("simulating", 0.1)
     sim = simulate_size_limit(
@@ -516,7 +573,7 @@ def run_sizes(
         "run_id": ingest_id,
         "field_id": field_id,
         "band": band,
-        "z_cluster": float(z),
+        "z": float(z),
         "pc_per_arcsec": scale_pc,
         "pixel_scale_arcsec": scale,
         **{k: info[k] for k in ("psf_run_id", "psf_path", "psf_sha256")},
@@ -526,6 +583,8 @@ def run_sizes(
         "noise_source": noise_source,
         "snr": sim["snr"],
         "mu_t": mu_t,
+        "lens_model": lens_model,
+        "n_lensed": n_lensed,
         "model": "circular Gaussian (r_h = sqrt(2 ln 2) sigma), x stretched by mu_t; Fourier convolution",
         "metric": "FWHM of a circular Gaussian least-squares fit (flux, centre, sigma, constant background)",
         "criterion": criterion,

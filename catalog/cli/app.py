@@ -1042,8 +1042,13 @@ def sizes_cmd(
         str, typer.Option("--sizes", help="Half-light radii to simulate, pc (increasing).")
     ] = ",".join(f"{v:g}" for v in ap.SIZE_LIMIT_SIZES_PC),
     mu_t: Annotated[
-        float, typer.Option("--mu-t", help="Tangential magnification (stretch of one axis).")
-    ] = 1.0,
+        float | None,
+        typer.Option("--mu-t", help="Tangential magnification (stretch of one axis; default 1)."),
+    ] = None,
+    lens_model: Annotated[
+        str | None,
+        typer.Option("--lens-model", help="Lens model: mu_t = median 1/|lambda_t| of the stack's sources."),
+    ] = None,
     flux: Annotated[
         float | None, typer.Option("--flux", help="Source flux, nJy (default: the band's latest stack).")
     ] = None,
@@ -1069,6 +1074,7 @@ def sizes_cmd(
     Examples:
       gccat sizes --field as1063 --image mz/mosaic_f150w.fits --plot sizes_f150w.png
       gccat sizes --field as1063 --band F150W --noise 1.0 --flux 200 --sizes 10,20,40,80 --mu-t 3
+      gccat sizes --field as1063 --image mz/mosaic_f150w.fits --lens-model lenstool_frapy
     """
     from catalog.cli.util import StageProgress
     from ingest.stacks import run_sizes
@@ -1082,6 +1088,7 @@ def sizes_cmd(
             psf_path=psf,
             sizes_pc=_floats(sizes, "--sizes"),
             mu_t=mu_t,
+            lens_model=lens_model,
             flux_njy=flux,
             noise_njy=noise,
             n_sim=n_sim,

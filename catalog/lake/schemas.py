@@ -1568,8 +1568,14 @@ SIZE_LIMIT_RUNS = pa.schema(
         RUN_ID,
         FIELD_ID,
         _BAND,
-        col("z_cluster", pa.float64(), "", "src.redshift", "Redshift the sizes are placed at"),
-        col("pc_per_arcsec", pa.float64(), "pc/arcsec", "pos.angResolution", "Proper scale at z_cluster"),
+        col(
+            "z",
+            pa.float64(),
+            "",
+            "src.redshift",
+            "Redshift the sizes are placed at: z_cluster, or the stack's sources' median z (lens model)",
+        ),
+        col("pc_per_arcsec", pa.float64(), "pc/arcsec", "pos.angResolution", "Proper scale at z"),
         col(
             "pixel_scale_arcsec", pa.float64(), "arcsec", "instr.scale;instr.pixel", "Pixel scale of the PSF"
         ),
@@ -1584,6 +1590,8 @@ SIZE_LIMIT_RUNS = pa.schema(
         col("noise_source", pa.string(), "", "meta.note", "Where the noise came from"),
         col("snr", pa.float64(), "", "stat.snr", "PSF-weighted S/N of a point source of that flux"),
         col("mu_t", pa.float64(), "", "arith.factor", "Tangential stretch along one axis"),
+        col("lens_model", pa.string(), "", "meta.id", "Lens model mu_t came from (null: --mu-t)"),
+        col("n_lensed", pa.int64(), "", "meta.number", "Stack sources whose 1/|lambda_t| gave mu_t (median)"),
         col("model", pa.string(), "", "meta.code", "Source profile"),
         col("metric", pa.string(), "", "meta.code", "Size measured"),
         col("criterion", pa.string(), "", "meta.note", "When a size counts as resolved"),

@@ -16,25 +16,31 @@ from catalog.lensing import pc_per_arcsec
 from catalog.queries.connection import connect
 from catalog.simulations import simulate_mosaic_files
 from ingest.catalog import ingest_catalog, ingest_fields
+from ingest.demo import bundled
+from ingest.lens import ingest_lens_maps
 from ingest.psf import run_psf_build
 from tests.conftest import FIELDS, snapshot
 
-FIELD = "as1063"  # the simulated mosaic's centre; z_cluster = 0.348
+FIELD = "as1063"  # z_cluster = 0.348; the mosaic is centred on the bundled lens-map patch
+CENTRE = (342.17348, -44.53228)
+Z_SOURCE = 1.5  # the catalog's sources lie behind the cluster (for --lens-model)
+AS1063 = [bundled(f"as1063_lenstool_patch_bin4_{a}-arcsec-deflect.fits") for a in "xy"]
 
 
 @pytest.fixture(scope="module")
 def lake(tmp_path_factory):
     """45 isolated Moffat stars (FWHM 3 px) of 25-27 AB mag, their positions as catalog 'gc',
-    and the band's PSF from gccat psf build."""
+    and the band's PSF from gccat psf build; the AS1063 lens model 'lenstool'."""
     out = tmp_path_factory.mktemp("stack")
     sim = simulate_mosaic_files(out, "s", bands=("F150W",), shape=(640, 640), n_points=45,
                                 psf_fwhm_pix=3.0, noise_njy=0.2, bcg=False, flux_range_njy=(57.5, 363.0),
-                                min_sep_pix=72.0, seed=4)  # fmt: skip
+                                min_sep_pix=72.0, seed=4, centre_deg=CENTRE)  # fmt: skip
     truth = Table.read(sim["truth"], format="ascii.csv", comment="#")
     truth[["id", "ra", "dec"]].write(out / "positions.csv", format="ascii.csv")
     lk = Lake.create(out / "lake")
     ingest_fields(lk, FIELDS)
-    ingest_catalog(lk, out / "positions.csv", field_id=FIELD, name="gc")
+    ingest_catalog(lk, out / "positions.csv", field_id=FIELD, name="gc", z=Z_SOURCE)
+    ingest_lens_maps(lk, AS1063, field_id=FIELD, model="lenstool")
     run_psf_build(lk, sim["images"]["F150W"], out / "psf.fits", field_id=FIELD, cutout_arcsec=0.75)
     return lk, sim, truth, out
 
@@ -115,6 +121,38 @@ def test_sizes_from_the_stack_and_the_image(cli, lake):
     lim = con.sql("SELECT * FROM size_limits_sim").df()
     assert len(lim) == 1 and np.isclose(lim.threshold_r_h_pc[0], run.threshold_r_h_pc)
     assert (out / "sz.png").is_file()
+
+
+def test_sizes_with_mu_t_from_the_lens_model(cli, lake):
+    """--lens-model: mu_t is the median 1/|1 - kappa - gamma| of the stack's sources (computed
+    here from their kappa and gamma), the sizes sit at their redshift, and the limit shrinks."""
+    lk, sim, truth, out = lake
+    img = sim["images"]["F150W"]
+    assert cli("stack", img, "--field", FIELD, "--catalog", "gc", "--lake", lk.root).exit_code == 0
+    base = ("sizes", "--field", FIELD, "--image", img, "--n-sim", "40", "--sizes", "5,10,20,50,100,200",
+            "--lake", lk.root)  # fmt: skip
+    assert cli(*base).exit_code == 0
+    r = cli(*base, "--lens-model", "lenstool")
+    assert r.exit_code == 0, r.output
+    con = connect(lk.root)
+    runs = con.sql("SELECT lens_model, mu_t, z, threshold_r_h_arcsec FROM size_limits_sim").fetchall()
+    by = {r[0]: r[1:] for r in runs}
+    assert set(by) == {None, "lenstool"} and by[None][:2] == (1.0, 0.348)
+    stack = con.sql("SELECT run_id, params FROM stacks ORDER BY run_id DESC LIMIT 1").fetchall()[0]
+    ids = json.loads(stack[1])["detection_ids"]
+    lens = con.execute(
+        "SELECT kappa, gamma FROM lens_at_detections WHERE model_id = 'as1063/lenstool' AND NOT off_map "
+        "AND NOT mu_undefined AND list_contains(?, detection_id)",
+        [ids],
+    ).fetchall()
+    mu_t = np.median([1 / abs(1 - k - g) for k, g in lens])
+    row = con.sql("SELECT * FROM size_limit_runs WHERE lens_model = 'lenstool'").df().iloc[0]
+    assert row.n_lensed == len(lens) >= 10 and np.isclose(row.mu_t, mu_t, rtol=1e-9) and mu_t > 1.2
+    assert row.z == Z_SOURCE and np.isclose(row.pc_per_arcsec, float(pc_per_arcsec(Z_SOURCE)))
+    # the stretch resolves a smaller intrinsic size (arcsec) than no stretch
+    assert by["lenstool"][2] < by[None][2]
+    r = cli(*base, "--lens-model", "lenstool", "--mu-t", "2")
+    assert r.exit_code == 2 and "exclude each other" in r.output
 
 
 def test_bad_options_exit_2_lake_unchanged(cli, lake, tmp_path):

@@ -63,6 +63,8 @@ _API = {
     "inject": ("ingest.pointsources", "run_injection"),
     "psf_build": ("ingest.psf", "run_psf_build"),
     "psf_match": ("ingest.psf", "run_psf_match"),
+    "stack_images": ("ingest.stacks", "run_stack"),
+    "simulate_size_limits": ("ingest.stacks", "run_sizes"),
     "demo": ("ingest.demo", "build_demo"),
     # plots
     "plot_sed": ("catalog.plots", "plot_sed"),

@@ -112,3 +112,17 @@ BOX_ARCSEC = 3.0
 #: Total GC mass over halo mass of the GC mass budget (Harris et al. 2017; used by Diego et al.
 #: 2026), ``gccat correlate --gc-mass-fraction``.
 GC_MASS_FRACTION = 2.9e-5
+
+
+# -- image stacks and simulated size limits (gccat stack, gccat sizes) ---------------------------
+
+#: Background annulus of a stack's cutouts, inner and outer radius, pixels.
+STACK_ANNULUS_PIX = (5.0, 10.0)
+#: Side of a stack, arcsec (25 px at 0.03"/pix, about 8 FWHM of a NIRCam SW PSF).
+STACK_SIDE_ARCSEC = 0.75
+#: Half-light radii simulated by gccat sizes, proper pc.
+SIZE_LIMIT_SIZES_PC = (20.0, 50.0, 100.0, 200.0)
+#: Noise realisations per simulated size.
+SIZE_LIMIT_N_SIM = 200
+#: k of the resolved criterion: mean FWHM excess >= k x the point sources' FWHM scatter.
+SIZE_LIMIT_NSIGMA = 3.0

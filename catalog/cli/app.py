@@ -993,6 +993,160 @@ def psf_match_cmd(
         console.print(f"plot: {r['plot']}")
 
 
+# -- image stacks and simulated size limits (issue 12) -----------------------------------------
+
+
+@command(app, "stack")
+def stack_cmd(
+    image: Annotated[Path, typer.Argument(help="FITS image (with ERR/WHT or --error/--weight).")],
+    field: Annotated[str, typer.Option("--field", help="Field id.")],
+    catalog: Annotated[
+        str | None, typer.Option("--catalog", help="Only this catalog's sources (default: all of the field).")
+    ] = None,
+    where: Annotated[
+        str | None, typer.Option("--where", help="SQL condition on photometry_wide selecting the sources.")
+    ] = None,
+    band: Annotated[str | None, typer.Option("--band", help="Band (default: FILTER keyword).")] = None,
+    psf: Annotated[
+        Path | None, typer.Option("--psf", help="PSF FITS (default: the band's latest 'gccat psf build').")
+    ] = None,
+    annulus: Annotated[
+        str, typer.Option("--annulus", help="IN,OUT radii of the background annulus, pixels.")
+    ] = ",".join(f"{v:g}" for v in ap.STACK_ANNULUS_PIX),
+    size: Annotated[float, typer.Option("--size", help="Side of the stack, arcsec.")] = ap.STACK_SIDE_ARCSEC,
+    combine: Annotated[str, typer.Option("--combine", help="median or mean of the cutouts.")] = "median",
+    centre: Annotated[
+        str, typer.Option("--centre", help="Re-centre on detection (catalog) or psf (fitted) positions.")
+    ] = "detection",
+    error: Annotated[Path | None, typer.Option("--error", help="Error map (1 sigma).")] = None,
+    weight: Annotated[Path | None, typer.Option("--weight", help="Weight map (1/variance).")] = None,
+    zeropoint: Annotated[float | None, typer.Option("--zeropoint", help="AB mag of 1 unit.")] = None,
+    plot: Annotated[
+        Path | None, typer.Option("--plot", help="PNG of the stack and PSF radial profiles (log y).")
+    ] = None,
+    lake: LakeOpt = DEFAULT_LAKE,
+):
+    """Median stack of a field's point sources, PSF-fitted and profiled against the PSF (stacks).
+
+    \b
+    Examples:
+      gccat stack mz/mosaic_f150w.fits --field as1063 --catalog gcdet --plot stack_f150w.png
+      gccat stack f150w.fits --field as1063 --where "mag_F150W BETWEEN 27 AND 28" --annulus 6,12 \\
+          --psf f150w_psf.fits --centre psf
+    """
+    from catalog.cli.util import StageProgress
+    from ingest.stacks import run_stack
+
+    with StageProgress(f"stack {image.name}") as progress:
+        r = run_stack(
+            open_lake(lake),
+            image,
+            field_id=field,
+            catalog=catalog,
+            where=where,
+            band=band,
+            psf_path=psf,
+            annulus_pix=_floats(annulus, "--annulus"),
+            side_arcsec=size,
+            combine=combine,
+            centre=centre,
+            error_path=error,
+            weight_path=weight,
+            zeropoint_ab=zeropoint,
+            plot=plot,
+            command=command_line(),
+            progress=progress,
+        )
+    console.print(
+        f"{r['band']}: {r['combine']} stack of {r['n_sources']} of {r['n_selected']} sources, PSF-fit flux "
+        f'{r["fit_flux_njy"]:.4g} +- {r["fit_flux_err_njy"]:.2g} nJy, FWHM {r["fwhm_stack_arcsec"]:.4g}" '
+        f"(PSF {r['fwhm_psf_arcsec']:.4g}\"), profile within {r['profile_max_dev']:.1%} of the PSF's; "
+        f"wrote {r['stack_path']}; run {r['run_id']}"
+    )
+    if r.get("plot"):
+        console.print(f"plot: {r['plot']}")
+
+
+@command(app, "sizes")
+def sizes_cmd(
+    field: Annotated[str, typer.Option("--field", help="Field id (its z_cluster sets the distance).")],
+    band: Annotated[str | None, typer.Option("--band", help="Band (default: that of --image).")] = None,
+    image: Annotated[Path | None, typer.Option("--image", help="Image whose noise is used.")] = None,
+    psf: Annotated[
+        Path | None, typer.Option("--psf", help="PSF FITS (default: the band's latest 'gccat psf build').")
+    ] = None,
+    sizes: Annotated[
+        str, typer.Option("--sizes", help="Half-light radii to simulate, pc (increasing).")
+    ] = ",".join(f"{v:g}" for v in ap.SIZE_LIMIT_SIZES_PC),
+    mu_t: Annotated[
+        float | None,
+        typer.Option("--mu-t", help="Tangential magnification (stretch of one axis; default 1)."),
+    ] = None,
+    lens_model: Annotated[
+        str | None,
+        typer.Option("--lens-model", help="Lens model: mu_t = median 1/|lambda_t| of the stack's sources."),
+    ] = None,
+    flux: Annotated[
+        float | None, typer.Option("--flux", help="Source flux, nJy (default: the band's latest stack).")
+    ] = None,
+    noise: Annotated[
+        float | None, typer.Option("--noise", help="Per-pixel noise, nJy (default: from --image).")
+    ] = None,
+    n_sim: Annotated[int, typer.Option("--n-sim", help="Noise realisations per size.")] = ap.SIZE_LIMIT_N_SIM,
+    nsigma: Annotated[
+        float, typer.Option("--nsigma", help="Resolved when the FWHM excess is this x the point scatter.")
+    ] = ap.SIZE_LIMIT_NSIGMA,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
+    pixel_scale: Annotated[
+        float | None, typer.Option("--pixel-scale", help="arcsec/pixel, if the PSF has no PIXSCALE.")
+    ] = None,
+    plot: Annotated[
+        Path | None, typer.Option("--plot", help="PNG of the significance against size, with the threshold.")
+    ] = None,
+    lake: LakeOpt = DEFAULT_LAKE,
+):
+    """Simulate sources of given half-light radii (pc) to find the smallest resolved one (size_limit_runs).
+
+    \b
+    Examples:
+      gccat sizes --field as1063 --image mz/mosaic_f150w.fits --plot sizes_f150w.png
+      gccat sizes --field as1063 --band F150W --noise 1.0 --flux 200 --sizes 10,20,40,80 --mu-t 3
+      gccat sizes --field as1063 --image mz/mosaic_f150w.fits --lens-model lenstool_frapy
+    """
+    from catalog.cli.util import StageProgress
+    from ingest.stacks import run_sizes
+
+    with StageProgress(f"sizes {field}") as progress:
+        r = run_sizes(
+            open_lake(lake),
+            field_id=field,
+            band=band,
+            image_path=image,
+            psf_path=psf,
+            sizes_pc=_floats(sizes, "--sizes"),
+            mu_t=mu_t,
+            lens_model=lens_model,
+            flux_njy=flux,
+            noise_njy=noise,
+            n_sim=n_sim,
+            nsigma=nsigma,
+            seed=seed,
+            pixel_scale_arcsec=pixel_scale,
+            plot=plot,
+            command=command_line(),
+            progress=progress,
+        )
+    thr = r["threshold_r_h_pc"]
+    limit = f"{thr:.3g} pc" if thr is not None else f"none of the sizes up to {r['sizes'][-1]['r_h_pc']:g} pc"
+    console.print(
+        f"{r['band']}: S/N {r['snr']:.3g}, point-source FWHM {r['fwhm_point_pix']:.3g} +- "
+        f"{r['fwhm_point_std_pix']:.2g} px; smallest r_h resolved at {r['nsigma']:g} sigma: {limit}; "
+        f"run {r['run_id']}"
+    )
+    if r.get("plot"):
+        console.print(f"plot: {r['plot']}")
+
+
 grid_app = new_app("""SSP photometric grids (BC03 through the filter curves).
 
 \b

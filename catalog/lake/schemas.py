@@ -114,6 +114,10 @@ class IngestKind(enum.StrEnum):
     PSF_MODEL = "psf_model"
     #: ``gccat psf match``: a PSF-matching kernel (and optionally a convolved image).
     PSF_KERNEL = "psf_kernel"
+    #: ``gccat stack``: a median stack of point sources and its radial profile.
+    STACK = "stack"
+    #: ``gccat sizes``: a size-limit simulation.
+    SIZE_SIM = "size_sim"
 
 
 INGESTS = pa.schema(
@@ -1516,6 +1520,181 @@ PSF_KERNELS = pa.schema(
     ]
 )
 
+# -- image stacks and simulated size limits (gccat stack, gccat sizes; issue 12) ----------------
+
+_BAND = col("band", pa.string(), "", "meta.id;instr.filter", "Band of the image", nullable=False)
+
+STACKS = pa.schema(
+    [
+        RUN_ID,
+        FIELD_ID,
+        _BAND,
+        col("image", pa.string(), "", "meta.ref;meta.file", "Image the cutouts were taken from"),
+        col("image_sha256", pa.string(), "", "meta.checksum", "SHA-256 of the image"),
+        col("catalog", pa.string(), "", "meta.dataset", "Catalog of the sources (null: all of the field)"),
+        col("selection", pa.string(), "", "meta.query", "--where condition on photometry_wide (null: none)"),
+        col("n_selected", pa.int64(), "", "meta.number", "Sources selected that lie on the image"),
+        col("n_sources", pa.int64(), "", "meta.number", "Sources stacked (whole cutout on unmasked pixels)"),
+        col("combine", pa.string(), "", "meta.code", "Pixel-wise median or mean of the cutouts"),
+        col(
+            "centre",
+            pa.string(),
+            "",
+            "meta.code",
+            "Re-centred on: detection (catalog) or psf (fitted) positions",
+        ),
+        col("annulus_in_pix", pa.float64(), "pix", "phys.angSize", "Inner radius of the background annulus"),
+        col("annulus_out_pix", pa.float64(), "pix", "phys.angSize", "Outer radius of the background annulus"),
+        col("side_pix", pa.int32(), "pix", "phys.angSize", "Side of the stack, pixels"),
+        col("side_arcsec", pa.float64(), "arcsec", "phys.angSize", "Side of the stack, arcsec"),
+        col("pixel_scale_arcsec", pa.float64(), "arcsec", "instr.scale;instr.pixel", "Pixel scale (WCS)"),
+        col("psf_run_id", pa.string(), "", "meta.id", "psf_models run of the PSF (null: --psf file)"),
+        col("psf_path", pa.string(), "", "meta.ref;meta.file", "PSF FITS fitted to the stack"),
+        col("psf_sha256", pa.string(), "", "meta.checksum", "SHA-256 of the PSF file"),
+        col("stack_path", pa.string(), "", "meta.ref;meta.file", "Stack FITS file written under the lake"),
+        col("stack_sha256", pa.string(), "", "meta.checksum", "SHA-256 of the stack file"),
+        col(
+            "median_background_njy",
+            pa.float64(),
+            "nJy",
+            "phot.flux.density",
+            "Median annulus background per pixel",
+        ),
+        col("stack_flux_njy", pa.float64(), "nJy", "phot.flux.density", "Sum of the stack's pixels"),
+        col("fit_flux_njy", pa.float64(), "nJy", "phot.flux.density", "PSF-fit flux of the stack"),
+        col(
+            "fit_flux_err_njy",
+            pa.float64(),
+            "nJy",
+            "stat.error;phot.flux.density",
+            "1-sigma error of fit_flux_njy",
+        ),
+        col("fit_chi2_reduced", pa.float64(), "", "stat.fit.chi2", "Reduced chi2 of the PSF fit"),
+        col("fit_quality", pa.int32(), "", "meta.code.qual", "Quality bits of the PSF fit (as photometry)"),
+        col(
+            "fwhm_stack_pix", pa.float64(), "pix", "phys.angSize;instr.fov", "FWHM of the stack (Moffat fit)"
+        ),
+        col("fwhm_psf_pix", pa.float64(), "pix", "phys.angSize;instr.fov", "FWHM of the PSF (Moffat fit)"),
+        col("fwhm_stack_arcsec", pa.float64(), "arcsec", "phys.angSize;instr.fov", "FWHM of the stack"),
+        col("fwhm_psf_arcsec", pa.float64(), "arcsec", "phys.angSize;instr.fov", "FWHM of the PSF"),
+        col("fwhm_ratio", pa.float64(), "", "phys.angSize;arith.ratio", "fwhm_stack / fwhm_psf"),
+        col(
+            "profile_max_dev",
+            pa.float64(),
+            "",
+            "stat.fit.residual",
+            "max |ratio - 1| where the PSF profile > 1% of its peak",
+        ),
+        col("params", pa.string(), "", "meta.code", "All parameters (JSON)"),
+        INGEST_ID,
+    ]
+)
+
+STACK_PROFILES = pa.schema(
+    [
+        RUN_ID,
+        FIELD_ID,
+        _BAND,
+        col("radius_pix", pa.float64(), "pix", "pos.distance", "Mean radius of the 1-px annulus"),
+        col("radius_arcsec", pa.float64(), "arcsec", "pos.angDistance", "Mean radius of the annulus"),
+        col(
+            "profile_stack",
+            pa.float64(),
+            "pix-1",
+            "phot.flux;arith.ratio",
+            "Stack profile / fitted flux, per pixel",
+        ),
+        col("profile_stack_err", pa.float64(), "pix-1", "stat.error", "1-sigma error of profile_stack"),
+        col(
+            "profile_psf",
+            pa.float64(),
+            "pix-1",
+            "phot.flux;arith.ratio",
+            "PSF profile (PSF sum 1), per pixel",
+        ),
+        col("ratio", pa.float64(), "", "phot.flux;arith.ratio", "profile_stack / profile_psf"),
+        col("ratio_err", pa.float64(), "", "stat.error", "1-sigma error of ratio"),
+        INGEST_ID,
+    ]
+)
+
+SIZE_LIMIT_RUNS = pa.schema(
+    [
+        RUN_ID,
+        FIELD_ID,
+        _BAND,
+        col(
+            "z",
+            pa.float64(),
+            "",
+            "src.redshift",
+            "Redshift the sizes are placed at: z_cluster, or the stack's sources' median z (lens model)",
+        ),
+        col("pc_per_arcsec", pa.float64(), "pc/arcsec", "pos.angResolution", "Proper scale at z"),
+        col(
+            "pixel_scale_arcsec", pa.float64(), "arcsec", "instr.scale;instr.pixel", "Pixel scale of the PSF"
+        ),
+        col("psf_run_id", pa.string(), "", "meta.id", "psf_models run of the PSF (null: --psf file)"),
+        col("psf_path", pa.string(), "", "meta.ref;meta.file", "PSF the sources are convolved with"),
+        col("psf_sha256", pa.string(), "", "meta.checksum", "SHA-256 of the PSF file"),
+        col(
+            "stack_run_id", pa.string(), "", "meta.id", "stacks run whose fitted flux is used (null: --flux)"
+        ),
+        col("flux_njy", pa.float64(), "nJy", "phot.flux.density", "Total flux of each simulated source"),
+        col("noise_njy", pa.float64(), "nJy", "stat.stdev;phot.flux.density", "Per-pixel noise"),
+        col("noise_source", pa.string(), "", "meta.note", "Where the noise came from"),
+        col("snr", pa.float64(), "", "stat.snr", "PSF-weighted S/N of a point source of that flux"),
+        col("mu_t", pa.float64(), "", "arith.factor", "Tangential stretch along one axis"),
+        col("lens_model", pa.string(), "", "meta.id", "Lens model mu_t came from (null: --mu-t)"),
+        col("n_lensed", pa.int64(), "", "meta.number", "Stack sources whose 1/|lambda_t| gave mu_t (median)"),
+        col("model", pa.string(), "", "meta.code", "Source profile"),
+        col("metric", pa.string(), "", "meta.code", "Size measured"),
+        col("criterion", pa.string(), "", "meta.note", "When a size counts as resolved"),
+        col("nsigma", pa.float64(), "", "stat.param", "k of the criterion"),
+        col("n_sim", pa.int64(), "", "meta.number", "Noise realisations per size"),
+        col("seed", pa.int64(), "", "meta.code", "Random seed"),
+        col("side_pix", pa.int32(), "pix", "phys.angSize", "Side of the simulated stamps"),
+        col("fwhm_point_pix", pa.float64(), "pix", "phys.angSize;instr.fov", "Mean FWHM of point sources"),
+        col("fwhm_point_std_pix", pa.float64(), "pix", "stat.stdev", "Scatter of the point-source FWHM"),
+        col("threshold_r_h_pix", pa.float64(), "pix", "phys.angSize", "Smallest resolved half-light radius"),
+        col(
+            "threshold_r_h_arcsec",
+            pa.float64(),
+            "arcsec",
+            "phys.angSize",
+            "Smallest resolved half-light radius",
+        ),
+        col(
+            "threshold_r_h_pc",
+            pa.float64(),
+            "pc",
+            "phys.size.radius",
+            "Smallest resolved half-light radius (null: none resolved)",
+        ),
+        col("params", pa.string(), "", "meta.code", "All parameters (JSON)"),
+        INGEST_ID,
+    ]
+)
+
+SIZE_LIMIT_SIZES = pa.schema(
+    [
+        RUN_ID,
+        FIELD_ID,
+        _BAND,
+        col("r_h_pc", pa.float64(), "pc", "phys.size.radius", "Intrinsic half-light radius simulated"),
+        col("r_h_arcsec", pa.float64(), "arcsec", "phys.angSize", "Intrinsic half-light radius"),
+        col("r_h_pix", pa.float64(), "pix", "phys.angSize", "Intrinsic half-light radius, pixels"),
+        col("fwhm_mean_pix", pa.float64(), "pix", "phys.angSize;instr.fov", "Mean measured FWHM"),
+        col("fwhm_std_pix", pa.float64(), "pix", "stat.stdev", "Scatter of the measured FWHM"),
+        col("fwhm_excess_pix", pa.float64(), "pix", "phys.angSize", "Mean FWHM minus the point sources'"),
+        col("significance", pa.float64(), "", "stat.snr", "fwhm_excess / point-source FWHM scatter"),
+        col("frac_resolved", pa.float64(), "", "stat.probability", "Realisations above the point-source cut"),
+        col("resolved", pa.bool_(), "", "meta.code.qual", "significance >= nsigma"),
+        col("n_ok", pa.int64(), "", "meta.number", "Fits that converged"),
+        INGEST_ID,
+    ]
+)
+
 #: The lake's tables: name -> (schema, partition columns).
 TABLES: dict[str, tuple[pa.Schema, list[str]]] = {
     "ingests": (INGESTS, []),
@@ -1553,6 +1732,10 @@ TABLES: dict[str, tuple[pa.Schema, list[str]]] = {
     "arc_magnifications": (ARC_MAGNIFICATIONS, []),
     "psf_models": (PSF_MODELS, []),
     "psf_kernels": (PSF_KERNELS, []),
+    "stacks": (STACKS, []),
+    "stack_profiles": (STACK_PROFILES, []),
+    "size_limit_runs": (SIZE_LIMIT_RUNS, []),
+    "size_limit_sizes": (SIZE_LIMIT_SIZES, []),
 }
 
 #: What each table holds (the description of its live view, ``gccat views``). Tables whose view
@@ -1650,6 +1833,17 @@ TABLE_DESCRIPTIONS = {
     "psf_kernels": (
         "PSF-matching kernels (gccat psf match): PSFs, window alpha/beta, growth curves, max deviation."
     ),
+    "stacks": (
+        "Median stacks of point sources (gccat stack): selection, annulus, PSF-fit flux, FWHM vs "
+        "PSF, FITS file."
+    ),
+    "stack_profiles": (
+        "Radial profiles of the stacks and their PSFs (fractions of the flux per pixel), ratio."
+    ),
+    "size_limit_runs": (
+        "Simulated size limits (gccat sizes): flux, noise, PSF, criterion, smallest resolved r_h (pc)."
+    ),
+    "size_limit_sizes": ("Per simulated size: mean FWHM, scatter, excess over point sources, significance."),
     "ssp_grids": ("Cached SSP photometric grids: redshift, bands, spec, axes and fluxes per Msun formed."),
 }
 
@@ -1897,6 +2091,11 @@ VIEW_COLUMNS: dict[str, ViewColumns] = {
             "size_limit_pc": _m("pc", "phys.size.radius", "Intrinsic size limit in proper parsecs"),
         },
     ),
+    "stack_summary": ViewColumns(
+        ("stacks", "ingests"),
+        {"fit_mag_ab": _m("mag", "phot.mag", "AB magnitude of the stack's PSF-fit flux")},
+    ),
+    "size_limits_sim": ViewColumns(("size_limit_runs", "ingests")),
     "surface_density_limits": ViewColumns(
         ("fit_results", "size_limits"),
         {

@@ -114,6 +114,18 @@ def full(demo, tmp_path_factory) -> Lake:
         )
         _fits.PrimaryHDU(make_psf(4.8, size=25), _fits.Header([("PIXSCALE", 0.03)])).writeto(root / "t.fits")
         run_psf_match(lake, root / "psf.fits", root / "t.fits", root / "k.fits")
+    if not lake.files("stacks"):
+        from astropy.table import Table
+
+        from ingest.catalog import ingest_catalog
+        from ingest.stacks import run_sizes, run_stack
+
+        truth = Table.read(sim["truth"], format="ascii.csv", comment="#")
+        truth[["id", "ra", "dec"]].write(root / "stars.csv", format="ascii.csv")
+        ingest_catalog(lake, root / "stars.csv", field_id="simstars", name="stars")
+        run_stack(lake, sim["images"]["F150W"], field_id="simstars", catalog="stars")
+        run_sizes(lake, field_id="as1063", band="F150W", psf_path=root / "psf.fits", flux_njy=100.0,
+                  noise_njy=0.2, n_sim=20)  # fmt: skip
     empty = [t for t in TABLES if not lake.files(t)]
     assert not empty, f"tables without rows: {empty}"
     return lake

@@ -47,6 +47,9 @@ def crossmatch_cmd(
         float,
         typer.Option("--min-image-separation", help="--detections: smallest image-plane separation, arcsec."),
     ] = 1.0,
+    plot: Annotated[
+        Path | None, typer.Option("--plot", help="PNG of kappa with the matched pairs joined.")
+    ] = None,
     lake: LakeOpt = DEFAULT_LAKE,
 ):
     """Pair multiple images (or detected compact sources) whose source-plane positions agree
@@ -71,8 +74,11 @@ def crossmatch_cmd(
         detections=detections,
         where=where,
         min_image_separation_arcsec=min_image_separation,
+        plot=plot,
     )
-    console.print(f"{out.num_rows} source-plane pairs within {tolerance:g} arcsec")
+    console.print(
+        f"{out.num_rows} source-plane pairs within {tolerance:g} arcsec" + (f"; plot: {plot}" if plot else "")
+    )
     print_table(out.select(["image_id_1", "image_id_2", "separation_arcsec", "image_separation_arcsec"]))
 
 

@@ -9,7 +9,9 @@ import numpy as np
 from catalog.figures import draw_critical_curves, pyplot, save
 
 
-def plot_critical_curves(kappa, curves: dict, path, title: str = "", points: dict | None = None) -> str:
+def plot_critical_curves(
+    kappa, curves: dict | None, path, title: str = "", points: dict | None = None, pairs=None
+) -> str:
     """kappa (log scale, at the maps' normalisation) with the critical curves (solid) and
     caustics (dashed) of each source redshift, in arcsec from the map's lower-left pixel.
 
@@ -26,6 +28,8 @@ def plot_critical_curves(kappa, curves: dict, path, title: str = "", points: dic
     points : dict, optional
         ``label -> (ra, dec)`` (deg) of positions to mark (e.g. an input image and its
         predicted counter-images).
+    pairs : sequence of ((ra1, dec1), (ra2, dec2)), optional
+        Positions joined by a line (e.g. images matched in the source plane).
     """
     plt = pyplot()
     scale = kappa.pixel_scale_arcsec
@@ -44,7 +48,11 @@ def plot_critical_curves(kappa, curves: dict, path, title: str = "", points: dic
         x, y = kappa.wcs.world_to_pixel_values(ra, dec)
         return np.asarray(x) * scale, np.asarray(y) * scale
 
-    draw_critical_curves(ax, curves, to_xy)
+    if curves is not None:
+        draw_critical_curves(ax, curves, to_xy)
+    for k, ((ra1, dec1), (ra2, dec2)) in enumerate(pairs or []):
+        x, y = to_xy(np.array([ra1, ra2]), np.array([dec1, dec2]))
+        ax.plot(x, y, "-o", color="red", ms=4, lw=0.8, label="source-plane pairs" if k == 0 else None)
     for (label, (ra, dec)), marker in zip((points or {}).items(), ("o", "x", "+", "s"), strict=False):
         x, y = to_xy(np.atleast_1d(ra), np.atleast_1d(dec))
         ax.plot(

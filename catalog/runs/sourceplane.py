@@ -115,6 +115,7 @@ def run_source_plane_crossmatch(
     detections: bool = False,
     where: str | None = None,
     min_image_separation_arcsec: float = 1.0,
+    plot=None,
     command: str | None = None,
 ) -> pa.Table:
     """Pair the multiple images of a field whose source-plane positions agree, or (with
@@ -140,6 +141,8 @@ def run_source_plane_crossmatch(
     min_image_separation_arcsec : float
         With ``detections``: pairs closer than this in the image plane are neighbours in one
         image, not counter-images, and are left out.
+    plot : path, optional
+        PNG of kappa with the matched pairs joined in the image plane.
 
     Returns
     -------
@@ -186,6 +189,18 @@ def run_source_plane_crossmatch(
     options = {"run": "crossmatch", "tolerance_arcsec": tolerance_arcsec, "catalog": catalog,
                "z_source": z_source, "n_off_map": int(len(ra) - len(on)), "detections": detections,
                "where": where, "min_image_separation_arcsec": min_sep if detections else None}  # fmt: skip
+    if plot is not None:
+        from catalog.lensing import kappa_gamma_from_deflection
+        from catalog.lensing.plots import plot_critical_curves
+
+        joined = [((ra[a], dec[a]), (ra[b], dec[b])) for a, b in zip(i, j, strict=True)]
+        options["plot"] = plot_critical_curves(
+            kappa_gamma_from_deflection(ax, ay)[0],
+            None,
+            plot,
+            title=f"{field_id}/{model}: {len(i)} pairs",
+            pairs=joined,
+        )
     return _write(lake, SOURCE_PLANE_MATCHES, "source_plane_matches", cols, field_id, model, options, command)
 
 

@@ -48,9 +48,12 @@ def sim(tmp_path_factory):
     return lake, ax, truth
 
 
-def test_crossmatch_pairs_the_right_images(sim):
+def test_crossmatch_pairs_the_right_images(sim, tmp_path):
     lake, _, _ = sim
-    out = run_source_plane_crossmatch(lake, "simsis", "truth", tolerance_arcsec=0.5)
+    out = run_source_plane_crossmatch(
+        lake, "simsis", "truth", tolerance_arcsec=0.5, plot=tmp_path / "pairs.png"
+    )
+    assert (tmp_path / "pairs.png").stat().st_size > 10_000
     pairs = {(r["image_id_1"].split("/")[-1], r["image_id_2"].split("/")[-1]) for r in out.to_pylist()}
     assert pairs == {("1.1", "1.2"), ("2.1", "2.2"), ("3.1", "3.2")}
     # measured source-plane scatter: < 0.002" (0.02 pix) at 0.1"/pix

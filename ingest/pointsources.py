@@ -613,6 +613,9 @@ def _inject_near_targets(
             if ok.sum() < 3:
                 continue
             c2, c1, c0 = imaging.fit_flux_correction(out[ok] * f, res["flux_in"][sel][ok] * f)
+            scatter, noise = imaging.location_scatter(
+                (c2, c1, c0), res["flux_in"][sel] * f, out * f, res["flux_err"][sel, j] * f, measured[t] * f
+            )
             corrections.append(
                 {
                     "detection_id": ids[t],
@@ -622,6 +625,8 @@ def _inject_near_targets(
                     "c1": c1,
                     "c0": c0,
                     "flux_error_biweight_njy": None,
+                    "location_scatter_njy": scatter if np.isfinite(scatter) else None,
+                    "location_noise_njy": noise if np.isfinite(noise) else None,
                 }
             )
     return res, corrections
@@ -668,6 +673,8 @@ def _inject_at_random(
                     "c1": None,
                     "c0": None,
                     "flux_error_biweight_njy": float(np.atleast_1d(r["flux_error_biweight"])[j]) * f,
+                    "location_scatter_njy": None,
+                    "location_noise_njy": None,
                 }
             )
     return {k: np.concatenate(v) for k, v in cols.items()}, corrections

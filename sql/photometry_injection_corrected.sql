@@ -3,9 +3,14 @@
 -- correction applies where it calibrates the measurement: the same source, band, aperture
 -- radius and image (sha256), gccat photometry with the PSF aperture correction (injections are
 -- measured that way), not an upper limit; the newest such run. Other rows keep their flux.
+-- The corrected error adds, in quadrature, what the injection locations scatter beyond their
+-- own measurement noise, max(0, location_scatter^2 - location_noise^2) (the Sparkler study
+-- propagates the scatter over its 20 locations; the noise part is the target's own error).
 CREATE OR REPLACE VIEW photometry_injection_corrected AS
 WITH c AS (
     SELECT c.run_id, c.detection_id, c.band, c.aperture_radius_arcsec, c.c2, c.c1, c.c0,
+           greatest(coalesce(c.location_scatter_njy ^ 2 - c.location_noise_njy ^ 2, 0), 0)
+               AS location_var_njy2,
            r.image_sha256
     FROM injection_corrections c
     JOIN injection_runs r USING (run_id)
@@ -17,7 +22,7 @@ WITH c AS (
     JOIN live_ingests i USING (ingest_id)
     WHERE p.method = 'aperture'
 ), m AS (
-    SELECT p.*, c.run_id AS correction_run, c.c2, c.c1, c.c0
+    SELECT p.*, c.run_id AS correction_run, c.c2, c.c1, c.c0, c.location_var_njy2
     FROM p
     LEFT JOIN c ON c.detection_id = p.detection_id AND c.band = p.band
         AND c.image_sha256 = p.image_sha256
@@ -33,5 +38,7 @@ SELECT detection_id, field_id, band, method, aperture_radius_arcsec, flux_njy, f
        CASE WHEN correction_run IS NULL THEN flux_njy
             ELSE c2 * flux_njy ^ 2 + c1 * flux_njy + c0 END AS flux_corrected_njy,
        CASE WHEN correction_run IS NULL THEN flux_err_njy
-            ELSE abs(2 * c2 * flux_njy + c1) * flux_err_njy END AS flux_err_corrected_njy
+            ELSE sqrt((abs(2 * c2 * flux_njy + c1) * flux_err_njy) ^ 2 + location_var_njy2)
+       END AS flux_err_corrected_njy,
+       CASE WHEN correction_run IS NOT NULL THEN sqrt(location_var_njy2) END AS location_error_njy
 FROM m;

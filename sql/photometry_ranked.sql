@@ -13,7 +13,7 @@ WITH measured AS (
     FROM photometry p
     JOIN live_ingests i USING (ingest_id)
 ), corrected AS (
-    SELECT c.* EXCLUDE (flux_njy, flux_err_njy, flux_corrected_njy, flux_err_corrected_njy),
+    SELECT c.* EXCLUDE (flux_njy, flux_err_njy, flux_corrected_njy, flux_err_corrected_njy, location_error_njy),
            c.flux_corrected_njy AS flux_njy, c.flux_err_corrected_njy AS flux_err_njy,
            true AS injection_corrected
     FROM photometry_injection_corrected c

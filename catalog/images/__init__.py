@@ -29,7 +29,7 @@ Routine Listings
 :mod:`catalog.images.injection`
     Point-source injection, injection-recovery and the flux-correction polynomial
     (:func:`inject_point_sources`, :func:`injection_recovery`, :func:`injection_random`,
-    :func:`fit_flux_correction`, :func:`apply_flux_correction`).
+    :func:`fit_flux_correction`, :func:`apply_flux_correction`, :func:`location_scatter`).
 :mod:`catalog.images.fitsio`
     Reading FITS images and their WCS: the only module here that touches files.
 
@@ -58,6 +58,7 @@ from catalog.images.injection import (
     inject_point_sources,
     injection_random,
     injection_recovery,
+    location_scatter,
 )
 from catalog.images.psf import FWHM_PER_SIGMA, growth_curve, make_psf
 
@@ -72,6 +73,7 @@ __all__ = [
     "auto_mask",
     "detect_point_sources",
     "fit_flux_correction",
+    "location_scatter",
     "gaussian_highpass",
     "growth_curve",
     "inject_point_sources",

@@ -512,3 +512,46 @@ def fit_flux_correction(flux_measured, flux_intrinsic, deg=FLUX_CORRECTION_DEGRE
 def apply_flux_correction(coeffs, flux_measured) -> np.ndarray:
     """Intrinsic flux from measured flux with :func:`fit_flux_correction` coefficients (image units)."""
     return np.polyval(np.asarray(coeffs, dtype=float), np.asarray(flux_measured, dtype=float))
+
+
+def location_scatter(coeffs, flux_in, flux_out, flux_err, flux_ref: float) -> tuple[float, float]:
+    """The scatter of corrected fluxes over the injection locations of one target, and the part
+    of it the photometric errors explain.
+
+    At the injected flux level nearest ``flux_ref`` (the target's measured flux), the fluxes
+    measured at the ``n_locations`` places are corrected with ``coeffs``; their biweight scale
+    is the location scatter (the Sparkler study propagates it into the target's error). It
+    holds the measurement noise at those places too: ``noise`` is the median measured error
+    there times the polynomial's slope, so that ``max(0, scatter^2 - noise^2)`` is what the
+    locations add to the target's own (propagated) error.
+
+    Parameters
+    ----------
+    coeffs : array_like
+        :func:`fit_flux_correction` coefficients.
+    flux_in, flux_out, flux_err : array_like
+        Injected flux, measured flux and its error of the target's injections (one radius),
+        image units.
+    flux_ref : float
+        The target's measured flux (image units); non-finite or <= 0: the median level.
+
+    Returns
+    -------
+    scatter, noise : float
+        Image units; NaN with fewer than 3 finite measurements at the level.
+    """
+    fin = np.asarray(flux_in, float)
+    out = np.asarray(flux_out, float)
+    err = np.asarray(flux_err, float)
+    levels = np.unique(fin[np.isfinite(fin)])
+    if levels.size == 0:
+        return float("nan"), float("nan")
+    ref = float(flux_ref) if np.isfinite(flux_ref) and flux_ref > 0 else float(np.median(levels))
+    level = levels[np.argmin(np.abs(np.log(levels / ref)))]
+    at = (fin == level) & np.isfinite(out) & np.isfinite(err)
+    if at.sum() < 3:
+        return float("nan"), float("nan")
+    corrected = apply_flux_correction(coeffs, out[at])
+    c = np.asarray(coeffs, float)
+    slope = abs(np.polyval(np.polyder(c), ref)) if c.size > 1 else 0.0
+    return float(biweight_scale(corrected)), float(slope * np.median(err[at]))

@@ -640,6 +640,20 @@ INJECTION_CORRECTIONS = pa.schema(
             "stat.error",
             "Biweight scale of flux_out - flux_in (random mode)",
         ),
+        col(
+            "location_scatter_njy",
+            pa.float64(),
+            "nJy",
+            "stat.stdev;phot.flux.density",
+            "Biweight scale of the corrected fluxes over the injection locations, at the target's flux",
+        ),
+        col(
+            "location_noise_njy",
+            pa.float64(),
+            "nJy",
+            "stat.error;phot.flux.density",
+            "Part of location_scatter_njy the measured errors explain (median error x slope)",
+        ),
         INGEST_ID,
     ]
 )
@@ -2127,7 +2141,14 @@ VIEW_COLUMNS: dict[str, ViewColumns] = {
                 "nJy", "phot.flux.density", "Flux density corrected by the injection-recovery polynomial"
             ),
             "flux_err_corrected_njy": _m(
-                "nJy", "stat.error;phot.flux.density", "1-sigma error of flux_corrected_njy"
+                "nJy",
+                "stat.error;phot.flux.density",
+                "1-sigma error of flux_corrected_njy: the propagated error and location_error_njy in quadrature",
+            ),
+            "location_error_njy": _m(
+                "nJy",
+                "stat.error;phot.flux.density",
+                "What the injection locations scatter beyond their noise, sqrt(max(0, scatter^2 - noise^2))",
             ),
         },
     ),

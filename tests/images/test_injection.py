@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from astropy.stats import biweight_scale
 
 from catalog import images as im
 from catalog.errors import GccatError
@@ -128,3 +129,64 @@ def test_flux_correction_polynomial_round_trip():
     np.testing.assert_allclose(im.apply_flux_correction(coeffs, measured), intrinsic, rtol=1e-10)
     with pytest.raises(GccatError, match="more than 2"):
         im.fit_flux_correction([1.0, np.nan, 3.0], [1.0, 2.0, 3.0])
+
+
+#: Sky ripple left in the image, per pixel (the noise is 1).
+RIPPLE_AMPLITUDE = 2.0
+#: Bright targets (S/N ~ 27 in the middle aperture: a well-determined polynomial), injected 10-20 px
+#: away so that their own light barely reaches the locations.
+TARGET_FLUX = 400.0
+
+
+def test_location_scatter_adds_what_the_locations_scatter_beyond_their_noise():
+    """Sparkler-mode injections near 30 targets, 5 fluxes x 20 locations, on white noise and on
+    white noise plus an unsubtracted sky ripple (wavelength 7-9 px, under the annulus scale).
+    The excess sqrt(scatter^2 - noise^2) of the corrected fluxes over the locations equals, to
+    within its sampling error, the scatter of a direct measurement: what the sky (ripple and the
+    targets' wings) adds to the same apertures at the same locations, the photometry of the
+    image minus that of its noise alone (the annulus median is not linear, so the noise stays
+    in both), through the polynomial's slope."""
+    rng = np.random.default_rng(11)
+    psf = im.make_psf(2.0)
+    shape = (600, 600)
+    gx, gy = np.meshgrid(np.arange(6) * 90 + 75.3, np.arange(5) * 110 + 80.6)  # 30 targets
+    tx, ty = gx.ravel(), gy.ravel()
+    noise = rng.normal(0, 1.0, shape)
+    yy, xx = np.indices(shape)
+    ripple = RIPPLE_AMPLITUDE * np.sin(2 * np.pi * xx / 7.0) * np.sin(2 * np.pi * yy / 9.0)
+    err = np.ones(shape)
+    k = 1  # the middle aperture
+    out = {}
+    for name, sky in (("white", np.zeros(shape)), ("ripple", ripple)):
+        clean = im.inject_point_sources(sky, psf, tx, ty, np.full(tx.size, TARGET_FLUX))
+        img = clean + noise
+        ref = im.aperture_photometry(img, tx, ty, RADII, error=err, psf=psf)["flux"][:, k]
+        inj = im.injection_recovery(img, psf, tx, ty, ref, RADII, error=err, rng=np.random.default_rng(3),
+                                    n_flux=5, n_locations=20, flux_range=(0.5, 2.0), min_sep_pix=10.0,
+                                    max_sep_pix=20.0)  # fmt: skip
+        excess, direct = [], []
+        for t in range(tx.size):
+            s = inj["target"] == t
+            coeffs = im.fit_flux_correction(inj["flux_out"][s, k], inj["flux_in"][s])
+            scatter, noise_part = im.location_scatter(
+                coeffs, inj["flux_in"][s], inj["flux_out"][s, k], inj["flux_err"][s, k], ref[t]
+            )
+            excess.append(np.sqrt(max(scatter**2 - noise_part**2, 0.0)))
+            level = inj["flux_in"][s][np.argmin(np.abs(np.log(inj["flux_in"][s] / ref[t])))]
+            at = s & (inj["flux_in"] == level)
+            xy = (inj["x"][at], inj["y"][at])
+            added = (
+                im.aperture_photometry(img, *xy, RADII, psf=psf, error=err)["flux"][:, k]
+                - im.aperture_photometry(noise, *xy, RADII, psf=psf, error=err)["flux"][:, k]
+            )
+            slope = abs(np.polyval(np.polyder(coeffs), ref[t]))
+            direct.append(biweight_scale(added) * slope)
+        out[name] = (np.array(excess), np.array(direct))
+    rms = {k: (np.sqrt(np.mean(e**2)), np.sqrt(np.mean(d**2))) for k, (e, d) in out.items()}
+    print(f"rms excess / direct: white {rms['white'][0]:.2f} / {rms['white'][1]:.2f}, "
+          f"ripple {rms['ripple'][0]:.2f} / {rms['ripple'][1]:.2f}")  # fmt: skip
+    assert rms["ripple"][1] > 4 * rms["white"][1]  # the ripple is what the locations add
+    # over 30 targets the variance-level excess matches the direct scatter
+    assert 0.75 < rms["ripple"][0] / rms["ripple"][1] < 1.33
+    # on white noise what is left is the sampling error of a 20-location scale difference
+    assert rms["white"][0] < 0.5 * rms["ripple"][0]

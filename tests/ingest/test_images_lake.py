@@ -101,6 +101,17 @@ def test_injection_recovery_fills_runs_sources_and_corrections(mosaic):
         "SELECT count(*) FROM photometry_injection_corrected WHERE correction_run IS NOT NULL"
     ).fetchall()[0][0]
     assert fixed > 0
+    # the corrected error: the propagated error and what the locations add, in quadrature
+    rows = con.execute(
+        "SELECT p.flux_njy, p.flux_err_njy, p.flux_err_corrected_njy, p.location_error_njy, c.c2, c.c1, "
+        "c.location_scatter_njy, c.location_noise_njy FROM photometry_injection_corrected p "
+        "JOIN injection_corrections c ON c.run_id = p.correction_run AND c.detection_id = p.detection_id "
+        "AND c.band = p.band AND abs(c.aperture_radius_arcsec - p.aperture_radius_arcsec) < 1e-6"
+    ).fetchall()
+    assert rows and all(r[6] is not None and r[7] > 0 for r in rows)
+    for f, e, e_corr, e_loc, c2, c1, scatter, noise in rows:
+        assert e_loc == pytest.approx(np.sqrt(max(scatter**2 - noise**2, 0.0)), rel=1e-9, abs=1e-12)
+        assert e_corr == pytest.approx(np.hypot(abs(2 * c2 * f + c1) * e, e_loc), rel=1e-9)
     # what the fits read: injection-corrected photometry at the final radius for the targets
     # (an upper limit keeps its limit)
     picked = con.execute(

@@ -67,6 +67,10 @@ FLUX_CORRECTION_DEGREE = 2
 INJECT_N_RANDOM = 100
 #: Side of the stamp of the full-random injection, arcsec.
 INJECT_STAMP_ARCSEC = 10.0
+#: Copies of a whole arc model injected and refitted (gccat inject-model; Firefly Sparkle: 100).
+MODEL_INJECT_N = 100
+#: Side of the square the copies are placed in, arcsec (Firefly Sparkle: 10").
+MODEL_INJECT_STAMP_ARCSEC = 10.0
 
 
 def radii_text(radii=APERTURE_RADII_ARCSEC) -> str:

@@ -176,7 +176,7 @@ def tables_cmd(lake: LakeOpt = DEFAULT_LAKE, as_of: AsOfOpt = None):
 
     lk = open_lake(lake)
     summary, version = table_summary(lk, as_of)
-    print_table(summary, title=f"lake {lk.root} at version {version}")
+    print_table(summary, title=f"lake {lk.root} at version {version}", max_rows=summary.num_rows)
 
 
 @command(app, "views")
@@ -862,6 +862,56 @@ def inject_cmd(
         "corrections; see the views injection_completeness and "
         "photometry_injection_corrected"
     )
+
+
+@command(app, "inject-model")
+def inject_model_cmd(
+    image: Annotated[Path, typer.Argument(help="FITS image (SCI, with ERR/WHT or --error/--weight).")],
+    model: Annotated[
+        Path,
+        typer.Option(
+            "--model",
+            help="Table of the arc's components: component, kind (point|sersic), ra, dec; sersic rows also "
+            "r_eff_arcsec, sersic_n, ellipticity, theta_deg.",
+        ),
+    ],
+    psf: Annotated[Path, typer.Option("--psf", help="PSF of the image (FITS).")],
+    field: Annotated[str, typer.Option("--field", help="Field id.")],
+    arc: Annotated[str, typer.Option("--arc", help="Name of the arc.")],
+    band: Annotated[str | None, typer.Option("--band", help="Band (default: FILTER keyword).")] = None,
+    n: Annotated[
+        int, typer.Option("--n", help="Copies injected and refitted, 10 to 10^4.")
+    ] = ap.MODEL_INJECT_N,
+    stamp: Annotated[
+        float, typer.Option("--stamp", help="Side of the square the copies go in, arcsec.")
+    ] = ap.MODEL_INJECT_STAMP_ARCSEC,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
+    zeropoint: Annotated[
+        float | None,
+        typer.Option("--zeropoint", help="AB magnitude of one image unit (if BUNIT is not usable)."),
+    ] = None,
+    lake: LakeOpt = DEFAULT_LAKE,
+):
+    """Full-model injection (Firefly Sparkle): fit an arc's components, inject the whole model at
+    random places around it, refit; each component's flux error is the biweight scale.
+
+    \b
+    Examples:
+      gccat inject-model f150w.fits --model firefly_components.csv --psf f150w_psf.fits --field macs0416 \\
+          --arc firefly
+    """
+    from ingest.modelinject import run_model_injection
+
+    r = run_model_injection(open_lake(lake), image, model, psf_path=psf, field_id=field, arc=arc, band=band,
+                            n_inject=n, stamp_arcsec=stamp, seed=seed, zeropoint_ab=zeropoint,
+                            command=command_line())  # fmt: skip
+    console.print(f"run {r['run_id']}: {r['n_injections']} copies of {arc} in {r['band']}")
+    for c in r["components"]:
+        console.print(
+            f"  {c['component']} ({c['kind']}): {c['flux_njy']:.4g} nJy, formal error "
+            f"{c['flux_err_formal_njy']:.3g}, injection error {c['flux_err_injection_njy']:.3g}, "
+            f"bias {c['flux_bias_injection_njy']:+.3g}"
+        )
 
 
 psf_app = new_app("""Empirical PSFs from an image's stars, and kernels that match one PSF to another.

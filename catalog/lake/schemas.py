@@ -658,6 +658,60 @@ INJECTION_CORRECTIONS = pa.schema(
     ]
 )
 
+MODEL_INJECTION_RUNS = pa.schema(
+    [
+        RUN_ID,
+        FIELD_ID,
+        col("arc", pa.string(), "", "meta.id", "Name of the modelled arc", nullable=False),
+        col("band", pa.string(), "", "meta.id;instr.filter", "Band of the image", nullable=False),
+        *RA_DEC,
+        col("image", pa.string(), "", "meta.ref;meta.file", "Image injected into"),
+        col("image_sha256", pa.string(), "", "meta.checksum", "SHA-256 of the image"),
+        col("psf", pa.string(), "", "meta.ref;meta.file", "PSF of the components"),
+        col("model_file", pa.string(), "", "meta.ref;meta.file", "Table of the model's components"),
+        col("stamp_arcsec", pa.float64(), "arcsec", "phys.angSize;obs.param", "Side of the injection square"),
+        col("n_injections", pa.int32(), "", "meta.number", "Copies of the model injected and refitted"),
+        col("seed", pa.int64(), "", "meta.code", "Random seed"),
+        col("params", pa.string(), "", "meta.code", "All parameters (JSON)"),
+        INGEST_ID,
+    ]
+)
+
+MODEL_INJECTION_COMPONENTS = pa.schema(
+    [
+        RUN_ID,
+        FIELD_ID,
+        col("arc", pa.string(), "", "meta.id", "Name of the modelled arc", nullable=False),
+        col("component", pa.string(), "", "meta.id", "Component of the model", nullable=False),
+        col("kind", pa.string(), "", "meta.code", "point (PSF) or sersic (PSF-convolved Sersic)"),
+        *RA_DEC,
+        col("band", pa.string(), "", "meta.id;instr.filter", "Band", nullable=False),
+        col("flux_njy", pa.float64(), "nJy", "phot.flux.density", "Flux fitted at the model's place"),
+        col(
+            "flux_err_formal_njy",
+            pa.float64(),
+            "nJy",
+            "stat.error;phot.flux.density",
+            "Formal 1-sigma error of the fit (its covariance)",
+        ),
+        col(
+            "flux_err_injection_njy",
+            pa.float64(),
+            "nJy",
+            "stat.error;phot.flux.density",
+            "Biweight scale of the refitted minus injected flux over the injections",
+        ),
+        col(
+            "flux_bias_injection_njy",
+            pa.float64(),
+            "nJy",
+            "phot.flux.density;stat.mean",
+            "Biweight location of the refitted minus injected flux",
+        ),
+        INGEST_ID,
+    ]
+)
+
 OBJECT_ID = col(
     "object_id",
     pa.string(),
@@ -1726,6 +1780,8 @@ TABLES: dict[str, tuple[pa.Schema, list[str]]] = {
     "injection_runs": (INJECTION_RUNS, []),
     "injection_sources": (INJECTION_SOURCES, ["field_id"]),
     "injection_corrections": (INJECTION_CORRECTIONS, []),
+    "model_injection_runs": (MODEL_INJECTION_RUNS, []),
+    "model_injection_components": (MODEL_INJECTION_COMPONENTS, []),
     "ssp_grids": (SSP_GRIDS, []),
     "fit_runs": (FIT_RUNS, []),
     "fit_posteriors": (FIT_POSTERIORS, []),
@@ -1788,6 +1844,13 @@ TABLE_DESCRIPTIONS = {
     ),
     "injection_sources": (
         "Injected sources: position, aperture radius (arcsec), flux in and out (nJy), error, recovered."
+    ),
+    "model_injection_runs": (
+        "Full-model injection runs (Firefly Sparkle): arc, image, PSF, model table, stamp, copies, seed."
+    ),
+    "model_injection_components": (
+        "Per component of a modelled arc: fitted flux, formal error, and the biweight scale and "
+        "location of its refitted flux over the injected copies (nJy)."
     ),
     "lens_map_pixels": (
         "Lens-map pixels: model, quantity, ix, iy, ICRS position and value (derived maps included)."
@@ -2143,7 +2206,7 @@ VIEW_COLUMNS: dict[str, ViewColumns] = {
             "flux_err_corrected_njy": _m(
                 "nJy",
                 "stat.error;phot.flux.density",
-                "1-sigma error of flux_corrected_njy: the propagated error and location_error_njy in quadrature",
+                "1-sigma error of flux_corrected_njy: propagated error and location_error_njy in quadrature",
             ),
             "location_error_njy": _m(
                 "nJy",

@@ -126,6 +126,17 @@ def full(demo, tmp_path_factory) -> Lake:
         run_stack(lake, sim["images"]["F150W"], field_id="simstars", catalog="stars")
         run_sizes(lake, field_id="as1063", band="F150W", psf_path=root / "psf.fits", flux_njy=100.0,
                   noise_njy=0.2, n_sim=20)  # fmt: skip
+    if not lake.files("model_injection_runs"):
+        from ingest.modelinject import run_model_injection
+
+        t = Table.read(sim["truth"], format="ascii.csv", comment="#")[:2]
+        (root / "model.csv").write_text(
+            "component,kind,ra,dec,r_eff_arcsec,sersic_n,ellipticity,theta_deg\n"
+            f"p1,point,{t['ra'][0]},{t['dec'][0]},,,,\n"
+            f"g1,sersic,{t['ra'][0] + 0.1 / 3600},{t['dec'][0]},0.1,1.0,0.3,20\n"
+        )
+        run_model_injection(lake, sim["images"]["F150W"], root / "model.csv", psf_path=root / "psf.fits",
+                            field_id="simstars", arc="star1", n_inject=20, stamp_arcsec=4.0)  # fmt: skip
     empty = [t for t in TABLES if not lake.files(t)]
     assert not empty, f"tables without rows: {empty}"
     return lake

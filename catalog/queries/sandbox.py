@@ -53,6 +53,8 @@ def lock_down(con: duckdb.DuckDBPyConnection, readable_files: Sequence[str] = ()
             con.execute(f"SET {setting} = false")
         except duckdb.Error:  # a setting this DuckDB does not have, or fixed at startup
             pass
+    # Lake files never change once committed: their footers can be kept between queries.
+    con.execute("SET parquet_metadata_cache = true")
     con.execute("SET enable_external_access = false")
     con.execute("SET lock_configuration = true")
 

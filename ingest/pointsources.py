@@ -869,7 +869,7 @@ def run_psf_photometry(
     catalog: str,
     fit_size_arcsec: float = PSF_FIT_SIZE_ARCSEC,
     max_shift_pix: float = PSF_MAX_SHIFT_PIX,
-    background: str = "plane",
+    background: str = "quadratic",
     error_path=None,
     weight_path=None,
     zeropoint_ab: float | None = None,
@@ -891,8 +891,8 @@ def run_psf_photometry(
         Side of each source's cutout, arcsec (rounded to an odd number of pixels).
     max_shift_pix : float
         Largest shift of a fitted position from the catalog position on each axis, pixels.
-    background : {"plane", "constant"}
-        Local background fitted jointly with the fluxes.
+    background : {"quadratic", "plane", "constant", "cubic"}
+        Local background fitted jointly with the fluxes (a polynomial of degree 2, 1, 0 or 3).
     """
     from catalog.images.psfphot import check_psf_stamp, psf_photometry
     from ingest.images import read_image

@@ -721,8 +721,11 @@ def photometry_cmd(
         float, typer.Option("--max-shift", help="psf: largest shift from the catalog position, pixels.")
     ] = 2.0,
     background: Annotated[
-        str, typer.Option("--background", help="psf: local background fitted jointly: plane or constant.")
-    ] = "plane",
+        str,
+        typer.Option(
+            "--background", help="psf: local background fitted jointly: quadratic, plane, constant or cubic."
+        ),
+    ] = "quadratic",
     lake: LakeOpt = DEFAULT_LAKE,
 ):
     """Forced aperture (or PSF-fit) photometry at a catalog's positions, appended to photometry (nJy).

@@ -28,7 +28,8 @@ Routine Listings
     limits (:func:`aperture_photometry`).
 :mod:`catalog.images.injection`
     Point-source injection, injection-recovery and the flux-correction polynomial
-    (:func:`inject_point_sources`, :func:`injection_recovery`, :func:`injection_random`,
+    (:func:`inject_point_sources`, :func:`injection_recovery`, :func:`psf_injection_recovery`,
+    :func:`injection_random`,
     :func:`fit_flux_correction`, :func:`apply_flux_correction`).
 :mod:`catalog.images.fitsio`
     Reading FITS images and their WCS: the only module here that touches files.
@@ -58,6 +59,7 @@ from catalog.images.injection import (
     inject_point_sources,
     injection_random,
     injection_recovery,
+    psf_injection_recovery,
 )
 from catalog.images.psf import FWHM_PER_SIGMA, growth_curve, make_psf
 
@@ -77,6 +79,7 @@ __all__ = [
     "inject_point_sources",
     "injection_random",
     "injection_recovery",
+    "psf_injection_recovery",
     "make_psf",
     "robust_noise",
 ]

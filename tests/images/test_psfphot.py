@@ -39,6 +39,22 @@ def test_isolated_unbiased_with_unit_pulls(scene):
     assert 0.85 < np.std(pull) < 1.15
 
 
+def test_default_quadratic_background_isolated_and_pairs(scene):
+    # the default background (quadratic) keeps the isolated and pair fits of the plane's test
+    m, _ = scene
+    t = m["truth"]
+    rng = np.random.default_rng(9)
+    xp = t["x"] + rng.normal(0, 0.3, t["x"].size)
+    yp = t["y"] + rng.normal(0, 0.3, t["y"].size)
+    fit = psf_photometry(m["image"], xp, yp, m["psf"], error=m["error"])
+    for which, tol in (("isolated", 0.01), ("pair", 0.02)):
+        snr, ratio, pull, dx, q = _stats(m, fit, which)
+        assert (q == 0).all()
+        assert abs(np.median(ratio[snr > 20])) < tol
+        assert 0.85 < np.std(pull) < 1.15
+        assert np.median(dx[(snr > 15) & (snr < 30)]) < 0.1
+
+
 def test_positions_at_snr_20(scene):
     snr, _, _, dx, _ = _stats(*scene, "isolated")
     # per-axis error, median over S/N 15-30 (about S/N 20)

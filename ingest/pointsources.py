@@ -700,7 +700,7 @@ def _injection_sources(res: dict, ids, image, radii_arcsec, field_id: str, inges
             "y": np.repeat(res["y"], k),
             "ra": np.repeat(np.mod(ra, 360), k),
             "dec": np.repeat(dec, k),
-            "aperture_radius_arcsec": np.tile(radii_arcsec, n_inj),
+            "aperture_radius_arcsec": pa.array(np.tile(radii_arcsec, n_inj), from_pandas=True),
             "flux_in_njy": np.repeat(res["flux_in"], k) * f,
             "flux_out_njy": pa.array(flux_out.ravel() * f, from_pandas=True),
             "flux_err_njy": pa.array(flux_err.ravel() * f, from_pandas=True),
@@ -729,10 +729,20 @@ def run_injection(
     zeropoint_ab: float | None = None,
     max_targets: int | None = None,
     annulus_width_arcsec: float = ANNULUS_WIDTH_ARCSEC,
+    method: str = "aperture",
+    fit_size_arcsec: float | None = None,
+    max_shift_pix: float | None = None,
+    background: str | None = None,
     command: str = "",
     progress=None,
 ) -> dict:
     """Injection-recovery on an image, recorded in injection_runs/_sources/_corrections.
+
+    ``method='psf'`` injects the same PSF point sources but recovers them with the PSF fit of
+    ``gccat photometry --method psf`` (:func:`_inject_psf`, targets mode only; ``fit_size_arcsec``,
+    ``max_shift_pix`` and ``background`` as for :func:`run_psf_photometry`); its sources and
+    corrections have no aperture radius and apply to that image's ``psf`` rows fitted with the
+    same cutout and background.
 
     ``mode='targets'`` (Sparkler): near each catalog source, PSF point sources at ``n_flux``
     fluxes spanning ``flux_range`` x its measured flux (the smallest aperture's photometry of
@@ -754,6 +764,18 @@ def run_injection(
     flux_range, n_flux, n_locations, n_random, max_targets, stamp_arcsec, seed = _check_injection_options(
         mode, flux_range, n_flux, n_locations, n_random, max_targets, stamp_arcsec, seed
     )
+    if method not in ("aperture", "psf"):
+        raise GccatError(f"--method must be aperture or psf, got {method!r}")
+    if method == "psf":
+        if mode != "targets":
+            raise GccatError("--method psf injects near the targets only (--mode targets)")
+        psf_opts = check_psf_fit_options(
+            PSF_FIT_SIZE_ARCSEC if fit_size_arcsec is None else fit_size_arcsec,
+            PSF_MAX_SHIFT_PIX if max_shift_pix is None else max_shift_pix,
+            PSF_BACKGROUND if background is None else background,
+        )
+    elif (fit_size_arcsec, max_shift_pix, background) != (None, None, None):
+        raise GccatError("--fit-size, --max-shift and --background need --method psf")
     check_apertures(aperture_radii_arcsec)
     annulus_width_arcsec = check_annulus_width(annulus_width_arcsec)
     image = read_image(image_path, band=band, zeropoint_ab=zeropoint_ab)
@@ -771,11 +793,41 @@ def run_injection(
             "or use --max-targets"
         )
     f = image.njy_per_unit
-    measured = _reference_fluxes(lake, field_id, image, det, x, y, radii_arcsec, radii, annulus, psf)
     rng = np.random.default_rng(seed)
-    step(f"injecting ({mode})", 0.2)
     ids = det["detection_id"].to_numpy(zero_copy_only=False)
-    if mode == "targets":
+    psf_params = {}
+    if method == "psf":
+        _check_psf_stamp_option(psf, psf_path)
+        size_pix = _psf_fit_size_pix(psf_opts[0], image)
+        psf_params = {
+            "method": "psf",
+            "fit_size_arcsec": psf_opts[0],
+            "fit_size_pix": size_pix,
+            "max_shift_pix": psf_opts[1],
+            "background": psf_opts[2],
+        }
+        _, ax, ay = _catalog_positions(lake, field_id, catalog, image)
+        step(f"injecting ({mode}, psf)", 0.2)
+        res, corrections = _inject_psf(
+            lake,
+            field_id,
+            image,
+            psf,
+            x,
+            y,
+            (ax, ay),
+            ids,
+            psf_params,
+            n_flux,
+            n_locations,
+            flux_range,
+            rng,
+            step,
+        )
+        radii_arcsec = np.array([np.nan])
+    elif mode == "targets":
+        measured = _reference_fluxes(lake, field_id, image, det, x, y, radii_arcsec, radii, annulus, psf)
+        step(f"injecting ({mode})", 0.2)
         res, corrections = _inject_near_targets(
             image,
             psf,
@@ -793,6 +845,8 @@ def run_injection(
             step,
         )
     else:
+        measured = _reference_fluxes(lake, field_id, image, det, x, y, radii_arcsec, radii, annulus, psf)
+        step(f"injecting ({mode})", 0.2)
         res, corrections = _inject_at_random(
             image, psf, x, y, measured, ids, radii, radii_arcsec, annulus, n_random, stamp_arcsec, rng, step
         )
@@ -812,14 +866,16 @@ def run_injection(
         "n_locations": n_locations if mode == "targets" else n_random,
         "flux_range_lo": flux_range[0],
         "flux_range_hi": flux_range[1],
-        "aperture_radii_arcsec": radii_arcsec.tolist(),
+        "aperture_radii_arcsec": [] if method == "psf" else radii_arcsec.tolist(),
         "seed": seed,
         "params": json.dumps(
             {
+                "method": method,
                 "stamp_arcsec": stamp_arcsec,
                 "njy_per_unit": f,
                 "annulus_width_arcsec": annulus_width_arcsec,
                 "n_targets": len(x),
+                **psf_params,
             }
         ),
         "ingest_id": ingest_id,
@@ -834,13 +890,13 @@ def run_injection(
         tx.append("injection_corrections", corr)
         tx.append("injection_runs", pa.Table.from_pylist([run], schema=INJECTION_RUNS))
         tx.commit(
-            name=f"{catalog}/{image.band}/inject-{mode}",
+            name=f"{catalog}/{image.band}/inject-{mode}" + ("-psf" if method == "psf" else ""),
             field_id=field_id,
             source_path=image.path.resolve(),
             sha256=image.sha256,
             n_rows=sources.num_rows,
             command=command,
-            options={"run": "inject", "mode": mode, "seed": seed},
+            options={"run": "inject", "mode": mode, "method": method, "seed": seed, **psf_params},
         )
     step("done", 1.0)
     return {**run, "n_injections": n_inj, "n_corrections": corr.num_rows}
@@ -849,6 +905,8 @@ def run_injection(
 #: PSF-fit options: the cutout side (arcsec, the SMACS0723 0.8") and the largest position shift.
 PSF_FIT_SIZE_ARCSEC = 0.8
 PSF_MAX_SHIFT_PIX = 2.0
+#: The background model by default: a quadratic (a plane is biased next to bright galaxies).
+PSF_BACKGROUND = "quadratic"
 MAX_PSF_FIT_SIZE_ARCSEC = 10.0
 MAX_PSF_SHIFT_PIX = 20.0
 
@@ -866,6 +924,123 @@ def check_psf_fit_options(fit_size_arcsec, max_shift_pix, background) -> tuple[f
     return size, shift, background
 
 
+def _check_psf_stamp_option(psf: np.ndarray, psf_path) -> None:
+    from catalog.images.psfphot import check_psf_stamp
+
+    try:
+        check_psf_stamp(psf)
+    except GccatError as e:
+        raise GccatError(f"--psf: {e}", file=psf_path) from None
+
+
+def _psf_fit_size_pix(size_arcsec: float, image) -> int:
+    """The cutout side in pixels: ``--fit-size`` rounded to an odd number >= 3, on the image."""
+    size_pix = max(int(round(size_arcsec / image.pixel_scale_arcsec)) // 2 * 2 + 1, 3)
+    if size_pix > min(image.data.shape):
+        raise GccatError(f'--fit-size {size_arcsec:g}" is wider than the image', file=image.path)
+    return size_pix
+
+
+def _inject_psf(
+    lake: Lake,
+    field_id: str,
+    image,
+    psf,
+    x,
+    y,
+    neighbours,
+    ids,
+    params,
+    n_flux,
+    n_locations,
+    flux_range,
+    rng,
+    step,
+) -> tuple[dict, list[dict]]:
+    """PSF injection-recovery near each target, and a polynomial correction per target.
+
+    The reference flux of a target is its PSF-fit flux of this band in the lake (``psf`` rows),
+    else measured now by the same fit. Injections lie one to 1.5 cutout sides from the target,
+    so that the target is outside the injection's cutout and the fit of the injection is that
+    of an isolated source in the target's surroundings (a nearer injection is a close pair,
+    fitted jointly, whose bias is not the target's; ``docs/methods.md``).
+    """
+    from catalog.images.psfphot import psf_photometry
+
+    f = image.njy_per_unit
+    size = int(params["fit_size_pix"])
+    phot = lake.live(
+        "photometry",
+        filters=(pc.field("field_id") == field_id)
+        & (pc.field("band") == image.band)
+        & (pc.field("method") == "psf"),
+    )
+    ref = {
+        r["detection_id"]: r["flux_njy"]
+        for r in phot.select(["detection_id", "flux_njy"]).to_pylist()
+        if r["flux_njy"] is not None
+    }
+    measured = np.array([ref.get(d, np.nan) for d in ids], dtype=float) / f
+    if np.isnan(measured).all():  # no psf photometry yet: measure it now, the same way
+        measured = psf_photometry(
+            image.data,
+            x,
+            y,
+            psf,
+            error=image.error,
+            weight=image.weight,
+            fit_size_pix=size,
+            max_shift_pix=params["max_shift_pix"],
+            background=params["background"],
+        )["flux"]
+    res = imaging.psf_injection_recovery(
+        image.data,
+        psf,
+        x,
+        y,
+        measured,
+        error=image.error,
+        weight=image.weight,
+        neighbours=neighbours,
+        n_flux=n_flux,
+        n_locations=n_locations,
+        flux_range=flux_range,
+        min_sep_pix=float(size),
+        max_sep_pix=1.5 * size,
+        rng=rng,
+        fit_size_pix=size,
+        max_shift_pix=params["max_shift_pix"],
+        background=params["background"],
+        progress=lambda p: step("injecting (targets, psf)", 0.2 + 0.7 * p),
+    )
+    corrections = []
+    target = np.asarray(res["target"])
+    for t in np.unique(target):
+        sel = target == t
+        out = res["flux_out"][sel]
+        ok = np.isfinite(out)
+        if ok.sum() < 3:
+            continue
+        c2, c1, c0 = imaging.fit_flux_correction(out[ok] * f, res["flux_in"][sel][ok] * f)
+        scatter, noise = imaging.location_scatter(
+            (c2, c1, c0), res["flux_in"][sel] * f, out * f, res["flux_err"][sel] * f, measured[t] * f
+        )
+        corrections.append(
+            {
+                "detection_id": ids[t],
+                "band": image.band,
+                "aperture_radius_arcsec": None,
+                "c2": c2,
+                "c1": c1,
+                "c0": c0,
+                "flux_error_biweight_njy": None,
+                "location_scatter_njy": scatter if np.isfinite(scatter) else None,
+                "location_noise_njy": noise if np.isfinite(noise) else None,
+            }
+        )
+    return res, corrections
+
+
 def run_psf_photometry(
     lake: Lake,
     image_path,
@@ -876,7 +1051,7 @@ def run_psf_photometry(
     catalog: str,
     fit_size_arcsec: float = PSF_FIT_SIZE_ARCSEC,
     max_shift_pix: float = PSF_MAX_SHIFT_PIX,
-    background: str = "plane",
+    background: str = PSF_BACKGROUND,
     error_path=None,
     weight_path=None,
     zeropoint_ab: float | None = None,
@@ -898,10 +1073,10 @@ def run_psf_photometry(
         Side of each source's cutout, arcsec (rounded to an odd number of pixels).
     max_shift_pix : float
         Largest shift of a fitted position from the catalog position on each axis, pixels.
-    background : {"plane", "constant"}
-        Local background fitted jointly with the fluxes.
+    background : {"quadratic", "plane", "constant", "cubic"}
+        Local background fitted jointly with the fluxes (a polynomial of degree 2, 1, 0 or 3).
     """
-    from catalog.images.psfphot import check_psf_stamp, psf_photometry
+    from catalog.images.psfphot import psf_photometry
     from ingest.images import read_image
 
     step = progress or (lambda stage, frac: None)
@@ -912,17 +1087,12 @@ def run_psf_photometry(
     size_arcsec, shift, background = check_psf_fit_options(fit_size_arcsec, max_shift_pix, background)
     step("reading", 0.05)
     psf = _read_psf(psf_path)
-    try:
-        check_psf_stamp(psf)
-    except GccatError as e:
-        raise GccatError(f"--psf: {e}", file=psf_path) from None
+    _check_psf_stamp_option(psf, psf_path)
     image = read_image(
         image_path, band=band, error_path=error_path, weight_path=weight_path, zeropoint_ab=zeropoint_ab
     )
     _check_psf_fits(psf, image, psf_path)
-    size_pix = max(int(round(size_arcsec / image.pixel_scale_arcsec)) // 2 * 2 + 1, 3)
-    if size_pix > min(image.data.shape):
-        raise GccatError(f'--fit-size {size_arcsec:g}" is wider than the image', file=image.path)
+    size_pix = _psf_fit_size_pix(size_arcsec, image)
     det, x, y = _catalog_positions(lake, field_id, catalog, image)
     step("fitting", 0.3)
     fit = psf_photometry(

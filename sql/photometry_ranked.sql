@@ -17,7 +17,7 @@ WITH measured AS (
            c.flux_corrected_njy AS flux_njy, c.flux_err_corrected_njy AS flux_err_njy,
            true AS injection_corrected
     FROM photometry_injection_corrected c
-    WHERE c.correction_run IS NOT NULL
+    WHERE c.correction_run IS NOT NULL AND c.method = 'aperture'  -- psf corrections: not ranked yet
 ), candidates AS (
     SELECT *, abs(aperture_radius_arcsec - {final_aperture_radius_arcsec}) AS from_final
     FROM (SELECT * FROM measured UNION ALL BY NAME SELECT * FROM corrected)

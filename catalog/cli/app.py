@@ -721,8 +721,11 @@ def photometry_cmd(
         float, typer.Option("--max-shift", help="psf: largest shift from the catalog position, pixels.")
     ] = 2.0,
     background: Annotated[
-        str, typer.Option("--background", help="psf: local background fitted jointly: plane or constant.")
-    ] = "plane",
+        str,
+        typer.Option(
+            "--background", help="psf: local background fitted jointly: quadratic, plane, constant or cubic."
+        ),
+    ] = "quadratic",
     lake: LakeOpt = DEFAULT_LAKE,
 ):
     """Forced aperture (or PSF-fit) photometry at a catalog's positions, appended to photometry (nJy).
@@ -821,6 +824,19 @@ def inject_cmd(
     max_targets: Annotated[int | None, typer.Option("--max-targets", help="Only the first N.")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
     zeropoint: Annotated[float | None, typer.Option("--zeropoint", help="AB mag of 1 unit.")] = None,
+    method: Annotated[
+        str, typer.Option("--method", help="Recover by aperture photometry or by the psf fit.")
+    ] = "aperture",
+    fit_size: Annotated[
+        float | None, typer.Option("--fit-size", help='psf: cutout side, arcsec (default 0.8").')
+    ] = None,
+    max_shift: Annotated[
+        float | None, typer.Option("--max-shift", help="psf: largest position shift, pixels (default 2).")
+    ] = None,
+    background: Annotated[
+        str | None,
+        typer.Option("--background", help="psf: quadratic (default), plane, constant or cubic."),
+    ] = None,
     lake: LakeOpt = DEFAULT_LAKE,
 ):
     """Injection-recovery of PSF point sources near each target, measured the same way.
@@ -830,6 +846,8 @@ def inject_cmd(
       gccat inject mz/mosaic_f150w.fits --psf mz/mosaic_psf.fits --field as1063 --catalog gcdet
       gccat inject mz/mosaic_f150w.fits --psf mz/mosaic_psf.fits --field as1063 --catalog gcdet --mode \\
           random --n-random 200
+      gccat inject mz/mosaic_f150w.fits --psf mz/mosaic_psf.fits --field as1063 --catalog gcdet \\
+          --method psf --n 10 --locations 10
     """
     from catalog.cli.util import StageProgress
     from ingest.pointsources import run_injection
@@ -854,6 +872,10 @@ def inject_cmd(
             seed=seed,
             zeropoint_ab=zeropoint,
             max_targets=max_targets,
+            method=method,
+            fit_size_arcsec=fit_size,
+            max_shift_pix=max_shift,
+            background=background,
             command=command_line(),
             progress=progress,
         )

@@ -28,8 +28,9 @@ Routine Listings
     limits (:func:`aperture_photometry`).
 :mod:`catalog.images.injection`
     Point-source injection, injection-recovery and the flux-correction polynomial
-    (:func:`inject_point_sources`, :func:`injection_recovery`, :func:`injection_random`,
-    :func:`fit_flux_correction`, :func:`apply_flux_correction`, :func:`location_scatter`).
+    (:func:`inject_point_sources`, :func:`injection_recovery`, :func:`psf_injection_recovery`,
+    :func:`injection_random`, :func:`fit_flux_correction`, :func:`apply_flux_correction`,
+    :func:`location_scatter`).
 :mod:`catalog.images.fitsio`
     Reading FITS images and their WCS: the only module here that touches files.
 
@@ -59,6 +60,7 @@ from catalog.images.injection import (
     injection_random,
     injection_recovery,
     location_scatter,
+    psf_injection_recovery,
 )
 from catalog.images.psf import FWHM_PER_SIGMA, growth_curve, make_psf
 
@@ -79,6 +81,7 @@ __all__ = [
     "inject_point_sources",
     "injection_random",
     "injection_recovery",
+    "psf_injection_recovery",
     "make_psf",
     "robust_noise",
 ]

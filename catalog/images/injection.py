@@ -555,3 +555,144 @@ def location_scatter(coeffs, flux_in, flux_out, flux_err, flux_ref: float) -> tu
     c = np.asarray(coeffs, float)
     slope = abs(np.polyval(np.polyder(c), ref)) if c.size > 1 else 0.0
     return float(biweight_scale(corrected)), float(slope * np.median(err[at]))
+
+
+def psf_injection_recovery(
+    image,
+    psf,
+    x,
+    y,
+    measured_flux,
+    *,
+    error=None,
+    weight=None,
+    mask=None,
+    neighbours=None,
+    n_flux=INJECT_N_FLUX,
+    n_locations=INJECT_N_LOCATIONS,
+    flux_range=INJECT_FLUX_RANGE,
+    min_sep_pix=4.0,
+    max_sep_pix=15.0,
+    rng,
+    fit_size_pix=27,
+    max_shift_pix=2.0,
+    background="quadratic",
+    upper_limit_nsigma=UPPER_LIMIT_NSIGMA,
+    progress=None,
+) -> dict[str, np.ndarray]:
+    """Injection-recovery of PSF point sources measured by the PSF fit (:mod:`catalog.images.psfphot`).
+
+    The same design as :func:`injection_recovery` (``n_flux`` fluxes over ``flux_range`` x each
+    target's measured flux, at ``n_locations`` positions ``min_sep_pix``-``max_sep_pix`` from
+    it, each with a cutout clear of bad pixels), but each injection is recovered the way the
+    science PSF photometry measures: :func:`~catalog.images.psfphot.psf_photometry` with the
+    same cutout, shift limit and background model, started at the injected position, with the
+    catalog sources (``neighbours``) within a cutout side as priors too, grouped with it by the
+    same rule as the science fit. One source is injected per copy of the image, and only the
+    tile within two cutout sides of it is fitted. Place injections at least a cutout side from
+    the target (``ingest.pointsources`` does) so that the target is not in the injection's
+    cutout: a nearer injection is a close pair, whose bias is not the target's.
+
+    Parameters
+    ----------
+    image, error, weight, mask
+        As for :func:`~catalog.images.psfphot.psf_photometry` (image units). The constant error
+        used without ``error`` and ``weight`` is that of the whole image.
+    psf : array_like
+        PSF stamp (odd sides) injected and fitted.
+    x, y : array_like
+        Target positions, pixels.
+    measured_flux : array_like
+        Measured (PSF-fit) flux of each target, image units; targets without a positive finite
+        flux are skipped with a :class:`GccatWarning`.
+    neighbours : (array_like, array_like), optional
+        Positions (pixels) of all catalog sources fitted with each injection; default ``x, y``.
+    n_flux, n_locations, flux_range, min_sep_pix, max_sep_pix, rng, progress
+        As for :func:`injection_recovery`.
+    fit_size_pix, max_shift_pix, background
+        As for :func:`~catalog.images.psfphot.psf_photometry` (pixels; the background model).
+    upper_limit_nsigma : float
+        An injection is recovered when its fit succeeded and ``flux_out > k flux_err``.
+
+    Returns
+    -------
+    dict of numpy.ndarray
+        ``target``, ``x``, ``y``, ``flux_in``, ``flux_out``, ``flux_err`` (image units),
+        ``quality`` (the fit's bits) and ``recovered``, one entry per injection.
+    """
+    from catalog.images.psfphot import FLAG_FAILED, _noise_map, check_psf_stamp, psf_photometry
+
+    rng = _rng(rng)
+    img = _image("image", image)
+    xs, ys = _positions(x, y)
+    meas = np.broadcast_to(np.asarray(measured_flux, dtype=float), xs.shape)
+    p = check_psf_stamp(psf)
+    lo, hi = (float(v) for v in flux_range)
+    if not (0 < lo <= hi) or int(n_flux) < 1 or int(n_locations) < 1:
+        raise GccatError("flux_range must be 0 < low <= high and n_flux, n_locations >= 1")
+    if not (0 <= min_sep_pix < max_sep_pix):
+        raise GccatError("need 0 <= min_sep_pix < max_sep_pix")
+    size = int(fit_size_pix)
+    half = size // 2
+    nx_, ny_ = _positions(*(neighbours if neighbours is not None else (xs, ys)))
+    data, err, bad = _noise_map(img, error, weight, mask)
+    grown_bad = _dilate(bad, half + 0.5)
+    factors = np.geomspace(lo, hi, int(n_flux))
+    cols: dict[str, list] = {"target": [], "x": [], "y": [], "flux_in": []}
+    for i in range(xs.size):
+        if not (np.isfinite(xs[i]) and np.isfinite(ys[i]) and np.isfinite(meas[i]) and meas[i] > 0):
+            warnings.warn(f"target {i}: no positive measured flux, skipped", GccatWarning, stacklevel=2)
+            continue
+        lx, ly = _draw_near(
+            rng, xs[i], ys[i], float(min_sep_pix), float(max_sep_pix), int(n_locations), grown_bad, half
+        )
+        if lx.size < int(n_locations):
+            warnings.warn(
+                f"target {i}: only {lx.size} clear injection positions of {n_locations}",
+                GccatWarning,
+                stacklevel=2,
+            )
+        cols["target"].append(np.full(lx.size * factors.size, i, dtype=np.int64))
+        cols["x"].append(np.tile(lx, factors.size))
+        cols["y"].append(np.tile(ly, factors.size))
+        cols["flux_in"].append(np.repeat(meas[i] * factors, lx.size))
+    out = {
+        k: (np.concatenate(v) if v else np.zeros(0, dtype=np.int64 if k == "target" else float))
+        for k, v in cols.items()
+    }
+    n = out["x"].size
+    flux_out, flux_err = np.full(n, np.nan), np.full(n, np.nan)
+    quality = np.zeros(n, np.int32)
+    shifter = _PsfShifter(p)
+    ny, nx = img.shape
+    reach = 2 * size + p.shape[0]  # the tile: the group's cutouts around the injection
+    for q in range(n):
+        xi, yi = float(out["x"][q]), float(out["y"][q])
+        cx, cy = int(np.floor(xi + 0.5)), int(np.floor(yi + 0.5))
+        y0, y1 = max(cy - reach, 0), min(cy + reach + 1, ny)
+        x0, x1 = max(cx - reach, 0), min(cx + reach + 1, nx)
+        tile = data[y0:y1, x0:x1].copy()
+        stamp, ix0, iy0 = shifter.place(xi - x0, yi - y0)
+        _add_stamp(tile, stamp, ix0, iy0, float(out["flux_in"][q]))
+        # catalog sources whose cutout overlaps the injection's (grouped with it by the fit)
+        near = (np.abs(nx_ - xi) <= size) & (np.abs(ny_ - yi) <= size)
+        px = np.concatenate([[xi - x0], nx_[near] - x0])
+        py = np.concatenate([[yi - y0], ny_[near] - y0])
+        fit = psf_photometry(
+            tile,
+            px,
+            py,
+            p,
+            error=err[y0:y1, x0:x1],
+            mask=bad[y0:y1, x0:x1],
+            fit_size_pix=size,
+            max_shift_pix=max_shift_pix,
+            background=background,
+        )
+        flux_out[q], flux_err[q], quality[q] = fit["flux"][0], fit["flux_err"][0], fit["quality"][0]
+        if progress is not None and (q + 1) % 200 == 0:
+            progress((q + 1) / n)
+    out.update(flux_out=flux_out, flux_err=flux_err, quality=quality)
+    with np.errstate(invalid="ignore"):
+        out["recovered"] = (flux_out > float(upper_limit_nsigma) * flux_err) & ((quality & FLAG_FAILED) == 0)
+    return out

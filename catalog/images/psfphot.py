@@ -3,7 +3,8 @@
 Each source (or group of sources closer than a cutout's half-side, found with photutils'
 :class:`~photutils.psf.SourceGrouper`) is fitted in a square cutout around its prior position
 with the PSF (photutils :class:`~photutils.psf.ImagePSF`, flux and position free, the position
-within ``max_shift_pix`` of the prior) plus a local background, a constant or a plane, fitted
+within ``max_shift_pix`` of the prior) plus a local background, a polynomial of degree 0-3
+(constant, plane, quadratic by default, cubic), fitted
 **jointly** with the fluxes, so that the halo of a cluster galaxy or the intracluster light
 under the source is removed by the fit rather than by an annulus median. photutils'
 ``PSFPhotometry`` only subtracts a fixed local background, so the fit itself is a weighted
@@ -25,8 +26,10 @@ from catalog.errors import GccatError
 from catalog.images._common import _positions
 from catalog.images.apertures import _usable_pixels
 
-#: Background models fitted jointly with the PSF: a constant, or a plane b0 + bx dx + by dy.
-BACKGROUND_MODELS = ("constant", "plane")
+#: Background models fitted jointly with the PSF, as the degree of a polynomial in (x - xc, y - yc):
+#: a constant, a plane b0 + bx dx + by dy, a quadratic (adds dx^2, dx dy, dy^2) or a cubic.
+BACKGROUND_DEGREES = {"constant": 0, "plane": 1, "quadratic": 2, "cubic": 3}
+BACKGROUND_MODELS = tuple(BACKGROUND_DEGREES)
 #: Quality bits of a PSF fit (the photometry table's ``quality``).
 FLAG_AT_BOUND = 2  # the position reached the +-max_shift_pix limit
 FLAG_POOR_FIT = 4  # reduced chi2 of the cutout above ``chi2_flag``
@@ -74,7 +77,7 @@ def _noise_map(img, error, weight, mask):
     return data, err, bad | ~(err > 0)
 
 
-def _fit_group(data, err, bad, psf_model, xs, ys, half, max_shift, plane):
+def _fit_group(data, err, bad, psf_model, xs, ys, half, max_shift, degree):
     """Fit one group of sources jointly with the background; see :func:`psf_photometry`."""
     ny, nx = data.shape
     x0, x1 = max(int(np.floor(xs.min())) - half, 0), min(int(np.ceil(xs.max())) + half + 1, nx)
@@ -93,14 +96,17 @@ def _fit_group(data, err, bad, psf_model, xs, ys, half, max_shift, plane):
     use &= ~bad[y0:y1, x0:x1]
     n_pix = int(use.sum())
     masked = n_pix < 0.5 * n * side
-    nb = 3 if plane else 1
+    powers = [(i, k - i) for k in range(degree + 1) for i in range(k, -1, -1)]
+    nb = len(powers)
     if n_pix <= 3 * n + nb:
         return fail | {"n_pix": n_pix}
     px, py = xx[use].astype(float), yy[use].astype(float)
     d = data[y0:y1, x0:x1][use]
     w = 1.0 / err[y0:y1, x0:x1][use]
     xc, yc = float(xs.mean()), float(ys.mean())
-    bkg_cols = [np.ones_like(px)] + ([px - xc, py - yc] if plane else [])
+    # polynomial columns in offsets scaled by the half-side (conditioning), powers (i, j) of (u, v)
+    u, v = (px - xc) / max(half, 1), (py - yc) / max(half, 1)
+    bkg_cols = [u**i * v**j for i, j in powers]
 
     def design(xpos, ypos):
         cols = [psf_model.evaluate(px, py, 1.0, a, b) for a, b in zip(xpos, ypos, strict=True)]
@@ -133,7 +139,8 @@ def _fit_group(data, err, bad, psf_model, xs, ys, half, max_shift, plane):
     dof = n_pix - p.size
     chi2 = float(np.sum(sol.fun**2)) / max(dof, 1)
     bx, by = p[n : 2 * n], p[2 * n : 3 * n]
-    bkg_at = p[3 * n] + ((bx - xc) * p[3 * n + 1] + (by - yc) * p[3 * n + 2] if plane else 0.0)
+    bu, bv = (bx - xc) / max(half, 1), (by - yc) / max(half, 1)
+    bkg_at = sum(p[3 * n + k] * bu**i * bv**j for k, (i, j) in enumerate(powers))
     at_bound = (np.abs(bx - xs) >= max_shift * (1 - 1e-6)) | (np.abs(by - ys) >= max_shift * (1 - 1e-6))
     return {
         "ok": True,
@@ -164,7 +171,7 @@ def psf_photometry(
     mask=None,
     fit_size_pix=27,
     max_shift_pix=2.0,
-    background="plane",
+    background="quadratic",
     group_separation_pix=None,
     chi2_flag=3.0,
 ) -> dict[str, np.ndarray]:
@@ -172,8 +179,10 @@ def psf_photometry(
 
     For each group of sources (prior positions closer than ``group_separation_pix``, default
     half the cutout side, are fitted together) the model is ``sum_i F_i PSF(x - x_i, y - y_i)
-    + B(x, y)`` on the union of the sources' cutouts, with ``B`` a constant or a plane through
-    the group centre. The fluxes ``F_i`` (image units), the positions (pixels, each within
+    + B(x, y)`` on the union of the sources' cutouts, with ``B`` a polynomial in the offsets from
+    the group centre (scaled by the cutout's half-side): a constant, a plane, a quadratic
+    (the default: near a bright n = 4 galaxy a plane leaves the halo's curvature in the fit,
+    ``docs/methods.md``) or a cubic. The fluxes ``F_i`` (image units), the positions (pixels, each within
     ``+-max_shift_pix`` of its prior on both axes) and the background are fitted at once by
     weighted least squares (weights ``1 / error``); the errors are the square roots of the
     diagonal of ``(J^T J)^-1`` of the weighted Jacobian, i.e. the noise's, not rescaled by
@@ -197,8 +206,8 @@ def psf_photometry(
         Side of each source's cutout, pixels (odd; 0.8 arcsec is 27 px at 0.03"/pix).
     max_shift_pix : float
         Largest shift of a fitted position from its prior on each axis, pixels.
-    background : {"plane", "constant"}
-        Local background model fitted jointly with the fluxes.
+    background : {"quadratic", "plane", "constant", "cubic"}
+        Local background model fitted jointly with the fluxes (polynomial of degree 2, 1, 0, 3).
     group_separation_pix : float, optional
         Sources whose priors are closer than this (pixels) are fitted in one model.
     chi2_flag : float
@@ -250,7 +259,9 @@ def psf_photometry(
         sel = idx[groups == g]
         out["group_id"][sel] = g
         out["group_size"][sel] = sel.size
-        r = _fit_group(data, err, bad, psf_model, xs[sel], ys[sel], half, shift, background == "plane")
+        r = _fit_group(
+            data, err, bad, psf_model, xs[sel], ys[sel], half, shift, BACKGROUND_DEGREES[background]
+        )
         q = np.zeros(sel.size, np.int32)
         if r.get("masked"):
             q |= FLAG_MASKED

@@ -109,3 +109,51 @@ def test_psf_ranks_above_aperture_sums_only(cli, tmp_path, sim):
     assert con.sql("SELECT DISTINCT method FROM photometry_best").fetchall() == [("psf",)]
     ranked = con.sql("SELECT method, count(*) FROM photometry_ranked GROUP BY ALL ORDER BY 1").fetchall()
     assert ranked == [("aperture", len(truth)), ("psf", len(truth))]
+
+
+def test_inject_psf_corrections_for_psf_rows(cli, tmp_path, sim):
+    """``gccat inject --method psf``: PSF point sources recovered by the PSF fit, stored like the
+    aperture injections (no aperture radius), and applied to the psf rows of the same fit."""
+    out, s, truth = sim
+    lake = _lake(tmp_path, sim)
+    img = s["images"]["F150W"]
+    base = ("--field", "sim", "--catalog", "gc", "--lake", lake.root, "--psf", s["psf"])
+    assert cli("photometry", img, *base, "--method", "psf").exit_code == 0
+    r = cli("inject", img, *base, "--method", "psf", "--n", "4", "--locations", "5", "--max-targets", "12")
+    assert r.exit_code == 0, r.output
+    con = connect(lake.root)
+    src = con.sql("SELECT * FROM injection_sources").df()
+    assert len(src) == 12 * 4 * 5 and src.aperture_radius_arcsec.isna().all()
+    ok = src[src.flux_in_njy > 20 * src.flux_err_njy]
+    assert abs(np.median(ok.flux_out_njy / ok.flux_in_njy - 1)) < 0.01
+    assert src.recovered.mean() > 0.9
+    comp = con.sql("SELECT * FROM injection_completeness").df()
+    assert comp.n_injected.sum() == len(src) and comp.aperture_radius_arcsec.isna().all()
+    params = json.loads(con.sql("SELECT params FROM injection_runs").fetchall()[0][0])
+    assert params["method"] == "psf" and params["background"] == "quadratic" and params["fit_size_pix"] == 27
+    n_corr = con.sql("SELECT count(*) FROM injection_corrections").fetchall()[0][0]
+    assert n_corr == 12
+    got = con.sql(
+        "SELECT count(*), count(correction_run) FROM photometry_injection_corrected WHERE method = 'psf'"
+    ).fetchall()[0]
+    assert got[0] == len(truth) and 0 < got[1] <= 12
+    # a psf fit with another background is not calibrated by that run
+    assert cli("photometry", img, *base, "--method", "psf", "--background", "plane").exit_code == 0
+    con = connect(lake.root)
+    assert con.sql(
+        "SELECT count(correction_run) FROM photometry_injection_corrected WHERE method = 'psf'"
+    ).fetchall()[0] == (0,)
+    # bad options: exit 2, one line, lake unchanged
+    before = snapshot(lake)
+    for extra in (
+        ("--method", "psf", "--mode", "random"),
+        ("--method", "tractor"),
+        ("--background", "plane"),
+        ("--method", "psf", "--background", "spline"),
+        ("--method", "psf", "--fit-size", "0"),
+        ("--method", "psf", "--max-shift", "-1"),
+    ):
+        r = cli("inject", img, *base, *extra)
+        assert r.exit_code == 2, (extra, r.output)
+        assert len(r.output.strip().splitlines()) == 1, r.output
+    assert snapshot(lake) == before

@@ -220,6 +220,37 @@ def _draw_near(
     return np.asarray(got_x[:n]), np.asarray(got_y[:n])
 
 
+def _injection_plan(rng, xs, ys, ref, factors, min_sep_pix, max_sep_pix, n_locations, grown_bad, reach,
+                    skip: str) -> dict[str, np.ndarray]:  # fmt: skip
+    """Where and how bright the injections near each target go: ``n_locations`` clear places
+    (:func:`_draw_near`) times the fluxes ``ref[i] * factors``; a target without a finite
+    position or a positive ``ref`` is skipped with the warning ``skip``. Returns ``target``,
+    ``x``, ``y``, ``flux_in``.
+    """
+    cols: dict[str, list] = {"target": [], "x": [], "y": [], "flux_in": []}
+    for i in range(xs.size):
+        if not (np.isfinite(xs[i]) and np.isfinite(ys[i]) and np.isfinite(ref[i]) and ref[i] > 0):
+            warnings.warn(f"target {i}: {skip}, skipped", GccatWarning, stacklevel=3)
+            continue
+        lx, ly = _draw_near(
+            rng, xs[i], ys[i], float(min_sep_pix), float(max_sep_pix), int(n_locations), grown_bad, reach
+        )
+        if lx.size < int(n_locations):
+            warnings.warn(
+                f"target {i}: only {lx.size} clear injection positions of {n_locations}",
+                GccatWarning,
+                stacklevel=3,
+            )
+        cols["target"].append(np.full(lx.size * factors.size, i, dtype=np.int64))
+        cols["x"].append(np.tile(lx, factors.size))
+        cols["y"].append(np.tile(ly, factors.size))
+        cols["flux_in"].append(np.repeat(ref[i] * factors, lx.size))
+    return {
+        k: (np.concatenate(v) if v else np.zeros(0, dtype=np.int64 if k == "target" else float))
+        for k, v in cols.items()
+    }
+
+
 def injection_recovery(
     image,
     psf,
@@ -326,31 +357,8 @@ def injection_recovery(
     factors = np.geomspace(lo, hi, int(n_flux))
     reach = float(radii.max()) + 1.0
     grown_bad = _dilate(bad, reach + 0.5)
-    cols: dict[str, list] = {"target": [], "x": [], "y": [], "flux_in": []}
-    for i in range(xs.size):
-        if not (np.isfinite(xs[i]) and np.isfinite(ys[i]) and np.isfinite(ref[i]) and ref[i] > 0):
-            warnings.warn(
-                f"target {i}: no usable position or reference flux, skipped", GccatWarning, stacklevel=2
-            )
-            continue
-        lx, ly = _draw_near(
-            rng, xs[i], ys[i], float(min_sep_pix), float(max_sep_pix), int(n_locations), grown_bad, reach
-        )
-        if lx.size < int(n_locations):
-            warnings.warn(
-                f"target {i}: only {lx.size} clear injection positions of {n_locations}",
-                GccatWarning,
-                stacklevel=2,
-            )
-        fl = np.repeat(ref[i] * factors, lx.size)
-        cols["target"].append(np.full(fl.size, i, dtype=np.int64))
-        cols["x"].append(np.tile(lx, factors.size))
-        cols["y"].append(np.tile(ly, factors.size))
-        cols["flux_in"].append(fl)
-    out = {
-        k: (np.concatenate(v) if v else np.zeros(0, dtype=np.int64 if k == "target" else float))
-        for k, v in cols.items()
-    }
+    out = _injection_plan(rng, xs, ys, ref, factors, min_sep_pix, max_sep_pix, n_locations, grown_bad, reach,
+                          "no usable position or reference flux")  # fmt: skip
     meas_res = _measure_injections(
         img,
         bad,
@@ -638,28 +646,8 @@ def psf_injection_recovery(
     data, err, bad = _noise_map(img, error, weight, mask)
     grown_bad = _dilate(bad, half + 0.5)
     factors = np.geomspace(lo, hi, int(n_flux))
-    cols: dict[str, list] = {"target": [], "x": [], "y": [], "flux_in": []}
-    for i in range(xs.size):
-        if not (np.isfinite(xs[i]) and np.isfinite(ys[i]) and np.isfinite(meas[i]) and meas[i] > 0):
-            warnings.warn(f"target {i}: no positive measured flux, skipped", GccatWarning, stacklevel=2)
-            continue
-        lx, ly = _draw_near(
-            rng, xs[i], ys[i], float(min_sep_pix), float(max_sep_pix), int(n_locations), grown_bad, half
-        )
-        if lx.size < int(n_locations):
-            warnings.warn(
-                f"target {i}: only {lx.size} clear injection positions of {n_locations}",
-                GccatWarning,
-                stacklevel=2,
-            )
-        cols["target"].append(np.full(lx.size * factors.size, i, dtype=np.int64))
-        cols["x"].append(np.tile(lx, factors.size))
-        cols["y"].append(np.tile(ly, factors.size))
-        cols["flux_in"].append(np.repeat(meas[i] * factors, lx.size))
-    out = {
-        k: (np.concatenate(v) if v else np.zeros(0, dtype=np.int64 if k == "target" else float))
-        for k, v in cols.items()
-    }
+    out = _injection_plan(rng, xs, ys, meas, factors, min_sep_pix, max_sep_pix, n_locations, grown_bad, half,
+                          "no positive measured flux")  # fmt: skip
     n = out["x"].size
     flux_out, flux_err = np.full(n, np.nan), np.full(n, np.nan)
     quality = np.zeros(n, np.int32)

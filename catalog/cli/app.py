@@ -1483,6 +1483,21 @@ PriorOpt = Annotated[
         "grid) or log-age (flat in log age).",
     ),
 ]
+ChunkOpt = Annotated[
+    int,
+    typer.Option(
+        "--chunk",
+        help="Objects per chunk (one Dask task; bounds memory), in [1, 65536]; results do not depend on it.",
+    ),
+]
+SchedulerOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--scheduler",
+        help="Dask: 'local' (a local cluster) or a scheduler address such as tcp://host:8786 "
+        "(default: in process); recorded in fit_runs.scheduler.",
+    ),
+]
 
 
 @command(fit_app, "ssp")
@@ -1503,11 +1518,8 @@ def fit_ssp_cmd(
     age_step: AgeStepOpt = None,
     universe_bound: UniverseOpt = True,
     imf: ImfOpt = "chabrier",
-    chunk: Annotated[int, typer.Option("--chunk", help="Objects per chunk (memory bound).")] = 4096,
-    scheduler: Annotated[
-        str | None,
-        typer.Option("--scheduler", help="Dask: 'local' or a scheduler address (default: in process)."),
-    ] = None,
+    chunk: ChunkOpt = 4096,
+    scheduler: SchedulerOpt = None,
     seed: Annotated[int, typer.Option("--seed", help="Random seed of the draws.")] = 0,
     prior: PriorOpt = "index",
     min_bands: MinBandsOpt = None,
@@ -1691,6 +1703,11 @@ def fit_sfh_cmd(
             "(default: only objects without a redshift, over 0.5,11.9,0.1); ZMAX below the first epoch.",
         ),
     ] = None,
+    seed: Annotated[
+        int, typer.Option("--seed", help="Seed of the perturbations (recorded in fit_runs).")
+    ] = 0,
+    chunk: ChunkOpt = 64,
+    scheduler: SchedulerOpt = None,
     min_bands: MinBandsOpt = None,
     photometry: PhotometryOpt = "best",
     lake: LakeOpt = DEFAULT_LAKE,
@@ -1710,6 +1727,7 @@ def fit_sfh_cmd(
       gccat fit sfh --where "field_id = 'abell2744_glass'" --recipe sedz --min-bands 1
       gccat fit sfh --where "source_id = 'SC_000'" --metallicity 0.2 --av 0.3 --nebular --log-u -2.5
       gccat fit sfh --where "source_id = 'SC_000'" --recipe sedz --z-scan 0.1,3,0.05
+      gccat fit sfh --where "field_id = 'smacs0723'" --scheduler tcp://scheduler:8786 --chunk 16
     """
     from catalog.runs.fits import run_fit_sfh
 
@@ -1737,6 +1755,9 @@ def fit_sfh_cmd(
         where,
         z=z,
         error_floor=error_floor,
+        seed=seed,
+        chunk=chunk,
+        scheduler=scheduler,
         min_bands=min_bands,
         photometry=photometry,
         command=command_line(),
@@ -1846,6 +1867,8 @@ def fit_nonparam_cmd(
     seed: Annotated[
         int, typer.Option("--seed", help="Seed of the atlas and the draws (recorded in fit_runs).")
     ] = 0,
+    chunk: ChunkOpt = 4096,
+    scheduler: SchedulerOpt = None,
     min_bands: MinBandsOpt = None,
     photometry: PhotometryOpt = "best",
     lake: LakeOpt = DEFAULT_LAKE,
@@ -1864,6 +1887,7 @@ def fit_nonparam_cmd(
       gccat fit nonparam --where "field_id = 'smacs0723'" --recipe sparkler-nonparam
       gccat fit nonparam --where "source_id = 'SC_000'" --n-atlas 20000 --n-tx 3 --seed 2
       gccat fit nonparam --where "source_id = 'SC_000'" --log-ssfr-range=-13,-9 --av-prior exponential
+      gccat fit nonparam --where "field_id = 'smacs0723'" --scheduler local --chunk 256
     """
     from catalog.cli.util import StageProgress
     from catalog.runs.nonparam import run_fit_nonparam
@@ -1887,6 +1911,8 @@ def fit_nonparam_cmd(
             seed=seed,
             error_floor=error_floor,
             n_draws=draws,
+            chunk=chunk,
+            scheduler=scheduler,
             min_bands=min_bands,
             photometry=photometry,
             progress=progress,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import hashlib
 import json
 import time
@@ -37,6 +38,7 @@ from catalog.lake.schemas import (
 )
 from catalog.runs.restframe import restframe_rows
 from catalog.sed import GridSpec
+from catalog.sed.draws import SEEDING
 
 BLOCK = 65_536  # objects fitted and written at a time
 #: Bounds of the fit options (those of the grid options are :class:`catalog.sed.GridSpec`'s):
@@ -46,6 +48,9 @@ MAX_SAMPLES = 10_000
 MAX_BOOT = 100_000
 MAX_PERTURB = 10_000
 MAX_EPOCHS = 50
+#: The id that keys the posterior draws of a stack (its object id, ``stack:<run_id>``, is new
+#: each run; keyed by this, the same seed gives the same draws).
+STACK_DRAW_ID = "stack"
 #: Seconds to wait for a Dask scheduler before giving up with a one-line error.
 SCHEDULER_TIMEOUT_S = 10.0
 
@@ -378,7 +383,8 @@ def load_or_build_grid(
 ) -> tuple[sps.SSPGrid, str, bool]:
     """The cached grid for (z, bands, spec), or a new one (appended with ``tx`` if given).
 
-    ``spec`` defaults to ``GridSpec()``. Returns the grid, its id and whether it was built now.
+    ``spec`` defaults to ``GridSpec()``. Returns the grid, its id and whether it was built now;
+    a new grid's fluxes are rounded to float32, as the cache stores them.
     """
     z = check_redshift(z, allow_none=False)
     spec = (spec or GridSpec()).checked()
@@ -395,6 +401,9 @@ def load_or_build_grid(
         )
         raise GccatError(f"--age-range: no age from {spec.age_min_gyr:g} Gyr on: {why}")
     grid = sps.build_grid(float(z), list(sedpy_names), spec)
+    # the cache holds float32 fluxes: a new grid is rounded alike, so that the run that builds
+    # it and every later run on the cached grid fit the same numbers
+    grid.flux_njy = grid.flux_njy.astype(np.float32).astype(np.float64)
     if tx is not None:
         tx.append("ssp_grids", grid_table(grid, gid, tx.ingest_id))
     return grid, gid, True
@@ -568,8 +577,7 @@ def select(
     return sel
 
 
-def _fit_chunk(grid, flux, err, upper, error_floor, n_samples, seed, keep_chi2, prior="index"):
-    rng = np.random.default_rng(seed)
+def _fit_chunk(grid, flux, err, upper, error_floor, n_samples, keys, keep_chi2, prior="index"):
     if prior not in sps.PRIORS:
         raise GccatError(f"--prior must be one of {', '.join(sps.PRIORS)}, not {prior!r}")
     return sps.fit_ssp(
@@ -579,7 +587,7 @@ def _fit_chunk(grid, flux, err, upper, error_floor, n_samples, seed, keep_chi2, 
         upper_limit=upper,
         error_floor=error_floor,
         n_samples=n_samples,
-        rng=rng,
+        draw_keys=keys,
         keep_chi2_grid=keep_chi2,
         log_prior=sps.PRIORS[prior](grid),
     )
@@ -612,6 +620,7 @@ def fit_in_chunks(
     error_floor=0.05,
     n_samples=0,
     seed=0,
+    object_ids=None,
     chunk=4096,
     scheduler: str | None = None,
     keep_chi2=False,
@@ -621,24 +630,27 @@ def fit_in_chunks(
 ) -> sps.FitResult:
     """Fit objects in chunks of ``chunk`` (bounded memory), in process or on Dask.
 
-    Chunk ``i`` draws its samples from ``default_rng((seed, i))``, so both paths give the same
-    numbers. ``scheduler``: None (in process), ``"local"`` (a local Dask cluster) or a Dask
-    scheduler address; ``client``: an open Dask client (from :func:`dask_client`) instead.
+    Each object draws its samples from its own stream, keyed by ``seed`` and its id in
+    ``object_ids`` (default: its row number; :func:`catalog.sed.draws.object_keys`), so the
+    numbers are the same whatever ``chunk`` and wherever the chunks run. ``scheduler``: None
+    (in process), ``"local"`` (a local Dask cluster) or a Dask scheduler address; ``client``:
+    an open Dask client (from :func:`dask_client`) instead.
     """
+    from catalog.sed.draws import object_keys
+
     chunk = check_number(chunk, "--chunk", lo=1, hi=BLOCK, integer=True)
     n_samples = check_number(n_samples, "--samples", lo=0, hi=MAX_SAMPLES, integer=True)
     error_floor = check_number(error_floor, "--error-floor", lo=0, hi=1)
     n = len(flux)
+    keys = object_keys(seed, range(n) if object_ids is None else object_ids)
     starts = list(range(0, n, chunk)) or [0]
-    base = tuple(seed) if isinstance(seed, tuple) else (seed,)
     args = [
-        (flux[s : s + chunk], err[s : s + chunk], upper[s : s + chunk], (*base, i))
-        for i, s in enumerate(starts)
+        (flux[s : s + chunk], err[s : s + chunk], upper[s : s + chunk], keys[s : s + chunk]) for s in starts
     ]
     if client is None and scheduler is None:
         out = []
-        for i, (f, e, u, sd) in enumerate(args):
-            out.append(_fit_chunk(grid, f, e, u, error_floor, n_samples, sd, keep_chi2, prior))
+        for i, (f, e, u, k) in enumerate(args):
+            out.append(_fit_chunk(grid, f, e, u, error_floor, n_samples, k, keep_chi2, prior))
             if progress:
                 progress(f"fitting {min((i + 1) * chunk, n)}/{n}", 0.1 + 0.8 * (i + 1) / len(args))
         return _concat(out)
@@ -652,6 +664,7 @@ def fit_in_chunks(
                 error_floor=error_floor,
                 n_samples=n_samples,
                 seed=seed,
+                object_ids=object_ids,
                 chunk=chunk,
                 keep_chi2=keep_chi2,
                 prior=prior,
@@ -660,8 +673,8 @@ def fit_in_chunks(
             )
     g = client.scatter(grid, broadcast=True)
     futures = [
-        client.submit(_fit_chunk, g, f, e, u, error_floor, n_samples, sd, keep_chi2, prior, pure=False)
-        for f, e, u, sd in args
+        client.submit(_fit_chunk, g, f, e, u, error_floor, n_samples, k, keep_chi2, prior, pure=False)
+        for f, e, u, k in args
     ]
     if progress:
         progress(f"fitting {n} on Dask", 0.5)
@@ -827,7 +840,8 @@ def run_fit_ssp(
                     sel.upper[idx],
                     error_floor=error_floor,
                     n_samples=n_samples,
-                    seed=(seed, b0),
+                    seed=seed,
+                    object_ids=sel.object_id[idx],
                     chunk=chunk,
                     client=client,
                     prior=prior,
@@ -871,7 +885,9 @@ def run_fit_ssp(
             "error_floor": error_floor,
             "n_samples": n_samples,
             "seed": seed,
+            "draws": SEEDING,
             "chunk": chunk,
+            "scheduler": scheduler or "in-process",
             "bands": sel.bands,
             **spec.to_dict(),
             "min_bands": cut.min_bands,
@@ -989,6 +1005,7 @@ def run_fit_stack(
         error_floor=error_floor,
         n_samples=n_samples,
         seed=seed,
+        object_ids=[STACK_DRAW_ID],
         keep_chi2=True,
         prior=prior,
     )
@@ -1039,6 +1056,7 @@ def run_fit_stack(
             "stack": stack,
             "n_boot": n_boot,
             "seed": seed,
+            "draws": f"bootstrap: default_rng(seed); posterior draws keyed by the id {STACK_DRAW_ID!r}",
             "min_bands": need,
             "n_members": len(sel.object_id),
             "bands": sel.bands,
@@ -1177,17 +1195,30 @@ class SfhTemplates:
         zo = round(float(z), 3)
         if zo not in self.cache:
             o = self.opts
-            self.cache[zo] = sps.sfh_templates(
-                zo,
-                self.names,
-                o["epochs_z"],
-                log_z=float(np.log10(o["metallicity"])),
-                av=o["av"],
-                nebular=o["nebular"],
-                log_u=o["log_u"],
-                constant_z_max=o["constant_z_max"],
-            )
+            key = (o["epochs_z"], o["metallicity"], o["av"], o["nebular"], o["log_u"], o["constant_z_max"])
+            self.cache[zo] = _sfh_templates(zo, tuple(self.names), key)
         return self.cache[zo]
+
+
+@functools.lru_cache(maxsize=4096)
+def _sfh_templates(z: float, names: tuple, key: tuple) -> dict:
+    """SEDz* templates, cached per process (chunks fitted in one process, or on one Dask
+    worker, build each redshift once).
+    """
+    from catalog.sed.fitting import _single_threaded_blas
+
+    epochs_z, metallicity, av, nebular, log_u, constant_z_max = key
+    with _single_threaded_blas():  # as on a Dask worker: the same sums wherever it is built
+        return sps.sfh_templates(
+            z,
+            list(names),
+            epochs_z,
+            log_z=float(np.log10(metallicity)),
+            av=av,
+            nebular=nebular,
+            log_u=log_u,
+            constant_z_max=constant_z_max,
+        )
 
 
 def _catalog_redshifts(lake: Lake, where: str | None, ids: np.ndarray) -> np.ndarray:
@@ -1379,6 +1410,8 @@ def run_fit_sfh(
     z: float | None = None,
     error_floor: float = 0.05,
     seed: int = 0,
+    chunk: int = 64,
+    scheduler: str | None = None,
     min_bands: int | None = None,
     photometry: str = "best",
     progress=None,
@@ -1401,12 +1434,17 @@ def run_fit_sfh(
     ``sfh_chi2_z``. ``photometry`` chooses the rows fitted (:func:`photometry_choice`). Objects
     with fewer than ``min_bands`` usable bands (default :data:`MIN_BANDS_SFH`) are not fitted;
     they are recorded in ``fit_skipped`` and counted in the returned ``warnings``.
+    Objects are fitted ``chunk`` at a time, in process or (``scheduler``: ``"local"`` or a
+    Dask scheduler address) on Dask; each object's perturbations come from its own stream
+    (:func:`catalog.sed.draws.object_keys` of ``seed`` and its id), so the results are the
+    same whatever ``chunk`` and ``scheduler``.
     """
+    from catalog.sed.draws import object_keys
     from catalog.sed.recipes import resolve_sfh
 
     step = progress or (lambda stage, frac: None)
-    opts = check_fit_options(z=z, error_floor=error_floor, seed=seed)
-    z, error_floor, seed = opts["z"], opts["error_floor"], opts["seed"]
+    opts = check_fit_options(z=z, error_floor=error_floor, seed=seed, chunk=chunk, scheduler=scheduler)
+    z, error_floor, seed, chunk = opts["z"], opts["error_floor"], opts["seed"], opts["chunk"]
     sfh, record = resolve_sfh(recipe, **sfh_options)
     o = check_sfh_options(sfh)
     min_bands = check_min_bands(min_bands)
@@ -1421,9 +1459,7 @@ def run_fit_sfh(
     )
     z_grid = z_scan_grid(z_scan)
     run_id = new_ingest_id()
-    rng = np.random.default_rng(seed)
     t0 = time.perf_counter()
-    tpl_at = SfhTemplates(sel.sedpy, o)
     out = {
         "sfh_epochs": [],
         "fit_posteriors": [],
@@ -1432,33 +1468,20 @@ def run_fit_sfh(
         "restframe_results": [],
     }
     fitted = np.flatnonzero(cut.keep)
+    chunks = [fitted[c : c + chunk] for c in range(0, len(fitted), chunk)]
+    with dask_client(scheduler) as client:
+        parts = map_chunks(
+            _fit_sfh_chunk,
+            [(_take(sel, idx), sources[idx], object_keys(seed, sel.object_id[idx])) for idx in chunks],
+            client,
+            small=(o, z_grid, error_floor, run_id),
+            progress=step,
+        )
     unconstrained = []
-    for k, i in enumerate(fitted):
-        r, tpl, zfit, scan = _fit_sfh_object(sel, i, sources[i], tpl_at, z_grid, o, rng, error_floor)
-        oid = sel.object_id[i]
-        if r is None:  # chi2(z) flat within delta-chi2 over the whole scan
-            unconstrained.append(i)
-            continue
-        out["sfh_epochs"] += _sfh_epoch_rows(run_id, oid, r, tpl)
-        out["fit_posteriors"] += _sfh_posterior_rows(run_id, sel, i, r, zfit)
-        out["sfh_results"].append(_sfh_result_row(run_id, sel, i, r, tpl, zfit, sources[i], scan))
-        out["sfh_chi2_z"] += _sfh_chi2_rows(run_id, oid, scan, zfit, r)
-        one = slice(i, i + 1)
-        out["restframe_results"] += restframe_rows(
-            run_id,
-            [oid],
-            sel.field_id[one],
-            [zfit],
-            None,
-            sel.bands,
-            sel.flux[one],
-            sel.err[one],
-            sel.upper[one],
-            error_floor,
-            r,
-            templates=tpl,
-        ).to_pylist()
-        step(f"fitting {k + 1}/{len(fitted)}", 0.1 + 0.8 * (k + 1) / len(fitted))
+    for idx, (rows, lost) in zip(chunks, parts, strict=True):
+        for name, r in rows.items():
+            out[name] += r
+        unconstrained += [int(i) for i in idx[lost]]
     n_scan = int(np.sum(sources[fitted] == "scan"))
     if unconstrained:
         fitted = np.setdiff1d(fitted, unconstrained)
@@ -1479,6 +1502,9 @@ def run_fit_sfh(
         "band": SFH_BAND,
         "error_floor": error_floor,
         "seed": seed,
+        "draws": SEEDING,
+        "chunk": chunk,
+        "scheduler": scheduler or "in-process",
         "bands": sel.bands,
         "min_bands": cut.min_bands,
         "n_selected": len(sel.object_id),
@@ -1530,6 +1556,90 @@ def run_fit_sfh(
     }
 
 
+def _take(sel: Selection, idx) -> Selection:
+    """The objects ``idx`` of a selection (a chunk shipped to a worker)."""
+    return Selection(
+        sel.object_id[idx],
+        sel.field_id[idx],
+        sel.z[idx],
+        sel.bands,
+        sel.sedpy,
+        sel.flux[idx],
+        sel.err[idx],
+        sel.upper[idx],
+    )
+
+
+def map_chunks(fn, parts: list, client=None, *, big=(), small=(), progress=None) -> list:
+    """``fn(*part, *big, *small)`` for each ``part`` (a tuple of arguments) of ``parts``, in
+    process (``client`` None) or as Dask tasks of ``client`` (:func:`dask_client`), ``big``
+    objects (grids, atlases) scattered to the workers once; the results in the parts' order.
+    """
+    step = progress or (lambda stage, frac: None)
+    if client is None:
+        out = []
+        for k, part in enumerate(parts):
+            out.append(fn(*part, *big, *small))
+            step(f"fitting chunk {k + 1}/{len(parts)}", 0.1 + 0.8 * (k + 1) / max(len(parts), 1))
+        return out
+    shared = [client.scatter(x, broadcast=True) for x in big]
+    step(f"fitting {len(parts)} chunks on Dask", 0.5)
+    return client.gather([client.submit(fn, *part, *shared, *small, pure=False) for part in parts])
+
+
+def _fit_sfh_chunk(sel: Selection, sources, keys, o: dict, z_grid, error_floor: float, run_id: str):
+    """Fit the objects of ``sel`` (a chunk), object i with the Philox stream of ``keys[i]``.
+
+    Returns the rows per table and the indices (into ``sel``) of objects whose scan does not
+    constrain the redshift. The BLAS runs single-threaded, as Dask workers run it (their
+    default ``OPENBLAS_NUM_THREADS=1``): a threaded BLAS sums in another order, and results
+    would differ in the last digits between the in-process and the Dask run.
+    """
+    from catalog.sed.fitting import _single_threaded_blas
+
+    with _single_threaded_blas():
+        return _fit_sfh_objects(sel, sources, keys, o, z_grid, error_floor, run_id)
+
+
+def _fit_sfh_objects(sel: Selection, sources, keys, o: dict, z_grid, error_floor: float, run_id: str):
+    """The loop of :func:`_fit_sfh_chunk` over its objects."""
+    from catalog.sed.draws import object_generator
+
+    tpl_at = SfhTemplates(sel.sedpy, o)
+    out = {
+        name: []
+        for name in ("sfh_epochs", "fit_posteriors", "sfh_results", "sfh_chi2_z", "restframe_results")
+    }
+    lost = []
+    for i in range(len(sel.object_id)):
+        rng = object_generator(keys[i])
+        r, tpl, zfit, scan = _fit_sfh_object(sel, i, sources[i], tpl_at, z_grid, o, rng, error_floor)
+        oid = sel.object_id[i]
+        if r is None:  # chi2(z) flat within delta-chi2 over the whole scan
+            lost.append(i)
+            continue
+        out["sfh_epochs"] += _sfh_epoch_rows(run_id, oid, r, tpl)
+        out["fit_posteriors"] += _sfh_posterior_rows(run_id, sel, i, r, zfit)
+        out["sfh_results"].append(_sfh_result_row(run_id, sel, i, r, tpl, zfit, sources[i], scan))
+        out["sfh_chi2_z"] += _sfh_chi2_rows(run_id, oid, scan, zfit, r)
+        one = slice(i, i + 1)
+        out["restframe_results"] += restframe_rows(
+            run_id,
+            [oid],
+            sel.field_id[one],
+            [zfit],
+            None,
+            sel.bands,
+            sel.flux[one],
+            sel.err[one],
+            sel.upper[one],
+            error_floor,
+            r,
+            templates=tpl,
+        ).to_pylist()
+    return out, np.asarray(lost, dtype=np.intp)
+
+
 def _write_sfh_run(
     lake, run_id, where, error_floor, n_fit, n_perturb, t0, config, out, cut, sel, command, warnings
 ):
@@ -1558,7 +1668,7 @@ def _write_sfh_run(
                 error_floor,
                 n_fit,
                 n_perturb,
-                None,
+                config["scheduler"],
                 time.perf_counter() - t0,
                 config,
             ),

@@ -30,13 +30,16 @@ from catalog.runs.fits import (
     band_cut,
     check_fit_options,
     check_min_bands,
+    dask_client,
     load_or_build_grid,
+    map_chunks,
     photometry_choice,
     select,
 )
 from catalog.runs.restframe import restframe_rows
 from catalog.sed import GridSpec
 from catalog.sed import nonparametric as npm
+from catalog.sed.draws import SEEDING, object_keys
 from catalog.sed.grids import MAX_AV, MAX_N_AV
 from catalog.sed.library import BC03_Z_ZSUN
 from catalog.sed.recipes import resolve_nonparam
@@ -131,6 +134,28 @@ def _history_rows(run_id, ids, edges, res: npm.NonparamResult) -> pa.Table:
     ).cast(NONPARAM_HISTORIES)
 
 
+def _fit_chunk(flux, err, upper, keys, atlas, error_floor, n_draws) -> npm.NonparamResult:
+    """One chunk of objects against an atlas, object i's draws from the stream of ``keys[i]``."""
+    return npm.fit_atlas(
+        atlas, flux, err, upper_limit=upper, error_floor=error_floor, n_draws=n_draws, draw_keys=keys
+    )
+
+
+def concat_results(parts: list):
+    """Results of consecutive chunks (dataclasses of per-object arrays and dicts of them) as one."""
+    import dataclasses
+
+    def cat(values):
+        if isinstance(values[0], dict):
+            return {k: cat([v[k] for v in values]) for k in values[0]}
+        return None if values[0] is None else np.concatenate(values)
+
+    first = parts[0]
+    return type(first)(
+        **{f.name: cat([getattr(p, f.name) for p in parts]) for f in dataclasses.fields(first)}
+    )
+
+
 def run_fit_nonparam(
     lake: Lake,
     where: str | None = None,
@@ -141,6 +166,8 @@ def run_fit_nonparam(
     seed: int = 0,
     error_floor: float = 0.05,
     n_draws: int = 500,
+    chunk: int = 4096,
+    scheduler: str | None = None,
     min_bands: int | None = None,
     photometry: str = "best",
     progress=None,
@@ -156,12 +183,17 @@ def run_fit_nonparam(
     them, the ones given override it (recorded in ``fit_runs.config``). Objects with fewer
     usable bands than ``min_bands`` (default: the fit's free parameters, mass + n_tx +
     metallicity + A_V + sSFR) are not fitted; they are recorded in ``fit_skipped`` and counted
-    in the returned ``warnings``. Returns the run id, counts and, per redshift, the
+    in the returned ``warnings``. Each redshift's atlas is drawn once (from ``seed``, in this
+    process); its objects are fitted ``chunk`` at a time, in process or (``scheduler``:
+    ``"local"`` or a Dask scheduler address) on Dask with the atlas scattered to the workers.
+    Each object's posterior draws come from its own stream
+    (:func:`catalog.sed.draws.object_keys` of ``seed`` and its id), so the results are the same
+    whatever ``chunk`` and ``scheduler``. Returns the run id, counts and, per redshift, the
     :class:`catalog.sed.nonparametric.NonparamResult` of its last block.
     """
     step = progress or (lambda stage, frac: None)
-    opts = check_fit_options(z=z, error_floor=error_floor, seed=seed)
-    z, error_floor, seed = opts["z"], opts["error_floor"], opts["seed"]
+    opts = check_fit_options(z=z, error_floor=error_floor, seed=seed, chunk=chunk, scheduler=scheduler)
+    z, error_floor, seed, chunk = opts["z"], opts["error_floor"], opts["seed"], opts["chunk"]
     prior, record = resolve_nonparam(recipe, **prior_options)
     o = check_nonparam_options(n_atlas=n_atlas, n_draws=n_draws, **prior)
     min_bands = check_min_bands(min_bands)
@@ -175,14 +207,15 @@ def run_fit_nonparam(
     t0 = time.perf_counter()
     zkey = np.round(sel.z, 3)
     results, atlases, grid_ids = {}, [], []
-    with lake.transaction("fit", ingest_id=run_id) as tx, _rollback_on_error(lake, tx):
-        for k, zg in enumerate(np.unique(zkey[cut.keep])):
+    with (
+        dask_client(scheduler) as client,
+        lake.transaction("fit", ingest_id=run_id) as tx,
+        _rollback_on_error(lake, tx),
+    ):
+        for zg in np.unique(zkey[cut.keep]):
             idx_all = np.flatnonzero((zkey == zg) & cut.keep)
             step(f"atlas z={zg}", 0.05)
             grid, gid, new_grid = load_or_build_grid(lake, float(zg), sel.sedpy, spec)
-            # the cache holds float32 fluxes: a new grid is rounded alike, so that a rerun with
-            # the same seed on the cached grid gives the same atlas and the same results
-            grid.flux_njy = grid.flux_njy.astype(np.float32).astype(np.float64)
             atlas = npm.build_atlas(
                 grid,
                 o["n_atlas"],
@@ -205,14 +238,13 @@ def run_fit_nonparam(
             for b0 in range(0, len(idx_all), BLOCK):
                 idx = idx_all[b0 : b0 + BLOCK]
                 step(f"fitting z={zg}", 0.1 + 0.8 * b0 / max(len(idx_all), 1))
-                res = npm.fit_atlas(
-                    atlas,
-                    sel.flux[idx],
-                    sel.err[idx],
-                    upper_limit=sel.upper[idx],
-                    error_floor=error_floor,
-                    n_draws=o["n_draws"],
-                    rng=np.random.default_rng([seed, k, b0]),
+                chunks = [idx[c : c + chunk] for c in range(0, len(idx), chunk)]
+                parts = [
+                    (sel.flux[i], sel.err[i], sel.upper[i], object_keys(seed, sel.object_id[i]))
+                    for i in chunks
+                ]
+                res = concat_results(
+                    map_chunks(_fit_chunk, parts, client, big=(atlas,), small=(error_floor, o["n_draws"]))
                 )
                 results[float(zg)] = res
                 if new_grid:
@@ -252,6 +284,9 @@ def run_fit_nonparam(
             "z": z,
             "error_floor": error_floor,
             "seed": seed,
+            "draws": SEEDING,
+            "chunk": chunk,
+            "scheduler": scheduler or "in-process",
             "n_atlas": o["n_atlas"],
             "n_tx": o["n_tx"],
             "alpha": o["alpha"],
@@ -282,7 +317,16 @@ def run_fit_nonparam(
         tx.append(
             "fit_runs",
             _run_row(
-                run_id, "nonparam", where, grid_ids, error_floor, n_fit, o["n_draws"], None, seconds, config
+                run_id,
+                "nonparam",
+                where,
+                grid_ids,
+                error_floor,
+                n_fit,
+                o["n_draws"],
+                config["scheduler"],
+                seconds,
+                config,
             ),
         )
         tx.commit(

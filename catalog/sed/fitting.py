@@ -20,6 +20,7 @@ import numba
 import numpy as np
 from scipy import special
 
+from catalog.sed import draws
 from catalog.sed.grids import SSPGrid
 
 #: Posterior draws and percentile keys of a fit: age in Gyr, log10(Z/Zsun), A_V in mag, and
@@ -231,6 +232,24 @@ def _single_threaded_blas():
     except ImportError:  # optional: without it the BLAS keeps its own setting
         return contextlib.nullcontext()
     return threadpool_limits(1, user_api="blas")
+
+
+def rows_matmul(x: np.ndarray, m: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """``x @ m`` with every row summed as a many-row product sums it, whatever the row count.
+
+    OpenBLAS computes a one-row product by gemv, whose float32 sums differ in the last bit from
+    gemm's; an object fitted alone (a chunk of one) would then get other numbers than in a
+    chunk of many. One row is multiplied as two (itself and a zero row).
+    """
+    if x.shape[0] != 1:
+        return np.matmul(x, m, out=out)
+    two = np.zeros((2, x.shape[1]), x.dtype)
+    two[0] = x[0]
+    res = np.matmul(two, m)[:1]
+    if out is None:
+        return res
+    out[...] = res
+    return out
 
 
 def run_blocks(block, n_obj: int, step: int, seeds, n_threads: int | None = None) -> None:
@@ -510,6 +529,7 @@ def fit_ssp(  # noqa: C901
     log_prior=None,
     n_samples: int = 0,
     rng=None,
+    draw_keys=None,
     chunk_size: int = 2048,
     keep_chi2_grid: bool = False,
     n_threads: int | None = None,
@@ -534,12 +554,17 @@ def fit_ssp(  # noqa: C901
     n_samples : int
         Posterior draws per object (grid models by posterior weight, mass from its conditional).
     rng : numpy.random.Generator, optional
-        For the draws.
+        For the draws when ``draw_keys`` is not given: the objects are keyed by their row
+        number under a seed drawn from it (:func:`catalog.sed.draws.row_keys`).
+    draw_keys : array_like, optional
+        (n_obj, 2) uint64 per-object keys (:func:`catalog.sed.draws.object_keys` of the run
+        seed and the object ids): object i's draws are the first ``5 n_samples`` outputs of
+        its own Philox stream, so they do not depend on the other objects, the blocks or the
+        threads.
     chunk_size : int
-        Most objects per block. Blocks are further cut to ~2 million (object x model) cells (one
-        random stream of posterior draws each) and fitted in sub-blocks of ~0.5 million cells,
-        so the working memory is ~ 6 arrays of 2 MB per thread (and 3 of 8 MB with draws)
-        whatever the number of objects.
+        Most objects per block. Blocks are further cut to ~2 million (object x model) cells
+        and fitted in sub-blocks of ~0.5 million cells, so the working memory is ~ 6 arrays
+        of 2 MB per thread (and 3 of 8 MB with draws) whatever the number of objects.
     keep_chi2_grid : bool
         Also return chi2 minimised over A_V, (n_obj, n_age, n_Z) (meant for stacks).
     n_threads : int, optional
@@ -609,7 +634,10 @@ def fit_ssp(  # noqa: C901
     log_age = np.log10(grid.age_gyr) if np.all(grid.age_gyr > 0) else None
     ones_av = np.ones(n_av, np.float32)
     n_free = n_free_parameters(grid)
-    rng = np.random.default_rng(rng)
+    if n_samples:
+        keys = draws.row_keys(rng, n_obj) if draw_keys is None else np.asarray(draw_keys, np.uint64)
+        if keys.shape != (n_obj, 2):
+            raise ValueError(f"draw_keys of shape {keys.shape} for {n_obj} objects (need ({n_obj}, 2))")
     qs = (0.16, 0.5, 0.84)
 
     res = {
@@ -729,8 +757,8 @@ def fit_ssp(  # noqa: C901
                 chi2, s, cmat = p_all[r], s_all[r], c_all[r]
             else:
                 chi2, s, cmat = (np.empty((r1 - r0, n_mod), np.float32) for _ in range(3))
-            np.matmul(fw32[r], mt, out=chi2)  # B, then chi2 in place
-            np.matmul(w32[r], m2t, out=cmat)
+            rows_matmul(fw32[r], mt, out=chi2)  # B, then chi2 in place
+            rows_matmul(w32[r], m2t, out=cmat)
             # s = max(B, 0) / C; chi2 = A - 2 s B + s^2 C = A - s B (may dip below 0 by round-off)
             _profile_mass(chi2, cmat, a[r], has_det[r], s)
             lim_r = lim_b[r]
@@ -821,18 +849,18 @@ def fit_ssp(  # noqa: C901
                 log_live,
                 has_det,
                 n_samples,
-                np.random.default_rng(seed),
+                draws.raw_streams(keys[sl], _RAW_PER_DRAW * n_samples),
                 grid,
                 age_from_index,
             )
 
-    # blocks of ~8 MB per (object x model) array (the draws' random streams), fitted in sub-blocks of
+    # blocks of ~8 MB per (object x model) array, fitted in sub-blocks of
     # ~2 MB per array: they stay in cache (measured: ~1.5x the objects per CPU-second of 8 MB
     # sub-blocks) and in the allocator's free lists (no page faults; 8 MB arrays took ~70 per object)
     step = max(1, min(int(chunk_size), max(16, (1 << 21) // max(n_mod, 1))))
     sub = max(1, min(step, (1 << 19) // max(n_mod, 1)))
     n_blocks = len(range(0, n_obj, step))
-    run_blocks(block, n_obj, step, rng.spawn(n_blocks) if n_samples else [None] * n_blocks, n_threads)
+    run_blocks(block, n_obj, step, [None] * n_blocks, n_threads)
     dof = n_used - n_free
     with np.errstate(divide="ignore", invalid="ignore"):
         red = np.where(dof > 0, res["chi2"] / dof, np.nan)
@@ -880,10 +908,20 @@ def _draw_indices(p, r, idx):  # pragma: no cover - compiled
     return True
 
 
-def _draw(out, sl, p, s, cmat, params, log_norm, log_live, has_det, n_samples, rng, grid, age_from_index):
-    """Posterior draws: a grid model by weight, its cell-uniform jitter, mass from its conditional."""
+#: uint64 outputs of an object's stream per posterior draw: the model, three cell jitters
+#: (age, log Z, A_V; used or not, so the layout is fixed) and the mass's Gaussian.
+_RAW_PER_DRAW = 5
+
+
+def _draw(out, sl, p, s, cmat, params, log_norm, log_live, has_det, n_samples, raw, grid, age_from_index):
+    """Posterior draws: a grid model by weight, its cell-uniform jitter, mass from its conditional.
+
+    ``raw`` (c, 5 n_samples) uint64 holds each object's stream: columns [0, n) pick the
+    models, [n, 2n), [2n, 3n), [3n, 4n) the age, log Z and A_V jitters, [4n, 5n) the mass.
+    """
     c, n_mod = p.shape
-    r = rng.random((c, n_samples))
+    n = n_samples
+    r = draws.uniforms(raw[:, :n])
     idx = np.empty((c, n_samples), np.int64)
     if not _draw_indices(p, r, idx):  # a NaN posterior: the array search (its NaN ordering)
         cum = np.cumsum(p, axis=1, dtype=np.float64)
@@ -895,21 +933,21 @@ def _draw(out, sl, p, s, cmat, params, log_norm, log_live, has_det, n_samples, r
     n_age, n_z, n_av = grid.shape
     ia, iz, iv = np.unravel_index(idx, (n_age, n_z, n_av))
 
-    def jitter(i, coord):
+    def jitter(i, coord, k):
         # uniform within the node's clipped cell, as in the percentiles
         if coord.size == 1:
             return np.full(i.shape, coord[0], dtype=float)
         e = _cell_edges(coord)
-        return e[i] + rng.random(i.shape) * (e[i + 1] - e[i])
+        return e[i] + draws.uniforms(raw[:, k * n : (k + 1) * n]) * (e[i + 1] - e[i])
 
-    out["age_gyr"][sl] = age_from_index(jitter(ia, np.arange(n_age, dtype=float)))
-    out["log_z"][sl] = jitter(iz, grid.log_z_zsun)
-    out["av"][sl] = jitter(iv, grid.av)
+    out["age_gyr"][sl] = age_from_index(jitter(ia, np.arange(n_age, dtype=float), 1))
+    out["log_z"][sl] = jitter(iz, grid.log_z_zsun, 2)
+    out["av"][sl] = jitter(iv, grid.av, 3)
     rows = np.arange(c)[:, None]
     s_k = s[rows, idx].astype(np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
         sig_dex = 1.0 / (np.sqrt(cmat[rows, idx].astype(np.float64)) * s_k * np.log(10))
-        lm = np.log10(s_k) - log_norm[idx] + sig_dex * rng.standard_normal(s_k.shape)
+        lm = np.log10(s_k) - log_norm[idx] + sig_dex * draws.normals(raw[:, 4 * n : 5 * n])
     lm = np.where(has_det[:, None] & np.isfinite(lm), lm, np.nan)
     out["log_mass_formed"][sl] = lm
     out["log_mass_living"][sl] = lm + log_live[idx]

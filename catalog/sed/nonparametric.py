@@ -38,7 +38,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import special
 
-from catalog.sed.fitting import _prepare_photometry, run_blocks
+from catalog.sed import draws
+from catalog.sed.fitting import _prepare_photometry, rows_matmul, run_blocks
 from catalog.sed.grids import SSPGrid
 from catalog.sed.library import cosmology
 
@@ -596,6 +597,7 @@ def fit_atlas(  # noqa: C901
     error_floor: float = 0.05,
     n_draws: int = 500,
     rng=None,
+    draw_keys=None,
     n_threads: int | None = None,
     keep_history: bool = True,
 ) -> NonparamResult:
@@ -614,7 +616,13 @@ def fit_atlas(  # noqa: C901
     n_draws : int
         Posterior draws per object for the history band.
     rng : numpy.random.Generator or seed
-        For the draws.
+        For the draws when ``draw_keys`` is not given: the objects are keyed by their row
+        number under a seed drawn from it (:func:`catalog.sed.draws.row_keys`).
+    draw_keys : array_like, optional
+        (n_obj, 2) uint64 per-object keys (:func:`catalog.sed.draws.object_keys` of the run
+        seed and the object ids): object i's draws (the offset of its systematic levels, then
+        one Gaussian per draw) are the first ``1 + n_draws`` outputs of its own Philox
+        stream, independent of the other objects, the blocks and the threads.
     keep_history : bool
         Compute the history band (skipping it saves ~ a third of the time).
 
@@ -659,7 +667,9 @@ def fit_atlas(  # noqa: C901
     hist = np.full((n_obj, 3, n_t), np.nan)
     best_index = np.full(n_obj, -1, np.int64)
     n_used = (det | lim).sum(axis=1)
-    rng = np.random.default_rng(rng)
+    keys = draws.row_keys(rng, n_obj) if draw_keys is None else np.asarray(draw_keys, np.uint64)
+    if keys.shape != (n_obj, 2):
+        raise ValueError(f"draw_keys of shape {keys.shape} for {n_obj} objects (need ({n_obj}, 2))")
 
     def block(lo: int, hi: int, seed) -> None:
         sl = slice(lo, hi)
@@ -672,8 +682,8 @@ def fit_atlas(  # noqa: C901
         a = np.sum(fw * f_d, axis=1).astype(np.float32)
         # Half scales and half log-likelihoods save passes over the (objects x atlas) arrays:
         # with C2 = 2C, hs = max(B, 0) / C2 = s / 2 and q = hs B = (A - chi2) / 2.
-        bmat = fw.astype(np.float32) @ mt
-        cmat2 = (2 * w).astype(np.float32) @ m2t
+        bmat = rows_matmul(fw.astype(np.float32), mt)
+        cmat2 = rows_matmul((2 * w).astype(np.float32), m2t)
         has_det = d.any(axis=1)
         hs = np.maximum(bmat, 0)
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -703,8 +713,8 @@ def fit_atlas(  # noqa: C901
         tot = p.sum(axis=1, dtype=np.float64)
         keep = p > (tot * (1e-3 / n_mod)).astype(np.float32)[:, None]
         # systematic resampling of each object's kept weights: n_draws equally spaced levels
-        g = np.random.default_rng(seed)
-        levels = (np.arange(n_draws)[None, :] + g.random((c, 1))) / n_draws
+        raw = draws.raw_streams(keys[sl], 1 + n_draws)
+        levels = (np.arange(n_draws)[None, :] + draws.uniforms(raw[:, :1])) / n_draws
         ai = np.empty((c, n_draws), np.intp)  # atlas indices of the draws
         for r in range(c):
             idx = np.flatnonzero(keep[r])
@@ -716,7 +726,7 @@ def fit_atlas(  # noqa: C901
         with np.errstate(divide="ignore", invalid="ignore"):
             c_d = cmat2[rows[:, None], ai].astype(np.float64) / 2
             sig_dex = 1.0 / (np.sqrt(c_d) * s_d * np.log(10))
-            lm = np.log10(s_d) - log_norm32[ai] + sig_dex * g.standard_normal(s_d.shape)
+            lm = np.log10(s_d) - log_norm32[ai] + sig_dex * draws.normals(raw[:, 1:])
         lm[~has_det] = np.nan
         stack = np.empty((len(NONPARAM_KEYS), c, n_draws))
         for i, k in enumerate(NONPARAM_KEYS):
@@ -735,7 +745,7 @@ def fit_atlas(  # noqa: C901
             hist[sl] = part.transpose(1, 2, 0)
 
     step = max(1, (1 << 21) // max(n_mod, 1))
-    run_blocks(block, n_obj, step, rng.spawn(len(range(0, n_obj, step))), n_threads)
+    run_blocks(block, n_obj, step, [None] * len(range(0, n_obj, step)), n_threads)
     dof = n_used - n_free
     with np.errstate(divide="ignore", invalid="ignore"):
         red = np.where(dof > 0, chi2_min / dof, np.nan)

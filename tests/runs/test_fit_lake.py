@@ -21,6 +21,7 @@ from catalog.runs.fits import (
 from ingest.catalog import ingest_catalog, ingest_fields
 
 from ..conftest import FIELDS, SMACS, snapshot
+from .conftest import assert_same_rows
 
 BANDS = ["F090W", "F150W", "F200W", "F277W", "F356W", "F444W"]
 
@@ -120,6 +121,53 @@ def test_dask_local_cluster_gives_the_in_process_results(fit_lake):
     for k in sps.FIT_KEYS:
         np.testing.assert_allclose(a.percentiles[k], b.percentiles[k], rtol=1e-6)
         np.testing.assert_allclose(a.samples[k], b.samples[k], rtol=1e-6)
+
+
+def test_ssp_results_do_not_depend_on_chunk_or_scheduler(fit_lake, dask_scheduler):
+    """Draws are keyed by (seed, object id): any --chunk, in process or on Dask, same rows."""
+    where = "field_id = 'smacs0723' AND source_id < 'SC_040'"
+    kw = dict(n_samples=8, seed=5, n_av=3)
+    runs = [
+        run_fit_ssp(fit_lake, where, **kw)["run_id"],
+        run_fit_ssp(fit_lake, where, chunk=7, **kw)["run_id"],
+        run_fit_ssp(fit_lake, where, chunk=13, scheduler=dask_scheduler, **kw)["run_id"],
+    ]
+    assert_same_rows(fit_lake, ("fit_posteriors", "fit_samples", "restframe_results"), runs)
+    con = connect(fit_lake)
+    used = con.execute(
+        "SELECT scheduler, config FROM fit_runs WHERE run_id IN (?, ?, ?) ORDER BY run_id", runs
+    ).fetchall()
+    assert [u[0] for u in used] == ["in-process", "in-process", dask_scheduler]
+    assert "Philox" in json.loads(used[0][1])["draws"]
+    # a subset of the objects draws the same numbers for each of them
+    sub = run_fit_ssp(fit_lake, "field_id = 'smacs0723' AND source_id < 'SC_010'", **kw)["run_id"]
+    con = connect(fit_lake)
+    a = con.execute(
+        "SELECT * EXCLUDE (run_id, ingest_id) FROM fit_samples WHERE run_id = ? AND object_id IN "
+        "(SELECT object_id FROM fit_samples WHERE run_id = ?) ORDER BY ALL",
+        [runs[0], sub],
+    ).fetchall()
+    b = con.execute(
+        "SELECT * EXCLUDE (run_id, ingest_id) FROM fit_samples WHERE run_id = ? ORDER BY ALL", [sub]
+    ).fetchall()
+    assert a == b and len(b) == 10 * 8
+
+
+def test_sfh_results_do_not_depend_on_chunk_or_scheduler(fit_lake, dask_scheduler, cli):
+    where = "field_id = 'smacs0723' AND source_id < 'SC_005'"
+    kw = dict(epochs_z=(6, 4, 2, 1), n_perturb=4, seed=2)
+    runs = [
+        run_fit_sfh(fit_lake, where, **kw)["run_id"],
+        run_fit_sfh(fit_lake, where, chunk=1, **kw)["run_id"],
+        run_fit_sfh(fit_lake, where, chunk=2, scheduler=dask_scheduler, **kw)["run_id"],
+    ]
+    tables = ("sfh_epochs", "fit_posteriors", "sfh_results", "sfh_chi2_z", "restframe_results")
+    assert_same_rows(fit_lake, tables, runs)
+    scheduler = connect(fit_lake).execute("SELECT scheduler FROM fit_runs WHERE run_id = ?", [runs[2]])
+    assert scheduler.fetchall()[0][0] == dask_scheduler
+    for bad, option in ((("--chunk", "0"), "--chunk"), (("--scheduler", " "), "--scheduler")):
+        r = cli("fit", "sfh", "--where", where, *bad, "--lake", fit_lake.root)
+        assert r.exit_code == 2 and option in r.output and len(r.output.strip().splitlines()) == 1
 
 
 def test_stack_keeps_a_chi2_map_and_sfh_fills_epochs(fit_lake):

@@ -13,6 +13,7 @@ from catalog.runs.nonparam import grid_spec_for, run_fit_nonparam
 from ingest.catalog import ingest_catalog, ingest_fields
 
 from ..conftest import FIELDS, SMACS
+from .conftest import assert_same_rows
 
 WHERE = "field_id = 'smacs0723' AND source_id < 'SC_010'"
 
@@ -70,6 +71,24 @@ def test_same_seed_same_results(np_lake, run):
     a = con.execute(q, [run["run_id"]]).fetchall()
     b = con.execute(q, [again["run_id"]]).fetchall()
     assert a == b
+
+
+def test_results_do_not_depend_on_chunk_or_scheduler(np_lake, dask_scheduler, cli):
+    """One atlas per run; each object's draws keyed by (seed, object id): same rows anywhere."""
+    kw = dict(n_atlas=500, seed=3, n_draws=20)
+    runs = [
+        run_fit_nonparam(np_lake, WHERE, **kw)["run_id"],
+        run_fit_nonparam(np_lake, WHERE, chunk=3, **kw)["run_id"],
+        run_fit_nonparam(np_lake, WHERE, chunk=4, scheduler=dask_scheduler, **kw)["run_id"],
+    ]
+    assert_same_rows(np_lake, ("nonparam_results", "nonparam_histories", "restframe_results"), runs)
+    con = connect(np_lake)
+    rows = con.execute("SELECT run_id, scheduler, config FROM fit_runs WHERE run_id IN (?, ?, ?)", runs)
+    got = {r[0]: (r[1], json.loads(r[2])) for r in rows.fetchall()}
+    assert got[runs[2]][0] == dask_scheduler and got[runs[0]][0] == "in-process"
+    assert got[runs[1]][1]["chunk"] == 3 and "Philox" in got[runs[1]][1]["draws"]
+    r = cli("fit", "nonparam", "--where", WHERE, "--chunk", "0", "--lake", np_lake.root)
+    assert r.exit_code == 2 and "--chunk" in r.output and len(r.output.strip().splitlines()) == 1
 
 
 def test_skips_objects_below_min_bands(np_lake, tmp_path):

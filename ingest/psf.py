@@ -65,6 +65,7 @@ def run_psf_build(
     oversampling: int = 2,
     min_stars: int = 5,
     zeropoint_ab: float | None = None,
+    wings: str = "moffat",
     plot: bool = False,
     command: str = "",
     progress=None,
@@ -74,7 +75,9 @@ def run_psf_build(
     Stars are the sources (of ``catalog`` in the lake, else the image's own segments) with
     ``mag_range`` AB magnitudes and half-light radius below ``r_h_max_pix``, isolated in their
     ``cutout_arcsec`` cutout (converted to pixels with the WCS pixel scale, made odd); see
-    :func:`catalog.images.epsf.empirical_psf`.
+    :func:`catalog.images.epsf.empirical_psf`. ``wings="moffat"`` replaces the stack where it
+    is noise by the Moffat fitted to it (:func:`catalog.images.epsf.moffat_wings`); the radius
+    is in the FITS header (WINGRAD) and the row's ``params``.
 
     Returns
     -------
@@ -83,7 +86,7 @@ def run_psf_build(
     """
     from astropy.io import fits
 
-    from catalog.images.epsf import empirical_psf, psf_fwhm_pix
+    from catalog.images.epsf import check_wings, empirical_psf, psf_fwhm_pix
     from catalog.images.psf import growth_curve
     from ingest.images import read_image
 
@@ -94,6 +97,7 @@ def run_psf_build(
     mag_range, r_h_max_pix, cutout_arcsec, oversampling, min_stars = _check_build_options(
         mag_range, r_h_max_pix, cutout_arcsec, oversampling, min_stars
     )
+    check_wings(wings)
     step("reading", 0.05)
     image = read_image(image_path, band=band, zeropoint_ab=zeropoint_ab)
     scale = image.pixel_scale_arcsec
@@ -121,8 +125,10 @@ def run_psf_build(
         error=None if error is None else error * image.njy_per_unit,
         x=x,
         y=y,
+        wings=wings,
     )
     fwhm = psf_fwhm_pix(epsf.psf)
+    wing_radius = epsf.wing_radius_pix if np.isfinite(epsf.wing_radius_pix) else None
     radii_arcsec = np.array(APERTURE_RADII_ARCSEC)
     ee = growth_curve(epsf.psf, radii_arcsec / scale)
     out_path = Path(out_path)
@@ -138,6 +144,9 @@ def run_psf_build(
         ("CUTPIX", cutout_pix, "cutout side, pix"),
         ("OVERSAMP", oversampling, "EPSFBuilder oversampling"),
         ("FWHMPIX", round(fwhm, 5), "FWHM, pix (Moffat fit)"),
+        ("FLUXRAD", round(epsf.flux_radius_pix, 4), "star normalisation aperture radius, pix"),
+        ("WINGS", wings, "wing model beyond WINGRAD"),
+        ("WINGRAD", -1.0 if wing_radius is None else round(wing_radius, 3), "Moffat beyond, pix; -1 none"),
         ("IMAGE", image.path.name, "image the stars come from"),
         ("ORIGIN", "gccat psf build", "photutils EPSFBuilder"),
     ):
@@ -169,7 +178,14 @@ def run_psf_build(
         "ee": ee.tolist(),
         "converged": epsf.converged,
         "params": json.dumps(
-            {"min_stars": min_stars, "n_excluded": epsf.n_excluded, "zeropoint_ab": zeropoint_ab}
+            {
+                "min_stars": min_stars,
+                "n_excluded": epsf.n_excluded,
+                "zeropoint_ab": zeropoint_ab,
+                "flux_radius_pix": epsf.flux_radius_pix,
+                "wings": wings,
+                "wing_radius_pix": wing_radius,
+            }
         ),
         "ingest_id": ingest_id,
     }

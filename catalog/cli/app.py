@@ -964,6 +964,12 @@ def psf_build_cmd(
     oversampling: Annotated[int, typer.Option("--oversampling", help="ePSF oversampling factor.")] = 2,
     min_stars: Annotated[int, typer.Option("--min-stars", help="Fewest stars to stack.")] = 5,
     zeropoint: Annotated[float | None, typer.Option("--zeropoint", help="AB mag of 1 unit.")] = None,
+    wings: Annotated[
+        str,
+        typer.Option(
+            "--wings", help="moffat: the fitted Moffat where the stack is below its noise; none: the stack."
+        ),
+    ] = "moffat",
     plot: Annotated[
         bool, typer.Option("--plot", help="Also write OUT.png (PSF, growth curve, r_h-mag).")
     ] = False,
@@ -993,6 +999,7 @@ def psf_build_cmd(
             oversampling=oversampling,
             min_stars=min_stars,
             zeropoint_ab=zeropoint,
+            wings=wings,
             plot=plot,
             command=command_line(),
             progress=progress,

@@ -25,6 +25,21 @@ from catalog.images.background import _coarse_background, robust_noise
 #: Fewest stars an ePSF is built from.
 MIN_PSF_STARS = 5
 
+#: Wing models of :func:`build_epsf`: ``moffat`` replaces the pixels where the stack is
+#: noise by the circular Moffat fitted to it; ``none`` keeps the stack everywhere.
+PSF_WING_MODELS = ("moffat", "none")
+
+#: Radius of the aperture that normalises each star before stacking, in units of the stars'
+#: median half-light radius (about 75% of a Moffat star's light, little of its sky noise).
+STAR_FLUX_RADIUS_RH = 3.0
+
+
+def check_wings(wings: str) -> str:
+    """``wings`` if it is one of :data:`PSF_WING_MODELS`, else a one-line error."""
+    if wings not in PSF_WING_MODELS:
+        raise GccatError(f"--wings must be one of {', '.join(PSF_WING_MODELS)}, not {wings!r}")
+    return wings
+
 
 @dataclass
 class StarCandidates:
@@ -164,6 +179,11 @@ class EmpiricalPsf:
         Stars photutils excluded after repeated fit failures.
     converged : bool
         Whether the star centres converged.
+    flux_radius_pix : float or None
+        Radius of the aperture each star was normalised by before stacking (None: the sum of
+        its whole cutout, photutils' own estimate).
+    wing_radius_pix : float
+        Radius beyond which the PSF is the fitted Moffat (``inf``: the stack everywhere).
     """
 
     psf: np.ndarray
@@ -171,10 +191,22 @@ class EmpiricalPsf:
     n_stars: int
     n_excluded: int
     converged: bool
+    flux_radius_pix: float | None = None
+    wing_radius_pix: float = float("inf")
 
 
 def build_epsf(
-    image_njy, x, y, *, cutout_pix: int, oversampling: int = 4, mask=None, error=None, maxiters=10
+    image_njy,
+    x,
+    y,
+    *,
+    cutout_pix: int,
+    oversampling: int = 4,
+    mask=None,
+    error=None,
+    maxiters=10,
+    flux_radius_pix: float | None = None,
+    wings: str = "moffat",
 ):
     """Stack stars into an effective PSF sampled at the image's pixel scale.
 
@@ -184,6 +216,16 @@ def build_epsf(
     :class:`photutils.psf.EPSFBuilder` re-centres and stacks them (``oversampling``, quartic
     smoothing, 3-sigma clipping). The ePSF, which is already the PSF integrated over a pixel,
     is evaluated at the pixel centres of a ``cutout_pix`` stamp and normalised to sum 1.
+
+    Each star enters the stack divided by its flux. photutils 3.0.0 divides by the flux it
+    first estimates, the sum of the whole cutout, in every iteration (the fitted fluxes never
+    reach the normalisation: photutils PR #2386, not released), and on a 2" cutout of a
+    25-27 mag star that sum carries 10-25% of sky noise. With ``flux_radius_pix`` the stars
+    are normalised by their flux in that aperture instead (photutils' ``flux`` column of the
+    star catalog). With ``wings="moffat"`` the pixels where a circular Moffat fitted to the
+    stack falls below the stack's own pixel noise (its robust scatter about the Moffat beyond
+    3 FWHM) are replaced by the Moffat: thousands of noise pixels otherwise decide the
+    normalisation to sum 1 (encircled energies off by up to 20% at 2" cutouts).
 
     Parameters
     ----------
@@ -197,6 +239,12 @@ def build_epsf(
         ePSF oversampling factor.
     mask, error : numpy.ndarray, optional
         Pixels without data (True); 1-sigma per-pixel errors.
+    maxiters : int
+        EPSFBuilder iterations.
+    flux_radius_pix : float, optional
+        Radius of the aperture that normalises each star, pixels.
+    wings : {"moffat", "none"}
+        Wing model (see above).
 
     Returns
     -------
@@ -205,6 +253,7 @@ def build_epsf(
     from astropy.nddata import NDData, StdDevUncertainty
     from astropy.stats import SigmaClip, sigma_clipped_stats
     from astropy.table import Table
+    from photutils.aperture import CircularAperture
     from photutils.psf import EPSFBuilder, extract_stars
 
     img = _image("image", image_njy)
@@ -227,10 +276,20 @@ def build_epsf(
         if error is not None:
             e = np.asarray(error, float)[y0 : y0 + size + 4, x0 : x0 + size + 4]
             unc = StdDevUncertainty(np.where(np.isfinite(e) & (e > 0), e, np.inf))
-        datas.append(NDData(np.where(sub_bad, 0.0, sub - sky), mask=sub_bad, uncertainty=unc))
-        cats.append(Table({"x": [xi - x0], "y": [yi - y0]}))
+        data = np.where(sub_bad, 0.0, sub - sky)
+        datas.append(NDData(data, mask=sub_bad, uncertainty=unc))
+        cat = {"x": [xi - x0], "y": [yi - y0]}
+        if flux_radius_pix is not None:
+            ap = CircularAperture((xi - x0, yi - y0), r=float(flux_radius_pix))
+            cat["flux"] = [float(ap.do_photometry(data, mask=sub_bad)[0][0])]
+        cats.append(Table(cat))
+    check_wings(wings)
     if len(datas) < MIN_PSF_STARS:
         raise GccatError(f"only {len(datas)} stars have a whole {size}x{size} px cutout on the image")
+    if flux_radius_pix is not None:
+        ok = [float(c["flux"][0]) > 0 for c in cats]
+        datas = [d for d, k in zip(datas, ok, strict=True) if k]
+        cats = [c for c, k in zip(cats, ok, strict=True) if k]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # photutils' fit-quality warnings on faint stars
         stars = extract_stars(datas, cats, size=size)
@@ -247,13 +306,68 @@ def build_epsf(
     psf = np.asarray(model(xx, yy), float)
     if not (np.isfinite(psf).all() and psf.sum() > 0):
         raise GccatError("the stacked ePSF is not finite or sums to <= 0")
+    wing_radius = float("inf")
+    if wings == "moffat":
+        psf, wing_radius = moffat_wings(psf)
     return EmpiricalPsf(
         psf=psf / psf.sum(),
         epsf=np.asarray(model.data, float),
         n_stars=int(len(stars.all_good_stars)) if hasattr(stars, "all_good_stars") else len(datas),
         n_excluded=int(res.n_excluded_stars),
         converged=bool(res.converged),
+        flux_radius_pix=None if flux_radius_pix is None else float(flux_radius_pix),
+        wing_radius_pix=wing_radius,
     )
+
+
+def _fit_moffat(p: np.ndarray):
+    """Circular Moffat (astropy ``Moffat2D``) fitted to a centred stamp, and the pixel grid."""
+    from astropy.modeling import fitting, models
+
+    ny, nx = p.shape
+    yy, xx = np.mgrid[0:ny, 0:nx].astype(float)
+    m0 = models.Moffat2D(amplitude=p.max(), x_0=(nx - 1) / 2, y_0=(ny - 1) / 2, gamma=2.0, alpha=2.5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return fitting.LMLSQFitter()(m0, xx, yy, p, maxiter=500), xx, yy
+
+
+def moffat_wings(psf, min_pixels: int = 100) -> tuple[np.ndarray, float]:
+    """Replace a stacked PSF's noise-dominated wings by the Moffat fitted to it.
+
+    The pixel noise of the stack is the robust (MAD) scatter of the stack about the fitted
+    circular Moffat beyond 3 FWHM; the wing radius is where the Moffat falls below it.
+
+    Parameters
+    ----------
+    psf : array_like
+        Centred PSF stamp (any normalisation).
+    min_pixels : int
+        Fewest pixels beyond 3 FWHM to measure the noise on; with fewer the stamp is returned
+        unchanged.
+
+    Returns
+    -------
+    (numpy.ndarray, float)
+        The stamp (the same normalisation) and the wing radius in pixels (``inf`` if unchanged).
+    """
+    p = _image("psf", psf)
+    m, xx, yy = _fit_moffat(p)
+    model = m(xx, yy)
+    r = np.hypot(xx - m.x_0.value, yy - m.y_0.value)
+    far = r > 3 * abs(m.fwhm)
+    if far.sum() < min_pixels or not np.isfinite(model).all():
+        return p, float("inf")
+    resid = (p - model)[far]
+    noise = 1.4826 * np.median(np.abs(resid - np.median(resid)))
+    # The Moffat's radial profile, on a fine grid, against the noise.
+    rr = np.linspace(0.0, float(r.max()), 4000)
+    profile = m.amplitude.value * (1 + (rr / m.gamma.value) ** 2) ** (-m.alpha.value)
+    below = rr[profile < noise]
+    if not below.size:
+        return p, float("inf")
+    wing_radius = float(below[0])
+    return np.where(r > wing_radius, model, p), wing_radius
 
 
 def psf_fwhm_pix(psf) -> float:
@@ -269,16 +383,7 @@ def psf_fwhm_pix(psf) -> float:
     float
         FWHM of the fitted Moffat profile (evaluated at pixel centres), pixels.
     """
-    from astropy.modeling import fitting, models
-
-    p = _image("psf", psf)
-    ny, nx = p.shape
-    yy, xx = np.mgrid[0:ny, 0:nx].astype(float)
-    m0 = models.Moffat2D(amplitude=p.max(), x_0=(nx - 1) / 2, y_0=(ny - 1) / 2, gamma=2.0, alpha=2.5)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        m = fitting.LMLSQFitter()(m0, xx, yy, p, maxiter=500)
-    return float(m.fwhm)
+    return float(_fit_moffat(_image("psf", psf))[0].fwhm)
 
 
 def empirical_psf(
@@ -293,10 +398,12 @@ def empirical_psf(
     error=None,
     x=None,
     y=None,
+    wings="moffat",
 ) -> tuple[EmpiricalPsf, StarCandidates]:
     """Select the stars of an image on the r_h-magnitude diagram and stack them into a PSF.
 
-    :func:`measure_candidates`, then :func:`build_epsf` of the selected stars.
+    :func:`measure_candidates`, then :func:`build_epsf` of the selected stars, each normalised
+    by its flux within ``STAR_FLUX_RADIUS_RH`` times the stars' median half-light radius.
 
     Parameters
     ----------
@@ -312,7 +419,7 @@ def empirical_psf(
         ePSF oversampling factor.
     min_stars : int
         Fewest stars to stack.
-    mask, error, x, y
+    mask, error, x, y, wings
         As for :func:`measure_candidates` and :func:`build_epsf`.
 
     Returns
@@ -351,5 +458,7 @@ def empirical_psf(
         oversampling=oversampling,
         mask=mask,
         error=error,
+        flux_radius_pix=max(1.0, STAR_FLUX_RADIUS_RH * float(np.median(cand.r_h_pix[cand.selected]))),
+        wings=wings,
     )
     return psf, cand

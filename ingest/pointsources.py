@@ -733,6 +733,7 @@ def run_injection(
     fit_size_arcsec: float | None = None,
     max_shift_pix: float | None = None,
     background: str | None = None,
+    refit_size_arcsec: float | None = None,
     command: str = "",
     progress=None,
 ) -> dict:
@@ -740,9 +741,9 @@ def run_injection(
 
     ``method='psf'`` injects the same PSF point sources but recovers them with the PSF fit of
     ``gccat photometry --method psf`` (:func:`_inject_psf`, targets mode only; ``fit_size_arcsec``,
-    ``max_shift_pix`` and ``background`` as for :func:`run_psf_photometry`); its sources and
-    corrections have no aperture radius and apply to that image's ``psf`` rows fitted with the
-    same cutout and background.
+    ``max_shift_pix``, ``background`` and ``refit_size_arcsec`` as for :func:`run_psf_photometry`);
+    its sources and corrections have no aperture radius and apply to that image's ``psf`` rows
+    fitted with the same cutouts and background.
 
     ``mode='targets'`` (Sparkler): near each catalog source, PSF point sources at ``n_flux``
     fluxes spanning ``flux_range`` x its measured flux (the smallest aperture's photometry of
@@ -766,16 +767,11 @@ def run_injection(
     )
     if method not in ("aperture", "psf"):
         raise GccatError(f"--method must be aperture or psf, got {method!r}")
+    settings = psf_fit_settings(method, fit_size_arcsec, max_shift_pix, background, refit_size_arcsec)
     if method == "psf":
         if mode != "targets":
             raise GccatError("--method psf injects near the targets only (--mode targets)")
-        psf_opts = check_psf_fit_options(
-            PSF_FIT_SIZE_ARCSEC if fit_size_arcsec is None else fit_size_arcsec,
-            PSF_MAX_SHIFT_PIX if max_shift_pix is None else max_shift_pix,
-            PSF_BACKGROUND if background is None else background,
-        )
-    elif (fit_size_arcsec, max_shift_pix, background) != (None, None, None):
-        raise GccatError("--fit-size, --max-shift and --background need --method psf")
+        psf_opts = check_psf_fit_options(**settings)
     check_apertures(aperture_radii_arcsec)
     annulus_width_arcsec = check_annulus_width(annulus_width_arcsec)
     image = read_image(image_path, band=band, zeropoint_ab=zeropoint_ab)
@@ -805,6 +801,8 @@ def run_injection(
             "fit_size_pix": size_pix,
             "max_shift_pix": psf_opts[1],
             "background": psf_opts[2],
+            "refit_size_arcsec": psf_opts[3],
+            "refit_size_pix": _psf_refit_size_pix(psf_opts[3], size_pix, image),
         }
         _, ax, ay = _catalog_positions(lake, field_id, catalog, image)
         step(f"injecting ({mode}, psf)", 0.2)
@@ -907,12 +905,35 @@ PSF_FIT_SIZE_ARCSEC = 0.8
 PSF_MAX_SHIFT_PIX = 2.0
 #: The background model by default: a quadratic (a plane is biased next to bright galaxies).
 PSF_BACKGROUND = "quadratic"
+#: Cutout side (arcsec) of the refit of a poor fit (reduced chi2 > 3), 0 for none: next to a
+#: bright galaxy a quadratic over 0.8" leaves errors 1.9x too small, over 0.45" they are right.
+PSF_REFIT_SIZE_ARCSEC = 0.45
 MAX_PSF_FIT_SIZE_ARCSEC = 10.0
 MAX_PSF_SHIFT_PIX = 20.0
 
 
-def check_psf_fit_options(fit_size_arcsec, max_shift_pix, background) -> tuple[float, float, str]:
-    """``--fit-size`` (arcsec, (0, 10]), ``--max-shift`` (pixels, (0, 20]) and ``--background``."""
+def psf_fit_settings(method, fit_size_arcsec, max_shift_pix, background, refit_size_arcsec) -> dict:
+    """The PSF-fit keywords of :func:`run_psf_photometry`, defaults filled; none for apertures.
+
+    Options left ``None`` take their defaults; any of them given with ``method='aperture'`` is a
+    one-line error rather than silently ignored.
+    """
+    given = (fit_size_arcsec, max_shift_pix, background, refit_size_arcsec)
+    if method != "psf":
+        if given != (None, None, None, None):
+            raise GccatError("--fit-size, --max-shift, --background and --refit-size need --method psf")
+        return {}
+    defaults = (PSF_FIT_SIZE_ARCSEC, PSF_MAX_SHIFT_PIX, PSF_BACKGROUND, PSF_REFIT_SIZE_ARCSEC)
+    names = ("fit_size_arcsec", "max_shift_pix", "background", "refit_size_arcsec")
+    return {k: d if v is None else v for k, v, d in zip(names, given, defaults, strict=True)}
+
+
+def check_psf_fit_options(
+    fit_size_arcsec, max_shift_pix, background, refit_size_arcsec=PSF_REFIT_SIZE_ARCSEC
+) -> tuple[float, float, str, float]:
+    """``--fit-size`` (arcsec, (0, 10]), ``--max-shift`` (pixels, (0, 20]), ``--background`` and
+    ``--refit-size`` (arcsec, 0 for none, else below ``--fit-size``).
+    """
     from catalog.images.psfphot import BACKGROUND_MODELS
 
     size = check_number(
@@ -921,7 +942,10 @@ def check_psf_fit_options(fit_size_arcsec, max_shift_pix, background) -> tuple[f
     shift = check_number(max_shift_pix, "--max-shift (pixels)", lo=0, lo_open=True, hi=MAX_PSF_SHIFT_PIX)
     if background not in BACKGROUND_MODELS:
         raise GccatError(f"--background must be one of {', '.join(BACKGROUND_MODELS)}, got {background!r}")
-    return size, shift, background
+    refit = check_number(refit_size_arcsec, "--refit-size (arcsec, 0 for none)", lo=0, hi=size)
+    if 0 < refit >= size:
+        raise GccatError(f'--refit-size must be 0 (none) or below --fit-size {size:g}", got {refit:g}')
+    return size, shift, background, refit
 
 
 def _check_psf_stamp_option(psf: np.ndarray, psf_path) -> None:
@@ -939,6 +963,19 @@ def _psf_fit_size_pix(size_arcsec: float, image) -> int:
     if size_pix > min(image.data.shape):
         raise GccatError(f'--fit-size {size_arcsec:g}" is wider than the image', file=image.path)
     return size_pix
+
+
+def _psf_refit_size_pix(refit_arcsec: float, size_pix: int, image) -> int | None:
+    """The refit cutout side in pixels (odd, >= 3, below the fit's), None for no refit."""
+    if not refit_arcsec:
+        return None
+    refit_pix = _psf_fit_size_pix(refit_arcsec, image)
+    if refit_pix >= size_pix:
+        raise GccatError(
+            f"--refit-size {refit_arcsec:g}\" is {refit_pix} px, not below the fit's {size_pix} px",
+            file=image.path,
+        )
+    return refit_pix
 
 
 def _inject_psf(
@@ -992,6 +1029,7 @@ def _inject_psf(
             fit_size_pix=size,
             max_shift_pix=params["max_shift_pix"],
             background=params["background"],
+            refit_size_pix=params["refit_size_pix"],
         )["flux"]
     res = imaging.psf_injection_recovery(
         image.data,
@@ -1011,6 +1049,7 @@ def _inject_psf(
         fit_size_pix=size,
         max_shift_pix=params["max_shift_pix"],
         background=params["background"],
+        refit_size_pix=params["refit_size_pix"],
         progress=lambda p: step("injecting (targets, psf)", 0.2 + 0.7 * p),
     )
     corrections = []
@@ -1052,6 +1091,7 @@ def run_psf_photometry(
     fit_size_arcsec: float = PSF_FIT_SIZE_ARCSEC,
     max_shift_pix: float = PSF_MAX_SHIFT_PIX,
     background: str = PSF_BACKGROUND,
+    refit_size_arcsec: float = PSF_REFIT_SIZE_ARCSEC,
     error_path=None,
     weight_path=None,
     zeropoint_ab: float | None = None,
@@ -1075,8 +1115,11 @@ def run_psf_photometry(
         Largest shift of a fitted position from the catalog position on each axis, pixels.
     background : {"quadratic", "plane", "constant", "cubic"}
         Local background fitted jointly with the fluxes (a polynomial of degree 2, 1, 0 or 3).
+    refit_size_arcsec : float
+        Cutout side (arcsec) of the refit of fits with reduced chi2 above 3 (quality bit 32
+        on the refitted rows); 0 for none.
     """
-    from catalog.images.psfphot import psf_photometry
+    from catalog.images.psfphot import FLAG_PROBLEMS, FLAG_REFIT, psf_photometry
     from ingest.images import read_image
 
     step = progress or (lambda stage, frac: None)
@@ -1084,7 +1127,9 @@ def run_psf_photometry(
     check_name(catalog, "catalog name")
     if psf_path is None:
         raise GccatError("--method psf needs --psf (a PSF FITS stamp with odd sides)")
-    size_arcsec, shift, background = check_psf_fit_options(fit_size_arcsec, max_shift_pix, background)
+    size_arcsec, shift, background, refit_arcsec = check_psf_fit_options(
+        fit_size_arcsec, max_shift_pix, background, refit_size_arcsec
+    )
     step("reading", 0.05)
     psf = _read_psf(psf_path)
     _check_psf_stamp_option(psf, psf_path)
@@ -1093,6 +1138,7 @@ def run_psf_photometry(
     )
     _check_psf_fits(psf, image, psf_path)
     size_pix = _psf_fit_size_pix(size_arcsec, image)
+    refit_pix = _psf_refit_size_pix(refit_arcsec, size_pix, image)
     det, x, y = _catalog_positions(lake, field_id, catalog, image)
     step("fitting", 0.3)
     fit = psf_photometry(
@@ -1105,6 +1151,7 @@ def run_psf_photometry(
         fit_size_pix=size_pix,
         max_shift_pix=shift,
         background=background,
+        refit_size_pix=refit_pix,
     )
     f = image.njy_per_unit
     n = len(x)
@@ -1130,6 +1177,7 @@ def run_psf_photometry(
         "fit_size_arcsec": size_arcsec,
         "max_shift_pix": shift,
         "background": background,
+        "refit_size_arcsec": refit_arcsec,
         "zeropoint_ab": zeropoint_ab,
     }
     step("writing", 0.8)
@@ -1137,9 +1185,11 @@ def run_psf_photometry(
         "method": "psf",
         "psf": str(psf_path),
         "fit_size_pix": size_pix,
+        "refit_size_pix": refit_pix,
+        "n_refit": int(((fit["quality"] & FLAG_REFIT) != 0).sum()),
         "median_offset_pix": float(np.nanmedian(np.hypot(fit["dx"], fit["dy"]))) if n else None,
         "median_background_njy": float(np.nanmedian(fit["background"]) * f) if n else None,
-        "n_flagged": int((fit["quality"] != 0).sum()),
+        "n_flagged": int(((fit["quality"] & FLAG_PROBLEMS) != 0).sum()),
     }
     repeat = _write_photometry(lake, ingest_id, name, field_id, image, det, rows, settings, extra, command)
     if repeat:
@@ -1150,5 +1200,6 @@ def run_psf_photometry(
         "skipped": False,
         "n_rows": rows.num_rows,
         "n_sources": n,
-        "n_flagged": int((fit["quality"] != 0).sum()),
+        "n_flagged": extra["n_flagged"],
+        "n_refit": extra["n_refit"],
     }

@@ -4,8 +4,8 @@
 -- (sha256), not an upper limit, the newest such run, and the same measurement --
 -- aperture rows: gccat photometry with the PSF aperture correction (injections are measured
 -- that way) at the same aperture radius; psf rows: a gccat inject --method psf run with the
--- same cutout side (pixels) and background model, on a fit without quality flags. Other rows
--- keep their flux.
+-- same cutout side and refit side (pixels) and background model, on a fit without problem
+-- flags (a refit at the smaller cutout, bit 32, is not a problem). Other rows keep their flux.
 -- The corrected error adds, in quadrature, what the injection locations scatter beyond their
 -- own measurement noise, max(0, location_scatter^2 - location_noise^2) (the Sparkler study
 -- propagates the scatter over its 20 locations; the noise part is the target's own error).
@@ -17,7 +17,8 @@ WITH c AS (
            r.image_sha256,
            coalesce(json_extract_string(r.params, '$.method'), 'aperture') AS method,
            json_extract_string(r.params, '$.background') AS background,
-           TRY_CAST(json_extract(r.params, '$.fit_size_pix') AS BIGINT) AS fit_size_pix
+           TRY_CAST(json_extract(r.params, '$.fit_size_pix') AS BIGINT) AS fit_size_pix,
+           coalesce(TRY_CAST(json_extract(r.params, '$.refit_size_pix') AS BIGINT), 0) AS refit_size_pix
     FROM injection_corrections c
     JOIN injection_runs r USING (run_id)
     WHERE c.c1 IS NOT NULL
@@ -25,12 +26,13 @@ WITH c AS (
     SELECT p.*, aperture_corrected(i.kind, p.method, i.options) AS aperture_corrected,
            i.sha256 AS image_sha256,
            json_extract_string(i.options, '$.background') AS background,
-           TRY_CAST(json_extract(i.options, '$.fit_size_pix') AS BIGINT) AS fit_size_pix
+           TRY_CAST(json_extract(i.options, '$.fit_size_pix') AS BIGINT) AS fit_size_pix,
+           coalesce(TRY_CAST(json_extract(i.options, '$.refit_size_pix') AS BIGINT), 0) AS refit_size_pix
     FROM photometry p
     JOIN live_ingests i USING (ingest_id)
     WHERE p.method IN ('aperture', 'psf')
 ), m AS (
-    SELECT p.* EXCLUDE (image_sha256, background, fit_size_pix), c.run_id AS correction_run,
+    SELECT p.* EXCLUDE (image_sha256, background, fit_size_pix, refit_size_pix), c.run_id AS correction_run,
            c.c2, c.c1, c.c0, c.location_var_njy2
     FROM p
     LEFT JOIN c ON c.detection_id = p.detection_id AND c.band = p.band
@@ -39,7 +41,8 @@ WITH c AS (
                  THEN abs(c.aperture_radius_arcsec - p.aperture_radius_arcsec) < {radius_match_arcsec}
                       AND p.aperture_corrected
                  ELSE c.aperture_radius_arcsec IS NULL AND c.background = p.background
-                      AND c.fit_size_pix = p.fit_size_pix AND coalesce(p.quality, 0) = 0
+                      AND c.fit_size_pix = p.fit_size_pix AND c.refit_size_pix = p.refit_size_pix
+                      AND (coalesce(p.quality, 0) & {psf_flag_problems}) = 0
                       AND p.flux_njy IS NOT NULL END
     QUALIFY row_number() OVER (PARTITION BY p.ingest_id, p.detection_id, p.band,
                                             p.aperture_radius_arcsec

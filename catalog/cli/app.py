@@ -697,13 +697,13 @@ def photometry_cmd(
     catalog: Annotated[str, typer.Option("--catalog", help="Catalog whose positions to measure.")],
     band: Annotated[str | None, typer.Option("--band", help="Band (default: FILTER keyword).")] = None,
     apertures: Annotated[
-        str,
+        str | None,
         typer.Option(
             "--apertures",
             help="Aperture radii, arcsec (each with a background annulus from r to "
-            f'r + {ap.ANNULUS_WIDTH_ARCSEC:g}").',
+            f'r + {ap.ANNULUS_WIDTH_ARCSEC:g}"; default {ap.radii_text()}).',
         ),
-    ] = ap.radii_text(),
+    ] = None,
     psf: Annotated[Path | None, typer.Option("--psf", help="PSF for aperture corrections.")] = None,
     error: Annotated[Path | None, typer.Option("--error", help="Error map (1 sigma).")] = None,
     weight: Annotated[Path | None, typer.Option("--weight", help="Weight map (1/variance).")] = None,
@@ -715,17 +715,26 @@ def photometry_cmd(
         str, typer.Option("--method", help="aperture (forced apertures) or psf (PSF fit, needs --psf).")
     ] = "aperture",
     fit_size: Annotated[
-        float, typer.Option("--fit-size", help="psf: side of each fitted cutout, arcsec.")
-    ] = 0.8,
+        float | None, typer.Option("--fit-size", help='psf: side of each fitted cutout, arcsec (0.8").')
+    ] = None,
     max_shift: Annotated[
-        float, typer.Option("--max-shift", help="psf: largest shift from the catalog position, pixels.")
-    ] = 2.0,
+        float | None,
+        typer.Option("--max-shift", help="psf: largest shift from the catalog position, pixels (default 2)."),
+    ] = None,
     background: Annotated[
-        str,
+        str | None,
         typer.Option(
-            "--background", help="psf: local background fitted jointly: quadratic, plane, constant or cubic."
+            "--background",
+            help="psf: local background fitted jointly: quadratic (default), plane, constant or cubic.",
         ),
-    ] = "quadratic",
+    ] = None,
+    refit_size: Annotated[
+        float | None,
+        typer.Option(
+            "--refit-size",
+            help='psf: cutout side of the refit of poor fits (chi2 > 3), arcsec; 0 for none (default 0.45").',
+        ),
+    ] = None,
     lake: LakeOpt = DEFAULT_LAKE,
 ):
     """Forced aperture (or PSF-fit) photometry at a catalog's positions, appended to photometry (nJy).
@@ -739,11 +748,14 @@ def photometry_cmd(
           f444w_wht.fits
     """
     from catalog.cli.util import StageProgress
-    from ingest.pointsources import run_photometry, run_psf_photometry
+    from ingest.pointsources import psf_fit_settings, run_photometry, run_psf_photometry
 
     if method not in ("aperture", "psf"):
         raise GccatError(f"--method must be aperture or psf, got {method!r}")
+    psf_settings = psf_fit_settings(method, fit_size, max_shift, background, refit_size)
     if method == "psf":
+        if apertures is not None:
+            raise GccatError("--apertures is for --method aperture (a PSF fit measures the total flux)")
         with StageProgress(f"psf photometry {image.name}") as progress:
             r = run_psf_photometry(
                 open_lake(lake),
@@ -752,9 +764,7 @@ def photometry_cmd(
                 band=band,
                 field_id=field,
                 catalog=catalog,
-                fit_size_arcsec=fit_size,
-                max_shift_pix=max_shift,
-                background=background,
+                **psf_settings,
                 error_path=error,
                 weight_path=weight,
                 zeropoint_ab=zeropoint,
@@ -766,7 +776,7 @@ def photometry_cmd(
         else:
             console.print(
                 f"{r['n_sources']} sources PSF-fitted: {r['n_rows']} photometry rows "
-                f"({r['n_flagged']} flagged); ingest {r['ingest_id']}"
+                f"({r['n_flagged']} flagged, {r['n_refit']} refitted); ingest {r['ingest_id']}"
             )
         return
     with StageProgress(f"photometry {image.name}") as progress:
@@ -776,7 +786,7 @@ def photometry_cmd(
             band=band,
             field_id=field,
             catalog=catalog,
-            aperture_radii_arcsec=_floats(apertures, "--apertures"),
+            aperture_radii_arcsec=_floats(apertures or ap.radii_text(), "--apertures"),
             psf_path=psf,
             error_path=error,
             weight_path=weight,
@@ -837,6 +847,10 @@ def inject_cmd(
         str | None,
         typer.Option("--background", help="psf: quadratic (default), plane, constant or cubic."),
     ] = None,
+    refit_size: Annotated[
+        float | None,
+        typer.Option("--refit-size", help='psf: refit side of poor fits, arcsec; 0 for none (0.45").'),
+    ] = None,
     lake: LakeOpt = DEFAULT_LAKE,
 ):
     """Injection-recovery of PSF point sources near each target, measured the same way.
@@ -876,6 +890,7 @@ def inject_cmd(
             fit_size_arcsec=fit_size,
             max_shift_pix=max_shift,
             background=background,
+            refit_size_arcsec=refit_size,
             command=command_line(),
             progress=progress,
         )

@@ -585,6 +585,7 @@ def psf_injection_recovery(
     fit_size_pix=27,
     max_shift_pix=2.0,
     background="quadratic",
+    refit_size_pix=None,
     upper_limit_nsigma=UPPER_LIMIT_NSIGMA,
     progress=None,
 ) -> dict[str, np.ndarray]:
@@ -617,7 +618,7 @@ def psf_injection_recovery(
         Positions (pixels) of all catalog sources fitted with each injection; default ``x, y``.
     n_flux, n_locations, flux_range, min_sep_pix, max_sep_pix, rng, progress
         As for :func:`injection_recovery`.
-    fit_size_pix, max_shift_pix, background
+    fit_size_pix, max_shift_pix, background, refit_size_pix
         As for :func:`~catalog.images.psfphot.psf_photometry` (pixels; the background model).
     upper_limit_nsigma : float
         An injection is recovered when its fit succeeded and ``flux_out > k flux_err``.
@@ -676,6 +677,7 @@ def psf_injection_recovery(
             fit_size_pix=size,
             max_shift_pix=max_shift_pix,
             background=background,
+            refit_size_pix=refit_size_pix,
         )
         flux_out[q], flux_err[q], quality[q] = fit["flux"][0], fit["flux_err"][0], fit["quality"][0]
         if progress is not None and (q + 1) % 200 == 0:

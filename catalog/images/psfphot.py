@@ -35,6 +35,9 @@ FLAG_AT_BOUND = 2  # the position reached the +-max_shift_pix limit
 FLAG_POOR_FIT = 4  # reduced chi2 of the cutout above ``chi2_flag``
 FLAG_MASKED = 8  # over half of the cutout masked or off the image
 FLAG_FAILED = 16  # no fit (no usable pixels, or the least-squares solver failed)
+FLAG_REFIT = 32  # poor at fit_size_pix, refitted at refit_size_pix (informational, not a fault)
+#: Bits that mark a fit as unusable for corrections and science (all but FLAG_REFIT).
+FLAG_PROBLEMS = FLAG_AT_BOUND | FLAG_POOR_FIT | FLAG_MASKED | FLAG_FAILED
 
 
 def check_psf_stamp(psf) -> np.ndarray:
@@ -160,6 +163,22 @@ def _fit_group(data, err, bad, psf_model, xs, ys, half, max_shift, degree):
     }
 
 
+def _check_fit_sizes(fit_size_pix, refit_size_pix) -> tuple[int, int | None]:
+    """The cutout side (odd, >= 3 px) and the refit's half-side (None: no refit)."""
+    size = int(fit_size_pix) if float(fit_size_pix) == int(fit_size_pix) else -1
+    if size < 3 or size % 2 == 0:
+        raise GccatError(f"fit_size_pix must be an odd whole number >= 3 pixels, got {fit_size_pix!r}")
+    if refit_size_pix is None:
+        return size, None
+    rs = int(refit_size_pix) if float(refit_size_pix) == int(refit_size_pix) else -1
+    if rs < 3 or rs % 2 == 0 or rs >= size:
+        raise GccatError(
+            f"refit_size_pix must be an odd whole number of pixels >= 3 and below fit_size_pix "
+            f"({size}), got {refit_size_pix!r}"
+        )
+    return size, rs // 2
+
+
 def psf_photometry(
     image,
     x,
@@ -174,6 +193,7 @@ def psf_photometry(
     background="quadratic",
     group_separation_pix=None,
     chi2_flag=3.0,
+    refit_size_pix=None,
 ) -> dict[str, np.ndarray]:
     """PSF-fit photometry at prior positions with a jointly fitted local background.
 
@@ -187,6 +207,11 @@ def psf_photometry(
     weighted least squares (weights ``1 / error``); the errors are the square roots of the
     diagonal of ``(J^T J)^-1`` of the weighted Jacobian, i.e. the noise's, not rescaled by
     the fit's chi2 (which ``quality`` flags instead).
+
+    With ``refit_size_pix``, a group whose reduced chi2 exceeds ``chi2_flag`` is fitted again
+    on cutouts of that (smaller) side and the refit replaces it, flagged ``FLAG_REFIT``: next
+    to a bright galaxy the halo is not a quadratic over 0.8", and the fit's errors are then
+    too small (pull width 1.9), while over 0.45" they are right (``docs/methods.md``).
 
     Parameters
     ----------
@@ -211,7 +236,9 @@ def psf_photometry(
     group_separation_pix : float, optional
         Sources whose priors are closer than this (pixels) are fitted in one model.
     chi2_flag : float
-        Reduced chi2 above which the fit is flagged ``FLAG_POOR_FIT``.
+        Reduced chi2 above which the fit is flagged ``FLAG_POOR_FIT`` (or refitted).
+    refit_size_pix : int, optional
+        Odd cutout side (pixels, smaller than ``fit_size_pix``) of the refit of poor fits.
 
     Returns
     -------
@@ -219,16 +246,15 @@ def psf_photometry(
         Each of length ``n_sources``: ``flux``, ``flux_err`` (image units), ``x``, ``y``,
         ``x_err``, ``y_err`` (pixels), ``dx``, ``dy`` (fitted minus prior, pixels),
         ``background`` and ``background_err`` (the fitted background per pixel at the source,
-        image units), ``chi2_reduced`` (of the group's cutout), ``group_id``, ``group_size``
-        and ``quality`` (bits ``FLAG_AT_BOUND``, ``FLAG_POOR_FIT``, ``FLAG_MASKED``,
-        ``FLAG_FAILED``). Failed fits give NaN.
+        image units), ``chi2_reduced`` (of the group's cutout), ``group_id``, ``group_size``,
+        ``fit_size_pix`` (the cutout side the result comes from) and ``quality`` (bits
+        ``FLAG_AT_BOUND``, ``FLAG_POOR_FIT``, ``FLAG_MASKED``, ``FLAG_FAILED``, ``FLAG_REFIT``).
+        Failed fits give NaN.
     """
     img = _image("image", image)
     xs, ys = _positions(x, y)
     p = check_psf_stamp(psf)
-    size = int(fit_size_pix) if float(fit_size_pix) == int(fit_size_pix) else -1
-    if size < 3 or size % 2 == 0:
-        raise GccatError(f"fit_size_pix must be an odd whole number >= 3 pixels, got {fit_size_pix!r}")
+    size, refit_half = _check_fit_sizes(fit_size_pix, refit_size_pix)
     shift = float(max_shift_pix)
     if not (np.isfinite(shift) and shift > 0):
         raise GccatError(f"max_shift_pix must be > 0 pixels, got {max_shift_pix!r}")
@@ -245,6 +271,7 @@ def psf_photometry(
     out["chi2_reduced"] = np.full(n, np.nan)
     out["group_id"] = np.zeros(n, np.int64)
     out["group_size"] = np.zeros(n, np.int64)
+    out["fit_size_pix"] = np.full(n, size, np.int64)
     out["quality"] = np.zeros(n, np.int32)
     if n == 0:
         return out
@@ -259,10 +286,15 @@ def psf_photometry(
         sel = idx[groups == g]
         out["group_id"][sel] = g
         out["group_size"][sel] = sel.size
-        r = _fit_group(
-            data, err, bad, psf_model, xs[sel], ys[sel], half, shift, BACKGROUND_DEGREES[background]
-        )
+        degree = BACKGROUND_DEGREES[background]
+        r = _fit_group(data, err, bad, psf_model, xs[sel], ys[sel], half, shift, degree)
         q = np.zeros(sel.size, np.int32)
+        if refit_half is not None and r["ok"] and r["chi2"] > chi2_flag:
+            r2 = _fit_group(data, err, bad, psf_model, xs[sel], ys[sel], refit_half, shift, degree)
+            if r2["ok"]:
+                r = r2
+                q |= FLAG_REFIT
+                out["fit_size_pix"][sel] = 2 * refit_half + 1
         if r.get("masked"):
             q |= FLAG_MASKED
         if not r["ok"]:

@@ -259,7 +259,9 @@ PHOTOMETRY = pa.schema(
             pa.int32(),
             "",
             "meta.code.qual",
-            "Bit flags: 1 = error of 0 as published (fits add an error floor)",
+            "Bit flags: 1 = error of 0 as published (fits add an error floor); PSF fits: 2 = at the "
+            "shift bound, 4 = reduced chi2 > 3, 8 = cutout over half masked, 16 = no fit, "
+            "32 = refitted over the smaller cutout",
             nullable=False,
         ),
         INGEST_ID,

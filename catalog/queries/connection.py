@@ -19,6 +19,7 @@ import pyarrow as pa
 from catalog.checks import check_number
 from catalog.constants import FINAL_APERTURE_RADIUS_ARCSEC, MU_PIXEL_CHANGE_MAX, RADIUS_MATCH_ARCSEC
 from catalog.errors import GccatError
+from catalog.images.psfphot import FLAG_PROBLEMS
 from catalog.lake import Lake, open_lake
 from catalog.lake.schemas import RENAMED_COLUMNS, TABLE_DESCRIPTIONS, TABLES
 from catalog.queries.lensmaps import LensMapStore
@@ -289,6 +290,7 @@ def connect(
         "mu_pixel_change_max": repr(mu_max),
         "final_aperture_radius_arcsec": repr(float(FINAL_APERTURE_RADIUS_ARCSEC)),
         "radius_match_arcsec": repr(float(RADIUS_MATCH_ARCSEC)),
+        "psf_flag_problems": str(int(FLAG_PROBLEMS)),
     }
     for name in order:
         if name.startswith("raw_"):

@@ -84,6 +84,10 @@ def test_bad_inputs_exit_2_lake_unchanged(cli, tmp_path, sim):
         ("--psf", s["psf"], "--max-shift", "0"),
         ("--psf", s["psf"], "--fit-size", "-1"),
         ("--psf", s["psf"], "--background", "spline"),
+        ("--psf", s["psf"], "--apertures", "0.16"),  # was silently ignored
+        ("--psf", s["psf"], "--refit-size", "0.8"),  # not below --fit-size
+        ("--psf", s["psf"], "--fit-size", "0.5", "--refit-size", "0.49"),  # 17 px both
+        ("--psf", s["psf"], "--refit-size", "-0.1"),
     ):
         r = cli(*base, *extra)
         assert r.exit_code == 2, (extra, r.output)
@@ -92,6 +96,10 @@ def test_bad_inputs_exit_2_lake_unchanged(cli, tmp_path, sim):
         "photometry", img, "--field", "sim", "--catalog", "gc", "--lake", lake.root, "--method", "tractor"
     )
     assert r.exit_code == 2
+    # PSF-fit options with aperture photometry: an error, no longer silently ignored
+    for extra in (("--fit-size", "0.8"), ("--background", "plane"), ("--refit-size", "0.3")):
+        r = cli(*base[:-2], "--psf", s["psf"], *extra)
+        assert r.exit_code == 2 and "need --method psf" in r.output, (extra, r.output)
     assert snapshot(lake) == before
 
 
@@ -152,6 +160,8 @@ def test_inject_psf_corrections_for_psf_rows(cli, tmp_path, sim):
         ("--method", "psf", "--background", "spline"),
         ("--method", "psf", "--fit-size", "0"),
         ("--method", "psf", "--max-shift", "-1"),
+        ("--refit-size", "0.3"),
+        ("--method", "psf", "--refit-size", "1.0"),
     ):
         r = cli("inject", img, *base, *extra)
         assert r.exit_code == 2, (extra, r.output)

@@ -180,6 +180,7 @@ def make_psf_photometry_scene(
     noise_sigma=1.0,
     spacing_pix=35.0,
     galaxy_amplitude=20.0,
+    galaxy_pair_separation_pix=None,
 ) -> dict:
     """A test image for PSF-fit photometry: isolated sources, sources on a galaxy, close pairs.
 
@@ -187,7 +188,8 @@ def make_psf_photometry_scene(
     ``noise_sigma``): ``n_isolated`` on an empty grid of ``spacing_pix``, ``n_galaxy`` on rings at
     30 and 50 px from the centre of a Sersic galaxy (the mosaic's BCG, n = 4, r_eff = 40 px,
     ``galaxy_amplitude`` per pixel at r_eff, with its planar ICL), and ``n_pairs`` pairs
-    ``pair_separation_pix`` apart. Fluxes are
+    ``pair_separation_pix`` apart. With ``galaxy_pair_separation_pix`` (low, high), each source on
+    the galaxy has a companion that far away (both labelled "galaxy_pair"). Fluxes are
     log-uniform so that the PSF-weighted S/N, ``flux / (noise_sigma sqrt(4 pi sigma_psf^2))``
     for a Gaussian of the same FWHM, spans ``snr_range``; positions have random sub-pixel
     offsets.
@@ -197,7 +199,7 @@ def make_psf_photometry_scene(
     dict
         The mosaic's ``image``, ``error``, ``weight``, ``psf`` and ``bcg_model``, and ``truth``
         with ``x``, ``y``, ``flux`` (image units), ``snr`` and ``set`` ("isolated", "galaxy",
-        "pair") per source.
+        "pair", "galaxy_pair") per source.
     """
     rng = _rng(rng)
     sigma_psf = float(psf_fwhm_pix) / 2.3548200450309493
@@ -229,12 +231,19 @@ def make_psf_photometry_scene(
     ang = rng.uniform(0, np.pi, n_pairs)
     xp = np.concatenate([pc_[:, 0] - 0.5 * sep * np.cos(ang), pc_[:, 0] + 0.5 * sep * np.cos(ang)])
     yp = np.concatenate([pc_[:, 1] - 0.5 * sep * np.sin(ang), pc_[:, 1] + 0.5 * sep * np.sin(ang)])
+    galaxy_set = ["galaxy"] * n_galaxy
+    if galaxy_pair_separation_pix is not None:  # companions: no extra draws otherwise
+        sep_g = rng.uniform(*galaxy_pair_separation_pix, n_galaxy)
+        ang_g = rng.uniform(0, 2 * np.pi, n_galaxy)
+        xg = np.concatenate([xg, xg + sep_g * np.cos(ang_g)])
+        yg = np.concatenate([yg, yg + sep_g * np.sin(ang_g)])
+        galaxy_set = ["galaxy_pair"] * (2 * n_galaxy)
     x = np.concatenate([xi, xg, xp])
     y = np.concatenate([yi, yg, yp])
     n = x.size
     snr = np.exp(rng.uniform(np.log(snr_range[0]), np.log(snr_range[1]), n))
     flux = snr * noise_flux
-    labels = np.array(["isolated"] * n_isolated + ["galaxy"] * n_galaxy + ["pair"] * (2 * n_pairs))
+    labels = np.array(["isolated"] * n_isolated + galaxy_set + ["pair"] * (2 * n_pairs))
     m = make_test_mosaic(
         (side, side),
         x=x,

@@ -41,6 +41,8 @@ STACK_CENTRES = ("detection", "psf")
 #: The size simulation: sizes in (0, 10^5] pc, mu_t in (0, 100], 10 to 10^4 realisations.
 MAX_SIZE_PC = 1e5
 MAX_MU_T = 100.0
+#: Most --mu-t values of one gccat sizes run (a grid for the per-source limits).
+MAX_MU_T_VALUES = 20
 N_SIM_RANGE = (10, 10_000)
 MAX_NSIGMA = 100.0
 #: The PSF profile radii where the stack-vs-PSF deviation is summarised: PSF > 1% of its peak.
@@ -452,6 +454,68 @@ def _pixel_scale(info: dict, pixel_scale_arcsec, image) -> float:
     return float(scale)
 
 
+def _check_mu_values(mu_t, lens_model, plot) -> list[float]:
+    """The ``--mu-t`` values (default [1]): each in (0, 100], increasing, at most 20; several
+    exclude ``--plot``, any excludes ``--lens-model`` (checked by name here too).
+    """
+    if mu_t is not None and lens_model is not None:
+        raise GccatError("--mu-t and --lens-model exclude each other (the model gives mu_t)")
+    if lens_model is not None:
+        check_name(lens_model, "lens model")
+    values = [1.0] if mu_t is None else list(np.atleast_1d(np.asarray(mu_t, dtype=object)))
+    if len(values) > 1 and plot is not None:
+        raise GccatError("--plot takes one --mu-t value (one figure per run)")
+    if len(values) > MAX_MU_T_VALUES:
+        raise GccatError(f"--mu-t takes at most {MAX_MU_T_VALUES} values, got {len(values)}")
+    values = [check_number(m, "--mu-t", lo=0, lo_open=True, hi=MAX_MU_T) for m in values]
+    if any(b <= a for a, b in zip(values, values[1:], strict=False)):
+        raise GccatError(f"--mu-t values must increase, not {','.join(f'{m:g}' for m in values)}")
+    return values
+
+
+def _size_limit_run(base: dict, psf, sizes) -> tuple[dict, pa.Table]:
+    """One simulation of :func:`run_sizes` at ``base["mu_t"]``: its run row and size rows."""
+    from catalog.images.sizes import simulate_size_limit
+
+    scale, scale_pc, nsigma = base["pixel_scale_arcsec"], base["pc_per_arcsec"], base["nsigma"]
+    r_h_pix = np.asarray(sizes) / scale_pc / scale
+    sim = simulate_size_limit(
+        psf, r_h_pix, flux=base["flux_njy"], noise_sigma=base["noise_njy"], mu_t=base["mu_t"],
+        n_sim=base["n_sim"], nsigma=nsigma, rng=np.random.default_rng(base["seed"]),
+    )  # fmt: skip
+    thr_pix = sim["threshold_r_h_pix"]
+    ok = bool(np.isfinite(thr_pix))
+    row = base | {
+        "snr": sim["snr"],
+        "side_pix": sim["side_pix"],
+        "fwhm_point_pix": sim["fwhm_point_mean"],
+        "fwhm_point_std_pix": sim["fwhm_point_std"],
+        "threshold_r_h_pix": thr_pix if ok else None,
+        "threshold_r_h_arcsec": thr_pix * scale if ok else None,
+        "threshold_r_h_pc": thr_pix * scale * scale_pc if ok else None,
+    }
+    n = len(sizes)
+    per = pa.table(
+        {
+            "run_id": [base["run_id"]] * n,
+            "field_id": [base["field_id"]] * n,
+            "band": [base["band"]] * n,
+            "r_h_pc": sizes,
+            "r_h_arcsec": r_h_pix * scale,
+            "r_h_pix": r_h_pix,
+            "fwhm_mean_pix": sim["fwhm_mean"],
+            "fwhm_std_pix": sim["fwhm_std"],
+            "fwhm_excess_pix": sim["fwhm_mean"] - sim["fwhm_point_mean"],
+            "significance": sim["significance"],
+            "frac_resolved": sim["frac_resolved"],
+            "resolved": sim["significance"] >= nsigma,
+            "n_ok": sim["n_ok"],
+            "ingest_id": [base["ingest_id"]] * n,
+        }
+    ).cast(SIZE_LIMIT_SIZES)
+    return row, per
+
+
 def run_sizes(
     lake: Lake,
     *,
@@ -488,8 +552,11 @@ def run_sizes(
     ----------
     sizes_pc : sequence of float
         Intrinsic half-light radii, proper pc (increasing).
-    mu_t : float, optional
-        Tangential stretch of one axis (default 1: no lensing).
+    mu_t : float or sequence of float, optional
+        Tangential stretch of one axis (default 1: no lensing). Several increasing values make a
+        grid, one ``size_limit_runs`` row each in one commit (the same seed for each, so that
+        neighbouring values share their noise); the view ``size_limits_sim_sources``
+        interpolates it at each lensed source's 1/|lambda_t|.
     lens_model : str, optional
         Instead of ``mu_t``: a single lens model of the field (``lens_at_detections``); mu_t is
         the median of 1/|lambda_t| over the latest stack's sources where mu is defined, and the
@@ -506,17 +573,14 @@ def run_sizes(
     dict
         The ``size_limit_runs`` row, with ``sizes`` (the ``size_limit_sizes`` rows) and ``plot``.
     """
-    from catalog.images.sizes import GAUSS_RH_PER_SIGMA, simulate_size_limit
+    from catalog.images.sizes import GAUSS_RH_PER_SIGMA
     from catalog.lensing import pc_per_arcsec
 
     step = progress or (lambda stage, frac: None)
     check_name(field_id, "field id")
-    if mu_t is not None and lens_model is not None:
-        raise GccatError("--mu-t and --lens-model exclude each other (the model gives mu_t)")
-    if lens_model is not None:
-        check_name(lens_model, "lens model")
-    sizes, mu_t, n_sim, nsigma, flux_njy, noise_njy, seed = check_size_options(
-        sizes_pc, 1.0 if mu_t is None else mu_t, n_sim, nsigma, flux_njy, noise_njy, seed
+    mu_values = _check_mu_values(mu_t, lens_model, plot)
+    sizes, _, n_sim, nsigma, flux_njy, noise_njy, seed = check_size_options(
+        sizes_pc, mu_values[0], n_sim, nsigma, flux_njy, noise_njy, seed
     )
     pixel_scale_arcsec = check_number(
         pixel_scale_arcsec, "--pixel-scale", lo=0, lo_open=True, hi=10, allow_none=True
@@ -555,34 +619,24 @@ def run_sizes(
     n_lensed = None
     if lens_model is not None:
         mu_t, z, n_lensed = _stack_mu_t(lake, field_id, lens_model, json.loads(st["params"])["detection_ids"])
+        mu_values = [mu_t]
         scale_pc = float(pc_per_arcsec(z))
-    r_h_pix = np.asarray(sizes) / scale_pc / scale
-    step("simulating", 0.1)
-    sim = simulate_size_limit(
-        psf, r_h_pix, flux=flux_njy, noise_sigma=noise, mu_t=mu_t, n_sim=n_sim, nsigma=nsigma,
-        rng=np.random.default_rng(seed),
-    )  # fmt: skip
-    thr_pix = sim["threshold_r_h_pix"]
-    ok = bool(np.isfinite(thr_pix))
     criterion = (
         f"resolved when the mean FWHM excess over point sources of the same flux and noise is >= "
         f"{nsigma:g} x the point sources' FWHM scatter; threshold interpolated linearly in r_h^2"
     )
     ingest_id = new_ingest_id()
-    row = {
-        "run_id": ingest_id,
+    base = {
         "field_id": field_id,
         "band": band,
         "z": float(z),
         "pc_per_arcsec": scale_pc,
         "pixel_scale_arcsec": scale,
-        **{k: info[k] for k in ("psf_run_id", "psf_path", "psf_sha256")},
+        **{key: info[key] for key in ("psf_run_id", "psf_path", "psf_sha256")},
         "stack_run_id": stack_run,
         "flux_njy": flux_njy,
         "noise_njy": noise,
         "noise_source": noise_source,
-        "snr": sim["snr"],
-        "mu_t": mu_t,
         "lens_model": lens_model,
         "n_lensed": n_lensed,
         "model": "circular Gaussian (r_h = sqrt(2 ln 2) sigma), x stretched by mu_t; Fourier convolution",
@@ -591,12 +645,6 @@ def run_sizes(
         "nsigma": nsigma,
         "n_sim": n_sim,
         "seed": seed,
-        "side_pix": sim["side_pix"],
-        "fwhm_point_pix": sim["fwhm_point_mean"],
-        "fwhm_point_std_pix": sim["fwhm_point_std"],
-        "threshold_r_h_pix": thr_pix if ok else None,
-        "threshold_r_h_arcsec": thr_pix * scale if ok else None,
-        "threshold_r_h_pc": thr_pix * scale * scale_pc if ok else None,
         "params": json.dumps(
             {
                 "sizes_pc": sizes,
@@ -606,42 +654,34 @@ def run_sizes(
         ),
         "ingest_id": ingest_id,
     }
-    n = len(sizes)
-    per = pa.table(
-        {
-            "run_id": [ingest_id] * n,
-            "field_id": [field_id] * n,
-            "band": [band] * n,
-            "r_h_pc": sizes,
-            "r_h_arcsec": r_h_pix * scale,
-            "r_h_pix": r_h_pix,
-            "fwhm_mean_pix": sim["fwhm_mean"],
-            "fwhm_std_pix": sim["fwhm_std"],
-            "fwhm_excess_pix": sim["fwhm_mean"] - sim["fwhm_point_mean"],
-            "significance": sim["significance"],
-            "frac_resolved": sim["frac_resolved"],
-            "resolved": sim["significance"] >= nsigma,
-            "n_ok": sim["n_ok"],
-            "ingest_id": [ingest_id] * n,
-        }
-    ).cast(SIZE_LIMIT_SIZES)
+    rows, pers = [], []
+    for k, mu in enumerate(mu_values):
+        step(f"simulating mu_t = {mu:g}", 0.1 + 0.8 * k / len(mu_values))
+        run_id = ingest_id if k == 0 else f"{ingest_id}-{k}"
+        row, per_size = _size_limit_run(base | {"run_id": run_id, "mu_t": mu}, psf, sizes)
+        rows.append(row)
+        pers.append(per_size)
+    per = pa.concat_tables(pers)
     step("writing", 0.9)
     with lake.transaction(IngestKind.SIZE_SIM, ingest_id=ingest_id) as tx:
-        tx.append("size_limit_runs", pa.Table.from_pylist([row], schema=SIZE_LIMIT_RUNS))
+        tx.append("size_limit_runs", pa.Table.from_pylist(rows, schema=SIZE_LIMIT_RUNS))
         tx.append("size_limit_sizes", per)
         tx.commit(
             name=f"{band}/sizes",
             field_id=field_id,
             source_path=Path(info["psf_path"]),
             sha256=info["psf_sha256"],
-            n_rows=n,
+            n_rows=per.num_rows,
             command=command,
-            options={"run": "sizes", "criterion": criterion},
+            options={"run": "sizes", "criterion": criterion, "mu_t": mu_values},
         )
-    row["sizes"] = per.to_pylist()
+    for row, t in zip(rows, pers, strict=True):
+        row["sizes"] = t.to_pylist()
+    row = rows[0]
     if plot is not None:
         from catalog.plots.stacks import plot_size_limit
 
         row["plot"] = plot_size_limit(row, row["sizes"], plot)
+    row["runs"] = rows
     step("done", 1.0)
     return row

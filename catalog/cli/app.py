@@ -1173,8 +1173,12 @@ def sizes_cmd(
         str, typer.Option("--sizes", help="Half-light radii to simulate, pc (increasing).")
     ] = ",".join(f"{v:g}" for v in ap.SIZE_LIMIT_SIZES_PC),
     mu_t: Annotated[
-        float | None,
-        typer.Option("--mu-t", help="Tangential magnification (stretch of one axis; default 1)."),
+        str | None,
+        typer.Option(
+            "--mu-t",
+            help="Tangential magnification (stretch of one axis; default 1); several, increasing, "
+            "for the per-source limits of size_limits_sim_sources.",
+        ),
     ] = None,
     lens_model: Annotated[
         str | None,
@@ -1205,6 +1209,7 @@ def sizes_cmd(
     Examples:
       gccat sizes --field as1063 --image mz/mosaic_f150w.fits --plot sizes_f150w.png
       gccat sizes --field as1063 --band F150W --noise 1.0 --flux 200 --sizes 10,20,40,80 --mu-t 3
+      gccat sizes --field as1063 --image mz/mosaic_f150w.fits --mu-t 1,1.5,2,3,5,8
       gccat sizes --field as1063 --image mz/mosaic_f150w.fits --lens-model lenstool_frapy
     """
     from catalog.cli.util import StageProgress
@@ -1218,7 +1223,7 @@ def sizes_cmd(
             image_path=image,
             psf_path=psf,
             sizes_pc=_floats(sizes, "--sizes"),
-            mu_t=mu_t,
+            mu_t=None if mu_t is None else _floats(mu_t, "--mu-t"),
             lens_model=lens_model,
             flux_njy=flux,
             noise_njy=noise,
@@ -1230,13 +1235,15 @@ def sizes_cmd(
             command=command_line(),
             progress=progress,
         )
-    thr = r["threshold_r_h_pc"]
-    limit = f"{thr:.3g} pc" if thr is not None else f"none of the sizes up to {r['sizes'][-1]['r_h_pc']:g} pc"
-    console.print(
-        f"{r['band']}: S/N {r['snr']:.3g}, point-source FWHM {r['fwhm_point_pix']:.3g} +- "
-        f"{r['fwhm_point_std_pix']:.2g} px; smallest r_h resolved at {r['nsigma']:g} sigma: {limit}; "
-        f"run {r['run_id']}"
-    )
+    for run in r["runs"]:
+        thr = run["threshold_r_h_pc"]
+        top = run["sizes"][-1]["r_h_pc"]
+        limit = f"{thr:.3g} pc" if thr is not None else f"none of the sizes up to {top:g} pc"
+        console.print(
+            f"{run['band']} (mu_t {run['mu_t']:.3g}): S/N {run['snr']:.3g}, point-source FWHM "
+            f"{run['fwhm_point_pix']:.3g} +- {run['fwhm_point_std_pix']:.2g} px; smallest r_h resolved at "
+            f"{run['nsigma']:g} sigma: {limit}; run {run['run_id']}"
+        )
     if r.get("plot"):
         console.print(f"plot: {r['plot']}")
 

@@ -2175,6 +2175,30 @@ VIEW_COLUMNS: dict[str, ViewColumns] = {
         {"fit_mag_ab": _m("mag", "phot.mag", "AB magnitude of the stack's PSF-fit flux")},
     ),
     "size_limits_sim": ViewColumns(("size_limit_runs", "ingests")),
+    "size_limits_sim_sources": ViewColumns(
+        ("lens_at_detections", "size_limit_runs"),
+        {
+            "mu_t": _m(
+                "", "arith.factor", "The source's tangential stretch 1/|lambda_t| (single lens model)"
+            ),
+            "mu_t_lo": _m(
+                "", "arith.factor", "Largest mu_t of the field's size grid at or below the source's"
+            ),
+            "mu_t_hi": _m(
+                "", "arith.factor", "Smallest mu_t of the field's size grid at or above the source's"
+            ),
+            "n_grid": _m("", "meta.number", "Runs in the field and band's size grid (gccat sizes --mu-t)"),
+            "threshold_r_h_arcsec": _m(
+                "arcsec",
+                "phys.angSize;src",
+                "Smallest resolved intrinsic half-light radius at the source's mu_t (log-log interpolated; "
+                "NULL outside the grid)",
+            ),
+            "threshold_r_h_pc": _m(
+                "pc", "phys.size.radius", "threshold_r_h_arcsec in proper pc at the source redshift"
+            ),
+        },
+    ),
     "surface_density_limits": ViewColumns(
         ("fit_results", "size_limits"),
         {

@@ -155,6 +155,60 @@ def test_sizes_with_mu_t_from_the_lens_model(cli, lake):
     assert r.exit_code == 2 and "exclude each other" in r.output
 
 
+def test_per_source_limits_from_a_mu_t_grid(cli, lake):
+    """--mu-t 1,2,4: one commit, three runs; size_limits_sim_sources interpolates the grid at each
+    source's 1/|lambda_t| (log-log), agreeing with a direct simulation at that stretch; NULL
+    outside the grid."""
+    lk, sim, truth, out = lake
+    img = sim["images"]["F150W"]
+    assert cli("stack", img, "--field", FIELD, "--catalog", "gc", "--lake", lk.root).exit_code == 0
+    base = ("sizes", "--field", FIELD, "--image", img, "--n-sim", "60", "--sizes", "5,10,20,40,80,160",
+            "--lake", lk.root)  # fmt: skip
+    before = len(connect(lk.root).sql("SELECT * FROM ingests").fetchall())
+    r = cli(*base, "--mu-t", "1,2,4")
+    assert r.exit_code == 0, r.output
+    con = connect(lk.root)
+    assert len(con.sql("SELECT * FROM ingests").fetchall()) == before + 1  # one commit
+    grid = dict(
+        con.sql(
+            "SELECT mu_t, threshold_r_h_arcsec FROM size_limits_sim WHERE lens_model IS NULL "
+            "AND mu_t IN (1, 2, 4)"
+        ).fetchall()
+    )
+    assert set(grid) == {1.0, 2.0, 4.0} and grid[4.0] < grid[2.0] < grid[1.0]
+    src = con.sql("SELECT * FROM size_limits_sim_sources WHERE band = 'F150W'").df()
+    lens = con.sql(
+        "SELECT detection_id, lambda_t, z FROM lens_at_detections WHERE model_id = 'as1063/lenstool' "
+        "AND NOT off_map AND NOT mu_undefined"
+    ).df()
+    got = src.merge(lens, on="detection_id", suffixes=("", "_l"))
+    assert len(got) >= 10
+    mu = 1 / np.abs(got.lambda_t_l)
+    inside = (mu >= 1) & (mu <= 4)
+    assert inside.sum() >= 5 and got.threshold_r_h_arcsec[~inside].isna().all()
+    # the log-log interpolation, computed here
+    lm, lt = np.log([1.0, 2.0, 4.0]), np.log([grid[1.0], grid[2.0], grid[4.0]])
+    expected = np.exp(np.interp(np.log(mu[inside]), lm, lt))
+    assert np.allclose(got.threshold_r_h_arcsec[inside].astype(float), expected, rtol=1e-9)
+    pc = got.threshold_r_h_arcsec[inside].to_numpy(float) * [float(pc_per_arcsec(z)) for z in got.z[inside]]
+    assert np.allclose(got.threshold_r_h_pc[inside].to_numpy(float), pc)
+    # against a direct simulation at one source's own stretch (60 realisations: ~10% scatter)
+    one = float(np.median(mu[inside]))
+    assert cli(*base, "--mu-t", f"{one:.6f}").exit_code == 0
+    direct = (
+        connect(lk.root)
+        .execute("SELECT threshold_r_h_arcsec FROM size_limits_sim WHERE abs(mu_t - ?) < 1e-5", [one])
+        .fetchall()[0][0]
+    )
+    interp = float(np.exp(np.interp(np.log(one), lm, lt)))
+    assert abs(interp / direct - 1) < 0.1, (one, interp, direct)
+    for bad in ("2,1", "0,1", "1," * 21 + "1"):
+        r = cli(*base, "--mu-t", bad)
+        assert r.exit_code == 2 and len(r.output.strip().splitlines()) == 1, (bad, r.output)
+    r = cli(*base, "--mu-t", "1,2", "--plot", out / "x.png")
+    assert r.exit_code == 2
+
+
 def test_bad_options_exit_2_lake_unchanged(cli, lake, tmp_path):
     lk, sim, _, _ = lake
     img = sim["images"]["F150W"]

@@ -221,3 +221,28 @@ def test_psf_injection_recovery_matches_direct_measurement(galaxy_scenes):
         assert abs(np.median(rec) - np.median(direct)) < tol_bias
         ratio = median_abs_deviation(rec) / median_abs_deviation(direct)
         assert 0.75 < ratio < 1.35, (which, ratio)
+
+
+def test_grid_psf_columns_are_the_imagepsf_and_its_gradient():
+    """The fit's PSF columns (spline on the box's axes) equal photutils' ImagePSF.evaluate at the
+    used pixels, zero off the stamp, and their gradients equal finite differences of it."""
+    from photutils.psf import ImagePSF
+
+    from catalog.images import make_psf
+    from catalog.images.psfphot import _GridPsf
+
+    model = ImagePSF(make_psf(2.5, size=15), flux=1.0, x_0=0.0, y_0=0.0)
+    yy, xx = np.mgrid[10:40, 20:45]
+    use = np.random.default_rng(1).random(xx.shape) > 0.3
+    cols = _GridPsf(model, np.arange(20, 45, dtype=float), np.arange(10, 40, dtype=float), use)
+    (v,), (gx,), (gy,) = cols([31.3], [24.6], grads=True)
+    ref = model.evaluate(xx[use], yy[use], 1.0, 31.3, 24.6)
+    assert np.allclose(v, ref, atol=1e-12) and (v[np.abs(xx[use] - 31.3) > 8] == 0).all()
+    h = 1e-5
+    fdx = model.evaluate(xx[use], yy[use], 1.0, 31.3 + h, 24.6) - model.evaluate(
+        xx[use], yy[use], 1.0, 31.3 - h, 24.6
+    )
+    fdy = model.evaluate(xx[use], yy[use], 1.0, 31.3, 24.6 + h) - model.evaluate(
+        xx[use], yy[use], 1.0, 31.3, 24.6 - h
+    )
+    assert np.allclose(gx, fdx / (2 * h), atol=1e-6) and np.allclose(gy, fdy / (2 * h), atol=1e-6)

@@ -92,6 +92,7 @@ def main() -> None:
     per_source = np.median(times) / args.n
     print(f"gccat psf_photometry: {sum(times):.1f} s for {args.bands} bands, {1 / per_source:.0f} sources/s")
     print("  " + summary("gccat", r["flux"], r["flux_err"], flux))
+    print(f"  peak RSS after gccat (scene and {args.bands} noisy images included): {rss_gb():.2f} GB")
     k = min(args.baseline_n, args.n)
     t0 = time.perf_counter()
     pf, pe = photutils_fit(img, psf, px[:k], py[:k], r["flux"][:k], 27)
@@ -101,7 +102,7 @@ def main() -> None:
     total_pu = t_pu * args.n * args.bands / 60
     print(f"ratio (photutils time / gccat time per source): {t_pu / per_source:.2f}; "
           f"{args.bands} bands x {args.n} by photutils: {total_pu:.1f} min")  # fmt: skip
-    print(f"peak RSS {rss_gb():.2f} GB")
+    print(f"peak RSS after photutils too {rss_gb():.2f} GB")
 
 
 if __name__ == "__main__":

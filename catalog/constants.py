@@ -65,6 +65,9 @@ INJECT_FLUX_RANGE = (0.1, 10.0)
 FLUX_CORRECTION_DEGREE = 2
 #: Random injection places per target (full-random mode).
 INJECT_N_RANDOM = 100
+#: Side (pixels) of the image tiles whose source groups make one Dask task of a PSF fit
+#: (``gccat photometry --method psf --scheduler``).
+PSF_TILE_PIX = 1024
 #: Side of the stamp of the full-random injection, arcsec.
 INJECT_STAMP_ARCSEC = 10.0
 #: Copies of a whole arc model injected and refitted (gccat inject-model; Firefly Sparkle: 100).

@@ -28,6 +28,7 @@ from catalog.constants import (
     INJECT_STAMP_ARCSEC,
     MAX_APERTURE_RADIUS_ARCSEC,
     MAX_APERTURES,
+    PSF_TILE_PIX,
     RADIUS_MATCH_ARCSEC,
     UPPER_LIMIT_NSIGMA,
 )
@@ -965,6 +966,15 @@ def _psf_fit_size_pix(size_arcsec: float, image) -> int:
     return size_pix
 
 
+def _dask_map(client):
+    """``map_tasks`` for :func:`catalog.images.psfphot.psf_photometry` on a Dask client."""
+
+    def map_tasks(fn, tasks):
+        return client.gather(client.map(fn, tasks, pure=False))
+
+    return map_tasks
+
+
 def _psf_refit_size_pix(refit_arcsec: float, size_pix: int, image) -> int | None:
     """The refit cutout side in pixels (odd, >= 3, below the fit's), None for no refit."""
     if not refit_arcsec:
@@ -1095,6 +1105,8 @@ def run_psf_photometry(
     error_path=None,
     weight_path=None,
     zeropoint_ab: float | None = None,
+    scheduler: str | None = None,
+    tile_pix: int = PSF_TILE_PIX,
     command: str = "",
     progress=None,
 ) -> dict:
@@ -1118,8 +1130,15 @@ def run_psf_photometry(
     refit_size_arcsec : float
         Cutout side (arcsec) of the refit of fits with reduced chi2 above 3 (quality bit 32
         on the refitted rows); 0 for none.
+    scheduler : str, optional
+        ``"local"`` or a Dask scheduler address: the groups of each ``tile_pix`` square of the
+        image are fitted as one Dask task on the window holding their cutouts. The fluxes are
+        the same, to the bit, as in process (:func:`catalog.images.psfphot.psf_photometry`).
+    tile_pix : int
+        Side of the tiles sent to the workers, pixels (with ``scheduler``).
     """
     from catalog.images.psfphot import FLAG_PROBLEMS, FLAG_REFIT, psf_photometry
+    from catalog.runs.fits import dask_client
     from ingest.images import read_image
 
     step = progress or (lambda stage, frac: None)
@@ -1139,20 +1158,24 @@ def run_psf_photometry(
     _check_psf_fits(psf, image, psf_path)
     size_pix = _psf_fit_size_pix(size_arcsec, image)
     refit_pix = _psf_refit_size_pix(refit_arcsec, size_pix, image)
+    tile_pix = check_number(tile_pix, "--tile", lo=64, hi=65536, integer=True)
     det, x, y = _catalog_positions(lake, field_id, catalog, image)
-    step("fitting", 0.3)
-    fit = psf_photometry(
-        image.data,
-        x,
-        y,
-        psf,
-        error=image.error,
-        weight=image.weight,
-        fit_size_pix=size_pix,
-        max_shift_pix=shift,
-        background=background,
-        refit_size_pix=refit_pix,
-    )
+    step("fitting" if scheduler is None else f"fitting on Dask ({scheduler})", 0.3)
+    with dask_client(scheduler) as client:
+        fit = psf_photometry(
+            image.data,
+            x,
+            y,
+            psf,
+            error=image.error,
+            weight=image.weight,
+            fit_size_pix=size_pix,
+            max_shift_pix=shift,
+            background=background,
+            refit_size_pix=refit_pix,
+            tile_pix=None if client is None else tile_pix,
+            map_tasks=None if client is None else _dask_map(client),
+        )
     f = image.njy_per_unit
     n = len(x)
     ingest_id = new_ingest_id()
@@ -1187,6 +1210,7 @@ def run_psf_photometry(
         "fit_size_pix": size_pix,
         "refit_size_pix": refit_pix,
         "n_refit": int(((fit["quality"] & FLAG_REFIT) != 0).sum()),
+        "scheduler": scheduler or "in-process",
         "median_offset_pix": float(np.nanmedian(np.hypot(fit["dx"], fit["dy"]))) if n else None,
         "median_background_njy": float(np.nanmedian(fit["background"]) * f) if n else None,
         "n_flagged": int(((fit["quality"] & FLAG_PROBLEMS) != 0).sum()),

@@ -52,3 +52,14 @@ class Cli:
 @pytest.fixture
 def cli() -> Cli:
     return Cli()
+
+
+@pytest.fixture(scope="session")
+def dask_scheduler():
+    """The address of a one-worker, one-thread Dask cluster of separate processes (tasks and
+    their arguments are pickled, as on a real cluster).
+    """
+    from dask.distributed import LocalCluster
+
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        yield cluster.scheduler_address

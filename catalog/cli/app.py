@@ -735,6 +735,15 @@ def photometry_cmd(
             help='psf: cutout side of the refit of poor fits (chi2 > 3), arcsec; 0 for none (default 0.45").',
         ),
     ] = None,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            "--scheduler", help="psf: fit the image's tiles on Dask: 'local' or a scheduler address."
+        ),
+    ] = None,
+    tile: Annotated[
+        int, typer.Option("--tile", help="psf with --scheduler: tile side sent to a worker, pixels.")
+    ] = ap.PSF_TILE_PIX,
     lake: LakeOpt = DEFAULT_LAKE,
 ):
     """Forced aperture (or PSF-fit) photometry at a catalog's positions, appended to photometry (nJy).
@@ -753,6 +762,8 @@ def photometry_cmd(
     if method not in ("aperture", "psf"):
         raise GccatError(f"--method must be aperture or psf, got {method!r}")
     psf_settings = psf_fit_settings(method, fit_size, max_shift, background, refit_size)
+    if method != "psf" and scheduler is not None:
+        raise GccatError("--scheduler is for --method psf (aperture photometry is one vectorised pass)")
     if method == "psf":
         if apertures is not None:
             raise GccatError("--apertures is for --method aperture (a PSF fit measures the total flux)")
@@ -765,6 +776,8 @@ def photometry_cmd(
                 field_id=field,
                 catalog=catalog,
                 **psf_settings,
+                scheduler=scheduler,
+                tile_pix=tile,
                 error_path=error,
                 weight_path=weight,
                 zeropoint_ab=zeropoint,

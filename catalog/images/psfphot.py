@@ -36,6 +36,8 @@ FLAG_POOR_FIT = 4  # reduced chi2 of the cutout above ``chi2_flag``
 FLAG_MASKED = 8  # over half of the cutout masked or off the image
 FLAG_FAILED = 16  # no fit (no usable pixels, or the least-squares solver failed)
 FLAG_REFIT = 32  # poor at fit_size_pix, refitted at refit_size_pix (informational, not a fault)
+#: Per-source results of a fit, image units or pixels.
+_FIT_COLUMNS = ("flux", "flux_err", "x", "y", "x_err", "y_err", "background", "background_err")
 #: Bits that mark a fit as unusable for corrections and science (all but FLAG_REFIT).
 FLAG_PROBLEMS = FLAG_AT_BOUND | FLAG_POOR_FIT | FLAG_MASKED | FLAG_FAILED
 
@@ -113,11 +115,19 @@ class _GridPsf:
         return vals, gx, gy
 
 
-def _fit_group(data, err, bad, psf_model, xs, ys, half, max_shift, degree):
-    """Fit one group of sources jointly with the background; see :func:`psf_photometry`."""
+def _fit_group(data, err, bad, psf_model, xs, ys, half, max_shift, degree, origin=(0, 0)):
+    """Fit one group of sources jointly with the background; see :func:`psf_photometry`.
+
+    ``data``, ``err`` and ``bad`` may be a window of the image whose first pixel is the image's
+    pixel ``origin`` = (y, x); positions and results stay in image pixels, so a fit on a window
+    that holds the group's cutouts is the same, to the bit, as on the whole image.
+    """
+    oy, ox = origin
     ny, nx = data.shape
-    x0, x1 = max(int(np.floor(xs.min())) - half, 0), min(int(np.ceil(xs.max())) + half + 1, nx)
-    y0, y1 = max(int(np.floor(ys.min())) - half, 0), min(int(np.ceil(ys.max())) + half + 1, ny)
+    x0 = max(int(np.floor(xs.min())) - half, ox)
+    x1 = min(int(np.ceil(xs.max())) + half + 1, ox + nx)
+    y0 = max(int(np.floor(ys.min())) - half, oy)
+    y1 = min(int(np.ceil(ys.max())) + half + 1, oy + ny)
     n = xs.size
     side = (2 * half + 1) ** 2
     fail = {"ok": False, "n_pix": 0, "masked": True}
@@ -129,7 +139,8 @@ def _fit_group(data, err, bad, psf_model, xs, ys, half, max_shift, degree):
     for x, y in zip(xs, ys, strict=True):
         use |= (np.abs(xx - np.round(x)) <= half) & (np.abs(yy - np.round(y)) <= half)
     n_area = int(use.sum())
-    use &= ~bad[y0:y1, x0:x1]
+    box = (slice(y0 - oy, y1 - oy), slice(x0 - ox, x1 - ox))
+    use &= ~bad[box]
     n_pix = int(use.sum())
     masked = n_pix < 0.5 * n * side
     powers = [(i, k - i) for k in range(degree + 1) for i in range(k, -1, -1)]
@@ -137,8 +148,8 @@ def _fit_group(data, err, bad, psf_model, xs, ys, half, max_shift, degree):
     if n_pix <= 3 * n + nb:
         return fail | {"n_pix": n_pix}
     px, py = xx[use].astype(float), yy[use].astype(float)
-    d = data[y0:y1, x0:x1][use]
-    w = 1.0 / err[y0:y1, x0:x1][use]
+    d = data[box][use]
+    w = 1.0 / err[box][use]
     xc, yc = float(xs.mean()), float(ys.mean())
     # polynomial columns in offsets scaled by the half-side (conditioning), powers (i, j) of (u, v)
     u, v = (px - xc) / max(half, 1), (py - yc) / max(half, 1)
@@ -203,7 +214,7 @@ def _fit_group(data, err, bad, psf_model, xs, ys, half, max_shift, degree):
     }
 
 
-def _refit_members(data, err, bad, psf_model, xs, ys, r, half, max_shift, degree):
+def _refit_members(data, err, bad, psf_model, xs, ys, r, half, max_shift, degree, origin=(0, 0)):
     """Each member of a refitted group fitted alone, the other members' fitted PSFs subtracted.
 
     One polynomial over the union of a group's cutouts spans up to twice a cutout side, where a
@@ -214,10 +225,11 @@ def _refit_members(data, err, bad, psf_model, xs, ys, r, half, max_shift, degree
     n = xs.size
     if n < 2:
         return r
+    oy, ox = origin
     ny, nx = data.shape
-    reach = 2 * half + 1 + max(psf_model.data.shape) // 2  # a cutout plus a neighbour's PSF wings
-    x0, x1 = max(int(xs.min()) - reach, 0), min(int(xs.max()) + reach + 1, nx)
-    y0, y1 = max(int(ys.min()) - reach, 0), min(int(ys.max()) + reach + 1, ny)
+    reach = _member_reach(half, psf_model.data.shape)
+    x0, x1 = max(int(xs.min()) - reach, ox), min(int(xs.max()) + reach + 1, ox + nx)
+    y0, y1 = max(int(ys.min()) - reach, oy), min(int(ys.max()) + reach + 1, oy + ny)
     yy, xx = np.mgrid[y0:y1, x0:x1].astype(float)
     models = [
         r["flux"][k] * psf_model.evaluate(xx, yy, 1.0, r["x"][k], r["y"][k])
@@ -226,19 +238,83 @@ def _refit_members(data, err, bad, psf_model, xs, ys, r, half, max_shift, degree
         for k in range(n)
     ]
     total = np.sum(models, axis=0)
-    win = (slice(y0, y1), slice(x0, x1))
+    win = (slice(y0 - oy, y1 - oy), slice(x0 - ox, x1 - ox))
     out = {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in r.items()}
     for k in range(n):
         alone = data[win] - (total - models[k])
-        rk = _fit_group(alone, err[win], bad[win], psf_model, xs[k : k + 1] - x0, ys[k : k + 1] - y0,
-                        half, max_shift, degree)  # fmt: skip
+        rk = _fit_group(alone, err[win], bad[win], psf_model, xs[k : k + 1], ys[k : k + 1], half,
+                        max_shift, degree, origin=(y0, x0))  # fmt: skip
         if not rk["ok"]:
             continue
-        for key in ("flux", "flux_err", "x_err", "y_err", "background", "background_err"):
+        for key in ("flux", "flux_err", "x", "y", "x_err", "y_err", "background", "background_err"):
             out[key][k] = rk[key][0]
-        out["x"][k], out["y"][k] = rk["x"][0] + x0, rk["y"][0] + y0
         out["at_bound"][k] = rk["at_bound"][0]
     return out
+
+
+def _member_reach(half: int, psf_shape) -> int:
+    """Pixels around a member that its refit reads: a cutout plus a neighbour's PSF wings."""
+    return 2 * half + 1 + max(psf_shape) // 2
+
+
+def _psf_tasks(data, err, bad, psf, xs, ys, groups, margin, tile_pix, opts) -> list[tuple]:
+    """Independent fit tasks: the groups binned by the tile (``tile_pix`` square cells) of
+    their first source, each with the window of the image that holds all its cutouts (``margin``
+    pixels around its sources); one task of the whole image without ``tile_pix``.
+    """
+    if tile_pix is None:
+        return [((0, 0), data, err, bad, psf, xs, ys, groups, np.arange(xs.size), opts)]
+    labels, first = np.unique(groups, return_index=True)
+    cell = (np.floor(ys[first] / tile_pix) * 1e6 + np.floor(xs[first] / tile_pix)).astype(np.int64)
+    cell_of = dict(zip(labels.tolist(), cell.tolist(), strict=True))
+    source_cell = np.array([cell_of[g] for g in groups.tolist()], np.int64)
+    ny, nx = data.shape
+    tasks = []
+    for c in np.unique(source_cell):
+        sel = np.flatnonzero(source_cell == c)
+        x0 = max(int(np.floor(xs[sel].min())) - margin, 0)
+        x1 = min(int(np.ceil(xs[sel].max())) + margin + 1, nx)
+        y0 = max(int(np.floor(ys[sel].min())) - margin, 0)
+        y1 = min(int(np.ceil(ys[sel].max())) + margin + 1, ny)
+        win = (slice(y0, y1), slice(x0, x1))
+        tasks.append(((y0, x0), data[win], err[win], bad[win], psf, xs[sel], ys[sel], groups[sel], sel, opts))
+    return tasks
+
+
+def _fit_task(task) -> tuple[np.ndarray, dict]:
+    """Fit the groups of one task (see :func:`_psf_tasks`): its source indices and results."""
+    origin, data, err, bad, psf, xs, ys, groups, sel, opts = task
+    half, refit_half, shift, degree, chi2_flag = opts
+    psf_model = ImagePSF(psf, flux=1.0, x_0=0.0, y_0=0.0)
+    n = xs.size
+    res = {k: np.full(n, np.nan) for k in _FIT_COLUMNS}
+    res["chi2_reduced"] = np.full(n, np.nan)
+    res["fit_size_pix"] = np.full(n, 2 * half + 1, np.int64)
+    res["quality"] = np.zeros(n, np.int32)
+    for g in np.unique(groups):
+        k = np.flatnonzero(groups == g)
+        r = _fit_group(data, err, bad, psf_model, xs[k], ys[k], half, shift, degree, origin)
+        q = np.zeros(k.size, np.int32)
+        if refit_half is not None and r["ok"] and r["chi2"] > chi2_flag:
+            r2 = _fit_group(data, err, bad, psf_model, xs[k], ys[k], refit_half, shift, degree, origin)
+            if r2["ok"]:
+                r = _refit_members(data, err, bad, psf_model, xs[k], ys[k], r2, refit_half, shift, degree,
+                                   origin)  # fmt: skip
+                q |= FLAG_REFIT
+                res["fit_size_pix"][k] = 2 * refit_half + 1
+        if r.get("masked"):
+            q |= FLAG_MASKED
+        if not r["ok"]:
+            res["quality"][k] = q | FLAG_FAILED
+            continue
+        for key in _FIT_COLUMNS:
+            res[key][k] = r[key]
+        res["chi2_reduced"][k] = r["chi2"]
+        q |= np.where(r["at_bound"], FLAG_AT_BOUND, 0).astype(np.int32)
+        if r["chi2"] > chi2_flag:
+            q |= FLAG_POOR_FIT
+        res["quality"][k] = q
+    return sel, res
 
 
 def _check_fit_sizes(fit_size_pix, refit_size_pix) -> tuple[int, int | None]:
@@ -272,6 +348,8 @@ def psf_photometry(
     group_separation_pix=None,
     chi2_flag=3.0,
     refit_size_pix=None,
+    tile_pix=None,
+    map_tasks=None,
 ) -> dict[str, np.ndarray]:
     """PSF-fit photometry at prior positions with a jointly fitted local background.
 
@@ -317,6 +395,13 @@ def psf_photometry(
         Reduced chi2 above which the fit is flagged ``FLAG_POOR_FIT`` (or refitted).
     refit_size_pix : int, optional
         Odd cutout side (pixels, smaller than ``fit_size_pix``) of the refit of poor fits.
+    tile_pix : int, optional
+        Split the fit into independent tasks, the groups of each ``tile_pix`` square of the
+        image with the window that holds their cutouts (default: one task). The results do not
+        depend on it: each group is fitted on the same pixels in image coordinates.
+    map_tasks : callable, optional
+        ``map_tasks(function, tasks)`` returning the results in order, e.g. a Dask client's map
+        and gather (default: the built-in ``map``, in this process).
 
     Returns
     -------
@@ -359,32 +444,15 @@ def psf_photometry(
     if idx.size == 0:
         return out
     groups = SourceGrouper(min_separation=sep)(xs[idx], ys[idx]) if idx.size > 1 else np.ones(1, int)
-    psf_model = ImagePSF(p, flux=1.0, x_0=0.0, y_0=0.0)
-    for g in np.unique(groups):
-        sel = idx[groups == g]
-        out["group_id"][sel] = g
-        out["group_size"][sel] = sel.size
-        degree = BACKGROUND_DEGREES[background]
-        r = _fit_group(data, err, bad, psf_model, xs[sel], ys[sel], half, shift, degree)
-        q = np.zeros(sel.size, np.int32)
-        if refit_half is not None and r["ok"] and r["chi2"] > chi2_flag:
-            r2 = _fit_group(data, err, bad, psf_model, xs[sel], ys[sel], refit_half, shift, degree)
-            if r2["ok"]:
-                r = _refit_members(data, err, bad, psf_model, xs[sel], ys[sel], r2, refit_half, shift, degree)
-                q |= FLAG_REFIT
-                out["fit_size_pix"][sel] = 2 * refit_half + 1
-        if r.get("masked"):
-            q |= FLAG_MASKED
-        if not r["ok"]:
-            out["quality"][sel] = q | FLAG_FAILED
-            continue
-        for k in ("flux", "flux_err", "x", "y", "x_err", "y_err", "background", "background_err"):
-            out[k][sel] = r[k]
-        out["chi2_reduced"][sel] = r["chi2"]
-        q |= np.where(r["at_bound"], FLAG_AT_BOUND, 0).astype(np.int32)
-        if r["chi2"] > chi2_flag:
-            q |= FLAG_POOR_FIT
-        out["quality"][sel] = q
+    _, inverse, counts = np.unique(groups, return_inverse=True, return_counts=True)
+    out["group_id"][idx] = groups
+    out["group_size"][idx] = counts[inverse]
+    opts = (half, refit_half, shift, BACKGROUND_DEGREES[background], float(chi2_flag))
+    margin = max(half, _member_reach(refit_half, p.shape) if refit_half is not None else 0) + 1
+    tasks = _psf_tasks(data, err, bad, p, xs[idx], ys[idx], groups, margin, tile_pix, opts)
+    for sel, res in (map if map_tasks is None else map_tasks)(_fit_task, tasks):
+        for k, v in res.items():
+            out[k][idx[sel]] = v
     out["dx"] = out["x"] - xs
     out["dy"] = out["y"] - ys
     return out

@@ -252,15 +252,14 @@ def rows_matmul(x: np.ndarray, m: np.ndarray, out: np.ndarray | None = None) -> 
     return out
 
 
-def run_blocks(block, n_obj: int, step: int, seeds, n_threads: int | None = None) -> None:
-    """Call ``block(lo, hi, seed)`` on consecutive blocks of ``step`` objects, on up to
-    ``n_threads`` threads (default: up to 2), each with the BLAS single-threaded.
+def run_blocks(block, n_obj: int, step: int, n_threads: int | None = None) -> None:
+    """Call ``block(lo, hi)`` on consecutive blocks of ``step`` objects, on up to ``n_threads``
+    threads (default: up to 2), each with the BLAS single-threaded.
 
-    ``seeds`` holds one entry per block (a spawned generator, or None): each block draws its
-    own stream, so results do not depend on the thread count.
+    Blocks draw nothing from a shared stream (posterior draws are keyed by object id,
+    :mod:`catalog.sed.draws`), so results do not depend on the block size or thread count.
     """
-    starts = range(0, n_obj, step)
-    jobs = [(st, min(st + step, n_obj), sd) for st, sd in zip(starts, seeds, strict=True)]
+    jobs = [(st, min(st + step, n_obj)) for st in range(0, n_obj, step)]
     n_threads = n_threads or min(2, os.cpu_count() or 1)
     with _single_threaded_blas():
         if n_threads > 1 and len(jobs) > 1:
@@ -727,7 +726,7 @@ def fit_ssp(  # noqa: C901
         res["pct"]["log_z"][gi] = cell_quantiles(p_az.sum(axis=1), grid.log_z_zsun)
         res["pct"]["av"][gi] = cell_quantiles(p_v, grid.av)
 
-    def block(lo: int, hi: int, seed) -> None:
+    def block(lo: int, hi: int) -> None:
         sl = slice(lo, hi)
         c = hi - lo
         d = det[sl]
@@ -859,8 +858,7 @@ def fit_ssp(  # noqa: C901
     # sub-blocks) and in the allocator's free lists (no page faults; 8 MB arrays took ~70 per object)
     step = max(1, min(int(chunk_size), max(16, (1 << 21) // max(n_mod, 1))))
     sub = max(1, min(step, (1 << 19) // max(n_mod, 1)))
-    n_blocks = len(range(0, n_obj, step))
-    run_blocks(block, n_obj, step, [None] * n_blocks, n_threads)
+    run_blocks(block, n_obj, step, n_threads)
     dof = n_used - n_free
     with np.errstate(divide="ignore", invalid="ignore"):
         red = np.where(dof > 0, res["chi2"] / dof, np.nan)

@@ -671,7 +671,7 @@ def fit_atlas(  # noqa: C901
     if keys.shape != (n_obj, 2):
         raise ValueError(f"draw_keys of shape {keys.shape} for {n_obj} objects (need ({n_obj}, 2))")
 
-    def block(lo: int, hi: int, seed) -> None:
+    def block(lo: int, hi: int) -> None:
         sl = slice(lo, hi)
         c = hi - lo
         rows = np.arange(c)
@@ -745,7 +745,7 @@ def fit_atlas(  # noqa: C901
             hist[sl] = part.transpose(1, 2, 0)
 
     step = max(1, (1 << 21) // max(n_mod, 1))
-    run_blocks(block, n_obj, step, [None] * len(range(0, n_obj, step)), n_threads)
+    run_blocks(block, n_obj, step, n_threads)
     dof = n_used - n_free
     with np.errstate(divide="ignore", invalid="ignore"):
         red = np.where(dof > 0, chi2_min / dof, np.nan)

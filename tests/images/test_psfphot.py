@@ -246,3 +246,21 @@ def test_grid_psf_columns_are_the_imagepsf_and_its_gradient():
         xx[use], yy[use], 1.0, 31.3, 24.6 - h
     )
     assert np.allclose(gx, fdx / (2 * h), atol=1e-6) and np.allclose(gy, fdy / (2 * h), atol=1e-6)
+
+
+def test_tiled_fit_is_bit_identical_to_one_task():
+    """Any tile size gives the same numbers, to the bit: each group is fitted on the same pixels,
+    in image coordinates, whatever window it is sent with (also its refits)."""
+    m = make_psf_photometry_scene(
+        rng=np.random.default_rng(101), n_isolated=40, n_pairs=10, galaxy_pair_separation_pix=(4, 12)
+    )
+    t = m["truth"]
+    rng = np.random.default_rng(3)
+    xp, yp = t["x"] + rng.normal(0, 0.3, t["x"].size), t["y"] + rng.normal(0, 0.3, t["y"].size)
+    kw = {"error": m["error"], "refit_size_pix": 15}
+    one = psf_photometry(m["image"], xp, yp, m["psf"], **kw)
+    assert ((one["quality"] & FLAG_REFIT) != 0).sum() >= 5  # the refits are exercised too
+    for tile in (64, 100, 257):
+        tiled = psf_photometry(m["image"], xp, yp, m["psf"], **kw, tile_pix=tile)
+        for k in one:
+            assert np.array_equal(one[k], tiled[k], equal_nan=True), (tile, k)

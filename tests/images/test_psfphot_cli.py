@@ -167,3 +167,30 @@ def test_inject_psf_corrections_for_psf_rows(cli, tmp_path, sim):
         assert r.exit_code == 2, (extra, r.output)
         assert len(r.output.strip().splitlines()) == 1, r.output
     assert snapshot(lake) == before
+
+
+def test_psf_photometry_on_dask_tiles_is_bit_identical(cli, tmp_path, sim, dask_scheduler):
+    """--scheduler with 128 px tiles (pickled to a worker process) writes the same rows, to the
+    bit, as the in-process fit; --scheduler without --method psf is an error."""
+    out, s, truth = sim
+    img = s["images"]["F150W"]
+    rows = []
+    for name, extra in (("a", ()), ("b", ("--scheduler", dask_scheduler, "--tile", "128"))):
+        lake = Lake.create(tmp_path / name)
+        ingest_catalog(lake, out / "positions.csv", field_id="sim", name="gc")
+        base = ("photometry", img, "--field", "sim", "--catalog", "gc", "--lake", lake.root)
+        r = cli(*base, "--method", "psf", "--psf", s["psf"], *extra)
+        assert r.exit_code == 0, r.output
+        con = connect(lake.root)
+        rows.append(
+            con.sql(
+                "SELECT detection_id, flux_njy, flux_err_njy, quality FROM photometry ORDER BY detection_id"
+            ).fetchall()
+        )
+        opts = json.loads(con.sql("SELECT options FROM ingests WHERE name = 'gc/F150W/psf'").fetchall()[0][0])
+        assert opts["scheduler"] == (dask_scheduler if extra else "in-process")
+    assert len(rows[0]) == len(truth) and rows[0] == rows[1]
+    r = cli(*base, "--psf", s["psf"], "--scheduler", dask_scheduler)
+    assert r.exit_code == 2 and "--method psf" in r.output
+    r = cli(*base, "--method", "psf", "--psf", s["psf"], "--scheduler", dask_scheduler, "--tile", "8")
+    assert r.exit_code == 2 and "--tile" in r.output

@@ -1,26 +1,14 @@
-"""Fixtures of the run tests: a small Dask cluster and the rows a run wrote."""
+"""Fixtures of the run tests: the rows a run wrote (the Dask cluster is in tests/conftest.py)."""
 
 from __future__ import annotations
 
 import pyarrow as pa
-import pytest
 
 from catalog.queries.connection import connect
 from catalog.queries.search import run_sql
 
 #: Columns that differ between two runs of the same fit (ids, never results).
 RUN_COLUMNS = ("run_id", "ingest_id")
-
-
-@pytest.fixture(scope="session")
-def dask_scheduler():
-    """The address of a one-worker, one-thread Dask cluster of separate processes (tasks and
-    their arguments are pickled, as on a real cluster).
-    """
-    from dask.distributed import LocalCluster
-
-    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
-        yield cluster.scheduler_address
 
 
 def run_rows(lake, table: str, run_id: str) -> pa.Table:

@@ -735,6 +735,7 @@ def run_injection(
     max_shift_pix: float | None = None,
     background: str | None = None,
     refit_size_arcsec: float | None = None,
+    scheduler: str | None = None,
     command: str = "",
     progress=None,
 ) -> dict:
@@ -744,7 +745,9 @@ def run_injection(
     ``gccat photometry --method psf`` (:func:`_inject_psf`, targets mode only; ``fit_size_arcsec``,
     ``max_shift_pix``, ``background`` and ``refit_size_arcsec`` as for :func:`run_psf_photometry`);
     its sources and corrections have no aperture radius and apply to that image's ``psf`` rows
-    fitted with the same cutouts and background.
+    fitted with the same cutouts and background. With ``scheduler`` (``"local"`` or a Dask
+    scheduler address) each injection's tile is fitted as one Dask task; the results are the
+    same, to the bit, as in process.
 
     ``mode='targets'`` (Sparkler): near each catalog source, PSF point sources at ``n_flux``
     fluxes spanning ``flux_range`` x its measured flux (the smallest aperture's photometry of
@@ -769,6 +772,8 @@ def run_injection(
     if method not in ("aperture", "psf"):
         raise GccatError(f"--method must be aperture or psf, got {method!r}")
     settings = psf_fit_settings(method, fit_size_arcsec, max_shift_pix, background, refit_size_arcsec)
+    if scheduler is not None and method != "psf":
+        raise GccatError("--scheduler is for --method psf (aperture injections run in process)")
     if method == "psf":
         if mode != "targets":
             raise GccatError("--method psf injects near the targets only (--mode targets)")
@@ -807,6 +812,7 @@ def run_injection(
         }
         _, ax, ay = _catalog_positions(lake, field_id, catalog, image)
         step(f"injecting ({mode}, psf)", 0.2)
+        psf_params["scheduler"] = scheduler
         res, corrections = _inject_psf(
             lake,
             field_id,
@@ -966,11 +972,29 @@ def _psf_fit_size_pix(size_arcsec: float, image) -> int:
     return size_pix
 
 
-def _dask_map(client):
-    """``map_tasks`` for :func:`catalog.images.psfphot.psf_photometry` on a Dask client."""
+def _dask_map(client, batch: int = 64):
+    """``map_tasks`` on a Dask client: the tasks in batches of ``batch`` (one Dask task each, so
+    that many small tasks, one injection's tile each, do not each pay the scheduler's overhead),
+    submitted as they are made, the results in order.
+    """
+
+    def run_batch(fn, part):
+        return [fn(t) for t in part]
+
+    def submit(fn, part):
+        # the arrays go to the workers as data (scatter), not inside the task graph
+        return client.submit(run_batch, fn, client.scatter(part), pure=False)
 
     def map_tasks(fn, tasks):
-        return client.gather(client.map(fn, tasks, pure=False))
+        futures, part = [], []
+        for t in tasks:
+            part.append(t)
+            if len(part) == batch:
+                futures.append(submit(fn, part))
+                part = []
+        if part:
+            futures.append(submit(fn, part))
+        return [r for chunk in client.gather(futures) for r in chunk]
 
     return map_tasks
 
@@ -1013,6 +1037,7 @@ def _inject_psf(
     fitted jointly, whose bias is not the target's; ``docs/methods.md``).
     """
     from catalog.images.psfphot import psf_photometry
+    from catalog.runs.fits import dask_client
 
     f = image.njy_per_unit
     size = int(params["fit_size_pix"])
@@ -1041,27 +1066,29 @@ def _inject_psf(
             background=params["background"],
             refit_size_pix=params["refit_size_pix"],
         )["flux"]
-    res = imaging.psf_injection_recovery(
-        image.data,
-        psf,
-        x,
-        y,
-        measured,
-        error=image.error,
-        weight=image.weight,
-        neighbours=neighbours,
-        n_flux=n_flux,
-        n_locations=n_locations,
-        flux_range=flux_range,
-        min_sep_pix=float(size),
-        max_sep_pix=1.5 * size,
-        rng=rng,
-        fit_size_pix=size,
-        max_shift_pix=params["max_shift_pix"],
-        background=params["background"],
-        refit_size_pix=params["refit_size_pix"],
-        progress=lambda p: step("injecting (targets, psf)", 0.2 + 0.7 * p),
-    )
+    with dask_client(params.get("scheduler")) as client:
+        res = imaging.psf_injection_recovery(
+            image.data,
+            psf,
+            x,
+            y,
+            measured,
+            error=image.error,
+            weight=image.weight,
+            neighbours=neighbours,
+            n_flux=n_flux,
+            n_locations=n_locations,
+            flux_range=flux_range,
+            min_sep_pix=float(size),
+            max_sep_pix=1.5 * size,
+            rng=rng,
+            fit_size_pix=size,
+            max_shift_pix=params["max_shift_pix"],
+            background=params["background"],
+            refit_size_pix=params["refit_size_pix"],
+            progress=lambda p: step("injecting (targets, psf)", 0.2 + 0.7 * p),
+            map_tasks=None if client is None else _dask_map(client),
+        )
     corrections = []
     target = np.asarray(res["target"])
     for t in np.unique(target):
@@ -1174,7 +1201,7 @@ def run_psf_photometry(
             background=background,
             refit_size_pix=refit_pix,
             tile_pix=None if client is None else tile_pix,
-            map_tasks=None if client is None else _dask_map(client),
+            map_tasks=None if client is None else _dask_map(client, batch=1),
         )
     f = image.njy_per_unit
     n = len(x)

@@ -864,6 +864,10 @@ def inject_cmd(
         float | None,
         typer.Option("--refit-size", help='psf: refit side of poor fits, arcsec; 0 for none (0.45").'),
     ] = None,
+    scheduler: Annotated[
+        str | None,
+        typer.Option("--scheduler", help="psf: fit the injections on Dask: 'local' or a scheduler address."),
+    ] = None,
     lake: LakeOpt = DEFAULT_LAKE,
 ):
     """Injection-recovery of PSF point sources near each target, measured the same way.
@@ -904,6 +908,7 @@ def inject_cmd(
             max_shift_pix=max_shift,
             background=background,
             refit_size_arcsec=refit_size,
+            scheduler=scheduler,
             command=command_line(),
             progress=progress,
         )

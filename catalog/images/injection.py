@@ -47,6 +47,15 @@ def _add_stamp(image: np.ndarray, stamp: np.ndarray, ix0: int, iy0: int, scale: 
     image[y0:y1, x0:x1] += scale * stamp[y0 - iy0 : y1 - iy0, x0 - ix0 : x1 - ix0]
 
 
+def _recover_injection(task) -> tuple[float, float, int]:
+    """PSF-fit one injection on its tile: flux, error (image units) and quality bits."""
+    from catalog.images.psfphot import psf_photometry
+
+    tile, err, bad, psf, px, py, fit_kw = task
+    fit = psf_photometry(tile, px, py, psf, error=err, mask=bad, **fit_kw)
+    return float(fit["flux"][0]), float(fit["flux_err"][0]), int(fit["quality"][0])
+
+
 def inject_point_sources(image, psf, x, y, flux) -> np.ndarray:
     """Add point sources to a copy of an image.
 
@@ -588,6 +597,7 @@ def psf_injection_recovery(
     refit_size_pix=None,
     upper_limit_nsigma=UPPER_LIMIT_NSIGMA,
     progress=None,
+    map_tasks=None,
 ) -> dict[str, np.ndarray]:
     """Injection-recovery of PSF point sources measured by the PSF fit (:mod:`catalog.images.psfphot`).
 
@@ -622,6 +632,9 @@ def psf_injection_recovery(
         As for :func:`~catalog.images.psfphot.psf_photometry` (pixels; the background model).
     upper_limit_nsigma : float
         An injection is recovered when its fit succeeded and ``flux_out > k flux_err``.
+    map_tasks : callable, optional
+        ``map_tasks(function, tasks)`` returning the results in order (e.g. a Dask client's map
+        and gather); each task is one injection's tile. Default: the built-in ``map``.
 
     Returns
     -------
@@ -629,7 +642,7 @@ def psf_injection_recovery(
         ``target``, ``x``, ``y``, ``flux_in``, ``flux_out``, ``flux_err`` (image units),
         ``quality`` (the fit's bits) and ``recovered``, one entry per injection.
     """
-    from catalog.images.psfphot import FLAG_FAILED, _noise_map, check_psf_stamp, psf_photometry
+    from catalog.images.psfphot import FLAG_FAILED, _noise_map, check_psf_stamp
 
     rng = _rng(rng)
     img = _image("image", image)
@@ -650,38 +663,35 @@ def psf_injection_recovery(
     out = _injection_plan(rng, xs, ys, meas, factors, min_sep_pix, max_sep_pix, n_locations, grown_bad, half,
                           "no positive measured flux")  # fmt: skip
     n = out["x"].size
-    flux_out, flux_err = np.full(n, np.nan), np.full(n, np.nan)
-    quality = np.zeros(n, np.int32)
     shifter = _PsfShifter(p)
     ny, nx = img.shape
     reach = 2 * size + p.shape[0]  # the tile: the group's cutouts around the injection
-    for q in range(n):
-        xi, yi = float(out["x"][q]), float(out["y"][q])
-        cx, cy = int(np.floor(xi + 0.5)), int(np.floor(yi + 0.5))
-        y0, y1 = max(cy - reach, 0), min(cy + reach + 1, ny)
-        x0, x1 = max(cx - reach, 0), min(cx + reach + 1, nx)
-        tile = data[y0:y1, x0:x1].copy()
-        stamp, ix0, iy0 = shifter.place(xi - x0, yi - y0)
-        _add_stamp(tile, stamp, ix0, iy0, float(out["flux_in"][q]))
-        # catalog sources whose cutout overlaps the injection's (grouped with it by the fit)
-        near = (np.abs(nx_ - xi) <= size) & (np.abs(ny_ - yi) <= size)
-        px = np.concatenate([[xi - x0], nx_[near] - x0])
-        py = np.concatenate([[yi - y0], ny_[near] - y0])
-        fit = psf_photometry(
-            tile,
-            px,
-            py,
-            p,
-            error=err[y0:y1, x0:x1],
-            mask=bad[y0:y1, x0:x1],
-            fit_size_pix=size,
-            max_shift_pix=max_shift_pix,
-            background=background,
-            refit_size_pix=refit_size_pix,
-        )
-        flux_out[q], flux_err[q], quality[q] = fit["flux"][0], fit["flux_err"][0], fit["quality"][0]
+    fit_kw = {"fit_size_pix": size, "max_shift_pix": max_shift_pix, "background": background,
+              "refit_size_pix": refit_size_pix}  # fmt: skip
+
+    def tasks():
+        for q in range(n):
+            xi, yi = float(out["x"][q]), float(out["y"][q])
+            cx, cy = int(np.floor(xi + 0.5)), int(np.floor(yi + 0.5))
+            y0, y1 = max(cy - reach, 0), min(cy + reach + 1, ny)
+            x0, x1 = max(cx - reach, 0), min(cx + reach + 1, nx)
+            tile = data[y0:y1, x0:x1].copy()
+            stamp, ix0, iy0 = shifter.place(xi - x0, yi - y0)
+            _add_stamp(tile, stamp, ix0, iy0, float(out["flux_in"][q]))
+            # catalog sources whose cutout overlaps the injection's (grouped with it by the fit)
+            near = (np.abs(nx_ - xi) <= size) & (np.abs(ny_ - yi) <= size)
+            px = np.concatenate([[xi - x0], nx_[near] - x0])
+            py = np.concatenate([[yi - y0], ny_[near] - y0])
+            yield tile, err[y0:y1, x0:x1], bad[y0:y1, x0:x1], p, px, py, fit_kw
+
+    results = []
+    for q, r in enumerate((map if map_tasks is None else map_tasks)(_recover_injection, tasks())):
+        results.append(r)
         if progress is not None and (q + 1) % 200 == 0:
             progress((q + 1) / n)
+    flux_out = np.array([r[0] for r in results], float).reshape(n)
+    flux_err = np.array([r[1] for r in results], float).reshape(n)
+    quality = np.array([r[2] for r in results], np.int32).reshape(n)
     out.update(flux_out=flux_out, flux_err=flux_err, quality=quality)
     with np.errstate(invalid="ignore"):
         out["recovered"] = (flux_out > float(upper_limit_nsigma) * flux_err) & ((quality & FLAG_FAILED) == 0)

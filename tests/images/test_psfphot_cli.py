@@ -194,3 +194,31 @@ def test_psf_photometry_on_dask_tiles_is_bit_identical(cli, tmp_path, sim, dask_
     assert r.exit_code == 2 and "--method psf" in r.output
     r = cli(*base, "--method", "psf", "--psf", s["psf"], "--scheduler", dask_scheduler, "--tile", "8")
     assert r.exit_code == 2 and "--tile" in r.output
+
+
+def test_inject_psf_on_dask_is_bit_identical(cli, tmp_path, sim, dask_scheduler):
+    """gccat inject --method psf --scheduler: the same injection rows and corrections, to the bit,
+    as in process (one task per batch of injection tiles, pickled to a worker process)."""
+    out, s, truth = sim
+    img = s["images"]["F150W"]
+    got = []
+    for name, extra in (("a", ()), ("b", ("--scheduler", dask_scheduler))):
+        lake = Lake.create(tmp_path / name)
+        ingest_catalog(lake, out / "positions.csv", field_id="sim", name="gc")
+        base = ("--field", "sim", "--catalog", "gc", "--lake", lake.root, "--psf", s["psf"])
+        opts = ("--method", "psf", "--n", "3", "--locations", "30", "--max-targets", "3")
+        r = cli("inject", img, *base, *opts, *extra)
+        assert r.exit_code == 0, r.output
+        con = connect(lake.root)
+        got.append(
+            (
+                con.sql(
+                    "SELECT detection_id, flux_in_njy, flux_out_njy, flux_err_njy FROM injection_sources "
+                    "ORDER BY ALL"
+                ).fetchall(),  # fmt: skip
+                con.sql("SELECT detection_id, c2, c1, c0 FROM injection_corrections ORDER BY ALL").fetchall(),
+            )
+        )
+    assert len(got[0][0]) == 3 * 3 * 30 and got[0] == got[1]
+    r = cli("inject", img, *base, "--scheduler", dask_scheduler)
+    assert r.exit_code == 2 and "--method psf" in r.output

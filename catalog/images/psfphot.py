@@ -1,9 +1,10 @@
 """PSF-fit photometry with a local background fitted jointly (the SMACS0723 Tractor-style fit).
 
-Each source (or group of sources closer than a cutout's half-side, found with photutils'
-:class:`~photutils.psf.SourceGrouper`) is fitted in a square cutout around its prior position
-with the PSF (photutils :class:`~photutils.psf.ImagePSF`, flux and position free, the position
-within ``max_shift_pix`` of the prior) plus a local background, a polynomial of degree 0-3
+Each source (or group of sources closer than a cutout's half-side: photutils'
+:class:`~photutils.psf.SourceGrouper`'s groups, from KD-tree pairs, :func:`group_sources`) is
+fitted in a square cutout around its prior position with the PSF (photutils
+:class:`~photutils.psf.ImagePSF`, flux and position free, the position within
+``max_shift_pix`` of the prior) plus a local background, a polynomial of degree 0-3
 (constant, plane, quadratic by default, cubic), fitted
 **jointly** with the fluxes, so that the halo of a cluster galaxy or the intracluster light
 under the source is removed by the fit rather than by an annulus median. photutils'
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 from astropy.stats import sigma_clipped_stats
-from photutils.psf import ImagePSF, SourceGrouper
+from photutils.psf import ImagePSF
 from scipy.optimize import least_squares
 
 from catalog.checks import as_grid as _image
@@ -257,6 +258,33 @@ def _member_reach(half: int, psf_shape) -> int:
     return 2 * half + 1 + max(psf_shape) // 2
 
 
+def group_sources(x, y, min_separation: float) -> np.ndarray:
+    """Group labels (1, 2, ... in order of first appearance) of sources closer than
+    ``min_separation`` (pixels), chained: photutils' :class:`~photutils.psf.SourceGrouper`.
+
+    The same groups as SourceGrouper (single-linkage clusters cut at that distance are the
+    connected components of the graph of pairs within it), from a KD-tree's pairs instead of
+    scipy's hierarchical clustering, whose condensed distance matrix takes n^2/2 doubles:
+    3.6 GB and most of the time for 3x10^4 sources (``benchmarks/bench_psfphot.py``).
+    """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+    from scipy.spatial import cKDTree
+
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    n = x.size
+    if n <= 1:
+        return np.ones(n, np.int64)
+    pairs = cKDTree(np.column_stack([x, y])).query_pairs(float(min_separation), output_type="ndarray")
+    graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(n, n))
+    _, labels = connected_components(graph, directed=False)
+    # renumber by first appearance, as SourceGrouper does
+    _, first, inverse = np.unique(labels, return_index=True, return_inverse=True)
+    rank = np.empty(first.size, np.int64)
+    rank[np.argsort(first, kind="stable")] = np.arange(1, first.size + 1)
+    return rank[inverse]
+
+
 def _psf_tasks(data, err, bad, psf, xs, ys, groups, margin, tile_pix, opts) -> list[tuple]:
     """Independent fit tasks: the groups binned by the tile (``tile_pix`` square cells) of
     their first source, each with the window of the image that holds all its cutouts (``margin``
@@ -443,7 +471,7 @@ def psf_photometry(
     idx = np.flatnonzero(finite)
     if idx.size == 0:
         return out
-    groups = SourceGrouper(min_separation=sep)(xs[idx], ys[idx]) if idx.size > 1 else np.ones(1, int)
+    groups = group_sources(xs[idx], ys[idx], sep)
     _, inverse, counts = np.unique(groups, return_inverse=True, return_counts=True)
     out["group_id"][idx] = groups
     out["group_size"][idx] = counts[inverse]

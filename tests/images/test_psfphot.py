@@ -264,3 +264,18 @@ def test_tiled_fit_is_bit_identical_to_one_task():
         tiled = psf_photometry(m["image"], xp, yp, m["psf"], **kw, tile_pix=tile)
         for k in one:
             assert np.array_equal(one[k], tiled[k], equal_nan=True), (tile, k)
+
+
+def test_group_sources_are_photutils_groups():
+    """The KD-tree grouping gives SourceGrouper's labels (chains included), without its n^2 matrix."""
+    from photutils.psf import SourceGrouper
+
+    from catalog.images.psfphot import group_sources
+
+    rng = np.random.default_rng(0)
+    for n in (2, 17, 800):
+        x, y = rng.uniform(0, 300, n), rng.uniform(0, 300, n)
+        for sep in (3.0, 13.0, 30.0):
+            assert np.array_equal(group_sources(x, y, sep), SourceGrouper(min_separation=sep)(x, y))
+    chain = group_sources([0.0, 10.0, 20.0, 50.0], [0.0, 0.0, 0.0, 0.0], 12.0)
+    assert chain.tolist() == [1, 1, 1, 2]

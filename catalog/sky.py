@@ -12,6 +12,10 @@ import numpy.typing as npt
 
 HEALPIX_ORDER = 29
 _DEG = np.pi / 180.0
+#: Mean right sources per occupied crossmatch bucket above which buckets stop getting coarser.
+_PER_PIXEL = 10.0
+#: Crossmatch buckets per task of the compiled loops (one candidate buffer each).
+_BLOCK = 256
 
 
 def healpix29(ra_deg: npt.ArrayLike, dec_deg: npt.ArrayLike) -> np.ndarray:
@@ -72,110 +76,268 @@ def cone_ranges(ra_deg: float, dec_deg: float, radius_arcsec: float, max_pixels:
 def crossmatch(
     ra1, dec1, hpx1, ra2, dec2, hpx2, radius_arcsec: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """All pairs of two catalogs closer than ``radius_arcsec``.
+    """All pairs of two catalogs closer than ``radius_arcsec`` (inclusive).
 
-    Both sides are bucketed by their HEALPix pixel at a coarse order (derived from
-    ``healpix29`` by a bit shift); each left source is compared with the right sources in its
-    pixel and the eight neighbours, then kept by exact distance. The pixels are chosen at least
-    twice the radius across: polar-cap pixels are elongated, and a pixel just wider than the
-    radius plus its neighbours would not always cover the whole circle.
+    Both sides are sorted by their ``healpix29`` index and bucketed by HEALPix pixel at a
+    coarser order (a bit shift of the index keeps the sort). Each left pixel is compared with
+    the right sources in its pixel and its eight neighbours: first by chord length of unit
+    vectors (with a margin), then by the exact great-circle distance (the Vincenty formula of
+    :func:`separation_arcsec`). The pixels are at least twice the radius across (polar-cap
+    pixels are elongated, and a pixel just wider than the radius plus its neighbours would not
+    always cover the whole circle) and coarser where the right side is sparse.
+
+    Parameters
+    ----------
+    ra1, dec1, ra2, dec2 : array_like
+        ICRS positions of the left and right sides, degrees.
+    hpx1, hpx2 : array_like of int64
+        Their NESTED HEALPix indices at order 29 (:func:`healpix29`).
+    radius_arcsec : float
+        Match radius, arcsec; pairs at exactly the radius are kept.
 
     Returns
     -------
-    idx1, idx2, sep_arcsec : ndarray
-        Row indices into each side and the separation in arcsec, sorted by (idx1, sep).
+    idx1, idx2 : ndarray of int64
+        Row indices into the left and right sides, sorted by (idx1, separation).
+    sep_arcsec : ndarray of float64
+        Great-circle separation of each pair, arcsec.
     """
     hpx1 = np.asarray(hpx1, np.int64)
     hpx2 = np.asarray(hpx2, np.int64)
-    order = order_for_radius(2.0 * radius_arcsec, max_order=HEALPIX_ORDER - 1)
-    shift = 2 * (HEALPIX_ORDER - order)
-    order2 = np.argsort(hpx2 >> shift, kind="stable")
-    # Right side as runs of equal pixels: start offset and length of each run.
-    p2_pix, p2_start, p2_count = np.unique(hpx2[order2] >> shift, return_index=True, return_counts=True)
-    if len(p2_pix) == 0 or len(hpx1) == 0:
-        e = np.array([], dtype=np.int64)
+    e = np.array([], dtype=np.int64)
+    if len(hpx1) == 0 or len(hpx2) == 0:
         return e, e, np.array([], dtype=float)
-    # Left sources in pixel order, so that neighbours in the loop read the same memory.
-    order1 = np.argsort(hpx1, kind="stable")
-    p1 = hpx1[order1] >> shift
-    neigh = hp.get_all_neighbours(2**order, p1, nest=True)  # (8, n1), -1 where none
-    cand = np.ascontiguousarray(np.concatenate([p1[None, :], neigh], axis=0))  # (9, n1)
-    # Chord test on unit vectors in compiled loops (a margin keeps it inclusive); exact after.
-    v1a = np.ascontiguousarray(np.stack(_unit_vectors(ra1, dec1))[:, order1])
-    v2s = np.ascontiguousarray(np.stack(_unit_vectors(ra2, dec2))[:, order2])
+    ra1, dec1 = np.asarray(ra1, float), np.asarray(dec1, float)
+    ra2, dec2 = np.asarray(ra2, float), np.asarray(dec2, float)
+    # Sorting by the full index sorts by pixel at every coarser order (nested scheme).
+    order1 = np.argsort(hpx1)
+    order2 = np.argsort(hpx2)
+    h1, h2 = hpx1[order1], hpx2[order2]
+    order = _bucket_order(h2, order_for_radius(2.0 * radius_arcsec, max_order=HEALPIX_ORDER - 1))
+    shift = 2 * (HEALPIX_ORDER - order)
+    run_pix, run_start = _runs(h2 >> shift)
+    grp_pix, grp_start = _runs(h1 >> shift)
+    neigh = hp.get_all_neighbours(2**order, grp_pix, nest=True)  # (8, groups), -1 where none
+    cand = np.ascontiguousarray(np.concatenate([grp_pix[None, :], neigh], axis=0))  # (9, groups)
+    side1, side2 = _sphere(ra1, dec1, order1), _sphere(ra2, dec2, order2)
     limit = (2 * np.sin(np.deg2rad(radius_arcsec / 3600) / 2)) ** 2 * (1 + 1e-9) + 1e-24
-    runs = (p2_pix, p2_start.astype(np.int64), p2_count.astype(np.int64))
-    empty_i, empty_f = np.zeros(0, np.int64), np.zeros(0)
-    counts = _pairs(v1a, v2s, cand, *runs, limit, empty_i, empty_f, empty_i)
+    runs, n_cand = _find_runs(cand, run_pix, run_start, np.searchsorted(run_pix, grp_pix))
+    width = int(n_cand.max())
+    counts = _count_pairs(grp_start, runs, run_start, side1, side2, limit, width)
     # Output slots in the caller's left order, so the pairs come out sorted by left index.
     counts_left = np.empty_like(counts)
     counts_left[order1] = counts
-    start_left = np.r_[0, np.cumsum(counts_left)]
-    total = int(start_left[-1])
+    ends = np.cumsum(counts_left)
+    total = int(ends[-1])
     if total == 0:
-        e = np.array([], dtype=np.int64)
         return e, e, np.array([], dtype=float)
-    right_sorted, chord2 = np.empty(total, np.int64), np.empty(total)
-    _pairs(v1a, v2s, cand, *runs, limit, right_sorted, chord2, start_left[:-1][order1])
-    left = np.repeat(np.arange(len(hpx1), dtype=np.int64), counts_left)
-    right = order2[right_sorted]
-    sep = separation_arcsec(
-        np.asarray(ra1)[left], np.asarray(dec1)[left], np.asarray(ra2)[right], np.asarray(dec2)[right]
+    dest = (ends - counts_left)[order1]
+    idx1, idx2, sep = np.empty(total, np.int64), np.empty(total, np.int64), np.empty(total)
+    n_out = _fill_pairs(
+        grp_start,
+        runs,
+        run_start,
+        side1,
+        side2,
+        limit,
+        width,
+        radius_arcsec,
+        order1,
+        order2,
+        dest,
+        idx1,
+        idx2,
+        sep,
     )
-    ok = sep <= radius_arcsec
-    return left[ok], right[ok], sep[ok]
+    if n_out:  # chord inside its margin but farther than the radius: rare
+        ok = sep <= radius_arcsec
+        return idx1[ok], idx2[ok], sep[ok]
+    return idx1, idx2, sep
+
+
+def _runs(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct values of sorted ``keys`` and where each run starts (plus a final ``len(keys)``)."""
+    starts = np.flatnonzero(keys[1:] != keys[:-1]) + 1
+    starts = np.concatenate([[0], starts, [len(keys)]])
+    return keys[starts[:-1]], starts
+
+
+def _bucket_order(h_sorted: np.ndarray, finest: int, per_pixel: float | None = None) -> int:
+    """HEALPix order of the crossmatch buckets: the coarsest at or above ``finest`` where the
+    sorted right side has at most ``per_pixel`` sources per occupied pixel on average.
+
+    Fewer, fuller buckets mean fewer pixel look-ups (with mostly empty buckets the nine
+    look-ups per left source dominate); fuller ones mean more distance tests.
+    """
+    per_pixel = _PER_PIXEL if per_pixel is None else per_pixel
+    order = finest
+    while order > 0 and len(h_sorted) / _distinct(h_sorted, 2 * (HEALPIX_ORDER - order + 1)) <= per_pixel:
+        order -= 1
+    return order
+
+
+@numba.njit(cache=True)
+def _distinct(keys, shift):  # pragma: no cover - compiled
+    """Number of distinct ``keys >> shift`` of sorted ``keys``."""
+    n = 1
+    for i in range(1, keys.shape[0]):
+        if (keys[i] >> shift) != (keys[i - 1] >> shift):
+            n += 1
+    return n
 
 
 @numba.njit(parallel=True, cache=True)
-def _pairs(
-    v1, v2s, cand, run_pix, run_start, run_len, limit, out, out_chord2, dest
-):  # pragma: no cover - compiled
-    """Right-side matches of every left source among the runs of its 9 candidate pixels.
-
-    With an empty ``out`` it returns the number of matches per left source. Otherwise it
-    writes each source's matches (indices into the sorted right side, and squared chords)
-    from ``dest[i]`` on, nearest first, and returns ``out``.
+def _sphere(ra_deg, dec_deg, order):  # pragma: no cover - compiled
+    """Rows x, y, z, cos(dec), ra in radians (5, n) of the positions taken in ``order``: the
+    unit vectors and the terms of the Vincenty formula (z is sin(dec)).
     """
-    n = v1.shape[1]
-    counting = out.shape[0] == 0
-    counts = np.zeros(n, np.int64)
-    for i in numba.prange(n):
-        c = 0
+    out = np.empty((5, order.shape[0]))
+    for i in numba.prange(order.shape[0]):
+        lon, lat = ra_deg[order[i]] * _DEG, dec_deg[order[i]] * _DEG
+        s, c = np.sin(lat), np.cos(lat)
+        out[0, i] = c * np.cos(lon)
+        out[1, i] = c * np.sin(lon)
+        out[2, i] = s
+        out[3, i] = c
+        out[4, i] = lon
+    return out
+
+
+@numba.njit(parallel=True, cache=True)
+def _find_runs(cand, run_pix, run_start, near):  # pragma: no cover - compiled
+    """Run index in ``run_pix`` of each candidate pixel (9, groups), -1 if absent or a repeat,
+    and the number of right sources in each group's candidate runs.
+
+    The search starts from ``near[g]``, where the group's own pixel would sit: neighbours in
+    the nested scheme mostly share a parent with it, so they are a few runs away (a galloping
+    search reads a few nearby entries instead of the ~20 scattered ones of a binary search).
+    """
+    runs = np.full(cand.shape, -1, np.int64)
+    n_cand = np.zeros(cand.shape[1], np.int64)
+    for g in numba.prange(cand.shape[1]):
+        m = 0
         for k in range(cand.shape[0]):
-            pix = cand[k, i]
+            pix = cand[k, g]
             if pix < 0:
                 continue
             seen = False  # near the poles a neighbour can repeat
             for q in range(k):
-                if cand[q, i] == pix:
+                if cand[q, g] == pix:
                     seen = True
             if seen:
                 continue
-            r = np.searchsorted(run_pix, pix)
-            if r >= run_pix.shape[0] or run_pix[r] != pix:
-                continue
-            for j in range(run_start[r], run_start[r] + run_len[r]):
-                d = (v1[0, i] - v2s[0, j]) ** 2 + (v1[1, i] - v2s[1, j]) ** 2 + (v1[2, i] - v2s[2, j]) ** 2
-                if d <= limit:
-                    if not counting:
-                        # Insertion by distance: a source has only a few matches.
-                        p = dest[i] + c
-                        while p > dest[i] and out_chord2[p - 1] > d:
-                            out[p] = out[p - 1]
-                            out_chord2[p] = out_chord2[p - 1]
-                            p -= 1
-                        out[p] = j
-                        out_chord2[p] = d
+            r = _lower_bound_near(run_pix, pix, near[g])
+            if r < run_pix.shape[0] and run_pix[r] == pix:
+                runs[k, g] = r
+                m += run_start[r + 1] - run_start[r]
+        n_cand[g] = m
+    return runs, n_cand
+
+
+@numba.njit(cache=True)
+def _lower_bound_near(a, x, i):  # pragma: no cover - compiled
+    """First index of sorted ``a`` with ``a[index] >= x``, by galloping from index ``i``."""
+    n = a.shape[0]
+    i = min(i, n)
+    if i < n and a[i] < x:  # answer right of i: a[lo] < x, hi == n or a[hi] >= x
+        lo, hi, step = i, i + 1, 1
+        while hi < n and a[hi] < x:
+            lo = hi
+            step *= 2
+            hi = lo + step
+        hi = min(hi, n)
+    else:  # answer at or left of i: lo == -1 or a[lo] < x
+        lo, hi, step = i - 1, i, 1
+        while lo >= 0 and a[lo] >= x:
+            hi = lo
+            step *= 2
+            lo = hi - step
+        lo = max(lo, -1)
+    while hi - lo > 1:
+        m = (lo + hi) >> 1
+        if a[m] < x:
+            lo = m
+        else:
+            hi = m
+    return hi
+
+
+@numba.njit(cache=True)
+def _gather(runs, run_start, g, s2, bx, by, bz, bj):  # pragma: no cover - compiled
+    """Copy the unit vectors (and sorted indices) of group ``g``'s candidates into one buffer,
+    so that the distance loop runs over contiguous memory; returns their number.
+    """
+    m = 0
+    for k in range(runs.shape[0]):
+        r = runs[k, g]
+        if r < 0:
+            continue
+        for j in range(run_start[r], run_start[r + 1]):
+            bx[m], by[m], bz[m], bj[m] = s2[0, j], s2[1, j], s2[2, j], j
+            m += 1
+    return m
+
+
+@numba.njit(parallel=True, cache=True)
+def _count_pairs(grp_start, runs, run_start, s1, s2, limit, width):  # pragma: no cover - compiled
+    """Number of right sources within the squared chord ``limit`` of each (sorted) left source."""
+    counts = np.zeros(s1.shape[1], np.int64)
+    n_grp = runs.shape[1]
+    for b in numba.prange((n_grp + _BLOCK - 1) // _BLOCK):
+        bx, by, bz, bj = np.empty(width), np.empty(width), np.empty(width), np.empty(width, np.int64)
+        for g in range(b * _BLOCK, min(n_grp, (b + 1) * _BLOCK)):
+            m = _gather(runs, run_start, g, s2, bx, by, bz, bj)
+            for i in range(grp_start[g], grp_start[g + 1]):
+                x, y, z = s1[0, i], s1[1, i], s1[2, i]
+                c = 0
+                for q in range(m):
+                    if (x - bx[q]) ** 2 + (y - by[q]) ** 2 + (z - bz[q]) ** 2 <= limit:
+                        c += 1
+                counts[i] = c
+    return counts
+
+
+@numba.njit(parallel=True, cache=True)
+def _fill_pairs(
+    grp_start, runs, run_start, s1, s2, limit, width, radius_arcsec, order1, order2, dest, idx1, idx2, sep
+):  # pragma: no cover - compiled
+    """Write the pairs counted by :func:`_count_pairs` from ``dest[i]`` on, nearest first, as
+    caller indices and Vincenty separations in arcsec; returns how many are beyond the radius.
+    """
+    n_out = 0
+    n_grp = runs.shape[1]
+    for b in numba.prange((n_grp + _BLOCK - 1) // _BLOCK):
+        bx, by, bz, bj = np.empty(width), np.empty(width), np.empty(width), np.empty(width, np.int64)
+        for g in range(b * _BLOCK, min(n_grp, (b + 1) * _BLOCK)):
+            m = _gather(runs, run_start, g, s2, bx, by, bz, bj)
+            for i in range(grp_start[g], grp_start[g + 1]):
+                x, y, z, c1, lon1 = s1[0, i], s1[1, i], s1[2, i], s1[3, i], s1[4, i]
+                base = dest[i]
+                c = 0
+                for q in range(m):
+                    if (x - bx[q]) ** 2 + (y - by[q]) ** 2 + (z - bz[q]) ** 2 > limit:
+                        continue
+                    # The exact test and value: Vincenty, as in separation_arcsec.
+                    j = bj[q]
+                    z2, c2 = bz[q], s2[3, j]
+                    dlon = s2[4, j] - lon1
+                    sd, cd = np.sin(dlon), np.cos(dlon)
+                    num = np.hypot(c2 * sd, c1 * z2 - z * c2 * cd)
+                    den = z * z2 + c1 * c2 * cd
+                    d = np.arctan2(num, den) / _DEG * 3600.0
+                    if d > radius_arcsec:
+                        n_out += 1
+                    # Insertion by distance: a source has only a few matches.
+                    p = base + c
+                    while p > base and sep[p - 1] > d:
+                        idx2[p] = idx2[p - 1]
+                        sep[p] = sep[p - 1]
+                        p -= 1
+                    idx2[p] = order2[j]
+                    sep[p] = d
                     c += 1
-        counts[i] = c
-    return counts if counting else out
-
-
-def _unit_vectors(ra_deg, dec_deg) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    ra = np.asarray(ra_deg, float) * _DEG
-    dec = np.asarray(dec_deg, float) * _DEG
-    cd = np.cos(dec)
-    return cd * np.cos(ra), cd * np.sin(ra), np.sin(dec)
+                idx1[base : base + c] = order1[i]
+    return n_out
 
 
 def best_matches(idx1: np.ndarray, idx2: np.ndarray, sep: np.ndarray) -> np.ndarray:

@@ -132,23 +132,11 @@ def crossmatch(
     if total == 0:
         return e, e, np.array([], dtype=float)
     dest = (ends - counts_left)[order1]
-    idx1, idx2, sep = np.empty(total, np.int64), np.empty(total, np.int64), np.empty(total)
-    n_out = _fill_pairs(
-        grp_start,
-        runs,
-        run_start,
-        side1,
-        side2,
-        limit,
-        width,
-        radius_arcsec,
-        order1,
-        order2,
-        dest,
-        idx1,
-        idx2,
-        sep,
-    )
+    idx2, sep = np.empty(total, np.int64), np.empty(total)
+    args = (grp_start, runs, run_start, side1, side2, limit, width)
+    n_out = _fill_pairs(*args, radius_arcsec, order2, dest, idx2, sep)
+    # Each source's slots are contiguous and in the caller's order: the left index is a repeat.
+    idx1 = np.repeat(np.arange(len(hpx1), dtype=np.int64), counts_left)
     if n_out:  # chord inside its margin but farther than the radius: rare
         ok = sep <= radius_arcsec
         return idx1[ok], idx2[ok], sep[ok]
@@ -299,10 +287,11 @@ def _count_pairs(grp_start, runs, run_start, s1, s2, limit, width):  # pragma: n
 
 @numba.njit(parallel=True, cache=True)
 def _fill_pairs(
-    grp_start, runs, run_start, s1, s2, limit, width, radius_arcsec, order1, order2, dest, idx1, idx2, sep
+    grp_start, runs, run_start, s1, s2, limit, width, radius_arcsec, order2, dest, idx2, sep
 ):  # pragma: no cover - compiled
     """Write the pairs counted by :func:`_count_pairs` from ``dest[i]`` on, nearest first, as
-    caller indices and Vincenty separations in arcsec; returns how many are beyond the radius.
+    caller right indices and Vincenty separations in arcsec; returns how many are beyond the
+    radius.
     """
     n_out = 0
     n_grp = runs.shape[1]
@@ -336,7 +325,6 @@ def _fill_pairs(
                     idx2[p] = order2[j]
                     sep[p] = d
                     c += 1
-                idx1[base : base + c] = order1[i]
     return n_out
 
 

@@ -14,8 +14,6 @@ HEALPIX_ORDER = 29
 _DEG = np.pi / 180.0
 #: Mean right sources per occupied crossmatch bucket above which buckets stop getting coarser.
 _PER_PIXEL = 10.0
-#: Crossmatch buckets per task of the compiled loops (one candidate buffer each).
-_BLOCK = 256
 
 
 def healpix29(ra_deg: npt.ArrayLike, dec_deg: npt.ArrayLike) -> np.ndarray:
@@ -121,9 +119,10 @@ def crossmatch(
     cand = np.ascontiguousarray(np.concatenate([grp_pix[None, :], neigh], axis=0))  # (9, groups)
     side1, side2 = _sphere(ra1, dec1, order1), _sphere(ra2, dec2, order2)
     limit = (2 * np.sin(np.deg2rad(radius_arcsec / 3600) / 2)) ** 2 * (1 + 1e-9) + 1e-24
-    runs, n_cand = _find_runs(cand, run_pix, run_start, np.searchsorted(run_pix, grp_pix))
-    width = int(n_cand.max())
-    counts = _count_pairs(grp_start, runs, run_start, side1, side2, limit, width)
+    runs = _find_runs(cand, run_pix, np.searchsorted(run_pix, grp_pix))
+    bounds = _run_bounds(run_start, side2, np.sqrt(limit))
+    args = (grp_start, runs, run_start, bounds, side1, side2, limit)
+    counts = _count_pairs(*args)
     # Output slots in the caller's left order, so the pairs come out sorted by left index.
     counts_left = np.empty_like(counts)
     counts_left[order1] = counts
@@ -133,7 +132,6 @@ def crossmatch(
         return e, e, np.array([], dtype=float)
     dest = (ends - counts_left)[order1]
     idx2, sep = np.empty(total, np.int64), np.empty(total)
-    args = (grp_start, runs, run_start, side1, side2, limit, width)
     n_out = _fill_pairs(*args, radius_arcsec, order2, dest, idx2, sep)
     # Each source's slots are contiguous and in the caller's order: the left index is a repeat.
     idx1 = np.repeat(np.arange(len(hpx1), dtype=np.int64), counts_left)
@@ -192,18 +190,15 @@ def _sphere(ra_deg, dec_deg, order):  # pragma: no cover - compiled
 
 
 @numba.njit(parallel=True, cache=True)
-def _find_runs(cand, run_pix, run_start, near):  # pragma: no cover - compiled
-    """Run index in ``run_pix`` of each candidate pixel (9, groups), -1 if absent or a repeat,
-    and the number of right sources in each group's candidate runs.
+def _find_runs(cand, run_pix, near):  # pragma: no cover - compiled
+    """Run index in ``run_pix`` of each candidate pixel (9, groups), -1 if absent or a repeat.
 
     The search starts from ``near[g]``, where the group's own pixel would sit: neighbours in
     the nested scheme mostly share a parent with it, so they are a few runs away (a galloping
     search reads a few nearby entries instead of the ~20 scattered ones of a binary search).
     """
     runs = np.full(cand.shape, -1, np.int64)
-    n_cand = np.zeros(cand.shape[1], np.int64)
     for g in numba.prange(cand.shape[1]):
-        m = 0
         for k in range(cand.shape[0]):
             pix = cand[k, g]
             if pix < 0:
@@ -217,9 +212,7 @@ def _find_runs(cand, run_pix, run_start, near):  # pragma: no cover - compiled
             r = _lower_bound_near(run_pix, pix, near[g])
             if r < run_pix.shape[0] and run_pix[r] == pix:
                 runs[k, g] = r
-                m += run_start[r + 1] - run_start[r]
-        n_cand[g] = m
-    return runs, n_cand
+    return runs
 
 
 @numba.njit(cache=True)
@@ -250,65 +243,83 @@ def _lower_bound_near(a, x, i):  # pragma: no cover - compiled
     return hi
 
 
-@numba.njit(cache=True)
-def _gather(runs, run_start, g, s2, bx, by, bz, bj):  # pragma: no cover - compiled
-    """Copy the unit vectors (and sorted indices) of group ``g``'s candidates into one buffer,
-    so that the distance loop runs over contiguous memory; returns their number.
+@numba.njit(parallel=True, cache=True)
+def _run_bounds(run_start, s2, chord):  # pragma: no cover - compiled
+    """Centre (mean unit vector) of each right run and the squared chord within which a left
+    source must be of the centre to reach any member: (4, runs) rows x, y, z, reach**2.
+
+    By the triangle inequality a source farther than (run radius + ``chord``) from the centre
+    matches no member, so one test skips a whole neighbour pixel (most sources are far from
+    their pixel's edges). The margins cover rounding.
     """
-    m = 0
-    for k in range(runs.shape[0]):
-        r = runs[k, g]
-        if r < 0:
-            continue
-        for j in range(run_start[r], run_start[r + 1]):
-            bx[m], by[m], bz[m], bj[m] = s2[0, j], s2[1, j], s2[2, j], j
-            m += 1
-    return m
+    out = np.empty((4, run_start.shape[0] - 1))
+    for r in numba.prange(run_start.shape[0] - 1):
+        a, b = run_start[r], run_start[r + 1]
+        cx, cy, cz = 0.0, 0.0, 0.0
+        for j in range(a, b):
+            cx += s2[0, j]
+            cy += s2[1, j]
+            cz += s2[2, j]
+        cx, cy, cz = cx / (b - a), cy / (b - a), cz / (b - a)
+        rad2 = 0.0
+        for j in range(a, b):
+            rad2 = max(rad2, (s2[0, j] - cx) ** 2 + (s2[1, j] - cy) ** 2 + (s2[2, j] - cz) ** 2)
+        out[0, r], out[1, r], out[2, r] = cx, cy, cz
+        out[3, r] = ((np.sqrt(rad2) + chord) * (1 + 1e-6) + 1e-15) ** 2
+    return out
 
 
 @numba.njit(parallel=True, cache=True)
-def _count_pairs(grp_start, runs, run_start, s1, s2, limit, width):  # pragma: no cover - compiled
+def _count_pairs(grp_start, runs, run_start, bounds, s1, s2, limit):  # pragma: no cover - compiled
     """Number of right sources within the squared chord ``limit`` of each (sorted) left source."""
     counts = np.zeros(s1.shape[1], np.int64)
-    n_grp = runs.shape[1]
-    for b in numba.prange((n_grp + _BLOCK - 1) // _BLOCK):
-        bx, by, bz, bj = np.empty(width), np.empty(width), np.empty(width), np.empty(width, np.int64)
-        for g in range(b * _BLOCK, min(n_grp, (b + 1) * _BLOCK)):
-            m = _gather(runs, run_start, g, s2, bx, by, bz, bj)
-            for i in range(grp_start[g], grp_start[g + 1]):
-                x, y, z = s1[0, i], s1[1, i], s1[2, i]
-                c = 0
-                for q in range(m):
-                    if (x - bx[q]) ** 2 + (y - by[q]) ** 2 + (z - bz[q]) ** 2 <= limit:
+    for g in numba.prange(runs.shape[1]):
+        for i in range(grp_start[g], grp_start[g + 1]):
+            x, y, z = s1[0, i], s1[1, i], s1[2, i]
+            c = 0
+            for k in range(runs.shape[0]):
+                r = runs[k, g]
+                if (
+                    r < 0
+                    or (x - bounds[0, r]) ** 2 + (y - bounds[1, r]) ** 2 + (z - bounds[2, r]) ** 2
+                    > bounds[3, r]
+                ):
+                    continue
+                for j in range(run_start[r], run_start[r + 1]):
+                    if (x - s2[0, j]) ** 2 + (y - s2[1, j]) ** 2 + (z - s2[2, j]) ** 2 <= limit:
                         c += 1
-                counts[i] = c
+            counts[i] = c
     return counts
 
 
 @numba.njit(parallel=True, cache=True)
 def _fill_pairs(
-    grp_start, runs, run_start, s1, s2, limit, width, radius_arcsec, order2, dest, idx2, sep
+    grp_start, runs, run_start, bounds, s1, s2, limit, radius_arcsec, order2, dest, idx2, sep
 ):  # pragma: no cover - compiled
     """Write the pairs counted by :func:`_count_pairs` from ``dest[i]`` on, nearest first, as
     caller right indices and Vincenty separations in arcsec; returns how many are beyond the
     radius.
     """
     n_out = 0
-    n_grp = runs.shape[1]
-    for b in numba.prange((n_grp + _BLOCK - 1) // _BLOCK):
-        bx, by, bz, bj = np.empty(width), np.empty(width), np.empty(width), np.empty(width, np.int64)
-        for g in range(b * _BLOCK, min(n_grp, (b + 1) * _BLOCK)):
-            m = _gather(runs, run_start, g, s2, bx, by, bz, bj)
-            for i in range(grp_start[g], grp_start[g + 1]):
-                x, y, z, c1, lon1 = s1[0, i], s1[1, i], s1[2, i], s1[3, i], s1[4, i]
-                base = dest[i]
-                c = 0
-                for q in range(m):
-                    if (x - bx[q]) ** 2 + (y - by[q]) ** 2 + (z - bz[q]) ** 2 > limit:
+    for g in numba.prange(runs.shape[1]):
+        for i in range(grp_start[g], grp_start[g + 1]):
+            x, y, z, c1, lon1 = s1[0, i], s1[1, i], s1[2, i], s1[3, i], s1[4, i]
+            base = dest[i]
+            c = 0
+            for k in range(runs.shape[0]):
+                r = runs[k, g]
+                if (
+                    r < 0
+                    or (x - bounds[0, r]) ** 2 + (y - bounds[1, r]) ** 2 + (z - bounds[2, r]) ** 2
+                    > bounds[3, r]
+                ):
+                    continue
+                for j in range(run_start[r], run_start[r + 1]):
+                    z2 = s2[2, j]
+                    if (x - s2[0, j]) ** 2 + (y - s2[1, j]) ** 2 + (z - z2) ** 2 > limit:
                         continue
                     # The exact test and value: Vincenty, as in separation_arcsec.
-                    j = bj[q]
-                    z2, c2 = bz[q], s2[3, j]
+                    c2 = s2[3, j]
                     dlon = s2[4, j] - lon1
                     sd, cd = np.sin(dlon), np.cos(dlon)
                     num = np.hypot(c2 * sd, c1 * z2 - z * c2 * cd)

@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import healpy as hp
 import numba
 import numpy as np
@@ -105,19 +107,15 @@ def crossmatch(
     e = np.array([], dtype=np.int64)
     if len(hpx1) == 0 or len(hpx2) == 0:
         return e, e, np.array([], dtype=float)
-    ra1, dec1 = np.asarray(ra1, float), np.asarray(dec1, float)
-    ra2, dec2 = np.asarray(ra2, float), np.asarray(dec2, float)
-    # Sorting by the full index sorts by pixel at every coarser order (nested scheme).
-    order1 = np.argsort(hpx1)
-    order2 = np.argsort(hpx2)
-    h1, h2 = hpx1[order1], hpx2[order2]
+    # The two sides at once: numpy's sorts and ufuncs release the GIL.
+    with ThreadPoolExecutor(2) as pool:
+        (order1, h1, side1), (order2, h2, side2) = pool.map(_side, (ra1, ra2), (dec1, dec2), (hpx1, hpx2))
     order = _bucket_order(h2, order_for_radius(2.0 * radius_arcsec, max_order=HEALPIX_ORDER - 1))
     shift = 2 * (HEALPIX_ORDER - order)
     run_pix, run_start = _runs(h2 >> shift)
     grp_pix, grp_start = _runs(h1 >> shift)
     neigh = hp.get_all_neighbours(2**order, grp_pix, nest=True)  # (8, groups), -1 where none
     cand = np.ascontiguousarray(np.concatenate([grp_pix[None, :], neigh], axis=0))  # (9, groups)
-    side1, side2 = _sphere(ra1, dec1, order1), _sphere(ra2, dec2, order2)
     limit = (2 * np.sin(np.deg2rad(radius_arcsec / 3600) / 2)) ** 2 * (1 + 1e-9) + 1e-24
     runs = _find_runs(cand, run_pix, np.searchsorted(run_pix, grp_pix))
     bounds = _run_bounds(run_start, side2, np.sqrt(limit))
@@ -172,21 +170,21 @@ def _distinct(keys, shift):  # pragma: no cover - compiled
     return n
 
 
-@numba.njit(parallel=True, cache=True)
-def _sphere(ra_deg, dec_deg, order):  # pragma: no cover - compiled
-    """Rows x, y, z, cos(dec), ra in radians (5, n) of the positions taken in ``order``: the
-    unit vectors and the terms of the Vincenty formula (z is sin(dec)).
+def _side(ra_deg, dec_deg, hpx) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One side of the crossmatch sorted by ``healpix29``: the order, the sorted indices and
+    the (5, n) rows x, y, z, cos(dec), ra in radians (unit vectors, and the terms of the
+    Vincenty formula with z = sin(dec), computed as in :func:`separation_arcsec`).
     """
-    out = np.empty((5, order.shape[0]))
-    for i in numba.prange(order.shape[0]):
-        lon, lat = ra_deg[order[i]] * _DEG, dec_deg[order[i]] * _DEG
-        s, c = np.sin(lat), np.cos(lat)
-        out[0, i] = c * np.cos(lon)
-        out[1, i] = c * np.sin(lon)
-        out[2, i] = s
-        out[3, i] = c
-        out[4, i] = lon
-    return out
+    order = np.argsort(hpx)  # sorting by the full index sorts by pixel at every coarser order
+    out = np.empty((5, len(order)))
+    lon = np.multiply(np.asarray(ra_deg, float)[order], _DEG, out=out[4])
+    lat = np.asarray(dec_deg, float)[order]
+    lat *= _DEG
+    np.sin(lat, out=out[2])
+    np.cos(lat, out=out[3])
+    np.multiply(np.cos(lon), out[3], out=out[0])
+    np.multiply(np.sin(lon), out[3], out=out[1])
+    return order, hpx[order], out
 
 
 @numba.njit(parallel=True, cache=True)

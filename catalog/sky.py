@@ -14,7 +14,7 @@ import numpy.typing as npt
 
 HEALPIX_ORDER = 29
 _DEG = np.pi / 180.0
-#: Mean right sources per occupied crossmatch bucket above which buckets stop getting coarser.
+#: Mean right sources in the bucket of a right source above which buckets stop getting coarser.
 _PER_PIXEL = 10.0
 
 
@@ -22,7 +22,7 @@ def healpix29(ra_deg: npt.ArrayLike, dec_deg: npt.ArrayLike) -> np.ndarray:
     """NESTED HEALPix index at order 29 of ICRS (ra, dec) in degrees (int64)."""
     return hp.ang2pix(
         2**HEALPIX_ORDER, np.asarray(ra_deg, float), np.asarray(dec_deg, float), nest=True, lonlat=True
-    ).astype(np.int64)
+    ).astype(np.int64, copy=False)
 
 
 def separation_arcsec(ra1, dec1, ra2, dec2) -> np.ndarray:
@@ -79,12 +79,14 @@ def crossmatch(
     """All pairs of two catalogs closer than ``radius_arcsec`` (inclusive).
 
     Both sides are sorted by their ``healpix29`` index and bucketed by HEALPix pixel at a
-    coarser order (a bit shift of the index keeps the sort). Each left pixel is compared with
+    coarser order (a bit shift of the index keeps the sort). Each left source is compared with
     the right sources in its pixel and its eight neighbours: first by chord length of unit
     vectors (with a margin), then by the exact great-circle distance (the Vincenty formula of
     :func:`separation_arcsec`). The pixels are at least twice the radius across (polar-cap
     pixels are elongated, and a pixel just wider than the radius plus its neighbours would not
-    always cover the whole circle) and coarser where the right side is sparse.
+    always cover the whole circle), and coarser as long as a right source shares its pixel
+    with at most about ten others on average: fewer pixel look-ups, while a bounding test per
+    right pixel skips the neighbours a source cannot reach.
 
     Parameters
     ----------
@@ -147,27 +149,32 @@ def _runs(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _bucket_order(h_sorted: np.ndarray, finest: int, per_pixel: float | None = None) -> int:
-    """HEALPix order of the crossmatch buckets: the coarsest at or above ``finest`` where the
-    sorted right side has at most ``per_pixel`` sources per occupied pixel on average.
+    """HEALPix order of the crossmatch buckets: the coarsest at or above ``finest`` where a
+    source of the sorted right side shares its pixel with at most ``per_pixel`` sources on
+    average (the sum of squared pixel counts over the number of sources).
 
     Fewer, fuller buckets mean fewer pixel look-ups (with mostly empty buckets the nine
-    look-ups per left source dominate); fuller ones mean more distance tests.
+    look-ups per left source dominate); fuller ones mean more distance tests. Weighting by
+    source, not by pixel, keeps a dense clump among sparse sources in small pixels.
     """
     per_pixel = _PER_PIXEL if per_pixel is None else per_pixel
     order = finest
-    while order > 0 and len(h_sorted) / _distinct(h_sorted, 2 * (HEALPIX_ORDER - order + 1)) <= per_pixel:
+    while order > 0 and _occupancy(h_sorted, 2 * (HEALPIX_ORDER - order + 1)) <= per_pixel:
         order -= 1
     return order
 
 
 @numba.njit(cache=True)
-def _distinct(keys, shift):  # pragma: no cover - compiled
-    """Number of distinct ``keys >> shift`` of sorted ``keys``."""
-    n = 1
+def _occupancy(keys, shift):  # pragma: no cover - compiled
+    """Mean over sorted ``keys`` of how many keys share its value of ``keys >> shift``."""
+    total, run = 0, 1
     for i in range(1, keys.shape[0]):
-        if (keys[i] >> shift) != (keys[i - 1] >> shift):
-            n += 1
-    return n
+        if (keys[i] >> shift) == (keys[i - 1] >> shift):
+            run += 1
+        else:
+            total += run * run
+            run = 1
+    return (total + run * run) / keys.shape[0]
 
 
 def _side(ra_deg, dec_deg, hpx) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

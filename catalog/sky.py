@@ -127,7 +127,7 @@ def crossmatch(
     runs = _find_runs(cand, run_pix, np.searchsorted(run_pix, grp_pix))
     bounds = _run_bounds(run_start, side2, np.sqrt(limit))
     args = (grp_start, runs, run_start, bounds, side1, side2, limit)
-    counts = _count_pairs(*args)
+    counts, first = _count_pairs(*args)
     # Output slots in the caller's left order, so the pairs come out sorted by left index.
     counts_left = np.empty_like(counts)
     counts_left[order1] = counts
@@ -137,7 +137,7 @@ def crossmatch(
         return e, e, np.array([], dtype=float)
     dest = (ends - counts_left)[order1]
     idx2, sep = np.empty(total, np.int64), np.empty(total)
-    n_out = _fill_pairs(*args, radius_arcsec, order2, dest, idx2, sep)
+    n_out = _fill_pairs(*args, counts, first, radius_arcsec, order2, dest, idx2, sep)
     # Each source's slots are contiguous and in the caller's order: the left index is a repeat.
     idx1 = np.repeat(np.arange(len(hpx1), dtype=np.int64), counts_left)
     if n_out:  # chord inside its margin but farther than the radius: rare
@@ -281,60 +281,59 @@ def _run_bounds(run_start, s2, chord):  # pragma: no cover - compiled
 
 @numba.njit(parallel=True, cache=True)
 def _count_pairs(grp_start, runs, run_start, bounds, s1, s2, limit):  # pragma: no cover - compiled
-    """Number of right sources within the squared chord ``limit`` of each (sorted) left source."""
+    """Number of right sources within the squared chord ``limit`` of each (sorted) left source,
+    and the (sorted) right index of its first one (-1 if none).
+    """
     counts = np.zeros(s1.shape[1], np.int64)
+    first = np.full(s1.shape[1], -1, np.int64)
     for g in numba.prange(runs.shape[1]):
         for i in range(grp_start[g], grp_start[g + 1]):
             x, y, z = s1[0, i], s1[1, i], s1[2, i]
             c = 0
             for k in range(runs.shape[0]):
                 r = runs[k, g]
-                if (
-                    r < 0
-                    or (x - bounds[0, r]) ** 2 + (y - bounds[1, r]) ** 2 + (z - bounds[2, r]) ** 2
-                    > bounds[3, r]
-                ):
+                if r < 0 or _dist2(x, y, z, bounds, r) > bounds[3, r]:
                     continue
                 for j in range(run_start[r], run_start[r + 1]):
-                    if (x - s2[0, j]) ** 2 + (y - s2[1, j]) ** 2 + (z - s2[2, j]) ** 2 <= limit:
+                    if _dist2(x, y, z, s2, j) <= limit:
+                        if c == 0:
+                            first[i] = j
                         c += 1
             counts[i] = c
-    return counts
+    return counts, first
 
 
 @numba.njit(parallel=True, cache=True)
 def _fill_pairs(
-    grp_start, runs, run_start, bounds, s1, s2, limit, radius_arcsec, order2, dest, idx2, sep
+    grp_start, runs, run_start, bounds, s1, s2, limit, counts, first, radius_arcsec, order2, dest, idx2, sep
 ):  # pragma: no cover - compiled
     """Write the pairs counted by :func:`_count_pairs` from ``dest[i]`` on, nearest first, as
     caller right indices and Vincenty separations in arcsec; returns how many are beyond the
-    radius.
+    radius. A source with one match (most of them) reuses the one found by the count.
     """
     n_out = 0
     for g in numba.prange(runs.shape[1]):
         for i in range(grp_start[g], grp_start[g + 1]):
+            if counts[i] == 0:
+                continue
             x, y, z, c1, lon1 = s1[0, i], s1[1, i], s1[2, i], s1[3, i], s1[4, i]
             base = dest[i]
+            if counts[i] == 1:
+                j = first[i]
+                d = _vincenty_arcsec(z, c1, lon1, s2[2, j], s2[3, j], s2[4, j])
+                idx2[base], sep[base] = order2[j], d
+                if d > radius_arcsec:
+                    n_out += 1
+                continue
             c = 0
             for k in range(runs.shape[0]):
                 r = runs[k, g]
-                if (
-                    r < 0
-                    or (x - bounds[0, r]) ** 2 + (y - bounds[1, r]) ** 2 + (z - bounds[2, r]) ** 2
-                    > bounds[3, r]
-                ):
+                if r < 0 or _dist2(x, y, z, bounds, r) > bounds[3, r]:
                     continue
                 for j in range(run_start[r], run_start[r + 1]):
-                    z2 = s2[2, j]
-                    if (x - s2[0, j]) ** 2 + (y - s2[1, j]) ** 2 + (z - z2) ** 2 > limit:
+                    if _dist2(x, y, z, s2, j) > limit:
                         continue
-                    # The exact test and value: Vincenty, as in separation_arcsec.
-                    c2 = s2[3, j]
-                    dlon = s2[4, j] - lon1
-                    sd, cd = np.sin(dlon), np.cos(dlon)
-                    num = np.hypot(c2 * sd, c1 * z2 - z * c2 * cd)
-                    den = z * z2 + c1 * c2 * cd
-                    d = np.arctan2(num, den) / _DEG * 3600.0
+                    d = _vincenty_arcsec(z, c1, lon1, s2[2, j], s2[3, j], s2[4, j])
                     if d > radius_arcsec:
                         n_out += 1
                     # Insertion by distance: a source has only a few matches.
@@ -347,6 +346,24 @@ def _fill_pairs(
                     sep[p] = d
                     c += 1
     return n_out
+
+
+@numba.njit(cache=True, inline="always")
+def _dist2(x, y, z, v, j):  # pragma: no cover - compiled
+    """Squared chord from unit vector (x, y, z) to column ``j`` of the rows x, y, z of ``v``."""
+    return (x - v[0, j]) ** 2 + (y - v[1, j]) ** 2 + (z - v[2, j]) ** 2
+
+
+@numba.njit(cache=True, inline="always")
+def _vincenty_arcsec(s1, c1, lon1, s2, c2, lon2):  # pragma: no cover - compiled
+    """Separation in arcsec from sin, cos of the latitudes and the longitudes (radians), by the
+    same operations as :func:`separation_arcsec` (so that the radius test agrees with it).
+    """
+    dlon = lon2 - lon1
+    sd, cd = np.sin(dlon), np.cos(dlon)
+    num = np.hypot(c2 * sd, c1 * s2 - s1 * c2 * cd)
+    den = s1 * s2 + c1 * c2 * cd
+    return np.arctan2(num, den) / _DEG * 3600.0
 
 
 def best_matches(idx1: np.ndarray, idx2: np.ndarray, sep: np.ndarray) -> np.ndarray:

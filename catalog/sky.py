@@ -111,16 +111,22 @@ def crossmatch(
     e = np.array([], dtype=np.int64)
     if len(hpx1) == 0 or len(hpx2) == 0:
         return e, e, np.array([], dtype=float)
-    sides = ((ra1, ra2), (dec1, dec2), (hpx1, hpx2))
+    # Sort keys: the pixel at order ``base`` above the row index, so that one plain sort (several
+    # times faster than an argsort) gives both the order and the sorted pixels. Buckets coarser
+    # than the finest useful order are always correct; ``base`` only leaves room for the index.
+    bits = max(1, (max(len(hpx1), len(hpx2)) - 1).bit_length())
+    finest = order_for_radius(2.0 * radius_arcsec, max_order=HEALPIX_ORDER - 1)
+    base = min(finest, (63 - 4 - bits) // 2)  # a pixel index at order k is below 12 * 4**k
+    sides = ((ra1, ra2), (dec1, dec2), (hpx1, hpx2), (2 * (HEALPIX_ORDER - base),) * 2, (bits, bits))
     if len(hpx1) + len(hpx2) >= _THREADED:  # both at once: numpy's sorts and ufuncs release the GIL
         with ThreadPoolExecutor(2) as pool:
-            (order1, h1, side1), (order2, h2, side2) = pool.map(_side, *sides)
+            (order1, p1, side1), (order2, p2, side2) = pool.map(_side, *sides)
     else:
-        (order1, h1, side1), (order2, h2, side2) = map(_side, *sides)
-    order = _bucket_order(h2, order_for_radius(2.0 * radius_arcsec, max_order=HEALPIX_ORDER - 1))
-    shift = 2 * (HEALPIX_ORDER - order)
-    run_pix, run_start = _runs(h2 >> shift)
-    grp_pix, grp_start = _runs(h1 >> shift)
+        (order1, p1, side1), (order2, p2, side2) = map(_side, *sides)
+    order = _bucket_order(p2, base)
+    shift = 2 * (base - order)
+    run_pix, run_start = _runs(p2 >> shift)
+    grp_pix, grp_start = _runs(p1 >> shift)
     neigh = hp.get_all_neighbours(2**order, grp_pix, nest=True)  # (8, groups), -1 where none
     cand = np.ascontiguousarray(np.concatenate([grp_pix[None, :], neigh], axis=0))  # (9, groups)
     limit = (2 * np.sin(np.deg2rad(radius_arcsec / 3600) / 2)) ** 2 * (1 + 1e-9) + 1e-24
@@ -129,13 +135,9 @@ def crossmatch(
     args = (grp_start, runs, run_start, bounds, side1, side2, limit)
     counts, first = _count_pairs(*args)
     # Output slots in the caller's left order, so the pairs come out sorted by left index.
-    counts_left = np.empty_like(counts)
-    counts_left[order1] = counts
-    ends = np.cumsum(counts_left)
-    total = int(ends[-1])
+    counts_left, dest, total = _slots(counts, order1)
     if total == 0:
         return e, e, np.array([], dtype=float)
-    dest = (ends - counts_left)[order1]
     idx2, sep = np.empty(total, np.int64), np.empty(total)
     n_out = _fill_pairs(*args, counts, first, radius_arcsec, order2, dest, idx2, sep)
     # Each source's slots are contiguous and in the caller's order: the left index is a repeat.
@@ -153,18 +155,18 @@ def _runs(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return keys[starts[:-1]], starts
 
 
-def _bucket_order(h_sorted: np.ndarray, finest: int, per_pixel: float | None = None) -> int:
-    """HEALPix order of the crossmatch buckets: the coarsest at or above ``finest`` where a
-    source of the sorted right side shares its pixel with at most ``per_pixel`` sources on
-    average (the sum of squared pixel counts over the number of sources).
+def _bucket_order(pix_sorted: np.ndarray, base: int, per_pixel: float | None = None) -> int:
+    """HEALPix order of the crossmatch buckets: the coarsest at or above ``base`` (the order of
+    the sorted right-side pixels ``pix_sorted``) where a source shares its pixel with at most
+    ``per_pixel`` sources on average (the sum of squared pixel counts over the number of sources).
 
     Fewer, fuller buckets mean fewer pixel look-ups (with mostly empty buckets the nine
     look-ups per left source dominate); fuller ones mean more distance tests. Weighting by
     source, not by pixel, keeps a dense clump among sparse sources in small pixels.
     """
     per_pixel = _PER_PIXEL if per_pixel is None else per_pixel
-    order = finest
-    while order > 0 and _occupancy(h_sorted, 2 * (HEALPIX_ORDER - order + 1)) <= per_pixel:
+    order = base
+    while order > 0 and _occupancy(pix_sorted, 2 * (base - order + 1)) <= per_pixel:
         order -= 1
     return order
 
@@ -182,12 +184,17 @@ def _occupancy(keys, shift):  # pragma: no cover - compiled
     return (total + run * run) / keys.shape[0]
 
 
-def _side(ra_deg, dec_deg, hpx) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One side of the crossmatch sorted by ``healpix29``: the order, the sorted indices and
-    the (5, n) rows x, y, z, cos(dec), ra in radians (unit vectors, and the terms of the
-    Vincenty formula with z = sin(dec), computed as in :func:`separation_arcsec`).
+def _side(ra_deg, dec_deg, hpx, shift: int, bits: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One side of the crossmatch sorted by pixel (``hpx >> shift``), then row: the row order,
+    the sorted pixels and the (5, n) rows x, y, z, cos(dec), ra in radians (unit vectors, and
+    the terms of the Vincenty formula with z = sin(dec), computed as in :func:`separation_arcsec`).
     """
-    order = np.argsort(hpx)  # sorting by the full index sorts by pixel at every coarser order
+    keys = hpx >> shift
+    keys <<= bits
+    keys |= np.arange(len(hpx))
+    keys.sort()
+    order = keys & ((1 << bits) - 1)
+    keys >>= bits
     out = np.empty((5, len(order)))
     lon = np.multiply(np.asarray(ra_deg, float)[order], _DEG, out=out[4])
     lat = np.asarray(dec_deg, float)[order]
@@ -196,7 +203,27 @@ def _side(ra_deg, dec_deg, hpx) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     np.cos(lat, out=out[3])
     np.multiply(np.cos(lon), out[3], out=out[0])
     np.multiply(np.sin(lon), out[3], out=out[1])
-    return order, hpx[order], out
+    return order, keys, out
+
+
+@numba.njit(cache=True)
+def _slots(counts, order1):  # pragma: no cover - compiled
+    """Per-source counts in the caller's left order, where each (sorted) source's pairs start
+    in the output, and the total: each source's pairs are contiguous, in left-row order.
+    """
+    n = counts.shape[0]
+    counts_left = np.empty(n, np.int64)
+    for i in range(n):
+        counts_left[order1[i]] = counts[i]
+    start = np.empty(n, np.int64)
+    total = 0
+    for left in range(n):
+        start[left] = total
+        total += counts_left[left]
+    dest = np.empty(n, np.int64)
+    for i in range(n):
+        dest[i] = start[order1[i]]
+    return counts_left, dest, total
 
 
 @numba.njit(parallel=True, cache=True)

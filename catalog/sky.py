@@ -16,7 +16,7 @@ HEALPIX_ORDER = 29
 _DEG = np.pi / 180.0
 #: Mean right sources in the bucket of a right source above which buckets stop getting coarser.
 _PER_PIXEL = 10.0
-#: Sources on both sides from which the two are prepared in two threads (start-up ~1 ms).
+#: Sources on both sides from which the crossmatch runs in threads (start-up costs ~1 ms).
 _THREADED = 200_000
 
 
@@ -108,6 +108,20 @@ def crossmatch(
     """
     hpx1 = np.asarray(hpx1, np.int64)
     hpx2 = np.asarray(hpx2, np.int64)
+    if len(hpx1) + len(hpx2) >= _THREADED:
+        return _crossmatch(ra1, dec1, hpx1, ra2, dec2, hpx2, radius_arcsec, True)
+    # Small inputs in one thread: starting the parallel loops (and, on a busy machine, waiting
+    # for a descheduled worker) costs more than the loops.
+    threads = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        return _crossmatch(ra1, dec1, hpx1, ra2, dec2, hpx2, radius_arcsec, False)
+    finally:
+        numba.set_num_threads(threads)
+
+
+def _crossmatch(ra1, dec1, hpx1, ra2, dec2, hpx2, radius_arcsec, threaded):
+    """:func:`crossmatch`, preparing the two sides in two threads if ``threaded``."""
     e = np.array([], dtype=np.int64)
     if len(hpx1) == 0 or len(hpx2) == 0:
         return e, e, np.array([], dtype=float)
@@ -118,7 +132,7 @@ def crossmatch(
     finest = order_for_radius(2.0 * radius_arcsec, max_order=HEALPIX_ORDER - 1)
     base = min(finest, (63 - 4 - bits) // 2)  # a pixel index at order k is below 12 * 4**k
     sides = ((ra1, ra2), (dec1, dec2), (hpx1, hpx2), (2 * (HEALPIX_ORDER - base),) * 2, (bits, bits))
-    if len(hpx1) + len(hpx2) >= _THREADED:  # both at once: numpy's sorts and ufuncs release the GIL
+    if threaded:  # both at once: numpy's sorts and ufuncs release the GIL
         with ThreadPoolExecutor(2) as pool:
             (order1, p1, side1), (order2, p2, side2) = pool.map(_side, *sides)
     else:
@@ -185,9 +199,26 @@ def _occupancy(keys, shift):  # pragma: no cover - compiled
 
 
 def _side(ra_deg, dec_deg, hpx, shift: int, bits: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One side of the crossmatch sorted by pixel (``hpx >> shift``), then row: the row order,
-    the sorted pixels and the (5, n) rows x, y, z, cos(dec), ra in radians (unit vectors, and
-    the terms of the Vincenty formula with z = sin(dec), computed as in :func:`separation_arcsec`).
+    """One side of the crossmatch, sorted by pixel (``hpx >> shift``), then by row.
+
+    Parameters
+    ----------
+    ra_deg, dec_deg : array_like
+        ICRS positions, degrees.
+    hpx : ndarray of int64
+        Their ``healpix29`` indices.
+    shift, bits : int
+        ``hpx >> shift`` is the pixel at the base order of the buckets; ``bits`` holds a row.
+
+    Returns
+    -------
+    order : ndarray of int64
+        Rows in sorted order.
+    pix : ndarray of int64
+        Their pixels at the base order (sorted).
+    rows : ndarray of float64, shape (5, n)
+        x, y, z, cos(dec) and ra in radians in sorted order: the unit vectors, and the terms of
+        the Vincenty formula (z is sin(dec)), computed as in :func:`separation_arcsec`.
     """
     keys = hpx >> shift
     keys <<= bits

@@ -226,14 +226,19 @@ def _side(ra_deg, dec_deg, hpx, shift: int, bits: int) -> tuple[np.ndarray, np.n
     keys.sort()
     order = keys & ((1 << bits) - 1)
     keys >>= bits
+    # Computed in place in the output rows: no temporaries, less memory traffic at 10^7 rows.
     out = np.empty((5, len(order)))
-    lon = np.multiply(np.asarray(ra_deg, float)[order], _DEG, out=out[4])
-    lat = np.asarray(dec_deg, float)[order]
+    lon, lat = out[4], out[3]
+    np.take(np.asarray(ra_deg, float), order, out=lon)
+    lon *= _DEG
+    np.take(np.asarray(dec_deg, float), order, out=lat)
     lat *= _DEG
     np.sin(lat, out=out[2])
-    np.cos(lat, out=out[3])
-    np.multiply(np.cos(lon), out[3], out=out[0])
-    np.multiply(np.sin(lon), out[3], out=out[1])
+    np.cos(lat, out=out[3])  # now cos(dec)
+    np.cos(lon, out=out[0])
+    out[0] *= out[3]
+    np.sin(lon, out=out[1])
+    out[1] *= out[3]
     return order, keys, out
 
 

@@ -16,8 +16,10 @@ HEALPIX_ORDER = 29
 _DEG = np.pi / 180.0
 #: Mean right sources in the bucket of a right source above which buckets stop getting coarser.
 _PER_PIXEL = 10.0
-#: Sources on both sides from which the crossmatch runs in threads (start-up costs ~1 ms).
-_THREADED = 200_000
+#: Sources on both sides from which the crossmatch runs in threads: below, start-up and (on a
+#: busy machine) descheduled workers cost more than they save (10^5 x 10^5 on a loaded 2-CPU
+#: machine: 30 ms in one thread, 48 ms in two).
+_THREADED = 500_000
 
 
 def healpix29(ra_deg: npt.ArrayLike, dec_deg: npt.ArrayLike) -> np.ndarray:

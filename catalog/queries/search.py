@@ -105,10 +105,10 @@ def xmatch_tables(left: pa.Table, right: pa.Table, radius_arcsec: float, best: b
     """
     if not radius_arcsec > 0:
         raise GccatError(f"crossmatch radius must be positive, not {radius_arcsec}")
-    from catalog.sky import best_matches, crossmatch  # healpy: imported by the searches that use it
+    from catalog.sky import _THREADED, best_matches, crossmatch  # healpy: imported when used
 
     sides = ((left, right), ("left", "right"))
-    if left.num_rows + right.num_rows >= 200_000:  # healpy releases the GIL: both sides at once
+    if left.num_rows + right.num_rows >= _THREADED:  # healpy releases the GIL: both sides at once
         with ThreadPoolExecutor(2) as pool:
             (ra1, dec1, h1), (ra2, dec2, h2) = pool.map(_positions, *sides)
     else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from concurrent.futures import ThreadPoolExecutor
 
 import duckdb
 import numpy as np
@@ -88,8 +89,8 @@ def _positions(t: pa.Table, side: str) -> tuple[np.ndarray, np.ndarray, np.ndarr
     for c in ("ra", "dec"):
         if c not in t.column_names:
             raise GccatError(f"the {side} side of the crossmatch has no '{c}' column")
-    ra = t["ra"].to_numpy().astype(float)
-    dec = t["dec"].to_numpy().astype(float)
+    ra = np.asarray(t["ra"].to_numpy(), float)  # no copy of a float64 column
+    dec = np.asarray(t["dec"].to_numpy(), float)
     from catalog.sky import healpix29
 
     hpx = t["healpix29"].to_numpy() if "healpix29" in t.column_names else healpix29(ra, dec)
@@ -104,10 +105,14 @@ def xmatch_tables(left: pa.Table, right: pa.Table, radius_arcsec: float, best: b
     """
     if not radius_arcsec > 0:
         raise GccatError(f"crossmatch radius must be positive, not {radius_arcsec}")
-    ra1, dec1, h1 = _positions(left, "left")
-    ra2, dec2, h2 = _positions(right, "right")
-    from catalog.sky import best_matches, crossmatch
+    from catalog.sky import _THREADED, best_matches, crossmatch  # healpy: imported when used
 
+    sides = ((left, right), ("left", "right"))
+    if left.num_rows + right.num_rows >= _THREADED:  # healpy releases the GIL: both sides at once
+        with ThreadPoolExecutor(2) as pool:
+            (ra1, dec1, h1), (ra2, dec2, h2) = pool.map(_positions, *sides)
+    else:
+        (ra1, dec1, h1), (ra2, dec2, h2) = map(_positions, *sides)
     i1, i2, sep = crossmatch(ra1, dec1, h1, ra2, dec2, h2, radius_arcsec)
     if best:
         keep = best_matches(i1, i2, sep)

@@ -69,6 +69,11 @@ def catalog(
     return pa.table(cols)
 
 
+def exponent(sizes, seconds) -> float:
+    """k of time ~ N**k: the slope of log10(seconds) against log10(sizes) (least squares)."""
+    return float(np.polyfit(np.log10(sizes), np.log10(seconds), 1)[0])
+
+
 def peak_rss_mb() -> float:
     """Peak resident set size of this process so far, in MiB (Linux: ru_maxrss is KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0

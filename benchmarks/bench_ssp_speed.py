@@ -25,6 +25,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+from _common import exponent
 
 from catalog import sed as sps
 from catalog.sed.fitting import _single_threaded_blas
@@ -76,6 +77,10 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--samples", type=int, default=0)
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument(
+        "--scan", action="store_true", help="time fit_ssp at 10^4 .. --scan-max objects, fit the exponent"
+    )
+    ap.add_argument("--scan-max", type=int, default=1_000_000)
     args = ap.parse_args()
     grid = sps.build_grid(0.39, [f"jwst_{b.lower()}" for b in BANDS], av_max=1.6, n_av=17)
     n_mod = int(np.prod(grid.shape))
@@ -111,6 +116,29 @@ def main() -> None:
             f"{statistics.median(ratios):.3f} (range {min(ratios):.3f}-{max(ratios):.3f})"
         )
     print("target: >= 5,000 objects/s (wall, 2 threads)")
+    if args.scan:
+        scan(grid, args, step, n_threads)
+
+
+def scan(grid, args, step: int, n_threads: int) -> None:
+    """fit_ssp and its matmul limit at 10^4 .. ``--scan-max`` objects; the exponent of each."""
+    sizes = [n for n in (10**4, 10**5, 10**6, 10**7) if n <= args.scan_max]
+    walls, limits = [], []
+    for n in sizes:
+        o, e = synthetic(grid, n, seed=2)
+        fit_s = timed(
+            lambda o=o, e=e: sps.fit_ssp(grid, o, e, n_samples=args.samples, rng=0, n_threads=n_threads)
+        )
+        walls.append(fit_s[0])
+        limits.append(timed(lambda o=o, e=e: matmul_limit(grid, o, e, step, n_threads))[0])
+        rate = n / walls[-1]
+        print(
+            f"  scan N = {n:>10,d}: fit {walls[-1]:8.2f} s ({rate:,.0f} objects/s), matmul {limits[-1]:.3f} s"
+        )
+    k_fit, k_mm = exponent(sizes, walls), exponent(sizes, limits)
+    print(
+        f"  exponent: fit_ssp time ~ N^{k_fit:.2f}, matmul ~ N^{k_mm:.2f} (N = {sizes[0]:,} .. {sizes[-1]:,})"
+    )
 
 
 if __name__ == "__main__":

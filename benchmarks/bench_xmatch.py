@@ -37,7 +37,7 @@ import tracemalloc
 import astropy.units as u
 import numpy as np
 import pyarrow as pa
-from _common import FIELDS, best_of, line, peak_rss_mb, positions, timed
+from _common import FIELDS, best_of, exponent, line, peak_rss_mb, positions, timed
 from astropy.coordinates import SkyCoord, search_around_sky
 
 from catalog.queries.search import xmatch_tables
@@ -103,9 +103,8 @@ def scan(args) -> None:
             f"  {n:>12,d} {t:>12.4f} s {ta:>8.3f} s {ta / t:>8.1f}x {len(res):>12,d} "
             f"{'identical to astropy' if same else 'MISMATCH'}"
         )
-    logn = np.log10(sizes)
     for name, ts in (("xmatch_tables", t_xt), ("astropy", t_ap)):
-        k = np.polyfit(logn, np.log10(ts), 1)[0]
+        k = exponent(sizes, ts)
         print(f"  exponent of {name}: time ~ N^{k:.2f} (fit over N = {sizes[0]:,} .. {sizes[-1]:,})")
     if bad:
         raise SystemExit(f"pair sets differ from astropy at N = {bad}")

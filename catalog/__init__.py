@@ -60,6 +60,7 @@ _API = {
     "critical_curves": ("catalog.runs.sourceplane", "run_critical_curves"),
     "detect": ("ingest.pointsources", "run_detection"),
     "photometry": ("ingest.pointsources", "run_photometry"),
+    "psf_photometry": ("ingest.pointsources", "run_psf_photometry"),
     "inject": ("ingest.pointsources", "run_injection"),
     "psf_build": ("ingest.psf", "run_psf_build"),
     "psf_match": ("ingest.psf", "run_psf_match"),

@@ -7,4 +7,4 @@
 CREATE OR REPLACE VIEW photometry_best AS
 SELECT * EXCLUDE (preference)
 FROM photometry_ranked
-QUALIFY row_number() OVER (PARTITION BY detection_id, band ORDER BY preference DESC) = 1;
+QUALIFY row_number() OVER (PARTITION BY field_id, detection_id, band ORDER BY preference DESC) = 1;

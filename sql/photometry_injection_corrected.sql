@@ -44,7 +44,7 @@ WITH c AS (
                       AND c.fit_size_pix = p.fit_size_pix AND c.refit_size_pix = p.refit_size_pix
                       AND (coalesce(p.quality, 0) & {psf_flag_problems}) = 0
                       AND p.flux_njy IS NOT NULL END
-    QUALIFY row_number() OVER (PARTITION BY p.ingest_id, p.detection_id, p.band,
+    QUALIFY row_number() OVER (PARTITION BY p.field_id, p.ingest_id, p.detection_id, p.band,
                                             p.aperture_radius_arcsec
                                ORDER BY c.run_id DESC NULLS LAST) = 1
 )

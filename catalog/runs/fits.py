@@ -513,12 +513,17 @@ def select(
     con = con or connect(lake)
     cond = f"WHERE {condition_sql(where)}" if where else ""
     # the chosen rows: the best candidate per source and band among those the choice keeps
+    # The selection's fields, as constants: a filter on field_id goes through the ranking
+    # windows (field_id is in their PARTITION BY) down to the field partitions of photometry,
+    # so a fit of one field of a 10^7-detection lake reads that field, not the whole lake.
+    fields = run_sql(con, f"SELECT DISTINCT field_id FROM photometry_wide {cond}")["field_id"].to_pylist()
+    in_fields = f"field_id IN ({', '.join('?' for _ in fields)})" if fields else "false"
     rows = (
-        "photometry_best"
+        f"(SELECT * FROM photometry_best WHERE {in_fields})"
         if not choice.condition
         else f"""(
-        SELECT * FROM photometry_ranked WHERE {choice.condition}
-        QUALIFY row_number() OVER (PARTITION BY detection_id, band ORDER BY preference DESC) = 1)"""
+        SELECT * FROM photometry_ranked WHERE {in_fields} AND ({choice.condition})
+        QUALIFY row_number() OVER (PARTITION BY field_id, detection_id, band ORDER BY preference DESC) = 1)"""
     )
     t = run_sql(
         con,
@@ -530,7 +535,7 @@ def select(
         FROM sel JOIN {rows} pb USING (detection_id)
         JOIN bands b USING (band) LEFT JOIN fields f ON f.field_id = sel.field_id
         ORDER BY sel.detection_id, pb.band""",
-        list(choice.params) or None,
+        [*fields, *choice.params] or None,
     )
     # ordered: the objects' order (and so a seeded bootstrap or draw) must not depend on how
     # DuckDB's threads happen to return the rows

@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -85,7 +86,9 @@ _NESTED = (
 
 
 def _column(raw: RawTable, column: str) -> pa.Array:
-    return raw.table[column].combine_chunks()
+    col = raw.table[column]
+    # one chunk: the chunk itself (combine_chunks would copy it)
+    return col.chunk(0) if col.num_chunks == 1 else col.combine_chunks()
 
 
 def _first_valid_row(arr: pa.Array) -> int | None:
@@ -473,7 +476,13 @@ def _source_ids(raw: RawTable, m: ColumnMapping, warnings: list[str]) -> pa.Arra
             column=m.id,
             row=_first_bad(ids.is_null().to_numpy(zero_copy_only=False)),
         )
-    if pc.count_distinct(ids).as_py() != n:
+    if pa.types.is_integer(arr.type):
+        # one text per integer: distinct integers are distinct ids (a sort, not a string hash)
+        srt = np.sort(arr.to_numpy())
+        unique = not (srt[1:] == srt[:-1]).any()
+    else:
+        unique = pc.count_distinct(ids).as_py() == n
+    if not unique:
         ids_np = np.asarray(ids.to_numpy(zero_copy_only=False))
         order = np.argsort(ids_np, kind="stable")
         srt = ids_np[order]
@@ -574,8 +583,11 @@ def _photometry(
                 f"{b.error}: {int(zero.sum())} errors of exactly 0 kept as published "
                 f"(quality flag {QUALITY_ZERO_ERROR}; fits add an error floor)"
             )
-        idx = np.flatnonzero(keep)
-        k = len(idx)
+        if keep.all():  # every value kept: no copies through an index
+            idx, k = slice(None), len(flux)
+        else:
+            idx = np.flatnonzero(keep)
+            k = len(idx)
         parts.append(
             pa.table(
                 {
@@ -753,29 +765,38 @@ def detections_table(
             return pa.nulls(n, type_)
         return value if isinstance(value, pa.Array) else pa.array(value, type_, from_pandas=True)
 
-    return (
-        pa.table(
-            {
-                "detection_id": pc.binary_join_element_wise(
-                    pa.scalar(f"{field_id}/{catalog}/"), source_ids, ""
-                ),
-                "field_id": constant(field_id, n),
-                "catalog": constant(catalog, n),
-                "source_id": source_ids,
-                "ra": ra,
-                "dec": dec,
-                "healpix29": healpix29(ra, dec) if n else np.zeros(0, np.int64),
-                "z": opt(z, pa.float64()),
-                "class": opt(class_, pa.string()),
-                "flags": opt(flags, pa.int64()),
-                "extra": opt(extra, pa.string()),
-                "snr": opt(snr, pa.float64()),
-                "ingest_id": constant(ingest_id, n),
-            }
-        )
-        .cast(DETECTIONS)
-        .sort_by("healpix29")
-    )
+    hp = healpix29(ra, dec) if n else np.zeros(0, np.int64)
+    # Stable sort by healpix29 (as Table.sort_by); only the columns that vary are taken:
+    # constant and all-null columns are built at their place, detection_id from sorted ids.
+    order = np.argsort(hp, kind="stable")
+    take = pa.array(order)
+    varying = {
+        "source_id": source_ids,
+        "z": opt(z, pa.float64()),
+        "class": opt(class_, pa.string()),
+        "flags": opt(flags, pa.int64()),
+        "extra": opt(extra, pa.string()),
+        "snr": opt(snr, pa.float64()),
+    }
+    cols = {k: v if v.null_count == len(v) else v.take(take) for k, v in varying.items()}
+    sorted_ids = cols["source_id"]
+    return pa.table(
+        {
+            "detection_id": pc.binary_join_element_wise(pa.scalar(f"{field_id}/{catalog}/"), sorted_ids, ""),
+            "field_id": constant(field_id, n),
+            "catalog": constant(catalog, n),
+            "source_id": sorted_ids,
+            "ra": np.asarray(ra)[order],
+            "dec": np.asarray(dec)[order],
+            "healpix29": hp[order],
+            "z": cols["z"],
+            "class": cols["class"],
+            "flags": cols["flags"],
+            "extra": cols["extra"],
+            "snr": cols["snr"],
+            "ingest_id": constant(ingest_id, n),
+        }
+    ).cast(DETECTIONS)
 
 
 def read_positions(path: str | os.PathLike, extra: Sequence[str] = ()) -> pa.Table:
@@ -851,19 +872,26 @@ def ingest_catalog(
     z = check_number(z, "--z", lo=Z_RANGE[0], hi=Z_RANGE[1], allow_none=True)
     path = Path(path)
     step("reading", 0.0)
-    raw, m = read_and_map(
-        path, mapping_file=mapping_file, flux_unit=flux_unit, mag_system=mag_system, mw_corrected=mw_corrected
-    )
-    mag_system = check_mag_option(mag_system)
-    step("validating", 0.15)
-    warnings: list[str] = []
-    ra, dec = _coordinates(raw, m)
-    source_ids = _source_ids(raw, m, warnings)
-    n = raw.table.num_rows
-    zcol = _redshifts(raw, m.z) if m.z else np.full(n, np.nan)
-    if z is not None:
-        zcol = np.where(np.isnan(zcol), z, zcol)
-    sha = sha256_file(path)
+    # The file's hash (hashlib releases the GIL) in a thread while it is read and validated.
+    with ThreadPoolExecutor(1) as pool:
+        sha_future = pool.submit(sha256_file, path)
+        raw, m = read_and_map(
+            path,
+            mapping_file=mapping_file,
+            flux_unit=flux_unit,
+            mag_system=mag_system,
+            mw_corrected=mw_corrected,
+        )
+        mag_system = check_mag_option(mag_system)
+        step("validating", 0.15)
+        warnings: list[str] = []
+        ra, dec = _coordinates(raw, m)
+        source_ids = _source_ids(raw, m, warnings)
+        n = raw.table.num_rows
+        zcol = _redshifts(raw, m.z) if m.z else np.full(n, np.nan)
+        if z is not None:
+            zcol = np.where(np.isnan(zcol), z, zcol)
+        sha = sha_future.result()
     step("building", 0.3)
     ingest_id = new_ingest_id()
     detections = detections_table(

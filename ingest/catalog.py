@@ -140,13 +140,20 @@ def _check_mapped_types(raw: RawTable, m: ColumnMapping) -> None:
             )
 
 
-def _as_float(raw: RawTable, column: str, what: str) -> np.ndarray:
-    """A column as float64 (nulls -> NaN); non-numeric values are an error naming the row."""
+def _as_float(raw: RawTable, column: str, what: str, writable: bool = True) -> np.ndarray:
+    """A column as float64 (nulls -> NaN); non-numeric values are an error naming the row.
+
+    ``writable=False``: a read-only view of the file's own float64 values where it can be
+    (no nulls), instead of a copy.
+    """
     arr = _column(raw, column)
     t = arr.type
     if pa.types.is_floating(t) or pa.types.is_integer(t) or pa.types.is_decimal(t) or pa.types.is_null(t):
         # unsafe: int64 beyond 2**53 rounds to the nearest double instead of raising
-        return arr.cast(pa.float64(), safe=False).to_numpy(zero_copy_only=False, writable=True)
+        f = arr.cast(pa.float64(), safe=False)
+        if not writable and f.null_count == 0:
+            return f.to_numpy(zero_copy_only=True)
+        return f.to_numpy(zero_copy_only=False, writable=True)
     if pa.types.is_boolean(t):
         raise GccatError(
             f"{what} is boolean, expected numbers", file=raw.path, column=column, row=_first_valid_row(arr)
@@ -296,7 +303,7 @@ def _coordinates(raw: RawTable, m: ColumnMapping) -> tuple[np.ndarray, np.ndarra
             numeric = pc.match_substring_regex(s, _NUMBER).fill_null(False).to_numpy(zero_copy_only=False)
             present = s.is_valid().to_numpy(zero_copy_only=False)
             if numeric[present].all():  # numbers stored as text
-                deg = _as_float(raw, col, role) * (1.0 * (declared or u.deg)).to_value(u.deg)
+                deg = _as_float(raw, col, role, writable=False) * (1.0 * (declared or u.deg)).to_value(u.deg)
             elif numeric.any():
                 first = _first_bad(present)
                 kind = numeric[first - 1]
@@ -311,7 +318,7 @@ def _coordinates(raw: RawTable, m: ColumnMapping) -> tuple[np.ndarray, np.ndarra
             else:
                 deg = _sexagesimal(raw, col, s, declared or default)
         else:
-            deg = _as_float(raw, col, role) * (1.0 * (declared or u.deg)).to_value(u.deg)
+            deg = _as_float(raw, col, role, writable=False) * (1.0 * (declared or u.deg)).to_value(u.deg)
         missing = np.isnan(deg)
         if missing.any():
             raise GccatError("missing coordinate", file=raw.path, column=col, row=_first_bad(missing))
@@ -498,8 +505,10 @@ def _band_values(raw: RawTable, b, warnings: list[str]) -> tuple[np.ndarray, np.
     """A band's values and errors as in the file (magnitude sentinels of 99 made NaN), checked:
     infinite values and negative errors are refused; what is not stored gets a warning.
     """
-    value = _as_float(raw, b.value, f"{b.band} {b.kind}")
-    err = _as_float(raw, b.error, f"{b.band} error") if b.error else np.full(len(value), np.nan)
+    value = _as_float(raw, b.value, f"{b.band} {b.kind}", writable=False)
+    err = (
+        _as_float(raw, b.error, f"{b.band} error", writable=False) if b.error else np.full(len(value), np.nan)
+    )
     if np.isinf(value).any():
         raise GccatError("infinite value", file=raw.path, column=b.value, row=_first_bad(np.isinf(value)))
     n_missing = int(np.isnan(value).sum())
@@ -551,7 +560,9 @@ def _band_njy(raw: RawTable, b, value: np.ndarray, err: np.ndarray) -> tuple[np.
             m_ab = value + b.ab_offset
             flux, flux_err = abmag_to_flux(m_ab), mag_err_to_flux_err(m_ab, err)
         else:
-            flux, flux_err = value * b.factor_to_njy, err * b.factor_to_njy
+            f = b.factor_to_njy
+            # x * 1.0 is x: a catalog in nJy keeps its arrays (no two new ones per band)
+            flux, flux_err = (value, err) if f == 1.0 else (value * f, err * f)
     for arr, col in ((flux, b.value), (flux_err, b.error)):
         if np.isinf(arr).any():
             raise GccatError(
@@ -1046,14 +1057,13 @@ def register_field_and_bands(
             f"field '{field_id}' was not in the lake: registered with its centre at "
             "the sources' mean position (load field facts with 'gccat ingest fields')"
         )
-        vec = np.array(
-            [
-                np.cos(np.radians(dec)) * np.cos(np.radians(ra)),
-                np.cos(np.radians(dec)) * np.sin(np.radians(ra)),
-                np.sin(np.radians(dec)),
-            ]
+        ra_r, dec_r = np.radians(ra), np.radians(dec)
+        cos_dec = np.cos(dec_r)
+        mx, my, mz = (
+            (cos_dec * np.cos(ra_r)).mean(),
+            (cos_dec * np.sin(ra_r)).mean(),
+            np.sin(dec_r).mean(),
         )
-        mx, my, mz = vec.mean(axis=1)
         row = {f.name: [None] for f in FIELDS}
         row.update(
             field_id=[field_id],

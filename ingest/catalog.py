@@ -751,6 +751,17 @@ def read_and_map(
     return raw, m
 
 
+def _stable_argsort(x: np.ndarray) -> np.ndarray:
+    """``np.argsort(x, kind="stable")``, from numpy's (3x faster) unstable sort when no two
+    values are equal (healpix29 of distinct sources almost never are).
+    """
+    order = np.argsort(x)
+    srt = x[order]
+    if len(x) > 1 and (srt[1:] == srt[:-1]).any():
+        return np.argsort(x, kind="stable")
+    return order
+
+
 def detections_table(
     field_id: str,
     catalog: str,
@@ -779,7 +790,7 @@ def detections_table(
     hp = healpix29(ra, dec) if n else np.zeros(0, np.int64)
     # Stable sort by healpix29 (as Table.sort_by); only the columns that vary are taken:
     # constant and all-null columns are built at their place, detection_id from sorted ids.
-    order = np.argsort(hp, kind="stable")
+    order = _stable_argsort(hp)
     take = pa.array(order)
     varying = {
         "source_id": source_ids,
@@ -958,9 +969,13 @@ def ingest_catalog(
             )
         register_field_and_bands(lake, tx, field_id, used_bands, ra, dec, warnings)
         step("writing detections", 0.5)
-        tx.append("detections", detections)
-        step("writing photometry", 0.7)
-        tx.append("photometry", phot)
+        # both files written at once; "writing photometry" is reported once the detections
+        # are committed, before the photometry's commit
+        stages = {"photometry": ("writing photometry", 0.7)}
+        tx.append_all(
+            [("detections", detections), ("photometry", phot)],
+            progress=lambda table: table in stages and step(*stages[table]),
+        )
         step("committing", 0.95)
         version = tx.commit(
             name=name,

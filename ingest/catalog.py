@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -85,7 +86,9 @@ _NESTED = (
 
 
 def _column(raw: RawTable, column: str) -> pa.Array:
-    return raw.table[column].combine_chunks()
+    col = raw.table[column]
+    # one chunk: the chunk itself (combine_chunks would copy it)
+    return col.chunk(0) if col.num_chunks == 1 else col.combine_chunks()
 
 
 def _first_valid_row(arr: pa.Array) -> int | None:
@@ -137,13 +140,20 @@ def _check_mapped_types(raw: RawTable, m: ColumnMapping) -> None:
             )
 
 
-def _as_float(raw: RawTable, column: str, what: str) -> np.ndarray:
-    """A column as float64 (nulls -> NaN); non-numeric values are an error naming the row."""
+def _as_float(raw: RawTable, column: str, what: str, writable: bool = True) -> np.ndarray:
+    """A column as float64 (nulls -> NaN); non-numeric values are an error naming the row.
+
+    ``writable=False``: a read-only view of the file's own float64 values where it can be
+    (no nulls), instead of a copy.
+    """
     arr = _column(raw, column)
     t = arr.type
     if pa.types.is_floating(t) or pa.types.is_integer(t) or pa.types.is_decimal(t) or pa.types.is_null(t):
         # unsafe: int64 beyond 2**53 rounds to the nearest double instead of raising
-        return arr.cast(pa.float64(), safe=False).to_numpy(zero_copy_only=False, writable=True)
+        f = arr.cast(pa.float64(), safe=False)
+        if not writable and f.null_count == 0:
+            return f.to_numpy(zero_copy_only=True)
+        return f.to_numpy(zero_copy_only=False, writable=True)
     if pa.types.is_boolean(t):
         raise GccatError(
             f"{what} is boolean, expected numbers", file=raw.path, column=column, row=_first_valid_row(arr)
@@ -293,7 +303,7 @@ def _coordinates(raw: RawTable, m: ColumnMapping) -> tuple[np.ndarray, np.ndarra
             numeric = pc.match_substring_regex(s, _NUMBER).fill_null(False).to_numpy(zero_copy_only=False)
             present = s.is_valid().to_numpy(zero_copy_only=False)
             if numeric[present].all():  # numbers stored as text
-                deg = _as_float(raw, col, role) * (1.0 * (declared or u.deg)).to_value(u.deg)
+                deg = _as_float(raw, col, role, writable=False) * (1.0 * (declared or u.deg)).to_value(u.deg)
             elif numeric.any():
                 first = _first_bad(present)
                 kind = numeric[first - 1]
@@ -308,7 +318,7 @@ def _coordinates(raw: RawTable, m: ColumnMapping) -> tuple[np.ndarray, np.ndarra
             else:
                 deg = _sexagesimal(raw, col, s, declared or default)
         else:
-            deg = _as_float(raw, col, role) * (1.0 * (declared or u.deg)).to_value(u.deg)
+            deg = _as_float(raw, col, role, writable=False) * (1.0 * (declared or u.deg)).to_value(u.deg)
         missing = np.isnan(deg)
         if missing.any():
             raise GccatError("missing coordinate", file=raw.path, column=col, row=_first_bad(missing))
@@ -473,7 +483,13 @@ def _source_ids(raw: RawTable, m: ColumnMapping, warnings: list[str]) -> pa.Arra
             column=m.id,
             row=_first_bad(ids.is_null().to_numpy(zero_copy_only=False)),
         )
-    if pc.count_distinct(ids).as_py() != n:
+    if pa.types.is_integer(arr.type):
+        # one text per integer: distinct integers are distinct ids (a sort, not a string hash)
+        srt = np.sort(arr.to_numpy())
+        unique = not (srt[1:] == srt[:-1]).any()
+    else:
+        unique = pc.count_distinct(ids).as_py() == n
+    if not unique:
         ids_np = np.asarray(ids.to_numpy(zero_copy_only=False))
         order = np.argsort(ids_np, kind="stable")
         srt = ids_np[order]
@@ -489,8 +505,10 @@ def _band_values(raw: RawTable, b, warnings: list[str]) -> tuple[np.ndarray, np.
     """A band's values and errors as in the file (magnitude sentinels of 99 made NaN), checked:
     infinite values and negative errors are refused; what is not stored gets a warning.
     """
-    value = _as_float(raw, b.value, f"{b.band} {b.kind}")
-    err = _as_float(raw, b.error, f"{b.band} error") if b.error else np.full(len(value), np.nan)
+    value = _as_float(raw, b.value, f"{b.band} {b.kind}", writable=False)
+    err = (
+        _as_float(raw, b.error, f"{b.band} error", writable=False) if b.error else np.full(len(value), np.nan)
+    )
     if np.isinf(value).any():
         raise GccatError("infinite value", file=raw.path, column=b.value, row=_first_bad(np.isinf(value)))
     n_missing = int(np.isnan(value).sum())
@@ -542,7 +560,9 @@ def _band_njy(raw: RawTable, b, value: np.ndarray, err: np.ndarray) -> tuple[np.
             m_ab = value + b.ab_offset
             flux, flux_err = abmag_to_flux(m_ab), mag_err_to_flux_err(m_ab, err)
         else:
-            flux, flux_err = value * b.factor_to_njy, err * b.factor_to_njy
+            f = b.factor_to_njy
+            # x * 1.0 is x: a catalog in nJy keeps its arrays (no two new ones per band)
+            flux, flux_err = (value, err) if f == 1.0 else (value * f, err * f)
     for arr, col in ((flux, b.value), (flux_err, b.error)):
         if np.isinf(arr).any():
             raise GccatError(
@@ -574,8 +594,11 @@ def _photometry(
                 f"{b.error}: {int(zero.sum())} errors of exactly 0 kept as published "
                 f"(quality flag {QUALITY_ZERO_ERROR}; fits add an error floor)"
             )
-        idx = np.flatnonzero(keep)
-        k = len(idx)
+        if keep.all():  # every value kept: no copies through an index
+            idx, k = slice(None), len(flux)
+        else:
+            idx = np.flatnonzero(keep)
+            k = len(idx)
         parts.append(
             pa.table(
                 {
@@ -728,6 +751,17 @@ def read_and_map(
     return raw, m
 
 
+def _stable_argsort(x: np.ndarray) -> np.ndarray:
+    """``np.argsort(x, kind="stable")``, from numpy's (3x faster) unstable sort when no two
+    values are equal (healpix29 of distinct sources almost never are).
+    """
+    order = np.argsort(x)
+    srt = x[order]
+    if len(x) > 1 and (srt[1:] == srt[:-1]).any():
+        return np.argsort(x, kind="stable")
+    return order
+
+
 def detections_table(
     field_id: str,
     catalog: str,
@@ -753,29 +787,38 @@ def detections_table(
             return pa.nulls(n, type_)
         return value if isinstance(value, pa.Array) else pa.array(value, type_, from_pandas=True)
 
-    return (
-        pa.table(
-            {
-                "detection_id": pc.binary_join_element_wise(
-                    pa.scalar(f"{field_id}/{catalog}/"), source_ids, ""
-                ),
-                "field_id": constant(field_id, n),
-                "catalog": constant(catalog, n),
-                "source_id": source_ids,
-                "ra": ra,
-                "dec": dec,
-                "healpix29": healpix29(ra, dec) if n else np.zeros(0, np.int64),
-                "z": opt(z, pa.float64()),
-                "class": opt(class_, pa.string()),
-                "flags": opt(flags, pa.int64()),
-                "extra": opt(extra, pa.string()),
-                "snr": opt(snr, pa.float64()),
-                "ingest_id": constant(ingest_id, n),
-            }
-        )
-        .cast(DETECTIONS)
-        .sort_by("healpix29")
-    )
+    hp = healpix29(ra, dec) if n else np.zeros(0, np.int64)
+    # Stable sort by healpix29 (as Table.sort_by); only the columns that vary are taken:
+    # constant and all-null columns are built at their place, detection_id from sorted ids.
+    order = _stable_argsort(hp)
+    take = pa.array(order)
+    varying = {
+        "source_id": source_ids,
+        "z": opt(z, pa.float64()),
+        "class": opt(class_, pa.string()),
+        "flags": opt(flags, pa.int64()),
+        "extra": opt(extra, pa.string()),
+        "snr": opt(snr, pa.float64()),
+    }
+    cols = {k: v if v.null_count == len(v) else v.take(take) for k, v in varying.items()}
+    sorted_ids = cols["source_id"]
+    return pa.table(
+        {
+            "detection_id": pc.binary_join_element_wise(pa.scalar(f"{field_id}/{catalog}/"), sorted_ids, ""),
+            "field_id": constant(field_id, n),
+            "catalog": constant(catalog, n),
+            "source_id": sorted_ids,
+            "ra": np.asarray(ra)[order],
+            "dec": np.asarray(dec)[order],
+            "healpix29": hp[order],
+            "z": cols["z"],
+            "class": cols["class"],
+            "flags": cols["flags"],
+            "extra": cols["extra"],
+            "snr": cols["snr"],
+            "ingest_id": constant(ingest_id, n),
+        }
+    ).cast(DETECTIONS)
 
 
 def read_positions(path: str | os.PathLike, extra: Sequence[str] = ()) -> pa.Table:
@@ -851,19 +894,26 @@ def ingest_catalog(
     z = check_number(z, "--z", lo=Z_RANGE[0], hi=Z_RANGE[1], allow_none=True)
     path = Path(path)
     step("reading", 0.0)
-    raw, m = read_and_map(
-        path, mapping_file=mapping_file, flux_unit=flux_unit, mag_system=mag_system, mw_corrected=mw_corrected
-    )
-    mag_system = check_mag_option(mag_system)
-    step("validating", 0.15)
-    warnings: list[str] = []
-    ra, dec = _coordinates(raw, m)
-    source_ids = _source_ids(raw, m, warnings)
-    n = raw.table.num_rows
-    zcol = _redshifts(raw, m.z) if m.z else np.full(n, np.nan)
-    if z is not None:
-        zcol = np.where(np.isnan(zcol), z, zcol)
-    sha = sha256_file(path)
+    # The file's hash (hashlib releases the GIL) in a thread while it is read and validated.
+    with ThreadPoolExecutor(1) as pool:
+        sha_future = pool.submit(sha256_file, path)
+        raw, m = read_and_map(
+            path,
+            mapping_file=mapping_file,
+            flux_unit=flux_unit,
+            mag_system=mag_system,
+            mw_corrected=mw_corrected,
+        )
+        mag_system = check_mag_option(mag_system)
+        step("validating", 0.15)
+        warnings: list[str] = []
+        ra, dec = _coordinates(raw, m)
+        source_ids = _source_ids(raw, m, warnings)
+        n = raw.table.num_rows
+        zcol = _redshifts(raw, m.z) if m.z else np.full(n, np.nan)
+        if z is not None:
+            zcol = np.where(np.isnan(zcol), z, zcol)
+        sha = sha_future.result()
     step("building", 0.3)
     ingest_id = new_ingest_id()
     detections = detections_table(
@@ -919,9 +969,13 @@ def ingest_catalog(
             )
         register_field_and_bands(lake, tx, field_id, used_bands, ra, dec, warnings)
         step("writing detections", 0.5)
-        tx.append("detections", detections)
-        step("writing photometry", 0.7)
-        tx.append("photometry", phot)
+        # both files written at once; "writing photometry" is reported once the detections
+        # are committed, before the photometry's commit
+        stages = {"photometry": ("writing photometry", 0.7)}
+        tx.append_all(
+            [("detections", detections), ("photometry", phot)],
+            progress=lambda table: table in stages and step(*stages[table]),
+        )
         step("committing", 0.95)
         version = tx.commit(
             name=name,
@@ -1018,14 +1072,13 @@ def register_field_and_bands(
             f"field '{field_id}' was not in the lake: registered with its centre at "
             "the sources' mean position (load field facts with 'gccat ingest fields')"
         )
-        vec = np.array(
-            [
-                np.cos(np.radians(dec)) * np.cos(np.radians(ra)),
-                np.cos(np.radians(dec)) * np.sin(np.radians(ra)),
-                np.sin(np.radians(dec)),
-            ]
+        ra_r, dec_r = np.radians(ra), np.radians(dec)
+        cos_dec = np.cos(dec_r)
+        mx, my, mz = (
+            (cos_dec * np.cos(ra_r)).mean(),
+            (cos_dec * np.sin(ra_r)).mean(),
+            np.sin(dec_r).mean(),
         )
-        mx, my, mz = vec.mean(axis=1)
         row = {f.name: [None] for f in FIELDS}
         row.update(
             field_id=[field_id],

@@ -158,7 +158,8 @@ def _normalise_types(path: Path, fmt: str, table: pa.Table) -> pa.Table:
     """
     cols = []
     for name in table.column_names:
-        arr = table[name].combine_chunks()
+        col = table[name]
+        arr = col.chunk(0) if col.num_chunks == 1 else col.combine_chunks()  # one chunk: no copy
         if pa.types.is_dictionary(arr.type):
             arr = arr.dictionary_decode()
         if pa.types.is_large_string(arr.type):

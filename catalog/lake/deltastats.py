@@ -32,13 +32,35 @@ def _timestamp(value: dt.datetime, upper: bool) -> str:
     return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
 
 
+def distinct_chunks(col: pa.ChunkedArray) -> pa.ChunkedArray:
+    """The chunks of ``col`` that can hold values no other chunk holds: of chunks that are
+    views of the same buffers from the same offset (a column repeated per band, slices of
+    one constant column), only the longest is kept. Same minimum, maximum and set of
+    values as ``col``, with far fewer values to scan.
+    """
+    if col.num_chunks < 2:
+        return col
+    longest: dict[tuple, pa.Array] = {}
+    for chunk in col.chunks:
+        key = (chunk.offset, *(b.address if b is not None else None for b in chunk.buffers()))
+        have = longest.get(key)
+        if have is None or len(chunk) > len(have):
+            longest[key] = chunk
+    if len(longest) == col.num_chunks:
+        return col
+    return pa.chunked_array(list(longest.values()), col.type)
+
+
 def _bounds(col: pa.ChunkedArray) -> tuple[object, object] | None:
     """(min, max) of a column in Delta's JSON form, or None when they would not bound it."""
     t = col.type
+    col = distinct_chunks(col)
     if not (pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t)) and not (
         pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_timestamp(t)
     ):
         return None  # lists, structs, binary: Delta keeps no min/max for them
+    if col.null_count == len(col):
+        return None  # all null (no scan needed)
     if pa.types.is_floating(t) and pc.any(pc.is_nan(col)).as_py():
         return None  # engines order NaN differently (DuckDB, Spark: above +inf): no bound
     mm = pc.min_max(col)

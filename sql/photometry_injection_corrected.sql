@@ -1,7 +1,8 @@
 -- Aperture and PSF-fit photometry with its injection-recovery correction: flux_corrected_njy =
 -- c2 f^2 + c1 f + c0 of the measured flux f (nJy), the error propagated through the polynomial.
 -- A correction applies where it calibrates the measurement: the same source, band and image
--- (sha256), not an upper limit, the newest such run, and the same measurement --
+-- (sha256), not an upper limit, the newest such run (by lake version: run ids of one second
+-- sort by their random suffix), and the same measurement --
 -- aperture rows: gccat photometry with the PSF aperture correction (injections are measured
 -- that way) at the same aperture radius; psf rows: a gccat inject --method psf run with the
 -- same cutout side and refit side (pixels) and background model, on a fit without problem
@@ -18,9 +19,11 @@ WITH c AS (
            coalesce(json_extract_string(r.params, '$.method'), 'aperture') AS method,
            json_extract_string(r.params, '$.background') AS background,
            TRY_CAST(json_extract(r.params, '$.fit_size_pix') AS BIGINT) AS fit_size_pix,
-           coalesce(TRY_CAST(json_extract(r.params, '$.refit_size_pix') AS BIGINT), 0) AS refit_size_pix
+           coalesce(TRY_CAST(json_extract(r.params, '$.refit_size_pix') AS BIGINT), 0) AS refit_size_pix,
+           i.lake_version
     FROM injection_corrections c
     JOIN injection_runs r USING (run_id)
+    JOIN live_ingests i ON i.ingest_id = r.ingest_id
     WHERE c.c1 IS NOT NULL
 ), p AS (
     SELECT p.*, aperture_corrected(i.kind, p.method, i.options) AS aperture_corrected,
@@ -46,7 +49,7 @@ WITH c AS (
                       AND p.flux_njy IS NOT NULL END
     QUALIFY row_number() OVER (PARTITION BY p.field_id, p.ingest_id, p.detection_id, p.band,
                                             p.aperture_radius_arcsec
-                               ORDER BY c.run_id DESC NULLS LAST) = 1
+                               ORDER BY c.lake_version DESC NULLS LAST, c.run_id DESC) = 1
 )
 SELECT detection_id, field_id, band, method, aperture_radius_arcsec, flux_njy, flux_err_njy,
        is_upper_limit, coalesce(aperture_corrected, false) AS aperture_corrected, mw_corrected,

@@ -10,6 +10,20 @@ import numpy as np
 from catalog.figures import pyplot, save
 
 
+def latest_run(con, table: str, object_id: str, condition: str = "", params=()) -> str | None:
+    """The run of ``table`` that fitted ``object_id`` last (by lake version, then run id), or None.
+
+    Not ``max(run_id)``: run ids of one second sort by their random suffix.
+    """
+    extra = f" AND {condition}" if condition else ""
+    row = con.execute(
+        f"SELECT t.run_id FROM {table} t JOIN ingests i USING (ingest_id) WHERE t.object_id = ?{extra} "
+        "ORDER BY i.lake_version DESC, t.run_id DESC LIMIT 1",
+        [object_id, *params],
+    ).fetchall()
+    return row[0][0] if row else None
+
+
 def resolve_fit_object(con, object_id: str) -> str:
     """The fitted object an id names: a detection_id or ``stack:<run_id>`` as stored, a stack's
     run id without its prefix, or a catalog's own source id when exactly one detection has it.
@@ -57,11 +71,7 @@ def plot_sed(lake, object_id: str, run_id: str | None, out: Path) -> str:
     plt = pyplot()
     con = connect(lake)
     object_id = resolve_fit_object(con, object_id)
-    run_sql = (
-        "SELECT run_id FROM fit_posteriors WHERE object_id = ? AND parameter = 'age_gyr' "
-        "ORDER BY run_id DESC LIMIT 1"
-    )
-    run_id = run_id or (con.execute(run_sql, [object_id]).fetchall() or [[None]])[0][0]
+    run_id = run_id or latest_run(con, "fit_posteriors", object_id, "parameter = 'age_gyr'")
     if run_id is None:
         from catalog.errors import GccatError
 
@@ -232,8 +242,9 @@ def plot_chi2map(lake, run_id: str, out: Path, levels=None, age_axis: str | None
 def _sfh_run(con, object_id: str, run_id: str | None) -> str:
     from catalog.errors import GccatError
 
-    q = "SELECT max(run_id) FROM sfh_epochs WHERE object_id = ?" + (" AND run_id = ?" if run_id else "")
-    last = con.execute(q, [object_id] + ([run_id] if run_id else [])).fetchall()[0][0]
+    last = latest_run(
+        con, "sfh_epochs", object_id, "run_id = ?" if run_id else "", [run_id] if run_id else []
+    )
     if last is None:
         raise GccatError(
             f"no SFH fit of {object_id}"
@@ -382,9 +393,7 @@ def plot_nonparam(lake, object_id: str, run_id: str | None, out: Path) -> str:
     plt = pyplot()
     con = connect(lake)
     if run_id is None:
-        last = con.execute(
-            "SELECT max(run_id) FROM nonparam_results WHERE object_id = ?", [object_id]
-        ).fetchall()[0][0]
+        last = latest_run(con, "nonparam_results", object_id)
         if last is None:
             raise GccatError(f"no non-parametric fit of {object_id}; run 'gccat fit nonparam' first")
         run_id = last

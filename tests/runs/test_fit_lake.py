@@ -332,3 +332,22 @@ def test_objects_with_too_few_bands_are_not_fitted_but_recorded(tmp_path, cli):
     assert lake.version() == before
     res = cli("fit", "sfh", "--where", where, "--epochs", "6,4,2,1", "--n-perturb", "3", "--lake", lake.root)
     assert res.exit_code == 0 and "3 of 38 objects fitted" in res.stdout, res.output
+
+
+def test_plots_take_the_last_committed_fit_not_the_largest_run_id(fit_lake, monkeypatch):
+    """Two fits in one second: run ids then sort by their random suffix, so the newest fit is
+    the one of the larger lake version (max(run_id) took the older one here)."""
+    import catalog.runs.fits as fits_module
+    from catalog.plots import latest_run
+
+    where = "field_id = 'smacs0723' AND source_id = 'SC_001'"
+    ids = iter(["20990101T000000-ffffffff", "20990101T000000-00000000"])
+    monkeypatch.setattr(fits_module, "new_ingest_id", lambda: next(ids))
+    first = run_fit_ssp(fit_lake, where, n_samples=0, n_av=3)["run_id"]
+    second = run_fit_ssp(fit_lake, where, n_samples=0, n_av=3, error_floor=0.1)["run_id"]
+    assert first > second  # the later fit has the smaller id
+    con = connect(fit_lake)
+    obj = con.execute("SELECT DISTINCT object_id FROM fit_posteriors WHERE run_id = ?", [second]).fetchall()[
+        0
+    ][0]
+    assert latest_run(con, "fit_posteriors", obj) == second

@@ -105,14 +105,21 @@ class _GridPsf:
         return full[self.use]
 
     def __call__(self, xpos, ypos, grads=False):
-        """PSF columns at the positions, and with ``grads`` their d/dx_0 and d/dy_0."""
+        """PSF columns at the positions, and with ``grads`` their d/dx_0 and d/dy_0.
+
+        The values of the last positions are kept: least_squares asks for the Jacobian at the
+        point whose residuals it has just computed, so its columns are not evaluated twice.
+        """
+        key = (tuple(np.asarray(xpos, float)), tuple(np.asarray(ypos, float)))
+        cached = self._last[1] if getattr(self, "_last", (None,))[0] == key else None
         vals, gx, gy = [], [], []
-        for a, b in zip(xpos, ypos, strict=True):
+        for k, (a, b) in enumerate(zip(xpos, ypos, strict=True)):
             xi, yi = self.ax_x - a + self.ox, self.ax_y - b + self.oy
-            vals.append(self._on_grid(xi, yi))
+            vals.append(cached[k] if cached is not None else self._on_grid(xi, yi))
             if grads:  # d/dx_0 of PSF(x - x_0) is minus the spline's x derivative
                 gx.append(-self._on_grid(xi, yi, dx=1))
                 gy.append(-self._on_grid(xi, yi, dy=1))
+        self._last = (key, vals)
         return vals, gx, gy
 
 

@@ -15,7 +15,17 @@ ra0, dec0) <= 5`` (no HEALPix ranges), for the first ``--brute`` cones (default 
 numpy haversine over all N positions held in memory for the same cones. The ``cone()``
 row sets must equal both brute-force row sets.
 
-Run: ``.venv/bin/python benchmarks/bench_cone.py [--n N] [--cones C] [--brute B]``
+A third baseline: ``cone()`` over ``SELECT * FROM detections``, for which it cannot choose
+files by their Delta healpix29 range (DuckDB opens every file's footer); the row sets must
+be the same.
+
+Size scan
+---------
+``--scan`` builds lakes of N = 10^4 .. ``--scan-max`` (10^6; 10^7 takes ~1 min to build) in
+the same fields and ingests, times the median cone, the every-file cone and the numpy
+haversine at each N, checks the row sets, and fits the exponent of each (time ~ N^k).
+
+Run: ``.venv/bin/python benchmarks/bench_cone.py [--n N] [--cones C] [--brute B] [--scan [--scan-max M]]``
 """
 
 from __future__ import annotations
@@ -25,7 +35,7 @@ import argparse
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-from _common import FIELDS, peak_rss_mb, positions, scratch, timed
+from _common import FIELDS, exponent, peak_rss_mb, positions, scratch, timed
 
 from catalog.lake import Lake
 from catalog.queries.connection import connect
@@ -33,6 +43,8 @@ from catalog.queries.search import cone
 from ingest.catalog import ingest_catalog
 
 RADIUS = 5.0
+#: The same cone over a SELECT: cone() cannot choose files for it, so DuckDB opens them all.
+EVERY_FILE = "SELECT * FROM detections"
 
 
 def haversine_arcsec(ra, dec, ra0, dec0):
@@ -66,7 +78,12 @@ def main() -> None:
     ap.add_argument("--ingests", type=int, default=10, help="catalogs the lake is built from")
     ap.add_argument("--cones", type=int, default=200, help="timed cones")
     ap.add_argument("--brute", type=int, default=10, help="cones checked by brute force")
+    ap.add_argument("--scan", action="store_true", help="median cone at N = 10^4 .. --scan-max, exponents")
+    ap.add_argument("--scan-max", type=int, default=1_000_000, help="largest N of --scan (10^6; or 10^7)")
     args = ap.parse_args()
+    if args.scan:
+        scan(args)
+        return
     rng = np.random.default_rng(11)
     with scratch("gccat-bench-cone-") as d:
         lake, kept, t_build = build_lake(d, args.n, args.ingests, rng)
@@ -81,14 +98,9 @@ def main() -> None:
         t_connect, con = timed(connect, lake)
         pick = rng.choice(len(ra_all), args.cones, replace=False)
         centres = [(float(ra_all[i]), float(dec_all[i])) for i in pick]
-        cone(con, *centres[0], RADIUS)  # warm-up
-        ms, rows, results = [], [], []
-        for ra0, dec0 in centres:
-            t, tbl = timed(cone, con, ra0, dec0, RADIUS)
-            ms.append(t * 1e3)
-            rows.append(tbl.num_rows)
-            if len(results) < args.brute:
-                results.append(set(tbl["detection_id"].to_pylist()))
+        ms, rows, results = time_cones(con, centres, keep=args.brute)
+        every_ms, _, every = time_cones(con, centres[: args.brute], keep=args.brute, source=EVERY_FILE)
+        bad_every = sum(a != b for a, b in zip(results, every, strict=True))
 
         duck_ms, np_ms, bad = [], [], 0
         for (ra0, dec0), got in zip(centres[: args.brute], results, strict=False):
@@ -122,6 +134,11 @@ def main() -> None:
         f"(rows per cone: median {np.median(rows):.0f}, max {max(rows)})"
     )
     print(
+        f"  baseline cone() over every file   {np.median(every_ms):9.1f} ms median over {len(every_ms)} cones"
+        f"   -> choosing files by Delta healpix29 range is {np.median(every_ms) / med_cone_b:.1f}x faster"
+        f" (row sets differ for {bad_every})"
+    )
+    print(
         f"  baseline DuckDB brute force       {med_duck:9.1f} ms median over {len(duck_ms)} cones"
         f"   -> cone() is {med_duck / med_cone_b:.1f}x faster on those cones"
     )
@@ -131,8 +148,56 @@ def main() -> None:
     )
     print(f"  row sets identical for {len(duck_ms) - bad}/{len(duck_ms)} brute-forced cones")
     print(f"  target median < 100 ms -> {'MET' if med < 100 else 'MISSED'}; peak RSS {peak_rss_mb():.0f} MiB")
-    if bad:
-        raise SystemExit(f"{bad} cones differ from brute force")
+    if bad or bad_every:
+        raise SystemExit(f"{bad + bad_every} cones differ from brute force or from every file")
+
+
+def time_cones(con, centres, keep: int, source: str = "detections"):
+    """Milliseconds and rows of each cone (after one warm-up), and the id sets of the first ``keep``."""
+    cone(con, *centres[0], RADIUS, source)
+    ms, rows, ids = [], [], []
+    for ra0, dec0 in centres:
+        t, tbl = timed(cone, con, ra0, dec0, RADIUS, source)
+        ms.append(t * 1e3)
+        rows.append(tbl.num_rows)
+        if len(ids) < keep:
+            ids.append(set(tbl["detection_id"].to_pylist()))
+    return ms, rows, ids
+
+
+def scan(args) -> None:
+    """Median cone time at N = 10^4 .. --scan-max (same fields, so the density grows with N)."""
+    sizes = [n for n in (10**4, 10**5, 10**6, 10**7) if n <= args.scan_max]
+    print(
+        f"bench_cone --scan: {args.ingests} ingests, {args.cones} cones of {RADIUS:g} arcsec per N; "
+        "baselines: cone() over every file, numpy haversine over all N in RAM"
+    )
+    curves = {"cone()": [], "every file": [], "numpy": []}
+    for n in sizes:
+        rng = np.random.default_rng(11)
+        with scratch("gccat-bench-cone-") as d:
+            lake, kept, _ = build_lake(d, n, args.ingests, rng)
+            ra_all = np.concatenate([r for _, r, _ in kept])
+            dec_all = np.concatenate([dd for _, _, dd in kept])
+            con = connect(lake)
+            pick = rng.choice(len(ra_all), args.cones, replace=False)
+            centres = [(float(ra_all[i]), float(dec_all[i])) for i in pick]
+            ms, rows, ids = time_cones(con, centres, keep=len(centres))
+            every_ms, _, every = time_cones(con, centres, keep=len(centres), source=EVERY_FILE)
+            np_ms = [timed(haversine_arcsec, ra_all, dec_all, a, b)[0] * 1e3 for a, b in centres[:10]]
+            con.close()
+        if ids != every:
+            raise SystemExit(f"N = {n}: cone() and the every-file cone give different rows")
+        for name, v in zip(curves, (ms, every_ms, np_ms), strict=True):
+            curves[name].append(float(np.median(v)) / 1e3)
+        print(
+            f"  N = {n:>10,}: cone() {np.median(ms):7.2f} ms, every file {np.median(every_ms):7.2f} ms "
+            f"({np.median(every_ms) / np.median(ms):.1f}x), numpy {np.median(np_ms):8.2f} ms; "
+            f"rows per cone {np.median(rows):.0f}"
+        )
+    for name, ts in curves.items():
+        k = exponent(sizes, ts)
+        print(f"  exponent of {name}: time ~ N^{k:.2f} (fit over N = {sizes[0]:,} .. {sizes[-1]:,})")
 
 
 if __name__ == "__main__":

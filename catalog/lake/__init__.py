@@ -304,6 +304,28 @@ class Lake:
             return []  # created by its first append
         return [u.removeprefix("file://") for u in self.delta(table, version).file_uris()]
 
+    def file_bounds(self, table: str, column: str) -> pa.Table:
+        """The table's current files with the min and max of ``column`` in each, from the Delta log.
+
+        Returns a table of ``path`` (absolute, as :meth:`files` gives them), ``min`` and ``max``
+        (the add action's statistics; null where the writer kept none, so such a file can hold
+        any value). No data file is opened.
+        """
+        empty = pa.table({"path": pa.array([], pa.string()), "min": [], "max": []})
+        if not self.exists(table):
+            return empty
+        actions = pa.table(self.delta(table).get_add_actions(flatten=True))
+        if actions.num_rows == 0:
+            return empty
+        base = self.table_path(table)
+        paths = [  # relative to the table, or absolute URIs of other writers
+            str(base / urllib.parse.unquote(p.removeprefix("file://"))) for p in actions["path"].to_pylist()
+        ]
+        nulls = pa.nulls(actions.num_rows, TABLES[table][0].field(column).type)
+        names = actions.column_names
+        bound = {k: actions[f"{k}.{column}"] if f"{k}.{column}" in names else nulls for k in ("min", "max")}
+        return pa.table({"path": paths, **bound})
+
     def check_version(self, as_of: int | None, latest: int | None = None) -> int:
         """The lake version to read: ``as_of`` if it exists, else the latest (``latest``, when
         the caller has just read it, saves reading the ``ingests`` log again).

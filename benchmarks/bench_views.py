@@ -14,7 +14,10 @@ The same pivot with plain DuckDB (no lake, no UDFs, no live-ingest filter, no
 ``max(...) FILTER (WHERE band = ...)`` per band and AB magnitudes in SQL. The results of the
 two must agree (row count, per-field counts and medians).
 
-Run: ``.venv/bin/python benchmarks/bench_views.py [--n N] [--repeat R]``
+``--scan`` runs the same at N = 10^4 .. ``--scan-max`` (default 10^6) and fits the exponent of
+each query's time in N, for the lake and the baseline.
+
+Run: ``.venv/bin/python benchmarks/bench_views.py [--n N] [--repeat R] [--scan [--scan-max M]]``
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-from _common import BANDS, FIELDS, best_of, catalog, line, peak_rss_mb, scratch, timed
+from _common import BANDS, FIELDS, best_of, catalog, exponent, line, peak_rss_mb, scratch, timed
 
 from catalog.lake import Lake
 from catalog.queries.connection import connect
@@ -83,13 +86,13 @@ def run_queries(con, view: str, repeat: int) -> dict:
     return out
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--n", type=int, default=1_000_000, help="detections in all (default 10^6)")
-    ap.add_argument("--repeat", type=int, default=3, help="runs per query (best is kept)")
-    args = ap.parse_args()
+QUERIES = ("count(*)", "fetch all to Arrow", "per-field count + median mag_F150W")
+
+
+def measure(n: int, repeat: int) -> dict:
+    """Build an n-detection lake and its long-layout baseline; time connect() and the queries."""
     rng = np.random.default_rng(7)
-    per_field = args.n // len(FIELD_IDS)
+    per_field = n // len(FIELD_IDS)
     with scratch("gccat-bench-views-") as d:
         lake = Lake.create(d / "lake")
         t_ingest, longs = 0.0, []
@@ -100,44 +103,84 @@ def main() -> None:
             longs.append(long_layout(tbl, fid))
         pq.write_table(pa.concat_tables(longs), d / "long.parquet")
         del longs, tbl
-        n_det = per_field * len(FIELD_IDS)
-        print(
-            f"bench_views: {n_det:,} detections x {len(BANDS)} bands in {len(FIELD_IDS)} fields "
-            f"({n_det * len(BANDS):,} photometry rows); lake built in {t_ingest:.1f} s"
-        )
-
-        t_connect, con = best_of(args.repeat, connect, lake)
-        lk = run_queries(con, "photometry_wide", args.repeat)
+        t_connect, con = best_of(repeat, connect, lake)
+        lk = run_queries(con, "photometry_wide", repeat)
         base_con = duckdb.connect()
         t_base_connect, _ = timed(base_con.execute, baseline_view(d / "long.parquet"))
-        bl = run_queries(base_con, "wide", args.repeat)
+        bl = run_queries(base_con, "wide", repeat)
         con.close()
         base_con.close()
-
-    print("baseline: plain DuckDB pivot over one pyarrow-written long Parquet file")
-    line("connect() / baseline CREATE VIEW", t_connect, baseline=t_base_connect)
-    for k in ("count(*)", "fetch all to Arrow", "per-field count + median mag_F150W"):
-        line(k, lk[k], baseline=bl[k])
-    print(
-        "  baseline figures (s): "
-        + ", ".join(
-            f"{k} {bl[k]:.3f}"
-            for k in ("count(*)", "fetch all to Arrow", "per-field count + median mag_F150W")
-        )
-    )
+    n_det = per_field * len(FIELD_IDS)
     same_n = lk["n"] == bl["n"] == n_det
     same_agg = len(lk["agg"]) == len(bl["agg"]) and all(
         a[0] == b[0] and a[1] == b[1] and np.isclose(a[2], b[2], rtol=0, atol=1e-9)
         for a, b in zip(lk["agg"], bl["agg"], strict=True)
     )
+    return {
+        "n_det": n_det,
+        "t_ingest": t_ingest,
+        "t_connect": t_connect,
+        "t_base_connect": t_base_connect,
+        "lake": lk,
+        "base": bl,
+        "agree": same_n and same_agg,
+        "same_n": same_n,
+        "same_agg": same_agg,
+    }
+
+
+def scan(args) -> None:
+    """Each query at N = 10^4 .. --scan-max detections, and the exponent of its time in N."""
+    sizes = [n for n in (10**4, 10**5, 10**6, 10**7) if n <= args.scan_max]
+    print(
+        f"bench_views --scan: N detections x {len(BANDS)} bands in {len(FIELD_IDS)} fields, "
+        f"best of {args.repeat}"
+    )
+    runs = []
+    for n in sizes:
+        r = measure(n, args.repeat)
+        if not r["agree"]:
+            raise SystemExit(f"N = {n}: photometry_wide and the baseline pivot disagree")
+        runs.append(r)
+        print(
+            f"  N = {n:>10,}: "
+            + ", ".join(f"{k} {r['lake'][k]:.3f} s ({r['lake'][k] / r['base'][k]:.2f}x)" for k in QUERIES)
+        )
+    for k in QUERIES:
+        for side, label in (("lake", "photometry_wide"), ("base", "baseline")):
+            e = exponent(sizes, [r[side][k] for r in runs])
+            print(f"  exponent of {k}, {label}: time ~ N^{e:.2f} (N = {sizes[0]:,} .. {sizes[-1]:,})")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--n", type=int, default=1_000_000, help="detections in all (default 10^6)")
+    ap.add_argument("--repeat", type=int, default=3, help="runs per query (best is kept)")
+    ap.add_argument("--scan", action="store_true", help="time at N = 10^4 .. --scan-max, fit exponents")
+    ap.add_argument("--scan-max", type=int, default=1_000_000, help="largest N of --scan (10^6; or 10^7)")
+    args = ap.parse_args()
+    if args.scan:
+        scan(args)
+        return
+    r = measure(args.n, args.repeat)
+    lk, bl, n_det = r["lake"], r["base"], r["n_det"]
+    print(
+        f"bench_views: {n_det:,} detections x {len(BANDS)} bands in {len(FIELD_IDS)} fields "
+        f"({n_det * len(BANDS):,} photometry rows); lake built in {r['t_ingest']:.1f} s"
+    )
+    print("baseline: plain DuckDB pivot over one pyarrow-written long Parquet file")
+    line("connect() / baseline CREATE VIEW", r["t_connect"], baseline=r["t_base_connect"])
+    for k in QUERIES:
+        line(k, lk[k], baseline=bl[k])
+    print("  baseline figures (s): " + ", ".join(f"{k} {bl[k]:.3f}" for k in QUERIES))
     print(
         f"  rows: lake {lk['n']:,}, baseline {bl['n']:,} (expected {n_det:,}); columns: lake "
         f"{lk['ncols']}, baseline {bl['ncols']}"
     )
     print(f"  per-field aggregate: {lk['agg']}")
-    print(f"  results agree: rows {same_n}, per-field count+median {same_agg}")
+    print(f"  results agree: rows {r['same_n']}, per-field count+median {r['same_agg']}")
     print(f"  peak RSS of the whole run: {peak_rss_mb():.0f} MiB")
-    if not (same_n and same_agg):
+    if not r["agree"]:
         raise SystemExit("MISMATCH between photometry_wide and the baseline pivot")
 
 

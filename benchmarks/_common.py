@@ -69,6 +69,17 @@ def catalog(
     return pa.table(cols)
 
 
+def add_scan_options(ap, what: str = "time") -> None:
+    """``--scan`` and ``--scan-max`` of every benchmark that fits a growth exponent."""
+    ap.add_argument("--scan", action="store_true", help=f"{what} at N = 10^4 .. --scan-max, fit exponents")
+    ap.add_argument("--scan-max", type=int, default=1_000_000, help="largest N of --scan (10^6; or 10^7)")
+
+
+def scan_sizes(scan_max: int) -> list[int]:
+    """The N of a ``--scan``: 10^4, 10^5, ... up to ``scan_max``."""
+    return [n for n in (10**4, 10**5, 10**6, 10**7) if n <= scan_max]
+
+
 def exponent(sizes, seconds) -> float:
     """k of time ~ N**k: the slope of log10(seconds) against log10(sizes) (least squares)."""
     return float(np.polyfit(np.log10(sizes), np.log10(seconds), 1)[0])

@@ -35,7 +35,7 @@ import argparse
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-from _common import FIELDS, exponent, peak_rss_mb, positions, scratch, timed
+from _common import FIELDS, add_scan_options, exponent, peak_rss_mb, positions, scan_sizes, scratch, timed
 
 from catalog.lake import Lake
 from catalog.queries.connection import connect
@@ -78,8 +78,7 @@ def main() -> None:
     ap.add_argument("--ingests", type=int, default=10, help="catalogs the lake is built from")
     ap.add_argument("--cones", type=int, default=200, help="timed cones")
     ap.add_argument("--brute", type=int, default=10, help="cones checked by brute force")
-    ap.add_argument("--scan", action="store_true", help="median cone at N = 10^4 .. --scan-max, exponents")
-    ap.add_argument("--scan-max", type=int, default=1_000_000, help="largest N of --scan (10^6; or 10^7)")
+    add_scan_options(ap, "median cone")
     args = ap.parse_args()
     if args.scan:
         scan(args)
@@ -167,7 +166,7 @@ def time_cones(con, centres, keep: int, source: str = "detections"):
 
 def scan(args) -> None:
     """Median cone time at N = 10^4 .. --scan-max (same fields, so the density grows with N)."""
-    sizes = [n for n in (10**4, 10**5, 10**6, 10**7) if n <= args.scan_max]
+    sizes = scan_sizes(args.scan_max)
     print(
         f"bench_cone --scan: {args.ingests} ingests, {args.cones} cones of {RADIUS:g} arcsec per N; "
         "baselines: cone() over every file, numpy haversine over all N in RAM"

@@ -40,7 +40,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from _common import BANDS, FIELDS, catalog, line, peak_rss_mb, scratch, timed
+from _common import BANDS, FIELDS, add_scan_options, catalog, line, peak_rss_mb, scan_sizes, scratch, timed
 
 TARGET = 1.5
 
@@ -156,7 +156,7 @@ def write_sources(d: Path, n: int, fits: bool = True) -> dict[str, float]:
 
 def scan(args) -> None:
     """Ingest (Parquet) and baseline at growing N; fitted exponents of time vs N."""
-    sizes = [n for n in (10**4, 10**5, 10**6, 10**7) if n <= args.scan_max]
+    sizes = scan_sizes(args.scan_max)
     t_ing, t_base = [], []
     print(f"bench_ingest --scan: N = {', '.join(f'{n:,}' for n in sizes)} (best of {args.repeat})")
     for n in sizes:
@@ -182,8 +182,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--n", type=int, default=1_000_000, help="detections (default 10^6)")
     ap.add_argument("--repeat", type=int, default=1, help="best of R runs of each (default 1)")
-    ap.add_argument("--scan", action="store_true", help="N = 10^4, 10^5, 10^6: fitted exponents")
-    ap.add_argument("--scan-max", type=int, default=1_000_000, help="largest N of --scan (10^7 adds it)")
+    add_scan_options(ap, "time")
     ap.add_argument(
         "--child", choices=["baseline", "baseline-defaults", "parquet", "fits"], help=argparse.SUPPRESS
     )

@@ -25,7 +25,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-from _common import exponent
+from _common import add_scan_options, exponent, scan_sizes
 
 from catalog import sed as sps
 from catalog.sed.fitting import _single_threaded_blas
@@ -77,10 +77,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--samples", type=int, default=0)
     ap.add_argument("--threads", type=int, default=None)
-    ap.add_argument(
-        "--scan", action="store_true", help="time fit_ssp at 10^4 .. --scan-max objects, fit the exponent"
-    )
-    ap.add_argument("--scan-max", type=int, default=1_000_000)
+    add_scan_options(ap, "time fit_ssp")
     args = ap.parse_args()
     grid = sps.build_grid(0.39, [f"jwst_{b.lower()}" for b in BANDS], av_max=1.6, n_av=17)
     n_mod = int(np.prod(grid.shape))
@@ -122,7 +119,7 @@ def main() -> None:
 
 def scan(grid, args, step: int, n_threads: int) -> None:
     """fit_ssp and its matmul limit at 10^4 .. ``--scan-max`` objects; the exponent of each."""
-    sizes = [n for n in (10**4, 10**5, 10**6, 10**7) if n <= args.scan_max]
+    sizes = scan_sizes(args.scan_max)
     walls, limits = [], []
     for n in sizes:
         o, e = synthetic(grid, n, seed=2)

@@ -28,7 +28,19 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-from _common import BANDS, FIELDS, best_of, catalog, exponent, line, peak_rss_mb, scratch, timed
+from _common import (
+    BANDS,
+    FIELDS,
+    add_scan_options,
+    best_of,
+    catalog,
+    exponent,
+    line,
+    peak_rss_mb,
+    scan_sizes,
+    scratch,
+    timed,
+)
 
 from catalog.lake import Lake
 from catalog.queries.connection import connect
@@ -131,7 +143,7 @@ def measure(n: int, repeat: int) -> dict:
 
 def scan(args) -> None:
     """Each query at N = 10^4 .. --scan-max detections, and the exponent of its time in N."""
-    sizes = [n for n in (10**4, 10**5, 10**6, 10**7) if n <= args.scan_max]
+    sizes = scan_sizes(args.scan_max)
     print(
         f"bench_views --scan: N detections x {len(BANDS)} bands in {len(FIELD_IDS)} fields, "
         f"best of {args.repeat}"
@@ -156,8 +168,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--n", type=int, default=1_000_000, help="detections in all (default 10^6)")
     ap.add_argument("--repeat", type=int, default=3, help="runs per query (best is kept)")
-    ap.add_argument("--scan", action="store_true", help="time at N = 10^4 .. --scan-max, fit exponents")
-    ap.add_argument("--scan-max", type=int, default=1_000_000, help="largest N of --scan (10^6; or 10^7)")
+    add_scan_options(ap, "time")
     args = ap.parse_args()
     if args.scan:
         scan(args)

@@ -37,7 +37,17 @@ import tracemalloc
 import astropy.units as u
 import numpy as np
 import pyarrow as pa
-from _common import FIELDS, best_of, exponent, line, peak_rss_mb, positions, timed
+from _common import (
+    FIELDS,
+    add_scan_options,
+    best_of,
+    exponent,
+    line,
+    peak_rss_mb,
+    positions,
+    scan_sizes,
+    timed,
+)
 from astropy.coordinates import SkyCoord, search_around_sky
 
 from catalog.queries.search import xmatch_tables
@@ -78,7 +88,7 @@ def sorted_pairs(i, j) -> np.ndarray:
 
 def scan(args) -> None:
     """Time xmatch_tables and the baseline at growing N; fit time ~ N**k for each."""
-    sizes = [n for n in (10**4, 10**5, 10**6, 10**7) if n <= args.scan_max]
+    sizes = scan_sizes(args.scan_max)
     print(
         f"bench_xmatch --scan: N x N sources, {args.area} deg^2 around {args.field} "
         f"(dec {FIELDS[args.field][1]:+.2f}), radius {args.radius} arcsec, best of {args.repeat}"
@@ -117,8 +127,7 @@ def main() -> None:
     ap.add_argument("--area", type=float, default=0.5, help="region area, deg^2")
     ap.add_argument("--field", choices=sorted(FIELDS), default="abell2744", help="region centre")
     ap.add_argument("--repeat", type=int, default=3, help="runs per method (best is kept)")
-    ap.add_argument("--scan", action="store_true", help="time at N = 10^4 .. --scan-max, fit exponents")
-    ap.add_argument("--scan-max", type=int, default=1_000_000, help="largest N of --scan (10^6; or 10^7)")
+    add_scan_options(ap, "time")
     args = ap.parse_args()
     if args.scan:
         scan(args)

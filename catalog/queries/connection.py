@@ -46,6 +46,16 @@ def _quote(s: str) -> str:
     return "'" + s.replace("'", "''") + "'"
 
 
+@functools.cache
+def _sql_files() -> tuple[tuple[str, str], ...]:
+    """(name, SQL text) of each file in ``sql/``, read once (the package's files do not change)."""
+    return tuple(
+        (e.name[:-4], e.read_text())
+        for e in resources.files("catalog.sql").iterdir()
+        if e.name.endswith(".sql")
+    )
+
+
 def view_files() -> dict[str, str]:
     """Every view and macro definition: name -> SQL text.
 
@@ -54,10 +64,7 @@ def view_files() -> dict[str, str]:
     ``raw_<table>`` written by live ingests, described by
     :data:`catalog.lake.schemas.TABLE_DESCRIPTIONS`.
     """
-    out = {}
-    for entry in resources.files("catalog.sql").iterdir():
-        if entry.name.endswith(".sql"):
-            out[entry.name[:-4]] = entry.read_text()
+    out = dict(_sql_files())
     for table in TABLES:
         if table not in out:
             out[table] = (
@@ -65,12 +72,6 @@ def view_files() -> dict[str, str]:
                 f"CREATE OR REPLACE VIEW {table} AS FROM live_rows('raw_{table}');\n"
             )
     return dict(sorted(out.items()))
-
-
-@functools.cache
-def _view_file_names() -> frozenset[str]:
-    """Names of the views and macros that have a file in ``sql/`` (the package's files do not change)."""
-    return frozenset(e.name[:-4] for e in resources.files("catalog.sql").iterdir() if e.name.endswith(".sql"))
 
 
 def _names_in(sql: str, known: Iterable[str]) -> set[str]:
@@ -242,7 +243,7 @@ def cone_relation_sql(con: duckdb.DuckDBPyConnection, source: str, ranges) -> st
     s = source.strip()
     table = s.removeprefix("raw_")
     live = table == s
-    if table not in TABLES or (live and table in _view_file_names()):  # a view of its own, not live rows
+    if table not in TABLES or (live and table in dict(_sql_files())):  # a view of its own, not live rows
         return relation_sql(source)
     rows = con.execute(
         "SELECT path, healpix29_min, healpix29_max FROM lake_files WHERE table_name = ?", [table]

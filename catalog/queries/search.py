@@ -82,31 +82,26 @@ def cone(
     cond = " OR ".join("healpix29 BETWEEN ? AND ?" for _ in ranges)
     sql = f"SELECT * FROM ({cone_relation_sql(con, source, ranges)}) WHERE {cond}"
     near = run_sql(con, sql, [v for r in ranges for v in r])
-    for c in ("ra", "dec"):
-        if c not in near.column_names:
-            raise GccatError(f"the cone's source {source!r} has no '{c}' column")
     # One vectorised call of the function behind the ang_sep_arcsec UDF (the same numbers):
     # the UDF ran once per DuckDB vector, twice (filter and column), ~30 calls a cone.
-    sep = separation_arcsec(_float_column(near, "ra"), _float_column(near, "dec"), ra, dec)
+    sep = separation_arcsec(*_radec(near, f"cone's source {source!r}"), ra, dec)
     inside = np.flatnonzero(sep <= radius_arcsec)  # NaN (a NULL position) is never inside
     nearest = inside[np.argsort(sep[inside], kind="stable")]
     return near.take(pa.array(nearest)).append_column("separation_arcsec", pa.array(sep[nearest]))
 
 
-def _float_column(t: pa.Table, name: str) -> np.ndarray:
-    """A column as float64 numpy, NULL as NaN (no copy of a float64 column without NULLs)."""
-    col = t[name]
-    if col.null_count:
-        col = col.cast(pa.float64()).fill_null(np.nan)
-    return np.asarray(col.to_numpy(), float)
+def _radec(t: pa.Table, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """The ``ra`` and ``dec`` columns as float64 numpy (NULL as NaN; no copy of a float64
+    column), or a one-line error naming ``what`` lacks one.
+    """
+    for c in ("ra", "dec"):
+        if c not in t.column_names:
+            raise GccatError(f"the {what} has no '{c}' column")
+    return np.asarray(t["ra"].to_numpy(), float), np.asarray(t["dec"].to_numpy(), float)
 
 
 def _positions(t: pa.Table, side: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    for c in ("ra", "dec"):
-        if c not in t.column_names:
-            raise GccatError(f"the {side} side of the crossmatch has no '{c}' column")
-    ra = np.asarray(t["ra"].to_numpy(), float)  # no copy of a float64 column
-    dec = np.asarray(t["dec"].to_numpy(), float)
+    ra, dec = _radec(t, f"{side} side of the crossmatch")
     from catalog.sky import healpix29
 
     hpx = t["healpix29"].to_numpy() if "healpix29" in t.column_names else healpix29(ra, dec)

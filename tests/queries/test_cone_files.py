@@ -108,3 +108,19 @@ def test_an_as_of_connection_chooses_among_its_own_files(lake):
     got = cone(con, ra0, dec0, 30.0)
     assert got.num_rows > 0 and set(got["catalog"].to_pylist()) == {"gc"}
     assert got.equals(cone(con, ra0, dec0, 30.0, "SELECT * FROM detections"))
+
+
+def test_a_null_position_is_never_inside_and_a_missing_column_is_one_line(lake):
+    con = connect(lake)
+    ra0, dec0 = FIELDS["as1063"]
+    every = cone(con, ra0, dec0, 20.0)
+    first = every["detection_id"][0].as_py()
+    nulled = (
+        f"SELECT * REPLACE (CASE WHEN detection_id = '{first}' THEN NULL ELSE ra END AS ra) FROM detections"
+    )
+    got = cone(con, ra0, dec0, 20.0, nulled)
+    assert got.num_rows == every.num_rows - 1 and first not in got["detection_id"].to_pylist()
+    from catalog.errors import GccatError
+
+    with pytest.raises(GccatError, match="has no 'ra' column"):
+        cone(con, ra0, dec0, 20.0, "SELECT * EXCLUDE (ra) FROM detections")

@@ -428,7 +428,7 @@ def _mass_histograms(
     """
     c = row_end.size
     k_sig = np.float32(1 / np.log(10) ** 2)
-    part = np.zeros((4, n_bins))
+    part = np.zeros((4, 2, n_bins))
     n0 = 0
     for i in range(c):
         n1 = row_end[i]
@@ -458,21 +458,23 @@ def _mass_histograms(
             l0 = (lo_f if j == 0 else lo_l) - 4 * sg
             h0 = (hi_f if j == 0 else hi_l) + 4 * sg
             sp = h0 - l0 if h0 > l0 else 1e-6
-            sc = np.float32(n_bins / sp)
-            lo[i, j], span[i, j], scale[i, j] = l0, sp, sc
-            l32 = np.float32(l0)
-            # 4 interleaved partial histograms: neighbouring models share bins, and one
-            # histogram would chain every addition on the previous one
-            part[:] = 0.0
-            for n in range(n0, n1):
-                x = kept_log_s[n]
-                if j == 1:
-                    x = x + log_live[kept_m[n]]
-                b = int((x - l32) * sc)
-                b = min(max(b, 0), n_bins - 1)
-                part[n & 3, b] += kept_w[n]
+            lo[i, j], span[i, j], scale[i, j] = l0, sp, np.float32(n_bins / sp)
+        lo_f32, lo_l32 = np.float32(lo[i, 0]), np.float32(lo[i, 1])
+        sc_f, sc_l = scale[i, 0], scale[i, 1]
+        # both histograms in one pass, each as 4 interleaved partial histograms: neighbouring
+        # models share bins, and one histogram would chain every addition on the previous one
+        part[:] = 0.0
+        for n in range(n0, n1):
+            x = kept_log_s[n]
+            w = kept_w[n]
+            q = n & 3
+            b = min(max(int((x - lo_f32) * sc_f), 0), n_bins - 1)
+            part[q, 0, b] += w
+            b = min(max(int(((x + log_live[kept_m[n]]) - lo_l32) * sc_l), 0), n_bins - 1)
+            part[q, 1, b] += w
+        for j in range(2):
             for b in range(n_bins):
-                hist[i, j, b] = (part[0, b] + part[1, b]) + (part[2, b] + part[3, b])
+                hist[i, j, b] = (part[0, j, b] + part[1, j, b]) + (part[2, j, b] + part[3, j, b])
         n0 = n1
 
 
@@ -875,34 +877,63 @@ def fit_ssp(  # noqa: C901
     )
 
 
+#: Models per block of the draw search: the blocks' sums are accumulated first (four
+#: interleaved sums per block, so the additions do not wait on each other), then one block is
+#: scanned per draw.
+_DRAW_BLOCK = 32
+
+
 @numba.njit(nogil=True, cache=True, error_model="numpy")
 def _draw_indices(p, r, idx):  # pragma: no cover - compiled
     """Model indices of the posterior draws: per row of ``p`` (c, n_mod), for each uniform
-    ``r``, the first model whose CDF reaches it. The same float64 operations and result as the
-    array code's one searchsorted of u = r + i over the rows' CDFs + i (row i's CDF computed as
-    cumsum / its total + i; u = i exactly lands in the row before: index 0), without its
-    (c, n_mod) float64 array. Returns False, leaving ``idx``, if a row holds a NaN.
+    ``r`` in [0, 1), the first model whose cumulative weight reaches ``r`` times the row's
+    total (so r = 0 gives model 0, and models of zero weight are never drawn for r > 0).
+
+    The cumulative weights are float64 sums in blocks of :data:`_DRAW_BLOCK` models, the
+    block totals chained and the models of the chosen block added one by one: ~2.5x faster
+    than one chain of n_mod additions, and the same numbers whatever the blocks of objects
+    or threads. Returns False, leaving ``idx``, if a row holds a NaN.
     """
     c, n_mod = p.shape
-    cum = np.empty(n_mod)
+    nb = (n_mod + _DRAW_BLOCK - 1) // _DRAW_BLOCK
+    ends = np.empty(nb)
     for i in range(c):
+        row = p[i]
         acc = 0.0
-        for m in range(n_mod):
-            acc += p[i, m]
-            cum[m] = acc
+        for b in range(nb):
+            lo = b * _DRAW_BLOCK
+            hi = min(lo + _DRAW_BLOCK, n_mod)
+            s0 = s1 = s2 = s3 = 0.0
+            m = lo
+            while m + 3 < hi:
+                s0 += row[m]
+                s1 += row[m + 1]
+                s2 += row[m + 2]
+                s3 += row[m + 3]
+                m += 4
+            while m < hi:
+                s0 += row[m]
+                m += 1
+            acc += (s0 + s1) + (s2 + s3)
+            ends[b] = acc
         if acc != acc:
             return False
-        last = cum[n_mod - 1]
         for k in range(r.shape[1]):
-            u = r[i, k] + i
-            lo, hi = 0, n_mod - 1  # the first m with cum[m] / last + i >= u (the last always is)
-            while lo < hi:
-                mid = (lo + hi) // 2
-                if cum[mid] / last + i >= u:
-                    hi = mid
+            target = r[i, k] * acc
+            lo_b, hi_b = 0, nb - 1  # the first block whose end reaches the target
+            while lo_b < hi_b:
+                mid = (lo_b + hi_b) // 2
+                if ends[mid] >= target:
+                    hi_b = mid
                 else:
-                    lo = mid + 1
-            idx[i, k] = 0 if u <= i else lo
+                    lo_b = mid + 1
+            m = lo_b * _DRAW_BLOCK
+            last = min(m + _DRAW_BLOCK, n_mod) - 1
+            x = (ends[lo_b - 1] if lo_b > 0 else 0.0) + row[m]
+            while m < last and x < target:
+                m += 1
+                x += row[m]
+            idx[i, k] = m
     return True
 
 

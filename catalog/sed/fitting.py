@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numba
 import numpy as np
-from scipy import special
+from scipy import fft, special
 
 from catalog.sed import draws
 from catalog.sed.grids import SSPGrid
@@ -177,7 +177,8 @@ def _smoothed_histogram_quantiles(
     out = np.full((n_obj, len(qs)), np.nan)
     freq = np.fft.rfftfreq(2 * n_bins)
     kern = np.exp(-2.0 * (np.pi * freq[None, :] * width[:, None]) ** 2)
-    h = np.fft.irfft(np.fft.rfft(h, n=2 * n_bins, axis=1) * kern, n=2 * n_bins, axis=1)[:, :n_bins]
+    # scipy's pocketfft: the same numbers as numpy's, ~1.6x faster on these (2 x 99, 1024) rows
+    h = fft.irfft(fft.rfft(h, n=2 * n_bins, axis=1) * kern, n=2 * n_bins, axis=1)[:, :n_bins]
     np.clip(h, 0, None, out=h)
     _histogram_quantiles(
         np.ascontiguousarray(h),
@@ -355,17 +356,38 @@ def _posterior_extrema(chi2, lp, dens, ibest, chi2_min, imode, lmax, bad):  # pr
 
 
 @numba.njit(nogil=True, cache=True, error_model="numpy")
+def _age_z_marginals(p_az, n_age, n_z, p_age, p_z):  # pragma: no cover - compiled
+    """Sums of ``p_az`` (n_age x n_z, age-major) over Z into ``p_age`` and over age into
+    ``p_z``, each in the order of numpy's sum over that axis.
+    """
+    for a in range(n_age):
+        acc = 0.0
+        for z in range(n_z):
+            acc += p_az[a * n_z + z]
+        p_age[a] = acc
+    for z in range(n_z):
+        p_z[z] = p_az[z]
+    for a in range(1, n_age):
+        for z in range(n_z):
+            p_z[z] += p_az[a * n_z + z]
+
+
+@numba.njit(nogil=True, cache=True, error_model="numpy")
 def _normalise_and_select(
-    p, s, has_det, n_av, thr, bad, tot, p_az, p_v, kept_m, kept_w, kept_s, row_end
+    p, s, has_det, n_z, n_av, thr, bad, tot, p_age, p_z, p_v, kept_m, kept_w, kept_s, row_end
 ):  # pragma: no cover - compiled
     """Rows of ``p`` (c, n_mod) float32 holding exp(p - max p) are normalised in place (float32,
-    the sum ``tot`` in float64), their marginals summed over A_V (``p_az``) and over age and Z
-    (``p_v``), and the models of the mass mixture (p > ``thr``, s > 0, a detection) listed
-    row after row: model index, weight and s, row i ending at ``row_end[i]``.
+    the sum ``tot`` in float64), their marginals over age (``p_age``), Z (``p_z``) and A_V
+    (``p_v``) computed in float64, and the models of the mass mixture (p > ``thr``, s > 0, a
+    detection) listed row after row: model index, weight and s, row i ending at ``row_end[i]``.
+    The age and Z marginals add the (age, Z) sums over A_V in the order numpy's sums over
+    the last and middle axes do (the same numbers up to 7 metallicities).
     """
     c, n_mod = p.shape
     n_az = n_mod // n_av
+    n_age = n_az // n_z
     pv = np.zeros(n_av)
+    p_az = np.empty(n_az)
     n = 0
     for i in range(c):
         if bad[i]:
@@ -381,11 +403,12 @@ def _normalise_and_select(
                 x = row[k * n_av + v]
                 acc += x
                 pv[v] += x
-            p_az[i, k] = acc
+            p_az[k] = acc
             t += acc
         tot[i] = t
         for k in range(n_az):
-            p_az[i, k] /= t
+            p_az[k] /= t
+        _age_z_marginals(p_az, n_age, n_z, p_age[i], p_z[i])
         for v in range(n_av):
             p_v[i, v] = pv[v] / t
         t32 = np.float32(t)
@@ -682,7 +705,7 @@ def fit_ssp(  # noqa: C901
         # marginals over the grid axes
         p_az = (p.reshape(c * n_age * n_z, n_av) @ ones_av).reshape(c, n_age, n_z)
         p_v = p.reshape(c, n_age * n_z, n_av).sum(axis=1)
-        marginal_percentiles(gi, p_az, p_v)
+        marginal_percentiles(gi, p_az.sum(axis=2), p_az.sum(axis=1), p_v)
         # masses: Gaussian mixture over the significant models (flat indices come sorted by object)
         keep = p > thr32
         keep &= s > 0
@@ -723,9 +746,9 @@ def fit_ssp(  # noqa: C901
         _cell_quantiles_compiled(np.ascontiguousarray(p, dtype=np.float64), _cell_edges(coord), qs_arr, out)
         return out
 
-    def marginal_percentiles(gi, p_az, p_v):
-        res["pct"]["age_gyr"][gi] = age_from_index(cell_quantiles(p_az.sum(axis=2), age_coord))
-        res["pct"]["log_z"][gi] = cell_quantiles(p_az.sum(axis=1), grid.log_z_zsun)
+    def marginal_percentiles(gi, p_age, p_z, p_v):
+        res["pct"]["age_gyr"][gi] = age_from_index(cell_quantiles(p_age, age_coord))
+        res["pct"]["log_z"][gi] = cell_quantiles(p_z, grid.log_z_zsun)
         res["pct"]["av"][gi] = cell_quantiles(p_v, grid.av)
 
     def block(lo: int, hi: int) -> None:
@@ -744,7 +767,7 @@ def fit_ssp(  # noqa: C901
         chi2_min, s_best, s_mode = np.zeros(c, np.float32), np.zeros(c, np.float32), np.zeros(c, np.float32)
         lmax, tot, sig_obj = np.zeros(c), np.zeros(c), np.full(c, np.nan)
         bad, present = np.zeros(c, bool), np.zeros(c, bool)
-        p_az, p_v = np.zeros((c, n_age * n_z)), np.zeros((c, n_av))
+        p_age, p_z, p_v = np.zeros((c, n_age)), np.zeros((c, n_z)), np.zeros((c, n_av))
         hist = np.zeros((c, 2, n_bins))
         lo_m, span_m, scale_m = np.zeros((c, 2)), np.ones((c, 2)), np.ones((c, 2), np.float32)
         if n_samples:  # the draws need the posterior, s and C of the whole block
@@ -787,11 +810,13 @@ def fit_ssp(  # noqa: C901
                 chi2,
                 s,
                 has_det[r],
+                n_z,
                 n_av,
                 thr32,
                 bad_r,
                 tot[r],
-                p_az[r],
+                p_age[r],
+                p_z[r],
                 p_v[r],
                 kept_m,
                 kept_w,
@@ -822,7 +847,7 @@ def fit_ssp(  # noqa: C901
         with np.errstate(divide="ignore"):
             res["logev"][gi] = lmax[good] + np.log(tot[good])
         best_and_mode(gi, ibest[good], imode[good], s_best[good], s_mode[good], has_det[good])
-        marginal_percentiles(gi, p_az[good].reshape(-1, n_age, n_z), p_v[good])
+        marginal_percentiles(gi, p_age[good], p_z[good], p_v[good])
         width = np.where(np.isfinite(sig_obj), sig_obj, 0.0)
         mq = _smoothed_histogram_quantiles(
             hist.reshape(2 * c, n_bins),

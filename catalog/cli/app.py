@@ -462,6 +462,20 @@ def correlate_cmd(
         Literal["poisson", "lsq"],
         typer.Option("--fit", help="Box fit reported as A, B: poisson (box-count likelihood) or lsq."),
     ] = "poisson",
+    chunk: Annotated[
+        int,
+        typer.Option(
+            "--chunk",
+            help="Bootstrap resamples of the box fits per Dask task; results do not depend on it.",
+        ),
+    ] = ap.BOOT_CHUNK,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            "--scheduler",
+            help="Fit the bootstrap blocks on Dask: 'local' or a scheduler address (default: in process).",
+        ),
+    ] = None,
     plots: Annotated[
         Path, typer.Option("--plots", help="Directory for the PNG plots and the FITS density maps.")
     ] = Path("gccat_plots"),
@@ -474,6 +488,7 @@ def correlate_cmd(
       gccat correlate --field simcluster --model truth --mask simf/simcluster_mask.fits
       gccat correlate --field as1063 --model lenstool_frapy --where "mag_F150W < 29" --box 2 --fit lsq \\
           --z-source 1.5
+      gccat correlate --field simcluster --model truth --scheduler tcp://scheduler:8786 --chunk 100
     """
     from catalog.cli.util import StageProgress
     from catalog.runs.correlation import check_mask_radius, run_correlation
@@ -511,6 +526,8 @@ def correlate_cmd(
             z_source=z_source,
             plot_dir=plots,
             fit_method=fit,
+            chunk=chunk,
+            scheduler=scheduler,
             progress=progress,
             command=command_line(),
         )

@@ -1236,6 +1236,14 @@ def sizes_cmd(
     plot: Annotated[
         Path | None, typer.Option("--plot", help="PNG of the significance against size, with the threshold.")
     ] = None,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            "--scheduler",
+            help="Simulate each size (and the point sources) at each mu_t as a Dask task: 'local' or "
+            "a scheduler address (default: in process).",
+        ),
+    ] = None,
     lake: LakeOpt = DEFAULT_LAKE,
 ):
     """Simulate sources of given half-light radii (pc) to find the smallest resolved one (size_limit_runs).
@@ -1246,6 +1254,7 @@ def sizes_cmd(
       gccat sizes --field as1063 --band F150W --noise 1.0 --flux 200 --sizes 10,20,40,80 --mu-t 3
       gccat sizes --field as1063 --image mz/mosaic_f150w.fits --mu-t 1,1.5,2,3,5,8
       gccat sizes --field as1063 --image mz/mosaic_f150w.fits --lens-model lenstool_frapy
+      gccat sizes --field as1063 --image mz/mosaic_f150w.fits --mu-t 1,2,4,8 --scheduler local
     """
     from catalog.cli.util import StageProgress
     from ingest.stacks import run_sizes
@@ -1267,6 +1276,7 @@ def sizes_cmd(
             seed=seed,
             pixel_scale_arcsec=pixel_scale,
             plot=plot,
+            scheduler=scheduler,
             command=command_line(),
             progress=progress,
         )

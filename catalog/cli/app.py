@@ -462,6 +462,9 @@ def correlate_cmd(
         Literal["poisson", "lsq"],
         typer.Option("--fit", help="Box fit reported as A, B: poisson (box-count likelihood) or lsq."),
     ] = "poisson",
+    n_boot: Annotated[
+        int, typer.Option("--n-boot", help="Bootstrap resamples of the box fits (errors of A, B), 10-100000.")
+    ] = ap.CORRELATE_N_BOOT,
     chunk: Annotated[
         int,
         typer.Option(
@@ -488,7 +491,7 @@ def correlate_cmd(
       gccat correlate --field simcluster --model truth --mask simf/simcluster_mask.fits
       gccat correlate --field as1063 --model lenstool_frapy --where "mag_F150W < 29" --box 2 --fit lsq \\
           --z-source 1.5
-      gccat correlate --field simcluster --model truth --scheduler tcp://scheduler:8786 --chunk 100
+      gccat correlate --field simcluster --model truth --n-boot 20000 --scheduler tcp://scheduler:8786
     """
     from catalog.cli.util import StageProgress
     from catalog.runs.correlation import check_mask_radius, run_correlation
@@ -526,6 +529,7 @@ def correlate_cmd(
             z_source=z_source,
             plot_dir=plots,
             fit_method=fit,
+            n_boot=n_boot,
             chunk=chunk,
             scheduler=scheduler,
             progress=progress,

@@ -25,7 +25,13 @@ import pyarrow as pa
 
 from catalog import gckappa as cr
 from catalog.checks import Z_MAX, check_name, check_number
-from catalog.constants import BOOT_CHUNK, BOX_ARCSEC, GC_KERNEL_ALPHA, GC_KERNEL_SOFTENING_ARCSEC
+from catalog.constants import (
+    BOOT_CHUNK,
+    BOX_ARCSEC,
+    CORRELATE_N_BOOT,
+    GC_KERNEL_ALPHA,
+    GC_KERNEL_SOFTENING_ARCSEC,
+)
 from catalog.errors import GccatError
 from catalog.lake import Lake
 from catalog.lake.schemas import BOX_STATS, CORRELATION_RUNS, DENSITY_MAPS, RADIAL_PROFILES
@@ -190,7 +196,7 @@ def check_correlation_options(
         "mass_radius_arcsec": check_number(mass_radius_arcsec, "--mass-radius", lo=0, lo_open=True),
         "gc_mass_fraction": check_number(gc_mass_fraction, "--gc-mass-fraction", lo=0, lo_open=True, hi=1),
         "z_source": check_number(z_source, "--z-source", lo=0, lo_open=True, hi=Z_MAX, allow_none=True),
-        "n_boot": check_number(n_boot, "n_boot", lo=10, hi=MAX_BOOT, integer=True),
+        "n_boot": check_number(n_boot, "--n-boot", lo=10, hi=MAX_BOOT, integer=True),
         "n_annuli": check_number(n_annuli, "n_annuli", lo=1, hi=MAX_ANNULI, integer=True),
         "chunk": check_number(chunk, "--chunk", lo=1, hi=MAX_BOOT + 1, integer=True),
         "scheduler": scheduler,
@@ -957,7 +963,7 @@ def run_correlation(
     gc_mass_fraction: float = cr.GC_MASS_FRACTION,
     light_image: LightImage | None = None,
     z_source: float | None = None,
-    n_boot: int = 1000,
+    n_boot: int = CORRELATE_N_BOOT,
     fit_method: str = "poisson",
     chunk: int = BOOT_CHUNK,
     scheduler: str | None = None,
@@ -1016,6 +1022,8 @@ def run_correlation(
         Fit of <kappa> = A n_GC^B reported as A, B: the likelihood of the box counts (default;
         unbiased at few GCs per box) or least squares in log-log as in the papers (always
         stored too, as A_lsq, B_lsq).
+    n_boot : int
+        Bootstrap resamples of the box fits (10 to :data:`MAX_BOOT`), drawn from ``seed``.
     chunk : int
         Bootstrap resamples per block of the box fits (one Dask task each).
     scheduler : str, optional

@@ -34,7 +34,7 @@ def sim_lake(tmp_path_factory):
 def _base(lake, sim, tmp):
     return (
         "correlate", "--field", "sim", "--model", "truth", "--mask", sim.mask_path, "--box", "1.5",
-        "--seed", "5", "--plots", tmp / "plots", "--lake", lake.root,
+        "--seed", "5", "--n-boot", "400", "--plots", tmp / "plots", "--lake", lake.root,
     )  # fmt: skip
 
 

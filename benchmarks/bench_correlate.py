@@ -6,18 +6,26 @@ Measured: 3x10^4 GCs on a 4096x4096 kappa grid (0.03"/pix, the AS1063 scale) -- 
 Baseline, in the same process: exact direct summation (``density_direct``) of the same GCs on
 a 256x256 grid, against ``density_fft`` on that grid (ratio), and the agreement of the two.
 
-Usage: ``python benchmarks/bench_correlate.py [--n 30000] [--size 4096] [--small 256]``
+With ``--scheduler local|ADDRESS``: the two box fits (lsq and poisson, ``--n-boot`` resamples
+in blocks of ``--chunk``) in process and as Dask tasks (the tasks of ``gccat correlate
+--scheduler``), the time to start the client, and a check that the fits are the same to the
+bit (exit 1 if not).
+
+Usage: ``python benchmarks/bench_correlate.py [--n 30000] [--size 4096] [--small 256]
+[--scheduler local [--n-boot 1000] [--chunk 250] [--repeat 3]]``
 """
 
 from __future__ import annotations
 
 import argparse
 import resource
+import sys
 import time
 
 import numpy as np
 
 from catalog import gckappa as cr
+from catalog.constants import BOOT_CHUNK, CORRELATE_N_BOOT
 from catalog.simulations.gcs import simulate_gcs, simulate_mask
 from catalog.simulations.lensfield import simulate_lens_field
 
@@ -33,6 +41,10 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=30_000)
     ap.add_argument("--size", type=int, default=4096)
     ap.add_argument("--small", type=int, default=256)
+    ap.add_argument("--scheduler", help="also fit the boxes on Dask: 'local' or a scheduler address")
+    ap.add_argument("--n-boot", type=int, default=CORRELATE_N_BOOT)
+    ap.add_argument("--chunk", type=int, default=BOOT_CHUNK)
+    ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
     rng = np.random.default_rng(0)
     scale = 0.03
@@ -69,6 +81,8 @@ def main() -> None:
     print(f"  radial profile    {t_prof:7.2f} s")
     print(f"  pixel correlation {t_corr:7.2f} s")
     print(f"  total             {total:7.2f} s   peak RSS {peak_gb:.2f} GB   (aim: < 10 s, < 4 GB)")
+    if args.scheduler:
+        dask_box_fits(boxes, args)
 
     n = args.small
     x0 = args.size // 2 - n // 2  # the cluster core, where the GCs are
@@ -88,6 +102,36 @@ def main() -> None:
         f"direct summation extrapolated to the full run: {est / 3600:.1f} h "
         f"(FFT is {est / t_fft:.0f}x faster)"
     )
+
+
+def dask_box_fits(boxes: dict, args) -> None:
+    """The two box fits in process and on ``args.scheduler``: median times of ``args.repeat``."""
+    from catalog.runs.correlation import _dask_blocks
+    from catalog.runs.fits import dask_client
+
+    n, k, area = boxes["n_per_arcsec2"], boxes["kappa_mean"], boxes["area_arcsec2"]
+    boot = {"n_boot": args.n_boot, "chunk": args.chunk, "area_arcsec2": area}
+
+    def fits(blocks):
+        t0 = time.perf_counter()
+        rng = np.random.default_rng(1)
+        out = [cr.fit_power_law(n, k, rng, method=m, map_blocks=blocks, **boot) for m in ("lsq", "poisson")]
+        return out, time.perf_counter() - t0
+
+    local = [fits(None) for _ in range(args.repeat)]
+    t0 = time.perf_counter()
+    with dask_client(args.scheduler) as client:
+        t_up = time.perf_counter() - t0
+        remote = [fits(_dask_blocks(client)) for _ in range(args.repeat)]
+    same = all(r[0] == local[0][0] for r in remote)
+    t_in, t_dask = np.median([t for _, t in local]), np.median([t for _, t in remote])
+    print(
+        f"box fits, {args.n_boot} resamples in blocks of {args.chunk}: in process {t_in:.2f} s, "
+        f"on Dask ({args.scheduler}) {t_dask:.2f} s (+ {t_up:.1f} s to start the client); "
+        f"identical: {same}"
+    )
+    if not same:
+        sys.exit(1)
 
 
 if __name__ == "__main__":

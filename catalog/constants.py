@@ -119,6 +119,11 @@ BOX_ARCSEC = 3.0
 #: Total GC mass over halo mass of the GC mass budget (Harris et al. 2017; used by Diego et al.
 #: 2026), ``gccat correlate --gc-mass-fraction``.
 GC_MASS_FRACTION = 2.9e-5
+#: Bootstrap resamples of the box fits of ``gccat correlate`` (the errors of A and B).
+CORRELATE_N_BOOT = 1000
+#: Bootstrap resamples of the box fit per block, one Dask task of ``gccat correlate
+#: --scheduler`` (the fits are the same whatever the block size).
+BOOT_CHUNK = 250
 
 
 # -- image stacks and simulated size limits (gccat stack, gccat sizes) ---------------------------

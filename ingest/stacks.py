@@ -473,16 +473,28 @@ def _check_mu_values(mu_t, lens_model, plot) -> list[float]:
     return values
 
 
-def _size_limit_run(base: dict, psf, sizes) -> tuple[dict, pa.Table]:
-    """One simulation of :func:`run_sizes` at ``base["mu_t"]``: its run row and size rows."""
-    from catalog.images.sizes import simulate_size_limit
+def _simulate_sizes(base: dict, psf, sizes, mu_values, scheduler: str | None) -> list[dict]:
+    """:func:`catalog.images.sizes.simulate_size_limits` of :func:`run_sizes` at each mu_t, every
+    cell (a size, or the point sources, at one mu_t) a task of the Dask ``scheduler`` if given.
+    """
+    from catalog.images.sizes import simulate_size_limits
+    from catalog.runs.fits import dask_client
+    from ingest.pointsources import _dask_map
 
+    r_h_pix = np.asarray(sizes) / base["pc_per_arcsec"] / base["pixel_scale_arcsec"]
+    with dask_client(scheduler) as client:
+        return simulate_size_limits(
+            psf, r_h_pix, mu_values, flux=base["flux_njy"], noise_sigma=base["noise_njy"], seed=base["seed"],
+            n_sim=base["n_sim"], nsigma=base["nsigma"],
+            # a cell is n_sim least-squares fits (~0.1-1 s): one a task
+            map_tasks=None if client is None else _dask_map(client, batch=1),
+        )  # fmt: skip
+
+
+def _size_limit_run(base: dict, sizes, sim: dict) -> tuple[dict, pa.Table]:
+    """The run row and size rows of the simulation ``sim`` of :func:`run_sizes` at ``base["mu_t"]``."""
     scale, scale_pc, nsigma = base["pixel_scale_arcsec"], base["pc_per_arcsec"], base["nsigma"]
     r_h_pix = np.asarray(sizes) / scale_pc / scale
-    sim = simulate_size_limit(
-        psf, r_h_pix, flux=base["flux_njy"], noise_sigma=base["noise_njy"], mu_t=base["mu_t"],
-        n_sim=base["n_sim"], nsigma=nsigma, rng=np.random.default_rng(base["seed"]),
-    )  # fmt: skip
     thr_pix = sim["threshold_r_h_pix"]
     ok = bool(np.isfinite(thr_pix))
     row = base | {
@@ -536,6 +548,7 @@ def run_sizes(
     weight_path=None,
     zeropoint_ab: float | None = None,
     plot=None,
+    scheduler: str | None = None,
     command: str = "",
     progress=None,
 ) -> dict:
@@ -567,6 +580,11 @@ def run_sizes(
         Realisations per size, k of the criterion, random seed.
     plot : path, optional
         PNG to write: the FWHM and its significance against r_h (pc) with the threshold.
+    scheduler : str, optional
+        None (in process), ``"local"`` or a Dask scheduler address: each cell (one size, or the
+        point sources, at one mu_t) is a task there, with the state of the run's generator
+        where its draws begin, so the rows are the same to the bit (the ingest's options
+        record the scheduler). An unreachable scheduler is an error before anything is written.
 
     Returns
     -------
@@ -575,9 +593,11 @@ def run_sizes(
     """
     from catalog.images.sizes import GAUSS_RH_PER_SIGMA
     from catalog.lensing import pc_per_arcsec
+    from catalog.runs.fits import check_fit_options
 
     step = progress or (lambda stage, frac: None)
     check_name(field_id, "field id")
+    check_fit_options(scheduler=scheduler)
     mu_values = _check_mu_values(mu_t, lens_model, plot)
     sizes, _, n_sim, nsigma, flux_njy, noise_njy, seed = check_size_options(
         sizes_pc, mu_values[0], n_sim, nsigma, flux_njy, noise_njy, seed
@@ -654,11 +674,13 @@ def run_sizes(
         ),
         "ingest_id": ingest_id,
     }
+    where = "" if scheduler is None else f" on Dask ({scheduler})"
+    step(f"simulating {len(mu_values) * (len(sizes) + 1)} cells{where}", 0.1)
+    sims = _simulate_sizes(base, psf, sizes, mu_values, scheduler)
     rows, pers = [], []
-    for k, mu in enumerate(mu_values):
-        step(f"simulating mu_t = {mu:g}", 0.1 + 0.8 * k / len(mu_values))
+    for k, (mu, sim) in enumerate(zip(mu_values, sims, strict=True)):
         run_id = ingest_id if k == 0 else f"{ingest_id}-{k}"
-        row, per_size = _size_limit_run(base | {"run_id": run_id, "mu_t": mu}, psf, sizes)
+        row, per_size = _size_limit_run(base | {"run_id": run_id, "mu_t": mu}, sizes, sim)
         rows.append(row)
         pers.append(per_size)
     per = pa.concat_tables(pers)
@@ -673,7 +695,12 @@ def run_sizes(
             sha256=info["psf_sha256"],
             n_rows=per.num_rows,
             command=command,
-            options={"run": "sizes", "criterion": criterion, "mu_t": mu_values},
+            options={
+                "run": "sizes",
+                "criterion": criterion,
+                "mu_t": mu_values,
+                "scheduler": scheduler or "in-process",
+            },
         )
     for row, t in zip(rows, pers, strict=True):
         row["sizes"] = t.to_pylist()

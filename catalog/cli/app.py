@@ -462,6 +462,23 @@ def correlate_cmd(
         Literal["poisson", "lsq"],
         typer.Option("--fit", help="Box fit reported as A, B: poisson (box-count likelihood) or lsq."),
     ] = "poisson",
+    n_boot: Annotated[
+        int, typer.Option("--n-boot", help="Bootstrap resamples of the box fits (errors of A, B), 10-100000.")
+    ] = ap.CORRELATE_N_BOOT,
+    chunk: Annotated[
+        int,
+        typer.Option(
+            "--chunk",
+            help="Bootstrap resamples of the box fits per Dask task; results do not depend on it.",
+        ),
+    ] = ap.BOOT_CHUNK,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            "--scheduler",
+            help="Fit the bootstrap blocks on Dask: 'local' or a scheduler address (default: in process).",
+        ),
+    ] = None,
     plots: Annotated[
         Path, typer.Option("--plots", help="Directory for the PNG plots and the FITS density maps.")
     ] = Path("gccat_plots"),
@@ -474,6 +491,7 @@ def correlate_cmd(
       gccat correlate --field simcluster --model truth --mask simf/simcluster_mask.fits
       gccat correlate --field as1063 --model lenstool_frapy --where "mag_F150W < 29" --box 2 --fit lsq \\
           --z-source 1.5
+      gccat correlate --field simcluster --model truth --n-boot 20000 --scheduler tcp://scheduler:8786
     """
     from catalog.cli.util import StageProgress
     from catalog.runs.correlation import check_mask_radius, run_correlation
@@ -511,6 +529,9 @@ def correlate_cmd(
             z_source=z_source,
             plot_dir=plots,
             fit_method=fit,
+            n_boot=n_boot,
+            chunk=chunk,
+            scheduler=scheduler,
             progress=progress,
             command=command_line(),
         )
@@ -1219,6 +1240,14 @@ def sizes_cmd(
     plot: Annotated[
         Path | None, typer.Option("--plot", help="PNG of the significance against size, with the threshold.")
     ] = None,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            "--scheduler",
+            help="Simulate each size (and the point sources) at each mu_t as a Dask task: 'local' or "
+            "a scheduler address (default: in process).",
+        ),
+    ] = None,
     lake: LakeOpt = DEFAULT_LAKE,
 ):
     """Simulate sources of given half-light radii (pc) to find the smallest resolved one (size_limit_runs).
@@ -1229,6 +1258,7 @@ def sizes_cmd(
       gccat sizes --field as1063 --band F150W --noise 1.0 --flux 200 --sizes 10,20,40,80 --mu-t 3
       gccat sizes --field as1063 --image mz/mosaic_f150w.fits --mu-t 1,1.5,2,3,5,8
       gccat sizes --field as1063 --image mz/mosaic_f150w.fits --lens-model lenstool_frapy
+      gccat sizes --field as1063 --image mz/mosaic_f150w.fits --mu-t 1,2,4,8 --scheduler local
     """
     from catalog.cli.util import StageProgress
     from ingest.stacks import run_sizes
@@ -1250,6 +1280,7 @@ def sizes_cmd(
             seed=seed,
             pixel_scale_arcsec=pixel_scale,
             plot=plot,
+            scheduler=scheduler,
             command=command_line(),
             progress=progress,
         )

@@ -23,7 +23,8 @@ inpainting
 correlation
     :func:`beta` and :func:`pixel_correlation` of kappa and rho_gc, pixel by pixel.
 boxes
-    :func:`box_stats` and the power-law fit :func:`fit_power_law`.
+    :func:`box_stats` and the power-law fit :func:`fit_power_law` (its bootstrap in blocks of
+    :func:`boxes.power_law_block`, in process or on Dask).
 profiles
     :func:`radial_profile`, :func:`image_profile` (on an image's footprint),
     :func:`background_from_annulus`, :func:`background_from_counts`,

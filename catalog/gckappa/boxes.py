@@ -12,6 +12,8 @@ import numpy.typing as npt
 from catalog.checks import as_grid as _grid
 from catalog.checks import as_mask as _mask
 from catalog.checks import as_rng as _rng
+from catalog.checks import check_number
+from catalog.constants import BOOT_CHUNK
 from catalog.errors import GccatError
 from catalog.gckappa.density import count_grid
 from catalog.gckappa.grid import as_positive
@@ -84,13 +86,21 @@ def box_stats(
     }
 
 
+def _row_dot(w: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """``w @ v`` row by row with numpy's pairwise sum: a row's value does not depend on the
+    rows beside it (BLAS gemv sums a row differently with the rows that share its block), so
+    the bootstrap fits are the same to the bit whatever the blocks they are cut into.
+    """
+    return (w * v).sum(axis=1)
+
+
 def _wls_line(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Weighted least-squares ``y = a + b x`` for every row of weights ``w`` (bootstrap multiplicities)."""
     sw = w.sum(axis=1)
-    mx = (w @ x) / sw
-    my = (w @ y) / sw
-    sxx = (w @ (x * x)) / sw - mx**2
-    sxy = (w @ (x * y)) / sw - mx * my
+    mx = _row_dot(w, x) / sw
+    my = _row_dot(w, y) / sw
+    sxx = _row_dot(w, x * x) / sw - mx**2
+    sxy = _row_dot(w, x * y) / sw - mx * my
     with np.errstate(divide="ignore", invalid="ignore"):
         # A resample of identical x has no slope: NaN, dropped from the spread.
         b = np.where(sxx > 1e-12 * np.maximum(mx**2, 1.0), sxy / sxx, np.nan)
@@ -100,27 +110,71 @@ def _wls_line(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, 
 def _poisson_line(
     x: np.ndarray, counts: np.ndarray, log_area: np.ndarray, w: np.ndarray, max_iter: int = 100
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Poisson maximum likelihood of ``E[counts] = area exp(a + b x)`` for every row of weights."""
+    """Poisson maximum likelihood of ``E[counts] = area exp(a + b x)`` for every row of weights.
+
+    Each row iterates until its own Newton step is below 1e-10 (not until the slowest row of
+    its block converges), so a row's fit does not depend on the rows fitted with it.
+    """
     a, b = _wls_line(x, np.log((counts + 0.5) / np.exp(log_area)), w)
     a, b = np.nan_to_num(a), np.nan_to_num(b)
+    det = np.full(a.shape, np.nan)
+    todo = np.arange(a.size)
     for _ in range(max_iter):
-        mu = np.exp(a[:, None] + b[:, None] * x[None, :] + log_area[None, :])
-        wr = w * (counts[None, :] - mu)
-        wm = w * mu
-        g0, g1 = wr.sum(axis=1), wr @ x
-        h00, h01, h11 = wm.sum(axis=1), wm @ x, wm @ (x * x)
-        det = h00 * h11 - h01**2
+        if not todo.size:
+            break
+        wt, at, bt = w[todo], a[todo], b[todo]
+        mu = np.exp(at[:, None] + bt[:, None] * x[None, :] + log_area[None, :])
+        wr = wt * (counts[None, :] - mu)
+        wm = wt * mu
+        g0, g1 = wr.sum(axis=1), _row_dot(wr, x)
+        h00, h01, h11 = wm.sum(axis=1), _row_dot(wm, x), _row_dot(wm, x * x)
+        dt = h00 * h11 - h01**2
         with np.errstate(divide="ignore", invalid="ignore"):
-            da = (h11 * g0 - h01 * g1) / det
-            db = (h00 * g1 - h01 * g0) / det
+            da = (h11 * g0 - h01 * g1) / dt
+            db = (h00 * g1 - h01 * g0) / dt
         # A trust region keeps exp() from overflowing on a poor start; the likelihood is concave.
         da, db = np.clip(da, -2.0, 2.0), np.clip(db, -0.5, 0.5)
-        a, b = a + da, b + db
-        if np.nanmax(np.abs(np.r_[da, db])) < 1e-10:
-            break
+        a[todo], b[todo], det[todo] = at + da, bt + db, dt
+        # a NaN step (a singular row) ends that row's iterations, as a small one does
+        todo = todo[np.maximum(np.abs(da), np.abs(db)) >= 1e-10]
     bad = ~(det > 0)
     a[bad] = b[bad] = np.nan
     return a, b
+
+
+def power_law_block(counts: np.ndarray, method: str, *data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``A`` and ``B`` of :func:`fit_power_law` for a block of bootstrap resamples (one Dask task
+    of ``gccat correlate --scheduler``).
+
+    Parameters
+    ----------
+    counts : numpy.ndarray
+        ``(n_rows, n_boxes)`` multiplicities of the used boxes, one resample a row (integers).
+    method : {"lsq", "poisson"}
+        As :func:`fit_power_law`.
+    *data : numpy.ndarray
+        ``lsq``: log10 n (arcsec^-2) and log10 kappa of the used boxes; ``poisson``: ln kappa,
+        the box counts and ln area (arcsec^2).
+
+    Returns
+    -------
+    (numpy.ndarray, numpy.ndarray)
+        ``A`` (kappa at 1 GC per arcsec^2) and ``B`` of each row (NaN where undefined).
+    """
+    w = np.asarray(counts, dtype=float)
+    if method == "lsq":
+        log_a, b = _wls_line(*data, w)
+        return 10.0**log_a, b
+    # Fit ln N = ln area + a + b ln kappa, then invert: B = 1/b, A = exp(-a/b).
+    x, n_gc, log_area = data
+    a, b = _poisson_line(x, n_gc, log_area, w)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        b_all = np.where(b > 0, 1.0 / b, np.nan)
+        return np.exp(-a * b_all), b_all
+
+
+def _map_in_process(fn, blocks: list, *args) -> list:
+    return [fn(block, *args) for block in blocks]
 
 
 def fit_power_law(
@@ -130,6 +184,9 @@ def fit_power_law(
     n_boot: int = 1000,
     method: str = "lsq",
     area_arcsec2=None,
+    *,
+    chunk: int = BOOT_CHUNK,
+    map_blocks=None,
 ) -> dict:
     """Fit ``<kappa> = A n_gc^B`` over boxes, with bootstrap errors.
 
@@ -153,6 +210,14 @@ def fit_power_law(
     area_arcsec2 : array_like, optional
         Unmasked area per box, arcsec^2 (``box_stats``' ``area_arcsec2``); counts are
         ``n_per_arcsec2 * area_arcsec2``.
+    chunk : int
+        Resamples fitted per block (:func:`power_law_block`; the fit of the data itself is
+        row 0 of the first). The resamples are drawn from ``rng`` in one call before they are
+        cut into blocks, and a row's fit does not depend on its block, so the results are the
+        same to the bit whatever ``chunk``.
+    map_blocks : callable, optional
+        ``map_blocks(fn, blocks, *args)`` returns ``[fn(block, *args) for block in blocks]``,
+        in order, computed anywhere (e.g. on Dask); default in process.
 
     Returns
     -------
@@ -182,18 +247,20 @@ def fit_power_law(
     m = int(use.sum())
     if m < 3:
         raise GccatError(f"a power-law fit needs at least 3 usable boxes, got {m}")
-    # Row 0 is the data itself; the others are bootstrap multiplicities of the boxes.
-    w = np.vstack([np.ones((1, m)), rng.multinomial(m, np.full(m, 1.0 / m), size=n_boot)])
+    # Row 0 is the data itself; the others are bootstrap multiplicities of the boxes, sent to
+    # the blocks as the smallest integers that hold them.
+    counts = np.vstack(
+        [np.ones((1, m), np.int64), rng.multinomial(m, np.full(m, 1.0 / m), size=n_boot)]
+    ).astype(np.min_scalar_type(m))
     if method == "lsq":
-        log_a, b = _wls_line(np.log10(n[use]), np.log10(k[use]), w)
-        a_all, b_all = 10.0**log_a, b
+        data = (np.log10(n[use]), np.log10(k[use]))
     else:
-        counts = np.rint(n[use] * area[use])
-        # Fit ln N = ln area + a + b ln kappa, then invert: B = 1/b, A = exp(-a/b).
-        a, b = _poisson_line(np.log(k[use]), counts, np.log(area[use]), w)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            b_all = np.where(b > 0, 1.0 / b, np.nan)
-            a_all = np.exp(-a * b_all)
+        data = (np.log(k[use]), np.rint(n[use] * area[use]), np.log(area[use]))
+    chunk = check_number(chunk, "--chunk", lo=1, integer=True)
+    blocks = [counts[i : i + chunk] for i in range(0, len(counts), chunk)]
+    fits = (map_blocks or _map_in_process)(power_law_block, blocks, method, *data)
+    a_all = np.concatenate([f[0] for f in fits])
+    b_all = np.concatenate([f[1] for f in fits])
     if not (np.isfinite(a_all[0]) and np.isfinite(b_all[0])):
         raise GccatError(
             "the power-law fit is undefined for these boxes (no spread in n_gc or kappa, "

@@ -18,6 +18,8 @@ Units: sizes, positions and FWHMs in pixels; flux and noise in one unit (image u
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from scipy.optimize import least_squares
 
@@ -114,6 +116,121 @@ def _threshold(r_h: np.ndarray, significance: np.ndarray, nsigma: float) -> floa
     return float("nan")
 
 
+@dataclass(frozen=True)
+class SizeCell:
+    """One cell of a size-limit simulation (a size at one mu_t, or its point sources): one task
+    of ``gccat sizes --scheduler``. ``rng_state`` is the state of the run's generator where this
+    cell's draws begin, so the cell draws the same offsets and noise wherever it runs.
+    """
+
+    psf: np.ndarray  # normalised PSF stamp
+    r_h_pix: float  # 0 for the point sources
+    mu_t: float
+    n_sim: int
+    side: int
+    flux: float
+    noise_sigma: float
+    sigma_guess: float
+    rng_state: dict
+
+
+@dataclass
+class _Plan:
+    """The cells of one mu_t and what the summary needs besides their FWHMs."""
+
+    cells: list[SizeCell]
+    r_h_pix: np.ndarray
+    nsigma: float
+    snr: float
+    side: int
+
+
+def _cell_draws(rng: np.random.Generator, n_sim: int, side: int, noise_sigma: float):
+    """A cell's random numbers: sub-pixel offsets (uniform in +-0.5 px), then the noise."""
+    off = rng.uniform(-0.5, 0.5, (n_sim, 2))
+    return off, rng.normal(0.0, noise_sigma, (n_sim, side, side))
+
+
+def measure_cell(cell: SizeCell) -> np.ndarray:
+    """FWHMs (pixels, NaN where a fit failed) of the ``n_sim`` noisy stamps of one cell."""
+    bit_generator = getattr(np.random, cell.rng_state["bit_generator"])()
+    bit_generator.state = cell.rng_state
+    off, noise = _cell_draws(np.random.Generator(bit_generator), cell.n_sim, cell.side, cell.noise_sigma)
+    stamps = cell.flux * render_sources(
+        cell.psf, cell.r_h_pix, mu_t=cell.mu_t, offsets=off, side_pix=cell.side
+    )
+    stamps += noise
+    return np.array([gaussian_fwhm(s, cell.sigma_guess) for s in stamps])
+
+
+def _plan(psf, r_h_pix, flux, noise_sigma, mu_t, n_sim, nsigma, rng, side_pix) -> _Plan:
+    """The cells of :func:`simulate_size_limit`, point sources first, each with the state of
+    ``rng`` where its draws begin (the client draws every cell's numbers once to get there,
+    in the order one process would use them).
+    """
+    rng = _rng(rng)
+    p = check_psf_stamp(psf)
+    r = np.atleast_1d(np.asarray(r_h_pix, float))
+    if r.size == 0 or not (np.isfinite(r).all() and (r > 0).all()) or (np.diff(r) <= 0).any():
+        raise GccatError(f"sizes must be positive and increasing, got {r_h_pix!r}")
+    if not (np.isfinite(flux) and flux > 0):
+        raise GccatError(f"the source flux must be > 0, got {flux!r}")
+    if not (np.isfinite(noise_sigma) and noise_sigma > 0):
+        raise GccatError(f"the noise must be > 0, got {noise_sigma!r}")
+    n_sim = int(n_sim)
+    if side_pix is None:
+        need = int(np.ceil(10 * mu_t * r.max() / GAUSS_RH_PER_SIGMA)) | 1
+        side_pix = min(max(p.shape[0], need), MAX_SIM_SIDE_PIX)
+    side = int(side_pix) | 1
+    # start the width at the PSF's core: the sigma of a Gaussian with the PSF's peak
+    sigma_guess = float(np.clip(1.0 / np.sqrt(2 * np.pi * p.max()), 0.5, side / 4))
+    cells = []
+    for r_h in (0.0, *r):
+        state = rng.bit_generator.state
+        _cell_draws(rng, n_sim, side, noise_sigma)  # on to the next cell's numbers
+        cells.append(SizeCell(p, float(r_h), mu_t, n_sim, side, flux, noise_sigma, sigma_guess, state))
+    snr = float(flux / (noise_sigma * np.sqrt(1.0 / np.sum(p**2))))
+    return _Plan(cells, r, nsigma, snr, side)
+
+
+def _summary(plan: _Plan, fwhms: list[np.ndarray]) -> dict:
+    """The dict of :func:`simulate_size_limit` from the FWHMs of the plan's cells."""
+    r, nsigma = plan.r_h_pix, plan.nsigma
+    f0 = fwhms[0]
+    m0, s0 = float(np.nanmean(f0)), float(np.nanstd(f0, ddof=1))
+    out = {k: np.full(r.size, np.nan) for k in ("fwhm_mean", "fwhm_std", "significance", "frac_resolved")}
+    out["n_ok"] = np.zeros(r.size, np.int64)
+    cut = m0 + nsigma * s0
+    for i, f in enumerate(fwhms[1:]):
+        ok = np.isfinite(f)
+        out["n_ok"][i] = int(ok.sum())
+        out["fwhm_mean"][i] = float(np.mean(f[ok]))
+        out["fwhm_std"][i] = float(np.std(f[ok], ddof=1))
+        out["significance"][i] = (out["fwhm_mean"][i] - m0) / s0
+        out["frac_resolved"][i] = float(np.mean(f[ok] > cut))
+    out.update(
+        r_h_pix=r,
+        fwhm_point_mean=m0,
+        fwhm_point_std=s0,
+        n_ok_point=int(np.isfinite(f0).sum()),
+        snr=plan.snr,
+        side_pix=plan.side,
+        threshold_r_h_pix=_threshold(r, out["significance"], nsigma),
+    )
+    return out
+
+
+def _run_plans(plans: list[_Plan], map_tasks) -> list[dict]:
+    """Measure the cells of every plan in one map (in process, or ``map_tasks`` anywhere)."""
+    cells = [c for plan in plans for c in plan.cells]
+    fwhms = [measure_cell(c) for c in cells] if map_tasks is None else list(map_tasks(measure_cell, cells))
+    out, k = [], 0
+    for plan in plans:
+        out.append(_summary(plan, fwhms[k : k + len(plan.cells)]))
+        k += len(plan.cells)
+    return out
+
+
 def simulate_size_limit(
     psf,
     r_h_pix,
@@ -125,6 +242,7 @@ def simulate_size_limit(
     nsigma: float = SIZE_LIMIT_NSIGMA,
     rng,
     side_pix: int | None = None,
+    map_tasks=None,
 ) -> dict:
     """The FWHM of simulated sources of each size against point sources of the same S/N.
 
@@ -145,10 +263,15 @@ def simulate_size_limit(
     nsigma : float
         k of the criterion: resolved when the mean FWHM excess is k x the point-source scatter.
     rng : numpy.random.Generator
-        Offsets (uniform in +-0.5 px) and noise.
+        Offsets (uniform in +-0.5 px) and noise: the point sources' first, then each size's.
     side_pix : int, optional
         Stamp side; default the PSF's, widened to 10 sigma of the largest stretched source
         (at most :data:`MAX_SIM_SIDE_PIX`).
+    map_tasks : callable, optional
+        ``map_tasks(fn, cells)`` returns ``[fn(cell) for cell in cells]`` in order, computed
+        anywhere (e.g. on Dask); default in process. Each :class:`SizeCell` (the point sources,
+        each size) carries the state of ``rng`` where its draws begin, so the results are the
+        same to the bit wherever the cells run.
 
     Returns
     -------
@@ -160,49 +283,28 @@ def simulate_size_limit(
         flux / (noise sqrt(1 / sum(psf^2)))), ``side_pix`` and ``threshold_r_h_pix`` (NaN if
         no simulated size is resolved).
     """
-    rng = _rng(rng)
-    p = check_psf_stamp(psf)
-    r = np.atleast_1d(np.asarray(r_h_pix, float))
-    if r.size == 0 or not (np.isfinite(r).all() and (r > 0).all()) or (np.diff(r) <= 0).any():
-        raise GccatError(f"sizes must be positive and increasing, got {r_h_pix!r}")
-    if not (np.isfinite(flux) and flux > 0):
-        raise GccatError(f"the source flux must be > 0, got {flux!r}")
-    if not (np.isfinite(noise_sigma) and noise_sigma > 0):
-        raise GccatError(f"the noise must be > 0, got {noise_sigma!r}")
-    n_sim = int(n_sim)
-    if side_pix is None:
-        need = int(np.ceil(10 * mu_t * r.max() / GAUSS_RH_PER_SIGMA)) | 1
-        side_pix = min(max(p.shape[0], need), MAX_SIM_SIDE_PIX)
-    side = int(side_pix) | 1
-    # start the width at the PSF's core: the sigma of a Gaussian with the PSF's peak
-    sigma_guess = float(np.clip(1.0 / np.sqrt(2 * np.pi * p.max()), 0.5, side / 4))
+    plan = _plan(psf, r_h_pix, flux, noise_sigma, mu_t, n_sim, nsigma, rng, side_pix)
+    return _run_plans([plan], map_tasks)[0]
 
-    def measure(r_h):
-        off = rng.uniform(-0.5, 0.5, (n_sim, 2))
-        stamps = flux * render_sources(p, r_h, mu_t=mu_t, offsets=off, side_pix=side)
-        stamps += rng.normal(0.0, noise_sigma, stamps.shape)
-        return np.array([gaussian_fwhm(s, sigma_guess) for s in stamps])
 
-    f0 = measure(0.0)
-    m0, s0 = float(np.nanmean(f0)), float(np.nanstd(f0, ddof=1))
-    out = {k: np.full(r.size, np.nan) for k in ("fwhm_mean", "fwhm_std", "significance", "frac_resolved")}
-    out["n_ok"] = np.zeros(r.size, np.int64)
-    cut = m0 + nsigma * s0
-    for i, rh in enumerate(r):
-        f = measure(rh)
-        ok = np.isfinite(f)
-        out["n_ok"][i] = int(ok.sum())
-        out["fwhm_mean"][i] = float(np.mean(f[ok]))
-        out["fwhm_std"][i] = float(np.std(f[ok], ddof=1))
-        out["significance"][i] = (out["fwhm_mean"][i] - m0) / s0
-        out["frac_resolved"][i] = float(np.mean(f[ok] > cut))
-    out.update(
-        r_h_pix=r,
-        fwhm_point_mean=m0,
-        fwhm_point_std=s0,
-        n_ok_point=int(np.isfinite(f0).sum()),
-        snr=float(flux / (noise_sigma * np.sqrt(1.0 / np.sum(p**2)))),
-        side_pix=side,
-        threshold_r_h_pix=_threshold(r, out["significance"], nsigma),
-    )
-    return out
+def simulate_size_limits(
+    psf,
+    r_h_pix,
+    mu_values,
+    *,
+    flux: float,
+    noise_sigma: float,
+    seed: int,
+    n_sim: int = SIZE_LIMIT_N_SIM,
+    nsigma: float = SIZE_LIMIT_NSIGMA,
+    map_tasks=None,
+) -> list[dict]:
+    """:func:`simulate_size_limit` at each of ``mu_values``, each from a new
+    ``numpy.random.default_rng(seed)`` (neighbouring mu_t share their noise), every cell of
+    every mu_t in one ``map_tasks`` (so a grid keeps all the workers busy).
+    """
+    plans = [
+        _plan(psf, r_h_pix, flux, noise_sigma, mu, n_sim, nsigma, np.random.default_rng(seed), None)
+        for mu in mu_values
+    ]
+    return _run_plans(plans, map_tasks)

@@ -25,7 +25,13 @@ import pyarrow as pa
 
 from catalog import gckappa as cr
 from catalog.checks import Z_MAX, check_name, check_number
-from catalog.constants import BOX_ARCSEC, GC_KERNEL_ALPHA, GC_KERNEL_SOFTENING_ARCSEC
+from catalog.constants import (
+    BOOT_CHUNK,
+    BOX_ARCSEC,
+    CORRELATE_N_BOOT,
+    GC_KERNEL_ALPHA,
+    GC_KERNEL_SOFTENING_ARCSEC,
+)
 from catalog.errors import GccatError
 from catalog.lake import Lake
 from catalog.lake.schemas import BOX_STATS, CORRELATION_RUNS, DENSITY_MAPS, RADIAL_PROFILES
@@ -167,12 +173,17 @@ def check_correlation_options(
     profile_edges_arcsec=None,
     profile_log_bins=None,
     gc_mass_fraction=cr.GC_MASS_FRACTION,
+    chunk=BOOT_CHUNK,
+    scheduler=None,
 ) -> dict:
     """The options of :func:`run_correlation` that do not depend on the map, checked; returns
     them as numbers (the map-dependent upper bounds are checked once the map is read).
     """
     if fit_method not in ("poisson", "lsq"):
         raise GccatError(f"--fit must be poisson or lsq, not {fit_method!r}")
+    from catalog.runs.fits import check_fit_options  # the SED fits' modules: only when run
+
+    check_fit_options(scheduler=scheduler)
     out = {
         "alpha": check_number(alpha, "--alpha", lo=0, lo_open=True, hi=MAX_ALPHA),
         # S_L = 0 puts an infinite weight on the pixel of each GC
@@ -185,8 +196,10 @@ def check_correlation_options(
         "mass_radius_arcsec": check_number(mass_radius_arcsec, "--mass-radius", lo=0, lo_open=True),
         "gc_mass_fraction": check_number(gc_mass_fraction, "--gc-mass-fraction", lo=0, lo_open=True, hi=1),
         "z_source": check_number(z_source, "--z-source", lo=0, lo_open=True, hi=Z_MAX, allow_none=True),
-        "n_boot": check_number(n_boot, "n_boot", lo=10, hi=MAX_BOOT, integer=True),
+        "n_boot": check_number(n_boot, "--n-boot", lo=10, hi=MAX_BOOT, integer=True),
         "n_annuli": check_number(n_annuli, "n_annuli", lo=1, hi=MAX_ANNULI, integer=True),
+        "chunk": check_number(chunk, "--chunk", lo=1, hi=MAX_BOOT + 1, integer=True),
+        "scheduler": scheduler,
         "centre": None,
         "background_annulus_arcsec": None,
     }
@@ -480,15 +493,18 @@ def _statistics(
     opts: dict,
     fit_method: str,
     rng: np.random.Generator,
+    client=None,
 ) -> _Statistics:
     """Pixel correlation of kappa and rho_gc, the box statistics and the power-law fits (the
-    least-squares fit is always made; ``fit_method`` picks the one reported as A, B).
+    least-squares fit is always made; ``fit_method`` picks the one reported as A, B). The
+    bootstrap resamples are drawn here from ``rng`` and fitted ``opts["chunk"]`` at a time, as
+    tasks of the Dask ``client`` if there is one (:func:`_dask_blocks`).
     """
     corr = cr.pixel_correlation(kappa, density.rho, ~mask, window=density.window)
     box_pix = max(int(round(opts["box_arcsec"] / scale)), 1)
     boxes = cr.box_stats(px, py, kappa, mask, box_pix, scale)
-    n_boot = opts["n_boot"]
-    lsq = cr.fit_power_law(boxes["n_per_arcsec2"], boxes["kappa_mean"], rng, n_boot=n_boot)
+    boot = {"n_boot": opts["n_boot"], "chunk": opts["chunk"], "map_blocks": _dask_blocks(client)}
+    lsq = cr.fit_power_law(boxes["n_per_arcsec2"], boxes["kappa_mean"], rng, **boot)
     fit = (
         lsq
         if fit_method == "lsq"
@@ -496,12 +512,24 @@ def _statistics(
             boxes["n_per_arcsec2"],
             boxes["kappa_mean"],
             rng,
-            n_boot=n_boot,
             method="poisson",
             area_arcsec2=boxes["area_arcsec2"],
+            **boot,
         )
     )
     return _Statistics(corr, box_pix, boxes, lsq, fit)
+
+
+def _dask_blocks(client):
+    """``map_blocks`` of :func:`catalog.gckappa.fit_power_law` on a Dask client: one task per
+    block of resamples (the block of multiplicities travels with its task; the box data are
+    a few kB); None without a client (in process).
+    """
+    if client is None:
+        return None
+    from catalog.runs.fits import map_chunks
+
+    return lambda fn, blocks, *args: map_chunks(fn, [(b,) for b in blocks], client, small=args)
 
 
 def _profile_centre(kmap: LensMap, field: dict, centre) -> tuple[tuple, tuple[float, float]]:
@@ -683,6 +711,8 @@ def _run_options(
         "mass_radius_arcsec": opts["mass_radius_arcsec"],
         "z_source": opts["z_source"],
         "n_boot": opts["n_boot"],
+        "chunk": opts["chunk"],
+        "scheduler": opts["scheduler"] or "in-process",
         "fit": stats.fit,
         "fit_lsq": stats.lsq,
         "budget": budget,
@@ -933,8 +963,10 @@ def run_correlation(
     gc_mass_fraction: float = cr.GC_MASS_FRACTION,
     light_image: LightImage | None = None,
     z_source: float | None = None,
-    n_boot: int = 1000,
+    n_boot: int = CORRELATE_N_BOOT,
     fit_method: str = "poisson",
+    chunk: int = BOOT_CHUNK,
+    scheduler: str | None = None,
     plot_dir: str | os.PathLike | None = None,
     progress=None,
     command: str = "",
@@ -990,6 +1022,17 @@ def run_correlation(
         Fit of <kappa> = A n_GC^B reported as A, B: the likelihood of the box counts (default;
         unbiased at few GCs per box) or least squares in log-log as in the papers (always
         stored too, as A_lsq, B_lsq).
+    n_boot : int
+        Bootstrap resamples of the box fits (10 to :data:`MAX_BOOT`), drawn from ``seed``.
+    chunk : int
+        Bootstrap resamples per block of the box fits (one Dask task each).
+    scheduler : str, optional
+        None (in process), ``"local"`` (a local Dask cluster) or a Dask scheduler address: the
+        blocks of resamples are fitted there. The resamples are drawn on the client from
+        ``seed`` before they are cut into blocks, and a resample's fit does not depend on its
+        block, so every result is the same to the bit whatever ``chunk`` and ``scheduler``
+        (recorded in the run's ``options``). An unreachable scheduler is an error before
+        anything is read or written.
     """
     step = progress or (lambda stage, frac: None)
     opts = _checked_options(
@@ -1015,20 +1058,25 @@ def run_correlation(
         profile_edges_arcsec=profile_edges_arcsec,
         profile_log_bins=profile_log_bins,
         gc_mass_fraction=gc_mass_fraction,
+        chunk=chunk,
+        scheduler=scheduler,
     )
+    from catalog.runs.fits import dask_client
+
     model_id = f"{field_id}/{model}"
-    step("reading kappa", 0.05)
-    lens = _load_lens(lake, field_id, model_id, opts)
-    kmap, scale = lens.kmap, lens.kmap.pixel_scale_arcsec
-    step("selecting GCs", 0.1)
-    px, py, ra_all, dec_all = _select_gcs(lake, kmap, field_id, model_id, where)
-    mask = _build_mask(kmap, lens.kappa, mask_path, mask_regions)
-    kappa = np.where(np.isfinite(lens.kappa), lens.kappa, 0.0)
-    px, py = _unmasked(px, py, mask)
-    rng = np.random.default_rng(opts["seed"])
-    density = _gc_density(px, py, kmap, mask, opts, rng, step)
-    step("correlations", 0.5)
-    stats = _statistics(px, py, kappa, mask, density, scale, opts, fit_method, rng)
+    with dask_client(opts["scheduler"]) as client:
+        step("reading kappa", 0.05)
+        lens = _load_lens(lake, field_id, model_id, opts)
+        kmap, scale = lens.kmap, lens.kmap.pixel_scale_arcsec
+        step("selecting GCs", 0.1)
+        px, py, ra_all, dec_all = _select_gcs(lake, kmap, field_id, model_id, where)
+        mask = _build_mask(kmap, lens.kappa, mask_path, mask_regions)
+        kappa = np.where(np.isfinite(lens.kappa), lens.kappa, 0.0)
+        px, py = _unmasked(px, py, mask)
+        rng = np.random.default_rng(opts["seed"])
+        density = _gc_density(px, py, kmap, mask, opts, rng, step)
+        step("correlations" if client is None else f"correlations (box fits on Dask, {scheduler})", 0.5)
+        stats = _statistics(px, py, kappa, mask, density, scale, opts, fit_method, rng, client)
     centre, centre_px = _profile_centre(kmap, lens.field, opts["centre"])
     background = _background(lake, field_id, lens, px, py, mask, centre_px, opts, scale)
     stats.boxes.update(cr.boxes_minus_background(stats.boxes, background["density"], background["err"]))

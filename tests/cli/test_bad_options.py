@@ -256,7 +256,7 @@ def test_the_python_api_refuses_the_same_values(world):
             "--dls-ds",
         ),
         (lambda: run_correlation(lake, "sim", "truth", box_arcsec=1e9), "--box"),
-        (lambda: run_correlation(lake, "sim", "truth", n_boot=1), "n_boot"),
+        (lambda: run_correlation(lake, "sim", "truth", n_boot=1), "--n-boot"),
         (
             lambda: run_photometry(
                 lake, world["image"], band=None, field_id="as1063", catalog="gcs", aperture_radii_arcsec=[1e6]

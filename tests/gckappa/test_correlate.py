@@ -256,6 +256,28 @@ def test_fit_power_law_exact_relation_and_bootstrap_keys():
     assert cr.fit_power_law(n2, k2, rng, n_boot=10)["n_boxes"] == 40
 
 
+@pytest.mark.parametrize("method", ["lsq", "poisson"])
+def test_fit_power_law_is_bit_identical_whatever_the_blocks(method):
+    """The bootstrap fits cut into blocks of any size (one resample each, 7, all) give the same
+    numbers to the bit, and a map_blocks hook (Dask's stand-in) sees the blocks in order."""
+    rng = np.random.default_rng(8)
+    area = rng.uniform(2.0, 9.0, 300)
+    n = rng.poisson(3.0 * rng.gamma(2.0, 1.0, 300) * area / 9.0) / area
+    k = 0.3 * np.maximum(n, 0.05) ** 0.7 * np.exp(rng.normal(0.0, 0.1, 300))
+    seen = []
+
+    def map_blocks(fn, blocks, *args):
+        seen.append([len(b) for b in blocks])
+        return [fn(b, *args) for b in blocks]
+
+    fits = [
+        cr.fit_power_law(n, k, np.random.default_rng(3), n_boot=400, method=method, area_arcsec2=area, **kw)
+        for kw in ({"chunk": 1}, {"chunk": 7, "map_blocks": map_blocks}, {"chunk": 10_000})
+    ]
+    assert fits[0] == fits[1] == fits[2] and np.isfinite(fits[0]["B_err"])
+    assert seen == [[7] * 57 + [2]]
+
+
 # -------------------------------------------------------------------------------- null test
 
 

@@ -9,13 +9,16 @@ size at which the FWHM excess equals k times that scatter is the predicted thres
 
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
 import pytest
 
 from catalog.errors import GccatError
 from catalog.images import make_psf
 from catalog.images.psf import FWHM_PER_SIGMA
-from catalog.images.sizes import GAUSS_RH_PER_SIGMA, render_sources, simulate_size_limit
+from catalog.images.psfphot import check_psf_stamp
+from catalog.images.sizes import GAUSS_RH_PER_SIGMA, gaussian_fwhm, render_sources, simulate_size_limit
 
 PSF_FWHM = 2.0
 SIDE = 25
@@ -107,3 +110,31 @@ def test_bad_inputs():
         simulate_size_limit(psf, [1.0], flux=0.0, noise_sigma=1.0, rng=rng)
     with pytest.raises(GccatError, match="noise"):
         simulate_size_limit(psf, [1.0], flux=1.0, noise_sigma=-1.0, rng=rng)
+
+
+def test_cells_anywhere_draw_what_one_generator_would():
+    """Each cell carries the generator state where its draws begin: cells pickled and measured
+    in reverse order give the FWHMs of one generator drawn in turn (point sources first, then
+    each size: offsets, then noise), to the bit."""
+    psf = make_psf(PSF_FWHM, size=SIDE, kind="gaussian")
+    r_h, n_sim, side = [0.3, 0.9], 12, SIDE
+    p = check_psf_stamp(psf)
+    sigma_guess = float(np.clip(1.0 / np.sqrt(2 * np.pi * p.max()), 0.5, side / 4))
+    rng = np.random.default_rng(11)
+    ref = []
+    for r in (0.0, *r_h):
+        off = rng.uniform(-0.5, 0.5, (n_sim, 2))
+        stamps = FLUX * render_sources(p, r, mu_t=1.5, offsets=off, side_pix=side)
+        stamps += rng.normal(0.0, NOISE, stamps.shape)
+        ref.append(np.array([gaussian_fwhm(s, sigma_guess) for s in stamps]))
+
+    def reversed_pickled(fn, cells):
+        return [fn(pickle.loads(pickle.dumps(c))) for c in cells[::-1]][::-1]
+
+    kw = {"flux": FLUX, "noise_sigma": NOISE, "mu_t": 1.5, "n_sim": n_sim, "side_pix": side}
+    got = simulate_size_limit(psf, r_h, rng=np.random.default_rng(11), map_tasks=reversed_pickled, **kw)
+    plain = simulate_size_limit(psf, r_h, rng=np.random.default_rng(11), **kw)
+    assert got["fwhm_point_mean"] == np.nanmean(ref[0]) and got["fwhm_point_std"] == np.nanstd(ref[0], ddof=1)
+    assert np.array_equal(got["fwhm_mean"], [np.mean(f[np.isfinite(f)]) for f in ref[1:]])
+    for key in ("fwhm_mean", "fwhm_std", "significance", "frac_resolved", "n_ok"):
+        assert np.array_equal(got[key], plain[key]), key

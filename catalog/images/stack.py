@@ -113,10 +113,10 @@ def annulus_background(image, x, y, annulus_pix=STACK_ANNULUS_PIX, mask=None) ->
     return np.atleast_1d(np.asarray(stats.median, float))
 
 
-def _stack_task(task) -> tuple[np.ndarray, np.ndarray, list, list]:
+def _stack_task(task) -> tuple[np.ndarray, list]:
     """Background-subtract and re-centre the cutouts of one task's sources (see
-    :func:`stack_sources`): per source its background and its shifted cutout and variance
-    (None if its cutout is not whole on unmasked pixels), in the order of ``sel``.
+    :func:`stack_sources`): per source its background and its shifted cutout (None if its
+    cutout is not whole on unmasked pixels), in the order of the task's sources.
 
     The task holds a window of the image (its origin, in image pixels, travels with it) and
     the sources' positions in image pixels; the offsets are taken in image pixels, so a source
@@ -125,15 +125,13 @@ def _stack_task(task) -> tuple[np.ndarray, np.ndarray, list, list]:
     from astropy.nddata import Cutout2D
     from astropy.nddata.utils import NoOverlapError, PartialOverlapError
 
-    (y0, x0), img, err, bad, xs, ys, side, annulus = task
+    (y0, x0), img, bad, xs, ys, side, annulus = task
     big = side + 2 * SHIFT_PAD_PIX
     p = SHIFT_PAD_PIX
     # exact: a whole number of pixels off a position is exact in floating point
     bkg = annulus_background(img, xs - x0, ys - y0, annulus, mask=bad)
-    cuts, variances = [], []
+    cuts: list = [None] * xs.size
     for k in range(xs.size):
-        cuts.append(None)
-        variances.append(None)
         if not np.isfinite(bkg[k]):
             continue
         ix, iy = int(np.rint(xs[k])), int(np.rint(ys[k]))
@@ -147,11 +145,10 @@ def _stack_task(task) -> tuple[np.ndarray, np.ndarray, list, list]:
         dx, dy = ix - xs[k], iy - ys[k]
         shifted = np.fft.ifft2(ndimage.fourier_shift(np.fft.fft2(cut.data - bkg[k]), (dy, dx))).real
         cuts[k] = shifted[p:-p, p:-p]
-        variances[k] = err[sl][p:-p, p:-p] ** 2
-    return bkg, cuts, variances
+    return bkg, cuts
 
 
-def stack_tasks(img, err, bad, xs, ys, side, annulus, tile_pix=None) -> list[tuple[np.ndarray, tuple]]:
+def stack_tasks(img, bad, xs, ys, side, annulus, tile_pix=None) -> list[tuple[np.ndarray, tuple]]:
     """The sources with finite positions as :func:`_stack_task` tasks: ``(indices, task)``.
 
     One task of the whole image without ``tile_pix``; else one per ``tile_pix`` square tile
@@ -162,13 +159,13 @@ def stack_tasks(img, err, bad, xs, ys, side, annulus, tile_pix=None) -> list[tup
     if idx.size == 0:
         return []
     if tile_pix is None:
-        return [(idx, ((0, 0), img, err, bad, xs[idx], ys[idx], side, annulus))]
+        return [(idx, ((0, 0), img, bad, xs[idx], ys[idx], side, annulus))]
     margin = max((side + 2 * SHIFT_PAD_PIX) // 2, int(np.ceil(annulus[1]))) + 2
     out = []
     for sel, win in source_tiles(xs[idx], ys[idx], img.shape, int(tile_pix), margin):
         k = idx[sel]
         origin = (win[0].start, win[1].start)
-        out.append((k, (origin, img[win], err[win], bad[win], xs[k], ys[k], side, annulus)))
+        out.append((k, (origin, img[win], bad[win], xs[k], ys[k], side, annulus)))
     return out
 
 
@@ -217,9 +214,9 @@ def stack_sources(
     tile_pix : int, optional
         Cut, background-subtract and shift the cutouts of the sources of each ``tile_pix``
         square tile as one task, on the window of the image that holds their cutouts and
-        annuli (default: one task); the error map is made here first. The stack does not
-        depend on it, to the bit: each cutout is made from the same pixels, and the cutouts
-        and variances are combined here in the order of the sources, as in one task.
+        annuli (default: one task); the error map is made, and the variances summed, here.
+        The stack does not depend on it, to the bit: each cutout is made from the same pixels,
+        and the cutouts and variances are combined here in the order of the sources.
     map_tasks : callable, optional
         ``map_tasks(function, tasks)`` returning the results in order, e.g. on a Dask client
         (default: the built-in ``map``, in this process).
@@ -242,19 +239,21 @@ def stack_sources(
     offsets = np.full((n, 2), np.nan)
     bkg = np.full(n, np.nan)
     cut_of: list = [None] * n
-    var_of: list = [None] * n
-    tasks = stack_tasks(img, err, bad, xs, ys, side, annulus, tile_pix)
+    tasks = stack_tasks(img, bad, xs, ys, side, annulus, tile_pix)
     results = (map if map_tasks is None else map_tasks)(_stack_task, [t for _, t in tasks])
-    for (sel, _), (b, cuts, variances) in zip(tasks, results, strict=True):
+    for (sel, _), (b, cuts) in zip(tasks, results, strict=True):
         bkg[sel] = b
-        for k, c, v in zip(sel.tolist(), cuts, variances, strict=True):
-            cut_of[k], var_of[k] = c, v
+        for k, c in zip(sel.tolist(), cuts, strict=True):
+            cut_of[k] = c
     used = np.array([c is not None for c in cut_of], bool)
-    # summed and stacked in the order of the sources, whatever the tasks (bit for bit)
+    # stacked and summed in the order of the sources, whatever the tasks (bit for bit); the
+    # variances from the error map here, over each used cutout's pixels
     var_sum = np.zeros((side, side))
+    h = side // 2
     for k in np.flatnonzero(used):
-        var_sum += var_of[k]
-        offsets[k] = (np.rint(xs[k]) - xs[k], np.rint(ys[k]) - ys[k])
+        ix, iy = int(np.rint(xs[k])), int(np.rint(ys[k]))
+        var_sum += err[iy - h : iy + h + 1, ix - h : ix + h + 1] ** 2
+        offsets[k] = (ix - xs[k], iy - ys[k])
     cuts = [cut_of[k] for k in np.flatnonzero(used)]
     big = side + 2 * SHIFT_PAD_PIX
     if len(cuts) < MIN_STACK_SOURCES:

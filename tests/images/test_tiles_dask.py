@@ -139,7 +139,7 @@ def test_stack_task_windows_hold_cutouts_and_annuli(stars):
     m, x, y, mask = stars
     img = m["image"]
     side, annulus = 25, (5.0, 14.5)
-    for idx, task in stack_tasks(img, img, mask, x, y, side, annulus, tile_pix=64):
+    for idx, task in stack_tasks(img, mask, x, y, side, annulus, tile_pix=64):
         (y0, x0), win = task[0], task[1]
         reach = max((side + 2 * SHIFT_PAD_PIX) // 2, 15)
         for xx, yy in zip(x[idx], y[idx], strict=True):
@@ -148,7 +148,7 @@ def test_stack_task_windows_hold_cutouts_and_annuli(stars):
             assert y0 == 0 or y0 <= iy - reach
             assert x0 + win.shape[1] == img.shape[1] or x0 + win.shape[1] > ix + reach
             assert y0 + win.shape[0] == img.shape[0] or y0 + win.shape[0] > iy + reach
-    assert all(np.isfinite(x[idx]).all() for idx, _ in stack_tasks(img, img, mask, x, y, side, annulus, 64))
+    assert all(np.isfinite(x[idx]).all() for idx, _ in stack_tasks(img, mask, x, y, side, annulus, 64))
 
 
 # -- the CLI on a Dask cluster ------------------------------------------------------------------------

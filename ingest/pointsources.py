@@ -210,11 +210,11 @@ def run_detection(
         share detection ids ``field/name/...``), in the same commit; without it such a name
         is refused.
     scheduler : str, optional
-        ``"local"`` or a Dask scheduler address: the high-pass filter of the summed bands runs
-        as one Dask task per ``tile_pix`` square tile, on the window of the image that reaches
-        the filter's extent beyond it. The detections are the same, to the bit, as in process
-        (:func:`catalog.images.detection.gaussian_highpass`); masks, noise and the scan stay
-        on the client.
+        ``"local"`` or a Dask scheduler address: each band's bright-source mask is one Dask
+        task and the high-pass filter of the summed bands one per ``tile_pix`` square tile, on
+        the window of the image that reaches the filter's extent beyond it. The detections are
+        the same, to the bit, as in process (:func:`catalog.images.detect_point_sources`); the
+        band sum, the noise and the scan stay on the client.
     tile_pix : int
         Side of the tiles sent to the workers, pixels (with ``scheduler``).
 

@@ -649,7 +649,7 @@ def detect_cmd(
     scheduler: Annotated[
         str | None,
         typer.Option(
-            "--scheduler", help="High-pass filter the image's tiles on Dask: 'local' or a scheduler address."
+            "--scheduler", help="Mask the bands and filter the image's tiles on Dask: 'local' or an address."
         ),
     ] = None,
     tile: Annotated[

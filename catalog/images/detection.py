@@ -216,6 +216,29 @@ def _parabolic_offsets(f: np.ndarray, ix: np.ndarray, iy: np.ndarray) -> tuple[n
     return dx, dy
 
 
+def _add_bands(images, weights, shape, bw, stacked, nodata, bright_opts):
+    """Add each band, zero-filled and weighted, to ``stacked`` and its pixels without data to
+    ``nodata`` (in band order, in place), yielding its bright-region task unless
+    ``bright_opts`` is None. A generator, so that in process one band is held at a time.
+    """
+    for b in range(len(images)):
+        img = _image(f"images[{b}]", images[b], shape, dtype=np.float32)
+        w = None if weights is None or weights[b] is None else _image(f"weights[{b}]", weights[b], shape)
+        valid = _valid(img, w)
+        nodata |= ~valid
+        stacked += np.where(valid, img * np.float32(bw[b]), np.float32(0.0))
+        if bright_opts is not None:
+            yield (img, valid, *bright_opts)
+
+
+def _bright_task(task) -> np.ndarray:
+    """The bright/extended regions of one band (a whole-image operation: regions are connected
+    over the whole band, their threshold is the band's noise).
+    """
+    img, valid, nsigma, min_area_pix, box_pix = task
+    return _bright_regions(img, valid, nsigma, min_area_pix, None, box_pix)[0]
+
+
 def detect_point_sources(
     images: list[np.ndarray],
     weights: list[np.ndarray] | None = None,
@@ -289,10 +312,12 @@ def detect_point_sources(
     tile_pix : int, optional
         Run the high-pass filter of the summed bands as independent tasks of ``tile_pix``
         square tiles (see :func:`gaussian_highpass`); the detections do not depend on it, to
-        the bit. The masks, the noise and the brightest-pixel scan (a few ms) stay here.
+        the bit. The band sum, the grown masks, the noise and the brightest-pixel scan stay
+        here.
     map_tasks : callable, optional
-        ``map_tasks(function, tasks)`` that runs the tiles, e.g. on a Dask client (default:
-        in this process).
+        ``map_tasks(function, tasks)`` that runs the tasks, e.g. on a Dask client (default:
+        in this process): each band's bright-region mask (one task per band) and the filter's
+        tiles.
 
     Returns
     -------
@@ -324,16 +349,10 @@ def detect_point_sources(
     stacked = np.zeros(shape, dtype=np.float32)
     nodata = np.zeros(shape, dtype=bool)
     bright = np.zeros(shape, dtype=bool)
-    for b in range(nb):
-        img = _image(f"images[{b}]", images[b], shape, dtype=np.float32)
-        w = None if weights is None or weights[b] is None else _image(f"weights[{b}]", weights[b], shape)
-        valid = _valid(img, w)
-        nodata |= ~valid
-        if mask_nsigma is not None:
-            bright |= _bright_regions(
-                img, valid, float(mask_nsigma), float(mask_min_area_pix), None, background_box_pix
-            )[0]
-        stacked += np.where(valid, img * np.float32(bw[b]), np.float32(0.0))
+    opts = None if mask_nsigma is None else (float(mask_nsigma), float(mask_min_area_pix), background_box_pix)
+    bands = _add_bands(images, weights, shape, bw, stacked, nodata, opts)
+    for regions in (map if map_tasks is None else map_tasks)(_bright_task, bands):
+        bright |= regions
     summed = gaussian_highpass(stacked, fwhm_pairs, tile_pix=tile_pix, map_tasks=map_tasks)
     del stacked
     mask = _dilate(bright, float(mask_grow_pix)) | _edge_mask(~nodata, float(border_pix)) | umask

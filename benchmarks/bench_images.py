@@ -8,7 +8,12 @@ sources x 20 fluxes x 20 locations in each of 8 bands (3 apertures), seconds and
 Baseline, in the same process: ``aperture_photometry`` of the same number of sources once per
 band (the science photometry the injections repeat), to show the cost per injection.
 
-Usage: ``python benchmarks/bench_images.py [--size 4096] [--targets 20]``
+With ``--scheduler local|ADDRESS`` the injections are skipped; instead detection and a median
+stack of the truth sources (``stack_sources``, 25 px) run in process and on the Dask cluster
+with ``--tile`` pixel tiles (the cluster already started; its start-up printed apart), and the
+results are checked to be the same to the bit.
+
+Usage: ``python benchmarks/bench_images.py [--size 4096] [--targets 20] [--scheduler local --tile 1024]``
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import time
 import numpy as np
 
 from catalog import images as imaging
+from catalog.images.stack import stack_sources
 from catalog.simulations.mosaic import make_test_mosaic
 
 
@@ -31,6 +37,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", type=int, default=4096)
     ap.add_argument("--targets", type=int, default=20)
+    ap.add_argument("--scheduler", help="'local' or a Dask scheduler address: detection and stack on Dask")
+    ap.add_argument("--tile", type=int, default=1024, help="tile side with --scheduler, pixels")
     args = ap.parse_args()
     rng = np.random.default_rng(0)
     shape = (args.size, args.size)
@@ -73,6 +81,9 @@ def main() -> None:
         f"peak S/N 10 away from masks {np.mean(d2[sel] < 1.5):.3f}; peak RSS {rss_gb():.2f} GB"
     )
 
+    if args.scheduler:
+        on_dask(args, bands, det, t_det)
+        return
     n = args.targets
     img = bands[0]["image"].astype(np.float64)
     pick = rng.choice(np.flatnonzero(sel), n, replace=False)
@@ -101,6 +112,44 @@ def main() -> None:
         f"injection: {n} sources x 20 fluxes x 20 locations x 8 bands = {n_inj} injections in "
         f"{t_inj:.1f} s ({t_inj / n_inj * 1e3:.2f} ms each); baseline photometry of the {n} "
         f"sources once: {t_phot * 1e3:.1f} ms per band; peak RSS {rss_gb():.2f} GB"
+    )
+
+
+def on_dask(args, bands, det, t_det) -> None:
+    """Detection and a stack of the truth sources in process and with ``--scheduler``, bit-checked;
+    wall and client CPU seconds (the client's share is what the workers cannot take over)."""
+    from catalog.runs.fits import dask_client
+    from ingest.pointsources import _dask_map
+
+    first = bands[0]
+    tx, ty = first["truth"]["x"], first["truth"]["y"]
+    img, wht = first["image"].astype(np.float64), first["weight"]
+    ims, wts = [b["image"] for b in bands], [b["weight"] for b in bands]
+
+    def clocked(fn, *a, **kw):
+        t0, c0 = time.perf_counter(), time.process_time()
+        r = fn(*a, **kw)
+        return time.perf_counter() - t0, time.process_time() - c0, r
+
+    d_in = clocked(imaging.detect_point_sources, ims, wts)
+    s_in = clocked(stack_sources, img, tx, ty, side_pix=25, weight=wht)
+    t0 = time.perf_counter()
+    with dask_client(args.scheduler) as client:
+        t_start = time.perf_counter() - t0
+        tiles = {"tile_pix": args.tile, "map_tasks": _dask_map(client, batch=1)}
+        d_dk = clocked(imaging.detect_point_sources, ims, wts, **tiles)
+        s_dk = clocked(stack_sources, img, tx, ty, side_pix=25, weight=wht, **tiles)
+        workers = len(client.scheduler_info()["workers"])
+    ref, d = d_in[2], d_dk[2]
+    same_det = all(np.array_equal(getattr(ref, k), getattr(d, k)) for k in ("x", "y", "peak", "snr"))
+    same_stack = np.array_equal(s_in[2].image, s_dk[2].image) and np.array_equal(s_in[2].error, s_dk[2].error)
+    print(
+        f"Dask {args.scheduler} ({workers} workers, started in {t_start:.1f} s), {args.tile} px tiles "
+        f"(wall s / client CPU s):\n"
+        f"  detection: in process {d_in[0]:.2f} / {d_in[1]:.2f}, on Dask {d_dk[0]:.2f} / {d_dk[1]:.2f}, "
+        f"identical: {same_det}\n"
+        f"  stack of {s_in[2].n_sources} of {len(tx)} sources: in process {s_in[0]:.2f} / {s_in[1]:.2f}, "
+        f"on Dask {s_dk[0]:.2f} / {s_dk[1]:.2f}, identical: {same_stack}"
     )
 
 

@@ -21,6 +21,7 @@ from catalog.checks import Z_MAX, check_name, check_number, check_numbers
 from catalog.constants import (
     ANNULUS_WIDTH_ARCSEC,
     APERTURE_RADII_ARCSEC,
+    IMAGE_TILE_PIX,
     INJECT_FLUX_RANGE,
     INJECT_N_FLUX,
     INJECT_N_LOCATIONS,
@@ -187,6 +188,8 @@ def run_detection(
     z: float | None = None,
     params: dict | None = None,
     replace: bool = False,
+    scheduler: str | None = None,
+    tile_pix: int = IMAGE_TILE_PIX,
     command: str = "",
     progress=None,
 ) -> dict:
@@ -206,12 +209,21 @@ def run_detection(
         Supersede the live catalog ingest or detection run of ``name`` in the field (they
         share detection ids ``field/name/...``), in the same commit; without it such a name
         is refused.
+    scheduler : str, optional
+        ``"local"`` or a Dask scheduler address: each band's bright-source mask is one Dask
+        task and the high-pass filter of the summed bands one per ``tile_pix`` square tile, on
+        the window of the image that reaches the filter's extent beyond it. The detections are
+        the same, to the bit, as in process (:func:`catalog.images.detect_point_sources`); the
+        band sum, the noise and the scan stay on the client.
+    tile_pix : int
+        Side of the tiles sent to the workers, pixels (with ``scheduler``).
 
     Returns
     -------
     dict
         The ``detection_runs`` row.
     """
+    from catalog.runs.fits import dask_client
     from ingest.images import read_image
 
     step = progress or (lambda stage, frac: None)
@@ -223,6 +235,7 @@ def run_detection(
         raise GccatError("no images given")
     if bands is not None and len(bands) != len(image_paths):
         raise GccatError(f"{len(bands)} bands for {len(image_paths)} images")
+    tile_pix = check_number(tile_pix, "--tile", lo=64, hi=65536, integer=True)
     images = []
     for i, p in enumerate(image_paths):
         step(f"reading {Path(p).name}", 0.1 * i / len(image_paths))
@@ -231,13 +244,16 @@ def run_detection(
     if any(im.data.shape != shape for im in images):
         raise GccatError("the images are not on one pixel grid (shapes differ)")
     user_mask = _user_mask(mask_path, shape)
-    step("filtering and detecting", 0.2)
-    det = imaging.detect_point_sources(
-        [np.where(np.isfinite(im.data), im.data, np.nan) * im.njy_per_unit for im in images],
-        [im.weight if im.weight is not None else np.isfinite(im.data).astype(float) for im in images],
-        user_mask,
-        **params,
-    )
+    step("filtering and detecting" if scheduler is None else f"filtering on Dask ({scheduler})", 0.2)
+    with dask_client(scheduler) as client:
+        det = imaging.detect_point_sources(
+            [np.where(np.isfinite(im.data), im.data, np.nan) * im.njy_per_unit for im in images],
+            [im.weight if im.weight is not None else np.isfinite(im.data).astype(float) for im in images],
+            user_mask,
+            **params,
+            tile_pix=None if client is None else tile_pix,
+            map_tasks=None if client is None else _dask_map(client, batch=1),
+        )
     ref = images[0]
     ra, dec = ref.wcs.pixel_to_world_values(det.x, det.y)
     ra = np.mod(np.asarray(ra, float), 360)
@@ -310,7 +326,7 @@ def run_detection(
             n_rows=n,
             command=command,
             supersedes=same["ingest_id"].to_pylist(),
-            options={"run": "detect", "params": run["params"]},
+            options={"run": "detect", "params": run["params"], "scheduler": scheduler or "in-process"},
         )
     step("done", 1.0)
     return run

@@ -25,12 +25,13 @@ from catalog.constants import (
     SIZE_LIMIT_SIZES_PC,
     STACK_ANNULUS_PIX,
     STACK_SIDE_ARCSEC,
+    STACK_TILE_PIX,
 )
 from catalog.errors import GccatError
 from catalog.files import sha256_file
 from catalog.lake import IngestKind, Lake, new_ingest_id
 from catalog.lake.schemas import SIZE_LIMIT_RUNS, SIZE_LIMIT_SIZES, STACK_PROFILES, STACKS
-from ingest.pointsources import _check_psf_fits, _read_psf, check_seed
+from ingest.pointsources import _check_psf_fits, _dask_map, _read_psf, check_seed
 
 #: Directory under the lake root that holds the files runs write (stack images).
 LAKE_FILES_DIR = "files"
@@ -170,6 +171,8 @@ def run_stack(
     weight_path=None,
     zeropoint_ab: float | None = None,
     plot=None,
+    scheduler: str | None = None,
+    tile_pix: int = STACK_TILE_PIX,
     command: str = "",
     progress=None,
 ) -> dict:
@@ -194,6 +197,15 @@ def run_stack(
         Re-centre on the catalog positions, or on positions fitted by the PSF fit first.
     plot : path, optional
         PNG to write: the stack's and the PSF's radial profiles (log y) and their ratio.
+    scheduler : str, optional
+        ``"local"`` or a Dask scheduler address: the cutouts of the sources of each
+        ``tile_pix`` square tile are cut, background-subtracted and shifted as one Dask task on
+        the window holding them (and, with ``centre="psf"``, the tile's PSF fits too); the
+        client makes the error map and combines the cutouts in the order of the sources, so
+        the stack is the same, to the bit, as in process
+        (:func:`catalog.images.stack.stack_sources`).
+    tile_pix : int
+        Side of the tiles sent to the workers, pixels (with ``scheduler``).
 
     Returns
     -------
@@ -202,6 +214,7 @@ def run_stack(
     """
     from catalog.images.psfphot import psf_photometry
     from catalog.images.stack import measure_stack, stack_sources
+    from catalog.runs.fits import dask_client
     from ingest.images import read_image
 
     step = progress or (lambda stage, frac: None)
@@ -209,6 +222,7 @@ def run_stack(
     if catalog is not None:
         check_name(catalog, "catalog name")
     annulus, side_arcsec = check_stack_options(annulus_pix, side_arcsec, combine, centre)
+    tile_pix = check_number(tile_pix, "--tile", lo=64, hi=65536, integer=True)
     step("reading", 0.05)
     image = read_image(
         image_path, band=band, error_path=error_path, weight_path=weight_path, zeropoint_ab=zeropoint_ab
@@ -227,15 +241,23 @@ def run_stack(
     data = image.data * f
     err = None if image.error is None else image.error * f
     wht = None if image.weight is None else image.weight / f**2
-    if centre == "psf":
-        step("fitting positions", 0.15)
-        fit = psf_photometry(data, x, y, psf, error=err, weight=wht, fit_size_pix=side, background="plane")
-        ok = fit["quality"] == 0
-        x, y = np.where(ok, fit["x"], x), np.where(ok, fit["y"], y)
-    step("stacking", 0.3)
-    stack = stack_sources(
-        data, x, y, side_pix=side, annulus_pix=annulus, error=err, weight=wht, combine=combine
-    )
+    with dask_client(scheduler) as client:
+        tiles = (
+            {"tile_pix": None}
+            if client is None
+            else {"tile_pix": tile_pix, "map_tasks": _dask_map(client, 1)}
+        )
+        if centre == "psf":
+            step("fitting positions", 0.15)
+            fit = psf_photometry(
+                data, x, y, psf, error=err, weight=wht, fit_size_pix=side, background="plane", **tiles
+            )
+            ok = fit["quality"] == 0
+            x, y = np.where(ok, fit["x"], x), np.where(ok, fit["y"], y)
+        step("stacking" if client is None else f"stacking on Dask ({scheduler})", 0.3)
+        stack = stack_sources(
+            data, x, y, side_pix=side, annulus_pix=annulus, error=err, weight=wht, combine=combine, **tiles
+        )
     step("fitting the stack", 0.6)
     meas = measure_stack(stack, psf)
     ingest_id = new_ingest_id()
@@ -337,7 +359,12 @@ def run_stack(
                 sha256=image.sha256,
                 n_rows=1,
                 command=command,
-                options={"run": "stack", "stack": row["stack_path"], "selection": where},
+                options={
+                    "run": "stack",
+                    "stack": row["stack_path"],
+                    "selection": where,
+                    "scheduler": scheduler or "in-process",
+                },
             )
     except BaseException:
         out.unlink(missing_ok=True)  # a run that did not commit leaves no file

@@ -667,6 +667,15 @@ def detect_cmd(
             help="Band of each image, in order (e.g. F090W,F115W); default: each image's FILTER keyword.",
         ),
     ] = None,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            "--scheduler", help="Mask the bands and filter the image's tiles on Dask: 'local' or an address."
+        ),
+    ] = None,
+    tile: Annotated[
+        int, typer.Option("--tile", help="With --scheduler: tile side filtered by a worker, pixels.")
+    ] = ap.IMAGE_TILE_PIX,
     lake: LakeOpt = DEFAULT_LAKE,
 ):
     """Detect point sources (GCs) in the sum of high-pass filtered bands.
@@ -700,6 +709,8 @@ def detect_cmd(
             bands=[b.strip() for b in bands.split(",")] if bands else None,
             z=z,
             params=params,
+            scheduler=scheduler,
+            tile_pix=tile,
             command=command_line(),
             progress=progress,
         )
@@ -1157,6 +1168,16 @@ def stack_cmd(
     plot: Annotated[
         Path | None, typer.Option("--plot", help="PNG of the stack and PSF radial profiles (log y).")
     ] = None,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            "--scheduler",
+            help="Cut the cutouts of the image's tiles on Dask: 'local' or a scheduler address.",
+        ),
+    ] = None,
+    tile: Annotated[
+        int, typer.Option("--tile", help="With --scheduler: side of the tile of sources of a task, pixels.")
+    ] = ap.STACK_TILE_PIX,
     lake: LakeOpt = DEFAULT_LAKE,
 ):
     """Median stack of a field's point sources, PSF-fitted and profiled against the PSF (stacks).
@@ -1187,6 +1208,8 @@ def stack_cmd(
             weight_path=weight,
             zeropoint_ab=zeropoint,
             plot=plot,
+            scheduler=scheduler,
+            tile_pix=tile,
             command=command_line(),
             progress=progress,
         )

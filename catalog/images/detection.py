@@ -20,7 +20,7 @@ from scipy import ndimage as ndi
 from catalog.checks import as_grid as _image
 from catalog.checks import as_mask as _bool_mask
 from catalog.errors import GccatError, GccatWarning
-from catalog.images._common import _disk_offsets
+from catalog.images._common import _disk_offsets, image_tiles
 from catalog.images.background import _bright_regions, _dilate, _edge_mask, _valid, robust_noise
 from catalog.images.psf import FWHM_PER_SIGMA
 
@@ -28,7 +28,46 @@ from catalog.images.psf import FWHM_PER_SIGMA
 DETECTION_FWHM_PAIRS = ((0.5, 5.0), (1.0, 3.0))
 
 
-def gaussian_highpass(image, fwhm_pairs=DETECTION_FWHM_PAIRS, *, mask=None) -> np.ndarray:
+#: ``truncate`` of :func:`scipy.ndimage.gaussian_filter` (its default): a Gaussian of standard
+#: deviation ``s`` pixels reaches ``int(4 s + 0.5)`` pixels.
+GAUSS_TRUNCATE = 4.0
+
+
+def _checked_pairs(fwhm_pairs) -> tuple[tuple[float, float], ...]:
+    pairs = tuple(tuple(float(f) for f in pair) for pair in fwhm_pairs)
+    for pair in pairs:
+        if len(pair) != 2 or not (pair[0] > 0 and pair[1] > 0):
+            raise GccatError(f"filter FWHMs must be positive pixels, got {pair!r}")
+    return pairs
+
+
+def highpass_reach_pix(fwhm_pairs=DETECTION_FWHM_PAIRS) -> int:
+    """Pixels of the image a pixel of :func:`gaussian_highpass` depends on, on each side.
+
+    Each Gaussian of a pair reaches ``int(GAUSS_TRUNCATE * sigma + 0.5)`` pixels along each axis
+    (separable, so a square); the pairs are applied one after the other, so their reaches add.
+    """
+    return sum(
+        max(int(GAUSS_TRUNCATE * f / FWHM_PER_SIGMA + 0.5) for f in pair)
+        for pair in _checked_pairs(fwhm_pairs)
+    )
+
+
+def _highpass_task(task) -> np.ndarray:
+    """Filter one window (see :func:`gaussian_highpass`) and return its tile's pixels."""
+    window, pairs, tile = task
+    out = window
+    for f_keep, f_cut in pairs:
+        keep = ndi.gaussian_filter(out, f_keep / FWHM_PER_SIGMA, mode="reflect", truncate=GAUSS_TRUNCATE)
+        cut = ndi.gaussian_filter(out, f_cut / FWHM_PER_SIGMA, mode="reflect", truncate=GAUSS_TRUNCATE)
+        np.subtract(keep, cut, out=keep)
+        out = keep
+    return out[tile]
+
+
+def gaussian_highpass(
+    image, fwhm_pairs=DETECTION_FWHM_PAIRS, *, mask=None, tile_pix=None, map_tasks=None
+) -> np.ndarray:
     """High-pass filter an image by successive differences of Gaussian smoothings.
 
     For each ``(fwhm_keep, fwhm_cut)`` in turn the current image becomes
@@ -46,6 +85,15 @@ def gaussian_highpass(image, fwhm_pairs=DETECTION_FWHM_PAIRS, *, mask=None) -> n
         they pull the filtered image towards 0 within a few FWHM of them); the output there is
         not meaningful and the caller should keep those pixels, grown by the largest FWHM,
         masked. A background-subtracted image (sky near 0) keeps that edge effect small.
+    tile_pix : int, optional
+        Filter ``tile_pix`` square tiles as independent tasks, each on the window of the
+        (zero-filled) image that reaches :func:`highpass_reach_pix` beyond it (default: one
+        task). The result does not depend on it, to the bit: every output pixel is computed
+        from the same input pixels in the same order, and a window side on the image edge is
+        the image edge, reflected as in the whole image.
+    map_tasks : callable, optional
+        ``map_tasks(function, tasks)`` returning the results in order, e.g. on a Dask client
+        (default: the built-in ``map``, in this process).
 
     Returns
     -------
@@ -59,14 +107,20 @@ def gaussian_highpass(image, fwhm_pairs=DETECTION_FWHM_PAIRS, *, mask=None) -> n
     if mask is not None:
         bad |= _bool_mask(mask, out.shape)
     out[bad] = 0.0
-    for pair in fwhm_pairs:
-        f_keep, f_cut = (float(f) for f in pair)
-        if not (f_keep > 0 and f_cut > 0):
-            raise GccatError(f"filter FWHMs must be positive pixels, got {pair!r}")
-        keep = ndi.gaussian_filter(out, f_keep / FWHM_PER_SIGMA, mode="reflect")
-        cut = ndi.gaussian_filter(out, f_cut / FWHM_PER_SIGMA, mode="reflect")
-        np.subtract(keep, cut, out=keep)
-        out = keep
+    pairs = _checked_pairs(fwhm_pairs)
+    if not pairs:
+        return out
+    ny, nx = out.shape
+    if tile_pix is None:
+        tiles = [((slice(0, ny), slice(0, nx)),) * 3]
+    else:
+        tiles = image_tiles(out.shape, int(tile_pix), highpass_reach_pix(pairs))
+    tasks = [(out[win], pairs, inner) for _, win, inner in tiles]
+    results = list((map if map_tasks is None else map_tasks)(_highpass_task, tasks))
+    if tile_pix is None:
+        return results[0]
+    for (tile, _, _), filtered in zip(tiles, results, strict=True):
+        out[tile] = filtered  # every task has read its window (a view of out in process) by now
     return out
 
 
@@ -162,6 +216,29 @@ def _parabolic_offsets(f: np.ndarray, ix: np.ndarray, iy: np.ndarray) -> tuple[n
     return dx, dy
 
 
+def _add_bands(images, weights, shape, bw, stacked, nodata, bright_opts):
+    """Add each band, zero-filled and weighted, to ``stacked`` and its pixels without data to
+    ``nodata`` (in band order, in place), yielding its bright-region task unless
+    ``bright_opts`` is None. A generator, so that in process one band is held at a time.
+    """
+    for b in range(len(images)):
+        img = _image(f"images[{b}]", images[b], shape, dtype=np.float32)
+        w = None if weights is None or weights[b] is None else _image(f"weights[{b}]", weights[b], shape)
+        valid = _valid(img, w)
+        nodata |= ~valid
+        stacked += np.where(valid, img * np.float32(bw[b]), np.float32(0.0))
+        if bright_opts is not None:
+            yield (img, valid, *bright_opts)
+
+
+def _bright_task(task) -> np.ndarray:
+    """The bright/extended regions of one band (a whole-image operation: regions are connected
+    over the whole band, their threshold is the band's noise).
+    """
+    img, valid, nsigma, min_area_pix, box_pix = task
+    return _bright_regions(img, valid, nsigma, min_area_pix, None, box_pix)[0]
+
+
 def detect_point_sources(
     images: list[np.ndarray],
     weights: list[np.ndarray] | None = None,
@@ -179,6 +256,8 @@ def detect_point_sources(
     border_pix=10.0,
     background_box_pix=64,
     centroid=True,
+    tile_pix=None,
+    map_tasks=None,
 ) -> Detections:
     """Detect point sources (GCs) in the sum of high-pass filtered bands.
 
@@ -230,6 +309,15 @@ def detect_point_sources(
     centroid : bool
         Refine positions to sub-pixel precision with a parabola through the peak and its
         neighbours along each axis (offsets within +-0.5 px); otherwise pixel centres.
+    tile_pix : int, optional
+        Run the high-pass filter of the summed bands as independent tasks of ``tile_pix``
+        square tiles (see :func:`gaussian_highpass`); the detections do not depend on it, to
+        the bit. The band sum, the grown masks, the noise and the brightest-pixel scan stay
+        here.
+    map_tasks : callable, optional
+        ``map_tasks(function, tasks)`` that runs the tasks, e.g. on a Dask client (default:
+        in this process): each band's bright-region mask (one task per band) and the filter's
+        tiles.
 
     Returns
     -------
@@ -261,17 +349,11 @@ def detect_point_sources(
     stacked = np.zeros(shape, dtype=np.float32)
     nodata = np.zeros(shape, dtype=bool)
     bright = np.zeros(shape, dtype=bool)
-    for b in range(nb):
-        img = _image(f"images[{b}]", images[b], shape, dtype=np.float32)
-        w = None if weights is None or weights[b] is None else _image(f"weights[{b}]", weights[b], shape)
-        valid = _valid(img, w)
-        nodata |= ~valid
-        if mask_nsigma is not None:
-            bright |= _bright_regions(
-                img, valid, float(mask_nsigma), float(mask_min_area_pix), None, background_box_pix
-            )[0]
-        stacked += np.where(valid, img * np.float32(bw[b]), np.float32(0.0))
-    summed = gaussian_highpass(stacked, fwhm_pairs)
+    opts = None if mask_nsigma is None else (float(mask_nsigma), float(mask_min_area_pix), background_box_pix)
+    bands = _add_bands(images, weights, shape, bw, stacked, nodata, opts)
+    for regions in (map if map_tasks is None else map_tasks)(_bright_task, bands):
+        bright |= regions
+    summed = gaussian_highpass(stacked, fwhm_pairs, tile_pix=tile_pix, map_tasks=map_tasks)
     del stacked
     mask = _dilate(bright, float(mask_grow_pix)) | _edge_mask(~nodata, float(border_pix)) | umask
     summed[mask] = np.nan

@@ -23,7 +23,7 @@ from scipy import ndimage
 from catalog.checks import as_grid as _image
 from catalog.constants import STACK_ANNULUS_PIX
 from catalog.errors import GccatError
-from catalog.images._common import _positions
+from catalog.images._common import _positions, source_tiles
 from catalog.images.psfphot import _noise_map, check_psf_stamp, psf_photometry
 
 #: Ways of combining the cutouts pixel by pixel.
@@ -113,6 +113,62 @@ def annulus_background(image, x, y, annulus_pix=STACK_ANNULUS_PIX, mask=None) ->
     return np.atleast_1d(np.asarray(stats.median, float))
 
 
+def _stack_task(task) -> tuple[np.ndarray, list]:
+    """Background-subtract and re-centre the cutouts of one task's sources (see
+    :func:`stack_sources`): per source its background and its shifted cutout (None if its
+    cutout is not whole on unmasked pixels), in the order of the task's sources.
+
+    The task holds a window of the image (its origin, in image pixels, travels with it) and
+    the sources' positions in image pixels; the offsets are taken in image pixels, so a source
+    gets the same pixels, background and shift in any window that holds its cutout and annulus.
+    """
+    from astropy.nddata import Cutout2D
+    from astropy.nddata.utils import NoOverlapError, PartialOverlapError
+
+    (y0, x0), img, bad, xs, ys, side, annulus = task
+    big = side + 2 * SHIFT_PAD_PIX
+    p = SHIFT_PAD_PIX
+    # exact: a whole number of pixels off a position is exact in floating point
+    bkg = annulus_background(img, xs - x0, ys - y0, annulus, mask=bad)
+    cuts: list = [None] * xs.size
+    for k in range(xs.size):
+        if not np.isfinite(bkg[k]):
+            continue
+        ix, iy = int(np.rint(xs[k])), int(np.rint(ys[k]))
+        try:
+            cut = Cutout2D(img, (ix - x0, iy - y0), big, mode="strict", copy=True)
+        except (NoOverlapError, PartialOverlapError, ValueError):
+            continue
+        sl = cut.slices_original
+        if bad[sl].any():
+            continue
+        dx, dy = ix - xs[k], iy - ys[k]
+        shifted = np.fft.ifft2(ndimage.fourier_shift(np.fft.fft2(cut.data - bkg[k]), (dy, dx))).real
+        cuts[k] = shifted[p:-p, p:-p]
+    return bkg, cuts
+
+
+def stack_tasks(img, bad, xs, ys, side, annulus, tile_pix=None) -> list[tuple[np.ndarray, tuple]]:
+    """The sources with finite positions as :func:`_stack_task` tasks: ``(indices, task)``.
+
+    One task of the whole image without ``tile_pix``; else one per ``tile_pix`` square tile
+    with sources, on the window that holds their cutouts (``side + 2 SHIFT_PAD_PIX``) and
+    background annuli (``annulus[1]``, the outer radius, pixels).
+    """
+    idx = np.flatnonzero(np.isfinite(xs) & np.isfinite(ys))
+    if idx.size == 0:
+        return []
+    if tile_pix is None:
+        return [(idx, ((0, 0), img, bad, xs[idx], ys[idx], side, annulus))]
+    margin = max((side + 2 * SHIFT_PAD_PIX) // 2, int(np.ceil(annulus[1]))) + 2
+    out = []
+    for sel, win in source_tiles(xs[idx], ys[idx], img.shape, int(tile_pix), margin):
+        k = idx[sel]
+        origin = (win[0].start, win[1].start)
+        out.append((k, (origin, img[win], bad[win], xs[k], ys[k], side, annulus)))
+    return out
+
+
 def stack_sources(
     image,
     x,
@@ -124,6 +180,8 @@ def stack_sources(
     weight=None,
     mask=None,
     combine: str = "median",
+    tile_pix=None,
+    map_tasks=None,
 ) -> Stack:
     """Median (or mean) stack of point sources re-centred to a sub-pixel on their positions.
 
@@ -153,14 +211,20 @@ def stack_sources(
         Pixels without data (True).
     combine : {"median", "mean"}
         How the cutouts are combined.
+    tile_pix : int, optional
+        Cut, background-subtract and shift the cutouts of the sources of each ``tile_pix``
+        square tile as one task, on the window of the image that holds their cutouts and
+        annuli (default: one task); the error map is made, and the variances summed, here.
+        The stack does not depend on it, to the bit: each cutout is made from the same pixels,
+        and the cutouts and variances are combined here in the order of the sources.
+    map_tasks : callable, optional
+        ``map_tasks(function, tasks)`` returning the results in order, e.g. on a Dask client
+        (default: the built-in ``map``, in this process).
 
     Returns
     -------
     Stack
     """
-    from astropy.nddata import Cutout2D
-    from astropy.nddata.utils import NoOverlapError, PartialOverlapError
-
     img = _image("image", image)
     xs, ys = _positions(x, y)
     side = int(side_pix) if float(side_pix) == int(side_pix) else -1
@@ -171,32 +235,27 @@ def stack_sources(
     annulus = _check_annulus(annulus_pix)
     _, err, bad = _noise_map(img, error, weight, mask)
     bad = bad | ~np.isfinite(img)
-    big = side + 2 * SHIFT_PAD_PIX
     n = xs.size
-    used = np.zeros(n, bool)
     offsets = np.full((n, 2), np.nan)
-    cuts = []
-    var_sum = np.zeros((side, side))
-    finite = np.isfinite(xs) & np.isfinite(ys)
     bkg = np.full(n, np.nan)
-    if finite.any():
-        bkg[finite] = annulus_background(img, xs[finite], ys[finite], annulus, mask=bad)
-    for k in np.flatnonzero(finite & np.isfinite(bkg)):
+    cut_of: list = [None] * n
+    tasks = stack_tasks(img, bad, xs, ys, side, annulus, tile_pix)
+    results = (map if map_tasks is None else map_tasks)(_stack_task, [t for _, t in tasks])
+    for (sel, _), (b, cuts) in zip(tasks, results, strict=True):
+        bkg[sel] = b
+        for k, c in zip(sel.tolist(), cuts, strict=True):
+            cut_of[k] = c
+    used = np.array([c is not None for c in cut_of], bool)
+    # stacked and summed in the order of the sources, whatever the tasks (bit for bit); the
+    # variances from the error map here, over each used cutout's pixels
+    var_sum = np.zeros((side, side))
+    h = side // 2
+    for k in np.flatnonzero(used):
         ix, iy = int(np.rint(xs[k])), int(np.rint(ys[k]))
-        try:
-            cut = Cutout2D(img, (ix, iy), big, mode="strict", copy=True)
-        except (NoOverlapError, PartialOverlapError, ValueError):
-            continue
-        sl = cut.slices_original
-        if bad[sl].any():
-            continue
-        dx, dy = ix - xs[k], iy - ys[k]
-        shifted = np.fft.ifft2(ndimage.fourier_shift(np.fft.fft2(cut.data - bkg[k]), (dy, dx))).real
-        p = SHIFT_PAD_PIX
-        cuts.append(shifted[p:-p, p:-p])
-        var_sum += err[sl][p:-p, p:-p] ** 2
-        used[k] = True
-        offsets[k] = (dx, dy)
+        var_sum += err[iy - h : iy + h + 1, ix - h : ix + h + 1] ** 2
+        offsets[k] = (ix - xs[k], iy - ys[k])
+    cuts = [cut_of[k] for k in np.flatnonzero(used)]
+    big = side + 2 * SHIFT_PAD_PIX
     if len(cuts) < MIN_STACK_SOURCES:
         raise GccatError(
             f"only {len(cuts)} of {n} sources have a whole {big}x{big} px cutout on unmasked "

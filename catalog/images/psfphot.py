@@ -24,7 +24,7 @@ from scipy.optimize import least_squares
 
 from catalog.checks import as_grid as _image
 from catalog.errors import GccatError
-from catalog.images._common import _positions
+from catalog.images._common import _positions, tile_windows
 from catalog.images.apertures import _usable_pixels
 
 #: Background models fitted jointly with the PSF, as the degree of a polynomial in (x - xc, y - yc):
@@ -300,19 +300,11 @@ def _psf_tasks(data, err, bad, psf, xs, ys, groups, margin, tile_pix, opts) -> l
     if tile_pix is None:
         return [((0, 0), data, err, bad, psf, xs, ys, groups, np.arange(xs.size), opts)]
     labels, first = np.unique(groups, return_index=True)
-    cell = (np.floor(ys[first] / tile_pix) * 1e6 + np.floor(xs[first] / tile_pix)).astype(np.int64)
-    cell_of = dict(zip(labels.tolist(), cell.tolist(), strict=True))
-    source_cell = np.array([cell_of[g] for g in groups.tolist()], np.int64)
-    ny, nx = data.shape
+    lead = first[np.searchsorted(labels, groups)]  # each source's group's first source
     tasks = []
-    for c in np.unique(source_cell):
-        sel = np.flatnonzero(source_cell == c)
-        x0 = max(int(np.floor(xs[sel].min())) - margin, 0)
-        x1 = min(int(np.ceil(xs[sel].max())) + margin + 1, nx)
-        y0 = max(int(np.floor(ys[sel].min())) - margin, 0)
-        y1 = min(int(np.ceil(ys[sel].max())) + margin + 1, ny)
-        win = (slice(y0, y1), slice(x0, x1))
-        tasks.append(((y0, x0), data[win], err[win], bad[win], psf, xs[sel], ys[sel], groups[sel], sel, opts))
+    for sel, win in tile_windows(xs, ys, tile_pix, margin, data.shape, anchor=(xs[lead], ys[lead])):
+        origin = (win[0].start, win[1].start)
+        tasks.append((origin, data[win], err[win], bad[win], psf, xs[sel], ys[sel], groups[sel], sel, opts))
     return tasks
 
 

@@ -25,8 +25,8 @@ from ingest.catalog import ingest_catalog
 from tests.conftest import snapshot
 
 #: Pixel positions on the image's edges and corners and on either side of tile edges.
-EDGES = [(0.01, 150.2), (298.99, 37.5), (0.2, 0.3), (298.8, 298.99), (150.4, 0.01), (63.9, 64.1), (64.0, 127.5),
-         (128.49, 199.51), (99.5, 100.5), (200.0, 250.7), (3.1, 296.2)]  # fmt: skip
+EDGES = [(0.01, 150.2), (298.99, 37.5), (0.2, 0.3), (298.8, 298.99), (150.4, 0.01), (3.1, 296.2),
+         (63.9, 64.1), (64.0, 127.5), (128.49, 199.51), (99.5, 100.5), (200.0, 250.7)]  # fmt: skip
 
 
 @pytest.fixture(scope="module")

@@ -447,6 +447,8 @@ def run_photometry(
     weight_path=None,
     zeropoint_ab: float | None = None,
     annulus_width_arcsec: float = ANNULUS_WIDTH_ARCSEC,
+    scheduler: str | None = None,
+    tile_pix: int = PSF_TILE_PIX,
     command: str = "",
     progress=None,
 ) -> dict:
@@ -464,6 +466,13 @@ def run_photometry(
     annulus_width_arcsec : float
         Width of the local-background annulus from each aperture's edge, arcsec (0.08" in the
         Sparkler study); 0 subtracts no local background (a background-subtracted image).
+    scheduler : str, optional
+        ``"local"`` or a Dask scheduler address: the sources of each ``tile_pix`` square of the
+        image are measured as one Dask task on the window holding their apertures and annuli.
+        The fluxes are the same, to the bit, as in process
+        (:func:`catalog.images.apertures.aperture_photometry`); the options record it.
+    tile_pix : int
+        Side of the tiles sent to the workers, pixels (with ``scheduler``).
 
     Notes
     -----
@@ -472,6 +481,7 @@ def run_photometry(
     light in the annulus) when ``psf_path`` is given; sources below 3 sigma are stored as
     3-sigma upper limits (``is_upper_limit``, flux = the limit, error = 1 sigma).
     """
+    from catalog.runs.fits import dask_client
     from ingest.images import read_image
 
     step = progress or (lambda stage, frac: None)
@@ -479,6 +489,7 @@ def run_photometry(
     check_name(catalog, "catalog name")
     check_apertures(aperture_radii_arcsec)
     annulus_width_arcsec = check_annulus_width(annulus_width_arcsec)
+    tile_pix = check_number(tile_pix, "--tile", lo=64, hi=65536, integer=True)
     step("reading", 0.05)
     image = read_image(
         image_path, band=band, error_path=error_path, weight_path=weight_path, zeropoint_ab=zeropoint_ab
@@ -488,10 +499,20 @@ def run_photometry(
         _check_psf_fits(psf, image, psf_path)
     radii_arcsec, radii, annulus = _aperture_setup(image, aperture_radii_arcsec, annulus_width_arcsec)
     det, x, y = _catalog_positions(lake, field_id, catalog, image)
-    step("measuring", 0.3)
-    ph = imaging.aperture_photometry(
-        image.data, x, y, radii, error=image.error, weight=image.weight, annulus_width_pix=annulus, psf=psf
-    )
+    step("measuring" if scheduler is None else f"measuring on Dask ({scheduler})", 0.3)
+    with dask_client(scheduler) as client:
+        ph = imaging.aperture_photometry(
+            image.data,
+            x,
+            y,
+            radii,
+            error=image.error,
+            weight=image.weight,
+            annulus_width_pix=annulus,
+            psf=psf,
+            tile_pix=None if client is None else tile_pix,
+            map_tasks=None if client is None else _dask_map(client, batch=1),
+        )
     f = image.njy_per_unit
     n, k = len(x), len(radii)
     upper = np.asarray(ph["is_upper_limit"], bool)
@@ -530,7 +551,11 @@ def run_photometry(
         rows,
         settings,
         # photometry_ranked prefers aperture-corrected (total) fluxes
-        {"psf": str(psf_path) if psf_path else None, "aperture_corrected": psf is not None},
+        {
+            "psf": str(psf_path) if psf_path else None,
+            "aperture_corrected": psf is not None,
+            "scheduler": scheduler or "in-process",
+        },
         command,
     )
     if repeat:
@@ -600,9 +625,25 @@ def _reference_fluxes(
 
 
 def _inject_near_targets(
-    image, psf, x, y, measured, ids, radii, radii_arcsec, annulus, n_flux, n_locations, flux_range, rng, step
+    image,
+    psf,
+    x,
+    y,
+    measured,
+    ids,
+    radii,
+    radii_arcsec,
+    annulus,
+    n_flux,
+    n_locations,
+    flux_range,
+    rng,
+    step,
+    map_tasks=None,
 ) -> tuple[dict, list[dict]]:
-    """Sparkler mode: injections near each target, and a polynomial correction per aperture."""
+    """Sparkler mode: injections near each target, and a polynomial correction per aperture;
+    ``map_tasks`` runs the batches of injection tiles (e.g. on Dask).
+    """
     f = image.njy_per_unit
     res = imaging.injection_recovery(
         image.data,
@@ -619,6 +660,7 @@ def _inject_near_targets(
         rng=rng,
         annulus_width_pix=annulus,
         progress=lambda p: step("injecting (targets)", 0.2 + 0.7 * p),
+        map_tasks=map_tasks,
     )
     corrections = []
     target = np.asarray(res["target"])
@@ -650,31 +692,34 @@ def _inject_near_targets(
 
 
 def _inject_at_random(
-    image, psf, x, y, measured, ids, radii, radii_arcsec, annulus, n_random, stamp_arcsec, rng, step
-) -> tuple[dict, list[dict]]:
+    image, psf, x, y, measured, ids, radii, radii_arcsec, annulus, n_random, stamp_arcsec, rng, step,
+    map_tasks=None,
+) -> tuple[dict, list[dict]]:  # fmt: skip
     """Firefly mode: copies at random places in a stamp around each target; the flux error is
-    the biweight scale of flux_out - flux_in, per aperture.
+    the biweight scale of flux_out - flux_in, per aperture. The positions of all targets are
+    drawn first, in target order, then ``map_tasks`` measures every target's batches.
     """
     f = image.njy_per_unit
     cols = {k: [] for k in ("target", "x", "y", "flux_in", "flux_out", "flux_err", "recovered")}
     corrections = []
     stamp = stamp_arcsec / image.pixel_scale_arcsec
-    for t in range(len(x)):
-        step(f"injecting (random) {t + 1}/{len(x)}", 0.2 + 0.7 * t / len(x))
-        flux_t = measured[t] if measured[t] > 0 else np.nanmedian(measured[measured > 0])
-        r = imaging.injection_random(
-            image.data,
-            psf,
-            (x[t], y[t]),
-            stamp,
-            flux_t,
-            n_random,
-            radii,
-            rng=rng,
-            error=image.error,
-            weight=image.weight,
-            annulus_width_pix=annulus,
-        )
+    fluxes = [measured[t] if measured[t] > 0 else np.nanmedian(measured[measured > 0]) for t in range(len(x))]
+    results = imaging.injection_random_stamps(
+        image.data,
+        psf,
+        list(zip(x, y, strict=True)),
+        stamp,
+        fluxes,
+        n_random,
+        radii,
+        rng=rng,
+        error=image.error,
+        weight=image.weight,
+        annulus_width_pix=annulus,
+        progress=lambda p: step("injecting (random)", 0.2 + 0.7 * p),
+        map_tasks=map_tasks,
+    )
+    for t, r in enumerate(results):
         m = len(r["flux_in"])
         cols["target"].append(np.full(m, t))
         for k in ("x", "y", "flux_in", "flux_out", "flux_err"):
@@ -762,8 +807,12 @@ def run_injection(
     ``max_shift_pix``, ``background`` and ``refit_size_arcsec`` as for :func:`run_psf_photometry`);
     its sources and corrections have no aperture radius and apply to that image's ``psf`` rows
     fitted with the same cutouts and background. With ``scheduler`` (``"local"`` or a Dask
-    scheduler address) each injection's tile is fitted as one Dask task; the results are the
-    same, to the bit, as in process.
+    scheduler address) the injections are measured on Dask: batches of 64 injection tiles per
+    task for the PSF fit; for apertures each batch of injection tiles (the mosaic one
+    photometry call measures, up to 4096 tiles, as in process) is a task, and random-mode
+    targets' batches are grouped to about 4096 tiles per task. The positions and fluxes are
+    drawn on the client from ``seed`` before anything is sent, and the results are the same,
+    to the bit, as in process; the run's ``params`` record ``scheduler``.
 
     ``mode='targets'`` (Sparkler): near each catalog source, PSF point sources at ``n_flux``
     fluxes spanning ``flux_range`` x its measured flux (the smallest aperture's photometry of
@@ -777,6 +826,7 @@ def run_injection(
     flux_out - flux_in. ``annulus_width_arcsec`` as for :func:`run_photometry` (use the value
     the photometry used).
     """
+    from catalog.runs.fits import dask_client
     from ingest.images import read_image
 
     step = progress or (lambda stage, frac: None)
@@ -788,8 +838,6 @@ def run_injection(
     if method not in ("aperture", "psf"):
         raise GccatError(f"--method must be aperture or psf, got {method!r}")
     settings = psf_fit_settings(method, fit_size_arcsec, max_shift_pix, background, refit_size_arcsec)
-    if scheduler is not None and method != "psf":
-        raise GccatError("--scheduler is for --method psf (aperture injections run in process)")
     if method == "psf":
         if mode != "targets":
             raise GccatError("--method psf injects near the targets only (--mode targets)")
@@ -846,31 +894,26 @@ def run_injection(
             step,
         )
         radii_arcsec = np.array([np.nan])
-    elif mode == "targets":
-        measured = _reference_fluxes(lake, field_id, image, det, x, y, radii_arcsec, radii, annulus, psf)
-        step(f"injecting ({mode})", 0.2)
-        res, corrections = _inject_near_targets(
-            image,
-            psf,
-            x,
-            y,
-            measured,
-            ids,
-            radii,
-            radii_arcsec,
-            annulus,
-            n_flux,
-            n_locations,
-            flux_range,
-            rng,
-            step,
-        )
     else:
-        measured = _reference_fluxes(lake, field_id, image, det, x, y, radii_arcsec, radii, annulus, psf)
-        step(f"injecting ({mode})", 0.2)
-        res, corrections = _inject_at_random(
-            image, psf, x, y, measured, ids, radii, radii_arcsec, annulus, n_random, stamp_arcsec, rng, step
-        )
+        with dask_client(scheduler) as client:
+            measured = _reference_fluxes(lake, field_id, image, det, x, y, radii_arcsec, radii, annulus, psf)
+            step(
+                f"injecting ({mode})" if client is None else f"injecting ({mode}) on Dask ({scheduler})", 0.2
+            )
+            if mode == "targets":
+                # one Dask task per batch of up to 4096 injection tiles
+                tasks = None if client is None else _dask_map(client, batch=1)
+                res, corrections = _inject_near_targets(
+                    image, psf, x, y, measured, ids, radii, radii_arcsec, annulus, n_flux, n_locations,
+                    flux_range, rng, step, tasks,
+                )  # fmt: skip
+            else:
+                # a target's batch holds its --n-random tiles: about 4096 tiles per Dask task
+                tasks = None if client is None else _dask_map(client, batch=max(1, 4096 // n_random))
+                res, corrections = _inject_at_random(
+                    image, psf, x, y, measured, ids, radii, radii_arcsec, annulus, n_random, stamp_arcsec,
+                    rng, step, tasks,
+                )  # fmt: skip
     ingest_id = new_ingest_id()
     n_inj = len(res["flux_in"])
     sources = _injection_sources(res, ids, image, radii_arcsec, field_id, ingest_id)
@@ -897,6 +940,7 @@ def run_injection(
                 "annulus_width_arcsec": annulus_width_arcsec,
                 "n_targets": len(x),
                 **psf_params,
+                "scheduler": scheduler or "in-process",
             }
         ),
         "ingest_id": ingest_id,

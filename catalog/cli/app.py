@@ -770,11 +770,11 @@ def photometry_cmd(
     scheduler: Annotated[
         str | None,
         typer.Option(
-            "--scheduler", help="psf: fit the image's tiles on Dask: 'local' or a scheduler address."
+            "--scheduler", help="Measure the image's tiles on Dask: 'local' or a scheduler address."
         ),
     ] = None,
     tile: Annotated[
-        int, typer.Option("--tile", help="psf with --scheduler: tile side sent to a worker, pixels.")
+        int, typer.Option("--tile", help="With --scheduler: tile side sent to a worker, pixels.")
     ] = ap.PSF_TILE_PIX,
     lake: LakeOpt = DEFAULT_LAKE,
 ):
@@ -794,8 +794,6 @@ def photometry_cmd(
     if method not in ("aperture", "psf"):
         raise GccatError(f"--method must be aperture or psf, got {method!r}")
     psf_settings = psf_fit_settings(method, fit_size, max_shift, background, refit_size)
-    if method != "psf" and scheduler is not None:
-        raise GccatError("--scheduler is for --method psf (aperture photometry is one vectorised pass)")
     if method == "psf":
         if apertures is not None:
             raise GccatError("--apertures is for --method aperture (a PSF fit measures the total flux)")
@@ -836,6 +834,8 @@ def photometry_cmd(
             error_path=error,
             weight_path=weight,
             zeropoint_ab=zeropoint,
+            scheduler=scheduler,
+            tile_pix=tile,
             command=command_line(),
             progress=progress,
         )
@@ -898,7 +898,7 @@ def inject_cmd(
     ] = None,
     scheduler: Annotated[
         str | None,
-        typer.Option("--scheduler", help="psf: fit the injections on Dask: 'local' or a scheduler address."),
+        typer.Option("--scheduler", help="Measure the injections on Dask: 'local' or a scheduler address."),
     ] = None,
     lake: LakeOpt = DEFAULT_LAKE,
 ):

@@ -29,8 +29,8 @@ Routine Listings
 :mod:`catalog.images.injection`
     Point-source injection, injection-recovery and the flux-correction polynomial
     (:func:`inject_point_sources`, :func:`injection_recovery`, :func:`psf_injection_recovery`,
-    :func:`injection_random`, :func:`fit_flux_correction`, :func:`apply_flux_correction`,
-    :func:`location_scatter`).
+    :func:`injection_random`, :func:`injection_random_stamps`, :func:`fit_flux_correction`,
+    :func:`apply_flux_correction`, :func:`location_scatter`).
 :mod:`catalog.images.fitsio`
     Reading FITS images and their WCS: the only module here that touches files.
 
@@ -58,6 +58,7 @@ from catalog.images.injection import (
     fit_flux_correction,
     inject_point_sources,
     injection_random,
+    injection_random_stamps,
     injection_recovery,
     location_scatter,
     psf_injection_recovery,
@@ -80,6 +81,7 @@ __all__ = [
     "growth_curve",
     "inject_point_sources",
     "injection_random",
+    "injection_random_stamps",
     "injection_recovery",
     "psf_injection_recovery",
     "make_psf",

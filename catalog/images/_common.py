@@ -101,9 +101,11 @@ def source_tiles(x, y, shape, tile_pix: int, margin: int, *, cell_x=None, cell_y
     cx = x if cell_x is None else np.asarray(cell_x, float)
     cy = y if cell_y is None else np.asarray(cell_y, float)
     cell = (np.floor(cy / tile_pix) * 1e6 + np.floor(cx / tile_pix)).astype(np.int64)
+    # one stable sort, then runs of equal cells: the tiles in raster order, indices increasing
+    order = np.argsort(cell, kind="stable")
+    cuts = np.flatnonzero(np.diff(cell[order])) + 1
     out = []
-    for c in np.unique(cell):
-        sel = np.flatnonzero(cell == c)
+    for sel in np.split(order, cuts) if order.size else []:
         x0, x1 = int(np.floor(x[sel].min())), int(np.ceil(x[sel].max())) + 1
         y0, y1 = int(np.floor(y[sel].min())), int(np.ceil(y[sel].max())) + 1
         out.append((sel, _window(y0, y1, x0, x1, margin, shape)))

@@ -22,7 +22,7 @@ from catalog.checks import as_grid as _image
 from catalog.checks import as_mask as _bool_mask
 from catalog.constants import DEFAULT_ANNULUS_WIDTH_PIX, UPPER_LIMIT_NSIGMA
 from catalog.errors import GccatError, GccatWarning
-from catalog.images._common import _positions, _radii
+from catalog.images._common import _positions, _radii, source_tiles
 from catalog.images.background import robust_noise
 from catalog.images.psf import _annulus_model, _normalised_psf, growth_curve
 
@@ -109,6 +109,89 @@ def _annulus_background(data, err, bad, pos, r: float, width: float):
     return bkg, bkg_err, sigma_ann
 
 
+def _aperture_sums(task) -> list[tuple]:
+    """The photutils pass of one window (``task`` = data, error, bad mask, positions in the
+    window's pixels, radii, annulus width): per radius the aperture sum, its error (None
+    without an error map), the unmasked aperture area (pixels) and the annulus median, its
+    error and the annulus noise (:func:`_annulus_background`), each of one entry per position.
+    """
+    data, err, bad, pos, radii, width = task
+    out = []
+    for r in radii:
+        ap = CircularAperture(pos, r)
+        tbl = _photutils_aperture_photometry(data, ap, error=err, mask=bad, method="exact")
+        apsum = np.asarray(tbl["aperture_sum"], dtype=float)
+        apsum_err = None if err is None else np.asarray(tbl["aperture_sum_err"], dtype=float)
+        area = np.asarray(ap.area_overlap(data, mask=bad), dtype=float)
+        out.append((apsum, apsum_err, area, *_annulus_background(data, err, bad, pos, r, width)))
+    return out
+
+
+def _photutils_boxes(c: np.ndarray, extents: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """First and last + 1 pixel on one axis of the bounding boxes photutils gives apertures of
+    half-sides ``extents`` at coordinates ``c`` (``BoundingBox.from_float``), ``(n, n_ext)``.
+    """
+    return np.floor((c[:, None] - extents) + 0.5), np.ceil((c[:, None] + extents) + 0.5)
+
+
+def _exact_window(pos: np.ndarray, extents: np.ndarray, win: tuple, shape) -> tuple:
+    """``win`` (rows, columns), or on an axis where it would not do, the window from the
+    image's first pixel to the boxes' end.
+
+    The window must hold every aperture's bounding box (or end where the image ends), and the
+    boxes photutils computes from window coordinates must be the image's, shifted. Shifting a
+    position by a whole number of pixels towards 0 is exact, but ``x - r + 0.5`` can round
+    across a whole number in one frame only when the aperture's edge ``x - r`` lies on a pixel
+    edge to the last bits (the box then gains or loses a column the aperture only grazes, and
+    the sums change in the last bits); the image's own frame is sure to give the same boxes.
+    """
+    out = list(win)
+    for axis, (k, n) in enumerate(((1, shape[1]), (0, shape[0]))):
+        sl = win[k]
+        c = pos[:, axis]
+        lo, hi = _photutils_boxes(c, extents)
+        lo_w, hi_w = _photutils_boxes(c - sl.start, extents)
+        held = (sl.start == 0 or lo.min() >= sl.start) and (sl.stop == n or hi.max() <= sl.stop)
+        if not (held and np.array_equal(lo_w + sl.start, lo) and np.array_equal(hi_w + sl.start, hi)):
+            out[k] = slice(0, int(min(max(sl.stop, hi.max()), n)))
+    return tuple(out)
+
+
+def _aperture_tasks(data, err, bad, pos, radii, width, tile_pix) -> list[tuple]:
+    """Independent :func:`_aperture_sums` tasks with the indices of their positions: the
+    positions of each ``tile_pix`` square of the image with the window holding all the pixels
+    their apertures and annuli touch (positions shifted to it by whole pixels); one task of
+    the whole image without ``tile_pix``.
+    """
+    if tile_pix is None:
+        return [(np.arange(len(pos)), (data, err, bad, pos, radii, width))]
+    extents = np.concatenate([radii, radii + width]) if width > 0 else radii
+    margin = int(math.ceil(float(extents.max()))) + 1
+    tasks = []
+    for sel, win in source_tiles(pos[:, 0], pos[:, 1], data.shape, tile_pix, margin):
+        win = _exact_window(pos[sel], extents, win, data.shape)
+        shifted = pos[sel] - np.array([win[1].start, win[0].start], dtype=float)
+        tasks.append((sel, (data[win], None if err is None else err[win], bad[win], shifted, radii, width)))
+    return tasks
+
+
+def _gather_sums(tasks, n: int, k: int, map_tasks) -> list[list]:
+    """:func:`_aperture_sums` of every task, put back in the positions' order: per radius the
+    columns, each one contiguous array of length ``n``.
+    """
+    cols: list[list] = [[None] * 6 for _ in range(k)]
+    sels = [sel for sel, _ in tasks]
+    results = (map if map_tasks is None else map_tasks)(_aperture_sums, [work for _, work in tasks])
+    for sel, res in zip(sels, results, strict=True):
+        for j, values in enumerate(res):
+            for c, v in enumerate(values):
+                if v is not None:
+                    if cols[j][c] is None:
+                        cols[j][c] = np.empty(n)
+                    cols[j][c][sel] = v
+    return cols
+
+
 def aperture_photometry(
     image,
     x,
@@ -122,6 +205,8 @@ def aperture_photometry(
     psf=None,
     upper_limit_nsigma=UPPER_LIMIT_NSIGMA,
     psf_annulus_correction=True,
+    tile_pix=None,
+    map_tasks=None,
 ) -> dict[str, np.ndarray]:
     """Forced circular-aperture photometry with a local median background (photutils).
 
@@ -170,6 +255,15 @@ def aperture_photometry(
         Significance below which a flux is an upper limit.
     psf_annulus_correction : bool
         Include the PSF light in the background annulus in the aperture correction.
+    tile_pix : int, optional
+        Split the photutils pass into independent tasks, the positions of each ``tile_pix``
+        square of the image with the window holding every pixel their apertures and annuli
+        touch (default: one task). The results do not depend on it: each aperture sees the
+        same pixels, with the same pixel edges, and the aperture correction, the noise of an
+        image without error map or annulus and the limits are computed over all sources at once.
+    map_tasks : callable, optional
+        ``map_tasks(function, tasks)`` returning the results in order, e.g. a Dask client's map
+        and gather (default: the built-in ``map``, in this process).
 
     Returns
     -------
@@ -211,18 +305,12 @@ def aperture_photometry(
     ee = None if p is None else growth_curve(p, radii)
     const_sigma = robust_noise(img, bad) if (err is None and width == 0) else None
 
+    tasks = _aperture_tasks(data, err, bad, pos, radii, width, tile_pix)
+    sums = _gather_sums(tasks, len(pos), k, map_tasks)
     for j, r in enumerate(radii):
-        ap = CircularAperture(pos, r)
-        tbl = _photutils_aperture_photometry(data, ap, error=err, mask=bad, method="exact")
-        apsum = np.asarray(tbl["aperture_sum"], dtype=float)
-        area = np.asarray(ap.area_overlap(data, mask=bad), dtype=float)
-        bkg, bkg_err, sigma_ann = _annulus_background(data, err, bad, pos, r, width)
-        if err is not None:
-            apsum_err = np.asarray(tbl["aperture_sum_err"], dtype=float)
-        elif width > 0:
-            apsum_err = sigma_ann * np.sqrt(area)
-        else:
-            apsum_err = const_sigma * np.sqrt(area)
+        apsum, apsum_err, area, bkg, bkg_err, sigma_ann = sums[j]
+        if err is None:
+            apsum_err = (sigma_ann if width > 0 else const_sigma) * np.sqrt(area)
         raw = apsum - bkg * area
         raw_err = np.sqrt(apsum_err**2 + (area * bkg_err) ** 2)
         if p is None:

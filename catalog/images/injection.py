@@ -119,6 +119,101 @@ def _bad_pixels(img: np.ndarray, error, weight, mask) -> tuple[np.ndarray, np.nd
     return bad, err
 
 
+def _injection_batches(img, bad, err, xs, ys, fluxes, opts, batch_size=None):
+    """The injections in batches, each a task of :func:`_measure_batch`: per injection the tile
+    of the image (and of ``bad`` and ``err``) within ``r_max + annulus + 2`` pixels of it,
+    clipped to the image, laid side by side in a mosaic, with the injection's position in the
+    mosaic and its flux. Yields ``(slice of the injections, task)``.
+    """
+    radii, width = opts[1], opts[2]
+    h = int(math.ceil(float(radii.max()) + width)) + 2
+    t = 2 * h + 1
+    ny, nx = img.shape
+    n = xs.size
+    if batch_size is None:  # about 20 batches, so that progress moves; 4096 at most (memory)
+        batch_size = int(min(4096, max(256, math.ceil(n / 20))))
+    for start in range(0, n, batch_size):
+        sl = slice(start, min(start + batch_size, n))
+        m = sl.stop - sl.start
+        ncol = int(math.ceil(math.sqrt(m)))
+        nrow = int(math.ceil(m / ncol))
+        mos = np.zeros((nrow * t, ncol * t))
+        mos_bad = np.ones((nrow * t, ncol * t), dtype=bool)
+        mos_err = None if err is None else np.full((nrow * t, ncol * t), np.inf)
+        lx = np.empty(m)
+        ly = np.empty(m)
+        for q in range(m):
+            xi, yi = float(xs[start + q]), float(ys[start + q])
+            cx, cy = int(np.floor(xi + 0.5)), int(np.floor(yi + 0.5))
+            ty, tx = (q // ncol) * t, (q % ncol) * t
+            # copy the image tile around (cx, cy), clipped to the image
+            y0, y1 = max(cy - h, 0), min(cy + h + 1, ny)
+            x0, x1 = max(cx - h, 0), min(cx + h + 1, nx)
+            oy, ox = ty + y0 - (cy - h), tx + x0 - (cx - h)
+            mos[oy : oy + y1 - y0, ox : ox + x1 - x0] = img[y0:y1, x0:x1]
+            mos_bad[oy : oy + y1 - y0, ox : ox + x1 - x0] = bad[y0:y1, x0:x1]
+            if mos_err is not None:
+                mos_err[oy : oy + y1 - y0, ox : ox + x1 - x0] = err[y0:y1, x0:x1]
+            lx[q] = xi - (cx - h) + tx
+            ly[q] = yi - (cy - h) + ty
+        yield sl, (mos, mos_bad, mos_err, lx, ly, np.asarray(fluxes[sl], dtype=float), t, ncol, opts)
+
+
+def _measure_batch(task) -> tuple[np.ndarray, np.ndarray]:
+    """Add each injection of a batch (:func:`_injection_batches`) to its own tile of the mosaic
+    and measure them all by one :func:`aperture_photometry` call: fluxes and errors (image
+    units), ``(m, n_radii)``.
+    """
+    mos, mos_bad, mos_err, lx, ly, fluxes, t, ncol, opts = task
+    psf, radii, width, psf_for_correction, upper_limit_nsigma, psf_annulus_correction = opts
+    shifter = _PsfShifter(psf)
+    for q in range(lx.size):
+        ty, tx = (q // ncol) * t, (q % ncol) * t
+        stamp, ix0, iy0 = shifter.place(lx[q], ly[q])
+        tile = mos[ty : ty + t, tx : tx + t]  # a view: the source stays inside its own tile
+        _add_stamp(tile, stamp, ix0 - tx, iy0 - ty, float(fluxes[q]))
+    res = aperture_photometry(
+        mos,
+        lx,
+        ly,
+        radii,
+        error=mos_err,
+        mask=mos_bad,
+        annulus_width_pix=width,
+        psf=psf_for_correction,
+        upper_limit_nsigma=upper_limit_nsigma,
+        psf_annulus_correction=psf_annulus_correction,
+    )
+    return res["flux"], res["flux_err"]
+
+
+def _measure_sets(img, bad, err, sets, opts, *, batch_size=None, progress=None, map_tasks=None) -> list[dict]:
+    """:func:`_measure_injections` of several sets of injections ``(x, y, flux)`` at once, each
+    set in its own batches (so that its numbers are those of measuring it alone), all the
+    batches in one ``map_tasks`` (default the built-in ``map``): one dict per set.
+    """
+    k = opts[1].size
+    out = [{key: np.full((xs.size, k), np.nan) for key in ("flux_out", "flux_err")} for xs, _, _ in sets]
+    total = max(sum(xs.size for xs, _, _ in sets), 1)
+    where: list[tuple[int, slice]] = []
+
+    def tasks():
+        for i, (xs, ys, fluxes) in enumerate(sets):
+            for sl, task in _injection_batches(img, bad, err, xs, ys, fluxes, opts, batch_size):
+                where.append((i, sl))
+                yield task
+
+    done = 0
+    for q, (f, e) in enumerate((map if map_tasks is None else map_tasks)(_measure_batch, tasks())):
+        i, sl = where[q]
+        out[i]["flux_out"][sl] = f
+        out[i]["flux_err"][sl] = e
+        done += sl.stop - sl.start
+        if progress is not None:
+            progress(done / total)
+    return out
+
+
 def _measure_injections(
     img: np.ndarray,
     bad: np.ndarray,
@@ -134,70 +229,25 @@ def _measure_injections(
     psf_annulus_correction: bool,
     batch_size: int | None = None,
     progress=None,
+    map_tasks=None,
 ) -> dict[str, np.ndarray]:
     """Inject one source per copy of the image and measure it with :func:`aperture_photometry`.
 
-    ``progress``, if given, is called with the fraction of injections measured after each batch.
+    ``progress``, if given, is called with the fraction of injections measured after each batch;
+    ``map_tasks(function, tasks)`` (default the built-in ``map``) runs the batches, e.g. on Dask.
 
     Only the pixels within ``r_max + annulus`` of an injected source enter its measurement, so
     each copy is reduced to a tile of that reach around the source; the tiles (each holding the
     real image, with its neighbours, noise and halo, plus exactly one injected source) are laid
     side by side in a mosaic and measured by a single photometry call. This is the same as
-    injecting one source at a time into the full image, at a fraction of the cost.
+    injecting one source at a time into the full image, at a fraction of the cost. The batches
+    depend on the number of injections only, so where they run does not change the numbers.
     """
-    h = int(math.ceil(float(radii.max()) + width)) + 2
-    t = 2 * h + 1
-    ny, nx = img.shape
-    shifter = _PsfShifter(psf)
-    n = xs.size
-    flux_out = np.full((n, radii.size), np.nan)
-    flux_err = np.full((n, radii.size), np.nan)
-    if batch_size is None:  # about 20 batches, so that progress moves; 4096 at most (memory)
-        batch_size = int(min(4096, max(256, math.ceil(n / 20))))
-    for start in range(0, n, batch_size):
-        sl = slice(start, min(start + batch_size, n))
-        m = sl.stop - sl.start
-        ncol = int(math.ceil(math.sqrt(m)))
-        nrow = int(math.ceil(m / ncol))
-        mos = np.zeros((nrow * t, ncol * t))
-        mos_bad = np.ones((nrow * t, ncol * t), dtype=bool)
-        mos_err = None if err is None else np.full((nrow * t, ncol * t), np.inf)
-        lx = np.empty(m)
-        ly = np.empty(m)
-        for q in range(m):
-            xi, yi, fi = float(xs[start + q]), float(ys[start + q]), float(fluxes[start + q])
-            cx, cy = int(np.floor(xi + 0.5)), int(np.floor(yi + 0.5))
-            ty, tx = (q // ncol) * t, (q % ncol) * t
-            # copy the image tile around (cx, cy), clipped to the image
-            y0, y1 = max(cy - h, 0), min(cy + h + 1, ny)
-            x0, x1 = max(cx - h, 0), min(cx + h + 1, nx)
-            oy, ox = ty + y0 - (cy - h), tx + x0 - (cx - h)
-            mos[oy : oy + y1 - y0, ox : ox + x1 - x0] = img[y0:y1, x0:x1]
-            mos_bad[oy : oy + y1 - y0, ox : ox + x1 - x0] = bad[y0:y1, x0:x1]
-            if mos_err is not None:
-                mos_err[oy : oy + y1 - y0, ox : ox + x1 - x0] = err[y0:y1, x0:x1]
-            lx[q] = xi - (cx - h) + tx
-            ly[q] = yi - (cy - h) + ty
-            stamp, ix0, iy0 = shifter.place(lx[q], ly[q])
-            tile = mos[ty : ty + t, tx : tx + t]  # a view: the source stays inside its own tile
-            _add_stamp(tile, stamp, ix0 - tx, iy0 - ty, fi)
-        res = aperture_photometry(
-            mos,
-            lx,
-            ly,
-            radii,
-            error=mos_err,
-            mask=mos_bad,
-            annulus_width_pix=width,
-            psf=psf_for_correction,
-            upper_limit_nsigma=upper_limit_nsigma,
-            psf_annulus_correction=psf_annulus_correction,
-        )
-        flux_out[sl] = res["flux"]
-        flux_err[sl] = res["flux_err"]
-        if progress is not None:
-            progress(sl.stop / n)
-    return {"flux_out": flux_out, "flux_err": flux_err}
+    opts = (psf, radii, width, psf_for_correction, upper_limit_nsigma, psf_annulus_correction)
+    sets = [(xs, ys, fluxes)]
+    return _measure_sets(
+        img, bad, err, sets, opts, batch_size=batch_size, progress=progress, map_tasks=map_tasks
+    )[0]
 
 
 def _draw_near(
@@ -282,6 +332,7 @@ def injection_recovery(
     psf_annulus_correction=True,
     upper_limit_nsigma=UPPER_LIMIT_NSIGMA,
     progress=None,
+    map_tasks=None,
 ) -> dict[str, np.ndarray]:
     """Point-source injection-recovery around each target (the Sparkler procedure).
 
@@ -324,6 +375,11 @@ def injection_recovery(
         As for :func:`aperture_photometry`.
     progress : callable, optional
         Called with the fraction of injections measured so far (0-1), after each batch.
+    map_tasks : callable, optional
+        ``map_tasks(function, tasks)`` returning the results in order, e.g. a Dask client's map
+        and gather; each task is a batch of injection tiles (up to 4096, as many as the number of
+        injections alone decides), so the results do not depend on it. Default: the built-in
+        ``map``. The positions are drawn before any task runs.
 
     Returns
     -------
@@ -382,6 +438,7 @@ def injection_recovery(
         float(upper_limit_nsigma),
         psf_annulus_correction,
         progress=progress,
+        map_tasks=map_tasks,
     )
     out.update(meas_res)
     with np.errstate(invalid="ignore"):
@@ -413,6 +470,7 @@ def injection_random(
     touch a masked pixel or leave the image are redrawn), one per image copy, and measured
     with :func:`aperture_photometry`. The flux uncertainty is the biweight scale of
     ``flux_out - flux_in``, which includes noise, background and crowding in the stamp.
+    :func:`injection_random_stamps` does it for several stamps at once.
 
     Parameters
     ----------
@@ -442,22 +500,34 @@ def injection_random(
         ``flux_error_biweight`` and ``flux_offset_biweight`` (n_radii,: biweight scale and
         location of ``flux_out - flux_in``, image units).
     """
-    rng = _rng(rng)
-    img = _image("image", image)
-    radii = _radii(radii_pix)
-    width = _annulus_width(annulus_width_pix)
-    p = _normalised_psf(psf)
     try:
-        cx, cy = (float(v) for v in stamp_center)
+        centre = tuple(float(v) for v in stamp_center)
     except (TypeError, ValueError):
-        raise GccatError(f"stamp_center must be (x, y) in pixels, got {stamp_center!r}") from None
-    sx, sy = (float(v) for v in np.broadcast_to(np.asarray(stamp_size_pix, dtype=float), (2,)))
-    n = int(n)
-    if n < 2 or not (sx > 0 and sy > 0) or not np.isfinite(float(flux)):
-        raise GccatError("need n >= 2, a positive stamp size and a finite flux")
-    bad, err = _bad_pixels(img, error, weight, mask)
-    reach = float(radii.max()) + 1.0
-    grown_bad = _dilate(bad, reach + 0.5)
+        centre = ()
+    if len(centre) != 2:
+        raise GccatError(f"stamp_center must be (x, y) in pixels, got {stamp_center!r}")
+    return injection_random_stamps(
+        image,
+        psf,
+        [centre],
+        stamp_size_pix,
+        [flux],
+        n,
+        radii_pix,
+        rng=rng,
+        error=error,
+        weight=weight,
+        mask=mask,
+        annulus_width_pix=annulus_width_pix,
+        aperture_correct=aperture_correct,
+        psf_annulus_correction=psf_annulus_correction,
+    )[0]
+
+
+def _draw_in_stamp(rng, cx, cy, sx, sy, n, grown_bad, reach) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` positions uniform in the stamp of sides ``sx``, ``sy`` about ``(cx, cy)`` with a
+    clear footprint of ``reach`` (:func:`_footprint_clear`), drawn 4n at a time.
+    """
     got_x: list[float] = []
     got_y: list[float] = []
     for _ in range(200):
@@ -470,32 +540,91 @@ def injection_random(
             break
     if len(got_x) < n:
         raise GccatError(f"only {len(got_x)} clear positions in the stamp for {n} injections")
-    xs, ys = np.asarray(got_x[:n]), np.asarray(got_y[:n])
-    fin = np.full(n, float(flux))
-    res = _measure_injections(
-        img,
-        bad,
-        err,
-        p,
-        xs,
-        ys,
-        fin,
-        radii,
-        width,
-        p if aperture_correct else None,
-        UPPER_LIMIT_NSIGMA,
-        psf_annulus_correction,
-    )
-    diff = res["flux_out"] - fin[:, None]
-    return {
-        "x": xs,
-        "y": ys,
-        "flux_in": fin,
-        "flux_out": res["flux_out"],
-        "flux_err": res["flux_err"],
-        "flux_error_biweight": np.array([biweight_scale(d[np.isfinite(d)]) for d in diff.T]),
-        "flux_offset_biweight": np.array([biweight_location(d[np.isfinite(d)]) for d in diff.T]),
-    }
+    return np.asarray(got_x[:n]), np.asarray(got_y[:n])
+
+
+def injection_random_stamps(
+    image,
+    psf,
+    stamp_centers,
+    stamp_size_pix,
+    fluxes,
+    n,
+    radii_pix,
+    *,
+    rng,
+    error=None,
+    weight=None,
+    mask=None,
+    annulus_width_pix=None,
+    aperture_correct=True,
+    psf_annulus_correction=True,
+    progress=None,
+    map_tasks=None,
+) -> list[dict]:
+    """:func:`injection_random` in several stamps: the same numbers as one call per stamp in
+    order with the same ``rng``, but the measurements of all stamps in one ``map_tasks``.
+
+    All the positions are drawn first, stamp by stamp (the measurements draw no random
+    numbers), then the injections are measured in the batches one call per stamp would make.
+
+    Parameters
+    ----------
+    stamp_centers : sequence of (float, float)
+        Stamp centres ``(x, y)``, pixels.
+    fluxes : array_like
+        Total injected flux of each stamp, image units.
+    progress : callable, optional
+        Called with the fraction of injections measured so far (0-1), after each batch.
+    map_tasks : callable, optional
+        ``map_tasks(function, tasks)`` returning the results in order, e.g. a Dask client's map
+        and gather; each task is a batch of injection tiles. Default: the built-in ``map``.
+    image, psf, stamp_size_pix, n, radii_pix, rng, error, weight, mask, annulus_width_pix, \
+    aperture_correct, psf_annulus_correction
+        As for :func:`injection_random`.
+
+    Returns
+    -------
+    list of dict
+        One :func:`injection_random` result per stamp.
+    """
+    rng = _rng(rng)
+    img = _image("image", image)
+    radii = _radii(radii_pix)
+    width = _annulus_width(annulus_width_pix)
+    p = _normalised_psf(psf)
+    centres = np.asarray(stamp_centers, dtype=float).reshape(-1, 2)
+    fl = np.asarray(fluxes, dtype=float).ravel()
+    if fl.size != len(centres):
+        raise GccatError(f"{len(centres)} stamp centres but {fl.size} fluxes")
+    sx, sy = (float(v) for v in np.broadcast_to(np.asarray(stamp_size_pix, dtype=float), (2,)))
+    n = int(n)
+    if n < 2 or not (sx > 0 and sy > 0) or not np.isfinite(fl).all():
+        raise GccatError("need n >= 2, a positive stamp size and a finite flux")
+    bad, err = _bad_pixels(img, error, weight, mask)
+    reach = float(radii.max()) + 1.0
+    grown_bad = _dilate(bad, reach + 0.5)
+    sets = []
+    for (cx, cy), f in zip(centres, fl, strict=True):
+        xs, ys = _draw_in_stamp(rng, float(cx), float(cy), sx, sy, n, grown_bad, reach)
+        sets.append((xs, ys, np.full(n, float(f))))
+    opts = (p, radii, width, p if aperture_correct else None, UPPER_LIMIT_NSIGMA, psf_annulus_correction)
+    out = []
+    measured = _measure_sets(img, bad, err, sets, opts, progress=progress, map_tasks=map_tasks)
+    for (xs, ys, fin), res in zip(sets, measured, strict=True):
+        diff = res["flux_out"] - fin[:, None]
+        out.append(
+            {
+                "x": xs,
+                "y": ys,
+                "flux_in": fin,
+                "flux_out": res["flux_out"],
+                "flux_err": res["flux_err"],
+                "flux_error_biweight": np.array([biweight_scale(d[np.isfinite(d)]) for d in diff.T]),
+                "flux_offset_biweight": np.array([biweight_location(d[np.isfinite(d)]) for d in diff.T]),
+            }
+        )
+    return out
 
 
 def fit_flux_correction(flux_measured, flux_intrinsic, deg=FLUX_CORRECTION_DEGREE) -> np.ndarray:

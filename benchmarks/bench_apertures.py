@@ -24,8 +24,7 @@ import time
 import numpy as np
 
 from catalog import images as imaging
-from catalog.runs.fits import dask_client
-from ingest.pointsources import _dask_map
+from catalog.runs.cluster import dask_client, task_map
 
 RADII = np.array([0.12, 0.16, 0.20]) / 0.03
 ANNULUS = 0.08 / 0.03
@@ -84,7 +83,7 @@ def main() -> None:
             got, t, cpu, busy = on_dask(
                 client,
                 lambda tile=tile: imaging.aperture_photometry(
-                    img, x, y, RADII, **kw, tile_pix=tile, map_tasks=_dask_map(client, batch=1)
+                    img, x, y, RADII, **kw, tile_pix=tile, map_tasks=task_map(client, batch=1)
                 ),
             )
             print(
@@ -115,7 +114,7 @@ def main() -> None:
                 f"injection-recovery in process: {n_inj} injections in {t_in:.1f} s, {c_in:.1f} CPU s "
                 f"({n_inj / t_in:.0f}/s)"
             )
-            got, t, cpu, busy = on_dask(client, lambda: run(map_tasks=_dask_map(client, batch=1)))
+            got, t, cpu, busy = on_dask(client, lambda: run(map_tasks=task_map(client, batch=1)))
             print(
                 f"injection-recovery on Dask: {t:.1f} s ({n_inj / t:.0f}/s, {t_in / t:.2f}x in process), "
                 f"{cpu_text(cpu, busy)}; identical to the bit: {same(ref, got)}"

@@ -106,8 +106,8 @@ def main() -> None:
 
 def dask_box_fits(boxes: dict, args) -> None:
     """The two box fits in process and on ``args.scheduler``: median times of ``args.repeat``."""
+    from catalog.runs.cluster import dask_client
     from catalog.runs.correlation import _dask_blocks
-    from catalog.runs.fits import dask_client
 
     n, k, area = boxes["n_per_arcsec2"], boxes["kappa_mean"], boxes["area_arcsec2"]
     boot = {"n_boot": args.n_boot, "chunk": args.chunk, "area_arcsec2": area}

@@ -118,8 +118,7 @@ def main() -> None:
 def on_dask(args, bands, det, t_det) -> None:
     """Detection and a stack of the truth sources in process and with ``--scheduler``, bit-checked;
     wall and client CPU seconds (the client's share is what the workers cannot take over)."""
-    from catalog.runs.fits import dask_client
-    from ingest.pointsources import _dask_map
+    from catalog.runs.cluster import dask_client, task_map
 
     first = bands[0]
     tx, ty = first["truth"]["x"], first["truth"]["y"]
@@ -136,7 +135,7 @@ def on_dask(args, bands, det, t_det) -> None:
     t0 = time.perf_counter()
     with dask_client(args.scheduler) as client:
         t_start = time.perf_counter() - t0
-        tiles = {"tile_pix": args.tile, "map_tasks": _dask_map(client, batch=1)}
+        tiles = {"tile_pix": args.tile, "map_tasks": task_map(client, batch=1)}
         d_dk = clocked(imaging.detect_point_sources, ims, wts, **tiles)
         s_dk = clocked(stack_sources, img, tx, ty, side_pix=25, weight=wht, **tiles)
         workers = len(client.scheduler_info()["workers"])

@@ -144,3 +144,9 @@ SIZE_LIMIT_SIZES_PC = (20.0, 50.0, 100.0, 200.0)
 SIZE_LIMIT_N_SIM = 200
 #: k of the resolved criterion: mean FWHM excess >= k x the point sources' FWHM scatter.
 SIZE_LIMIT_NSIGMA = 3.0
+
+#: Seconds to wait for a Dask scheduler before giving up with a one-line error.
+SCHEDULER_TIMEOUT_S = 10.0
+#: Batches of tasks a command keeps on a Dask cluster at once (:func:`catalog.runs.cluster.task_map`):
+#: enough to keep a few workers busy, few enough to bound the memory of inputs and results.
+DASK_BATCHES_IN_FLIGHT = 16

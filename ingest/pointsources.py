@@ -44,6 +44,7 @@ from catalog.lake.schemas import (
     PHOTOMETRY,
     RENAMED_COLUMNS,
 )
+from catalog.runs.cluster import task_map
 
 #: Detection settings (pixels, noise units): the exclusion disk and the filter FWHMs are a few
 #: PSF widths, far below these bounds, which keep the filter kernels and disks small.
@@ -223,7 +224,7 @@ def run_detection(
     dict
         The ``detection_runs`` row.
     """
-    from catalog.runs.fits import dask_client
+    from catalog.runs.cluster import dask_client
     from ingest.images import read_image
 
     step = progress or (lambda stage, frac: None)
@@ -252,7 +253,7 @@ def run_detection(
             user_mask,
             **params,
             tile_pix=None if client is None else tile_pix,
-            map_tasks=None if client is None else _dask_map(client, batch=1),
+            map_tasks=None if client is None else task_map(client, batch=1),
         )
     ref = images[0]
     ra, dec = ref.wcs.pixel_to_world_values(det.x, det.y)
@@ -481,7 +482,7 @@ def run_photometry(
     light in the annulus) when ``psf_path`` is given; sources below 3 sigma are stored as
     3-sigma upper limits (``is_upper_limit``, flux = the limit, error = 1 sigma).
     """
-    from catalog.runs.fits import dask_client
+    from catalog.runs.cluster import dask_client
     from ingest.images import read_image
 
     step = progress or (lambda stage, frac: None)
@@ -511,7 +512,7 @@ def run_photometry(
             annulus_width_pix=annulus,
             psf=psf,
             tile_pix=None if client is None else tile_pix,
-            map_tasks=None if client is None else _dask_map(client, batch=1),
+            map_tasks=None if client is None else task_map(client, batch=1),
         )
     f = image.njy_per_unit
     n, k = len(x), len(radii)
@@ -826,7 +827,7 @@ def run_injection(
     flux_out - flux_in. ``annulus_width_arcsec`` as for :func:`run_photometry` (use the value
     the photometry used).
     """
-    from catalog.runs.fits import dask_client
+    from catalog.runs.cluster import dask_client
     from ingest.images import read_image
 
     step = progress or (lambda stage, frac: None)
@@ -902,14 +903,14 @@ def run_injection(
             )
             if mode == "targets":
                 # one Dask task per batch of up to 4096 injection tiles
-                tasks = None if client is None else _dask_map(client, batch=1)
+                tasks = None if client is None else task_map(client, batch=1)
                 res, corrections = _inject_near_targets(
                     image, psf, x, y, measured, ids, radii, radii_arcsec, annulus, n_flux, n_locations,
                     flux_range, rng, step, tasks,
                 )  # fmt: skip
             else:
                 # a target's batch holds its --n-random tiles: about 4096 tiles per Dask task
-                tasks = None if client is None else _dask_map(client, batch=max(1, 4096 // n_random))
+                tasks = None if client is None else task_map(client, batch=max(1, 4096 // n_random))
                 res, corrections = _inject_at_random(
                     image, psf, x, y, measured, ids, radii, radii_arcsec, annulus, n_random, stamp_arcsec,
                     rng, step, tasks,
@@ -1032,33 +1033,6 @@ def _psf_fit_size_pix(size_arcsec: float, image) -> int:
     return size_pix
 
 
-def _dask_map(client, batch: int = 64):
-    """``map_tasks`` on a Dask client: the tasks in batches of ``batch`` (one Dask task each, so
-    that many small tasks, one injection's tile each, do not each pay the scheduler's overhead),
-    submitted as they are made, the results in order.
-    """
-
-    def run_batch(fn, part):
-        return [fn(t) for t in part]
-
-    def submit(fn, part):
-        # the arrays go to the workers as data (scatter), not inside the task graph
-        return client.submit(run_batch, fn, client.scatter(part), pure=False)
-
-    def map_tasks(fn, tasks):
-        futures, part = [], []
-        for t in tasks:
-            part.append(t)
-            if len(part) == batch:
-                futures.append(submit(fn, part))
-                part = []
-        if part:
-            futures.append(submit(fn, part))
-        return [r for chunk in client.gather(futures) for r in chunk]
-
-    return map_tasks
-
-
 def _psf_refit_size_pix(refit_arcsec: float, size_pix: int, image) -> int | None:
     """The refit cutout side in pixels (odd, >= 3, below the fit's), None for no refit."""
     if not refit_arcsec:
@@ -1097,7 +1071,7 @@ def _inject_psf(
     fitted jointly, whose bias is not the target's; ``docs/methods.md``).
     """
     from catalog.images.psfphot import psf_photometry
-    from catalog.runs.fits import dask_client
+    from catalog.runs.cluster import dask_client
 
     f = image.njy_per_unit
     size = int(params["fit_size_pix"])
@@ -1147,7 +1121,7 @@ def _inject_psf(
             background=params["background"],
             refit_size_pix=params["refit_size_pix"],
             progress=lambda p: step("injecting (targets, psf)", 0.2 + 0.7 * p),
-            map_tasks=None if client is None else _dask_map(client),
+            map_tasks=None if client is None else task_map(client),
         )
     corrections = []
     target = np.asarray(res["target"])
@@ -1225,7 +1199,7 @@ def run_psf_photometry(
         Side of the tiles sent to the workers, pixels (with ``scheduler``).
     """
     from catalog.images.psfphot import FLAG_PROBLEMS, FLAG_REFIT, psf_photometry
-    from catalog.runs.fits import dask_client
+    from catalog.runs.cluster import dask_client
     from ingest.images import read_image
 
     step = progress or (lambda stage, frac: None)
@@ -1261,7 +1235,7 @@ def run_psf_photometry(
             background=background,
             refit_size_pix=refit_pix,
             tile_pix=None if client is None else tile_pix,
-            map_tasks=None if client is None else _dask_map(client, batch=1),
+            map_tasks=None if client is None else task_map(client, batch=1),
         )
     f = image.njy_per_unit
     n = len(x)

@@ -31,7 +31,8 @@ from catalog.errors import GccatError
 from catalog.files import sha256_file
 from catalog.lake import IngestKind, Lake, new_ingest_id
 from catalog.lake.schemas import SIZE_LIMIT_RUNS, SIZE_LIMIT_SIZES, STACK_PROFILES, STACKS
-from ingest.pointsources import _check_psf_fits, _dask_map, _read_psf, check_seed
+from catalog.runs.cluster import task_map
+from ingest.pointsources import _check_psf_fits, _read_psf, check_seed
 
 #: Directory under the lake root that holds the files runs write (stack images).
 LAKE_FILES_DIR = "files"
@@ -214,7 +215,7 @@ def run_stack(
     """
     from catalog.images.psfphot import psf_photometry
     from catalog.images.stack import measure_stack, stack_sources
-    from catalog.runs.fits import dask_client
+    from catalog.runs.cluster import dask_client
     from ingest.images import read_image
 
     step = progress or (lambda stage, frac: None)
@@ -243,9 +244,7 @@ def run_stack(
     wht = None if image.weight is None else image.weight / f**2
     with dask_client(scheduler) as client:
         tiles = (
-            {"tile_pix": None}
-            if client is None
-            else {"tile_pix": tile_pix, "map_tasks": _dask_map(client, 1)}
+            {"tile_pix": None} if client is None else {"tile_pix": tile_pix, "map_tasks": task_map(client, 1)}
         )
         if centre == "psf":
             step("fitting positions", 0.15)
@@ -505,8 +504,7 @@ def _simulate_sizes(base: dict, psf, sizes, mu_values, scheduler: str | None) ->
     cell (a size, or the point sources, at one mu_t) a task of the Dask ``scheduler`` if given.
     """
     from catalog.images.sizes import simulate_size_limits
-    from catalog.runs.fits import dask_client
-    from ingest.pointsources import _dask_map
+    from catalog.runs.cluster import dask_client
 
     r_h_pix = np.asarray(sizes) / base["pc_per_arcsec"] / base["pixel_scale_arcsec"]
     with dask_client(scheduler) as client:
@@ -514,7 +512,7 @@ def _simulate_sizes(base: dict, psf, sizes, mu_values, scheduler: str | None) ->
             psf, r_h_pix, mu_values, flux=base["flux_njy"], noise_sigma=base["noise_njy"], seed=base["seed"],
             n_sim=base["n_sim"], nsigma=base["nsigma"],
             # a cell is n_sim least-squares fits (~0.1-1 s): one a task
-            map_tasks=None if client is None else _dask_map(client, batch=1),
+            map_tasks=None if client is None else task_map(client, batch=1),
         )  # fmt: skip
 
 

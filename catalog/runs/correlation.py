@@ -527,7 +527,7 @@ def _dask_blocks(client):
     """
     if client is None:
         return None
-    from catalog.runs.fits import map_chunks
+    from catalog.runs.cluster import map_chunks
 
     return lambda fn, blocks, *args: map_chunks(fn, [(b,) for b in blocks], client, small=args)
 
@@ -1061,7 +1061,7 @@ def run_correlation(
         chunk=chunk,
         scheduler=scheduler,
     )
-    from catalog.runs.fits import dask_client
+    from catalog.runs.cluster import dask_client
 
     model_id = f"{field_id}/{model}"
     with dask_client(opts["scheduler"]) as client:

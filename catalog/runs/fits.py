@@ -36,6 +36,7 @@ from catalog.lake.schemas import (
     SFH_EPOCHS,
     SSP_GRIDS,
 )
+from catalog.runs.cluster import dask_client, map_chunks
 from catalog.runs.restframe import restframe_rows
 from catalog.sed import GridSpec
 from catalog.sed.draws import SEEDING
@@ -51,8 +52,6 @@ MAX_EPOCHS = 50
 #: The id that keys the posterior draws of a stack (its object id, ``stack:<run_id>``, is new
 #: each run; keyed by this, the same seed gives the same draws).
 STACK_DRAW_ID = "stack"
-#: Seconds to wait for a Dask scheduler before giving up with a one-line error.
-SCHEDULER_TIMEOUT_S = 10.0
 
 
 def check_redshift(z, option: str = "--z", allow_none: bool = True) -> float | None:
@@ -166,68 +165,6 @@ def _check_selection_redshifts(sel: Selection) -> None:
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         raise GccatError(f"{sel.object_id[i]} has redshift {sel.z[i]:g}, outside (0, {Z_MAX:g}]; give --z")
-
-
-@contextlib.contextmanager
-def dask_client(scheduler: str | None, timeout_s: float | None = None):
-    """A Dask client for ``scheduler`` (None: none, ``"local"``: a local cluster), connected
-    before anything is written; an unreachable scheduler is a one-line error after
-    ``timeout_s`` (default :data:`SCHEDULER_TIMEOUT_S`).
-    """
-    if scheduler is None:
-        yield None
-        return
-    from dask.distributed import Client, LocalCluster
-
-    timeout = SCHEDULER_TIMEOUT_S if timeout_s is None else float(timeout_s)
-    cluster = None
-    try:
-        if scheduler == "local":
-            cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
-            client = Client(cluster)
-        else:
-            _probe_scheduler(scheduler, timeout)
-            client = Client(scheduler, timeout=timeout)
-    except GccatError:
-        raise
-    except Exception as exc:  # dask raises OSError, TimeoutError, ValueError, even MemoryError
-        if cluster is not None:
-            cluster.close()
-        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise GccatError(f"--scheduler {scheduler!r}: cannot use this Dask scheduler ({reason})") from None
-    try:
-        with client:
-            yield client
-    finally:
-        if cluster is not None:
-            cluster.close()
-
-
-def _probe_scheduler(address: str, timeout: float) -> None:
-    """Fail fast on a TCP scheduler address that refuses or does not answer (dask would retry
-    until its timeout and then leave a traceback from its client's finaliser).
-    """
-    import socket
-
-    from distributed.comm import parse_address
-    from distributed.comm.addressing import parse_host_port
-
-    try:
-        scheme, loc = parse_address(address)
-        if scheme not in ("tcp", "tls", "ws", "wss"):
-            return
-        host, port = parse_host_port(loc)
-    except (ValueError, TypeError) as exc:
-        raise GccatError(
-            f"--scheduler {address!r} is not a Dask scheduler address ({exc}); "
-            "e.g. tcp://host:8786 or 'local'"
-        ) from None
-    try:
-        socket.create_connection((host, int(port)), timeout=timeout).close()
-    except OSError as exc:
-        raise GccatError(
-            f"--scheduler {address!r}: cannot connect within {timeout:g} s ({exc.strerror or exc})"
-        ) from None
 
 
 @contextlib.contextmanager
@@ -1573,23 +1510,6 @@ def _take(sel: Selection, idx) -> Selection:
         sel.err[idx],
         sel.upper[idx],
     )
-
-
-def map_chunks(fn, parts: list, client=None, *, big=(), small=(), progress=None) -> list:
-    """``fn(*part, *big, *small)`` for each ``part`` (a tuple of arguments) of ``parts``, in
-    process (``client`` None) or as Dask tasks of ``client`` (:func:`dask_client`), ``big``
-    objects (grids, atlases) scattered to the workers once; the results in the parts' order.
-    """
-    step = progress or (lambda stage, frac: None)
-    if client is None:
-        out = []
-        for k, part in enumerate(parts):
-            out.append(fn(*part, *big, *small))
-            step(f"fitting chunk {k + 1}/{len(parts)}", 0.1 + 0.8 * (k + 1) / max(len(parts), 1))
-        return out
-    shared = [client.scatter(x, broadcast=True) for x in big]
-    step(f"fitting {len(parts)} chunks on Dask", 0.5)
-    return client.gather([client.submit(fn, *part, *shared, *small, pure=False) for part in parts])
 
 
 def _fit_sfh_chunk(sel: Selection, sources, keys, o: dict, z_grid, error_floor: float, run_id: str):

@@ -22,6 +22,7 @@ from catalog.checks import check_number, check_numbers
 from catalog.errors import GccatError
 from catalog.lake import Lake, new_ingest_id
 from catalog.lake.schemas import NONPARAM_HISTORIES, NONPARAM_QUANTITIES, NONPARAM_RESULTS
+from catalog.runs.cluster import dask_client, map_chunks
 from catalog.runs.fits import (
     BLOCK,
     _append_grid_if_new,
@@ -30,9 +31,7 @@ from catalog.runs.fits import (
     band_cut,
     check_fit_options,
     check_min_bands,
-    dask_client,
     load_or_build_grid,
-    map_chunks,
     photometry_choice,
     select,
 )

@@ -11,6 +11,7 @@ import pytest
 
 from catalog.errors import GccatError
 from catalog.lake import Lake
+from catalog.runs import cluster
 from catalog.runs import fits as fitting
 from catalog.runs.correlation import run_correlation
 from catalog.runs.fits import run_fit_sfh, run_fit_ssp, run_fit_stack
@@ -370,7 +371,7 @@ def test_fit_failing_in_a_later_block_is_rolled_back(fresh_fit_lake, monkeypatch
 
 
 def test_unreachable_scheduler_is_one_line_and_quick(fresh_fit_lake, cli, monkeypatch):
-    monkeypatch.setattr(fitting, "SCHEDULER_TIMEOUT_S", 3.0, raising=False)
+    monkeypatch.setattr(cluster, "SCHEDULER_TIMEOUT_S", 3.0)
     before = snapshot(fresh_fit_lake)
     t0 = time.perf_counter()
     for address in ("tcp://127.0.0.1:1", "nonsense", "foo://x:1"):

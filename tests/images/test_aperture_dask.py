@@ -16,10 +16,10 @@ from astropy.io import fits
 from astropy.table import Table
 from astropy.wcs import WCS
 
-import catalog.runs.fits as fitting
 from catalog.images import apertures as ap
 from catalog.lake import Lake
 from catalog.queries.connection import connect
+from catalog.runs import cluster
 from catalog.simulations import simulate_mosaic_files
 from ingest.catalog import ingest_catalog
 from tests.conftest import snapshot
@@ -134,7 +134,7 @@ def test_inject_aperture_on_dask_is_bit_identical(cli, tmp_path, sim, dask_sched
 
 
 def test_unreachable_scheduler_exits_2_lake_unchanged(cli, tmp_path, sim, monkeypatch):
-    monkeypatch.setattr(fitting, "SCHEDULER_TIMEOUT_S", 3.0, raising=False)
+    monkeypatch.setattr(cluster, "SCHEDULER_TIMEOUT_S", 3.0)
     out, s, _ = sim
     img = s["images"]["F150W"]
     lake = _lake(tmp_path, sim, "u")

@@ -65,12 +65,12 @@ INJECT_FLUX_RANGE = (0.1, 10.0)
 FLUX_CORRECTION_DEGREE = 2
 #: Random injection places per target (full-random mode).
 INJECT_N_RANDOM = 100
-#: Side (pixels) of the image tiles whose source groups make one Dask task of a PSF fit
-#: (``gccat photometry --method psf --scheduler``).
-PSF_TILE_PIX = 1024
-#: Side (pixels) of the image tiles high-pass filtered as one Dask task each
-#: (``gccat detect --scheduler``; each task's window reaches the filter's 13 px beyond it).
+#: Side (pixels) of the image tiles of one Dask task (``--tile``): the tiles ``gccat detect``
+#: high-pass filters (each window reaching the filter's 13 px beyond it), and the tiles whose
+#: sources ``gccat photometry`` (aperture or PSF) and ``gccat stack`` measure in one task.
 IMAGE_TILE_PIX = 1024
+#: Smallest and largest ``--tile`` accepted, pixels.
+TILE_PIX_RANGE = (64, 65536)
 #: Side of the stamp of the full-random injection, arcsec.
 INJECT_STAMP_ARCSEC = 10.0
 #: Copies of a whole arc model injected and refitted (gccat inject-model; Firefly Sparkle: 100).
@@ -135,9 +135,6 @@ BOOT_CHUNK = 250
 STACK_ANNULUS_PIX = (5.0, 10.0)
 #: Side of a stack, arcsec (25 px at 0.03"/pix, about 8 FWHM of a NIRCam SW PSF).
 STACK_SIDE_ARCSEC = 0.75
-#: Side (pixels) of the image tiles whose sources' cutouts make one Dask task of a stack
-#: (``gccat stack --scheduler``).
-STACK_TILE_PIX = 1024
 #: Half-light radii simulated by gccat sizes, proper pc.
 SIZE_LIMIT_SIZES_PC = (20.0, 50.0, 100.0, 200.0)
 #: Noise realisations per simulated size.

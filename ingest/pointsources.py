@@ -29,8 +29,8 @@ from catalog.constants import (
     INJECT_STAMP_ARCSEC,
     MAX_APERTURE_RADIUS_ARCSEC,
     MAX_APERTURES,
-    PSF_TILE_PIX,
     RADIUS_MATCH_ARCSEC,
+    TILE_PIX_RANGE,
     UPPER_LIMIT_NSIGMA,
 )
 from catalog.errors import GccatError
@@ -70,6 +70,11 @@ _DETECT_OPTIONS = {
 def check_seed(seed) -> int:
     """``--seed``: numpy's generators take whole numbers >= 0 only."""
     return check_number(seed, "--seed", lo=0, hi=2**63 - 1, integer=True)
+
+
+def check_tile(tile_pix) -> int:
+    """``--tile``: the side of a Dask task's image tile, whole pixels in :data:`TILE_PIX_RANGE`."""
+    return check_number(tile_pix, "--tile", lo=TILE_PIX_RANGE[0], hi=TILE_PIX_RANGE[1], integer=True)
 
 
 def check_redshift(z, option: str = "--z") -> float | None:
@@ -236,7 +241,7 @@ def run_detection(
         raise GccatError("no images given")
     if bands is not None and len(bands) != len(image_paths):
         raise GccatError(f"{len(bands)} bands for {len(image_paths)} images")
-    tile_pix = check_number(tile_pix, "--tile", lo=64, hi=65536, integer=True)
+    tile_pix = check_tile(tile_pix)
     images = []
     for i, p in enumerate(image_paths):
         step(f"reading {Path(p).name}", 0.1 * i / len(image_paths))
@@ -449,7 +454,7 @@ def run_photometry(
     zeropoint_ab: float | None = None,
     annulus_width_arcsec: float = ANNULUS_WIDTH_ARCSEC,
     scheduler: str | None = None,
-    tile_pix: int = PSF_TILE_PIX,
+    tile_pix: int = IMAGE_TILE_PIX,
     command: str = "",
     progress=None,
 ) -> dict:
@@ -490,7 +495,7 @@ def run_photometry(
     check_name(catalog, "catalog name")
     check_apertures(aperture_radii_arcsec)
     annulus_width_arcsec = check_annulus_width(annulus_width_arcsec)
-    tile_pix = check_number(tile_pix, "--tile", lo=64, hi=65536, integer=True)
+    tile_pix = check_tile(tile_pix)
     step("reading", 0.05)
     image = read_image(
         image_path, band=band, error_path=error_path, weight_path=weight_path, zeropoint_ab=zeropoint_ab
@@ -1167,7 +1172,7 @@ def run_psf_photometry(
     weight_path=None,
     zeropoint_ab: float | None = None,
     scheduler: str | None = None,
-    tile_pix: int = PSF_TILE_PIX,
+    tile_pix: int = IMAGE_TILE_PIX,
     command: str = "",
     progress=None,
 ) -> dict:
@@ -1219,7 +1224,7 @@ def run_psf_photometry(
     _check_psf_fits(psf, image, psf_path)
     size_pix = _psf_fit_size_pix(size_arcsec, image)
     refit_pix = _psf_refit_size_pix(refit_arcsec, size_pix, image)
-    tile_pix = check_number(tile_pix, "--tile", lo=64, hi=65536, integer=True)
+    tile_pix = check_tile(tile_pix)
     det, x, y = _catalog_positions(lake, field_id, catalog, image)
     step("fitting" if scheduler is None else f"fitting on Dask ({scheduler})", 0.3)
     with dask_client(scheduler) as client:

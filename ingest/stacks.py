@@ -20,19 +20,19 @@ import pyarrow as pa
 
 from catalog.checks import check_name, check_number, check_numbers
 from catalog.constants import (
+    IMAGE_TILE_PIX,
     SIZE_LIMIT_N_SIM,
     SIZE_LIMIT_NSIGMA,
     SIZE_LIMIT_SIZES_PC,
     STACK_ANNULUS_PIX,
     STACK_SIDE_ARCSEC,
-    STACK_TILE_PIX,
 )
 from catalog.errors import GccatError
 from catalog.files import sha256_file
 from catalog.lake import IngestKind, Lake, new_ingest_id
 from catalog.lake.schemas import SIZE_LIMIT_RUNS, SIZE_LIMIT_SIZES, STACK_PROFILES, STACKS
 from catalog.runs.cluster import task_map
-from ingest.pointsources import _check_psf_fits, _read_psf, check_seed
+from ingest.pointsources import _check_psf_fits, _read_psf, check_seed, check_tile
 
 #: Directory under the lake root that holds the files runs write (stack images).
 LAKE_FILES_DIR = "files"
@@ -173,7 +173,7 @@ def run_stack(
     zeropoint_ab: float | None = None,
     plot=None,
     scheduler: str | None = None,
-    tile_pix: int = STACK_TILE_PIX,
+    tile_pix: int = IMAGE_TILE_PIX,
     command: str = "",
     progress=None,
 ) -> dict:
@@ -223,7 +223,7 @@ def run_stack(
     if catalog is not None:
         check_name(catalog, "catalog name")
     annulus, side_arcsec = check_stack_options(annulus_pix, side_arcsec, combine, centre)
-    tile_pix = check_number(tile_pix, "--tile", lo=64, hi=65536, integer=True)
+    tile_pix = check_tile(tile_pix)
     step("reading", 0.05)
     image = read_image(
         image_path, band=band, error_path=error_path, weight_path=weight_path, zeropoint_ab=zeropoint_ab

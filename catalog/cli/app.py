@@ -775,7 +775,7 @@ def photometry_cmd(
     ] = None,
     tile: Annotated[
         int, typer.Option("--tile", help="With --scheduler: tile side sent to a worker, pixels.")
-    ] = ap.PSF_TILE_PIX,
+    ] = ap.IMAGE_TILE_PIX,
     lake: LakeOpt = DEFAULT_LAKE,
 ):
     """Forced aperture (or PSF-fit) photometry at a catalog's positions, appended to photometry (nJy).
@@ -1177,7 +1177,7 @@ def stack_cmd(
     ] = None,
     tile: Annotated[
         int, typer.Option("--tile", help="With --scheduler: side of the tile of sources of a task, pixels.")
-    ] = ap.STACK_TILE_PIX,
+    ] = ap.IMAGE_TILE_PIX,
     lake: LakeOpt = DEFAULT_LAKE,
 ):
     """Median stack of a field's point sources, PSF-fitted and profiled against the PSF (stacks).

@@ -44,7 +44,7 @@ from catalog.lake.schemas import (
     PHOTOMETRY,
     RENAMED_COLUMNS,
 )
-from catalog.runs.cluster import task_map
+from catalog.runs.cluster import task_map, tiled
 
 #: Detection settings (pixels, noise units): the exclusion disk and the filter FWHMs are a few
 #: PSF widths, far below these bounds, which keep the filter kernels and disks small.
@@ -257,8 +257,7 @@ def run_detection(
             [im.weight if im.weight is not None else np.isfinite(im.data).astype(float) for im in images],
             user_mask,
             **params,
-            tile_pix=None if client is None else tile_pix,
-            map_tasks=None if client is None else task_map(client, batch=1),
+            **tiled(client, tile_pix),
         )
     ref = images[0]
     ra, dec = ref.wcs.pixel_to_world_values(det.x, det.y)
@@ -516,8 +515,7 @@ def run_photometry(
             weight=image.weight,
             annulus_width_pix=annulus,
             psf=psf,
-            tile_pix=None if client is None else tile_pix,
-            map_tasks=None if client is None else task_map(client, batch=1),
+            **tiled(client, tile_pix),
         )
     f = image.njy_per_unit
     n, k = len(x), len(radii)
@@ -1239,8 +1237,7 @@ def run_psf_photometry(
             max_shift_pix=shift,
             background=background,
             refit_size_pix=refit_pix,
-            tile_pix=None if client is None else tile_pix,
-            map_tasks=None if client is None else task_map(client, batch=1),
+            **tiled(client, tile_pix),
         )
     f = image.njy_per_unit
     n = len(x)

@@ -31,7 +31,7 @@ from catalog.errors import GccatError
 from catalog.files import sha256_file
 from catalog.lake import IngestKind, Lake, new_ingest_id
 from catalog.lake.schemas import SIZE_LIMIT_RUNS, SIZE_LIMIT_SIZES, STACK_PROFILES, STACKS
-from catalog.runs.cluster import task_map
+from catalog.runs.cluster import check_scheduler, task_map, tiled
 from ingest.pointsources import _check_psf_fits, _read_psf, check_seed, check_tile
 
 #: Directory under the lake root that holds the files runs write (stack images).
@@ -243,9 +243,7 @@ def run_stack(
     err = None if image.error is None else image.error * f
     wht = None if image.weight is None else image.weight / f**2
     with dask_client(scheduler) as client:
-        tiles = (
-            {"tile_pix": None} if client is None else {"tile_pix": tile_pix, "map_tasks": task_map(client, 1)}
-        )
+        tiles = tiled(client, tile_pix)
         if centre == "psf":
             step("fitting positions", 0.15)
             fit = psf_photometry(
@@ -618,11 +616,10 @@ def run_sizes(
     """
     from catalog.images.sizes import GAUSS_RH_PER_SIGMA
     from catalog.lensing import pc_per_arcsec
-    from catalog.runs.fits import check_fit_options
 
     step = progress or (lambda stage, frac: None)
     check_name(field_id, "field id")
-    check_fit_options(scheduler=scheduler)
+    check_scheduler(scheduler)
     mu_values = _check_mu_values(mu_t, lens_model, plot)
     sizes, _, n_sim, nsigma, flux_njy, noise_njy, seed = check_size_options(
         sizes_pc, mu_values[0], n_sim, nsigma, flux_njy, noise_njy, seed

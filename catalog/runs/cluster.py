@@ -19,6 +19,15 @@ from catalog.constants import DASK_BATCHES_IN_FLIGHT, SCHEDULER_TIMEOUT_S
 from catalog.errors import GccatError
 
 
+def check_scheduler(scheduler) -> str | None:
+    """``--scheduler``: None (in process), ``"local"`` or a non-blank address (whether it
+    answers is checked when the client connects, :func:`dask_client`).
+    """
+    if scheduler is not None and (not isinstance(scheduler, str) or not scheduler.strip()):
+        raise GccatError(f"--scheduler must be 'local' or a Dask scheduler address, not {scheduler!r}")
+    return scheduler
+
+
 @contextlib.contextmanager
 def dask_client(scheduler: str | None, timeout_s: float | None = None):
     """A Dask client for ``scheduler`` (None: none, ``"local"``: a local cluster), connected
@@ -132,3 +141,13 @@ def task_map(client, batch: int = 64, in_flight: int = DASK_BATCHES_IN_FLIGHT):
         return out
 
     return map_tasks
+
+
+def tiled(client, tile_pix: int) -> dict:
+    """The ``tile_pix``/``map_tasks`` keywords of the image functions (detection, aperture and
+    PSF photometry, stacks): one pass in process without a client (no tiles), else the image's
+    ``tile_pix`` tiles as Dask tasks, one tile per task.
+    """
+    if client is None:
+        return {"tile_pix": None, "map_tasks": None}
+    return {"tile_pix": tile_pix, "map_tasks": task_map(client, batch=1)}

@@ -37,6 +37,7 @@ from catalog.lake import Lake
 from catalog.lake.schemas import BOX_STATS, CORRELATION_RUNS, DENSITY_MAPS, RADIAL_PROFILES
 from catalog.lensing import LensMap, kpc_per_arcsec, sigma_crit_msun_per_arcsec2, source_dls_ds
 from catalog.queries.lensmaps import LensMapStore
+from catalog.runs.cluster import check_scheduler
 
 #: Kernel exponents beyond 5 make W(d) = 1/(S_L + d)^alpha a point: no smoothing left to
 #: compare with kappa (the papers use 1.6).
@@ -181,9 +182,7 @@ def check_correlation_options(
     """
     if fit_method not in ("poisson", "lsq"):
         raise GccatError(f"--fit must be poisson or lsq, not {fit_method!r}")
-    from catalog.runs.fits import check_fit_options  # the SED fits' modules: only when run
-
-    check_fit_options(scheduler=scheduler)
+    check_scheduler(scheduler)
     out = {
         "alpha": check_number(alpha, "--alpha", lo=0, lo_open=True, hi=MAX_ALPHA),
         # S_L = 0 puts an infinite weight on the pixel of each GC

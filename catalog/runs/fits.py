@@ -36,7 +36,7 @@ from catalog.lake.schemas import (
     SFH_EPOCHS,
     SSP_GRIDS,
 )
-from catalog.runs.cluster import dask_client, map_chunks
+from catalog.runs.cluster import check_scheduler, dask_client, map_chunks
 from catalog.runs.restframe import restframe_rows
 from catalog.sed import GridSpec
 from catalog.sed.draws import SEEDING
@@ -74,8 +74,7 @@ def check_fit_options(
         out["chunk"] = check_number(chunk, "--chunk", lo=1, hi=BLOCK, integer=True)
     if prior is not None and prior not in sps.PRIORS:
         raise GccatError(f"--prior must be one of {', '.join(sps.PRIORS)}, not {prior!r}")
-    if scheduler is not None and (not isinstance(scheduler, str) or not scheduler.strip()):
-        raise GccatError(f"--scheduler must be 'local' or a Dask scheduler address, not {scheduler!r}")
+    check_scheduler(scheduler)
     return out
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -574,15 +574,24 @@ def _band_njy(raw: RawTable, b, value: np.ndarray, err: np.ndarray) -> tuple[np.
     return flux, flux_err
 
 
-def _photometry(
-    raw: RawTable, m: ColumnMapping, det_ids: pa.Array, field_id: str, ingest_id: str, warnings: list[str]
-) -> pa.Table:
-    """The long photometry table (one row per source and band with a value), in nJy."""
-    parts = []
-    n_rows = raw.table.num_rows
-    # Constant columns built once at full length; each band takes a zero-copy slice.
-    field_col, method_col = constant(field_id, n_rows), constant(m.method, n_rows)
-    ingest_col = constant(ingest_id, n_rows)
+@dataclass
+class _BandFluxes:
+    """One band's checked fluxes in nJy (all rows), which rows are kept, and their flags."""
+
+    band: str
+    flux: np.ndarray
+    flux_err: np.ndarray
+    is_upper_limit: np.ndarray
+    kept: slice | np.ndarray
+    n_kept: int
+    zero_error: np.ndarray
+
+
+def _band_fluxes(raw: RawTable, m: ColumnMapping, warnings: list[str]) -> list[_BandFluxes]:
+    """Every mapped band's fluxes and errors in nJy, checked (a bad value is an error naming
+    its row); values missing in the file are not kept.
+    """
+    out = []
     for b in m.bands.values():
         value, err = _band_values(raw, b, warnings)
         flux, flux_err = _band_njy(raw, b, value, err)
@@ -594,36 +603,44 @@ def _photometry(
                 f"{b.error}: {int(zero.sum())} errors of exactly 0 kept as published "
                 f"(quality flag {QUALITY_ZERO_ERROR}; fits add an error floor)"
             )
-        if keep.all():  # every value kept: no copies through an index
-            idx, k = slice(None), len(flux)
-        else:
-            idx = np.flatnonzero(keep)
-            k = len(idx)
-        parts.append(
-            pa.table(
-                {
-                    "detection_id": det_ids if k == len(flux) else det_ids.take(pa.array(idx)),
-                    "field_id": field_col.slice(0, k),
-                    "band": constant(b.band, k),
-                    "flux_njy": flux[idx],
-                    "flux_err_njy": pa.array(flux_err[idx], from_pandas=True),
-                    "is_upper_limit": uplim[idx],
-                    "method": method_col.slice(0, k),
-                    "aperture_radius_arcsec": (
-                        pa.nulls(k, pa.float64())
-                        if m.aperture_radius_arcsec is None
-                        else pa.array(np.full(k, float(m.aperture_radius_arcsec)))
-                    ),
-                    "mw_corrected": np.full(k, m.mw_corrected),
-                    "quality": np.where(zero[idx], QUALITY_ZERO_ERROR, 0).astype(np.int32),
-                    "ingest_id": ingest_col.slice(0, k),
-                },
-                schema=PHOTOMETRY,
-            )
+        kept = slice(None) if keep.all() else np.flatnonzero(keep)  # all kept: no copies
+        n_kept = len(flux) if isinstance(kept, slice) else len(kept)
+        out.append(_BandFluxes(b.band, flux, flux_err, uplim, kept, n_kept, zero))
+    return out
+
+
+def _photometry(
+    bands: list[_BandFluxes], m: ColumnMapping, det_ids: pa.Array, field_id: str, ingest_id: str
+) -> Iterator[pa.Table]:
+    """The long photometry table (one row per source and band with a value), in nJy, one
+    band at a time (so the lake writes the first bands while the next are built).
+    """
+    n_rows = len(det_ids)
+    # Constant columns built once at full length; each band takes a zero-copy slice.
+    field_col, method_col = constant(field_id, n_rows), constant(m.method, n_rows)
+    ingest_col = constant(ingest_id, n_rows)
+    for b in bands:
+        idx, k = b.kept, b.n_kept
+        yield pa.table(
+            {
+                "detection_id": det_ids if k == n_rows else det_ids.take(pa.array(idx)),
+                "field_id": field_col.slice(0, k),
+                "band": constant(b.band, k),
+                "flux_njy": b.flux[idx],
+                "flux_err_njy": pa.array(b.flux_err[idx], from_pandas=True),
+                "is_upper_limit": b.is_upper_limit[idx],
+                "method": method_col.slice(0, k),
+                "aperture_radius_arcsec": (
+                    pa.nulls(k, pa.float64())
+                    if m.aperture_radius_arcsec is None
+                    else pa.array(np.full(k, float(m.aperture_radius_arcsec)))
+                ),
+                "mw_corrected": np.full(k, m.mw_corrected),
+                "quality": np.where(b.zero_error[idx], QUALITY_ZERO_ERROR, 0).astype(np.int32),
+                "ingest_id": ingest_col.slice(0, k),
+            },
+            schema=PHOTOMETRY,
         )
-    if not parts:
-        return PHOTOMETRY.empty_table()
-    return pa.concat_tables(parts)
 
 
 def _extras(raw: RawTable, m: ColumnMapping, warnings: list[str]) -> pa.Array | None:
@@ -914,24 +931,14 @@ def ingest_catalog(
         if z is not None:
             zcol = np.where(np.isnan(zcol), z, zcol)
         sha = sha_future.result()
-    step("building", 0.3)
+    step("photometry", 0.3)
     ingest_id = new_ingest_id()
-    detections = detections_table(
-        field_id,
-        name,
-        source_ids,
-        ra,
-        dec,
-        ingest_id,
-        z=zcol,
-        class_=_classes(raw, m.class_) if m.class_ else None,
-        flags=_flags(raw, m.flags) if m.flags else None,
-        extra=_extras(raw, m, warnings),
-    )
-    det_ids = pc.binary_join_element_wise(pa.scalar(f"{field_id}/{name}/"), source_ids, "")
+    class_ = _classes(raw, m.class_) if m.class_ else None
+    flags = _flags(raw, m.flags) if m.flags else None
+    extra = _extras(raw, m, warnings)
+    fluxes = _band_fluxes(raw, m, warnings)
+    n_photometry = sum(b.n_kept for b in fluxes)
     used_bands = sorted(m.bands)
-    step("photometry", 0.4)
-    phot = _photometry(raw, m, det_ids, field_id, ingest_id, warnings)
     stored_as = catalog_identity_options(m, z)
     options = {
         "mapping": m.as_dict(),
@@ -968,14 +975,23 @@ def ingest_catalog(
                 file=path,
             )
         register_field_and_bands(lake, tx, field_id, used_bands, ra, dec, warnings)
-        step("writing detections", 0.5)
-        # both files written at once; "writing photometry" is reported once the detections
-        # are committed, before the photometry's commit
-        stages = {"photometry": ("writing photometry", 0.7)}
-        tx.append_all(
-            [("detections", detections), ("photometry", phot)],
-            progress=lambda table: table in stages and step(*stages[table]),
-        )
+        step("building", 0.4)
+        stages = {"detections": ("writing detections", 0.6), "photometry": ("writing photometry", 0.75)}
+        writing = tx.files(order=("detections", "photometry"), progress=lambda t: step(*stages[t]))
+        with writing as files, ThreadPoolExecutor(1) as pool:
+            # healpix29 and the sort of the detections on a second core, while the
+            # photometry is built band by band and its first files are written
+            det = pool.submit(
+                detections_table,
+                *(field_id, name, source_ids, ra, dec, ingest_id),
+                z=zcol,
+                class_=class_,
+                flags=flags,
+                extra=extra,
+            )
+            det_ids = pc.binary_join_element_wise(pa.scalar(f"{field_id}/{name}/"), source_ids, "")
+            files.add("photometry", _photometry(fluxes, m, det_ids, field_id, ingest_id))
+            files.add("detections", det.result())
         step("committing", 0.95)
         version = tx.commit(
             name=name,
@@ -983,7 +999,7 @@ def ingest_catalog(
             source_path=path.resolve(),
             sha256=sha,
             n_rows=n,
-            n_photometry=phot.num_rows,
+            n_photometry=n_photometry,
             command=command or command_line(),
             supersedes=same["ingest_id"].to_pylist(),
             options=options,
@@ -994,7 +1010,7 @@ def ingest_catalog(
         tx.ingest_id,
         version,
         n,
-        phot.num_rows,
+        n_photometry,
         used_bands,
         warnings,
         superseded=same["ingest_id"].to_pylist(),

@@ -336,7 +336,9 @@ def _read_astropy(path: Path, fmt: str) -> tuple[pa.Table, dict[str, str]]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # unit parse warnings are reported by the mapper
         if fmt == "fits":
-            t = Table.read(path, format="fits", unit_parse_strict="silent")
+            # memory-mapped: the columns are read once, by astropy_to_arrow's block copy
+            # (astropy's own read copies the file, then NaN-masks each float column)
+            t = Table.read(path, format="fits", unit_parse_strict="silent", memmap=True)
         elif fmt == "votable":
             t = Table.read(path, format="votable")
         else:
@@ -346,23 +348,54 @@ def _read_astropy(path: Path, fmt: str) -> tuple[pa.Table, dict[str, str]]:
         u = t[c].unit
         if u is not None:
             units[c] = u.to_string() if hasattr(u, "to_string") else str(u)
-    return astropy_to_arrow(t, path), units
+    return astropy_to_arrow(t, path, nan_as_null=fmt == "fits"), units
 
 
-def astropy_to_arrow(t, path=None) -> pa.Table:
+#: Rows per block of :func:`native_columns` (a block of a 150-byte-per-row table: ~2.4 MB).
+BLOCK_ROWS = 16_384
+
+
+def native_columns(columns: list[np.ndarray], block_rows: int = BLOCK_ROWS) -> list[np.ndarray]:
+    """Contiguous, native-byte-order copies of 1-D columns of one length.
+
+    The columns of a FITS table are strided, big-endian views of its rows; copied one
+    column at a time, the whole table passes through memory once per column. Copied a
+    block of rows at a time, each block is read once while it is in cache: 19 columns of
+    10^6 rows, 0.41 -> 0.10 s.
+    """
+    out = [np.empty(len(c), c.dtype.newbyteorder("=")) for c in columns]
+    n = len(columns[0]) if columns else 0
+    for i in range(0, n, block_rows):
+        for o, c in zip(out, columns, strict=True):
+            o[i : i + block_rows] = c[i : i + block_rows]
+    return out
+
+
+def astropy_to_arrow(t, path=None, nan_as_null: bool = False) -> pa.Table:
     """Convert an astropy Table to Arrow.
 
-    Masked values become nulls; bytes are decoded as UTF-8 (a value that is not is an error
-    naming its row, never replaced); vector columns become Arrow lists (one list per row), so
-    that a mapped one is refused by name rather than silently dropped.
+    Masked values become nulls (and NaN, with ``nan_as_null``: what astropy's FITS reader
+    masks when it does not memory-map); bytes are decoded as UTF-8 (a value that is not is
+    an error naming its row, never replaced); vector columns become Arrow lists (one list
+    per row), so that a mapped one is refused by name rather than silently dropped.
     """
     arrays = {}
+    data_of = {name: np.asarray(t[name]) for name in t.colnames}
+    # FITS is big-endian, Arrow wants native order: the numeric scalar columns in one pass
+    simple = [
+        n
+        for n, d in data_of.items()
+        if d.ndim == 1 and d.dtype.kind in "biuf" and d.dtype.byteorder not in "=|"
+    ]
+    data_of.update(zip(simple, native_columns([data_of[n] for n in simple]), strict=True))
     for name in t.colnames:
         col = t[name]
-        data = np.asarray(col)
+        data = data_of[name]
         mask = np.asarray(getattr(col, "mask", np.zeros(len(col), bool)), dtype=bool)
-        if data.dtype.byteorder not in "=|":  # FITS is big-endian; Arrow wants native
+        if data.dtype.byteorder not in "=|":
             data = data.astype(data.dtype.newbyteorder("="))
+        if nan_as_null and data.dtype.kind in "fc" and data.ndim == 1:
+            mask = mask | np.isnan(data)
         if data.ndim > 1:
             if data.dtype.kind == "S":
                 data = _decode_bytes(path, name, data)

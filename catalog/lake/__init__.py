@@ -24,8 +24,8 @@ import secrets
 import sys
 import time
 import urllib.parse
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -53,6 +53,30 @@ NO_DICTIONARY = {
     "detections": frozenset({"detection_id", "source_id", "ra", "dec", "healpix29"}),
     "photometry": frozenset({"detection_id", "flux_njy", "flux_err_njy"}),
 }
+
+
+#: Rows per Parquet file of one append, at most (a bigger part is a file of its own): a large
+#: table is written as several files at once, each on its own thread (10^6 sources x 8 bands
+#: of photometry: two files), and a file of whole bands gives engines band bounds to skip by.
+FILE_ROWS = 1 << 22
+#: Threads writing one transaction's files (each adds one for its Delta statistics).
+WRITER_THREADS = 3
+
+
+def _files_of(parts: Iterable[pa.Table], file_rows: int) -> Iterator[pa.Table]:
+    """Consecutive parts gathered into tables of at most ``file_rows`` rows (a bigger part
+    is a file of its own), each yielded as soon as the next part would overflow it.
+    """
+    held: list[pa.Table] = []
+    n = 0
+    for part in parts:
+        if held and n + part.num_rows > file_rows:
+            yield pa.concat_tables(held)
+            held, n = [], 0
+        held.append(part)
+        n += part.num_rows
+    if held:
+        yield pa.concat_tables(held)
 
 
 def parquet_options(table: str, columns: list[str]) -> dict:
@@ -110,6 +134,53 @@ def _writer_lock(root: Path, timeout_s: float = 600.0) -> Iterator[None]:
         fh.close()
 
 
+class StagedFiles:
+    """The files of one :meth:`Transaction.files` block, by table (see there)."""
+
+    def __init__(self, lake: Lake):
+        self.lake = lake
+        self.pool: ThreadPoolExecutor | None = None
+        self.tables: dict[str, list[tuple[pa.Table, Future]]] = {}
+
+    def add(self, table: str, data: pa.Table | Iterable[pa.Table]) -> None:
+        """Write rows to ``table``: a table or an iterable of parts, consumed here in order and
+        gathered into files of about ``FILE_ROWS`` rows, each written as soon as it is
+        complete (so the next part is built while the files before are written).
+        """
+        parts = [data] if isinstance(data, pa.Table) else data
+        files = self.tables.setdefault(table, [])
+        for f in _files_of(parts, FILE_ROWS):
+            if f.num_rows:
+                files.append((f, self.pool.submit(self.lake._stage, table, f)))
+
+    def commit(self, table: str, ingest_id: str) -> int | None:
+        """One Delta commit adding ``table``'s files; where the fast path did not apply (a new
+        table, a schema change) the rows go through deltalake's writer instead. Returns the
+        table's Delta version (None when nothing was added).
+        """
+        files = self.tables[table]
+        adds = [fut.result() for _, fut in files]
+        parts = [f for f, _ in files]
+        # From here the files are this commit's: a failed commit leaves them to doctor (the
+        # log may hold them), as a crash would.
+        del self.tables[table]
+        if not parts:
+            return None
+        if any(a is None for a in adds):
+            for a in adds:
+                self.lake._unstage(table, a)
+            return self.lake._append(table, pa.concat_tables(parts), ingest_id)
+        return self.lake._commit_staged(table, adds, ingest_id)
+
+    def remove(self) -> None:
+        """Remove every staged file not yet committed (waiting for the writes under way)."""
+        for table, files in self.tables.items():
+            for _, fut in files:
+                with contextlib.suppress(Exception):
+                    self.lake._unstage(table, fut.result())
+        self.tables.clear()
+
+
 @dataclass
 class Transaction:
     """One atomic write to the lake: data tables first, then the ``ingests`` row."""
@@ -127,33 +198,32 @@ class Transaction:
             return
         self.written[table] = self.lake._append(table, data, self.ingest_id)
 
-    def append_all(self, items: list[tuple[str, pa.Table]], progress=None) -> None:
-        """Append to several tables, one Delta commit each, in the order given, their Parquet
-        files written concurrently (pyarrow releases the GIL: a second core writes the next
-        table's file while the first is written and committed). ``progress(table)`` is called
-        when the tables before ``table`` are committed. On an error no staged file stays.
+    @contextlib.contextmanager
+    def files(self, order: Sequence[str] = (), progress=None) -> Iterator[StagedFiles]:
+        """Stage Parquet files written on threads (:meth:`StagedFiles.add`), and commit them
+        when the block ends: one Delta commit per table, the tables in ``order`` first, then
+        in the order they were first added. ``progress(table)`` is called before a table's
+        files are awaited and committed (the tables before it are committed). On an error in
+        the block or in a write, every staged file is removed and nothing is committed.
+
+        pyarrow releases the GIL while it encodes, so the block goes on (building the next
+        table, checking the next band) while the files before are written.
         """
-        items = [(t, d) for t, d in items if d.num_rows]
-        if not items:
-            return
-        with ThreadPoolExecutor(len(items)) as pool:
-            staged = [pool.submit(self.lake._stage, t, d) for t, d in items]
-            done = 0
+        staged = StagedFiles(self.lake)
+        for table in order:
+            staged.tables[table] = []
+        with ThreadPoolExecutor(WRITER_THREADS) as pool:
+            staged.pool = pool
             try:
-                for (table, data), fut in zip(items, staged, strict=True):
-                    if progress is not None:
+                yield staged
+                while staged.tables:
+                    table = next(iter(staged.tables))
+                    if staged.tables[table] and progress is not None:
                         progress(table)
-                    add = fut.result()
-                    if add is None:
-                        self.written[table] = self.lake._append(table, data, self.ingest_id)
-                    else:
-                        self.written[table] = self.lake._commit_staged(table, add, self.ingest_id)
-                    done += 1
+                    if (v := staged.commit(table, self.ingest_id)) is not None:
+                        self.written[table] = v
             except BaseException:
-                for (table, _), fut in list(zip(items, staged, strict=True))[done + 1 :]:
-                    with contextlib.suppress(Exception):
-                        if (add := fut.result()) is not None:
-                            (self.lake.table_path(table) / add[3].path).unlink(missing_ok=True)
+                staged.remove()
                 raise
 
     def commit(
@@ -464,7 +534,7 @@ class Lake:
         """
         add = self._stage(table, data)
         if add is not None:
-            return self._commit_staged(table, add, ingest_id, extra)
+            return self._commit_staged(table, [add], ingest_id, extra)
         schema, parts = TABLES[table]
         data = data.select(schema.names).cast(schema)
         rows_per_group = _ROW_GROUP_ROWS.get(table, 1 << 20)
@@ -494,11 +564,19 @@ class Lake:
             return None
         return self._stage_one_partition(table, data.select(schema.names).cast(schema), parts[0])
 
-    def _commit_staged(self, table: str, staged: tuple, ingest_id: str, extra: dict | None = None) -> int:
-        """One Delta commit adding a staged file; returns the table's new Delta version."""
-        dt_, current, part, add = staged
+    def _commit_staged(
+        self, table: str, staged: list[tuple], ingest_id: str, extra: dict | None = None
+    ) -> int:
+        """One Delta commit adding staged files (of one partition column, from one snapshot);
+        returns the table's new Delta version.
+        """
+        dt_, current, part = staged[0][:3]
         dt_.create_write_transaction(
-            [add], "append", current, partition_by=[part], commit_properties=self._tag(ingest_id, extra)
+            [s[3] for s in staged],
+            "append",
+            current,
+            partition_by=[part],
+            commit_properties=self._tag(ingest_id, extra),
         )
         return self.delta(table).version()
 
@@ -526,6 +604,7 @@ class Lake:
         value = values[0].as_py()
         rel = f"{part}={value}/part-{uuid.uuid4().hex}.snappy.parquet"
         path = self.table_path(table) / rel
+        new_dir = not path.parent.exists()
         path.parent.mkdir(parents=True, exist_ok=True)
         # The statistics (Arrow compute) in a second thread while pyarrow encodes the file:
         # both release the GIL, so on two cores the statistics cost no wall time.
@@ -541,7 +620,17 @@ class Lake:
             True,
             stats.result(),
         )
-        return dt_, current, part, add
+        return dt_, current, part, add, new_dir
+
+    def _unstage(self, table: str, staged: tuple | None) -> None:
+        """Remove a staged file (and the partition directory it made, once empty)."""
+        if staged is None:
+            return
+        path = self.table_path(table) / staged[3].path
+        path.unlink(missing_ok=True)
+        if staged[4]:
+            with contextlib.suppress(OSError):  # another file of the partition is still there
+                path.parent.rmdir()
 
     def doctor(self, clean: bool = False) -> DoctorReport:
         """Find (and with ``clean``, remove) what killed writers left behind.

@@ -211,3 +211,51 @@ def test_a_trailing_comma_makes_no_column(tmp_path, lake):
     p = _csv(tmp_path, "id,ra,dec,note,\na,110.8,-73.4,x,\n")
     ingest_catalog(lake, p, field_id="f", name="c")
     assert _extras(lake) == [{"note": "x"}]
+
+
+def test_fits_columns_read_as_astropy_reads_them(tmp_path):
+    """The memory-mapped FITS read (one block copy of the big-endian rows) gives what
+    astropy's own read gives: NaN and TNULL are null, text is stripped, empty text is null,
+    scaled unsigned integers keep their values."""
+    from ingest.readers import read_catalog_file
+
+    p = tmp_path / "cat.fits"
+    n = 40_000  # more than one block of rows
+    flux = np.linspace(1.0, 2.0, n)
+    flux[[1, n - 1]] = np.nan
+    n_obs = np.arange(n, dtype=np.int32)
+    n_obs[2] = -99
+    name = np.array(["ab  ", "", " c"] * (n // 3) + ["d"] * (n % 3))
+    fits.BinTableHDU.from_columns(
+        [
+            fits.Column(name="flux", format="D", array=flux),
+            fits.Column(name="flux32", format="E", array=flux.astype(np.float32)),
+            fits.Column(name="n_obs", format="J", null=-99, array=n_obs),
+            fits.Column(name="u16", format="I", bzero=32768, array=(np.arange(n) % 65536).astype(np.uint16)),
+            fits.Column(name="ok", format="L", array=np.arange(n) % 2 == 0),
+            fits.Column(name="name", format="4A", array=name),
+        ]
+    ).writeto(p)
+    t = read_catalog_file(p).table
+    want_flux = [None if np.isnan(v) else float(v) for v in flux]
+    assert t["flux"].to_pylist() == want_flux
+    assert t["flux32"].to_pylist() == [None if np.isnan(v) else float(v) for v in flux.astype(np.float32)]
+    assert t["n_obs"].to_pylist() == [None if v == -99 else int(v) for v in n_obs]
+    assert t["u16"].to_pylist() == [int(v) for v in np.arange(n) % 65536]
+    assert t["ok"].to_pylist() == [bool(v) for v in np.arange(n) % 2 == 0]
+    assert t["name"].to_pylist()[:4] == ["ab", None, "c", "ab"]
+
+
+def test_native_columns_copy_strided_big_endian_views_exactly():
+    from ingest.readers import native_columns
+
+    rows = np.zeros(1001, dtype=[("a", ">f8"), ("b", ">i4"), ("c", ">i8")])
+    rows["a"] = np.random.default_rng(1).normal(size=1001)
+    rows["b"] = np.arange(1001)
+    rows["c"] = -np.arange(1001) * 3
+    cols = [rows[k] for k in "abc"]
+    for block in (1, 7, 1000, 5000):
+        out = native_columns(cols, block_rows=block)
+        for o, c in zip(out, cols, strict=True):
+            assert o.dtype.isnative and o.flags.c_contiguous
+            np.testing.assert_array_equal(o, c)

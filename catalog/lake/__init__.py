@@ -29,11 +29,13 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import NamedTuple
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.fs as pafs
 from deltalake import CommitProperties, DeltaTable, WriterProperties, write_deltalake
+from deltalake.transaction import AddAction
 
 from catalog.errors import GccatError, LakeLockedError
 from catalog.lake.deltastats import delta_stats, distinct_chunks
@@ -134,13 +136,23 @@ def _writer_lock(root: Path, timeout_s: float = 600.0) -> Iterator[None]:
         fh.close()
 
 
+class Staged(NamedTuple):
+    """A Parquet file written by the single-partition fast path, not yet in the Delta log."""
+
+    delta: DeltaTable  # the snapshot it is committed against
+    schema: pa.Schema
+    partition: str  # the partition column
+    add: AddAction
+    new_dir: bool  # its partition directory was made for it
+
+
 class StagedFiles:
     """The files of one :meth:`Transaction.files` block, by table (see there)."""
 
-    def __init__(self, lake: Lake):
+    def __init__(self, lake: Lake, pool: ThreadPoolExecutor, order: Sequence[str] = ()):
         self.lake = lake
-        self.pool: ThreadPoolExecutor | None = None
-        self.tables: dict[str, list[tuple[pa.Table, Future]]] = {}
+        self.pool = pool
+        self.tables: dict[str, list[tuple[pa.Table, Future]]] = {t: [] for t in order}
 
     def add(self, table: str, data: pa.Table | Iterable[pa.Table]) -> None:
         """Write rows to ``table``: a table or an iterable of parts, consumed here in order and
@@ -209,15 +221,11 @@ class Transaction:
         pyarrow releases the GIL while it encodes, so the block goes on (building the next
         table, checking the next band) while the files before are written.
         """
-        staged = StagedFiles(self.lake)
-        for table in order:
-            staged.tables[table] = []
         with ThreadPoolExecutor(WRITER_THREADS) as pool:
-            staged.pool = pool
+            staged = StagedFiles(self.lake, pool, order)
             try:
                 yield staged
-                while staged.tables:
-                    table = next(iter(staged.tables))
+                for table in list(staged.tables):
                     if staged.tables[table] and progress is not None:
                         progress(table)
                     if (v := staged.commit(table, self.ingest_id)) is not None:
@@ -555,7 +563,7 @@ class Lake:
     def _tag(ingest_id: str, extra: dict | None = None) -> CommitProperties:
         return CommitProperties(custom_metadata={GCCAT_INGEST_TAG: ingest_id, **(extra or {})})
 
-    def _stage(self, table: str, data: pa.Table) -> tuple | None:
+    def _stage(self, table: str, data: pa.Table) -> Staged | None:
         """The rows' file written by the single-partition fast path, ready for
         :meth:`_commit_staged`; None (nothing written) where the fast path does not apply.
         """
@@ -565,22 +573,22 @@ class Lake:
         return self._stage_one_partition(table, data.select(schema.names).cast(schema), parts[0])
 
     def _commit_staged(
-        self, table: str, staged: list[tuple], ingest_id: str, extra: dict | None = None
+        self, table: str, staged: list[Staged], ingest_id: str, extra: dict | None = None
     ) -> int:
         """One Delta commit adding staged files (of one partition column, from one snapshot);
         returns the table's new Delta version.
         """
-        dt_, current, part = staged[0][:3]
-        dt_.create_write_transaction(
-            [s[3] for s in staged],
+        first = staged[0]
+        first.delta.create_write_transaction(
+            [s.add for s in staged],
             "append",
-            current,
-            partition_by=[part],
+            first.schema,
+            partition_by=[first.partition],
             commit_properties=self._tag(ingest_id, extra),
         )
         return self.delta(table).version()
 
-    def _stage_one_partition(self, table: str, data: pa.Table, part: str) -> tuple | None:
+    def _stage_one_partition(self, table: str, data: pa.Table, part: str) -> Staged | None:
         """Write rows that all share one partition value as one Parquet file, directly.
 
         deltalake's partitioned writer splits and re-encodes the rows; an ingest holds one
@@ -591,7 +599,6 @@ class Lake:
         import uuid
 
         import pyarrow.parquet as pq
-        from deltalake.transaction import AddAction
 
         values = pc.unique(distinct_chunks(data[part]))
         if len(values) != 1 or values[0].as_py() is None:
@@ -620,15 +627,15 @@ class Lake:
             True,
             stats.result(),
         )
-        return dt_, current, part, add, new_dir
+        return Staged(dt_, current, part, add, new_dir)
 
-    def _unstage(self, table: str, staged: tuple | None) -> None:
+    def _unstage(self, table: str, staged: Staged | None) -> None:
         """Remove a staged file (and the partition directory it made, once empty)."""
         if staged is None:
             return
-        path = self.table_path(table) / staged[3].path
+        path = self.table_path(table) / staged.add.path
         path.unlink(missing_ok=True)
-        if staged[4]:
+        if staged.new_dir:
             with contextlib.suppress(OSError):  # another file of the partition is still there
                 path.parent.rmdir()
 

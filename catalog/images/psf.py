@@ -131,7 +131,12 @@ def growth_curve(psf, radii_pix) -> np.ndarray:
     padded, centre = _padded_psf(p, float(radii.max()))
     apertures = [CircularAperture(centre, r) for r in radii]
     tbl = _photutils_aperture_photometry(padded, apertures, method="exact")
-    return np.array([float(tbl[f"aperture_sum_{k}"][0]) for k in range(radii.size)])
+    enclosed = np.array([float(tbl[f"aperture_sum_{k}"][0]) for k in range(radii.size)])
+    # Once the circle covers every pixel of the stamp the fraction is 1 by the normalisation;
+    # the exact-overlap sum reaches it only to rounding (1 +- 1e-16, not monotonic).
+    ny, nx = p.shape
+    enclosed[radii >= math.hypot(nx / 2.0, ny / 2.0)] = 1.0
+    return enclosed
 
 
 def _annulus_psf_values(psf: np.ndarray, r_in: float, width: float, n_sub: int = 4) -> np.ndarray:

@@ -316,25 +316,28 @@ def _cell_quantiles_compiled(p, edges, qs, out):  # pragma: no cover - compiled
 
 
 @numba.njit(nogil=True, cache=True, error_model="numpy")
-def _profile_mass(bmat, cmat, a, has_det, s):  # pragma: no cover - compiled
-    """s = max(B, 0) / C (0 without detections) into ``s``, chi2 = A - s B into ``bmat``, float32.
-
-    The same float32 operations as the array expression, in one pass over the block.
+def _row_profile(brow, crow, a, has_det, srow):  # pragma: no cover - compiled
+    """One row: s = max(B, 0) / C (0 without detections) into ``srow``, chi2 = A - s B into
+    ``brow``, float32: the same float32 operations as the array expression.
     """
-    c, n_mod = bmat.shape
     zero = np.float32(0.0)
-    for i in range(c):
-        ai = a[i]
-        if not has_det[i]:
-            for m in range(n_mod):
-                s[i, m] = zero
-                bmat[i, m] = ai - zero * bmat[i, m]
-            continue
-        for m in range(n_mod):
-            b = bmat[i, m]
-            sm = (b if b > zero or b != b else zero) / cmat[i, m]
-            s[i, m] = sm
-            bmat[i, m] = ai - sm * b
+    if not has_det:
+        for m in range(brow.size):
+            srow[m] = zero
+            brow[m] = a - zero * brow[m]
+        return
+    for m in range(brow.size):
+        b = brow[m]
+        sm = (b if b > zero or b != b else zero) / crow[m]
+        srow[m] = sm
+        brow[m] = a - sm * b
+
+
+@numba.njit(nogil=True, cache=True, error_model="numpy")
+def _profile_mass(bmat, cmat, a, has_det, s):  # pragma: no cover - compiled
+    """:func:`_row_profile` of every row of the block: B (``bmat``) becomes chi2."""
+    for i in range(bmat.shape[0]):
+        _row_profile(bmat[i], cmat[i], a[i], has_det[i], s[i])
 
 
 #: Below this exp underflows float32 (to a subnormal, then 0); there the weight is set to 0.
@@ -479,9 +482,13 @@ def _posterior_rows(
     kept_w,
     kept_s,
     row_end,
+    profile,
+    cmat,
+    a,
 ):  # pragma: no cover - compiled
     """Rows of ``chi2`` (c, n_mod) float32 to normalised posteriors, one row at a time (the row
-    stays in cache through the three passes over it): the extrema (:func:`_row_extrema`:
+    stays in cache through the passes over it): with ``profile``, the row holds B and is first
+    turned into chi2 (:func:`_row_profile`, with ``cmat`` and ``a``); then the extrema (:func:`_row_extrema`:
     ``ibest``, ``chi2_min``, ``imode``, ``lmax``), exp(p - max p) (:func:`_exp_shifted`), the
     normalisation, marginals and listing of the mass mixture (:func:`_row_normalise_select`;
     row i's models end at ``row_end[i]``). Rows with a NaN chi2 or no finite max p are flagged
@@ -493,6 +500,8 @@ def _posterior_rows(
     n = 0
     for i in range(c):
         row = chi2[i]
+        if profile:
+            _row_profile(row, cmat[i], a[i], has_det[i], s[i])
         is_bad, ib, vb, iq, pm = _row_extrema(row, lp, dens)
         if is_bad or not np.isfinite(pm):
             bad[i] = True
@@ -877,9 +886,12 @@ def fit_ssp(  # noqa: C901
                 chi2, s, cmat = (np.empty((r1 - r0, n_mod), np.float32) for _ in range(3))
             rows_matmul(fw32[r], mt, out=chi2)  # B, then chi2 in place
             rows_matmul(w32[r], m2t, out=cmat)
-            # s = max(B, 0) / C; chi2 = A - 2 s B + s^2 C = A - s B (may dip below 0 by round-off)
-            _profile_mass(chi2, cmat, a[r], has_det[r], s)
+            # s = max(B, 0) / C; chi2 = A - 2 s B + s^2 C = A - s B (may dip below 0 by round-off),
+            # row by row in the posterior pass unless limits or the chi2 grid need it first
             lim_r = lim_b[r]
+            separate = keep_chi2_grid or lim_r.any()
+            if separate:
+                _profile_mass(chi2, cmat, a[r], has_det[r], s)
             for j in np.flatnonzero(lim_r.any(axis=0)):
                 rr = np.flatnonzero(lim_r[:, j])
                 gr = rr + lo + r0
@@ -913,6 +925,9 @@ def fit_ssp(  # noqa: C901
                 kept_w,
                 kept_s,
                 row_end,
+                not separate,
+                cmat,
+                a[r],
             )
             rows = np.arange(r1 - r0)
             s_best[r], s_mode[r] = s[rows, ibest[r]], s[rows, imode[r]]

@@ -691,7 +691,8 @@ def fit_ssp(  # noqa: C901
     chunk_size : int
         Most objects per block. Blocks are further cut to ~2 million (object x model) cells
         and fitted in sub-blocks of ~0.5 million cells, so the working memory is ~ 6 arrays
-        of 2 MB per thread (and 3 of 8 MB with draws) whatever the number of objects.
+        of 2 MB per thread, draws or not, whatever the number of objects (the draws' models
+        are picked in each sub-block while its posterior is in cache).
     keep_chi2_grid : bool
         Also return chi2 minimised over A_V, (n_obj, n_age, n_Z) (meant for stacks).
     n_threads : int, optional
@@ -873,17 +874,17 @@ def fit_ssp(  # noqa: C901
         p_age, p_z, p_v = np.zeros((c, n_age)), np.zeros((c, n_z)), np.zeros((c, n_av))
         hist = np.zeros((c, 2, n_bins))
         lo_m, span_m, scale_m = np.zeros((c, 2)), np.ones((c, 2)), np.ones((c, 2), np.float32)
-        if n_samples:  # the draws need the posterior, s and C of the whole block
-            p_all, s_all, c_all = (np.empty((c, n_mod), np.float32) for _ in range(3))
+        if n_samples:  # models drawn in each sub-block while its posterior is in cache
+            raw = draws.raw_streams(keys[sl], _RAW_PER_DRAW * n_samples)
+            r_draw = draws.uniforms(raw[:, :n_samples])
+            idx_d = np.empty((c, n_samples), np.int64)
+            s_d, c_d = np.empty((c, n_samples), np.float32), np.empty((c, n_samples), np.float32)
         fallback = []
         # sub-blocks of <= 2**19 cells: each pass over them runs in cache
         for r0 in range(0, c, sub):
             r1 = min(r0 + sub, c)
             r = slice(r0, r1)
-            if n_samples:
-                chi2, s, cmat = p_all[r], s_all[r], c_all[r]
-            else:
-                chi2, s, cmat = (np.empty((r1 - r0, n_mod), np.float32) for _ in range(3))
+            chi2, s, cmat = (np.empty((r1 - r0, n_mod), np.float32) for _ in range(3))
             rows_matmul(fw32[r], mt, out=chi2)  # B, then chi2 in place
             rows_matmul(w32[r], m2t, out=cmat)
             # s = max(B, 0) / C; chi2 = A - 2 s B + s^2 C = A - s B (may dip below 0 by round-off),
@@ -935,6 +936,8 @@ def fit_ssp(  # noqa: C901
                 rb = np.flatnonzero(bad_r)
                 fallback.append((rb + r0, chi2[rb], s[rb], cmat[rb]))
                 chi2[rb] = 0
+            if n_samples:
+                idx_d[r], s_d[r], c_d[r] = _draw_models(chi2, s, cmat, r_draw[r])
             # log by numpy (SIMD: ~10x the compiled scalar calls); exp was taken in the rows
             kept_log_s = _log10_32(kept_s[: row_end[-1]])
             _mass_histograms(
@@ -975,20 +978,20 @@ def fit_ssp(  # noqa: C901
         for rb, chi2_b, s_b, c_b in fallback:
             p_b = summarise_numpy(rb + lo, chi2_b, s_b, c_b, has_det[rb])
             if n_samples:
-                p_all[rb] = p_b
+                idx_d[rb], s_d[rb], c_d[rb] = _draw_models(p_b, s_b, c_b, r_draw[rb])
         if n_samples:
             _draw(
                 res["samples"],
                 sl,
-                p_all,
-                s_all,
-                c_all,
+                idx_d,
+                s_d,
+                c_d,
                 params,
                 log_norm,
                 log_live,
                 has_det,
                 n_samples,
-                draws.raw_streams(keys[sl], _RAW_PER_DRAW * n_samples),
+                raw,
                 grid,
                 age_from_index,
             )
@@ -1080,23 +1083,32 @@ def _draw_indices(p, r, idx):  # pragma: no cover - compiled
 _RAW_PER_DRAW = 5
 
 
-def _draw(out, sl, p, s, cmat, params, log_norm, log_live, has_det, n_samples, raw, grid, age_from_index):
-    """Posterior draws: a grid model by weight, its cell-uniform jitter, mass from its conditional.
-
-    ``raw`` (c, 5 n_samples) uint64 holds each object's stream: columns [0, n) pick the
-    models, [n, 2n), [2n, 3n), [3n, 4n) the age, log Z and A_V jitters, [4n, 5n) the mass.
+def _draw_models(p, s, cmat, r):
+    """Grid models of the posterior draws of the rows of ``p`` (c, n_mod; normalised posterior),
+    one per uniform of ``r`` (c, n_samples), and the mass scale ``s`` and C at each.
     """
     c, n_mod = p.shape
-    n = n_samples
-    r = draws.uniforms(raw[:, :n])
-    idx = np.empty((c, n_samples), np.int64)
+    idx = np.empty(r.shape, np.int64)
     if not _draw_indices(p, r, idx):  # a NaN posterior: the array search (its NaN ordering)
         cum = np.cumsum(p, axis=1, dtype=np.float64)
         cum /= cum[:, -1:]
         cum += np.arange(c)[:, None]  # rows made globally increasing: one searchsorted for all
         u = r + np.arange(c)[:, None]
-        idx = np.searchsorted(cum.ravel(), u.ravel()).reshape(c, n_samples) - np.arange(c)[:, None] * n_mod
+        idx = np.searchsorted(cum.ravel(), u.ravel()).reshape(r.shape) - np.arange(c)[:, None] * n_mod
         idx = np.clip(idx, 0, n_mod - 1)
+    rows = np.arange(c)[:, None]
+    return idx, s[rows, idx], cmat[rows, idx]
+
+
+def _draw(out, sl, idx, s_k, c_k, params, log_norm, log_live, has_det, n_samples, raw, grid, age_from_index):
+    """Posterior draws of the models ``idx`` (:func:`_draw_models`; ``s_k`` and ``c_k`` the mass
+    scale and C there): a cell-uniform jitter of age, log Z and A_V, mass from the model's
+    conditional.
+
+    ``raw`` (c, 5 n_samples) uint64 holds each object's stream: columns [0, n) picked the
+    models, [n, 2n), [2n, 3n), [3n, 4n) give the age, log Z and A_V jitters, [4n, 5n) the mass.
+    """
+    n = n_samples
     n_age, n_z, n_av = grid.shape
     ia, iz, iv = np.unravel_index(idx, (n_age, n_z, n_av))
 
@@ -1110,10 +1122,9 @@ def _draw(out, sl, p, s, cmat, params, log_norm, log_live, has_det, n_samples, r
     out["age_gyr"][sl] = age_from_index(jitter(ia, np.arange(n_age, dtype=float), 1))
     out["log_z"][sl] = jitter(iz, grid.log_z_zsun, 2)
     out["av"][sl] = jitter(iv, grid.av, 3)
-    rows = np.arange(c)[:, None]
-    s_k = s[rows, idx].astype(np.float64)
+    s_k = s_k.astype(np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
-        sig_dex = 1.0 / (np.sqrt(cmat[rows, idx].astype(np.float64)) * s_k * np.log(10))
+        sig_dex = 1.0 / (np.sqrt(c_k.astype(np.float64)) * s_k * np.log(10))
         lm = np.log10(s_k) - log_norm[idx] + sig_dex * draws.normals(raw[:, 4 * n : 5 * n])
     lm = np.where(has_det[:, None] & np.isfinite(lm), lm, np.nan)
     out["log_mass_formed"][sl] = lm

@@ -12,12 +12,16 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numba
 import numpy as np
+from llvmlite import ir as llvm_ir
+from numba import types
+from numba.extending import intrinsic
 from scipy import fft, special
 
 from catalog.sed import draws
@@ -271,6 +275,33 @@ def rows_matmul(x: np.ndarray, m: np.ndarray, out: np.ndarray | None = None) -> 
     return out
 
 
+@dataclass
+class _WorkBuffers:
+    """One thread's sub-block arrays: B/chi2/posterior, s and C (sub, n_mod) float32, and the
+    listed models of the mass mixture (index, weight, s).
+    """
+
+    rows: tuple[np.ndarray, np.ndarray, np.ndarray]
+    kept: tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+def _work_buffers(local: threading.local, sub: int, n_mod: int) -> _WorkBuffers:
+    """The calling thread's :class:`_WorkBuffers` in ``local``, made on its first block.
+
+    Reused from block to block: new 2 MB arrays per sub-block came back from the allocator
+    as fresh pages, and the first write to each page (in the matmul) faulted.
+    """
+    work = getattr(local, "work", None)
+    if work is None:
+        cells = sub * n_mod
+        work = _WorkBuffers(
+            rows=tuple(np.empty((sub, n_mod), np.float32) for _ in range(3)),
+            kept=(np.empty(cells, np.int32), np.empty(cells, np.float32), np.empty(cells, np.float32)),
+        )
+        local.work = work
+    return work
+
+
 def run_blocks(block, n_obj: int, step: int, n_threads: int | None = None) -> None:
     """Call ``block(lo, hi)`` on consecutive blocks of ``step`` objects, on up to ``n_threads``
     threads (default: up to 2), each with the BLAS single-threaded.
@@ -374,30 +405,63 @@ def _exp_shifted(row, lp, pm):  # pragma: no cover - compiled
         bits[m] += np.int32(0) if under else np.int32(k) << 23
 
 
+@intrinsic
+def _float32_bits(typingctx, x):  # pragma: no cover - compiled
+    """The bits of a float32 as an int32 (a bitcast, free in SIMD code)."""
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], llvm_ir.IntType(32))
+
+    return types.int32(types.float32), codegen
+
+
+@intrinsic
+def _bits_float32(typingctx, i):  # pragma: no cover - compiled
+    """The float32 whose bits are the int32 ``i``."""
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], llvm_ir.FloatType())
+
+    return types.float32(types.int32), codegen
+
+
+@numba.njit(nogil=True, cache=True, error_model="numpy", inline="always")
+def _flip_negative(i):  # pragma: no cover - compiled
+    """Float32 bits <-> order key: the magnitude bits of negative floats reversed (its own inverse)."""
+    return i ^ ((i >> np.int32(31)) & np.int32(0x7FFFFFFF))
+
+
+@numba.njit(nogil=True, cache=True, error_model="numpy", inline="always")
+def _order_key(x):  # pragma: no cover - compiled
+    """An int32 ordered as the float32 ``x`` (-0 just below +0; NaN above +inf)."""
+    return _flip_negative(_float32_bits(x))
+
+
 @numba.njit(nogil=True, cache=True, error_model="numpy")
 def _row_extrema(row, lp, dens):  # pragma: no cover - compiled
     """Of one row of chi2 (float32): (NaN seen, argmin chi2, min chi2, argmax (p + ``dens``),
-    max p), with p = -chi2 / 2 + ``lp`` in float32.
+    max p), with p = -chi2 / 2 + ``lp`` in float32, each argument the first index.
+
+    LLVM does not vectorise float min/max or arg-min/max reductions; here they are integer
+    min/max reductions of order keys (:func:`_order_key`), the arg-reductions over (key << 32 |
+    index), which it does: 35 -> 21 us for a row of 21,063 models.
     """
     half = np.float32(-0.5)
-    ib, vb = 0, row[0]
-    pm = vb * half + lp[0]
-    iq, qm = 0, pm + dens[0]
-    is_bad = vb != vb
-    for m in range(1, row.size):
+    bad = False
+    key_best = np.int64(0x7FFFFFFFFFFFFFFF)
+    key_mode = np.int64(0x7FFFFFFFFFFFFFFF)
+    key_pmax = np.int32(-0x7FFFFFFF - 1)
+    for m in range(row.size):
         v = row[m]
-        if v != v:
-            is_bad = True
-            break
-        if v < vb:
-            ib, vb = m, v
+        bad |= v != v
+        key_best = min(key_best, (np.int64(_order_key(v)) << 32) | m)
         pv = v * half + lp[m]
-        if pv > pm:
-            pm = pv
-        qv = pv + dens[m]
-        if qv > qm:
-            iq, qm = m, qv
-    return is_bad, ib, vb, iq, pm
+        key_pmax = max(key_pmax, _order_key(pv))
+        # ~key reverses the order: the minimum is the largest p + dens at its first index
+        key_mode = min(key_mode, (np.int64(~_order_key(pv + dens[m])) << 32) | m)
+    ib = key_best & 0xFFFFFFFF
+    iq = key_mode & 0xFFFFFFFF
+    return bad, ib, row[ib], iq, _bits_float32(_flip_negative(key_pmax))
 
 
 @numba.njit(nogil=True, cache=True, error_model="numpy")
@@ -554,7 +618,7 @@ def _mass_histograms(
     """
     c = row_end.size
     k_sig = np.float32(1 / np.log(10) ** 2)
-    part = np.zeros((4, 2, n_bins))
+    part = np.zeros((n_bins, 2, 4))
     n0 = 0
     for i in range(c):
         n1 = row_end[i]
@@ -588,19 +652,22 @@ def _mass_histograms(
         lo_f32, lo_l32 = np.float32(lo[i, 0]), np.float32(lo[i, 1])
         sc_f, sc_l = scale[i, 0], scale[i, 1]
         # both histograms in one pass, each as 4 interleaved partial histograms: neighbouring
-        # models share bins, and one histogram would chain every addition on the previous one
+        # models share bins, and one histogram would chain every addition on the previous one.
+        # Bin-major (the 8 partial sums of a bin in one cache line): laid out histogram-major,
+        # the partials of a bin lay 4 KiB apart, and each load waited on the stores to the
+        # others (4K aliasing; 67 -> 49 us per object)
         part[:] = 0.0
         for n in range(n0, n1):
             x = kept_log_s[n]
             w = kept_w[n]
             q = n & 3
             b = min(max(int((x - lo_f32) * sc_f), 0), n_bins - 1)
-            part[q, 0, b] += w
+            part[b, 0, q] += w
             b = min(max(int(((x + log_live[kept_m[n]]) - lo_l32) * sc_l), 0), n_bins - 1)
-            part[q, 1, b] += w
+            part[b, 1, q] += w
         for j in range(2):
             for b in range(n_bins):
-                hist[i, j, b] = (part[0, j, b] + part[1, j, b]) + (part[2, j, b] + part[3, j, b])
+                hist[i, j, b] = (part[b, j, 0] + part[b, j, 1]) + (part[b, j, 2] + part[b, j, 3])
         n0 = n1
 
 
@@ -880,11 +947,12 @@ def fit_ssp(  # noqa: C901
             idx_d = np.empty((c, n_samples), np.int64)
             s_d, c_d = np.empty((c, n_samples), np.float32), np.empty((c, n_samples), np.float32)
         fallback = []
+        work = _work_buffers(buffers, sub, n_mod)
         # sub-blocks of <= 2**19 cells: each pass over them runs in cache
         for r0 in range(0, c, sub):
             r1 = min(r0 + sub, c)
             r = slice(r0, r1)
-            chi2, s, cmat = (np.empty((r1 - r0, n_mod), np.float32) for _ in range(3))
+            chi2, s, cmat = (b[: r1 - r0] for b in work.rows)
             rows_matmul(fw32[r], mt, out=chi2)  # B, then chi2 in place
             rows_matmul(w32[r], m2t, out=cmat)
             # s = max(B, 0) / C; chi2 = A - 2 s B + s^2 C = A - s B (may dip below 0 by round-off),
@@ -900,8 +968,7 @@ def fit_ssp(  # noqa: C901
                 chi2[rr] -= (2.0 * special.log_ndtr(u)).astype(np.float32)
             if keep_chi2_grid:
                 res["chi2_grid"][lo + r0 : lo + r1] = chi2.reshape(r1 - r0, n_age, n_z, n_av).min(axis=3)
-            kept_m = np.empty(chi2.size, np.int32)
-            kept_w, kept_s = np.empty(chi2.size, np.float32), np.empty(chi2.size, np.float32)
+            kept_m, kept_w, kept_s = work.kept
             row_end = np.zeros(r1 - r0, np.int64)
             bad_r = bad[r]
             _posterior_rows(
@@ -1001,6 +1068,7 @@ def fit_ssp(  # noqa: C901
     # sub-blocks) and in the allocator's free lists (no page faults; 8 MB arrays took ~70 per object)
     step = max(1, min(int(chunk_size), max(16, (1 << 21) // max(n_mod, 1))))
     sub = max(1, min(step, (1 << 19) // max(n_mod, 1)))
+    buffers = threading.local()
     run_blocks(block, n_obj, step, n_threads)
     dof = n_used - n_free
     with np.errstate(divide="ignore", invalid="ignore"):

@@ -297,6 +297,29 @@ def test_compiled_exp_matches_numpy_to_two_ulp_and_underflows_to_zero():
     np.testing.assert_array_equal(one, 1.0)
 
 
+def test_row_extrema_by_order_keys_match_numpy_with_ties_and_infinities():
+    """The fit's integer-key extrema of a chi2 row against numpy's: argmin chi2 and argmax of
+    p + density at their first index, min chi2 and max p (p = -chi2 / 2 + ln prior, float32),
+    on rows full of ties, +inf chi2 and -inf priors; a NaN anywhere flags the row."""
+    from catalog.sed.fitting import _row_extrema
+
+    rng = np.random.default_rng(9)
+    values = np.float32([0.0, 0.5, 1.0, 3.0, 1e30, np.inf])
+    for _ in range(400):
+        n = int(rng.integers(1, 300))
+        chi2 = rng.choice(values, n)
+        lp = rng.choice(np.float32([-12.0, -9.5, 0.0, -np.inf]), n)
+        dens = rng.choice(np.float32([0.0, 0.25, -1.0]), n)
+        bad, ib, vb, iq, pm = _row_extrema(chi2, lp, dens)
+        p = chi2 * np.float32(-0.5) + lp
+        assert not bad
+        assert ib == np.argmin(chi2) and vb == chi2.min()
+        assert iq == np.argmax(p + dens) and pm == p.max()
+    chi2 = np.ones(50, np.float32)
+    chi2[37] = np.nan
+    assert _row_extrema(chi2, np.zeros(50, np.float32), np.zeros(50, np.float32))[0]
+
+
 def test_the_fused_and_separate_mass_profiles_give_the_same_fit():
     """Without upper limits the mass is profiled inside the per-row posterior pass; with the
     chi2 grid kept it is profiled first over the block. Both run the same float32 operations,

@@ -1053,9 +1053,9 @@ def fit_ssp(  # noqa: C901
                 age_from_index,
             )
 
-    # blocks of ~8 MB per (object x model) array, fitted in sub-blocks of
-    # ~2 MB per array: they stay in cache (measured: ~1.5x the objects per CPU-second of 8 MB
-    # sub-blocks) and in the allocator's free lists (no page faults; 8 MB arrays took ~70 per object)
+    # blocks of ~8 MB per (object x model) array, fitted in sub-blocks of ~2 MB per array: they
+    # stay in cache (measured: ~1.5x the objects per CPU-second of 8 MB sub-blocks), in arrays
+    # each thread makes once (_thread_buffers: no page faults)
     step = max(1, min(int(chunk_size), max(16, (1 << 21) // max(n_mod, 1))))
     sub = max(1, min(step, (1 << 19) // max(n_mod, 1)))
     buffers = threading.local()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 
+import numba
 import numpy as np
 
 #: The seeding rule, as recorded in ``fit_runs.config`` (``draws``).
@@ -53,25 +54,68 @@ def row_keys(rng, n: int) -> np.ndarray:
     return object_keys(seed, range(n))
 
 
+#: Philox4x64-10's multipliers and Weyl key increments (Salmon et al. 2011, Random123).
+_PHILOX_M = (np.uint64(0xD2E7470EE14C6C93), np.uint64(0xCA5A826395121157))
+_PHILOX_W = (np.uint64(0x9E3779B97F4A7C15), np.uint64(0xBB67AE8584CAA73B))
+_LOW32 = np.uint64(0xFFFFFFFF)
+_S32 = np.uint64(32)
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _mulhilo(a, b):  # pragma: no cover - compiled
+    """(high, low) 64-bit words of the 128-bit product of uint64 ``a`` and ``b``."""
+    a_lo, a_hi = a & _LOW32, a >> _S32
+    b_lo, b_hi = b & _LOW32, b >> _S32
+    lo_lo = a_lo * b_lo
+    hi_lo = a_hi * b_lo
+    cross = (lo_lo >> _S32) + (hi_lo & _LOW32) + a_lo * b_hi
+    return a_hi * b_hi + (hi_lo >> _S32) + (cross >> _S32), a * b
+
+
+@numba.njit(nogil=True, cache=True)
+def _philox_streams(keys, out):  # pragma: no cover - compiled
+    """``out[i]`` = the first outputs of Philox4x64-10 keyed by ``keys[i]`` from counter 0, as
+    numpy's ``Philox``: the counter is incremented (with carry) before each block of four.
+    """
+    one, zero = np.uint64(1), np.uint64(0)
+    m0, m1 = _PHILOX_M
+    w0, w1 = _PHILOX_W
+    n = out.shape[1]
+    for i in range(keys.shape[0]):
+        c0 = c1 = c2 = c3 = zero
+        for j in range(0, n, 4):
+            c0 += one
+            if c0 == zero:
+                c1 += one
+                if c1 == zero:
+                    c2 += one
+                    if c2 == zero:
+                        c3 += one
+            k0, k1 = keys[i, 0], keys[i, 1]
+            x0, x1, x2, x3 = c0, c1, c2, c3
+            for r in range(10):
+                if r > 0:
+                    k0 += w0
+                    k1 += w1
+                hi0, lo0 = _mulhilo(m0, x0)
+                hi1, lo1 = _mulhilo(m1, x2)
+                x0, x1, x2, x3 = hi1 ^ x1 ^ k0, lo1, hi0 ^ x3 ^ k1, lo0
+            block = (x0, x1, x2, x3)
+            for t in range(min(4, n - j)):
+                out[i, j + t] = block[t]
+
+
 def raw_streams(keys: np.ndarray, n: int) -> np.ndarray:
     """The first ``n`` uint64 outputs of each key's Philox stream, (n_keys, n).
 
-    Resetting one bit generator's state costs ~4 us per key (a new ``Philox`` ~16 us); the
-    numbers are those of ``numpy.random.Philox(key=k).random_raw(n)``.
+    The numbers are those of ``numpy.random.Philox(key=k).random_raw(n)``, computed compiled:
+    resetting one numpy bit generator's state per key cost ~4.4 us (a new ``Philox`` ~16 us),
+    against 1.4 us here for 100 outputs (and the same 7 us for 501).
     """
-    keys = np.asarray(keys, dtype=np.uint64).reshape(-1, 2)
+    keys = np.ascontiguousarray(np.asarray(keys, dtype=np.uint64).reshape(-1, 2))
     out = np.empty((len(keys), int(n)), np.uint64)
-    if not out.size:
-        return out
-    bg = np.random.Philox(key=keys[0])
-    state = bg.state
-    for i, k in enumerate(keys):
-        state["state"]["key"] = k
-        state["state"]["counter"] = np.zeros(4, np.uint64)
-        state["buffer_pos"] = 4
-        state["has_uint32"] = 0
-        bg.state = state
-        out[i] = bg.random_raw(int(n))
+    if out.size:
+        _philox_streams(keys, out)
     return out
 
 

@@ -27,6 +27,20 @@ def test_keys_are_blake2b_of_seed_and_id_and_streams_are_numpys_philox():
     assert abs(z.mean()) < 0.01 and abs(z.std() - 1) < 0.01 and np.isfinite(z).all()
 
 
+def test_compiled_streams_are_numpys_philox_at_extreme_keys_and_every_length():
+    """The compiled Philox4x64-10 against numpy's for keys at 0 and 2^64 - 1 and lengths that
+    end inside a block of four."""
+    keys = np.array([[0, 0], [2**64 - 1, 2**64 - 1], [1, 2**63], [12345, 678]], np.uint64)
+    keys = np.concatenate([keys, draws.object_keys(3, range(20))])
+    for n in (1, 3, 4, 5, 8, 101, 501):
+        raw = draws.raw_streams(keys, n)
+        assert raw.shape == (len(keys), n) and raw.dtype == np.uint64
+        for i, k in enumerate(keys):
+            assert np.array_equal(raw[i], np.random.Philox(key=k).random_raw(n)), (n, i)
+    assert draws.raw_streams(keys, 0).shape == (len(keys), 0)
+    assert draws.raw_streams(np.empty((0, 2), np.uint64), 5).shape == (0, 5)
+
+
 def _synthetic(grid, n, seed=1):
     rng = np.random.default_rng(seed)
     idx = [rng.integers(0, s, n) for s in grid.shape]

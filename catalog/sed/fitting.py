@@ -422,7 +422,9 @@ def _profile_mass(bmat, cmat, a, has_det, s):  # pragma: no cover - compiled
 _EXP_LOWEST32 = np.float32(-87.33)
 
 
-@numba.njit(nogil=True, cache=True, error_model="numpy")
+# fused multiply-adds in the polynomial (``contract``, no other fast-math): 18 -> 11 us per row
+# of 21,063 models; 1% of the values move by 1 ulp, all still within 2.5e-7 of numpy's exp
+@numba.njit(nogil=True, cache=True, error_model="numpy", fastmath={"contract"})
 def _exp_shifted(row, lp, pm):  # pragma: no cover - compiled
     """``row`` (float32 chi2) overwritten by exp((-chi2 / 2 + ``lp``) - ``pm``), in one SIMD pass.
 

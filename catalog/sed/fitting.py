@@ -532,13 +532,16 @@ def _age_z_marginals(p_az, n_age, n_z, p_age, p_z):  # pragma: no cover - compil
 
 @numba.njit(nogil=True, cache=True, error_model="numpy")
 def _row_normalise_select(
-    row, si, has_det, n_z, n_av, thr, p_age, p_z, p_v, pv, p_az, kept_m, kept_w, kept_s, n
+    row, si, ci, has_det, n_z, n_av, thr, p_age, p_z, p_v, pv, p_az, log_norm, log_live, kept, n
 ):  # pragma: no cover - compiled
     """One row of exp(p - max p) (float32) normalised in place (float32, its sum in float64);
     its marginals over age (``p_age``), Z (``p_z``) and A_V (``p_v``) in float64; and the models
-    of the mass mixture (p > ``thr``, s > 0, a detection) listed from position ``n`` on: model
-    index, weight and s. The age and Z marginals add the (age, Z) sums over A_V in the order
-    numpy's sums over the last and middle axes do. Returns (sum, next free position).
+    of the mass mixture (p > ``thr``, s > 0, a detection) listed from position ``n`` on into the
+    four arrays of ``kept``: weight, s, log10 of the model's normalisation and of its living
+    fraction (so the mass histograms read them in order, not gathered by model index). The age
+    and Z marginals add the (age, Z) sums over A_V in the order numpy's sums over the last and
+    middle axes do. Returns (sum, next free position, sum of the listed weights, their sum
+    times the within-model log-mass variance 1 / (C s^2 ln(10)^2), ``ci`` being C).
     """
     n_mod = row.size
     n_az = n_mod // n_av
@@ -561,15 +564,21 @@ def _row_normalise_select(
     t32 = np.float32(t)
     for m in range(n_mod):
         row[m] = row[m] / t32
+    wsum, wsig = 0.0, 0.0
     if has_det:
+        kept_w, kept_s, kept_ln, kept_ll = kept[0], kept[1], kept[2], kept[3]
+        k_sig = np.float32(1 / np.log(10) ** 2)
         for m in range(n_mod):
             x, sm = row[m], si[m]
             if x > thr and sm > 0:
-                kept_m[n] = m
                 kept_w[n] = x
                 kept_s[n] = sm
+                kept_ln[n] = log_norm[m]
+                kept_ll[n] = log_live[m]
+                wsum += x
+                wsig += x * (k_sig / (ci[m] * (sm * sm)))
                 n += 1
-    return t, n
+    return t, n, wsum, wsig
 
 
 @numba.njit(nogil=True, cache=True, error_model="numpy")
@@ -591,10 +600,12 @@ def _posterior_rows(
     p_age,
     p_z,
     p_v,
-    kept_m,
-    kept_w,
-    kept_s,
+    log_norm,
+    log_live,
+    kept,
     row_end,
+    w_sum,
+    w_var,
     profile,
     cmat,
     a,
@@ -604,8 +615,9 @@ def _posterior_rows(
     turned into chi2 (:func:`_row_profile`, with ``cmat`` and ``a``); then the extrema (:func:`_row_extrema`:
     ``ibest``, ``chi2_min``, ``imode``, ``lmax``), exp(p - max p) (:func:`_exp_shifted`), the
     normalisation, marginals and listing of the mass mixture (:func:`_row_normalise_select`;
-    row i's models end at ``row_end[i]``). Rows with a NaN chi2 or no finite max p are flagged
-    ``bad`` and left untouched (for the array code).
+    row i's models end at ``row_end[i]``, their weights sum to ``w_sum[i]``, and ``w_var[i]``
+    is the weighted sum of their log-mass variances). Rows with a NaN chi2 or no finite max p
+    are flagged ``bad`` and left untouched (for the array code).
     """
     c, n_mod = chi2.shape
     pv = np.zeros(n_av)
@@ -622,9 +634,10 @@ def _posterior_rows(
             continue
         ibest[i], chi2_min[i], imode[i], lmax[i] = ib, vb, iq, pm
         _exp_shifted(row, lp, pm)
-        tot[i], n = _row_normalise_select(
+        tot[i], n, w_sum[i], w_var[i] = _row_normalise_select(
             row,
             s[i],
+            cmat[i],
             has_det[i],
             n_z,
             n_av,
@@ -634,86 +647,96 @@ def _posterior_rows(
             p_v[i],
             pv,
             p_az,
-            kept_m,
-            kept_w,
-            kept_s,
+            log_norm,
+            log_live,
+            kept,
             n,
         )
         row_end[i] = n
 
 
 @numba.njit(nogil=True, cache=True, error_model="numpy")
+def _log_mass_range(log_s, log_norm, log_live):  # pragma: no cover - compiled
+    """The listed models of one object (slices, so no negative-index checks stop the SIMD
+    loop): ``log_s`` (log10 s) becomes the log formed mass log_s - log_norm and ``log_live`` the
+    log living mass (that plus log_live). Returns the order keys (:func:`_order_key`) of the
+    least and greatest of each: integer reductions, which LLVM vectorises.
+    """
+    lo_f = np.int32(0x7FFFFFFF)
+    hi_f = np.int32(-0x7FFFFFFF - 1)
+    lo_l, hi_l = lo_f, hi_f
+    for n in range(log_s.size):
+        lm = log_s[n] - log_norm[n]
+        log_s[n] = lm
+        ll = lm + log_live[n]
+        log_live[n] = ll
+        kf, kl = _order_key(lm), _order_key(ll)
+        lo_f, hi_f = min(lo_f, kf), max(hi_f, kf)
+        lo_l, hi_l = min(lo_l, kl), max(hi_l, kl)
+    return lo_f, hi_f, lo_l, hi_l
+
+
+@numba.njit(nogil=True, cache=True, error_model="numpy")
+def _bin_index(x, lo, scale, top, out):  # pragma: no cover - compiled
+    """``out`` = the bin of each ``x`` (float32; bins of 1 / ``scale`` from ``lo``), clipped
+    to [0, ``top``]; ``out`` may be an int32 view of ``x`` itself.
+    """
+    for n in range(x.size):
+        out[n] = min(max(np.int32((x[n] - lo) * scale), np.int32(0)), top)
+
+
+@numba.njit(nogil=True, cache=True, error_model="numpy")
+def _add_to_bins(w, b_formed, b_living, first, part):  # pragma: no cover - compiled
+    """Weights ``w`` added to their bins of the two histograms, as 4 interleaved partial
+    histograms (model ``first + n`` in partial (first + n) mod 4): neighbouring models share
+    bins, and one histogram would chain every addition on the previous one. Bin-major (the 8
+    partial sums of a bin in one cache line): laid out histogram-major, the partials of a bin
+    lay 4 KiB apart, and each load waited on the stores to the others (4K aliasing; 67 -> 49 us
+    per object).
+    """
+    for n in range(w.size):
+        q = (first + n) & 3
+        part[b_formed[n], 0, q] += w[n]
+        part[b_living[n], 1, q] += w[n]
+
+
+@numba.njit(nogil=True, cache=True, error_model="numpy")
 def _mass_histograms(
-    kept_m,
-    kept_w,
-    kept_log_s,
-    row_end,
-    s,
-    cmat,
-    log_norm,
-    log_live,
-    n_bins,
-    sig_obj,
-    hist,
-    lo,
-    span,
-    scale,
-    present,
+    kept, kept_log_s, row_end, w_sum, w_var, n_bins, sig_obj, hist, lo, span, scale, present
 ):  # pragma: no cover - compiled
     """Histograms of the log formed (k = 0) and living (k = 1) masses of the models listed per
-    row by :func:`_normalise_and_select`, binned as :func:`_mixture_quantiles` bins them
-    (float32 log masses; the weighted rms ``sig_obj`` of the within-model width in dex; bins
-    over [min - 4 sig, max + 4 sig]); ``kept_log_s`` is log10 s of the listed models.
+    row by :func:`_row_normalise_select` (``kept``: weight, s, log normalisation, log living
+    fraction; ``kept_log_s`` is log10 s), binned as :func:`_mixture_quantiles` bins them
+    (float32 log masses; ``sig_obj`` = sqrt(``w_var`` / ``w_sum``), the weighted rms of the
+    within-model width in dex; bins over [min - 4 sig, max + 4 sig]). The listing's last two
+    arrays are overwritten (by the log living masses, then by the bins).
     """
     c = row_end.size
-    k_sig = np.float32(1 / np.log(10) ** 2)
     part = np.zeros((n_bins, 2, 4))
+    top = np.int32(n_bins - 1)
+    bins = kept.view(np.int32)
     n0 = 0
     for i in range(c):
         n1 = row_end[i]
         if n1 == n0:
             continue
         present[i] = True
-        wsum, wsig = 0.0, 0.0
-        lo_f, hi_f = np.inf, -np.inf
-        lo_l, hi_l = np.inf, -np.inf
-        for n in range(n0, n1):
-            m = kept_m[n]
-            pn = kept_w[n]
-            sm = s[i, m]
-            sig2 = k_sig / (cmat[i, m] * (sm * sm))
-            wsum += pn
-            wsig += pn * sig2
-            lm = kept_log_s[n] - log_norm[m]
-            kept_log_s[n] = lm
-            ll = lm + log_live[m]
-            lo_f, hi_f = min(lo_f, lm), max(hi_f, lm)
-            lo_l, hi_l = min(lo_l, ll), max(hi_l, ll)
-        sg = np.sqrt(wsig / wsum)
+        log_formed, log_living = kept_log_s[n0:n1], kept[3, n0:n1]
+        lo_f, hi_f, lo_l, hi_l = _log_mass_range(log_formed, kept[2, n0:n1], log_living)
+        sg = np.sqrt(w_var[i] / w_sum[i])
         sig_obj[i] = sg
         if not np.isfinite(sg):
             sg = 0.0
-        for j in range(2):
-            l0 = (lo_f if j == 0 else lo_l) - 4 * sg
-            h0 = (hi_f if j == 0 else hi_l) + 4 * sg
+        for j, kmin, kmax in ((0, lo_f, hi_f), (1, lo_l, hi_l)):
+            l0 = np.float64(_bits_float32(_flip_negative(kmin))) - 4 * sg
+            h0 = np.float64(_bits_float32(_flip_negative(kmax))) + 4 * sg
             sp = h0 - l0 if h0 > l0 else 1e-6
             lo[i, j], span[i, j], scale[i, j] = l0, sp, np.float32(n_bins / sp)
-        lo_f32, lo_l32 = np.float32(lo[i, 0]), np.float32(lo[i, 1])
-        sc_f, sc_l = scale[i, 0], scale[i, 1]
-        # both histograms in one pass, each as 4 interleaved partial histograms: neighbouring
-        # models share bins, and one histogram would chain every addition on the previous one.
-        # Bin-major (the 8 partial sums of a bin in one cache line): laid out histogram-major,
-        # the partials of a bin lay 4 KiB apart, and each load waited on the stores to the
-        # others (4K aliasing; 67 -> 49 us per object)
+        b_formed, b_living = bins[2, n0:n1], bins[3, n0:n1]
+        _bin_index(log_formed, np.float32(lo[i, 0]), scale[i, 0], top, b_formed)
+        _bin_index(log_living, np.float32(lo[i, 1]), scale[i, 1], top, b_living)
         part[:] = 0.0
-        for n in range(n0, n1):
-            x = kept_log_s[n]
-            w = kept_w[n]
-            q = n & 3
-            b = min(max(int((x - lo_f32) * sc_f), 0), n_bins - 1)
-            part[b, 0, q] += w
-            b = min(max(int(((x + log_live[kept_m[n]]) - lo_l32) * sc_l), 0), n_bins - 1)
-            part[b, 1, q] += w
+        _add_to_bins(kept[0, n0:n1], b_formed, b_living, n0, part)
         for j in range(2):
             for b in range(n_bins):
                 hist[i, j, b] = (part[b, j, 0] + part[b, j, 1]) + (part[b, j, 2] + part[b, j, 3])
@@ -997,8 +1020,9 @@ def fit_ssp(  # noqa: C901
             s_d, c_d = np.empty((c, n_samples), np.float32), np.empty((c, n_samples), np.float32)
         fallback = []
         cells = sub * n_mod
-        chi2_b, s_b, cmat_b, kept_m, kept_w, kept_s = _thread_buffers(
-            buffers, [((sub, n_mod), np.float32)] * 3 + [((cells,), np.int32)] + [((cells,), np.float32)] * 2
+        # the listed models of the mass mixture: weight, s, log10 norm, log10 living fraction
+        chi2_b, s_b, cmat_b, kept = _thread_buffers(
+            buffers, [((sub, n_mod), np.float32)] * 3 + [((4, cells), np.float32)]
         )
         # sub-blocks of <= 2**19 cells: each pass over them runs in cache
         for r0 in range(0, c, sub):
@@ -1021,6 +1045,7 @@ def fit_ssp(  # noqa: C901
             if keep_chi2_grid:
                 res["chi2_grid"][lo + r0 : lo + r1] = chi2.reshape(r1 - r0, n_age, n_z, n_av).min(axis=3)
             row_end = np.zeros(r1 - r0, np.int64)
+            w_sum, w_var = np.zeros(r1 - r0), np.zeros(r1 - r0)
             bad_r = bad[r]
             _posterior_rows(
                 chi2,
@@ -1040,10 +1065,12 @@ def fit_ssp(  # noqa: C901
                 p_age[r],
                 p_z[r],
                 p_v[r],
-                kept_m,
-                kept_w,
-                kept_s,
+                log_norm32,
+                log_live32,
+                kept,
                 row_end,
+                w_sum,
+                w_var,
                 not separate,
                 cmat,
                 a[r],
@@ -1057,16 +1084,13 @@ def fit_ssp(  # noqa: C901
             if n_samples:
                 idx_d[r], s_d[r], c_d[r] = _draw_models(chi2, s, cmat, r_draw[r])
             # log by numpy (SIMD: ~10x the compiled scalar calls); exp was taken in the rows
-            kept_log_s = _log10_32(kept_s[: row_end[-1]])
+            kept_log_s = _log10_32(kept[1, : row_end[-1]])
             _mass_histograms(
-                kept_m,
-                kept_w,
+                kept,
                 kept_log_s,
                 row_end,
-                s,
-                cmat,
-                log_norm32,
-                log_live32,
+                w_sum,
+                w_var,
                 n_bins,
                 sig_obj[r],
                 hist[r],

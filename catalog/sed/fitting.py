@@ -1161,10 +1161,20 @@ def fit_ssp(  # noqa: C901
     )
 
 
-#: Models per block of the draw search: the blocks' sums are accumulated first (four
-#: interleaved sums per block, so the additions do not wait on each other), then one block is
-#: scanned per draw.
+#: Models per block of the draw search: the blocks' sums are accumulated first, then one
+#: block is scanned per draw.
 _DRAW_BLOCK = 32
+
+
+# reassociation (SIMD) only within a block: its order is fixed by the row, not by the blocks of
+# objects or threads; 6.6 -> 3.3 us per row of 21,063 models against four interleaved sums
+@numba.njit(nogil=True, cache=True, error_model="numpy", fastmath={"reassoc"})
+def _block_sum(seg):  # pragma: no cover - compiled
+    """float64 sum of a float32 slice, in the order LLVM's SIMD reduction takes."""
+    acc = 0.0
+    for m in range(seg.size):
+        acc += seg[m]
+    return acc
 
 
 @numba.njit(nogil=True, cache=True, error_model="numpy")
@@ -1173,10 +1183,10 @@ def _draw_indices(p, r, idx):  # pragma: no cover - compiled
     ``r`` in [0, 1), the first model whose cumulative weight reaches ``r`` times the row's
     total (so r = 0 gives model 0, and models of zero weight are never drawn for r > 0).
 
-    The cumulative weights are float64 sums in blocks of :data:`_DRAW_BLOCK` models, the
-    block totals chained and the models of the chosen block added one by one: ~2.5x faster
-    than one chain of n_mod additions, and the same numbers whatever the blocks of objects
-    or threads. Returns False, leaving ``idx``, if a row holds a NaN.
+    The cumulative weights are float64 sums in blocks of :data:`_DRAW_BLOCK` models
+    (:func:`_block_sum`), the block totals chained and the models of the chosen block added
+    one by one: ~5x faster than one chain of n_mod additions, and the same numbers whatever
+    the blocks of objects or threads. Returns False, leaving ``idx``, if a row holds a NaN.
     """
     c, n_mod = p.shape
     nb = (n_mod + _DRAW_BLOCK - 1) // _DRAW_BLOCK
@@ -1186,19 +1196,7 @@ def _draw_indices(p, r, idx):  # pragma: no cover - compiled
         acc = 0.0
         for b in range(nb):
             lo = b * _DRAW_BLOCK
-            hi = min(lo + _DRAW_BLOCK, n_mod)
-            s0 = s1 = s2 = s3 = 0.0
-            m = lo
-            while m + 3 < hi:
-                s0 += row[m]
-                s1 += row[m + 1]
-                s2 += row[m + 2]
-                s3 += row[m + 3]
-                m += 4
-            while m < hi:
-                s0 += row[m]
-                m += 1
-            acc += (s0 + s1) + (s2 + s3)
+            acc += _block_sum(row[lo : min(lo + _DRAW_BLOCK, n_mod)])
             ends[b] = acc
         if acc != acc:
             return False

@@ -859,12 +859,13 @@ def fit_ssp(  # noqa: C901
     true values between nodes. Masses: within one model the mass scale has the Gaussian error
     sigma_s = 1 / sqrt(C) (detections only), i.e. sigma_s / (s ln 10) in dex. The log-mass
     posterior is the posterior-weighted mixture over models, each component broadened by the
-    posterior-weighted rms of that width (one Gaussian kernel per object, by FFT on a 512-bin
-    histogram); it is exact when one model dominates and a negligible broadening when many do.
-    Models with posterior weight < 1e-3 / n_models (at most 0.1% of the weight in all) and
-    models with s = 0 are left out of the mass quantiles. The living mass is the formed mass
-    times the model's living fraction. Posterior draws pick a model by weight, a uniform
-    position within its cell for age, log Z and A_V, and log mass from that model's Gaussian.
+    posterior-weighted rms of that width (one Gaussian kernel per object on a 512-bin histogram,
+    by direct convolution up to 8 bins wide, by FFT above); it is exact when one model dominates
+    and a negligible broadening when many do. Models with posterior weight < 1e-3 / n_models
+    (at most 0.1% of the weight in all) and models with s = 0 are left out of the mass
+    quantiles. The living mass is the formed mass times the model's living fraction. Posterior
+    draws pick a model by weight, a uniform position within its cell for age, log Z and A_V,
+    and log mass from that model's Gaussian.
     """
     fl, sig, det, lim, ul_sig = _prepare_photometry(flux_njy, flux_err_njy, upper_limit, error_floor)
     if fl.ndim == 1:

@@ -10,6 +10,7 @@ import contextlib
 import resource
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -88,6 +89,42 @@ def exponent(sizes, seconds) -> float:
 def peak_rss_mb() -> float:
     """Peak resident set size of this process so far, in MiB (Linux: ru_maxrss is KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def rss_mb() -> float:
+    """Resident set size of this process now, in MiB (``/proc/self/statm``)."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize() / 2**20
+
+
+@contextlib.contextmanager
+def sampled_rss(every_s: float = 0.005) -> Iterator[dict[str, float]]:
+    """Sample this process's resident set every ``every_s`` seconds while the block runs.
+
+    Yields a dict: ``start`` (MiB, on entry) at once, ``peak`` (MiB, the largest sample and the
+    value on exit) after the block.
+    """
+    out, done = {"start": rss_mb(), "peak": 0.0}, threading.Event()
+
+    def sample():
+        while not done.is_set():
+            out["peak"] = max(out["peak"], rss_mb())
+            time.sleep(every_s)
+
+    th = threading.Thread(target=sample, daemon=True)
+    th.start()
+    try:
+        yield out
+    finally:
+        done.set()
+        th.join()
+        out["peak"] = max(out["peak"], rss_mb())
+
+
+def sorted_pairs(i, j) -> np.ndarray:
+    """(n, 2) int64 pairs (i, j) sorted by i, then j: pair sets that compare with array_equal."""
+    o = np.lexsort((j, i))
+    return np.column_stack([np.asarray(i, np.int64)[o], np.asarray(j, np.int64)[o]])
 
 
 def timed(fn, *args, **kwargs) -> tuple[float, object]:

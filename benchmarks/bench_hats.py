@@ -30,40 +30,22 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
-import resource
-import threading
-import time
 
 import numpy as np
 import pyarrow as pa
-from _common import FIELDS, best_of, line, positions, scratch, timed
+from _common import FIELDS, best_of, line, positions, sampled_rss, scratch, sorted_pairs, timed
 
 from catalog.queries.hatsio import open_hats, read_hats, xmatch_lsdb
 from catalog.queries.search import xmatch_tables
-
-
-def _rss_mb() -> float:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * resource.getpagesize() / 2**20
 
 
 def _child(q, fn, args):
     """Run ``fn`` once (imports, caches), then again while a thread samples the resident set
     every 5 ms; put the peak increase of the second call."""
     fn(*args)
-    start, peak, done = _rss_mb(), [0.0], threading.Event()
-
-    def sample():
-        while not done.is_set():
-            peak[0] = max(peak[0], _rss_mb())
-            time.sleep(0.005)
-
-    th = threading.Thread(target=sample, daemon=True)
-    th.start()
-    fn(*args)
-    done.set()
-    th.join()
-    q.put(max(peak[0], _rss_mb()) - start)
+    with sampled_rss() as rss:
+        fn(*args)
+    q.put(rss["peak"] - rss["start"])
 
 
 def peak_above_mb(fn, *args) -> float:
@@ -85,9 +67,7 @@ def gccat_engine(left: pa.Table, path: str, radius: float) -> pa.Table:
 
 
 def pairs(t: pa.Table) -> np.ndarray:
-    a, b = t["i_1"].to_numpy(), t["sid_2"].to_numpy()
-    o = np.lexsort((b, a))
-    return np.column_stack([a[o], b[o]])
+    return sorted_pairs(t["i_1"].to_numpy(), t["sid_2"].to_numpy())
 
 
 def main() -> None:

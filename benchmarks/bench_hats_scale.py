@@ -29,25 +29,17 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
-import resource
-import threading
-import time
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-from _common import FIELDS, line, positions, scratch, timed
+from _common import FIELDS, line, positions, sampled_rss, scratch, sorted_pairs, timed
 
 from catalog.queries.hatsio import open_hats, xmatch_lsdb
 from catalog.queries.search import xmatch_tables
 
 SEED = 11
-
-
-def _rss_mb() -> float:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * resource.getpagesize() / 2**20
 
 
 def chunk(k: int, rows: int, first_sid: int, centre, side_arcmin: float) -> pa.Table:
@@ -127,28 +119,14 @@ def detections(n: int, per: int, m: int, centre, side: float) -> pa.Table:
 def _lsdb_child(q, left_path: str, hats_path: str, radius: float, out_path: str) -> None:
     left = pq.read_table(left_path)
     xmatch_lsdb(left.slice(0, 100), hats_path, radius)  # imports and LSDB's first-call costs
-    start, peak, done = _rss_mb(), [0.0], threading.Event()
-
-    def sample():
-        while not done.is_set():
-            peak[0] = max(peak[0], _rss_mb())
-            time.sleep(0.005)
-
-    th = threading.Thread(target=sample, daemon=True)
-    th.start()
-    t0 = time.perf_counter()
-    res = xmatch_lsdb(left, hats_path, radius)
-    dt = time.perf_counter() - t0
-    done.set()
-    th.join()
+    with sampled_rss() as rss:
+        dt, res = timed(xmatch_lsdb, left, hats_path, radius)
     np.save(out_path, pairs(res))
-    q.put((dt, max(peak[0], _rss_mb()) - start, start))
+    q.put((dt, rss["peak"] - rss["start"], rss["start"]))
 
 
 def pairs(t: pa.Table) -> np.ndarray:
-    a, b = t["i_1"].to_numpy(), t["sid_2"].to_numpy()
-    o = np.lexsort((b, a))
-    return np.column_stack([a[o], b[o]])
+    return sorted_pairs(t["i_1"].to_numpy(), t["sid_2"].to_numpy())
 
 
 def du_gb(path: Path) -> float:

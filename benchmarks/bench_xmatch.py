@@ -46,6 +46,7 @@ from _common import (
     peak_rss_mb,
     positions,
     scan_sizes,
+    sorted_pairs,
     timed,
 )
 from astropy.coordinates import SkyCoord, search_around_sky
@@ -79,11 +80,6 @@ def traced_peak_mb(fn, *args) -> float:
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     return peak / 2**20
-
-
-def sorted_pairs(i, j) -> np.ndarray:
-    o = np.lexsort((j, i))
-    return np.column_stack([np.asarray(i, np.int64)[o], np.asarray(j, np.int64)[o]])
 
 
 def scan(args) -> None:

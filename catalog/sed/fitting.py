@@ -829,7 +829,7 @@ def fit_ssp(  # noqa: C901
         threads.
     chunk_size : int
         Most objects per block. Blocks are further cut to ~2 million (object x model) cells
-        and fitted in sub-blocks of ~0.5 million cells, so the working memory is ~ 6 arrays
+        and fitted in sub-blocks of ~0.5 million cells, so the working memory is ~ 7 arrays
         of 2 MB per thread, draws or not, whatever the number of objects (the draws' models
         are picked in each sub-block while its posterior is in cache).
     keep_chi2_grid : bool

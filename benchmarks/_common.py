@@ -76,6 +76,16 @@ def add_scan_options(ap, what: str = "time") -> None:
     ap.add_argument("--scan-max", type=int, default=1_000_000, help="largest N of --scan (10^6; or 10^7)")
 
 
+def add_survey_options(ap, n: int, m: int, area: float, partition_rows: int) -> None:
+    """The options of the HATS survey benchmarks (``bench_hats*.py``), with their defaults."""
+    ap.add_argument("--n", type=int, default=n, help=f"survey sources (default {n:,})")
+    ap.add_argument("--m", type=int, default=m, help=f"detections on the left (default {m:,})")
+    ap.add_argument("--area", type=float, default=area, help=f"survey area, deg^2 (default {area:g})")
+    ap.add_argument("--radius", type=float, default=0.5, help="match radius, arcsec")
+    ap.add_argument("--partition-rows", type=int, default=partition_rows, help="max rows per HATS partition")
+    ap.add_argument("--field", choices=sorted(FIELDS), default="abell2744", help="survey centre")
+
+
 def scan_sizes(scan_max: int) -> list[int]:
     """The N of a ``--scan``: 10^4, 10^5, ... up to ``scan_max``."""
     return [n for n in (10**4, 10**5, 10**6, 10**7) if n <= scan_max]
@@ -125,6 +135,11 @@ def sorted_pairs(i, j) -> np.ndarray:
     """(n, 2) int64 pairs (i, j) sorted by i, then j: pair sets that compare with array_equal."""
     o = np.lexsort((j, i))
     return np.column_stack([np.asarray(i, np.int64)[o], np.asarray(j, np.int64)[o]])
+
+
+def survey_pairs(t: pa.Table) -> np.ndarray:
+    """:func:`sorted_pairs` of a crossmatch of detections (``i``) with a survey (``sid``)."""
+    return sorted_pairs(t["i_1"].to_numpy(), t["sid_2"].to_numpy())
 
 
 def timed(fn, *args, **kwargs) -> tuple[float, object]:

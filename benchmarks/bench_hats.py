@@ -33,7 +33,17 @@ import multiprocessing as mp
 
 import numpy as np
 import pyarrow as pa
-from _common import FIELDS, best_of, line, positions, sampled_rss, scratch, sorted_pairs, timed
+from _common import (
+    FIELDS,
+    add_survey_options,
+    best_of,
+    line,
+    positions,
+    sampled_rss,
+    scratch,
+    survey_pairs,
+    timed,
+)
 
 from catalog.queries.hatsio import open_hats, read_hats, xmatch_lsdb
 from catalog.queries.search import xmatch_tables
@@ -66,21 +76,12 @@ def gccat_engine(left: pa.Table, path: str, radius: float) -> pa.Table:
     return xmatch_tables(left, right, radius)
 
 
-def pairs(t: pa.Table) -> np.ndarray:
-    return sorted_pairs(t["i_1"].to_numpy(), t["sid_2"].to_numpy())
-
-
 def main() -> None:
     import lsdb
     import pandas as pd
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--n", type=int, default=1_000_000, help="survey sources (default 10^6)")
-    ap.add_argument("--m", type=int, default=10_000, help="detections on the left (default 10^4)")
-    ap.add_argument("--area", type=float, default=4.0, help="survey area, deg^2")
-    ap.add_argument("--radius", type=float, default=0.5, help="match radius, arcsec")
-    ap.add_argument("--partition-rows", type=int, default=100_000, help="max rows per HATS partition")
-    ap.add_argument("--field", choices=sorted(FIELDS), default="abell2744", help="region centre")
+    add_survey_options(ap, n=1_000_000, m=10_000, area=4.0, partition_rows=100_000)
     ap.add_argument("--repeat", type=int, default=2, help="runs per method (best is kept)")
     args = ap.parse_args()
     rng = np.random.default_rng(7)
@@ -127,8 +128,9 @@ def main() -> None:
     line("peak RSS above start: baseline", mem_base, "MiB")
     line("peak RSS above start: lsdb engine", mem_lsdb, "MiB")
     line("peak RSS above start: gccat engine", mem_gc, "MiB")
-    ref = pairs(res_base)
-    bad = [name for name, r in (("lsdb", res_lsdb), ("gccat", res_gc)) if not np.array_equal(pairs(r), ref)]
+    ref = survey_pairs(res_base)
+    runs = (("lsdb", res_lsdb), ("gccat", res_gc))
+    bad = [name for name, r in runs if not np.array_equal(survey_pairs(r), ref)]
     print(f"  {len(ref):,} pairs; identical to the baseline: {'no: ' + ', '.join(bad) if bad else 'yes'}")
     if bad:
         raise SystemExit(f"pair sets differ from the baseline for: {', '.join(bad)}")

@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-from _common import FIELDS, line, positions, sampled_rss, scratch, sorted_pairs, timed
+from _common import FIELDS, add_survey_options, line, positions, sampled_rss, scratch, survey_pairs, timed
 
 from catalog.queries.hatsio import open_hats, xmatch_lsdb
 from catalog.queries.search import xmatch_tables
@@ -121,12 +121,8 @@ def _lsdb_child(q, left_path: str, hats_path: str, radius: float, out_path: str)
     xmatch_lsdb(left.slice(0, 100), hats_path, radius)  # imports and LSDB's first-call costs
     with sampled_rss() as rss:
         dt, res = timed(xmatch_lsdb, left, hats_path, radius)
-    np.save(out_path, pairs(res))
+    np.save(out_path, survey_pairs(res))
     q.put((dt, rss["peak"] - rss["start"], rss["start"]))
-
-
-def pairs(t: pa.Table) -> np.ndarray:
-    return sorted_pairs(t["i_1"].to_numpy(), t["sid_2"].to_numpy())
 
 
 def du_gb(path: Path) -> float:
@@ -135,13 +131,8 @@ def du_gb(path: Path) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--n", type=int, default=100_000_000, help="survey sources (default 10^8)")
-    ap.add_argument("--m", type=int, default=100_000, help="detections (default 10^5)")
-    ap.add_argument("--area", type=float, default=1000.0, help="survey area, deg^2 (default 1000)")
-    ap.add_argument("--radius", type=float, default=0.5, help="match radius, arcsec")
+    add_survey_options(ap, n=100_000_000, m=100_000, area=1000.0, partition_rows=1_000_000)
     ap.add_argument("--chunk-rows", type=int, default=2_000_000, help="rows per input chunk")
-    ap.add_argument("--partition-rows", type=int, default=1_000_000, help="max rows per HATS partition")
-    ap.add_argument("--field", choices=sorted(FIELDS), default="abell2744", help="survey centre")
     args = ap.parse_args()
     centre = FIELDS[args.field]
     side = np.sqrt(args.area) * 60.0
@@ -188,7 +179,7 @@ def main() -> None:
             t = chunk(k, rows, first, centre, side)
             dt, res = timed(xmatch_tables, left, t, args.radius)
             t_base += dt
-            ref.append(pairs(res))
+            ref.append(survey_pairs(res))
             first += rows
         ref = np.concatenate(ref)
         ref = ref[np.lexsort((ref[:, 1], ref[:, 0]))]

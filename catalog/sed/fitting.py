@@ -111,6 +111,8 @@ PRIORS = {"index": default_log_prior, "log-age": log_age_prior}
 
 
 _LOG10_E32 = np.float32(1 / np.log(10))
+#: 1 / ln(10)^2: a relative variance of the mass scale times this is its variance in dex^2.
+_LOG10_E2_32 = np.float32(1 / np.log(10) ** 2)
 
 
 def _log10_32(x: np.ndarray) -> np.ndarray:
@@ -486,6 +488,12 @@ def _order_key(x):  # pragma: no cover - compiled
     return _flip_negative(_float32_bits(x))
 
 
+@numba.njit(nogil=True, cache=True, error_model="numpy", inline="always")
+def _key_float32(k):  # pragma: no cover - compiled
+    """The float32 whose order key (:func:`_order_key`) is ``k``."""
+    return _bits_float32(_flip_negative(k))
+
+
 @numba.njit(nogil=True, cache=True, error_model="numpy")
 def _row_extrema(row, lp, dens):  # pragma: no cover - compiled
     """Of one row of chi2 (float32): (NaN seen, argmin chi2, min chi2, argmax (p + ``dens``),
@@ -510,7 +518,7 @@ def _row_extrema(row, lp, dens):  # pragma: no cover - compiled
         key_mode = min(key_mode, (np.int64(~_order_key(pv + dens[m])) << 32) | m)
     ib = key_best & 0xFFFFFFFF
     iq = key_mode & 0xFFFFFFFF
-    return bad, ib, row[ib], iq, _bits_float32(_flip_negative(key_pmax))
+    return bad, ib, row[ib], iq, _key_float32(key_pmax)
 
 
 @numba.njit(nogil=True, cache=True, error_model="numpy")
@@ -567,7 +575,6 @@ def _row_normalise_select(
     wsum, wsig = 0.0, 0.0
     if has_det:
         kept_w, kept_s, kept_ln, kept_ll = kept[0], kept[1], kept[2], kept[3]
-        k_sig = np.float32(1 / np.log(10) ** 2)
         for m in range(n_mod):
             x, sm = row[m], si[m]
             if x > thr and sm > 0:
@@ -576,7 +583,7 @@ def _row_normalise_select(
                 kept_ln[n] = log_norm[m]
                 kept_ll[n] = log_live[m]
                 wsum += x
-                wsig += x * (k_sig / (ci[m] * (sm * sm)))
+                wsig += x * (_LOG10_E2_32 / (ci[m] * (sm * sm)))
                 n += 1
     return t, n, wsum, wsig
 
@@ -728,8 +735,8 @@ def _mass_histograms(
         if not np.isfinite(sg):
             sg = 0.0
         for j, kmin, kmax in ((0, lo_f, hi_f), (1, lo_l, hi_l)):
-            l0 = np.float64(_bits_float32(_flip_negative(kmin))) - 4 * sg
-            h0 = np.float64(_bits_float32(_flip_negative(kmax))) + 4 * sg
+            l0 = np.float64(_key_float32(kmin)) - 4 * sg
+            h0 = np.float64(_key_float32(kmax)) + 4 * sg
             sp = h0 - l0 if h0 > l0 else 1e-6
             lo[i, j], span[i, j], scale[i, j] = l0, sp, np.float32(n_bins / sp)
         b_formed, b_living = bins[2, n0:n1], bins[3, n0:n1]
@@ -960,7 +967,7 @@ def fit_ssp(  # noqa: C901
         s_sel = s.ravel()[flat]
         lm = _log10_32(s_sel) - log_norm32[mi]
         # within-model Gaussian error of the mass scale, in dex: sigma_s / (s ln 10)
-        sig2 = np.float32(1 / np.log(10) ** 2) / (cmat.ravel()[flat] * s_sel**2)
+        sig2 = _LOG10_E2_32 / (cmat.ravel()[flat] * s_sel**2)
         wsum = np.bincount(oi, weights=wsel, minlength=c)
         with np.errstate(invalid="ignore", divide="ignore"):
             sig_obj = np.sqrt(np.bincount(oi, weights=wsel * sig2, minlength=c) / wsum)
